@@ -1,0 +1,12 @@
+/* Placeholder until this command lands; replaced by its real implementation. */
+#include <stdio.h>
+
+#include "commands.h"
+
+int cmd_serve(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "ward serve: not implemented yet\n");
+    return 2;
+}

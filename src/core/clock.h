@@ -1,0 +1,12 @@
+/* Monotonic and wall clocks in milliseconds. */
+#ifndef WARD_CORE_CLOCK_H
+#define WARD_CORE_CLOCK_H
+
+#include <stdint.h>
+
+/* Milliseconds from an arbitrary fixed point; never goes backwards. */
+uint64_t clock_mono_ms(void);
+/* Milliseconds since the Unix epoch. */
+uint64_t clock_wall_ms(void);
+
+#endif
