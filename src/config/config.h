@@ -1,0 +1,147 @@
+/* ward's configuration: the typed result of loading a HOCON file through the
+ * schema (schema.c), with defaults filled in.
+ *
+ * NanoMQ's block and key names are used where NanoMQ has them, so a NanoMQ
+ * file loads unchanged; ward's own keys extend the same blocks. */
+#ifndef WARD_CONFIG_CONFIG_H
+#define WARD_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum cfg_listener_kind { CFG_LISTENER_TCP, CFG_LISTENER_SSL, CFG_LISTENER_WS, CFG_LISTENER_WSS };
+
+struct cfg_listener {
+    char *name; /* "default" for an unnamed listeners.tcp block */
+    enum cfg_listener_kind kind;
+    bool enable;
+    char *bind;
+    uint32_t max_connections;
+    int allow_anonymous; /* -1: inherit auth.allow_anonymous */
+    /* TLS (ssl and wss listeners) */
+    char *keyfile;
+    char *certfile;
+    char *cacertfile;
+    char *capath;
+    char *key_password;
+    char *crlfile;
+    bool verify_peer;
+    bool fail_if_no_peer_cert;
+    char *tls_version;           /* minimum: "1.2" or "1.3" */
+    char *ciphers;               /* TLS 1.2 cipher list */
+    char *ciphersuites;          /* TLS 1.3 suites */
+    char *peer_cert_as_username; /* cn dn san_dns san_email san_uri none */
+    char *peer_cert_as_clientid;
+    uint32_t handshake_timeout_ms;
+    uint32_t expiry_warn_days;
+};
+
+struct cfg_bridge_topic {
+    char *remote_topic;
+    char *local_topic;
+    uint32_t qos;
+    int retain; /* -1: as published */
+    char *prefix;
+    char *suffix;
+    bool retain_as_published;
+    uint32_t retain_handling;
+};
+
+struct cfg_bridge_ssl {
+    bool enable;
+    char *keyfile;
+    char *certfile;
+    char *cacertfile;
+    char *key_password;
+    bool verify;
+    char *server_name;
+    char *alpn;
+    char *tls_version;
+    char *ciphers;
+};
+
+struct cfg_bridge {
+    char *name;
+    bool enable;
+    char *server;
+    uint32_t proto_ver;
+    char *clientid;
+    uint32_t keepalive_s;
+    bool clean_start;
+    char *username;
+    char *password;
+    uint32_t backoff_max_ms;
+    uint32_t max_send_queue_len;
+    struct cfg_bridge_ssl ssl;
+    struct cfg_bridge_topic *forwards;
+    size_t nforwards;
+    struct cfg_bridge_topic *subscriptions;
+    size_t nsubscriptions;
+};
+
+struct ward_config {
+    /* mqtt { } */
+    uint32_t max_packet_size;
+    uint32_t max_mqueue_len; /* offline queue per session */
+    uint32_t max_inflight_window;
+    uint32_t retry_interval_ms;
+    double keepalive_multiplier;
+    uint32_t property_size;
+    uint32_t max_topic_levels;
+    uint32_t max_keepalive;
+    uint32_t topic_alias_max;
+    uint32_t max_qos;
+    bool retain_available;
+    uint32_t max_connections;
+    uint32_t sys_interval_s;
+    /* system { } */
+    uint32_t workers; /* 0: one per CPU */
+    /* log { } */
+    char *log_level;
+    char *log_to;
+    char *log_dir;
+    char *log_file;
+    /* auth { } */
+    bool allow_anonymous;
+    char *no_match;    /* allow | deny */
+    char *deny_action; /* ignore | disconnect */
+    char *password_file;
+    char *acl_file;
+    /* listeners and bridges */
+    struct cfg_listener *listeners;
+    size_t nlisteners;
+    struct cfg_bridge *bridges;
+    size_t nbridges;
+};
+
+/* Collected validation errors, each "file:line: key: cause". */
+struct cfg_errors {
+    char **msgs;
+    size_t count;
+};
+
+/* Loads and validates `path`. Returns 0 with *cfg filled (defaults for what
+ * the file leaves out), or -1 with every error found in *errs (and *cfg left
+ * empty). Either way, call cfg_errors_free and, on success, config_free. */
+int config_load(const char *path, struct ward_config *cfg, struct cfg_errors *errs);
+/* The same from text in memory (`name` is used in messages). */
+int config_load_string(const char *name, const char *text, struct ward_config *cfg,
+                       struct cfg_errors *errs);
+/* Defaults only (what `ward serve` uses without -c). */
+int config_defaults(struct ward_config *cfg);
+void config_free(struct ward_config *cfg);
+void cfg_errors_free(struct cfg_errors *errs);
+
+/* Prints the effective configuration as HOCON. */
+void config_print(const struct ward_config *cfg, FILE *out);
+/* Prints docs/configuration.md: every key, type, default and meaning. */
+void config_print_reference(FILE *out);
+
+/* "256KB", "1MB", "1024" -> bytes. Returns 0, or -1 if malformed/out of range. */
+int config_parse_size(const char *s, uint64_t *out);
+/* "10s", "500ms", "2m", "1h", "60" (seconds) -> milliseconds. */
+int config_parse_duration_ms(const char *s, uint64_t *out);
+
+#endif

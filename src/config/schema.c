@@ -1,0 +1,973 @@
+/* The configuration schema: tables of (key, type, default, range, doc) from
+ * which loading, validation, "did you mean", the effective-configuration
+ * printout and docs/configuration.md all come. */
+#include "config/config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config/hocon.h"
+
+enum kind {
+    K_BOOL,
+    K_U32,
+    K_SIZE,
+    K_MS,
+    K_SECONDS,
+    K_DOUBLE,
+    K_STRING,
+    K_ENUM,
+    K_TRISTATE,
+    K_LIST
+};
+
+struct key_spec {
+    const char *key; /* path relative to the block */
+    enum kind kind;
+    size_t off;
+    const char *def;     /* as it would be written in the file; NULL = unset */
+    double min, max;     /* K_U32 K_SIZE K_MS K_SECONDS K_DOUBLE */
+    const char *choices; /* K_ENUM: space-separated */
+    const char *doc;
+};
+
+#define G(f)   offsetof(struct ward_config, f)
+#define L(f)   offsetof(struct cfg_listener, f)
+#define B(f)   offsetof(struct cfg_bridge, f)
+#define T(f)   offsetof(struct cfg_bridge_topic, f)
+#define U32MAX 4294967295.0
+
+static const struct key_spec global_keys[] = {
+    {"mqtt.max_packet_size", K_SIZE, G(max_packet_size), "1MB", 64, 272629760.0, NULL,
+     "Largest packet accepted or sent, fixed header included (MQTT 5 Maximum Packet Size); "
+     "up to 260MB as in NanoMQ, announced as at most the protocol limit."},
+    {"mqtt.max_mqueue_len", K_U32, G(max_mqueue_len), "1000", 1, U32MAX, NULL,
+     "QoS 1/2 messages queued per session beyond the inflight window; overflow is dropped and "
+     "counted."},
+    {"mqtt.max_inflight_window", K_U32, G(max_inflight_window), "64", 1, 65535, NULL,
+     "Unacknowledged QoS 1/2 messages in flight per client (our Receive Maximum, and the window "
+     "towards 3.1.1 clients)."},
+    {"mqtt.retry_interval", K_MS, G(retry_interval_ms), "10s", 0, U32MAX, NULL,
+     "Accepted for NanoMQ compatibility; MQTT 5 forbids timed resends, ward resends on "
+     "reconnect."},
+    {"mqtt.keepalive_multiplier", K_DOUBLE, G(keepalive_multiplier), "1.5", 1.0, 10.0, NULL,
+     "A client silent for keep alive x this is disconnected (the specification says 1.5)."},
+    {"mqtt.property_size", K_U32, G(property_size), "32", 1, 65535, NULL,
+     "Accepted for NanoMQ compatibility (ward bounds properties by max_packet_size)."},
+    {"mqtt.max_topic_levels", K_U32, G(max_topic_levels), "128", 1, 65535, NULL,
+     "Most levels a topic name or filter may have."},
+    {"mqtt.max_keepalive", K_U32, G(max_keepalive), "65535", 1, 65535, NULL,
+     "Highest keep alive granted; MQTT 5 clients asking for more get Server Keep Alive."},
+    {"mqtt.topic_alias_max", K_U32, G(topic_alias_max), "10", 0, 65535, NULL,
+     "Topic aliases a client may use towards the broker (MQTT 5)."},
+    {"mqtt.max_qos", K_U32, G(max_qos), "2", 0, 2, NULL, "Highest QoS granted."},
+    {"mqtt.retain_available", K_BOOL, G(retain_available), "true", 0, 0, NULL,
+     "Whether retained messages are supported."},
+    {"mqtt.max_connections", K_U32, G(max_connections), "100000", 1, U32MAX, NULL,
+     "Most simultaneous connections across all listeners."},
+    {"mqtt.sys_interval", K_SECONDS, G(sys_interval_s), "10s", 0, 86400, NULL,
+     "How often $SYS topics are published (0 disables)."},
+    {"system.workers", K_U32, G(workers), "0", 0, 256, NULL,
+     "Worker threads, each with its own event loop (0: one per CPU)."},
+    {"system.num_taskq_thread", K_U32, G(workers), NULL, 0, 256, NULL,
+     "NanoMQ's name for system.workers."},
+    {"log.level", K_ENUM, G(log_level), "notice", 0, 0, "error warn notice info debug",
+     "Least severe level logged."},
+    {"log.to", K_LIST, G(log_to), "console", 0, 0, NULL,
+     "Accepted for NanoMQ compatibility (a word or a list); ward logs to standard error."},
+    {"log.dir", K_STRING, G(log_dir), NULL, 0, 0, NULL, "Accepted for NanoMQ compatibility."},
+    {"log.file", K_STRING, G(log_file), NULL, 0, 0, NULL, "Accepted for NanoMQ compatibility."},
+    {"auth.allow_anonymous", K_BOOL, G(allow_anonymous), "true", 0, 0, NULL,
+     "Whether clients without credentials may connect (a listener can override)."},
+    {"auth.no_match", K_ENUM, G(no_match), "allow", 0, 0, "allow deny",
+     "What happens when no ACL rule matches."},
+    {"auth.deny_action", K_ENUM, G(deny_action), "ignore", 0, 0, "ignore disconnect",
+     "What happens to a client whose publish or subscribe is denied."},
+};
+
+static const struct key_spec listener_keys[] = {
+    {"enable", K_BOOL, L(enable), "true", 0, 0, NULL, "Whether this listener runs."},
+    {"bind", K_STRING, L(bind), NULL, 0, 0, NULL, "HOST:PORT to listen on (required)."},
+    {"max_connections", K_U32, L(max_connections), "0", 0, U32MAX, NULL,
+     "Most connections on this listener (0: only the global limit)."},
+    {"allow_anonymous", K_TRISTATE, L(allow_anonymous), NULL, 0, 0, NULL,
+     "Overrides auth.allow_anonymous for this listener."},
+    {"keyfile", K_STRING, L(keyfile), NULL, 0, 0, NULL, "Server private key (PEM/PKCS#8)."},
+    {"certfile", K_STRING, L(certfile), NULL, 0, 0, NULL, "Server certificate chain (PEM)."},
+    {"cacertfile", K_STRING, L(cacertfile), NULL, 0, 0, NULL,
+     "CA bundle that client certificates must chain to."},
+    {"capath", K_STRING, L(capath), NULL, 0, 0, NULL, "Directory of hashed CA certificates."},
+    {"key_password", K_STRING, L(key_password), NULL, 0, 0, NULL,
+     "Password of an encrypted keyfile."},
+    {"crlfile", K_STRING, L(crlfile), NULL, 0, 0, NULL,
+     "Certificate revocation list(s), checked for the whole chain."},
+    {"verify_peer", K_BOOL, L(verify_peer), "false", 0, 0, NULL,
+     "Ask clients for a certificate and verify any that is presented."},
+    {"fail_if_no_peer_cert", K_BOOL, L(fail_if_no_peer_cert), "false", 0, 0, NULL,
+     "With verify_peer: refuse clients without a certificate (mutual TLS)."},
+    {"tls_version", K_ENUM, L(tls_version), "1.2", 0, 0, "1.2 1.3", "Lowest TLS version accepted."},
+    {"ciphers", K_STRING, L(ciphers), NULL, 0, 0, NULL, "TLS 1.2 cipher list (OpenSSL syntax)."},
+    {"ciphersuites", K_STRING, L(ciphersuites), NULL, 0, 0, NULL, "TLS 1.3 cipher suites."},
+    {"peer_cert_as_username", K_ENUM, L(peer_cert_as_username), "none", 0, 0,
+     "none cn dn san_dns san_email san_uri", "Take the username from the client certificate."},
+    {"peer_cert_as_clientid", K_ENUM, L(peer_cert_as_clientid), "none", 0, 0,
+     "none cn dn san_dns san_email san_uri", "Take the client id from the client certificate."},
+    {"handshake_timeout", K_MS, L(handshake_timeout_ms), "10s", 100, 600000, NULL,
+     "A TLS handshake not finished by then is dropped."},
+    {"expiry_warn_days", K_U32, L(expiry_warn_days), "30", 0, 3650, NULL,
+     "Warn when a certificate in use expires within this many days."},
+};
+
+static const struct key_spec bridge_keys[] = {
+    {"enable", K_BOOL, B(enable), "true", 0, 0, NULL, "Whether this bridge runs."},
+    {"server", K_STRING, B(server), NULL, 0, 0, NULL,
+     "mqtt-tcp://HOST:PORT, tls+mqtt-tcp://HOST:PORT or mqtts://HOST:PORT (required)."},
+    {"proto_ver", K_U32, B(proto_ver), "4", 4, 5, NULL, "MQTT version: 4 (3.1.1) or 5."},
+    {"clientid", K_STRING, B(clientid), NULL, 0, 0, NULL, "Client id used upstream."},
+    {"keepalive", K_SECONDS, B(keepalive_s), "60s", 0, 65535, NULL, "Keep alive upstream."},
+    {"clean_start", K_BOOL, B(clean_start), "false", 0, 0, NULL, "Clean start upstream."},
+    {"username", K_STRING, B(username), NULL, 0, 0, NULL, "Username upstream."},
+    {"password", K_STRING, B(password), NULL, 0, 0, NULL, "Password upstream."},
+    {"backoff_max", K_MS, B(backoff_max_ms), "60s", 100, 3600000, NULL,
+     "Longest wait between reconnection attempts."},
+    {"max_send_queue_len", K_U32, B(max_send_queue_len), "1024", 1, U32MAX, NULL,
+     "QoS 1/2 messages held for the upstream while the link is down."},
+    {"ssl.enable", K_BOOL, B(ssl.enable), "false", 0, 0, NULL,
+     "Use TLS (implied by a tls+ or mqtts:// server)."},
+    {"ssl.keyfile", K_STRING, B(ssl.keyfile), NULL, 0, 0, NULL, "Client private key."},
+    {"ssl.certfile", K_STRING, B(ssl.certfile), NULL, 0, 0, NULL, "Client certificate."},
+    {"ssl.cacertfile", K_STRING, B(ssl.cacertfile), NULL, 0, 0, NULL,
+     "CA the upstream's certificate must chain to."},
+    {"ssl.key_password", K_STRING, B(ssl.key_password), NULL, 0, 0, NULL,
+     "Password of an encrypted keyfile."},
+    {"ssl.verify", K_BOOL, B(ssl.verify), "true", 0, 0, NULL,
+     "Verify the upstream's host name against its certificate."},
+    {"ssl.server_name", K_STRING, B(ssl.server_name), NULL, 0, 0, NULL,
+     "SNI and verification name (default: the server's host)."},
+    {"ssl.alpn", K_STRING, B(ssl.alpn), NULL, 0, 0, NULL, "ALPN protocol to offer."},
+    {"ssl.tls_version", K_ENUM, B(ssl.tls_version), "1.2", 0, 0, "1.2 1.3", "Lowest TLS version."},
+    {"ssl.ciphers", K_STRING, B(ssl.ciphers), NULL, 0, 0, NULL, "TLS 1.2 cipher list."},
+};
+
+static const struct key_spec topic_keys[] = {
+    {"remote_topic", K_STRING, T(remote_topic), NULL, 0, 0, NULL, "Topic on the upstream."},
+    {"local_topic", K_STRING, T(local_topic), NULL, 0, 0, NULL, "Topic here."},
+    {"qos", K_U32, T(qos), "1", 0, 2, NULL, "QoS used."},
+    {"retain", K_TRISTATE, T(retain), NULL, 0, 0, NULL, "Force RETAIN (unset: as published)."},
+    {"prefix", K_STRING, T(prefix), NULL, 0, 0, NULL, "Prepended to the topic."},
+    {"suffix", K_STRING, T(suffix), NULL, 0, 0, NULL, "Appended to the topic."},
+    {"retain_as_published", K_BOOL, T(retain_as_published), "false", 0, 0, NULL,
+     "MQTT 5 subscription option."},
+    {"retain_handling", K_U32, T(retain_handling), "0", 0, 2, NULL, "MQTT 5 subscription option."},
+};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* NanoMQ blocks ward reads but does not act on yet: a file that has them
+ * still loads (with a warning) so NanoMQ users' files work unchanged. */
+static const char *const nanomq_ignored[] = {"http_server",
+                                             "webhook",
+                                             "rules",
+                                             "exchange",
+                                             "sqlite",
+                                             "preset",
+                                             "plugin",
+                                             "vsomeip_gateway",
+                                             "zmq_gateway",
+                                             "dds_gateway",
+                                             "parquet",
+                                             "bridges.aws",
+                                             "bridges.zmq",
+                                             "system.daemon",
+                                             "system.max_taskq_thread",
+                                             "system.parallel",
+                                             "log.rotation",
+                                             "auth.cache",
+                                             "auth.http_auth",
+                                             "mqtt.max_awaiting_rel",
+                                             "mqtt.await_rel_timeout"};
+
+struct loader {
+    struct cfg_errors *errs;
+    const char *file; /* top-level file, for values with no origin */
+};
+
+static void add_error(struct loader *ld, const struct hocon_value *at, const char *key,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void add_error(struct loader *ld, const struct hocon_value *at, const char *key,
+                      const char *fmt, ...)
+{
+    char msg[768], cause[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cause, sizeof(cause), fmt, ap);
+    va_end(ap);
+    snprintf(msg, sizeof(msg), "%s:%u: %s: %s", at ? at->file : ld->file, at ? at->line : 0, key,
+             cause);
+    char **n = realloc(ld->errs->msgs, (ld->errs->count + 1) * sizeof(*n));
+    if (!n)
+        return;
+    ld->errs->msgs = n;
+    n[ld->errs->count] = strdup(msg);
+    if (n[ld->errs->count])
+        ld->errs->count++;
+}
+
+/* see config.h */
+int config_parse_size(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        uint64_t mult;
+    } units[] = {{"", 1},         {"B", 1},         {"KB", 1024},       {"K", 1024},
+                 {"MB", 1 << 20}, {"M", 1 << 20},   {"GB", 1ull << 30}, {"G", 1ull << 30},
+                 {"KiB", 1024},   {"MiB", 1 << 20}, {"GiB", 1ull << 30}};
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    for (size_t i = 0; i < N(units); i++)
+        if (strcasecmp(end, units[i].suffix) == 0) {
+            if (v > UINT64_MAX / units[i].mult)
+                return -1;
+            *out = v * units[i].mult;
+            return 0;
+        }
+    return -1;
+}
+
+/* see config.h */
+int config_parse_duration_ms(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        uint64_t mult;
+    } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    for (size_t i = 0; i < N(units); i++)
+        if (strcmp(end, units[i].suffix) == 0) {
+            if (v > UINT64_MAX / units[i].mult)
+                return -1;
+            *out = v * units[i].mult;
+            return 0;
+        }
+    return -1;
+}
+
+static bool in_choices(const char *choices, const char *v)
+{
+    size_t n = strlen(v);
+    for (const char *p = choices; *p;) {
+        size_t w = strcspn(p, " ");
+        if (w == n && strncmp(p, v, n) == 0)
+            return true;
+        p += w;
+        while (*p == ' ')
+            p++;
+    }
+    return false;
+}
+
+/* Text of a scalar value as written (numbers and booleans keep their text). */
+static const char *scalar_text(const struct hocon_value *v)
+{
+    if (v->type == HOCON_STRING || v->type == HOCON_NUMBER || v->type == HOCON_BOOL)
+        return v->str;
+    return NULL;
+}
+
+static int to_number(const struct key_spec *ks, const char *text, double *out)
+{
+    uint64_t u;
+    char *end;
+    switch (ks->kind) {
+    case K_U32:
+        errno = 0;
+        if (!text || !*text || *text == '-')
+            return -1;
+        u = strtoull(text, &end, 10);
+        if (errno || *end)
+            return -1;
+        *out = (double)u;
+        return 0;
+    case K_SIZE:
+        if (config_parse_size(text, &u) < 0)
+            return -1;
+        *out = (double)u;
+        return 0;
+    case K_MS:
+    case K_SECONDS:
+        if (config_parse_duration_ms(text, &u) < 0)
+            return -1;
+        *out = ks->kind == K_MS ? (double)u : ceil((double)u / 1000.0);
+        return 0;
+    case K_DOUBLE:
+        errno = 0;
+        *out = text ? strtod(text, &end) : 0;
+        return (!text || errno || *end || end == text) ? -1 : 0;
+    default:
+        return -1;
+    }
+}
+
+static const char *kind_hint(enum kind k)
+{
+    switch (k) {
+    case K_BOOL:
+    case K_TRISTATE:
+        return "true or false";
+    case K_U32:
+        return "a whole number";
+    case K_SIZE:
+        return "a size such as 1024, 256KB or 1MB";
+    case K_MS:
+    case K_SECONDS:
+        return "a duration such as 500ms, 10s, 2m or 1h";
+    case K_DOUBLE:
+        return "a number";
+    case K_STRING:
+        return "a string";
+    case K_LIST:
+        return "a word or a list of words";
+    case K_ENUM:
+        return "one of the listed words";
+    default:
+        return "a value";
+    }
+}
+
+/* An array of words stored joined with commas ("file,console"). */
+static int store_list(struct loader *ld, const struct hocon_value *v, const char *fullkey,
+                      char **field)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < v->count; i++) {
+        if (!scalar_text(v->items[i])) {
+            add_error(ld, v->items[i], fullkey, "expected a list of words");
+            return -1;
+        }
+        len += strlen(v->items[i]->str) + 1;
+    }
+    char *joined = calloc(1, len);
+    if (!joined)
+        return -1;
+    for (size_t i = 0; i < v->count; i++) {
+        if (i)
+            strcat(joined, ",");
+        strcat(joined, v->items[i]->str);
+    }
+    free(*field);
+    *field = joined;
+    return 0;
+}
+
+/* Stores one value (or the default when v is NULL) at base + ks->off. */
+static int store(struct loader *ld, const struct key_spec *ks, const struct hocon_value *v,
+                 const char *fullkey, void *base)
+{
+    char *field = (char *)base + ks->off;
+    const char *text = v ? scalar_text(v) : ks->def;
+    if (ks->kind == K_LIST && v && v->type == HOCON_ARRAY)
+        return store_list(ld, v, fullkey, (char **)field);
+    if (ks->kind == K_TRISTATE) {
+        *(int *)field = !v ? -1 : (v->type == HOCON_BOOL ? v->b : -2);
+        if (*(int *)field == -2)
+            goto bad;
+        return 0;
+    }
+    if (!text)
+        return v ? (add_error(ld, v, fullkey, "expected %s, found %s", kind_hint(ks->kind),
+                              hocon_type_name(v->type)),
+                    -1)
+                 : 0;
+    switch (ks->kind) {
+    case K_BOOL:
+        if (v && v->type != HOCON_BOOL)
+            goto bad;
+        *(bool *)field = v ? v->b : strcmp(text, "true") == 0;
+        return 0;
+    case K_STRING:
+    case K_LIST:
+    case K_ENUM:
+        if (ks->kind == K_ENUM && !in_choices(ks->choices, text)) {
+            add_error(ld, v, fullkey, "'%s' is not one of: %s", text, ks->choices);
+            return -1;
+        }
+        free(*(char **)field);
+        *(char **)field = strdup(text);
+        return 0;
+    default: {
+        double d;
+        if (to_number(ks, text, &d) < 0)
+            goto bad;
+        if (d < ks->min || d > ks->max) {
+            add_error(ld, v, fullkey, "%s is out of range (%.10g to %.10g)", text, ks->min,
+                      ks->max);
+            return -1;
+        }
+        if (ks->kind == K_DOUBLE)
+            *(double *)field = d;
+        else
+            *(uint32_t *)field = (uint32_t)d;
+        return 0;
+    }
+    }
+bad:
+    add_error(ld, v, fullkey, "expected %s, found '%s'", kind_hint(ks->kind),
+              v && v->str ? v->str : hocon_type_name(v ? v->type : HOCON_NULL));
+    return -1;
+}
+
+static void apply_table(struct loader *ld, const struct key_spec *tab, size_t n,
+                        const struct hocon_value *obj, const char *prefix, void *base)
+{
+    char full[512];
+    for (size_t i = 0; i < n; i++) {
+        const struct hocon_value *v = obj ? hocon_path(obj, tab[i].key) : NULL;
+        /* Aliases (def NULL) only store when present, so they never reset
+         * the canonical key's default. */
+        if (!v && !tab[i].def && i > 0 && tab[i].off == tab[i - 1].off)
+            continue;
+        snprintf(full, sizeof(full), "%s%s", prefix, tab[i].key);
+        store(ld, &tab[i], v, full, base);
+    }
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return 99;
+    size_t row[65];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t prev = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cur = row[j];
+            size_t sub = prev + (a[i - 1] != b[j - 1]);
+            size_t del = row[j] + 1, ins = row[j - 1] + 1;
+            row[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+            prev = cur;
+        }
+    }
+    return row[lb];
+}
+
+static bool table_has(const struct key_spec *tab, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(tab[i].key, key) == 0)
+            return true;
+    return false;
+}
+
+/* Whether key is a block (a prefix of some key in the table). */
+static bool table_has_block(const struct key_spec *tab, size_t n, const char *key)
+{
+    size_t k = strlen(key);
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(tab[i].key, key, k) == 0 && tab[i].key[k] == '.')
+            return true;
+    return false;
+}
+
+static void unknown_key(struct loader *ld, const struct hocon_value *v, const char *prefix,
+                        const char *rel, const struct key_spec *tab, size_t n)
+{
+    const char *best = NULL;
+    size_t bestd = 4;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = edit_distance(rel, tab[i].key);
+        if (d < bestd) {
+            bestd = d;
+            best = tab[i].key;
+        }
+    }
+    char full[512];
+    snprintf(full, sizeof(full), "%s%s", prefix, rel);
+    if (best)
+        add_error(ld, v, full, "unknown key (did you mean '%s%s'?)", prefix, best);
+    else
+        add_error(ld, v, full, "unknown key");
+}
+
+static bool ignored_nanomq(const char *rel)
+{
+    for (size_t i = 0; i < N(nanomq_ignored); i++)
+        if (strcmp(rel, nanomq_ignored[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Reports members of obj (recursively) that the table does not know.
+ * `skip` names blocks handled elsewhere (listeners, bridges...). */
+static void check_unknown(struct loader *ld, const struct hocon_value *obj, const char *prefix,
+                          const char *rel, const struct key_spec *tab, size_t n,
+                          const char *const *skip, size_t nskip)
+{
+    char path[512];
+    for (size_t i = 0; i < obj->count; i++) {
+        const struct hocon_member *m = &obj->members[i];
+        snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "." : "", m->key);
+        bool skipped = false;
+        for (size_t s = 0; s < nskip; s++)
+            skipped |= strcmp(path, skip[s]) == 0;
+        if (skipped || table_has(tab, n, path))
+            continue;
+        if (ignored_nanomq(path)) {
+            fprintf(stderr, "%s:%u: %s%s: NanoMQ setting not used by ward; ignored\n", m->val->file,
+                    m->val->line, prefix, path);
+            continue;
+        }
+        if (m->val->type == HOCON_OBJECT && table_has_block(tab, n, path))
+            check_unknown(ld, m->val, prefix, path, tab, n, skip, nskip);
+        else
+            unknown_key(ld, m->val, prefix, path, tab, n);
+    }
+}
+
+static void *grow_array(void *arr, size_t count, size_t size)
+{
+    char *n = realloc(arr, (count + 1) * size);
+    if (n)
+        memset(n + count * size, 0, size);
+    return n;
+}
+
+static void load_topics(struct loader *ld, const struct hocon_value *arr, const char *prefix,
+                        struct cfg_bridge_topic **out, size_t *nout)
+{
+    char pfx[512];
+    if (arr->type != HOCON_ARRAY) {
+        add_error(ld, arr, prefix, "expected an array of objects");
+        return;
+    }
+    for (size_t i = 0; i < arr->count; i++) {
+        const struct hocon_value *item = arr->items[i];
+        snprintf(pfx, sizeof(pfx), "%s[%zu].", prefix, i);
+        if (item->type != HOCON_OBJECT) {
+            add_error(ld, item, prefix, "element %zu is not an object", i);
+            continue;
+        }
+        struct cfg_bridge_topic *n = grow_array(*out, *nout, sizeof(**out));
+        if (!n)
+            return;
+        *out = n;
+        struct cfg_bridge_topic *t = &n[(*nout)++];
+        apply_table(ld, topic_keys, N(topic_keys), item, pfx, t);
+        check_unknown(ld, item, pfx, "", topic_keys, N(topic_keys), NULL, 0);
+        if (!t->remote_topic)
+            add_error(ld, item, pfx, "remote_topic is required");
+    }
+}
+
+static void load_bridges(struct loader *ld, const struct hocon_value *mqtt, struct ward_config *cfg)
+{
+    static const char *const skip[] = {"forwards", "subscription"};
+    char prefix[512];
+    for (size_t i = 0; i < mqtt->count; i++) {
+        const struct hocon_member *m = &mqtt->members[i];
+        snprintf(prefix, sizeof(prefix), "bridges.mqtt.%s.", m->key);
+        if (m->val->type != HOCON_OBJECT) {
+            add_error(ld, m->val, prefix, "expected a bridge block { server = ... }");
+            continue;
+        }
+        struct cfg_bridge *n = grow_array(cfg->bridges, cfg->nbridges, sizeof(*n));
+        if (!n)
+            return;
+        cfg->bridges = n;
+        struct cfg_bridge *b = &n[cfg->nbridges++];
+        b->name = strdup(m->key);
+        apply_table(ld, bridge_keys, N(bridge_keys), m->val, prefix, b);
+        check_unknown(ld, m->val, prefix, "", bridge_keys, N(bridge_keys), skip, N(skip));
+        const struct hocon_value *f = hocon_get(m->val, "forwards");
+        const struct hocon_value *s = hocon_get(m->val, "subscription");
+        char tp[600];
+        snprintf(tp, sizeof(tp), "%sforwards", prefix);
+        if (f)
+            load_topics(ld, f, tp, &b->forwards, &b->nforwards);
+        snprintf(tp, sizeof(tp), "%ssubscription", prefix);
+        if (s)
+            load_topics(ld, s, tp, &b->subscriptions, &b->nsubscriptions);
+        if (!b->server)
+            add_error(ld, m->val, prefix, "server is required");
+    }
+}
+
+static const struct {
+    const char *name;
+    enum cfg_listener_kind kind;
+} listener_kinds[] = {{"tcp", CFG_LISTENER_TCP},
+                      {"ssl", CFG_LISTENER_SSL},
+                      {"ws", CFG_LISTENER_WS},
+                      {"wss", CFG_LISTENER_WSS}};
+
+static void load_listener(struct loader *ld, const struct hocon_value *obj, const char *name,
+                          enum cfg_listener_kind kind, const char *prefix, struct ward_config *cfg)
+{
+    struct cfg_listener *n = grow_array(cfg->listeners, cfg->nlisteners, sizeof(*n));
+    if (!n)
+        return;
+    cfg->listeners = n;
+    struct cfg_listener *l = &n[cfg->nlisteners++];
+    l->name = strdup(name);
+    l->kind = kind;
+    apply_table(ld, listener_keys, N(listener_keys), obj, prefix, l);
+    check_unknown(ld, obj, prefix, "", listener_keys, N(listener_keys), NULL, 0);
+    if (!l->bind)
+        add_error(ld, obj, prefix, "bind is required (HOST:PORT)");
+    bool tls = kind == CFG_LISTENER_SSL || kind == CFG_LISTENER_WSS;
+    if (tls && l->enable && (!l->certfile || !l->keyfile))
+        add_error(ld, obj, prefix, "a TLS listener needs certfile and keyfile");
+    if (l->fail_if_no_peer_cert && !l->verify_peer)
+        add_error(ld, obj, prefix, "fail_if_no_peer_cert needs verify_peer = true");
+    if (l->verify_peer && !l->cacertfile && !l->capath)
+        add_error(ld, obj, prefix, "verify_peer needs cacertfile or capath");
+}
+
+/* listeners.KIND { bind ... } is one listener; listeners.KIND.NAME { ... }
+ * (objects whose members are blocks) are named ones. */
+static void load_listeners(struct loader *ld, const struct hocon_value *ls, struct ward_config *cfg)
+{
+    char prefix[512];
+    for (size_t i = 0; i < ls->count; i++) {
+        const struct hocon_member *m = &ls->members[i];
+        size_t k = 0;
+        while (k < N(listener_kinds) && strcmp(m->key, listener_kinds[k].name) != 0)
+            k++;
+        if (k == N(listener_kinds)) {
+            add_error(ld, m->val, "listeners", "unknown listener type '%s' (tcp, ssl, ws, wss)",
+                      m->key);
+            continue;
+        }
+        if (m->val->type != HOCON_OBJECT) {
+            add_error(ld, m->val, m->key, "expected a listener block");
+            continue;
+        }
+        bool named = m->val->count > 0;
+        for (size_t j = 0; j < m->val->count; j++)
+            named &= m->val->members[j].val->type == HOCON_OBJECT;
+        if (!named) {
+            snprintf(prefix, sizeof(prefix), "listeners.%s.", m->key);
+            load_listener(ld, m->val, "default", listener_kinds[k].kind, prefix, cfg);
+            continue;
+        }
+        for (size_t j = 0; j < m->val->count; j++) {
+            const struct hocon_member *nm = &m->val->members[j];
+            snprintf(prefix, sizeof(prefix), "listeners.%s.%s.", m->key, nm->key);
+            load_listener(ld, nm->val, nm->key, listener_kinds[k].kind, prefix, cfg);
+        }
+    }
+}
+
+/* auth.password and auth.acl are `{include "FILE"}` in NanoMQ's format; ward
+ * keeps the included file's name for the auth layer to read itself. */
+static void load_include_ref(struct loader *ld, const struct hocon_value *auth, const char *key,
+                             char **out)
+{
+    const struct hocon_value *v = hocon_get(auth, key);
+    if (!v)
+        return;
+    if (v->type == HOCON_STRING) {
+        *out = strdup(v->str);
+        return;
+    }
+    if (v->type == HOCON_OBJECT && v->count > 0 && v->members[0].val->file) {
+        *out = strdup(v->members[0].val->file);
+        return;
+    }
+    add_error(ld, v, key, "expected {include \"FILE\"} or a file name");
+}
+
+static int load_root(struct loader *ld, const struct hocon_value *root, struct ward_config *cfg)
+{
+    static const char *const skip[] = {"listeners", "bridges", "auth.password", "auth.acl"};
+    memset(cfg, 0, sizeof(*cfg));
+    apply_table(ld, global_keys, N(global_keys), root, "", cfg);
+    check_unknown(ld, root, "", "", global_keys, N(global_keys), skip, N(skip));
+    const struct hocon_value *ls = hocon_get(root, "listeners");
+    if (ls && ls->type == HOCON_OBJECT)
+        load_listeners(ld, ls, cfg);
+    const struct hocon_value *br = hocon_path(root, "bridges.mqtt");
+    if (br && br->type == HOCON_OBJECT)
+        load_bridges(ld, br, cfg);
+    const struct hocon_value *auth = hocon_get(root, "auth");
+    if (auth) {
+        load_include_ref(ld, auth, "password", &cfg->password_file);
+        load_include_ref(ld, auth, "acl", &cfg->acl_file);
+    }
+    return ld->errs->count ? -1 : 0;
+}
+
+/* Orders "file:line: ..." messages by file, then line. */
+static int by_position(const void *a, const void *b)
+{
+    const char *x = *(char *const *)a, *y = *(char *const *)b;
+    const char *cx = strchr(x, ':'), *cy = strchr(y, ':');
+    size_t fx = cx ? (size_t)(cx - x) : strlen(x), fy = cy ? (size_t)(cy - y) : strlen(y);
+    int c = strncmp(x, y, fx < fy ? fx : fy);
+    if (c != 0 || fx != fy)
+        return c != 0 ? c : (fx < fy ? -1 : 1);
+    long lx = cx ? strtol(cx + 1, NULL, 10) : 0, ly = cy ? strtol(cy + 1, NULL, 10) : 0;
+    return (lx > ly) - (lx < ly);
+}
+
+static int load_doc(struct hocon_doc *doc, const char *name, struct ward_config *cfg,
+                    struct cfg_errors *errs)
+{
+    struct loader ld = {.errs = errs, .file = name};
+    int r = load_root(&ld, doc->root, cfg);
+    hocon_doc_free(doc);
+    if (errs->count > 1)
+        qsort(errs->msgs, errs->count, sizeof(*errs->msgs), by_position);
+    if (r < 0)
+        config_free(cfg);
+    return r;
+}
+
+static int parse_failed(const char *err, struct ward_config *cfg, struct cfg_errors *errs)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    errs->msgs = malloc(sizeof(char *));
+    if (errs->msgs && (errs->msgs[0] = strdup(err)))
+        errs->count = 1;
+    return -1;
+}
+
+/* see config.h */
+int config_load(const char *path, struct ward_config *cfg, struct cfg_errors *errs)
+{
+    struct hocon_doc doc;
+    char err[512];
+    memset(errs, 0, sizeof(*errs));
+    if (hocon_parse_file(path, &doc, err, sizeof(err)) < 0)
+        return parse_failed(err, cfg, errs);
+    return load_doc(&doc, path, cfg, errs);
+}
+
+/* see config.h */
+int config_load_string(const char *name, const char *text, struct ward_config *cfg,
+                       struct cfg_errors *errs)
+{
+    struct hocon_doc doc;
+    char err[512];
+    memset(errs, 0, sizeof(*errs));
+    if (hocon_parse_string(name, text, strlen(text), &doc, err, sizeof(err)) < 0)
+        return parse_failed(err, cfg, errs);
+    return load_doc(&doc, name, cfg, errs);
+}
+
+/* see config.h */
+int config_defaults(struct ward_config *cfg)
+{
+    struct cfg_errors errs;
+    int r = config_load_string("(defaults)", "", cfg, &errs);
+    cfg_errors_free(&errs);
+    return r;
+}
+
+static void free_strings(const struct key_spec *tab, size_t n, void *base)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (tab[i].kind != K_STRING && tab[i].kind != K_ENUM && tab[i].kind != K_LIST)
+            continue;
+        char **f = (char **)((char *)base + tab[i].off);
+        free(*f);
+        *f = NULL;
+    }
+}
+
+/* see config.h */
+void config_free(struct ward_config *cfg)
+{
+    free_strings(global_keys, N(global_keys), cfg);
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        free(cfg->listeners[i].name);
+        free_strings(listener_keys, N(listener_keys), &cfg->listeners[i]);
+    }
+    for (size_t i = 0; i < cfg->nbridges; i++) {
+        struct cfg_bridge *b = &cfg->bridges[i];
+        free(b->name);
+        free_strings(bridge_keys, N(bridge_keys), b);
+        for (size_t j = 0; j < b->nforwards; j++)
+            free_strings(topic_keys, N(topic_keys), &b->forwards[j]);
+        for (size_t j = 0; j < b->nsubscriptions; j++)
+            free_strings(topic_keys, N(topic_keys), &b->subscriptions[j]);
+        free(b->forwards);
+        free(b->subscriptions);
+    }
+    free(cfg->listeners);
+    free(cfg->bridges);
+    free(cfg->password_file);
+    free(cfg->acl_file);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+/* see config.h */
+void cfg_errors_free(struct cfg_errors *errs)
+{
+    for (size_t i = 0; i < errs->count; i++)
+        free(errs->msgs[i]);
+    free(errs->msgs);
+    memset(errs, 0, sizeof(*errs));
+}
+
+static void print_value(FILE *out, const struct key_spec *ks, const void *base, const char *ind)
+{
+    const char *field = (const char *)base + ks->off;
+    const char *name = strrchr(ks->key, '.') ? strrchr(ks->key, '.') + 1 : ks->key;
+    switch (ks->kind) {
+    case K_BOOL:
+        fprintf(out, "%s%s = %s\n", ind, name, *(const bool *)field ? "true" : "false");
+        return;
+    case K_TRISTATE:
+        if (*(const int *)field >= 0)
+            fprintf(out, "%s%s = %s\n", ind, name, *(const int *)field ? "true" : "false");
+        return;
+    case K_STRING:
+    case K_LIST:
+    case K_ENUM:
+        if (*(char *const *)field)
+            fprintf(out, "%s%s = \"%s\"\n", ind, name, *(char *const *)field);
+        return;
+    case K_DOUBLE:
+        fprintf(out, "%s%s = %g\n", ind, name, *(const double *)field);
+        return;
+    case K_MS:
+        fprintf(out, "%s%s = %ums\n", ind, name, *(const uint32_t *)field);
+        return;
+    case K_SECONDS:
+        fprintf(out, "%s%s = %us\n", ind, name, *(const uint32_t *)field);
+        return;
+    default:
+        fprintf(out, "%s%s = %u\n", ind, name, *(const uint32_t *)field);
+        return;
+    }
+}
+
+/* Prints a table's keys grouped by their first path segment. */
+static void print_table(FILE *out, const struct key_spec *tab, size_t n, const void *base,
+                        const char *ind)
+{
+    const char *open = NULL;
+    size_t openlen = 0;
+    char inner[32];
+    snprintf(inner, sizeof(inner), "%s  ", ind);
+    for (size_t i = 0; i < n; i++) {
+        if (!tab[i].def && i > 0 && tab[i].off == tab[i - 1].off)
+            continue; /* alias */
+        const char *dot = strchr(tab[i].key, '.');
+        size_t glen = dot ? (size_t)(dot - tab[i].key) : 0;
+        if (open && (glen != openlen || strncmp(open, tab[i].key, glen) != 0)) {
+            fprintf(out, "%s}\n", ind);
+            open = NULL;
+        }
+        if (dot && !open) {
+            fprintf(out, "%s%.*s {\n", ind, (int)glen, tab[i].key);
+            open = tab[i].key;
+            openlen = glen;
+        }
+        print_value(out, &tab[i], base, dot ? inner : ind);
+    }
+    if (open)
+        fprintf(out, "%s}\n", ind);
+}
+
+static const char *kind_label(const struct cfg_listener *l)
+{
+    for (size_t k = 0; k < N(listener_kinds); k++)
+        if (listener_kinds[k].kind == l->kind)
+            return listener_kinds[k].name;
+    return "tcp";
+}
+
+static void print_topics(FILE *out, const char *name, const struct cfg_bridge_topic *t, size_t n)
+{
+    if (n == 0)
+        return;
+    fprintf(out, "  %s = [\n", name);
+    for (size_t j = 0; j < n; j++) {
+        fprintf(out, "    {\n");
+        print_table(out, topic_keys, N(topic_keys), &t[j], "      ");
+        fprintf(out, "    }\n");
+    }
+    fprintf(out, "  ]\n");
+}
+
+/* see config.h */
+void config_print(const struct ward_config *cfg, FILE *out)
+{
+    print_table(out, global_keys, N(global_keys), cfg, "");
+    if (cfg->password_file)
+        fprintf(out, "auth.password = {include \"%s\"}\n", cfg->password_file);
+    if (cfg->acl_file)
+        fprintf(out, "auth.acl = {include \"%s\"}\n", cfg->acl_file);
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct cfg_listener *l = &cfg->listeners[i];
+        fprintf(out, "listeners.%s.%s {\n", kind_label(l), l->name);
+        print_table(out, listener_keys, N(listener_keys), l, "  ");
+        fprintf(out, "}\n");
+    }
+    for (size_t i = 0; i < cfg->nbridges; i++) {
+        const struct cfg_bridge *b = &cfg->bridges[i];
+        fprintf(out, "bridges.mqtt.%s {\n", b->name);
+        print_table(out, bridge_keys, N(bridge_keys), b, "  ");
+        print_topics(out, "forwards", b->forwards, b->nforwards);
+        print_topics(out, "subscription", b->subscriptions, b->nsubscriptions);
+        fprintf(out, "}\n");
+    }
+}
+
+static const char *type_doc(const struct key_spec *ks)
+{
+    static char buf[128];
+    if (ks->kind == K_ENUM) {
+        snprintf(buf, sizeof(buf), "one of: %s", ks->choices);
+        return buf;
+    }
+    return kind_hint(ks->kind);
+}
+
+static void reference_table(FILE *out, const char *title, const char *prefix,
+                            const struct key_spec *tab, size_t n)
+{
+    fprintf(out, "\n## %s\n\n| key | type | default | meaning |\n|---|---|---|---|\n", title);
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "| `%s%s` | %s | %s | %s |\n", prefix, tab[i].key, type_doc(&tab[i]),
+                tab[i].def ? tab[i].def : "(unset)", tab[i].doc);
+}
+
+/* see config.h */
+void config_print_reference(FILE *out)
+{
+    fprintf(out, "# Configuration reference\n\n"
+                 "Generated by `ward check --print-reference` from the schema in "
+                 "`src/config/schema.c`; a test keeps this file in step with the code.\n\n"
+                 "The syntax is the HOCON subset NanoMQ uses. Blocks NanoMQ has keep NanoMQ's "
+                 "key names, so NanoMQ files load unchanged; NanoMQ settings ward does not act "
+                 "on are reported and ignored. Command-line flags override the file.\n");
+    reference_table(out, "Global keys", "", global_keys, N(global_keys));
+    fprintf(out, "\n`auth.password = {include \"FILE\"}` names the password file written by "
+                 "`ward passwd`; `auth.acl = {include \"FILE\"}` names the ACL rules file.\n");
+    reference_table(out, "Listeners: `listeners.tcp|ssl|ws|wss[.NAME] { ... }`", "", listener_keys,
+                    N(listener_keys));
+    reference_table(out, "Bridges: `bridges.mqtt.NAME { ... }`", "", bridge_keys, N(bridge_keys));
+    reference_table(out, "Bridge topics: `forwards = [{...}]`, `subscription = [{...}]`", "",
+                    topic_keys, N(topic_keys));
+}

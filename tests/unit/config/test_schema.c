@@ -1,0 +1,209 @@
+#include <stdlib.h>
+
+#include "config/config.h"
+#include "test.h"
+
+#ifndef DATA_DIR
+#define DATA_DIR "tests/unit/config/data"
+#endif
+
+static void expect_error(const char *text, const char *want)
+{
+    struct ward_config cfg;
+    struct cfg_errors errs;
+    int r = config_load_string("w.conf", text, &cfg, &errs);
+    if (r == 0)
+        TEST_FAIL_("<<%s>> loaded, expected error %s", text, want);
+    for (size_t i = 0; i < errs.count; i++)
+        if (strstr(errs.msgs[i], want)) {
+            cfg_errors_free(&errs);
+            return;
+        }
+    for (size_t i = 0; i < errs.count; i++)
+        fprintf(stderr, "  got: %s\n", errs.msgs[i]);
+    TEST_FAIL_("no error contains \"%s\"", want);
+}
+
+TEST(defaults)
+{
+    struct ward_config cfg;
+    ASSERT_EQ(config_defaults(&cfg), 0);
+    ASSERT_EQ(cfg.max_packet_size, 1 << 20);
+    ASSERT_EQ(cfg.max_mqueue_len, 1000);
+    ASSERT_EQ(cfg.max_inflight_window, 64);
+    ASSERT(cfg.keepalive_multiplier == 1.5);
+    ASSERT_EQ(cfg.sys_interval_s, 10);
+    ASSERT_STR_EQ(cfg.log_level, "notice");
+    ASSERT(cfg.allow_anonymous);
+    ASSERT(cfg.retain_available);
+    ASSERT_EQ(cfg.nlisteners, 0);
+    config_free(&cfg);
+}
+
+TEST(nanomq_file_loads_unchanged)
+{
+    struct ward_config cfg;
+    struct cfg_errors errs;
+    int r = config_load(DATA_DIR "/nanomq_bridge.conf", &cfg, &errs);
+    for (size_t i = 0; i < errs.count; i++)
+        fprintf(stderr, "%s\n", errs.msgs[i]);
+    ASSERT_EQ(r, 0);
+    ASSERT_EQ(cfg.max_packet_size, 260u << 20);
+    ASSERT_EQ(cfg.max_mqueue_len, 2048);
+    ASSERT(cfg.keepalive_multiplier == 1.25);
+    ASSERT_STR_EQ(cfg.log_level, "warn");
+    ASSERT_STR_EQ(cfg.log_to, "file,console");
+    ASSERT_EQ(cfg.nlisteners, 2);
+    ASSERT_EQ(cfg.listeners[0].kind, CFG_LISTENER_TCP);
+    ASSERT_STR_EQ(cfg.listeners[0].bind, "0.0.0.0:1883");
+    ASSERT_EQ(cfg.listeners[1].kind, CFG_LISTENER_SSL);
+    ASSERT_STR_EQ(cfg.listeners[1].certfile, "/etc/certs/cert.pem");
+    ASSERT(!cfg.listeners[1].verify_peer);
+    ASSERT_EQ(cfg.nbridges, 1);
+    struct cfg_bridge *b = &cfg.bridges[0];
+    ASSERT_STR_EQ(b->name, "emqx1");
+    ASSERT_STR_EQ(b->server, "mqtt-tcp://127.0.0.1:1883");
+    ASSERT_EQ(b->proto_ver, 4);
+    ASSERT_EQ(b->keepalive_s, 60);
+    ASSERT_STR_EQ(b->ssl.key_password, "yourpass");
+    ASSERT_STR_EQ(b->ssl.cacertfile, "/etc/certs/cacert.pem");
+    ASSERT(b->ssl.verify); /* ward verifies the upstream by default */
+    ASSERT_EQ(b->nforwards, 2);
+    ASSERT_STR_EQ(b->forwards[1].remote_topic, "fwd/topic2");
+    ASSERT_EQ(b->nsubscriptions, 1);
+    ASSERT_EQ(b->subscriptions[0].qos, 1);
+    ASSERT_EQ(b->max_send_queue_len, 32);
+    /* The printed effective configuration loads back to the same values. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    config_print(&cfg, f);
+    fclose(f);
+    config_free(&cfg);
+    cfg_errors_free(&errs);
+    r = config_load_string("printed", buf, &cfg, &errs);
+    for (size_t i = 0; i < errs.count; i++)
+        fprintf(stderr, "%s\n", errs.msgs[i]);
+    ASSERT_EQ(r, 0);
+    ASSERT_EQ(cfg.nbridges, 1);
+    ASSERT_EQ(cfg.bridges[0].nforwards, 2);
+    ASSERT_STR_EQ(cfg.bridges[0].forwards[1].local_topic, "topic2");
+    ASSERT_EQ(cfg.nlisteners, 2);
+    ASSERT_EQ(cfg.max_packet_size, 260u << 20);
+    free(buf);
+    config_free(&cfg);
+    cfg_errors_free(&errs);
+}
+
+TEST(named_listeners)
+{
+    struct ward_config cfg;
+    struct cfg_errors errs;
+    const char *text = "listeners.ssl.mtls {\n bind = \"0.0.0.0:8884\"\n keyfile = k\n"
+                       " certfile = c\n cacertfile = ca\n verify_peer = true\n"
+                       " fail_if_no_peer_cert = true\n crlfile = crl.pem\n"
+                       " peer_cert_as_username = cn\n}\n"
+                       "listeners.ssl.tls {\n bind = \"0.0.0.0:8883\"\n keyfile = k\n"
+                       " certfile = c\n}\n";
+    ASSERT_EQ(config_load_string("w.conf", text, &cfg, &errs), 0);
+    ASSERT_EQ(cfg.nlisteners, 2);
+    ASSERT_STR_EQ(cfg.listeners[0].name, "mtls");
+    ASSERT(cfg.listeners[0].fail_if_no_peer_cert);
+    ASSERT_STR_EQ(cfg.listeners[0].peer_cert_as_username, "cn");
+    ASSERT_STR_EQ(cfg.listeners[1].name, "tls");
+    ASSERT_EQ(cfg.listeners[1].handshake_timeout_ms, 10000);
+    ASSERT_EQ(cfg.listeners[1].allow_anonymous, -1);
+    config_free(&cfg);
+    cfg_errors_free(&errs);
+}
+
+TEST(every_error_is_listed_with_file_line_key)
+{
+    struct ward_config cfg;
+    struct cfg_errors errs;
+    const char *text = "mqtt {\n  max_packet_sise = 10KB\n  max_qos = 3\n"
+                       "  max_inflight_window = -1\n}\nlog.level = loud\n";
+    ASSERT_EQ(config_load_string("w.conf", text, &cfg, &errs), -1);
+    ASSERT_EQ(errs.count, 4);
+    ASSERT_STR_EQ(errs.msgs[0], "w.conf:2: mqtt.max_packet_sise: unknown key (did you mean "
+                                "'mqtt.max_packet_size'?)");
+    ASSERT_STR_EQ(errs.msgs[1], "w.conf:3: mqtt.max_qos: 3 is out of range (0 to 2)");
+    ASSERT(strstr(errs.msgs[2], "w.conf:4: mqtt.max_inflight_window: expected a whole number"));
+    ASSERT(strstr(errs.msgs[3], "w.conf:6: log.level: 'loud' is not one of"));
+    cfg_errors_free(&errs);
+}
+
+TEST(type_and_semantic_errors)
+{
+    expect_error("mqtt.retain_available = 3\n", "expected true or false");
+    expect_error("mqtt.max_packet_size = lots\n", "expected a size");
+    expect_error("mqtt.sys_interval = soon\n", "expected a duration");
+    expect_error("listeners.tcp { port = 1883 }\n", "bind is required");
+    expect_error("listeners.tcp { bind = \"x:1\", bnid = 2 }\n",
+                 "did you mean 'listeners.tcp.bind'");
+    expect_error("listeners.quic { bind = \"x:1\" }\n", "unknown listener type 'quic'");
+    expect_error("listeners.ssl { bind = \"x:1\" }\n", "needs certfile and keyfile");
+    expect_error("listeners.ssl { bind = \"x:1\"\n keyfile = k\n certfile = c\n"
+                 " fail_if_no_peer_cert = true }\n",
+                 "fail_if_no_peer_cert needs verify_peer");
+    expect_error("listeners.ssl { bind = \"x:1\"\n keyfile = k\n certfile = c\n"
+                 " verify_peer = true }\n",
+                 "verify_peer needs cacertfile");
+    expect_error("bridges.mqtt.b1 { proto_ver = 4 }\n", "server is required");
+    expect_error("bridges.mqtt.b1 { server = \"mqtt-tcp://h:1\"\n proto_ver = 3 }\n",
+                 "out of range");
+    expect_error("bridges.mqtt.b1 { server = \"s\"\n forwards = [{ local_topic = a }] }\n",
+                 "remote_topic is required");
+    expect_error("bridges.mqtt.b1 { server = \"s\"\n forwards = {} }\n",
+                 "expected an array of objects");
+    expect_error("mqtt {\n max_qos = 1\n", "w.conf:3: unterminated object");
+    expect_error("log.to = [{a = 1}]\n", "expected a list of words");
+}
+
+TEST(sizes_and_durations)
+{
+    uint64_t v;
+    ASSERT_EQ(config_parse_size("256KB", &v), 0);
+    ASSERT_EQ(v, 262144);
+    ASSERT_EQ(config_parse_size("1mb", &v), 0);
+    ASSERT_EQ(v, 1048576);
+    ASSERT_EQ(config_parse_size("12", &v), 0);
+    ASSERT_EQ(v, 12);
+    ASSERT_EQ(config_parse_size("-1", &v), -1);
+    ASSERT_EQ(config_parse_size("1XB", &v), -1);
+    ASSERT_EQ(config_parse_size("", &v), -1);
+    ASSERT_EQ(config_parse_duration_ms("10s", &v), 0);
+    ASSERT_EQ(v, 10000);
+    ASSERT_EQ(config_parse_duration_ms("500ms", &v), 0);
+    ASSERT_EQ(v, 500);
+    ASSERT_EQ(config_parse_duration_ms("2m", &v), 0);
+    ASSERT_EQ(v, 120000);
+    ASSERT_EQ(config_parse_duration_ms("60", &v), 0);
+    ASSERT_EQ(v, 60000);
+    ASSERT_EQ(config_parse_duration_ms("1y", &v), -1);
+}
+
+TEST(reference_mentions_every_key)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    config_print_reference(f);
+    fclose(f);
+    ASSERT(strstr(buf, "| `mqtt.max_packet_size` | a size") != NULL);
+    ASSERT(strstr(buf, "| `fail_if_no_peer_cert` |") != NULL);
+    ASSERT(strstr(buf, "| `ssl.verify` | true or false | true |") != NULL);
+    free(buf);
+}
+
+int main(void)
+{
+    RUN(defaults);
+    RUN(nanomq_file_loads_unchanged);
+    RUN(named_listeners);
+    RUN(every_error_is_listed_with_file_line_key);
+    RUN(type_and_semantic_errors);
+    RUN(sizes_and_durations);
+    RUN(reference_mentions_every_key);
+    TEST_DONE();
+}
