@@ -1,12 +1,53 @@
-/* Placeholder until this command lands; replaced by its real implementation. */
+/* `ward check -c FILE`: validate a configuration file and print what it
+ * means; `ward check --print-reference`: the configuration reference. */
 #include <stdio.h>
+#include <string.h>
 
 #include "commands.h"
+#include "config/config.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: ward check -c FILE        validate FILE and print the effective "
+                 "configuration\n"
+                 "       ward check --print-reference   print docs/configuration.md\n");
+}
 
 int cmd_check(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "ward check: not implemented yet\n");
-    return 2;
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+            path = argv[++i];
+        } else if (strcmp(argv[i], "--print-reference") == 0) {
+            config_print_reference(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "ward check: unexpected argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!path) {
+        usage(stderr);
+        return 2;
+    }
+    struct ward_config cfg;
+    struct cfg_errors errs;
+    if (config_load(path, &cfg, &errs) != 0) {
+        for (size_t i = 0; i < errs.count; i++)
+            fprintf(stderr, "%s\n", errs.msgs[i]);
+        fprintf(stderr, "ward check: %s: %zu error%s\n", path, errs.count,
+                errs.count == 1 ? "" : "s");
+        cfg_errors_free(&errs);
+        return 1;
+    }
+    cfg_errors_free(&errs);
+    printf("# %s is valid; effective configuration with defaults filled in:\n", path);
+    config_print(&cfg, stdout);
+    config_free(&cfg);
+    return 0;
 }
