@@ -231,10 +231,10 @@ struct mqtt_ack {
 
 /* Subscription options byte: bits 0-1 QoS, bit 2 No Local, bit 3 Retain As
  * Published, bits 4-5 Retain Handling (v5; 3.1.1 only has QoS). */
-#define MQTT_SUBOPT_QOS(o) ((uint8_t)((o)&0x03))
+#define MQTT_SUBOPT_QOS(o)   ((uint8_t)((o)&0x03))
 #define MQTT_SUBOPT_NO_LOCAL 0x04
-#define MQTT_SUBOPT_RAP 0x08
-#define MQTT_SUBOPT_RH(o) ((uint8_t)(((o) >> 4) & 0x03))
+#define MQTT_SUBOPT_RAP      0x08
+#define MQTT_SUBOPT_RH(o)    ((uint8_t)(((o) >> 4) & 0x03))
 
 struct mqtt_subscription {
     struct mqtt_str filter;
@@ -256,8 +256,8 @@ struct mqtt_unsubscribe {
     uint16_t packet_id;
     struct mqtt_props props;
     uint32_t count;
-    struct mqtt_bin payload;         /* decode */
-    const struct mqtt_str *filters;  /* encode */
+    struct mqtt_bin payload;        /* decode */
+    const struct mqtt_str *filters; /* encode */
 };
 
 /* SUBACK and UNSUBACK: one reason code byte per filter. (3.1.1 UNSUBACK has
@@ -312,7 +312,9 @@ struct mqtt_codec {
  *   MQTT_RC_PACKET_TOO_LARGE (0x95; reported as soon as the fixed header says
  *   so, without waiting for the body), MQTT_RC_UNSUPPORTED_VERSION (0x84, for
  *   CONNECT: out->u.connect.version is set so the caller can answer in kind),
- *   MQTT_RC_TOPIC_NAME_INVALID (0x90), MQTT_RC_TOPIC_FILTER_INVALID (0x8F).
+ *   MQTT_RC_TOPIC_NAME_INVALID (0x90), MQTT_RC_PAYLOAD_FORMAT_INVALID (0x99).
+ * A syntactically invalid topic filter is malformed (0x81): 0x8F is for
+ * well-formed filters the broker refuses.
  * When codec->version is 0 only CONNECT is accepted (first packet rule). A
  * CONNECT decoded by the caller sets codec->version for what follows. */
 int mqtt_decode(const struct mqtt_codec *codec, const uint8_t *buf, size_t len,
