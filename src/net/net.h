@@ -38,10 +38,10 @@ struct net_handler {
 };
 
 struct net_config {
-    unsigned workers;          /* >= 1 */
-    uint32_t max_connections;  /* 0 = unlimited; beyond it accept+close and log */
-    size_t max_input;          /* bound on buffered unread input per connection */
-    size_t max_output;         /* bound on queued output per connection */
+    unsigned workers;         /* >= 1 */
+    uint32_t max_connections; /* 0 = unlimited; beyond it accept+close and log */
+    size_t max_input;         /* bound on buffered unread input per connection */
+    size_t max_output;        /* bound on queued output per connection */
 };
 
 struct net_server *net_server_new(const struct net_config *cfg, const struct net_handler *h,

@@ -1,0 +1,28 @@
+/* Plain TCP: the first transport, listening sockets, and listen URLs. */
+#ifndef WARD_NET_TCP_H
+#define WARD_NET_TCP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/transport.h"
+
+/* The TCP transport; its state is a struct tcp_transport. */
+extern const struct transport_ops tcp_transport_ops;
+
+struct tcp_transport {
+    int fd;
+    int err; /* errno of the last failure */
+};
+
+/* Splits "tcp://HOST:PORT" (also "mqtt-tcp://", "[v6]:PORT", or a bare
+ * "HOST:PORT") into scheme, host and port. Returns 0, or -1 with a message. */
+int tcp_parse_url(const char *url, char *scheme, size_t slen, char *host, size_t hlen,
+                  uint16_t *port, char *err, size_t errlen);
+/* Creates a non-blocking listening socket. Returns the fd, or -1 with a
+ * message naming the address. *bound receives the bound port. */
+int tcp_listen(const char *host, uint16_t port, uint16_t *bound, char *err, size_t errlen);
+/* Formats a peer address as "1.2.3.4:5678" or "[::1]:5678". */
+void tcp_peer_name(int fd, char *out, size_t len);
+
+#endif

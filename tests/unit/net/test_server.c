@@ -1,0 +1,216 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net/net.h"
+#include "test.h"
+
+static _Atomic int opens, closes;
+static struct net_conn *_Atomic last_conn;
+
+static void *on_open(void *ctx, struct net_conn *c)
+{
+    (void)ctx;
+    atomic_fetch_add(&opens, 1);
+    atomic_store(&last_conn, c);
+    return c;
+}
+
+/* Echo, and "q" closes after echoing. */
+static size_t on_data(void *user, const uint8_t *d, size_t n)
+{
+    struct net_conn *c = user;
+    ASSERT_EQ(net_conn_send(c, d, n), 0);
+    if (n && d[n - 1] == 'q')
+        net_conn_close(c, "asked");
+    return n;
+}
+
+static void on_close(void *user, const char *why)
+{
+    (void)user;
+    (void)why;
+    atomic_fetch_add(&closes, 1);
+}
+
+static const struct net_handler handler = {on_open, on_data, on_close};
+
+static int dial(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+        TEST_FAIL_("connect failed");
+    return fd;
+}
+
+static size_t read_n(int fd, char *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    return got;
+}
+
+static struct net_server *start(unsigned workers, uint32_t maxconn)
+{
+    struct net_config cfg = {workers, maxconn, 1 << 20, 1 << 20};
+    struct net_server *s = net_server_new(&cfg, &handler, NULL);
+    char err[256];
+    ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1:0", err, sizeof(err)), 0);
+    ASSERT(net_server_port(s, 0) != 0);
+    ASSERT_EQ(net_server_start(s), 0);
+    return s;
+}
+
+static void stop(struct net_server *s)
+{
+    net_server_stop(s);
+    net_server_join(s);
+    net_server_free(s);
+}
+
+TEST(echo_many_connections)
+{
+    for (unsigned workers = 1; workers <= 2; workers++) {
+        atomic_store(&opens, 0);
+        atomic_store(&closes, 0);
+        struct net_server *s = start(workers, 0);
+        int fds[50];
+        for (int i = 0; i < 50; i++)
+            fds[i] = dial(net_server_port(s, 0));
+        for (int i = 0; i < 50; i++) {
+            char msg[16], back[16];
+            int n = snprintf(msg, sizeof(msg), "hello %d", i);
+            ASSERT_EQ(write(fds[i], msg, (size_t)n), n);
+            ASSERT_EQ(read_n(fds[i], back, (size_t)n), (size_t)n);
+            ASSERT_MEM_EQ(back, msg, (size_t)n);
+        }
+        for (int i = 0; i < 50; i++)
+            close(fds[i]);
+        for (int i = 0; i < 200 && atomic_load(&closes) < 50; i++)
+            usleep(10000);
+        ASSERT_EQ(atomic_load(&closes), 50);
+        ASSERT_EQ(net_server_conn_count(s), 0);
+        stop(s);
+        ASSERT_EQ(atomic_load(&opens), 50);
+    }
+}
+
+TEST(close_after_send_delivers)
+{
+    atomic_store(&closes, 0);
+    struct net_server *s = start(2, 0);
+    int fd = dial(net_server_port(s, 0));
+    ASSERT_EQ(write(fd, "abq", 3), 3);
+    char back[8];
+    ASSERT_EQ(read_n(fd, back, 3), 3);
+    ASSERT_MEM_EQ(back, "abq", 3);
+    ASSERT_EQ(read(fd, back, 1), 0); /* then EOF */
+    close(fd);
+    stop(s);
+    ASSERT_EQ(atomic_load(&closes), 1);
+}
+
+static void *sender(void *arg)
+{
+    struct net_conn *c = arg;
+    ASSERT_EQ(net_conn_send(c, "from-thread", 11), 0);
+    return NULL;
+}
+
+TEST(send_from_another_thread)
+{
+    struct net_server *s = start(1, 0);
+    int fd = dial(net_server_port(s, 0));
+    ASSERT_EQ(write(fd, "x", 1), 1);
+    char back[16];
+    ASSERT_EQ(read_n(fd, back, 1), 1);
+    pthread_t t;
+    pthread_create(&t, NULL, sender, atomic_load(&last_conn));
+    pthread_join(t, NULL);
+    ASSERT_EQ(read_n(fd, back, 11), 11);
+    ASSERT_MEM_EQ(back, "from-thread", 11);
+    close(fd);
+    stop(s);
+}
+
+TEST(max_connections_and_stop_closes_all)
+{
+    atomic_store(&closes, 0);
+    atomic_store(&opens, 0);
+    struct net_server *s = start(2, 2);
+    int a = dial(net_server_port(s, 0)), b = dial(net_server_port(s, 0));
+    ASSERT_EQ(write(a, "1", 1), 1);
+    ASSERT_EQ(write(b, "2", 1), 1);
+    char c1;
+    ASSERT_EQ(read_n(a, &c1, 1), 1);
+    ASSERT_EQ(read_n(b, &c1, 1), 1);
+    int extra = dial(net_server_port(s, 0));
+    ASSERT_EQ(read(extra, &c1, 1), 0); /* refused: closed at once */
+    close(extra);
+    stop(s);
+    ASSERT_EQ(atomic_load(&opens), 2);
+    ASSERT_EQ(atomic_load(&closes), 2);
+    ASSERT_EQ(read(a, &c1, 1), 0);
+    close(a);
+    close(b);
+}
+
+TEST(output_bound)
+{
+    struct net_config cfg = {1, 0, 1024, 4096};
+    struct net_server *s = net_server_new(&cfg, &handler, NULL);
+    char err[256];
+    ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1:0", err, sizeof(err)), 0);
+    ASSERT_EQ(net_server_start(s), 0);
+    int fd = dial(net_server_port(s, 0));
+    ASSERT_EQ(write(fd, "y", 1), 1);
+    char back[4];
+    ASSERT_EQ(read_n(fd, back, 1), 1);
+    static char big[8192];
+    ASSERT_EQ(net_conn_send(atomic_load(&last_conn), big, sizeof(big)), -1);
+    close(fd);
+    stop(s);
+}
+
+TEST(bad_urls)
+{
+    struct net_config cfg = {1, 0, 1024, 1024};
+    struct net_server *s = net_server_new(&cfg, &handler, NULL);
+    char err[256];
+    ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1", err, sizeof(err)), -1);
+    ASSERT(strstr(err, "expected HOST:PORT"));
+    ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1:99999", err, sizeof(err)), -1);
+    ASSERT(strstr(err, "bad port"));
+    ASSERT_EQ(net_server_listen(s, "quic://127.0.0.1:1", err, sizeof(err)), -1);
+    ASSERT(strstr(err, "unsupported scheme"));
+    ASSERT_EQ(net_server_listen(s, "tcp://[::1:1", err, sizeof(err)), -1);
+    ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1:0", err, sizeof(err)), 0);
+    char url[64];
+    snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", net_server_port(s, 0));
+    ASSERT_EQ(net_server_listen(s, url, err, sizeof(err)), -1);
+    ASSERT(strstr(err, "Address already in use"));
+    net_server_free(s);
+}
+
+int main(void)
+{
+    RUN(echo_many_connections);
+    RUN(close_after_send_delivers);
+    RUN(send_from_another_thread);
+    RUN(max_connections_and_stop_closes_all);
+    RUN(output_bound);
+    RUN(bad_urls);
+    TEST_DONE();
+}
