@@ -1,12 +1,308 @@
-/* Placeholder until this command lands; replaced by its real implementation. */
+/* `ward serve`: the broker. */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
+#include "broker/broker.h"
 #include "commands.h"
+#include "config/config.h"
+#include "core/log.h"
+#include "net/net.h"
+
+#define MAX_URLS 16
+
+struct serve_opts {
+    const char *config;
+    const char *urls[MAX_URLS];
+    unsigned nurls;
+    unsigned workers;
+    const char *log_level;
+    const char *dev_pki;
+    uint32_t max_connections;
+    struct broker_config bc;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ward serve [-c FILE] [-l URL ...] [--workers N] [options]\n"
+            "  -c, --config FILE        configuration file (HOCON, NanoMQ's key names)\n"
+            "  -l, --listen URL         tcp://HOST:PORT (repeatable; default tcp://0.0.0.0:1883)\n"
+            "      --workers N          worker threads (default: one per CPU)\n"
+            "      --log-level LEVEL    error, warn, notice, info or debug\n"
+            "      --max-packet-size N  largest packet in bytes (default 1048576)\n"
+            "      --max-connections N  most simultaneous connections (default 100000)\n"
+            "      --max-inflight N     unacknowledged QoS 1/2 messages per client (64)\n"
+            "      --max-queued N       queued messages per offline session (1000)\n"
+            "      --max-keepalive S    highest keep alive granted (65535)\n"
+            "      --topic-alias-max N  topic aliases a client may use (10)\n"
+            "      --sys-interval S     $SYS publication interval, 0 disables (10)\n"
+            "      --dev-pki DIR        development PKI made by 'ward cert dev'\n");
+}
+
+enum {
+    OPT_WORKERS = 256,
+    OPT_LOG,
+    OPT_MAXPKT,
+    OPT_MAXCONN,
+    OPT_INFLIGHT,
+    OPT_QUEUED,
+    OPT_KEEPALIVE,
+    OPT_ALIAS,
+    OPT_SYS,
+    OPT_DEVPKI,
+};
+
+static const struct option long_opts[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"listen", required_argument, NULL, 'l'},
+    {"help", no_argument, NULL, 'h'},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"log-level", required_argument, NULL, OPT_LOG},
+    {"max-packet-size", required_argument, NULL, OPT_MAXPKT},
+    {"max-connections", required_argument, NULL, OPT_MAXCONN},
+    {"max-inflight", required_argument, NULL, OPT_INFLIGHT},
+    {"max-queued", required_argument, NULL, OPT_QUEUED},
+    {"max-keepalive", required_argument, NULL, OPT_KEEPALIVE},
+    {"topic-alias-max", required_argument, NULL, OPT_ALIAS},
+    {"sys-interval", required_argument, NULL, OPT_SYS},
+    {"dev-pki", required_argument, NULL, OPT_DEVPKI},
+    {NULL, 0, NULL, 0},
+};
+
+/* A whole number in [lo, hi], or exit 2 naming the flag. */
+static uint32_t number(const char *flag, const char *s, uint32_t lo, uint32_t hi)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || *s == '-' || v < lo || v > hi) {
+        fprintf(stderr, "ward serve: %s: '%s' is not a number from %u to %u\n", flag, s, lo, hi);
+        exit(2);
+    }
+    return (uint32_t)v;
+}
+
+static int parse(int argc, char **argv, struct serve_opts *o)
+{
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "c:l:h", long_opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            o->config = optarg;
+            break;
+        case 'l':
+            if (o->nurls == MAX_URLS) {
+                fprintf(stderr, "ward serve: at most %d listeners\n", MAX_URLS);
+                return 2;
+            }
+            o->urls[o->nurls++] = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case OPT_WORKERS:
+            o->workers = number("--workers", optarg, 1, 256);
+            break;
+        case OPT_LOG:
+            if (log_level_parse(optarg) < 0) {
+                fprintf(stderr, "ward serve: --log-level: unknown level '%s'\n", optarg);
+                return 2;
+            }
+            o->log_level = optarg;
+            break;
+        case OPT_MAXPKT:
+            o->bc.max_packet_size = number("--max-packet-size", optarg, 64, 268435460u);
+            break;
+        case OPT_MAXCONN:
+            o->max_connections = number("--max-connections", optarg, 1, 10000000u);
+            break;
+        case OPT_INFLIGHT:
+            o->bc.max_inflight = (uint16_t)number("--max-inflight", optarg, 1, 65535);
+            break;
+        case OPT_QUEUED:
+            o->bc.max_queued = number("--max-queued", optarg, 1, 100000000u);
+            break;
+        case OPT_KEEPALIVE:
+            o->bc.max_keepalive = (uint16_t)number("--max-keepalive", optarg, 1, 65535);
+            break;
+        case OPT_ALIAS:
+            o->bc.topic_alias_max = (uint16_t)number("--topic-alias-max", optarg, 0, 65535);
+            break;
+        case OPT_SYS:
+            o->bc.sys_interval_s = number("--sys-interval", optarg, 0, 86400);
+            break;
+        case OPT_DEVPKI:
+            o->dev_pki = optarg;
+            break;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ward serve: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    return 0;
+}
+
+/* Applies a configuration file; flags given on the command line win, so
+ * the file is applied to a copy of the defaults first. */
+static int apply_config(struct serve_opts *o, struct ward_config *cfg, char urls[][300])
+{
+    struct cfg_errors errs;
+    if (config_load(o->config, cfg, &errs) != 0) {
+        for (size_t i = 0; i < errs.count; i++)
+            fprintf(stderr, "%s\n", errs.msgs[i]);
+        fprintf(stderr, "ward serve: %s: %zu error%s; not starting\n", o->config, errs.count,
+                errs.count == 1 ? "" : "s");
+        cfg_errors_free(&errs);
+        return 1;
+    }
+    cfg_errors_free(&errs);
+    for (size_t i = 0; i < cfg->nlisteners && o->nurls < MAX_URLS; i++) {
+        const struct cfg_listener *l = &cfg->listeners[i];
+        if (!l->enable)
+            continue;
+        if (l->kind != CFG_LISTENER_TCP) {
+            fprintf(stderr,
+                    "ward serve: %s: listener '%s': only tcp listeners are available "
+                    "in this build (TLS and WebSocket listeners are in progress)\n",
+                    o->config, l->name);
+            return 1;
+        }
+        snprintf(urls[o->nurls], 300, "tcp://%s", l->bind);
+        o->urls[o->nurls] = urls[o->nurls];
+        o->nurls++;
+    }
+    return 0;
+}
+
+static void config_to_broker(const struct ward_config *cfg, struct broker_config *bc)
+{
+    bc->max_packet_size = cfg->max_packet_size;
+    bc->max_inflight = (uint16_t)cfg->max_inflight_window;
+    bc->max_queued = cfg->max_mqueue_len;
+    bc->max_topic_levels = cfg->max_topic_levels;
+    bc->max_keepalive = (uint16_t)cfg->max_keepalive;
+    bc->topic_alias_max = (uint16_t)cfg->topic_alias_max;
+    bc->max_qos = (uint8_t)cfg->max_qos;
+    bc->retain_available = cfg->retain_available;
+    bc->keepalive_multiplier = cfg->keepalive_multiplier;
+    bc->sys_interval_s = cfg->sys_interval_s;
+}
+
+/* Blocks the signals in every thread; the main thread takes them with
+ * sigwait, so no handler runs in an arbitrary thread. */
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int run(struct serve_opts *o)
+{
+    sigset_t set;
+    block_signals(&set);
+    struct net_config nc = {o->workers, o->max_connections, o->bc.max_packet_size + 8u, 64u << 20};
+    struct broker *b = broker_new(&o->bc);
+    struct net_server *s = b ? net_server_new(&nc, broker_net_handler(), b) : NULL;
+    int rc = 1;
+    if (!s) {
+        fprintf(stderr, "ward serve: out of memory\n");
+        goto out;
+    }
+    for (unsigned i = 0; i < o->nurls; i++) {
+        char err[512];
+        if (net_server_listen(s, o->urls[i], err, sizeof(err)) < 0) {
+            fprintf(stderr, "ward serve: %s\n", err);
+            goto out;
+        }
+    }
+    if (broker_start(b) < 0 || net_server_start(s) < 0) {
+        fprintf(stderr, "ward serve: cannot start threads\n");
+        goto out;
+    }
+    log_notice("ward %s serving with %u worker%s", WARD_VERSION, o->workers,
+               o->workers == 1 ? "" : "s");
+    for (;;) {
+        int sig = 0;
+        sigwait(&set, &sig);
+        if (sig == SIGHUP) {
+            log_notice("SIGHUP: configuration reload is not available yet; nothing changed");
+            continue;
+        }
+        log_notice("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        break;
+    }
+    broker_shutdown(b);
+    usleep(100 * 1000); /* let the DISCONNECTs reach the wire */
+    net_server_stop(s);
+    net_server_join(s);
+    rc = 0;
+out:
+    net_server_free(s);
+    broker_free(b);
+    return rc;
+}
 
 int cmd_serve(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "ward serve: not implemented yet\n");
-    return 2;
+    struct serve_opts o = {0};
+    struct serve_opts flags = {0};
+    struct ward_config cfg = {0};
+    static char urls[MAX_URLS][300];
+    broker_config_defaults(&o.bc);
+    flags.bc = o.bc;
+    int rc = parse(argc, argv, &flags);
+    if (rc)
+        return rc;
+    o.config = flags.config;
+    if (o.config) {
+        if (apply_config(&o, &cfg, urls))
+            return 1;
+        config_to_broker(&cfg, &o.bc);
+        o.workers = cfg.workers;
+        o.max_connections = cfg.max_connections;
+        log_set_level((enum log_level)log_level_parse(cfg.log_level));
+    }
+    /* Flags override the file: re-parse them over what the file gave. */
+    struct serve_opts over = o;
+    over.nurls = 0;
+    if ((rc = parse(argc, argv, &over)))
+        return rc;
+    if (over.nurls) {
+        o.nurls = over.nurls;
+        memcpy(o.urls, over.urls, sizeof(o.urls));
+    }
+    o.bc = over.bc;
+    o.workers = over.workers ? over.workers : o.workers;
+    o.max_connections = over.max_connections ? over.max_connections : o.max_connections;
+    if (over.log_level)
+        log_set_level((enum log_level)log_level_parse(over.log_level));
+    if (!o.workers) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        o.workers = n > 0 ? (unsigned)n : 1;
+    }
+    if (!o.max_connections)
+        o.max_connections = 100000;
+    if (o.nurls == 0)
+        o.urls[o.nurls++] = "tcp://0.0.0.0:1883";
+    if (over.dev_pki)
+        log_notice("--dev-pki %s: TLS listeners are in progress; serving plain TCP only",
+                   over.dev_pki);
+    rc = run(&o);
+    if (o.config)
+        config_free(&cfg);
+    return rc;
 }

@@ -14,13 +14,13 @@
 
 struct msg {
     _Atomic uint32_t refs;
-    uint8_t qos;    /* QoS it was published with */
-    bool retain;    /* RETAIN flag as published */
+    uint8_t qos; /* QoS it was published with */
+    bool retain; /* RETAIN flag as published */
     bool has_expiry;
     uint8_t payload_format; /* v5 payload format indicator (0 if absent) */
     bool has_payload_format;
-    uint64_t expire_at_ms;  /* clock_mono_ms() deadline when has_expiry */
-    uint64_t created_ms;    /* clock_mono_ms() when received */
+    uint64_t expire_at_ms; /* clock_mono_ms() deadline when has_expiry */
+    uint64_t created_ms;   /* clock_mono_ms() when received */
     /* Views into `data` below (not NUL-terminated except topic, which is). */
     const char *topic;
     uint16_t topic_len;
@@ -34,7 +34,7 @@ struct msg {
     uint16_t correlation_len;
     const uint8_t *user_raw; /* user properties in wire form (see mqtt_props) */
     uint32_t user_raw_len;
-    const char *origin;      /* client id of the publisher (for No Local), NUL-terminated */
+    const char *origin; /* client id of the publisher (for No Local), NUL-terminated */
     uint16_t origin_len;
     uint8_t data[];
 };
@@ -43,8 +43,8 @@ struct msg {
  * topic alias and passed separately) and the publisher's client id. Copies
  * everything it needs out of the packet. Returns NULL on allocation failure.
  * refs starts at 1. */
-struct msg *msg_from_publish(const struct mqtt_publish *p, const uint8_t *topic,
-                             uint16_t topic_len, const char *origin, uint64_t now_ms);
+struct msg *msg_from_publish(const struct mqtt_publish *p, const uint8_t *topic, uint16_t topic_len,
+                             const char *origin, uint64_t now_ms);
 /* Builds a message from plain parts (wills are built from CONNECT; $SYS
  * messages from strings). props may be NULL. */
 struct msg *msg_new(const uint8_t *topic, uint16_t topic_len, const uint8_t *payload,

@@ -14,10 +14,10 @@ struct subtree;
 
 struct subtree_sub {
     void *owner;
-    uint8_t options;     /* MQTT subscription options byte (mqtt.h MQTT_SUBOPT_*) */
-    uint32_t sub_id;     /* v5 subscription identifier, 0 if none */
-    const char *filter;  /* the filter as subscribed (without $share/GROUP/), NUL-terminated */
-    const char *group;   /* share group name, or NULL for a non-shared subscription */
+    uint8_t options;    /* MQTT subscription options byte (mqtt.h MQTT_SUBOPT_*) */
+    uint32_t sub_id;    /* v5 subscription identifier, 0 if none */
+    const char *filter; /* the filter as subscribed (without $share/GROUP/), NUL-terminated */
+    const char *group;  /* share group name, or NULL for a non-shared subscription */
 };
 
 struct subtree *subtree_new(void);
@@ -27,8 +27,8 @@ void subtree_free(struct subtree *t);
  * already exists (MQTT-3.8.4-3). filter is a valid topic filter, possibly
  * "$share/GROUP/FILTER". Returns 1 if added, 0 if replaced, -1 on allocation
  * failure (tree unchanged). */
-int subtree_add(struct subtree *t, const uint8_t *filter, size_t len, void *owner,
-                uint8_t options, uint32_t sub_id);
+int subtree_add(struct subtree *t, const uint8_t *filter, size_t len, void *owner, uint8_t options,
+                uint32_t sub_id);
 /* Removes owner's subscription to filter. Returns 1 if removed, 0 if it had none. */
 int subtree_remove(struct subtree *t, const uint8_t *filter, size_t len, void *owner);
 /* Removes every subscription of owner (session end). Returns how many. */

@@ -1,0 +1,852 @@
+/* The broker's protocol handling: one handler per packet type, chosen
+ * through a table, plus connection life cycle, housekeeping and $SYS. */
+#include "broker/broker.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "broker/internal.h"
+#include "core/clock.h"
+#include "core/log.h"
+
+#define MQTT_MAX_PACKET 268435460u
+
+void broker_config_defaults(struct broker_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->max_packet_size = 1u << 20;
+    cfg->max_inflight = 64;
+    cfg->max_queued = 1000;
+    cfg->max_topic_levels = 128;
+    cfg->max_keepalive = 65535;
+    cfg->topic_alias_max = 10;
+    cfg->max_qos = 2;
+    cfg->retain_available = true;
+    cfg->keepalive_multiplier = 1.5;
+    cfg->sys_interval_s = 10;
+    cfg->connect_timeout_ms = 10000;
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+bool client_send(struct client *c, const struct mqtt_packet *p)
+{
+    struct broker *b = c->b;
+    if (c->closing && p->type != MQTT_DISCONNECT && p->type != MQTT_CONNACK)
+        return false;
+    size_t n = mqtt_encoded_size(&c->codec, p);
+    if (n == 0)
+        return false;
+    if (n > b->scratch_cap) {
+        uint8_t *nb = realloc(b->scratch, n);
+        if (!nb)
+            return false;
+        b->scratch = nb;
+        b->scratch_cap = n;
+    }
+    if (mqtt_encode(&c->codec, p, b->scratch, n) != n)
+        return false;
+    if (net_conn_send(c->nc, b->scratch, n) < 0) {
+        /* A client that does not read its socket costs itself only. */
+        if (!c->closing) {
+            log_notice("%s: output buffer full (slow consumer); disconnecting", c->id);
+            c->closing = true;
+            net_conn_close(c->nc, "output limit");
+        }
+        return false;
+    }
+    b->st.bytes_out += n;
+    return true;
+}
+
+void client_kick(struct client *c, uint8_t rc, const char *why)
+{
+    if (c->closing)
+        return;
+    log_notice("%s: %s (%s); closing", c->id, why, mqtt_rc_name(rc));
+    /* MQTT 5 4.13: a DISCONNECT with the reason, once CONNACK has gone. */
+    if (c->connected && c->codec.version == MQTT_V5) {
+        struct mqtt_packet p = {.type = MQTT_DISCONNECT};
+        p.u.disconnect.reason = rc;
+        client_send(c, &p);
+    }
+    c->closing = true;
+    net_conn_close(c->nc, why);
+}
+
+static void send_ack(struct client *c, enum mqtt_type t, uint16_t pid, uint8_t reason)
+{
+    struct mqtt_packet p = {.type = t};
+    p.u.ack.packet_id = pid;
+    p.u.ack.reason = reason;
+    client_send(c, &p);
+}
+
+static uint32_t topic_levels(const uint8_t *t, size_t len)
+{
+    uint32_t n = 1;
+    for (size_t i = 0; i < len; i++)
+        n += t[i] == '/';
+    return n;
+}
+
+/* ---- CONNECT ------------------------------------------------------------ */
+
+static void connack(struct client *c, bool present, uint8_t rc, const struct mqtt_props *props)
+{
+    struct mqtt_packet p = {.type = MQTT_CONNACK};
+    p.u.connack.session_present = present;
+    p.u.connack.reason = rc;
+    if (props)
+        p.u.connack.props = *props;
+    client_send(c, &p);
+}
+
+/* Refuses a CONNECT: CONNACK with the v5 reason or 3.1.1 return code. */
+static void refuse(struct client *c, uint8_t rc5, uint8_t rc311, const char *why)
+{
+    log_notice("%s: connection refused: %s", c->id, why);
+    connack(c, false, c->codec.version == MQTT_V5 ? rc5 : rc311, NULL);
+    c->closing = true;
+    net_conn_close(c->nc, why);
+}
+
+static void take_over(struct broker *b, struct session *s, bool clean)
+{
+    struct client *old = s->c;
+    log_notice("%s: session taken over by a new connection", old->id);
+    /* MQTT-3.1.4-3: the existing connection is closed; v5 says why. */
+    client_kick(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
+    old->s = NULL;
+    s->c = NULL;
+    /* The old connection ended abnormally: its will goes out now unless the
+     * session continues and the will was delayed (MQTT 5 3.1.3.2.2). */
+    if (s->will && (clean || s->will_delay_s == 0))
+        route_internal(b, s->will);
+    if (s->will) {
+        msg_unref(s->will);
+        s->will = NULL;
+    }
+}
+
+static int make_will(struct client *c, struct session *s, const struct mqtt_connect *ck)
+{
+    struct broker *b = c->b;
+    if (!ck->will_flag)
+        return 0;
+    if (topic_levels(ck->will_topic.p, ck->will_topic.len) > b->cfg.max_topic_levels)
+        return MQTT_RC_TOPIC_NAME_INVALID;
+    if (ck->will_qos > b->cfg.max_qos)
+        return MQTT_RC_QOS_NOT_SUPPORTED;
+    if (ck->will_retain && !b->cfg.retain_available)
+        return MQTT_RC_RETAIN_NOT_SUPPORTED;
+    s->will =
+        msg_new(ck->will_topic.p, ck->will_topic.len, ck->will_payload.p, ck->will_payload.len,
+                ck->will_qos, ck->will_retain, &ck->will_props, s->id, clock_mono_ms());
+    s->will_delay_s = ck->will_props.will_delay;
+    return s->will ? 0 : MQTT_RC_UNSPECIFIED;
+}
+
+static void assign_id(char *out, size_t len)
+{
+    static uint64_t counter;
+    uint64_t r = clock_wall_ms() ^ ((uint64_t)rand() << 20) ^ (++counter * 0x9E3779B97F4A7C15ull);
+    snprintf(out, len, "ward-%016" PRIx64, r);
+}
+
+static void connack_props(struct client *c, const struct mqtt_connect *ck, const char *assigned,
+                          struct mqtt_props *pr)
+{
+    struct broker *b = c->b;
+    memset(pr, 0, sizeof(*pr));
+    pr->present = MQTT_HAS(MQTT_PROP_RECEIVE_MAX) | MQTT_HAS(MQTT_PROP_TOPIC_ALIAS_MAX) |
+                  MQTT_HAS(MQTT_PROP_MAX_PACKET_SIZE);
+    pr->receive_max = b->cfg.max_inflight;
+    pr->topic_alias_max = b->cfg.topic_alias_max;
+    pr->max_packet_size = b->cfg.max_packet_size;
+    if (b->cfg.max_qos < 2) {
+        pr->present |= MQTT_HAS(MQTT_PROP_MAX_QOS);
+        pr->max_qos = b->cfg.max_qos;
+    }
+    if (!b->cfg.retain_available) {
+        pr->present |= MQTT_HAS(MQTT_PROP_RETAIN_AVAILABLE);
+        pr->retain_available = 0;
+    }
+    if (assigned) {
+        pr->present |= MQTT_HAS(MQTT_PROP_ASSIGNED_CLIENT_ID);
+        pr->assigned_client_id =
+            (struct mqtt_str){(const uint8_t *)assigned, (uint16_t)strlen(assigned)};
+    }
+    /* MQTT-3.2.2-21: the server's keep alive replaces the client's. */
+    if (ck->keep_alive > b->cfg.max_keepalive ||
+        (ck->keep_alive == 0 && b->cfg.max_keepalive < 65535)) {
+        pr->present |= MQTT_HAS(MQTT_PROP_SERVER_KEEP_ALIVE);
+        pr->server_keep_alive = b->cfg.max_keepalive;
+        c->keepalive = b->cfg.max_keepalive;
+    }
+}
+
+static void read_connect_props(struct client *c, const struct mqtt_connect *ck)
+{
+    const struct mqtt_props *pr = &ck->props;
+    c->recv_max = 65535;
+    c->request_problem_info = true;
+    if (pr->present & MQTT_HAS(MQTT_PROP_RECEIVE_MAX))
+        c->recv_max = pr->receive_max;
+    if (pr->present & MQTT_HAS(MQTT_PROP_MAX_PACKET_SIZE))
+        c->max_packet = pr->max_packet_size;
+    if (pr->present & MQTT_HAS(MQTT_PROP_TOPIC_ALIAS_MAX))
+        c->alias_max = pr->topic_alias_max;
+    if (pr->present & MQTT_HAS(MQTT_PROP_REQUEST_PROBLEM_INFO))
+        c->request_problem_info = pr->request_problem_info;
+}
+
+/* Attaches the connection to its session (found, taken over or new).
+ * Returns the session, or NULL on allocation failure. */
+static struct session *attach(struct client *c, const char *id, bool clean, bool *present)
+{
+    struct broker *b = c->b;
+    struct session *s = session_find(b, id);
+    if (s && s->c)
+        take_over(b, s, clean);
+    if (s && clean) {
+        session_end(b, s);
+        s = NULL;
+    }
+    *present = s != NULL;
+    if (!s && !(s = session_new(b, id)))
+        return NULL;
+    session_offline_remove(b, s);
+    if (s->will) { /* reconnected within the will delay: no will (MQTT 5 3.1.3.2.2) */
+        msg_unref(s->will);
+        s->will = NULL;
+    }
+    s->will_at = 0;
+    s->c = c;
+    c->s = s;
+    return s;
+}
+
+static void handle_connect(struct client *c, struct mqtt_packet *pkt)
+{
+    struct broker *b = c->b;
+    struct mqtt_connect *ck = &pkt->u.connect;
+    char id[256], assigned[64];
+    bool v5 = ck->version == MQTT_V5, present = false, gave_id = false;
+    c->codec.version = ck->version;
+    if (v5)
+        read_connect_props(c, ck);
+    snprintf(c->id, sizeof(c->id), "client '%.*s' (%s)", (int)ck->client_id.len, ck->client_id.p,
+             net_conn_peer(c->nc));
+    if (v5 && (ck->props.present & MQTT_HAS(MQTT_PROP_AUTH_METHOD)))
+        return refuse(c, MQTT_RC_BAD_AUTH_METHOD, 0, "no enhanced authentication method");
+    if (ck->client_id.len == 0) {
+        /* MQTT-3.1.3-8: 3.1.1 needs clean session for a server-made id. */
+        if (!v5 && !ck->clean_start)
+            return refuse(c, 0, MQTT_RC311_IDENTIFIER_REJECTED,
+                          "empty client id without clean session");
+        assign_id(assigned, sizeof(assigned));
+        snprintf(id, sizeof(id), "%s", assigned);
+        gave_id = v5;
+    } else if (ck->client_id.len >= sizeof(id)) {
+        return refuse(c, MQTT_RC_CLIENT_ID_NOT_VALID, MQTT_RC311_IDENTIFIER_REJECTED,
+                      "client id longer than 255 bytes");
+    } else {
+        memcpy(id, ck->client_id.p, ck->client_id.len);
+        id[ck->client_id.len] = '\0';
+    }
+    snprintf(c->id, sizeof(c->id), "client '%s' (%s)", id, net_conn_peer(c->nc));
+    c->keepalive = ck->keep_alive;
+    struct session *s = attach(c, id, ck->clean_start, &present);
+    if (!s)
+        return refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_RC311_SERVER_UNAVAILABLE,
+                      "out of memory");
+    /* Session lifetime: v5 session expiry, 3.1.1 clean session. */
+    s->expiry_s =
+        v5 ? ((ck->props.present & MQTT_HAS(MQTT_PROP_SESSION_EXPIRY)) ? ck->props.session_expiry
+                                                                       : 0)
+           : (ck->clean_start ? 0 : SESSION_NEVER_EXPIRES);
+    int rc = make_will(c, s, ck);
+    if (rc)
+        return refuse(c, (uint8_t)rc, MQTT_RC311_SERVER_UNAVAILABLE, "will not acceptable");
+    struct mqtt_props pr;
+    connack_props(c, ck, gave_id ? assigned : NULL, &pr);
+    c->connected = true;
+    b->st.connects++;
+    b->st.clients_connected++;
+    if (b->st.clients_connected > b->st.clients_max)
+        b->st.clients_max = b->st.clients_connected;
+    connack(c, present, 0, v5 ? &pr : NULL);
+    log_notice("%s connected: MQTT %s, clean start %d, keep alive %u, session present %d", c->id,
+               v5 ? "5.0" : "3.1.1", ck->clean_start, c->keepalive, present);
+    route_resend(b, c);
+}
+
+/* ---- PUBLISH and its acknowledgements ----------------------------------- */
+
+/* Resolves a v5 topic alias (MQTT-3.3.2-7..12). Returns 0 or a reason. */
+static int resolve_alias(struct client *c, struct mqtt_publish *pub)
+{
+    struct broker *b = c->b;
+    if (!(pub->props.present & MQTT_HAS(MQTT_PROP_TOPIC_ALIAS)))
+        return 0;
+    uint16_t a = pub->props.topic_alias;
+    if (a == 0 || a > b->cfg.topic_alias_max)
+        return MQTT_RC_TOPIC_ALIAS_INVALID;
+    if (!c->alias_in) {
+        c->alias_in = calloc(b->cfg.topic_alias_max + 1u, sizeof(*c->alias_in));
+        c->alias_in_len = calloc(b->cfg.topic_alias_max + 1u, sizeof(*c->alias_in_len));
+        if (!c->alias_in || !c->alias_in_len)
+            return MQTT_RC_UNSPECIFIED;
+    }
+    if (pub->topic.len) {
+        char *t = malloc(pub->topic.len);
+        if (!t)
+            return MQTT_RC_UNSPECIFIED;
+        memcpy(t, pub->topic.p, pub->topic.len);
+        free(c->alias_in[a]);
+        c->alias_in[a] = t;
+        c->alias_in_len[a] = pub->topic.len;
+        return 0;
+    }
+    if (!c->alias_in[a])
+        return MQTT_RC_PROTOCOL_ERROR; /* an alias never set */
+    pub->topic = (struct mqtt_str){(const uint8_t *)c->alias_in[a], c->alias_in_len[a]};
+    return 0;
+}
+
+/* Checks a PUBLISH against the broker's limits; 0 or a reason code. */
+static int publish_allowed(struct client *c, const struct mqtt_publish *pub)
+{
+    struct broker *b = c->b;
+    if (topic_levels(pub->topic.p, pub->topic.len) > b->cfg.max_topic_levels)
+        return MQTT_RC_TOPIC_NAME_INVALID;
+    if (pub->retain && !b->cfg.retain_available) /* MQTT-3.2.2-14 */
+        return MQTT_RC_RETAIN_NOT_SUPPORTED;
+    if (pub->qos > b->cfg.max_qos) /* MQTT-3.2.2-11 */
+        return MQTT_RC_QOS_NOT_SUPPORTED;
+    if (pub->qos == 2 && !session_rel_has(c->s, pub->packet_id) &&
+        c->s->nrel >= b->cfg.max_inflight)
+        return MQTT_RC_RECEIVE_MAX_EXCEEDED; /* MQTT-3.3.4-9 */
+    return 0;
+}
+
+static void handle_publish(struct client *c, struct mqtt_packet *pkt)
+{
+    struct broker *b = c->b;
+    struct mqtt_publish *pub = &pkt->u.publish;
+    int rc = resolve_alias(c, pub);
+    if (!rc)
+        rc = publish_allowed(c, pub);
+    if (rc)
+        return client_kick(c, (uint8_t)rc, "refused PUBLISH");
+    b->st.msgs_in++;
+    if (pub->qos == 2 && session_rel_has(c->s, pub->packet_id)) {
+        /* A resend of a QoS 2 message we already have: ack, don't deliver. */
+        send_ack(c, MQTT_PUBREC, pub->packet_id, 0);
+        return;
+    }
+    /* Clients may not publish into the broker's own $SYS tree. */
+    bool sys = pub->topic.len >= 5 && memcmp(pub->topic.p, "$SYS/", 5) == 0;
+    if (!sys) {
+        struct msg *m =
+            msg_from_publish(pub, pub->topic.p, pub->topic.len, c->s->id, clock_mono_ms());
+        if (!m)
+            return client_kick(c, MQTT_RC_UNSPECIFIED, "out of memory");
+        if (pub->retain)
+            retain_set(b->retained, m);
+        route_publish(b, m, c->s);
+        msg_unref(m);
+    }
+    if (pub->qos == 1)
+        send_ack(c, MQTT_PUBACK, pub->packet_id, 0);
+    if (pub->qos == 2) {
+        if (session_rel_add(c->s, pub->packet_id) < 0)
+            return client_kick(c, MQTT_RC_UNSPECIFIED, "out of memory");
+        send_ack(c, MQTT_PUBREC, pub->packet_id, 0);
+    }
+}
+
+/* PUBACK (QoS 1) and PUBCOMP (QoS 2) complete an outbound delivery. */
+static void complete(struct client *c, uint16_t pid, uint8_t qos, bool need_pubrel)
+{
+    struct session *s = c->s;
+    struct delivery *d = delivery_find(&s->inflight, pid);
+    if (!d || d->qos != qos || d->pubrel_sent != need_pubrel) {
+        log_debug("%s: acknowledgement for unknown packet id %u ignored", c->id, pid);
+        return;
+    }
+    delivery_take(&s->inflight, pid);
+    session_pid_release(s, pid);
+    delivery_free(d);
+    route_pump(c->b, c);
+}
+
+static void handle_puback(struct client *c, struct mqtt_packet *pkt)
+{
+    complete(c, pkt->u.ack.packet_id, 1, false);
+}
+
+static void handle_pubcomp(struct client *c, struct mqtt_packet *pkt)
+{
+    complete(c, pkt->u.ack.packet_id, 2, true);
+}
+
+static void handle_pubrec(struct client *c, struct mqtt_packet *pkt)
+{
+    uint16_t pid = pkt->u.ack.packet_id;
+    struct delivery *d = delivery_find(&c->s->inflight, pid);
+    if (d && d->qos == 2 && pkt->u.ack.reason >= 0x80) {
+        /* MQTT 5 4.3.3: a failure code ends the exchange. */
+        complete(c, pid, 2, false);
+        return;
+    }
+    if (d && d->qos == 2)
+        d->pubrel_sent = true;
+    send_ack(c, MQTT_PUBREL, pid, d ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+}
+
+static void handle_pubrel(struct client *c, struct mqtt_packet *pkt)
+{
+    uint16_t pid = pkt->u.ack.packet_id;
+    bool known = session_rel_remove(c->s, pid);
+    send_ack(c, MQTT_PUBCOMP, pid, known ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+}
+
+/* ---- SUBSCRIBE UNSUBSCRIBE PINGREQ DISCONNECT AUTH ----------------------- */
+
+struct retained_ctx {
+    struct broker *b;
+    struct session *s;
+    uint8_t qos;
+    uint32_t sub_id;
+};
+
+static void send_retained(void *ctx, struct msg *m)
+{
+    struct retained_ctx *r = ctx;
+    uint8_t qos = m->qos < r->qos ? m->qos : r->qos;
+    /* MQTT-3.3.1-9: retained messages sent on subscribe carry RETAIN 1. */
+    route_deliver(r->b, r->s, m, qos, true, &r->sub_id, r->sub_id ? 1 : 0);
+}
+
+static uint8_t subscribe_one(struct client *c, const struct mqtt_subscription *sub, uint32_t sub_id,
+                             bool *is_new)
+{
+    struct broker *b = c->b;
+    if (topic_levels(sub->filter.p, sub->filter.len) > b->cfg.max_topic_levels)
+        return MQTT_RC_TOPIC_FILTER_INVALID;
+    uint8_t qos = MQTT_SUBOPT_QOS(sub->options);
+    if (qos > b->cfg.max_qos)
+        qos = b->cfg.max_qos;
+    uint8_t opts = (uint8_t)((sub->options & ~0x03) | qos);
+    int r = subtree_add(b->subs, sub->filter.p, sub->filter.len, c->s, opts, sub_id);
+    if (r < 0)
+        return MQTT_RC_UNSPECIFIED;
+    *is_new = r == 1;
+    if (r == 1)
+        c->s->nsubs++;
+    return qos;
+}
+
+static void handle_subscribe(struct client *c, struct mqtt_packet *pkt)
+{
+    struct broker *b = c->b;
+    struct mqtt_subscribe *sp = &pkt->u.subscribe;
+    uint32_t sub_id = sp->props.sub_id_count ? sp->props.sub_ids[0] : 0;
+    uint8_t *codes = malloc(sp->count);
+    bool *fresh = calloc(sp->count, sizeof(bool));
+    if (!codes || !fresh) {
+        free(codes);
+        free(fresh);
+        return client_kick(c, MQTT_RC_UNSPECIFIED, "out of memory");
+    }
+    size_t pos = 0;
+    struct mqtt_subscription sub;
+    for (uint32_t i = 0; mqtt_subscribe_next(sp, &pos, &sub); i++)
+        codes[i] = subscribe_one(c, &sub, sub_id, &fresh[i]);
+    struct mqtt_packet ack = {.type = MQTT_SUBACK};
+    ack.u.suback.packet_id = sp->packet_id;
+    ack.u.suback.reasons = (struct mqtt_bin){codes, sp->count};
+    client_send(c, &ack);
+    /* Retained messages after the SUBACK, per Retain Handling (3.8.3.1). */
+    pos = 0;
+    for (uint32_t i = 0; mqtt_subscribe_next(sp, &pos, &sub); i++) {
+        uint8_t rh = MQTT_SUBOPT_RH(sub.options);
+        bool shared = sub.filter.len >= 7 && memcmp(sub.filter.p, "$share/", 7) == 0;
+        if (codes[i] >= 0x80 || shared || rh == 2 || (rh == 1 && !fresh[i]))
+            continue;
+        struct retained_ctx r = {b, c->s, codes[i], sub_id};
+        retain_match(b->retained, sub.filter.p, sub.filter.len, clock_mono_ms(), send_retained, &r);
+    }
+    free(codes);
+    free(fresh);
+}
+
+static void handle_unsubscribe(struct client *c, struct mqtt_packet *pkt)
+{
+    struct mqtt_unsubscribe *up = &pkt->u.unsubscribe;
+    uint8_t *codes = malloc(up->count);
+    if (!codes)
+        return client_kick(c, MQTT_RC_UNSPECIFIED, "out of memory");
+    size_t pos = 0;
+    struct mqtt_str f;
+    for (uint32_t i = 0; mqtt_unsubscribe_next(up, &pos, &f); i++) {
+        int r = subtree_remove(c->b->subs, f.p, f.len, c->s);
+        c->s->nsubs -= (uint32_t)r;
+        codes[i] = r ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+    }
+    struct mqtt_packet ack = {.type = MQTT_UNSUBACK};
+    ack.u.suback.packet_id = up->packet_id;
+    ack.u.suback.reasons = (struct mqtt_bin){codes, up->count};
+    client_send(c, &ack);
+    free(codes);
+}
+
+static void handle_pingreq(struct client *c, struct mqtt_packet *pkt)
+{
+    (void)pkt;
+    struct mqtt_packet p = {.type = MQTT_PINGRESP};
+    client_send(c, &p);
+}
+
+static void handle_disconnect(struct client *c, struct mqtt_packet *pkt)
+{
+    struct mqtt_disconnect *d = &pkt->u.disconnect;
+    if (d->props.present & MQTT_HAS(MQTT_PROP_SESSION_EXPIRY)) {
+        /* MQTT-3.14.2-2: not from zero to non-zero. */
+        if (c->s->expiry_s == 0 && d->props.session_expiry != 0)
+            return client_kick(c, MQTT_RC_PROTOCOL_ERROR, "session expiry set after 0");
+        c->s->expiry_s = d->props.session_expiry;
+    }
+    /* MQTT-3.14.4-3: a normal DISCONNECT discards the will, except 0x04. */
+    c->normal_disconnect = d->reason != MQTT_RC_DISCONNECT_WITH_WILL;
+    c->closing = true;
+    net_conn_close(c->nc, "client disconnected");
+}
+
+static void handle_auth(struct client *c, struct mqtt_packet *pkt)
+{
+    (void)pkt;
+    /* MQTT-4.12.0-1: AUTH without an authentication method in CONNECT. */
+    client_kick(c, MQTT_RC_PROTOCOL_ERROR, "AUTH without an authentication method");
+}
+
+typedef void (*packet_handler)(struct client *c, struct mqtt_packet *pkt);
+
+static const packet_handler handlers[16] = {
+    [MQTT_CONNECT] = handle_connect,     [MQTT_PUBLISH] = handle_publish,
+    [MQTT_PUBACK] = handle_puback,       [MQTT_PUBREC] = handle_pubrec,
+    [MQTT_PUBREL] = handle_pubrel,       [MQTT_PUBCOMP] = handle_pubcomp,
+    [MQTT_SUBSCRIBE] = handle_subscribe, [MQTT_UNSUBSCRIBE] = handle_unsubscribe,
+    [MQTT_PINGREQ] = handle_pingreq,     [MQTT_DISCONNECT] = handle_disconnect,
+    [MQTT_AUTH] = handle_auth,
+};
+
+/* ---- decode errors ------------------------------------------------------ */
+
+static void decode_failed(struct client *c, int rc, const struct mqtt_packet *pkt)
+{
+    if (c->connected)
+        return client_kick(c, (uint8_t)rc, "bad packet");
+    /* Before CONNACK: answer a CONNECT in the client's own version. */
+    if (pkt->type == MQTT_CONNECT && rc == MQTT_RC_UNSUPPORTED_VERSION) {
+        c->codec.version = pkt->u.connect.version == MQTT_V5 ? MQTT_V5 : MQTT_V311;
+        return refuse(c, MQTT_RC_UNSUPPORTED_VERSION, MQTT_RC311_BAD_PROTOCOL_VERSION,
+                      "unsupported protocol version");
+    }
+    if (pkt->type == MQTT_CONNECT && pkt->u.connect.version == MQTT_V5) {
+        c->codec.version = MQTT_V5;
+        return refuse(c, (uint8_t)rc, 0, "bad CONNECT");
+    }
+    log_notice("%s: %s before CONNECT (%s); closing", c->id, mqtt_type_name(pkt->type),
+               mqtt_rc_name((uint8_t)rc));
+    c->closing = true;
+    net_conn_close(c->nc, "bad first packet");
+}
+
+/* ---- net callbacks ------------------------------------------------------ */
+
+static void *on_open(void *ctx, struct net_conn *nc)
+{
+    struct broker *b = ctx;
+    struct client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->b = b;
+    c->nc = nc;
+    c->codec.is_server = true;
+    c->codec.max_packet_size = b->cfg.max_packet_size;
+    c->opened_ms = c->last_rx_ms = clock_mono_ms();
+    snprintf(c->id, sizeof(c->id), "client from %s", net_conn_peer(nc));
+    pthread_mutex_lock(&b->lock);
+    c->next = b->clients;
+    if (b->clients)
+        b->clients->prev = c;
+    b->clients = c;
+    pthread_mutex_unlock(&b->lock);
+    return c;
+}
+
+static size_t on_data(void *user, const uint8_t *data, size_t len)
+{
+    struct client *c = user;
+    struct broker *b = c->b;
+    size_t off = 0;
+    pthread_mutex_lock(&b->lock);
+    c->last_rx_ms = clock_mono_ms();
+    while (off < len && !c->closing) {
+        struct mqtt_packet pkt;
+        size_t used = 0;
+        int rc = mqtt_decode(&c->codec, data + off, len - off, &pkt, &used);
+        if (rc == MQTT_INCOMPLETE)
+            break;
+        if (rc != 0) {
+            decode_failed(c, rc, &pkt);
+            off = len;
+            break;
+        }
+        off += used;
+        b->st.bytes_in += used;
+        handlers[pkt.type](c, &pkt);
+    }
+    pthread_mutex_unlock(&b->lock);
+    return c->closing ? len : off;
+}
+
+/* The connection is gone: the session goes offline or ends, and an
+ * abnormal end publishes the will (now, or after its delay). */
+static void detach(struct broker *b, struct client *c)
+{
+    struct session *s = c->s;
+    uint64_t now = clock_mono_ms();
+    s->c = NULL;
+    c->s = NULL;
+    if (c->normal_disconnect && s->will) {
+        msg_unref(s->will);
+        s->will = NULL;
+    }
+    if (s->will && s->will_delay_s == 0 && !b->shutting_down) {
+        route_internal(b, s->will);
+        msg_unref(s->will);
+        s->will = NULL;
+    }
+    if (s->will)
+        s->will_at = now + (uint64_t)s->will_delay_s * 1000u;
+    if (s->expiry_s == 0) {
+        session_end(b, s);
+        return;
+    }
+    if (s->expiry_s != SESSION_NEVER_EXPIRES)
+        s->expire_at = now + (uint64_t)s->expiry_s * 1000u;
+    session_offline_add(b, s);
+}
+
+static void client_free(struct client *c)
+{
+    if (c->alias_in)
+        for (uint32_t i = 0; i <= c->b->cfg.topic_alias_max; i++)
+            free(c->alias_in[i]);
+    free(c->alias_in);
+    free(c->alias_in_len);
+    for (uint16_t i = 0; i < c->nalias_out; i++)
+        free(c->alias_out[i]);
+    free(c);
+}
+
+static void on_close(void *user, const char *why)
+{
+    struct client *c = user;
+    struct broker *b = c->b;
+    pthread_mutex_lock(&b->lock);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        b->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    if (c->connected) {
+        b->st.clients_connected--;
+        log_notice("%s disconnected: %s", c->id, why);
+    }
+    if (c->s)
+        detach(b, c);
+    pthread_mutex_unlock(&b->lock);
+    client_free(c);
+}
+
+static const struct net_handler handler = {on_open, on_data, on_close};
+
+const struct net_handler *broker_net_handler(void)
+{
+    return &handler;
+}
+
+/* ---- housekeeping and $SYS ---------------------------------------------- */
+
+static void sys_publish(struct broker *b, const char *topic, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void sys_publish(struct broker *b, const char *topic, const char *fmt, ...)
+{
+    char payload[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(payload, sizeof(payload), fmt, ap);
+    va_end(ap);
+    struct msg *m =
+        msg_new((const uint8_t *)topic, (uint16_t)strlen(topic), (const uint8_t *)payload,
+                (uint32_t)n, 0, true, NULL, "$SYS", clock_mono_ms());
+    if (!m)
+        return;
+    route_internal(b, m);
+    msg_unref(m);
+}
+
+static void publish_sys(struct broker *b, uint64_t now)
+{
+    const struct broker_stats *st = &b->st;
+    sys_publish(b, "$SYS/broker/version", "ward %s", WARD_VERSION);
+    sys_publish(b, "$SYS/broker/uptime", "%" PRIu64 " seconds", (now - b->started_ms) / 1000);
+    sys_publish(b, "$SYS/broker/clients/connected", "%u", st->clients_connected);
+    sys_publish(b, "$SYS/broker/clients/total", "%zu", b->nsessions);
+    sys_publish(b, "$SYS/broker/clients/maximum", "%" PRIu64, st->clients_max);
+    sys_publish(b, "$SYS/broker/messages/received", "%" PRIu64, st->msgs_in);
+    sys_publish(b, "$SYS/broker/messages/sent", "%" PRIu64, st->msgs_out);
+    sys_publish(b, "$SYS/broker/publish/messages/dropped", "%" PRIu64, st->dropped);
+    sys_publish(b, "$SYS/broker/bytes/received", "%" PRIu64, st->bytes_in);
+    sys_publish(b, "$SYS/broker/bytes/sent", "%" PRIu64, st->bytes_out);
+    sys_publish(b, "$SYS/broker/subscriptions/count", "%zu", subtree_count(b->subs));
+    sys_publish(b, "$SYS/broker/retained messages/count", "%zu", retain_count(b->retained));
+}
+
+static void check_clients(struct broker *b, uint64_t now)
+{
+    for (struct client *c = b->clients; c; c = c->next) {
+        if (c->closing)
+            continue;
+        if (!c->connected && now - c->opened_ms > b->cfg.connect_timeout_ms) {
+            log_notice("%s: no CONNECT within %u ms; closing", c->id, b->cfg.connect_timeout_ms);
+            c->closing = true;
+            net_conn_close(c->nc, "connect timeout");
+            continue;
+        }
+        uint64_t limit = (uint64_t)((double)c->keepalive * 1000.0 * b->cfg.keepalive_multiplier);
+        /* MQTT-3.1.2-24: silent for 1.5 x keep alive: the will goes out. */
+        if (c->connected && c->keepalive && now - c->last_rx_ms > limit)
+            client_kick(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+    }
+}
+
+static void check_sessions(struct broker *b, uint64_t now)
+{
+    struct session *s = b->offline;
+    while (s) {
+        struct session *next = s->onext;
+        if (s->will && s->will_at && now >= s->will_at) {
+            route_internal(b, s->will);
+            msg_unref(s->will);
+            s->will = NULL;
+        }
+        if (s->expiry_s != SESSION_NEVER_EXPIRES && now >= s->expire_at)
+            session_end(b, s);
+        s = next;
+    }
+}
+
+static void *housekeeping(void *arg)
+{
+    struct broker *b = arg;
+    pthread_mutex_lock(&b->lock);
+    while (!b->stop) {
+        uint64_t now = clock_mono_ms();
+        check_clients(b, now);
+        check_sessions(b, now);
+        if (b->cfg.sys_interval_s && now >= b->next_sys_ms) {
+            publish_sys(b, now);
+            b->next_sys_ms = now + b->cfg.sys_interval_s * 1000ull;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&b->wake, &b->lock, &ts);
+    }
+    pthread_mutex_unlock(&b->lock);
+    return NULL;
+}
+
+/* ---- life cycle ----------------------------------------------------------- */
+
+struct broker *broker_new(const struct broker_config *cfg)
+{
+    struct broker *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    b->cfg = *cfg;
+    if (b->cfg.max_packet_size > MQTT_MAX_PACKET)
+        b->cfg.max_packet_size = MQTT_MAX_PACKET;
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_cond_init(&b->wake, NULL);
+    b->nbuckets = 16384;
+    b->buckets = calloc(b->nbuckets, sizeof(*b->buckets));
+    b->subs = subtree_new();
+    b->retained = retain_new();
+    b->started_ms = clock_mono_ms();
+    if (!b->buckets || !b->subs || !b->retained) {
+        broker_free(b);
+        return NULL;
+    }
+    srand((unsigned)clock_wall_ms());
+    return b;
+}
+
+int broker_start(struct broker *b)
+{
+    if (pthread_create(&b->housekeeper, NULL, housekeeping, b) != 0)
+        return -1;
+    b->housekeeping = true;
+    return 0;
+}
+
+void broker_shutdown(struct broker *b)
+{
+    pthread_mutex_lock(&b->lock);
+    b->shutting_down = true;
+    for (struct client *c = b->clients; c; c = c->next)
+        if (c->connected)
+            client_kick(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
+    pthread_mutex_unlock(&b->lock);
+}
+
+void broker_free(struct broker *b)
+{
+    if (!b)
+        return;
+    if (b->housekeeping) {
+        pthread_mutex_lock(&b->lock);
+        b->stop = true;
+        pthread_cond_signal(&b->wake);
+        pthread_mutex_unlock(&b->lock);
+        pthread_join(b->housekeeper, NULL);
+    }
+    b->shutting_down = true;
+    for (size_t i = 0; b->buckets && i < b->nbuckets; i++)
+        while (b->buckets[i])
+            session_end(b, b->buckets[i]);
+    subtree_free(b->subs);
+    retain_free(b->retained);
+    free(b->buckets);
+    free(b->matches);
+    free(b->scratch);
+    pthread_cond_destroy(&b->wake);
+    pthread_mutex_destroy(&b->lock);
+    free(b);
+}

@@ -1,0 +1,48 @@
+/* The MQTT broker: sessions, subscriptions, retained messages, QoS flows,
+ * wills, keep alive and $SYS, for MQTT 3.1.1 and 5.0 clients.
+ *
+ * Threading (docs/ARCHITECTURE.md): net's workers call the handler from
+ * broker_net_handler() concurrently; all broker state is guarded by one
+ * mutex taken once per batch of decoded packets. Output goes through
+ * net_conn_send (thread-safe). A housekeeping thread handles keep-alive
+ * timeouts, will delays, session expiry and $SYS publication. */
+#ifndef WARD_BROKER_BROKER_H
+#define WARD_BROKER_BROKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "net/net.h"
+
+struct broker;
+
+struct broker_config {
+    uint32_t max_packet_size; /* whole packet, both directions */
+    uint16_t max_inflight;    /* our Receive Maximum; 3.1.1 outbound window */
+    uint32_t max_queued;      /* per session, beyond the inflight window */
+    uint32_t max_topic_levels;
+    uint16_t max_keepalive;   /* higher requests get Server Keep Alive (v5) */
+    uint16_t topic_alias_max; /* aliases a client may use towards us */
+    uint8_t max_qos;
+    bool retain_available;
+    double keepalive_multiplier; /* 1.5 per the specification */
+    uint32_t sys_interval_s;     /* 0: no $SYS */
+    uint32_t connect_timeout_ms; /* CONNECT must arrive within this */
+};
+
+/* Fills the defaults. */
+void broker_config_defaults(struct broker_config *cfg);
+
+struct broker *broker_new(const struct broker_config *cfg);
+/* Starts the housekeeping thread. Returns 0 or -1. */
+int broker_start(struct broker *b);
+/* Tells MQTT 5 clients the server is shutting down (DISCONNECT 0x8B) and
+ * closes every connection; call before net_server_stop(). */
+void broker_shutdown(struct broker *b);
+/* Stops housekeeping and frees everything (after net_server_join()). */
+void broker_free(struct broker *b);
+
+/* The callbacks net calls; ctx is the struct broker. */
+const struct net_handler *broker_net_handler(void);
+
+#endif

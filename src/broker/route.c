@@ -1,0 +1,223 @@
+/* Matching a message against the subscriptions, merging overlapping ones per
+ * session, and delivering: straight to the socket for QoS 0, through the
+ * session's inflight window and queue for QoS 1/2. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/internal.h"
+#include "core/clock.h"
+#include "core/log.h"
+
+static uint16_t window(const struct broker *b, const struct client *c)
+{
+    /* v5: the client's Receive Maximum; 3.1.1: our max_inflight. */
+    return c->codec.version == MQTT_V5 ? c->recv_max : b->cfg.max_inflight;
+}
+
+/* Topic alias towards the client (MQTT-3.3.2-10..12): the first time a
+ * topic goes out it is sent with a new alias, later with the alias alone. */
+static void apply_alias(struct client *c, struct mqtt_publish *pub, const struct msg *m)
+{
+    uint16_t cap = c->alias_max < OUT_ALIAS_CAP ? c->alias_max : OUT_ALIAS_CAP;
+    for (uint16_t i = 0; i < c->nalias_out; i++)
+        if (strcmp(c->alias_out[i], m->topic) == 0) {
+            pub->topic.len = 0;
+            pub->props.present |= MQTT_HAS(MQTT_PROP_TOPIC_ALIAS);
+            pub->props.topic_alias = (uint16_t)(i + 1);
+            return;
+        }
+    if (c->nalias_out < cap && (c->alias_out[c->nalias_out] = strdup(m->topic))) {
+        pub->props.present |= MQTT_HAS(MQTT_PROP_TOPIC_ALIAS);
+        pub->props.topic_alias = ++c->nalias_out;
+    }
+}
+
+/* Sends one PUBLISH. Returns false if it could not go out (too large for
+ * the client, or its output is full): the message is then dropped for this
+ * client only (MQTT-3.1.2-25). */
+static bool send_publish(struct broker *b, struct client *c, const struct msg *m, uint8_t qos,
+                         bool retain, bool dup, uint16_t pid, const uint32_t *sub_ids, uint8_t nsub)
+{
+    struct mqtt_packet p = {.type = MQTT_PUBLISH};
+    struct mqtt_publish *pub = &p.u.publish;
+    pub->qos = qos;
+    pub->retain = retain;
+    pub->dup = dup;
+    pub->packet_id = pid;
+    pub->topic = (struct mqtt_str){(const uint8_t *)m->topic, m->topic_len};
+    pub->payload = (struct mqtt_bin){m->payload, m->payload_len};
+    if (c->codec.version == MQTT_V5) {
+        msg_fill_props(m, clock_mono_ms(), &pub->props);
+        for (uint8_t i = 0; i < nsub && i < MQTT_MAX_SUB_IDS; i++)
+            if (sub_ids[i])
+                pub->props.sub_ids[pub->props.sub_id_count++] = sub_ids[i];
+        if (pub->props.sub_id_count)
+            pub->props.present |= MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID);
+        if (c->alias_max)
+            apply_alias(c, pub, m);
+    }
+    if (c->max_packet && mqtt_encoded_size(&c->codec, &p) > c->max_packet) {
+        b->st.dropped++;
+        log_debug("%s: message on '%s' larger than the client's maximum packet size; dropped",
+                  c->id, m->topic);
+        return false;
+    }
+    if (!client_send(c, &p)) {
+        b->st.dropped++;
+        return false;
+    }
+    b->st.msgs_out++;
+    return true;
+}
+
+static bool online(const struct session *s)
+{
+    return s->c && s->c->connected && !s->c->closing;
+}
+
+/* Sends an in-flight delivery (again). */
+static void transmit(struct broker *b, struct client *c, struct delivery *d)
+{
+    if (d->pubrel_sent) {
+        struct mqtt_packet p = {.type = MQTT_PUBREL};
+        p.u.ack.packet_id = d->pid;
+        client_send(c, &p);
+        return;
+    }
+    /* MQTT-3.3.1-1: DUP on a resend. */
+    send_publish(b, c, d->m, d->qos, d->retain, d->sent, d->pid, d->sub_ids, d->nsub);
+    d->sent = true;
+}
+
+void route_pump(struct broker *b, struct client *c)
+{
+    struct session *s = c->s;
+    uint64_t now = clock_mono_ms();
+    while (s->queue.head && s->inflight.count < window(b, c)) {
+        struct delivery *d = delivery_pop(&s->queue);
+        if (msg_expired(d->m, now) || !(d->pid = session_pid_take(s))) {
+            delivery_free(d);
+            continue;
+        }
+        delivery_append(&s->inflight, d);
+        transmit(b, c, d);
+    }
+}
+
+void route_resend(struct broker *b, struct client *c)
+{
+    /* MQTT-4.4.0-1: unacknowledged PUBLISH and PUBREL, in their order. */
+    for (struct delivery *d = c->s->inflight.head; d; d = d->next)
+        transmit(b, c, d);
+    route_pump(b, c);
+}
+
+void route_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t qos, bool retain,
+                   const uint32_t *sub_ids, uint8_t nsub)
+{
+    if (msg_expired(m, clock_mono_ms()))
+        return;
+    if (qos == 0) {
+        if (online(s))
+            send_publish(b, s->c, m, 0, retain, false, 0, sub_ids, nsub);
+        return;
+    }
+    if (s->queue.count >= b->cfg.max_queued) {
+        b->st.dropped++;
+        log_debug("session '%s': queue full (%u); message on '%s' dropped", s->id,
+                  b->cfg.max_queued, m->topic);
+        return;
+    }
+    struct delivery *d = calloc(1, sizeof(*d));
+    if (!d) {
+        b->st.dropped++;
+        return;
+    }
+    d->m = msg_ref(m);
+    d->qos = qos;
+    d->retain = retain;
+    d->nsub = nsub;
+    if (nsub)
+        memcpy(d->sub_ids, sub_ids, nsub * sizeof(*sub_ids));
+    delivery_append(&s->queue, d);
+    if (online(s))
+        route_pump(b, s->c);
+}
+
+struct route_ctx {
+    struct broker *b;
+    struct msg *m;
+    struct session *from;
+};
+
+static struct match *match_slot(struct broker *b, struct session *s)
+{
+    if (s->match_gen == b->match_gen)
+        return &b->matches[s->match_idx];
+    if (b->nmatches == b->capmatches) {
+        size_t ncap = b->capmatches ? b->capmatches * 2 : 64;
+        struct match *a = realloc(b->matches, ncap * sizeof(*a));
+        if (!a)
+            return NULL;
+        b->matches = a;
+        b->capmatches = ncap;
+    }
+    s->match_gen = b->match_gen;
+    s->match_idx = (uint32_t)b->nmatches;
+    struct match *mt = &b->matches[b->nmatches++];
+    memset(mt, 0, sizeof(*mt));
+    mt->s = s;
+    return mt;
+}
+
+static void on_match(void *ctx, const struct subtree_sub *sub)
+{
+    struct route_ctx *r = ctx;
+    struct session *s = sub->owner;
+    uint8_t qos = MQTT_SUBOPT_QOS(sub->options);
+    if (qos > r->m->qos)
+        qos = r->m->qos;
+    /* MQTT-3.3.1-12/13: RETAIN is kept only with Retain As Published. */
+    bool retain = (sub->options & MQTT_SUBOPT_RAP) && r->m->retain;
+    /* MQTT-3.8.3-3: No Local. */
+    if ((sub->options & MQTT_SUBOPT_NO_LOCAL) && s == r->from)
+        return;
+    if (sub->group) { /* each shared subscription is delivered on its own */
+        route_deliver(r->b, s, r->m, qos, retain, &sub->sub_id, sub->sub_id ? 1 : 0);
+        return;
+    }
+    struct match *mt = match_slot(r->b, s);
+    if (!mt)
+        return;
+    /* MQTT-3.3.4-2..5: one delivery, the highest QoS, every identifier. */
+    if (qos > mt->qos)
+        mt->qos = qos;
+    mt->retain |= retain;
+    if (sub->sub_id && mt->nsub < MQTT_MAX_SUB_IDS)
+        mt->sub_ids[mt->nsub++] = sub->sub_id;
+}
+
+static bool eligible(void *ctx, void *owner)
+{
+    (void)ctx;
+    return online(owner);
+}
+
+void route_publish(struct broker *b, struct msg *m, struct session *from)
+{
+    struct route_ctx r = {b, m, from};
+    b->match_gen++;
+    b->nmatches = 0;
+    subtree_match(b->subs, (const uint8_t *)m->topic, m->topic_len, on_match, eligible, &r);
+    for (size_t i = 0; i < b->nmatches; i++) {
+        struct match *mt = &b->matches[i];
+        route_deliver(b, mt->s, m, mt->qos, mt->retain, mt->sub_ids, mt->nsub);
+    }
+}
+
+void route_internal(struct broker *b, struct msg *m)
+{
+    if (m->retain && b->cfg.retain_available)
+        retain_set(b->retained, m);
+    route_publish(b, m, NULL);
+}

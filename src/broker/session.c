@@ -1,0 +1,205 @@
+/* Sessions: the table keyed by client id, the offline list, outbound packet
+ * identifiers, delivery lists and inbound QoS 2 state. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/internal.h"
+#include "core/clock.h"
+
+static size_t hash_id(const char *s)
+{
+    size_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+struct session *session_find(struct broker *b, const char *id)
+{
+    for (struct session *s = b->buckets[hash_id(id) % b->nbuckets]; s; s = s->hnext)
+        if (strcmp(s->id, id) == 0)
+            return s;
+    return NULL;
+}
+
+struct session *session_new(struct broker *b, const char *id)
+{
+    struct session *s = calloc(1, sizeof(*s));
+    if (!s || !(s->id = strdup(id))) {
+        free(s);
+        return NULL;
+    }
+    s->next_pid = 1;
+    size_t h = hash_id(id) % b->nbuckets;
+    s->hnext = b->buckets[h];
+    b->buckets[h] = s;
+    b->nsessions++;
+    return s;
+}
+
+void session_offline_add(struct broker *b, struct session *s)
+{
+    if (s->offline_listed)
+        return;
+    s->oprev = NULL;
+    s->onext = b->offline;
+    if (b->offline)
+        b->offline->oprev = s;
+    b->offline = s;
+    s->offline_listed = true;
+}
+
+void session_offline_remove(struct broker *b, struct session *s)
+{
+    if (!s->offline_listed)
+        return;
+    if (s->oprev)
+        s->oprev->onext = s->onext;
+    else
+        b->offline = s->onext;
+    if (s->onext)
+        s->onext->oprev = s->oprev;
+    s->offline_listed = false;
+}
+
+static void drain(struct delivery_list *l)
+{
+    struct delivery *d;
+    while ((d = delivery_pop(l)))
+        delivery_free(d);
+}
+
+void session_end(struct broker *b, struct session *s)
+{
+    if (s->will) {
+        /* MQTT-3.1.3-9: a delayed will is sent when the session ends first. */
+        if (!b->shutting_down)
+            route_internal(b, s->will);
+        msg_unref(s->will);
+        s->will = NULL;
+    }
+    session_offline_remove(b, s);
+    subtree_remove_owner(b->subs, s);
+    struct session **pp = &b->buckets[hash_id(s->id) % b->nbuckets];
+    while (*pp && *pp != s)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = s->hnext;
+    b->nsessions--;
+    drain(&s->inflight);
+    drain(&s->queue);
+    free(s->pid_used);
+    free(s->rel_ids);
+    free(s->id);
+    free(s);
+}
+
+uint16_t session_pid_take(struct session *s)
+{
+    if (!s->pid_used && !(s->pid_used = calloc(8192, 1)))
+        return 0;
+    for (uint32_t tries = 0; tries < 65535; tries++) {
+        uint16_t pid = s->next_pid;
+        s->next_pid = (uint16_t)(pid == 65535 ? 1 : pid + 1);
+        if (!(s->pid_used[pid >> 3] & (1u << (pid & 7)))) {
+            s->pid_used[pid >> 3] |= (uint8_t)(1u << (pid & 7));
+            return pid;
+        }
+    }
+    return 0;
+}
+
+void session_pid_release(struct session *s, uint16_t pid)
+{
+    if (s->pid_used)
+        s->pid_used[pid >> 3] &= (uint8_t) ~(1u << (pid & 7));
+}
+
+void delivery_append(struct delivery_list *l, struct delivery *d)
+{
+    d->next = NULL;
+    if (l->tail)
+        l->tail->next = d;
+    else
+        l->head = d;
+    l->tail = d;
+    l->count++;
+}
+
+struct delivery *delivery_pop(struct delivery_list *l)
+{
+    struct delivery *d = l->head;
+    if (!d)
+        return NULL;
+    l->head = d->next;
+    if (!l->head)
+        l->tail = NULL;
+    l->count--;
+    d->next = NULL;
+    return d;
+}
+
+struct delivery *delivery_find(struct delivery_list *l, uint16_t pid)
+{
+    for (struct delivery *d = l->head; d; d = d->next)
+        if (d->pid == pid)
+            return d;
+    return NULL;
+}
+
+struct delivery *delivery_take(struct delivery_list *l, uint16_t pid)
+{
+    struct delivery *prev = NULL;
+    for (struct delivery *d = l->head; d; prev = d, d = d->next) {
+        if (d->pid != pid)
+            continue;
+        if (prev)
+            prev->next = d->next;
+        else
+            l->head = d->next;
+        if (l->tail == d)
+            l->tail = prev;
+        l->count--;
+        d->next = NULL;
+        return d;
+    }
+    return NULL;
+}
+
+void delivery_free(struct delivery *d)
+{
+    msg_unref(d->m);
+    free(d);
+}
+
+bool session_rel_has(const struct session *s, uint16_t pid)
+{
+    for (uint32_t i = 0; i < s->nrel; i++)
+        if (s->rel_ids[i] == pid)
+            return true;
+    return false;
+}
+
+int session_rel_add(struct session *s, uint16_t pid)
+{
+    if (s->nrel == s->caprel) {
+        uint32_t ncap = s->caprel ? s->caprel * 2 : 8;
+        uint16_t *a = realloc(s->rel_ids, ncap * sizeof(*a));
+        if (!a)
+            return -1;
+        s->rel_ids = a;
+        s->caprel = ncap;
+    }
+    s->rel_ids[s->nrel++] = pid;
+    return 0;
+}
+
+bool session_rel_remove(struct session *s, uint16_t pid)
+{
+    for (uint32_t i = 0; i < s->nrel; i++)
+        if (s->rel_ids[i] == pid) {
+            s->rel_ids[i] = s->rel_ids[--s->nrel];
+            return true;
+        }
+    return false;
+}
