@@ -272,6 +272,8 @@ void props_write(struct wr *w, const struct mqtt_props *p)
 bool mqtt_props_next_user(const struct mqtt_props *props, size_t *pos, struct mqtt_str *key,
                           struct mqtt_str *val)
 {
+    if (!props->raw.p) /* no properties at all (also: a 3.1.1 packet) */
+        return false;
     struct rd r = {props->raw.p + *pos, props->raw.p + props->raw.len};
     while (rd_left(&r) > 0) {
         uint32_t id;
