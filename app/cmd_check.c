@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth/acl.h"
+#include "auth/passwd.h"
 #include "commands.h"
 #include "config/config.h"
 
@@ -11,6 +13,32 @@ static void usage(FILE *out)
     fprintf(out, "usage: ward check -c FILE        validate FILE and print the effective "
                  "configuration\n"
                  "       ward check --print-reference   print docs/configuration.md\n");
+}
+
+/* The password file and the ACL are part of the configuration: a file that
+ * `ward serve` would refuse fails the check too. */
+static int check_auth_files(const struct ward_config *cfg)
+{
+    char err[4096];
+    int rc = 0;
+    if (cfg->password_file) {
+        struct passwd_db db;
+        passwd_db_init(&db);
+        if (passwd_load(&db, cfg->password_file, err, sizeof(err)) < 0) {
+            fprintf(stderr, "%s\n", err);
+            rc = -1;
+        }
+        passwd_db_free(&db);
+    }
+    if (cfg->acl_file) {
+        struct acl acl;
+        if (acl_load(&acl, cfg->acl_file, err, sizeof(err)) < 0) {
+            fprintf(stderr, "%s\n", err);
+            rc = -1;
+        }
+        acl_free(&acl);
+    }
+    return rc;
 }
 
 int cmd_check(int argc, char **argv)
@@ -46,6 +74,10 @@ int cmd_check(int argc, char **argv)
         return 1;
     }
     cfg_errors_free(&errs);
+    if (check_auth_files(&cfg) < 0) {
+        config_free(&cfg);
+        return 1;
+    }
     printf("# %s is valid; effective configuration with defaults filled in:\n", path);
     config_print(&cfg, stdout);
     config_free(&cfg);

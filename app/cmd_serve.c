@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "broker/broker.h"
 #include "commands.h"
 #include "config/config.h"
@@ -24,6 +25,10 @@ struct serve_opts {
     const char *dev_pki;
     uint32_t max_connections;
     struct broker_config bc;
+    const char *password_file;
+    const char *acl_file;
+    int allow_anonymous;         /* -1: not given */
+    int listener_anon[MAX_URLS]; /* per -l / listener block: -1 inherit */
 };
 
 static void usage(FILE *out)
@@ -41,7 +46,11 @@ static void usage(FILE *out)
             "      --max-keepalive S    highest keep alive granted (65535)\n"
             "      --topic-alias-max N  topic aliases a client may use (10)\n"
             "      --sys-interval S     $SYS publication interval, 0 disables (10)\n"
-            "      --dev-pki DIR        development PKI made by 'ward cert dev'\n");
+            "      --password-file FILE users and password hashes ('ward passwd')\n"
+            "      --acl-file FILE      access rules (NanoMQ's ACL format)\n"
+            "      --allow-anonymous B  true or false: clients without credentials\n"
+            "      --dev-pki DIR        development PKI made by 'ward cert dev'\n"
+            "SIGHUP re-reads the configuration file, the password file and the ACL.\n");
 }
 
 enum {
@@ -55,6 +64,9 @@ enum {
     OPT_ALIAS,
     OPT_SYS,
     OPT_DEVPKI,
+    OPT_PASSWD,
+    OPT_ACL,
+    OPT_ANON,
 };
 
 static const struct option long_opts[] = {
@@ -71,6 +83,9 @@ static const struct option long_opts[] = {
     {"topic-alias-max", required_argument, NULL, OPT_ALIAS},
     {"sys-interval", required_argument, NULL, OPT_SYS},
     {"dev-pki", required_argument, NULL, OPT_DEVPKI},
+    {"password-file", required_argument, NULL, OPT_PASSWD},
+    {"acl-file", required_argument, NULL, OPT_ACL},
+    {"allow-anonymous", required_argument, NULL, OPT_ANON},
     {NULL, 0, NULL, 0},
 };
 
@@ -139,6 +154,19 @@ static int parse(int argc, char **argv, struct serve_opts *o)
         case OPT_DEVPKI:
             o->dev_pki = optarg;
             break;
+        case OPT_PASSWD:
+            o->password_file = optarg;
+            break;
+        case OPT_ACL:
+            o->acl_file = optarg;
+            break;
+        case OPT_ANON:
+            if (strcmp(optarg, "true") != 0 && strcmp(optarg, "false") != 0) {
+                fprintf(stderr, "ward serve: --allow-anonymous: expected true or false\n");
+                return 2;
+            }
+            o->allow_anonymous = strcmp(optarg, "true") == 0;
+            break;
         default:
             usage(stderr);
             return 2;
@@ -178,6 +206,7 @@ static int apply_config(struct serve_opts *o, struct ward_config *cfg, char urls
             return 1;
         }
         snprintf(urls[o->nurls], 300, "tcp://%s", l->bind);
+        o->listener_anon[o->nurls] = l->allow_anonymous;
         o->urls[o->nurls] = urls[o->nurls];
         o->nurls++;
     }
@@ -210,20 +239,96 @@ static void block_signals(sigset_t *set)
     signal(SIGPIPE, SIG_IGN);
 }
 
-static int run(struct serve_opts *o)
+/* The auth settings: the file's auth block, then the flags over it. */
+static void auth_settings(const struct serve_opts *flags, const struct ward_config *cfg,
+                          struct auth_settings *s)
+{
+    *s = (struct auth_settings){.allow_anonymous = true, .no_match_allow = true};
+    if (cfg) {
+        s->allow_anonymous = cfg->allow_anonymous;
+        s->no_match_allow = !cfg->no_match || strcmp(cfg->no_match, "deny") != 0;
+        s->deny_disconnect = cfg->deny_action && strcmp(cfg->deny_action, "disconnect") == 0;
+        s->password_file = cfg->password_file;
+        s->acl_file = cfg->acl_file;
+    }
+    if (flags->password_file)
+        s->password_file = flags->password_file;
+    if (flags->acl_file)
+        s->acl_file = flags->acl_file;
+    if (flags->allow_anonymous >= 0)
+        s->allow_anonymous = flags->allow_anonymous;
+}
+
+static void log_lines(const char *what, const char *text)
+{
+    const char *p = text;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        int n = nl ? (int)(nl - p) : (int)strlen(p);
+        log_error("%s: %.*s", what, n, p);
+        p += n + (nl != NULL);
+    }
+}
+
+/* SIGHUP: the configuration file (if any), the password file and the ACL
+ * are read again. Only a wholly valid set replaces what runs; otherwise the
+ * errors are logged and nothing changes. Listeners and worker counts need a
+ * restart; log level and access control change at once. */
+static void reload(const struct serve_opts *flags, struct auth *a, struct broker *b)
+{
+    struct ward_config cfg = {0};
+    struct cfg_errors errs = {0};
+    bool have_cfg = flags->config != NULL;
+    if (have_cfg && config_load(flags->config, &cfg, &errs) != 0) {
+        for (size_t i = 0; i < errs.count; i++)
+            log_error("reload: %s", errs.msgs[i]);
+        log_error("reload: %s has %zu error%s; the running configuration stays", flags->config,
+                  errs.count, errs.count == 1 ? "" : "s");
+        cfg_errors_free(&errs);
+        return;
+    }
+    cfg_errors_free(&errs);
+    struct auth_settings s;
+    char err[4096];
+    auth_settings(flags, have_cfg ? &cfg : NULL, &s);
+    if (auth_configure(a, &s, err, sizeof(err)) < 0) {
+        log_lines("reload", err);
+        log_error("reload: authentication files rejected; the running rules stay");
+    } else {
+        broker_auth_reloaded(b);
+        if (have_cfg && !flags->log_level)
+            log_set_level((enum log_level)log_level_parse(cfg.log_level));
+        log_notice("reload: configuration%s, password file and ACL reloaded",
+                   have_cfg ? " file" : "");
+    }
+    if (have_cfg)
+        config_free(&cfg);
+}
+
+static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward_config *cfg)
 {
     sigset_t set;
     block_signals(&set);
     struct net_config nc = {o->workers, o->max_connections, o->bc.max_packet_size + 8u, 64u << 20};
     struct broker *b = broker_new(&o->bc);
     struct net_server *s = b ? net_server_new(&nc, broker_net_handler(), b) : NULL;
+    struct auth *a = auth_new();
+    struct auth_settings as;
+    char err[4096];
     int rc = 1;
-    if (!s) {
+    if (!s || !a) {
         fprintf(stderr, "ward serve: out of memory\n");
         goto out;
     }
+    auth_settings(flags, o->config ? cfg : NULL, &as);
+    if (auth_configure(a, &as, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\nward serve: authentication files rejected; not starting\n", err);
+        goto out;
+    }
+    broker_set_auth(b, a);
+    for (unsigned i = 0; i < o->nurls; i++)
+        broker_set_listener_anonymous(b, i, o->listener_anon[i]);
     for (unsigned i = 0; i < o->nurls; i++) {
-        char err[512];
         if (net_server_listen(s, o->urls[i], err, sizeof(err)) < 0) {
             fprintf(stderr, "ward serve: %s\n", err);
             goto out;
@@ -239,7 +344,7 @@ static int run(struct serve_opts *o)
         int sig = 0;
         sigwait(&set, &sig);
         if (sig == SIGHUP) {
-            log_notice("SIGHUP: configuration reload is not available yet; nothing changed");
+            reload(flags, a, b);
             continue;
         }
         log_notice("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -253,6 +358,7 @@ static int run(struct serve_opts *o)
 out:
     net_server_free(s);
     broker_free(b);
+    auth_free(a);
     return rc;
 }
 
@@ -264,6 +370,9 @@ int cmd_serve(int argc, char **argv)
     static char urls[MAX_URLS][300];
     broker_config_defaults(&o.bc);
     flags.bc = o.bc;
+    flags.allow_anonymous = -1;
+    for (unsigned i = 0; i < MAX_URLS; i++)
+        o.listener_anon[i] = -1;
     int rc = parse(argc, argv, &flags);
     if (rc)
         return rc;
@@ -281,7 +390,9 @@ int cmd_serve(int argc, char **argv)
     over.nurls = 0;
     if ((rc = parse(argc, argv, &over)))
         return rc;
-    if (over.nurls) {
+    if (over.nurls) { /* -l replaces the file's listeners and their settings */
+        for (unsigned i = 0; i < MAX_URLS; i++)
+            o.listener_anon[i] = -1;
         o.nurls = over.nurls;
         memcpy(o.urls, over.urls, sizeof(o.urls));
     }
@@ -301,7 +412,7 @@ int cmd_serve(int argc, char **argv)
     if (over.dev_pki)
         log_notice("--dev-pki %s: TLS listeners are in progress; serving plain TCP only",
                    over.dev_pki);
-    rc = run(&o);
+    rc = run(&o, &flags, &cfg);
     if (o.config)
         config_free(&cfg);
     return rc;

@@ -9,5 +9,6 @@ int cmd_sub(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_passwd(int argc, char **argv);
 
 #endif

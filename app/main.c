@@ -15,6 +15,7 @@ static const struct command {
     {"bench", cmd_bench, "load generator: throughput, latency, connects per second"},
     {"cert", cmd_cert, "certificate authority: init, server, client, revoke, crl, check ..."},
     {"check", cmd_check, "validate a configuration file"},
+    {"passwd", cmd_passwd, "add, change or delete a user in a password file"},
 };
 
 static void usage(FILE *out)

@@ -144,6 +144,15 @@ static int make_will(struct client *c, struct session *s, const struct mqtt_conn
         return MQTT_RC_QOS_NOT_SUPPORTED;
     if (ck->will_retain && !b->cfg.retain_available)
         return MQTT_RC_RETAIN_NOT_SUPPORTED;
+    /* The will is published in the client's name: its ACL applies. A will
+     * the client may not publish is dropped here, and the client told in
+     * the log rather than refused, as a PUBLISH would be. */
+    if (!session_allowed(b, s, ACL_PUBLISH, (const char *)ck->will_topic.p, ck->will_topic.len)) {
+        b->st.acl_denied++;
+        log_notice("%s: will on '%.*s' not authorized; dropped", c->id, (int)ck->will_topic.len,
+                   ck->will_topic.p);
+        return 0;
+    }
     s->will =
         msg_new(ck->will_topic.p, ck->will_topic.len, ck->will_payload.p, ck->will_payload.len,
                 ck->will_qos, ck->will_retain, &ck->will_props, s->id, clock_mono_ms());
@@ -231,6 +240,17 @@ static struct session *attach(struct client *c, const char *id, bool clean, bool
     return s;
 }
 
+/* Records who the session's client is now, for ACL checks. */
+static int set_identity(struct session *s, const struct mqtt_connect *ck)
+{
+    free(s->username);
+    s->username = NULL;
+    if (ck->has_username &&
+        !(s->username = strndup((const char *)ck->username.p, ck->username.len)))
+        return -1;
+    return 0;
+}
+
 static void handle_connect(struct client *c, struct mqtt_packet *pkt)
 {
     struct broker *b = c->b;
@@ -260,9 +280,17 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
         id[ck->client_id.len] = '\0';
     }
     snprintf(c->id, sizeof(c->id), "client '%s' (%s)", id, net_conn_peer(c->nc));
+    if (b->auth && (!c->auth_done || c->auth_cause != AUTH_OK)) {
+        b->st.auth_failures++;
+        uint8_t rc5 = auth_reason(c->auth_cause);
+        return refuse(c, rc5,
+                      rc5 == MQTT_RC_BAD_USERNAME_OR_PASSWORD ? MQTT_RC311_BAD_USERNAME_OR_PASSWORD
+                                                              : MQTT_RC311_NOT_AUTHORIZED,
+                      auth_cause_text(c->auth_cause));
+    }
     c->keepalive = ck->keep_alive;
     struct session *s = attach(c, id, ck->clean_start, &present);
-    if (!s)
+    if (!s || set_identity(s, ck) < 0)
         return refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_RC311_SERVER_UNAVAILABLE,
                       "out of memory");
     /* Session lifetime: v5 session expiry, 3.1.1 clean session. */
@@ -335,6 +363,27 @@ static int publish_allowed(struct client *c, const struct mqtt_publish *pub)
     return 0;
 }
 
+/* A PUBLISH the ACL forbids. MQTT 5 says so in the PUBACK/PUBREC (0x87);
+ * 3.1.1 has no way to, so the flow completes normally (MQTT-3.3.5-2) and
+ * the message goes nowhere. auth.deny_action = disconnect closes instead. */
+static void publish_denied(struct client *c, const struct mqtt_publish *pub)
+{
+    struct broker *b = c->b;
+    bool v5 = c->codec.version == MQTT_V5;
+    b->st.acl_denied++;
+    log_info("%s: PUBLISH to '%.*s' not authorized", c->id, (int)pub->topic.len, pub->topic.p);
+    if (auth_deny_disconnects(b->auth))
+        return client_kick(c, MQTT_RC_NOT_AUTHORIZED, "PUBLISH not authorized");
+    if (pub->qos == 1)
+        send_ack(c, MQTT_PUBACK, pub->packet_id, v5 ? MQTT_RC_NOT_AUTHORIZED : 0);
+    if (pub->qos == 2) {
+        /* v5: a PUBREC >= 0x80 ends the exchange; 3.1.1 expects a PUBREL. */
+        if (!v5 && session_rel_add(c->s, pub->packet_id) < 0)
+            return client_kick(c, MQTT_RC_UNSPECIFIED, "out of memory");
+        send_ack(c, MQTT_PUBREC, pub->packet_id, v5 ? MQTT_RC_NOT_AUTHORIZED : 0);
+    }
+}
+
 static void handle_publish(struct client *c, struct mqtt_packet *pkt)
 {
     struct broker *b = c->b;
@@ -345,6 +394,8 @@ static void handle_publish(struct client *c, struct mqtt_packet *pkt)
     if (rc)
         return client_kick(c, (uint8_t)rc, "refused PUBLISH");
     b->st.msgs_in++;
+    if (!session_allowed(b, c->s, ACL_PUBLISH, (const char *)pub->topic.p, pub->topic.len))
+        return publish_denied(c, pub);
     if (pub->qos == 2 && session_rel_has(c->s, pub->packet_id)) {
         /* A resend of a QoS 2 message we already have: ack, don't deliver. */
         send_ack(c, MQTT_PUBREC, pub->packet_id, 0);
@@ -440,6 +491,20 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_subscription *s
     struct broker *b = c->b;
     if (topic_levels(sub->filter.p, sub->filter.len) > b->cfg.max_topic_levels)
         return MQTT_RC_TOPIC_FILTER_INVALID;
+    const uint8_t *f = sub->filter.p;
+    size_t flen = sub->filter.len;
+    if (flen > 7 && memcmp(f, "$share/", 7) == 0) { /* the ACL sees the filter itself */
+        const uint8_t *slash = memchr(f + 7, '/', flen - 7);
+        flen -= slash ? (size_t)(slash + 1 - f) : flen;
+        f = slash ? slash + 1 : f;
+    }
+    if (!session_allowed(b, c->s, ACL_SUBSCRIBE, (const char *)f, flen)) {
+        b->st.acl_denied++;
+        log_info("%s: SUBSCRIBE to '%.*s' not authorized", c->id, (int)sub->filter.len,
+                 sub->filter.p);
+        /* MQTT-3.9.3: 0x87 in v5; 3.1.1 has only "failure" (0x80). */
+        return c->codec.version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
+    }
     uint8_t qos = MQTT_SUBOPT_QOS(sub->options);
     if (qos > b->cfg.max_qos)
         qos = b->cfg.max_qos;
@@ -592,11 +657,39 @@ static void *on_open(void *ctx, struct net_conn *nc)
     return c;
 }
 
+/* Authenticates the CONNECT at the head of the input before the broker lock
+ * is taken: password hashing is slow on purpose and must not stall other
+ * clients. Only this connection's worker touches these fields. */
+static void authenticate(struct client *c, const uint8_t *data, size_t len)
+{
+    struct mqtt_packet pkt;
+    size_t used;
+    if (mqtt_decode(&c->codec, data, len, &pkt, &used) != 0 || pkt.type != MQTT_CONNECT)
+        return; /* incomplete (try again with more) or refused under the lock */
+    const struct mqtt_connect *ck = &pkt.u.connect;
+    char id[256];
+    snprintf(id, sizeof(id), "%.*s", (int)ck->client_id.len, ck->client_id.p);
+    int8_t anon = c->b->listener_anon[net_conn_listener(c->nc) % 64];
+    struct auth_request q = {
+        .client_id = id,
+        .peer = net_conn_peer(c->nc),
+        .username = ck->has_username ? ck->username.p : NULL,
+        .username_len = ck->username.len,
+        .password = ck->has_password ? ck->password.p : NULL,
+        .password_len = ck->password.len,
+        .listener_anonymous = anon,
+    };
+    c->auth_cause = auth_connect(c->b->auth, &q);
+    c->auth_done = true;
+}
+
 static size_t on_data(void *user, const uint8_t *data, size_t len)
 {
     struct client *c = user;
     struct broker *b = c->b;
     size_t off = 0;
+    if (b->auth && !c->auth_done && !c->connected)
+        authenticate(c, data, len);
     pthread_mutex_lock(&b->lock);
     c->last_rx_ms = clock_mono_ms();
     while (off < len && !c->closing) {
@@ -722,6 +815,8 @@ static void publish_sys(struct broker *b, uint64_t now)
     sys_publish(b, "$SYS/broker/bytes/sent", "%" PRIu64, st->bytes_out);
     sys_publish(b, "$SYS/broker/subscriptions/count", "%zu", subtree_count(b->subs));
     sys_publish(b, "$SYS/broker/retained messages/count", "%zu", retain_count(b->retained));
+    sys_publish(b, "$SYS/broker/auth/failures", "%" PRIu64, st->auth_failures);
+    sys_publish(b, "$SYS/broker/auth/denied", "%" PRIu64, st->acl_denied);
 }
 
 static void check_clients(struct broker *b, uint64_t now)
@@ -800,6 +895,7 @@ struct broker *broker_new(const struct broker_config *cfg)
     b->subs = subtree_new();
     b->retained = retain_new();
     b->started_ms = clock_mono_ms();
+    memset(b->listener_anon, -1, sizeof(b->listener_anon));
     if (!b->buckets || !b->subs || !b->retained) {
         broker_free(b);
         return NULL;
@@ -849,4 +945,73 @@ void broker_free(struct broker *b)
     pthread_cond_destroy(&b->wake);
     pthread_mutex_destroy(&b->lock);
     free(b);
+}
+
+/* ---- access control ----------------------------------------------------- */
+
+void broker_set_auth(struct broker *b, struct auth *a)
+{
+    b->auth = a;
+    b->acl_active = a && auth_has_rules(a);
+}
+
+void broker_set_listener_anonymous(struct broker *b, unsigned listener, int allow)
+{
+    if (listener < sizeof(b->listener_anon))
+        b->listener_anon[listener] = (int8_t)(allow < 0 ? -1 : allow > 0);
+}
+
+struct revoked_sub {
+    struct session *s;
+    char *filter; /* as subscribed, $share/GROUP/ included */
+};
+
+struct revoke_ctx {
+    struct broker *b;
+    struct revoked_sub *list;
+    size_t n, cap;
+};
+
+static void collect_forbidden(void *ctx, const struct subtree_sub *sub)
+{
+    struct revoke_ctx *r = ctx;
+    struct session *s = sub->owner;
+    if (session_allowed(r->b, s, ACL_SUBSCRIBE, sub->filter, strlen(sub->filter)))
+        return;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        struct revoked_sub *l = realloc(r->list, cap * sizeof(*l));
+        if (!l)
+            return;
+        r->list = l;
+        r->cap = cap;
+    }
+    char buf[1024];
+    if (sub->group)
+        snprintf(buf, sizeof(buf), "$share/%s/%s", sub->group, sub->filter);
+    else
+        snprintf(buf, sizeof(buf), "%s", sub->filter);
+    if ((r->list[r->n].filter = strdup(buf)))
+        r->list[r->n++].s = s;
+}
+
+/* see broker.h */
+void broker_auth_reloaded(struct broker *b)
+{
+    struct revoke_ctx r = {b, NULL, 0, 0};
+    pthread_mutex_lock(&b->lock);
+    b->acl_active = b->auth && auth_has_rules(b->auth);
+    if (b->auth)
+        subtree_each(b->subs, collect_forbidden, &r);
+    for (size_t i = 0; i < r.n; i++) {
+        struct session *s = r.list[i].s;
+        if (subtree_remove(b->subs, (const uint8_t *)r.list[i].filter, strlen(r.list[i].filter),
+                           s) == 1)
+            s->nsubs--;
+        log_notice("session '%s': subscription '%s' removed: the new ACL forbids it", s->id,
+                   r.list[i].filter);
+        free(r.list[i].filter);
+    }
+    pthread_mutex_unlock(&b->lock);
+    free(r.list);
 }

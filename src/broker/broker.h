@@ -15,6 +15,7 @@
 #include "net/net.h"
 
 struct broker;
+struct auth;
 
 struct broker_config {
     uint32_t max_packet_size; /* whole packet, both directions */
@@ -41,6 +42,17 @@ int broker_start(struct broker *b);
 void broker_shutdown(struct broker *b);
 /* Stops housekeeping and frees everything (after net_server_join()). */
 void broker_free(struct broker *b);
+
+/* Puts authentication and access control in force (src/auth/auth.h); NULL,
+ * the default, lets everyone connect and do anything. Call before
+ * broker_start(); `a` must outlive the broker. */
+void broker_set_auth(struct broker *b, struct auth *a);
+/* Per-listener anonymous access: -1 follows auth.allow_anonymous, 0 refuses,
+ * 1 allows. `listener` is net's listener index (fewer than 64). */
+void broker_set_listener_anonymous(struct broker *b, unsigned listener, int allow);
+/* After the auth rules were reloaded: removes the subscriptions the new
+ * rules forbid (and logs each). Thread-safe. */
+void broker_auth_reloaded(struct broker *b);
 
 /* The callbacks net calls; ctx is the struct broker. */
 const struct net_handler *broker_net_handler(void);

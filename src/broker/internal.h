@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth/auth.h"
 #include "broker/broker.h"
 #include "broker/msg.h"
 #include "broker/retain.h"
@@ -56,6 +57,9 @@ struct session {
     uint32_t will_delay_s;
     uint64_t will_at; /* non-zero: a delayed will is pending */
     uint32_t nsubs;
+    char *username; /* for ACLs: the last CONNECT's user name, or NULL */
+    char *cert_cn;  /* and its certificate's identity, when it had one */
+    char *cert_ou;
     uint32_t match_gen; /* merging overlapping subscriptions in route.c */
     uint32_t match_idx;
 };
@@ -73,10 +77,12 @@ struct client {
     bool closing;
     bool normal_disconnect;
     bool request_problem_info;
-    uint16_t recv_max;   /* the client's Receive Maximum: our outbound window */
-    uint32_t max_packet; /* the client's Maximum Packet Size, 0 = protocol max */
-    uint16_t alias_max;  /* the client's Topic Alias Maximum */
-    char **alias_in;     /* [1..topic_alias_max] topics the client set */
+    bool auth_done;             /* auth_cause is this connection's verdict */
+    enum auth_cause auth_cause; /* decided before the lock (may be slow) */
+    uint16_t recv_max;          /* the client's Receive Maximum: our outbound window */
+    uint32_t max_packet;        /* the client's Maximum Packet Size, 0 = protocol max */
+    uint16_t alias_max;         /* the client's Topic Alias Maximum */
+    char **alias_in;            /* [1..topic_alias_max] topics the client set */
     uint16_t *alias_in_len;
     char *alias_out[OUT_ALIAS_CAP];
     uint16_t nalias_out;
@@ -86,6 +92,7 @@ struct client {
 struct broker_stats {
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out, dropped;
     uint64_t connects, clients_max;
+    uint64_t auth_failures, acl_denied;
     uint32_t clients_connected;
 };
 
@@ -108,6 +115,9 @@ struct broker {
     struct session *offline; /* sessions without a connection */
     struct client *clients;
     struct broker_stats st;
+    struct auth *auth;
+    bool acl_active;          /* auth has rules: check deliveries too */
+    int8_t listener_anon[64]; /* broker_set_listener_anonymous */
     uint64_t started_ms;
     uint64_t next_sys_ms;
     uint32_t match_gen;
@@ -142,6 +152,12 @@ void delivery_free(struct delivery *d);
 bool session_rel_has(const struct session *s, uint16_t pid);
 int session_rel_add(struct session *s, uint16_t pid);
 bool session_rel_remove(struct session *s, uint16_t pid);
+
+/* The identity ACLs see for a session. */
+void session_identity(const struct session *s, struct acl_identity *id);
+/* True if the ACL lets the session's client act on topic (or no ACL). */
+bool session_allowed(struct broker *b, const struct session *s, enum acl_action a,
+                     const char *topic, size_t len);
 
 /* route.c */
 /* Delivers m to every matching subscription except no-local ones of

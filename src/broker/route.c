@@ -117,6 +117,13 @@ void route_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t q
 {
     if (msg_expired(m, clock_mono_ms()))
         return;
+    /* A subscription the ACL allowed may still reach topics a deny rule
+     * covers (`#` past `secret/#`): each message is checked for its
+     * receiver, as the ACL's subscribe rules say (src/auth/acl.h). */
+    if (b->acl_active && !session_allowed(b, s, ACL_SUBSCRIBE, m->topic, m->topic_len)) {
+        b->st.acl_denied++;
+        return;
+    }
     if (qos == 0) {
         if (online(s))
             send_publish(b, s->c, m, 0, retain, false, 0, sub_ids, nsub);

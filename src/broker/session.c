@@ -90,6 +90,9 @@ void session_end(struct broker *b, struct session *s)
     drain(&s->queue);
     free(s->pid_used);
     free(s->rel_ids);
+    free(s->username);
+    free(s->cert_cn);
+    free(s->cert_ou);
     free(s->id);
     free(s);
 }
@@ -202,4 +205,22 @@ bool session_rel_remove(struct session *s, uint16_t pid)
             return true;
         }
     return false;
+}
+
+void session_identity(const struct session *s, struct acl_identity *id)
+{
+    id->username = s->username;
+    id->client_id = s->id;
+    id->cert_cn = s->cert_cn;
+    id->cert_ou = s->cert_ou;
+}
+
+bool session_allowed(struct broker *b, const struct session *s, enum acl_action a,
+                     const char *topic, size_t len)
+{
+    if (!b->auth)
+        return true;
+    struct acl_identity id;
+    session_identity(s, &id);
+    return auth_allowed(b->auth, &id, a, topic, len);
 }

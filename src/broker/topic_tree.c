@@ -390,3 +390,30 @@ size_t subtree_count(const struct subtree *t)
 {
     return t->count;
 }
+
+static void each(struct node *n, subtree_match_fn fn, void *ctx)
+{
+    for (size_t i = 0; i < n->nsubs; i++) {
+        struct subtree_sub s = {n->subs[i].owner, n->subs[i].options, n->subs[i].sub_id, n->filter,
+                                NULL};
+        fn(ctx, &s);
+    }
+    for (size_t g = 0; g < n->ngroups; g++)
+        for (size_t i = 0; i < n->groups[g].count; i++) {
+            struct entry *e = &n->groups[g].members[i];
+            struct subtree_sub s = {e->owner, e->options, e->sub_id, n->filter, n->groups[g].name};
+            fn(ctx, &s);
+        }
+    for (size_t i = 0; i < n->nchildren; i++)
+        each(n->children[i], fn, ctx);
+    if (n->plus)
+        each(n->plus, fn, ctx);
+    if (n->hash)
+        each(n->hash, fn, ctx);
+}
+
+/* see topic_tree.h */
+void subtree_each(struct subtree *t, subtree_match_fn fn, void *ctx)
+{
+    each(&t->root, fn, ctx);
+}

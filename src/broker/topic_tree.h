@@ -46,6 +46,9 @@ typedef bool (*subtree_eligible_fn)(void *ctx, void *owner);
  * wildcard (MQTT-4.7.2-1). eligible may be NULL. */
 void subtree_match(struct subtree *t, const uint8_t *topic, size_t len, subtree_match_fn fn,
                    subtree_eligible_fn eligible, void *ctx);
+/* Calls fn for every subscription held (shared ones with their group). fn
+ * must not change the tree: collect, then remove. */
+void subtree_each(struct subtree *t, subtree_match_fn fn, void *ctx);
 /* Number of subscriptions held. */
 size_t subtree_count(const struct subtree *t);
 

@@ -379,6 +379,13 @@ static int read_subst(struct parser *ps, struct sbuf *b, bool *missing)
         return fail(ps, "bad substitution name");
     memcpy(name, start, n);
     name[n] = '\0';
+    /* ACL topic placeholders (NanoMQ's `${clientid}`, `${username}` and
+     * ward's certificate fields) are filled per client later, not from the
+     * environment: they stay in the text as written. */
+    static const char *const placeholders[] = {"username", "clientid", "cert_cn", "cert_ou"};
+    for (size_t i = 0; i < sizeof(placeholders) / sizeof(placeholders[0]); i++)
+        if (!optional && strcmp(name, placeholders[i]) == 0)
+            return sbuf_put(b, start - 2, n + 3);
     const char *v = getenv(name);
     if (!v) {
         if (!optional)

@@ -4,7 +4,9 @@
  * (`listeners.ssl.mtls { ... }` nests), quoted ("...", with escapes) and bare
  * strings, numbers, booleans, null, arrays (of anything, objects included),
  * `#` and `//` comments, commas or newlines between members, `${ENV}` and
- * `${?ENV}` substitution from the environment (inside quoted strings too),
+ * `${?ENV}` substitution from the environment (inside quoted strings too;
+ * the ACL placeholders `${username}`, `${clientid}`, `${cert_cn}` and
+ * `${cert_ou}` are kept as written),
  * `include "FILE"` at member level (merged in place) and `{include "FILE"}`
  * as a value (NanoMQ's `acl = {include "acl.conf"}`), both relative to the
  * including file. Objects with the same key merge; other values: last wins.

@@ -1,0 +1,79 @@
+/* Authentication and authorization for the broker: the password file, the
+ * ACL, anonymous access and certificate identities, behind one object that
+ * can be reloaded while clients are connected.
+ *
+ * `auth_configure` loads new files and swaps them in only when all of them
+ * load; a bad file leaves the running rules in place. Checks take a
+ * reference to the rules current at that moment, so a reload never changes
+ * rules under a check in progress. All functions are thread-safe. */
+#ifndef WARD_AUTH_AUTH_H
+#define WARD_AUTH_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/acl.h"
+
+struct auth;
+
+struct auth_settings {
+    bool allow_anonymous;      /* connections without credentials */
+    bool no_match_allow;       /* ACL: when no rule applies */
+    bool deny_disconnect;      /* ACL: a denied PUBLISH also disconnects */
+    const char *password_file; /* NULL: no password users */
+    const char *acl_file;      /* NULL: no rules (no_match decides) */
+};
+
+/* One CONNECT, as the broker saw it. */
+struct auth_request {
+    const char *client_id;
+    const char *peer;        /* "ip:port", for rate limiting and logs */
+    const uint8_t *username; /* NULL: none sent */
+    size_t username_len;
+    const uint8_t *password; /* NULL: none sent */
+    size_t password_len;
+    int listener_anonymous; /* -1 inherit, 0 no, 1 yes */
+    bool cert_identity;     /* a verified client certificate named this client */
+    bool cert_and_password; /* the listener wants a password as well */
+};
+
+/* Why a CONNECT was refused, for logs and counters. */
+enum auth_cause {
+    AUTH_OK,
+    AUTH_NO_CREDENTIALS, /* anonymous, and anonymous is not allowed */
+    AUTH_UNKNOWN_USER,
+    AUTH_BAD_PASSWORD,
+    AUTH_PASSWORD_REQUIRED, /* certificate alone is not enough here */
+    AUTH_RATE_LIMITED,      /* too many failures from this address */
+    AUTH_NCAUSES
+};
+
+struct auth *auth_new(void);
+void auth_free(struct auth *a);
+
+/* Loads and swaps in. Returns 0, or -1 with every error in err (the rules
+ * in force do not change). */
+int auth_configure(struct auth *a, const struct auth_settings *s, char *err, size_t errlen);
+
+/* Authenticates a CONNECT; may be slow (password hashing): call it without
+ * holding locks others need. Returns the cause; auth_reason() gives the
+ * CONNACK reason for it. */
+enum auth_cause auth_connect(struct auth *a, const struct auth_request *req);
+/* MQTT 5 CONNACK reason for a cause (0x86, 0x87, 0x9F); 0 for AUTH_OK. */
+uint8_t auth_reason(enum auth_cause c);
+const char *auth_cause_text(enum auth_cause c);
+
+/* True if the identity may publish to / subscribe to the topic. For a
+ * subscription pass the filter without any `$share/GROUP/` prefix. */
+bool auth_allowed(struct auth *a, const struct acl_identity *id, enum acl_action action,
+                  const char *topic, size_t len);
+/* True when an ACL or a deny default is in force (so callers can skip
+ * per-message checks when every answer would be "allow"). */
+bool auth_has_rules(struct auth *a);
+bool auth_deny_disconnects(struct auth *a);
+
+/* Counters of refused CONNECTs per cause since start. */
+void auth_counters(struct auth *a, uint64_t out[AUTH_NCAUSES]);
+
+#endif

@@ -1,0 +1,301 @@
+/* see passwd.h */
+#include "auth/passwd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/hocon.h"
+
+#define SCHEME "$pbkdf2-sha512$"
+
+/* The key under which verified passwords are remembered: random per process,
+ * so the cache means nothing outside this process's memory. */
+static uint8_t cache_key[32];
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_key_init(void)
+{
+    if (RAND_bytes(cache_key, sizeof(cache_key)) != 1)
+        abort(); /* no entropy: refusing to run beats a predictable key */
+}
+
+void passwd_db_init(struct passwd_db *db)
+{
+    memset(db, 0, sizeof(*db));
+    pthread_mutex_init(&db->lock, NULL);
+}
+
+void passwd_db_free(struct passwd_db *db)
+{
+    for (size_t i = 0; i < db->count; i++) {
+        free(db->users[i].user);
+        OPENSSL_cleanse(&db->users[i], sizeof(db->users[i]));
+    }
+    free(db->users);
+    pthread_mutex_destroy(&db->lock);
+    memset(db, 0, sizeof(*db));
+}
+
+/* Standard base64 of exactly `len` bytes into out (NUL-terminated). */
+static void b64_encode(const uint8_t *in, size_t len, char *out)
+{
+    EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+}
+
+/* Decodes base64 that must yield exactly `want` bytes. */
+static int b64_decode_exact(const char *in, size_t inlen, uint8_t *out, size_t want)
+{
+    uint8_t tmp[128];
+    if (inlen == 0 || inlen % 4 || inlen / 4 * 3 > sizeof(tmp))
+        return -1;
+    int n = EVP_DecodeBlock(tmp, (const unsigned char *)in, (int)inlen);
+    if (n < 0)
+        return -1;
+    size_t pad = (in[inlen - 1] == '=') + (inlen > 1 && in[inlen - 2] == '=');
+    if ((size_t)n - pad != want)
+        return -1;
+    memcpy(out, tmp, want);
+    return 0;
+}
+
+/* see passwd.h */
+int passwd_parse_hash(const char *text, struct passwd_entry *e)
+{
+    if (strncmp(text, SCHEME, strlen(SCHEME)) != 0)
+        return -1;
+    const char *p = text + strlen(SCHEME);
+    char *end;
+    errno = 0;
+    unsigned long it = strtoul(p, &end, 10);
+    if (errno || end == p || *end != '$' || it < 1000 || it > 100000000ul)
+        return -1;
+    const char *salt = end + 1, *dollar = strchr(salt, '$');
+    if (!dollar)
+        return -1;
+    const char *hash = dollar + 1;
+    if (b64_decode_exact(salt, (size_t)(dollar - salt), e->salt, PASSWD_SALT_LEN) < 0 ||
+        b64_decode_exact(hash, strlen(hash), e->hash, PASSWD_HASH_LEN) < 0)
+        return -1;
+    e->iterations = (uint32_t)it;
+    e->cached = false;
+    return 0;
+}
+
+/* see passwd.h */
+int passwd_format_hash(const struct passwd_entry *e, char *out, size_t cap)
+{
+    char salt[64], hash[128];
+    b64_encode(e->salt, PASSWD_SALT_LEN, salt);
+    b64_encode(e->hash, PASSWD_HASH_LEN, hash);
+    int n = snprintf(out, cap, SCHEME "%u$%s$%s", e->iterations, salt, hash);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+static int derive(const struct passwd_entry *e, const uint8_t *pw, size_t plen,
+                  uint8_t out[PASSWD_HASH_LEN])
+{
+    return PKCS5_PBKDF2_HMAC((const char *)pw, (int)plen, e->salt, PASSWD_SALT_LEN,
+                             (int)e->iterations, EVP_sha512(), PASSWD_HASH_LEN, out) == 1
+               ? 0
+               : -1;
+}
+
+static void cache_mac(const uint8_t *pw, size_t plen, uint8_t out[32])
+{
+    unsigned int n = 32;
+    pthread_once(&cache_once, cache_key_init);
+    HMAC(EVP_sha256(), cache_key, sizeof(cache_key), pw, plen, out, &n);
+}
+
+static bool valid_user(const char *user)
+{
+    if (!*user)
+        return false;
+    for (const char *p = user; *p; p++)
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
+const struct passwd_entry *passwd_find(const struct passwd_db *db, const char *user, size_t ulen)
+{
+    for (size_t i = 0; i < db->count; i++)
+        if (strlen(db->users[i].user) == ulen && memcmp(db->users[i].user, user, ulen) == 0)
+            return &db->users[i];
+    return NULL;
+}
+
+static struct passwd_entry *slot(struct passwd_db *db, const char *user)
+{
+    struct passwd_entry *e = (struct passwd_entry *)passwd_find(db, user, strlen(user));
+    if (e)
+        return e;
+    if (db->count == db->cap) {
+        size_t cap = db->cap ? db->cap * 2 : 8;
+        struct passwd_entry *n = realloc(db->users, cap * sizeof(*n));
+        if (!n)
+            return NULL;
+        db->users = n;
+        db->cap = cap;
+    }
+    e = &db->users[db->count];
+    memset(e, 0, sizeof(*e));
+    if (!(e->user = strdup(user)))
+        return NULL;
+    db->count++;
+    return e;
+}
+
+/* see passwd.h */
+int passwd_set(struct passwd_db *db, const char *user, const char *password, size_t len, char *err,
+               size_t errlen)
+{
+    if (!valid_user(user)) {
+        snprintf(err, errlen,
+                 "invalid user name (empty, or a quote, backslash or control "
+                 "character)");
+        return -1;
+    }
+    struct passwd_entry tmp = {.iterations = PASSWD_ITERATIONS};
+    if (RAND_bytes(tmp.salt, PASSWD_SALT_LEN) != 1 ||
+        derive(&tmp, (const uint8_t *)password, len, tmp.hash) < 0) {
+        snprintf(err, errlen, "cannot hash the password (OpenSSL failure)");
+        return -1;
+    }
+    struct passwd_entry *e = slot(db, user);
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    e->iterations = tmp.iterations;
+    memcpy(e->salt, tmp.salt, sizeof(e->salt));
+    memcpy(e->hash, tmp.hash, sizeof(e->hash));
+    e->cached = false;
+    OPENSSL_cleanse(&tmp, sizeof(tmp));
+    return 0;
+}
+
+/* see passwd.h */
+bool passwd_delete(struct passwd_db *db, const char *user)
+{
+    struct passwd_entry *e = (struct passwd_entry *)passwd_find(db, user, strlen(user));
+    if (!e)
+        return false;
+    free(e->user);
+    *e = db->users[--db->count];
+    return true;
+}
+
+/* see passwd.h */
+bool passwd_check(struct passwd_db *db, const char *user, size_t ulen, const uint8_t *password,
+                  size_t plen)
+{
+    const struct passwd_entry *found = passwd_find(db, user, ulen);
+    if (!found)
+        return false;
+    struct passwd_entry *e = (struct passwd_entry *)found;
+    uint8_t mac[32], got[PASSWD_HASH_LEN];
+    cache_mac(password, plen, mac);
+    pthread_mutex_lock(&db->lock);
+    bool hit = e->cached && CRYPTO_memcmp(mac, e->verified_mac, sizeof(mac)) == 0;
+    struct passwd_entry copy = *e;
+    pthread_mutex_unlock(&db->lock);
+    if (hit)
+        return true;
+    /* The slow hash runs without the lock: other users' checks proceed. */
+    bool ok = derive(&copy, password, plen, got) == 0 &&
+              CRYPTO_memcmp(got, copy.hash, PASSWD_HASH_LEN) == 0;
+    if (ok) {
+        pthread_mutex_lock(&db->lock);
+        memcpy(e->verified_mac, mac, sizeof(mac));
+        e->cached = true;
+        pthread_mutex_unlock(&db->lock);
+    }
+    OPENSSL_cleanse(got, sizeof(got));
+    return ok;
+}
+
+/* see passwd.h */
+int passwd_load(struct passwd_db *db, const char *path, char *err, size_t errlen)
+{
+    struct hocon_doc doc;
+    if (hocon_parse_file(path, &doc, err, errlen) < 0)
+        return -1;
+    int rc = 0;
+    const struct hocon_value *root = doc.root;
+    for (size_t i = 0; i < root->count && rc == 0; i++) {
+        const struct hocon_member *m = &root->members[i];
+        struct passwd_entry e = {0};
+        if (m->val->type != HOCON_STRING) {
+            snprintf(err, errlen, "%s:%u: %s: expected a password hash string", m->val->file,
+                     m->val->line, m->key);
+            rc = -1;
+        } else if (strncmp(m->val->str, SCHEME, strlen(SCHEME)) != 0) {
+            snprintf(err, errlen,
+                     "%s:%u: %s: plaintext or unknown password format; ward stores only "
+                     "hashes: run `ward passwd %s %s`",
+                     m->val->file, m->val->line, m->key, path, m->key);
+            rc = -1;
+        } else if (passwd_parse_hash(m->val->str, &e) < 0 || !valid_user(m->key)) {
+            snprintf(err, errlen, "%s:%u: %s: malformed password hash", m->val->file, m->val->line,
+                     m->key);
+            rc = -1;
+        } else {
+            struct passwd_entry *s = slot(db, m->key);
+            if (!s) {
+                snprintf(err, errlen, "%s: out of memory", path);
+                rc = -1;
+            } else {
+                char *u = s->user;
+                *s = e;
+                s->user = u;
+            }
+        }
+    }
+    hocon_doc_free(&doc);
+    if (rc < 0) {
+        for (size_t i = 0; i < db->count; i++)
+            free(db->users[i].user);
+        db->count = 0;
+    }
+    return rc;
+}
+
+/* see passwd.h */
+int passwd_save(const struct passwd_db *db, const char *path, char *err, size_t errlen)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    FILE *f = fdopen(fd, "w");
+    int rc = 0;
+    fprintf(f, "# ward password file: written by `ward passwd`; PBKDF2-HMAC-SHA512 hashes.\n");
+    for (size_t i = 0; i < db->count; i++) {
+        char h[256];
+        passwd_format_hash(&db->users[i], h, sizeof(h));
+        fprintf(f, "\"%s\" = \"%s\"\n", db->users[i].user, h);
+    }
+    if (fflush(f) != 0 || fsync(fd) != 0)
+        rc = -1;
+    if (fclose(f) != 0)
+        rc = -1;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -1;
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+    return rc;
+}

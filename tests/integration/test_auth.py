@@ -1,0 +1,357 @@
+"""Authentication and access control (issue 5): password file, anonymous
+access, ACL rules on PUBLISH, SUBSCRIBE, wills, retained and live delivery,
+rate limiting of failures, and SIGHUP reload. Wire-level checks use a small
+raw client; paho-mqtt and mosquitto_pub check the same from independent
+implementations."""
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+import paho.mqtt.client as paho
+import pytest
+
+from conftest import WARD, free_port
+
+
+# ---- a tiny raw MQTT client (just what these tests need) -----------------
+
+def _vbi(n):
+    out = b""
+    while True:
+        b, n = n % 128, n // 128
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def _s(x):
+    x = x.encode() if isinstance(x, str) else x
+    return struct.pack("!H", len(x)) + x
+
+
+class Raw:
+    def __init__(self, port, v5=True):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=3)
+        self.v5 = v5
+        self.buf = b""
+
+    def send(self, ptype, flags, body):
+        self.sock.sendall(bytes([(ptype << 4) | flags]) + _vbi(len(body)) + body)
+
+    def read(self, timeout=3):
+        """One packet as (type, flags, body); None on close or timeout."""
+        self.sock.settimeout(timeout)
+        while True:
+            if len(self.buf) >= 2:
+                mult, n, i = 1, 0, 1
+                while i < len(self.buf):
+                    n += (self.buf[i] & 127) * mult
+                    mult *= 128
+                    if not self.buf[i] & 128:
+                        break
+                    i += 1
+                if i < len(self.buf) and len(self.buf) >= i + 1 + n:
+                    head, body = self.buf[0], self.buf[i + 1:i + 1 + n]
+                    self.buf = self.buf[i + 1 + n:]
+                    return head >> 4, head & 15, body
+            try:
+                chunk = self.sock.recv(65536)
+            except (socket.timeout, ConnectionResetError):
+                return None
+            if not chunk:
+                return None
+            self.buf += chunk
+
+    def connect(self, cid, user=None, pw=None, will=None):
+        flags = 0x02
+        payload = _s(cid)
+        props = b"\x00" if self.v5 else b""
+        if will:
+            topic, msg = will
+            flags |= 0x04
+            payload += (b"\x00" if self.v5 else b"") + _s(topic) + _s(msg)
+        if user is not None:
+            flags |= 0x80
+            payload += _s(user)
+        if pw is not None:
+            flags |= 0x40
+            payload += _s(pw)
+        body = _s("MQTT") + bytes([5 if self.v5 else 4, flags]) + struct.pack("!H", 30)
+        self.send(1, 0, body + props + payload)
+        p = self.read()
+        assert p and p[0] == 2, p
+        return p[2][1]
+
+    def subscribe(self, filt, qos=1, pid=1):
+        body = struct.pack("!H", pid) + (b"\x00" if self.v5 else b"") + _s(filt) + bytes([qos])
+        self.send(8, 2, body)
+        p = self.read()
+        assert p and p[0] == 9, p
+        return p[2][2 + (1 if self.v5 else 0):]
+
+    def publish(self, topic, payload, qos=0, retain=False, pid=7):
+        body = _s(topic) + (struct.pack("!H", pid) if qos else b"")
+        body += (b"\x00" if self.v5 else b"") + payload
+        self.send(3, (qos << 1) | int(retain), body)
+        if qos == 0:
+            return None
+        p = self.read()
+        assert p and p[0] == (4 if qos == 1 else 5), p
+        return p[2][2] if len(p[2]) > 2 else 0
+
+    def next_publish(self, timeout=1.5):
+        """(topic, payload, retain) of the next PUBLISH, acking QoS 1; None if none."""
+        while True:
+            p = self.read(timeout)
+            if p is None:
+                return None
+            t, flags, body = p
+            if t != 3:
+                continue
+            tl = struct.unpack("!H", body[:2])[0]
+            topic = body[2:2 + tl].decode()
+            i = 2 + tl
+            if flags & 6:
+                pid = body[i:i + 2]
+                i += 2
+                self.send(4, 0, pid)
+            if self.v5:
+                n = body[i]
+                i += 1 + n
+            return topic, body[i:], bool(flags & 1)
+
+    def disconnect(self):
+        try:
+            self.send(14, 0, b"\x00\x00" if self.v5 else b"")
+        except OSError:
+            pass
+        self.sock.close()
+
+    def drop(self):
+        self.sock.close()
+
+
+# ---- set-up --------------------------------------------------------------
+
+ACL = """rules = [
+  {"permit": "allow", "username": "admin"}
+  {"permit": "allow", "username": "dashboard", "action": "subscribe", "topics": ["$SYS/#"]}
+  {"permit": "deny", "username": "#", "action": "subscribe", "topics": ["$SYS/#", "eq #"]}
+  {"permit": "deny", "action": "pubsub", "topics": ["secret/#"]}
+  {"permit": "allow", "action": "publish", "topics": ["devices/${username}/#", "c/${clientid}"]}
+  {"permit": "allow", "action": "subscribe", "topics": ["devices/+/#", "public/#", "+/+"]}
+]
+"""
+
+
+def passwd(path, user, password):
+    r = subprocess.run([WARD, "passwd", path, user], input=password + "\n", text=True,
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture
+def secured(ward_factory, tmp_path):
+    pw = str(tmp_path / "pw.conf")
+    for user in ("alice", "bob", "admin", "dashboard"):
+        passwd(pw, user, user + "-pw")
+    acl = tmp_path / "acl.conf"
+    acl.write_text(ACL)
+    port = free_port()
+    conf = tmp_path / "ward.conf"
+    conf.write_text(
+        'listeners.tcp { bind = "127.0.0.1:%d" }\n'
+        'auth {\n  allow_anonymous = false\n  no_match = deny\n'
+        '  password = {include "pw.conf"}\n  acl = {include "acl.conf"}\n}\n' % port)
+    w = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    w.acl_path = str(acl)
+    w.pw_path = pw
+    return w
+
+
+def login(w, user, v5=True, cid=None, will=None):
+    c = Raw(w.port, v5)
+    rc = c.connect(cid or user + "-c", user, user + "-pw", will)
+    assert rc == 0, "CONNACK %#x" % rc
+    return c
+
+
+# ---- authentication ------------------------------------------------------
+
+@pytest.mark.parametrize("v5, anon_rc, badpw_rc", [(True, 0x87, 0x86), (False, 5, 4)])
+def test_credentials(secured, v5, anon_rc, badpw_rc):
+    assert Raw(secured.port, v5).connect("anon") == anon_rc
+    assert Raw(secured.port, v5).connect("x", "alice", "wrong") == badpw_rc
+    assert Raw(secured.port, v5).connect("x", "nobody", "pw") == badpw_rc
+    assert Raw(secured.port, v5).connect("x", "alice") == badpw_rc  # no password
+    login(secured, "alice", v5).disconnect()
+    log = secured.wait_log("wrong password")
+    assert "127.0.0.1" in log and "no credentials" in log and "unknown user" in log
+
+
+def test_paho_and_mosquitto_clients_authenticate(secured):
+    got = []
+    c = paho.Client("p1", protocol=paho.MQTTv311)
+    c.username_pw_set("bob", "bob-pw")
+    c.on_connect = lambda cl, u, f, rc: got.append(rc)
+    c.connect("127.0.0.1", secured.port)
+    c.loop_start()
+    deadline = time.monotonic() + 5
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.05)
+    c.loop_stop()
+    c.disconnect()
+    assert got == [0]
+    r = subprocess.run(["mosquitto_pub", "-p", str(secured.port), "-u", "bob", "-P", "nope",
+                        "-t", "devices/bob/x", "-m", "1"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode != 0 and "bad user name or password" in (r.stdout + r.stderr).lower()
+
+
+def test_failures_rate_limited(secured):
+    for _ in range(6):
+        assert Raw(secured.port).connect("x", "alice", "bad") == 0x86
+    # Even the right password is refused for a while from this address.
+    assert Raw(secured.port).connect("x", "alice", "alice-pw") == 0x9F
+    secured.wait_log("too many failed attempts")
+
+
+# ---- authorization -------------------------------------------------------
+
+def test_publish_acl_v5_reason_codes(secured):
+    c = login(secured, "alice")
+    assert c.publish("devices/alice/t", b"1", qos=1) == 0
+    assert c.publish("devices/bob/t", b"1", qos=1) == 0x87
+    assert c.publish("secret/x", b"1", qos=2, pid=9) == 0x87
+    assert c.publish("c/alice-c", b"1", qos=1) == 0  # ${clientid}
+    c.disconnect()
+
+
+def test_publish_acl_311_is_acked_but_not_delivered(secured):
+    sub = login(secured, "admin")
+    assert sub.subscribe("devices/#") == b"\x01"
+    pub = login(secured, "alice", v5=False)
+    assert pub.publish("devices/bob/t", b"forged", qos=1) == 0  # MQTT-3.3.5-2
+    assert pub.publish("devices/alice/t", b"real", qos=1) == 0
+    assert sub.next_publish() == ("devices/alice/t", b"real", False)
+    assert sub.next_publish(0.5) is None
+
+
+@pytest.mark.parametrize("v5, denied", [(True, 0x87), (False, 0x80)])
+def test_subscribe_acl(secured, v5, denied):
+    c = login(secured, "alice", v5)
+    assert c.subscribe("#") == bytes([denied])
+    assert c.subscribe("$SYS/#") == bytes([denied])
+    assert c.subscribe("public/#") == b"\x01"
+    assert c.subscribe("$share/g/public/x") == b"\x01"
+    assert c.subscribe("secret/#") == bytes([denied])
+    d = login(secured, "dashboard", v5)
+    assert d.subscribe("$SYS/#") == b"\x01"
+
+
+def test_delivery_checked_against_receiver(secured):
+    """A subscription allowed by a broad rule never carries denied topics."""
+    sub = login(secured, "alice")
+    assert sub.subscribe("+/+") == b"\x01"
+    admin = login(secured, "admin")
+    assert admin.publish("secret/plans", b"no", qos=1) == 0
+    assert admin.publish("public/news", b"yes", qos=1) == 0
+    assert sub.next_publish() == ("public/news", b"yes", False)
+    assert sub.next_publish(0.5) is None
+
+
+def test_retained_on_subscribe_checked(secured):
+    admin = login(secured, "admin")
+    assert admin.publish("secret/r", b"hidden", qos=1, retain=True) == 0
+    assert admin.publish("public/r", b"shown", qos=1, retain=True) == 0
+    sub = login(secured, "alice")
+    assert sub.subscribe("+/+") == b"\x01"
+    assert sub.next_publish() == ("public/r", b"shown", True)
+    assert sub.next_publish(0.5) is None
+
+
+def test_will_acl(secured):
+    watcher = login(secured, "admin")
+    assert watcher.subscribe("devices/#") == b"\x01"
+    bad = login(secured, "alice", cid="w1", will=("devices/bob/status", b"forged"))
+    good = login(secured, "bob", cid="w2", will=("devices/bob/status", b"gone"))
+    bad.drop()
+    good.drop()
+    assert watcher.next_publish(3) == ("devices/bob/status", b"gone", False)
+    assert watcher.next_publish(0.7) is None
+    secured.wait_log("will on 'devices/bob/status' not authorized")
+
+
+# ---- reload --------------------------------------------------------------
+
+def test_sighup_reload_acl_and_passwords(secured):
+    sub = login(secured, "alice")
+    assert sub.subscribe("public/#") == b"\x01"
+    admin = login(secured, "admin")
+    admin.publish("public/1", b"a", qos=1)
+    assert sub.next_publish() == ("public/1", b"a", False)
+
+    # A broken ACL is refused with its line; the running rules stay.
+    with open(secured.acl_path, "w") as f:
+        f.write('rules = [ {"permit": "sometimes"} ]\n')
+    secured.signal(signal.SIGHUP)
+    secured.wait_log("the running rules stay")
+    assert "acl.conf:1: permit" in secured.read_log()
+    admin.publish("public/2", b"b", qos=1)
+    assert sub.next_publish() == ("public/2", b"b", False)
+
+    # The new rules forbid public/#: the subscription is removed.
+    with open(secured.acl_path, "w") as f:
+        f.write(ACL.replace('"public/#", ', ""))
+    passwd(secured.pw_path, "carol", "carol-pw")
+    secured.signal(signal.SIGHUP)
+    secured.wait_log("subscription 'public/#' removed")
+    admin.publish("public/3", b"c", qos=1)
+    assert sub.next_publish(0.7) is None
+    login(secured, "carol").disconnect()  # the new user can log in
+
+
+def test_bad_files_stop_the_start(tmp_path):
+    (tmp_path / "pw.conf").write_text('"admin": "public"\n')  # NanoMQ's plaintext
+    port = free_port()
+    conf = tmp_path / "ward.conf"
+    conf.write_text('listeners.tcp { bind = "127.0.0.1:%d" }\n'
+                    'auth { password = {include "pw.conf"} }\n' % port)
+    r = subprocess.run([WARD, "serve", "-c", str(conf)], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode == 1
+    assert "pw.conf:1: admin: plaintext" in r.stderr
+    r = subprocess.run([WARD, "check", "-c", str(conf)], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode == 1 and "plaintext" in r.stderr
+
+
+def test_ward_passwd_command(tmp_path):
+    pw = str(tmp_path / "pw.conf")
+    passwd(pw, "u1", "one")
+    passwd(pw, "u2", "two")
+    assert oct(os.stat(pw).st_mode & 0o777) == "0o600"
+    text = open(pw).read()
+    assert "one" not in text and "$pbkdf2-sha512$" in text
+    r = subprocess.run([WARD, "passwd", "-D", pw, "u1"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 0
+    assert '"u1"' not in open(pw).read() and '"u2"' in open(pw).read()
+    r = subprocess.run([WARD, "passwd", "-D", pw, "u1"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 1 and "no user 'u1'" in r.stderr
+    r = subprocess.run([WARD, "passwd", pw, "u3"], input="", capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 1 and "no password" in r.stderr
+    r = subprocess.run([WARD, "passwd", pw], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2

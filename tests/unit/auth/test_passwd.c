@@ -1,0 +1,170 @@
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth/passwd.h"
+#include "test.h"
+
+static char dir[] = "/tmp/ward-passwd-XXXXXX";
+static char err[1024];
+
+static const char *path(const char *name)
+{
+    static char p[256];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    return p;
+}
+
+static void write_file(const char *name, const char *text)
+{
+    FILE *f = fopen(path(name), "w");
+    ASSERT(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+TEST(set_check_save_load)
+{
+    struct passwd_db db;
+    passwd_db_init(&db);
+    ASSERT_EQ(passwd_set(&db, "alice", "s3cret", 6, err, sizeof(err)), 0);
+    ASSERT(passwd_check(&db, "alice", 5, (const uint8_t *)"s3cret", 6));
+    /* The second check of the same password takes the cached path. */
+    ASSERT(passwd_check(&db, "alice", 5, (const uint8_t *)"s3cret", 6));
+    ASSERT(!passwd_check(&db, "alice", 5, (const uint8_t *)"s3cre", 5));
+    ASSERT(!passwd_check(&db, "alice", 5, (const uint8_t *)"s3cret!", 7));
+    ASSERT(!passwd_check(&db, "bob", 3, (const uint8_t *)"s3cret", 6));
+    ASSERT(!passwd_check(&db, "alic", 4, (const uint8_t *)"s3cret", 6));
+    ASSERT_EQ(passwd_save(&db, path("pw.conf"), err, sizeof(err)), 0);
+    struct stat st;
+    ASSERT_EQ(stat(path("pw.conf"), &st), 0);
+    ASSERT_EQ(st.st_mode & 0777, 0600);
+    passwd_db_free(&db);
+
+    passwd_db_init(&db);
+    ASSERT_EQ(passwd_load(&db, path("pw.conf"), err, sizeof(err)), 0);
+    ASSERT_EQ(db.count, 1);
+    ASSERT(passwd_check(&db, "alice", 5, (const uint8_t *)"s3cret", 6));
+    ASSERT(!passwd_check(&db, "alice", 5, (const uint8_t *)"wrong", 5));
+    passwd_db_free(&db);
+}
+
+TEST(change_and_delete)
+{
+    struct passwd_db db;
+    passwd_db_init(&db);
+    ASSERT_EQ(passwd_set(&db, "a", "one", 3, err, sizeof(err)), 0);
+    ASSERT_EQ(passwd_set(&db, "b", "two", 3, err, sizeof(err)), 0);
+    ASSERT(passwd_check(&db, "a", 1, (const uint8_t *)"one", 3));
+    ASSERT_EQ(passwd_set(&db, "a", "uno", 3, err, sizeof(err)), 0);
+    ASSERT_EQ(db.count, 2);
+    /* The cache must not keep the old password alive after a change. */
+    ASSERT(!passwd_check(&db, "a", 1, (const uint8_t *)"one", 3));
+    ASSERT(passwd_check(&db, "a", 1, (const uint8_t *)"uno", 3));
+    ASSERT(passwd_delete(&db, "a"));
+    ASSERT(!passwd_delete(&db, "a"));
+    ASSERT(!passwd_check(&db, "a", 1, (const uint8_t *)"uno", 3));
+    ASSERT(passwd_check(&db, "b", 1, (const uint8_t *)"two", 3));
+    passwd_db_free(&db);
+}
+
+TEST(bad_user_names)
+{
+    struct passwd_db db;
+    passwd_db_init(&db);
+    ASSERT_EQ(passwd_set(&db, "", "x", 1, err, sizeof(err)), -1);
+    ASSERT_EQ(passwd_set(&db, "a\"b", "x", 1, err, sizeof(err)), -1);
+    ASSERT_EQ(passwd_set(&db, "a\nb", "x", 1, err, sizeof(err)), -1);
+    ASSERT(strstr(err, "invalid user name"));
+    ASSERT_EQ(db.count, 0);
+    passwd_db_free(&db);
+}
+
+TEST(hash_format_roundtrip)
+{
+    struct passwd_entry e = {.iterations = 1000};
+    for (int i = 0; i < PASSWD_SALT_LEN; i++)
+        e.salt[i] = (uint8_t)i;
+    for (int i = 0; i < PASSWD_HASH_LEN; i++)
+        e.hash[i] = (uint8_t)(255 - i);
+    char text[256];
+    ASSERT_EQ(passwd_format_hash(&e, text, sizeof(text)), 0);
+    ASSERT(strncmp(text, "$pbkdf2-sha512$1000$", 20) == 0);
+    struct passwd_entry back = {0};
+    ASSERT_EQ(passwd_parse_hash(text, &back), 0);
+    ASSERT_EQ(back.iterations, 1000);
+    ASSERT_MEM_EQ(back.salt, e.salt, PASSWD_SALT_LEN);
+    ASSERT_MEM_EQ(back.hash, e.hash, PASSWD_HASH_LEN);
+    ASSERT_EQ(passwd_format_hash(&e, text, 20), -1);
+}
+
+TEST(malformed_hashes)
+{
+    static const char *const bad[] = {
+        "public",                                          /* NanoMQ's plaintext */
+        "$pbkdf2-sha512$",                                 /* nothing after the scheme */
+        "$pbkdf2-sha512$abc$AAAA$AAAA",                    /* iterations not a number */
+        "$pbkdf2-sha512$10$AAAAAAAAAAAAAAAAAAAAAA==$AAAA", /* too few iterations */
+        "$pbkdf2-sha512$100000$AAAA$AAAA",                 /* salt and hash too short */
+        "$pbkdf2-sha512$100000$!!!!!!!!!!!!!!!!!!!!!!==$AAAA",
+        "$pbkdf2-sha256$100000$AAAAAAAAAAAAAAAAAAAAAA==$AAAA",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct passwd_entry e;
+        if (passwd_parse_hash(bad[i], &e) != -1)
+            TEST_FAIL_("accepted \"%s\"", bad[i]);
+    }
+}
+
+TEST(load_errors_name_the_line)
+{
+    struct passwd_db db;
+    passwd_db_init(&db);
+    write_file("plain.conf", "# NanoMQ's format\n\"admin\": \"public\"\n");
+    ASSERT_EQ(passwd_load(&db, path("plain.conf"), err, sizeof(err)), -1);
+    ASSERT(strstr(err, "plain.conf:2: admin: plaintext"));
+    ASSERT(strstr(err, "ward passwd"));
+    ASSERT_EQ(db.count, 0);
+
+    write_file("num.conf", "a = 5\n");
+    ASSERT_EQ(passwd_load(&db, path("num.conf"), err, sizeof(err)), -1);
+    ASSERT(strstr(err, "num.conf:1: a: expected a password hash string"));
+
+    write_file("broken.conf", "\"a\" = \"$pbkdf2-sha512$100000$zz$zz\"\n");
+    ASSERT_EQ(passwd_load(&db, path("broken.conf"), err, sizeof(err)), -1);
+    ASSERT(strstr(err, "broken.conf:1: a: malformed password hash"));
+
+    write_file("syntax.conf", "\"a\" = \n{");
+    ASSERT_EQ(passwd_load(&db, path("syntax.conf"), err, sizeof(err)), -1);
+    ASSERT(strstr(err, "syntax.conf:"));
+
+    ASSERT_EQ(passwd_load(&db, path("missing.conf"), err, sizeof(err)), -1);
+    ASSERT(strstr(err, "missing.conf"));
+    passwd_db_free(&db);
+}
+
+TEST(save_to_bad_directory)
+{
+    struct passwd_db db;
+    passwd_db_init(&db);
+    ASSERT_EQ(passwd_save(&db, "/nonexistent-dir/pw.conf", err, sizeof(err)), -1);
+    ASSERT(strstr(err, "/nonexistent-dir/pw.conf"));
+    passwd_db_free(&db);
+}
+
+int main(void)
+{
+    ASSERT(mkdtemp(dir));
+    RUN(set_check_save_load);
+    RUN(change_and_delete);
+    RUN(bad_user_names);
+    RUN(hash_format_roundtrip);
+    RUN(malformed_hashes);
+    RUN(load_errors_name_the_line);
+    RUN(save_to_bad_directory);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        return 1;
+    TEST_DONE();
+}
