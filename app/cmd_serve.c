@@ -270,6 +270,25 @@ static void log_lines(const char *what, const char *text)
     }
 }
 
+/* Limits given as flags beat the file, on reload as at start. */
+static void override_limits(const struct serve_opts *flags, struct broker_config *bc)
+{
+    struct broker_config d;
+    broker_config_defaults(&d);
+    if (flags->bc.max_packet_size != d.max_packet_size)
+        bc->max_packet_size = flags->bc.max_packet_size;
+    if (flags->bc.max_queued != d.max_queued)
+        bc->max_queued = flags->bc.max_queued;
+    if (flags->bc.max_keepalive != d.max_keepalive)
+        bc->max_keepalive = flags->bc.max_keepalive;
+    if (flags->bc.max_inflight != d.max_inflight)
+        bc->max_inflight = flags->bc.max_inflight;
+    if (flags->bc.topic_alias_max != d.topic_alias_max)
+        bc->topic_alias_max = flags->bc.topic_alias_max;
+    if (flags->bc.sys_interval_s != d.sys_interval_s)
+        bc->sys_interval_s = flags->bc.sys_interval_s;
+}
+
 /* SIGHUP: the configuration file (if any), the password file and the ACL
  * are read again. Only a wholly valid set replaces what runs; otherwise the
  * errors are logged and nothing changes. Listeners and worker counts need a
@@ -298,6 +317,12 @@ static void reload(const struct serve_opts *flags, struct auth *a, struct broker
         broker_auth_reloaded(b);
         if (have_cfg && !flags->log_level)
             log_set_level((enum log_level)log_level_parse(cfg.log_level));
+        if (have_cfg) {
+            struct broker_config bc = flags->bc;
+            config_to_broker(&cfg, &bc);
+            override_limits(flags, &bc);
+            broker_reconfigure(b, &bc);
+        }
         log_notice("reload: configuration%s, password file and ACL reloaded",
                    have_cfg ? " file" : "");
     }

@@ -20,6 +20,9 @@ struct errs {
 };
 
 static void report(struct errs *e, const struct hocon_value *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void report(struct errs *e, const struct hocon_value *at, const char *fmt, ...)
 {
     if (e->len + 1 >= e->cap)
         return;

@@ -896,6 +896,7 @@ struct broker *broker_new(const struct broker_config *cfg)
     b->retained = retain_new();
     b->started_ms = clock_mono_ms();
     memset(b->listener_anon, -1, sizeof(b->listener_anon));
+    b->started_max_packet = b->cfg.max_packet_size;
     if (!b->buckets || !b->subs || !b->retained) {
         broker_free(b);
         return NULL;
@@ -1014,4 +1015,24 @@ void broker_auth_reloaded(struct broker *b)
     }
     pthread_mutex_unlock(&b->lock);
     free(r.list);
+}
+
+/* see broker.h */
+void broker_reconfigure(struct broker *b, const struct broker_config *n)
+{
+    pthread_mutex_lock(&b->lock);
+    struct broker_config *c = &b->cfg;
+    c->max_queued = n->max_queued;
+    c->max_topic_levels = n->max_topic_levels;
+    c->max_keepalive = n->max_keepalive;
+    c->sys_interval_s = n->sys_interval_s;
+    /* Net sized its input bound for the size the broker started with. */
+    c->max_packet_size =
+        n->max_packet_size < b->started_max_packet ? n->max_packet_size : b->started_max_packet;
+    if (n->max_inflight != c->max_inflight || n->topic_alias_max != c->topic_alias_max ||
+        n->max_qos != c->max_qos || n->retain_available != c->retain_available ||
+        n->max_packet_size > b->started_max_packet)
+        log_warn("reload: max_inflight_window, topic_alias_max, max_qos, retain_available and "
+                 "a larger max_packet_size take effect after a restart");
+    pthread_mutex_unlock(&b->lock);
 }

@@ -54,6 +54,13 @@ void broker_set_listener_anonymous(struct broker *b, unsigned listener, int allo
  * rules forbid (and logs each). Thread-safe. */
 void broker_auth_reloaded(struct broker *b);
 
+/* Applies limits from a reloaded configuration. What can change while
+ * clients are connected changes at once (max_queued, max_topic_levels,
+ * max_keepalive and max_packet_size for new connections, up to the value the
+ * broker started with, sys_interval_s); a change to anything else is logged
+ * as needing a restart and ignored. Thread-safe. */
+void broker_reconfigure(struct broker *b, const struct broker_config *cfg);
+
 /* The callbacks net calls; ctx is the struct broker. */
 const struct net_handler *broker_net_handler(void);
 

@@ -116,8 +116,9 @@ struct broker {
     struct client *clients;
     struct broker_stats st;
     struct auth *auth;
-    bool acl_active;          /* auth has rules: check deliveries too */
-    int8_t listener_anon[64]; /* broker_set_listener_anonymous */
+    bool acl_active;             /* auth has rules: check deliveries too */
+    int8_t listener_anon[64];    /* broker_set_listener_anonymous */
+    uint32_t started_max_packet; /* net sized its input bound for this */
     uint64_t started_ms;
     uint64_t next_sys_ms;
     uint32_t match_gen;

@@ -355,3 +355,19 @@ def test_ward_passwd_command(tmp_path):
     assert r.returncode == 1 and "no password" in r.stderr
     r = subprocess.run([WARD, "passwd", pw], capture_output=True, text=True, timeout=10)
     assert r.returncode == 2
+
+
+def test_sighup_bad_config_keeps_running(secured, tmp_path):
+    conf = tmp_path / "ward.conf"
+    good = conf.read_text()
+    conf.write_text(good + "mqtt { max_mqueue_len = lots }\n")
+    secured.signal(signal.SIGHUP)
+    log = secured.wait_log("the running configuration stays")
+    assert "ward.conf:8: mqtt.max_mqueue_len: expected a whole number" in log
+    login(secured, "alice").disconnect()  # still serving, old rules
+    assert Raw(secured.port).connect("anon") == 0x87
+    # A good file with a changed limit is applied.
+    conf.write_text(good.replace("allow_anonymous = false", "allow_anonymous = true"))
+    secured.signal(signal.SIGHUP)
+    secured.wait_log("configuration file, password file and ACL reloaded")
+    assert Raw(secured.port).connect("anon") == 0
