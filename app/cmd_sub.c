@@ -1,12 +1,104 @@
-/* Placeholder until this command lands; replaced by its real implementation. */
+/* `ward sub`: subscribe and print messages. */
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "client_opts.h"
 #include "commands.h"
+#include "core/clock.h"
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static void print_message(const struct client_opts *o, const struct client_message *m)
+{
+    if (o->verbose)
+        printf("%.*s ", (int)m->topic.len, m->topic.p);
+    fwrite(m->payload.p, 1, m->payload.len, stdout);
+    putchar('\n');
+    fflush(stdout);
+}
+
+static int subscribe(struct client_opts *o, struct client *c)
+{
+    uint8_t codes[MAX_TOPICS];
+    uint8_t options = (uint8_t)(o->qos | (o->no_local ? MQTT_SUBOPT_NO_LOCAL : 0));
+    if (client_subscribe(c, o->topics, o->ntopics, options, 0, codes) < 0) {
+        fprintf(stderr, "ward sub: %s\n", client_error(c));
+        return EXIT_REFUSED;
+    }
+    size_t refused = 0;
+    for (size_t i = 0; i < o->ntopics; i++)
+        if (codes[i] >= 0x80) {
+            fprintf(stderr, "ward sub: subscription to '%s' refused: %s (0x%02x)\n", o->topics[i],
+                    mqtt_rc_name(codes[i]), codes[i]);
+            refused++;
+        }
+    return refused == o->ntopics ? EXIT_REFUSED : 0;
+}
+
+/* Receives until -C messages, -W seconds, a signal or the connection's end. */
+static int receive(struct client_opts *o, struct client *c)
+{
+    uint64_t deadline = o->timeout_s ? clock_mono_ms() + (uint64_t)o->timeout_s * 1000u : 0;
+    int got = 0;
+    while (!stop) {
+        int wait = 500; /* wake now and then to notice signals */
+        if (deadline) {
+            uint64_t now = clock_mono_ms();
+            if (now >= deadline) {
+                fprintf(stderr, "ward sub: timed out after %d s\n", o->timeout_s);
+                return EXIT_TIMEOUT;
+            }
+            if (deadline - now < (uint64_t)wait)
+                wait = (int)(deadline - now);
+        }
+        struct client_message m;
+        int r = client_next(c, &m, wait);
+        if (r < 0) {
+            fprintf(stderr, "ward sub: %s\n", client_error(c));
+            return EXIT_REFUSED;
+        }
+        if (r == 0 || (o->no_retained && m.retain))
+            continue;
+        print_message(o, &m);
+        if (o->count && ++got >= o->count)
+            break;
+    }
+    return 0;
+}
 
 int cmd_sub(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "ward sub: not implemented yet\n");
-    return 2;
+    struct client_opts *o = calloc(1, sizeof(*o));
+    if (!o)
+        return EXIT_REFUSED;
+    int rc = client_opts_parse(o, TOOL_SUB, argc, argv);
+    if (rc) {
+        free(o);
+        return rc < 0 ? 0 : rc;
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    struct client_result res;
+    struct client *c = client_connect(&o->cc, &res);
+    if (!c) {
+        fprintf(stderr, "ward sub: %s:%u: %s\n", o->cc.host, o->cc.port, res.error);
+        free(o);
+        return EXIT_REFUSED;
+    }
+    rc = subscribe(o, c);
+    if (rc == 0)
+        rc = receive(o, c);
+    client_disconnect(c, 0);
+    client_free(c);
+    free(o);
+    return rc;
 }

@@ -1,0 +1,159 @@
+"""`ward pub` and `ward sub` against ward and against Debian's mosquitto:
+round trips at every QoS with both protocol versions, message sources,
+retained, persistent sessions, user properties seen by paho, exit codes."""
+import os
+import subprocess
+import threading
+import time
+
+import paho.mqtt.client as paho
+import pytest
+
+from conftest import WARD, free_port, wait_port
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % port)
+    p = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    assert wait_port(port, proc=p), "mosquitto did not start"
+    yield port
+    p.terminate()
+    p.wait(timeout=10)
+
+
+@pytest.fixture(params=["ward", "mosquitto"])
+def broker(request):
+    if request.param == "ward":
+        return request.getfixturevalue("ward").port
+    return request.getfixturevalue("mosquitto")
+
+
+def run(*args, input=None, timeout=20):
+    return subprocess.run([WARD] + list(args), input=input, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+class Sub:
+    """`ward sub` in the background; .result() waits for it."""
+
+    def __init__(self, port, *args):
+        self.p = subprocess.Popen([WARD, "sub", "-p", str(port)] + list(args),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.4)  # subscribed before anything is published
+
+    def result(self, timeout=15):
+        out, err = self.p.communicate(timeout=timeout)
+        return self.p.returncode, out, err
+
+
+@pytest.mark.parametrize("version", ["5", "3.1.1"])
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_round_trip(broker, version, qos):
+    s = Sub(broker, "-t", "cli/#", "-q", str(qos), "-V", version, "-v", "-C", "2")
+    r = run("pub", "-p", str(broker), "-t", "cli/a", "-m", "hello world", "-q", str(qos),
+            "-V", version)
+    assert r.returncode == 0, r.stderr
+    r = run("pub", "-p", str(broker), "-t", "cli/b", "-n", "-q", str(qos), "-V", version)
+    assert r.returncode == 0, r.stderr
+    rc, out, err = s.result()
+    assert rc == 0, err
+    assert out == "cli/a hello world\ncli/b \n"
+
+
+def test_sources_lines_file_stdin(broker, tmp_path):
+    s = Sub(broker, "-t", "src", "-C", "5", "-q", "1")
+    assert run("pub", "-p", str(broker), "-t", "src", "-l", "-q", "1",
+               input="one\ntwo\nthree\n").returncode == 0
+    f = tmp_path / "payload.txt"
+    f.write_text("from a file")
+    assert run("pub", "-p", str(broker), "-t", "src", "-f", str(f)).returncode == 0
+    assert run("pub", "-p", str(broker), "-t", "src", "-s", input="all\nof it").returncode == 0
+    rc, out, _ = s.result()
+    assert rc == 0
+    assert out == "one\ntwo\nthree\nfrom a file\nall\nof it\n"
+
+
+def test_retained(broker):
+    assert run("pub", "-p", str(broker), "-t", "ret/x", "-m", "kept", "-r", "-q",
+               "1").returncode == 0
+    r = run("sub", "-p", str(broker), "-t", "ret/#", "-C", "1", "-v", "-W", "5")
+    assert r.returncode == 0 and r.stdout == "ret/x kept\n"
+    # -R skips what is retained: nothing else comes, so -W ends it.
+    r = run("sub", "-p", str(broker), "-t", "ret/#", "-R", "-W", "1")
+    assert r.returncode == 27 and r.stdout == ""
+    assert run("pub", "-p", str(broker), "-t", "ret/x", "-n", "-r").returncode == 0
+
+
+@pytest.mark.parametrize("version", ["5", "3.1.1"])
+def test_persistent_session(broker, version):
+    cid = "cli-persist-" + version
+    args = ["-p", str(broker), "-t", "ps/t", "-q", "1", "-i", cid, "-c", "-V", version]
+    r = run("sub", *args, "-W", "1")  # make the session and its subscription
+    assert r.returncode == 27
+    assert run("pub", "-p", str(broker), "-t", "ps/t", "-m", "while away", "-q",
+               "1").returncode == 0
+    r = run("sub", *args, "-C", "1", "-W", "5")
+    assert r.returncode == 0 and r.stdout == "while away\n", r.stderr
+
+
+def test_user_properties_reach_paho(broker):
+    got = []
+    done = threading.Event()
+    c = paho.Client("paho-props", protocol=paho.MQTTv5)
+
+    def on_message(cl, u, msg):
+        got.append(msg.properties.UserProperty)
+        done.set()
+
+    c.on_message = on_message
+    c.connect("127.0.0.1", broker)
+    c.subscribe("props", qos=1)
+    c.loop_start()
+    time.sleep(0.4)
+    r = run("pub", "-p", str(broker), "-t", "props", "-m", "x", "-q", "1",
+            "-D", "PUBLISH", "user-property", "k1", "v1", "--user-property", "k2", "v2")
+    assert r.returncode == 0, r.stderr
+    assert done.wait(5)
+    c.loop_stop()
+    c.disconnect()
+    assert got == [[("k1", "v1"), ("k2", "v2")]]
+
+
+def test_exit_codes(ward):
+    closed = free_port()
+    r = run("pub", "-p", str(closed), "-t", "x", "-m", "1")
+    assert r.returncode == 1 and "Connection refused" in r.stderr
+    r = run("sub", "-p", str(closed), "-t", "x")
+    assert r.returncode == 1 and "cannot connect" in r.stderr
+    r = run("sub", "-p", str(ward.port), "-t", "nothing", "-W", "1")
+    assert r.returncode == 27 and "timed out" in r.stderr
+    for bad in (["pub", "-t", "x"], ["pub", "-m", "x"], ["pub", "-t", "x", "-m", "1", "-q", "3"],
+                ["sub", "-t", "x", "-V", "7"], ["sub"], ["pub", "-t", "x", "-m", "1", "-n"]):
+        r = run(*bad)
+        assert r.returncode == 2, bad
+        assert "--help" in r.stderr
+    assert run("pub", "--help").returncode == 0
+    # The broker refuses a wildcard in a topic name: a clear message, status 1.
+    r = run("pub", "-p", str(ward.port), "-t", "a/#", "-m", "x", "-q", "1")
+    assert r.returncode == 1 and "topic name invalid" in r.stderr
+
+
+def test_connack_refusal_is_named(tmp_path, ward_factory):
+    w = ward_factory(["--allow-anonymous", "false"]).start()
+    r = run("pub", "-p", str(w.port), "-t", "x", "-m", "1")
+    assert r.returncode == 1 and "not authorized (0x87)" in r.stderr, r.stderr
+    r = run("pub", "-p", str(w.port), "-t", "x", "-m", "1", "-V", "3.1.1")
+    assert r.returncode == 1 and "0x05" in r.stderr, r.stderr
+
+
+def test_ipv6(ward_factory):
+    port = free_port("::1")
+    w = ward_factory(["-l", "tcp://[::1]:%d" % port]).start()
+    s = Sub(port, "-h", "::1", "-t", "v6", "-C", "1")
+    assert run("pub", "-h", "::1", "-p", str(port), "-t", "v6", "-m", "six").returncode == 0
+    rc, out, _ = s.result()
+    assert rc == 0 and out == "six\n"
