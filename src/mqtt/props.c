@@ -160,13 +160,13 @@ int props_decode(struct rd *r, enum mqtt_type type, bool will, bool from_client,
         if (!rd_vbi(&pr, &id))
             return MQTT_RC_MALFORMED;
         const struct prop_spec *s = id < 64 ? spec_of((uint8_t)id) : NULL;
-        /* MQTT-2.2.2-2 and section 2.2.2.2: an unknown property, or one the
-         * packet may not carry, is a protocol error... */
+        /* Section 2.2.2.2: an identifier that is unknown or not valid for
+         * the packet type makes the packet malformed. */
         if (!s || !(s->where & where))
-            return MQTT_RC_PROTOCOL_ERROR;
-        /* ...as is a repeated one, except User Property and (server to
-         * client) Subscription Identifier; MQTT-3.3.4-6: a client's PUBLISH
-         * carries none. */
+            return MQTT_RC_MALFORMED;
+        /* A repeated property is a protocol error, except User Property and
+         * (server to client) Subscription Identifier; MQTT-3.3.4-6: a
+         * client's PUBLISH carries none. */
         bool repeatable = id == MQTT_PROP_USER_PROPERTY ||
                           (id == MQTT_PROP_SUBSCRIPTION_ID && type == MQTT_PUBLISH);
         if ((out->present & MQTT_HAS(id)) && !repeatable)

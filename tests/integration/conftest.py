@@ -131,3 +131,57 @@ def ward_factory(tmp_path):
 def ward(ward_factory):
     """A running broker with default settings and two workers."""
     return ward_factory().start()
+
+
+class Mosquitto:
+    """Debian's mosquitto on a free loopback port, as an independent reference
+    implementation for the same tests. `extra` lines go into its config."""
+
+    def __init__(self, tmp_path, extra=""):
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        conf = os.path.join(str(tmp_path), "mosquitto-%d.conf" % self.port)
+        with open(conf, "w") as f:
+            f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n%s\n"
+                    % (self.port, extra))
+        self.proc = subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        if not wait_port(self.port, proc=self.proc):
+            self.stop()
+            raise RuntimeError("mosquitto did not start")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def mosquitto_factory(tmp_path):
+    started = []
+
+    def make(extra=""):
+        m = Mosquitto(tmp_path, extra)
+        started.append(m)
+        return m
+
+    yield make
+    for m in started:
+        m.stop()
+
+
+@pytest.fixture(params=["ward", "mosquitto"])
+def broker(request):
+    """The same test against ward and against Debian's mosquitto: a test that
+    passes on mosquitto and fails on ward shows a ward bug. Yields an object
+    with .port and .name."""
+    if request.param == "ward":
+        b = request.getfixturevalue("ward")
+    else:
+        b = request.getfixturevalue("mosquitto_factory")()
+    b.name = request.param
+    return b

@@ -9,27 +9,14 @@ import time
 import paho.mqtt.client as paho
 import pytest
 
-from conftest import WARD, free_port, wait_port
-
-
-@pytest.fixture
-def mosquitto(tmp_path):
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % port)
-    p = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    assert wait_port(port, proc=p), "mosquitto did not start"
-    yield port
-    p.terminate()
-    p.wait(timeout=10)
+from conftest import WARD, free_port
 
 
 @pytest.fixture(params=["ward", "mosquitto"])
 def broker(request):
     if request.param == "ward":
         return request.getfixturevalue("ward").port
-    return request.getfixturevalue("mosquitto")
+    return request.getfixturevalue("mosquitto_factory")().port
 
 
 def run(*args, input=None, timeout=20):

@@ -168,7 +168,7 @@ TEST(publish_all_qos_and_flags)
     static const uint8_t dupprop2[] = {0x30, 8, 0, 1, 't', 4, 0x01, 0, 0x01, 0};
     ASSERT_EQ(dec(&srv5, dupprop2, sizeof(dupprop2), &p), MQTT_RC_PROTOCOL_ERROR);
     static const uint8_t notallowed[] = {0x30, 6, 0, 1, 't', 2, 0x24, 1};
-    ASSERT_EQ(dec(&srv5, notallowed, sizeof(notallowed), &p), MQTT_RC_PROTOCOL_ERROR);
+    ASSERT_EQ(dec(&srv5, notallowed, sizeof(notallowed), &p), MQTT_RC_MALFORMED); /* 2.2.2.2 */
     static const uint8_t proplen[] = {0x30, 6, 0, 1, 't', 9, 0x01, 1};
     ASSERT_EQ(dec(&srv5, proplen, sizeof(proplen), &p), MQTT_RC_MALFORMED);
 }

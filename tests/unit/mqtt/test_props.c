@@ -14,10 +14,12 @@ TEST(where_allowed)
     static const uint8_t delay[] = {5, 0x18, 0, 0, 0, 9};
     ASSERT_EQ(decode(delay, sizeof(delay), MQTT_CONNECT, true, true, &p), 0);
     ASSERT_EQ(p.will_delay, 9);
-    ASSERT_EQ(decode(delay, sizeof(delay), MQTT_CONNECT, false, true, &p), MQTT_RC_PROTOCOL_ERROR);
+    /* Section 2.2.2.2: not valid for the packet, or unknown: malformed. */
+    ASSERT_EQ(decode(delay, sizeof(delay), MQTT_CONNECT, false, true, &p), MQTT_RC_MALFORMED);
     static const uint8_t unknown[] = {2, 0x7F, 0};
-    ASSERT_EQ(decode(unknown, sizeof(unknown), MQTT_CONNECT, false, true, &p),
-              MQTT_RC_PROTOCOL_ERROR);
+    ASSERT_EQ(decode(unknown, sizeof(unknown), MQTT_CONNECT, false, true, &p), MQTT_RC_MALFORMED);
+    static const uint8_t twice[] = {4, 0x01, 1, 0x01, 1};
+    ASSERT_EQ(decode(twice, sizeof(twice), MQTT_PUBLISH, false, true, &p), MQTT_RC_PROTOCOL_ERROR);
     static const uint8_t rmax0[] = {3, 0x21, 0, 0};
     ASSERT_EQ(decode(rmax0, sizeof(rmax0), MQTT_CONNECT, false, true, &p), MQTT_RC_PROTOCOL_ERROR);
     static const uint8_t mps0[] = {5, 0x27, 0, 0, 0, 0};
