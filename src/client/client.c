@@ -430,7 +430,7 @@ struct client *client_connect(const struct client_config *cfg, struct client_res
     free(bytes);
     if (res->status != 0) {
         snprintf(res->error, sizeof(res->error), "connection refused: %s (0x%02x)",
-                 mqtt_rc_name((uint8_t)res->status), res->status);
+                 mqtt_connack_name(cfg->version, (uint8_t)res->status), res->status);
         client_free(c);
         return NULL;
     }

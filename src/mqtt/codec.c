@@ -772,3 +772,16 @@ const char *mqtt_rc_name(uint8_t rc)
             return names[i].name;
     return "unknown reason";
 }
+
+/* see mqtt.h */
+const char *mqtt_connack_name(uint8_t version, uint8_t rc)
+{
+    /* MQTT 3.1.1 section 3.2.2.3: the six return codes of a 3.1.1 CONNACK. */
+    static const char *const v311[] = {
+        "connection accepted", "unacceptable protocol version", "identifier rejected",
+        "server unavailable",  "bad user name or password",     "not authorized",
+    };
+    if (version == MQTT_V5)
+        return mqtt_rc_name(rc);
+    return rc < sizeof(v311) / sizeof(v311[0]) ? v311[rc] : "unknown return code";
+}

@@ -360,5 +360,8 @@ size_t mqtt_vbi_size(uint32_t v);
 
 const char *mqtt_type_name(enum mqtt_type t);
 const char *mqtt_rc_name(uint8_t rc);
+/* A CONNACK code's name: v5 reason codes, or the 3.1.1 return codes (which
+ * reuse small numbers with other meanings). */
+const char *mqtt_connack_name(uint8_t version, uint8_t rc);
 
 #endif

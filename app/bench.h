@@ -1,0 +1,45 @@
+/* `ward bench`: the load generator (see cmd_bench.c for the command line).
+ *
+ * A few threads each run an epoll loop over many non-blocking MQTT
+ * connections (never a thread per connection), so the generator stays cheap
+ * next to the broker it measures. Publishers stamp each payload with their
+ * id, a sequence number and a send time; subscribers check loss,
+ * duplicates and per-publisher order, and sample latency. */
+#ifndef WARD_APP_BENCH_H
+#define WARD_APP_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum bench_mode { BENCH_P2P, BENCH_FANIN, BENCH_FANOUT, BENCH_CONN };
+
+struct bench_opts {
+    enum bench_mode mode;
+    const char *host;
+    uint16_t port;
+    unsigned pubs, subs, clients;
+    uint8_t qos;
+    uint8_t version;
+    size_t size;
+    double rate;       /* messages/s per publisher; 0: as fast as the window allows */
+    double duration_s; /* publish for this long ... */
+    uint64_t count;    /* ... or this many per publisher (when non-zero) */
+    unsigned threads;
+    unsigned window; /* QoS 1 messages in flight per publisher */
+    bool json;
+};
+
+struct bench_report {
+    uint64_t sent, received, expected, lost, duplicates, out_of_order;
+    double elapsed_s;
+    double msgs_per_s;
+    double p50_ms, p99_ms, max_ms;
+    uint64_t connects, connect_errors; /* conn mode */
+    char error[256];
+};
+
+/* Runs one scenario. Returns 0, or -1 with report->error set. */
+int bench_run(const struct bench_opts *o, struct bench_report *report);
+
+#endif

@@ -1,0 +1,712 @@
+/* see bench.h */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "mqtt/mqtt.h"
+
+#define HDR_LEN     20           /* publisher id (4), sequence (8), send time (8) */
+#define HIST_FINE   10000        /* 10 us buckets up to 100 ms */
+#define HIST_COARSE 9900         /* then 1 ms buckets up to 10 s */
+#define OUT_HIGH    (256u << 10) /* stop producing above this much unsent */
+
+enum phase { SETUP, RUN, DRAIN, STOP };
+enum role { PUB, SUB, CONN };
+enum state { TCP, CONNACK, SUBACK, READY, CLOSED };
+
+struct seen { /* one publisher as seen by one subscriber */
+    uint8_t *bits;
+    uint64_t cap; /* in sequence numbers */
+    uint64_t max;
+    bool any;
+};
+
+struct bc {
+    int fd;
+    enum role role;
+    enum state state;
+    unsigned idx;
+    struct worker *w;
+    struct mqtt_codec codec;
+    uint8_t *in, *out;
+    size_t inlen, incap, outlen, outpos, outcap;
+    char topic[48];
+    uint64_t seq, next_ns;
+    unsigned inflight;
+    uint16_t next_pid;
+    bool done;         /* PUB: sent its count */
+    struct seen *seen; /* SUB: per publisher */
+};
+
+struct bench {
+    const struct bench_opts *o;
+    struct addrinfo *addr;
+    _Atomic int phase;
+    atomic_uint ready, failed;
+    atomic_uint_fast64_t sent, received, duplicates, out_of_order, connects, conn_errors;
+    atomic_uint_fast64_t pubs_done;
+    uint64_t run_start_ns;
+    char error[256];
+    pthread_mutex_t err_lock;
+};
+
+struct worker {
+    struct bench *b;
+    int ep;
+    pthread_t th;
+    struct bc **conns;
+    size_t n;
+    uint64_t hist[HIST_FINE + HIST_COARSE + 1];
+    uint64_t last_rx_ns;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void set_error(struct bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_error(struct bench *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&b->err_lock);
+    if (!b->error[0])
+        vsnprintf(b->error, sizeof(b->error), fmt, ap);
+    pthread_mutex_unlock(&b->err_lock);
+    va_end(ap);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* ---- output ---- */
+
+static int queue_packet(struct bc *c, const struct mqtt_packet *p)
+{
+    size_t need = mqtt_encoded_size(&c->codec, p);
+    if (c->outlen + need > c->outcap) {
+        if (c->outpos) { /* compact first */
+            memmove(c->out, c->out + c->outpos, c->outlen - c->outpos);
+            c->outlen -= c->outpos;
+            c->outpos = 0;
+        }
+        if (c->outlen + need > c->outcap) {
+            size_t cap = (c->outcap ? c->outcap : 65536);
+            while (cap < c->outlen + need)
+                cap *= 2;
+            uint8_t *n = realloc(c->out, cap);
+            if (!n)
+                return -1;
+            c->out = n;
+            c->outcap = cap;
+        }
+    }
+    size_t n = mqtt_encode(&c->codec, p, c->out + c->outlen, c->outcap - c->outlen);
+    if (!n)
+        return -1;
+    c->outlen += n;
+    return 0;
+}
+
+static void watch(struct bc *c, bool want_write)
+{
+    struct epoll_event ev = {.events = EPOLLIN | (want_write ? EPOLLOUT : 0), .data.ptr = c};
+    epoll_ctl(c->w->ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* Writes what is queued. Returns -1 if the connection failed. */
+static int flush(struct bc *c)
+{
+    while (c->outpos < c->outlen) {
+        ssize_t n = send(c->fd, c->out + c->outpos, c->outlen - c->outpos, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->outpos += (size_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            watch(c, true);
+            return 0;
+        }
+        return -1;
+    }
+    c->outpos = c->outlen = 0;
+    return 0;
+}
+
+/* ---- connections ---- */
+
+static int open_socket(struct bc *c)
+{
+    struct addrinfo *a = c->w->b->addr;
+    c->fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(c->fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) {
+        close(c->fd);
+        c->fd = -1;
+        return -1;
+    }
+    c->state = TCP;
+    c->inlen = c->outlen = c->outpos = 0;
+    c->codec = (struct mqtt_codec){.version = c->w->b->o->version, .is_server = false};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    return epoll_ctl(c->w->ep, EPOLL_CTL_ADD, c->fd, &ev);
+}
+
+static void send_connect(struct bc *c)
+{
+    char id[64];
+    static const char *const prefix[] = {"bench-pub-", "bench-sub-", "bench-conn-"};
+    snprintf(id, sizeof(id), "%s%u-%d", prefix[c->role], c->idx, (int)getpid());
+    struct mqtt_packet p = {.type = MQTT_CONNECT};
+    p.u.connect.protocol_name = (struct mqtt_str){(const uint8_t *)"MQTT", 4};
+    p.u.connect.version = c->codec.version;
+    p.u.connect.clean_start = true;
+    p.u.connect.keep_alive = 120;
+    p.u.connect.client_id = (struct mqtt_str){(const uint8_t *)id, strlen(id)};
+    if (c->codec.version == MQTT_V5) { /* let the window be ours, not a default */
+        p.u.connect.props.present = MQTT_HAS(MQTT_PROP_RECEIVE_MAX);
+        p.u.connect.props.receive_max = 65535;
+    }
+    queue_packet(c, &p);
+    c->state = CONNACK;
+}
+
+static void send_subscribe(struct bc *c)
+{
+    struct mqtt_subscription s = {{(const uint8_t *)c->topic, strlen(c->topic)}, c->w->b->o->qos};
+    struct mqtt_packet p = {.type = MQTT_SUBSCRIBE, .flags = 2};
+    p.u.subscribe.packet_id = 1;
+    p.u.subscribe.count = 1;
+    p.u.subscribe.subs = &s;
+    queue_packet(c, &p);
+    c->state = SUBACK;
+}
+
+static void conn_close(struct bc *c)
+{
+    if (c->fd >= 0) {
+        epoll_ctl(c->w->ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+    }
+    c->fd = -1;
+    c->state = CLOSED;
+}
+
+/* conn mode: one connect/CONNACK/DISCONNECT cycle done; start the next. */
+static void conn_cycle(struct bc *c)
+{
+    struct bench *b = c->w->b;
+    struct mqtt_packet p = {.type = MQTT_DISCONNECT};
+    queue_packet(c, &p);
+    flush(c);
+    conn_close(c);
+    atomic_fetch_add(&b->connects, 1);
+    if (atomic_load(&b->phase) == RUN && open_socket(c) < 0)
+        atomic_fetch_add(&b->conn_errors, 1);
+}
+
+/* ---- receiving ---- */
+
+static void record_latency(struct worker *w, uint64_t ns)
+{
+    uint64_t us = ns / 1000;
+    size_t i = us < 100000 ? us / 10 : HIST_FINE + (us - 100000) / 1000;
+    w->hist[i < HIST_FINE + HIST_COARSE ? i : HIST_FINE + HIST_COARSE]++;
+}
+
+/* Marks seq seen for a publisher; returns 1 new, 0 duplicate. */
+static int mark(struct seen *s, uint64_t seq)
+{
+    if (seq >= s->cap) {
+        uint64_t cap = s->cap ? s->cap : 65536;
+        while (cap <= seq)
+            cap *= 2;
+        uint8_t *n = realloc(s->bits, cap / 8);
+        if (!n)
+            return 1;
+        memset(n + s->cap / 8, 0, (cap - s->cap) / 8);
+        s->bits = n;
+        s->cap = cap;
+    }
+    if (s->bits[seq / 8] & (1u << (seq % 8)))
+        return 0;
+    s->bits[seq / 8] |= (uint8_t)(1u << (seq % 8));
+    return 1;
+}
+
+static void on_message(struct bc *c, const struct mqtt_publish *pub)
+{
+    struct bench *b = c->w->b;
+    uint64_t t = now_ns();
+    c->w->last_rx_ns = t;
+    if (pub->qos == 1) {
+        struct mqtt_packet a = {.type = MQTT_PUBACK};
+        a.u.ack.packet_id = pub->packet_id;
+        queue_packet(c, &a);
+    }
+    if (pub->payload.len < HDR_LEN)
+        return;
+    const uint8_t *p = pub->payload.p;
+    uint32_t from = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    uint64_t seq = get64(p + 4), sent = get64(p + 12);
+    if (from >= b->o->pubs)
+        return;
+    struct seen *s = &c->seen[from];
+    if (!mark(s, seq)) {
+        atomic_fetch_add(&b->duplicates, 1);
+        return;
+    }
+    if (s->any && seq < s->max)
+        atomic_fetch_add(&b->out_of_order, 1);
+    if (!s->any || seq > s->max)
+        s->max = seq;
+    s->any = true;
+    atomic_fetch_add(&b->received, 1);
+    record_latency(c->w, t > sent ? t - sent : 0);
+}
+
+static int on_packet(struct bc *c, struct mqtt_packet *p)
+{
+    struct bench *b = c->w->b;
+    switch (p->type) {
+    case MQTT_CONNACK:
+        if (p->u.connack.reason) {
+            char rc[8];
+            snprintf(rc, sizeof(rc), "0x%02x", p->u.connack.reason);
+            set_error(b, "the broker refused the connection: %s (%s)",
+                      mqtt_connack_name(c->codec.version, p->u.connack.reason), rc);
+            return -1;
+        }
+        if (c->role == CONN) {
+            conn_cycle(c);
+            return 1;
+        }
+        if (c->role == SUB)
+            send_subscribe(c);
+        else {
+            c->state = READY;
+            atomic_fetch_add(&b->ready, 1);
+        }
+        return 0;
+    case MQTT_SUBACK:
+        if (p->u.suback.reasons.len < 1 || p->u.suback.reasons.p[0] >= 0x80) {
+            set_error(b, "the broker refused the subscription to %s", c->topic);
+            return -1;
+        }
+        c->state = READY;
+        atomic_fetch_add(&b->ready, 1);
+        return 0;
+    case MQTT_PUBLISH:
+        on_message(c, &p->u.publish);
+        return 0;
+    case MQTT_PUBACK:
+        if (c->inflight)
+            c->inflight--;
+        return 0;
+    case MQTT_DISCONNECT:
+        set_error(b, "the broker disconnected a client: %s", mqtt_rc_name(p->u.disconnect.reason));
+        return -1;
+    default:
+        return 0;
+    }
+}
+
+static int on_readable(struct bc *c)
+{
+    for (;;) {
+        if (c->incap - c->inlen < 16384) {
+            size_t cap = c->incap ? c->incap * 2 : 65536;
+            uint8_t *n = realloc(c->in, cap);
+            if (!n)
+                return -1;
+            c->in = n;
+            c->incap = cap;
+        }
+        ssize_t n = recv(c->fd, c->in + c->inlen, c->incap - c->inlen, 0);
+        if (n == 0)
+            return -1;
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        c->inlen += (size_t)n;
+        size_t off = 0, used;
+        struct mqtt_packet p;
+        while (off < c->inlen) {
+            int rc = mqtt_decode(&c->codec, c->in + off, c->inlen - off, &p, &used);
+            if (rc == MQTT_INCOMPLETE)
+                break;
+            if (rc != 0)
+                return -1;
+            off += used;
+            int r = on_packet(c, &p);
+            if (r < 0)
+                return -1;
+            if (r > 0)
+                return 0; /* the connection was recycled (conn mode) */
+        }
+        memmove(c->in, c->in + off, c->inlen - off);
+        c->inlen -= off;
+    }
+}
+
+/* ---- publishing ---- */
+
+static void produce(struct bc *c, uint64_t t)
+{
+    struct bench *b = c->w->b;
+    const struct bench_opts *o = b->o;
+    uint8_t payload[65536];
+    size_t size = o->size < HDR_LEN ? HDR_LEN : o->size;
+    if (size > sizeof(payload))
+        size = sizeof(payload);
+    memset(payload + HDR_LEN, 'x', size - HDR_LEN);
+    for (int batch = 0; batch < 64; batch++) {
+        if (o->count && c->seq >= o->count) {
+            c->done = true; /* the socket stays open for the last acks */
+            atomic_fetch_add(&b->pubs_done, 1);
+            return;
+        }
+        if (o->qos && c->inflight >= o->window)
+            return;
+        if (c->outlen - c->outpos > OUT_HIGH)
+            return;
+        if (o->rate > 0 && t < c->next_ns)
+            return;
+        payload[0] = (uint8_t)(c->idx >> 24);
+        payload[1] = (uint8_t)(c->idx >> 16);
+        payload[2] = (uint8_t)(c->idx >> 8);
+        payload[3] = (uint8_t)c->idx;
+        put64(payload + 4, c->seq);
+        put64(payload + 12, now_ns());
+        struct mqtt_packet p = {.type = MQTT_PUBLISH};
+        p.u.publish.topic = (struct mqtt_str){(const uint8_t *)c->topic, strlen(c->topic)};
+        p.u.publish.payload = (struct mqtt_bin){payload, (uint32_t)size};
+        p.u.publish.qos = o->qos;
+        if (o->qos) {
+            if (++c->next_pid == 0)
+                c->next_pid = 1;
+            p.u.publish.packet_id = c->next_pid;
+            c->inflight++;
+        }
+        queue_packet(c, &p);
+        c->seq++;
+        atomic_fetch_add(&b->sent, 1);
+        if (o->rate > 0)
+            c->next_ns = (c->next_ns ? c->next_ns : t) + (uint64_t)(1e9 / o->rate);
+    }
+}
+
+/* ---- the loop ---- */
+
+static void on_event(struct bc *c, uint32_t events)
+{
+    struct bench *b = c->w->b;
+    if (c->state == TCP && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err) {
+            if (c->role == CONN) {
+                atomic_fetch_add(&b->conn_errors, 1);
+                conn_close(c);
+                if (atomic_load(&b->phase) == RUN)
+                    open_socket(c);
+                return;
+            }
+            set_error(b, "cannot connect: %s", strerror(err));
+            atomic_fetch_add(&b->failed, 1);
+            conn_close(c);
+            return;
+        }
+        send_connect(c);
+    }
+    if ((events & EPOLLIN) && on_readable(c) < 0) {
+        if (c->role == CONN && atomic_load(&b->phase) != RUN)
+            return conn_close(c);
+        if (atomic_load(&b->phase) < STOP && !b->error[0])
+            set_error(b, "a %s connection was closed by the broker",
+                      c->role == PUB ? "publisher" : "subscriber");
+        atomic_fetch_add(&b->failed, 1);
+        return conn_close(c);
+    }
+    if (c->fd >= 0 && flush(c) < 0) {
+        atomic_fetch_add(&b->failed, 1);
+        conn_close(c);
+    } else if (c->fd >= 0 && c->outpos == c->outlen && (events & EPOLLOUT)) {
+        watch(c, false);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct bench *b = w->b;
+    struct epoll_event evs[256];
+    for (int phase; (phase = atomic_load(&b->phase)) != STOP;) {
+        bool producing = phase == RUN && b->o->mode != BENCH_CONN;
+        int n = epoll_wait(w->ep, evs, 256, producing ? 0 : 20);
+        for (int i = 0; i < n; i++)
+            on_event(evs[i].data.ptr, evs[i].events);
+        if (!producing)
+            continue;
+        uint64_t t = now_ns();
+        for (size_t i = 0; i < w->n; i++) {
+            struct bc *c = w->conns[i];
+            if (c->role != PUB || c->fd < 0 || c->state != READY || c->done)
+                continue;
+            produce(c, t);
+            if (flush(c) < 0)
+                conn_close(c);
+        }
+        if (n == 0 && b->o->rate > 0)
+            usleep(100);
+    }
+    return NULL;
+}
+
+/* ---- set-up and the run ---- */
+
+static struct bc *make_conn(struct bench *b, struct worker *w, enum role role, unsigned idx)
+{
+    const struct bench_opts *o = b->o;
+    struct bc *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->role = role;
+    c->idx = idx;
+    c->w = w;
+    c->fd = -1;
+    if (role == PUB)
+        snprintf(c->topic, sizeof(c->topic), "bench/%u", o->mode == BENCH_FANOUT ? 0 : idx);
+    if (role == SUB) {
+        if (o->mode == BENCH_FANIN)
+            snprintf(c->topic, sizeof(c->topic), "bench/+");
+        else
+            snprintf(c->topic, sizeof(c->topic), "bench/%u", o->mode == BENCH_FANOUT ? 0 : idx);
+        c->seen = calloc(o->pubs ? o->pubs : 1, sizeof(struct seen));
+    }
+    w->conns[w->n++] = c;
+    return c;
+}
+
+static void free_conn(struct bc *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    if (c->seen) {
+        for (unsigned i = 0; i < c->w->b->o->pubs; i++)
+            free(c->seen[i].bits);
+        free(c->seen);
+    }
+    free(c->in);
+    free(c->out);
+    free(c);
+}
+
+static double percentile(const uint64_t *h, uint64_t total, double q)
+{
+    uint64_t want = (uint64_t)((double)total * q), acc = 0;
+    for (size_t i = 0; i <= HIST_FINE + HIST_COARSE; i++) {
+        acc += h[i];
+        if (acc > want)
+            return i < HIST_FINE ? (double)i * 0.01 + 0.005 : 100.0 + (double)(i - HIST_FINE) + 0.5;
+    }
+    return 0;
+}
+
+static void summarize(struct bench *b, struct worker *ws, unsigned nw, struct bench_report *r,
+                      uint64_t end_ns)
+{
+    const struct bench_opts *o = b->o;
+    static uint64_t h[HIST_FINE + HIST_COARSE + 1];
+    memset(h, 0, sizeof(h));
+    uint64_t total = 0, last_rx = 0;
+    for (unsigned i = 0; i < nw; i++) {
+        for (size_t k = 0; k <= HIST_FINE + HIST_COARSE; k++)
+            h[k] += ws[i].hist[k];
+        if (ws[i].last_rx_ns > last_rx)
+            last_rx = ws[i].last_rx_ns;
+    }
+    for (size_t k = 0; k <= HIST_FINE + HIST_COARSE; k++)
+        total += h[k];
+    r->sent = atomic_load(&b->sent);
+    r->received = atomic_load(&b->received);
+    r->duplicates = atomic_load(&b->duplicates);
+    r->out_of_order = atomic_load(&b->out_of_order);
+    uint64_t factor = o->mode == BENCH_FANOUT ? o->subs : 1;
+    r->expected = r->sent * factor;
+    r->lost = r->expected > r->received ? r->expected - r->received : 0;
+    r->connects = atomic_load(&b->connects);
+    r->connect_errors = atomic_load(&b->conn_errors);
+    uint64_t stop = o->mode == BENCH_CONN ? end_ns : (last_rx ? last_rx : end_ns);
+    r->elapsed_s = (double)(stop - b->run_start_ns) / 1e9;
+    if (r->elapsed_s <= 0)
+        r->elapsed_s = 1e-9;
+    r->msgs_per_s = (double)(o->mode == BENCH_CONN ? r->connects : r->received) / r->elapsed_s;
+    r->p50_ms = percentile(h, total, 0.50);
+    r->p99_ms = percentile(h, total, 0.99);
+    r->max_ms = percentile(h, total, 1.0 - 1e-12);
+}
+
+static void sleep_ms(unsigned ms)
+{
+    usleep(ms * 1000u);
+}
+
+/* Waits until every connection is ready (or one failed). */
+static int wait_ready(struct bench *b, unsigned want)
+{
+    for (int i = 0; i < 3000; i++) { /* 30 s */
+        if (atomic_load(&b->failed) || b->error[0])
+            return -1;
+        if (atomic_load(&b->ready) >= want)
+            return 0;
+        sleep_ms(10);
+    }
+    set_error(b, "timed out setting up the connections");
+    return -1;
+}
+
+static void run_phases(struct bench *b)
+{
+    const struct bench_opts *o = b->o;
+    b->run_start_ns = now_ns();
+    atomic_store(&b->phase, RUN);
+    uint64_t end = b->run_start_ns + (uint64_t)(o->duration_s * 1e9);
+    while (now_ns() < end || (o->count && o->mode != BENCH_CONN)) {
+        if (o->count && atomic_load(&b->pubs_done) >= o->pubs)
+            break;
+        if (atomic_load(&b->failed) && o->mode != BENCH_CONN)
+            break;
+        if (o->count && now_ns() > b->run_start_ns + 300ull * 1000000000u)
+            break; /* a bounded run, whatever the count */
+        sleep_ms(5);
+    }
+    atomic_store(&b->phase, DRAIN);
+    /* Let what is in flight arrive: until all expected, or 3 s of quiet. */
+    uint64_t factor = o->mode == BENCH_FANOUT ? o->subs : 1;
+    uint64_t last = atomic_load(&b->received), quiet_since = now_ns();
+    while (o->mode != BENCH_CONN && atomic_load(&b->received) < atomic_load(&b->sent) * factor) {
+        sleep_ms(5);
+        uint64_t cur = atomic_load(&b->received);
+        if (cur != last) {
+            last = cur;
+            quiet_since = now_ns();
+        } else if (now_ns() - quiet_since > 3000000000ull) {
+            break;
+        }
+    }
+}
+
+/* see bench.h */
+int bench_run(const struct bench_opts *o, struct bench_report *r)
+{
+    memset(r, 0, sizeof(*r));
+    struct bench b = {.o = o};
+    pthread_mutex_init(&b.err_lock, NULL);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+    char port[8];
+    snprintf(port, sizeof(port), "%u", o->port);
+    int g = getaddrinfo(o->host, port, &hints, &res);
+    if (g != 0) {
+        snprintf(r->error, sizeof(r->error), "cannot resolve %s: %s", o->host, gai_strerror(g));
+        return -1;
+    }
+    /* "localhost" may name ::1 and 127.0.0.1: use the first that answers. */
+    b.addr = NULL;
+    for (struct addrinfo *a = res; a && !b.addr; a = a->ai_next) {
+        int fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) == 0)
+            b.addr = a;
+        if (fd >= 0)
+            close(fd);
+    }
+    if (!b.addr) {
+        snprintf(r->error, sizeof(r->error), "cannot connect to %s port %u: %s", o->host, o->port,
+                 strerror(errno));
+        freeaddrinfo(res);
+        return -1;
+    }
+    unsigned nw = o->threads ? o->threads : 2;
+    unsigned total = o->mode == BENCH_CONN ? o->clients : o->pubs + o->subs;
+    struct worker *ws = calloc(nw, sizeof(*ws));
+    for (unsigned i = 0; ws && i < nw; i++) {
+        ws[i].b = &b;
+        ws[i].ep = epoll_create1(EPOLL_CLOEXEC);
+        ws[i].conns = calloc(total, sizeof(struct bc *));
+    }
+    int rc = -1;
+    /* Subscribers first, so nothing is published before they listen. */
+    unsigned k = 0;
+    for (unsigned i = 0; o->mode != BENCH_CONN && i < o->subs; i++, k++)
+        make_conn(&b, &ws[k % nw], SUB, i);
+    for (unsigned i = 0; o->mode != BENCH_CONN && i < o->pubs; i++, k++)
+        make_conn(&b, &ws[k % nw], PUB, i);
+    for (unsigned i = 0; o->mode == BENCH_CONN && i < o->clients; i++, k++)
+        make_conn(&b, &ws[k % nw], CONN, i);
+    for (unsigned i = 0; i < nw; i++)
+        pthread_create(&ws[i].th, NULL, worker_main, &ws[i]);
+    if (o->mode == BENCH_CONN) {
+        atomic_store(&b.phase, RUN); /* sockets open in RUN for conn mode */
+        b.run_start_ns = now_ns();
+    }
+    for (unsigned i = 0; i < nw; i++)
+        for (size_t j = 0; j < ws[i].n; j++)
+            if (open_socket(ws[i].conns[j]) < 0)
+                set_error(&b, "cannot open a socket: %s", strerror(errno));
+    if (o->mode == BENCH_CONN) {
+        sleep_ms((unsigned)(o->duration_s * 1000));
+        rc = 0;
+    } else if (wait_ready(&b, total) == 0) {
+        run_phases(&b);
+        rc = 0;
+    }
+    uint64_t end = now_ns();
+    atomic_store(&b.phase, STOP);
+    for (unsigned i = 0; i < nw; i++)
+        pthread_join(ws[i].th, NULL);
+    summarize(&b, ws, nw, r, end);
+    if (b.error[0] && (rc < 0 || o->mode != BENCH_CONN))
+        snprintf(r->error, sizeof(r->error), "%s", b.error);
+    if (b.error[0] && rc == 0 && o->mode != BENCH_CONN && atomic_load(&b.failed))
+        rc = -1;
+    for (unsigned i = 0; i < nw; i++) {
+        for (size_t j = 0; j < ws[i].n; j++)
+            free_conn(ws[i].conns[j]);
+        free(ws[i].conns);
+        close(ws[i].ep);
+    }
+    free(ws);
+    freeaddrinfo(res);
+    pthread_mutex_destroy(&b.err_lock);
+    return rc;
+}
