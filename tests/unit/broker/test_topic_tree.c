@@ -1,0 +1,194 @@
+#include "broker/topic_tree.h"
+#include "mqtt/mqtt.h"
+#include "test.h"
+
+/* Owners are just distinct addresses. */
+static int owners[8];
+#define O(i) ((void *)&owners[i])
+
+struct hits {
+    void *owner[64];
+    uint8_t opts[64];
+    uint32_t ids[64];
+    const char *group[64];
+    int n;
+};
+
+static void collect(void *ctx, const struct subtree_sub *s)
+{
+    struct hits *h = ctx;
+    h->owner[h->n] = s->owner;
+    h->opts[h->n] = s->options;
+    h->ids[h->n] = s->sub_id;
+    h->group[h->n] = s->group;
+    h->n++;
+}
+
+static struct hits match(struct subtree *t, const char *topic)
+{
+    struct hits h = {.n = 0};
+    subtree_match(t, (const uint8_t *)topic, strlen(topic), collect, NULL, &h);
+    return h;
+}
+
+static int add(struct subtree *t, const char *f, void *owner, uint8_t opts, uint32_t id)
+{
+    return subtree_add(t, (const uint8_t *)f, strlen(f), owner, opts, id);
+}
+
+static int del(struct subtree *t, const char *f, void *owner)
+{
+    return subtree_remove(t, (const uint8_t *)f, strlen(f), owner);
+}
+
+TEST(exact_plus_hash)
+{
+    struct subtree *t = subtree_new();
+    ASSERT_EQ(add(t, "a/b/c", O(0), 0, 0), 1);
+    ASSERT_EQ(add(t, "a/+/c", O(1), 1, 0), 1);
+    ASSERT_EQ(add(t, "a/#", O(2), 2, 0), 1);
+    ASSERT_EQ(add(t, "#", O(3), 0, 0), 1);
+    ASSERT_EQ(add(t, "+/+/+", O(4), 0, 0), 1);
+    ASSERT_EQ(subtree_count(t), 5);
+    ASSERT_EQ(match(t, "a/b/c").n, 5);
+    ASSERT_EQ(match(t, "a/x/c").n, 4);
+    ASSERT_EQ(match(t, "a").n, 2);     /* a/# matches its parent; # */
+    ASSERT_EQ(match(t, "b/x/y").n, 2); /* #, +/+/+ */
+    ASSERT_EQ(match(t, "a/b/c/d").n, 2);
+    ASSERT_EQ(match(t, "/").n, 1);    /* "#" only: two empty levels */
+    ASSERT_EQ(match(t, "a//c").n, 4); /* '+' matches an empty level */
+    subtree_free(t);
+}
+
+TEST(dollar_topics)
+{
+    struct subtree *t = subtree_new();
+    add(t, "#", O(0), 0, 0);
+    add(t, "+/broker/uptime", O(1), 0, 0);
+    add(t, "$SYS/#", O(2), 0, 0);
+    add(t, "$SYS/+/uptime", O(3), 0, 0);
+    struct hits h = match(t, "$SYS/broker/uptime"); /* MQTT-4.7.2-1 */
+    ASSERT_EQ(h.n, 2);
+    ASSERT(h.owner[0] != O(0) && h.owner[1] != O(0));
+    ASSERT_EQ(match(t, "x/broker/uptime").n, 2);
+    subtree_free(t);
+}
+
+TEST(replace_and_remove)
+{
+    struct subtree *t = subtree_new();
+    ASSERT_EQ(add(t, "a/b", O(0), 0, 7), 1);
+    ASSERT_EQ(add(t, "a/b", O(0), 2, 9), 0); /* MQTT-3.8.4-3: replaced */
+    struct hits h = match(t, "a/b");
+    ASSERT_EQ(h.n, 1);
+    ASSERT_EQ(h.opts[0], 2);
+    ASSERT_EQ(h.ids[0], 9);
+    ASSERT_EQ(del(t, "a/b", O(1)), 0); /* not that owner's */
+    ASSERT_EQ(del(t, "a/c", O(0)), 0); /* no such filter */
+    ASSERT_EQ(del(t, "a/b", O(0)), 1);
+    ASSERT_EQ(del(t, "a/b", O(0)), 0);
+    ASSERT_EQ(subtree_count(t), 0);
+    ASSERT_EQ(match(t, "a/b").n, 0);
+    subtree_free(t);
+}
+
+TEST(remove_owner)
+{
+    struct subtree *t = subtree_new();
+    add(t, "a/#", O(0), 0, 0);
+    add(t, "b/+", O(0), 0, 0);
+    add(t, "$share/g/c", O(0), 0, 0);
+    add(t, "a/#", O(1), 0, 0);
+    ASSERT_EQ(subtree_remove_owner(t, O(0)), 3);
+    ASSERT_EQ(subtree_count(t), 1);
+    ASSERT_EQ(match(t, "a/x").n, 1);
+    ASSERT_EQ(match(t, "c").n, 0);
+    ASSERT_EQ(subtree_remove_owner(t, O(0)), 0);
+    subtree_free(t);
+}
+
+TEST(shared_round_robin)
+{
+    struct subtree *t = subtree_new();
+    add(t, "$share/g/jobs/+", O(0), 1, 0);
+    add(t, "$share/g/jobs/+", O(1), 1, 0);
+    add(t, "$share/g/jobs/+", O(2), 1, 0);
+    add(t, "$share/other/jobs/+", O(3), 1, 0);
+    add(t, "jobs/+", O(4), 0, 0);
+    int per[5] = {0};
+    for (int i = 0; i < 30; i++) {
+        struct hits h = match(t, "jobs/x");
+        ASSERT_EQ(h.n, 3); /* one of g, the one of "other", the plain one */
+        for (int k = 0; k < h.n; k++)
+            per[(int *)h.owner[k] - owners]++;
+    }
+    ASSERT_EQ(per[0], 10);
+    ASSERT_EQ(per[1], 10);
+    ASSERT_EQ(per[2], 10);
+    ASSERT_EQ(per[3], 30);
+    ASSERT_EQ(per[4], 30);
+    /* The plain filter is reported without a group, shared ones with. */
+    struct hits h = match(t, "jobs/y");
+    int grouped = 0;
+    for (int k = 0; k < h.n; k++)
+        grouped += h.group[k] != NULL;
+    ASSERT_EQ(grouped, 2);
+    ASSERT_EQ(del(t, "$share/g/jobs/+", O(1)), 1);
+    ASSERT_EQ(del(t, "$share/g/jobs/+", O(1)), 0);
+    subtree_free(t);
+}
+
+static bool only_two(void *ctx, void *owner)
+{
+    (void)ctx;
+    return owner == O(2);
+}
+
+TEST(shared_prefers_eligible)
+{
+    struct subtree *t = subtree_new();
+    add(t, "$share/g/t", O(0), 0, 0);
+    add(t, "$share/g/t", O(1), 0, 0);
+    add(t, "$share/g/t", O(2), 0, 0);
+    for (int i = 0; i < 6; i++) {
+        struct hits h = {.n = 0};
+        subtree_match(t, (const uint8_t *)"t", 1, collect, only_two, &h);
+        ASSERT_EQ(h.n, 1);
+        ASSERT(h.owner[0] == O(2));
+    }
+    subtree_free(t);
+}
+
+static void count_each(void *ctx, const struct subtree_sub *s)
+{
+    (void)s;
+    ++*(int *)ctx;
+}
+
+TEST(each_and_deep_levels)
+{
+    struct subtree *t = subtree_new();
+    char f[1024] = "";
+    for (int i = 0; i < 200; i++)
+        strcat(f, i ? "/l" : "l");
+    ASSERT_EQ(add(t, f, O(0), 0, 0), 1);
+    ASSERT_EQ(match(t, f).n, 1);
+    add(t, "x", O(1), 0, 0);
+    add(t, "$share/g/x", O(2), 0, 0);
+    int n = 0;
+    subtree_each(t, count_each, &n);
+    ASSERT_EQ(n, 3);
+    subtree_free(t);
+}
+
+int main(void)
+{
+    RUN(exact_plus_hash);
+    RUN(dollar_topics);
+    RUN(replace_and_remove);
+    RUN(remove_owner);
+    RUN(shared_round_robin);
+    RUN(shared_prefers_eligible);
+    RUN(each_and_deep_levels);
+    TEST_DONE();
+}
