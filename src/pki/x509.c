@@ -377,13 +377,21 @@ EVP_PKEY *pki_read_key(const char *path, const char *password, char *err, size_t
     FILE *f = open_read(path, err, errlen);
     if (!f)
         return NULL;
+    char head[64] = "";
+    size_t n = fread(head, 1, sizeof(head) - 1, f);
+    head[n] = '\0';
+    rewind(f);
+    /* PKCS#8 "ENCRYPTED PRIVATE KEY" or a legacy PEM with Proc-Type. */
+    bool encrypted = strstr(head, "ENCRYPTED") != NULL;
     EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, password_cb, (void *)password);
+    if (!encrypted && !k) {
+        char more[256] = "";
+        rewind(f);
+        encrypted = fread(more, 1, sizeof(more) - 1, f) > 0 && strstr(more, "ENCRYPTED");
+    }
     fclose(f);
     if (!k) {
-        unsigned long e = ERR_peek_last_error();
-        bool decrypt = ERR_GET_REASON(e) == PEM_R_BAD_DECRYPT ||
-                       ERR_GET_REASON(e) == PEM_R_BAD_PASSWORD_READ ||
-                       ERR_GET_REASON(e) == EVP_R_BAD_DECRYPT;
+        bool decrypt = encrypted;
         ossl_err(err, errlen,
                  decrypt ? (password ? "cannot decrypt the private key: wrong password"
                                      : "the private key is encrypted: a password is needed")
