@@ -30,6 +30,14 @@ static void usage(const struct client_opts *o, FILE *out)
             "  --user-property KEY VALUE        the same on %s\n"
             "  --will-topic T --will-payload P --will-qos Q --will-retain\n"
             "  -W SECONDS         give up after this long (exit 27)\n"
+            "  --cafile F, --capath D   trust these CAs (turns TLS on)\n"
+            "  --cert F --key F [--key-password P]   client certificate (mTLS)\n"
+            "  --tls              TLS with the system's CAs\n"
+            "  --tls-version V    minimum 1.2 (default) or 1.3; --ciphers LIST\n"
+            "  --servername NAME  SNI and the name the certificate must carry\n"
+            "  --alpn PROTO       ALPN protocol to offer (e.g. mqtt)\n"
+            "  --insecure         do not check the server's host name (the chain is\n"
+            "                     still verified)\n"
             "  -d                 print the packets sent and received\n",
             pub ? "" : " filter (repeatable)", pub ? " or PUBLISH" : "",
             pub ? "PUBLISH" : "CONNECT");
@@ -55,6 +63,17 @@ enum {
     OPT_USER_PROP,
     OPT_NO_LOCAL,
     OPT_HELP,
+    OPT_CAFILE,
+    OPT_CAPATH,
+    OPT_CERT,
+    OPT_KEY,
+    OPT_KEYPW,
+    OPT_TLS,
+    OPT_TLSVER,
+    OPT_CIPHERS,
+    OPT_SNI,
+    OPT_ALPN,
+    OPT_INSECURE,
 };
 
 static const struct option long_opts[] = {
@@ -77,6 +96,17 @@ static const struct option long_opts[] = {
     {"user-property", required_argument, NULL, OPT_USER_PROP},
     {"no-local", no_argument, NULL, OPT_NO_LOCAL},
     {"help", no_argument, NULL, OPT_HELP},
+    {"cafile", required_argument, NULL, OPT_CAFILE},
+    {"capath", required_argument, NULL, OPT_CAPATH},
+    {"cert", required_argument, NULL, OPT_CERT},
+    {"key", required_argument, NULL, OPT_KEY},
+    {"key-password", required_argument, NULL, OPT_KEYPW},
+    {"tls", no_argument, NULL, OPT_TLS},
+    {"tls-version", required_argument, NULL, OPT_TLSVER},
+    {"ciphers", required_argument, NULL, OPT_CIPHERS},
+    {"servername", required_argument, NULL, OPT_SNI},
+    {"alpn", required_argument, NULL, OPT_ALPN},
+    {"insecure", no_argument, NULL, OPT_INSECURE},
     {NULL, 0, NULL, 0},
 };
 
@@ -271,6 +301,42 @@ static int one(struct client_opts *o, int ch, int argc, char **argv)
     case OPT_NO_LOCAL:
         o->no_local = true;
         break;
+    case OPT_CAFILE:
+        o->tls.cafile = optarg;
+        o->use_tls = true;
+        break;
+    case OPT_CAPATH:
+        o->tls.capath = optarg;
+        o->use_tls = true;
+        break;
+    case OPT_CERT:
+        o->tls.certfile = optarg;
+        o->use_tls = true;
+        break;
+    case OPT_KEY:
+        o->tls.keyfile = optarg;
+        break;
+    case OPT_KEYPW:
+        o->tls.key_password = optarg;
+        break;
+    case OPT_TLS:
+        o->use_tls = true;
+        break;
+    case OPT_TLSVER:
+        o->tls.min_version = optarg;
+        break;
+    case OPT_CIPHERS:
+        o->tls.ciphers = optarg;
+        break;
+    case OPT_SNI:
+        o->tls.servername = optarg;
+        break;
+    case OPT_ALPN:
+        o->tls.alpn = optarg;
+        break;
+    case OPT_INSECURE:
+        o->tls.insecure = true;
+        break;
     case OPT_HELP:
         usage(o, stdout);
         return -1;
@@ -330,4 +396,24 @@ int client_opts_parse(struct client_opts *o, enum client_tool tool, int argc, ch
     if (optind < argc)
         return bad(o, "unexpected argument '%s'", argv[optind]);
     return finish(o);
+}
+
+/* see client_opts.h */
+int client_opts_tls(struct client_opts *o)
+{
+    if (!o->use_tls)
+        return 0;
+    if (o->tls.keyfile && !o->tls.certfile)
+        return bad(o, "--key needs --cert");
+    if (o->tls.insecure)
+        fprintf(stderr,
+                "%s: --insecure: the server's host name is not checked (its "
+                "certificate chain still is)\n",
+                tool_name[o->tool]);
+    char err[512];
+    if (!(o->cc.tls = tls_client_new(&o->tls, err, sizeof(err)))) {
+        fprintf(stderr, "%s: %s\n", tool_name[o->tool], err);
+        return EXIT_REFUSED;
+    }
+    return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "client/client.h"
+#include "tls/tls.h"
 
 #define MAX_TOPICS 64
 
@@ -34,7 +35,14 @@ struct client_opts {
     uint8_t connect_props[4096], publish_props[4096];
     size_t connect_props_len, publish_props_len;
     char id_buf[64];
+    /* TLS: on when a CA, certificate or --tls is given (like mosquitto_pub) */
+    bool use_tls;
+    struct tls_client_config tls;
 };
+
+/* Makes the TLS client context the options ask for, into o->cc.tls.
+ * Returns 0, or an exit status after printing why. */
+int client_opts_tls(struct client_opts *o);
 
 /* Parses argv (after the subcommand name). Returns 0, or the exit status to
  * end with (2 for usage errors, 0 after --help). */

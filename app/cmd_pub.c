@@ -1,5 +1,6 @@
 /* `ward pub`: publish one message, a file, or standard input line by line. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,9 @@ int cmd_pub(int argc, char **argv)
     if (!o)
         return EXIT_REFUSED;
     int rc = client_opts_parse(o, TOOL_PUB, argc, argv);
+    signal(SIGPIPE, SIG_IGN); /* a closed connection is an error to report */
+    if (rc == 0)
+        rc = client_opts_tls(o);
     if (rc) {
         free(o);
         return rc < 0 ? 0 : rc;
@@ -126,12 +130,14 @@ int cmd_pub(int argc, char **argv)
     r.c = client_connect(&o->cc, &res);
     if (!r.c) {
         fprintf(stderr, "ward pub: %s:%u: %s\n", o->cc.host, o->cc.port, res.error);
+        tls_client_free(o->cc.tls);
         free(o);
         return EXIT_REFUSED;
     }
     rc = publish(&r);
     client_disconnect(r.c, 0);
     client_free(r.c);
+    tls_client_free(o->cc.tls);
     free(o);
     return rc;
 }

@@ -1,4 +1,5 @@
 /* `ward serve`: the broker. */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include "config/config.h"
 #include "core/log.h"
 #include "net/net.h"
+#include "tls/tls.h"
 
 #define MAX_URLS 16
 
@@ -29,6 +31,11 @@ struct serve_opts {
     const char *acl_file;
     int allow_anonymous;         /* -1: not given */
     int listener_anon[MAX_URLS]; /* per -l / listener block: -1 inherit */
+    /* TLS settings per listener: from its config block, or the flags. */
+    bool has_tls[MAX_URLS];
+    struct tls_server_config tls[MAX_URLS];
+    struct tls_server_config tls_flags; /* --certfile ... for tls:// and mtls:// */
+    const char *client_cert;            /* --client-cert none|optional|required */
 };
 
 static void usage(FILE *out)
@@ -49,7 +56,18 @@ static void usage(FILE *out)
             "      --password-file FILE users and password hashes ('ward passwd')\n"
             "      --acl-file FILE      access rules (NanoMQ's ACL format)\n"
             "      --allow-anonymous B  true or false: clients without credentials\n"
-            "      --dev-pki DIR        development PKI made by 'ward cert dev'\n"
+            "      --dev-pki DIR        development PKI made by 'ward cert dev': adds\n"
+            "                           tls://0.0.0.0:8883 and mtls://0.0.0.0:8884\n"
+            "TLS (for -l tls://HOST:PORT and mtls://HOST:PORT):\n"
+            "      --certfile F --keyfile F [--key-password P]   the server's identity\n"
+            "      --cafile F           CAs trusted for client certificates\n"
+            "      --crlfile F          revoked client certificates (PEM, may hold several)\n"
+            "      --client-cert MODE   none, optional or required (tls:// none,\n"
+            "                           mtls:// required)\n"
+            "      --tls-version V      minimum: 1.2 (default) or 1.3\n"
+            "      --ciphers L, --ciphersuites L   TLS 1.2 list, TLS 1.3 suites\n"
+            "      --peer-cert-as-username F, --peer-cert-as-clientid F\n"
+            "                           cn, dn, san_dns, san_email, san_uri or none\n"
             "SIGHUP re-reads the configuration file, the password file and the ACL.\n");
 }
 
@@ -67,6 +85,17 @@ enum {
     OPT_PASSWD,
     OPT_ACL,
     OPT_ANON,
+    OPT_CERT,
+    OPT_KEY,
+    OPT_KEYPW,
+    OPT_CA,
+    OPT_CRL,
+    OPT_CLIENTCERT,
+    OPT_TLSVER,
+    OPT_CIPHERS,
+    OPT_SUITES,
+    OPT_AS_USER,
+    OPT_AS_ID,
 };
 
 static const struct option long_opts[] = {
@@ -86,6 +115,17 @@ static const struct option long_opts[] = {
     {"password-file", required_argument, NULL, OPT_PASSWD},
     {"acl-file", required_argument, NULL, OPT_ACL},
     {"allow-anonymous", required_argument, NULL, OPT_ANON},
+    {"certfile", required_argument, NULL, OPT_CERT},
+    {"keyfile", required_argument, NULL, OPT_KEY},
+    {"key-password", required_argument, NULL, OPT_KEYPW},
+    {"cafile", required_argument, NULL, OPT_CA},
+    {"crlfile", required_argument, NULL, OPT_CRL},
+    {"client-cert", required_argument, NULL, OPT_CLIENTCERT},
+    {"tls-version", required_argument, NULL, OPT_TLSVER},
+    {"ciphers", required_argument, NULL, OPT_CIPHERS},
+    {"ciphersuites", required_argument, NULL, OPT_SUITES},
+    {"peer-cert-as-username", required_argument, NULL, OPT_AS_USER},
+    {"peer-cert-as-clientid", required_argument, NULL, OPT_AS_ID},
     {NULL, 0, NULL, 0},
 };
 
@@ -157,6 +197,52 @@ static int parse(int argc, char **argv, struct serve_opts *o)
         case OPT_PASSWD:
             o->password_file = optarg;
             break;
+        case OPT_CERT:
+            o->tls_flags.certfile = optarg;
+            break;
+        case OPT_KEY:
+            o->tls_flags.keyfile = optarg;
+            break;
+        case OPT_KEYPW:
+            o->tls_flags.key_password = optarg;
+            break;
+        case OPT_CA:
+            o->tls_flags.cafile = optarg;
+            break;
+        case OPT_CRL:
+            o->tls_flags.crlfile = optarg;
+            break;
+        case OPT_CLIENTCERT:
+            if (strcmp(optarg, "none") && strcmp(optarg, "optional") &&
+                strcmp(optarg, "required")) {
+                fprintf(stderr, "ward serve: --client-cert: none, optional or required\n");
+                return 2;
+            }
+            o->client_cert = optarg;
+            break;
+        case OPT_TLSVER:
+            o->tls_flags.min_version = optarg;
+            break;
+        case OPT_CIPHERS:
+            o->tls_flags.ciphers = optarg;
+            break;
+        case OPT_SUITES:
+            o->tls_flags.ciphersuites = optarg;
+            break;
+        case OPT_AS_USER:
+        case OPT_AS_ID: {
+            int f = tls_id_field_parse(optarg);
+            if (f < 0) {
+                fprintf(stderr, "ward serve: %s: cn, dn, san_dns, san_email, san_uri or none\n",
+                        ch == OPT_AS_USER ? "--peer-cert-as-username" : "--peer-cert-as-clientid");
+                return 2;
+            }
+            if (ch == OPT_AS_USER)
+                o->tls_flags.as_username = (enum tls_id_field)f;
+            else
+                o->tls_flags.as_clientid = (enum tls_id_field)f;
+            break;
+        }
         case OPT_ACL:
             o->acl_file = optarg;
             break;
@@ -180,6 +266,39 @@ static int parse(int argc, char **argv, struct serve_opts *o)
     return 0;
 }
 
+/* NanoMQ's listener keys: verify_peer false is server-only TLS; true with
+ * fail_if_no_peer_cert is mTLS; true without it is the optional mode. */
+static int ssl_config(const struct serve_opts *o, const struct cfg_listener *l,
+                      struct tls_server_config *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->certfile = l->certfile;
+    t->keyfile = l->keyfile;
+    t->key_password = l->key_password;
+    t->cafile = l->cacertfile;
+    t->capath = l->capath;
+    t->crlfile = l->crlfile;
+    t->verify = !l->verify_peer           ? TLS_VERIFY_NONE
+                : l->fail_if_no_peer_cert ? TLS_VERIFY_REQUIRED
+                                          : TLS_VERIFY_OPTIONAL;
+    t->min_version = l->tls_version;
+    t->ciphers = l->ciphers;
+    t->ciphersuites = l->ciphersuites;
+    t->handshake_timeout_ms = l->handshake_timeout_ms;
+    int u = l->peer_cert_as_username ? tls_id_field_parse(l->peer_cert_as_username) : 0;
+    int c = l->peer_cert_as_clientid ? tls_id_field_parse(l->peer_cert_as_clientid) : 0;
+    if (u < 0 || c < 0) {
+        fprintf(stderr,
+                "ward serve: %s: listener '%s': peer_cert_as_username/clientid: cn, dn, "
+                "san_dns, san_email, san_uri or none\n",
+                o->config, l->name);
+        return -1;
+    }
+    t->as_username = (enum tls_id_field)u;
+    t->as_clientid = (enum tls_id_field)c;
+    return 0;
+}
+
 /* Applies a configuration file; flags given on the command line win, so
  * the file is applied to a copy of the defaults first. */
 static int apply_config(struct serve_opts *o, struct ward_config *cfg, char urls[][300])
@@ -198,14 +317,18 @@ static int apply_config(struct serve_opts *o, struct ward_config *cfg, char urls
         const struct cfg_listener *l = &cfg->listeners[i];
         if (!l->enable)
             continue;
-        if (l->kind != CFG_LISTENER_TCP) {
+        if (l->kind == CFG_LISTENER_WS || l->kind == CFG_LISTENER_WSS) {
             fprintf(stderr,
-                    "ward serve: %s: listener '%s': only tcp listeners are available "
-                    "in this build (TLS and WebSocket listeners are in progress)\n",
+                    "ward serve: %s: listener '%s': WebSocket listeners are not available in "
+                    "this build yet\n",
                     o->config, l->name);
             return 1;
         }
-        snprintf(urls[o->nurls], 300, "tcp://%s", l->bind);
+        snprintf(urls[o->nurls], 300, "%s://%s", l->kind == CFG_LISTENER_SSL ? "tls" : "tcp",
+                 l->bind);
+        if (l->kind == CFG_LISTENER_SSL && ssl_config(o, l, &o->tls[o->nurls]) < 0)
+            return 1;
+        o->has_tls[o->nurls] = l->kind == CFG_LISTENER_SSL;
         o->listener_anon[o->nurls] = l->allow_anonymous;
         o->urls[o->nurls] = urls[o->nurls];
         o->nurls++;
@@ -330,6 +453,80 @@ static void reload(const struct serve_opts *flags, struct auth *a, struct broker
         config_free(&cfg);
 }
 
+/* The scheme of a listen URL decides TLS: tls:// ssl:// mqtts:// are
+ * server-only unless --client-cert says otherwise; mtls:// requires a
+ * client certificate. */
+static bool url_tls(const char *url, bool *mutual)
+{
+    static const char *const tls[] = {"tls://", "ssl://", "mqtts://", "tls+mqtt-tcp://"};
+    *mutual = strncmp(url, "mtls://", 7) == 0;
+    for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++)
+        if (strncmp(url, tls[i], strlen(tls[i])) == 0)
+            return true;
+    return *mutual;
+}
+
+static enum tls_verify verify_mode(const char *client_cert, bool mutual)
+{
+    if (!client_cert)
+        return mutual ? TLS_VERIFY_REQUIRED : TLS_VERIFY_NONE;
+    return strcmp(client_cert, "required") == 0   ? TLS_VERIFY_REQUIRED
+           : strcmp(client_cert, "optional") == 0 ? TLS_VERIFY_OPTIONAL
+                                                  : TLS_VERIFY_NONE;
+}
+
+/* Opens every listener; TLS ones get their tls_server (kept in tls[]). */
+static int listen_all(struct serve_opts *o, struct net_server *s, struct tls_server **tls)
+{
+    char err[1024];
+    for (unsigned i = 0; i < o->nurls; i++) {
+        bool mutual = false, is_tls = url_tls(o->urls[i], &mutual) || o->has_tls[i];
+        if (is_tls && !o->has_tls[i]) {
+            o->tls[i] = o->tls_flags;
+            o->tls[i].verify = verify_mode(o->client_cert, mutual);
+        }
+        if (is_tls && !(tls[i] = tls_server_new(&o->tls[i], err, sizeof(err)))) {
+            fprintf(stderr, "ward serve: %s: %s\n", o->urls[i], err);
+            return -1;
+        }
+        if ((is_tls ? net_server_listen_tls(s, o->urls[i], tls[i], err, sizeof(err))
+                    : net_server_listen(s, o->urls[i], err, sizeof(err))) < 0) {
+            fprintf(stderr, "ward serve: %s\n", err);
+            return -1;
+        }
+        if (is_tls) {
+            long days = tls_server_days_left(tls[i]);
+            if (days < 30)
+                log_warn("%s: the server certificate %s expires in %ld days", o->urls[i],
+                         o->tls[i].certfile, days);
+        }
+    }
+    return 0;
+}
+
+/* New TLS material for every listener; a failure keeps the old. After a
+ * CRL change, clients whose certificate is now revoked are disconnected. */
+static void reload_tls(struct serve_opts *o, struct tls_server **tls, struct broker *b,
+                       bool only_changed)
+{
+    bool any = false;
+    for (unsigned i = 0; i < o->nurls; i++) {
+        char err[1024];
+        if (!tls[i] || (only_changed && !tls_server_files_changed(tls[i])))
+            continue;
+        if (tls_server_reload(tls[i], err, sizeof(err)) < 0) {
+            log_error("reload: %s: %s; the running TLS material stays", o->urls[i], err);
+            continue;
+        }
+        log_notice("reload: %s: TLS material reloaded", o->urls[i]);
+        any = true;
+    }
+    unsigned kicked = any ? broker_kick_revoked(b) : 0;
+    if (kicked)
+        log_notice("reload: %u client%s disconnected: certificate revoked", kicked,
+                   kicked == 1 ? "" : "s");
+}
+
 static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward_config *cfg)
 {
     sigset_t set;
@@ -338,6 +535,7 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
     struct broker *b = broker_new(&o->bc);
     struct net_server *s = b ? net_server_new(&nc, broker_net_handler(), b) : NULL;
     struct auth *a = auth_new();
+    struct tls_server *tls[MAX_URLS] = {0};
     struct auth_settings as;
     char err[4096];
     int rc = 1;
@@ -353,12 +551,8 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
     broker_set_auth(b, a);
     for (unsigned i = 0; i < o->nurls; i++)
         broker_set_listener_anonymous(b, i, o->listener_anon[i]);
-    for (unsigned i = 0; i < o->nurls; i++) {
-        if (net_server_listen(s, o->urls[i], err, sizeof(err)) < 0) {
-            fprintf(stderr, "ward serve: %s\n", err);
-            goto out;
-        }
-    }
+    if (listen_all(o, s, tls) < 0)
+        goto out;
     if (broker_start(b) < 0 || net_server_start(s) < 0) {
         fprintf(stderr, "ward serve: cannot start threads\n");
         goto out;
@@ -366,10 +560,17 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
     log_notice("ward %s serving with %u worker%s", WARD_VERSION, o->workers,
                o->workers == 1 ? "" : "s");
     for (;;) {
-        int sig = 0;
-        sigwait(&set, &sig);
+        /* Every few seconds, changed certificate, key, CA or CRL files are
+         * picked up without a signal. */
+        struct timespec poll = {5, 0};
+        int sig = sigtimedwait(&set, NULL, &poll);
+        if (sig < 0) {
+            reload_tls(o, tls, b, true);
+            continue;
+        }
         if (sig == SIGHUP) {
             reload(flags, a, b);
+            reload_tls(o, tls, b, false);
             continue;
         }
         log_notice("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -384,7 +585,39 @@ out:
     net_server_free(s);
     broker_free(b);
     auth_free(a);
+    for (unsigned i = 0; i < MAX_URLS; i++)
+        tls_server_free(tls[i]);
     return rc;
+}
+
+/* --dev-pki DIR: what `ward cert dev DIR` made, on the usual ports. */
+static int add_dev_pki(struct serve_opts *o, const char *dir)
+{
+    static char paths[4][4096];
+    static const char *const urls[] = {"tls://0.0.0.0:8883", "mtls://0.0.0.0:8884"};
+    snprintf(paths[0], sizeof(paths[0]), "%s/server.crt", dir);
+    snprintf(paths[1], sizeof(paths[1]), "%s/server.key", dir);
+    snprintf(paths[2], sizeof(paths[2]), "%s/ca.crt", dir);
+    snprintf(paths[3], sizeof(paths[3]), "%s/crl.pem", dir);
+    if (access(paths[0], R_OK) != 0) {
+        fprintf(stderr, "ward serve: --dev-pki: %s: %s (run `ward cert dev %s`)\n", paths[0],
+                strerror(errno), dir);
+        return -1;
+    }
+    for (size_t i = 0; i < 2 && o->nurls < MAX_URLS; i++) {
+        struct tls_server_config *t = &o->tls[o->nurls];
+        memset(t, 0, sizeof(*t));
+        t->certfile = paths[0];
+        t->keyfile = paths[1];
+        t->cafile = paths[2];
+        t->crlfile = access(paths[3], R_OK) == 0 ? paths[3] : NULL;
+        t->verify = i == 0 ? TLS_VERIFY_NONE : TLS_VERIFY_REQUIRED;
+        t->as_username = TLS_ID_CN;
+        o->has_tls[o->nurls] = true;
+        o->listener_anon[o->nurls] = -1;
+        o->urls[o->nurls++] = urls[i];
+    }
+    return 0;
 }
 
 int cmd_serve(int argc, char **argv)
@@ -432,11 +665,12 @@ int cmd_serve(int argc, char **argv)
     }
     if (!o.max_connections)
         o.max_connections = 100000;
+    o.tls_flags = over.tls_flags;
+    o.client_cert = over.client_cert;
     if (o.nurls == 0)
         o.urls[o.nurls++] = "tcp://0.0.0.0:1883";
-    if (over.dev_pki)
-        log_notice("--dev-pki %s: TLS listeners are in progress; serving plain TCP only",
-                   over.dev_pki);
+    if (over.dev_pki && add_dev_pki(&o, over.dev_pki) < 0)
+        return 1;
     rc = run(&o, &flags, &cfg);
     if (o.config)
         config_free(&cfg);

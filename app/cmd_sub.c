@@ -80,6 +80,9 @@ int cmd_sub(int argc, char **argv)
     if (!o)
         return EXIT_REFUSED;
     int rc = client_opts_parse(o, TOOL_SUB, argc, argv);
+    signal(SIGPIPE, SIG_IGN); /* a closed connection is an error to report */
+    if (rc == 0)
+        rc = client_opts_tls(o);
     if (rc) {
         free(o);
         return rc < 0 ? 0 : rc;
@@ -91,6 +94,7 @@ int cmd_sub(int argc, char **argv)
     struct client *c = client_connect(&o->cc, &res);
     if (!c) {
         fprintf(stderr, "ward sub: %s:%u: %s\n", o->cc.host, o->cc.port, res.error);
+        tls_client_free(o->cc.tls);
         free(o);
         return EXIT_REFUSED;
     }
@@ -99,6 +103,7 @@ int cmd_sub(int argc, char **argv)
         rc = receive(o, c);
     client_disconnect(c, 0);
     client_free(c);
+    tls_client_free(o->cc.tls);
     free(o);
     return rc;
 }

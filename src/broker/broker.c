@@ -240,13 +240,46 @@ static struct session *attach(struct client *c, const char *id, bool clean, bool
     return s;
 }
 
-/* Records who the session's client is now, for ACL checks. */
-static int set_identity(struct session *s, const struct mqtt_connect *ck)
+/* The identity a verified client certificate gives (once per connection;
+ * only this connection's worker calls it). */
+static void read_cert(struct client *c)
+{
+    if (c->cert_read)
+        return;
+    c->cert_read = true;
+    const struct tls_identity *id = net_conn_tls_identity(c->nc);
+    struct tls_server *ts = net_conn_tls_server(c->nc);
+    if (!id || !id->verified || !ts)
+        return;
+    c->has_cert = true;
+    c->cert = *id;
+    const struct tls_server_config *tc = tls_server_config(ts);
+    c->cert_user = tls_identity_get(&c->cert, tc->as_username);
+    c->cert_clientid = tls_identity_get(&c->cert, tc->as_clientid);
+}
+
+static int dup_opt(char **dst, const char *src)
+{
+    free(*dst);
+    *dst = NULL;
+    return src && *src && !(*dst = strdup(src)) ? -1 : 0;
+}
+
+/* Records who the session's client is now, for ACL checks: the user name
+ * (from the certificate with peer_cert_as_username), CN and OU. */
+static int set_identity(struct client *c, struct session *s, const struct mqtt_connect *ck)
 {
     free(s->username);
     s->username = NULL;
-    if (ck->has_username &&
-        !(s->username = strndup((const char *)ck->username.p, ck->username.len)))
+    if (c->cert_user) {
+        if (!(s->username = strdup(c->cert_user)))
+            return -1;
+    } else if (ck->has_username &&
+               !(s->username = strndup((const char *)ck->username.p, ck->username.len))) {
+        return -1;
+    }
+    if (dup_opt(&s->cert_cn, c->has_cert ? c->cert.cn : NULL) < 0 ||
+        dup_opt(&s->cert_ou, c->has_cert ? c->cert.ou : NULL) < 0)
         return -1;
     return 0;
 }
@@ -264,7 +297,10 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
              net_conn_peer(c->nc));
     if (v5 && (ck->props.present & MQTT_HAS(MQTT_PROP_AUTH_METHOD)))
         return refuse(c, MQTT_RC_BAD_AUTH_METHOD, 0, "no enhanced authentication method");
-    if (ck->client_id.len == 0) {
+    read_cert(c);
+    if (c->cert_clientid) { /* peer_cert_as_clientid: the certificate names the client */
+        snprintf(id, sizeof(id), "%s", c->cert_clientid);
+    } else if (ck->client_id.len == 0) {
         /* MQTT-3.1.3-8: 3.1.1 needs clean session for a server-made id. */
         if (!v5 && !ck->clean_start)
             return refuse(c, 0, MQTT_RC311_IDENTIFIER_REJECTED,
@@ -290,7 +326,7 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
     }
     c->keepalive = ck->keep_alive;
     struct session *s = attach(c, id, ck->clean_start, &present);
-    if (!s || set_identity(s, ck) < 0)
+    if (!s || set_identity(c, s, ck) < 0)
         return refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_RC311_SERVER_UNAVAILABLE,
                       "out of memory");
     /* Session lifetime: v5 session expiry, 3.1.1 clean session. */
@@ -670,6 +706,7 @@ static void authenticate(struct client *c, const uint8_t *data, size_t len)
     char id[256];
     snprintf(id, sizeof(id), "%.*s", (int)ck->client_id.len, ck->client_id.p);
     int8_t anon = c->b->listener_anon[net_conn_listener(c->nc) % 64];
+    read_cert(c);
     struct auth_request q = {
         .client_id = id,
         .peer = net_conn_peer(c->nc),
@@ -678,6 +715,7 @@ static void authenticate(struct client *c, const uint8_t *data, size_t len)
         .password = ck->has_password ? ck->password.p : NULL,
         .password_len = ck->password.len,
         .listener_anonymous = anon,
+        .cert_identity = c->has_cert,
     };
     c->auth_cause = auth_connect(c->b->auth, &q);
     c->auth_done = true;
@@ -1035,4 +1073,18 @@ void broker_reconfigure(struct broker *b, const struct broker_config *n)
         log_warn("reload: max_inflight_window, topic_alias_max, max_qos, retain_available and "
                  "a larger max_packet_size take effect after a restart");
     pthread_mutex_unlock(&b->lock);
+}
+
+/* see broker.h */
+unsigned broker_kick_revoked(struct broker *b)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&b->lock);
+    for (struct client *c = b->clients; c; c = c->next)
+        if (c->connected && !c->closing && net_conn_tls_revoked(c->nc)) {
+            client_kick(c, MQTT_RC_NOT_AUTHORIZED, "certificate revoked by the reloaded CRL");
+            n++;
+        }
+    pthread_mutex_unlock(&b->lock);
+    return n;
 }

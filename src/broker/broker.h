@@ -61,6 +61,10 @@ void broker_auth_reloaded(struct broker *b);
  * as needing a restart and ignored. Thread-safe. */
 void broker_reconfigure(struct broker *b, const struct broker_config *cfg);
 
+/* After a CRL reload: disconnects every client whose certificate the new
+ * CRL revokes (v5 reason 0x87). Returns how many. Thread-safe. */
+unsigned broker_kick_revoked(struct broker *b);
+
 /* The callbacks net calls; ctx is the struct broker. */
 const struct net_handler *broker_net_handler(void);
 

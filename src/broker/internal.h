@@ -15,6 +15,7 @@
 #include "broker/retain.h"
 #include "broker/topic_tree.h"
 #include "mqtt/mqtt.h"
+#include "tls/tls.h"
 
 #define SESSION_NEVER_EXPIRES UINT32_MAX
 #define OUT_ALIAS_CAP         64 /* aliases we assign towards one client at most */
@@ -87,6 +88,12 @@ struct client {
     char *alias_out[OUT_ALIAS_CAP];
     uint16_t nalias_out;
     char id[384]; /* for logs, before and after CONNECT */
+    /* A verified client certificate (mTLS), read once after the handshake;
+     * cert_user / cert_clientid are what peer_cert_as_username/_clientid
+     * make of it (NULL: not configured or no such field). */
+    bool cert_read, has_cert;
+    struct tls_identity cert;
+    const char *cert_user, *cert_clientid;
 };
 
 struct broker_stats {

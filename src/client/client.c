@@ -13,6 +13,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "net/tcp.h"
+#include "tls/tls.h"
 
 #define MAX_PENDING_IDS 65536
 
@@ -396,6 +397,34 @@ static struct client *client_new(const struct client_config *cfg, int fd)
     return c;
 }
 
+/* Runs the TLS handshake over the connected socket, within the timeout. */
+static int start_tls(struct client *c, const struct client_config *cfg)
+{
+    void *t = tls_client_transport_new(cfg->tls, c->fd, cfg->host);
+    if (!t) {
+        fail(c, "out of memory");
+        return -1;
+    }
+    c->ops = &tls_transport_ops;
+    c->t = t;
+    uint64_t deadline = clock_mono_ms() + (uint64_t)c->timeout_ms;
+    for (;;) {
+        ssize_t r = c->ops->handshake(t);
+        if (r == 1)
+            return 0;
+        if (r == TRANSPORT_ERROR) {
+            fail(c, "%s", c->ops->cause(t));
+            return -1;
+        }
+        int w = wait_fd(c, r == TRANSPORT_WANT_WRITE ? POLLOUT : POLLIN, deadline);
+        if (w <= 0) {
+            if (w == 0)
+                fail(c, "TLS handshake timed out");
+            return -1;
+        }
+    }
+}
+
 /* see client.h */
 struct client *client_connect(const struct client_config *cfg, struct client_result *res)
 {
@@ -409,6 +438,11 @@ struct client *client_connect(const struct client_config *cfg, struct client_res
     if (!c) {
         close(fd);
         snprintf(res->error, sizeof(res->error), "out of memory");
+        return NULL;
+    }
+    if (cfg->tls && start_tls(c, cfg) < 0) {
+        snprintf(res->error, sizeof(res->error), "%s", c->err);
+        client_free(c);
         return NULL;
     }
     struct mqtt_packet p = {0}, ack;
@@ -580,6 +614,8 @@ void client_free(struct client *c)
     free(c->rel);
     free(c->out);
     buf_free(&c->in);
+    if (c->ops && c->ops->destroy && c->t != &c->tcp)
+        c->ops->destroy(c->t);
     if (c->fd >= 0)
         close(c->fd);
     free(c);

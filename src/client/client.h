@@ -17,6 +17,7 @@
 #include "mqtt/mqtt.h"
 
 struct client;
+struct tls_client;
 
 struct client_config {
     const char *host;
@@ -35,8 +36,9 @@ struct client_config {
     size_t will_len;
     uint8_t will_qos;
     bool will_retain;
-    int timeout_ms; /* connect and each acknowledgement */
-    bool debug;     /* log packets to stderr */
+    int timeout_ms;         /* connect and each acknowledgement */
+    struct tls_client *tls; /* NULL: plain TCP */
+    bool debug;             /* log packets to stderr */
 };
 
 /* The outcome of client_connect. */

@@ -18,6 +18,8 @@
 #include <stdint.h>
 
 struct net_server;
+struct tls_server;
+struct tls_identity;
 struct net_conn;
 
 /* Callbacks into the layer above (the broker). All run on the connection's
@@ -51,6 +53,12 @@ struct net_server *net_server_new(const struct net_config *cfg, const struct net
  * err. Must be called before net_server_start(). Port 0 picks a free port:
  * net_server_port() tells which. */
 int net_server_listen(struct net_server *s, const char *url, char *err, size_t errlen);
+/* Adds a TLS listener ("tls://HOST:PORT", also "ssl://", "mqtts://",
+ * "mtls://"): every connection it accepts runs a TLS handshake (bounded by
+ * the tls_server's handshake timeout) before the handler sees its bytes. The
+ * tls_server must outlive the net_server. */
+int net_server_listen_tls(struct net_server *s, const char *url, struct tls_server *tls, char *err,
+                          size_t errlen);
 /* The bound port of listener i (in the order added). */
 uint16_t net_server_port(const struct net_server *s, unsigned i);
 /* Starts the worker threads. Returns 0, or -1 (errno set). */
@@ -79,6 +87,14 @@ void net_conn_close(struct net_conn *c, const char *why);
 const char *net_conn_peer(const struct net_conn *c);
 /* The index of the listener that accepted the connection. */
 unsigned net_conn_listener(const struct net_conn *c);
+/* The peer's certificate identity on a TLS connection after its
+ * handshake; NULL on plain TCP. */
+const struct tls_identity *net_conn_tls_identity(const struct net_conn *c);
+/* The TLS settings of the connection's listener, NULL on plain TCP. */
+struct tls_server *net_conn_tls_server(const struct net_conn *c);
+/* On a TLS connection: whether its peer certificate is now revoked by the
+ * listener's CRL (after a reload). */
+bool net_conn_tls_revoked(const struct net_conn *c);
 /* The worker (0..workers-1) that owns the connection. */
 unsigned net_conn_worker(const struct net_conn *c);
 

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "net/net.h"
 #include "net/tcp.h"
+#include "tls/tls.h"
 
 #define MAX_LISTENERS  16
 #define READ_CHUNK     65536
@@ -33,6 +34,7 @@ struct listener {
     int fd;
     uint16_t port;
     unsigned index;
+    struct tls_server *tls; /* NULL: plain TCP */
 };
 
 struct worker;
@@ -53,7 +55,9 @@ struct net_conn {
     bool flush_queued; /* guarded by out_lock: on a flush list already */
     _Atomic bool closing;
     const char *_Atomic why;
-    uint64_t close_deadline;      /* owner only */
+    uint64_t close_deadline;     /* owner only */
+    uint64_t handshake_deadline; /* owner only: 0 once the handshake is done */
+    struct tls_server *tls;
     bool want_out;                /* owner only: EPOLLOUT registered */
     struct net_conn *prev, *next; /* owner's list of connections */
 };
@@ -175,6 +179,21 @@ void net_conn_close(struct net_conn *c, const char *why)
         schedule(c);
 }
 
+const struct tls_identity *net_conn_tls_identity(const struct net_conn *c)
+{
+    return c->tls ? tls_transport_identity(c->tstate) : NULL;
+}
+
+struct tls_server *net_conn_tls_server(const struct net_conn *c)
+{
+    return c->tls;
+}
+
+bool net_conn_tls_revoked(const struct net_conn *c)
+{
+    return c->tls && tls_transport_revoked(c->tstate, c->tls);
+}
+
 const char *net_conn_peer(const struct net_conn *c)
 {
     return c->peer;
@@ -279,9 +298,33 @@ static void service(struct net_conn *c, uint64_t now)
         destroy(c);
 }
 
+/* Drives a TLS handshake. Returns true once done (then reading goes on). */
+static bool handshake(struct net_conn *c)
+{
+    if (!c->handshake_deadline)
+        return true;
+    ssize_t r = c->ops->handshake(c->tstate);
+    if (r == 1) {
+        c->handshake_deadline = 0;
+        log_debug("%s: %s", c->peer, tls_transport_describe(c->tstate));
+        set_interest(c, false);
+        return true;
+    }
+    if (r == TRANSPORT_WANT_READ || r == TRANSPORT_WANT_WRITE) {
+        set_interest(c, r == TRANSPORT_WANT_WRITE);
+        return false;
+    }
+    /* Every failed handshake is logged with the peer and the cause. */
+    log_notice("%s: %s", c->peer, c->ops->cause(c->tstate));
+    fail(c, "TLS handshake failed");
+    return false;
+}
+
 static void read_ready(struct net_conn *c)
 {
     const struct net_handler *h = c->w->s->h;
+    if (!handshake(c))
+        return;
     for (int i = 0; i < READS_PER_TURN && !atomic_load(&c->closing); i++) {
         size_t want = READ_CHUNK;
         if (c->in.limit && c->in.limit - buf_len(&c->in) < want)
@@ -335,6 +378,20 @@ static void conn_open(struct worker *w, struct listener *l, int fd)
     c->w = w;
     c->listener = l->index;
     tcp_peer_name(fd, c->peer, sizeof(c->peer));
+    if (l->tls) {
+        void *t = tls_transport_new(l->tls, fd, c->peer);
+        if (!t) {
+            log_error("net: out of memory for a TLS connection from %s", c->peer);
+            close(fd);
+            free(c);
+            atomic_fetch_sub(&s->nconns, 1);
+            return;
+        }
+        c->tls = l->tls;
+        c->ops = &tls_transport_ops;
+        c->tstate = t;
+        c->handshake_deadline = clock_mono_ms() + tls_server_config(l->tls)->handshake_timeout_ms;
+    }
     buf_init(&c->in, s->cfg.max_input);
     buf_init(&c->out, s->cfg.max_output);
     pthread_mutex_init(&c->out_lock, NULL);
@@ -412,6 +469,10 @@ static void sweep_closing(struct worker *w, bool all)
             destroy(c);
         } else if (atomic_load(&c->closing)) {
             service(c, now);
+        } else if (c->handshake_deadline && now >= c->handshake_deadline) {
+            log_notice("%s: TLS handshake failed: %s", c->peer, tls_cause_name(TLS_CAUSE_TIMEOUT));
+            fail(c, "TLS handshake timeout");
+            service(c, now);
         }
         c = next;
     }
@@ -431,6 +492,8 @@ static void handle_event(struct worker *w, struct epoll_event *ev)
         return;
     }
     struct net_conn *c = ev->data.ptr;
+    if (c->handshake_deadline && (ev->events & EPOLLOUT) && !(ev->events & EPOLLIN))
+        read_ready(c); /* a handshake that wanted to write can go on */
     if (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR))
         read_ready(c);
     if (atomic_load(&c->closing) || (ev->events & EPOLLOUT))
@@ -475,8 +538,33 @@ struct net_server *net_server_new(const struct net_config *cfg, const struct net
     return s;
 }
 
+static int listen_any(struct net_server *s, const char *url, struct tls_server *tls, char *err,
+                      size_t errlen);
+
 int net_server_listen(struct net_server *s, const char *url, char *err, size_t errlen)
 {
+    return listen_any(s, url, NULL, err, errlen);
+}
+
+int net_server_listen_tls(struct net_server *s, const char *url, struct tls_server *tls, char *err,
+                          size_t errlen)
+{
+    return listen_any(s, url, tls, err, errlen);
+}
+
+static bool scheme_is(const char *scheme, const char *const *names)
+{
+    for (; *names; names++)
+        if (strcmp(scheme, *names) == 0)
+            return true;
+    return false;
+}
+
+static int listen_any(struct net_server *s, const char *url, struct tls_server *tls, char *err,
+                      size_t errlen)
+{
+    static const char *const plain[] = {"tcp", "mqtt-tcp", "mqtt", NULL};
+    static const char *const secure[] = {"tls", "ssl", "mqtts", "mtls", "tls+mqtt-tcp", NULL};
     char scheme[32], host[256];
     uint16_t port;
     if (s->nlisteners >= MAX_LISTENERS) {
@@ -485,9 +573,9 @@ int net_server_listen(struct net_server *s, const char *url, char *err, size_t e
     }
     if (tcp_parse_url(url, scheme, sizeof(scheme), host, sizeof(host), &port, err, errlen) < 0)
         return -1;
-    if (strcmp(scheme, "tcp") != 0 && strcmp(scheme, "mqtt-tcp") != 0 &&
-        strcmp(scheme, "mqtt") != 0) {
-        snprintf(err, errlen, "%s: unsupported scheme '%s' (tcp:// is available)", url, scheme);
+    if (!scheme_is(scheme, tls ? secure : plain)) {
+        snprintf(err, errlen, "%s: unsupported scheme '%s' (%s)", url, scheme,
+                 tls ? "tls://, mtls:// or ssl://" : "tcp://, or tls:// with certificates");
         return -1;
     }
     struct listener *l = &s->listeners[s->nlisteners];
@@ -495,8 +583,9 @@ int net_server_listen(struct net_server *s, const char *url, char *err, size_t e
     if (l->fd < 0)
         return -1;
     l->kind = SRC_LISTENER;
+    l->tls = tls;
     l->index = s->nlisteners++;
-    log_notice("listening on tcp://%s:%u", *host ? host : "*", l->port);
+    log_notice("listening on %s://%s:%u", tls ? scheme : "tcp", *host ? host : "*", l->port);
     return 0;
 }
 

@@ -1,0 +1,910 @@
+/* see tls.h */
+#include "tls/tls.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "core/log.h"
+
+#define MAX_FILES 5
+
+struct file_stamp {
+    time_t mtime;
+    off_t size;
+    ino_t ino;
+};
+
+struct tls_server {
+    struct tls_server_config cfg; /* strings owned (copies) */
+    pthread_mutex_t lock;         /* guards ctx */
+    SSL_CTX *ctx;
+    struct file_stamp stamps[MAX_FILES];
+    _Atomic uint64_t counters[TLS_NCAUSES];
+};
+
+static const char *const cause_names[TLS_NCAUSES] = {
+    "no client certificate",     "unknown CA",          "certificate expired",
+    "certificate not yet valid", "certificate revoked", "wrong key usage",
+    "protocol version",          "no shared cipher",    "handshake timeout",
+    "plaintext on a TLS port",   "bad certificate",     "other",
+};
+
+const char *tls_cause_name(enum tls_cause c)
+{
+    return (unsigned)c < TLS_NCAUSES ? cause_names[c] : "other";
+}
+
+/* ---- errors ---- */
+
+static void ossl_err(char *err, size_t errlen, const char *fmt, const char *a, const char *b)
+    __attribute__((format(printf, 3, 0)));
+
+static void ossl_err(char *err, size_t errlen, const char *fmt, const char *a, const char *b)
+{
+    unsigned long e = ERR_peek_last_error();
+    char why[256] = "";
+    if (e)
+        ERR_error_string_n(e, why, sizeof(why));
+    char head[512];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(head, sizeof(head), fmt, a, b); /* callers pass literals with two %s */
+#pragma GCC diagnostic pop
+    snprintf(err, errlen, "%s%s%s", head, e ? ": " : "", why);
+    ERR_clear_error();
+}
+
+static bool file_says_encrypted(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char buf[512] = "";
+    if (f) {
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+    }
+    return strstr(buf, "ENCRYPTED") != NULL;
+}
+
+/* Never prompts on a terminal: the password is configured or absent. */
+static int password_cb(char *buf, int size, int rwflag, void *u)
+{
+    (void)rwflag;
+    if (!u)
+        return -1;
+    int n = (int)strlen(u);
+    if (n > size)
+        n = size;
+    memcpy(buf, u, (size_t)n);
+    return n;
+}
+
+/* ---- verification ---- */
+
+static int ex_index = -1;
+static pthread_once_t ex_once = PTHREAD_ONCE_INIT;
+
+static void ex_init(void)
+{
+    ex_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* Where an SSL_CTX keeps its tls_server, for the verify callback. */
+static int ctx_index(void)
+{
+    pthread_once(&ex_once, ex_init);
+    return ex_index;
+}
+
+/* A stale CRL (past its next update) is reported loudly but, unless
+ * crl_strict, does not lock every client out: the certificate is still
+ * checked against it. Everything else is OpenSSL's verdict. */
+static int verify_cb(int ok, X509_STORE_CTX *xs)
+{
+    if (ok)
+        return 1;
+    int e = X509_STORE_CTX_get_error(xs);
+    if (e != X509_V_ERR_CRL_HAS_EXPIRED)
+        return 0;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct tls_server *s = ssl ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_index()) : NULL;
+    if (!s || s->cfg.crl_strict)
+        return 0;
+    static _Atomic uint64_t last;
+    uint64_t now = (uint64_t)time(NULL);
+    if (now - atomic_load(&last) > 60) {
+        atomic_store(&last, now);
+        log_warn("tls: the CRL in %s is past its next update; accepting anyway (set "
+                 "crl_strict to refuse): refresh it (`ward cert crl`)",
+                 s->cfg.crlfile ? s->cfg.crlfile : "(none)");
+    }
+    return 1;
+}
+
+static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                   const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    for (unsigned i = 0; i < inlen; i += 1u + in[i])
+        if (in[i] == 4 && i + 5 <= inlen && memcmp(in + i + 1, "mqtt", 4) == 0) {
+            *out = in + i + 1;
+            *outlen = 4;
+            return SSL_TLSEXT_ERR_OK;
+        }
+    return SSL_TLSEXT_ERR_NOACK; /* other protocols: carry on without ALPN */
+}
+
+static int set_versions(SSL_CTX *ctx, const char *min, char *err, size_t errlen)
+{
+    int v = !min || strcmp(min, "1.2") == 0 ? TLS1_2_VERSION
+            : strcmp(min, "1.3") == 0       ? TLS1_3_VERSION
+                                            : 0;
+    if (!v) {
+        snprintf(err, errlen, "tls_version: '%s' (1.2 or 1.3)", min);
+        return -1;
+    }
+    SSL_CTX_set_min_proto_version(ctx, v);
+    return 0;
+}
+
+static int load_crls(SSL_CTX *ctx, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+    X509_CRL *crl;
+    int n = 0;
+    while ((crl = PEM_read_X509_CRL(f, NULL, NULL, NULL))) {
+        X509_STORE_add_crl(st, crl);
+        X509_CRL_free(crl);
+        n++;
+    }
+    fclose(f);
+    ERR_clear_error();
+    if (!n) {
+        snprintf(err, errlen, "%s: no CRL found", path);
+        return -1;
+    }
+    /* Several CRLs: one per CA of the chain, so check them all. */
+    X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK | (n > 1 ? X509_V_FLAG_CRL_CHECK_ALL : 0));
+    return 0;
+}
+
+static int load_identity(SSL_CTX *ctx, const struct tls_server_config *c, char *err, size_t errlen)
+{
+    if (SSL_CTX_use_certificate_chain_file(ctx, c->certfile) != 1) {
+        ossl_err(err, errlen, "%s: cannot read the certificate chain%s", c->certfile, "");
+        return -1;
+    }
+    SSL_CTX_set_default_passwd_cb(ctx, password_cb);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)c->key_password);
+    if (SSL_CTX_use_PrivateKey_file(ctx, c->keyfile, SSL_FILETYPE_PEM) != 1) {
+        bool enc = file_says_encrypted(c->keyfile);
+        ossl_err(err, errlen, "%s: %s", c->keyfile,
+                 enc ? (c->key_password ? "cannot decrypt the private key: wrong key_password"
+                                        : "the private key is encrypted: set key_password")
+                     : "cannot read the private key");
+        return -1;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(err, errlen, "%s does not match %s", c->keyfile, c->certfile);
+        ERR_clear_error();
+        return -1;
+    }
+    X509 *x = SSL_CTX_get0_certificate(ctx);
+    if (X509_cmp_current_time(X509_get0_notAfter(x)) < 0) {
+        char when[64];
+        struct tm tm;
+        ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm);
+        strftime(when, sizeof(when), "%Y-%m-%d", &tm);
+        snprintf(err, errlen, "%s: the certificate expired on %s", c->certfile, when);
+        return -1;
+    }
+    return 0;
+}
+
+static int load_trust(SSL_CTX *ctx, const struct tls_server_config *c, char *err, size_t errlen)
+{
+    if (!c->cafile && !c->capath) {
+        if (c->verify != TLS_VERIFY_NONE) {
+            snprintf(err, errlen,
+                     "client certificates are checked (verify_peer) but no "
+                     "cacertfile or capath is set");
+            return -1;
+        }
+        return 0;
+    }
+    if (SSL_CTX_load_verify_locations(ctx, c->cafile, c->capath) != 1) {
+        ossl_err(err, errlen, "%s: cannot load trusted CAs%s", c->cafile ? c->cafile : c->capath,
+                 "");
+        return -1;
+    }
+    if (c->cafile) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(c->cafile);
+        if (names)
+            SSL_CTX_set_client_CA_list(ctx, names);
+    }
+    return c->crlfile ? load_crls(ctx, c->crlfile, err, errlen) : 0;
+}
+
+static SSL_CTX *build_server_ctx(struct tls_server *s, char *err, size_t errlen)
+{
+    const struct tls_server_config *c = &s->cfg;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        ossl_err(err, errlen, "cannot create a TLS context%s%s", "", "");
+        return NULL;
+    }
+    /* Idle connections give their buffers back; writes may be partial and
+     * come from a buffer that moved (net compacts its output buffer). */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"ward", 4);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
+    SSL_CTX_set_ex_data(ctx, ctx_index(), s);
+    int mode = c->verify == TLS_VERIFY_NONE ? SSL_VERIFY_NONE
+               : c->verify == TLS_VERIFY_OPTIONAL
+                   ? SSL_VERIFY_PEER
+                   : SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+    SSL_CTX_set_verify(ctx, mode, verify_cb);
+    /* Client certificates must be for client authentication (EKU). */
+    X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(ctx), X509_PURPOSE_SSL_CLIENT);
+    if (set_versions(ctx, c->min_version, err, errlen) < 0)
+        goto fail;
+    if (c->ciphers && SSL_CTX_set_cipher_list(ctx, c->ciphers) != 1) {
+        ossl_err(err, errlen, "ciphers: no usable cipher in '%s'%s", c->ciphers, "");
+        goto fail;
+    }
+    if (c->ciphersuites && SSL_CTX_set_ciphersuites(ctx, c->ciphersuites) != 1) {
+        ossl_err(err, errlen, "ciphersuites: no usable suite in '%s'%s", c->ciphersuites, "");
+        goto fail;
+    }
+    if (load_identity(ctx, c, err, errlen) < 0 || load_trust(ctx, c, err, errlen) < 0)
+        goto fail;
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static void stamp_files(struct tls_server *s)
+{
+    const char *files[MAX_FILES] = {s->cfg.certfile, s->cfg.keyfile, s->cfg.cafile, s->cfg.crlfile,
+                                    NULL};
+    for (int i = 0; i < MAX_FILES; i++) {
+        struct stat st;
+        memset(&s->stamps[i], 0, sizeof(s->stamps[i]));
+        if (files[i] && stat(files[i], &st) == 0)
+            s->stamps[i] = (struct file_stamp){st.st_mtime, st.st_size, st.st_ino};
+    }
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* see tls.h */
+struct tls_server *tls_server_new(const struct tls_server_config *cfg, char *err, size_t errlen)
+{
+    if (!cfg->certfile || !cfg->keyfile) {
+        snprintf(err, errlen, "a TLS listener needs certfile and keyfile");
+        return NULL;
+    }
+    struct tls_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->cfg = *cfg;
+    s->cfg.certfile = dup_or_null(cfg->certfile);
+    s->cfg.keyfile = dup_or_null(cfg->keyfile);
+    s->cfg.key_password = dup_or_null(cfg->key_password);
+    s->cfg.cafile = dup_or_null(cfg->cafile);
+    s->cfg.capath = dup_or_null(cfg->capath);
+    s->cfg.crlfile = dup_or_null(cfg->crlfile);
+    s->cfg.min_version = dup_or_null(cfg->min_version);
+    s->cfg.ciphers = dup_or_null(cfg->ciphers);
+    s->cfg.ciphersuites = dup_or_null(cfg->ciphersuites);
+    if (!s->cfg.handshake_timeout_ms)
+        s->cfg.handshake_timeout_ms = 10000;
+    pthread_mutex_init(&s->lock, NULL);
+    stamp_files(s);
+    if (!(s->ctx = build_server_ctx(s, err, errlen))) {
+        tls_server_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* see tls.h */
+int tls_server_reload(struct tls_server *s, char *err, size_t errlen)
+{
+    SSL_CTX *fresh = build_server_ctx(s, err, errlen);
+    if (!fresh)
+        return -1;
+    pthread_mutex_lock(&s->lock);
+    SSL_CTX *old = s->ctx;
+    s->ctx = fresh;
+    stamp_files(s);
+    pthread_mutex_unlock(&s->lock);
+    SSL_CTX_free(old); /* connections made from it hold their own reference */
+    return 0;
+}
+
+/* see tls.h */
+bool tls_server_files_changed(struct tls_server *s)
+{
+    const char *files[MAX_FILES] = {s->cfg.certfile, s->cfg.keyfile, s->cfg.cafile, s->cfg.crlfile,
+                                    NULL};
+    pthread_mutex_lock(&s->lock);
+    bool changed = false;
+    for (int i = 0; i < MAX_FILES && !changed; i++) {
+        struct stat st;
+        if (!files[i])
+            continue;
+        if (stat(files[i], &st) != 0)
+            continue; /* a file being replaced: look again next time */
+        changed = st.st_mtime != s->stamps[i].mtime || st.st_size != s->stamps[i].size ||
+                  st.st_ino != s->stamps[i].ino;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return changed;
+}
+
+void tls_server_free(struct tls_server *s)
+{
+    if (!s)
+        return;
+    SSL_CTX_free(s->ctx);
+    free((char *)s->cfg.certfile);
+    free((char *)s->cfg.keyfile);
+    free((char *)s->cfg.key_password);
+    free((char *)s->cfg.cafile);
+    free((char *)s->cfg.capath);
+    free((char *)s->cfg.crlfile);
+    free((char *)s->cfg.min_version);
+    free((char *)s->cfg.ciphers);
+    free((char *)s->cfg.ciphersuites);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+const struct tls_server_config *tls_server_config(const struct tls_server *s)
+{
+    return &s->cfg;
+}
+
+void tls_server_counters(const struct tls_server *s, uint64_t out[TLS_NCAUSES])
+{
+    for (int i = 0; i < TLS_NCAUSES; i++)
+        out[i] = atomic_load(&s->counters[i]);
+}
+
+long tls_server_days_left(const struct tls_server *s)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&s->lock);
+    X509 *x = SSL_CTX_get0_certificate(s->ctx);
+    int days = 0, secs = 0;
+    if (x)
+        ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x));
+    pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
+    return days;
+}
+
+/* ---- identity ---- */
+
+static const char *const id_names[] = {"none", "cn", "dn", "san_dns", "san_email", "san_uri"};
+
+int tls_id_field_parse(const char *s)
+{
+    for (int i = 0; i < (int)(sizeof(id_names) / sizeof(id_names[0])); i++)
+        if (strcmp(s, id_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *tls_identity_get(const struct tls_identity *id, enum tls_id_field f)
+{
+    const char *v = NULL;
+    switch (f) {
+    case TLS_ID_CN:
+        v = id->cn;
+        break;
+    case TLS_ID_DN:
+        v = id->dn;
+        break;
+    case TLS_ID_SAN_DNS:
+        v = id->san_dns;
+        break;
+    case TLS_ID_SAN_EMAIL:
+        v = id->san_email;
+        break;
+    case TLS_ID_SAN_URI:
+        v = id->san_uri;
+        break;
+    case TLS_ID_NONE:
+    default:
+        break;
+    }
+    return v && *v ? v : NULL;
+}
+
+static void first_san(GENERAL_NAMES *names, int type, char *out, size_t cap)
+{
+    for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
+        GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+        if (g->type != type)
+            continue;
+        const ASN1_IA5STRING *s = g->d.ia5;
+        snprintf(out, cap, "%.*s", ASN1_STRING_length(s), (const char *)ASN1_STRING_get0_data(s));
+        return;
+    }
+}
+
+static void fill_identity(struct tls_identity *id, X509 *x, bool verified)
+{
+    memset(id, 0, sizeof(*id));
+    if (!x)
+        return;
+    id->verified = verified;
+    X509_NAME *n = X509_get_subject_name(x);
+    X509_NAME_get_text_by_NID(n, NID_commonName, id->cn, sizeof(id->cn));
+    X509_NAME_get_text_by_NID(n, NID_organizationalUnitName, id->ou, sizeof(id->ou));
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b) { /* RFC 4514 one-line form */
+        X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253);
+        int len = BIO_read(b, id->dn, (int)sizeof(id->dn) - 1);
+        id->dn[len > 0 ? len : 0] = '\0';
+        BIO_free(b);
+    }
+    GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    first_san(names, GEN_DNS, id->san_dns, sizeof(id->san_dns));
+    first_san(names, GEN_EMAIL, id->san_email, sizeof(id->san_email));
+    first_san(names, GEN_URI, id->san_uri, sizeof(id->san_uri));
+    GENERAL_NAMES_free(names);
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    snprintf(id->serial, sizeof(id->serial), "%s", hex ? hex : "");
+    OPENSSL_free(hex);
+    BN_free(bn);
+}
+
+/* ---- the transport ---- */
+
+struct tls_conn {
+    SSL *ssl;
+    int fd;
+    bool done, client;
+    bool peeked; /* the first byte was looked at */
+    struct tls_server *srv;
+    struct tls_identity id;
+    char host[256];
+    char cause[256];
+    char desc[96];
+};
+
+static enum tls_cause cause_of_verify(long v)
+{
+    switch (v) {
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_CERT_UNTRUSTED:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+        return TLS_CAUSE_UNKNOWN_CA;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+        return TLS_CAUSE_EXPIRED;
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return TLS_CAUSE_NOT_YET_VALID;
+    case X509_V_ERR_CERT_REVOKED:
+        return TLS_CAUSE_REVOKED;
+    case X509_V_ERR_INVALID_PURPOSE:
+    case X509_V_ERR_KEYUSAGE_NO_CERTSIGN:
+        return TLS_CAUSE_BAD_USAGE;
+    case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return TLS_CAUSE_BAD_CERT;
+    default:
+        return TLS_CAUSE_OTHER;
+    }
+}
+
+static enum tls_cause cause_of_reason(int r)
+{
+    switch (r) {
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+        return TLS_CAUSE_NO_CERT;
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+    case SSL_R_WRONG_SSL_VERSION:
+    case SSL_R_NO_PROTOCOLS_AVAILABLE:
+        return TLS_CAUSE_PROTOCOL_VERSION;
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
+        return TLS_CAUSE_NO_SHARED_CIPHER;
+    case SSL_R_HTTP_REQUEST:
+    case SSL_R_HTTPS_PROXY_REQUEST:
+        return TLS_CAUSE_PLAINTEXT;
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+        return TLS_CAUSE_UNKNOWN_CA;
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+        return TLS_CAUSE_EXPIRED;
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+        return TLS_CAUSE_REVOKED;
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+        return TLS_CAUSE_BAD_CERT;
+    default:
+        return TLS_CAUSE_OTHER;
+    }
+}
+
+static void count(struct tls_conn *t, enum tls_cause c)
+{
+    if (t->srv)
+        atomic_fetch_add(&t->srv->counters[c], 1);
+}
+
+/* Records why a handshake failed: the certificate verdict first (it is the
+ * specific one), then OpenSSL's error queue. */
+static ssize_t handshake_failed(struct tls_conn *t, int sslerr)
+{
+    long v = SSL_get_verify_result(t->ssl);
+    unsigned long e = ERR_peek_last_error();
+    enum tls_cause c;
+    char detail[200] = "";
+    if (v != X509_V_OK) {
+        c = cause_of_verify(v);
+        snprintf(detail, sizeof(detail), "%s", X509_verify_cert_error_string(v));
+    } else if (e) {
+        c = cause_of_reason(ERR_GET_REASON(e));
+        ERR_error_string_n(e, detail, sizeof(detail));
+    } else {
+        c = TLS_CAUSE_OTHER;
+        snprintf(detail, sizeof(detail), "%s",
+                 sslerr == SSL_ERROR_SYSCALL ? "connection closed during the handshake"
+                                             : "handshake failed");
+    }
+    if (v != X509_V_OK &&
+        (v == X509_V_ERR_HOSTNAME_MISMATCH || v == X509_V_ERR_IP_ADDRESS_MISMATCH))
+        snprintf(detail, sizeof(detail), "the certificate does not name '%.160s'", t->host);
+    snprintf(t->cause, sizeof(t->cause), "TLS handshake failed: %s (%s)", tls_cause_name(c),
+             detail);
+    count(t, c);
+    ERR_clear_error();
+    return TRANSPORT_ERROR;
+}
+
+/* MQTT or HTTP sent to a TLS port: a TLS handshake starts with 0x16. */
+static ssize_t check_plaintext(struct tls_conn *t)
+{
+    unsigned char b;
+    if (t->peeked)
+        return 0;
+    ssize_t n = recv(t->fd, &b, 1, MSG_PEEK);
+    if (n != 1)
+        return 0; /* nothing yet: look at the first byte when it comes */
+    t->peeked = true;
+    if (b == 0x16)
+        return 0;
+    const char *looks = b == 0x10 ? " (an MQTT CONNECT)" : (b >= 'A' && b <= 'Z') ? " (HTTP?)" : "";
+    snprintf(t->cause, sizeof(t->cause), "TLS handshake failed: %s%s",
+             tls_cause_name(TLS_CAUSE_PLAINTEXT), looks);
+    count(t, TLS_CAUSE_PLAINTEXT);
+    return TRANSPORT_ERROR;
+}
+
+static ssize_t tls_handshake(void *arg)
+{
+    struct tls_conn *t = arg;
+    if (t->done)
+        return 1;
+    if (!t->client && check_plaintext(t) < 0)
+        return TRANSPORT_ERROR;
+    ERR_clear_error();
+    int r = SSL_do_handshake(t->ssl);
+    if (r == 1) {
+        t->done = true;
+        X509 *peer = SSL_get0_peer_certificate(t->ssl);
+        fill_identity(&t->id, peer, peer && SSL_get_verify_result(t->ssl) == X509_V_OK);
+        snprintf(t->desc, sizeof(t->desc), "%s %s", SSL_get_version(t->ssl),
+                 SSL_get_cipher_name(t->ssl));
+        return 1;
+    }
+    int e = SSL_get_error(t->ssl, r);
+    if (e == SSL_ERROR_WANT_READ)
+        return TRANSPORT_WANT_READ;
+    if (e == SSL_ERROR_WANT_WRITE)
+        return TRANSPORT_WANT_WRITE;
+    return handshake_failed(t, e);
+}
+
+/* One place maps OpenSSL's answers to the transport's. */
+static ssize_t map_io(struct tls_conn *t, int r)
+{
+    int e = SSL_get_error(t->ssl, r);
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        return TRANSPORT_WANT_READ;
+    case SSL_ERROR_WANT_WRITE:
+        return TRANSPORT_WANT_WRITE;
+    case SSL_ERROR_ZERO_RETURN:
+        return TRANSPORT_EOF;
+    case SSL_ERROR_SYSCALL:
+        if (!ERR_peek_error() && errno == 0)
+            return TRANSPORT_EOF; /* closed without close_notify */
+        snprintf(t->cause, sizeof(t->cause), "%s", errno ? strerror(errno) : "TLS I/O error");
+        ERR_clear_error();
+        return TRANSPORT_ERROR;
+    default: {
+        char why[200] = "";
+        ERR_error_string_n(ERR_peek_last_error(), why, sizeof(why));
+        snprintf(t->cause, sizeof(t->cause), "TLS error: %s", why);
+        ERR_clear_error();
+        return TRANSPORT_ERROR;
+    }
+    }
+}
+
+static ssize_t tls_read(void *arg, void *buf, size_t len)
+{
+    struct tls_conn *t = arg;
+    if (!t->done) {
+        ssize_t h = tls_handshake(t);
+        if (h != 1)
+            return h;
+    }
+    /* Drain what OpenSSL already decrypted too: epoll only sees the socket. */
+    size_t got = 0;
+    while (got < len) {
+        errno = 0;
+        ERR_clear_error();
+        int r =
+            SSL_read(t->ssl, (char *)buf + got, (int)(len - got > 1 << 30 ? 1 << 30 : len - got));
+        if (r > 0) {
+            got += (size_t)r;
+            continue;
+        }
+        ssize_t m = map_io(t, r);
+        if (got && (m == TRANSPORT_WANT_READ || m == TRANSPORT_WANT_WRITE))
+            break;
+        return got ? (ssize_t)got : m;
+    }
+    return (ssize_t)got;
+}
+
+static ssize_t tls_write(void *arg, const void *buf, size_t len)
+{
+    struct tls_conn *t = arg;
+    if (!t->done) {
+        ssize_t h = tls_handshake(t);
+        if (h != 1)
+            return h == 1 ? 0 : h;
+    }
+    errno = 0;
+    ERR_clear_error();
+    int r = SSL_write(t->ssl, buf, (int)(len > 1 << 30 ? 1 << 30 : len));
+    return r > 0 ? r : map_io(t, r);
+}
+
+static const char *tls_cause(void *arg)
+{
+    struct tls_conn *t = arg;
+    return t->cause[0] ? t->cause : "TLS error";
+}
+
+static void tls_destroy(void *arg)
+{
+    struct tls_conn *t = arg;
+    if (t->done)
+        SSL_shutdown(t->ssl); /* best effort: send close_notify, don't wait */
+    SSL_free(t->ssl);
+    ERR_clear_error();
+    free(t);
+}
+
+const struct transport_ops tls_transport_ops = {
+    .name = "tls",
+    .handshake = tls_handshake,
+    .read = tls_read,
+    .write = tls_write,
+    .cause = tls_cause,
+    .destroy = tls_destroy,
+};
+
+/* see tls.h */
+void *tls_transport_new(struct tls_server *s, int fd, const char *peer)
+{
+    struct tls_conn *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    pthread_mutex_lock(&s->lock);
+    t->ssl = SSL_new(s->ctx); /* holds a reference to this context */
+    pthread_mutex_unlock(&s->lock);
+    if (!t->ssl) {
+        free(t);
+        return NULL;
+    }
+    t->fd = fd;
+    t->srv = s;
+    snprintf(t->host, sizeof(t->host), "%s", peer ? peer : "");
+    SSL_set_fd(t->ssl, fd);
+    SSL_set_accept_state(t->ssl);
+    return t;
+}
+
+const struct tls_identity *tls_transport_identity(void *arg)
+{
+    struct tls_conn *t = arg;
+    return t->done ? &t->id : NULL;
+}
+
+const char *tls_transport_describe(void *arg)
+{
+    struct tls_conn *t = arg;
+    return t->desc;
+}
+
+bool tls_transport_ready(void *arg)
+{
+    return ((struct tls_conn *)arg)->done;
+}
+
+/* see tls.h */
+bool tls_transport_revoked(void *arg, struct tls_server *s)
+{
+    struct tls_conn *t = arg;
+    X509 *peer = t->done ? SSL_get0_peer_certificate(t->ssl) : NULL;
+    if (!peer)
+        return false;
+    bool revoked = false;
+    pthread_mutex_lock(&s->lock);
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(s->ctx));
+    for (int i = 0; i < sk_X509_OBJECT_num(objs) && !revoked; i++) {
+        X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
+        X509_REVOKED *r;
+        if (crl && X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_issuer_name(peer)) == 0)
+            revoked = X509_CRL_get0_by_cert(crl, &r, peer) == 1;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return revoked;
+}
+
+/* ---- clients ---- */
+
+struct tls_client {
+    SSL_CTX *ctx;
+    char *servername, *alpn;
+    bool insecure;
+};
+
+/* see tls.h */
+struct tls_client *tls_client_new(const struct tls_client_config *c, char *err, size_t errlen)
+{
+    struct tls_client *tc = calloc(1, sizeof(*tc));
+    SSL_CTX *ctx = tc ? SSL_CTX_new(TLS_client_method()) : NULL;
+    if (!ctx) {
+        free(tc);
+        ossl_err(err, errlen, "cannot create a TLS context%s%s", "", "");
+        return NULL;
+    }
+    tc->ctx = ctx;
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(ctx), X509_PURPOSE_SSL_SERVER);
+    if (set_versions(ctx, c->min_version, err, errlen) < 0)
+        goto fail;
+    if (c->ciphers && SSL_CTX_set_cipher_list(ctx, c->ciphers) != 1) {
+        ossl_err(err, errlen, "--ciphers: no usable cipher in '%s'%s", c->ciphers, "");
+        goto fail;
+    }
+    if ((c->cafile || c->capath) ? SSL_CTX_load_verify_locations(ctx, c->cafile, c->capath) != 1
+                                 : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        ossl_err(err, errlen, "%s: cannot load trusted CAs%s",
+                 c->cafile   ? c->cafile
+                 : c->capath ? c->capath
+                             : "system store",
+                 "");
+        goto fail;
+    }
+    if (c->certfile) {
+        SSL_CTX_set_default_passwd_cb(ctx, password_cb);
+        SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)c->key_password);
+        if (SSL_CTX_use_certificate_chain_file(ctx, c->certfile) != 1) {
+            ossl_err(err, errlen, "%s: cannot read the certificate%s", c->certfile, "");
+            goto fail;
+        }
+        const char *kf = c->keyfile ? c->keyfile : c->certfile;
+        if (SSL_CTX_use_PrivateKey_file(ctx, kf, SSL_FILETYPE_PEM) != 1) {
+            bool enc = file_says_encrypted(kf);
+            ossl_err(err, errlen, "%s: %s", kf,
+                     enc ? (c->key_password ? "cannot decrypt the private key: wrong password"
+                                            : "the private key is encrypted: give --key-password")
+                         : "cannot read the private key");
+            goto fail;
+        }
+        if (SSL_CTX_check_private_key(ctx) != 1) {
+            snprintf(err, errlen, "%s does not match %s", kf, c->certfile);
+            goto fail;
+        }
+    }
+    tc->servername = c->servername ? strdup(c->servername) : NULL;
+    tc->alpn = c->alpn ? strdup(c->alpn) : NULL;
+    tc->insecure = c->insecure;
+    return tc;
+fail:
+    tls_client_free(tc);
+    return NULL;
+}
+
+void tls_client_free(struct tls_client *c)
+{
+    if (!c)
+        return;
+    SSL_CTX_free(c->ctx);
+    free(c->servername);
+    free(c->alpn);
+    free(c);
+}
+
+static bool is_ip(const char *h)
+{
+    ASN1_OCTET_STRING *ip = a2i_IPADDRESS(h);
+    ASN1_OCTET_STRING_free(ip);
+    ERR_clear_error();
+    return ip != NULL;
+}
+
+/* see tls.h */
+void *tls_client_transport_new(struct tls_client *c, int fd, const char *host)
+{
+    struct tls_conn *t = calloc(1, sizeof(*t));
+    if (!t || !(t->ssl = SSL_new(c->ctx))) {
+        free(t);
+        return NULL;
+    }
+    t->fd = fd;
+    t->client = true;
+    const char *name = c->servername ? c->servername : host;
+    snprintf(t->host, sizeof(t->host), "%s", name);
+    SSL_set_fd(t->ssl, fd);
+    SSL_set_connect_state(t->ssl);
+    if (!is_ip(name))
+        SSL_set_tlsext_host_name(t->ssl, name);
+    if (!c->insecure) { /* RFC 6125: the SAN must name the host we asked for */
+        X509_VERIFY_PARAM *p = SSL_get0_param(t->ssl);
+        if (is_ip(name))
+            X509_VERIFY_PARAM_set1_ip_asc(p, name);
+        else
+            X509_VERIFY_PARAM_set1_host(p, name, 0);
+    }
+    if (c->alpn) {
+        unsigned char proto[256];
+        size_t n = strlen(c->alpn);
+        if (n < sizeof(proto)) {
+            proto[0] = (unsigned char)n;
+            memcpy(proto + 1, c->alpn, n);
+            SSL_set_alpn_protos(t->ssl, proto, (unsigned)(n + 1));
+        }
+    }
+    return t;
+}
