@@ -8,7 +8,7 @@ DEV_PKI    ?= .ward-dev/pki
 
 DEB_PKGS = build-essential cmake pkg-config clang libclang-rt-14-dev \
            libssl-dev openssl liburcu-dev libsqlite3-dev \
-           python3 python3-pytest python3-paho-mqtt \
+           python3 python3-pytest python3-paho-mqtt python3-cryptography \
            mosquitto mosquitto-clients nats-server libnats-dev procps
 
 .PHONY: all deps build run test test-asan fuzz bench format clean

@@ -195,6 +195,11 @@ static int load_identity(SSL_CTX *ctx, const struct tls_server_config *c, char *
     SSL_CTX_set_default_passwd_cb(ctx, password_cb);
     SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)c->key_password);
     if (SSL_CTX_use_PrivateKey_file(ctx, c->keyfile, SSL_FILETYPE_PEM) != 1) {
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            snprintf(err, errlen, "%s does not match %s", c->keyfile, c->certfile);
+            ERR_clear_error();
+            return -1;
+        }
         bool enc = file_says_encrypted(c->keyfile);
         ossl_err(err, errlen, "%s: %s", c->keyfile,
                  enc ? (c->key_password ? "cannot decrypt the private key: wrong key_password"

@@ -1,0 +1,291 @@
+"""TLS and mutual TLS listeners (issue 3) against a PKI made at test time by
+python3-cryptography: every client-certificate case against every listener
+mode, with Python's ssl module (as paho uses it), mosquitto_pub and ward pub,
+checking both the outcome and the cause ward logs; start-up refusals;
+identities from certificates; reloads under a running broker."""
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+import paho.mqtt.client as paho
+import pytest
+
+import mqttwire as w
+import tls_pki
+from conftest import WARD, free_port
+
+CONNECT = b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04test"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return tls_pki.make_pki(str(tmp_path_factory.mktemp("pki")))
+
+
+def serve(ward_factory, pki, scheme, *extra, crl=True, cert="server"):
+    port = free_port()
+    args = ["-l", "%s://127.0.0.1:%d" % (scheme, port), "--certfile", pki[cert + "_crt"],
+            "--keyfile", pki[cert + "_key"], "--cafile", pki["ca"]]
+    if crl:
+        args += ["--crlfile", pki["crl"]]
+    b = ward_factory(args + list(extra), port=port, listen=False)
+    b.start(wait=False)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    b.port = port
+    return b
+
+
+def mqtt_tls(port, pki, client=None, password=None, host="localhost", tls13=True):
+    """CONNECT over TLS the way paho does it (Python's ssl). Returns None on
+    success (a CONNACK came back) or the error text."""
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    if not tls13:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if client:
+        ctx.load_cert_chain(pki[client + "_crt"], pki[client + "_key"], password=password)
+    try:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s = ctx.wrap_socket(raw, server_hostname=host)
+        s.sendall(CONNECT)
+        data = s.recv(4)
+        s.close()
+        return None if data[:1] == b"\x20" else "no CONNACK (%r)" % data
+    except (ssl.SSLError, OSError) as e:
+        return str(e)
+
+
+CASES = [  # client, password, expected in none / optional / required mode
+    (None, None, "ok", "ok", "no client certificate"),
+    ("client", None, "ok", "ok", "ok"),
+    ("client_rsa", None, "ok", "ok", "ok"),
+    ("client_enc_pem", "pw", "ok", "ok", "ok"),
+    ("client_enc_pkcs8", "pw", "ok", "ok", "ok"),
+    ("client_expired", None, "ok", "certificate expired", "certificate expired"),
+    ("client_notyet", None, "ok", "certificate not yet valid", "certificate not yet valid"),
+    ("client_revoked", None, "ok", "certificate revoked", "certificate revoked"),
+    ("client_rogue", None, "ok", "unknown CA", "unknown CA"),
+    ("client_serverauth", None, "ok", "wrong key usage", "wrong key usage"),
+]
+MODES = [("tls", ()), ("tls", ("--client-cert", "optional")), ("mtls", ())]
+
+
+@pytest.mark.parametrize("mode", [0, 1, 2], ids=["none", "optional", "required"])
+def test_matrix(ward_factory, pki, mode):
+    scheme, extra = MODES[mode]
+    b = serve(ward_factory, pki, scheme, *extra)
+    for client, pw, *expect in CASES:
+        want = expect[mode]
+        for tls13 in (True, False):
+            got = mqtt_tls(b.port, pki, client, pw, tls13=tls13)
+            if want == "ok":
+                assert got is None, "%s (TLS 1.%d): %s" % (client, 3 if tls13 else 2, got)
+            else:
+                assert got is not None, "%s accepted, wanted %s" % (client, want)
+                b.wait_log("TLS handshake failed: " + want)
+    # Counted failures never disturbed anyone: a good client still works.
+    assert mqtt_tls(b.port, pki, "client") is None
+
+
+def test_optional_mode_does_not_trust_rogue_certificates(ward_factory, pki):
+    # NanoMQ accepts an untrusted certificate in this mode; ward must not.
+    b = serve(ward_factory, pki, "tls", "--client-cert", "optional")
+    assert mqtt_tls(b.port, pki, "client_rogue") is not None
+    assert mqtt_tls(b.port, pki, None) is None
+
+
+def test_independent_clients(ward_factory, pki):
+    b = serve(ward_factory, pki, "mtls")
+    args = ["-h", "localhost", "-p", str(b.port), "--cafile", pki["ca"], "-t", "t", "-m", "x"]
+    ok = subprocess.run(["mosquitto_pub"] + args + ["--cert", pki["client_crt"], "--key",
+                                                    pki["client_key"]],
+                        capture_output=True, text=True, timeout=20)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run(["mosquitto_pub"] + args + ["--cert", pki["client_rogue_crt"], "--key",
+                                                     pki["client_rogue_key"]],
+                         capture_output=True, text=True, timeout=20)
+    assert bad.returncode != 0
+    # paho-mqtt with the ssl module, MQTT 5.
+    got = []
+    c = paho.Client("paho-tls", protocol=paho.MQTTv5)
+    c.tls_set(ca_certs=pki["ca"], certfile=pki["client_crt"], keyfile=pki["client_key"])
+    c.on_connect = lambda cl, u, f, rc, props=None: got.append(int(rc.value))
+    c.connect("localhost", b.port)
+    c.loop_start()
+    deadline = time.monotonic() + 5
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.05)
+    c.loop_stop()
+    c.disconnect()
+    assert got == [0]
+    # openssl s_client, TLS 1.2 and 1.3, with ALPN "mqtt".
+    for ver in ("-tls1_2", "-tls1_3"):
+        r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % b.port, ver,
+                            "-CAfile", pki["ca"], "-cert", pki["client_crt"], "-key",
+                            pki["client_key"], "-verify_return_error", "-alpn", "mqtt"],
+                           input="", capture_output=True, text=True, timeout=20)
+        assert "Verify return code: 0 (ok)" in r.stdout, r.stdout + r.stderr
+        assert "ALPN protocol: mqtt" in r.stdout
+
+
+def test_ward_clients_verify_the_host(ward_factory, pki):
+    b = serve(ward_factory, pki, "tls", cert="server_wrong")
+    base = ["pub", "-h", "localhost", "-p", str(b.port), "--cafile", pki["ca"], "-t", "t",
+            "-m", "x"]
+    r = subprocess.run([WARD] + base, capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1 and "does not name 'localhost'" in r.stderr, r.stderr
+    r = subprocess.run([WARD] + base + ["--insecure"], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0 and "--insecure" in r.stderr
+    r = subprocess.run([WARD] + base + ["--servername", "elsewhere.test"], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+
+
+def test_ward_clients_mtls_round_trip(ward_factory, pki):
+    b = serve(ward_factory, pki, "mtls")
+    tls = ["-h", "localhost", "-p", str(b.port), "--cafile", pki["ca"], "--cert",
+           pki["client_crt"], "--key", pki["client_key"]]
+    sub = subprocess.Popen([WARD, "sub"] + tls + ["-t", "m/#", "-C", "1", "-v"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    r = subprocess.run([WARD, "pub"] + tls[:-4] + ["--cert", pki["client_enc_pkcs8_crt"],
+                                                   "--key", pki["client_enc_pkcs8_key"],
+                                                   "--key-password", "pw", "-t", "m/1", "-m",
+                                                   "secure"],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    out, err = sub.communicate(timeout=10)
+    assert out == "m/1 secure\n", err
+    r = subprocess.run([WARD, "pub"] + tls[:-4] + ["-t", "m/1", "-m", "x"], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 1
+
+
+def test_plaintext_on_tls_port(ward_factory, pki):
+    b = serve(ward_factory, pki, "tls")
+    s = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+    s.sendall(CONNECT)
+    try:
+        assert s.recv(10) == b""
+    except ConnectionResetError:
+        pass  # closed with our CONNECT unread: a reset is a close too
+    b.wait_log("plaintext on a TLS port (an MQTT CONNECT)")
+
+
+def test_minimum_version_and_timeout(ward_factory, pki):
+    b = serve(ward_factory, pki, "tls", "--tls-version", "1.3")
+    assert mqtt_tls(b.port, pki, tls13=False) is not None
+    b.wait_log("TLS handshake failed: protocol version")
+    assert mqtt_tls(b.port, pki) is None
+
+
+@pytest.mark.parametrize("cert, extra, cause", [
+    ("server_enc", [], "the private key is encrypted: set key_password"),
+    ("server_enc", ["--key-password", "nope"], "wrong key_password"),
+    ("server_expired", [], "the certificate expired on"),
+])
+def test_startup_refusals(pki, cert, extra, cause):
+    r = subprocess.run([WARD, "serve", "-l", "tls://127.0.0.1:%d" % free_port(), "--certfile",
+                        pki[cert + "_crt"], "--keyfile", pki[cert + "_key"]] + extra,
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1 and cause in r.stderr, r.stderr
+    assert os.path.basename(pki[cert + "_crt" if "expired" in cause else cert + "_key"]) \
+        in r.stderr
+
+
+def test_mismatched_key_and_encrypted_key_with_password(ward_factory, pki):
+    r = subprocess.run([WARD, "serve", "-l", "tls://127.0.0.1:%d" % free_port(), "--certfile",
+                        pki["server_crt"], "--keyfile", pki["server_rsa_key"]],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1 and "does not match" in r.stderr
+    b = serve(ward_factory, pki, "tls", "--key-password", "server-pw", cert="server_enc")
+    assert mqtt_tls(b.port, pki) is None
+
+
+def test_certificate_identity_and_acl(ward_factory, pki, tmp_path):
+    acl = tmp_path / "acl.conf"
+    acl.write_text('rules = [\n {"permit": "allow", "cert_ou": "Devices", "action": "publish",'
+                   ' "topics": ["devices/${cert_cn}/#"]}\n'
+                   ' {"permit": "allow", "action": "subscribe"}\n {"permit": "deny"}\n]\n')
+    b = serve(ward_factory, pki, "mtls", "--peer-cert-as-clientid", "cn",
+              "--peer-cert-as-username", "san_email", "--acl-file", str(acl))
+    tls = ["-h", "localhost", "-p", str(b.port), "--cafile", pki["ca"], "--cert",
+           pki["client_crt"], "--key", pki["client_key"], "-q", "1"]
+    ok = subprocess.run([WARD, "pub"] + tls + ["-t", "devices/device-1/temp", "-m", "1"],
+                        capture_output=True, text=True, timeout=20)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run([WARD, "pub"] + tls + ["-t", "devices/device-2/temp", "-m", "1"],
+                         capture_output=True, text=True, timeout=20)
+    assert bad.returncode == 1 and "not authorized" in bad.stderr
+    # The certificate named the client: its CN is the client id.
+    b.wait_log("client 'device-1'")
+
+
+def test_reload_crl_disconnects_revoked_and_swaps_certificates(ward_factory, pki, tmp_path):
+    crl = str(tmp_path / "crl.pem")
+    shutil.copy(pki["crl_empty"], crl)
+    crt, key = str(tmp_path / "server.crt"), str(tmp_path / "server.key")
+    shutil.copy(pki["server_crt"], crt)
+    shutil.copy(pki["server_key"], key)
+    port = free_port()
+    b = ward_factory(["-l", "mtls://127.0.0.1:%d" % port, "--certfile", crt, "--keyfile", key,
+                      "--cafile", pki["ca"], "--crlfile", crl], port=port, listen=False)
+    b.start(wait=False)
+    time.sleep(0.5)
+    # A v5 client with the soon-to-be-revoked certificate, connected.
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    ctx.load_cert_chain(pki["client_revoked_crt"], pki["client_revoked_key"])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    s.sendall(b"\x10\x11\x00\x04MQTT\x05\x02\x00\x3c\x00\x00\x04stol")
+    head = s.recv(2)
+    assert head[:1] == b"\x20"
+    s.recv(head[1])  # the rest of the CONNACK
+    # A broken CRL is refused and changes nothing.
+    with open(crl, "w") as f:
+        f.write("garbage")
+    b.signal(signal.SIGHUP)
+    b.wait_log("the running TLS material stays")
+    # The real CRL: the revoked client is disconnected with 0x87.
+    shutil.copy(pki["crl"], crl)
+    b.signal(signal.SIGHUP)
+    b.wait_log("certificate revoked by the reloaded CRL")
+    s.settimeout(5)
+    data = s.recv(10)
+    assert data[:3] == b"\xe0\x01\x87" or data[:2] == b"\xe0\x02" and data[2] == 0x87, data
+    # Rotation: a new server certificate (RSA) is used by new handshakes,
+    # picked up from the changed files without a signal.
+    before = b.read_log().count("TLS material reloaded")
+    shutil.copy(pki["server_rsa_crt"], crt + ".new")
+    shutil.copy(pki["server_rsa_key"], key + ".new")
+    os.rename(key + ".new", key)
+    os.rename(crt + ".new", crt)
+    deadline = time.monotonic() + 15
+    while b.read_log().count("TLS material reloaded") == before:
+        assert time.monotonic() < deadline, b.read_log()
+        time.sleep(0.2)
+    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-cert",
+                        pki["client_crt"], "-key", pki["client_key"], "-CAfile", pki["ca"]],
+                       input="", capture_output=True, text=True, timeout=20)
+    assert "Server public key is 2048 bit" in r.stdout, r.stdout  # the RSA one now
+    assert mqtt_tls(port, pki, "client") is None
+
+
+def test_stale_crl_is_reported_not_fatal(ward_factory, pki):
+    port = free_port()
+    b = ward_factory(["-l", "mtls://127.0.0.1:%d" % port, "--certfile", pki["server_crt"],
+                      "--keyfile", pki["server_key"], "--cafile", pki["ca"], "--crlfile",
+                      pki["crl_stale"]], port=port, listen=False).start(wait=False)
+    time.sleep(0.5)
+    assert mqtt_tls(port, pki, "client") is None
+    assert mqtt_tls(port, pki, "client_revoked") is not None
+    b.wait_log("past its next update")
