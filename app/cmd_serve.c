@@ -31,6 +31,7 @@ struct serve_opts {
     const char *acl_file;
     int allow_anonymous;         /* -1: not given */
     int listener_anon[MAX_URLS]; /* per -l / listener block: -1 inherit */
+    bool listener_password[MAX_URLS];
     /* TLS settings per listener: from its config block, or the flags. */
     bool has_tls[MAX_URLS];
     struct tls_server_config tls[MAX_URLS];
@@ -330,6 +331,7 @@ static int apply_config(struct serve_opts *o, struct ward_config *cfg, char urls
             return 1;
         o->has_tls[o->nurls] = l->kind == CFG_LISTENER_SSL;
         o->listener_anon[o->nurls] = l->allow_anonymous;
+        o->listener_password[o->nurls] = l->require_password;
         o->urls[o->nurls] = urls[o->nurls];
         o->nurls++;
     }
@@ -549,8 +551,10 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         goto out;
     }
     broker_set_auth(b, a);
-    for (unsigned i = 0; i < o->nurls; i++)
+    for (unsigned i = 0; i < o->nurls; i++) {
         broker_set_listener_anonymous(b, i, o->listener_anon[i]);
+        broker_set_listener_password(b, i, o->listener_password[i]);
+    }
     if (listen_all(o, s, tls) < 0)
         goto out;
     if (broker_start(b) < 0 || net_server_start(s) < 0) {
@@ -649,8 +653,11 @@ int cmd_serve(int argc, char **argv)
     if ((rc = parse(argc, argv, &over)))
         return rc;
     if (over.nurls) { /* -l replaces the file's listeners and their settings */
-        for (unsigned i = 0; i < MAX_URLS; i++)
+        for (unsigned i = 0; i < MAX_URLS; i++) {
             o.listener_anon[i] = -1;
+            o.listener_password[i] = false;
+            o.has_tls[i] = false;
+        }
         o.nurls = over.nurls;
         memcpy(o.urls, over.urls, sizeof(o.urls));
     }

@@ -716,6 +716,7 @@ static void authenticate(struct client *c, const uint8_t *data, size_t len)
         .password_len = ck->password.len,
         .listener_anonymous = anon,
         .cert_identity = c->has_cert,
+        .cert_and_password = (c->b->listener_password >> (net_conn_listener(c->nc) % 64)) & 1,
     };
     c->auth_cause = auth_connect(c->b->auth, &q);
     c->auth_done = true;
@@ -992,6 +993,13 @@ void broker_set_auth(struct broker *b, struct auth *a)
 {
     b->auth = a;
     b->acl_active = a && auth_has_rules(a);
+}
+
+void broker_set_listener_password(struct broker *b, unsigned listener, bool required)
+{
+    if (listener < 64)
+        b->listener_password = required ? b->listener_password | (1ull << listener)
+                                        : b->listener_password & ~(1ull << listener);
 }
 
 void broker_set_listener_anonymous(struct broker *b, unsigned listener, int allow)

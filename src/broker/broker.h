@@ -50,6 +50,9 @@ void broker_set_auth(struct broker *b, struct auth *a);
 /* Per-listener anonymous access: -1 follows auth.allow_anonymous, 0 refuses,
  * 1 allows. `listener` is net's listener index (fewer than 64). */
 void broker_set_listener_anonymous(struct broker *b, unsigned listener, int allow);
+/* A listener where a client certificate alone does not authenticate: a
+ * user name and password are checked as well. */
+void broker_set_listener_password(struct broker *b, unsigned listener, bool required);
 /* After the auth rules were reloaded: removes the subscriptions the new
  * rules forbid (and logs each). Thread-safe. */
 void broker_auth_reloaded(struct broker *b);

@@ -19,7 +19,8 @@ struct cfg_listener {
     bool enable;
     char *bind;
     uint32_t max_connections;
-    int allow_anonymous; /* -1: inherit auth.allow_anonymous */
+    int allow_anonymous;   /* -1: inherit auth.allow_anonymous */
+    bool require_password; /* a certificate alone does not log in */
     /* TLS (ssl and wss listeners) */
     char *keyfile;
     char *certfile;

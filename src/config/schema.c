@@ -96,6 +96,8 @@ static const struct key_spec listener_keys[] = {
      "Most connections on this listener (0: only the global limit)."},
     {"allow_anonymous", K_TRISTATE, L(allow_anonymous), NULL, 0, 0, NULL,
      "Overrides auth.allow_anonymous for this listener."},
+    {"require_password", K_BOOL, L(require_password), "false", 0, 0, NULL,
+     "With client certificates: a user name and password are needed as well."},
     {"keyfile", K_STRING, L(keyfile), NULL, 0, 0, NULL, "Server private key (PEM/PKCS#8)."},
     {"certfile", K_STRING, L(certfile), NULL, 0, 0, NULL, "Server certificate chain (PEM)."},
     {"cacertfile", K_STRING, L(cacertfile), NULL, 0, 0, NULL,

@@ -344,3 +344,29 @@ def test_openssl_s_server_with_crl(pki, tmp_path):
     finally:
         srv.kill()
         srv.wait(timeout=10)
+
+
+def test_ward_listener_accepts_and_refuses_revoked(pki, ward_factory):
+    """ward's own mTLS listener with what `ward cert` made: the CA bundle
+    with the intermediate, the CRL; a revoked device is refused."""
+    cert("revoke", "device-0002", "--dir", pki)
+    port = free_port()
+    bundle = p(pki, "bundle.pem")
+    with open(bundle, "w") as f:
+        f.write(open(p(pki, "ca.crt")).read() + open(p(pki, "intermediate.crt")).read())
+    b = ward_factory(["-l", "mtls://127.0.0.1:%d" % port, "--certfile",
+                      p(pki, "certs", "localhost.crt"), "--keyfile",
+                      p(pki, "private", "localhost.key"), "--cafile", bundle, "--crlfile",
+                      p(pki, "crl.pem")], port=port, listen=False).start(wait=False)
+    assert wait_port(port)
+
+    def pub(name):
+        return subprocess.run([WARD, "pub", "-h", "localhost", "-p", str(port), "--cafile",
+                               p(pki, "ca.crt"), "--cert", p(pki, "certs", name + ".crt"),
+                               "--key", p(pki, "private", name + ".key"), "-t", "t", "-m", "x"],
+                              capture_output=True, text=True, timeout=20)
+
+    ok = pub("device-0001")
+    assert ok.returncode == 0, ok.stderr
+    assert pub("device-0002").returncode != 0
+    b.wait_log("certificate revoked")

@@ -289,3 +289,30 @@ def test_stale_crl_is_reported_not_fatal(ward_factory, pki):
     assert mqtt_tls(port, pki, "client") is None
     assert mqtt_tls(port, pki, "client_revoked") is not None
     b.wait_log("past its next update")
+
+
+def test_config_ssl_listener_certificate_and_password(ward_factory, pki, tmp_path):
+    """NanoMQ's listener keys in a config file, plus ward's require_password:
+    on this listener a certificate alone is not enough."""
+    pw = str(tmp_path / "pw.conf")
+    r = subprocess.run([WARD, "passwd", pw, "device-1"], input="s3cret\n", text=True,
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    port = free_port()
+    conf = tmp_path / "ward.conf"
+    conf.write_text(
+        'listeners.ssl.devices {\n  bind = "127.0.0.1:%d"\n  keyfile = "%s"\n  certfile = "%s"\n'
+        '  cacertfile = "%s"\n  verify_peer = true\n  fail_if_no_peer_cert = true\n'
+        '  require_password = true\n}\n'
+        'auth { allow_anonymous = false\n  password = {include "pw.conf"} }\n'
+        % (port, pki["server_key"], pki["server_crt"], pki["ca"]))
+    b = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
+    time.sleep(0.5)
+    tls = ["-h", "localhost", "-p", str(port), "--cafile", pki["ca"], "--cert",
+           pki["client_crt"], "--key", pki["client_key"], "-t", "t", "-m", "x"]
+    r = subprocess.run([WARD, "pub"] + tls, capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1 and "bad user name or password" in r.stderr, r.stderr
+    r = subprocess.run([WARD, "pub"] + tls + ["-u", "device-1", "-P", "s3cret"],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    b.wait_log("a password is required in addition to the certificate")
