@@ -12,6 +12,7 @@
 #include "broker/broker.h"
 #include "commands.h"
 #include "config/config.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "net/net.h"
 #include "tls/tls.h"
@@ -286,6 +287,7 @@ static int ssl_config(const struct serve_opts *o, const struct cfg_listener *l,
     t->ciphers = l->ciphers;
     t->ciphersuites = l->ciphersuites;
     t->handshake_timeout_ms = l->handshake_timeout_ms;
+    t->expiry_warn_days = l->expiry_warn_days;
     int u = l->peer_cert_as_username ? tls_id_field_parse(l->peer_cert_as_username) : 0;
     int c = l->peer_cert_as_clientid ? tls_id_field_parse(l->peer_cert_as_clientid) : 0;
     if (u < 0 || c < 0) {
@@ -478,7 +480,25 @@ static enum tls_verify verify_mode(const char *client_cert, bool mutual)
 }
 
 /* Opens every listener; TLS ones get their tls_server (kept in tls[]). */
-static int listen_all(struct serve_opts *o, struct net_server *s, struct tls_server **tls)
+/* At start-up and daily: a warning for everything in use that expires
+ * within expiry_warn_days (an error for what already has). */
+static void warn_expiry(const struct serve_opts *o, struct tls_server **tls)
+{
+    for (unsigned i = 0; i < o->nurls; i++) {
+        struct tls_expiry ex[32];
+        int n = tls[i] ? tls_server_expiries(tls[i], ex, 32) : 0;
+        long warn = tls[i] ? (long)tls_server_config(tls[i])->expiry_warn_days : 0;
+        for (int k = 0; k < n; k++) {
+            if (ex[k].days < 0)
+                log_error("%s: %s has expired (%ld days ago)", o->urls[i], ex[k].what, -ex[k].days);
+            else if (ex[k].days < warn)
+                log_warn("%s: %s expires in %ld days", o->urls[i], ex[k].what, ex[k].days);
+        }
+    }
+}
+
+static int listen_all(struct serve_opts *o, struct net_server *s, struct tls_server **tls,
+                      struct broker *b)
 {
     char err[1024];
     for (unsigned i = 0; i < o->nurls; i++) {
@@ -497,10 +517,9 @@ static int listen_all(struct serve_opts *o, struct net_server *s, struct tls_ser
             return -1;
         }
         if (is_tls) {
-            long days = tls_server_days_left(tls[i]);
-            if (days < 30)
-                log_warn("%s: the server certificate %s expires in %ld days", o->urls[i],
-                         o->tls[i].certfile, days);
+            /* $SYS names the listener by its port: tls/8883/... */
+            const char *colon = strrchr(o->urls[i], ':');
+            broker_add_tls(b, colon ? colon + 1 : o->urls[i], tls[i]);
         }
     }
     return 0;
@@ -555,8 +574,10 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         broker_set_listener_anonymous(b, i, o->listener_anon[i]);
         broker_set_listener_password(b, i, o->listener_password[i]);
     }
-    if (listen_all(o, s, tls) < 0)
+    if (listen_all(o, s, tls, b) < 0)
         goto out;
+    warn_expiry(o, tls);
+    uint64_t next_expiry_check = clock_mono_ms() + 86400000ull;
     if (broker_start(b) < 0 || net_server_start(s) < 0) {
         fprintf(stderr, "ward serve: cannot start threads\n");
         goto out;
@@ -570,6 +591,10 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         int sig = sigtimedwait(&set, NULL, &poll);
         if (sig < 0) {
             reload_tls(o, tls, b, true);
+            if (clock_mono_ms() >= next_expiry_check) {
+                warn_expiry(o, tls);
+                next_expiry_check = clock_mono_ms() + 86400000ull;
+            }
             continue;
         }
         if (sig == SIGHUP) {

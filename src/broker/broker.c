@@ -839,6 +839,49 @@ static void sys_publish(struct broker *b, const char *topic, const char *fmt, ..
     msg_unref(m);
 }
 
+/* "certificate revoked" -> "certificate_revoked": one topic level. */
+static void slug(const char *in, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *in && n + 1 < cap; in++)
+        out[n++] = (*in == ' ' || *in == '/' || *in == '+' || *in == '#') ? '_' : *in;
+    out[n] = '\0';
+}
+
+static void publish_tls(struct broker *b, unsigned i)
+{
+    char topic[256], name[64];
+    uint64_t counts[TLS_NCAUSES];
+    tls_server_counters(b->tls[i], counts);
+    for (int c = 0; c < TLS_NCAUSES; c++) {
+        slug(tls_cause_name((enum tls_cause)c), name, sizeof(name));
+        snprintf(topic, sizeof(topic), "$SYS/broker/tls/%s/handshake_failures/%s", b->tls_name[i],
+                 name);
+        sys_publish(b, topic, "%" PRIu64, counts[c]);
+    }
+    struct tls_expiry ex[32];
+    int n = tls_server_expiries(b->tls[i], ex, 32);
+    long cert = 0, ca = 100000, crl = 100000;
+    for (int k = 0; k < n; k++) {
+        if (strncmp(ex[k].what, "server certificate", 18) == 0)
+            cert = ex[k].days;
+        else if (strncmp(ex[k].what, "CRL", 3) == 0)
+            crl = ex[k].days < crl ? ex[k].days : crl;
+        else
+            ca = ex[k].days < ca ? ex[k].days : ca;
+    }
+    snprintf(topic, sizeof(topic), "$SYS/broker/tls/%s/cert_days_left", b->tls_name[i]);
+    sys_publish(b, topic, "%ld", cert);
+    if (ca != 100000) {
+        snprintf(topic, sizeof(topic), "$SYS/broker/tls/%s/ca_days_left", b->tls_name[i]);
+        sys_publish(b, topic, "%ld", ca);
+    }
+    if (crl != 100000) {
+        snprintf(topic, sizeof(topic), "$SYS/broker/tls/%s/crl_days_left", b->tls_name[i]);
+        sys_publish(b, topic, "%ld", crl);
+    }
+}
+
 static void publish_sys(struct broker *b, uint64_t now)
 {
     const struct broker_stats *st = &b->st;
@@ -856,6 +899,8 @@ static void publish_sys(struct broker *b, uint64_t now)
     sys_publish(b, "$SYS/broker/retained messages/count", "%zu", retain_count(b->retained));
     sys_publish(b, "$SYS/broker/auth/failures", "%" PRIu64, st->auth_failures);
     sys_publish(b, "$SYS/broker/auth/denied", "%" PRIu64, st->acl_denied);
+    for (unsigned i = 0; i < b->ntls; i++)
+        publish_tls(b, i);
 }
 
 static void check_clients(struct broker *b, uint64_t now)
@@ -1095,4 +1140,15 @@ unsigned broker_kick_revoked(struct broker *b)
         }
     pthread_mutex_unlock(&b->lock);
     return n;
+}
+
+/* see broker.h */
+void broker_add_tls(struct broker *b, const char *name, struct tls_server *t)
+{
+    pthread_mutex_lock(&b->lock);
+    if (b->ntls < sizeof(b->tls) / sizeof(b->tls[0])) {
+        slug(name, b->tls_name[b->ntls], sizeof(b->tls_name[0]));
+        b->tls[b->ntls++] = t;
+    }
+    pthread_mutex_unlock(&b->lock);
 }

@@ -64,6 +64,10 @@ void broker_auth_reloaded(struct broker *b);
  * as needing a restart and ignored. Thread-safe. */
 void broker_reconfigure(struct broker *b, const struct broker_config *cfg);
 
+/* Publishes a TLS listener's handshake failures per cause and the days
+ * left of its certificates and CRLs under $SYS/broker/tls/NAME/. */
+void broker_add_tls(struct broker *b, const char *name, struct tls_server *t);
+
 /* After a CRL reload: disconnects every client whose certificate the new
  * CRL revokes (v5 reason 0x87). Returns how many. Thread-safe. */
 unsigned broker_kick_revoked(struct broker *b);

@@ -127,6 +127,9 @@ struct broker {
     int8_t listener_anon[64];    /* broker_set_listener_anonymous */
     uint32_t started_max_packet; /* net sized its input bound for this */
     uint64_t listener_password;  /* bit per listener: certificate + password */
+    struct tls_server *tls[16];  /* for $SYS */
+    char tls_name[16][64];
+    unsigned ntls;
     uint64_t started_ms;
     uint64_t next_sys_ms;
     uint32_t match_gen;

@@ -34,7 +34,8 @@ struct listener {
     int fd;
     uint16_t port;
     unsigned index;
-    struct tls_server *tls; /* NULL: plain TCP */
+    struct tls_server *tls;       /* NULL: plain TCP */
+    _Atomic uint32_t handshaking; /* TLS handshakes in progress */
 };
 
 struct worker;
@@ -58,6 +59,7 @@ struct net_conn {
     uint64_t close_deadline;     /* owner only */
     uint64_t handshake_deadline; /* owner only: 0 once the handshake is done */
     struct tls_server *tls;
+    struct listener *l;
     bool want_out;                /* owner only: EPOLLOUT registered */
     struct net_conn *prev, *next; /* owner's list of connections */
 };
@@ -225,6 +227,8 @@ static void destroy(struct net_conn *c)
     struct worker *w = c->w;
     const char *why = atomic_load(&c->why);
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->handshake_deadline)
+        atomic_fetch_sub(&c->l->handshaking, 1);
     w->s->h->on_close(c->user, why ? why : "closed");
     pthread_mutex_lock(&w->pending_lock);
     for (size_t i = 0; i < w->npending; i++)
@@ -306,6 +310,7 @@ static bool handshake(struct net_conn *c)
     ssize_t r = c->ops->handshake(c->tstate);
     if (r == 1) {
         c->handshake_deadline = 0;
+        atomic_fetch_sub(&c->l->handshaking, 1);
         log_debug("%s: %s", c->peer, tls_transport_describe(c->tstate));
         set_interest(c, false);
         return true;
@@ -378,9 +383,22 @@ static void conn_open(struct worker *w, struct listener *l, int fd)
     c->w = w;
     c->listener = l->index;
     tcp_peer_name(fd, c->peer, sizeof(c->peer));
+    c->l = l;
     if (l->tls) {
+        /* A cap on handshakes in progress: a flood of half-open TLS
+         * connections cannot take every worker's time. */
+        if (atomic_fetch_add(&l->handshaking, 1) >= tls_server_config(l->tls)->max_handshakes) {
+            atomic_fetch_sub(&l->handshaking, 1);
+            tls_server_count(l->tls, TLS_CAUSE_BUSY);
+            log_warn("%s: TLS handshake refused: %s", c->peer, tls_cause_name(TLS_CAUSE_BUSY));
+            close(fd);
+            free(c);
+            atomic_fetch_sub(&s->nconns, 1);
+            return;
+        }
         void *t = tls_transport_new(l->tls, fd, c->peer);
         if (!t) {
+            atomic_fetch_sub(&l->handshaking, 1);
             log_error("net: out of memory for a TLS connection from %s", c->peer);
             close(fd);
             free(c);

@@ -35,10 +35,19 @@ struct tls_server {
 };
 
 static const char *const cause_names[TLS_NCAUSES] = {
-    "no client certificate",     "unknown CA",          "certificate expired",
-    "certificate not yet valid", "certificate revoked", "wrong key usage",
-    "protocol version",          "no shared cipher",    "handshake timeout",
-    "plaintext on a TLS port",   "bad certificate",     "other",
+    "no client certificate",
+    "unknown CA",
+    "certificate expired",
+    "certificate not yet valid",
+    "certificate revoked",
+    "wrong key usage",
+    "protocol version",
+    "no shared cipher",
+    "handshake timeout",
+    "plaintext on a TLS port",
+    "bad certificate",
+    "too many handshakes at once",
+    "other",
 };
 
 const char *tls_cause_name(enum tls_cause c)
@@ -328,6 +337,10 @@ struct tls_server *tls_server_new(const struct tls_server_config *cfg, char *err
     s->cfg.ciphersuites = dup_or_null(cfg->ciphersuites);
     if (!s->cfg.handshake_timeout_ms)
         s->cfg.handshake_timeout_ms = 10000;
+    if (!s->cfg.max_handshakes)
+        s->cfg.max_handshakes = 1000;
+    if (!s->cfg.expiry_warn_days)
+        s->cfg.expiry_warn_days = 30;
     pthread_mutex_init(&s->lock, NULL);
     stamp_files(s);
     if (!(s->ctx = build_server_ctx(s, err, errlen))) {
@@ -912,4 +925,63 @@ void *tls_client_transport_new(struct tls_client *c, int fd, const char *host)
         }
     }
     return t;
+}
+
+void tls_server_count(struct tls_server *s, enum tls_cause c)
+{
+    if ((unsigned)c < TLS_NCAUSES)
+        atomic_fetch_add(&s->counters[c], 1);
+}
+
+static long days_until(const ASN1_TIME *t)
+{
+    int days = 0, secs = 0;
+    if (!t || !ASN1_TIME_diff(&days, &secs, NULL, t))
+        return 0;
+    return secs < 0 && days <= 0 ? days - 1 : days;
+}
+
+static void add_expiry(struct tls_expiry *out, int *n, int max, const char *kind, X509_NAME *name,
+                       const char *file, long days)
+{
+    if (*n >= max)
+        return;
+    char cn[200] = "";
+    if (name)
+        X509_NAME_get_text_by_NID(name, NID_commonName, cn, sizeof(cn));
+    snprintf(out[*n].what, sizeof(out[*n].what), "%s '%s' (%s)", kind, cn, file ? file : "");
+    out[*n].days = days;
+    (*n)++;
+}
+
+/* see tls.h */
+int tls_server_expiries(struct tls_server *s, struct tls_expiry *out, int max)
+{
+    int n = 0;
+    pthread_mutex_lock(&s->lock);
+    X509 *x = SSL_CTX_get0_certificate(s->ctx);
+    if (x)
+        add_expiry(out, &n, max, "server certificate", X509_get_subject_name(x), s->cfg.certfile,
+                   days_until(X509_get0_notAfter(x)));
+    STACK_OF(X509) *chain = NULL;
+    SSL_CTX_get0_chain_certs(s->ctx, &chain);
+    for (int i = 0; chain && i < sk_X509_num(chain); i++) {
+        X509 *c = sk_X509_value(chain, i);
+        add_expiry(out, &n, max, "chain certificate", X509_get_subject_name(c), s->cfg.certfile,
+                   days_until(X509_get0_notAfter(c)));
+    }
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(s->ctx));
+    for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509_OBJECT *o = sk_X509_OBJECT_value(objs, i);
+        X509 *c = X509_OBJECT_get0_X509(o);
+        X509_CRL *crl = X509_OBJECT_get0_X509_CRL(o);
+        if (c)
+            add_expiry(out, &n, max, "CA certificate", X509_get_subject_name(c), s->cfg.cafile,
+                       days_until(X509_get0_notAfter(c)));
+        else if (crl && X509_CRL_get0_nextUpdate(crl))
+            add_expiry(out, &n, max, "CRL next update of", X509_CRL_get_issuer(crl), s->cfg.crlfile,
+                       days_until(X509_CRL_get0_nextUpdate(crl)));
+    }
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }

@@ -41,6 +41,8 @@ struct tls_server_config {
     const char *ciphersuites; /* TLS 1.3 */
     bool crl_strict;          /* refuse everyone when the CRL is past next update */
     uint32_t handshake_timeout_ms;
+    uint32_t max_handshakes;   /* in progress at once; 0: 1000 */
+    uint32_t expiry_warn_days; /* 0: 30 */
     enum tls_id_field as_username, as_clientid;
 };
 
@@ -57,6 +59,7 @@ enum tls_cause {
     TLS_CAUSE_TIMEOUT,
     TLS_CAUSE_PLAINTEXT,
     TLS_CAUSE_BAD_CERT,
+    TLS_CAUSE_BUSY,
     TLS_CAUSE_OTHER,
     TLS_NCAUSES
 };
@@ -78,6 +81,17 @@ const struct tls_server_config *tls_server_config(const struct tls_server *s);
 void tls_server_counters(const struct tls_server *s, uint64_t out[TLS_NCAUSES]);
 /* Days until the server certificate expires. */
 long tls_server_days_left(const struct tls_server *s);
+
+/* Everything in use that can expire: the server certificate and its chain,
+ * the trusted CAs, each CRL's next update. */
+struct tls_expiry {
+    char what[300]; /* "server certificate CN=broker (server.crt)" */
+    long days;      /* days left; negative: past */
+};
+/* Fills up to max entries; returns how many. */
+int tls_server_expiries(struct tls_server *s, struct tls_expiry *out, int max);
+/* Counts a connection refused before its handshake (too many at once). */
+void tls_server_count(struct tls_server *s, enum tls_cause c);
 
 /* The peer as its certificate names it. */
 struct tls_identity {

@@ -316,3 +316,46 @@ def test_config_ssl_listener_certificate_and_password(ward_factory, pki, tmp_pat
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 0, r.stderr
     b.wait_log("a password is required in addition to the certificate")
+
+
+def test_sys_counters_expiry_and_resumption(ward_factory, pki):
+    b = serve(ward_factory, pki, "tls", "--sys-interval", "1")
+    # The test PKI's certificates live 30 days: within the default warning.
+    b.wait_log("server certificate 'localhost'")
+    assert "expires in" in b.read_log()
+    s = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+    s.sendall(CONNECT)
+    try:
+        s.recv(10)
+    except ConnectionResetError:
+        pass
+    # $SYS over the TLS listener itself.
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    raw = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+    c = ctx.wrap_socket(raw, server_hostname="localhost")
+    c.sendall(CONNECT)
+    assert c.recv(4)[:1] == b"\x20"
+    topic = b"$SYS/broker/tls/%d/handshake_failures/plaintext_on_a_TLS_port" % b.port
+    c.sendall(b"\x82" + bytes([2 + 2 + len(topic) + 1]) + b"\x00\x01" +
+              len(topic).to_bytes(2, "big") + topic + b"\x00")
+    # Retained values from before come first; read until the count shows.
+    data, count = b"", 0
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline and count < 1:
+        data += c.recv(4096)
+        while b"plaintext_on_a_TLS_port" in data:
+            i = data.index(b"plaintext_on_a_TLS_port") + len(b"plaintext_on_a_TLS_port")
+            digits = data[i:i + 8]
+            n = len(digits) - len(digits.lstrip(b"0123456789"))
+            if n == 0 or i + n >= len(data):
+                break  # the payload has not arrived whole yet
+            count = int(digits[:n])
+            data = data[i + n:]
+    assert count >= 1
+    # Session resumption: the second handshake reuses the first's session.
+    sess = os.path.join(os.path.dirname(pki["ca"]), "sess-%d.pem" % b.port)
+    for flag, want in (("-sess_out", "New,"), ("-sess_in", "Reused,")):
+        r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % b.port,
+                            "-tls1_2", "-CAfile", pki["ca"], flag, sess],
+                           input="", capture_output=True, text=True, timeout=20)
+        assert want in r.stdout, r.stdout
