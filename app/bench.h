@@ -12,7 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum bench_mode { BENCH_P2P, BENCH_FANIN, BENCH_FANOUT, BENCH_CONN };
+enum bench_mode { BENCH_P2P, BENCH_FANIN, BENCH_FANOUT, BENCH_CONN, BENCH_IDLE };
+
+struct tls_client;
 
 struct bench_opts {
     enum bench_mode mode;
@@ -28,6 +30,8 @@ struct bench_opts {
     unsigned threads;
     unsigned window; /* QoS 1 messages in flight per publisher */
     bool json;
+    struct tls_client *tls; /* NULL: plain TCP */
+    double hold_s;          /* idle mode: keep the connections this long */
 };
 
 struct bench_report {

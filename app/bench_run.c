@@ -16,6 +16,8 @@
 
 #include "bench.h"
 #include "mqtt/mqtt.h"
+#include "net/tcp.h"
+#include "tls/tls.h"
 
 #define HDR_LEN     20           /* publisher id (4), sequence (8), send time (8) */
 #define HIST_FINE   10000        /* 10 us buckets up to 100 ms */
@@ -23,8 +25,8 @@
 #define OUT_HIGH    (256u << 10) /* stop producing above this much unsent */
 
 enum phase { SETUP, RUN, DRAIN, STOP };
-enum role { PUB, SUB, CONN };
-enum state { TCP, CONNACK, SUBACK, READY, CLOSED };
+enum role { PUB, SUB, CONN, IDLE };
+enum state { TCP, TLS, CONNACK, SUBACK, READY, CLOSED };
 
 struct seen { /* one publisher as seen by one subscriber */
     uint8_t *bits;
@@ -35,6 +37,9 @@ struct seen { /* one publisher as seen by one subscriber */
 
 struct bc {
     int fd;
+    struct tcp_transport tcp;
+    const struct transport_ops *ops;
+    void *t;
     enum role role;
     enum state state;
     unsigned idx;
@@ -145,12 +150,12 @@ static void watch(struct bc *c, bool want_write)
 static int flush(struct bc *c)
 {
     while (c->outpos < c->outlen) {
-        ssize_t n = send(c->fd, c->out + c->outpos, c->outlen - c->outpos, MSG_NOSIGNAL);
+        ssize_t n = c->ops->write(c->t, c->out + c->outpos, c->outlen - c->outpos);
         if (n > 0) {
             c->outpos += (size_t)n;
             continue;
         }
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        if (n == TRANSPORT_WANT_WRITE || n == TRANSPORT_WANT_READ) {
             watch(c, true);
             return 0;
         }
@@ -176,6 +181,9 @@ static int open_socket(struct bc *c)
         return -1;
     }
     c->state = TCP;
+    c->tcp = (struct tcp_transport){.fd = c->fd};
+    c->ops = &tcp_transport_ops;
+    c->t = &c->tcp;
     c->inlen = c->outlen = c->outpos = 0;
     c->codec = (struct mqtt_codec){.version = c->w->b->o->version, .is_server = false};
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
@@ -185,7 +193,7 @@ static int open_socket(struct bc *c)
 static void send_connect(struct bc *c)
 {
     char id[64];
-    static const char *const prefix[] = {"bench-pub-", "bench-sub-", "bench-conn-"};
+    static const char *const prefix[] = {"bench-pub-", "bench-sub-", "bench-conn-", "bench-idle-"};
     snprintf(id, sizeof(id), "%s%u-%d", prefix[c->role], c->idx, (int)getpid());
     struct mqtt_packet p = {.type = MQTT_CONNECT};
     p.u.connect.protocol_name = (struct mqtt_str){(const uint8_t *)"MQTT", 4};
@@ -214,6 +222,9 @@ static void send_subscribe(struct bc *c)
 
 static void conn_close(struct bc *c)
 {
+    if (c->t && c->t != &c->tcp)
+        c->ops->destroy(c->t);
+    c->t = NULL;
     if (c->fd >= 0) {
         epoll_ctl(c->w->ep, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
@@ -313,7 +324,11 @@ static int on_packet(struct bc *c, struct mqtt_packet *p)
         }
         if (c->role == SUB)
             send_subscribe(c);
-        else {
+        else if (c->role == IDLE) {
+            c->state = READY;
+            atomic_fetch_add(&b->ready, 1);
+            atomic_fetch_add(&b->connects, 1);
+        } else {
             c->state = READY;
             atomic_fetch_add(&b->ready, 1);
         }
@@ -352,11 +367,11 @@ static int on_readable(struct bc *c)
             c->in = n;
             c->incap = cap;
         }
-        ssize_t n = recv(c->fd, c->in + c->inlen, c->incap - c->inlen, 0);
-        if (n == 0)
+        ssize_t n = c->ops->read(c->t, c->in + c->inlen, c->incap - c->inlen);
+        if (n == TRANSPORT_EOF || n == TRANSPORT_ERROR)
             return -1;
         if (n < 0)
-            return errno == EAGAIN || errno == EINTR ? 0 : -1;
+            return 0;
         c->inlen += (size_t)n;
         size_t off = 0, used;
         struct mqtt_packet p;
@@ -447,11 +462,48 @@ static void on_event(struct bc *c, uint32_t events)
             conn_close(c);
             return;
         }
+        if (b->o->tls) {
+            c->t = tls_client_transport_new(b->o->tls, c->fd, b->o->host);
+            c->ops = &tls_transport_ops;
+            c->state = TLS;
+        } else {
+            send_connect(c);
+        }
+    }
+    if (c->state == TLS) {
+        ssize_t r = c->ops->handshake(c->t);
+        if (r == TRANSPORT_ERROR) {
+            if (c->role == CONN) {
+                atomic_fetch_add(&b->conn_errors, 1);
+                set_error(b, "%s", c->ops->cause(c->t));
+                conn_close(c);
+                if (atomic_load(&b->phase) == RUN)
+                    open_socket(c);
+                return;
+            }
+            set_error(b, "%s", c->ops->cause(c->t));
+            atomic_fetch_add(&b->failed, 1);
+            conn_close(c);
+            return;
+        }
+        if (r != 1) {
+            watch(c, r == TRANSPORT_WANT_WRITE);
+            return;
+        }
         send_connect(c);
+        events |= EPOLLOUT;
     }
     if ((events & EPOLLIN) && on_readable(c) < 0) {
         if (c->role == CONN && atomic_load(&b->phase) != RUN)
             return conn_close(c);
+        if (c->role == CONN) { /* refused: count it and go again */
+            atomic_fetch_add(&b->conn_errors, 1);
+            if (c->t && c->t != &c->tcp)
+                set_error(b, "%s", c->ops->cause(c->t));
+            conn_close(c);
+            open_socket(c);
+            return;
+        }
         if (atomic_load(&b->phase) < STOP && !b->error[0])
             set_error(b, "a %s connection was closed by the broker",
                       c->role == PUB ? "publisher" : "subscriber");
@@ -520,6 +572,8 @@ static struct bc *make_conn(struct bench *b, struct worker *w, enum role role, u
 
 static void free_conn(struct bc *c)
 {
+    if (c->t && c->t != &c->tcp)
+        c->ops->destroy(c->t);
     if (c->fd >= 0)
         close(c->fd);
     if (c->seen) {
@@ -571,7 +625,9 @@ static void summarize(struct bench *b, struct worker *ws, unsigned nw, struct be
     r->elapsed_s = (double)(stop - b->run_start_ns) / 1e9;
     if (r->elapsed_s <= 0)
         r->elapsed_s = 1e-9;
-    r->msgs_per_s = (double)(o->mode == BENCH_CONN ? r->connects : r->received) / r->elapsed_s;
+    r->msgs_per_s =
+        (double)(o->mode == BENCH_CONN || o->mode == BENCH_IDLE ? r->connects : r->received) /
+        r->elapsed_s;
     r->p50_ms = percentile(h, total, 0.50);
     r->p99_ms = percentile(h, total, 0.99);
     r->max_ms = percentile(h, total, 1.0 - 1e-12);
@@ -657,7 +713,8 @@ int bench_run(const struct bench_opts *o, struct bench_report *r)
         return -1;
     }
     unsigned nw = o->threads ? o->threads : 2;
-    unsigned total = o->mode == BENCH_CONN ? o->clients : o->pubs + o->subs;
+    unsigned total =
+        o->mode == BENCH_CONN || o->mode == BENCH_IDLE ? o->clients : o->pubs + o->subs;
     struct worker *ws = calloc(nw, sizeof(*ws));
     for (unsigned i = 0; ws && i < nw; i++) {
         ws[i].b = &b;
@@ -673,6 +730,8 @@ int bench_run(const struct bench_opts *o, struct bench_report *r)
         make_conn(&b, &ws[k % nw], PUB, i);
     for (unsigned i = 0; o->mode == BENCH_CONN && i < o->clients; i++, k++)
         make_conn(&b, &ws[k % nw], CONN, i);
+    for (unsigned i = 0; o->mode == BENCH_IDLE && i < o->clients; i++, k++)
+        make_conn(&b, &ws[k % nw], IDLE, i);
     for (unsigned i = 0; i < nw; i++)
         pthread_create(&ws[i].th, NULL, worker_main, &ws[i]);
     if (o->mode == BENCH_CONN) {
@@ -686,6 +745,15 @@ int bench_run(const struct bench_opts *o, struct bench_report *r)
     if (o->mode == BENCH_CONN) {
         sleep_ms((unsigned)(o->duration_s * 1000));
         rc = 0;
+    } else if (o->mode == BENCH_IDLE) {
+        b.run_start_ns = now_ns();
+        if (wait_ready(&b, total) == 0) {
+            /* All connected: hold them idle (the caller measures the broker). */
+            printf("connected %u\n", total);
+            fflush(stdout);
+            sleep_ms((unsigned)(o->hold_s * 1000));
+            rc = 0;
+        }
     } else if (wait_ready(&b, total) == 0) {
         run_phases(&b);
         rc = 0;

@@ -8,6 +8,7 @@
 #include "bench.h"
 #include "commands.h"
 #include "mqtt/mqtt.h"
+#include "tls/tls.h"
 
 static void usage(FILE *out)
 {
@@ -17,6 +18,7 @@ static void usage(FILE *out)
                  "  fanin    N publishers, one subscriber on a wildcard\n"
                  "  fanout   one publisher, N subscribers on its topic\n"
                  "  conn     connects per second: CONNECT, CONNACK, DISCONNECT, again\n"
+                 "  idle     -n connections, connected then held for --hold seconds\n"
                  "options:\n"
                  "  -h HOST, -p PORT    the broker (default localhost:1883)\n"
                  "  -n N                publishers/subscribers/clients (default 10)\n"
@@ -30,6 +32,10 @@ static void usage(FILE *out)
                  "  -t THREADS          generator threads (default 2)\n"
                  "  -V VERSION          3.1.1 (default) or 5\n"
                  "  --json              one JSON object instead of the table\n"
+                 "  --cafile F          TLS, trusting these CAs; --cert F --key F for mTLS;\n"
+                 "                      --insecure skips the host name check\n"
+                 "  --resume            offer the last TLS session again (resumed handshakes)\n"
+                 "  --hold SECONDS      idle: how long to keep the connections (default 5)\n"
                  "exit status: 0 run complete (QoS 1: nothing lost, duplicated or out of order),\n"
                  "1 the run failed or QoS 1 guarantees were broken, 2 usage error.\n");
 }
@@ -37,11 +43,8 @@ static void usage(FILE *out)
 static const struct {
     const char *name;
     enum bench_mode mode;
-} scenarios[] = {{"p2p", BENCH_P2P},
-                 {"pubsub", BENCH_P2P},
-                 {"fanin", BENCH_FANIN},
-                 {"fanout", BENCH_FANOUT},
-                 {"conn", BENCH_CONN}};
+} scenarios[] = {{"p2p", BENCH_P2P},       {"pubsub", BENCH_P2P}, {"fanin", BENCH_FANIN},
+                 {"fanout", BENCH_FANOUT}, {"conn", BENCH_CONN},  {"idle", BENCH_IDLE}};
 
 static int num(const char *flag, const char *s, double lo, double hi, double *out)
 {
@@ -55,10 +58,18 @@ static int num(const char *flag, const char *s, double lo, double hi, double *ou
     return 0;
 }
 
-static int parse(int argc, char **argv, struct bench_opts *o, unsigned *n)
+static int parse(int argc, char **argv, struct bench_opts *o, unsigned *n,
+                 struct tls_client_config *tls)
 {
-    static const struct option longs[] = {
-        {"json", no_argument, NULL, 'J'}, {"help", no_argument, NULL, 'H'}, {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"json", no_argument, NULL, 'J'},
+                                          {"help", no_argument, NULL, 'H'},
+                                          {"cafile", required_argument, NULL, 'A'},
+                                          {"cert", required_argument, NULL, 'E'},
+                                          {"key", required_argument, NULL, 'K'},
+                                          {"insecure", no_argument, NULL, 'I'},
+                                          {"resume", no_argument, NULL, 'R'},
+                                          {"hold", required_argument, NULL, 'O'},
+                                          {NULL, 0, NULL, 0}};
     double v;
     int ch, rc = 0;
     optind = 2;
@@ -112,6 +123,24 @@ static int parse(int argc, char **argv, struct bench_opts *o, unsigned *n)
         case 'J':
             o->json = true;
             break;
+        case 'A':
+            tls->cafile = optarg;
+            break;
+        case 'E':
+            tls->certfile = optarg;
+            break;
+        case 'K':
+            tls->keyfile = optarg;
+            break;
+        case 'I':
+            tls->insecure = true;
+            break;
+        case 'R':
+            tls->resume = true;
+            break;
+        case 'O':
+            rc = num("--hold", optarg, 0, 3600, &o->hold_s);
+            break;
         case 'H':
             usage(stdout);
             return -1;
@@ -140,6 +169,11 @@ static void print(const struct bench_opts *o, const struct bench_report *r, cons
                (unsigned long long)r->duplicates, (unsigned long long)r->out_of_order, r->p50_ms,
                r->p99_ms, r->max_ms, (unsigned long long)r->connects,
                (unsigned long long)r->connect_errors, r->error);
+        return;
+    }
+    if (o->mode == BENCH_IDLE) {
+        printf("%s: %llu connections made and held for %.1f s\n", name,
+               (unsigned long long)r->connects, o->hold_s);
         return;
     }
     if (o->mode == BENCH_CONN) {
@@ -182,7 +216,16 @@ int cmd_bench(int argc, char **argv)
     }
     o.mode = scenarios[i].mode;
     unsigned n = 10;
-    int rc = parse(argc, argv, &o, &n);
+    struct tls_client_config tc = {0};
+    o.hold_s = 5;
+    int rc = parse(argc, argv, &o, &n, &tc);
+    if (rc == 0 && (tc.cafile || tc.certfile)) {
+        char err[512];
+        if (!(o.tls = tls_client_new(&tc, err, sizeof(err)))) {
+            fprintf(stderr, "ward bench: %s\n", err);
+            return 1;
+        }
+    }
     if (rc) {
         if (rc > 0)
             fprintf(stderr, "(ward bench --help lists the options)\n");
@@ -191,10 +234,11 @@ int cmd_bench(int argc, char **argv)
     o.pubs = o.mode == BENCH_FANOUT ? 1 : n;
     o.subs = o.mode == BENCH_FANIN ? 1 : n;
     o.clients = n;
-    if (o.mode == BENCH_CONN)
+    if (o.mode == BENCH_CONN || o.mode == BENCH_IDLE)
         o.pubs = o.subs = 0;
     struct bench_report r;
     rc = bench_run(&o, &r);
+    tls_client_free(o.tls);
     print(&o, &r, argv[1]);
     if (rc < 0) {
         fprintf(stderr, "ward bench: %s\n", r.error);

@@ -489,9 +489,11 @@ static void warn_expiry(const struct serve_opts *o, struct tls_server **tls)
         int n = tls[i] ? tls_server_expiries(tls[i], ex, 32) : 0;
         long warn = tls[i] ? (long)tls_server_config(tls[i])->expiry_warn_days : 0;
         for (int k = 0; k < n; k++) {
+            /* CRLs are short-lived by design: only a week's notice. */
+            bool crl = strncmp(ex[k].what, "CRL", 3) == 0;
             if (ex[k].days < 0)
                 log_error("%s: %s has expired (%ld days ago)", o->urls[i], ex[k].what, -ex[k].days);
-            else if (ex[k].days < warn)
+            else if (ex[k].days < (crl && warn > 7 ? 7 : warn))
                 log_warn("%s: %s expires in %ld days", o->urls[i], ex[k].what, ex[k].days);
         }
     }

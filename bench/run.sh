@@ -35,20 +35,33 @@ done
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
+PKI="$TMP/pki"
+"$WARD" cert dev "$PKI" 2>/dev/null
+TLSC=(--cafile "$PKI/ca.crt" --cert "$PKI/client.crt" --key "$PKI/client.key")
+
 start_ward() {
-  WARD_PORT=$(free_port)
+  WARD_PORT=$(free_port); WARD_TLS=$(free_port)
   "$WARD" serve --workers "$WORKERS" -l "tcp://127.0.0.1:$WARD_PORT" --max-queued 1000000 \
+    -l "mtls://127.0.0.1:$WARD_TLS" --certfile "$PKI/server.crt" --keyfile "$PKI/server.key" \
+    --cafile "$PKI/ca.crt" \
     --max-inflight 65535 --log-level warn >"$TMP/ward.log" 2>&1 &
   WARD_PID=$!; PIDS+=("$WARD_PID"); wait_port "$WARD_PORT"
 }
 start_mosquitto() {
-  MOSQ_PORT=$(free_port)
+  MOSQ_PORT=$(free_port); MOSQ_TLS=$(free_port)
   cat >"$TMP/mosquitto.conf" <<CONF
-listener $MOSQ_PORT 127.0.0.1
+user root
+per_listener_settings false
 allow_anonymous true
 persistence false
 max_queued_messages 1000000
 max_inflight_messages 0
+listener $MOSQ_PORT 127.0.0.1
+listener $MOSQ_TLS 127.0.0.1
+cafile $PKI/ca.crt
+certfile $PKI/server.crt
+keyfile $PKI/server.key
+require_certificate true
 CONF
   mosquitto -c "$TMP/mosquitto.conf" >"$TMP/mosquitto.log" 2>&1 &
   MOSQ_PID=$!; PIDS+=("$MOSQ_PID"); wait_port "$MOSQ_PORT"
@@ -64,6 +77,20 @@ mqtt { listen: 127.0.0.1:$NATS_MQTT }
 CONF
   nats-server -c "$TMP/nats.conf" >"$TMP/nats.log" 2>&1 &
   NATS_PID=$!; PIDS+=("$NATS_PID"); wait_port "$NATS_MQTT"
+  # nats-server has one MQTT listener: a second server for the mTLS rows.
+  NATS2_PORT=$(free_port); NATS_TLS=$(free_port)
+  mkdir -p "$TMP/js2"
+  cat >"$TMP/nats2.conf" <<CONF
+server_name: bench2
+listen: 127.0.0.1:$NATS2_PORT
+jetstream { store_dir: "$TMP/js2" }
+mqtt {
+  listen: 127.0.0.1:$NATS_TLS
+  tls { cert_file: "$PKI/server.crt", key_file: "$PKI/server.key", ca_file: "$PKI/ca.crt", verify: true }
+}
+CONF
+  nats-server -c "$TMP/nats2.conf" >"$TMP/nats2.log" 2>&1 &
+  NATS2_PID=$!; PIDS+=("$NATS2_PID"); wait_port "$NATS_TLS"
 }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -94,6 +121,18 @@ print(int(d["rate"]), "%.2f" % d["p50_ms"], "%.2f" % d["p99_ms"], d["lost"])')
   echo "$best"
 }
 
+# rss PID PORT -> the broker's VmRSS (kB) while 2000 idle mTLS clients are connected
+idle_rss() {
+  local pid=$1 port=$2 out
+  out=$(mktemp)
+  "$WARD" bench idle -h localhost -p "$port" "${TLSC[@]}" -n 2000 --hold 3 >"$out" 2>&1 &
+  local bp=$!
+  for _ in $(seq 300); do grep -q connected "$out" && break; sleep 0.1; done
+  awk '/VmRSS/ {print $2}' "/proc/$pid/status"
+  wait "$bp" || true
+  rm -f "$out"
+}
+
 ROWS=(
   "p2p q0|p2p -n $N -q 0"
   "p2p q1|p2p -n $N -q 1"
@@ -103,6 +142,12 @@ ROWS=(
   "fan-out q1|fanout -n $N -q 1"
   "p2p q1 @${RATE}/s (latency)|p2p -n $N -q 1 -r $RATE"
   "connects/s|conn -n $N"
+)
+TLS_ROWS=(
+  "mTLS p2p q0|p2p -n $N -q 0"
+  "mTLS p2p q1|p2p -n $N -q 1"
+  "mTLS full handshakes/s|conn -n $N"
+  "mTLS resumed handshakes/s|conn -n $N --resume"
 )
 
 start_ward; start_mosquitto; start_nats
@@ -121,5 +166,17 @@ for row in "${ROWS[@]}"; do
   ratio() { if [ "${2:-0}" -gt 0 ]; then awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; else echo "-"; fi; }
   echo "| $name | $wr | $mr | $nr | $(ratio "$wr" "$mr") | $(ratio "$wr" "$nr") | $wp50/$mp50/$np50 | $wp99/$mp99/$np99 | $wc/$mc/$nc | $wl/$ml/$nl |"
 done
+for row in "${TLS_ROWS[@]}"; do
+  name=${row%%|*}; args=${row#*|}
+  # shellcheck disable=SC2086
+  read -r wr wp50 wp99 wl wc <<<"$(run_case "$WARD_PID" "$WARD_TLS" $args -h localhost "${TLSC[@]}")"
+  # shellcheck disable=SC2086
+  read -r mr mp50 mp99 ml mc <<<"$(run_case "$MOSQ_PID" "$MOSQ_TLS" $args -h localhost "${TLSC[@]}")"
+  # shellcheck disable=SC2086
+  read -r nr np50 np99 nl nc <<<"$(run_case "$NATS2_PID" "$NATS_TLS" $args -h localhost "${TLSC[@]}")"
+  echo "| $name | $wr | $mr | $nr | $(ratio "$wr" "$mr") | $(ratio "$wr" "$nr") | $wp50/$mp50/$np50 | $wp99/$mp99/$np99 | $wc/$mc/$nc | $wl/$ml/$nl |"
+done
+wi=$(idle_rss "$WARD_PID" "$WARD_TLS"); mi=$(idle_rss "$MOSQ_PID" "$MOSQ_TLS"); ni=$(idle_rss "$NATS2_PID" "$NATS_TLS")
+echo "| RSS kB, 2000 idle mTLS clients (lower is better) | $wi | $mi | $ni | $(ratio "$wi" "$mi") | $(ratio "$wi" "$ni") | | | | |"
 echo
 echo "Peak RSS (VmHWM): ward $(peak_rss "$WARD_PID") kB, mosquitto $(peak_rss "$MOSQ_PID") kB, nats-server $(peak_rss "$NATS_PID") kB"

@@ -505,8 +505,11 @@ static void fill_identity(struct tls_identity *id, X509 *x, bool verified)
 
 /* ---- the transport ---- */
 
+struct tls_client;
+
 struct tls_conn {
     SSL *ssl;
+    struct tls_client *owner; /* client side: where sessions are kept */
     int fd;
     bool done, client;
     bool peeked; /* the first byte was looked at */
@@ -730,9 +733,12 @@ static const char *tls_cause(void *arg)
     return t->cause[0] ? t->cause : "TLS error";
 }
 
+static void keep_session(struct tls_conn *t);
+
 static void tls_destroy(void *arg)
 {
     struct tls_conn *t = arg;
+    keep_session(t);
     if (t->done)
         SSL_shutdown(t->ssl); /* best effort: send close_notify, don't wait */
     SSL_free(t->ssl);
@@ -812,8 +818,30 @@ bool tls_transport_revoked(void *arg, struct tls_server *s)
 struct tls_client {
     SSL_CTX *ctx;
     char *servername, *alpn;
-    bool insecure;
+    bool insecure, resume;
+    pthread_mutex_t lock; /* guards last */
+    SSL_SESSION *last;
 };
+
+/* A client connection that ends keeps its session for the next one (by
+ * then a TLS 1.3 ticket has arrived with the first application data). */
+static void keep_session(struct tls_conn *t)
+{
+    struct tls_client *c = t->owner;
+    if (!c || !c->resume || !t->done)
+        return;
+    SSL_SESSION *s = SSL_get1_session(t->ssl);
+    if (!s)
+        return;
+    if (!SSL_SESSION_is_resumable(s)) {
+        SSL_SESSION_free(s);
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    SSL_SESSION_free(c->last);
+    c->last = s;
+    pthread_mutex_unlock(&c->lock);
+}
 
 /* see tls.h */
 struct tls_client *tls_client_new(const struct tls_client_config *c, char *err, size_t errlen)
@@ -826,6 +854,7 @@ struct tls_client *tls_client_new(const struct tls_client_config *c, char *err, 
         return NULL;
     }
     tc->ctx = ctx;
+    pthread_mutex_init(&tc->lock, NULL);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     X509_VERIFY_PARAM_set_purpose(SSL_CTX_get0_param(ctx), X509_PURPOSE_SSL_SERVER);
@@ -868,6 +897,7 @@ struct tls_client *tls_client_new(const struct tls_client_config *c, char *err, 
     tc->servername = c->servername ? strdup(c->servername) : NULL;
     tc->alpn = c->alpn ? strdup(c->alpn) : NULL;
     tc->insecure = c->insecure;
+    tc->resume = c->resume;
     return tc;
 fail:
     tls_client_free(tc);
@@ -879,6 +909,8 @@ void tls_client_free(struct tls_client *c)
     if (!c)
         return;
     SSL_CTX_free(c->ctx);
+    SSL_SESSION_free(c->last);
+    pthread_mutex_destroy(&c->lock);
     free(c->servername);
     free(c->alpn);
     free(c);
@@ -902,6 +934,13 @@ void *tls_client_transport_new(struct tls_client *c, int fd, const char *host)
     }
     t->fd = fd;
     t->client = true;
+    t->owner = c;
+    if (c->resume) {
+        pthread_mutex_lock(&c->lock);
+        if (c->last)
+            SSL_set_session(t->ssl, c->last);
+        pthread_mutex_unlock(&c->lock);
+    }
     const char *name = c->servername ? c->servername : host;
     snprintf(t->host, sizeof(t->host), "%s", name);
     SSL_set_fd(t->ssl, fd);

@@ -124,6 +124,7 @@ struct tls_client_config {
     const char *servername; /* SNI and the name verified; default: the host */
     const char *alpn;
     bool insecure; /* skip the host name check only (the chain is still verified) */
+    bool resume;   /* offer the last session again (resumed handshakes) */
 };
 struct tls_client;
 struct tls_client *tls_client_new(const struct tls_client_config *cfg, char *err, size_t errlen);

@@ -72,3 +72,30 @@ def test_refusal_is_reported(ward_factory):
     w = ward_factory(["--allow-anonymous", "false"]).start()
     r = bench("p2p", "-h", "127.0.0.1", "-p", str(w.port), "-n", "1", "-c", "5")
     assert r.returncode == 1 and "not authorized (0x05)" in r.stderr, r.stderr
+
+
+def test_tls_rows(ward_factory, tmp_path):
+    pki = str(tmp_path / "pki")
+    assert subprocess.run([WARD, "cert", "dev", pki], capture_output=True).returncode == 0
+    port = free_port()
+    w = ward_factory(["-l", "mtls://127.0.0.1:%d" % port, "--certfile", pki + "/server.crt",
+                      "--keyfile", pki + "/server.key", "--cafile", pki + "/ca.crt"],
+                     port=port, listen=False).start(wait=False)
+    tls = ["-h", "localhost", "-p", str(port), "--cafile", pki + "/ca.crt", "--cert",
+           pki + "/client.crt", "--key", pki + "/client.key", "--json"]
+    import time
+    time.sleep(0.5)
+    full = json.loads(bench("conn", "-n", "2", "-d", "1", *tls).stdout)
+    resumed = json.loads(bench("conn", "-n", "2", "-d", "1", "--resume", *tls).stdout)
+    assert full["connects"] > 5 and resumed["connects"] > 5
+    assert full["connect_errors"] == resumed["connect_errors"] == 0
+    r = bench("p2p", "-n", "2", "-q", "1", "-c", "200", *tls)
+    d = json.loads(r.stdout)
+    assert r.returncode == 0 and d["received"] == d["expected"] == 400, r.stderr
+    r = bench("idle", "-n", "50", "--hold", "0.5", *tls)
+    assert r.returncode == 0 and json.loads(r.stdout.splitlines()[-1])["connects"] == 50
+    # Without a client certificate the mTLS listener refuses: a clear error.
+    r = bench("conn", "-n", "1", "-d", "1", "-h", "localhost", "-p", str(port), "--cafile",
+              pki + "/ca.crt", "--json")
+    d = json.loads(r.stdout)
+    assert d["connects"] == 0 and d["connect_errors"] > 0
