@@ -68,6 +68,8 @@ static void usage(FILE *out)
             "                           mtls:// required)\n"
             "      --tls-version V      minimum: 1.2 (default) or 1.3\n"
             "      --ciphers L, --ciphersuites L   TLS 1.2 list, TLS 1.3 suites\n"
+            "      --sni HOST,CERT,KEY  another certificate for clients asking for HOST\n"
+            "                           (*.example.com allowed; repeatable)\n"
             "      --peer-cert-as-username F, --peer-cert-as-clientid F\n"
             "                           cn, dn, san_dns, san_email, san_uri or none\n"
             "SIGHUP re-reads the configuration file, the password file and the ACL.\n");
@@ -98,6 +100,7 @@ enum {
     OPT_SUITES,
     OPT_AS_USER,
     OPT_AS_ID,
+    OPT_SNI,
 };
 
 static const struct option long_opts[] = {
@@ -128,6 +131,7 @@ static const struct option long_opts[] = {
     {"ciphersuites", required_argument, NULL, OPT_SUITES},
     {"peer-cert-as-username", required_argument, NULL, OPT_AS_USER},
     {"peer-cert-as-clientid", required_argument, NULL, OPT_AS_ID},
+    {"sni", required_argument, NULL, OPT_SNI},
     {NULL, 0, NULL, 0},
 };
 
@@ -231,6 +235,23 @@ static int parse(int argc, char **argv, struct serve_opts *o)
         case OPT_SUITES:
             o->tls_flags.ciphersuites = optarg;
             break;
+        case OPT_SNI: {
+            /* HOST,CERTFILE,KEYFILE; argv stays as it is (parsed twice). */
+            static char parts[TLS_MAX_SNI][3][1024];
+            unsigned k = o->tls_flags.nsni;
+            char *cert = strchr(optarg, ','), *key = cert ? strchr(cert + 1, ',') : NULL;
+            if (!cert || !key || k == TLS_MAX_SNI) {
+                fprintf(stderr, "ward serve: --sni HOST,CERTFILE,KEYFILE (at most %d)\n",
+                        TLS_MAX_SNI);
+                return 2;
+            }
+            snprintf(parts[k][0], sizeof(parts[k][0]), "%.*s", (int)(cert - optarg), optarg);
+            snprintf(parts[k][1], sizeof(parts[k][1]), "%.*s", (int)(key - cert - 1), cert + 1);
+            snprintf(parts[k][2], sizeof(parts[k][2]), "%s", key + 1);
+            o->tls_flags.sni[o->tls_flags.nsni++] =
+                (struct tls_sni){parts[k][0], parts[k][1], parts[k][2]};
+            break;
+        }
         case OPT_AS_USER:
         case OPT_AS_ID: {
             int f = tls_id_field_parse(optarg);
@@ -288,6 +309,8 @@ static int ssl_config(const struct serve_opts *o, const struct cfg_listener *l,
     t->ciphersuites = l->ciphersuites;
     t->handshake_timeout_ms = l->handshake_timeout_ms;
     t->expiry_warn_days = l->expiry_warn_days;
+    t->crl_strict = l->crl_strict;
+    t->max_handshakes = l->max_handshakes;
     int u = l->peer_cert_as_username ? tls_id_field_parse(l->peer_cert_as_username) : 0;
     int c = l->peer_cert_as_clientid ? tls_id_field_parse(l->peer_cert_as_clientid) : 0;
     if (u < 0 || c < 0) {

@@ -37,6 +37,8 @@ struct cfg_listener {
     char *peer_cert_as_clientid;
     uint32_t handshake_timeout_ms;
     uint32_t expiry_warn_days;
+    bool crl_strict;
+    uint32_t max_handshakes;
 };
 
 struct cfg_bridge_topic {

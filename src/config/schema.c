@@ -122,6 +122,10 @@ static const struct key_spec listener_keys[] = {
      "A TLS handshake not finished by then is dropped."},
     {"expiry_warn_days", K_U32, L(expiry_warn_days), "30", 0, 3650, NULL,
      "Warn when a certificate in use expires within this many days."},
+    {"crl_strict", K_BOOL, L(crl_strict), "false", 0, 0, NULL,
+     "Refuse every client certificate while the CRL is past its next update."},
+    {"max_handshakes", K_U32, L(max_handshakes), "1000", 1, 1000000, NULL,
+     "TLS handshakes in progress at once; more are refused and counted."},
 };
 
 static const struct key_spec bridge_keys[] = {

@@ -30,6 +30,7 @@ struct tls_server {
     struct tls_server_config cfg; /* strings owned (copies) */
     pthread_mutex_t lock;         /* guards ctx */
     SSL_CTX *ctx;
+    SSL_CTX *sni_ctx[TLS_MAX_SNI]; /* guarded by lock too */
     struct file_stamp stamps[MAX_FILES];
     _Atomic uint64_t counters[TLS_NCAUSES];
 };
@@ -257,9 +258,37 @@ static int load_trust(SSL_CTX *ctx, const struct tls_server_config *c, char *err
     return c->crlfile ? load_crls(ctx, c->crlfile, err, errlen) : 0;
 }
 
-static SSL_CTX *build_server_ctx(struct tls_server *s, char *err, size_t errlen)
+/* RFC 6125 6.4.3: "*.example.com" matches exactly one leftmost label. */
+static bool sni_match(const char *pattern, const char *name)
 {
-    const struct tls_server_config *c = &s->cfg;
+    if (strncmp(pattern, "*.", 2) != 0)
+        return strcasecmp(pattern, name) == 0;
+    const char *dot = strchr(name, '.');
+    return dot && dot != name && strcasecmp(pattern + 1, dot) == 0;
+}
+
+/* Picks the certificate for the name the client asked for; no match (or
+ * no SNI) keeps the listener's own. */
+static int sni_cb(SSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    struct tls_server *s = arg;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (!name)
+        return SSL_TLSEXT_ERR_OK;
+    pthread_mutex_lock(&s->lock);
+    for (unsigned i = 0; i < s->cfg.nsni; i++)
+        if (s->sni_ctx[i] && sni_match(s->cfg.sni[i].host, name)) {
+            SSL_set_SSL_CTX(ssl, s->sni_ctx[i]);
+            break;
+        }
+    pthread_mutex_unlock(&s->lock);
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static SSL_CTX *build_server_ctx(struct tls_server *s, const struct tls_server_config *c, char *err,
+                                 size_t errlen)
+{
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
         ossl_err(err, errlen, "cannot create a TLS context%s%s", "", "");
@@ -292,6 +321,9 @@ static SSL_CTX *build_server_ctx(struct tls_server *s, char *err, size_t errlen)
     }
     if (load_identity(ctx, c, err, errlen) < 0 || load_trust(ctx, c, err, errlen) < 0)
         goto fail;
+    if (s->cfg.nsni)
+        SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
+    SSL_CTX_set_tlsext_servername_arg(ctx, s);
     return ctx;
 fail:
     SSL_CTX_free(ctx);
@@ -313,6 +345,28 @@ static void stamp_files(struct tls_server *s)
 static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
+}
+
+/* The listener's context and one per SNI certificate (same trust and
+ * protocol settings, another identity). All or nothing. */
+static int build_all(struct tls_server *s, SSL_CTX **main, SSL_CTX **sni, char *err, size_t errlen)
+{
+    memset(sni, 0, TLS_MAX_SNI * sizeof(*sni));
+    if (!(*main = build_server_ctx(s, &s->cfg, err, errlen)))
+        return -1;
+    for (unsigned i = 0; i < s->cfg.nsni && i < TLS_MAX_SNI; i++) {
+        struct tls_server_config c = s->cfg;
+        c.certfile = s->cfg.sni[i].certfile;
+        c.keyfile = s->cfg.sni[i].keyfile;
+        if (!(sni[i] = build_server_ctx(s, &c, err, errlen))) {
+            for (unsigned k = 0; k < i; k++)
+                SSL_CTX_free(sni[k]);
+            SSL_CTX_free(*main);
+            *main = NULL;
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* see tls.h */
@@ -342,8 +396,13 @@ struct tls_server *tls_server_new(const struct tls_server_config *cfg, char *err
     if (!s->cfg.expiry_warn_days)
         s->cfg.expiry_warn_days = 30;
     pthread_mutex_init(&s->lock, NULL);
+    for (unsigned i = 0; i < cfg->nsni && i < TLS_MAX_SNI; i++) {
+        s->cfg.sni[i].host = dup_or_null(cfg->sni[i].host);
+        s->cfg.sni[i].certfile = dup_or_null(cfg->sni[i].certfile);
+        s->cfg.sni[i].keyfile = dup_or_null(cfg->sni[i].keyfile);
+    }
     stamp_files(s);
-    if (!(s->ctx = build_server_ctx(s, err, errlen))) {
+    if (build_all(s, &s->ctx, s->sni_ctx, err, errlen) < 0) {
         tls_server_free(s);
         return NULL;
     }
@@ -353,15 +412,20 @@ struct tls_server *tls_server_new(const struct tls_server_config *cfg, char *err
 /* see tls.h */
 int tls_server_reload(struct tls_server *s, char *err, size_t errlen)
 {
-    SSL_CTX *fresh = build_server_ctx(s, err, errlen);
-    if (!fresh)
+    SSL_CTX *fresh, *fresh_sni[TLS_MAX_SNI], *old_sni[TLS_MAX_SNI];
+    if (build_all(s, &fresh, fresh_sni, err, errlen) < 0)
         return -1;
     pthread_mutex_lock(&s->lock);
     SSL_CTX *old = s->ctx;
     s->ctx = fresh;
+    memcpy(old_sni, s->sni_ctx, sizeof(old_sni));
+    memcpy(s->sni_ctx, fresh_sni, sizeof(old_sni));
     stamp_files(s);
     pthread_mutex_unlock(&s->lock);
-    SSL_CTX_free(old); /* connections made from it hold their own reference */
+    /* Connections made from the old contexts hold their own references. */
+    SSL_CTX_free(old);
+    for (unsigned i = 0; i < TLS_MAX_SNI; i++)
+        SSL_CTX_free(old_sni[i]);
     return 0;
 }
 
@@ -390,6 +454,12 @@ void tls_server_free(struct tls_server *s)
     if (!s)
         return;
     SSL_CTX_free(s->ctx);
+    for (unsigned i = 0; i < TLS_MAX_SNI; i++) {
+        SSL_CTX_free(s->sni_ctx[i]);
+        free((char *)s->cfg.sni[i].host);
+        free((char *)s->cfg.sni[i].certfile);
+        free((char *)s->cfg.sni[i].keyfile);
+    }
     free((char *)s->cfg.certfile);
     free((char *)s->cfg.keyfile);
     free((char *)s->cfg.key_password);

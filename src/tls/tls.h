@@ -28,6 +28,14 @@ enum tls_id_field {
     TLS_ID_SAN_URI
 };
 
+#define TLS_MAX_SNI 8
+
+/* A certificate chosen by the name the client asks for (SNI). */
+struct tls_sni {
+    const char *host; /* "broker.example.com" or "*.example.com" */
+    const char *certfile, *keyfile;
+};
+
 struct tls_server_config {
     const char *certfile; /* the server certificate, chain after it */
     const char *keyfile;
@@ -41,8 +49,10 @@ struct tls_server_config {
     const char *ciphersuites; /* TLS 1.3 */
     bool crl_strict;          /* refuse everyone when the CRL is past next update */
     uint32_t handshake_timeout_ms;
-    uint32_t max_handshakes;   /* in progress at once; 0: 1000 */
-    uint32_t expiry_warn_days; /* 0: 30 */
+    uint32_t max_handshakes;         /* in progress at once; 0: 1000 */
+    uint32_t expiry_warn_days;       /* 0: 30 */
+    struct tls_sni sni[TLS_MAX_SNI]; /* extra certificates by server name */
+    unsigned nsni;
     enum tls_id_field as_username, as_clientid;
 };
 

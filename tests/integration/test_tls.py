@@ -359,3 +359,37 @@ def test_sys_counters_expiry_and_resumption(ward_factory, pki):
                             "-tls1_2", "-CAfile", pki["ca"], flag, sess],
                            input="", capture_output=True, text=True, timeout=20)
         assert want in r.stdout, r.stdout
+
+
+def test_sni_selects_the_certificate(ward_factory, pki):
+    b = serve(ward_factory, pki, "tls", "--sni",
+              "elsewhere.test,%s,%s" % (pki["server_wrong_crt"], pki["server_wrong_key"]))
+
+    def subject(name):
+        r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % b.port,
+                            "-servername", name, "-CAfile", pki["ca"]],
+                           input="", capture_output=True, text=True, timeout=20)
+        return r.stdout.split("subject=")[1].splitlines()[0] if "subject=" in r.stdout else ""
+
+    assert "elsewhere.test" in subject("elsewhere.test")
+    assert "localhost" in subject("localhost")
+    assert "localhost" in subject("unknown.test")  # no match: the listener's own
+    # ward's own client checks the name against the certificate SNI chose.
+    r = subprocess.run([WARD, "pub", "-h", "127.0.0.1", "-p", str(b.port), "--cafile", pki["ca"],
+                        "--servername", "elsewhere.test", "-t", "t", "-m", "x"],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+
+
+def test_config_crl_strict(ward_factory, pki, tmp_path):
+    port = free_port()
+    conf = tmp_path / "ward.conf"
+    conf.write_text(
+        'listeners.ssl.strict {\n  bind = "127.0.0.1:%d"\n  keyfile = "%s"\n  certfile = "%s"\n'
+        '  cacertfile = "%s"\n  crlfile = "%s"\n  verify_peer = true\n'
+        '  fail_if_no_peer_cert = true\n  crl_strict = true\n  max_handshakes = 50\n}\n'
+        % (port, pki["server_key"], pki["server_crt"], pki["ca"], pki["crl_stale"]))
+    ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
+    time.sleep(0.5)
+    # A stale CRL with crl_strict: even a good certificate is refused.
+    assert mqtt_tls(port, pki, "client") is not None
