@@ -300,6 +300,12 @@ static SSL_CTX *build_server_ctx(struct tls_server *s, const struct tls_server_c
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"ward", 4);
+    /* One TLS 1.3 ticket per handshake is enough to resume (OpenSSL's
+     * default of two doubles the ticket work for nothing). */
+    SSL_CTX_set_num_tickets(ctx, 1);
+    /* Resumption rides on stateless tickets: no server-side session cache,
+     * whose lock every handshake would otherwise take. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
     SSL_CTX_set_ex_data(ctx, ctx_index(), s);
     int mode = c->verify == TLS_VERIFY_NONE ? SSL_VERIFY_NONE
