@@ -2,6 +2,7 @@
 #include "client_opts.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -416,4 +417,42 @@ int client_opts_tls(struct client_opts *o)
         return EXIT_REFUSED;
     }
     return 0;
+}
+
+/* see client_opts.h */
+struct client *client_opts_start(struct client_opts **out, enum client_tool tool, int argc,
+                                 char **argv, int *status)
+{
+    struct client_opts *o = calloc(1, sizeof(*o));
+    *out = o;
+    *status = EXIT_REFUSED;
+    if (!o)
+        return NULL;
+    signal(SIGPIPE, SIG_IGN); /* a closed connection is an error to report */
+    int rc = client_opts_parse(o, tool, argc, argv);
+    if (rc == 0)
+        rc = client_opts_tls(o);
+    if (rc) {
+        *status = rc < 0 ? 0 : rc;
+        return NULL;
+    }
+    if (tool == TOOL_PUB && o->timeout_s)
+        o->cc.timeout_ms = o->timeout_s * 1000;
+    struct client_result res;
+    struct client *c = client_connect(&o->cc, &res);
+    if (!c)
+        fprintf(stderr, "%s: %s:%u: %s\n", tool_name[tool], o->cc.host, o->cc.port, res.error);
+    return c;
+}
+
+/* see client_opts.h */
+void client_opts_end(struct client_opts *o, struct client *c)
+{
+    if (c) {
+        client_disconnect(c, 0);
+        client_free(c);
+    }
+    if (o)
+        tls_client_free(o->cc.tls);
+    free(o);
 }

@@ -44,6 +44,14 @@ struct client_opts {
  * Returns 0, or an exit status after printing why. */
 int client_opts_tls(struct client_opts *o);
 
+/* The common start of pub and sub: parses argv, sets up TLS, connects.
+ * Returns the connected client with *out allocated, or NULL with *status
+ * the exit status (0 after --help). */
+struct client *client_opts_start(struct client_opts **out, enum client_tool tool, int argc,
+                                 char **argv, int *status);
+/* Disconnects and frees what client_opts_start made. */
+void client_opts_end(struct client_opts *o, struct client *c);
+
 /* Parses argv (after the subcommand name). Returns 0, or the exit status to
  * end with (2 for usage errors, 0 after --help). */
 int client_opts_parse(struct client_opts *o, enum client_tool tool, int argc, char **argv);

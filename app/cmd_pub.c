@@ -1,6 +1,5 @@
 /* `ward pub`: publish one message, a file, or standard input line by line. */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,33 +110,13 @@ static int publish(struct pub_run *r)
 
 int cmd_pub(int argc, char **argv)
 {
-    struct client_opts *o = calloc(1, sizeof(*o));
-    if (!o)
-        return EXIT_REFUSED;
-    int rc = client_opts_parse(o, TOOL_PUB, argc, argv);
-    signal(SIGPIPE, SIG_IGN); /* a closed connection is an error to report */
-    if (rc == 0)
-        rc = client_opts_tls(o);
-    if (rc) {
-        free(o);
-        return rc < 0 ? 0 : rc;
+    int rc;
+    struct pub_run r = {0};
+    r.c = client_opts_start(&r.o, TOOL_PUB, argc, argv, &rc);
+    if (r.c) {
+        r.props.user_raw = (struct mqtt_bin){r.o->publish_props, (uint32_t)r.o->publish_props_len};
+        rc = publish(&r);
     }
-    if (o->timeout_s)
-        o->cc.timeout_ms = o->timeout_s * 1000;
-    struct client_result res;
-    struct pub_run r = {.o = o};
-    r.props.user_raw = (struct mqtt_bin){o->publish_props, (uint32_t)o->publish_props_len};
-    r.c = client_connect(&o->cc, &res);
-    if (!r.c) {
-        fprintf(stderr, "ward pub: %s:%u: %s\n", o->cc.host, o->cc.port, res.error);
-        tls_client_free(o->cc.tls);
-        free(o);
-        return EXIT_REFUSED;
-    }
-    rc = publish(&r);
-    client_disconnect(r.c, 0);
-    client_free(r.c);
-    tls_client_free(o->cc.tls);
-    free(o);
+    client_opts_end(r.o, r.c);
     return rc;
 }

@@ -76,34 +76,17 @@ static int receive(struct client_opts *o, struct client *c)
 
 int cmd_sub(int argc, char **argv)
 {
-    struct client_opts *o = calloc(1, sizeof(*o));
-    if (!o)
-        return EXIT_REFUSED;
-    int rc = client_opts_parse(o, TOOL_SUB, argc, argv);
-    signal(SIGPIPE, SIG_IGN); /* a closed connection is an error to report */
-    if (rc == 0)
-        rc = client_opts_tls(o);
-    if (rc) {
-        free(o);
-        return rc < 0 ? 0 : rc;
-    }
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    struct client_result res;
-    struct client *c = client_connect(&o->cc, &res);
-    if (!c) {
-        fprintf(stderr, "ward sub: %s:%u: %s\n", o->cc.host, o->cc.port, res.error);
-        tls_client_free(o->cc.tls);
-        free(o);
-        return EXIT_REFUSED;
+    struct client_opts *o;
+    int rc;
+    struct client *c = client_opts_start(&o, TOOL_SUB, argc, argv, &rc);
+    if (c) {
+        rc = subscribe(o, c);
+        if (rc == 0)
+            rc = receive(o, c);
     }
-    rc = subscribe(o, c);
-    if (rc == 0)
-        rc = receive(o, c);
-    client_disconnect(c, 0);
-    client_free(c);
-    tls_client_free(o->cc.tls);
-    free(o);
+    client_opts_end(o, c);
     return rc;
 }

@@ -13,24 +13,12 @@ import time
 import paho.mqtt.client as paho
 import pytest
 
+from mqttwire import s as _s, vbi as _vbi
+
 from conftest import WARD, free_port
 
 
 # ---- a tiny raw MQTT client (just what these tests need) -----------------
-
-def _vbi(n):
-    out = b""
-    while True:
-        b, n = n % 128, n // 128
-        out += bytes([b | (0x80 if n else 0)])
-        if not n:
-            return out
-
-
-def _s(x):
-    x = x.encode() if isinstance(x, str) else x
-    return struct.pack("!H", len(x)) + x
-
 
 class Raw:
     def __init__(self, port, v5=True):
