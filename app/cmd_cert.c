@@ -110,8 +110,9 @@ static void usage(FILE *out)
             "  show FILE                             subject, SANs, usages, validity ...\n"
             "  check [FILE|DIR ...] [--warn-days 30] exit 0 ok, 1 expiring, 2 expired/invalid\n"
             "  dev [DIR]                             CA, localhost server, one client\n"
-            "common options: --key-password P (or WARD_KEY_PASSWORD; encrypts new keys as\n"
-            "  PKCS#8 and opens an encrypted CA key), --force (replace files),\n"
+            "common options: --key-password P (or WARD_KEY_PASSWORD; - asks for it):\n"
+            "  encrypts new keys as PKCS#8 and opens an encrypted CA key;\n"
+            "  --force (replace files),\n"
             "  --format pem|der|p12, --k8s-secret NAME (print a kubernetes.io/tls Secret)\n");
 }
 
@@ -226,6 +227,28 @@ static int one_opt(struct cert_opts *o, int ch)
     }
 }
 
+static int read_password(const char *prompt, char *buf, size_t cap)
+{
+    bool tty = isatty(STDIN_FILENO);
+    struct termios old, quiet;
+    if (tty) {
+        fprintf(stderr, "%s", prompt);
+        tcgetattr(STDIN_FILENO, &old);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    char *r = fgets(buf, (int)cap, stdin);
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+        fprintf(stderr, "\n");
+    }
+    if (!r)
+        return -1;
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return *buf ? 0 : -1;
+}
+
 static int parse(int argc, char **argv, struct cert_opts *o)
 {
     memset(o, 0, sizeof(*o));
@@ -245,6 +268,13 @@ static int parse(int argc, char **argv, struct cert_opts *o)
     o->argv = argv + optind;
     if (!o->password)
         o->password = getenv("WARD_KEY_PASSWORD");
+    /* "--key-password -": ask (without echo on a terminal, else the first
+     * line of standard input). */
+    if (o->password && strcmp(o->password, "-") == 0 &&
+        read_password("Key password: ", o->pwbuf, sizeof(o->pwbuf)) == 0)
+        o->password = o->pwbuf;
+    else if (o->password && strcmp(o->password, "-") == 0)
+        return bad("%s", "--key-password -: no password given");
     return 0;
 }
 
@@ -375,7 +405,20 @@ static int open_ca(struct pki_store *s, const struct cert_opts *o, char *err, si
 {
     if (pki_open(s, o->dir, false, err, errlen) < 0)
         return -1;
-    return pki_load_ca(s, o->password, err, errlen);
+    int rc = pki_load_ca(s, o->password, err, errlen);
+    /* An encrypted CA key and a person at the terminal: ask once. */
+    if (rc < 0 && !o->password && isatty(STDIN_FILENO) && strstr(err, "password is needed")) {
+        char pw[1024];
+        if (read_password("CA key password: ", pw, sizeof(pw)) == 0) {
+            if (s->issuer != s->root)
+                X509_free(s->issuer);
+            X509_free(s->root);
+            s->root = s->issuer = NULL;
+            rc = pki_load_ca(s, pw, err, errlen);
+            OPENSSL_cleanse(pw, sizeof(pw));
+        }
+    }
+    return rc;
 }
 
 static int make_ca(struct pki_store *s, const struct cert_opts *o, const char *name, char *err,

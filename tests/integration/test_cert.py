@@ -370,3 +370,12 @@ def test_ward_listener_accepts_and_refuses_revoked(pki, ward_factory):
     assert ok.returncode == 0, ok.stderr
     assert pub("device-0002").returncode != 0
     b.wait_log("certificate revoked")
+
+
+def test_key_password_asked_for(tmp_path):
+    d = str(tmp_path / "ask")
+    cert("init", "--dir", d, "--key-password", "-", input="from-stdin\n")
+    assert "ENCRYPTED" in open(p(d, "private", "ca.key")).read()
+    cert("client", "c1", "--dir", d, "--key-password", "-", input="from-stdin\n")
+    r = cert("client", "c2", "--dir", d, "--key-password", "-", input="\n", check=False)
+    assert r.returncode == 2 and "no password given" in r.stderr
