@@ -27,7 +27,7 @@ int log_level_parse(const char *name)
     static const struct {
         const char *name;
         enum log_level level;
-    } names[] = {{"error", LOG_ERROR}, {"warn", LOG_WARN},   {"warning", LOG_WARN},
+    } names[] = {{"error", LOG_ERROR},   {"warn", LOG_WARN}, {"warning", LOG_WARN},
                  {"notice", LOG_NOTICE}, {"info", LOG_INFO}, {"debug", LOG_DEBUG}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strcasecmp(name, names[i].name) == 0)

@@ -24,7 +24,7 @@ struct ward_result {
 
 #define WARD_WUR __attribute__((warn_unused_result))
 
-#define WARD_RESULT_OK ((struct ward_result){WARD_OK})
+#define WARD_RESULT_OK     ((struct ward_result){WARD_OK})
 #define WARD_RESULT_ERR(e) ((struct ward_result){(e)})
 
 static inline bool ward_ok(struct ward_result r)

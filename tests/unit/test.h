@@ -44,7 +44,7 @@ static int test__passed;
     do {                                                                                           \
         const char *a__ = (a), *b__ = (b);                                                         \
         if (!a__ || !b__ || strcmp(a__, b__) != 0)                                                 \
-            TEST_FAIL_("%s == %s: \"%s\" != \"%s\"", #a, #b, a__ ? a__ : "(null)",                \
+            TEST_FAIL_("%s == %s: \"%s\" != \"%s\"", #a, #b, a__ ? a__ : "(null)",                 \
                        b__ ? b__ : "(null)");                                                      \
     } while (0)
 
