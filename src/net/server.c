@@ -60,6 +60,7 @@ struct net_conn {
     uint64_t handshake_deadline; /* owner only: 0 once the handshake is done */
     struct tls_server *tls;
     struct listener *l;
+    bool hs_wants_write;          /* owner only: the handshake waits to write */
     bool want_out;                /* owner only: EPOLLOUT registered */
     struct net_conn *prev, *next; /* owner's list of connections */
 };
@@ -286,7 +287,8 @@ static bool flush(struct net_conn *c)
     }
     empty = buf_len(&c->out) == 0;
     pthread_mutex_unlock(&c->out_lock);
-    set_interest(c, !empty);
+    /* A handshake waiting to write keeps its EPOLLOUT interest. */
+    set_interest(c, !empty || (c->handshake_deadline && c->hs_wants_write));
     return empty;
 }
 
@@ -316,7 +318,8 @@ static bool handshake(struct net_conn *c)
         return true;
     }
     if (r == TRANSPORT_WANT_READ || r == TRANSPORT_WANT_WRITE) {
-        set_interest(c, r == TRANSPORT_WANT_WRITE);
+        c->hs_wants_write = r == TRANSPORT_WANT_WRITE;
+        set_interest(c, c->hs_wants_write);
         return false;
     }
     /* Every failed handshake is logged with the peer and the cause. */

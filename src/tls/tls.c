@@ -795,7 +795,7 @@ static ssize_t tls_write(void *arg, const void *buf, size_t len)
     if (!t->done) {
         ssize_t h = tls_handshake(t);
         if (h != 1)
-            return h == 1 ? 0 : h;
+            return h;
     }
     errno = 0;
     ERR_clear_error();
