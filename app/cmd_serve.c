@@ -68,6 +68,8 @@ static void usage(FILE *out)
             "                           mtls:// required)\n"
             "      --tls-version V      minimum: 1.2 (default) or 1.3\n"
             "      --ciphers L, --ciphersuites L   TLS 1.2 list, TLS 1.3 suites\n"
+            "      --groups L           key exchange groups (X25519:P-256 ...)\n"
+            "      --verify-depth N     most intermediate CAs above a client certificate\n"
             "      --sni HOST,CERT,KEY  another certificate for clients asking for HOST\n"
             "                           (*.example.com allowed; repeatable)\n"
             "      --peer-cert-as-username F, --peer-cert-as-clientid F\n"
@@ -101,6 +103,8 @@ enum {
     OPT_AS_USER,
     OPT_AS_ID,
     OPT_SNI,
+    OPT_GROUPS,
+    OPT_DEPTH,
 };
 
 static const struct option long_opts[] = {
@@ -132,6 +136,8 @@ static const struct option long_opts[] = {
     {"peer-cert-as-username", required_argument, NULL, OPT_AS_USER},
     {"peer-cert-as-clientid", required_argument, NULL, OPT_AS_ID},
     {"sni", required_argument, NULL, OPT_SNI},
+    {"groups", required_argument, NULL, OPT_GROUPS},
+    {"verify-depth", required_argument, NULL, OPT_DEPTH},
     {NULL, 0, NULL, 0},
 };
 
@@ -235,6 +241,12 @@ static int parse(int argc, char **argv, struct serve_opts *o)
         case OPT_SUITES:
             o->tls_flags.ciphersuites = optarg;
             break;
+        case OPT_GROUPS:
+            o->tls_flags.groups = optarg;
+            break;
+        case OPT_DEPTH:
+            o->tls_flags.verify_depth = number("--verify-depth", optarg, 0, 100) + 1;
+            break;
         case OPT_SNI: {
             /* HOST,CERTFILE,KEYFILE; argv stays as it is (parsed twice). */
             static char parts[TLS_MAX_SNI][3][1024];
@@ -307,6 +319,8 @@ static int ssl_config(const struct serve_opts *o, const struct cfg_listener *l,
     t->min_version = l->tls_version;
     t->ciphers = l->ciphers;
     t->ciphersuites = l->ciphersuites;
+    t->groups = l->tls_groups;
+    t->verify_depth = l->verify_depth + 1; /* 0 in tls_server_config: default */
     t->handshake_timeout_ms = l->handshake_timeout_ms;
     t->expiry_warn_days = l->expiry_warn_days;
     t->crl_strict = l->crl_strict;

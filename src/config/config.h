@@ -30,9 +30,11 @@ struct cfg_listener {
     char *crlfile;
     bool verify_peer;
     bool fail_if_no_peer_cert;
-    char *tls_version;           /* minimum: "1.2" or "1.3" */
-    char *ciphers;               /* TLS 1.2 cipher list */
-    char *ciphersuites;          /* TLS 1.3 suites */
+    char *tls_version;  /* minimum: "1.2" or "1.3" */
+    char *ciphers;      /* TLS 1.2 cipher list */
+    char *ciphersuites; /* TLS 1.3 suites */
+    char *tls_groups;   /* key exchange groups */
+    uint32_t verify_depth;
     char *peer_cert_as_username; /* cn dn san_dns san_email san_uri none */
     char *peer_cert_as_clientid;
     uint32_t handshake_timeout_ms;

@@ -325,6 +325,12 @@ static SSL_CTX *build_server_ctx(struct tls_server *s, const struct tls_server_c
         ossl_err(err, errlen, "ciphersuites: no usable suite in '%s'%s", c->ciphersuites, "");
         goto fail;
     }
+    if (c->groups && SSL_CTX_set1_groups_list(ctx, c->groups) != 1) {
+        ossl_err(err, errlen, "groups: unknown group in '%s'%s", c->groups, "");
+        goto fail;
+    }
+    if (c->verify_depth) /* OpenSSL counts intermediates: 0 means none */
+        SSL_CTX_set_verify_depth(ctx, (int)c->verify_depth - 1);
     if (load_identity(ctx, c, err, errlen) < 0 || load_trust(ctx, c, err, errlen) < 0)
         goto fail;
     if (s->cfg.nsni)
@@ -395,6 +401,7 @@ struct tls_server *tls_server_new(const struct tls_server_config *cfg, char *err
     s->cfg.min_version = dup_or_null(cfg->min_version);
     s->cfg.ciphers = dup_or_null(cfg->ciphers);
     s->cfg.ciphersuites = dup_or_null(cfg->ciphersuites);
+    s->cfg.groups = dup_or_null(cfg->groups);
     if (!s->cfg.handshake_timeout_ms)
         s->cfg.handshake_timeout_ms = 10000;
     if (!s->cfg.max_handshakes)
@@ -475,6 +482,7 @@ void tls_server_free(struct tls_server *s)
     free((char *)s->cfg.min_version);
     free((char *)s->cfg.ciphers);
     free((char *)s->cfg.ciphersuites);
+    free((char *)s->cfg.groups);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -636,6 +644,8 @@ static enum tls_cause cause_of_reason(int r)
     case SSL_R_NO_PROTOCOLS_AVAILABLE:
         return TLS_CAUSE_PROTOCOL_VERSION;
     case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_NO_SUITABLE_KEY_SHARE:
+    case SSL_R_NO_SHARED_GROUPS:
     case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
         return TLS_CAUSE_NO_SHARED_CIPHER;
     case SSL_R_HTTP_REQUEST:

@@ -47,6 +47,8 @@ struct tls_server_config {
     const char *min_version;  /* "1.2" (default) or "1.3" */
     const char *ciphers;      /* TLS 1.2 cipher list, NULL: OpenSSL's default */
     const char *ciphersuites; /* TLS 1.3 */
+    const char *groups;       /* key exchange groups ("X25519:P-256"), NULL: default */
+    uint32_t verify_depth;    /* 1 + most intermediate CAs above a client's; 0: default */
     bool crl_strict;          /* refuse everyone when the CRL is past next update */
     uint32_t handshake_timeout_ms;
     uint32_t max_handshakes;         /* in progress at once; 0: 1000 */

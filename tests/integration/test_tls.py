@@ -393,3 +393,27 @@ def test_config_crl_strict(ward_factory, pki, tmp_path):
     time.sleep(0.5)
     # A stale CRL with crl_strict: even a good certificate is refused.
     assert mqtt_tls(port, pki, "client") is not None
+
+
+def test_groups_and_verify_depth(ward_factory, pki):
+    b = serve(ward_factory, pki, "tls", "--groups", "P-384")
+
+    def hello(groups):
+        return subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % b.port,
+                               "-groups", groups, "-CAfile", pki["ca"]],
+                              input="", capture_output=True, text=True, timeout=20)
+
+    assert "Cipher is TLS_" in hello("P-384").stdout
+    assert "Cipher is (NONE)" in hello("X25519").stdout
+    b.wait_log("TLS handshake failed: no shared cipher")
+    # The client chain is leaf <- issuing CA <- root: one intermediate, so a
+    # depth of 0 refuses it and 1 accepts it.
+    d = serve(ward_factory, pki, "mtls", "--verify-depth", "0")
+    assert mqtt_tls(d.port, pki, "client") is not None
+    d.wait_log("TLS handshake failed")
+    e = serve(ward_factory, pki, "mtls", "--verify-depth", "1")
+    assert mqtt_tls(e.port, pki, "client") is None
+    r = subprocess.run([WARD, "serve", "-l", "tls://127.0.0.1:%d" % free_port(), "--certfile",
+                        pki["server_crt"], "--keyfile", pki["server_key"], "--groups", "nonsense"],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 1 and "groups: unknown group in 'nonsense'" in r.stderr
