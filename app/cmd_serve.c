@@ -319,6 +319,8 @@ static int ssl_config(const struct serve_opts *o, const struct cfg_listener *l,
     t->min_version = l->tls_version;
     t->ciphers = l->ciphers;
     t->ciphersuites = l->ciphersuites;
+    for (size_t i = 0; i < l->nsni && i < TLS_MAX_SNI; i++)
+        t->sni[t->nsni++] = (struct tls_sni){l->sni[i].host, l->sni[i].certfile, l->sni[i].keyfile};
     t->groups = l->tls_groups;
     t->verify_depth = l->verify_depth + 1; /* 0 in tls_server_config: default */
     t->handshake_timeout_ms = l->handshake_timeout_ms;

@@ -13,6 +13,14 @@
 
 enum cfg_listener_kind { CFG_LISTENER_TCP, CFG_LISTENER_SSL, CFG_LISTENER_WS, CFG_LISTENER_WSS };
 
+/* listeners.ssl.NAME.sni = [{host, certfile, keyfile}]: more certificates
+ * on one listener, chosen by the name the client asks for. */
+struct cfg_sni {
+    char *host;
+    char *certfile;
+    char *keyfile;
+};
+
 struct cfg_listener {
     char *name; /* "default" for an unnamed listeners.tcp block */
     enum cfg_listener_kind kind;
@@ -38,6 +46,8 @@ struct cfg_listener {
     char *peer_cert_as_username; /* cn dn san_dns san_email san_uri none */
     char *peer_cert_as_clientid;
     uint32_t handshake_timeout_ms;
+    struct cfg_sni *sni;
+    size_t nsni;
     uint32_t expiry_warn_days;
     bool crl_strict;
     uint32_t max_handshakes;

@@ -39,6 +39,7 @@ struct key_spec {
 #define L(f)   offsetof(struct cfg_listener, f)
 #define B(f)   offsetof(struct cfg_bridge, f)
 #define T(f)   offsetof(struct cfg_bridge_topic, f)
+#define S(f)   offsetof(struct cfg_sni, f)
 #define U32MAX 4294967295.0
 
 static const struct key_spec global_keys[] = {
@@ -130,6 +131,13 @@ static const struct key_spec listener_keys[] = {
      "Refuse every client certificate while the CRL is past its next update."},
     {"max_handshakes", K_U32, L(max_handshakes), "1000", 1, 1000000, NULL,
      "TLS handshakes in progress at once; more are refused and counted."},
+};
+
+static const struct key_spec sni_keys[] = {
+    {"host", K_STRING, S(host), NULL, 0, 0, NULL,
+     "Server name (SNI) this certificate answers, e.g. \"mqtt.example.com\" or \"*.example.com\"."},
+    {"certfile", K_STRING, S(certfile), NULL, 0, 0, NULL, "Its certificate chain (PEM)."},
+    {"keyfile", K_STRING, S(keyfile), NULL, 0, 0, NULL, "Its private key."},
 };
 
 static const struct key_spec bridge_keys[] = {
@@ -560,8 +568,11 @@ static void *grow_array(void *arr, size_t count, size_t size)
     return n;
 }
 
-static void load_topics(struct loader *ld, const struct hocon_value *arr, const char *prefix,
-                        struct cfg_bridge_topic **out, size_t *nout)
+/* An array of objects read through a key table into *out (elements of
+ * `size` bytes); `required` names keys each element must have. */
+static void load_objects(struct loader *ld, const struct hocon_value *arr, const char *prefix,
+                         const struct key_spec *keys, size_t nkeys, void **out, size_t *nout,
+                         size_t size, const char *const *required, size_t nrequired)
 {
     char pfx[512];
     if (arr->type != HOCON_ARRAY) {
@@ -575,16 +586,25 @@ static void load_topics(struct loader *ld, const struct hocon_value *arr, const 
             add_error(ld, item, prefix, "element %zu is not an object", i);
             continue;
         }
-        struct cfg_bridge_topic *n = grow_array(*out, *nout, sizeof(**out));
+        char *n = grow_array(*out, *nout, size);
         if (!n)
             return;
         *out = n;
-        struct cfg_bridge_topic *t = &n[(*nout)++];
-        apply_table(ld, topic_keys, N(topic_keys), item, pfx, t);
-        check_unknown(ld, item, pfx, "", topic_keys, N(topic_keys), NULL, 0);
-        if (!t->remote_topic)
-            add_error(ld, item, pfx, "remote_topic is required");
+        void *elem = n + (*nout)++ * size;
+        apply_table(ld, keys, nkeys, item, pfx, elem);
+        check_unknown(ld, item, pfx, "", keys, nkeys, NULL, 0);
+        for (size_t r = 0; r < nrequired; r++)
+            if (!hocon_get(item, required[r]))
+                add_error(ld, item, pfx, "%s is required", required[r]);
     }
+}
+
+static void load_topics(struct loader *ld, const struct hocon_value *arr, const char *prefix,
+                        struct cfg_bridge_topic **out, size_t *nout)
+{
+    static const char *const required[] = {"remote_topic"};
+    load_objects(ld, arr, prefix, topic_keys, N(topic_keys), (void **)out, nout, sizeof(**out),
+                 required, N(required));
 }
 
 static void load_bridges(struct loader *ld, const struct hocon_value *mqtt, struct ward_config *cfg)
@@ -638,8 +658,17 @@ static void load_listener(struct loader *ld, const struct hocon_value *obj, cons
     struct cfg_listener *l = &n[cfg->nlisteners++];
     l->name = strdup(name);
     l->kind = kind;
+    static const char *const skip[] = {"sni"};
+    static const char *const required[] = {"host", "certfile", "keyfile"};
     apply_table(ld, listener_keys, N(listener_keys), obj, prefix, l);
-    check_unknown(ld, obj, prefix, "", listener_keys, N(listener_keys), NULL, 0);
+    check_unknown(ld, obj, prefix, "", listener_keys, N(listener_keys), skip, N(skip));
+    const struct hocon_value *sni = hocon_get(obj, "sni");
+    if (sni) {
+        char sp[600];
+        snprintf(sp, sizeof(sp), "%ssni", prefix);
+        load_objects(ld, sni, sp, sni_keys, N(sni_keys), (void **)&l->sni, &l->nsni,
+                     sizeof(*l->sni), required, N(required));
+    }
     if (!l->bind)
         add_error(ld, obj, prefix, "bind is required (HOST:PORT)");
     bool tls = kind == CFG_LISTENER_SSL || kind == CFG_LISTENER_WSS;
@@ -810,6 +839,9 @@ void config_free(struct ward_config *cfg)
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         free(cfg->listeners[i].name);
         free_strings(listener_keys, N(listener_keys), &cfg->listeners[i]);
+        for (size_t j = 0; j < cfg->listeners[i].nsni; j++)
+            free_strings(sni_keys, N(sni_keys), &cfg->listeners[i].sni[j]);
+        free(cfg->listeners[i].sni);
     }
     for (size_t i = 0; i < cfg->nbridges; i++) {
         struct cfg_bridge *b = &cfg->bridges[i];
@@ -932,6 +964,15 @@ void config_print(const struct ward_config *cfg, FILE *out)
         const struct cfg_listener *l = &cfg->listeners[i];
         fprintf(out, "listeners.%s.%s {\n", kind_label(l), l->name);
         print_table(out, listener_keys, N(listener_keys), l, "  ");
+        if (l->nsni)
+            fprintf(out, "  sni = [\n");
+        for (size_t j = 0; j < l->nsni; j++) {
+            fprintf(out, "    {\n");
+            print_table(out, sni_keys, N(sni_keys), &l->sni[j], "      ");
+            fprintf(out, "    }\n");
+        }
+        if (l->nsni)
+            fprintf(out, "  ]\n");
         fprintf(out, "}\n");
     }
     for (size_t i = 0; i < cfg->nbridges; i++) {
@@ -977,6 +1018,8 @@ void config_print_reference(FILE *out)
                  "`ward passwd`; `auth.acl = {include \"FILE\"}` names the ACL rules file.\n");
     reference_table(out, "Listeners: `listeners.tcp|ssl|ws|wss[.NAME] { ... }`", "", listener_keys,
                     N(listener_keys));
+    reference_table(out, "TLS listener certificates by server name: `sni = [{...}]`", "", sni_keys,
+                    N(sni_keys));
     reference_table(out, "Bridges: `bridges.mqtt.NAME { ... }`", "", bridge_keys, N(bridge_keys));
     reference_table(out, "Bridge topics: `forwards = [{...}]`, `subscription = [{...}]`", "",
                     topic_keys, N(topic_keys));

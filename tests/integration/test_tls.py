@@ -417,3 +417,19 @@ def test_groups_and_verify_depth(ward_factory, pki):
                         pki["server_crt"], "--keyfile", pki["server_key"], "--groups", "nonsense"],
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 1 and "groups: unknown group in 'nonsense'" in r.stderr
+
+
+def test_sni_from_config(ward_factory, pki, tmp_path):
+    port = free_port()
+    conf = tmp_path / "ward.conf"
+    conf.write_text(
+        'listeners.ssl.multi {\n  bind = "127.0.0.1:%d"\n  keyfile = "%s"\n  certfile = "%s"\n'
+        '  sni = [ {host = "*.test", certfile = "%s", keyfile = "%s"} ]\n}\n'
+        % (port, pki["server_key"], pki["server_crt"], pki["server_wrong_crt"],
+           pki["server_wrong_key"]))
+    ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
+    time.sleep(0.5)
+    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                        "-servername", "elsewhere.test"], input="", capture_output=True,
+                       text=True, timeout=20)
+    assert "CN = elsewhere.test" in r.stdout or "CN=elsewhere.test" in r.stdout, r.stdout

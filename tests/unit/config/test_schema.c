@@ -117,6 +117,42 @@ TEST(named_listeners)
     cfg_errors_free(&errs);
 }
 
+TEST(sni_certificates)
+{
+    struct ward_config cfg;
+    struct cfg_errors errs;
+    const char *text = "listeners.ssl.multi {\n bind = \"0.0.0.0:8883\"\n keyfile = k\n"
+                       " certfile = c\n sni = [\n  {host = \"a.example\", certfile = a.crt,"
+                       " keyfile = a.key}\n  {host = \"*.b.example\", certfile = b.crt,"
+                       " keyfile = b.key}\n ]\n}\n";
+    ASSERT_EQ(config_load_string("w.conf", text, &cfg, &errs), 0);
+    ASSERT_EQ(cfg.listeners[0].nsni, 2);
+    ASSERT_STR_EQ(cfg.listeners[0].sni[1].host, "*.b.example");
+    ASSERT_STR_EQ(cfg.listeners[0].sni[1].keyfile, "b.key");
+    /* The effective configuration prints them back in a form that loads. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    config_print(&cfg, f);
+    fclose(f);
+    config_free(&cfg);
+    cfg_errors_free(&errs);
+    ASSERT_EQ(config_load_string("printed", buf, &cfg, &errs), 0);
+    ASSERT_EQ(cfg.listeners[0].nsni, 2);
+    config_free(&cfg);
+    cfg_errors_free(&errs);
+    free(buf);
+    expect_error("listeners.ssl.x {\n bind = \"0:1\"\n keyfile = k\n certfile = c\n"
+                 " sni = [ {host = h, certfile = c2} ]\n}\n",
+                 "w.conf:5: listeners.ssl.x.sni[0].: keyfile is required");
+    expect_error("listeners.ssl.x {\n bind = \"0:1\"\n keyfile = k\n certfile = c\n"
+                 " sni = [ {host = h, certfile = c2, keyfile = k2, hots = 1} ]\n}\n",
+                 "listeners.ssl.x.sni[0].hots: unknown key");
+    expect_error("listeners.ssl.x {\n bind = \"0:1\"\n keyfile = k\n certfile = c\n"
+                 " sni = 5\n}\n",
+                 "sni: expected an array of objects");
+}
+
 TEST(every_error_is_listed_with_file_line_key)
 {
     struct ward_config cfg;
@@ -201,6 +237,7 @@ int main(void)
     RUN(defaults);
     RUN(nanomq_file_loads_unchanged);
     RUN(named_listeners);
+    RUN(sni_certificates);
     RUN(every_error_is_listed_with_file_line_key);
     RUN(type_and_semantic_errors);
     RUN(sizes_and_durations);
