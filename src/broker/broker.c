@@ -220,9 +220,13 @@ static struct session *attach(struct client *c, const char *id, bool clean, bool
 {
     struct broker *b = c->b;
     struct session *s = session_find(b, id);
+    /* A session that lasts only as long as its connection (3.1.1 clean
+     * session, v5 expiry 0) ends with the connection taken over here, so
+     * the newcomer never inherits it (MQTT-3.1.2-6, 3.1.2.11.2). */
+    bool ends = s && (clean || s->expiry_s == 0);
     if (s && s->c)
-        take_over(b, s, clean);
-    if (s && clean) {
+        take_over(b, s, ends);
+    if (s && ends) {
         session_end(b, s);
         s = NULL;
     }

@@ -187,3 +187,19 @@ def test_many_connections(broker):
     assert conns[1].message().payload == b"x"
     for c in conns:
         c.disconnect()
+
+
+@pytest.mark.parametrize("v5", [True, False])
+def test_takeover_of_a_clean_session_is_not_inherited(broker, v5):
+    # The first connection's session lasts only as long as that connection
+    # (clean session / expiry 0): a takeover with clean start 0 starts afresh.
+    a = w.Client(broker.port, v5=v5)
+    assert a.connect("short-lived-%d" % v5, clean=True)[0] == 0
+    a.subscribe("old/sub")
+    b = w.Client(broker.port, v5=v5)
+    kw = {"cprops": [(0x11, 60)]} if v5 else {}
+    assert b.connect("short-lived-%d" % v5, clean=False, **kw)[:2] == (0, False)
+    c = w.Client(broker.port)
+    c.connect("pub-%d" % v5)
+    c.publish_acked("old/sub", b"x")
+    assert b.message(0.7) is None  # the old subscription went with its session
