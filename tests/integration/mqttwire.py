@@ -311,7 +311,7 @@ class Client:
         except OSError:
             pass
 
-    def disconnect_reason(self, timeout=3):
+    def disconnect_reason(self, timeout=8):
         """Reads until a DISCONNECT; returns its reason (None if none came)."""
         while True:
             p = self.read(timeout)
