@@ -16,6 +16,24 @@ const char *pki_path(const struct pki_store *s, const char *rel, char *buf, size
     return buf;
 }
 
+/* mkdir -p for the parents of path (they get the usual 0755 less umask). */
+static int mkdir_parents(const char *path, char *err, size_t errlen)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+            snprintf(err, errlen, "%s: %s", buf, strerror(errno));
+            return -1;
+        }
+        *p = '/';
+    }
+    return 0;
+}
+
 static int mkdir_private(const char *path, char *err, size_t errlen)
 {
     if (mkdir(path, 0700) != 0 && errno != EEXIST) {
@@ -68,7 +86,7 @@ int pki_open(struct pki_store *s, const char *dir, bool create, char *err, size_
                      dir);
             return -1;
         }
-        if (mkdir_private(dir, err, errlen) < 0)
+        if (mkdir_parents(dir, err, errlen) < 0 || mkdir_private(dir, err, errlen) < 0)
             return -1;
     }
     if (create && (mkdir_private(pki_path(s, "private", path, sizeof(path)), err, errlen) < 0 ||

@@ -213,7 +213,7 @@ def test_concurrent_invocations_all_recorded(pki):
 
 
 def test_dev(tmp_path):
-    d = str(tmp_path / "dev")
+    d = str(tmp_path / "nested" / "dev")  # parents are made, as `make run` needs
     cert("dev", d)
     for f in ("ca.crt", "server.crt", "server.key", "client.crt", "client.key"):
         assert os.path.exists(p(d, f)), f
