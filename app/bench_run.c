@@ -442,6 +442,19 @@ static void produce(struct bc *c, uint64_t t)
 
 /* ---- the loop ---- */
 
+/* conn mode: the broker refused or dropped this attempt (a TLS alert can
+ * arrive as a failed write as well as a failed read): count it, go again. */
+static void conn_refused(struct bc *c)
+{
+    struct bench *b = c->w->b;
+    atomic_fetch_add(&b->conn_errors, 1);
+    if (c->t && c->t != &c->tcp)
+        set_error(b, "%s", c->ops->cause(c->t));
+    conn_close(c);
+    if (atomic_load(&b->phase) == RUN)
+        open_socket(c);
+}
+
 static void on_event(struct bc *c, uint32_t events)
 {
     struct bench *b = c->w->b;
@@ -496,14 +509,8 @@ static void on_event(struct bc *c, uint32_t events)
     if ((events & EPOLLIN) && on_readable(c) < 0) {
         if (c->role == CONN && atomic_load(&b->phase) != RUN)
             return conn_close(c);
-        if (c->role == CONN) { /* refused: count it and go again */
-            atomic_fetch_add(&b->conn_errors, 1);
-            if (c->t && c->t != &c->tcp)
-                set_error(b, "%s", c->ops->cause(c->t));
-            conn_close(c);
-            open_socket(c);
-            return;
-        }
+        if (c->role == CONN)
+            return conn_refused(c);
         if (atomic_load(&b->phase) < STOP && !b->error[0])
             set_error(b, "a %s connection was closed by the broker",
                       c->role == PUB ? "publisher" : "subscriber");
@@ -511,6 +518,8 @@ static void on_event(struct bc *c, uint32_t events)
         return conn_close(c);
     }
     if (c->fd >= 0 && flush(c) < 0) {
+        if (c->role == CONN)
+            return conn_refused(c);
         atomic_fetch_add(&b->failed, 1);
         conn_close(c);
     } else if (c->fd >= 0 && c->outpos == c->outlen && (events & EPOLLOUT)) {
