@@ -295,8 +295,13 @@ static bool flush(struct net_conn *c)
 /* Owner only: flushes, and finishes a close once drained or out of time. */
 static void service(struct net_conn *c, uint64_t now)
 {
+    /* Read `closing` before flushing: whatever was queued before the close
+     * was asked for (a DISCONNECT with its reason) is then written by this
+     * flush. Read after, a close racing the flush could destroy the
+     * connection with that last packet still queued. */
+    bool closing = atomic_load(&c->closing);
     bool empty = flush(c);
-    if (!atomic_load(&c->closing))
+    if (!closing)
         return;
     if (!c->close_deadline)
         c->close_deadline = now + CLOSE_GRACE_MS;
