@@ -17,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "commands.h"
+#include "secret.h"
 #include "pki/store.h"
 
 #define MAX_SANS 64
@@ -227,26 +228,10 @@ static int one_opt(struct cert_opts *o, int ch)
     }
 }
 
+/* A password from the terminal or standard input; empty is none. */
 static int read_password(const char *prompt, char *buf, size_t cap)
 {
-    bool tty = isatty(STDIN_FILENO);
-    struct termios old, quiet;
-    if (tty) {
-        fprintf(stderr, "%s", prompt);
-        tcgetattr(STDIN_FILENO, &old);
-        quiet = old;
-        quiet.c_lflag &= ~(tcflag_t)ECHO;
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
-    }
-    char *r = fgets(buf, (int)cap, stdin);
-    if (tty) {
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
-        fprintf(stderr, "\n");
-    }
-    if (!r)
-        return -1;
-    buf[strcspn(buf, "\r\n")] = '\0';
-    return *buf ? 0 : -1;
+    return secret_read(prompt, buf, cap) == 0 && *buf ? 0 : -1;
 }
 
 static int parse(int argc, char **argv, struct cert_opts *o)

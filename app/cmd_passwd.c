@@ -4,13 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "auth/passwd.h"
 #include "commands.h"
+#include "secret.h"
 
 static void usage(FILE *out)
 {
@@ -23,38 +23,15 @@ static void usage(FILE *out)
                  "  auth { password = {include \"FILE\"} }\n");
 }
 
-/* Reads one line without echo when stdin is a terminal. */
-static int read_secret(const char *prompt, char *buf, size_t cap)
-{
-    bool tty = isatty(STDIN_FILENO);
-    struct termios old, quiet;
-    if (tty) {
-        fprintf(stderr, "%s", prompt);
-        tcgetattr(STDIN_FILENO, &old);
-        quiet = old;
-        quiet.c_lflag &= ~(tcflag_t)ECHO;
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
-    }
-    char *r = fgets(buf, (int)cap, stdin);
-    if (tty) {
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
-        fprintf(stderr, "\n");
-    }
-    if (!r)
-        return -1;
-    buf[strcspn(buf, "\r\n")] = '\0';
-    return 0;
-}
-
 static int get_password(char *pw, size_t cap)
 {
-    if (read_secret("Password: ", pw, cap) < 0) {
+    if (secret_read("Password: ", pw, cap) < 0) {
         fprintf(stderr, "ward passwd: no password given on standard input\n");
         return -1;
     }
     if (isatty(STDIN_FILENO)) {
         char again[1024];
-        int rc = read_secret("Password again: ", again, sizeof(again));
+        int rc = secret_read("Password again: ", again, sizeof(again));
         bool same = rc == 0 && strcmp(pw, again) == 0;
         OPENSSL_cleanse(again, sizeof(again));
         if (!same) {
