@@ -1,0 +1,284 @@
+"""PUBLISH and the QoS 0/1/2 flows in both directions (MQTT 3.1.1 sections
+3.3-3.7 and 4.3-4.6, MQTT 5.0 the same), wire level plus paho for bulk
+ordering, against ward and mosquitto (see brokers.py)."""
+import threading
+import time
+
+import paho.mqtt.client as paho
+import pytest
+
+import mqtt_raw as m
+from brokers import b, mk, mosq_skip, ward_xfail  # noqa: F401 (fixtures)
+
+V = pytest.mark.parametrize("v5", [False, True], ids=["v311", "v5"])
+
+
+def publishes(packets):
+    return [p for p in packets if p.type == m.PUBLISH]
+
+
+@V
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_sender_ack_sequence(b, v5, qos):
+    # MQTT-4.3.2-1/2 (PUBACK with the PUBLISH's id), MQTT-4.3.3-1/2 (PUBREC,
+    # then PUBCOMP answering PUBREL, same id); QoS 0 gets no answer.
+    c = m.connected(b.port, "ack-%d" % qos, v5=v5)
+    c.send(m.publish("acks/t", b"x", qos=qos, pid=0x1234, v5=v5))
+    if qos == 0:
+        assert c.drain(0.3) == []
+    elif qos == 1:
+        p = c.expect(m.PUBACK)
+        assert p.pid == 0x1234 and p.rc in (0x00, 0x10), p
+    else:
+        p = c.expect(m.PUBREC)
+        assert p.pid == 0x1234 and p.rc in (0x00, 0x10), p
+        c.send(m.ack(m.PUBREL, 0x1234))
+        p = c.expect(m.PUBCOMP)
+        assert p.pid == 0x1234 and p.rc == 0, p
+    assert c.ping_ok()
+
+
+@V
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_receiver_flow(b, v5, qos):
+    # MQTT-2.3.1-1: QoS > 0 PUBLISH carries a non-zero id; MQTT-4.3.3 (receiver
+    # side): PUBREC is answered by PUBREL (flags 0010, same id), then PUBCOMP.
+    sub = m.connected(b.port, "rf-sub", v5=v5)
+    sub.sub([("rf/t", 2)])
+    pub = m.connected(b.port, "rf-pub", v5=v5)
+    pub.pub("rf/t", b"payload-%d" % qos, qos=qos, pid=9)
+    p = sub.expect(m.PUBLISH)
+    assert (p.topic, p.payload, p.qos, p.dup, p.retain) == ("rf/t", b"payload-%d" % qos, qos,
+                                                            False, False), p
+    if qos == 0:
+        assert p.pid is None
+    else:
+        assert p.pid and p.pid > 0
+    if qos == 1:
+        sub.send(m.ack(m.PUBACK, p.pid))
+    elif qos == 2:
+        sub.send(m.ack(m.PUBREC, p.pid))
+        rel = sub.expect(m.PUBREL)
+        assert rel.pid == p.pid and rel.flags == 0x02, rel
+        sub.send(m.ack(m.PUBCOMP, p.pid))
+    assert sub.drain(0.3) == []
+    assert sub.ping_ok()
+
+
+@V
+def test_qos2_duplicate_before_pubrel_delivered_once(b, v5):
+    # MQTT-4.3.3 (receiver, method B): until PUBREL the receiver must not
+    # deliver a PUBLISH with the same id again; it answers PUBREC each time.
+    sub = m.connected(b.port, "q2d-sub", v5=v5)
+    sub.sub([("q2d/t", 2)])
+    pub = m.connected(b.port, "q2d-pub", v5=v5)
+    pub.send(m.publish("q2d/t", b"once", qos=2, pid=7, v5=v5))
+    assert pub.expect(m.PUBREC).pid == 7
+    pub.send(m.publish("q2d/t", b"once", qos=2, pid=7, dup=True, v5=v5))
+    assert pub.expect(m.PUBREC).pid == 7
+    pub.send(m.ack(m.PUBREL, 7))
+    assert pub.expect(m.PUBCOMP).pid == 7
+    got = []
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        for p in publishes(sub.drain(0.2)):
+            got.append(p.payload)
+            sub.ack_msg(p)
+    assert got == [b"once"], got
+
+
+@V
+@pytest.mark.parametrize("sub_qos,pub_qos", [(0, 2), (1, 2), (0, 1), (2, 1)])
+def test_downgrade_to_subscription_qos(b, v5, sub_qos, pub_qos):
+    # MQTT-3.8.4-6 (3.1.1) / 3.8.4 (5.0): delivery QoS is the minimum of the
+    # published QoS and the granted QoS.
+    sub = m.connected(b.port, "dg-sub", v5=v5)
+    assert sub.sub([("dg/t", sub_qos)]).codes == [sub_qos]
+    pub = m.connected(b.port, "dg-pub", v5=v5)
+    pub.pub("dg/t", b"x", qos=pub_qos)
+    p = sub.expect(m.PUBLISH)
+    assert p.qos == min(sub_qos, pub_qos), p
+
+
+@V
+def test_inflight_ids_distinct(b, v5):
+    # MQTT-2.3.1-2: a new QoS > 0 PUBLISH uses an id not currently in use.
+    sub = m.connected(b.port, "ids-sub", v5=v5)
+    sub.sub([("ids/t", 1)])
+    pub = m.connected(b.port, "ids-pub", v5=v5)
+    for i in range(5):
+        pub.pub("ids/t", b"%d" % i, qos=1, pid=i + 1)
+    got = []
+    deadline = time.monotonic() + 3.0
+    while len(got) < 5 and time.monotonic() < deadline:
+        got += publishes(sub.drain(0.2))
+    assert [p.payload for p in got] == [b"%d" % i for i in range(5)]
+    ids = [p.pid for p in got]
+    assert len(set(ids)) == 5 and 0 not in ids, ids
+
+
+@V
+def test_dup_redelivery_on_reconnect(b, v5):
+    # MQTT-4.4.0-1: on reconnect with CleanSession 0 / Clean Start 0 the server
+    # re-sends unacknowledged PUBLISHes with their original ids and (3.3.1-1)
+    # DUP = 1, same payload.
+    keep = [(m.SESSION_EXPIRY, 120)] if v5 else None
+    sub = m.connected(b.port, "dup-sub", v5=v5, clean=False, props=keep)
+    sub.sub([("dup/t", 1)])
+    pub = m.connected(b.port, "dup-pub", v5=v5)
+    pub.pub("dup/t", b"again", qos=1)
+    first = sub.expect(m.PUBLISH)
+    assert first.qos == 1 and not first.dup
+    sub.close()
+    time.sleep(0.2)
+    sub = m.Client(b.port, v5=v5)
+    assert sub.handshake("dup-sub", clean=False, props=keep).session_present
+    again = sub.expect(m.PUBLISH)
+    assert (again.payload, again.dup, again.pid, again.qos) == (b"again", True, first.pid, 1), again
+    sub.send(m.ack(m.PUBACK, again.pid))
+    assert publishes(sub.drain(0.4)) == []
+
+
+@V
+def test_pubrel_resent_on_reconnect(b, v5):
+    # MQTT-4.4.0-1: an unacknowledged PUBREL is re-sent with its original id.
+    keep = [(m.SESSION_EXPIRY, 120)] if v5 else None
+    sub = m.connected(b.port, "rel-sub", v5=v5, clean=False, props=keep)
+    sub.sub([("rel/t", 2)])
+    pub = m.connected(b.port, "rel-pub", v5=v5)
+    pub.pub("rel/t", b"q2", qos=2)
+    p = sub.expect(m.PUBLISH)
+    sub.send(m.ack(m.PUBREC, p.pid))
+    assert sub.expect(m.PUBREL).pid == p.pid
+    sub.close()
+    time.sleep(0.2)
+    sub = m.Client(b.port, v5=v5)
+    assert sub.handshake("rel-sub", clean=False, props=keep).session_present
+    rel = sub.expect(m.PUBREL)
+    assert rel.pid == p.pid, rel
+    sub.send(m.ack(m.PUBCOMP, rel.pid))
+    # MQTT-4.3.3: the message itself is not delivered a second time.
+    assert publishes(sub.drain(0.4)) == []
+
+
+@V
+def test_offline_queue(b, v5):
+    # 3.1.2.4 (3.1.1) / 4.1 (5.0): a stored session keeps QoS 1 and 2
+    # messages published while the client was away; QoS 0 ones are optional
+    # and neither broker queues them by default.
+    keep = [(m.SESSION_EXPIRY, 120)] if v5 else None
+    sub = m.connected(b.port, "off-sub", v5=v5, clean=False, props=keep)
+    sub.sub([("off/t", 2)])
+    sub.send(m.disconnect(v5=v5))
+    sub.close()
+    time.sleep(0.2)
+    pub = m.connected(b.port, "off-pub", v5=v5)
+    for q in (0, 1, 2):
+        pub.pub("off/t", b"qos%d" % q, qos=q, pid=q + 1)
+    pub.ping_ok()
+    sub = m.Client(b.port, v5=v5)
+    assert sub.handshake("off-sub", clean=False, props=keep).session_present
+    got = []
+    for p in publishes(sub.drain(1.0)):
+        got.append((p.payload, p.qos))
+        sub.ack_msg(p)
+    assert got == [(b"qos1", 1), (b"qos2", 2)], got
+
+
+@V
+def test_no_subscribers_still_acked(b, v5):
+    # MQTT-4.3.2-2: PUBACK even when nobody is subscribed; v5 may say 0x10.
+    c = m.connected(b.port, "nosub", v5=v5)
+    c.send(m.publish("nobody/here", b"x", qos=1, pid=5, v5=v5))
+    p = c.expect(m.PUBACK)
+    assert p.pid == 5 and p.rc in (0x00, 0x10)
+
+
+@V
+def test_order_1000_qos1(b, v5):
+    # MQTT-4.6.0-5/6: messages to one topic are delivered in the order sent.
+    proto = paho.MQTTv5 if v5 else paho.MQTTv311
+    got, done = [], threading.Event()
+
+    def on_message(_c, _u, msg):
+        got.append(int(msg.payload))
+        if len(got) == 1000:
+            done.set()
+
+    subscribed = threading.Event()
+    sub = paho.Client(client_id="ord-sub", protocol=proto)
+    sub.on_message = on_message
+    sub.on_subscribe = lambda *a: subscribed.set()
+    sub.connect("127.0.0.1", b.port)
+    sub.loop_start()
+    pub = paho.Client(client_id="ord-pub", protocol=proto)
+    try:
+        sub.subscribe("ord/t", qos=1)
+        assert subscribed.wait(5)
+        pub.connect("127.0.0.1", b.port)
+        pub.loop_start()
+        for i in range(1000):
+            pub.publish("ord/t", str(i), qos=1)
+        assert done.wait(20), len(got)
+        assert got == list(range(1000))
+    finally:
+        pub.loop_stop()
+        sub.loop_stop()
+        pub.disconnect()
+        sub.disconnect()
+
+
+def rm_setup(port, cid):
+    sub = m.Client(port, v5=True)
+    sub.handshake(cid + "-sub", props=[(m.RECEIVE_MAX, 2)])
+    sub.sub([("%s/t" % cid, 1)])
+    pub = m.connected(port, cid + "-pub", v5=True)
+    for i in range(6):
+        pub.pub("%s/t" % cid, b"%d" % i, qos=1, pid=i + 1)
+    first = publishes(sub.drain(0.8))
+    assert [p.payload for p in first] == [b"0", b"1"], first
+    return sub, first
+
+
+def test_v5_receive_maximum(b):
+    # MQTT-3.3.4-9: the server never has more unacknowledged QoS 1 PUBLISHes
+    # to a client than the client's Receive Maximum (2 here); the rest wait
+    # and follow, in order, once acknowledged.
+    sub, first = rm_setup(b.port, "rm")
+    for p in first:
+        sub.send(m.ack(m.PUBACK, p.pid))
+    got = []
+    deadline = time.monotonic() + 3.0
+    while len(got) < 4 and time.monotonic() < deadline:
+        for p in publishes(sub.drain(0.2)):
+            got.append(p.payload)
+            sub.send(m.ack(m.PUBACK, p.pid))
+    assert got == [b"2", b"3", b"4", b"5"], got
+
+
+@mosq_skip("MQTT-3.3.4-9: after one PUBACK mosquitto 2.0.11 sends two more (3 unacknowledged "
+           "with Receive Maximum 2)")
+def test_v5_receive_maximum_one_ack_releases_one(mk):
+    # MQTT-3.3.4-9: with one of two acknowledged, exactly one more may come.
+    sub, first = rm_setup(mk().port, "rm1")
+    sub.send(m.ack(m.PUBACK, first[0].pid))
+    more = publishes(sub.drain(0.8))
+    assert [p.payload for p in more] == [b"2"], more
+    for p in [first[1]] + more:
+        sub.send(m.ack(m.PUBACK, p.pid))
+    rest = publishes(sub.drain(0.8))
+    assert [p.payload for p in rest] == [b"3", b"4"], rest
+
+
+def test_v5_puback_reason_from_client_accepted(b):
+    # 3.4.2.1: a client may acknowledge with a reason code (here 0x80); the
+    # server treats the message as acknowledged and stays connected.
+    sub = m.connected(b.port, "rc-sub", v5=True)
+    sub.sub([("rc/t", 1)])
+    pub = m.connected(b.port, "rc-pub", v5=True)
+    pub.pub("rc/t", b"x", qos=1)
+    p = sub.expect(m.PUBLISH)
+    sub.send(m.ack(m.PUBACK, p.pid, rc=0x80, v5=True))
+    assert sub.ping_ok()
+    pub.pub("rc/t", b"y", qos=1)
+    assert sub.expect(m.PUBLISH).payload == b"y"
