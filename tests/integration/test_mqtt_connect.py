@@ -226,3 +226,13 @@ def test_connack_then_normal_traffic(b, v5):
     p = c.recv(3.0)
     assert p is not None and p.type == m.CONNACK and p.rc == 0, p
     assert c.ping_ok()
+
+
+@V
+def test_keepalive_within_one_and_a_half(b, v5):
+    # MQTT-3.1.2-24: the server may only disconnect after 1.5 x Keep Alive
+    # without a packet: pings every 1.3 s with Keep Alive 1 keep the link.
+    c = m.connected(b.port, "ka-edge", v5=v5, keepalive=1)
+    for _ in range(3):
+        time.sleep(1.3)
+        assert c.ping_ok(timeout=2.0)

@@ -282,3 +282,81 @@ def test_v5_puback_reason_from_client_accepted(b):
     assert sub.ping_ok()
     pub.pub("rc/t", b"y", qos=1)
     assert sub.expect(m.PUBLISH).payload == b"y"
+
+
+@V
+def test_receiver_pubrec_error_ends_flow(b, v5):
+    # 4.3.3 (5.0): after a PUBREC with a reason code >= 0x80 the sender sends
+    # no PUBREL; the message is finished and the connection carries on.
+    if not v5:
+        pytest.skip("reason codes in PUBREC are 5.0 only")
+    sub = m.connected(b.port, "pre-sub", v5=True)
+    sub.sub([("pre/t", 2)])
+    pub = m.connected(b.port, "pre-pub", v5=True)
+    pub.pub("pre/t", b"x", qos=2)
+    p = sub.expect(m.PUBLISH)
+    sub.send(m.ack(m.PUBREC, p.pid, rc=0x80, v5=True))
+    assert [x for x in sub.drain(0.6) if x.type == m.PUBREL] == []
+    pub.pub("pre/t", b"y", qos=2, pid=2)
+    p2 = sub.expect(m.PUBLISH)
+    assert p2.payload == b"y"
+    sub.ack_msg(p2)
+
+
+@V
+def test_pubrel_unknown_id(b, v5):
+    # MQTT-4.3.3 / 3.7 (5.0 3.7.2.1 0x92 Packet Identifier not found): a
+    # PUBREL for an id with no flow in progress still gets a PUBCOMP.
+    c = m.connected(b.port, "rel-unk", v5=v5)
+    c.send(m.ack(m.PUBREL, 0x0777))
+    p = c.expect(m.PUBCOMP)
+    assert p.pid == 0x0777 and p.rc in (0x00, 0x92), p
+
+
+@V
+def test_own_messages_delivered_without_no_local(b, v5):
+    # 3.8.3.1: without No Local a client receives what it publishes itself.
+    c = m.connected(b.port, "own", v5=v5)
+    c.sub([("own/t", 1)])
+    c.send(m.publish("own/t", b"me", qos=1, pid=3, v5=v5))
+    got = c.drain(0.8)
+    assert sorted(p.type for p in got) == [m.PUBLISH, m.PUBACK], got
+    assert [p.payload for p in got if p.type == m.PUBLISH] == [b"me"]
+
+
+@V
+def test_empty_payload_and_long_topic(b, v5):
+    # 3.3.3: a zero-length payload is valid; 1.5.3/1.5.4: a topic may be up to
+    # 65535 bytes (here 60000).
+    topic = "lt/" + "x" * 60000
+    c = m.connected(b.port, "lt-sub", v5=v5)
+    c.sub([("lt/+", 1), ("empty/t", 1)])
+    pub = m.connected(b.port, "lt-pub", v5=v5)
+    pub.pub("empty/t", b"", qos=1)
+    pub.pub(topic, b"long", qos=1, pid=2)
+    p1 = c.expect(m.PUBLISH)
+    c.ack_msg(p1)
+    p2 = c.expect(m.PUBLISH)
+    assert (p1.topic, p1.payload) == ("empty/t", b""), p1
+    assert (p2.topic, p2.payload) == (topic, b"long")
+
+
+@mosq_skip("MQTT-3.3.4-8: mosquitto 2.0.11 answers PUBREC 0x97 instead of DISCONNECT 0x93")
+def test_v5_client_exceeds_server_receive_maximum(mk):
+    # MQTT-3.3.4-7/8: a client that sends more unacknowledged QoS 2 PUBLISHes
+    # than the server's Receive Maximum gets DISCONNECT 0x93 (if the server
+    # says why) and is closed.
+    c = m.Client(mk().port, v5=True)
+    limit = c.handshake("rmx").prop(m.RECEIVE_MAX, 65535)
+    if limit > 1000:
+        pytest.skip("server receive maximum too large to exceed quickly")
+    for i in range(limit):
+        c.send(m.publish("rmx/t", b"x", qos=2, pid=i + 1, v5=True))
+    recs = []
+    while len(recs) < limit:
+        p = c.recv(3.0)
+        assert p is not None and p.type == m.PUBREC, p
+        recs.append(p)
+    c.send(m.publish("rmx/t", b"x", qos=2, pid=limit + 1, v5=True))
+    got = c.packets_until_close()
+    assert all(p.type == m.DISCONNECT and p.rc == 0x93 for p in got), got
