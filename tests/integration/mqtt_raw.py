@@ -156,6 +156,9 @@ def disconnect(rc=None, v5=False, props=None):
     return frame(DISCONNECT, 0, bytes([rc or 0]) + (encode_props(props) if props else b""))
 
 
+ack_packet = ack
+
+
 def pingreq():
     return frame(PINGREQ, 0, b"")
 
@@ -380,6 +383,39 @@ class Client:
             if p is None:
                 return got
             got.append(p)
+
+    def collect(self, want, timeout=3.0, quiet=0.2, ack=True):
+        """PUBLISHes until `want` arrived (or `timeout`), then any more that
+        come within `quiet` seconds (to catch duplicates). Acknowledges each
+        one completely unless ack=False. Other packets are dropped."""
+        got, deadline = [], time.monotonic() + timeout
+        while len(got) < want:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                p = self.recv(left)
+            except Closed:
+                break
+            if p is None:
+                break
+            self._collected(p, got, ack)
+        for p in self.drain(quiet):
+            self._collected(p, got, ack)
+        return got
+
+    def _collected(self, p, got, ack):
+        """One packet seen by collect(): PUBLISHes are kept and answered
+        (QoS 2: PUBREC now, PUBCOMP when the PUBREL comes), so that
+        interleaved flows never block on each other."""
+        if p.type == PUBLISH:
+            got.append(p)
+            if ack and p.qos == 1:
+                self.send(ack_packet(PUBACK, p.pid))
+            elif ack and p.qos == 2:
+                self.send(ack_packet(PUBREC, p.pid))
+        elif p.type == PUBREL and ack:
+            self.send(ack_packet(PUBCOMP, p.pid))
 
     # Conveniences for the common flows.
 

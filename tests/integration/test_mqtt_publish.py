@@ -78,12 +78,7 @@ def test_qos2_duplicate_before_pubrel_delivered_once(b, v5):
     assert pub.expect(m.PUBREC).pid == 7
     pub.send(m.ack(m.PUBREL, 7))
     assert pub.expect(m.PUBCOMP).pid == 7
-    got = []
-    deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline:
-        for p in publishes(sub.drain(0.2)):
-            got.append(p.payload)
-            sub.ack_msg(p)
+    got = [p.payload for p in sub.collect(1, quiet=0.5)]
     assert got == [b"once"], got
 
 
@@ -108,10 +103,7 @@ def test_inflight_ids_distinct(b, v5):
     pub = m.connected(b.port, "ids-pub", v5=v5)
     for i in range(5):
         pub.pub("ids/t", b"%d" % i, qos=1, pid=i + 1)
-    got = []
-    deadline = time.monotonic() + 3.0
-    while len(got) < 5 and time.monotonic() < deadline:
-        got += publishes(sub.drain(0.2))
+    got = sub.collect(5, ack=False)
     assert [p.payload for p in got] == [b"%d" % i for i in range(5)]
     ids = [p.pid for p in got]
     assert len(set(ids)) == 5 and 0 not in ids, ids
@@ -178,10 +170,7 @@ def test_offline_queue(b, v5):
     pub.ping_ok()
     sub = m.Client(b.port, v5=v5)
     assert sub.handshake("off-sub", clean=False, props=keep).session_present
-    got = []
-    for p in publishes(sub.drain(1.0)):
-        got.append((p.payload, p.qos))
-        sub.ack_msg(p)
+    got = [(p.payload, p.qos) for p in sub.collect(2, quiet=0.4)]
     assert got == [(b"qos1", 1), (b"qos2", 2)], got
 
 
@@ -235,7 +224,7 @@ def rm_setup(port, cid):
     pub = m.connected(port, cid + "-pub", v5=True)
     for i in range(6):
         pub.pub("%s/t" % cid, b"%d" % i, qos=1, pid=i + 1)
-    first = publishes(sub.drain(0.8))
+    first = sub.collect(2, ack=False, quiet=0.4)
     assert [p.payload for p in first] == [b"0", b"1"], first
     return sub, first
 
@@ -247,12 +236,7 @@ def test_v5_receive_maximum(b):
     sub, first = rm_setup(b.port, "rm")
     for p in first:
         sub.send(m.ack(m.PUBACK, p.pid))
-    got = []
-    deadline = time.monotonic() + 3.0
-    while len(got) < 4 and time.monotonic() < deadline:
-        for p in publishes(sub.drain(0.2)):
-            got.append(p.payload)
-            sub.send(m.ack(m.PUBACK, p.pid))
+    got = [p.payload for p in sub.collect(4)]
     assert got == [b"2", b"3", b"4", b"5"], got
 
 
@@ -262,11 +246,11 @@ def test_v5_receive_maximum_one_ack_releases_one(mk):
     # MQTT-3.3.4-9: with one of two acknowledged, exactly one more may come.
     sub, first = rm_setup(mk().port, "rm1")
     sub.send(m.ack(m.PUBACK, first[0].pid))
-    more = publishes(sub.drain(0.8))
+    more = sub.collect(1, ack=False, quiet=0.4)
     assert [p.payload for p in more] == [b"2"], more
     for p in [first[1]] + more:
         sub.send(m.ack(m.PUBACK, p.pid))
-    rest = publishes(sub.drain(0.8))
+    rest = sub.collect(2, ack=False, quiet=0.4)
     assert [p.payload for p in rest] == [b"3", b"4"], rest
 
 

@@ -23,12 +23,7 @@ def leave(c, v5, props=None):
 
 
 def collect(c, want, timeout=3.0):
-    got, deadline = [], time.monotonic() + timeout
-    while len(got) < want and time.monotonic() < deadline:
-        for p in publishes(c.drain(0.1)):
-            got.append(p)
-            c.ack_msg(p)
-    return got
+    return c.collect(want, timeout)
 
 
 @V

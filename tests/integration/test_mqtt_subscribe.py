@@ -15,18 +15,8 @@ def publishes(packets):
     return [p for p in packets if p.type == m.PUBLISH]
 
 
-def collect(c, want, timeout=2.0):
-    """Reads PUBLISHes (acknowledging them) until `want` arrived or timeout;
-    then a short quiet period catches extra ones."""
-    got, deadline = [], time.monotonic() + timeout
-    while len(got) < want and time.monotonic() < deadline:
-        for p in publishes(c.drain(0.1)):
-            got.append(p)
-            c.ack_msg(p)
-    for p in publishes(c.drain(0.3)):
-        got.append(p)
-        c.ack_msg(p)
-    return got
+def collect(c, want, timeout=3.0):
+    return c.collect(want, timeout)
 
 
 # (filter, topic, matches) per 4.7.1-4.7.2 and their examples.

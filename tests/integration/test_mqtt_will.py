@@ -47,7 +47,7 @@ def test_no_will_on_disconnect(b, v5):
     c = will_client(b.port, v5)
     c.send(m.disconnect(rc=0, v5=v5))
     c.close()
-    assert publishes(w.drain(1.0)) == []
+    assert publishes(w.drain(0.6)) == []
 
 
 def test_v5_disconnect_with_will(b):
