@@ -15,6 +15,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "net/net.h"
+#include "serve_bridges.h"
 #include "tls/tls.h"
 
 #define MAX_URLS 16
@@ -598,6 +599,7 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
     struct net_server *s = b ? net_server_new(&nc, broker_net_handler(), b) : NULL;
     struct auth *a = auth_new();
     struct tls_server *tls[MAX_URLS] = {0};
+    struct serve_bridges *bridges = NULL;
     struct auth_settings as;
     char err[4096];
     int rc = 1;
@@ -619,10 +621,14 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         goto out;
     warn_expiry(o, tls);
     uint64_t next_expiry_check = clock_mono_ms() + 86400000ull;
+    if (o->config && serve_bridges_check(cfg) < 0)
+        goto out;
     if (broker_start(b) < 0 || net_server_start(s) < 0) {
         fprintf(stderr, "ward serve: cannot start threads\n");
         goto out;
     }
+    if (o->config && !(bridges = serve_bridges_start(cfg, s, b)))
+        goto stop;
     log_notice("ward %s serving with %u worker%s", WARD_VERSION, o->workers,
                o->workers == 1 ? "" : "s");
     for (;;) {
@@ -641,19 +647,23 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         if (sig == SIGHUP) {
             reload(flags, a, b);
             reload_tls(o, tls, b, false);
+            serve_bridges_reload(bridges);
             continue;
         }
         log_notice("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
         break;
     }
+    rc = 0;
+stop:
+    serve_bridges_stop(bridges);
     broker_shutdown(b);
     usleep(100 * 1000); /* let the DISCONNECTs reach the wire */
     net_server_stop(s);
     net_server_join(s);
-    rc = 0;
 out:
     net_server_free(s);
     broker_free(b);
+    serve_bridges_free(bridges);
     auth_free(a);
     for (unsigned i = 0; i < MAX_URLS; i++)
         tls_server_free(tls[i]);

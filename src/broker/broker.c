@@ -333,6 +333,8 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
     if (!s || set_identity(c, s, ck) < 0)
         return refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_RC311_SERVER_UNAVAILABLE,
                       "out of memory");
+    s->trusted = c->internal;
+    s->bridge = ck->bridge;
     /* Session lifetime: v5 session expiry, 3.1.1 clean session. */
     s->expiry_s =
         v5 ? ((ck->props.present & MQTT_HAS(MQTT_PROP_SESSION_EXPIRY)) ? ck->props.session_expiry
@@ -349,8 +351,9 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
     if (b->st.clients_connected > b->st.clients_max)
         b->st.clients_max = b->st.clients_connected;
     connack(c, present, 0, v5 ? &pr : NULL);
-    log_notice("%s connected: MQTT %s, clean start %d, keep alive %u, session present %d", c->id,
-               v5 ? "5.0" : "3.1.1", ck->clean_start, c->keepalive, present);
+    log_notice("%s connected: MQTT %s%s, clean start %d, keep alive %u, session present %d", c->id,
+               v5 ? "5.0" : "3.1.1", ck->bridge ? " (bridge)" : "", ck->clean_start, c->keepalive,
+               present);
     route_resend(b, c);
 }
 
@@ -549,6 +552,11 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_subscription *s
     if (qos > b->cfg.max_qos)
         qos = b->cfg.max_qos;
     uint8_t opts = (uint8_t)((sub->options & ~0x03) | qos);
+    /* A 3.1.1 bridge (protocol level 0x84, as Mosquitto's bridges send):
+     * what it publishes is not sent back to it, and retained flags pass
+     * through unchanged, so two brokers bridged both ways do not loop. */
+    if (c->s->bridge)
+        opts |= MQTT_SUBOPT_NO_LOCAL | MQTT_SUBOPT_RAP;
     int r = subtree_add(b->subs, sub->filter.p, sub->filter.len, c->s, opts, sub_id);
     if (r < 0)
         return MQTT_RC_UNSPECIFIED;
@@ -688,6 +696,12 @@ static void *on_open(void *ctx, struct net_conn *nc)
     c->codec.max_packet_size = b->cfg.max_packet_size;
     c->opened_ms = c->last_rx_ms = clock_mono_ms();
     snprintf(c->id, sizeof(c->id), "client from %s", net_conn_peer(nc));
+    /* An in-process client (a bridge's local side) is part of the broker:
+     * it needs no login, and no ACL applies to it. */
+    if ((c->internal = net_conn_internal(nc))) {
+        c->auth_done = true;
+        c->auth_cause = AUTH_OK;
+    }
     pthread_mutex_lock(&b->lock);
     c->next = b->clients;
     if (b->clients)
@@ -826,10 +840,11 @@ const struct net_handler *broker_net_handler(void)
 
 static void sys_publish(struct broker *b, const char *topic, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static void sys_emit(void *ectx, const char *topic, const char *value);
 
 static void sys_publish(struct broker *b, const char *topic, const char *fmt, ...)
 {
-    char payload[128];
+    char payload[320];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(payload, sizeof(payload), fmt, ap);
@@ -903,6 +918,8 @@ static void publish_sys(struct broker *b, uint64_t now)
     sys_publish(b, "$SYS/broker/retained messages/count", "%zu", retain_count(b->retained));
     sys_publish(b, "$SYS/broker/auth/failures", "%" PRIu64, st->auth_failures);
     sys_publish(b, "$SYS/broker/auth/denied", "%" PRIu64, st->acl_denied);
+    for (unsigned i = 0; i < b->nsys_src; i++)
+        b->sys_src[i].fn(b->sys_src[i].ctx, sys_emit, b);
     for (unsigned i = 0; i < b->ntls; i++)
         publish_tls(b, i);
 }
@@ -1144,6 +1161,22 @@ unsigned broker_kick_revoked(struct broker *b)
         }
     pthread_mutex_unlock(&b->lock);
     return n;
+}
+
+static void sys_emit(void *ectx, const char *topic, const char *value)
+{
+    sys_publish(ectx, topic, "%s", value);
+}
+
+/* see broker.h */
+void broker_add_sys_source(struct broker *b, broker_sys_source_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&b->lock);
+    if (b->nsys_src < sizeof(b->sys_src) / sizeof(b->sys_src[0])) {
+        b->sys_src[b->nsys_src].fn = fn;
+        b->sys_src[b->nsys_src++].ctx = ctx;
+    }
+    pthread_mutex_unlock(&b->lock);
 }
 
 /* see broker.h */

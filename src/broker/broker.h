@@ -68,6 +68,13 @@ void broker_reconfigure(struct broker *b, const struct broker_config *cfg);
  * left of its certificates and CRLs under $SYS/broker/tls/NAME/. */
 void broker_add_tls(struct broker *b, const char *name, struct tls_server *t);
 
+/* More $SYS values from outside the broker (bridges): at every $SYS
+ * interval, under the broker lock, fn calls emit(ectx, topic, value) for
+ * each value it has. fn must not call back into the broker. */
+typedef void (*broker_sys_emit_fn)(void *ectx, const char *topic, const char *value);
+typedef void (*broker_sys_source_fn)(void *ctx, broker_sys_emit_fn emit, void *ectx);
+void broker_add_sys_source(struct broker *b, broker_sys_source_fn fn, void *ctx);
+
 /* After a CRL reload: disconnects every client whose certificate the new
  * CRL revokes (v5 reason 0x87). Returns how many. Thread-safe. */
 unsigned broker_kick_revoked(struct broker *b);

@@ -61,6 +61,8 @@ struct session {
     char *username; /* for ACLs: the last CONNECT's user name, or NULL */
     char *cert_cn;  /* and its certificate's identity, when it had one */
     char *cert_ou;
+    bool trusted;       /* an in-process client (a bridge): no ACL applies */
+    bool bridge;        /* MQTT 3.1.1 bridge flag: no local, retain as published */
     uint32_t match_gen; /* merging overlapping subscriptions in route.c */
     uint32_t match_idx;
 };
@@ -76,6 +78,7 @@ struct client {
     uint16_t keepalive;
     bool connected;
     bool closing;
+    bool internal; /* net_conn_internal(): an in-process bridge */
     bool normal_disconnect;
     bool request_problem_info;
     bool auth_done;             /* auth_cause is this connection's verdict */
@@ -130,6 +133,11 @@ struct broker {
     struct tls_server *tls[16];  /* for $SYS */
     char tls_name[16][64];
     unsigned ntls;
+    struct {
+        broker_sys_source_fn fn;
+        void *ctx;
+    } sys_src[16];
+    unsigned nsys_src;
     uint64_t started_ms;
     uint64_t next_sys_ms;
     uint32_t match_gen;

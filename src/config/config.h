@@ -89,6 +89,9 @@ struct cfg_bridge {
     char *password;
     uint32_t backoff_max_ms;
     uint32_t max_send_queue_len;
+    uint32_t max_inflight;
+    bool try_private;
+    uint32_t connect_timeout_ms;
     struct cfg_bridge_ssl ssl;
     struct cfg_bridge_topic *forwards;
     size_t nforwards;

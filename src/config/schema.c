@@ -154,6 +154,13 @@ static const struct key_spec bridge_keys[] = {
      "Longest wait between reconnection attempts."},
     {"max_send_queue_len", K_U32, B(max_send_queue_len), "1024", 1, U32MAX, NULL,
      "QoS 1/2 messages held for the upstream while the link is down."},
+    {"max_inflight", K_U32, B(max_inflight), "32", 1, 65535, NULL,
+     "QoS 1/2 messages sent upstream and not yet acknowledged (ward)."},
+    {"try_private", K_BOOL, B(try_private), "true", 0, 0, NULL,
+     "MQTT 3.1.1: say \"bridge\" in CONNECT (level 0x84) so the upstream does not send our "
+     "messages back; retried without it if refused (ward, as Mosquitto)."},
+    {"connect_timeout", K_MS, B(connect_timeout_ms), "10s", 100, 600000, NULL,
+     "Connecting, the TLS handshake and CONNACK must finish within this (ward)."},
     {"ssl.enable", K_BOOL, B(ssl.enable), "false", 0, 0, NULL,
      "Use TLS (implied by a tls+ or mqtts:// server)."},
     {"ssl.keyfile", K_STRING, B(ssl.keyfile), NULL, 0, 0, NULL, "Client private key."},
@@ -525,6 +532,40 @@ static void unknown_key(struct loader *ld, const struct hocon_value *v, const ch
         add_error(ld, v, full, "unknown key");
 }
 
+/* NanoMQ bridge keys ward accepts but does not act on. */
+static const char *const nanomq_bridge_ignored[] = {"max_parallel_processes",
+                                                    "max_recv_queue_len",
+                                                    "resend_interval",
+                                                    "resend_wait",
+                                                    "cancel_timeout",
+                                                    "retry_qos_0",
+                                                    "transparent",
+                                                    "will",
+                                                    "conn_properties",
+                                                    "sub_properties",
+                                                    "hybrid_bridging",
+                                                    "hybrid_servers",
+                                                    "quic_keepalive",
+                                                    "quic_idle_timeout",
+                                                    "quic_discon_timeout",
+                                                    "quic_handshake_timeout",
+                                                    "quic_send_idle_timeout",
+                                                    "quic_initial_rtt_ms",
+                                                    "quic_max_ack_delay_ms",
+                                                    "quic_qos_priority",
+                                                    "quic_0rtt",
+                                                    "quic_multi_stream"};
+
+static bool ignored_bridge(const char *prefix, const char *rel)
+{
+    if (strncmp(prefix, "bridges.mqtt.", 13) != 0)
+        return false;
+    for (size_t i = 0; i < N(nanomq_bridge_ignored); i++)
+        if (strcmp(rel, nanomq_bridge_ignored[i]) == 0)
+            return true;
+    return false;
+}
+
 static bool ignored_nanomq(const char *rel)
 {
     for (size_t i = 0; i < N(nanomq_ignored); i++)
@@ -548,7 +589,7 @@ static void check_unknown(struct loader *ld, const struct hocon_value *obj, cons
             skipped |= strcmp(path, skip[s]) == 0;
         if (skipped || table_has(tab, n, path))
             continue;
-        if (ignored_nanomq(path)) {
+        if (ignored_nanomq(path) || ignored_bridge(prefix, path)) {
             fprintf(stderr, "%s:%u: %s%s: NanoMQ setting not used by ward; ignored\n", m->val->file,
                     m->val->line, prefix, path);
             continue;

@@ -44,6 +44,12 @@ static int connect_header(struct rd *r, struct mqtt_connect *c)
     /* MQTT-3.1.2-1: another protocol name is not MQTT at all. */
     if (!mqtt && !mqisdp)
         return MQTT_RC_PROTOCOL_ERROR;
+    /* Mosquitto's bridges set the top bit of a 3.1/3.1.1 level to say "I am
+     * a bridge" (it has no meaning in 5.0, whose no-local replaces it). */
+    if ((c->version & 0x80) && (c->version & 0x7f) != MQTT_V5) {
+        c->bridge = true;
+        c->version &= 0x7f;
+    }
     /* MQTT-3.1.2-2: an unsupported level is answered with 0x01/0x84. */
     if ((mqtt && c->version != MQTT_V311 && c->version != MQTT_V5) ||
         (mqisdp && c->version != MQTT_V31))
@@ -132,7 +138,7 @@ static void write_connect(const struct mqtt_codec *codec, const struct mqtt_pack
         wr_str(w, (struct mqtt_str){(const uint8_t *)"MQIsdp", 6});
     else
         wr_str(w, (struct mqtt_str){(const uint8_t *)"MQTT", 4});
-    wr_u8(w, c->version);
+    wr_u8(w, (uint8_t)(c->version | (c->bridge && c->version != MQTT_V5 ? 0x80 : 0)));
     uint8_t flags = (uint8_t)((c->clean_start ? 0x02 : 0) | (c->will_flag ? 0x04 : 0) |
                               ((c->will_flag ? c->will_qos : 0) << 3) |
                               (c->will_flag && c->will_retain ? 0x20 : 0) |

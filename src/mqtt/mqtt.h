@@ -190,6 +190,9 @@ struct mqtt_props {
 struct mqtt_connect {
     struct mqtt_str protocol_name;
     uint8_t version; /* enum mqtt_version */
+    /* The protocol level had 0x80 set: a 3.1/3.1.1 bridge (Mosquitto's
+     * try_private). version holds the level without the bit. */
+    bool bridge;
     bool clean_start;
     uint16_t keep_alive;
     struct mqtt_props props;

@@ -95,6 +95,15 @@ struct tls_server *net_conn_tls_server(const struct net_conn *c);
 /* On a TLS connection: whether its peer certificate is now revoked by the
  * listener's CRL (after a reload). */
 bool net_conn_tls_revoked(const struct net_conn *c);
+/* In-process clients (bridges): takes over one end of a connected socket
+ * (a socketpair) as a connection like any accepted one, on worker 0, with
+ * `name` as its peer. Its listener index is NET_LISTENER_INTERNAL and
+ * net_conn_internal() is true for it, so the layer above can trust it.
+ * Call after net_server_start(); thread-safe. Returns 0, or -1 (fd not
+ * taken). */
+#define NET_LISTENER_INTERNAL 63u
+int net_server_adopt(struct net_server *s, int fd, const char *name);
+bool net_conn_internal(const struct net_conn *c);
 /* The worker (0..workers-1) that owns the connection. */
 unsigned net_conn_worker(const struct net_conn *c);
 

@@ -80,6 +80,15 @@ struct worker {
     pthread_mutex_t pending_lock;
     struct net_conn **pending;
     size_t npending, cappending;
+    /* Sockets handed over by net_server_adopt(), guarded by pending_lock. */
+    struct adopted *adopt;
+};
+
+/* An in-process client's socket waiting for its worker to take it. */
+struct adopted {
+    struct adopted *next;
+    int fd;
+    char name[64];
 };
 
 struct net_server {
@@ -88,6 +97,7 @@ struct net_server {
     void *ctx;
     struct listener listeners[MAX_LISTENERS];
     unsigned nlisteners;
+    struct listener internal; /* the pseudo-listener of adopted sockets */
     struct worker *workers;
     _Atomic bool stopping;
     _Atomic uint32_t nconns;
@@ -373,7 +383,7 @@ static void limit_log(struct net_server *s)
                  s->cfg.max_connections);
 }
 
-static void conn_open(struct worker *w, struct listener *l, int fd)
+static void conn_open(struct worker *w, struct listener *l, int fd, const char *name)
 {
     struct net_server *s = w->s;
     struct net_conn *c = calloc(1, sizeof(*c));
@@ -390,7 +400,10 @@ static void conn_open(struct worker *w, struct listener *l, int fd)
     c->tstate = &c->tcp;
     c->w = w;
     c->listener = l->index;
-    tcp_peer_name(fd, c->peer, sizeof(c->peer));
+    if (name)
+        snprintf(c->peer, sizeof(c->peer), "%s", name);
+    else
+        tcp_peer_name(fd, c->peer, sizeof(c->peer));
     c->l = l;
     if (l->tls) {
         /* A cap on handshakes in progress: a flood of half-open TLS
@@ -451,7 +464,7 @@ static void accept_ready(struct worker *w, struct listener *l)
             close(fd);
             continue;
         }
-        conn_open(w, l, fd);
+        conn_open(w, l, fd, NULL);
     }
 }
 
@@ -467,7 +480,15 @@ static void flush_lists(struct worker *w)
     cap = w->cappending;
     w->pending = NULL;
     w->npending = w->cappending = 0;
+    struct adopted *adopt = w->adopt;
+    w->adopt = NULL;
     pthread_mutex_unlock(&w->pending_lock);
+    while (adopt) {
+        struct adopted *next = adopt->next;
+        conn_open(w, &w->s->internal, adopt->fd, adopt->name);
+        free(adopt);
+        adopt = next;
+    }
     for (size_t i = 0; i < n; i++)
         if (list[i])
             service(list[i], now);
@@ -561,7 +582,35 @@ struct net_server *net_server_new(const struct net_config *cfg, const struct net
         s->cfg.workers = 1;
     s->h = h;
     s->ctx = ctx;
+    s->internal.kind = SRC_LISTENER;
+    s->internal.fd = -1;
+    s->internal.index = NET_LISTENER_INTERNAL;
     return s;
+}
+
+/* see net.h */
+int net_server_adopt(struct net_server *s, int fd, const char *name)
+{
+    if (!s->workers || !s->started)
+        return -1;
+    struct adopted *a = calloc(1, sizeof(*a));
+    if (!a)
+        return -1;
+    a->fd = fd;
+    snprintf(a->name, sizeof(a->name), "%s", name);
+    atomic_fetch_add(&s->nconns, 1);
+    struct worker *w = &s->workers[0];
+    pthread_mutex_lock(&w->pending_lock);
+    a->next = w->adopt;
+    w->adopt = a;
+    pthread_mutex_unlock(&w->pending_lock);
+    wake(w);
+    return 0;
+}
+
+bool net_conn_internal(const struct net_conn *c)
+{
+    return c->l == &c->w->s->internal;
 }
 
 static int listen_any(struct net_server *s, const char *url, struct tls_server *tls, char *err,
@@ -687,6 +736,12 @@ void net_server_free(struct net_server *s)
             close(w->evfd);
         free(w->dirty);
         free(w->pending);
+        while (w->adopt) {
+            struct adopted *a = w->adopt;
+            w->adopt = a->next;
+            close(a->fd);
+            free(a);
+        }
         pthread_mutex_destroy(&w->pending_lock);
     }
     for (unsigned i = 0; i < s->nlisteners; i++)

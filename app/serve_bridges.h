@@ -1,0 +1,26 @@
+/* The configured bridges of `ward serve`: started after the listeners,
+ * reloaded on SIGHUP, stopped before the broker, and published under
+ * $SYS/broker/bridge/NAME/. */
+#ifndef WARD_APP_SERVE_BRIDGES_H
+#define WARD_APP_SERVE_BRIDGES_H
+
+#include "config/config.h"
+
+struct broker;
+struct net_server;
+struct serve_bridges;
+
+/* Checks every enabled bridge of cfg (server URL, topic rules, TLS files).
+ * Returns 0, or -1 after printing each problem to stderr. */
+int serve_bridges_check(const struct ward_config *cfg);
+/* Starts every enabled bridge; cfg must outlive them. NULL on failure
+ * (printed). With no bridges configured, an empty set. */
+struct serve_bridges *serve_bridges_start(const struct ward_config *cfg, struct net_server *s,
+                                          struct broker *b);
+void serve_bridges_reload(struct serve_bridges *sb);
+/* Stops them all (NULL is fine); their status stays readable. */
+void serve_bridges_stop(struct serve_bridges *sb);
+/* Frees them, after the broker that publishes their status is gone. */
+void serve_bridges_free(struct serve_bridges *sb);
+
+#endif

@@ -1,0 +1,145 @@
+/* see topic_map.h */
+#include "bridge/topic_map.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mqtt/mqtt.h"
+
+#define MAX_CAPTURES 32
+
+struct span {
+    const char *p;
+    size_t len;
+};
+
+/* What the wildcards of filter matched in topic: each '+' in order, and
+ * what '#' matched. Returns false if filter does not match. */
+static bool capture(const char *filter, const char *topic, size_t tlen, struct span *plus,
+                    size_t *nplus, struct span *hash, bool *has_hash)
+{
+    const char *f = filter, *t = topic, *tend = topic + tlen;
+    *nplus = 0;
+    *has_hash = false;
+    for (;;) {
+        const char *fl = strchr(f, '/');
+        size_t flen = fl ? (size_t)(fl - f) : strlen(f);
+        if (flen == 1 && *f == '#') {
+            *has_hash = true;
+            *hash = (struct span){t, (size_t)(tend - t)};
+            return true;
+        }
+        if (t > tend)
+            return false;
+        const char *tl = memchr(t, '/', (size_t)(tend - t));
+        size_t len = tl ? (size_t)(tl - t) : (size_t)(tend - t);
+        if (flen == 1 && *f == '+') {
+            if (*nplus == MAX_CAPTURES)
+                return false;
+            plus[(*nplus)++] = (struct span){t, len};
+        } else if (flen != len || memcmp(f, t, len) != 0) {
+            return false;
+        }
+        if (!fl)
+            return !tl;
+        /* "a/#" also matches "a" (MQTT-4.7.1-2). */
+        if (!tl)
+            return strcmp(fl + 1, "#") == 0
+                       ? (*has_hash = true, *hash = (struct span){tend, 0}, true)
+                       : false;
+        f = fl + 1;
+        t = tl + 1;
+    }
+}
+
+struct out {
+    char *p;
+    size_t len, cap;
+    bool overflow;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+    if (o->len + n >= o->cap) {
+        o->overflow = true;
+        return;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+/* see topic_map.h */
+size_t bridge_map_topic(const char *filter, const char *target, const char *prefix,
+                        const char *suffix, const char *topic, size_t tlen, char *out, size_t cap)
+{
+    struct span plus[MAX_CAPTURES], hash = {0};
+    size_t nplus, used = 0;
+    bool has_hash;
+    if (!cap || !capture(filter, topic, tlen, plus, &nplus, &hash, &has_hash))
+        return 0;
+    struct out o = {out, 0, cap, false};
+    if (prefix)
+        put(&o, prefix, strlen(prefix));
+    if (!target || !*target) {
+        put(&o, topic, tlen);
+    } else {
+        for (const char *c = target; *c; c++) {
+            bool level_start = c == target || c[-1] == '/';
+            bool level_end = c[1] == '\0' || c[1] == '/';
+            if (*c == '+' && level_start && level_end) {
+                if (used == nplus)
+                    return 0;
+                put(&o, plus[used].p, plus[used].len);
+                used++;
+            } else if (*c == '#' && level_start && level_end) {
+                if (!has_hash)
+                    return 0;
+                if (hash.len == 0 && o.len > 0 && o.p[o.len - 1] == '/')
+                    o.len--;
+                put(&o, hash.p, hash.len);
+            } else {
+                put(&o, c, 1);
+            }
+        }
+    }
+    if (suffix)
+        put(&o, suffix, strlen(suffix));
+    if (o.overflow || o.len == 0 || o.len > 65535 ||
+        !mqtt_topic_name_valid((const uint8_t *)o.p, o.len))
+        return 0;
+    o.p[o.len] = '\0';
+    return o.len;
+}
+
+static void count_wildcards(const char *f, size_t *plus, size_t *hash)
+{
+    *plus = *hash = 0;
+    for (const char *c = f; *c; c++) {
+        *plus += *c == '+';
+        *hash += *c == '#';
+    }
+}
+
+/* see topic_map.h */
+bool bridge_map_valid(const char *filter, const char *target, char *err, size_t errlen)
+{
+    if (!filter || !mqtt_topic_filter_valid((const uint8_t *)filter, strlen(filter))) {
+        snprintf(err, errlen, "'%s' is not a valid topic filter", filter ? filter : "");
+        return false;
+    }
+    if (!target || !*target)
+        return true;
+    if (!mqtt_topic_filter_valid((const uint8_t *)target, strlen(target))) {
+        snprintf(err, errlen, "'%s' is not a valid topic or pattern", target);
+        return false;
+    }
+    size_t fp, fh, tp, th;
+    count_wildcards(filter, &fp, &fh);
+    count_wildcards(target, &tp, &th);
+    if (tp > fp || th > fh) {
+        snprintf(err, errlen, "'%s' has a wildcard that '%s' does not fill", target, filter);
+        return false;
+    }
+    return true;
+}
