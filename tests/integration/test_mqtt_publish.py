@@ -344,3 +344,45 @@ def test_v5_client_exceeds_server_receive_maximum(mk):
     c.send(m.publish("rmx/t", b"x", qos=2, pid=limit + 1, v5=True))
     got = c.packets_until_close()
     assert all(p.type == m.DISCONNECT and p.rc == 0x93 for p in got), got
+
+
+@V
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_paho_round_trip(b, v5, qos):
+    # An ordinary client library end to end (3.3, 4.3): a message published
+    # at QoS q to a QoS 2 subscription arrives once, at QoS q, with its
+    # payload (and, on 5.0, its user properties in order: MQTT-3.3.2-18).
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+    proto = paho.MQTTv5 if v5 else paho.MQTTv311
+    got, subscribed, published = [], threading.Event(), threading.Event()
+    sub = paho.Client(client_id="paho-sub-%d" % qos, protocol=proto)
+    sub.on_message = lambda _c, _u, msg: got.append(msg)
+    sub.on_subscribe = lambda *a: subscribed.set()
+    pub = paho.Client(client_id="paho-pub-%d" % qos, protocol=proto)
+    pub.on_publish = lambda *a: published.set()
+    sub.connect("127.0.0.1", b.port)
+    pub.connect("127.0.0.1", b.port)
+    sub.loop_start()
+    pub.loop_start()
+    try:
+        sub.subscribe("paho/t", qos=2)
+        assert subscribed.wait(5)
+        props = None
+        if v5:
+            props = Properties(PacketTypes.PUBLISH)
+            props.UserProperty = [("b", "1"), ("a", "2")]
+        pub.publish("paho/t", b"hello paho", qos=qos, properties=props)
+        assert published.wait(5)
+        deadline = time.monotonic() + 3.0
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        assert [(x.topic, x.payload, x.qos) for x in got] == [("paho/t", b"hello paho", qos)]
+        if v5:
+            assert got[0].properties.UserProperty == [("b", "1"), ("a", "2")]
+    finally:
+        pub.loop_stop()
+        sub.loop_stop()
+        pub.disconnect()
+        sub.disconnect()
