@@ -20,6 +20,7 @@ struct bench_opts {
     enum bench_mode mode;
     const char *host;
     uint16_t port;
+    uint16_t sub_port; /* subscribers elsewhere (through a bridge); 0: port */
     unsigned pubs, subs, clients;
     uint8_t qos;
     uint8_t version;

@@ -58,6 +58,9 @@ struct bc {
 struct bench {
     const struct bench_opts *o;
     struct addrinfo *addr;
+    struct addrinfo *sub_addr; /* --sub-port: a copy of addr with that port */
+    struct sockaddr_storage sub_ss;
+    struct addrinfo sub_ai;
     _Atomic int phase;
     atomic_uint ready, failed;
     atomic_uint_fast64_t sent, received, duplicates, out_of_order, connects, conn_errors;
@@ -169,7 +172,7 @@ static int flush(struct bc *c)
 
 static int open_socket(struct bc *c)
 {
-    struct addrinfo *a = c->w->b->addr;
+    struct addrinfo *a = c->role == SUB && c->w->b->sub_addr ? c->w->b->sub_addr : c->w->b->addr;
     c->fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
         return -1;
@@ -720,6 +723,16 @@ int bench_run(const struct bench_opts *o, struct bench_report *r)
                  strerror(errno));
         freeaddrinfo(res);
         return -1;
+    }
+    if (o->sub_port) { /* the same host, another port: subscribers behind a bridge */
+        memcpy(&b.sub_ss, b.addr->ai_addr, b.addr->ai_addrlen);
+        b.sub_ai = *b.addr;
+        b.sub_ai.ai_addr = (struct sockaddr *)&b.sub_ss;
+        if (b.sub_ss.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&b.sub_ss)->sin6_port = htons(o->sub_port);
+        else
+            ((struct sockaddr_in *)&b.sub_ss)->sin_port = htons(o->sub_port);
+        b.sub_addr = &b.sub_ai;
     }
     unsigned nw = o->threads ? o->threads : 2;
     unsigned total =

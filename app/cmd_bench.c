@@ -36,6 +36,8 @@ static void usage(FILE *out)
                  "                      --insecure skips the host name check\n"
                  "  --resume            offer the last TLS session again (resumed handshakes)\n"
                  "  --hold SECONDS      idle: how long to keep the connections (default 5)\n"
+                 "  --sub-port PORT     subscribers connect to this port of the same host\n"
+                 "                      (measuring a bridge between two brokers)\n"
                  "exit status: 0 run complete (QoS 1: nothing lost, duplicated or out of order),\n"
                  "1 the run failed or QoS 1 guarantees were broken, 2 usage error.\n");
 }
@@ -69,6 +71,7 @@ static int parse(int argc, char **argv, struct bench_opts *o, unsigned *n,
                                           {"insecure", no_argument, NULL, 'I'},
                                           {"resume", no_argument, NULL, 'R'},
                                           {"hold", required_argument, NULL, 'O'},
+                                          {"sub-port", required_argument, NULL, 'S'},
                                           {NULL, 0, NULL, 0}};
     double v;
     int ch, rc = 0;
@@ -81,6 +84,10 @@ static int parse(int argc, char **argv, struct bench_opts *o, unsigned *n,
         case 'p':
             rc = num("-p", optarg, 1, 65535, &v);
             o->port = (uint16_t)v;
+            break;
+        case 'S':
+            rc = num("--sub-port", optarg, 1, 65535, &v);
+            o->sub_port = (uint16_t)v;
             break;
         case 'n':
             rc = num("-n", optarg, 1, 50000, &v);
