@@ -393,6 +393,72 @@ TEST(page_boundary)
     munmap(m, (size_t)pg * 2);
 }
 
+TEST(connect_bridge_flag)
+{
+    struct mqtt_packet p;
+    /* Level 0x84: a 3.1.1 bridge (Mosquitto's try_private). */
+    static const uint8_t b4[] = {0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 0x84, 0x02, 0, 60, 0, 0};
+    ASSERT_EQ(dec(&srv0, b4, sizeof(b4), &p), 0);
+    ASSERT_EQ(p.u.connect.version, MQTT_V311);
+    ASSERT(p.u.connect.bridge);
+    ASSERT(p.u.connect.clean_start);
+    /* Level 0x83 with "MQIsdp": a 3.1 bridge. */
+    static const uint8_t b3[] = {0x10, 14,  0,    6, 'M', 'Q', 'I', 's',
+                                 'd',  'p', 0x83, 0, 0,   10,  0,   0};
+    ASSERT_EQ(dec(&srv0, b3, sizeof(b3), &p), 0);
+    ASSERT_EQ(p.u.connect.version, MQTT_V31);
+    ASSERT(p.u.connect.bridge);
+    ASSERT_EQ(p.u.connect.keep_alive, 10);
+    /* Without the bit: no bridge. */
+    static const uint8_t plain[] = {0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60, 0, 0};
+    ASSERT_EQ(dec(&srv0, plain, sizeof(plain), &p), 0);
+    ASSERT(!p.u.connect.bridge);
+    /* 0x85: 5.0 has no bridge bit; refused as an unsupported level. */
+    static const uint8_t b5[] = {0x10, 13, 0, 4, 'M', 'Q', 'T', 'T', 0x85, 0x02, 0, 60, 0, 0, 0};
+    ASSERT_EQ(dec(&srv0, b5, sizeof(b5), &p), MQTT_RC_UNSUPPORTED_VERSION);
+    /* The bit on a level that does not exist, or with the wrong name. */
+    static const uint8_t b6[] = {0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 0x86, 0x02, 0, 60, 0, 0};
+    ASSERT_EQ(dec(&srv0, b6, sizeof(b6), &p), MQTT_RC_UNSUPPORTED_VERSION);
+    static const uint8_t b4i[] = {0x10, 14,  0,    6, 'M', 'Q', 'I', 's',
+                                  'd',  'p', 0x84, 0, 0,   10,  0,   0};
+    ASSERT_EQ(dec(&srv0, b4i, sizeof(b4i), &p), MQTT_RC_UNSUPPORTED_VERSION);
+}
+
+TEST(connect_bridge_flag_encode)
+{
+    struct mqtt_packet p = {.type = MQTT_CONNECT};
+    p.u.connect.version = MQTT_V311;
+    p.u.connect.bridge = true;
+    p.u.connect.clean_start = true;
+    p.u.connect.keep_alive = 60;
+    p.u.connect.client_id = S("br");
+    uint8_t out[64];
+    size_t n = mqtt_encode(&cli4, &p, out, sizeof(out));
+    ASSERT_EQ(n, 16);
+    ASSERT_EQ(n, mqtt_encoded_size(&cli4, &p));
+    ASSERT_MEM_EQ(out + 2, "\0\4MQTT\x84", 7);
+    struct mqtt_packet q;
+    ASSERT_EQ(dec(&srv0, out, n, &q), 0);
+    ASSERT_EQ(q.u.connect.version, MQTT_V311);
+    ASSERT(q.u.connect.bridge);
+    ASSERT_EQ(q.u.connect.client_id.len, 2);
+    /* 3.1 keeps its own name and level. */
+    p.u.connect.version = MQTT_V31;
+    n = mqtt_encode(&cli4, &p, out, sizeof(out));
+    ASSERT(n > 0);
+    ASSERT_MEM_EQ(out + 2, "\0\6MQIsdp\x83", 9);
+    ASSERT_EQ(dec(&srv0, out, n, &q), 0);
+    ASSERT_EQ(q.u.connect.version, MQTT_V31);
+    ASSERT(q.u.connect.bridge);
+    /* 5.0 never writes the bit. */
+    p.u.connect.version = MQTT_V5;
+    n = mqtt_encode(&cli5, &p, out, sizeof(out));
+    ASSERT(n > 0);
+    ASSERT_EQ(out[8], MQTT_V5);
+    ASSERT_EQ(dec(&srv0, out, n, &q), 0);
+    ASSERT(!q.u.connect.bridge);
+}
+
 int main(void)
 {
     RUN(connect_311_spec_bytes);
@@ -407,5 +473,7 @@ int main(void)
     RUN(connack_encode);
     RUN(too_large_reported_early);
     RUN(page_boundary);
+    RUN(connect_bridge_flag);
+    RUN(connect_bridge_flag_encode);
     TEST_DONE();
 }
