@@ -2,6 +2,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -204,6 +205,133 @@ TEST(bad_urls)
     net_server_free(s);
 }
 
+/* What on_open saw of the last connection: whether it is internal, its
+ * listener index, peer name and worker. */
+static _Atomic int seen_internal = -1;
+static _Atomic unsigned seen_listener, seen_worker;
+static char seen_peer[64];
+
+static void *on_open_record(void *ctx, struct net_conn *c)
+{
+    snprintf(seen_peer, sizeof(seen_peer), "%s", net_conn_peer(c));
+    atomic_store(&seen_listener, net_conn_listener(c));
+    atomic_store(&seen_worker, net_conn_worker(c));
+    atomic_store(&seen_internal, net_conn_internal(c));
+    return on_open(ctx, c);
+}
+
+static const struct net_handler record_handler = {on_open_record, on_data, on_close};
+
+static struct net_server *start_recording(unsigned workers)
+{
+    struct net_config cfg = {workers, 0, 1 << 20, 1 << 20};
+    struct net_server *s = net_server_new(&cfg, &record_handler, NULL);
+    char err[256];
+    ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1:0", err, sizeof(err)), 0);
+    ASSERT_EQ(net_server_start(s), 0);
+    return s;
+}
+
+static void wait_opens(int n)
+{
+    for (int i = 0; i < 500 && atomic_load(&opens) < n; i++)
+        usleep(10000);
+    ASSERT_EQ(atomic_load(&opens), n);
+}
+
+TEST(adopt_served_like_accepted)
+{
+    atomic_store(&opens, 0);
+    atomic_store(&closes, 0);
+    atomic_store(&seen_internal, -1);
+    struct net_server *s = start_recording(2);
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    struct timeval tv = {5, 0};
+    int fl = 0;
+    ASSERT_EQ(ioctl(sv[1], FIONBIO, &fl), 0); /* our end blocks, with a timeout */
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ASSERT_EQ(net_server_adopt(s, sv[0], "bridge:test"), 0);
+    wait_opens(1);
+    ASSERT_EQ(atomic_load(&seen_internal), 1);
+    ASSERT_EQ(atomic_load(&seen_listener), NET_LISTENER_INTERNAL);
+    ASSERT_EQ(atomic_load(&seen_worker), 0);
+    ASSERT_STR_EQ(seen_peer, "bridge:test");
+    ASSERT_EQ(net_server_conn_count(s), 1);
+    /* on_data sees its bytes: the echo comes back. */
+    ASSERT_EQ(write(sv[1], "ping", 4), 4);
+    char back[8];
+    ASSERT_EQ(read_n(sv[1], back, 4), 4);
+    ASSERT_MEM_EQ(back, "ping", 4);
+    /* And it closes like any connection: on_close runs once. */
+    ASSERT_EQ(write(sv[1], "q", 1), 1);
+    ASSERT_EQ(read_n(sv[1], back, 1), 1);
+    ASSERT_EQ(read(sv[1], back, 1), 0);
+    for (int i = 0; i < 500 && atomic_load(&closes) < 1; i++)
+        usleep(10000);
+    ASSERT_EQ(atomic_load(&closes), 1);
+    ASSERT_EQ(net_server_conn_count(s), 0);
+    close(sv[1]);
+    stop(s);
+}
+
+TEST(adopt_peer_close_and_stop)
+{
+    atomic_store(&opens, 0);
+    atomic_store(&closes, 0);
+    struct net_server *s = start_recording(1);
+    int a[2], b[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, a), 0);
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, b), 0);
+    ASSERT_EQ(net_server_adopt(s, a[0], "one"), 0);
+    ASSERT_EQ(net_server_adopt(s, b[0], "two"), 0);
+    wait_opens(2);
+    /* The peer closing one end closes that connection only. */
+    close(a[1]);
+    for (int i = 0; i < 500 && atomic_load(&closes) < 1; i++)
+        usleep(10000);
+    ASSERT_EQ(atomic_load(&closes), 1);
+    ASSERT_EQ(net_server_conn_count(s), 1);
+    /* Stopping the server closes the other. */
+    stop(s);
+    ASSERT_EQ(atomic_load(&closes), 2);
+    close(b[1]);
+}
+
+TEST(adopt_before_start_refused)
+{
+    struct net_config cfg = {1, 0, 1024, 1024};
+    struct net_server *s = net_server_new(&cfg, &record_handler, NULL);
+    char err[256];
+    ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1:0", err, sizeof(err)), 0);
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    ASSERT_EQ(net_server_adopt(s, sv[0], "early"), -1);
+    /* Not taken: the fd is still ours and still open. */
+    ASSERT_EQ(write(sv[0], "x", 1), 1);
+    ASSERT_EQ(net_server_conn_count(s), 0);
+    close(sv[0]);
+    close(sv[1]);
+    net_server_free(s);
+}
+
+TEST(accepted_not_internal)
+{
+    atomic_store(&opens, 0);
+    atomic_store(&seen_internal, -1);
+    struct net_server *s = start_recording(1);
+    int fd = dial(net_server_port(s, 0));
+    ASSERT_EQ(write(fd, "z", 1), 1);
+    char back[2];
+    ASSERT_EQ(read_n(fd, back, 1), 1);
+    wait_opens(1);
+    ASSERT_EQ(atomic_load(&seen_internal), 0);
+    ASSERT_EQ(atomic_load(&seen_listener), 0);
+    ASSERT(strncmp(seen_peer, "127.0.0.1:", 10) == 0);
+    close(fd);
+    stop(s);
+}
+
 int main(void)
 {
     RUN(echo_many_connections);
@@ -212,5 +340,9 @@ int main(void)
     RUN(max_connections_and_stop_closes_all);
     RUN(output_bound);
     RUN(bad_urls);
+    RUN(adopt_served_like_accepted);
+    RUN(adopt_peer_close_and_stop);
+    RUN(adopt_before_start_refused);
+    RUN(accepted_not_internal);
     TEST_DONE();
 }
