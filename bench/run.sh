@@ -12,6 +12,8 @@
 #   BENCH_RATE      per-publisher rate for the latency rows (default 2000/s)
 #   BENCH_WORKERS   ward's worker threads (default 2)
 #   WARD            the ward binary (default build/ward)
+#   BENCH_ONLY      run only the rows whose name contains this text, any case
+#                   ("tls": the mutual TLS rows; "handshakes": the two handshake rows)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WARD=${WARD:-build/ward}
@@ -19,6 +21,7 @@ SECS=${BENCH_SECONDS:-5}
 N=${BENCH_N:-20}
 RATE=${BENCH_RATE:-2000}
 WORKERS=${BENCH_WORKERS:-2}
+ONLY=${BENCH_ONLY:-}
 TMP=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -155,19 +158,22 @@ echo "# ward vs mosquitto vs nats-server ($(nproc) cores, ${SECS}s per case, bes
 echo
 echo "| case | ward msg/s | mosquitto | nats-server | ward/mosq | ward/nats | p50 ms w/m/n | p99 ms w/m/n | CPU s w/m/n | lost w/m/n |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
+ratio() { if [ "${2:-0}" -gt 0 ]; then awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; else echo "-"; fi; }
+wanted() { [ -z "$ONLY" ] || [[ "${1,,}" == *"${ONLY,,}"* ]]; }
 for row in "${ROWS[@]}"; do
   name=${row%%|*}; args=${row#*|}
+  wanted "$name" || continue
   # shellcheck disable=SC2086
   read -r wr wp50 wp99 wl wc <<<"$(run_case "$WARD_PID" "$WARD_PORT" $args)"
   # shellcheck disable=SC2086
   read -r mr mp50 mp99 ml mc <<<"$(run_case "$MOSQ_PID" "$MOSQ_PORT" $args)"
   # shellcheck disable=SC2086
   read -r nr np50 np99 nl nc <<<"$(run_case "$NATS_PID" "$NATS_MQTT" $args)"
-  ratio() { if [ "${2:-0}" -gt 0 ]; then awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; else echo "-"; fi; }
   echo "| $name | $wr | $mr | $nr | $(ratio "$wr" "$mr") | $(ratio "$wr" "$nr") | $wp50/$mp50/$np50 | $wp99/$mp99/$np99 | $wc/$mc/$nc | $wl/$ml/$nl |"
 done
 for row in "${TLS_ROWS[@]}"; do
   name=${row%%|*}; args=${row#*|}
+  wanted "$name" || continue
   # shellcheck disable=SC2086
   read -r wr wp50 wp99 wl wc <<<"$(run_case "$WARD_PID" "$WARD_TLS" $args -h localhost "${TLSC[@]}")"
   # shellcheck disable=SC2086
@@ -176,7 +182,9 @@ for row in "${TLS_ROWS[@]}"; do
   read -r nr np50 np99 nl nc <<<"$(run_case "$NATS2_PID" "$NATS_TLS" $args -h localhost "${TLSC[@]}")"
   echo "| $name | $wr | $mr | $nr | $(ratio "$wr" "$mr") | $(ratio "$wr" "$nr") | $wp50/$mp50/$np50 | $wp99/$mp99/$np99 | $wc/$mc/$nc | $wl/$ml/$nl |"
 done
-wi=$(idle_rss "$WARD_PID" "$WARD_TLS"); mi=$(idle_rss "$MOSQ_PID" "$MOSQ_TLS"); ni=$(idle_rss "$NATS2_PID" "$NATS_TLS")
-echo "| RSS kB, 2000 idle mTLS clients (lower is better) | $wi | $mi | $ni | $(ratio "$wi" "$mi") | $(ratio "$wi" "$ni") | | | | |"
+if wanted "RSS kB, 2000 idle mTLS clients"; then
+  wi=$(idle_rss "$WARD_PID" "$WARD_TLS"); mi=$(idle_rss "$MOSQ_PID" "$MOSQ_TLS"); ni=$(idle_rss "$NATS2_PID" "$NATS_TLS")
+  echo "| RSS kB, 2000 idle mTLS clients (lower is better) | $wi | $mi | $ni | $(ratio "$wi" "$mi") | $(ratio "$wi" "$ni") | | | | |"
+fi
 echo
 echo "Peak RSS (VmHWM): ward $(peak_rss "$WARD_PID") kB, mosquitto $(peak_rss "$MOSQ_PID") kB, nats-server $(peak_rss "$NATS_PID") kB"

@@ -258,6 +258,24 @@ static int load_trust(SSL_CTX *ctx, const struct tls_server_config *c, char *err
     return c->crlfile ? load_crls(ctx, c->crlfile, err, errlen) : 0;
 }
 
+/* A certificate file without its chain would make OpenSSL build the chain
+ * to send from the trust store on every handshake: a full verification of
+ * our own certificate each time. Build it once here instead. The root is
+ * left out (RFC 8446 4.4.2: the peer must have it already), which spares
+ * the peer a certificate to parse. A chain that cannot be completed is sent
+ * as far as it goes, as OpenSSL's per-handshake chain would be. */
+static void build_chain(SSL_CTX *ctx)
+{
+    STACK_OF(X509) *chain = NULL;
+    SSL_CTX_get0_chain_certs(ctx, &chain);
+    if (!chain || sk_X509_num(chain) == 0)
+        SSL_CTX_build_cert_chain(ctx, SSL_BUILD_CHAIN_FLAG_NO_ROOT |
+                                          SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR |
+                                          SSL_BUILD_CHAIN_FLAG_CLEAR_ERROR);
+    ERR_clear_error();
+    SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
+}
+
 /* RFC 6125 6.4.3: "*.example.com" matches exactly one leftmost label. */
 static bool sni_match(const char *pattern, const char *name)
 {
@@ -333,6 +351,7 @@ static SSL_CTX *build_server_ctx(struct tls_server *s, const struct tls_server_c
         SSL_CTX_set_verify_depth(ctx, (int)c->verify_depth - 1);
     if (load_identity(ctx, c, err, errlen) < 0 || load_trust(ctx, c, err, errlen) < 0)
         goto fail;
+    build_chain(ctx);
     if (s->cfg.nsni)
         SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
     SSL_CTX_set_tlsext_servername_arg(ctx, s);
@@ -979,6 +998,7 @@ struct tls_client *tls_client_new(const struct tls_client_config *c, char *err, 
             snprintf(err, errlen, "%s does not match %s", kf, c->certfile);
             goto fail;
         }
+        build_chain(ctx);
     }
     tc->servername = c->servername ? strdup(c->servername) : NULL;
     tc->alpn = c->alpn ? strdup(c->alpn) : NULL;

@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "test.h"
 #include "tls/tls.h"
 
@@ -54,6 +56,13 @@ static void make_pki(void)
     sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout rogue.key "
        "-out rogue.crt -days 2 -subj /CN=rogue -addext extendedKeyUsage=clientAuth");
     sh("openssl pkey -in srv.key -aes256 -passout pass:pw -out srv-enc.key");
+    /* An intermediate CA known only from the server's cafile bundle. */
+    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout int.key -out "
+       "int.csr -subj /CN=TestInt && printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage="
+       "critical,keyCertSign,cRLSign\\n' > int.ext && openssl x509 -req -in int.csr -CA ca.crt "
+       "-CAkey ca.key -CAcreateserial -days 2 -extfile int.ext -out int.crt");
+    sh("openssl x509 -req -in srv.csr -CA int.crt -CAkey int.key -CAcreateserial -days 2 "
+       "-extfile srv.ext -out srv-int.crt && cat ca.crt int.crt > bundle.crt");
 }
 
 static struct tls_server_config server_cfg(enum tls_verify v)
@@ -271,6 +280,63 @@ TEST(reload_keeps_old_on_failure)
     tls_server_free(s);
 }
 
+/* Handshakes a raw OpenSSL client trusting ca.crt only with the server;
+ * returns how many certificates the server sent. */
+static int certs_sent(struct tls_server *s)
+{
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    fcntl(sv[1], F_SETFL, O_NONBLOCK);
+    void *st = tls_transport_new(s, sv[0], "peer");
+    SSL_CTX *cx = SSL_CTX_new(TLS_client_method());
+    ASSERT(cx);
+    ASSERT_EQ(SSL_CTX_load_verify_locations(cx, f("ca.crt"), NULL), 1);
+    ASSERT_EQ(SSL_CTX_use_certificate_file(cx, f("cli.crt"), SSL_FILETYPE_PEM), 1);
+    ASSERT_EQ(SSL_CTX_use_PrivateKey_file(cx, f("cli.key"), SSL_FILETYPE_PEM), 1);
+    SSL_CTX_set_verify(cx, SSL_VERIFY_PEER, NULL);
+    SSL *c = SSL_new(cx);
+    SSL_set_fd(c, sv[1]);
+    SSL_set_connect_state(c);
+    ssize_t rs = 0;
+    int rc = 0;
+    for (int i = 0; i < 200 && (rs != 1 || rc != 1); i++) {
+        if (rs != 1 && rs != TRANSPORT_ERROR)
+            rs = tls_transport_ops.handshake(st);
+        if (rc != 1)
+            rc = SSL_do_handshake(c);
+    }
+    ASSERT_EQ(rs, 1);
+    ASSERT_EQ(rc, 1);
+    ASSERT_EQ(SSL_get_verify_result(c), X509_V_OK);
+    int n = sk_X509_num(SSL_get_peer_cert_chain(c));
+    SSL_free(c);
+    SSL_CTX_free(cx);
+    tls_transport_ops.destroy(st);
+    close(sv[0]);
+    close(sv[1]);
+    return n;
+}
+
+/* The chain to send is built once from the trust store: it holds the
+ * intermediate the certificate file lacks and never the root. */
+TEST(chain_built_without_root)
+{
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
+    struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
+    ASSERT(s);
+    ASSERT_EQ(certs_sent(s), 1);
+    tls_server_free(s);
+    sc.certfile = f("srv-int.crt");
+    sc.cafile = f("bundle.crt");
+    s = tls_server_new(&sc, err, sizeof(err));
+    ASSERT(s);
+    ASSERT_EQ(certs_sent(s), 2);
+    ASSERT_EQ(tls_server_reload(s, err, sizeof(err)), 0);
+    ASSERT_EQ(certs_sent(s), 2);
+    tls_server_free(s);
+}
+
 TEST(names)
 {
     ASSERT_EQ(tls_id_field_parse("cn"), TLS_ID_CN);
@@ -291,6 +357,7 @@ int main(void)
     RUN(client_checks_host);
     RUN(context_errors_name_files);
     RUN(reload_keeps_old_on_failure);
+    RUN(chain_built_without_root);
     RUN(names);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
