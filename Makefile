@@ -57,6 +57,7 @@ fuzz: deps
 
 bench: build
 	bench/run.sh
+	bench/bridge.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

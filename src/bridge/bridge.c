@@ -601,13 +601,28 @@ static int local_packet(struct bridge *b, const struct mqtt_packet *p, const cha
     }
 }
 
-/* Decodes and handles every whole packet read. -1: the side must end. */
+/* True while the upstream has more queued output than it should get: the
+ * local side is then not read, so a fast local publisher meets TCP
+ * backpressure (and the broker's own bounds) instead of the bridge
+ * dropping what it has already read. */
+static bool upstream_full(struct bridge *b)
+{
+    return b->up.fd >= 0 && buf_len(&b->up.out) >= OUT_SOFT_LIMIT;
+}
+
+/* Decodes and handles every whole packet read (the local side: until the
+ * upstream is full). -1: the side must end. */
 static int side_process(struct bridge *b, struct side *s, const char **why)
 {
     bool up = s == &b->up;
     size_t off = 0;
     int rc = 0;
     while (rc == 0) {
+        if (!up && upstream_full(b)) {
+            const char *w = NULL;
+            if (side_flush(&b->up, &w) < 0 || upstream_full(b))
+                break; /* the upstream's turn; up_lost() comes from run_turn */
+        }
         struct mqtt_packet p;
         size_t used = 0;
         int d = mqtt_decode(&s->codec, buf_head(&s->in) + off, buf_len(&s->in) - off, &p, &used);
@@ -1007,15 +1022,16 @@ static int service(struct bridge *b, struct side *s, short revents, const char *
             side_process(b, s, why); /* what arrived before the close counts */
             return -1;
         }
-        if (side_process(b, s, why) < 0)
-            return -1;
     }
-    return 0;
+    /* Input left from a turn the upstream was full counts too. */
+    return buf_len(&s->in) ? side_process(b, s, why) : 0;
 }
 
 static int next_timeout(struct bridge *b, uint64_t now)
 {
     uint64_t t = now + 1000;
+    if (buf_len(&b->local.in) && !upstream_full(b))
+        return 0;
     if (b->up.fd < 0 && b->next_try < t)
         t = b->next_try;
     return t > now ? (int)(t - now) : 0;
@@ -1025,7 +1041,7 @@ static void run_turn(struct bridge *b)
 {
     const char *why = "";
     struct pollfd p[3] = {{.fd = b->wakefd, .events = POLLIN},
-                          {.fd = b->local.fd, .events = POLLIN},
+                          {.fd = b->local.fd, .events = upstream_full(b) ? 0 : POLLIN},
                           {.fd = b->up.fd, .events = POLLIN}};
     if (buf_len(&b->local.out))
         p[1].events |= POLLOUT;
