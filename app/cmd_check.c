@@ -1,17 +1,26 @@
 /* `ward check -c FILE`: validate a configuration file and print what it
  * means; `ward check --print-reference`: the configuration reference. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth/acl.h"
 #include "auth/passwd.h"
+#include "client/client.h"
 #include "commands.h"
 #include "config/config.h"
+#include "core/clock.h"
+#include "net/tcp.h"
+#include "serve_bridges.h"
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: ward check -c FILE        validate FILE and print the effective "
                  "configuration\n"
+                 "       ward check -c FILE --status [-h HOST] [-p PORT] [-u USER] [-P PASS]\n"
+                 "                                  also ask the running broker (its first TCP\n"
+                 "                                  listener unless -h/-p) for each bridge's "
+                 "state\n"
                  "       ward check --print-reference   print docs/configuration.md\n");
 }
 
@@ -41,12 +50,105 @@ static int check_auth_files(const struct ward_config *cfg)
     return rc;
 }
 
+struct status_opts {
+    bool on;
+    const char *host, *user, *pass;
+    uint16_t port;
+};
+
+/* The first plain TCP listener of the file, as a place to connect to. */
+static void default_target(const struct ward_config *cfg, char *host, size_t hlen, uint16_t *port)
+{
+    snprintf(host, hlen, "127.0.0.1");
+    *port = 1883;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct cfg_listener *l = &cfg->listeners[i];
+        char scheme[32], h[256], err[256];
+        uint16_t p;
+        if (l->kind != CFG_LISTENER_TCP || !l->enable || !l->bind ||
+            tcp_parse_url(l->bind, scheme, sizeof(scheme), h, sizeof(h), &p, err, sizeof(err)) < 0)
+            continue;
+        if (*h && strcmp(h, "0.0.0.0") != 0 && strcmp(h, "::") != 0)
+            snprintf(host, hlen, "%s", h);
+        *port = p;
+        return;
+    }
+}
+
+/* Prints $SYS/broker/bridge/NAME/... as the running broker publishes it
+ * (retained, so one subscription brings everything at once). */
+static int print_status(const struct ward_config *cfg, const struct status_opts *so)
+{
+    char host[256];
+    uint16_t port;
+    default_target(cfg, host, sizeof(host), &port);
+    struct client_config cc = {.host = so->host ? so->host : host,
+                               .port = so->port ? so->port : port,
+                               .version = MQTT_V5,
+                               .client_id = "",
+                               .username = so->user,
+                               .password = so->pass,
+                               .clean_start = true,
+                               .timeout_ms = 5000};
+    struct client_result res;
+    struct client *c = client_connect(&cc, &res);
+    if (!c) {
+        fprintf(stderr, "ward check: cannot ask %s:%u for the bridges' status: %s\n", cc.host,
+                cc.port, res.error);
+        return 1;
+    }
+    const char *filter = "$SYS/broker/bridge/#";
+    uint8_t code = 0;
+    if (client_subscribe(c, &filter, 1, 0, 0, &code) < 0 || code >= 0x80) {
+        fprintf(stderr, "ward check: $SYS/broker/bridge/# refused: %s\n", client_error(c));
+        client_free(c);
+        return 1;
+    }
+    printf("# bridges as %s:%u reports them ($SYS/broker/bridge/NAME/...):\n", cc.host, cc.port);
+    /* Retained values come first, then each new publication: keep the last. */
+    struct client_message m;
+    char lines[256][400];
+    size_t n = 0;
+    uint64_t deadline = clock_mono_ms() + 3000;
+    while (clock_mono_ms() < deadline && client_next(c, &m, 400) == 1 && m.topic.len > 19) {
+        char key[200];
+        snprintf(key, sizeof(key), "%.*s = ", (int)m.topic.len - 19, (const char *)m.topic.p + 19);
+        size_t i = 0;
+        while (i < n && strncmp(lines[i], key, strlen(key)) != 0)
+            i++;
+        if (i == n && n == 256)
+            continue;
+        snprintf(lines[i], sizeof(lines[i]), "%s%.*s", key, (int)m.payload.len,
+                 (const char *)m.payload.p);
+        n += i == n;
+    }
+    for (size_t i = 0; i < n; i++)
+        printf("%s\n", lines[i]);
+    if (n == 0)
+        printf("(nothing yet: no bridges running, or no $SYS publication since start)\n");
+    client_disconnect(c, 0);
+    client_free(c);
+    return 0;
+}
+
 int cmd_check(int argc, char **argv)
 {
     const char *path = NULL;
+    struct status_opts so = {0};
     for (int i = 1; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+        bool more = i + 1 < argc;
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && more) {
             path = argv[++i];
+        } else if (strcmp(argv[i], "--status") == 0) {
+            so.on = true;
+        } else if (strcmp(argv[i], "-h") == 0 && more) {
+            so.host = argv[++i];
+        } else if (strcmp(argv[i], "-p") == 0 && more) {
+            so.port = (uint16_t)atoi(argv[++i]);
+        } else if (strcmp(argv[i], "-u") == 0 && more) {
+            so.user = argv[++i];
+        } else if (strcmp(argv[i], "-P") == 0 && more) {
+            so.pass = argv[++i];
         } else if (strcmp(argv[i], "--print-reference") == 0) {
             config_print_reference(stdout);
             return 0;
@@ -74,12 +176,13 @@ int cmd_check(int argc, char **argv)
         return 1;
     }
     cfg_errors_free(&errs);
-    if (check_auth_files(&cfg) < 0) {
+    if (check_auth_files(&cfg) < 0 || serve_bridges_check(&cfg) < 0) {
         config_free(&cfg);
         return 1;
     }
     printf("# %s is valid; effective configuration with defaults filled in:\n", path);
     config_print(&cfg, stdout);
+    int rc = so.on ? print_status(&cfg, &so) : 0;
     config_free(&cfg);
-    return 0;
+    return rc;
 }

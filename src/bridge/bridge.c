@@ -898,8 +898,12 @@ static int connect_up(struct bridge *b, char *err, size_t errlen)
     const struct cfg_bridge *c = b->cfg;
     uint64_t deadline = clock_mono_ms() + c->connect_timeout_ms;
     int fd = tcp_connect(b->host, b->port, (int)c->connect_timeout_ms, err, errlen);
-    if (fd < 0)
+    if (fd < 0) {
+        const char *cause = strrchr(err, ':'); /* "cannot connect to H port P: cause" */
+        if (cause && cause[1] == ' ')
+            memmove(err, cause + 2, strlen(cause + 2) + 1);
         return -1;
+    }
     side_attach(u, fd);
     u->codec = (struct mqtt_codec){.version = (uint8_t)c->proto_ver};
     u->window = (uint16_t)(c->max_inflight ? c->max_inflight : 32);
