@@ -129,6 +129,12 @@ def make_pki(d):
     revoked = leaf("client_revoked", "stolen-device", client)
     leaf("client_rogue", "rogue-device", client, issuer=(rogue, rogue_k))
     leaf("client_serverauth", "wrong-usage", server)
+    # Bridges (test_bridge.py): the rogue CA itself, as a wrong trust anchor,
+    # and client identities for observers and certificate rotation.
+    p["rogue_ca"] = _write(d, "rogue-ca.crt", _pem(rogue))
+    leaf("client_obs", "observer", client)
+    leaf("client_obs2", "observer-2", client)
+    leaf("client_rotated", "bridge-rotated", client)
     crl_int = _crl(inter, int_k, [revoked], NOW + 7 * DAY)
     crl_root = _crl(root, root_k, [], NOW + 7 * DAY)
     p["crl"] = _write(d, "crl.pem", crl_int.public_bytes(serialization.Encoding.PEM) +
