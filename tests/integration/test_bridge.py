@@ -422,6 +422,8 @@ def test_mosquitto_mtls_both_ways_remapped_no_loop(pki, tmp_path, ward_factory,
         v = sysw.wait(lambda v: int(v["messages/sent"]) >= 2 and
                       int(v["messages/received"]) >= 2, 5)
         assert v["server"].endswith("localhost:%d" % m.port), v
+        assert v["since"][:2] == "20" and v["since"].endswith("Z"), v
+        assert v["last_error"] == "", v
         assert v["connects"] == "1" and v["queued"] == "0" and v["messages/dropped"] == "0", v
         # mosquitto saw the bridge's certificate as its user name.
         mlog = open(m.log_path).read()
@@ -434,15 +436,20 @@ def test_mosquitto_mtls_both_ways_remapped_no_loop(pki, tmp_path, ward_factory,
 
 # ---- (2) to nats-server's MQTT listener with tls { verify: true } ----------
 
-def test_nats_mqtt_tls_verify_both_ways(pki, tmp_path, ward_factory, nats_factory):
+@pytest.mark.parametrize("try_private", [True, False], ids=["fallback", "no-bridge-flag"])
+def test_nats_mqtt_tls_verify_both_ways(pki, tmp_path, ward_factory, nats_factory, try_private):
     mport = nats_factory(pki)
     edge = start_edge(ward_factory, tmp_path, bridge_block(
         "nats", "mqtts://127.0.0.1:%d" % mport, proto_ver=4, clientid="edge-nats",
-        ssl=mtls_ssl(pki),
+        ssl=mtls_ssl(pki), try_private=try_private,
         forwards=[{"local_topic": "edge/out/#", "remote_topic": "nats/in/#", "qos": 1}],
         subscription=[{"remote_topic": "nats/out/#", "local_topic": "edge/in/#", "qos": 1}]))
     # nats-server does not know the 3.1.1 bridge flag: the bridge falls back.
-    edge.wait_log("bridge nats: connected to 127.0.0.1:%d" % mport, 20)
+    log = edge.wait_log("bridge nats: connected to 127.0.0.1:%d" % mport, 20)
+    if try_private:
+        assert "retrying without" in log, log
+    else:
+        assert "retrying without" not in log and "cannot connect" not in log, log
     sysw = SysWatch(edge.port, "nats")
     up = Client(mport, "nats-side", pki, "client_rsa", host="localhost").connect(10)
     edge_sub = Client(edge.port, "edge-sub").connect().sub("edge/in/#")
@@ -481,9 +488,11 @@ def test_ward_to_ward_mtls(pki, tmp_path, ward_factory, ver):
                    "suffix": "/raw", "qos": 1},
                   {"local_topic": "state/#", "remote_topic": "fleet/state/#", "qos": 1,
                    "retain": True},
-                  {"local_topic": "q0/#", "remote_topic": "fleet/q0/#", "qos": 0}],
+                  {"local_topic": "q0/#", "remote_topic": "fleet/q0/#", "qos": 0},
+                  {"local_topic": "sync/#", "remote_topic": "sync/#", "qos": 1}],
         subscription=[{"remote_topic": "cmd/site1/#", "local_topic": "cmd/#", "qos": 1,
                        "retain_as_published": True},
+                      {"remote_topic": "sync/#", "local_topic": "sync/#", "qos": 1},
                       {"remote_topic": "cfg/#", "local_topic": "cfg/#", "qos": 1,
                        "retain": True}]))
     log = edge.wait_log("bridge hub: connected to localhost:%d" % up.port, 10)
@@ -536,8 +545,23 @@ def test_ward_to_ward_mtls(pki, tmp_path, ward_factory, ver):
                 assert ("cmd/valve", "close", 1, True) in got, got
         finally:
             late.close()
-        v = sysw.wait(lambda v: int(v["messages/sent"]) >= 3, 5)
+        # Overlapping forwards and subscription: no loop (MQTT 5 No Local, or
+        # the 3.1.1 bridge flag that ward honours), each message once per side.
+        up_sub.sub("sync/#", 1)
+        edge_sub.sub("sync/#", 1)
+        edge_pub.pub("sync/e", "from-edge", 1)
+        ward_pub(up.port, "sync/u", "from-hub", 1, pki=pki)
+        up_sub.wait_count("sync/e", 1)
+        up_sub.wait_count("sync/u", 1)
+        edge_sub.wait_count("sync/e", 1)
+        edge_sub.wait_count("sync/u", 1)
+        wait_quiet(1.5)
+        for c in (up_sub, edge_sub):
+            assert len(c.got("sync/e")) == 1 and len(c.got("sync/u")) == 1, c.got()
+        v = sysw.wait(lambda v: int(v["messages/sent"]) >= 4, 5)
         assert v["messages/dropped"] == "0" and v["last_error"] == "", v
+        assert v["messages/sent"] == "4", v  # tele, q0, state, sync/e: nothing bounced
+        assert v["messages/received"] == "4", v  # valve, pump, rate, sync/u
     finally:
         for c in (sysw, up_sub, edge_sub, edge_pub):
             c.close()
@@ -637,6 +661,9 @@ def test_failure_logged_with_cause(pki, tmp_path, ward_factory, case, upopt, edg
         assert obs.got() == []
         v = sysw.wait(lambda v: v["state"] == "disconnected" and int(v["queued"]) == 1, 5)
         assert v["connects"] == "0", v
+        uplog = up.read_log()
+        assert not [l for l in uplog.splitlines() if "client 'up'" in l and "connected:" in l
+                    and "refused" not in l], uplog
     finally:
         sysw.close()
         obs.close()
@@ -679,6 +706,40 @@ def test_mosquitto_refuses_revoked_bridge_cert(pki, tmp_path, ward_factory, mosq
         assert_edge_serves(edge)
     finally:
         sysw.close()
+
+
+def test_bridge_flag_kept_after_a_refused_certificate(pki, tmp_path, ward_factory,
+                                                     mosquitto_factory):
+    """mosquitto refuses the bridge's expired certificate; the certificate is
+    renewed (SIGHUP): the bridge then connects with the 3.1.1 bridge flag
+    still on (a refused certificate is not a refused flag), so that
+    overlapping forwards and subscription do not loop."""
+    crt, key = str(tmp_path / "bridge.crt"), str(tmp_path / "bridge.key")
+    shutil.copy(pki["client_expired_crt"], crt)
+    shutil.copy(pki["client_expired_key"], key)
+    m = mosquitto_mtls(mosquitto_factory, tmp_path, pki)
+    edge = start_edge(ward_factory, tmp_path, bridge_block(
+        "mosq", "tls+mqtt-tcp://localhost:%d" % m.port, proto_ver=4,
+        ssl={"cacertfile": pki["ca"], "certfile": crt, "keyfile": key},
+        forwards=[{"local_topic": "loop/#", "remote_topic": "", "qos": 1}],
+        subscription=[{"remote_topic": "loop/#", "local_topic": "", "qos": 1}]))
+    edge.wait_log("bridge mosq: cannot connect to", 10)
+    for src, dst in ((pki["client_crt"], crt), (pki["client_key"], key)):
+        shutil.copy(src, dst + ".new")
+        os.replace(dst + ".new", dst)
+    edge.signal(signal.SIGHUP)
+    log = edge.wait_log("bridge mosq: connected to", 10)
+    line = [l for l in log.splitlines() if "bridge mosq: connected to" in l][0]
+    assert "MQTT 3.1.1 bridge" in line, log
+    sub = Client(edge.port, "loop-sub").connect().sub("loop/#")
+    try:
+        time.sleep(0.5)
+        ward_pub(edge.port, "loop/x", "once", 1)
+        sub.wait_count("loop/x", 1)
+        wait_quiet(1.5)
+        assert len(sub.got("loop/x")) == 1, sub.got()
+    finally:
+        sub.close()
 
 
 # ---- (5) the upstream killed and restarted in a QoS 1 stream ---------------
