@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -220,6 +221,7 @@ struct fx {
     uint16_t port;
     struct bridge *b;
     struct peer *local, *up;
+    uint16_t local_receive_max; /* in the local CONNACK; 0: none */
 };
 
 /* Forward rules (local filter -> remote target):
@@ -303,6 +305,10 @@ static void fx_start(struct fx *f)
         ASSERT(!mqtt_subscribe_next(s, &pos, &e));
     }
     struct mqtt_packet a = {.type = MQTT_CONNACK};
+    if (f->local_receive_max) {
+        a.u.connack.props.present = MQTT_HAS(MQTT_PROP_RECEIVE_MAX);
+        a.u.connack.props.receive_max = f->local_receive_max;
+    }
     peer_send(f->local, &a);
     for (size_t i = 0; i < f->cfg.nforwards; i++) {
         static const uint8_t granted[] = {2};
@@ -334,10 +340,12 @@ static struct mqtt_packet fx_accept(struct fx *f, int timeout_ms)
 
 /* Answers CONNACK, then reads and answers the SUBSCRIBE for the
  * subscription rules. */
-static void fx_connack(struct fx *f, bool present)
+static void fx_connack_props(struct fx *f, bool present, const struct mqtt_props *props)
 {
     struct mqtt_packet a = {.type = MQTT_CONNACK};
     a.u.connack.session_present = present;
+    if (props)
+        a.u.connack.props = *props;
     peer_send(f->up, &a);
     if (!f->cfg.nsubscriptions)
         return;
@@ -362,6 +370,11 @@ static void fx_connack(struct fx *f, bool present)
     sa.u.suback.packet_id = s->packet_id;
     sa.u.suback.reasons = (struct mqtt_bin){granted, (uint32_t)f->cfg.nsubscriptions};
     peer_send(f->up, &sa);
+}
+
+static void fx_connack(struct fx *f, bool present)
+{
+    fx_connack_props(f, present, NULL);
 }
 
 static void fx_connect(struct fx *f)
@@ -942,6 +955,264 @@ TEST(stop_disconnects_upstream)
     fx_end(&f);
 }
 
+TEST(refusal_then_close_keeps_the_reason)
+{
+    /* A server refusing CONNECT sends CONNACK and closes at once
+     * (MQTT-3.2.2-7). The refusal is what the bridge reports, even when
+     * the close arrives with it. */
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    fx_start(&f);
+    fx_accept(&f, WAIT_MS);
+    /* Corked, the CONNACK waits and close() sends it with the FIN in one
+     * segment: the bridge always reads both together. */
+    int one = 1;
+    ASSERT_EQ(setsockopt(f.up->fd, IPPROTO_TCP, TCP_CORK, &one, sizeof(one)), 0);
+    struct mqtt_packet a = {.type = MQTT_CONNACK};
+    a.u.connack.reason = MQTT_RC_BAD_USERNAME_OR_PASSWORD;
+    peer_send(f.up, &a);
+    close(f.up->fd);
+    f.up->fd = -1;
+    struct bridge_status st;
+    WAIT_STATUS(&f, st, st.last_error[0] != '\0');
+    if (!strstr(st.last_error, "refused"))
+        TEST_FAIL_("last_error \"%s\" does not give the CONNACK refusal", st.last_error);
+    fx_end(&f);
+}
+
+TEST(qos2_from_an_old_connection_does_not_ack_a_new_message)
+{
+    /* A QoS 2 message from the upstream is still waiting for the local
+     * broker when the link drops; the new connection (clean start) reuses
+     * its packet id for another message. The local PUBREC for the old one
+     * must not acknowledge the new one upstream. */
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    fx_start(&f);
+    fx_connect(&f);
+    send_pub(f.up, "cmd/old", "o", 2, 9, 0, false);
+    uint16_t old_pid = expect_pub(f.local, "in/old", "o", 2).u.publish.packet_id;
+    close(f.up->fd);
+    f.up->fd = -1;
+    fx_accept(&f, WAIT_MS);
+    fx_connack(&f, false);
+    send_pub(f.up, "cmd/new", "n", 2, 9, 0, false);
+    uint16_t new_pid = expect_pub(f.local, "in/new", "n", 2).u.publish.packet_id;
+    ASSERT_NE(old_pid, new_pid);
+    send_ack(f.local, MQTT_PUBREC, old_pid, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBREL).u.ack.packet_id, old_pid);
+    /* The marker's PUBACK must be the first thing the upstream gets. */
+    send_pub(f.up, "unmapped", "m", 1, 20, 0, false);
+    struct mqtt_packet p = expect(f.up, MQTT_PUBACK);
+    ASSERT_EQ(p.u.ack.packet_id, 20);
+    /* Then the new one's own PUBREC. */
+    send_ack(f.local, MQTT_PUBREC, new_pid, 0);
+    ASSERT_EQ(expect(f.up, MQTT_PUBREC).u.ack.packet_id, 9);
+    fx_end(&f);
+}
+
+TEST(local_receive_maximum_bounds_messages_in_flight_here)
+{
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    f.local_receive_max = 1;
+    fx_start(&f);
+    fx_connect(&f);
+    send_pub(f.up, "cmd/1", "a", 1, 1, 0, false);
+    send_pub(f.up, "cmd/2", "b", 1, 2, 0, false);
+    send_pub(f.up, "cmd/0", "z", 0, 0, 0, false); /* QoS 0: outside the window */
+    uint16_t l1 = expect_pub(f.local, "in/1", "a", 1).u.publish.packet_id;
+    expect_pub(f.local, "in/0", "z", 0);
+    send_ack(f.local, MQTT_PUBACK, l1, 0);
+    uint16_t l2 = expect_pub(f.local, "in/2", "b", 1).u.publish.packet_id;
+    ASSERT_EQ(expect(f.up, MQTT_PUBACK).u.ack.packet_id, 1);
+    send_ack(f.local, MQTT_PUBACK, l2, 0);
+    ASSERT_EQ(expect(f.up, MQTT_PUBACK).u.ack.packet_id, 2);
+    fx_end(&f);
+}
+
+TEST(upstream_connack_limits)
+{
+    /* Receive Maximum 1 (below max_inflight), Maximum Packet Size 100. */
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    fx_start(&f);
+    fx_accept(&f, WAIT_MS);
+    struct mqtt_props pr = {.present = MQTT_HAS(MQTT_PROP_RECEIVE_MAX) |
+                                       MQTT_HAS(MQTT_PROP_MAX_PACKET_SIZE),
+                            .receive_max = 1,
+                            .max_packet_size = 100};
+    fx_connack_props(&f, false, &pr);
+    static char big[201];
+    memset(big, 'B', 200);
+    send_pub(f.local, "fwd/big", big, 1, 1, 1, false); /* too large: dropped */
+    send_pub(f.local, "fwd/1", "a", 1, 2, 1, false);
+    send_pub(f.local, "fwd/2", "b", 1, 3, 1, false);
+    for (uint16_t i = 1; i <= 3; i++)
+        ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, i);
+    send_pub(f.local, "fwd0/marker", "mk", 0, 0, 3, false);
+    uint16_t p1 = expect_pub(f.up, "remote/1", "a", 1).u.publish.packet_id;
+    expect_pub(f.up, "remote0/marker", "mk", 0);
+    send_ack(f.up, MQTT_PUBACK, p1, 0);
+    uint16_t p2 = expect_pub(f.up, "remote/2", "b", 1).u.publish.packet_id;
+    send_ack(f.up, MQTT_PUBACK, p2, 0);
+    struct bridge_status st;
+    WAIT_STATUS(&f, st, st.sent == 3 && st.dropped == 1 && st.queued == 0);
+    fx_end(&f);
+}
+
+TEST(properties_forwarded)
+{
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    fx_start(&f);
+    fx_connect(&f);
+    static const uint8_t user[] = {0x26, 0, 1, 'k', 0, 1, 'v'};
+    struct mqtt_packet pk = {.type = MQTT_PUBLISH};
+    struct mqtt_publish *pub = &pk.u.publish;
+    pub->topic = (struct mqtt_str){(const uint8_t *)"fwd/p", 5};
+    pub->payload = (struct mqtt_bin){(const uint8_t *)"{}", 2};
+    pub->qos = 1;
+    pub->packet_id = 1;
+    pub->retain = true;
+    pub->props.present = MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID) | MQTT_HAS(MQTT_PROP_CONTENT_TYPE) |
+                         MQTT_HAS(MQTT_PROP_MESSAGE_EXPIRY);
+    pub->props.sub_ids[0] = 1;
+    pub->props.sub_id_count = 1;
+    pub->props.content_type = (struct mqtt_str){(const uint8_t *)"application/json", 16};
+    pub->props.message_expiry = 60;
+    pub->props.user_raw = (struct mqtt_bin){user, sizeof(user)};
+    peer_send(f.local, &pk);
+    expect(f.local, MQTT_PUBACK);
+    struct mqtt_packet p = expect_pub(f.up, "remote/p", "{}", 1);
+    const struct mqtt_props *got = &p.u.publish.props;
+    ASSERT(p.u.publish.retain); /* rule retain -1: as published */
+    ASSERT_MQTT_STR(got->content_type, "application/json");
+    ASSERT_EQ(got->message_expiry, 60);
+    ASSERT_EQ(got->user_count, 1);
+    ASSERT_EQ(got->sub_id_count, 0);
+    ASSERT(!(got->present & MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID)));
+    send_ack(f.up, MQTT_PUBACK, p.u.publish.packet_id, 0);
+    /* And down: the upstream's properties reach the local broker. */
+    pk.u.publish.topic = (struct mqtt_str){(const uint8_t *)"cmd/p", 5};
+    pk.u.publish.props.present &= ~MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID);
+    pk.u.publish.props.sub_id_count = 0;
+    pk.u.publish.packet_id = 4;
+    peer_send(f.up, &pk);
+    p = expect_pub(f.local, "in/p", "{}", 1);
+    ASSERT_MQTT_STR(p.u.publish.props.content_type, "application/json");
+    ASSERT_EQ(p.u.publish.props.user_count, 1);
+    ASSERT(p.u.publish.retain);
+    fx_end(&f);
+}
+
+TEST(retain_rules)
+{
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    f.fwd[0].retain = 0; /* never */
+    f.fwd[2].retain = 1; /* always */
+    f.sub[0].retain = 1;
+    fx_start(&f);
+    fx_connect(&f);
+    send_pub(f.local, "fwd/r", "x", 0, 0, 1, false);
+    struct mqtt_packet pk = {.type = MQTT_PUBLISH};
+    pk.u.publish = (struct mqtt_publish){.topic = {(const uint8_t *)"fwd/r", 5},
+                                         .payload = {(const uint8_t *)"x", 1},
+                                         .retain = true,
+                                         .qos = 0};
+    pk.u.publish.props.present = MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID);
+    pk.u.publish.props.sub_ids[0] = 1;
+    pk.u.publish.props.sub_id_count = 1;
+    peer_send(f.local, &pk);
+    struct mqtt_packet p = expect_pub(f.up, "remote/r", "x", 1);
+    ASSERT(!p.u.publish.retain);
+    send_ack(f.up, MQTT_PUBACK, p.u.publish.packet_id, 0);
+    p = expect_pub(f.up, "remote/r", "x", 1);
+    ASSERT(!p.u.publish.retain); /* retained here, but the rule says never */
+    send_ack(f.up, MQTT_PUBACK, p.u.publish.packet_id, 0);
+    send_pub(f.local, "fwd0/r", "y", 0, 0, 3, false);
+    p = expect_pub(f.up, "remote0/r", "y", 0);
+    ASSERT(p.u.publish.retain);
+    send_pub(f.up, "cmd/r", "z", 0, 0, 0, false);
+    p = expect_pub(f.local, "in/r", "z", 0);
+    ASSERT(p.u.publish.retain);
+    fx_end(&f);
+}
+
+TEST(unmapped_qos2_from_upstream_refused)
+{
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    fx_start(&f);
+    fx_connect(&f);
+    send_pub(f.up, "nowhere/x", "x", 2, 8, 0, false);
+    struct mqtt_packet p = expect(f.up, MQTT_PUBREC);
+    ASSERT_EQ(p.u.ack.packet_id, 8);
+    ASSERT(p.u.ack.reason >= 0x80);
+    struct bridge_status st;
+    WAIT_STATUS(&f, st, st.dropped == 1);
+    ASSERT_EQ(st.received, 0);
+    fx_end(&f);
+}
+
+TEST(keepalive)
+{
+    /* keepalive 1 s: PINGREQ when idle; answered, the link stays; not
+     * answered within the keep alive, the bridge gives the server up. */
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    f.cfg.keepalive_s = 1;
+    fx_start(&f);
+    fx_connect(&f);
+    expect(f.up, MQTT_PINGREQ);
+    struct mqtt_packet r = {.type = MQTT_PINGRESP};
+    peer_send(f.up, &r);
+    expect(f.up, MQTT_PINGREQ);
+    uint64_t ping = now_ms();
+    expect_eof(f.up);
+    uint64_t gone = now_ms() - ping;
+    if (gone < 800 || gone > 2500)
+        TEST_FAIL_("gave up %llu ms after PINGREQ, expected about 1000", (unsigned long long)gone);
+    struct bridge_status st;
+    WAIT_STATUS(&f, st, !st.connected && strstr(st.last_error, "PINGRESP"));
+    fx_accept(&f, WAIT_MS);
+    fx_connack(&f, false);
+    fx_end(&f);
+}
+
+TEST(upstream_disconnect_reconnects)
+{
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    fx_start(&f);
+    fx_connect(&f);
+    struct mqtt_packet d = {.type = MQTT_DISCONNECT};
+    d.u.disconnect.reason = MQTT_RC_SERVER_SHUTTING_DOWN;
+    peer_send(f.up, &d);
+    expect_eof(f.up);
+    struct bridge_status st;
+    WAIT_STATUS(&f, st, !st.connected && strstr(st.last_error, "disconnected"));
+    fx_accept(&f, WAIT_MS);
+    fx_connack(&f, false);
+    WAIT_STATUS(&f, st, st.connected && st.connects == 2);
+    fx_end(&f);
+}
+
+TEST(local_close_stops_the_bridge)
+{
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    fx_start(&f);
+    fx_connect(&f);
+    close(f.local->fd);
+    f.local->fd = -1;
+    struct mqtt_packet p = expect(f.up, MQTT_DISCONNECT);
+    ASSERT_EQ(p.u.disconnect.reason, 0);
+    expect_eof(f.up);
+    fx_end(&f);
+}
+
 int main(void)
 {
     RUN(check_accepts_a_good_block);
@@ -962,5 +1233,15 @@ int main(void)
     RUN(v311_bridge_flag_refused_retries_without);
     RUN(upstream_refusal_backs_off);
     RUN(stop_disconnects_upstream);
+    RUN(local_receive_maximum_bounds_messages_in_flight_here);
+    RUN(upstream_connack_limits);
+    RUN(properties_forwarded);
+    RUN(retain_rules);
+    RUN(unmapped_qos2_from_upstream_refused);
+    RUN(keepalive);
+    RUN(upstream_disconnect_reconnects);
+    RUN(local_close_stops_the_bridge);
+    RUN(qos2_from_an_old_connection_does_not_ack_a_new_message);
+    RUN(refusal_then_close_keeps_the_reason);
     TEST_DONE();
 }
