@@ -70,6 +70,7 @@ struct bridge {
     uint32_t attempt;
     uint64_t next_try;
     uint16_t up_sub_pid; /* the upstream SUBSCRIBE's packet id */
+    unsigned seed;       /* backoff jitter, different in every process */
     uint64_t last_drop_log;
     uint64_t drops_unlogged;
     pthread_t thread;
@@ -959,7 +960,7 @@ static void schedule_retry(struct bridge *b)
         d *= 2;
     if (d > b->cfg->backoff_max_ms)
         d = b->cfg->backoff_max_ms;
-    d = d / 2 + (uint64_t)rand() % (d / 2 + 1);
+    d = d / 2 + (uint64_t)rand_r(&b->seed) % (d / 2 + 1);
     b->attempt++;
     b->next_try = clock_mono_ms() + d;
 }
@@ -1190,6 +1191,7 @@ struct bridge *bridge_new(const struct cfg_bridge *cfg, int local_fd, char *err,
     }
     b->cfg = cfg;
     b->private_ok = true;
+    b->seed = (unsigned)getpid() ^ (unsigned)time(NULL) ^ (unsigned)(uintptr_t)b;
     b->wakefd = -1;
     side_init(&b->local, "local broker");
     side_init(&b->up, "upstream");

@@ -76,11 +76,16 @@ size_t bridge_map_topic(const char *filter, const char *target, const char *pref
     struct span plus[MAX_CAPTURES], hash = {0};
     size_t nplus, used = 0;
     bool has_hash;
+    /* MQTT-4.7.2-1: a filter starting with a wildcard does not match a
+     * topic starting with '$'. */
+    if (tlen && topic[0] == '$' && (filter[0] == '+' || filter[0] == '#'))
+        return 0;
     if (!cap || !capture(filter, topic, tlen, plus, &nplus, &hash, &has_hash))
         return 0;
     struct out o = {out, 0, cap, false};
     if (prefix)
         put(&o, prefix, strlen(prefix));
+    size_t start = o.len; /* the prefix stays as written */
     if (!target || !*target) {
         put(&o, topic, tlen);
     } else {
@@ -95,7 +100,7 @@ size_t bridge_map_topic(const char *filter, const char *target, const char *pref
             } else if (*c == '#' && level_start && level_end) {
                 if (!has_hash)
                     return 0;
-                if (hash.len == 0 && o.len > 0 && o.p[o.len - 1] == '/')
+                if (hash.len == 0 && o.len > start && o.p[o.len - 1] == '/')
                     o.len--;
                 put(&o, hash.p, hash.len);
             } else {

@@ -320,6 +320,11 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
         id[ck->client_id.len] = '\0';
     }
     snprintf(c->id, sizeof(c->id), "client '%s' (%s)", id, net_conn_peer(c->nc));
+    /* "$bridge/NAME" belongs to this broker's own bridges: a client taking
+     * it over would cut a bridge off. */
+    if (!c->internal && strncmp(id, "$bridge/", 8) == 0)
+        return refuse(c, MQTT_RC_CLIENT_ID_NOT_VALID, MQTT_RC311_IDENTIFIER_REJECTED,
+                      "client ids starting with $bridge/ are reserved for bridges");
     if (b->auth && (!c->auth_done || c->auth_cause != AUTH_OK)) {
         b->st.auth_failures++;
         uint8_t rc5 = auth_reason(c->auth_cause);
