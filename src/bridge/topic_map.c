@@ -35,9 +35,8 @@ static bool capture(const char *filter, const char *topic, size_t tlen, struct s
         const char *tl = memchr(t, '/', (size_t)(tend - t));
         size_t len = tl ? (size_t)(tl - t) : (size_t)(tend - t);
         if (flen == 1 && *f == '+') {
-            if (*nplus == MAX_CAPTURES)
-                return false;
-            plus[(*nplus)++] = (struct span){t, len};
+            if (*nplus < MAX_CAPTURES) /* a target uses at most that many */
+                plus[(*nplus)++] = (struct span){t, len};
         } else if (flen != len || memcmp(f, t, len) != 0) {
             return false;
         }
@@ -142,6 +141,10 @@ bool bridge_map_valid(const char *filter, const char *target, char *err, size_t 
     size_t fp, fh, tp, th;
     count_wildcards(filter, &fp, &fh);
     count_wildcards(target, &tp, &th);
+    if (tp > MAX_CAPTURES) {
+        snprintf(err, errlen, "'%s' has more than %d '+' levels", target, MAX_CAPTURES);
+        return false;
+    }
     if (tp > fp || th > fh) {
         snprintf(err, errlen, "'%s' has a wildcard that '%s' does not fill", target, filter);
         return false;
