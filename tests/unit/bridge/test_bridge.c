@@ -335,6 +335,11 @@ static struct mqtt_packet fx_accept(struct fx *f, int timeout_ms)
     ASSERT_EQ(c->password.len, strlen(f->cfg.password));
     ASSERT_MEM_EQ(c->password.p, f->cfg.password, c->password.len);
     ASSERT(!c->will_flag);
+    if (c->version == MQTT_V5) {
+        /* The bridge bounds what the upstream may have in flight to it. */
+        ASSERT(c->props.present & MQTT_HAS(MQTT_PROP_RECEIVE_MAX));
+        ASSERT(c->props.receive_max > 0);
+    }
     return p;
 }
 
@@ -1213,6 +1218,64 @@ TEST(local_close_stops_the_bridge)
     fx_end(&f);
 }
 
+TEST(forward_rule_chosen_by_subscription_id)
+{
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    /* Two rules that both match "fwd2/x": rule 1 is fwd/# -> remote/#,
+     * widen it (+/# -> any/+/#) so that it overlaps rule 2. */
+    f.fwd[0].local_topic = "+/#";
+    f.fwd[0].remote_topic = "any/+/#";
+    fx_start(&f);
+    fx_connect(&f);
+    /* Both subscriptions matched: the lowest identifier names the rule. */
+    struct mqtt_packet pk = {.type = MQTT_PUBLISH};
+    pk.u.publish = (struct mqtt_publish){.topic = {(const uint8_t *)"fwd2/x", 6},
+                                         .payload = {(const uint8_t *)"v", 1},
+                                         .qos = 1,
+                                         .packet_id = 1};
+    pk.u.publish.props.present = MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID);
+    pk.u.publish.props.sub_ids[0] = 2;
+    pk.u.publish.props.sub_ids[1] = 1;
+    pk.u.publish.props.sub_id_count = 2;
+    peer_send(f.local, &pk);
+    expect(f.local, MQTT_PUBACK);
+    struct mqtt_packet p = expect_pub(f.up, "any/fwd2/x", "v", 1);
+    send_ack(f.up, MQTT_PUBACK, p.u.publish.packet_id, 0);
+    /* Only rule 2's: QoS 2 under remote2/. */
+    send_pub(f.local, "fwd2/y", "w", 1, 2, 2, false);
+    expect(f.local, MQTT_PUBACK);
+    p = expect_pub(f.up, "remote2/y", "w", 2);
+    send_ack(f.up, MQTT_PUBREC, p.u.publish.packet_id, 0);
+    expect(f.up, MQTT_PUBREL);
+    send_ack(f.up, MQTT_PUBCOMP, p.u.publish.packet_id, 0);
+    /* No identifier: the first rule whose filter matches. */
+    send_pub(f.local, "fwd0/z", "u", 1, 3, 0, false);
+    expect(f.local, MQTT_PUBACK);
+    p = expect_pub(f.up, "any/fwd0/z", "u", 1);
+    send_ack(f.up, MQTT_PUBACK, p.u.publish.packet_id, 0);
+    struct bridge_status st;
+    WAIT_STATUS(&f, st, st.sent == 3 && st.queued == 0);
+    fx_end(&f);
+}
+
+TEST(server_keep_alive_overrides)
+{
+    /* MQTT-3.2.2-21: the CONNACK's Server Keep Alive is the one to use. */
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    f.cfg.keepalive_s = 60;
+    fx_start(&f);
+    fx_accept(&f, WAIT_MS);
+    struct mqtt_props pr = {.present = MQTT_HAS(MQTT_PROP_SERVER_KEEP_ALIVE),
+                            .server_keep_alive = 1};
+    fx_connack_props(&f, false, &pr);
+    uint64_t start = now_ms();
+    expect(f.up, MQTT_PINGREQ);
+    ASSERT(now_ms() - start < 2000);
+    fx_end(&f);
+}
+
 int main(void)
 {
     RUN(check_accepts_a_good_block);
@@ -1241,6 +1304,8 @@ int main(void)
     RUN(keepalive);
     RUN(upstream_disconnect_reconnects);
     RUN(local_close_stops_the_bridge);
+    RUN(forward_rule_chosen_by_subscription_id);
+    RUN(server_keep_alive_overrides);
     RUN(qos2_from_an_old_connection_does_not_ack_a_new_message);
     RUN(refusal_then_close_keeps_the_reason);
     TEST_DONE();
