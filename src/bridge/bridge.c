@@ -69,8 +69,9 @@ struct bridge {
     bool local_ready;
     uint32_t attempt;
     uint64_t next_try;
-    uint16_t up_sub_pid; /* the upstream SUBSCRIBE's packet id */
-    unsigned seed;       /* backoff jitter, different in every process */
+    uint16_t up_sub_pid;     /* the upstream SUBSCRIBE's packet id */
+    uint32_t up_session_gen; /* the connection the upstream session began on */
+    unsigned seed;           /* backoff jitter, different in every process */
     uint64_t last_drop_log;
     uint64_t drops_unlogged;
     pthread_t thread;
@@ -372,7 +373,11 @@ static void accepted_here(struct bridge *b, struct bq_msg *m)
     struct side *u = &b->up;
     if (u->fd < 0)
         return;
-    if (m->origin_qos == 1 && m->origin_gen == u->gen)
+    /* A packet id names the same message for as long as the session lasts;
+     * a message from an earlier session is not acknowledged in this one. */
+    if (m->origin_gen < b->up_session_gen)
+        return;
+    if (m->origin_qos == 1)
         side_ack(u, MQTT_PUBACK, m->origin_pid, 0);
     if (m->origin_qos == 2 && b->up_rel[m->origin_pid] == REL_PENDING) {
         b->up_rel[m->origin_pid] = REL_RECEIVED;
@@ -803,6 +808,7 @@ static int await_connack(struct bridge *b, uint64_t deadline, bool *present, cha
 {
     struct side *u = &b->up;
     const char *why = NULL;
+    bool closed = false;
     for (;;) {
         struct mqtt_packet p;
         size_t used = 0;
@@ -825,8 +831,13 @@ static int await_connack(struct bridge *b, uint64_t deadline, bool *present, cha
             return -1;
         }
         int r = side_flush(u, &why) < 0 ? -1 : side_fill(u, &why);
-        if (r < 0) {
-            snprintf(err, errlen, "%s before CONNACK", why);
+        if (r < 0 && !closed && buf_len(&u->in)) {
+            closed = true; /* a refusal CONNACK and the close can come together */
+            continue;
+        }
+        if (r < 0 || closed) {
+            snprintf(err, errlen, "%s before CONNACK",
+                     why ? why : "the server closed the connection");
             return -1;
         }
         if (r == 1)
@@ -873,6 +884,7 @@ static void resume_up(struct bridge *b, bool present)
 {
     struct side *u = &b->up;
     if (!present || b->cfg->clean_start) {
+        b->up_session_gen = u->gen;
         bq_requeue(&b->fwd);
         memset(u->pid_used, 0, sizeof(u->pid_used));
         memset(b->up_rel, 0, sizeof(b->up_rel));
