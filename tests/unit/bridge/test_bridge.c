@@ -1276,6 +1276,40 @@ TEST(server_keep_alive_overrides)
     fx_end(&f);
 }
 
+TEST(qos1_copy_from_an_old_connection_does_not_ack_a_reused_id)
+{
+    /* Resumed session: the upstream sends QoS 1 id 5, the link drops before
+     * the local broker took it, and the upstream resends it (DUP) on the
+     * new connection, so the local broker gets two copies. Acking the new
+     * copy acknowledges id 5 upstream; the upstream then reuses id 5 for
+     * another message. The local PUBACK for the old copy must not
+     * acknowledge that new message. */
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    f.cfg.clean_start = false;
+    fx_start(&f);
+    fx_connect(&f);
+    send_pub(f.up, "cmd/a", "a", 1, 5, 0, false);
+    uint16_t l1 = expect_pub(f.local, "in/a", "a", 1).u.publish.packet_id;
+    close(f.up->fd);
+    f.up->fd = -1;
+    fx_accept(&f, WAIT_MS);
+    fx_connack(&f, true);
+    send_pub(f.up, "cmd/a", "a", 1, 5, 0, true);
+    uint16_t l2 = expect_pub(f.local, "in/a", "a", 1).u.publish.packet_id;
+    send_ack(f.local, MQTT_PUBACK, l2, 0);
+    ASSERT_EQ(expect(f.up, MQTT_PUBACK).u.ack.packet_id, 5);
+    send_pub(f.up, "cmd/b", "b", 1, 5, 0, false);
+    uint16_t l3 = expect_pub(f.local, "in/b", "b", 1).u.publish.packet_id;
+    send_ack(f.local, MQTT_PUBACK, l1, 0);
+    /* The marker's PUBACK must come first: nothing acknowledged "cmd/b". */
+    send_pub(f.up, "unmapped", "m", 1, 30, 0, false);
+    ASSERT_EQ(expect(f.up, MQTT_PUBACK).u.ack.packet_id, 30);
+    send_ack(f.local, MQTT_PUBACK, l3, 0);
+    ASSERT_EQ(expect(f.up, MQTT_PUBACK).u.ack.packet_id, 5);
+    fx_end(&f);
+}
+
 int main(void)
 {
     RUN(check_accepts_a_good_block);
@@ -1308,5 +1342,6 @@ int main(void)
     RUN(server_keep_alive_overrides);
     RUN(qos2_from_an_old_connection_does_not_ack_a_new_message);
     RUN(refusal_then_close_keeps_the_reason);
+    RUN(qos1_copy_from_an_old_connection_does_not_ack_a_reused_id);
     TEST_DONE();
 }
