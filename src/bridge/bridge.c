@@ -377,7 +377,10 @@ static void accepted_here(struct bridge *b, struct bq_msg *m)
      * a message from an earlier session is not acknowledged in this one. */
     if (m->origin_gen < b->up_session_gen)
         return;
-    if (m->origin_qos == 1)
+    /* QoS 1: only the copy from this connection; after a resumed session
+     * the upstream sends again what it has not seen acknowledged (DUP), and
+     * that copy's PUBACK is the one it waits for. */
+    if (m->origin_qos == 1 && m->origin_gen == u->gen)
         side_ack(u, MQTT_PUBACK, m->origin_pid, 0);
     if (m->origin_qos == 2 && b->up_rel[m->origin_pid] == REL_PENDING) {
         b->up_rel[m->origin_pid] = REL_RECEIVED;
@@ -714,7 +717,8 @@ static void load_tls(struct bridge *b, bool at_start)
         return;
     }
     pthread_mutex_lock(&b->tls_lock);
-    tls_client_free(b->tls_next);
+    if (b->tls_next != b->tls_cur) /* tls_cur is the live connection's */
+        tls_client_free(b->tls_next);
     b->tls_next = c;
     pthread_mutex_unlock(&b->tls_lock);
 }
