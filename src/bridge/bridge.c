@@ -765,7 +765,7 @@ static int tls_handshake(struct bridge *b, uint64_t deadline, char *err, size_t 
         if (r == 1)
             return 0;
         if (r == TRANSPORT_ERROR) {
-            snprintf(err, errlen, "TLS handshake failed: %s", u->ops->cause(t));
+            snprintf(err, errlen, "%s", u->ops->cause(t));
             return -1;
         }
         int w = wait_until(u->fd, r == TRANSPORT_WANT_WRITE ? POLLOUT : POLLIN, deadline);
@@ -807,7 +807,7 @@ static void fill_connect(struct bridge *b, struct mqtt_packet *p, char *id, size
 }
 
 /* Reads until CONNACK. Returns its reason (0 accepted) with *present, or -1. */
-static int await_connack(struct bridge *b, uint64_t deadline, bool *present, char *err,
+static int await_connack(struct bridge *b, uint64_t deadline, bool *present, bool *eof, char *err,
                          size_t errlen)
 {
     struct side *u = &b->up;
@@ -834,12 +834,20 @@ static int await_connack(struct bridge *b, uint64_t deadline, bool *present, cha
                      d == 0 ? mqtt_type_name(p.type) : "a malformed packet");
             return -1;
         }
-        int r = side_flush(u, &why) < 0 ? -1 : side_fill(u, &why);
+        /* Read before writing: a server that refuses our certificate after
+         * a TLS 1.3 handshake sends an alert and closes, and the alert is
+         * the cause to report, not the reset our write would meet. */
+        int r = side_fill(u, &why);
+        if (r >= 0 && side_flush(u, &why) < 0) {
+            const char *rwhy = NULL;
+            r = side_fill(u, &rwhy) < 0 && rwhy ? (why = rwhy, -1) : -1;
+        }
         if (r < 0 && !closed && buf_len(&u->in)) {
             closed = true; /* a refusal CONNACK and the close can come together */
             continue;
         }
         if (r < 0 || closed) {
+            *eof = why && strcmp(why, "the server closed the connection") == 0;
             snprintf(err, errlen, "%s before CONNACK",
                      why ? why : "the server closed the connection");
             return -1;
@@ -936,14 +944,21 @@ static int connect_up(struct bridge *b, char *err, size_t errlen)
         snprintf(err, errlen, "cannot encode CONNECT");
         return -1;
     }
-    int rc = await_connack(b, deadline, &present, err, errlen);
+    bool eof = false;
+    int rc = await_connack(b, deadline, &present, &eof, err, errlen);
     if (rc < 0) {
-        if (p.u.connect.bridge) { /* some servers close on level 0x84 */
+        /* Some servers just close on level 0x84: a plain close before any
+         * CONNACK (not a reset, not a TLS alert) is taken to mean that. A
+         * try without the flag that fails the same way shows the flag was
+         * not the reason, and the flag is used again. */
+        if (p.u.connect.bridge && eof) {
             b->private_ok = false;
             snprintf(err + strlen(err), errlen - strlen(err),
                      " (retrying without the 3.1.1 bridge flag)");
             return 1;
         }
+        if (c->proto_ver == MQTT_V311 && c->try_private && !p.u.connect.bridge && eof)
+            b->private_ok = true;
         return -1;
     }
     if (rc != 0) {
