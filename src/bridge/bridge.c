@@ -49,6 +49,8 @@ struct side {
     uint32_t gen;        /* which connection this is */
     uint16_t window;     /* QoS 1/2 messages in flight at most */
     uint32_t max_packet; /* the server's Maximum Packet Size, 0: none */
+    uint8_t max_qos;     /* the server's Maximum QoS (v5), else 2 */
+    bool no_retain;      /* the server said Retain Available 0 */
     uint16_t keepalive;
     uint64_t last_tx, last_rx, ping_sent, up_since;
 };
@@ -396,10 +398,12 @@ static int publish_up(struct bridge *b, struct bq_msg *m, uint16_t pid, bool dup
     struct mqtt_publish *pub = &p.u.publish;
     pub->topic = (struct mqtt_str){(const uint8_t *)m->topic, m->topic_len};
     pub->payload = (struct mqtt_bin){m->payload, m->payload_len};
-    pub->qos = m->qos;
-    pub->retain = m->retain;
-    pub->dup = dup;
-    pub->packet_id = pid;
+    /* MQTT-3.2.2-11/-14: nothing above the server's Maximum QoS, and no
+     * RETAIN where it has none. */
+    pub->qos = m->qos > b->up.max_qos ? b->up.max_qos : m->qos;
+    pub->retain = m->retain && !b->up.no_retain;
+    pub->dup = dup && pub->qos;
+    pub->packet_id = pub->qos ? pid : 0;
     if (b->up.codec.version == MQTT_V5)
         pub->props = m->props;
     return side_send(&b->up, &p);
@@ -415,6 +419,12 @@ static void send_up(struct bridge *b)
         if (publish_up(b, m, pid, false) < 0) {
             pid_release(u, pid);
             dropped(b, "larger than the upstream's maximum packet size");
+            bq_remove(&b->fwd, m);
+            continue;
+        }
+        if (u->max_qos == 0) { /* sent as QoS 0: nothing will acknowledge it */
+            pid_release(u, pid);
+            count(b, &b->st.sent, 1);
             bq_remove(&b->fwd, m);
             continue;
         }
@@ -825,6 +835,10 @@ static int await_connack(struct bridge *b, uint64_t deadline, bool *present, boo
                 u->window = pr->receive_max;
             if (pr->present & MQTT_HAS(MQTT_PROP_MAX_PACKET_SIZE))
                 u->max_packet = pr->max_packet_size;
+            if (pr->present & MQTT_HAS(MQTT_PROP_MAX_QOS))
+                u->max_qos = pr->max_qos;
+            if (pr->present & MQTT_HAS(MQTT_PROP_RETAIN_AVAILABLE))
+                u->no_retain = !pr->retain_available;
             if (pr->present & MQTT_HAS(MQTT_PROP_SERVER_KEEP_ALIVE))
                 u->keepalive = pr->server_keep_alive; /* MQTT-3.2.2-21 */
             return p.u.connack.reason;
@@ -933,6 +947,8 @@ static int connect_up(struct bridge *b, char *err, size_t errlen)
     u->codec = (struct mqtt_codec){.version = (uint8_t)c->proto_ver};
     u->window = (uint16_t)(c->max_inflight ? c->max_inflight : 32);
     u->max_packet = 0;
+    u->max_qos = 2;
+    u->no_retain = false;
     u->keepalive = (uint16_t)c->keepalive_s;
     if (b->tls && tls_handshake(b, deadline, err, errlen) < 0)
         return -1;

@@ -1066,6 +1066,50 @@ TEST(upstream_connack_limits)
     fx_end(&f);
 }
 
+TEST(upstream_maximum_qos_and_retain_available)
+{
+    /* MQTT-3.2.2-11/-14: a server with Maximum QoS 1 and no retain gets
+     * QoS 2 forwards at QoS 1 and no RETAIN; with Maximum QoS 0 a QoS 1
+     * forward is sent at QoS 0 and leaves the queue at once. */
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    fx_start(&f);
+    fx_accept(&f, WAIT_MS);
+    struct mqtt_props pr = {.present =
+                                MQTT_HAS(MQTT_PROP_MAX_QOS) | MQTT_HAS(MQTT_PROP_RETAIN_AVAILABLE),
+                            .max_qos = 1,
+                            .retain_available = 0};
+    fx_connack_props(&f, false, &pr);
+    struct mqtt_packet pk = {.type = MQTT_PUBLISH};
+    pk.u.publish = (struct mqtt_publish){.topic = {(const uint8_t *)"fwd2/r", 6},
+                                         .payload = {(const uint8_t *)"x", 1},
+                                         .qos = 1,
+                                         .retain = true,
+                                         .packet_id = 7};
+    pk.u.publish.props.present = MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID);
+    pk.u.publish.props.sub_ids[0] = 2;
+    pk.u.publish.props.sub_id_count = 1;
+    peer_send(f.local, &pk);
+    expect(f.local, MQTT_PUBACK);
+    struct mqtt_packet p = expect_pub(f.up, "remote2/r", "x", 1);
+    ASSERT(!p.u.publish.retain);
+    send_ack(f.up, MQTT_PUBACK, p.u.publish.packet_id, 0);
+    struct bridge_status st;
+    WAIT_STATUS(&f, st, st.sent == 1 && st.queued == 0);
+    /* Again with Maximum QoS 0. */
+    close(f.up->fd);
+    f.up->fd = -1;
+    fx_accept(&f, WAIT_MS);
+    pr.max_qos = 0;
+    fx_connack_props(&f, false, &pr);
+    send_pub(f.local, "fwd/z", "z", 1, 8, 1, false);
+    expect(f.local, MQTT_PUBACK);
+    p = expect_pub(f.up, "remote/z", "z", 0);
+    ASSERT_EQ(p.u.publish.packet_id, 0);
+    WAIT_STATUS(&f, st, st.sent == 2 && st.queued == 0);
+    fx_end(&f);
+}
+
 TEST(properties_forwarded)
 {
     struct fx f;
@@ -1332,6 +1376,7 @@ int main(void)
     RUN(stop_disconnects_upstream);
     RUN(local_receive_maximum_bounds_messages_in_flight_here);
     RUN(upstream_connack_limits);
+    RUN(upstream_maximum_qos_and_retain_available);
     RUN(properties_forwarded);
     RUN(retain_rules);
     RUN(unmapped_qos2_from_upstream_refused);
