@@ -18,7 +18,20 @@
 
 #include "core/log.h"
 
-#define MAX_FILES 5
+#define MAX_FILES   5
+#define MAX_THREADS 64
+
+/* A worker thread's own copy of the listener's context, made in its own
+ * OpenSSL library context. OpenSSL 3.0 takes read locks on a library
+ * context's algorithm and name stores hundreds of times per handshake
+ * (fetches, and the decoder lookup for the peer's public key); workers
+ * sharing one library context keep moving those locks between cores. */
+struct thread_ctx {
+    OSSL_LIB_CTX *lib; /* made once, kept until tls_server_free: SSLs made
+                          from an older ctx in it may still be open */
+    SSL_CTX *ctx;      /* NULL: this thread uses the shared one */
+    uint64_t gen;      /* the tls_server generation ctx was made for */
+};
 
 struct file_stamp {
     time_t mtime;
@@ -33,6 +46,10 @@ struct tls_server {
     SSL_CTX *sni_ctx[TLS_MAX_SNI]; /* guarded by lock too */
     struct file_stamp stamps[MAX_FILES];
     _Atomic uint64_t counters[TLS_NCAUSES];
+    _Atomic uint64_t gen; /* bumped by every successful load */
+    /* Indexed by thread_slot(); each entry is touched by its thread only
+     * (and by tls_server_free, once the threads are gone). */
+    struct thread_ctx threads[MAX_THREADS];
 };
 
 static const char *const cause_names[TLS_NCAUSES] = {
@@ -304,10 +321,10 @@ static int sni_cb(SSL *ssl, int *alert, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
-static SSL_CTX *build_server_ctx(struct tls_server *s, const struct tls_server_config *c, char *err,
-                                 size_t errlen)
+static SSL_CTX *build_server_ctx(struct tls_server *s, const struct tls_server_config *c,
+                                 OSSL_LIB_CTX *lib, char *err, size_t errlen)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx = SSL_CTX_new_ex(lib, NULL, TLS_server_method());
     if (!ctx) {
         ossl_err(err, errlen, "cannot create a TLS context%s%s", "", "");
         return NULL;
@@ -383,13 +400,13 @@ static char *dup_or_null(const char *s)
 static int build_all(struct tls_server *s, SSL_CTX **main, SSL_CTX **sni, char *err, size_t errlen)
 {
     memset(sni, 0, TLS_MAX_SNI * sizeof(*sni));
-    if (!(*main = build_server_ctx(s, &s->cfg, err, errlen)))
+    if (!(*main = build_server_ctx(s, &s->cfg, NULL, err, errlen)))
         return -1;
     for (unsigned i = 0; i < s->cfg.nsni && i < TLS_MAX_SNI; i++) {
         struct tls_server_config c = s->cfg;
         c.certfile = s->cfg.sni[i].certfile;
         c.keyfile = s->cfg.sni[i].keyfile;
-        if (!(sni[i] = build_server_ctx(s, &c, err, errlen))) {
+        if (!(sni[i] = build_server_ctx(s, &c, NULL, err, errlen))) {
             for (unsigned k = 0; k < i; k++)
                 SSL_CTX_free(sni[k]);
             SSL_CTX_free(*main);
@@ -434,6 +451,7 @@ struct tls_server *tls_server_new(const struct tls_server_config *cfg, char *err
         s->cfg.sni[i].keyfile = dup_or_null(cfg->sni[i].keyfile);
     }
     stamp_files(s);
+    atomic_store(&s->gen, 1);
     if (build_all(s, &s->ctx, s->sni_ctx, err, errlen) < 0) {
         tls_server_free(s);
         return NULL;
@@ -453,6 +471,7 @@ int tls_server_reload(struct tls_server *s, char *err, size_t errlen)
     memcpy(old_sni, s->sni_ctx, sizeof(old_sni));
     memcpy(s->sni_ctx, fresh_sni, sizeof(old_sni));
     stamp_files(s);
+    atomic_fetch_add(&s->gen, 1); /* each thread makes its copy anew */
     pthread_mutex_unlock(&s->lock);
     /* Connections made from the old contexts hold their own references. */
     SSL_CTX_free(old);
@@ -461,12 +480,11 @@ int tls_server_reload(struct tls_server *s, char *err, size_t errlen)
     return 0;
 }
 
-/* see tls.h */
-bool tls_server_files_changed(struct tls_server *s)
+/* With s->lock held. */
+static bool files_changed_locked(struct tls_server *s)
 {
     const char *files[MAX_FILES] = {s->cfg.certfile, s->cfg.keyfile, s->cfg.cafile, s->cfg.crlfile,
                                     NULL};
-    pthread_mutex_lock(&s->lock);
     bool changed = false;
     for (int i = 0; i < MAX_FILES && !changed; i++) {
         struct stat st;
@@ -477,6 +495,14 @@ bool tls_server_files_changed(struct tls_server *s)
         changed = st.st_mtime != s->stamps[i].mtime || st.st_size != s->stamps[i].size ||
                   st.st_ino != s->stamps[i].ino;
     }
+    return changed;
+}
+
+/* see tls.h */
+bool tls_server_files_changed(struct tls_server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool changed = files_changed_locked(s);
     pthread_mutex_unlock(&s->lock);
     return changed;
 }
@@ -486,6 +512,10 @@ void tls_server_free(struct tls_server *s)
     if (!s)
         return;
     SSL_CTX_free(s->ctx);
+    for (unsigned i = 0; i < MAX_THREADS; i++) {
+        SSL_CTX_free(s->threads[i].ctx);
+        OSSL_LIB_CTX_free(s->threads[i].lib);
+    }
     for (unsigned i = 0; i < TLS_MAX_SNI; i++) {
         SSL_CTX_free(s->sni_ctx[i]);
         free((char *)s->cfg.sni[i].host);
@@ -860,15 +890,80 @@ const struct transport_ops tls_transport_ops = {
     .destroy = tls_destroy,
 };
 
+/* This thread's index into tls_server.threads, -1 past MAX_THREADS. */
+static int thread_slot(void)
+{
+    static _Atomic int next;
+    static __thread int slot = -1;
+    if (slot < 0) {
+        int i = atomic_fetch_add(&next, 1);
+        slot = i < MAX_THREADS ? i : MAX_THREADS;
+    }
+    return slot < MAX_THREADS ? slot : -1;
+}
+
+/* Makes this thread's copy of the context from the files of the last
+ * successful load, with the shared context's ticket keys (a ticket made
+ * by one worker resumes on any). The copy is only used if the files are
+ * still those that were loaded: files changed since (and not reloaded yet)
+ * leave the thread on the shared context until the next reload. */
+static SSL_CTX *make_copy(struct tls_server *s, struct thread_ctx *tc, uint64_t gen)
+{
+    unsigned char keys[80];
+    char err[256];
+    if (!tc->lib && !(tc->lib = OSSL_LIB_CTX_new()))
+        return NULL;
+    if (tls_server_files_changed(s))
+        return NULL;
+    SSL_CTX *ctx = build_server_ctx(s, &s->cfg, tc->lib, err, sizeof(err));
+    if (!ctx) {
+        log_warn("tls: a worker's own TLS context: %s; it uses the shared one", err);
+        return NULL;
+    }
+    pthread_mutex_lock(&s->lock);
+    bool same = atomic_load(&s->gen) == gen && !files_changed_locked(s);
+    bool ok = same && SSL_CTX_get_tlsext_ticket_keys(s->ctx, keys, sizeof(keys)) == 1 &&
+              SSL_CTX_set_tlsext_ticket_keys(ctx, keys, sizeof(keys)) == 1;
+    pthread_mutex_unlock(&s->lock);
+    OPENSSL_cleanse(keys, sizeof(keys));
+    ERR_clear_error();
+    if (!ok) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* The context a new connection on this thread is made from: its own copy
+ * when it has one for the current load, else the shared one (SNI switches
+ * between shared contexts, so listeners with SNI certificates keep to those). */
+static SSL *new_ssl(struct tls_server *s)
+{
+    int i = thread_slot();
+    if (i >= 0 && !s->cfg.nsni) {
+        struct thread_ctx *tc = &s->threads[i];
+        uint64_t gen = atomic_load(&s->gen);
+        if (tc->gen != gen) {
+            SSL_CTX_free(tc->ctx); /* open connections hold their own references */
+            tc->ctx = make_copy(s, tc, gen);
+            tc->gen = gen;
+        }
+        if (tc->ctx)
+            return SSL_new(tc->ctx);
+    }
+    pthread_mutex_lock(&s->lock);
+    SSL *ssl = SSL_new(s->ctx); /* holds a reference to this context */
+    pthread_mutex_unlock(&s->lock);
+    return ssl;
+}
+
 /* see tls.h */
 void *tls_transport_new(struct tls_server *s, int fd, const char *peer)
 {
     struct tls_conn *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
-    pthread_mutex_lock(&s->lock);
-    t->ssl = SSL_new(s->ctx); /* holds a reference to this context */
-    pthread_mutex_unlock(&s->lock);
+    t->ssl = new_ssl(s);
     if (!t->ssl) {
         free(t);
         return NULL;

@@ -3,6 +3,7 @@
  * identity read from a client certificate, reload keeping the old material
  * on failure. The PKI is made at run time with the openssl CLI (tests only). */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -280,24 +281,38 @@ TEST(reload_keeps_old_on_failure)
     tls_server_free(s);
 }
 
-/* Handshakes a raw OpenSSL client trusting ca.crt only with the server;
- * returns how many certificates the server sent. */
-static int certs_sent(struct tls_server *s)
+/* A raw OpenSSL client trusting ca.crt only, to see what the server sends. */
+static SSL_CTX *raw_client(void)
 {
-    int sv[2];
-    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    fcntl(sv[0], F_SETFL, O_NONBLOCK);
-    fcntl(sv[1], F_SETFL, O_NONBLOCK);
-    void *st = tls_transport_new(s, sv[0], "peer");
     SSL_CTX *cx = SSL_CTX_new(TLS_client_method());
     ASSERT(cx);
     ASSERT_EQ(SSL_CTX_load_verify_locations(cx, f("ca.crt"), NULL), 1);
     ASSERT_EQ(SSL_CTX_use_certificate_file(cx, f("cli.crt"), SSL_FILETYPE_PEM), 1);
     ASSERT_EQ(SSL_CTX_use_PrivateKey_file(cx, f("cli.key"), SSL_FILETYPE_PEM), 1);
     SSL_CTX_set_verify(cx, SSL_VERIFY_PEER, NULL);
+    return cx;
+}
+
+struct raw_result {
+    int certs;            /* certificates the server sent */
+    bool reused;          /* the offered session was resumed */
+    SSL_SESSION *session; /* the client's session after the server's ticket */
+};
+
+/* Handshakes cx with s over a socketpair, offering `offer` if not NULL. */
+static struct raw_result raw_handshake(struct tls_server *s, SSL_CTX *cx, SSL_SESSION *offer)
+{
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    fcntl(sv[1], F_SETFL, O_NONBLOCK);
+    void *st = tls_transport_new(s, sv[0], "peer");
+    ASSERT(st);
     SSL *c = SSL_new(cx);
     SSL_set_fd(c, sv[1]);
     SSL_set_connect_state(c);
+    if (offer)
+        SSL_set_session(c, offer);
     ssize_t rs = 0;
     int rc = 0;
     for (int i = 0; i < 200 && (rs != 1 || rc != 1); i++) {
@@ -309,13 +324,26 @@ static int certs_sent(struct tls_server *s)
     ASSERT_EQ(rs, 1);
     ASSERT_EQ(rc, 1);
     ASSERT_EQ(SSL_get_verify_result(c), X509_V_OK);
-    int n = sk_X509_num(SSL_get_peer_cert_chain(c));
+    char b[8];
+    SSL_read(c, b, sizeof(b)); /* takes in the TLS 1.3 ticket */
+    struct raw_result r = {.certs = sk_X509_num(SSL_get_peer_cert_chain(c)),
+                           .reused = SSL_session_reused(c) == 1,
+                           .session = SSL_get1_session(c)};
+    SSL_shutdown(c); /* freed without it, the session would be marked not resumable */
     SSL_free(c);
-    SSL_CTX_free(cx);
     tls_transport_ops.destroy(st);
     close(sv[0]);
     close(sv[1]);
-    return n;
+    return r;
+}
+
+static int certs_sent(struct tls_server *s)
+{
+    SSL_CTX *cx = raw_client();
+    struct raw_result r = raw_handshake(s, cx, NULL);
+    SSL_SESSION_free(r.session);
+    SSL_CTX_free(cx);
+    return r.certs;
 }
 
 /* The chain to send is built once from the trust store: it holds the
@@ -334,6 +362,74 @@ TEST(chain_built_without_root)
     ASSERT_EQ(certs_sent(s), 2);
     ASSERT_EQ(tls_server_reload(s, err, sizeof(err)), 0);
     ASSERT_EQ(certs_sent(s), 2);
+    tls_server_free(s);
+}
+
+struct other_thread {
+    struct tls_server *s;
+    SSL_CTX *cx;
+    SSL_SESSION *offer;
+    struct raw_result r;
+};
+
+static void *handshake_thread(void *arg)
+{
+    struct other_thread *o = arg;
+    o->r = raw_handshake(o->s, o->cx, o->offer);
+    return NULL;
+}
+
+static struct raw_result on_other_thread(struct tls_server *s, SSL_CTX *cx, SSL_SESSION *offer)
+{
+    struct other_thread o = {.s = s, .cx = cx, .offer = offer};
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, handshake_thread, &o), 0);
+    ASSERT_EQ(pthread_join(th, NULL), 0);
+    return o.r;
+}
+
+/* Each thread makes its connections from its own copy of the context; a
+ * ticket issued on one thread resumes on another, and still does after a
+ * reload only if it was issued after it (a reload makes new ticket keys). */
+TEST(tickets_resume_across_threads)
+{
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
+    struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
+    ASSERT(s);
+    SSL_CTX *cx = raw_client();
+    struct raw_result a = on_other_thread(s, cx, NULL);
+    ASSERT(a.session && !a.reused);
+    struct raw_result b = raw_handshake(s, cx, a.session);
+    ASSERT(b.reused);
+    struct raw_result c = on_other_thread(s, cx, b.session);
+    ASSERT(c.reused);
+    ASSERT_EQ(tls_server_reload(s, err, sizeof(err)), 0);
+    struct raw_result d = raw_handshake(s, cx, c.session);
+    ASSERT(!d.reused);
+    struct raw_result e = on_other_thread(s, cx, d.session);
+    ASSERT(e.reused);
+    SSL_SESSION *all[] = {a.session, b.session, c.session, d.session, e.session};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        SSL_SESSION_free(all[i]);
+    SSL_CTX_free(cx);
+    tls_server_free(s);
+}
+
+/* A thread making its copy of the context after the files changed, but
+ * before the reload, serves what was loaded, like every other thread. */
+TEST(threads_serve_loaded_files_until_reload)
+{
+    sh("cp srv.crt live2.crt");
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
+    sc.certfile = f("live2.crt");
+    struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
+    ASSERT(s);
+    sh("sleep 1.1 && cp srv-int.crt live2.crt"); /* valid, but its issuer is unknown here */
+    SSL_CTX *cx = raw_client();
+    struct raw_result r = on_other_thread(s, cx, NULL); /* verified against ca.crt */
+    ASSERT_EQ(r.certs, 1);
+    SSL_SESSION_free(r.session);
+    SSL_CTX_free(cx);
     tls_server_free(s);
 }
 
@@ -358,6 +454,8 @@ int main(void)
     RUN(context_errors_name_files);
     RUN(reload_keeps_old_on_failure);
     RUN(chain_built_without_root);
+    RUN(tickets_resume_across_threads);
+    RUN(threads_serve_loaded_files_until_reload);
     RUN(names);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
