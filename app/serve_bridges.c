@@ -66,27 +66,38 @@ static void publish_status(void *ctx, broker_sys_emit_fn emit, void *ectx)
 }
 
 /* Each bridge talks to the broker over a socketpair: one end is served
- * like any client connection (net_server_adopt), the bridge owns the other. */
-static struct bridge *start_one(const struct cfg_bridge *c, struct net_server *s)
+ * like any client connection (net_server_adopt), the bridge owns the other.
+ * Returns the bridge's end, or -1. */
+static int attach(void *ctx, const char *bridge_name)
 {
+    struct net_server *s = ctx;
     int sv[2];
-    char err[1024], name[160];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
-        fprintf(stderr, "ward serve: bridge %s: socketpair failed\n", c->name);
-        return NULL;
-    }
-    snprintf(name, sizeof(name), "bridge %s", c->name);
+    char name[160];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
+        return -1;
+    snprintf(name, sizeof(name), "bridge %s", bridge_name);
     if (net_server_adopt(s, sv[0], name) < 0) {
         close(sv[0]);
         close(sv[1]);
+        return -1;
+    }
+    return sv[1];
+}
+
+static struct bridge *start_one(const struct cfg_bridge *c, struct net_server *s)
+{
+    char err[1024];
+    int fd = attach(s, c->name);
+    if (fd < 0) {
         fprintf(stderr, "ward serve: bridge %s: cannot attach to the broker\n", c->name);
         return NULL;
     }
-    struct bridge *b = bridge_new(c, sv[1], err, sizeof(err));
+    struct bridge *b = bridge_new(c, fd, err, sizeof(err));
     if (!b) {
         fprintf(stderr, "ward serve: %s\n", err);
         return NULL;
     }
+    bridge_set_reattach(b, attach, s);
     if (bridge_start(b) < 0) {
         fprintf(stderr, "ward serve: bridge %s: cannot start its thread\n", c->name);
         bridge_free(b);

@@ -28,6 +28,8 @@
 #define OUT_HARD_LIMIT (64u << 20) /* a side whose output grows past this is broken */
 #define IN_LIMIT       (256u << 20)
 #define DOWN_WINDOW    1024u  /* our Receive Maximum towards the upstream */
+#define LOCAL_WINDOW   512u   /* and towards the local broker: its output stays small */
+#define LOCAL_EXPIRY_S 300u   /* the local session outlives a lost local connection */
 #define BACKOFF_FIRST  1000u  /* ms */
 #define STABLE_MS      10000u /* a link up this long resets the backoff */
 #define LOG_EVERY_MS   10000u /* overflow and drop warnings at most this often */
@@ -69,6 +71,10 @@ struct bridge {
     pthread_mutex_t tls_lock;    /* guards tls_next */
     bool private_ok;             /* still trying the 3.1.1 bridge flag */
     bool local_ready;
+    bool local_resume;                            /* CONNECT with the session kept */
+    int (*reattach)(void *ctx, const char *name); /* a new local socket, or -1 */
+    void *reattach_ctx;
+    uint64_t last_reattach;
     uint32_t attempt;
     uint64_t next_try;
     uint16_t up_sub_pid;     /* the upstream SUBSCRIBE's packet id */
@@ -469,6 +475,8 @@ static uint8_t to_upstream(struct bridge *b, const struct mqtt_publish *pub)
     return 0;
 }
 
+static int subscribe_local(struct bridge *b);
+
 /* ---- packets from each side ----------------------------------------------- */
 
 static void log_suback(struct bridge *b, const char *side, uint8_t code, const char *filter)
@@ -576,6 +584,37 @@ static void local_publish(struct bridge *b, const struct mqtt_publish *pub)
         side_ack(&b->local, MQTT_PUBREC, pub->packet_id, rc);
 }
 
+/* After the local CONNACK: messages that were in flight to this broker go
+ * again, with DUP and their packet ids if it kept the session. */
+static void resume_local(struct bridge *b, bool present)
+{
+    struct side *l = &b->local;
+    if (!b->local_resume)
+        return;
+    if (!present) { /* the session expired: subscribe again, send as new */
+        bq_requeue(&b->down);
+        memset(l->pid_used, 0, sizeof(l->pid_used));
+        if (subscribe_local(b) < 0)
+            log_error("bridge %s: cannot subscribe here again", b->cfg->name);
+        return;
+    }
+    for (struct bq_msg *m = b->down.head; m && m != bq_peek_unsent(&b->down); m = m->next) {
+        if (m->state == BQ_PUBREL) {
+            side_ack(l, MQTT_PUBREL, m->pid, 0);
+            continue;
+        }
+        struct mqtt_packet p = {.type = MQTT_PUBLISH};
+        p.u.publish = (struct mqtt_publish){.topic = {(const uint8_t *)m->topic, m->topic_len},
+                                            .payload = {m->payload, m->payload_len},
+                                            .qos = m->qos,
+                                            .retain = m->retain,
+                                            .dup = true,
+                                            .packet_id = m->pid,
+                                            .props = m->props};
+        side_send(l, &p);
+    }
+}
+
 static int local_packet(struct bridge *b, const struct mqtt_packet *p, const char **why)
 {
     struct side *l = &b->local;
@@ -588,6 +627,7 @@ static int local_packet(struct bridge *b, const struct mqtt_packet *p, const cha
         if (p->u.connack.props.present & MQTT_HAS(MQTT_PROP_RECEIVE_MAX))
             l->window = p->u.connack.props.receive_max;
         b->local_ready = true;
+        resume_local(b, p->u.connack.session_present);
         send_down(b);
         return 0;
     case MQTT_PUBLISH:
@@ -663,24 +703,11 @@ static int side_process(struct bridge *b, struct side *s, const char **why)
 
 /* ---- the local side --------------------------------------------------------- */
 
-static int local_start(struct bridge *b, int fd)
+/* One SUBSCRIBE per forward rule, packet id and subscription identifier
+ * i + 1 (on a connection with nothing else in flight). */
+static int subscribe_local(struct bridge *b)
 {
     struct side *l = &b->local;
-    side_attach(l, fd);
-    l->codec.version = MQTT_V5;
-    l->window = 65535;
-    char id[200];
-    snprintf(id, sizeof(id), "$bridge/%s", b->cfg->name);
-    struct mqtt_packet p = {.type = MQTT_CONNECT};
-    struct mqtt_connect *ck = &p.u.connect;
-    ck->protocol_name = (struct mqtt_str){(const uint8_t *)"MQTT", 4};
-    ck->version = MQTT_V5;
-    ck->clean_start = true;
-    ck->client_id = (struct mqtt_str){(const uint8_t *)id, strlen(id)};
-    ck->props.present = MQTT_HAS(MQTT_PROP_RECEIVE_MAX);
-    ck->props.receive_max = 65535;
-    if (side_send(l, &p) < 0)
-        return -1;
     for (size_t i = 0; i < b->cfg->nforwards; i++) {
         const char *f = forward_filter(&b->cfg->forwards[i]);
         /* Every rule gets its own SUBSCRIBE and identifier, so a message
@@ -700,6 +727,31 @@ static int local_start(struct bridge *b, int fd)
             return -1;
     }
     return 0;
+}
+
+static int local_start(struct bridge *b, int fd)
+{
+    struct side *l = &b->local;
+    side_attach(l, fd);
+    l->codec.version = MQTT_V5;
+    l->window = 65535;
+    char id[200];
+    snprintf(id, sizeof(id), "$bridge/%s", b->cfg->name);
+    struct mqtt_packet p = {.type = MQTT_CONNECT};
+    struct mqtt_connect *ck = &p.u.connect;
+    ck->protocol_name = (struct mqtt_str){(const uint8_t *)"MQTT", 4};
+    ck->version = MQTT_V5;
+    /* A fresh session at start; after a lost local connection the same
+     * session again, so what the broker had sent and we had not
+     * acknowledged comes again (MQTT-4.4.0-1). */
+    ck->clean_start = !b->local_resume;
+    ck->client_id = (struct mqtt_str){(const uint8_t *)id, strlen(id)};
+    ck->props.present = MQTT_HAS(MQTT_PROP_RECEIVE_MAX) | MQTT_HAS(MQTT_PROP_SESSION_EXPIRY);
+    ck->props.receive_max = LOCAL_WINDOW;
+    ck->props.session_expiry = LOCAL_EXPIRY_S;
+    if (side_send(l, &p) < 0)
+        return -1;
+    return b->local_resume ? 0 : subscribe_local(b);
 }
 
 /* ---- the upstream connection ---------------------------------------------- */
@@ -1089,6 +1141,34 @@ static int next_timeout(struct bridge *b, uint64_t now)
     return t > now ? (int)(t - now) : 0;
 }
 
+/* The connection to this broker ended (its output bound, a restart of
+ * the broker's side): a new one resumes the same session, messages to
+ * publish here are sent again; without a way to reattach the bridge stops. */
+static void local_lost(struct bridge *b, const char *why)
+{
+    struct side *l = &b->local;
+    side_close(l);
+    b->local_ready = false;
+    bq_mark_resend(&b->down);
+    uint64_t now = clock_mono_ms();
+    bool again = b->last_reattach && now - b->last_reattach < 1000;
+    b->last_reattach = now;
+    int fd = b->reattach && !again && !atomic_load(&b->stop)
+                 ? b->reattach(b->reattach_ctx, b->cfg->name)
+                 : -1;
+    if (fd < 0) {
+        log_error("bridge %s: local connection: %s; the bridge stops", b->cfg->name, why);
+        atomic_store(&b->stop, true);
+        return;
+    }
+    log_warn("bridge %s: local connection: %s; reattached", b->cfg->name, why);
+    b->local_resume = true;
+    if (local_start(b, fd) < 0) {
+        log_error("bridge %s: cannot restart the local side; the bridge stops", b->cfg->name);
+        atomic_store(&b->stop, true);
+    }
+}
+
 static void run_turn(struct bridge *b)
 {
     const char *why = "";
@@ -1107,16 +1187,14 @@ static void run_turn(struct bridge *b)
         (void)r;
     }
     if (service(b, &b->local, p[1].revents, &why) < 0) {
-        log_error("bridge %s: %s; the bridge stops", b->cfg->name, why);
-        atomic_store(&b->stop, true);
+        local_lost(b, why);
         return;
     }
     if (b->up.fd >= 0 && (service(b, &b->up, p[2].revents, &why) < 0 ||
                           keepalive(b, clock_mono_ms(), &why) < 0 || side_flush(&b->up, &why) < 0))
         up_lost(b, why);
     if (side_flush(&b->local, &why) < 0) {
-        log_error("bridge %s: local connection: %s; the bridge stops", b->cfg->name, why);
-        atomic_store(&b->stop, true);
+        local_lost(b, why);
         return;
     }
     if (b->up.fd < 0 && clock_mono_ms() >= b->next_try && b->local_ready)
@@ -1268,6 +1346,12 @@ struct bridge *bridge_new(const struct cfg_bridge *cfg, int local_fd, char *err,
 fail:
     bridge_free(b);
     return NULL;
+}
+
+void bridge_set_reattach(struct bridge *b, int (*fn)(void *ctx, const char *name), void *ctx)
+{
+    b->reattach = fn;
+    b->reattach_ctx = ctx;
 }
 
 int bridge_start(struct bridge *b)

@@ -50,6 +50,11 @@ int bridge_check(const struct cfg_bridge *cfg, char *err, size_t errlen);
  * a connected socketpair whose other end the broker serves; the bridge
  * owns it from now on. Returns NULL with a reason in err. */
 struct bridge *bridge_new(const struct cfg_bridge *cfg, int local_fd, char *err, size_t errlen);
+/* How to get a new local socket if the connection to this broker ends
+ * (the broker closed it: its output bound): fn returns this side's end of
+ * a new socketpair the broker serves, or -1. Without it the bridge stops
+ * then. Call before bridge_start(). */
+void bridge_set_reattach(struct bridge *b, int (*fn)(void *ctx, const char *name), void *ctx);
 /* Starts the bridge's thread. Returns 0 or -1. */
 int bridge_start(struct bridge *b);
 /* Re-reads the TLS files now (SIGHUP); the next connection uses them.

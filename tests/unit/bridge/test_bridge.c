@@ -222,7 +222,23 @@ struct fx {
     struct bridge *b;
     struct peer *local, *up;
     uint16_t local_receive_max; /* in the local CONNACK; 0: none */
+    bool reattach;              /* give the bridge a way to reattach locally */
 };
+
+/* The test's end of the socketpair handed out by reattach(). */
+static int g_reattach_peer = -1;
+
+static int reattach(void *ctx, const char *name)
+{
+    (void)ctx;
+    (void)name;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -1;
+    fcntl(sv[1], F_SETFL, O_NONBLOCK);
+    g_reattach_peer = sv[0];
+    return sv[1];
+}
 
 /* Forward rules (local filter -> remote target):
  *   1: fwd/#  -> remote/#  QoS 1
@@ -280,6 +296,8 @@ static void fx_start(struct fx *f)
     if (!f->b)
         TEST_FAIL_("bridge_new: %s", err);
     f->local = peer_new(sv[0]);
+    if (f->reattach)
+        bridge_set_reattach(f->b, reattach, NULL);
     ASSERT_EQ(bridge_start(f->b), 0);
 
     struct mqtt_packet p = expect(f->local, MQTT_CONNECT);
@@ -1248,6 +1266,49 @@ TEST(upstream_disconnect_reconnects)
     fx_end(&f);
 }
 
+TEST(local_close_reattaches_and_resumes)
+{
+    /* The broker closes the bridge's local connection (its output bound):
+     * the bridge gets a new socket, resumes the same session (clean start
+     * 0, no new SUBSCRIBEs) and sends again, with DUP and the same packet
+     * id, what the broker had not acknowledged; its PUBACK then reaches
+     * the upstream. */
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    f.reattach = true;
+    fx_start(&f);
+    fx_connect(&f);
+    send_pub(f.up, "cmd/a", "1", 1, 5, 0, false);
+    uint16_t lpid = expect_pub(f.local, "in/a", "1", 1).u.publish.packet_id;
+    peer_free(f.local);
+    struct pollfd pf;
+    for (int i = 0; i < 100 && g_reattach_peer < 0; i++)
+        poll(&pf, 0, 20);
+    ASSERT(g_reattach_peer >= 0);
+    f.local = peer_new(g_reattach_peer);
+    g_reattach_peer = -1;
+    struct mqtt_packet p = expect(f.local, MQTT_CONNECT);
+    ASSERT(!p.u.connect.clean_start);
+    ASSERT(p.u.connect.props.present & MQTT_HAS(MQTT_PROP_SESSION_EXPIRY));
+    ASSERT(p.u.connect.props.session_expiry > 0);
+    struct mqtt_packet a = {.type = MQTT_CONNACK};
+    a.u.connack.session_present = true;
+    peer_send(f.local, &a);
+    p = expect_pub(f.local, "in/a", "1", 1);
+    ASSERT(p.u.publish.dup);
+    ASSERT_EQ(p.u.publish.packet_id, lpid);
+    send_ack(f.local, MQTT_PUBACK, lpid, 0);
+    ASSERT_EQ(expect(f.up, MQTT_PUBACK).u.ack.packet_id, 5);
+    /* Forwards still work on the new connection. */
+    send_pub(f.local, "fwd/x", "y", 1, 9, 1, false);
+    expect(f.local, MQTT_PUBACK);
+    p = expect_pub(f.up, "remote/x", "y", 1);
+    send_ack(f.up, MQTT_PUBACK, p.u.publish.packet_id, 0);
+    struct bridge_status st;
+    WAIT_STATUS(&f, st, st.sent == 1 && st.received == 1);
+    fx_end(&f);
+}
+
 TEST(local_close_stops_the_bridge)
 {
     struct fx f;
@@ -1383,6 +1444,7 @@ int main(void)
     RUN(keepalive);
     RUN(upstream_disconnect_reconnects);
     RUN(local_close_stops_the_bridge);
+    RUN(local_close_reattaches_and_resumes);
     RUN(forward_rule_chosen_by_subscription_id);
     RUN(server_keep_alive_overrides);
     RUN(qos2_from_an_old_connection_does_not_ack_a_new_message);
