@@ -15,6 +15,8 @@
 #   BENCH_N         publishers/subscribers per case (default 20)
 #   BENCH_RATE      per-publisher rate for the rate-limited rows (default 2000/s)
 #   WARD            the ward binary (default build/ward)
+#   BENCH_ONLY      only the rows whose name contains this ("q1", "/s")
+#   BENCH_KEEP_LOGS append the edges' logs to this file
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WARD=${WARD:-build/ward}
@@ -96,7 +98,7 @@ CONF
   done
   sleep 1
 }
-stop_edge() { kill "$EDGE_PID" 2>/dev/null || true; wait "$EDGE_PID" 2>/dev/null || true; rm -f "$TMP"/edge-*.log; }
+stop_edge() { kill "$EDGE_PID" 2>/dev/null || true; wait "$EDGE_PID" 2>/dev/null || true; [ -z "${BENCH_KEEP_LOGS:-}" ] || cat "$TMP"/edge-*.log >>"$BENCH_KEEP_LOGS"; rm -f "$TMP"/edge-*.log; }
 
 # run_case QOS [ARGS] -> "rate p50 p99 lost cpu_s" for the running edge (better of two)
 run_case() {
@@ -135,6 +137,7 @@ RATE=${BENCH_RATE:-2000}
 ROWS=("bridge p2p q0|0|" "bridge p2p q0 @${RATE}/s|0|-r $RATE" "bridge p2p q1|1|" "bridge p2p q1 @${RATE}/s|1|-r $RATE")
 for row in "${ROWS[@]}"; do
   IFS='|' read -r name q args <<<"$row"
+  [ -z "${BENCH_ONLY:-}" ] || [[ "$name" == *"$BENCH_ONLY"* ]] || continue
   # shellcheck disable=SC2086
   { start_edge ward "$q"; read -r wr wp50 wp99 wl wc <<<"$(run_case "$q" $args)"; stop_edge; }
   # shellcheck disable=SC2086
