@@ -1279,6 +1279,13 @@ int bridge_check(const struct cfg_bridge *c, char *err, size_t errlen)
     char host[256];
     uint16_t port;
     bool tls;
+    /* The name is a topic level of $SYS/broker/bridge/NAME/. */
+    if (!c->name || !*c->name || strpbrk(c->name, "/+#") ||
+        !mqtt_utf8_valid((const uint8_t *)c->name, strlen(c->name))) {
+        snprintf(err, errlen, "bridges.mqtt.%s: a bridge name may not be empty or hold / + #",
+                 c->name ? c->name : "");
+        return -1;
+    }
     if (parse_server(c, host, sizeof(host), &port, &tls, err, errlen) < 0 ||
         check_rules(c, err, errlen) < 0)
         return -1;

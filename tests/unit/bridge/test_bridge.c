@@ -495,6 +495,9 @@ TEST(check_refusals)
         ASSERT(strncmp(err, "bridges.mqtt.chk", 16) == 0);                                         \
     } while (0)
     REFUSED(c.server = NULL, "server is required");
+    REFUSED(c.name = "chk/a", "may not be empty or hold");
+    REFUSED(c.name = "chk+", "may not be empty or hold");
+    REFUSED(c.name = "chk#", "may not be empty or hold");
     REFUSED(c.server = "http://127.0.0.1:1883", "'http' is not");
     REFUSED(c.server = "ws://127.0.0.1:8083", "'ws' is not");
     REFUSED(c.server = "mqtt-tcp://127.0.0.1", "bridges.mqtt.chk.server");
