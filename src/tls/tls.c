@@ -13,6 +13,7 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/provider.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -400,13 +401,15 @@ static char *dup_or_null(const char *s)
 static int build_all(struct tls_server *s, SSL_CTX **main, SSL_CTX **sni, char *err, size_t errlen)
 {
     memset(sni, 0, TLS_MAX_SNI * sizeof(*sni));
-    if (!(*main = build_server_ctx(s, &s->cfg, NULL, err, errlen)))
+    /* Named, not NULL: handshakes run with another default (server_handshake). */
+    OSSL_LIB_CTX *lib = OSSL_LIB_CTX_get0_global_default();
+    if (!(*main = build_server_ctx(s, &s->cfg, lib, err, errlen)))
         return -1;
     for (unsigned i = 0; i < s->cfg.nsni && i < TLS_MAX_SNI; i++) {
         struct tls_server_config c = s->cfg;
         c.certfile = s->cfg.sni[i].certfile;
         c.keyfile = s->cfg.sni[i].keyfile;
-        if (!(sni[i] = build_server_ctx(s, &c, NULL, err, errlen))) {
+        if (!(sni[i] = build_server_ctx(s, &c, lib, err, errlen))) {
             for (unsigned k = 0; k < i; k++)
                 SSL_CTX_free(sni[k]);
             SSL_CTX_free(*main);
@@ -769,6 +772,41 @@ static ssize_t check_plaintext(struct tls_conn *t)
     return TRANSPORT_ERROR;
 }
 
+/* A library context without algorithms (only OpenSSL's null provider). */
+static OSSL_LIB_CTX *bare;
+static pthread_once_t bare_once = PTHREAD_ONCE_INIT;
+
+static void bare_init(void)
+{
+    OSSL_LIB_CTX *lib = OSSL_LIB_CTX_new();
+    if (lib && OSSL_PROVIDER_load(lib, "null"))
+        bare = lib;
+    else
+        OSSL_LIB_CTX_free(lib);
+    ERR_clear_error();
+}
+
+/* Drives a server handshake with the thread's default library context set
+ * to the bare one. Everything a handshake does goes through the context's
+ * own library context but for one thing: OpenSSL 3.0 decodes a session
+ * (d2i_SSL_SESSION: to make a ticket, it encodes the session and decodes
+ * it again; to resume, it decodes the ticket's) in the default context,
+ * and decoding the client certificate in it looks up a decoder for its
+ * public key among all algorithms, about 90 us each time. Here the copy is
+ * decoded without the key, which nothing reads: a resumed connection
+ * verifies nothing, and its identity and revocation check use the names,
+ * alternative names, issuer and serial. */
+static int server_handshake(SSL *ssl)
+{
+    pthread_once(&bare_once, bare_init);
+    if (!bare)
+        return SSL_do_handshake(ssl);
+    OSSL_LIB_CTX *prev = OSSL_LIB_CTX_set0_default(bare);
+    int r = SSL_do_handshake(ssl);
+    OSSL_LIB_CTX_set0_default(prev);
+    return r;
+}
+
 static ssize_t tls_handshake(void *arg)
 {
     struct tls_conn *t = arg;
@@ -777,7 +815,7 @@ static ssize_t tls_handshake(void *arg)
     if (!t->client && check_plaintext(t) < 0)
         return TRANSPORT_ERROR;
     ERR_clear_error();
-    int r = SSL_do_handshake(t->ssl);
+    int r = t->client ? SSL_do_handshake(t->ssl) : server_handshake(t->ssl);
     if (r == 1) {
         t->done = true;
         X509 *peer = SSL_get0_peer_certificate(t->ssl);

@@ -294,9 +294,10 @@ static SSL_CTX *raw_client(void)
 }
 
 struct raw_result {
-    int certs;            /* certificates the server sent */
-    bool reused;          /* the offered session was resumed */
-    SSL_SESSION *session; /* the client's session after the server's ticket */
+    int certs;              /* certificates the server sent */
+    bool reused;            /* the offered session was resumed */
+    SSL_SESSION *session;   /* the client's session after the server's ticket */
+    struct tls_identity id; /* the client as the server saw it */
 };
 
 /* Handshakes cx with s over a socketpair, offering `offer` if not NULL. */
@@ -328,7 +329,8 @@ static struct raw_result raw_handshake(struct tls_server *s, SSL_CTX *cx, SSL_SE
     SSL_read(c, b, sizeof(b)); /* takes in the TLS 1.3 ticket */
     struct raw_result r = {.certs = sk_X509_num(SSL_get_peer_cert_chain(c)),
                            .reused = SSL_session_reused(c) == 1,
-                           .session = SSL_get1_session(c)};
+                           .session = SSL_get1_session(c),
+                           .id = *tls_transport_identity(st)};
     SSL_shutdown(c); /* freed without it, the session would be marked not resumable */
     SSL_free(c);
     tls_transport_ops.destroy(st);
@@ -433,6 +435,35 @@ TEST(threads_serve_loaded_files_until_reload)
     tls_server_free(s);
 }
 
+/* A resumed connection names its client as the full handshake did: the
+ * certificate decoded out of the ticket keeps names, alternative names and
+ * serial (its public key is not decoded: nothing reads it). */
+TEST(resumed_keeps_identity)
+{
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
+    struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
+    ASSERT(s);
+    SSL_CTX *cx = raw_client();
+    struct raw_result a = raw_handshake(s, cx, NULL);
+    struct raw_result b = raw_handshake(s, cx, a.session);
+    ASSERT(!a.reused && b.reused);
+    ASSERT(b.id.verified);
+    ASSERT_STR_EQ(b.id.cn, "dev-7");
+    ASSERT_STR_EQ(b.id.dn, a.id.dn);
+    ASSERT_STR_EQ(b.id.san_email, "d7@x.test");
+    ASSERT_STR_EQ(b.id.san_uri, "urn:d7");
+    ASSERT(b.id.serial[0]);
+    ASSERT_STR_EQ(b.id.serial, a.id.serial);
+    struct raw_result c = raw_handshake(s, cx, b.session); /* a ticket made on resumption */
+    ASSERT(c.reused);
+    ASSERT_STR_EQ(c.id.cn, "dev-7");
+    SSL_SESSION_free(a.session);
+    SSL_SESSION_free(b.session);
+    SSL_SESSION_free(c.session);
+    SSL_CTX_free(cx);
+    tls_server_free(s);
+}
+
 TEST(names)
 {
     ASSERT_EQ(tls_id_field_parse("cn"), TLS_ID_CN);
@@ -456,6 +487,7 @@ int main(void)
     RUN(chain_built_without_root);
     RUN(tickets_resume_across_threads);
     RUN(threads_serve_loaded_files_until_reload);
+    RUN(resumed_keeps_identity);
     RUN(names);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
