@@ -63,16 +63,12 @@ static int num(const char *flag, const char *s, double lo, double hi, double *ou
 static int parse(int argc, char **argv, struct bench_opts *o, unsigned *n,
                  struct tls_client_config *tls)
 {
-    static const struct option longs[] = {{"json", no_argument, NULL, 'J'},
-                                          {"help", no_argument, NULL, 'H'},
-                                          {"cafile", required_argument, NULL, 'A'},
-                                          {"cert", required_argument, NULL, 'E'},
-                                          {"key", required_argument, NULL, 'K'},
-                                          {"insecure", no_argument, NULL, 'I'},
-                                          {"resume", no_argument, NULL, 'R'},
-                                          {"hold", required_argument, NULL, 'O'},
-                                          {"sub-port", required_argument, NULL, 'S'},
-                                          {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {
+        {"json", no_argument, NULL, 'J'},           {"help", no_argument, NULL, 'H'},
+        {"cafile", required_argument, NULL, 'A'},   {"cert", required_argument, NULL, 'E'},
+        {"key", required_argument, NULL, 'K'},      {"insecure", no_argument, NULL, 'I'},
+        {"resume", no_argument, NULL, 'R'},         {"hold", required_argument, NULL, 'O'},
+        {"sub-port", required_argument, NULL, 'S'}, {NULL, 0, NULL, 0}};
     double v;
     int ch, rc = 0;
     optind = 2;

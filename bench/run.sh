@@ -22,21 +22,9 @@ N=${BENCH_N:-20}
 RATE=${BENCH_RATE:-2000}
 WORKERS=${BENCH_WORKERS:-2}
 ONLY=${BENCH_ONLY:-}
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-
-for bin in "$WARD" mosquitto nats-server; do
-  command -v "$bin" >/dev/null || { echo "bench: $bin not found (make deps)" >&2; exit 2; }
-done
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+need "$WARD" mosquitto nats-server
 
 PKI="$TMP/pki"
 "$WARD" cert dev "$PKI" 2>/dev/null
@@ -96,9 +84,7 @@ CONF
   NATS2_PID=$!; PIDS+=("$NATS2_PID"); wait_port "$NATS_TLS"
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 peak_rss() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
-TICK=$(getconf CLK_TCK)
 
 # case NAME PID PORT ARGS... -> "rate p50 p99 cpu_s lost" (better of two runs)
 run_case() {

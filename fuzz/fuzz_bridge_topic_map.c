@@ -36,8 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         mqtt_topic_name_valid((const uint8_t *)topic, tlen)) {
         size_t n = bridge_map_topic(filter, *target ? target : NULL, *prefix ? prefix : NULL,
                                     *suffix ? suffix : NULL, topic, tlen, out, sizeof(out));
-        bool matches = mqtt_topic_match((const uint8_t *)filter, strlen(filter),
-                                        (const uint8_t *)topic, tlen);
+        bool matches =
+            mqtt_topic_match((const uint8_t *)filter, strlen(filter), (const uint8_t *)topic, tlen);
         if (n && (!matches || n >= sizeof(out) || strlen(out) != n ||
                   !mqtt_topic_name_valid((const uint8_t *)out, n)))
             abort();
