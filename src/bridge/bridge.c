@@ -298,6 +298,29 @@ static const char *forward_target(const struct cfg_bridge_topic *r)
     return r->local_topic && *r->local_topic ? r->remote_topic : NULL;
 }
 
+/* A queued message as a PUBLISH (QoS 0 carries no packet id or DUP). */
+static struct mqtt_packet to_publish(const struct bq_msg *m, uint8_t qos, bool retain, uint16_t pid,
+                                     bool dup, bool props)
+{
+    struct mqtt_packet p = {.type = MQTT_PUBLISH};
+    p.u.publish = (struct mqtt_publish){.topic = {(const uint8_t *)m->topic, m->topic_len},
+                                        .payload = {m->payload, m->payload_len},
+                                        .qos = qos,
+                                        .retain = retain,
+                                        .dup = dup && qos,
+                                        .packet_id = qos ? pid : 0};
+    if (props)
+        p.u.publish.props = m->props;
+    return p;
+}
+
+/* Publishes m here (the local side is MQTT 5: properties go along). */
+static int publish_local(struct bridge *b, const struct bq_msg *m, uint16_t pid, bool dup)
+{
+    struct mqtt_packet p = to_publish(m, m->qos, m->retain, pid, dup, true);
+    return side_send(&b->local, &p);
+}
+
 /* ---- upstream -> here ----------------------------------------------------- */
 
 static void send_down(struct bridge *b)
@@ -305,16 +328,8 @@ static void send_down(struct bridge *b)
     struct side *l = &b->local;
     struct bq_msg *m;
     while (b->local_ready && b->down.inflight < l->window && (m = bq_peek_unsent(&b->down))) {
-        struct mqtt_packet p = {.type = MQTT_PUBLISH};
-        struct mqtt_publish *pub = &p.u.publish;
         uint16_t pid = pid_take(l);
-        pub->topic = (struct mqtt_str){(const uint8_t *)m->topic, m->topic_len};
-        pub->payload = (struct mqtt_bin){m->payload, m->payload_len};
-        pub->qos = m->qos;
-        pub->retain = m->retain;
-        pub->props = m->props;
-        pub->packet_id = pid;
-        if (side_send(l, &p) < 0) {
+        if (publish_local(b, m, pid, false) < 0) {
             pid_release(l, pid);
             dropped(b, "the local broker's input is full");
             bq_remove(&b->down, m);
@@ -357,12 +372,7 @@ static void from_upstream(struct bridge *b, const struct mqtt_publish *pub)
     m->origin_gen = u->gen;
     if (pub->qos == 0) {
         /* Published at once, outside the QoS 1/2 window. */
-        struct mqtt_packet p = {.type = MQTT_PUBLISH};
-        p.u.publish = (struct mqtt_publish){.topic = {(const uint8_t *)m->topic, m->topic_len},
-                                            .payload = {m->payload, m->payload_len},
-                                            .retain = m->retain,
-                                            .props = m->props};
-        if (side_send(&b->local, &p) < 0)
+        if (publish_local(b, m, 0, false) < 0)
             dropped(b, "the local broker's input is full");
         else
             count(b, &b->st.received, 1);
@@ -400,19 +410,13 @@ static void accepted_here(struct bridge *b, struct bq_msg *m)
 
 static int publish_up(struct bridge *b, struct bq_msg *m, uint16_t pid, bool dup)
 {
-    struct mqtt_packet p = {.type = MQTT_PUBLISH};
-    struct mqtt_publish *pub = &p.u.publish;
-    pub->topic = (struct mqtt_str){(const uint8_t *)m->topic, m->topic_len};
-    pub->payload = (struct mqtt_bin){m->payload, m->payload_len};
     /* MQTT-3.2.2-11/-14: nothing above the server's Maximum QoS, and no
      * RETAIN where it has none. */
-    pub->qos = m->qos > b->up.max_qos ? b->up.max_qos : m->qos;
-    pub->retain = m->retain && !b->up.no_retain;
-    pub->dup = dup && pub->qos;
-    pub->packet_id = pub->qos ? pid : 0;
-    if (b->up.codec.version == MQTT_V5)
-        pub->props = m->props;
-    return side_send(&b->up, &p);
+    struct side *u = &b->up;
+    struct mqtt_packet p =
+        to_publish(m, m->qos > u->max_qos ? u->max_qos : m->qos, m->retain && !u->no_retain, pid,
+                   dup, u->codec.version == MQTT_V5);
+    return side_send(u, &p);
 }
 
 static void send_up(struct bridge *b)
@@ -436,7 +440,7 @@ static void send_up(struct bridge *b)
         }
         bq_mark_sent(&b->fwd, m, pid);
     }
-    count(b, &b->st.sent, 0);
+    count(b, &b->st.sent, 0); /* refreshes st.queued */
 }
 
 /* A local message matched a forward rule. Returns the reason code for the
@@ -603,15 +607,7 @@ static void resume_local(struct bridge *b, bool present)
             side_ack(l, MQTT_PUBREL, m->pid, 0);
             continue;
         }
-        struct mqtt_packet p = {.type = MQTT_PUBLISH};
-        p.u.publish = (struct mqtt_publish){.topic = {(const uint8_t *)m->topic, m->topic_len},
-                                            .payload = {m->payload, m->payload_len},
-                                            .qos = m->qos,
-                                            .retain = m->retain,
-                                            .dup = true,
-                                            .packet_id = m->pid,
-                                            .props = m->props};
-        side_send(l, &p);
+        publish_local(b, m, m->pid, true);
     }
 }
 
