@@ -33,51 +33,6 @@ void broker_config_defaults(struct broker_config *cfg)
 
 /* ---- sending ------------------------------------------------------------ */
 
-bool client_send(struct client *c, const struct mqtt_packet *p)
-{
-    struct broker *b = c->b;
-    if (c->closing && p->type != MQTT_DISCONNECT && p->type != MQTT_CONNACK)
-        return false;
-    size_t n = mqtt_encoded_size(&c->codec, p);
-    if (n == 0)
-        return false;
-    if (n > b->scratch_cap) {
-        uint8_t *nb = realloc(b->scratch, n);
-        if (!nb)
-            return false;
-        b->scratch = nb;
-        b->scratch_cap = n;
-    }
-    if (mqtt_encode(&c->codec, p, b->scratch, n) != n)
-        return false;
-    if (net_conn_send(c->nc, b->scratch, n) < 0) {
-        /* A client that does not read its socket costs itself only. */
-        if (!c->closing) {
-            log_notice("%s: output buffer full (slow consumer); disconnecting", c->id);
-            c->closing = true;
-            net_conn_close(c->nc, "output limit");
-        }
-        return false;
-    }
-    b->st.bytes_out += n;
-    return true;
-}
-
-void client_kick(struct client *c, uint8_t rc, const char *why)
-{
-    if (c->closing)
-        return;
-    log_notice("%s: %s (%s); closing", c->id, why, mqtt_rc_name(rc));
-    /* MQTT 5 4.13: a DISCONNECT with the reason, once CONNACK has gone. */
-    if (c->connected && c->codec.version == MQTT_V5) {
-        struct mqtt_packet p = {.type = MQTT_DISCONNECT};
-        p.u.disconnect.reason = rc;
-        client_send(c, &p);
-    }
-    c->closing = true;
-    net_conn_close(c->nc, why);
-}
-
 static void send_ack(struct client *c, enum mqtt_type t, uint16_t pid, uint8_t reason)
 {
     struct mqtt_packet p = {.type = t};
@@ -111,8 +66,16 @@ static void refuse(struct client *c, uint8_t rc5, uint8_t rc311, const char *why
 {
     log_notice("%s: connection refused: %s", c->id, why);
     connack(c, false, c->codec.version == MQTT_V5 ? rc5 : rc311, NULL);
-    c->closing = true;
-    net_conn_close(c->nc, why);
+    client_close(c, why);
+}
+
+/* Ends a session: a will still pending goes out first (MQTT-3.1.3-9: a
+ * delayed will is sent when the session ends before the delay). */
+static void end_session(struct broker *b, struct session *s)
+{
+    if (s->will && !b->shutting_down)
+        route_internal(b, s->will);
+    session_end(b, s);
 }
 
 static void take_over(struct broker *b, struct session *s, bool clean)
@@ -227,7 +190,7 @@ static struct session *attach(struct client *c, const char *id, bool clean, bool
     if (s && s->c)
         take_over(b, s, ends);
     if (s && ends) {
-        session_end(b, s);
+        end_session(b, s);
         s = NULL;
     }
     *present = s != NULL;
@@ -562,12 +525,10 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_subscription *s
      * through unchanged, so two brokers bridged both ways do not loop. */
     if (c->s->bridge)
         opts |= MQTT_SUBOPT_NO_LOCAL | MQTT_SUBOPT_RAP;
-    int r = subtree_add(b->subs, sub->filter.p, sub->filter.len, c->s, opts, sub_id);
+    int r = session_subscribe(b, c->s, sub->filter.p, sub->filter.len, opts, sub_id);
     if (r < 0)
         return MQTT_RC_UNSPECIFIED;
     *is_new = r == 1;
-    if (r == 1)
-        c->s->nsubs++;
     return qos;
 }
 
@@ -614,8 +575,7 @@ static void handle_unsubscribe(struct client *c, struct mqtt_packet *pkt)
     size_t pos = 0;
     struct mqtt_str f;
     for (uint32_t i = 0; mqtt_unsubscribe_next(up, &pos, &f); i++) {
-        int r = subtree_remove(c->b->subs, f.p, f.len, c->s);
-        c->s->nsubs -= (uint32_t)r;
+        int r = session_unsubscribe(c->b, c->s, f.p, f.len);
         codes[i] = r ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
     }
     struct mqtt_packet ack = {.type = MQTT_UNSUBACK};
@@ -643,8 +603,7 @@ static void handle_disconnect(struct client *c, struct mqtt_packet *pkt)
     }
     /* MQTT-3.14.4-3: a normal DISCONNECT discards the will, except 0x04. */
     c->normal_disconnect = d->reason != MQTT_RC_DISCONNECT_WITH_WILL;
-    c->closing = true;
-    net_conn_close(c->nc, "client disconnected");
+    client_close(c, "client disconnected");
 }
 
 static void handle_auth(struct client *c, struct mqtt_packet *pkt)
@@ -683,8 +642,7 @@ static void decode_failed(struct client *c, int rc, const struct mqtt_packet *pk
     }
     log_notice("%s: %s before CONNECT (%s); closing", c->id, mqtt_type_name(pkt->type),
                mqtt_rc_name((uint8_t)rc));
-    c->closing = true;
-    net_conn_close(c->nc, "bad first packet");
+    client_close(c, "bad first packet");
 }
 
 /* ---- net callbacks ------------------------------------------------------ */
@@ -793,7 +751,7 @@ static void detach(struct broker *b, struct client *c)
     if (s->will)
         s->will_at = now + (uint64_t)s->will_delay_s * 1000u;
     if (s->expiry_s == 0) {
-        session_end(b, s);
+        end_session(b, s);
         return;
     }
     if (s->expiry_s != SESSION_NEVER_EXPIRES)
@@ -920,6 +878,9 @@ static void publish_sys(struct broker *b, uint64_t now)
     sys_publish(b, "$SYS/broker/bytes/received", "%" PRIu64, st->bytes_in);
     sys_publish(b, "$SYS/broker/bytes/sent", "%" PRIu64, st->bytes_out);
     sys_publish(b, "$SYS/broker/subscriptions/count", "%zu", subtree_count(b->subs));
+    /* Work counters (not timings): what removals examined in the tree. */
+    sys_publish(b, "$SYS/broker/debug/subscriptions/removal_visits", "%" PRIu64,
+                subtree_visits(b->subs));
     sys_publish(b, "$SYS/broker/retained messages/count", "%zu", retain_count(b->retained));
     sys_publish(b, "$SYS/broker/auth/failures", "%" PRIu64, st->auth_failures);
     sys_publish(b, "$SYS/broker/auth/denied", "%" PRIu64, st->acl_denied);
@@ -936,8 +897,7 @@ static void check_clients(struct broker *b, uint64_t now)
             continue;
         if (!c->connected && now - c->opened_ms > b->cfg.connect_timeout_ms) {
             log_notice("%s: no CONNECT within %u ms; closing", c->id, b->cfg.connect_timeout_ms);
-            c->closing = true;
-            net_conn_close(c->nc, "connect timeout");
+            client_close(c, "connect timeout");
             continue;
         }
         uint64_t limit = (uint64_t)((double)c->keepalive * 1000.0 * b->cfg.keepalive_multiplier);
@@ -958,7 +918,7 @@ static void check_sessions(struct broker *b, uint64_t now)
             s->will = NULL;
         }
         if (s->expiry_s != SESSION_NEVER_EXPIRES && now >= s->expire_at)
-            session_end(b, s);
+            end_session(b, s);
         s = next;
     }
 }
@@ -1123,9 +1083,7 @@ void broker_auth_reloaded(struct broker *b)
         subtree_each(b->subs, collect_forbidden, &r);
     for (size_t i = 0; i < r.n; i++) {
         struct session *s = r.list[i].s;
-        if (subtree_remove(b->subs, (const uint8_t *)r.list[i].filter, strlen(r.list[i].filter),
-                           s) == 1)
-            s->nsubs--;
+        session_unsubscribe(b, s, (const uint8_t *)r.list[i].filter, strlen(r.list[i].filter));
         log_notice("session '%s': subscription '%s' removed: the new ACL forbids it", s->id,
                    r.list[i].filter);
         free(r.list[i].filter);

@@ -1,5 +1,6 @@
-/* Sessions: the table keyed by client id, the offline list, outbound packet
- * identifiers, delivery lists and inbound QoS 2 state. */
+/* Sessions: the table keyed by client id, the offline list, each session's
+ * subscriptions, outbound packet identifiers, delivery lists and inbound
+ * QoS 2 state (see session.h). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,17 +70,55 @@ static void drain(struct delivery_list *l)
         delivery_free(d);
 }
 
+/* see session.h */
+int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len,
+                      uint8_t options, uint32_t sub_id)
+{
+    if (s->nsubs == s->capsubs) {
+        uint32_t ncap = s->capsubs ? s->capsubs * 2 : 4;
+        char **a = realloc(s->subs, ncap * sizeof(*a));
+        if (!a)
+            return -1;
+        s->subs = a;
+        s->capsubs = ncap;
+    }
+    char *copy = strndup((const char *)filter, len);
+    if (!copy)
+        return -1;
+    int r = subtree_add(b->subs, filter, len, s, options, sub_id);
+    if (r == 1)
+        s->subs[s->nsubs++] = copy;
+    else
+        free(copy); /* replaced (already listed) or failed */
+    return r;
+}
+
+/* see session.h */
+int session_unsubscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len)
+{
+    if (subtree_remove(b->subs, filter, len, s) == 0)
+        return 0;
+    for (uint32_t i = 0; i < s->nsubs; i++)
+        if (strlen(s->subs[i]) == len && memcmp(s->subs[i], filter, len) == 0) {
+            free(s->subs[i]);
+            s->subs[i] = s->subs[--s->nsubs];
+            break;
+        }
+    return 1;
+}
+
 void session_end(struct broker *b, struct session *s)
 {
     if (s->will) {
-        /* MQTT-3.1.3-9: a delayed will is sent when the session ends first. */
-        if (!b->shutting_down)
-            route_internal(b, s->will);
         msg_unref(s->will);
         s->will = NULL;
     }
     session_offline_remove(b, s);
-    subtree_remove_owner(b->subs, s);
+    for (uint32_t i = 0; i < s->nsubs; i++) {
+        subtree_remove(b->subs, (const uint8_t *)s->subs[i], strlen(s->subs[i]), s);
+        free(s->subs[i]);
+    }
+    free(s->subs);
     struct session **pp = &b->buckets[hash_id(s->id) % b->nbuckets];
     while (*pp && *pp != s)
         pp = &(*pp)->hnext;

@@ -36,6 +36,7 @@ struct node {
 struct subtree {
     struct node root;
     size_t count;
+    uint64_t visits; /* subscriptions examined by removals */
 };
 
 struct subtree *subtree_new(void)
@@ -270,6 +271,7 @@ int subtree_remove(struct subtree *t, const uint8_t *filter, size_t len, void *o
     } else {
         r = entry_drop(n->subs, &n->nsubs, owner);
     }
+    t->visits++;
     t->count -= (size_t)r;
     prune(n);
     return r;
@@ -278,12 +280,13 @@ int subtree_remove(struct subtree *t, const uint8_t *filter, size_t len, void *o
 /* Removes owner everywhere below n; returns how many. A child left empty is
  * freed by its parent here (never by itself, so no node frees one that a
  * caller up the recursion is still iterating). */
-static size_t drop_owner(struct node *n, void *owner)
+static size_t drop_owner(struct node *n, void *owner, uint64_t *visits)
 {
     size_t removed = 0;
+    *visits += n->nsubs + n->ngroups;
     for (size_t i = n->nchildren; i-- > 0;) {
         struct node *c = n->children[i];
-        removed += drop_owner(c, owner);
+        removed += drop_owner(c, owner, visits);
         if (node_empty(c)) {
             n->children[i] = n->children[--n->nchildren];
             node_free(c);
@@ -293,7 +296,7 @@ static size_t drop_owner(struct node *n, void *owner)
     for (int k = 0; k < 2; k++) {
         if (!*wild[k])
             continue;
-        removed += drop_owner(*wild[k], owner);
+        removed += drop_owner(*wild[k], owner, visits);
         if (node_empty(*wild[k])) {
             node_free(*wild[k]);
             *wild[k] = NULL;
@@ -314,7 +317,7 @@ static size_t drop_owner(struct node *n, void *owner)
 
 size_t subtree_remove_owner(struct subtree *t, void *owner)
 {
-    size_t r = drop_owner(&t->root, owner);
+    size_t r = drop_owner(&t->root, owner, &t->visits);
     t->count -= r;
     return r;
 }
@@ -416,4 +419,9 @@ static void each(struct node *n, subtree_match_fn fn, void *ctx)
 void subtree_each(struct subtree *t, subtree_match_fn fn, void *ctx)
 {
     each(&t->root, fn, ctx);
+}
+
+uint64_t subtree_visits(const struct subtree *t)
+{
+    return t->visits;
 }

@@ -51,5 +51,8 @@ void subtree_match(struct subtree *t, const uint8_t *topic, size_t len, subtree_
 void subtree_each(struct subtree *t, subtree_match_fn fn, void *ctx);
 /* Number of subscriptions held. */
 size_t subtree_count(const struct subtree *t);
+/* Subscriptions (or share groups) examined by removals so far: a session
+ * ending with n subscriptions should cost n, whatever the tree holds. */
+uint64_t subtree_visits(const struct subtree *t);
 
 #endif

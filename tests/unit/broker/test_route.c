@@ -16,7 +16,7 @@ static struct broker *mkbroker(uint32_t max_queued)
 
 static void sub(struct broker *b, struct session *s, const char *f, uint8_t opts, uint32_t id)
 {
-    ASSERT(subtree_add(b->subs, (const uint8_t *)f, strlen(f), s, opts, id) >= 0);
+    ASSERT(session_subscribe(b, s, (const uint8_t *)f, strlen(f), opts, id) >= 0);
 }
 
 static struct msg *mk(const char *topic, uint8_t qos, bool retain)

@@ -122,6 +122,38 @@ TEST(identity)
     broker_free(b);
 }
 
+TEST(subscriptions_listed_and_removed_alone)
+{
+    struct broker *b = mkbroker();
+    struct session *big = session_new(b, "big");
+    struct session *s = session_new(b, "s");
+    char f[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(f, sizeof(f), "big/%d", i);
+        ASSERT_EQ(session_subscribe(b, big, (const uint8_t *)f, strlen(f), 1, 0), 1);
+    }
+    ASSERT_EQ(session_subscribe(b, s, (const uint8_t *)"a/+", 3, 1, 0), 1);
+    ASSERT_EQ(session_subscribe(b, s, (const uint8_t *)"a/+", 3, 2, 7), 0); /* replaced */
+    ASSERT_EQ(session_subscribe(b, s, (const uint8_t *)"$share/g/a/#", 12, 0, 0), 1);
+    ASSERT_EQ(session_subscribe(b, s, (const uint8_t *)"x", 1, 0, 0), 1);
+    ASSERT_EQ(s->nsubs, 3);
+    ASSERT_EQ(session_unsubscribe(b, s, (const uint8_t *)"x", 1), 1);
+    ASSERT_EQ(session_unsubscribe(b, s, (const uint8_t *)"x", 1), 0);
+    ASSERT_EQ(session_unsubscribe(b, s, (const uint8_t *)"nope", 4), 0);
+    ASSERT_EQ(s->nsubs, 2);
+    ASSERT_EQ(subtree_count(b->subs), 5002);
+    /* Ending a session costs its own subscriptions, not the tree's. */
+    uint64_t before = subtree_visits(b->subs);
+    session_end(b, s);
+    ASSERT_EQ(subtree_visits(b->subs) - before, 2);
+    ASSERT_EQ(subtree_count(b->subs), 5000);
+    before = subtree_visits(b->subs);
+    session_end(b, big);
+    ASSERT_EQ(subtree_visits(b->subs) - before, 5000);
+    ASSERT_EQ(subtree_count(b->subs), 0);
+    broker_free(b);
+}
+
 int main(void)
 {
     RUN(table_find_new_end);
@@ -130,5 +162,6 @@ int main(void)
     RUN(delivery_lists);
     RUN(inbound_qos2_ids);
     RUN(identity);
+    RUN(subscriptions_listed_and_removed_alone);
     TEST_DONE();
 }

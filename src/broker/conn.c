@@ -1,0 +1,60 @@
+/* A client connection's output: packets encoded into net's output queue,
+ * refusals and closes (see conn.h). */
+#include "broker/conn.h"
+
+#include <stdlib.h>
+
+#include "broker/internal.h"
+#include "core/log.h"
+
+/* see conn.h */
+bool client_send(struct client *c, const struct mqtt_packet *p)
+{
+    struct broker *b = c->b;
+    if (c->closing && p->type != MQTT_DISCONNECT && p->type != MQTT_CONNACK)
+        return false;
+    size_t n = mqtt_encoded_size(&c->codec, p);
+    if (n == 0)
+        return false;
+    if (n > b->scratch_cap) {
+        uint8_t *nb = realloc(b->scratch, n);
+        if (!nb)
+            return false;
+        b->scratch = nb;
+        b->scratch_cap = n;
+    }
+    if (mqtt_encode(&c->codec, p, b->scratch, n) != n)
+        return false;
+    if (net_conn_send(c->nc, b->scratch, n) < 0) {
+        /* A client that does not read its socket costs itself only. */
+        if (!c->closing) {
+            log_notice("%s: output buffer full (slow consumer); disconnecting", c->id);
+            client_close(c, "output limit");
+        }
+        return false;
+    }
+    b->st.bytes_out += n;
+    return true;
+}
+
+/* see conn.h */
+void client_kick(struct client *c, uint8_t rc, const char *why)
+{
+    if (c->closing)
+        return;
+    log_notice("%s: %s (%s); closing", c->id, why, mqtt_rc_name(rc));
+    /* MQTT 5 4.13: a DISCONNECT with the reason, once CONNACK has gone. */
+    if (c->connected && c->codec.version == MQTT_V5) {
+        struct mqtt_packet p = {.type = MQTT_DISCONNECT};
+        p.u.disconnect.reason = rc;
+        client_send(c, &p);
+    }
+    client_close(c, why);
+}
+
+/* see conn.h */
+void client_close(struct client *c, const char *why)
+{
+    c->closing = true;
+    net_conn_close(c->nc, why);
+}

@@ -1,0 +1,63 @@
+/* A client connection as the broker sees it (src/broker/conn.c): its
+ * protocol state and its output. Encoding a packet into the connection's
+ * output queue, refusing and closing live here, below routing and protocol
+ * handling: conn.c calls only net, mqtt and log. Guarded by the broker lock
+ * unless marked otherwise. */
+#ifndef WARD_BROKER_CONN_H
+#define WARD_BROKER_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "mqtt/mqtt.h"
+#include "net/net.h"
+#include "tls/tls.h"
+
+#define OUT_ALIAS_CAP 64 /* aliases we assign towards one client at most */
+
+struct broker;
+struct session;
+
+struct client {
+    struct broker *b;
+    struct net_conn *nc;
+    struct session *s;
+    struct mqtt_codec codec;
+    struct client *prev, *next;
+    uint64_t opened_ms;
+    uint64_t last_rx_ms;
+    uint16_t keepalive;
+    bool connected;
+    bool closing;
+    bool internal; /* net_conn_internal(): an in-process bridge */
+    bool normal_disconnect;
+    bool request_problem_info;
+    bool auth_done;             /* auth_cause is this connection's verdict */
+    enum auth_cause auth_cause; /* decided before the lock (may be slow) */
+    uint16_t recv_max;          /* the client's Receive Maximum: our outbound window */
+    uint32_t max_packet;        /* the client's Maximum Packet Size, 0 = protocol max */
+    uint16_t alias_max;         /* the client's Topic Alias Maximum */
+    char **alias_in;            /* [1..topic_alias_max] topics the client set */
+    uint16_t *alias_in_len;
+    char *alias_out[OUT_ALIAS_CAP];
+    uint16_t nalias_out;
+    char id[384]; /* for logs, before and after CONNECT */
+    /* A verified client certificate (mTLS), read once after the handshake;
+     * cert_user / cert_clientid are what peer_cert_as_username/_clientid
+     * make of it (NULL: not configured or no such field). */
+    bool cert_read, has_cert;
+    struct tls_identity cert;
+    const char *cert_user, *cert_clientid;
+};
+
+/* Encodes and queues a packet to the client; false if it could not (a
+ * closing connection takes only CONNACK and DISCONNECT; a full output
+ * closes the connection as a slow consumer). */
+bool client_send(struct client *c, const struct mqtt_packet *p);
+/* Closes with a v5 DISCONNECT carrying rc where the protocol allows. */
+void client_kick(struct client *c, uint8_t rc, const char *why);
+/* Closes without a word (3.1.1 errors, a client's own DISCONNECT). */
+void client_close(struct client *c, const char *why);
+
+#endif

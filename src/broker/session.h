@@ -1,0 +1,106 @@
+/* Sessions (src/broker/session.c): the table keyed by client id, the offline
+ * list, each session's own subscriptions, outbound packet identifiers,
+ * delivery lists and inbound QoS 2 state.
+ *
+ * session.c is the bottom of the broker's files: it calls nothing in
+ * conn.c, route.c or broker.c. A session's will is the caller's to publish
+ * before it ends the session. Guarded by the broker lock. */
+#ifndef WARD_BROKER_SESSION_H
+#define WARD_BROKER_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "broker/msg.h"
+#include "mqtt/mqtt.h"
+
+#define SESSION_NEVER_EXPIRES UINT32_MAX
+
+struct broker;
+/* One outbound QoS 1/2 message (queued or in flight), holding a reference. */
+struct delivery {
+    struct delivery *next;
+    struct msg *m;
+    uint8_t qos;
+    bool retain;
+    bool pubrel_sent; /* QoS 2: PUBREC received, PUBREL sent */
+    bool sent;        /* sent at least once: resends carry DUP */
+    uint16_t pid;
+    uint8_t nsub;
+    uint32_t sub_ids[MQTT_MAX_SUB_IDS];
+};
+
+struct delivery_list {
+    struct delivery *head, *tail;
+    uint32_t count;
+};
+
+struct client;
+
+struct session {
+    char *id;
+    struct client *c; /* NULL while offline */
+    struct session *hnext;
+    struct session *oprev, *onext; /* offline list */
+    bool offline_listed;
+    uint32_t expiry_s; /* SESSION_NEVER_EXPIRES for 3.1.1 persistent sessions */
+    uint64_t expire_at;
+    struct delivery_list inflight;
+    struct delivery_list queue;
+    uint16_t next_pid;
+    uint8_t *pid_used; /* bitmap of outbound ids in flight, 8 KiB, lazily made */
+    uint16_t *rel_ids; /* inbound QoS 2 ids awaiting PUBREL */
+    uint32_t nrel, caprel;
+    struct msg *will;
+    uint32_t will_delay_s;
+    uint64_t will_at; /* non-zero: a delayed will is pending */
+    char **subs;      /* its filters as subscribed ($share/GROUP/ included) */
+    uint32_t nsubs, capsubs;
+    char *username; /* for ACLs: the last CONNECT's user name, or NULL */
+    char *cert_cn;  /* and its certificate's identity, when it had one */
+    char *cert_ou;
+    bool trusted;       /* an in-process client (a bridge): no ACL applies */
+    bool bridge;        /* MQTT 3.1.1 bridge flag: no local, retain as published */
+    uint32_t match_gen; /* merging overlapping subscriptions in route.c */
+    uint32_t match_idx;
+};
+
+struct session *session_find(struct broker *b, const char *id);
+struct session *session_new(struct broker *b, const char *id);
+/* Ends a session: drops its subscriptions (its own, found through its list,
+ * never by walking the tree), queued and in-flight messages and its will
+ * (unpublished: publishing it is the caller's), and frees it. */
+void session_end(struct broker *b, struct session *s);
+void session_offline_add(struct broker *b, struct session *s);
+void session_offline_remove(struct broker *b, struct session *s);
+
+/* Subscribes the session to filter in the broker's tree and remembers it.
+ * Returns 1 if added, 0 if an existing one was replaced, -1 on allocation
+ * failure (nothing changed). */
+int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len,
+                      uint8_t options, uint32_t sub_id);
+/* Removes one subscription; 1 if it existed, else 0. */
+int session_unsubscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len);
+
+/* A free outbound packet identifier, marked used. 0 if all are in use. */
+uint16_t session_pid_take(struct session *s);
+void session_pid_release(struct session *s, uint16_t pid);
+void delivery_append(struct delivery_list *l, struct delivery *d);
+struct delivery *delivery_pop(struct delivery_list *l);
+/* Unlinks the in-flight delivery with pid; NULL if none. */
+struct delivery *delivery_take(struct delivery_list *l, uint16_t pid);
+struct delivery *delivery_find(struct delivery_list *l, uint16_t pid);
+void delivery_free(struct delivery *d);
+bool session_rel_has(const struct session *s, uint16_t pid);
+int session_rel_add(struct session *s, uint16_t pid);
+bool session_rel_remove(struct session *s, uint16_t pid);
+
+/* The identity ACLs see for a session. */
+void session_identity(const struct session *s, struct acl_identity *id);
+/* True if the ACL lets the session's client act on topic (or no ACL). */
+bool session_allowed(struct broker *b, const struct session *s, enum acl_action a,
+                     const char *topic, size_t len);
+
+#endif
