@@ -34,6 +34,7 @@ struct serve_opts {
     int allow_anonymous;         /* -1: not given */
     int listener_anon[MAX_URLS]; /* per -l / listener block: -1 inherit */
     bool listener_password[MAX_URLS];
+    int listener_idmatch[MAX_URLS];
     /* TLS settings per listener: from its config block, or the flags. */
     bool has_tls[MAX_URLS];
     struct tls_server_config tls[MAX_URLS];
@@ -374,6 +375,7 @@ static int apply_config(struct serve_opts *o, struct ward_config *cfg, char urls
         o->has_tls[o->nurls] = l->kind == CFG_LISTENER_SSL;
         o->listener_anon[o->nurls] = l->allow_anonymous;
         o->listener_password[o->nurls] = l->require_password;
+        o->listener_idmatch[o->nurls] = broker_id_match_parse(l->clientid_must_match);
         o->urls[o->nurls] = urls[o->nurls];
         o->nurls++;
     }
@@ -616,6 +618,8 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
     for (unsigned i = 0; i < o->nurls; i++) {
         broker_set_listener_anonymous(b, i, o->listener_anon[i]);
         broker_set_listener_password(b, i, o->listener_password[i]);
+        if (o->listener_idmatch[i] > 0)
+            broker_set_listener_id_match(b, i, (enum broker_id_match)o->listener_idmatch[i]);
     }
     if (listen_all(o, s, tls, b) < 0)
         goto out;
@@ -732,6 +736,7 @@ int cmd_serve(int argc, char **argv)
         for (unsigned i = 0; i < MAX_URLS; i++) {
             o.listener_anon[i] = -1;
             o.listener_password[i] = false;
+            o.listener_idmatch[i] = 0;
             o.has_tls[i] = false;
         }
         o.nurls = over.nurls;

@@ -167,13 +167,32 @@ static void note_failure(struct auth *a, const char *host, uint64_t now)
     pthread_mutex_unlock(&a->lock);
 }
 
-static enum auth_cause decide(struct rules *r, const struct auth_request *q)
+/* Checks a user name and password against the password file. */
+static enum auth_cause check_password(struct rules *r, struct auth_request *q)
+{
+    if (!passwd_find(&r->db, (const char *)q->username, q->username_len))
+        return AUTH_UNKNOWN_USER;
+    if (!q->password)
+        return AUTH_BAD_PASSWORD;
+    if (!passwd_check(&r->db, (const char *)q->username, q->username_len, q->password,
+                      q->password_len))
+        return AUTH_BAD_PASSWORD;
+    q->user_verified = true;
+    return AUTH_OK;
+}
+
+static enum auth_cause decide(struct rules *r, struct auth_request *q)
 {
     bool anonymous_ok =
         q->listener_anonymous >= 0 ? q->listener_anonymous == 1 : r->s.allow_anonymous;
-    /* A verified certificate identity is a login of its own on mTLS. */
-    if (q->cert_identity && !q->cert_and_password)
+    /* A verified certificate identity is a login of its own on mTLS; a user
+     * name claimed beside it is checked if it came with a password, and
+     * ignored (never trusted) if it did not. */
+    if (q->cert_identity && !q->cert_and_password) {
+        if (q->username && q->password && r->has_passwd)
+            return check_password(r, q);
         return AUTH_OK;
+    }
     if (!q->username) {
         if (q->cert_identity)
             return AUTH_PASSWORD_REQUIRED;
@@ -183,19 +202,13 @@ static enum auth_cause decide(struct rules *r, const struct auth_request *q)
      * Mosquitto): it counts as anonymous. */
     if (!r->has_passwd)
         return anonymous_ok && !q->cert_and_password ? AUTH_OK : AUTH_NO_CREDENTIALS;
-    if (!passwd_find(&r->db, (const char *)q->username, q->username_len))
-        return AUTH_UNKNOWN_USER;
-    if (!q->password)
-        return AUTH_BAD_PASSWORD;
-    return passwd_check(&r->db, (const char *)q->username, q->username_len, q->password,
-                        q->password_len)
-               ? AUTH_OK
-               : AUTH_BAD_PASSWORD;
+    return check_password(r, q);
 }
 
 /* see auth.h */
-enum auth_cause auth_connect(struct auth *a, const struct auth_request *q)
+enum auth_cause auth_connect(struct auth *a, struct auth_request *q)
 {
+    q->user_verified = false;
     char host[64];
     uint64_t now = clock_mono_ms();
     host_of(q->peer, host, sizeof(host));

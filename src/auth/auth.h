@@ -36,6 +36,10 @@ struct auth_request {
     int listener_anonymous; /* -1 inherit, 0 no, 1 yes */
     bool cert_identity;     /* a verified client certificate named this client */
     bool cert_and_password; /* the listener wants a password as well */
+    /* Out: set by auth_connect when the user name's password was checked
+     * against the password file. Only such a user name may become an
+     * identity for access control (docs/security.md). */
+    bool user_verified;
 };
 
 /* Why a CONNECT was refused, for logs and counters. */
@@ -57,9 +61,15 @@ void auth_free(struct auth *a);
 int auth_configure(struct auth *a, const struct auth_settings *s, char *err, size_t errlen);
 
 /* Authenticates a CONNECT; may be slow (password hashing): call it without
- * holding locks others need. Returns the cause; auth_reason() gives the
- * CONNACK reason for it. */
-enum auth_cause auth_connect(struct auth *a, const struct auth_request *req);
+ * holding locks others need. Returns the cause (auth_reason() gives the
+ * CONNACK reason for it) and sets req->user_verified.
+ *
+ * The rule: a user name counts only once its password was checked. With a
+ * verified client certificate (and no password required on the listener)
+ * the certificate is the login; a user name sent with a password is then
+ * checked too (a wrong one is refused), a user name without one is ignored.
+ * Without a password file a user name is only a label and never verified. */
+enum auth_cause auth_connect(struct auth *a, struct auth_request *req);
 /* MQTT 5 CONNACK reason for a cause (0x86, 0x87, 0x9F); 0 for AUTH_OK. */
 uint8_t auth_reason(enum auth_cause c);
 const char *auth_cause_text(enum auth_cause c);

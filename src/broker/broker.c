@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "broker/internal.h"
@@ -123,11 +124,15 @@ static int make_will(struct client *c, struct session *s, const struct mqtt_conn
     return s->will ? 0 : MQTT_RC_UNSPECIFIED;
 }
 
-static void assign_id(char *out, size_t len)
+/* A server-assigned client id: 128 bits from the kernel's CSPRNG, so one
+ * client cannot predict (and take over) another's session. */
+static bool assign_id(char *out, size_t len)
 {
-    static uint64_t counter;
-    uint64_t r = clock_wall_ms() ^ ((uint64_t)rand() << 20) ^ (++counter * 0x9E3779B97F4A7C15ull);
-    snprintf(out, len, "ward-%016" PRIx64, r);
+    uint64_t r[2];
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+        return false;
+    snprintf(out, len, "ward-%016" PRIx64 "%016" PRIx64, r[0], r[1]);
+    return true;
 }
 
 static void connack_props(struct client *c, const struct mqtt_connect *ck, const char *assigned,
@@ -183,6 +188,8 @@ static struct session *attach(struct client *c, const char *id, bool clean, bool
 {
     struct broker *b = c->b;
     struct session *s = session_find(b, id);
+    /* A session belongs to the identity that made it: another identity may
+     * neither resume, discard nor take it over (the caller checked). */
     /* A session that lasts only as long as its connection (3.1.1 clean
      * session, v5 expiry 0) ends with the connection taken over here, so
      * the newcomer never inherits it (MQTT-3.1.2-6, 3.1.2.11.2). */
@@ -202,9 +209,72 @@ static struct session *attach(struct client *c, const char *id, bool clean, bool
         s->will = NULL;
     }
     s->will_at = 0;
+    if (!s->owner && !(s->owner = strdup(c->owner))) {
+        session_offline_add(b, s);
+        return NULL;
+    }
     s->c = c;
     c->s = s;
     return s;
+}
+
+/* The user name access control may use: the certificate's (with
+ * peer_cert_as_username), or the CONNECT's once its password was checked;
+ * NULL otherwise. A name that was sent but not verified is logged and
+ * ignored (docs/security.md). */
+static const char *verified_user(struct client *c, const struct mqtt_connect *ck, char *buf,
+                                 size_t cap)
+{
+    if (c->cert_user)
+        return c->cert_user;
+    if (!ck->has_username)
+        return NULL;
+    if (!c->user_verified) {
+        log_notice("%s: user name '%.*s' ignored: its password was not checked", c->id,
+                   (int)ck->username.len, ck->username.p);
+        return NULL;
+    }
+    snprintf(buf, cap, "%.*s", (int)ck->username.len, ck->username.p);
+    return buf;
+}
+
+/* Who owns the sessions this connection makes: a verified user, else a
+ * verified certificate's subject, else nobody in particular (anonymous). */
+static void set_owner(struct client *c, const char *user)
+{
+    if (c->internal)
+        snprintf(c->owner, sizeof(c->owner), "internal");
+    else if (user)
+        snprintf(c->owner, sizeof(c->owner), "user:%s", user);
+    else if (c->has_cert)
+        snprintf(c->owner, sizeof(c->owner), "cert:%s", c->cert.dn);
+    else
+        c->owner[0] = '\0';
+}
+
+/* clientid_must_match (listener): 0 when the client id is acceptable. */
+static const char *id_mismatch(struct client *c, const char *id, const char *user)
+{
+    switch (c->b->listener_idmatch[net_conn_listener(c->nc) % 64]) {
+    case BROKER_ID_MATCH_USERNAME:
+        return user && strcmp(user, id) == 0 ? NULL
+                                             : "the client id must be the verified user name";
+    case BROKER_ID_MATCH_CERT_CN:
+        return c->has_cert && strcmp(c->cert.cn, id) == 0
+                   ? NULL
+                   : "the client id must be the certificate's common name";
+    case BROKER_ID_MATCH_NONE:
+    default:
+        return NULL;
+    }
+}
+
+/* A session of this id held by another identity (MQTT leaves who may
+ * resume a session to the server: here, only its owner). */
+static bool owned_by_other(struct client *c, const char *id)
+{
+    struct session *s = session_find(c->b, id);
+    return s && s->owner && strcmp(s->owner, c->owner) != 0;
 }
 
 /* The identity a verified client certificate gives (once per connection;
@@ -234,17 +304,10 @@ static int dup_opt(char **dst, const char *src)
 
 /* Records who the session's client is now, for ACL checks: the user name
  * (from the certificate with peer_cert_as_username), CN and OU. */
-static int set_identity(struct client *c, struct session *s, const struct mqtt_connect *ck)
+static int set_identity(struct client *c, struct session *s, const char *user)
 {
-    free(s->username);
-    s->username = NULL;
-    if (c->cert_user) {
-        if (!(s->username = strdup(c->cert_user)))
-            return -1;
-    } else if (ck->has_username &&
-               !(s->username = strndup((const char *)ck->username.p, ck->username.len))) {
+    if (dup_opt(&s->username, user) < 0)
         return -1;
-    }
     if (dup_opt(&s->cert_cn, c->has_cert ? c->cert.cn : NULL) < 0 ||
         dup_opt(&s->cert_ou, c->has_cert ? c->cert.ou : NULL) < 0)
         return -1;
@@ -272,7 +335,9 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
         if (!v5 && !ck->clean_start)
             return refuse(c, 0, MQTT_RC311_IDENTIFIER_REJECTED,
                           "empty client id without clean session");
-        assign_id(assigned, sizeof(assigned));
+        if (!assign_id(assigned, sizeof(assigned)))
+            return refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_RC311_SERVER_UNAVAILABLE,
+                          "no random bytes for a client id");
         snprintf(id, sizeof(id), "%s", assigned);
         gave_id = v5;
     } else if (ck->client_id.len >= sizeof(id)) {
@@ -296,9 +361,20 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
                                                               : MQTT_RC311_NOT_AUTHORIZED,
                       auth_cause_text(c->auth_cause));
     }
+    char ubuf[256];
+    const char *user = verified_user(c, ck, ubuf, sizeof(ubuf));
+    const char *bad_id = id_mismatch(c, id, user);
+    if (bad_id)
+        return refuse(c, MQTT_RC_CLIENT_ID_NOT_VALID, MQTT_RC311_IDENTIFIER_REJECTED, bad_id);
+    set_owner(c, user);
+    if (owned_by_other(c, id)) {
+        b->st.auth_failures++;
+        return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_RC311_NOT_AUTHORIZED,
+                      "the client id's session belongs to another identity");
+    }
     c->keepalive = ck->keep_alive;
     struct session *s = attach(c, id, ck->clean_start, &present);
-    if (!s || set_identity(c, s, ck) < 0)
+    if (!s || set_identity(c, s, user) < 0)
         return refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_RC311_SERVER_UNAVAILABLE,
                       "out of memory");
     s->trusted = c->internal;
@@ -700,6 +776,7 @@ static void authenticate(struct client *c, const uint8_t *data, size_t len)
         .cert_and_password = (c->b->listener_password >> (net_conn_listener(c->nc) % 64)) & 1,
     };
     c->auth_cause = auth_connect(c->b->auth, &q);
+    c->user_verified = q.user_verified;
     c->auth_done = true;
 }
 
@@ -971,7 +1048,6 @@ struct broker *broker_new(const struct broker_config *cfg)
         broker_free(b);
         return NULL;
     }
-    srand((unsigned)clock_wall_ms());
     return b;
 }
 
@@ -1031,6 +1107,21 @@ void broker_set_listener_password(struct broker *b, unsigned listener, bool requ
     if (listener < 64)
         b->listener_password = required ? b->listener_password | (1ull << listener)
                                         : b->listener_password & ~(1ull << listener);
+}
+
+int broker_id_match_parse(const char *s)
+{
+    static const char *const names[] = {"none", "username", "cert_cn"};
+    for (int i = 0; i < 3; i++)
+        if (s && strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+void broker_set_listener_id_match(struct broker *b, unsigned listener, enum broker_id_match m)
+{
+    if (listener < sizeof(b->listener_idmatch))
+        b->listener_idmatch[listener] = (uint8_t)m;
 }
 
 void broker_set_listener_anonymous(struct broker *b, unsigned listener, int allow)

@@ -53,6 +53,15 @@ void broker_set_listener_anonymous(struct broker *b, unsigned listener, int allo
 /* A listener where a client certificate alone does not authenticate: a
  * user name and password are checked as well. */
 void broker_set_listener_password(struct broker *b, unsigned listener, bool required);
+/* clientid_must_match: the client id a listener's clients must use. */
+enum broker_id_match {
+    BROKER_ID_MATCH_NONE,     /* any */
+    BROKER_ID_MATCH_USERNAME, /* the verified user name */
+    BROKER_ID_MATCH_CERT_CN,  /* the verified certificate's CN */
+};
+void broker_set_listener_id_match(struct broker *b, unsigned listener, enum broker_id_match m);
+/* Parses "none", "username", "cert_cn"; -1 if unknown. */
+int broker_id_match_parse(const char *s);
 /* After the auth rules were reloaded: removes the subscriptions the new
  * rules forbid (and logs each). Thread-safe. */
 void broker_auth_reloaded(struct broker *b);

@@ -34,6 +34,8 @@ struct client {
     bool normal_disconnect;
     bool request_problem_info;
     bool auth_done;             /* auth_cause is this connection's verdict */
+    bool user_verified;         /* the CONNECT's user name had its password checked */
+    char owner[600];            /* identity owning this client's session (see broker.c) */
     enum auth_cause auth_cause; /* decided before the lock (may be slow) */
     uint16_t recv_max;          /* the client's Receive Maximum: our outbound window */
     uint32_t max_packet;        /* the client's Maximum Packet Size, 0 = protocol max */

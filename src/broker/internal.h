@@ -48,11 +48,12 @@ struct broker {
     struct client *clients;
     struct broker_stats st;
     struct auth *auth;
-    bool acl_active;             /* auth has rules: check deliveries too */
-    int8_t listener_anon[64];    /* broker_set_listener_anonymous */
-    uint32_t started_max_packet; /* net sized its input bound for this */
-    uint64_t listener_password;  /* bit per listener: certificate + password */
-    struct tls_server *tls[16];  /* for $SYS */
+    bool acl_active;              /* auth has rules: check deliveries too */
+    int8_t listener_anon[64];     /* broker_set_listener_anonymous */
+    uint8_t listener_idmatch[64]; /* enum broker_id_match per listener */
+    uint32_t started_max_packet;  /* net sized its input bound for this */
+    uint64_t listener_password;   /* bit per listener: certificate + password */
+    struct tls_server *tls[16];   /* for $SYS */
     char tls_name[16][64];
     unsigned ntls;
     struct {

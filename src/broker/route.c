@@ -89,13 +89,25 @@ static void transmit(struct broker *b, struct client *c, struct delivery *d)
     d->sent = true;
 }
 
+/* Whether the session may still receive a message it was given earlier:
+ * the rules may have changed since it was queued (a reload), and a resumed
+ * session gets nothing its identity may not read now. */
+static bool still_allowed(struct broker *b, struct session *s, const struct msg *m)
+{
+    if (!b->acl_active || session_allowed(b, s, ACL_SUBSCRIBE, m->topic, m->topic_len))
+        return true;
+    b->st.acl_denied++;
+    return false;
+}
+
 void route_pump(struct broker *b, struct client *c)
 {
     struct session *s = c->s;
     uint64_t now = clock_mono_ms();
     while (s->queue.head && s->inflight.count < window(b, c)) {
         struct delivery *d = delivery_pop(&s->queue);
-        if (msg_expired(d->m, now) || !(d->pid = session_pid_take(s))) {
+        if (msg_expired(d->m, now) || !still_allowed(b, s, d->m) ||
+            !(d->pid = session_pid_take(s))) {
             delivery_free(d);
             continue;
         }
@@ -106,9 +118,19 @@ void route_pump(struct broker *b, struct client *c)
 
 void route_resend(struct broker *b, struct client *c)
 {
-    /* MQTT-4.4.0-1: unacknowledged PUBLISH and PUBREL, in their order. */
-    for (struct delivery *d = c->s->inflight.head; d; d = d->next)
+    /* MQTT-4.4.0-1: unacknowledged PUBLISH and PUBREL, in their order;
+     * a PUBLISH its receiver may no longer read is dropped instead. */
+    struct session *s = c->s;
+    for (struct delivery *d = s->inflight.head, *next; d; d = next) {
+        next = d->next;
+        if (!d->pubrel_sent && !still_allowed(b, s, d->m)) {
+            delivery_take(&s->inflight, d->pid);
+            session_pid_release(s, d->pid);
+            delivery_free(d);
+            continue;
+        }
         transmit(b, c, d);
+    }
     route_pump(b, c);
 }
 

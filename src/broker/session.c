@@ -129,6 +129,7 @@ void session_end(struct broker *b, struct session *s)
     drain(&s->queue);
     free(s->pid_used);
     free(s->rel_ids);
+    free(s->owner);
     free(s->username);
     free(s->cert_cn);
     free(s->cert_ou);

@@ -58,7 +58,8 @@ struct session {
     uint64_t will_at; /* non-zero: a delayed will is pending */
     char **subs;      /* its filters as subscribed ($share/GROUP/ included) */
     uint32_t nsubs, capsubs;
-    char *username; /* for ACLs: the last CONNECT's user name, or NULL */
+    char *owner;    /* the identity that made it ("" anonymous); only it may resume it */
+    char *username; /* for ACLs: the verified user name, or NULL */
     char *cert_cn;  /* and its certificate's identity, when it had one */
     char *cert_ou;
     bool trusted;       /* an in-process client (a bridge): no ACL applies */

@@ -29,6 +29,7 @@ struct cfg_listener {
     uint32_t max_connections;
     int allow_anonymous;   /* -1: inherit auth.allow_anonymous */
     bool require_password; /* a certificate alone does not log in */
+    char *clientid_must_match; /* none username cert_cn */
     /* TLS (ssl and wss listeners) */
     char *keyfile;
     char *certfile;

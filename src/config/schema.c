@@ -99,6 +99,10 @@ static const struct key_spec listener_keys[] = {
      "Overrides auth.allow_anonymous for this listener."},
     {"require_password", K_BOOL, L(require_password), "false", 0, 0, NULL,
      "With client certificates: a user name and password are needed as well."},
+    {"clientid_must_match", K_ENUM, L(clientid_must_match), "none", 0, 0,
+     "none username cert_cn",
+     "The client id a client must use: any, its verified user name, or its verified "
+     "certificate's CN (others are refused: 0x85 / 0x02)."},
     {"keyfile", K_STRING, L(keyfile), NULL, 0, 0, NULL, "Server private key (PEM/PKCS#8)."},
     {"certfile", K_STRING, L(certfile), NULL, 0, 0, NULL, "Server certificate chain (PEM)."},
     {"cacertfile", K_STRING, L(cacertfile), NULL, 0, 0, NULL,

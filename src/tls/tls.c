@@ -611,6 +611,16 @@ static void first_san(GENERAL_NAMES *names, int type, char *out, size_t cap)
     }
 }
 
+/* Whether the handshake verified the peer's certificate. A certificate
+ * accepted despite a stale CRL (crl_strict off: verify_cb let only that
+ * error through) keeps its identity: letting it in with none would drop
+ * every certificate-keyed rule, deny rules included. */
+static bool verified(SSL *ssl)
+{
+    long r = SSL_get_verify_result(ssl);
+    return r == X509_V_OK || r == X509_V_ERR_CRL_HAS_EXPIRED;
+}
+
 static void fill_identity(struct tls_identity *id, X509 *x, bool verified)
 {
     memset(id, 0, sizeof(*id));
@@ -819,7 +829,7 @@ static ssize_t tls_handshake(void *arg)
     if (r == 1) {
         t->done = true;
         X509 *peer = SSL_get0_peer_certificate(t->ssl);
-        fill_identity(&t->id, peer, peer && SSL_get_verify_result(t->ssl) == X509_V_OK);
+        fill_identity(&t->id, peer, peer && verified(t->ssl));
         snprintf(t->desc, sizeof(t->desc), "%s %s", SSL_get_version(t->ssl),
                  SSL_get_cipher_name(t->ssl));
         return 1;
