@@ -451,7 +451,7 @@ void listener_fd_budget(struct net_server *s)
     uint64_t keep = left / 4 < FD_HEADROOM ? left / 4 : FD_HEADROOM;
     s->fd_budget = left - keep > 0 ? (uint32_t)(left - keep) : 1;
     if (!s->cfg.max_connections || s->fd_budget < s->cfg.max_connections)
-        log_warn("net: the file descriptor limit (%llu, %u in use) allows %u connections, fewer "
+        log_notice("net: the file descriptor limit (%llu, %u in use) allows %u connections, fewer "
                  "than max_connections (%u); more are refused",
                  (unsigned long long)rl.rlim_cur, used, s->fd_budget, s->cfg.max_connections);
     else
