@@ -26,8 +26,11 @@ struct net_conn;
  * owning worker thread; different workers call them concurrently. net never
  * holds one of its own locks while calling them. */
 struct net_handler {
-    /* A connection was accepted. Returns the upper layer's per-connection
-     * pointer, passed to the other callbacks; NULL refuses the connection. */
+    /* A connection is ready: accepted, its PROXY header (if any) read and
+     * its TLS handshake (if any) done, so net_conn_peer() and the TLS
+     * identity are final. Returns the upper layer's per-connection
+     * pointer, passed to the other callbacks; NULL refuses the connection
+     * (on_close is then not called). */
     void *(*on_open)(void *ctx, struct net_conn *c);
     /* All unread input bytes. Returns how many were consumed; the rest stay
      * and are offered again, with more, when more arrive. */
@@ -35,33 +38,69 @@ struct net_handler {
     /* Exactly once per opened connection, when it is gone: the peer closed,
      * an I/O error, a limit, or net_conn_close(). `why` is a short reason for
      * logs ("peer closed", "connection reset", "output limit" ...). After it
-     * returns the net_conn is freed: no other thread may use it any more. */
+     * returns no other thread may use the net_conn any more (net frees it,
+     * at once or after a graceful close's drain). */
     void (*on_close)(void *user, const char *why);
 };
 
 struct net_config {
-    unsigned workers;         /* >= 1 */
-    uint32_t max_connections; /* 0 = unlimited; beyond it accept+close and log */
-    size_t max_input;         /* bound on buffered unread input per connection */
-    size_t max_output;        /* bound on queued output per connection */
+    unsigned workers; /* >= 1 */
+    /* 0 = unlimited. Beyond it, or beyond what the file-descriptor limit
+     * allows (net_server_start raises the soft RLIMIT_NOFILE to the hard one
+     * and keeps a margin), a new connection is accepted and closed at once,
+     * counted, and logged at most once a second per listener and cause. */
+    uint32_t max_connections;
+    size_t max_input;  /* bound on buffered unread input per connection */
+    size_t max_output; /* bound on queued output per connection */
 };
 
 struct net_server *net_server_new(const struct net_config *cfg, const struct net_handler *h,
                                   void *ctx);
+/* Per-listener settings. Zero values take the defaults said here. */
+struct net_listen_opts {
+    uint32_t max_connections; /* most at once on this listener; 0: only the server's */
+    /* PROXY protocol (v1 and v2): a peer in trusted_proxies must begin with
+     * a PROXY header, whose source address then stands for the peer in
+     * logs, fairness and limits; a PROXY header from any other peer is
+     * refused. trusted_proxies: comma-separated CIDR ranges, required. */
+    bool proxy_protocol;
+    const char *trusted_proxies;
+    /* TLS listeners; 0 takes the tls_server's setting. */
+    uint32_t handshake_timeout_ms; /* from accept to the end of the handshake */
+    uint32_t max_handshakes;       /* handshakes running at once */
+    /* A connection that has sent nothing yet is closed after this (0: a
+     * quarter of handshake_timeout). */
+    uint32_t handshake_idle_timeout_ms;
+    /* Connections waiting for a handshake slot (0: max_handshakes). */
+    uint32_t handshake_queue;
+};
+
 /* Adds a listener. url: "tcp://HOST:PORT" (HOST may be a name, an IPv4
- * address, "[v6]" or "0.0.0.0"/"[::]"). Returns 0, or -1 with a message in
- * err. Must be called before net_server_start(). Port 0 picks a free port:
+ * address, "[v6]" or "0.0.0.0"/"[::]"), optionally followed by listener
+ * settings as a query: "?max_connections=100&proxy_protocol=true&
+ * trusted_proxies=10.0.0.0/8,127.0.0.1&handshake_timeout=5s&
+ * handshake_idle_timeout=1s&max_handshakes=100&handshake_queue=500"
+ * (durations as 500ms, 5s, 2m or seconds). Values in opts, when given,
+ * win over the query. Returns 0, or -1 with a message in err. Must be
+ * called before net_server_start(). Port 0 picks a free port:
  * net_server_port() tells which. */
 int net_server_listen(struct net_server *s, const char *url, char *err, size_t errlen);
 /* Adds a TLS listener ("tls://HOST:PORT", also "ssl://", "mqtts://",
  * "mtls://"): every connection it accepts runs a TLS handshake (bounded by
- * the tls_server's handshake timeout) before the handler sees its bytes. The
- * tls_server must outlive the net_server. */
+ * handshake_timeout) before the handler sees it. At most max_handshakes
+ * run at once; more wait in a bounded queue (handshake_queue), and while
+ * the slots are contended every source address gets a fair share of them
+ * (src/net/hsgate.h). The tls_server must outlive the net_server. */
 int net_server_listen_tls(struct net_server *s, const char *url, struct tls_server *tls, char *err,
                           size_t errlen);
+/* Either of the above (tls NULL: plain TCP) with settings; opts may be NULL. */
+int net_server_listen_opts(struct net_server *s, const char *url, struct tls_server *tls,
+                           const struct net_listen_opts *opts, char *err, size_t errlen);
 /* The bound port of listener i (in the order added). */
 uint16_t net_server_port(const struct net_server *s, unsigned i);
-/* Starts the worker threads. Returns 0, or -1 (errno set). */
+/* Starts the worker threads. Returns 0, or -1 (errno set). Also raises the
+ * soft RLIMIT_NOFILE to the hard limit and works out how many connections
+ * the descriptors allow (logged if fewer than max_connections). */
 int net_server_start(struct net_server *s);
 /* Asks the workers to stop: closes listeners and connections (on_close runs
  * for each). Async-signal-safe. */
@@ -71,6 +110,35 @@ void net_server_join(struct net_server *s);
 void net_server_free(struct net_server *s);
 /* Number of open connections (all workers). */
 uint32_t net_server_conn_count(const struct net_server *s);
+/* Connections the file-descriptor limit allows (after net_server_start). */
+uint32_t net_server_fd_budget(const struct net_server *s);
+
+/* Counters per listener, for $SYS and tests. */
+enum net_stat {
+    NET_ST_ACCEPTED,         /* connections taken on */
+    NET_ST_REFUSED_LIMIT,    /* closed at once: max_connections (listener or server) */
+    NET_ST_REFUSED_FDS,      /* closed at once: beyond what descriptors allow */
+    NET_ST_ACCEPT_ERRORS,    /* accept() failed (EMFILE, ENFILE, ENOBUFS ...) */
+    NET_ST_ACCEPT_PAUSES,    /* accepting paused a moment on a worker after a failure */
+    NET_ST_HS_QUEUED,        /* TLS: waited for a handshake slot */
+    NET_ST_HS_EVICTED,       /* TLS: gave its slot or place to a fairer source */
+    NET_ST_HS_REFUSED,       /* TLS: slots and queue full */
+    NET_ST_HS_IDLE_TIMEOUTS, /* TLS: sent nothing within handshake_idle_timeout */
+    NET_ST_HS_TIMEOUTS,      /* TLS: not done within handshake_timeout */
+    NET_ST_PROXY_ACCEPTED,   /* PROXY headers taken from trusted proxies */
+    NET_ST_PROXY_REFUSED,    /* PROXY header untrusted, malformed, or missing */
+    NET_ST_GRACEFUL_CLOSES,  /* closes that shut down writing, then drained input */
+    NET_NSTATS
+};
+/* "accepted", "refused/max_connections", ... as used under $SYS. */
+const char *net_stat_name(enum net_stat st);
+/* Copies listener i's counters; false if there is no listener i. */
+bool net_server_listener_stats(const struct net_server *s, unsigned i, uint64_t out[NET_NSTATS]);
+/* A $SYS source (broker_add_sys_source's shape): for each listener, every
+ * counter as $SYS/broker/listeners/PORT/NAME, plus .../connections and, on
+ * TLS listeners, .../handshakes/active and .../handshakes/waiting. */
+void net_server_sys(void *server, void (*emit)(void *ectx, const char *topic, const char *value),
+                    void *ectx);
 
 /* Queues bytes for sending. Thread-safe: any thread may call it, provided the
  * connection is still open from the caller's point of view (see on_close).
@@ -81,7 +149,14 @@ int net_conn_send(struct net_conn *c, const void *data, size_t len);
 size_t net_conn_pending(struct net_conn *c);
 /* Closes the connection after what is already queued has been written (or
  * a short grace period has passed). Thread-safe; idempotent; on_close
- * follows on the owning worker with `why`. */
+ * follows on the owning worker with `why`.
+ *
+ * The close is graceful: once the output is written, writing is shut down
+ * (FIN) and input is read and discarded for a short, bounded time (1 s, at
+ * most 1 MiB) until the peer closes too, so a peer still sending does not
+ * turn the close into a reset that destroys the last packet (a DISCONNECT
+ * with its reason) before the peer read it. on_close runs when writing is
+ * shut down; nothing reaches the handler after it. */
 void net_conn_close(struct net_conn *c, const char *why);
 /* "1.2.3.4:5678" or "[::1]:5678". Valid until on_close returns. */
 const char *net_conn_peer(const struct net_conn *c);

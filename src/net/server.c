@@ -1,88 +1,32 @@
-/* Worker threads, each with an epoll loop that owns its connections;
- * accepting, reading, batched writing, cross-thread wakeups and closing.
+/* Worker threads, each with an epoll loop that owns its connections; a
+ * connection's life (PROXY header, waiting for a handshake slot, the TLS
+ * handshake, open, graceful close), reading, batched writing, cross-thread
+ * wakeups and closing. Listening sockets and limits are in listener.c.
  * Contracts in net.h. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
-#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/buf.h"
 #include "core/clock.h"
 #include "core/log.h"
-#include "net/net.h"
-#include "net/tcp.h"
+#include "net/internal.h"
 #include "tls/tls.h"
 
-#define MAX_LISTENERS  16
-#define READ_CHUNK     65536
-#define READS_PER_TURN 8    /* fairness: then let other connections run */
-#define CLOSE_GRACE_MS 2000 /* how long a closing connection may drain */
-
-enum src_kind { SRC_LISTENER, SRC_CONN, SRC_WAKE };
-
-struct listener {
-    enum src_kind kind; /* first: epoll data points here */
-    int fd;
-    uint16_t port;
-    unsigned index;
-    struct tls_server *tls;       /* NULL: plain TCP */
-    _Atomic uint32_t handshaking; /* TLS handshakes in progress */
-};
-
-struct worker;
-
-struct net_conn {
-    enum src_kind kind;
-    int fd;
-    struct tcp_transport tcp;
-    const struct transport_ops *ops;
-    void *tstate;
-    struct worker *w;
-    void *user;
-    unsigned listener;
-    char peer[64];
-    struct buf in;
-    pthread_mutex_t out_lock;
-    struct buf out;    /* guarded by out_lock */
-    bool flush_queued; /* guarded by out_lock: on a flush list already */
-    _Atomic bool closing;
-    const char *_Atomic why;
-    uint64_t close_deadline;     /* owner only */
-    uint64_t handshake_deadline; /* owner only: 0 once the handshake is done */
-    struct tls_server *tls;
-    struct listener *l;
-    bool hs_wants_write;          /* owner only: the handshake waits to write */
-    bool want_out;                /* owner only: EPOLLOUT registered */
-    struct net_conn *prev, *next; /* owner's list of connections */
-};
-
-struct worker {
-    enum src_kind kind;
-    struct net_server *s;
-    unsigned index;
-    pthread_t thread;
-    int epfd;
-    int evfd;
-    struct net_conn *conns;
-    /* Connections with output queued by this worker itself (owner only). */
-    struct net_conn **dirty;
-    size_t ndirty, capdirty;
-    /* Connections other threads queued output for or asked to close. */
-    pthread_mutex_t pending_lock;
-    struct net_conn **pending;
-    size_t npending, cappending;
-    /* Sockets handed over by net_server_adopt(), guarded by pending_lock. */
-    struct adopted *adopt;
-};
+#define READ_CHUNK       65536
+#define READS_PER_TURN   8    /* fairness: then let other connections run */
+#define CLOSE_GRACE_MS   2000 /* how long a closing connection may drain its output */
+#define LINGER_MS        1000 /* graceful close: how long input is drained */
+#define LINGER_BYTES     (1u << 20)
+#define PROXY_TIMEOUT_MS 5000 /* a PROXY header (or an untrusted peer's first byte) */
+#define SWEEP_MS         100
 
 /* An in-process client's socket waiting for its worker to take it. */
 struct adopted {
@@ -91,21 +35,10 @@ struct adopted {
     char name[64];
 };
 
-struct net_server {
-    struct net_config cfg;
-    const struct net_handler *h;
-    void *ctx;
-    struct listener listeners[MAX_LISTENERS];
-    unsigned nlisteners;
-    struct listener internal; /* the pseudo-listener of adopted sockets */
-    struct worker *workers;
-    _Atomic bool stopping;
-    _Atomic uint32_t nconns;
-    _Atomic uint64_t last_limit_log;
-    bool started;
-};
-
 static __thread struct worker *tl_worker;
+
+static void begin_handshake(struct net_conn *c);
+static void read_ready(struct net_conn *c);
 
 static int push(struct net_conn ***arr, size_t *n, size_t *cap, struct net_conn *c)
 {
@@ -222,46 +155,54 @@ unsigned net_conn_worker(const struct net_conn *c)
     return c->w->index;
 }
 
-static void set_interest(struct net_conn *c, bool out)
+static void set_events(struct net_conn *c, uint32_t events)
 {
-    if (c->want_out == out)
+    if (c->events == events)
         return;
-    struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = c};
+    struct epoll_event ev = {.events = events, .data.ptr = c};
     epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
-    c->want_out = out;
+    c->events = events;
 }
 
-/* Owner only: frees c after telling the layer above. Removes c from the
- * pending list so no stale pointer survives it. */
-static void destroy(struct net_conn *c)
+static void set_interest(struct net_conn *c, bool out)
 {
-    struct worker *w = c->w;
-    const char *why = atomic_load(&c->why);
-    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    if (c->handshake_deadline)
-        atomic_fetch_sub(&c->l->handshaking, 1);
-    w->s->h->on_close(c->user, why ? why : "closed");
-    pthread_mutex_lock(&w->pending_lock);
-    for (size_t i = 0; i < w->npending; i++)
-        if (w->pending[i] == c)
-            w->pending[i] = NULL;
-    pthread_mutex_unlock(&w->pending_lock);
-    for (size_t i = 0; i < w->ndirty; i++)
-        if (w->dirty[i] == c)
-            w->dirty[i] = NULL;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        w->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->ops->destroy(c->tstate);
-    close(c->fd);
-    buf_free(&c->in);
-    buf_free(&c->out);
-    pthread_mutex_destroy(&c->out_lock);
-    atomic_fetch_sub(&w->s->nconns, 1);
-    free(c);
+    set_events(c, EPOLLIN | (out ? EPOLLOUT : 0));
+}
+
+/* ---- the handshake gate ---- */
+
+static struct net_conn *gate_conn(struct hsgate_entry *e)
+{
+    return (struct net_conn *)((char *)e - offsetof(struct net_conn, gate));
+}
+
+/* Under l->gate_lock: `next` got a slot; its owner starts the handshake. */
+static void gate_admitted(struct hsgate_entry *next)
+{
+    if (!next)
+        return;
+    struct net_conn *n = gate_conn(next);
+    atomic_store(&n->hs_go, true);
+    schedule(n);
+}
+
+/* Takes c out of the gate; the slot it held goes to the next in line. */
+static void gate_leave(struct net_conn *c)
+{
+    if (!c->in_gate)
+        return;
+    pthread_mutex_lock(&c->l->gate_lock);
+    gate_admitted(hsgate_leave(&c->l->gate, &c->gate));
+    pthread_mutex_unlock(&c->l->gate_lock);
+}
+
+/* The first bytes arrived: c is no longer an idle candidate for eviction. */
+static void gate_not_idle(struct net_conn *c)
+{
+    c->idle_deadline = 0;
+    pthread_mutex_lock(&c->l->gate_lock);
+    c->gate.idle = false;
+    pthread_mutex_unlock(&c->l->gate_lock);
 }
 
 static void fail(struct net_conn *c, const char *why)
@@ -269,68 +210,121 @@ static void fail(struct net_conn *c, const char *why)
     const char *expected = NULL;
     atomic_compare_exchange_strong(&c->why, &expected, why);
     atomic_store(&c->closing, true);
+    c->failed = true;
     /* Nothing more can be written: drop what is queued. */
     pthread_mutex_lock(&c->out_lock);
     buf_reset(&c->out);
     pthread_mutex_unlock(&c->out_lock);
 }
 
-/* Writes what is queued. Returns true if the queue is now empty. */
-static bool flush(struct net_conn *c)
+/* Under l->gate_lock: v lost its slot or place to a fairer source. Its
+ * owner (maybe another worker) closes it. */
+static void gate_evict(struct listener *l, struct hsgate_entry *v)
 {
-    bool empty;
-    pthread_mutex_lock(&c->out_lock);
-    c->flush_queued = false;
-    while (buf_len(&c->out) > 0) {
-        ssize_t n = c->ops->write(c->tstate, buf_head(&c->out), buf_len(&c->out));
-        if (n > 0) {
-            buf_consume(&c->out, (size_t)n);
-            continue;
-        }
-        if (n == TRANSPORT_ERROR) {
-            const char *cause = c->ops->cause(c->tstate);
-            pthread_mutex_unlock(&c->out_lock);
-            fail(c, cause);
-            return true;
-        }
-        break; /* would block: wait for EPOLLOUT */
-    }
-    empty = buf_len(&c->out) == 0;
-    pthread_mutex_unlock(&c->out_lock);
-    /* A handshake waiting to write keeps its EPOLLOUT interest. */
-    set_interest(c, !empty || (c->handshake_deadline && c->hs_wants_write));
-    return empty;
-}
-
-/* Owner only: flushes, and finishes a close once drained or out of time. */
-static void service(struct net_conn *c, uint64_t now)
-{
-    /* Read `closing` before flushing: whatever was queued before the close
-     * was asked for (a DISCONNECT with its reason) is then written by this
-     * flush. Read after, a close racing the flush could destroy the
-     * connection with that last packet still queued. */
-    bool closing = atomic_load(&c->closing);
-    bool empty = flush(c);
-    if (!closing)
+    if (!v)
         return;
-    if (!c->close_deadline)
-        c->close_deadline = now + CLOSE_GRACE_MS;
-    if (empty || now >= c->close_deadline)
-        destroy(c);
+    struct net_conn *c = gate_conn(v);
+    tls_server_count(l->tls, TLS_CAUSE_BUSY);
+    listener_note(l, NET_ST_HS_EVICTED, c->peer,
+                  "TLS handshake slot given to a source with fewer (busy)");
+    net_conn_close(c, "TLS handshake slot given to another source");
 }
 
-/* Drives a TLS handshake. Returns true once done (then reading goes on). */
+/* After any PROXY header: TLS connections ask the gate for a slot. */
+static void gate_arrive(struct net_conn *c)
+{
+    struct listener *l = c->l;
+    struct hsgate_entry *evicted = NULL;
+    c->gate.idle = true;
+    pthread_mutex_lock(&l->gate_lock);
+    c->in_gate = true;
+    enum hsgate_verdict v = hsgate_arrive(&l->gate, &c->gate, &evicted);
+    gate_evict(l, evicted);
+    pthread_mutex_unlock(&l->gate_lock);
+    if (v == HSGATE_ADMITTED) {
+        begin_handshake(c);
+        return;
+    }
+    if (v == HSGATE_QUEUED) {
+        c->phase = PH_QUEUED;
+        /* Nothing is read while waiting: only the peer giving up is seen. */
+        set_events(c, EPOLLRDHUP);
+        atomic_fetch_add(&l->st[NET_ST_HS_QUEUED], 1);
+        log_debug("%s: waiting for a TLS handshake slot", c->peer);
+        return;
+    }
+    tls_server_count(l->tls, TLS_CAUSE_BUSY);
+    listener_note(l, NET_ST_HS_REFUSED, c->peer, "TLS handshake refused: %s",
+                  tls_cause_name(TLS_CAUSE_BUSY));
+    fail(c, "TLS handshake refused: busy");
+}
+
+/* ---- a connection's life ---- */
+
+/* Hands c to the layer above. */
+static void open_conn(struct net_conn *c)
+{
+    const struct net_handler *h = c->w->s->h;
+    c->phase = PH_OPEN;
+    set_interest(c, false);
+    c->user = h->on_open(c->w->s->ctx, c);
+    if (!c->user) {
+        fail(c, "refused");
+        return;
+    }
+    c->opened = true;
+    /* Bytes that came with the end of the handshake are waiting. */
+    if (c->tls)
+        read_ready(c);
+}
+
+static void after_proxy(struct net_conn *c)
+{
+    /* The handshake deadline counts from accept, queueing included. */
+    c->deadline = c->accepted_ms + c->l->hs_timeout_ms;
+    if (c->l->tls)
+        gate_arrive(c);
+    else
+        open_conn(c);
+}
+
+static void begin_handshake(struct net_conn *c)
+{
+    struct listener *l = c->l;
+    void *t = tls_transport_new(l->tls, c->fd, c->peer);
+    if (!t) {
+        log_error("net: out of memory for a TLS connection from %s", c->peer);
+        fail(c, "out of memory");
+        return;
+    }
+    c->tls = l->tls;
+    c->ops = &tls_transport_ops;
+    c->tstate = t;
+    c->phase = PH_HANDSHAKE;
+    set_interest(c, false);
+    uint8_t b;
+    if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
+        gate_not_idle(c);
+        read_ready(c);
+    } else {
+        c->idle_deadline = clock_mono_ms() + l->hs_idle_ms;
+    }
+}
+
+/* Drives a TLS handshake. Returns true once done (the connection is open). */
 static bool handshake(struct net_conn *c)
 {
-    if (!c->handshake_deadline)
+    if (c->phase != PH_HANDSHAKE)
         return true;
+    if (c->idle_deadline)
+        gate_not_idle(c);
     ssize_t r = c->ops->handshake(c->tstate);
     if (r == 1) {
-        c->handshake_deadline = 0;
-        atomic_fetch_sub(&c->l->handshaking, 1);
+        gate_leave(c);
+        c->in_gate = false;
         log_debug("%s: %s", c->peer, tls_transport_describe(c->tstate));
-        set_interest(c, false);
-        return true;
+        open_conn(c);
+        return false; /* open_conn read what was there */
     }
     if (r == TRANSPORT_WANT_READ || r == TRANSPORT_WANT_WRITE) {
         c->hs_wants_write = r == TRANSPORT_WANT_WRITE;
@@ -343,9 +337,33 @@ static bool handshake(struct net_conn *c)
     return false;
 }
 
+/* Reads and throws away input: a connection on its way out must not leave
+ * bytes unread (closing would send a reset), nor spin on a readable socket.
+ * Returns false at EOF, an error, or when the budget is spent. */
+static bool discard(struct net_conn *c)
+{
+    static __thread uint8_t sink[READ_CHUNK];
+    for (int i = 0; i < READS_PER_TURN; i++) {
+        ssize_t n = read(c->fd, sink, sizeof(sink));
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return true;
+        if (n <= 0 || (size_t)n >= c->linger_left) {
+            c->linger_left = 0;
+            return false;
+        }
+        c->linger_left -= (size_t)n;
+    }
+    return true;
+}
+
 static void read_ready(struct net_conn *c)
 {
     const struct net_handler *h = c->w->s->h;
+    if (atomic_load(&c->closing)) {
+        if (!discard(c))
+            fail(c, "peer closed");
+        return;
+    }
     if (!handshake(c))
         return;
     for (int i = 0; i < READS_PER_TURN && !atomic_load(&c->closing); i++) {
@@ -375,20 +393,178 @@ static void read_ready(struct net_conn *c)
     }
 }
 
-static void limit_log(struct net_server *s)
+/* The PROXY phase: a trusted proxy's header is read (peeked, then exactly
+ * its bytes consumed, so what follows stays in the socket for TLS or
+ * MQTT); from anyone else, a first byte that starts a header is refused. */
+static void proxy_ready(struct net_conn *c)
 {
-    uint64_t now = clock_mono_ms(), last = atomic_load(&s->last_limit_log);
-    if (now - last >= 1000 && atomic_compare_exchange_strong(&s->last_limit_log, &last, now))
-        log_warn("net: max_connections (%u) reached; refusing new connections",
-                 s->cfg.max_connections);
+    uint8_t buf[PROXY_MAX_LEN];
+    ssize_t n = recv(c->fd, buf, c->trusted ? sizeof(buf) : 1, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        fail(c, n == 0 ? "peer closed" : strerror(errno));
+        return;
+    }
+    if (!c->trusted) {
+        if (!proxy_maybe_header(buf[0])) {
+            after_proxy(c);
+            return;
+        }
+        listener_note(c->l, NET_ST_PROXY_REFUSED, c->peer,
+                      "PROXY header refused: not from a trusted proxy");
+        fail(c, "PROXY header from an untrusted address");
+        return;
+    }
+    struct proxy_result r = proxy_parse(buf, (size_t)n);
+    if (r.status == PROXY_INCOMPLETE)
+        return; /* edge-triggered: woken when more arrives */
+    if (r.status == PROXY_ERROR) {
+        listener_note(c->l, NET_ST_PROXY_REFUSED, c->peer, "PROXY header refused: %s", r.error);
+        fail(c, "bad PROXY header");
+        return;
+    }
+    if (recv(c->fd, buf, r.consumed, 0) != (ssize_t)r.consumed) {
+        fail(c, "PROXY header read failed");
+        return;
+    }
+    atomic_fetch_add(&c->l->st[NET_ST_PROXY_ACCEPTED], 1);
+    if (!r.local) {
+        char real[64];
+        proxy_addr_format(&r.src, real, sizeof(real));
+        log_info("%s: PROXY v%d: client %s", c->peer, r.version, real);
+        snprintf(c->peer, sizeof(c->peer), "%s", real);
+        memset(c->gate.src, 0, 16);
+        if (r.src.family == AF_INET) {
+            c->gate.src[10] = c->gate.src[11] = 0xFF;
+            memcpy(c->gate.src + 12, r.src.addr, 4);
+        } else {
+            memcpy(c->gate.src, r.src.addr, 16);
+        }
+    }
+    after_proxy(c);
 }
 
-static void conn_open(struct worker *w, struct listener *l, int fd, const char *name)
+/* Writes what is queued. Returns true if the queue is now empty. */
+static bool flush(struct net_conn *c)
+{
+    bool empty;
+    pthread_mutex_lock(&c->out_lock);
+    c->flush_queued = false;
+    while (buf_len(&c->out) > 0) {
+        ssize_t n = c->ops->write(c->tstate, buf_head(&c->out), buf_len(&c->out));
+        if (n > 0) {
+            buf_consume(&c->out, (size_t)n);
+            continue;
+        }
+        if (n == TRANSPORT_ERROR) {
+            const char *cause = c->ops->cause(c->tstate);
+            pthread_mutex_unlock(&c->out_lock);
+            fail(c, cause);
+            return true;
+        }
+        break; /* would block: wait for EPOLLOUT */
+    }
+    empty = buf_len(&c->out) == 0;
+    pthread_mutex_unlock(&c->out_lock);
+    if (c->phase == PH_OPEN || c->phase == PH_HANDSHAKE)
+        /* A handshake waiting to write keeps its EPOLLOUT interest. */
+        set_interest(c, !empty || (c->phase == PH_HANDSHAKE && c->hs_wants_write));
+    return empty;
+}
+
+/* Owner only: frees c, telling the layer above if it still has it. */
+static void destroy(struct net_conn *c)
+{
+    struct worker *w = c->w;
+    const char *why = atomic_load(&c->why);
+    gate_leave(c);
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->opened)
+        w->s->h->on_close(c->user, why ? why : "closed");
+    pthread_mutex_lock(&w->pending_lock);
+    for (size_t i = 0; i < w->npending; i++)
+        if (w->pending[i] == c)
+            w->pending[i] = NULL;
+    pthread_mutex_unlock(&w->pending_lock);
+    for (size_t i = 0; i < w->ndirty; i++)
+        if (w->dirty[i] == c)
+            w->dirty[i] = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->ops->destroy(c->tstate);
+    close(c->fd);
+    buf_free(&c->in);
+    buf_free(&c->out);
+    pthread_mutex_destroy(&c->out_lock);
+    atomic_fetch_sub(&c->l->nconns, 1);
+    atomic_fetch_sub(&w->s->nconns, 1);
+    free(c);
+}
+
+/* The graceful part of a close: everything was written; tell the layer
+ * above it is over, send FIN, and read until the peer's FIN (bounded). */
+static void start_linger(struct net_conn *c, uint64_t now)
+{
+    const char *why = atomic_load(&c->why);
+    c->w->s->h->on_close(c->user, why ? why : "closed");
+    c->opened = false;
+    c->user = NULL;
+    shutdown(c->fd, SHUT_WR);
+    c->phase = PH_LINGER;
+    c->deadline = now + LINGER_MS;
+    c->linger_left = LINGER_BYTES;
+    set_events(c, EPOLLIN | EPOLLRDHUP);
+    atomic_fetch_add(&c->l->st[NET_ST_GRACEFUL_CLOSES], 1);
+    if (!discard(c))
+        c->linger_done = true;
+}
+
+/* Owner only: starts a handshake given a slot; flushes; finishes a close
+ * once drained or out of time. */
+static void service(struct net_conn *c, uint64_t now)
+{
+    if (c->phase == PH_LINGER) {
+        if (c->linger_done || now >= c->deadline)
+            destroy(c);
+        return;
+    }
+    if (atomic_exchange(&c->hs_go, false) && c->phase == PH_QUEUED && !atomic_load(&c->closing))
+        begin_handshake(c);
+    /* Read `closing` before flushing: whatever was queued before the close
+     * was asked for (a DISCONNECT with its reason) is then written by this
+     * flush. Read after, a close racing the flush could destroy the
+     * connection with that last packet still queued. */
+    bool closing = atomic_load(&c->closing);
+    bool empty = flush(c);
+    if (!closing)
+        return;
+    if (!c->close_deadline)
+        c->close_deadline = now + CLOSE_GRACE_MS;
+    if (empty && c->opened && !c->failed && !atomic_load(&c->w->s->stopping)) {
+        start_linger(c, now);
+        if (c->linger_done)
+            destroy(c);
+        return;
+    }
+    if (empty || now >= c->close_deadline)
+        destroy(c);
+}
+
+/* see internal.h */
+void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
+               const struct sockaddr_storage *ss)
 {
     struct net_server *s = w->s;
     struct net_conn *c = calloc(1, sizeof(*c));
     if (!c) {
         close(fd);
+        atomic_fetch_sub(&l->nconns, 1);
+        atomic_fetch_sub(&s->nconns, 1);
         return;
     }
     int one = 1;
@@ -400,36 +576,17 @@ static void conn_open(struct worker *w, struct listener *l, int fd, const char *
     c->tstate = &c->tcp;
     c->w = w;
     c->listener = l->index;
+    c->l = l;
     if (name)
         snprintf(c->peer, sizeof(c->peer), "%s", name);
     else
         tcp_peer_name(fd, c->peer, sizeof(c->peer));
-    c->l = l;
-    if (l->tls) {
-        /* A cap on handshakes in progress: a flood of half-open TLS
-         * connections cannot take every worker's time. */
-        if (atomic_fetch_add(&l->handshaking, 1) >= tls_server_config(l->tls)->max_handshakes) {
-            atomic_fetch_sub(&l->handshaking, 1);
-            tls_server_count(l->tls, TLS_CAUSE_BUSY);
-            log_warn("%s: TLS handshake refused: %s", c->peer, tls_cause_name(TLS_CAUSE_BUSY));
-            close(fd);
-            free(c);
-            atomic_fetch_sub(&s->nconns, 1);
-            return;
-        }
-        void *t = tls_transport_new(l->tls, fd, c->peer);
-        if (!t) {
-            atomic_fetch_sub(&l->handshaking, 1);
-            log_error("net: out of memory for a TLS connection from %s", c->peer);
-            close(fd);
-            free(c);
-            atomic_fetch_sub(&s->nconns, 1);
-            return;
-        }
-        c->tls = l->tls;
-        c->ops = &tls_transport_ops;
-        c->tstate = t;
-        c->handshake_deadline = clock_mono_ms() + tls_server_config(l->tls)->handshake_timeout_ms;
+    if (ss && ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        c->gate.src[10] = c->gate.src[11] = 0xFF;
+        memcpy(c->gate.src + 12, &a->sin_addr, 4);
+    } else if (ss && ss->ss_family == AF_INET6) {
+        memcpy(c->gate.src, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
     }
     buf_init(&c->in, s->cfg.max_input);
     buf_init(&c->out, s->cfg.max_output);
@@ -438,46 +595,33 @@ static void conn_open(struct worker *w, struct listener *l, int fd, const char *
     if (w->conns)
         w->conns->prev = c;
     w->conns = c;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    c->linger_left = LINGER_BYTES;
+    c->accepted_ms = clock_mono_ms();
+    c->deadline = c->accepted_ms + PROXY_TIMEOUT_MS;
+    c->events = l->proxy ? EPOLLIN | EPOLLET : EPOLLIN;
+    struct epoll_event ev = {.events = c->events, .data.ptr = c};
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
-    c->user = s->h->on_open(s->ctx, c);
-    if (!c->user) {
-        c->user = NULL;
-        fail(c, "refused");
+    atomic_fetch_add(&l->st[NET_ST_ACCEPTED], 1);
+    if (l->proxy) {
+        c->phase = PH_PROXY;
+        for (size_t i = 0; i < l->ntrusted && !c->trusted; i++)
+            c->trusted = proxy_cidr_match(&l->trusted[i], AF_INET6, c->gate.src);
+        return; /* the first bytes decide (proxy_ready) */
     }
+    after_proxy(c);
 }
 
-static void accept_ready(struct worker *w, struct listener *l)
-{
-    struct net_server *s = w->s;
-    for (;;) {
-        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE)
-                log_warn("net: accept on port %u: %s", l->port, strerror(errno));
-            return;
-        }
-        uint32_t n = atomic_fetch_add(&s->nconns, 1);
-        if (s->cfg.max_connections && n >= s->cfg.max_connections) {
-            atomic_fetch_sub(&s->nconns, 1);
-            limit_log(s);
-            close(fd);
-            continue;
-        }
-        conn_open(w, l, fd, NULL);
-    }
-}
+/* ---- the loop ---- */
 
 /* Flushes everything queued during this turn, by us or by other threads. */
 static void flush_lists(struct worker *w)
 {
     uint64_t now = clock_mono_ms();
     struct net_conn **list = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0;
     pthread_mutex_lock(&w->pending_lock);
     list = w->pending;
     n = w->npending;
-    cap = w->cappending;
     w->pending = NULL;
     w->npending = w->cappending = 0;
     struct adopted *adopt = w->adopt;
@@ -485,7 +629,8 @@ static void flush_lists(struct worker *w)
     pthread_mutex_unlock(&w->pending_lock);
     while (adopt) {
         struct adopted *next = adopt->next;
-        conn_open(w, &w->s->internal, adopt->fd, adopt->name);
+        atomic_fetch_add(&w->s->internal.nconns, 1);
+        conn_open(w, &w->s->internal, adopt->fd, adopt->name, NULL);
         free(adopt);
         adopt = next;
     }
@@ -493,7 +638,6 @@ static void flush_lists(struct worker *w)
         if (list[i])
             service(list[i], now);
     free(list);
-    (void)cap;
     /* service() may add to dirty (on_close handlers send); loop by index. */
     for (size_t i = 0; i < w->ndirty; i++)
         if (w->dirty[i])
@@ -501,8 +645,36 @@ static void flush_lists(struct worker *w)
     w->ndirty = 0;
 }
 
-/* Closing connections still draining are revisited until their deadline. */
-static void sweep_closing(struct worker *w, bool all)
+/* A deadline passed: the PROXY header, the handshake, or a handshake that
+ * has received nothing. Returns true if c was failed. */
+static bool timed_out(struct net_conn *c, uint64_t now)
+{
+    struct listener *l = c->l;
+    if (c->phase == PH_PROXY && now >= c->deadline) {
+        listener_note(l, NET_ST_PROXY_REFUSED, c->peer, "no PROXY header or first byte in %u ms",
+                      PROXY_TIMEOUT_MS);
+        fail(c, "PROXY header timeout");
+        return true;
+    }
+    if (c->phase != PH_QUEUED && c->phase != PH_HANDSHAKE)
+        return false;
+    bool idle = c->phase == PH_HANDSHAKE && c->idle_deadline && now >= c->idle_deadline;
+    if (!idle && now < c->deadline)
+        return false;
+    tls_server_count(l->tls, TLS_CAUSE_TIMEOUT);
+    atomic_fetch_add(&l->st[idle ? NET_ST_HS_IDLE_TIMEOUTS : NET_ST_HS_TIMEOUTS], 1);
+    if (idle)
+        log_notice("%s: TLS handshake failed: %s (nothing received in %u ms)", c->peer,
+                   tls_cause_name(TLS_CAUSE_TIMEOUT), l->hs_idle_ms);
+    else
+        log_notice("%s: TLS handshake failed: %s%s", c->peer, tls_cause_name(TLS_CAUSE_TIMEOUT),
+                   c->phase == PH_QUEUED ? " (waiting for a slot)" : "");
+    fail(c, idle ? "TLS handshake idle timeout" : "TLS handshake timeout");
+    return true;
+}
+
+/* Deadlines: closing connections, drains, PROXY headers, handshakes. */
+static void sweep(struct worker *w, bool all)
 {
     uint64_t now = clock_mono_ms();
     struct net_conn *c = w->conns;
@@ -512,17 +684,43 @@ static void sweep_closing(struct worker *w, bool all)
             const char *expected = NULL;
             atomic_compare_exchange_strong(&c->why, &expected, "server shutting down");
             atomic_store(&c->closing, true);
-            flush(c);
+            if (c->phase != PH_LINGER)
+                flush(c);
             destroy(c);
-        } else if (atomic_load(&c->closing)) {
-            service(c, now);
-        } else if (c->handshake_deadline && now >= c->handshake_deadline) {
-            log_notice("%s: TLS handshake failed: %s", c->peer, tls_cause_name(TLS_CAUSE_TIMEOUT));
-            fail(c, "TLS handshake timeout");
+        } else if (atomic_load(&c->closing) || c->phase == PH_LINGER || timed_out(c, now)) {
             service(c, now);
         }
         c = next;
     }
+    if (w->index == 0)
+        for (unsigned i = 0; i < w->s->nlisteners; i++)
+            listener_report_held(&w->s->listeners[i]);
+}
+
+static void handle_conn(struct net_conn *c, uint32_t events)
+{
+    switch (c->phase) {
+    case PH_PROXY:
+        proxy_ready(c);
+        break;
+    case PH_QUEUED:
+        if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            fail(c, "peer closed while waiting for a TLS handshake slot");
+        break;
+    case PH_LINGER:
+        if (!discard(c))
+            c->linger_done = true;
+        break;
+    default:
+        if (c->phase == PH_HANDSHAKE && (events & EPOLLOUT) && !(events & EPOLLIN))
+            read_ready(c); /* a handshake that wanted to write can go on */
+        if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+            read_ready(c);
+        break;
+    }
+    if (atomic_load(&c->closing) || c->phase == PH_LINGER || (events & EPOLLOUT) ||
+        atomic_load(&c->hs_go))
+        service(c, clock_mono_ms());
 }
 
 static void handle_event(struct worker *w, struct epoll_event *ev)
@@ -535,16 +733,10 @@ static void handle_event(struct worker *w, struct epoll_event *ev)
         return;
     }
     if (kind == SRC_LISTENER) {
-        accept_ready(w, ev->data.ptr);
+        listener_accept(w, ev->data.ptr);
         return;
     }
-    struct net_conn *c = ev->data.ptr;
-    if (c->handshake_deadline && (ev->events & EPOLLOUT) && !(ev->events & EPOLLIN))
-        read_ready(c); /* a handshake that wanted to write can go on */
-    if (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-        read_ready(c);
-    if (atomic_load(&c->closing) || (ev->events & EPOLLOUT))
-        service(c, clock_mono_ms());
+    handle_conn(ev->data.ptr, ev->events);
 }
 
 static void *worker_main(void *arg)
@@ -554,20 +746,21 @@ static void *worker_main(void *arg)
     uint64_t last_sweep = clock_mono_ms();
     tl_worker = w;
     while (!atomic_load(&w->s->stopping)) {
-        int n = epoll_wait(w->epfd, evs, 256, 250);
+        int timeout = listener_resume(w, clock_mono_ms(), SWEEP_MS);
+        int n = epoll_wait(w->epfd, evs, 256, timeout);
         /* Each connection has at most one event per batch, and only its
          * own event destroys it, so no event here refers to a freed one. */
         for (int i = 0; i < n; i++)
             handle_event(w, &evs[i]);
         flush_lists(w);
         uint64_t now = clock_mono_ms();
-        if (now - last_sweep >= 250) {
-            sweep_closing(w, false);
+        if (now - last_sweep >= SWEEP_MS) {
+            sweep(w, false);
             last_sweep = now;
         }
     }
     flush_lists(w);
-    sweep_closing(w, true);
+    sweep(w, true);
     return NULL;
 }
 
@@ -613,62 +806,6 @@ bool net_conn_internal(const struct net_conn *c)
     return c->l == &c->w->s->internal;
 }
 
-static int listen_any(struct net_server *s, const char *url, struct tls_server *tls, char *err,
-                      size_t errlen);
-
-int net_server_listen(struct net_server *s, const char *url, char *err, size_t errlen)
-{
-    return listen_any(s, url, NULL, err, errlen);
-}
-
-int net_server_listen_tls(struct net_server *s, const char *url, struct tls_server *tls, char *err,
-                          size_t errlen)
-{
-    return listen_any(s, url, tls, err, errlen);
-}
-
-static bool scheme_is(const char *scheme, const char *const *names)
-{
-    for (; *names; names++)
-        if (strcmp(scheme, *names) == 0)
-            return true;
-    return false;
-}
-
-static int listen_any(struct net_server *s, const char *url, struct tls_server *tls, char *err,
-                      size_t errlen)
-{
-    static const char *const plain[] = {"tcp", "mqtt-tcp", "mqtt", NULL};
-    static const char *const secure[] = {"tls", "ssl", "mqtts", "mtls", "tls+mqtt-tcp", NULL};
-    char scheme[32], host[256];
-    uint16_t port;
-    if (s->nlisteners >= MAX_LISTENERS) {
-        snprintf(err, errlen, "%s: at most %d listeners", url, MAX_LISTENERS);
-        return -1;
-    }
-    if (tcp_parse_url(url, scheme, sizeof(scheme), host, sizeof(host), &port, err, errlen) < 0)
-        return -1;
-    if (!scheme_is(scheme, tls ? secure : plain)) {
-        snprintf(err, errlen, "%s: unsupported scheme '%s' (%s)", url, scheme,
-                 tls ? "tls://, mtls:// or ssl://" : "tcp://, or tls:// with certificates");
-        return -1;
-    }
-    struct listener *l = &s->listeners[s->nlisteners];
-    l->fd = tcp_listen(host, port, &l->port, err, errlen);
-    if (l->fd < 0)
-        return -1;
-    l->kind = SRC_LISTENER;
-    l->tls = tls;
-    l->index = s->nlisteners++;
-    log_notice("listening on %s://%s:%u", tls ? scheme : "tcp", *host ? host : "*", l->port);
-    return 0;
-}
-
-uint16_t net_server_port(const struct net_server *s, unsigned i)
-{
-    return i < s->nlisteners ? s->listeners[i].port : 0;
-}
-
 static int worker_init(struct net_server *s, struct worker *w, unsigned i)
 {
     w->kind = SRC_WAKE;
@@ -677,6 +814,7 @@ static int worker_init(struct net_server *s, struct worker *w, unsigned i)
     pthread_mutex_init(&w->pending_lock, NULL);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (w->epfd < 0 || w->evfd < 0)
         return -1;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
@@ -698,6 +836,7 @@ int net_server_start(struct net_server *s)
     for (unsigned i = 0; i < s->cfg.workers; i++)
         if (worker_init(s, &s->workers[i], i) < 0)
             return -1;
+    listener_fd_budget(s);
     for (unsigned i = 0; i < s->cfg.workers; i++)
         if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0)
             return -1;
@@ -734,6 +873,8 @@ void net_server_free(struct net_server *s)
             close(w->epfd);
         if (w->evfd > 0)
             close(w->evfd);
+        if (w->spare >= 0)
+            close(w->spare);
         free(w->dirty);
         free(w->pending);
         while (w->adopt) {
@@ -744,8 +885,13 @@ void net_server_free(struct net_server *s)
         }
         pthread_mutex_destroy(&w->pending_lock);
     }
-    for (unsigned i = 0; i < s->nlisteners; i++)
-        close(s->listeners[i].fd);
+    for (unsigned i = 0; i < s->nlisteners; i++) {
+        struct listener *l = &s->listeners[i];
+        close(l->fd);
+        free(l->trusted);
+        hsgate_free(&l->gate);
+        pthread_mutex_destroy(&l->gate_lock);
+    }
     free(s->workers);
     free(s);
 }

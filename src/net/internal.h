@@ -1,0 +1,148 @@
+/* State shared by server.c (workers, connections) and listener.c
+ * (listening sockets, their settings, limits and counters). Not an API. */
+#ifndef WARD_NET_INTERNAL_H
+#define WARD_NET_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/buf.h"
+#include "net/hsgate.h"
+#include "net/net.h"
+#include "net/proxy.h"
+#include "net/tcp.h"
+
+#define MAX_LISTENERS 16
+
+enum src_kind { SRC_LISTENER, SRC_CONN, SRC_WAKE };
+
+/* At most one log line a second per listener and cause; what was held back
+ * is counted and reported with the next line. */
+struct ratelog {
+    _Atomic uint64_t last_ms;
+    _Atomic uint64_t held;
+};
+
+struct listener {
+    enum src_kind kind; /* first: epoll data points here */
+    int fd;
+    uint16_t port;
+    unsigned index;
+    struct tls_server *tls; /* NULL: plain TCP */
+    uint32_t max_conns;     /* 0: only the server's limit */
+    _Atomic uint32_t nconns;
+    bool proxy;
+    struct proxy_cidr *trusted;
+    size_t ntrusted;
+    uint32_t hs_timeout_ms, hs_idle_ms;
+    pthread_mutex_t gate_lock; /* guards gate and every conn's gate entry */
+    struct hsgate gate;
+    _Atomic uint64_t st[NET_NSTATS];
+    struct ratelog rl[NET_NSTATS];
+};
+
+/* Where a connection is in its life (owner only). */
+enum phase {
+    PH_PROXY,     /* reading a PROXY header, or checking an untrusted peer sends none */
+    PH_QUEUED,    /* TLS: waiting for a handshake slot */
+    PH_HANDSHAKE, /* TLS: handshake running */
+    PH_OPEN,      /* the handler has it */
+    PH_LINGER,    /* graceful close: writing shut down, draining input */
+};
+
+struct worker;
+
+struct net_conn {
+    enum src_kind kind;
+    int fd;
+    struct tcp_transport tcp;
+    const struct transport_ops *ops;
+    void *tstate;
+    struct worker *w;
+    void *user;
+    unsigned listener;
+    char peer[64];
+    struct buf in;
+    pthread_mutex_t out_lock;
+    struct buf out;    /* guarded by out_lock */
+    bool flush_queued; /* guarded by out_lock: on a flush list already */
+    _Atomic bool closing;
+    _Atomic bool hs_go; /* given a handshake slot by another connection's exit */
+    const char *_Atomic why;
+    enum phase phase; /* owner only, as are the fields to prev */
+    bool opened;      /* on_open succeeded and on_close has not run */
+    bool failed;      /* an error: no graceful close */
+    bool in_gate;     /* has been through the handshake gate */
+    bool trusted;     /* the socket peer is a trusted proxy */
+    bool linger_done; /* the peer closed, or the drain budget is spent */
+    uint64_t accepted_ms;
+    uint64_t close_deadline; /* flushing before a close */
+    uint64_t deadline;       /* PROXY header, handshake (from accept), or drain */
+    uint64_t idle_deadline;  /* handshake while nothing was received; 0: none */
+    size_t linger_left;
+    uint32_t events; /* registered with epoll */
+    struct tls_server *tls;
+    struct listener *l;
+    struct hsgate_entry gate; /* guarded by l->gate_lock */
+    bool hs_wants_write;
+    struct net_conn *prev, *next; /* owner's list of connections */
+};
+
+struct worker {
+    enum src_kind kind;
+    struct net_server *s;
+    unsigned index;
+    pthread_t thread;
+    int epfd;
+    int evfd;
+    int spare; /* a descriptor kept to accept-and-close when out of them */
+    uint64_t paused_until[MAX_LISTENERS]; /* accepting paused after a failure */
+    struct net_conn *conns;
+    /* Connections with output queued by this worker itself (owner only). */
+    struct net_conn **dirty;
+    size_t ndirty, capdirty;
+    /* Connections other threads queued output for or asked to close. */
+    pthread_mutex_t pending_lock;
+    struct net_conn **pending;
+    size_t npending, cappending;
+    /* Sockets handed over by net_server_adopt(), guarded by pending_lock. */
+    struct adopted *adopt;
+};
+
+struct net_server {
+    struct net_config cfg;
+    const struct net_handler *h;
+    void *ctx;
+    struct listener listeners[MAX_LISTENERS];
+    unsigned nlisteners;
+    struct listener internal; /* the pseudo-listener of adopted sockets */
+    struct worker *workers;
+    _Atomic bool stopping;
+    _Atomic uint32_t nconns;
+    uint32_t fd_budget; /* connections the descriptor limit allows; 0: not known */
+    bool started;
+};
+
+/* listener.c */
+/* Counts st on l and logs `fmt` (with the peer) unless a line for the same
+ * cause went out less than a second ago. */
+void listener_note(struct listener *l, enum net_stat st, const char *peer, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Logs what listener_note held back, once its second is over. */
+void listener_report_held(struct listener *l);
+/* The accept loop of one listener on one worker (level-triggered). */
+void listener_accept(struct worker *w, struct listener *l);
+/* Re-arms listeners whose pause is over; returns ms until the next one
+ * (or `max`). */
+int listener_resume(struct worker *w, uint64_t now, int max);
+/* Works out s->fd_budget after raising the soft descriptor limit. */
+void listener_fd_budget(struct net_server *s);
+
+/* server.c */
+void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
+               const struct sockaddr_storage *ss);
+
+#endif

@@ -1,0 +1,395 @@
+"""Connection-level limits and hardening in src/net (issue 11, items 10-12
+and 14): listener max_connections; the file-descriptor limit (no accept
+spin); TLS handshake slots with a queue, per-source fairness and a shorter
+timeout for connections that send nothing; the PROXY protocol from trusted
+proxies; graceful close after a DISCONNECT.
+
+Listener settings are given as the listen URL's query
+("tls://127.0.0.1:PORT?max_handshakes=2"); the same keys exist in the
+configuration file's listener blocks. Every wait is for an event (a log
+line, a CONNACK, an end of file) with a generous deadline; a deadline
+passing fails the test, it is never taken as the event."""
+import os
+import re
+import resource
+import socket
+import ssl
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+import mqtt_raw as raw
+import tls_pki
+from conftest import WARD, Ward, free_port
+
+DEADLINE = 20.0  # generous: the machine is shared
+
+
+# ------------------------------------------------------------------ helpers
+
+class NetWard(Ward):
+    """ward serve with our own -l URLs, optionally under a low descriptor
+    limit (set in the child before exec, like `prlimit --nofile=N:N`)."""
+
+    def __init__(self, tmp_path, urls, args=(), nofile=None, log_level="info"):
+        super().__init__(tmp_path, args=args, listen=False)
+        self.urls = urls
+        self.nofile = nofile
+        self.log_level = log_level
+
+    def start(self, wait=True):
+        cmd = [WARD, "serve", "--workers", str(self.workers), "--log-level", self.log_level]
+        for u in self.urls:
+            cmd += ["-l", u]
+        cmd += self.args
+        limit = self.nofile
+
+        def lower():
+            if limit:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, preexec_fn=lower)
+        self.wait_log("serving with", timeout=DEADLINE)
+        return self
+
+    def count(self, needle):
+        return self.read_log().count(needle)
+
+
+@pytest.fixture
+def net_ward(tmp_path):
+    started = []
+
+    def make(urls, args=(), **kw):
+        w = NetWard(tmp_path, urls, args, **kw)
+        started.append(w)
+        return w.start()
+
+    yield make
+    errors = []
+    for w in started:
+        try:
+            w.stop()
+        except AssertionError as e:
+            errors.append(str(e))
+    if errors:
+        pytest.fail("\n".join(errors))
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return tls_pki.make_pki(str(tmp_path_factory.mktemp("pki")))
+
+
+def tls_args(pki):
+    return ["--certfile", pki["server_crt"], "--keyfile", pki["server_key"], "--cafile", pki["ca"]]
+
+
+def tcp(port, src="127.0.0.1"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((src, 0))
+    s.settimeout(DEADLINE)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def read_exactly(s, n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def mqtt_connect(s, cid):
+    """CONNECT on s; returns True if a CONNACK came back, False on a close."""
+    s.sendall(raw.connect(cid))
+    try:
+        return read_exactly(s, 4)[:1] == b"\x20"
+    except ConnectionResetError:
+        return False
+
+
+def closed_by_peer(s):
+    """Waits (up to DEADLINE) for the server to close s; a timeout fails."""
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        pytest.fail("the server did not close the connection within %s s" % DEADLINE)
+
+
+def total(log, stat):
+    """The last "[stat: N in total" ward logged, or 0."""
+    found = re.findall(r"\[%s: (\d+) in total" % re.escape(stat), log)
+    return int(found[-1]) if found else 0
+
+
+def tls_client(pki, port, src="127.0.0.1", prefix=b""):
+    """A TLS MQTT client (as paho connects): returns None once a CONNACK
+    arrived, or the error."""
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    try:
+        s = tcp(port, src)
+        if prefix:
+            s.sendall(prefix)
+        t = ctx.wrap_socket(s, server_hostname="localhost")
+        t.sendall(raw.connect("tls-%d" % port))
+        data = read_exactly(t, 4)
+        t.close()
+        return None if data[:1] == b"\x20" else "no CONNACK (%r)" % data
+    except (ssl.SSLError, OSError) as e:
+        return str(e)
+
+
+# ------------------------------------------------- item 10: max_connections
+
+def test_listener_max_connections(net_ward):
+    port = free_port()
+    b = net_ward(["tcp://127.0.0.1:%d?max_connections=3" % port])
+    held = [tcp(port) for _ in range(3)]
+    for i, s in enumerate(held):
+        assert mqtt_connect(s, "held-%d" % i)
+    # The fourth is accepted and closed at once, counted and logged.
+    extra = tcp(port)
+    assert closed_by_peer(extra)
+    log = b.wait_log("refused: listener max_connections (3) reached")
+    assert total(log, "refused/max_connections") == 1
+    # One leaves; once the broker has seen it go, a new one is served.
+    held[0].close()
+    b.wait_log("client 'held-0' (127.0.0.1:", timeout=DEADLINE)
+    b.wait_log("disconnected", timeout=DEADLINE)
+    again = tcp(port)
+    assert mqtt_connect(again, "again")
+    for s in held[1:] + [again, extra]:
+        s.close()
+
+
+def test_server_max_connections_counts_every_listener(net_ward):
+    p1, p2 = free_port(), free_port()
+    b = net_ward(["tcp://127.0.0.1:%d" % p1, "tcp://127.0.0.1:%d" % p2],
+                 ["--max-connections", "2"])
+    a, c = tcp(p1), tcp(p2)
+    assert mqtt_connect(a, "a") and mqtt_connect(c, "c")
+    third = tcp(p2)
+    assert closed_by_peer(third)
+    log = b.wait_log("refused: max_connections (2) reached")
+    assert total(log, "refused/max_connections") == 1
+    for s in (a, c, third):
+        s.close()
+
+
+# ----------------------------------------------- item 11: descriptor limit
+
+def test_descriptor_limit_no_accept_spin(net_ward):
+    """Under a limit of 64 descriptors, 150 connections: the ones beyond
+    what the limit allows are closed at once and counted; the log stays
+    small (one line a second per cause, whatever the machine's speed); once
+    descriptors free up the broker serves again."""
+    port = free_port()
+    b = net_ward(["tcp://127.0.0.1:%d" % port], nofile=64)
+    log = b.wait_log("the file descriptor limit (64")
+    budget = int(re.search(r"allows (\d+) connections", log).group(1))
+    assert 8 <= budget < 64
+    start = time.monotonic()
+    socks = []
+    for _ in range(150):
+        socks.append(tcp(port))
+    refused = 0
+    for s in socks[budget:]:
+        # Beyond the budget every one is closed by the server.
+        assert closed_by_peer(s)
+        refused += 1
+    want = 150 - budget
+    log = b.wait_log("[refused/fd_limit: %d in total" % want, timeout=DEADLINE) \
+        if total(b.read_log(), "refused/fd_limit") != want else b.read_log()
+    elapsed = time.monotonic() - start
+    # The held connections are served.
+    assert mqtt_connect(socks[0], "held")
+    lines = [l for l in b.read_log().splitlines() if "net: port %d:" % port in l]
+    # At most one line a second for each cause, plus the first.
+    assert len(lines) <= 2 * (elapsed + 2), "%d lines in %.1f s" % (len(lines), elapsed)
+    assert total(b.read_log(), "accept_errors") <= 150
+    for s in socks:
+        s.close()
+    b.wait_log("client 'held' (127.0.0.1:", timeout=DEADLINE)
+    b.wait_log("disconnected", timeout=DEADLINE)
+    # Descriptors are free again: a new client is served.
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        s = tcp(port)
+        if mqtt_connect(s, "after"):
+            s.close()
+            break
+        s.close()  # the closes above may not all be processed yet
+        assert time.monotonic() < deadline, "not served after descriptors were freed"
+        b.wait_log("net: port", timeout=DEADLINE)
+
+
+# ---------------------------------------------- item 12: TLS handshake slots
+
+def test_handshake_timeouts_idle_is_shorter(net_ward, pki):
+    port = free_port()
+    b = net_ward(["tls://127.0.0.1:%d?handshake_timeout=4s&handshake_idle_timeout=500ms" % port],
+                 tls_args(pki))
+    idle = tcp(port)
+    started = tcp(port)
+    # Five bytes of a TLS record header: the handshake has begun.
+    started.sendall(b"\x16\x03\x01\x02\x00")
+    t0 = time.monotonic()
+    assert closed_by_peer(idle)
+    idle_after = time.monotonic() - t0
+    b.wait_log("TLS handshake failed: handshake timeout (nothing received in 500 ms)")
+    # The one that sent something is still open when the idle one closed.
+    started.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        started.recv(1)
+    started.setblocking(True)
+    started.settimeout(DEADLINE)
+    assert closed_by_peer(started)
+    started_after = time.monotonic() - t0
+    log = b.read_log()
+    assert log.count("TLS handshake failed: handshake timeout") == 2
+    assert idle_after >= 0.4 and started_after >= 3.5
+    idle.close()
+    started.close()
+
+
+def test_max_handshakes_queue_instead_of_refusing(net_ward, pki):
+    port = free_port()
+    b = net_ward(["tls://127.0.0.1:%d?max_handshakes=2&handshake_timeout=60s"
+                  "&handshake_idle_timeout=30s" % port], tls_args(pki), log_level="debug")
+    hold = [tcp(port), tcp(port)]  # both slots, idle
+    result = {}
+    th = threading.Thread(target=lambda: result.update(err=tls_client(pki, port)))
+    th.start()
+    b.wait_log("waiting for a TLS handshake slot", timeout=DEADLINE)
+    assert th.is_alive()
+    hold[0].close()  # a slot frees: the waiting one gets it
+    th.join(DEADLINE + 5)
+    assert not th.is_alive()
+    assert result["err"] is None, result["err"]
+    log = b.read_log()
+    assert "TLS handshake refused" not in log
+    hold[1].close()
+
+
+def test_one_address_cannot_take_every_slot(net_ward, pki):
+    port = free_port()
+    b = net_ward(["tls://127.0.0.1:%d?max_handshakes=4&handshake_queue=4&handshake_timeout=60s"
+                  "&handshake_idle_timeout=30s" % port], tls_args(pki))
+    flood = [tcp(port, "127.0.0.2") for _ in range(12)]
+    # 4 run, 4 wait, 4 are refused: wait until the refusals are counted.
+    closed = sum(1 for s in flood[8:] if closed_by_peer(s))
+    assert closed == 4
+    # A real client from another address is served long before any of the
+    # flood's handshakes time out (30 s idle, 60 s total).
+    t0 = time.monotonic()
+    assert tls_client(pki, port, "127.0.0.1") is None
+    assert time.monotonic() - t0 < 25
+    log = b.wait_log("TLS handshake slot given to a source with fewer")
+    assert "127.0.0.2:" in log.split("given to a source with fewer")[0].splitlines()[-1]
+    for s in flood:
+        s.close()
+
+
+# -------------------------------------------------------- PROXY protocol
+
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_v2(src, sport, dst, dport):
+    body = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!HH", sport, dport)
+    return V2_SIG + bytes([0x21, 0x11]) + struct.pack("!H", len(body)) + body
+
+
+def test_proxy_protocol_v1_v2_trusted_and_untrusted(net_ward):
+    port = free_port()
+    b = net_ward(["tcp://127.0.0.1:%d?proxy_protocol=true&trusted_proxies=127.0.0.1/32" % port])
+    # v1 from the trusted proxy: the log names the real client.
+    s = tcp(port)
+    s.sendall(b"PROXY TCP4 203.0.113.7 127.0.0.1 40001 %d\r\n" % port)
+    assert mqtt_connect(s, "via-v1")
+    b.wait_log("client 'via-v1' (203.0.113.7:40001) connected")
+    # v2, header and CONNECT in one segment.
+    s2 = tcp(port)
+    s2.sendall(proxy_v2("198.51.100.9", 40002, "127.0.0.1", port) + raw.connect("via-v2"))
+    assert read_exactly(s2, 4)[:1] == b"\x20"
+    b.wait_log("client 'via-v2' (198.51.100.9:40002) connected")
+    # From an address that is not a trusted proxy, a header is refused ...
+    u = tcp(port, "127.0.0.2")
+    u.sendall(b"PROXY TCP4 192.0.2.1 127.0.0.1 40003 %d\r\n" % port)
+    assert closed_by_peer(u)
+    log = b.wait_log("PROXY header refused: not from a trusted proxy")
+    assert "192.0.2.1" not in log
+    assert total(log, "proxy/refused") == 1
+    # ... and a client there without one is an ordinary direct client.
+    d = tcp(port, "127.0.0.2")
+    assert mqtt_connect(d, "direct")
+    b.wait_log("client 'direct' (127.0.0.2:")
+    # The trusted proxy must send a header: garbage is refused.
+    g = tcp(port)
+    g.sendall(b"PROXY TCP9 nonsense\r\n")
+    assert closed_by_peer(g)
+    # (Its line may be held back by the one-a-second limit; the count is not.)
+    b.wait_log("[proxy/refused: 2 in total", timeout=DEADLINE)
+    for x in (s, s2, u, d, g):
+        x.close()
+
+
+def test_proxy_protocol_before_tls(net_ward, pki):
+    port = free_port()
+    b = net_ward(["tls://127.0.0.1:%d?proxy_protocol=true&trusted_proxies=127.0.0.0/8" % port],
+                 tls_args(pki))
+    err = tls_client(pki, port, prefix=proxy_v2("198.51.100.20", 41000, "127.0.0.1", port))
+    assert err is None, err
+    b.wait_log("(198.51.100.20:41000) connected")
+
+
+# ---------------------------------------------- item 14: graceful close
+
+def test_disconnect_0x93_is_read_not_reset(net_ward):
+    """A v5 client pipelines 200 QoS 2 publishes past Receive Maximum (64)
+    in one write, then reads: it must read the DISCONNECT 0x93. Closing with
+    its publishes still unread would reset the connection, and a reset can
+    destroy the DISCONNECT before the client reads it."""
+    port = free_port()
+    b = net_ward(["tcp://127.0.0.1:%d" % port], log_level="notice")
+    burst = b"".join(raw.publish("t/x", b"p" * 1000, qos=2, pid=i, v5=True)
+                     for i in range(1, 201))
+    for round_ in range(20):
+        s = tcp(port)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.sendall(raw.connect("burst-%d" % round_, v5=True))
+        got = b""
+        try:
+            s.sendall(burst)
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        except ConnectionResetError:
+            pytest.fail("round %d: connection reset before the DISCONNECT was read "
+                        "(%d bytes read)" % (round_, len(got)))
+        except socket.timeout:
+            pytest.fail("round %d: no end of file within %s s" % (round_, DEADLINE))
+        # The last packet is DISCONNECT (0xE0) with reason 0x93.
+        i, last = 0, None
+        while i < len(got):
+            ptype = got[i] >> 4
+            n, j = raw.read_varint(got, i + 1)
+            last = (ptype, got[j:j + n])
+            i = j + n
+        assert last is not None and last[0] == raw.DISCONNECT, "round %d: %r" % (round_, last)
+        assert last[1][:1] == b"\x93"
+        s.close()
+    assert b.count("Receive Maximum") >= 0
