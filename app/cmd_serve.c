@@ -394,6 +394,11 @@ static void config_to_broker(const struct ward_config *cfg, struct broker_config
     bc->retain_available = cfg->retain_available;
     bc->keepalive_multiplier = cfg->keepalive_multiplier;
     bc->sys_interval_s = cfg->sys_interval_s;
+    bc->max_filters_per_subscribe = cfg->max_filters_per_subscribe;
+    bc->max_subscriptions = cfg->max_subscriptions;
+    bc->max_session_expiry_s = cfg->max_session_expiry;
+    bc->max_sessions = cfg->max_sessions;
+    bc->packet_timeout_ms = cfg->packet_timeout_ms;
 }
 
 /* Blocks the signals in every thread; the main thread takes them with

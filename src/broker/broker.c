@@ -30,6 +30,11 @@ void broker_config_defaults(struct broker_config *cfg)
     cfg->keepalive_multiplier = 1.5;
     cfg->sys_interval_s = 10;
     cfg->connect_timeout_ms = 10000;
+    cfg->max_filters_per_subscribe = 1000;
+    cfg->max_subscriptions = 10000;
+    cfg->max_session_expiry_s = 86400;
+    cfg->max_sessions = 200000;
+    cfg->packet_timeout_ms = 60000;
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -135,6 +140,13 @@ static bool assign_id(char *out, size_t len)
     return true;
 }
 
+/* A session lifetime within mqtt.max_session_expiry. */
+static uint32_t clamp_expiry(const struct broker *b, uint32_t requested)
+{
+    uint32_t max = b->cfg.max_session_expiry_s;
+    return max && requested > max ? max : requested;
+}
+
 static void connack_props(struct client *c, const struct mqtt_connect *ck, const char *assigned,
                           struct mqtt_props *pr)
 {
@@ -145,6 +157,13 @@ static void connack_props(struct client *c, const struct mqtt_connect *ck, const
     pr->receive_max = b->cfg.max_inflight;
     pr->topic_alias_max = b->cfg.topic_alias_max;
     pr->max_packet_size = b->cfg.max_packet_size;
+    /* MQTT 5 3.2.2.3.2: a lifetime other than the one asked is announced. */
+    uint32_t asked =
+        (ck->props.present & MQTT_HAS(MQTT_PROP_SESSION_EXPIRY)) ? ck->props.session_expiry : 0;
+    if (c->s && c->s->expiry_s != asked) {
+        pr->present |= MQTT_HAS(MQTT_PROP_SESSION_EXPIRY);
+        pr->session_expiry = c->s->expiry_s;
+    }
     if (b->cfg.max_qos < 2) {
         pr->present |= MQTT_HAS(MQTT_PROP_MAX_QOS);
         pr->max_qos = b->cfg.max_qos;
@@ -184,7 +203,8 @@ static void read_connect_props(struct client *c, const struct mqtt_connect *ck)
 
 /* Attaches the connection to its session (found, taken over or new).
  * Returns the session, or NULL on allocation failure. */
-static struct session *attach(struct client *c, const char *id, bool clean, bool *present)
+static struct session *attach(struct client *c, const char *id, bool clean, bool *present,
+                              bool *full)
 {
     struct broker *b = c->b;
     struct session *s = session_find(b, id);
@@ -201,6 +221,10 @@ static struct session *attach(struct client *c, const char *id, bool clean, bool
         s = NULL;
     }
     *present = s != NULL;
+    if (!s && b->nsessions >= b->cfg.max_sessions) {
+        *full = true;
+        return NULL;
+    }
     if (!s && !(s = session_new(b, id)))
         return NULL;
     session_offline_remove(b, s);
@@ -373,17 +397,24 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
                       "the client id's session belongs to another identity");
     }
     c->keepalive = ck->keep_alive;
-    struct session *s = attach(c, id, ck->clean_start, &present);
+    bool full = false;
+    struct session *s = attach(c, id, ck->clean_start, &present, &full);
+    if (full) {
+        b->st.sessions_refused++;
+        return refuse(c, MQTT_RC_QUOTA_EXCEEDED, MQTT_RC311_SERVER_UNAVAILABLE,
+                      "mqtt.max_sessions reached");
+    }
     if (!s || set_identity(c, s, user) < 0)
         return refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_RC311_SERVER_UNAVAILABLE,
                       "out of memory");
     s->trusted = c->internal;
     s->bridge = ck->bridge;
-    /* Session lifetime: v5 session expiry, 3.1.1 clean session. */
-    s->expiry_s =
-        v5 ? ((ck->props.present & MQTT_HAS(MQTT_PROP_SESSION_EXPIRY)) ? ck->props.session_expiry
-                                                                       : 0)
-           : (ck->clean_start ? 0 : SESSION_NEVER_EXPIRES);
+    /* Session lifetime: v5 session expiry, 3.1.1 clean session, at most
+     * the server's maximum. */
+    s->expiry_s = clamp_expiry(b, v5 ? ((ck->props.present & MQTT_HAS(MQTT_PROP_SESSION_EXPIRY))
+                                            ? ck->props.session_expiry
+                                            : 0)
+                                     : (ck->clean_start ? 0 : SESSION_NEVER_EXPIRES));
     int rc = make_will(c, s, ck);
     if (rc)
         return refuse(c, (uint8_t)rc, MQTT_RC311_SERVER_UNAVAILABLE, "will not acceptable");
@@ -578,8 +609,8 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_subscription *s
     struct broker *b = c->b;
     if (topic_levels(sub->filter.p, sub->filter.len) > b->cfg.max_topic_levels)
         return MQTT_RC_TOPIC_FILTER_INVALID;
-    const uint8_t *f = sub->filter.p;
-    size_t flen = sub->filter.len;
+    const uint8_t *f = sub->filter.p, *f0 = sub->filter.p;
+    size_t flen = sub->filter.len, f0len = sub->filter.len;
     if (flen > 7 && memcmp(f, "$share/", 7) == 0) { /* the ACL sees the filter itself */
         const uint8_t *slash = memchr(f + 7, '/', flen - 7);
         flen -= slash ? (size_t)(slash + 1 - f) : flen;
@@ -596,6 +627,12 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_subscription *s
     if (qos > b->cfg.max_qos)
         qos = b->cfg.max_qos;
     uint8_t opts = (uint8_t)((sub->options & ~0x03) | qos);
+    if (c->s->nsubs >= b->cfg.max_subscriptions && !session_has_sub(c->s, f0, f0len)) {
+        b->st.subs_refused++;
+        log_notice("%s: SUBSCRIBE to '%.*s' refused: mqtt.max_subscriptions (%u) reached", c->id,
+                   (int)f0len, f0, b->cfg.max_subscriptions);
+        return c->codec.version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : 0x80;
+    }
     /* A 3.1.1 bridge (protocol level 0x84, as Mosquitto's bridges send):
      * what it publishes is not sent back to it, and retained flags pass
      * through unchanged, so two brokers bridged both ways do not loop. */
@@ -622,8 +659,18 @@ static void handle_subscribe(struct client *c, struct mqtt_packet *pkt)
     }
     size_t pos = 0;
     struct mqtt_subscription sub;
+    /* mqtt.max_filters_per_subscribe: the rest are refused unread, so one
+     * packet cannot hold the broker lock for long. */
+    uint8_t over = c->codec.version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : 0x80;
     for (uint32_t i = 0; mqtt_subscribe_next(sp, &pos, &sub); i++)
-        codes[i] = subscribe_one(c, &sub, sub_id, &fresh[i]);
+        codes[i] =
+            i < b->cfg.max_filters_per_subscribe ? subscribe_one(c, &sub, sub_id, &fresh[i]) : over;
+    if (sp->count > b->cfg.max_filters_per_subscribe) {
+        b->st.subs_refused += sp->count - b->cfg.max_filters_per_subscribe;
+        log_notice("%s: SUBSCRIBE with %u filters: those past mqtt.max_filters_per_subscribe (%u) "
+                   "refused",
+                   c->id, sp->count, b->cfg.max_filters_per_subscribe);
+    }
     struct mqtt_packet ack = {.type = MQTT_SUBACK};
     ack.u.suback.packet_id = sp->packet_id;
     ack.u.suback.reasons = (struct mqtt_bin){codes, sp->count};
@@ -675,7 +722,7 @@ static void handle_disconnect(struct client *c, struct mqtt_packet *pkt)
         /* MQTT-3.14.2-2: not from zero to non-zero. */
         if (c->s->expiry_s == 0 && d->props.session_expiry != 0)
             return client_kick(c, MQTT_RC_PROTOCOL_ERROR, "session expiry set after 0");
-        c->s->expiry_s = d->props.session_expiry;
+        c->s->expiry_s = clamp_expiry(c->b, d->props.session_expiry);
     }
     /* MQTT-3.14.4-3: a normal DISCONNECT discards the will, except 0x04. */
     c->normal_disconnect = d->reason != MQTT_RC_DISCONNECT_WITH_WILL;
@@ -804,6 +851,11 @@ static size_t on_data(void *user, const uint8_t *data, size_t len)
         b->st.bytes_in += used;
         handlers[pkt.type](c, &pkt);
     }
+    /* A packet begun and not finished starts mqtt.packet_timeout's clock. */
+    if (off == len)
+        c->partial_since_ms = 0;
+    else if (!c->partial_since_ms)
+        c->partial_since_ms = c->last_rx_ms;
     pthread_mutex_unlock(&b->lock);
     return c->closing ? len : off;
 }
@@ -961,6 +1013,9 @@ static void publish_sys(struct broker *b, uint64_t now)
     sys_publish(b, "$SYS/broker/retained messages/count", "%zu", retain_count(b->retained));
     sys_publish(b, "$SYS/broker/auth/failures", "%" PRIu64, st->auth_failures);
     sys_publish(b, "$SYS/broker/auth/denied", "%" PRIu64, st->acl_denied);
+    sys_publish(b, "$SYS/broker/limits/sessions_refused", "%" PRIu64, st->sessions_refused);
+    sys_publish(b, "$SYS/broker/limits/subscriptions_refused", "%" PRIu64, st->subs_refused);
+    sys_publish(b, "$SYS/broker/limits/packet_timeouts", "%" PRIu64, st->packet_timeouts);
     for (unsigned i = 0; i < b->nsys_src; i++)
         b->sys_src[i].fn(b->sys_src[i].ctx, sys_emit, b);
     for (unsigned i = 0; i < b->ntls; i++)
@@ -975,6 +1030,12 @@ static void check_clients(struct broker *b, uint64_t now)
         if (!c->connected && now - c->opened_ms > b->cfg.connect_timeout_ms) {
             log_notice("%s: no CONNECT within %u ms; closing", c->id, b->cfg.connect_timeout_ms);
             client_close(c, "connect timeout");
+            continue;
+        }
+        if (c->partial_since_ms && now - c->partial_since_ms > b->cfg.packet_timeout_ms) {
+            b->st.packet_timeouts++;
+            client_kick(c, MQTT_RC_KEEP_ALIVE_TIMEOUT,
+                        "packet not completed within packet_timeout");
             continue;
         }
         uint64_t limit = (uint64_t)((double)c->keepalive * 1000.0 * b->cfg.keepalive_multiplier);
@@ -1189,6 +1250,11 @@ void broker_reconfigure(struct broker *b, const struct broker_config *n)
     pthread_mutex_lock(&b->lock);
     struct broker_config *c = &b->cfg;
     c->max_queued = n->max_queued;
+    c->max_filters_per_subscribe = n->max_filters_per_subscribe;
+    c->max_subscriptions = n->max_subscriptions;
+    c->max_session_expiry_s = n->max_session_expiry_s;
+    c->max_sessions = n->max_sessions;
+    c->packet_timeout_ms = n->packet_timeout_ms;
     c->max_topic_levels = n->max_topic_levels;
     c->max_keepalive = n->max_keepalive;
     c->sys_interval_s = n->sys_interval_s;

@@ -29,6 +29,11 @@ struct broker_config {
     double keepalive_multiplier; /* 1.5 per the specification */
     uint32_t sys_interval_s;     /* 0: no $SYS */
     uint32_t connect_timeout_ms; /* CONNECT must arrive within this */
+    uint32_t max_filters_per_subscribe;
+    uint32_t max_subscriptions;    /* per session */
+    uint32_t max_session_expiry_s; /* 0: no maximum */
+    uint32_t max_sessions;
+    uint32_t packet_timeout_ms; /* a started packet must complete within this */
 };
 
 /* Fills the defaults. */

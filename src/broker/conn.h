@@ -27,6 +27,7 @@ struct client {
     struct client *prev, *next;
     uint64_t opened_ms;
     uint64_t last_rx_ms;
+    uint64_t partial_since_ms; /* when an unfinished packet began, 0 if none */
     uint16_t keepalive;
     bool connected;
     bool closing;

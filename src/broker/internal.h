@@ -25,6 +25,7 @@ struct broker_stats {
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out, dropped;
     uint64_t connects, clients_max;
     uint64_t auth_failures, acl_denied;
+    uint64_t sessions_refused, subs_refused, packet_timeouts;
     uint32_t clients_connected;
 };
 

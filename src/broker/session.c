@@ -94,6 +94,15 @@ int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter
 }
 
 /* see session.h */
+bool session_has_sub(const struct session *s, const uint8_t *filter, size_t len)
+{
+    for (uint32_t i = 0; i < s->nsubs; i++)
+        if (strlen(s->subs[i]) == len && memcmp(s->subs[i], filter, len) == 0)
+            return true;
+    return false;
+}
+
+/* see session.h */
 int session_unsubscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len)
 {
     if (subtree_remove(b->subs, filter, len, s) == 0)

@@ -82,6 +82,8 @@ void session_offline_remove(struct broker *b, struct session *s);
  * failure (nothing changed). */
 int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len,
                       uint8_t options, uint32_t sub_id);
+/* Whether the session holds a subscription to exactly this filter. */
+bool session_has_sub(const struct session *s, const uint8_t *filter, size_t len);
 /* Removes one subscription; 1 if it existed, else 0. */
 int session_unsubscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len);
 

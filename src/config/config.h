@@ -27,8 +27,8 @@ struct cfg_listener {
     bool enable;
     char *bind;
     uint32_t max_connections;
-    int allow_anonymous;   /* -1: inherit auth.allow_anonymous */
-    bool require_password; /* a certificate alone does not log in */
+    int allow_anonymous;       /* -1: inherit auth.allow_anonymous */
+    bool require_password;     /* a certificate alone does not log in */
     char *clientid_must_match; /* none username cert_cn */
     /* TLS (ssl and wss listeners) */
     char *keyfile;
@@ -115,6 +115,11 @@ struct ward_config {
     bool retain_available;
     uint32_t max_connections;
     uint32_t sys_interval_s;
+    uint32_t max_filters_per_subscribe;
+    uint32_t max_subscriptions;  /* per session */
+    uint32_t max_session_expiry; /* seconds, 0: no maximum */
+    uint32_t max_sessions;
+    uint32_t packet_timeout_ms;
     /* system { } */
     uint32_t workers; /* 0: one per CPU */
     /* log { } */

@@ -70,6 +70,19 @@ static const struct key_spec global_keys[] = {
      "Whether retained messages are supported."},
     {"mqtt.max_connections", K_U32, G(max_connections), "100000", 1, U32MAX, NULL,
      "Most simultaneous connections across all listeners."},
+    {"mqtt.max_filters_per_subscribe", K_U32, G(max_filters_per_subscribe), "1000", 1, 65535, NULL,
+     "Most topic filters one SUBSCRIBE may carry; the rest are refused (0x97 / 0x80) unread."},
+    {"mqtt.max_subscriptions", K_U32, G(max_subscriptions), "10000", 1, U32MAX, NULL,
+     "Most subscriptions one session may hold; more are refused (0x97 / 0x80)."},
+    {"mqtt.max_session_expiry", K_SECONDS, G(max_session_expiry), "1d", 0, U32MAX, NULL,
+     "Longest a session outlives its connection (v5 clients asking more are told this value in "
+     "CONNACK; 3.1.1 persistent sessions get it); 0: no maximum."},
+    {"mqtt.max_sessions", K_U32, G(max_sessions), "200000", 1, U32MAX, NULL,
+     "Most sessions, connected or not; a CONNECT that would make another is refused "
+     "(0x97 / 0x03)."},
+    {"mqtt.packet_timeout", K_MS, G(packet_timeout_ms), "60s", 1000, U32MAX, NULL,
+     "A packet whose first byte arrived must be complete within this, whatever the keep "
+     "alive; a connection that trickles one is closed."},
     {"mqtt.sys_interval", K_SECONDS, G(sys_interval_s), "10s", 0, 86400, NULL,
      "How often $SYS topics are published (0 disables)."},
     {"system.workers", K_U32, G(workers), "0", 0, 256, NULL,
@@ -99,8 +112,7 @@ static const struct key_spec listener_keys[] = {
      "Overrides auth.allow_anonymous for this listener."},
     {"require_password", K_BOOL, L(require_password), "false", 0, 0, NULL,
      "With client certificates: a user name and password are needed as well."},
-    {"clientid_must_match", K_ENUM, L(clientid_must_match), "none", 0, 0,
-     "none username cert_cn",
+    {"clientid_must_match", K_ENUM, L(clientid_must_match), "none", 0, 0, "none username cert_cn",
      "The client id a client must use: any, its verified user name, or its verified "
      "certificate's CN (others are refused: 0x85 / 0x02)."},
     {"keyfile", K_STRING, L(keyfile), NULL, 0, 0, NULL, "Server private key (PEM/PKCS#8)."},
