@@ -1,16 +1,36 @@
 /* The broker behind a real net server on loopback, driven with packets the
- * codec encodes: the protocol handlers end to end, auth hooks, shutdown. */
+ * codec encodes (and a few raw byte strings the codec would refuse to make):
+ * the protocol handlers end to end with their v5 reason codes and 3.1.1
+ * return codes, QoS flows both ways, retained messages, wills, session
+ * expiry, keep alive, authentication and ACLs, $SYS, slow consumers,
+ * certificate identities and revocation on a TLS listener, shutdown.
+ *
+ * Nothing sleeps: a test that needs time to pass (keep alive, will delay,
+ * session expiry) waits for the packet or the close that proves it, with a
+ * deadline far above the time needed. "Nothing was delivered" is shown by a
+ * PINGREQ whose PINGRESP is the next packet: the broker answers a
+ * connection's packets in order. */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "auth/passwd.h"
 #include "broker/broker.h"
 #include "mqtt/mqtt.h"
 #include "net/net.h"
 #include "test.h"
+#include "tls/tls.h"
+
+/* Generous: a loaded machine shared by many builds still answers in time. */
+#define WAIT_MS 8000
+
+static char dir[] = "/tmp/ward-broker-XXXXXX";
 
 struct rig {
     struct broker *b;
@@ -18,22 +38,44 @@ struct rig {
     uint16_t port;
 };
 
-static void rig_start(struct rig *r, struct auth *a)
+static void rig_open(struct rig *r, const struct broker_config *cfg, struct auth *a,
+                     size_t max_output)
 {
-    struct broker_config cfg;
-    broker_config_defaults(&cfg);
-    cfg.max_packet_size = 4096;
-    r->b = broker_new(&cfg);
+    r->b = broker_new(cfg);
     ASSERT(r->b);
     if (a)
         broker_set_auth(r->b, a);
-    struct net_config nc = {1, 100, 8192, 1 << 20};
+    struct net_config nc = {1, 100, 8192, max_output};
     r->s = net_server_new(&nc, broker_net_handler(), r->b);
     char err[256];
     ASSERT_EQ(net_server_listen(r->s, "tcp://127.0.0.1:0", err, sizeof(err)), 0);
     r->port = net_server_port(r->s, 0);
+}
+
+static void rig_go(struct rig *r)
+{
     ASSERT_EQ(broker_start(r->b), 0);
     ASSERT_EQ(net_server_start(r->s), 0);
+}
+
+static struct broker_config small_config(void)
+{
+    struct broker_config cfg;
+    broker_config_defaults(&cfg);
+    cfg.max_packet_size = 4096;
+    return cfg;
+}
+
+static void rig_start_cfg(struct rig *r, const struct broker_config *cfg, struct auth *a)
+{
+    rig_open(r, cfg, a, 1 << 20);
+    rig_go(r);
+}
+
+static void rig_start(struct rig *r, struct auth *a)
+{
+    struct broker_config cfg = small_config();
+    rig_start_cfg(r, &cfg, a);
 }
 
 static void rig_stop(struct rig *r)
@@ -47,19 +89,62 @@ static void rig_stop(struct rig *r)
 
 struct conn {
     int fd;
+    void *tls; /* a TLS client transport over fd (non-blocking), or NULL */
     struct mqtt_codec codec;
     uint8_t buf[65536], pkt[65536];
     size_t have;
 };
 
-static void conn_open(struct conn *c, uint16_t port, uint8_t version)
+static int tcp_to(uint16_t port)
 {
     struct sockaddr_in a = {
         .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    c->fd = socket(AF_INET, SOCK_STREAM, 0);
-    ASSERT_EQ(connect(c->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT(fd >= 0);
+    ASSERT_EQ(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    return fd;
+}
+
+static void conn_open(struct conn *c, uint16_t port, uint8_t version)
+{
+    c->fd = tcp_to(port);
+    c->tls = NULL;
     c->codec = (struct mqtt_codec){.version = version, .is_server = false};
     c->have = 0;
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->tls)
+        tls_transport_ops.destroy(c->tls);
+    c->tls = NULL;
+    close(c->fd);
+}
+
+/* Waits for the socket; false at the deadline. */
+static bool wait_for(int fd, short ev, int ms)
+{
+    struct pollfd pf = {.fd = fd, .events = ev};
+    return poll(&pf, 1, ms) == 1;
+}
+
+static void send_raw(struct conn *c, const void *data, size_t n)
+{
+    if (!c->tls) {
+        ASSERT_EQ(write(c->fd, data, n), (ssize_t)n);
+        return;
+    }
+    const uint8_t *p = data;
+    while (n) {
+        ssize_t w = tls_transport_ops.write(c->tls, p, n);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
+        ASSERT(w == TRANSPORT_WANT_READ || w == TRANSPORT_WANT_WRITE);
+        ASSERT(wait_for(c->fd, w == TRANSPORT_WANT_READ ? POLLIN : POLLOUT, WAIT_MS));
+    }
 }
 
 static void put(struct conn *c, const struct mqtt_packet *p)
@@ -67,11 +152,31 @@ static void put(struct conn *c, const struct mqtt_packet *p)
     uint8_t out[8192];
     size_t n = mqtt_encode(&c->codec, p, out, sizeof(out));
     ASSERT(n > 0);
-    ASSERT_EQ(write(c->fd, out, n), (ssize_t)n);
+    send_raw(c, out, n);
 }
 
-/* The next packet's type, 0 if the server closed, -1 on timeout. */
-static int get(struct conn *c, struct mqtt_packet *p)
+/* Reads what is there: > 0 bytes, 0 closed, -1 nothing within ms. */
+static ssize_t recv_some(struct conn *c, int ms)
+{
+    size_t room = sizeof(c->buf) - c->have;
+    ASSERT(room > 0);
+    if (!c->tls) {
+        if (!wait_for(c->fd, POLLIN, ms))
+            return -1;
+        ssize_t n = read(c->fd, c->buf + c->have, room);
+        return n < 0 ? 0 : n; /* a reset is a close too */
+    }
+    for (;;) {
+        ssize_t n = tls_transport_ops.read(c->tls, c->buf + c->have, room);
+        if (n > 0 || n == TRANSPORT_EOF || n == TRANSPORT_ERROR)
+            return n > 0 ? n : 0;
+        if (!wait_for(c->fd, n == TRANSPORT_WANT_WRITE ? POLLOUT : POLLIN, ms))
+            return -1;
+    }
+}
+
+/* The next packet's type within ms, 0 if the server closed, -1 on timeout. */
+static int get_within(struct conn *c, struct mqtt_packet *p, int ms)
 {
     for (;;) {
         size_t used;
@@ -84,36 +189,182 @@ static int get(struct conn *c, struct mqtt_packet *p)
             return p->type;
         }
         ASSERT_EQ(rc, MQTT_INCOMPLETE);
-        struct pollfd pf = {.fd = c->fd, .events = POLLIN};
-        if (poll(&pf, 1, 3000) != 1)
-            return -1;
-        ssize_t n = read(c->fd, c->buf + c->have, sizeof(c->buf) - c->have);
+        ssize_t n = recv_some(c, ms);
         if (n <= 0)
-            return 0;
+            return (int)n;
         c->have += (size_t)n;
     }
 }
 
-static uint8_t connect_as(struct conn *c, const char *id, const char *user, const char *pw)
+static int get(struct conn *c, struct mqtt_packet *p)
+{
+    return get_within(c, p, WAIT_MS);
+}
+
+/* The next packet, which must be of type t. */
+static void expect(struct conn *c, struct mqtt_packet *p, int t)
+{
+    int got = get(c, p);
+    if (got != t)
+        TEST_FAIL_("expected packet type %d, got %d (0 closed, -1 timeout)", t, got);
+}
+
+/* The server sends DISCONNECT with `reason` (v5) and closes. */
+static void expect_kicked(struct conn *c, uint8_t reason)
+{
+    struct mqtt_packet a;
+    expect(c, &a, MQTT_DISCONNECT);
+    ASSERT_EQ(a.u.disconnect.reason, reason);
+    ASSERT_EQ(get(c, &a), 0);
+}
+
+/* The server closes without another packet. */
+static void expect_closed(struct conn *c)
+{
+    struct mqtt_packet a;
+    ASSERT_EQ(get(c, &a), 0);
+}
+
+/* Nothing is waiting for the client: the PINGRESP comes first. */
+static void expect_nothing(struct conn *c)
+{
+    struct mqtt_packet p = {.type = MQTT_PINGREQ}, a;
+    put(c, &p);
+    expect(c, &a, MQTT_PINGRESP);
+}
+
+static struct mqtt_str str(const char *s)
+{
+    return (struct mqtt_str){(const uint8_t *)s, (uint16_t)strlen(s)};
+}
+
+static struct mqtt_packet connect_packet(const char *id, uint8_t version)
 {
     struct mqtt_packet p = {.type = MQTT_CONNECT};
-    p.u.connect.protocol_name = (struct mqtt_str){(const uint8_t *)"MQTT", 4};
-    p.u.connect.version = c->codec.version;
+    p.u.connect.protocol_name = str("MQTT");
+    p.u.connect.version = version;
     p.u.connect.clean_start = true;
     p.u.connect.keep_alive = 30;
-    p.u.connect.client_id = (struct mqtt_str){(const uint8_t *)id, strlen(id)};
+    p.u.connect.client_id = str(id);
+    return p;
+}
+
+/* Sends p and returns the CONNACK's reason (session present in *present). */
+static uint8_t connect_with(struct conn *c, const struct mqtt_packet *p, struct mqtt_packet *ack)
+{
+    put(c, p);
+    expect(c, ack, MQTT_CONNACK);
+    return ack->u.connack.reason;
+}
+
+static uint8_t connect_as(struct conn *c, const char *id, const char *user, const char *pw)
+{
+    struct mqtt_packet p = connect_packet(id, c->codec.version), a;
     if (user) {
         p.u.connect.has_username = true;
-        p.u.connect.username = (struct mqtt_str){(const uint8_t *)user, strlen(user)};
+        p.u.connect.username = str(user);
     }
     if (pw) {
         p.u.connect.has_password = true;
         p.u.connect.password = (struct mqtt_bin){(const uint8_t *)pw, strlen(pw)};
     }
+    return connect_with(c, &p, &a);
+}
+
+/* Opens and connects (clean start, no will): CONNACK must be 0. */
+static void join(struct conn *c, uint16_t port, uint8_t version, const char *id)
+{
+    conn_open(c, port, version);
+    ASSERT_EQ(connect_as(c, id, NULL, NULL), 0);
+}
+
+/* One filter; returns its SUBACK code. */
+static uint8_t subscribe(struct conn *c, const char *filter, uint8_t opts, uint32_t sub_id)
+{
+    static uint16_t pid;
+    struct mqtt_subscription s = {str(filter), opts};
+    struct mqtt_packet p = {.type = MQTT_SUBSCRIBE, .flags = 2}, a;
+    p.u.subscribe.packet_id = ++pid ? pid : ++pid;
+    p.u.subscribe.count = 1;
+    p.u.subscribe.subs = &s;
+    if (sub_id) {
+        p.u.subscribe.props.present = MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID);
+        p.u.subscribe.props.sub_ids[0] = sub_id;
+        p.u.subscribe.props.sub_id_count = 1;
+    }
     put(c, &p);
+    expect(c, &a, MQTT_SUBACK);
+    ASSERT_EQ(a.u.suback.packet_id, p.u.subscribe.packet_id);
+    ASSERT_EQ(a.u.suback.reasons.len, 1);
+    return a.u.suback.reasons.p[0];
+}
+
+static struct mqtt_packet publish_packet(const char *topic, const char *payload, uint8_t qos,
+                                         bool retain, uint16_t pid)
+{
+    struct mqtt_packet p = {.type = MQTT_PUBLISH};
+    p.u.publish.topic = str(topic);
+    p.u.publish.payload = (struct mqtt_bin){(const uint8_t *)payload, strlen(payload)};
+    p.u.publish.qos = qos;
+    p.u.publish.retain = retain;
+    p.u.publish.packet_id = qos ? pid : 0;
+    return p;
+}
+
+static void publish(struct conn *c, const char *topic, const char *payload, uint8_t qos,
+                    bool retain, uint16_t pid)
+{
+    struct mqtt_packet p = publish_packet(topic, payload, qos, retain, pid);
+    put(c, &p);
+}
+
+static void ack(struct conn *c, enum mqtt_type t, uint16_t pid, uint8_t reason)
+{
+    struct mqtt_packet p = {.type = t, .flags = t == MQTT_PUBREL ? 2 : 0};
+    p.u.ack.packet_id = pid;
+    p.u.ack.reason = reason;
+    put(c, &p);
+}
+
+/* The next packet is an acknowledgement of type t for pid; returns its reason. */
+static uint8_t expect_ack(struct conn *c, enum mqtt_type t, uint16_t pid)
+{
     struct mqtt_packet a;
-    ASSERT_EQ(get(c, &a), MQTT_CONNACK);
-    return a.u.connack.reason;
+    expect(c, &a, t);
+    ASSERT_EQ(a.u.ack.packet_id, pid);
+    return a.u.ack.reason;
+}
+
+/* The next packet is a PUBLISH on topic with payload; returns it in *p. */
+static void expect_msg(struct conn *c, struct mqtt_packet *p, const char *topic,
+                       const char *payload)
+{
+    expect(c, p, MQTT_PUBLISH);
+    if (p->u.publish.topic.len != strlen(topic) ||
+        memcmp(p->u.publish.topic.p, topic, strlen(topic)) != 0)
+        TEST_FAIL_("PUBLISH on '%.*s', expected '%s'", (int)p->u.publish.topic.len,
+                   p->u.publish.topic.p, topic);
+    ASSERT_EQ(p->u.publish.payload.len, strlen(payload));
+    ASSERT_MEM_EQ(p->u.publish.payload.p, payload, strlen(payload));
+}
+
+static void write_file(const char *name, const char *text)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    ASSERT(f);
+    fputs(text, f);
+    ASSERT_EQ(fclose(f), 0);
+}
+
+static const char *path_of(const char *name)
+{
+    static char p[8][300];
+    static int i;
+    i = (i + 1) % 8;
+    snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
+    return p[i];
 }
 
 TEST(connect_subscribe_publish_loop)
@@ -152,7 +403,7 @@ TEST(connect_subscribe_publish_loop)
         }
     }
     ASSERT(acked && delivered);
-    close(c.fd);
+    conn_close(&c);
     rig_stop(&r);
 }
 
@@ -213,7 +464,7 @@ TEST(auth_refuses_and_shutdown_says_so)
     struct mqtt_packet a;
     ASSERT_EQ(get(&c, &a), MQTT_DISCONNECT);
     ASSERT_EQ(a.u.disconnect.reason, MQTT_RC_SERVER_SHUTTING_DOWN);
-    close(c.fd);
+    conn_close(&c);
     rig_stop(&r);
     auth_free(au);
 }
@@ -238,15 +489,456 @@ TEST(reconfigure_limits)
     ASSERT_EQ(get(&c, &a), MQTT_CONNACK);
     ASSERT_EQ(a.u.connack.props.server_keep_alive, 10);
     ASSERT_EQ(a.u.connack.props.max_packet_size, 4096);
-    close(c.fd);
+    conn_close(&c);
+    rig_stop(&r);
+}
+
+/* CONNECTs refused before a session exists, each with its v5 reason or
+ * 3.1.1 return code, and first packets that are not a CONNECT. */
+TEST(connect_refusals)
+{
+    struct rig r;
+    rig_start(&r, NULL);
+    struct conn c;
+    struct mqtt_packet p, a;
+
+    /* Enhanced authentication is not offered: 0x8C. */
+    conn_open(&c, r.port, MQTT_V5);
+    p = connect_packet("scram", MQTT_V5);
+    p.u.connect.props.present = MQTT_HAS(MQTT_PROP_AUTH_METHOD);
+    p.u.connect.props.auth_method = str("SCRAM-SHA-1");
+    ASSERT_EQ(connect_with(&c, &p, &a), MQTT_RC_BAD_AUTH_METHOD);
+    expect_closed(&c);
+    conn_close(&c);
+
+    /* MQTT-3.1.3-8: 3.1.1, empty id without clean session: 0x02. */
+    conn_open(&c, r.port, MQTT_V311);
+    p = connect_packet("", MQTT_V311);
+    p.u.connect.clean_start = false;
+    ASSERT_EQ(connect_with(&c, &p, &a), MQTT_RC311_IDENTIFIER_REJECTED);
+    expect_closed(&c);
+    conn_close(&c);
+
+    /* A client id longer than 255 bytes. */
+    char longid[300];
+    memset(longid, 'x', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    conn_open(&c, r.port, MQTT_V5);
+    ASSERT_EQ(connect_as(&c, longid, NULL, NULL), MQTT_RC_CLIENT_ID_NOT_VALID);
+    conn_close(&c);
+    conn_open(&c, r.port, MQTT_V311);
+    ASSERT_EQ(connect_as(&c, longid, NULL, NULL), MQTT_RC311_IDENTIFIER_REJECTED);
+    conn_close(&c);
+
+    /* "$bridge/" ids belong to the broker's own bridges. */
+    conn_open(&c, r.port, MQTT_V5);
+    ASSERT_EQ(connect_as(&c, "$bridge/up", NULL, NULL), MQTT_RC_CLIENT_ID_NOT_VALID);
+    conn_close(&c);
+
+    /* MQTT-3.1.2-2: an unknown protocol level is answered in 3.1.1 form. */
+    conn_open(&c, r.port, MQTT_V311);
+    p = connect_packet("v6", 6);
+    ASSERT_EQ(connect_with(&c, &p, &a), MQTT_RC311_BAD_PROTOCOL_VERSION);
+    expect_closed(&c);
+    conn_close(&c);
+
+    /* A v5 CONNECT carrying a property CONNECT may not have (Topic Alias):
+     * refused with the decoder's reason, in v5 form. */
+    conn_open(&c, r.port, MQTT_V5);
+    send_raw(&c,
+             "\x10\x10\x00\x04MQTT\x05\x02\x00\x1e"
+             "\x03\x23\x00\x01\x00\x00",
+             18);
+    expect(&c, &a, MQTT_CONNACK);
+    ASSERT(a.u.connack.reason >= 0x80);
+    expect_closed(&c);
+    conn_close(&c);
+
+    /* Anything else first: closed without an answer. */
+    conn_open(&c, r.port, MQTT_V5);
+    send_raw(&c, "\xc0\x00", 2);
+    expect_closed(&c);
+    conn_close(&c);
+
+    /* And a CONNECT after CONNECT is a protocol error. */
+    join(&c, r.port, MQTT_V5, "twice");
+    p = connect_packet("twice", MQTT_V5);
+    put(&c, &p);
+    expect(&c, &a, MQTT_DISCONNECT);
+    ASSERT(a.u.disconnect.reason >= 0x80);
+    conn_close(&c);
+    rig_stop(&r);
+}
+
+/* A broker configured below the protocol's maximum says so in CONNACK and
+ * enforces it: QoS, retain, topic levels, keep alive; wills included. */
+TEST(limits_announced_and_enforced)
+{
+    struct broker_config cfg = small_config();
+    cfg.max_qos = 1;
+    cfg.retain_available = false;
+    cfg.max_topic_levels = 3;
+    cfg.max_keepalive = 60;
+    struct rig r;
+    rig_start_cfg(&r, &cfg, NULL);
+    struct conn c, d;
+    struct mqtt_packet p, a;
+
+    conn_open(&c, r.port, MQTT_V5);
+    p = connect_packet("", MQTT_V5);
+    p.u.connect.keep_alive = 0; /* the server's keep alive replaces it */
+    p.u.connect.props.present =
+        MQTT_HAS(MQTT_PROP_RECEIVE_MAX) | MQTT_HAS(MQTT_PROP_MAX_PACKET_SIZE) |
+        MQTT_HAS(MQTT_PROP_TOPIC_ALIAS_MAX) | MQTT_HAS(MQTT_PROP_REQUEST_PROBLEM_INFO);
+    p.u.connect.props.receive_max = 5;
+    p.u.connect.props.max_packet_size = 2000;
+    p.u.connect.props.topic_alias_max = 2;
+    p.u.connect.props.request_problem_info = 0;
+    ASSERT_EQ(connect_with(&c, &p, &a), 0);
+    const struct mqtt_props *pr = &a.u.connack.props;
+    ASSERT(pr->present & MQTT_HAS(MQTT_PROP_MAX_QOS));
+    ASSERT_EQ(pr->max_qos, 1);
+    ASSERT(pr->present & MQTT_HAS(MQTT_PROP_RETAIN_AVAILABLE));
+    ASSERT_EQ(pr->retain_available, 0);
+    ASSERT(pr->present & MQTT_HAS(MQTT_PROP_SERVER_KEEP_ALIVE));
+    ASSERT_EQ(pr->server_keep_alive, 60);
+    ASSERT(pr->present & MQTT_HAS(MQTT_PROP_ASSIGNED_CLIENT_ID));
+    ASSERT(pr->assigned_client_id.len > 5);
+    ASSERT_MEM_EQ(pr->assigned_client_id.p, "ward-", 5);
+    /* QoS 2 asked, QoS 1 granted; a filter deeper than 3 levels refused. */
+    ASSERT_EQ(subscribe(&c, "l/#", 2, 0), 1);
+    ASSERT_EQ(subscribe(&c, "a/b/c/d", 0, 0), MQTT_RC_TOPIC_FILTER_INVALID);
+    publish(&c, "l/x", "ok", 1, false, 1);
+    bool acked = false, got = false;
+    for (int i = 0; i < 2; i++) {
+        ASSERT(get(&c, &a) > 0);
+        if (a.type == MQTT_PUBACK)
+            acked = true;
+        else if (a.type == MQTT_PUBLISH && a.u.publish.qos == 1)
+            got = true;
+    }
+    ASSERT(acked && got);
+    /* MQTT-3.2.2-14: RETAIN where it is not available. */
+    publish(&c, "l/x", "r", 0, true, 0);
+    expect_kicked(&c, MQTT_RC_RETAIN_NOT_SUPPORTED);
+    conn_close(&c);
+    /* MQTT-3.2.2-11: a QoS above the maximum. */
+    join(&c, r.port, MQTT_V5, "q2");
+    publish(&c, "l/x", "q", 2, false, 1);
+    expect_kicked(&c, MQTT_RC_QOS_NOT_SUPPORTED);
+    conn_close(&c);
+    /* A topic deeper than allowed. */
+    join(&c, r.port, MQTT_V5, "deep");
+    publish(&c, "a/b/c/d", "q", 0, false, 0);
+    expect_kicked(&c, MQTT_RC_TOPIC_NAME_INVALID);
+    conn_close(&c);
+
+    /* Wills are held to the same limits, before the session is used. */
+    const struct {
+        const char *topic;
+        uint8_t qos;
+        bool retain;
+        uint8_t rc5;
+    } wills[] = {
+        {"a/b/c/d", 0, false, MQTT_RC_TOPIC_NAME_INVALID},
+        {"w", 2, false, MQTT_RC_QOS_NOT_SUPPORTED},
+        {"w", 0, true, MQTT_RC_RETAIN_NOT_SUPPORTED},
+    };
+    for (size_t i = 0; i < sizeof(wills) / sizeof(wills[0]); i++) {
+        conn_open(&d, r.port, MQTT_V5);
+        p = connect_packet("willer", MQTT_V5);
+        p.u.connect.will_flag = true;
+        p.u.connect.will_topic = str(wills[i].topic);
+        p.u.connect.will_qos = wills[i].qos;
+        p.u.connect.will_retain = wills[i].retain;
+        ASSERT_EQ(connect_with(&d, &p, &a), wills[i].rc5);
+        expect_closed(&d);
+        conn_close(&d);
+    }
+    /* 3.1.1 has no code for it: "server unavailable". */
+    conn_open(&d, r.port, MQTT_V311);
+    p = connect_packet("willer", MQTT_V311);
+    p.u.connect.will_flag = true;
+    p.u.connect.will_topic = str("w");
+    p.u.connect.will_qos = 2;
+    ASSERT_EQ(connect_with(&d, &p, &a), MQTT_RC311_SERVER_UNAVAILABLE);
+    conn_close(&d);
+    rig_stop(&r);
+}
+
+/* Topic aliases from the client (MQTT-3.3.2-7..12). */
+TEST(topic_aliases)
+{
+    struct rig r;
+    rig_start(&r, NULL);
+    struct conn sub, c;
+    struct mqtt_packet p, a;
+    join(&sub, r.port, MQTT_V5, "alias-sub");
+    ASSERT_EQ(subscribe(&sub, "al/#", 0, 0), 0);
+    join(&c, r.port, MQTT_V5, "alias-pub");
+    p = publish_packet("al/one", "1", 0, false, 0);
+    p.u.publish.props.present = MQTT_HAS(MQTT_PROP_TOPIC_ALIAS);
+    p.u.publish.props.topic_alias = 3;
+    put(&c, &p);
+    expect_msg(&sub, &a, "al/one", "1");
+    p = publish_packet("", "2", 0, false, 0); /* the alias alone */
+    p.u.publish.props.present = MQTT_HAS(MQTT_PROP_TOPIC_ALIAS);
+    p.u.publish.props.topic_alias = 3;
+    put(&c, &p);
+    expect_msg(&sub, &a, "al/one", "2");
+    p = publish_packet("al/two", "3", 0, false, 0); /* the alias now names another topic */
+    p.u.publish.props.present = MQTT_HAS(MQTT_PROP_TOPIC_ALIAS);
+    p.u.publish.props.topic_alias = 3;
+    put(&c, &p);
+    expect_msg(&sub, &a, "al/two", "3");
+    /* An alias never set. */
+    p = publish_packet("", "4", 0, false, 0);
+    p.u.publish.props.present = MQTT_HAS(MQTT_PROP_TOPIC_ALIAS);
+    p.u.publish.props.topic_alias = 4;
+    put(&c, &p);
+    expect_kicked(&c, MQTT_RC_PROTOCOL_ERROR);
+    conn_close(&c);
+    /* Above the Topic Alias Maximum we announced (10). */
+    join(&c, r.port, MQTT_V5, "alias-pub");
+    p = publish_packet("al/x", "5", 0, false, 0);
+    p.u.publish.props.present = MQTT_HAS(MQTT_PROP_TOPIC_ALIAS);
+    p.u.publish.props.topic_alias = 11;
+    put(&c, &p);
+    expect_kicked(&c, MQTT_RC_TOPIC_ALIAS_INVALID);
+    conn_close(&c);
+    expect_nothing(&sub);
+    conn_close(&sub);
+    rig_stop(&r);
+}
+
+/* QoS 2 from a client: PUBREC, a resend not delivered twice, PUBREL and
+ * PUBCOMP, unknown ids, and the Receive Maximum we announced. */
+TEST(qos2_inbound)
+{
+    struct broker_config cfg = small_config();
+    cfg.max_inflight = 2;
+    struct rig r;
+    rig_start_cfg(&r, &cfg, NULL);
+    struct conn sub, c;
+    struct mqtt_packet a;
+    join(&sub, r.port, MQTT_V5, "q2-sub");
+    ASSERT_EQ(subscribe(&sub, "q/#", 0, 0), 0);
+    join(&c, r.port, MQTT_V5, "q2-pub");
+    publish(&c, "q/1", "one", 2, false, 1);
+    ASSERT_EQ(expect_ack(&c, MQTT_PUBREC, 1), 0);
+    expect_msg(&sub, &a, "q/1", "one");
+    struct mqtt_packet again = publish_packet("q/1", "one", 2, false, 1);
+    again.u.publish.dup = true;
+    put(&c, &again);
+    ASSERT_EQ(expect_ack(&c, MQTT_PUBREC, 1), 0);
+    expect_nothing(&sub); /* not delivered twice */
+    ack(&c, MQTT_PUBREL, 1, 0);
+    ASSERT_EQ(expect_ack(&c, MQTT_PUBCOMP, 1), 0);
+    ack(&c, MQTT_PUBREL, 1, 0); /* released already */
+    ASSERT_EQ(expect_ack(&c, MQTT_PUBCOMP, 1), MQTT_RC_PACKET_ID_NOT_FOUND);
+    /* Two awaiting PUBREL fill the window of 2; a third is one too many. */
+    publish(&c, "q/2", "two", 2, false, 2);
+    ASSERT_EQ(expect_ack(&c, MQTT_PUBREC, 2), 0);
+    publish(&c, "q/3", "three", 2, false, 3);
+    ASSERT_EQ(expect_ack(&c, MQTT_PUBREC, 3), 0);
+    publish(&c, "q/4", "four", 2, false, 4);
+    expect_kicked(&c, MQTT_RC_RECEIVE_MAX_EXCEEDED);
+    conn_close(&c);
+    expect_msg(&sub, &a, "q/2", "two");
+    expect_msg(&sub, &a, "q/3", "three");
+    expect_nothing(&sub);
+    conn_close(&sub);
+    rig_stop(&r);
+}
+
+/* QoS 1 and 2 towards a client: its Receive Maximum of 1 holds the second
+ * message back until the first is acknowledged; PUBREC, PUBREL, PUBCOMP;
+ * a PUBREC with a failure code ends the exchange; unknown ids. */
+TEST(qos_outbound)
+{
+    struct rig r;
+    rig_start(&r, NULL);
+    struct conn sub, pub;
+    struct mqtt_packet p, a;
+    conn_open(&sub, r.port, MQTT_V5);
+    p = connect_packet("out-sub", MQTT_V5);
+    p.u.connect.props.present = MQTT_HAS(MQTT_PROP_RECEIVE_MAX);
+    p.u.connect.props.receive_max = 1;
+    ASSERT_EQ(connect_with(&sub, &p, &a), 0);
+    ASSERT_EQ(subscribe(&sub, "o/#", 2, 0), 2);
+    join(&pub, r.port, MQTT_V311, "out-pub");
+    publish(&pub, "o/1", "a", 1, false, 1);
+    expect_ack(&pub, MQTT_PUBACK, 1);
+    publish(&pub, "o/2", "b", 1, false, 2);
+    expect_ack(&pub, MQTT_PUBACK, 2);
+    expect_msg(&sub, &a, "o/1", "a");
+    ASSERT_EQ(a.u.publish.qos, 1);
+    uint16_t first = a.u.publish.packet_id;
+    expect_nothing(&sub);                               /* o/2 waits for the window */
+    ack(&sub, MQTT_PUBACK, (uint16_t)(first + 100), 0); /* unknown: ignored */
+    expect_nothing(&sub);
+    ack(&sub, MQTT_PUBACK, first, 0);
+    expect_msg(&sub, &a, "o/2", "b");
+    ack(&sub, MQTT_PUBACK, a.u.publish.packet_id, 0);
+
+    /* QoS 2 out. */
+    publish(&pub, "o/3", "c", 2, false, 3);
+    expect_ack(&pub, MQTT_PUBREC, 3);
+    ack(&pub, MQTT_PUBREL, 3, 0);
+    expect_ack(&pub, MQTT_PUBCOMP, 3);
+    expect_msg(&sub, &a, "o/3", "c");
+    ASSERT_EQ(a.u.publish.qos, 2);
+    uint16_t q2 = a.u.publish.packet_id;
+    ack(&sub, MQTT_PUBCOMP, q2, 0); /* before PUBREC: not the right step, ignored */
+    ack(&sub, MQTT_PUBREC, q2, 0);
+    ASSERT_EQ(expect_ack(&sub, MQTT_PUBREL, q2), 0);
+    ack(&sub, MQTT_PUBCOMP, q2, 0);
+    ack(&sub, MQTT_PUBREC, (uint16_t)(q2 + 100), 0); /* unknown */
+    ASSERT_EQ(expect_ack(&sub, MQTT_PUBREL, (uint16_t)(q2 + 100)), MQTT_RC_PACKET_ID_NOT_FOUND);
+
+    /* MQTT 5 4.3.3: a PUBREC >= 0x80 ends the exchange: no PUBREL, and the
+     * window is free for the next message. */
+    publish(&pub, "o/4", "d", 2, false, 4);
+    expect_ack(&pub, MQTT_PUBREC, 4);
+    ack(&pub, MQTT_PUBREL, 4, 0);
+    expect_ack(&pub, MQTT_PUBCOMP, 4);
+    expect_msg(&sub, &a, "o/4", "d");
+    ack(&sub, MQTT_PUBREC, a.u.publish.packet_id, MQTT_RC_UNSPECIFIED);
+    publish(&pub, "o/5", "e", 1, false, 5);
+    expect_ack(&pub, MQTT_PUBACK, 5);
+    expect_msg(&sub, &a, "o/5", "e");
+    ack(&sub, MQTT_PUBACK, a.u.publish.packet_id, 0);
+    expect_nothing(&sub);
+    conn_close(&sub);
+    conn_close(&pub);
+    rig_stop(&r);
+}
+
+/* Retained messages on SUBSCRIBE per Retain Handling (MQTT 5 3.8.3.1),
+ * with RETAIN set and the subscription identifier; none for shared
+ * subscriptions. */
+TEST(retained_on_subscribe)
+{
+    struct rig r;
+    rig_start(&r, NULL);
+    struct conn pub, sub;
+    struct mqtt_packet a;
+    join(&pub, r.port, MQTT_V5, "ret-pub");
+    publish(&pub, "r/a", "kept", 1, true, 1);
+    expect_ack(&pub, MQTT_PUBACK, 1);
+    join(&sub, r.port, MQTT_V5, "ret-sub");
+    ASSERT_EQ(subscribe(&sub, "r/#", 1, 7), 1);
+    expect_msg(&sub, &a, "r/a", "kept");
+    ASSERT(a.u.publish.retain); /* MQTT-3.3.1-9 */
+    ASSERT_EQ(a.u.publish.qos, 1);
+    ASSERT_EQ(a.u.publish.props.sub_id_count, 1);
+    ASSERT_EQ(a.u.publish.props.sub_ids[0], 7);
+    ack(&sub, MQTT_PUBACK, a.u.publish.packet_id, 0);
+    /* Retain Handling 1: only for a new subscription. */
+    ASSERT_EQ(subscribe(&sub, "r/#", 0x10 | 1, 0), 1);
+    expect_nothing(&sub);
+    ASSERT_EQ(subscribe(&sub, "r/a", 0x10 | 0, 0), 0);
+    expect_msg(&sub, &a, "r/a", "kept");
+    ASSERT_EQ(a.u.publish.qos, 0);
+    /* Retain Handling 2: never. */
+    ASSERT_EQ(subscribe(&sub, "r/+", 0x20 | 0, 0), 0);
+    expect_nothing(&sub);
+    /* Shared subscriptions get none. */
+    ASSERT_EQ(subscribe(&sub, "$share/g/r/#", 0, 0), 0);
+    expect_nothing(&sub);
+    conn_close(&sub);
+    conn_close(&pub);
+    rig_stop(&r);
+}
+
+TEST(unsubscribe_codes)
+{
+    struct rig r;
+    rig_start(&r, NULL);
+    struct conn c;
+    struct mqtt_packet a;
+    join(&c, r.port, MQTT_V5, "unsub");
+    ASSERT_EQ(subscribe(&c, "u/a", 0, 0), 0);
+    struct mqtt_str f[] = {str("u/a"), str("u/none")};
+    struct mqtt_packet p = {.type = MQTT_UNSUBSCRIBE, .flags = 2};
+    p.u.unsubscribe.packet_id = 42;
+    p.u.unsubscribe.count = 2;
+    p.u.unsubscribe.filters = f;
+    put(&c, &p);
+    expect(&c, &a, MQTT_UNSUBACK);
+    ASSERT_EQ(a.u.suback.packet_id, 42);
+    ASSERT_EQ(a.u.suback.reasons.len, 2);
+    ASSERT_EQ(a.u.suback.reasons.p[0], MQTT_RC_SUCCESS);
+    ASSERT_EQ(a.u.suback.reasons.p[1], MQTT_RC_NO_SUBSCRIPTION_EXISTED);
+    publish(&c, "u/a", "x", 0, false, 0);
+    expect_nothing(&c); /* no longer subscribed */
+    conn_close(&c);
+    rig_stop(&r);
+}
+
+/* DISCONNECT's session expiry rule and AUTH without a method. */
+TEST(disconnect_and_auth_packets)
+{
+    struct rig r;
+    rig_start(&r, NULL);
+    struct conn c;
+    struct mqtt_packet p;
+    /* MQTT-3.14.2-2: from 0 to non-zero is a protocol error. */
+    join(&c, r.port, MQTT_V5, "exp0");
+    p = (struct mqtt_packet){.type = MQTT_DISCONNECT};
+    p.u.disconnect.props.present = MQTT_HAS(MQTT_PROP_SESSION_EXPIRY);
+    p.u.disconnect.props.session_expiry = 30;
+    put(&c, &p);
+    expect_kicked(&c, MQTT_RC_PROTOCOL_ERROR);
+    conn_close(&c);
+    /* From non-zero to 0 is fine: the session ends with the connection. */
+    conn_open(&c, r.port, MQTT_V5);
+    struct mqtt_packet ck = connect_packet("exp30", MQTT_V5), a;
+    ck.u.connect.props.present = MQTT_HAS(MQTT_PROP_SESSION_EXPIRY);
+    ck.u.connect.props.session_expiry = 30;
+    ASSERT_EQ(connect_with(&c, &ck, &a), 0);
+    p.u.disconnect.props.session_expiry = 0;
+    put(&c, &p);
+    expect_closed(&c);
+    conn_close(&c);
+    conn_open(&c, r.port, MQTT_V5);
+    ck.u.connect.clean_start = false;
+    ASSERT_EQ(connect_with(&c, &ck, &a), 0);
+    ASSERT(!a.u.connack.session_present);
+    conn_close(&c);
+    /* MQTT-4.12.0-1: AUTH when CONNECT named no method. */
+    join(&c, r.port, MQTT_V5, "auth-pkt");
+    p = (struct mqtt_packet){.type = MQTT_AUTH};
+    p.u.auth.reason = MQTT_RC_CONTINUE_AUTH;
+    put(&c, &p);
+    expect_kicked(&c, MQTT_RC_PROTOCOL_ERROR);
+    conn_close(&c);
+    /* A 3.1.1 client sending garbage is closed without a DISCONNECT. */
+    join(&c, r.port, MQTT_V311, "garbage");
+    send_raw(&c, "\x36\x00", 2);
+    expect_closed(&c);
+    conn_close(&c);
     rig_stop(&r);
 }
 
 int main(void)
 {
+    ASSERT(mkdtemp(dir));
     RUN(connect_subscribe_publish_loop);
     RUN(malformed_gets_reason_and_others_unaffected);
     RUN(auth_refuses_and_shutdown_says_so);
     RUN(reconfigure_limits);
+    RUN(connect_refusals);
+    RUN(limits_announced_and_enforced);
+    RUN(topic_aliases);
+    RUN(qos2_inbound);
+    RUN(qos_outbound);
+    RUN(retained_on_subscribe);
+    RUN(unsubscribe_codes);
+    RUN(disconnect_and_auth_packets);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        return 1;
     TEST_DONE();
 }
