@@ -921,21 +921,516 @@ TEST(disconnect_and_auth_packets)
     rig_stop(&r);
 }
 
-int main(void)
+static struct mqtt_packet will_connect(const char *id, const char *topic, uint32_t delay,
+                                       uint32_t expiry)
+{
+    struct mqtt_packet p = connect_packet(id, MQTT_V5);
+    p.u.connect.will_flag = true;
+    p.u.connect.will_topic = str(topic);
+    p.u.connect.will_payload = (struct mqtt_bin){(const uint8_t *)"gone", 4};
+    if (delay) {
+        p.u.connect.will_props.present = MQTT_HAS(MQTT_PROP_WILL_DELAY);
+        p.u.connect.will_props.will_delay = delay;
+    }
+    if (expiry) {
+        p.u.connect.props.present = MQTT_HAS(MQTT_PROP_SESSION_EXPIRY);
+        p.u.connect.props.session_expiry = expiry;
+    }
+    return p;
+}
+
+static void disconnect(struct conn *c, uint8_t reason)
+{
+    struct mqtt_packet p = {.type = MQTT_DISCONNECT};
+    p.u.disconnect.reason = reason;
+    put(c, &p);
+}
+
+/* When a will goes out (MQTT-3.1.2-8..10, 3.14.4-3, MQTT 5 3.1.3.2.2). */
+TEST(wills)
+{
+    struct rig r;
+    rig_start(&r, NULL);
+    struct conn w, c, d;
+    struct mqtt_packet p, a;
+    join(&w, r.port, MQTT_V5, "watcher");
+    ASSERT_EQ(subscribe(&w, "will/#", 0, 0), 0);
+
+    /* The connection ends without DISCONNECT: the will goes out. */
+    conn_open(&c, r.port, MQTT_V5);
+    p = will_connect("wa", "will/a", 0, 0);
+    ASSERT_EQ(connect_with(&c, &p, &a), 0);
+    conn_close(&c);
+    expect_msg(&w, &a, "will/a", "gone");
+
+    /* A normal DISCONNECT discards it. The server has run its close
+     * handler once the socket closes, so the watcher would already have it. */
+    conn_open(&c, r.port, MQTT_V5);
+    p = will_connect("wb", "will/b", 0, 0);
+    ASSERT_EQ(connect_with(&c, &p, &a), 0);
+    disconnect(&c, 0);
+    expect_closed(&c);
+    conn_close(&c);
+    expect_nothing(&w);
+
+    /* ...unless it says "with will" (0x04). */
+    conn_open(&c, r.port, MQTT_V5);
+    p = will_connect("wc", "will/c", 0, 0);
+    ASSERT_EQ(connect_with(&c, &p, &a), 0);
+    disconnect(&c, MQTT_RC_DISCONNECT_WITH_WILL);
+    expect_closed(&c);
+    conn_close(&c);
+    expect_msg(&w, &a, "will/c", "gone");
+
+    /* Taken over by a clean start: the old connection is told (0x8E) and
+     * its will goes out. */
+    conn_open(&c, r.port, MQTT_V5);
+    p = will_connect("wd", "will/d", 0, 0);
+    ASSERT_EQ(connect_with(&c, &p, &a), 0);
+    join(&d, r.port, MQTT_V5, "wd");
+    expect_kicked(&c, MQTT_RC_SESSION_TAKEN_OVER);
+    conn_close(&c);
+    expect_msg(&w, &a, "will/d", "gone");
+    conn_close(&d);
+
+    /* Taken over by a connection continuing the session, with the will
+     * delayed: no will (the session goes on). */
+    conn_open(&c, r.port, MQTT_V5);
+    p = will_connect("we", "will/e", 60, 60);
+    ASSERT_EQ(connect_with(&c, &p, &a), 0);
+    conn_open(&d, r.port, MQTT_V5);
+    p = connect_packet("we", MQTT_V5);
+    p.u.connect.clean_start = false;
+    p.u.connect.props.present = MQTT_HAS(MQTT_PROP_SESSION_EXPIRY);
+    p.u.connect.props.session_expiry = 60;
+    ASSERT_EQ(connect_with(&d, &p, &a), 0);
+    ASSERT(a.u.connack.session_present);
+    expect_kicked(&c, MQTT_RC_SESSION_TAKEN_OVER);
+    conn_close(&c);
+    expect_nothing(&w);
+    conn_close(&d); /* no will any more: nothing later either */
+
+    /* A delayed will goes out after its delay, from housekeeping. */
+    conn_open(&c, r.port, MQTT_V5);
+    p = will_connect("wf", "will/f", 1, 60);
+    ASSERT_EQ(connect_with(&c, &p, &a), 0);
+    conn_close(&c);
+    expect_nothing(&w); /* not at once */
+    expect_msg(&w, &a, "will/f", "gone");
+
+    /* Reconnecting within the delay cancels it. */
+    conn_open(&c, r.port, MQTT_V5);
+    p = will_connect("wg", "will/g", 60, 60);
+    ASSERT_EQ(connect_with(&c, &p, &a), 0);
+    conn_close(&c);
+    conn_open(&c, r.port, MQTT_V5);
+    p = connect_packet("wg", MQTT_V5);
+    p.u.connect.clean_start = false;
+    p.u.connect.props.present = MQTT_HAS(MQTT_PROP_SESSION_EXPIRY);
+    p.u.connect.props.session_expiry = 60;
+    /* Found offline, or still attached if the close is on its way (then
+     * taken over): either way the session continues and its will is gone. */
+    ASSERT_EQ(connect_with(&c, &p, &a), 0);
+    ASSERT(a.u.connack.session_present);
+    disconnect(&c, 0);
+    expect_closed(&c);
+    conn_close(&c);
+    expect_nothing(&w);
+    conn_close(&w);
+    rig_stop(&r);
+}
+
+/* $SYS from housekeeping, and a session expiring there. The $SYS
+ * publications, one a second, are the clock: by the fourth after the
+ * session with a 1 s expiry went offline, at least 2 s have passed, and
+ * $SYS counts only the watcher's session. */
+TEST(session_expiry_and_sys)
+{
+    struct broker_config cfg = small_config();
+    cfg.sys_interval_s = 1;
+    struct rig r;
+    rig_start_cfg(&r, &cfg, NULL);
+    struct conn w, c;
+    struct mqtt_packet p, a;
+    join(&w, r.port, MQTT_V5, "sys-watcher");
+    ASSERT_EQ(subscribe(&w, "$SYS/broker/clients/total", 0, 0), 0);
+    conn_open(&c, r.port, MQTT_V5);
+    p = connect_packet("short", MQTT_V5);
+    p.u.connect.props.present = MQTT_HAS(MQTT_PROP_SESSION_EXPIRY);
+    p.u.connect.props.session_expiry = 1;
+    ASSERT_EQ(connect_with(&c, &p, &a), 0);
+    ASSERT_EQ(subscribe(&c, "s/#", 1, 0), 1);
+    conn_close(&c);
+    for (int live = 0; live < 4;) {
+        expect(&w, &a, MQTT_PUBLISH);
+        live += !a.u.publish.retain; /* the one sent on SUBSCRIBE has RETAIN set */
+    }
+    ASSERT_EQ(a.u.publish.payload.len, 1);
+    ASSERT_EQ(a.u.publish.payload.p[0], '1');
+    conn_open(&c, r.port, MQTT_V5);
+    p.u.connect.clean_start = false;
+    ASSERT_EQ(connect_with(&c, &p, &a), 0);
+    ASSERT(!a.u.connack.session_present); /* expired */
+    conn_close(&c);
+    conn_close(&w);
+    rig_stop(&r);
+}
+
+/* A 3.1.1 session without clean session outlives its connection. */
+TEST(persistent_311_session)
+{
+    struct rig r;
+    rig_start(&r, NULL);
+    struct conn c, pub;
+    struct mqtt_packet p, a;
+    conn_open(&c, r.port, MQTT_V311);
+    p = connect_packet("keeper", MQTT_V311);
+    p.u.connect.clean_start = false;
+    ASSERT_EQ(connect_with(&c, &p, &a), 0);
+    ASSERT(!a.u.connack.session_present);
+    ASSERT_EQ(subscribe(&c, "k/#", 1, 0), 1);
+    conn_close(&c);
+    /* Queued while offline, delivered on return. */
+    join(&pub, r.port, MQTT_V311, "k-pub");
+    publish(&pub, "k/1", "later", 1, false, 1);
+    expect_ack(&pub, MQTT_PUBACK, 1);
+    conn_open(&c, r.port, MQTT_V311);
+    ASSERT_EQ(connect_with(&c, &p, &a), 0);
+    ASSERT(a.u.connack.session_present);
+    expect_msg(&c, &a, "k/1", "later");
+    ack(&c, MQTT_PUBACK, a.u.publish.packet_id, 0);
+    conn_close(&c);
+    /* A clean session ends it. */
+    conn_open(&c, r.port, MQTT_V311);
+    p.u.connect.clean_start = true;
+    ASSERT_EQ(connect_with(&c, &p, &a), 0);
+    ASSERT(!a.u.connack.session_present);
+    conn_close(&c);
+    conn_close(&pub);
+    rig_stop(&r);
+}
+
+/* No CONNECT within connect_timeout_ms; silence past 1.5 x keep alive. */
+TEST(timeouts)
+{
+    struct broker_config cfg = small_config();
+    cfg.connect_timeout_ms = 200;
+    struct rig r;
+    rig_start_cfg(&r, &cfg, NULL);
+    struct conn c, w;
+    struct mqtt_packet p, a;
+    conn_open(&c, r.port, MQTT_V5);
+    expect_closed(&c);
+    conn_close(&c);
+    join(&w, r.port, MQTT_V5, "ka-watcher");
+    ASSERT_EQ(subscribe(&w, "will/ka", 0, 0), 0);
+    conn_open(&c, r.port, MQTT_V5);
+    p = will_connect("ka", "will/ka", 0, 0);
+    p.u.connect.keep_alive = 1;
+    ASSERT_EQ(connect_with(&c, &p, &a), 0);
+    expect_kicked(&c, MQTT_RC_KEEP_ALIVE_TIMEOUT); /* MQTT-3.1.2-24 */
+    expect_msg(&w, &a, "will/ka", "gone");
+    conn_close(&c);
+    conn_close(&w);
+    rig_stop(&r);
+}
+
+/* A subscriber that does not read costs itself only: when its output
+ * bound is reached it is disconnected, and the publisher carries on. */
+TEST(slow_consumer_disconnected)
+{
+    struct broker_config cfg = small_config();
+    struct rig r;
+    rig_open(&r, &cfg, NULL, 16384);
+    rig_go(&r);
+    struct conn slow, pub;
+    int small = 4096;
+    slow.fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_EQ(setsockopt(slow.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons(r.port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ASSERT_EQ(connect(slow.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    slow.tls = NULL;
+    slow.have = 0;
+    slow.codec = (struct mqtt_codec){.version = MQTT_V5};
+    ASSERT_EQ(connect_as(&slow, "slow", NULL, NULL), 0);
+    ASSERT_EQ(subscribe(&slow, "flood", 0, 0), 0);
+    join(&pub, r.port, MQTT_V5, "flooder");
+    char payload[3001];
+    memset(payload, 'p', sizeof(payload) - 1);
+    payload[sizeof(payload) - 1] = '\0';
+    /* Far more than the socket buffers and the 16 KiB bound hold. */
+    for (int i = 0; i < 4000; i++)
+        publish(&pub, "flood", payload, 0, false, 0);
+    expect_nothing(&pub);
+    /* The slow one finds, after what was sent, the end of its connection. */
+    struct mqtt_packet a;
+    int t, n = 0;
+    while ((t = get(&slow, &a)) == MQTT_PUBLISH)
+        n++;
+    ASSERT_EQ(t, 0);
+    ASSERT(n < 4000);
+    conn_close(&slow);
+    conn_close(&pub);
+    rig_stop(&r);
+}
+
+static void sys_source(void *ctx, broker_sys_emit_fn emit, void *ectx)
+{
+    emit(ectx, "$SYS/test/answer", (const char *)ctx);
+}
+
+/* Values from outside the broker in $SYS; reconfiguring what needs a
+ * restart changes nothing. */
+TEST(sys_sources_and_reconfigure)
+{
+    struct broker_config cfg = small_config();
+    struct rig r;
+    rig_open(&r, &cfg, NULL, 1 << 20);
+    broker_add_sys_source(r.b, sys_source, "42");
+    rig_go(&r);
+    struct conn c;
+    struct mqtt_packet a;
+    join(&c, r.port, MQTT_V5, "sys");
+    /* $SYS is published at start, retained. */
+    ASSERT_EQ(subscribe(&c, "$SYS/test/#", 0, 0), 0);
+    expect_msg(&c, &a, "$SYS/test/answer", "42");
+    ASSERT_EQ(subscribe(&c, "$SYS/broker/version", 0, 0), 0);
+    expect(&c, &a, MQTT_PUBLISH);
+    ASSERT(a.u.publish.payload.len > 5);
+    ASSERT_MEM_EQ(a.u.publish.payload.p, "ward ", 5);
+    /* Clients may not publish into $SYS: acknowledged, not delivered. */
+    publish(&c, "$SYS/test/answer", "43", 1, false, 9);
+    expect_ack(&c, MQTT_PUBACK, 9);
+    expect_nothing(&c);
+    conn_close(&c);
+    struct broker_config n = cfg;
+    n.max_qos = 1; /* needs a restart: ignored */
+    n.max_packet_size = 1000;
+    broker_reconfigure(r.b, &n);
+    conn_open(&c, r.port, MQTT_V5);
+    struct mqtt_packet p = connect_packet("after", MQTT_V5);
+    ASSERT_EQ(connect_with(&c, &p, &a), 0);
+    ASSERT(!(a.u.connack.props.present & MQTT_HAS(MQTT_PROP_MAX_QOS)));
+    ASSERT_EQ(a.u.connack.props.max_packet_size, 1000); /* smaller: at once */
+    conn_close(&c);
+    rig_stop(&r);
+}
+
+static struct auth *auth_with(const struct auth_settings *set)
+{
+    struct auth *au = auth_new();
+    char err[512];
+    if (auth_configure(au, set, err, sizeof(err)) != 0)
+        TEST_FAIL_("auth_configure: %s", err);
+    return au;
+}
+
+/* User names and passwords: the v5 reasons and 3.1.1 codes of each
+ * failure, then the rate limit on one address. */
+TEST(passwords)
+{
+    struct passwd_db db;
+    char err[256];
+    passwd_db_init(&db);
+    ASSERT_EQ(passwd_set(&db, "alice", "secret", 6, err, sizeof(err)), 0);
+    ASSERT_EQ(passwd_save(&db, path_of("pw.conf"), err, sizeof(err)), 0);
+    passwd_db_free(&db);
+    struct auth_settings set = {
+        .allow_anonymous = false, .no_match_allow = true, .password_file = path_of("pw.conf")};
+    struct auth *au = auth_with(&set);
+    struct rig r;
+    rig_start(&r, au);
+    broker_set_listener_password(r.b, 0, true); /* no certificates here: no effect */
+    broker_set_listener_password(r.b, 0, false);
+    broker_set_listener_password(r.b, 64, true); /* out of range: ignored */
+    broker_set_listener_anonymous(r.b, 64, 1);
+    struct conn c;
+    conn_open(&c, r.port, MQTT_V5);
+    ASSERT_EQ(connect_as(&c, "a1", "alice", "secret"), 0);
+    conn_close(&c);
+    conn_open(&c, r.port, MQTT_V5);
+    ASSERT_EQ(connect_as(&c, "a2", "alice", "wrong"), MQTT_RC_BAD_USERNAME_OR_PASSWORD);
+    expect_closed(&c);
+    conn_close(&c);
+    conn_open(&c, r.port, MQTT_V311);
+    ASSERT_EQ(connect_as(&c, "a3", "alice", "wrong"), MQTT_RC311_BAD_USERNAME_OR_PASSWORD);
+    conn_close(&c);
+    conn_open(&c, r.port, MQTT_V5);
+    ASSERT_EQ(connect_as(&c, "a4", "mallory", "x"), MQTT_RC_BAD_USERNAME_OR_PASSWORD);
+    conn_close(&c);
+    conn_open(&c, r.port, MQTT_V5);
+    ASSERT_EQ(connect_as(&c, "a5", NULL, NULL), MQTT_RC_NOT_AUTHORIZED);
+    conn_close(&c);
+    conn_open(&c, r.port, MQTT_V5);
+    ASSERT_EQ(connect_as(&c, "a6", "alice", "wrong"), MQTT_RC_BAD_USERNAME_OR_PASSWORD);
+    conn_close(&c);
+    conn_open(&c, r.port, MQTT_V5);
+    ASSERT_EQ(connect_as(&c, "a7", "alice", "wrong"), MQTT_RC_BAD_USERNAME_OR_PASSWORD);
+    conn_close(&c);
+    /* After six failures in a row from 127.0.0.1 even the right password
+     * is refused for a while. */
+    conn_open(&c, r.port, MQTT_V5);
+    ASSERT_EQ(connect_as(&c, "a8", "alice", "secret"), MQTT_RC_CONNECTION_RATE_EXCEEDED);
+    conn_close(&c);
+    rig_stop(&r);
+    auth_free(au);
+}
+
+/* ACL denials: the PUBACK/PUBREC reason in v5, a normal flow in 3.1.1
+ * (MQTT-3.3.5-2), SUBACK 0x87/0x80, wills dropped, deny_disconnect. */
+TEST(acl_denials)
+{
+    write_file("acl.conf", "rules = [\n"
+                           "  {\"permit\": \"deny\", \"action\": \"publish\", \"topics\": "
+                           "[\"secret/#\"]}\n"
+                           "  {\"permit\": \"deny\", \"action\": \"subscribe\", \"topics\": "
+                           "[\"private/#\"]}\n"
+                           "]\n");
+    struct auth_settings set = {
+        .allow_anonymous = true, .no_match_allow = true, .acl_file = path_of("acl.conf")};
+    struct auth *au = auth_with(&set);
+    struct rig r;
+    rig_start(&r, au);
+    struct conn c, w, v3;
+    struct mqtt_packet p, a;
+    join(&w, r.port, MQTT_V5, "acl-watch");
+    ASSERT_EQ(subscribe(&w, "secret/#", 0, 0), 0); /* subscribing is allowed */
+    ASSERT_EQ(subscribe(&w, "private/#", 0, 0), MQTT_RC_NOT_AUTHORIZED);
+    ASSERT_EQ(subscribe(&w, "$share/g/private/x", 0, 0), MQTT_RC_NOT_AUTHORIZED);
+    join(&c, r.port, MQTT_V5, "acl-pub");
+    publish(&c, "secret/a", "x", 0, false, 0);
+    publish(&c, "secret/a", "x", 1, false, 1);
+    ASSERT_EQ(expect_ack(&c, MQTT_PUBACK, 1), MQTT_RC_NOT_AUTHORIZED);
+    publish(&c, "secret/a", "x", 2, false, 2);
+    ASSERT_EQ(expect_ack(&c, MQTT_PUBREC, 2), MQTT_RC_NOT_AUTHORIZED);
+    expect_nothing(&w);
+    join(&v3, r.port, MQTT_V311, "acl-311");
+    ASSERT_EQ(subscribe(&v3, "private/#", 0, 0), 0x80);
+    publish(&v3, "secret/b", "y", 1, false, 1);
+    ASSERT_EQ(expect_ack(&v3, MQTT_PUBACK, 1), 0);
+    publish(&v3, "secret/b", "y", 2, false, 2);
+    ASSERT_EQ(expect_ack(&v3, MQTT_PUBREC, 2), 0);
+    ack(&v3, MQTT_PUBREL, 2, 0);
+    ASSERT_EQ(expect_ack(&v3, MQTT_PUBCOMP, 2), 0);
+    expect_nothing(&w);
+    /* A will it may not publish is dropped, the connection accepted. */
+    conn_open(&c, r.port, MQTT_V5);
+    p = will_connect("acl-will", "secret/will", 0, 0);
+    ASSERT_EQ(connect_with(&c, &p, &a), 0);
+    conn_close(&c);
+    conn_open(&c, r.port, MQTT_V5);
+    ASSERT_EQ(connect_as(&c, "acl-will", NULL, NULL), 0); /* after the close */
+    conn_close(&c);
+    expect_nothing(&w);
+    /* auth.deny_action = disconnect. */
+    set.deny_disconnect = true;
+    char err[256];
+    ASSERT_EQ(auth_configure(au, &set, err, sizeof(err)), 0);
+    join(&c, r.port, MQTT_V5, "acl-kick");
+    publish(&c, "secret/c", "z", 1, false, 1);
+    expect_kicked(&c, MQTT_RC_NOT_AUTHORIZED);
+    conn_close(&c);
+    conn_close(&v3);
+    conn_close(&w);
+    rig_stop(&r);
+    auth_free(au);
+}
+
+/* A reload that forbids existing subscriptions removes them, shared ones
+ * included; allowed ones stay. */
+TEST(acl_reload_removes_subscriptions)
+{
+    write_file("acl2.conf", "rules = []\n");
+    struct auth_settings set = {
+        .allow_anonymous = true, .no_match_allow = true, .acl_file = path_of("acl2.conf")};
+    struct auth *au = auth_with(&set);
+    struct rig r;
+    rig_start(&r, au);
+    struct conn s, pub;
+    struct mqtt_packet a;
+    join(&s, r.port, MQTT_V5, "reload-sub");
+    ASSERT_EQ(subscribe(&s, "open/#", 0, 0), 0);
+    ASSERT_EQ(subscribe(&s, "$share/grp/open/x", 0, 0), 0);
+    ASSERT_EQ(subscribe(&s, "kept/#", 0, 0), 0);
+    join(&pub, r.port, MQTT_V5, "reload-pub");
+    publish(&pub, "open/x", "1", 0, false, 0);
+    expect_msg(&s, &a, "open/x", "1");
+    expect_msg(&s, &a, "open/x", "1"); /* once per subscription: shared too */
+    write_file("acl2.conf", "rules = [{\"permit\": \"deny\", \"action\": \"subscribe\", "
+                            "\"topics\": [\"open/#\"]}]\n");
+    char err[256];
+    ASSERT_EQ(auth_configure(au, &set, err, sizeof(err)), 0);
+    broker_auth_reloaded(r.b);
+    publish(&pub, "open/x", "2", 0, false, 0);
+    publish(&pub, "kept/x", "3", 0, false, 0);
+    expect_msg(&s, &a, "kept/x", "3");
+    expect_nothing(&s);
+    /* The removed subscription is gone, not merely filtered. */
+    struct mqtt_str f[] = {str("open/#")};
+    struct mqtt_packet p = {.type = MQTT_UNSUBSCRIBE, .flags = 2};
+    p.u.unsubscribe.packet_id = 5;
+    p.u.unsubscribe.count = 1;
+    p.u.unsubscribe.filters = f;
+    put(&s, &p);
+    expect(&s, &a, MQTT_UNSUBACK);
+    ASSERT_EQ(a.u.suback.reasons.p[0], MQTT_RC_NO_SUBSCRIPTION_EXISTED);
+    conn_close(&s);
+    conn_close(&pub);
+    rig_stop(&r);
+    auth_free(au);
+}
+
+/* A 3.1.1 bridge (protocol level 0x84) does not get its own messages back. */
+TEST(bridge_no_local)
+{
+    struct rig r;
+    rig_start(&r, NULL);
+    struct conn c;
+    struct mqtt_packet p = connect_packet("mosq-bridge", MQTT_V311), a;
+    p.u.connect.bridge = true;
+    conn_open(&c, r.port, MQTT_V311);
+    ASSERT_EQ(connect_with(&c, &p, &a), 0);
+    ASSERT_EQ(subscribe(&c, "b/#", 0, 0), 0);
+    publish(&c, "b/x", "loop", 0, false, 0);
+    expect_nothing(&c);
+    conn_close(&c);
+    rig_stop(&r);
+}
+
+/* With an argument, only the tests whose names contain it run. */
+#define RUN_IF(name)                                                                               \
+    do {                                                                                           \
+        if (argc < 2 || strstr(#name, argv[1]))                                                    \
+            RUN(name);                                                                             \
+    } while (0)
+
+int main(int argc, char **argv)
 {
     ASSERT(mkdtemp(dir));
-    RUN(connect_subscribe_publish_loop);
-    RUN(malformed_gets_reason_and_others_unaffected);
-    RUN(auth_refuses_and_shutdown_says_so);
-    RUN(reconfigure_limits);
-    RUN(connect_refusals);
-    RUN(limits_announced_and_enforced);
-    RUN(topic_aliases);
-    RUN(qos2_inbound);
-    RUN(qos_outbound);
-    RUN(retained_on_subscribe);
-    RUN(unsubscribe_codes);
-    RUN(disconnect_and_auth_packets);
+    RUN_IF(connect_subscribe_publish_loop);
+    RUN_IF(malformed_gets_reason_and_others_unaffected);
+    RUN_IF(auth_refuses_and_shutdown_says_so);
+    RUN_IF(reconfigure_limits);
+    RUN_IF(connect_refusals);
+    RUN_IF(limits_announced_and_enforced);
+    RUN_IF(topic_aliases);
+    RUN_IF(qos2_inbound);
+    RUN_IF(qos_outbound);
+    RUN_IF(retained_on_subscribe);
+    RUN_IF(unsubscribe_codes);
+    RUN_IF(disconnect_and_auth_packets);
+    RUN_IF(wills);
+    RUN_IF(session_expiry_and_sys);
+    RUN_IF(persistent_311_session);
+    RUN_IF(timeouts);
+    RUN_IF(slow_consumer_disconnected);
+    RUN_IF(sys_sources_and_reconfigure);
+    RUN_IF(passwords);
+    RUN_IF(acl_denials);
+    RUN_IF(acl_reload_removes_subscriptions);
+    RUN_IF(bridge_no_local);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
