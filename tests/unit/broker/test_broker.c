@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -1399,6 +1400,238 @@ TEST(bridge_no_local)
     rig_stop(&r);
 }
 
+/* ---- TLS: certificate identities, revocation, $SYS per listener ---- */
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh(const char *fmt, ...)
+{
+    char cmd[2048], full[2300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof(full), "cd %s && (%s) >/dev/null 2>&1", dir, cmd);
+    if (system(full) != 0)
+        TEST_FAIL_("command failed: %s", cmd);
+}
+
+/* A CA, a server certificate for 127.0.0.1, two client certificates
+ * (OU=Devices, CN=dev-7 and CN=dev-8), dev-8's revocation on a CRL. */
+static void make_pki(void)
+{
+    const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    sh("openssl req -x509 %s -keyout ca.key -out ca.crt -days 2 -subj /CN=TestCA -addext "
+       "basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign",
+       ec);
+    sh("printf '[ca]\\ndefault_ca=c\\n[c]\\ndatabase=index.txt\\nnew_certs_dir=.\\n"
+       "serial=serial\\ndefault_md=sha256\\npolicy=p\\nunique_subject=no\\n[p]\\n"
+       "organizationalUnitName=optional\\ncommonName=supplied\\n' > ca.cnf && touch index.txt && "
+       "echo 1000 > serial");
+    const char *ca =
+        "openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -notext -days 2";
+    sh("openssl req %s -keyout srv.key -out srv.csr -subj /CN=localhost && printf "
+       "'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > srv.ext && %s -in "
+       "srv.csr -extfile srv.ext -out srv.crt",
+       ec, ca);
+    sh("printf 'extendedKeyUsage=clientAuth\\n' > cli.ext");
+    sh("openssl req %s -keyout d7.key -out d7.csr -subj /OU=Devices/CN=dev-7 && %s -in d7.csr "
+       "-extfile cli.ext -out d7.crt",
+       ec, ca);
+    sh("openssl req %s -keyout d8.key -out d8.csr -subj /OU=Devices/CN=dev-8 && %s -in d8.csr "
+       "-extfile cli.ext -out d8.crt",
+       ec, ca);
+    sh("%s -gencrl -crldays 2 -out empty.crl && cp empty.crl live.crl", ca);
+    sh("%s -revoke d8.crt && %s -gencrl -crldays 2 -out revoked.crl", ca, ca);
+}
+
+/* Opens a TLS connection with a client certificate (cert NULL: none).
+ * Returns false if the handshake fails. */
+static bool conn_open_tls(struct conn *c, uint16_t port, uint8_t version, const char *cert,
+                          const char *key, struct tls_client **tc)
+{
+    char err[512];
+    struct tls_client_config cc = {.cafile = path_of("ca.crt"), .certfile = cert, .keyfile = key};
+    *tc = tls_client_new(&cc, err, sizeof(err));
+    if (!*tc)
+        TEST_FAIL_("tls_client_new: %s", err);
+    c->fd = tcp_to(port);
+    fcntl(c->fd, F_SETFL, O_NONBLOCK);
+    c->codec = (struct mqtt_codec){.version = version, .is_server = false};
+    c->have = 0;
+    c->tls = tls_client_transport_new(*tc, c->fd, "127.0.0.1");
+    ASSERT(c->tls);
+    for (;;) {
+        ssize_t r = tls_transport_ops.handshake(c->tls);
+        if (r == 1)
+            return true;
+        if (r == TRANSPORT_ERROR)
+            return false;
+        if (!wait_for(c->fd, r == TRANSPORT_WANT_WRITE ? POLLOUT : POLLIN, WAIT_MS))
+            return false;
+    }
+}
+
+struct tls_rig {
+    struct rig r;
+    struct tls_server *ts;
+    struct auth *au;
+    uint16_t tls_port;
+};
+
+static void tls_rig_start(struct tls_rig *t)
+{
+    write_file("tls-acl.conf",
+               "rules = [\n"
+               "  {\"permit\": \"allow\", \"cert_ou\": \"Devices\", \"action\": \"publish\",\n"
+               "   \"topics\": [\"devices/${cert_cn}/#\", \"users/${username}/#\"]}\n"
+               "  {\"permit\": \"allow\", \"action\": \"subscribe\"}\n"
+               "]\n");
+    struct auth_settings set = {
+        .allow_anonymous = false, .no_match_allow = false, .acl_file = path_of("tls-acl.conf")};
+    t->au = auth_with(&set);
+    char err[512];
+    struct tls_server_config sc = {.certfile = path_of("srv.crt"),
+                                   .keyfile = path_of("srv.key"),
+                                   .cafile = path_of("ca.crt"),
+                                   .crlfile = path_of("live.crl"),
+                                   .verify = TLS_VERIFY_REQUIRED,
+                                   .as_username = TLS_ID_CN,
+                                   .as_clientid = TLS_ID_CN};
+    t->ts = tls_server_new(&sc, err, sizeof(err));
+    if (!t->ts)
+        TEST_FAIL_("tls_server_new: %s", err);
+    struct broker_config cfg = small_config();
+    cfg.sys_interval_s = 1;
+    rig_open(&t->r, &cfg, t->au, 1 << 20);
+    ASSERT_EQ(net_server_listen_tls(t->r.s, "tls://127.0.0.1:0", t->ts, err, sizeof(err)), 0);
+    t->tls_port = net_server_port(t->r.s, 1);
+    broker_set_listener_anonymous(t->r.b, 0, 1); /* the plain listener, for watchers */
+    broker_add_tls(t->r.b, "mtls main", t->ts);
+    rig_go(&t->r);
+}
+
+static void tls_rig_stop(struct tls_rig *t)
+{
+    rig_stop(&t->r);
+    tls_server_free(t->ts);
+    auth_free(t->au);
+}
+
+/* The certificate names the client (peer_cert_as_clientid/username) and
+ * the ACL sees its CN and OU; a certificate alone may be refused where a
+ * password is required too. */
+TEST(tls_certificate_identity)
+{
+    struct tls_rig t;
+    tls_rig_start(&t);
+    struct conn c, plain;
+    struct tls_client *tc;
+    ASSERT(conn_open_tls(&c, t.tls_port, MQTT_V5, path_of("d7.crt"), path_of("d7.key"), &tc));
+    ASSERT_EQ(connect_as(&c, "whatever", NULL, NULL), 0);
+    publish(&c, "devices/dev-7/temp", "21", 1, false, 1);
+    ASSERT_EQ(expect_ack(&c, MQTT_PUBACK, 1), 0);
+    publish(&c, "users/dev-7/x", "u", 1, false, 2);
+    ASSERT_EQ(expect_ack(&c, MQTT_PUBACK, 2), 0);
+    publish(&c, "devices/dev-9/temp", "21", 1, false, 3);
+    ASSERT_EQ(expect_ack(&c, MQTT_PUBACK, 3), MQTT_RC_NOT_AUTHORIZED);
+    /* Its session is "dev-7", whatever the CONNECT said: a plain client
+     * with that id takes it over. */
+    join(&plain, t.r.port, MQTT_V5, "dev-7");
+    expect_kicked(&c, MQTT_RC_SESSION_TAKEN_OVER);
+    conn_close(&c);
+    tls_client_free(tc);
+    /* Anonymous plain clients publish nowhere: no rule allows it. */
+    publish(&plain, "devices/dev-7/temp", "x", 1, false, 1);
+    ASSERT_EQ(expect_ack(&plain, MQTT_PUBACK, 1), MQTT_RC_NOT_AUTHORIZED);
+    conn_close(&plain);
+    /* A listener that wants a password as well. */
+    broker_set_listener_password(t.r.b, 1, true);
+    ASSERT(conn_open_tls(&c, t.tls_port, MQTT_V5, path_of("d7.crt"), path_of("d7.key"), &tc));
+    ASSERT_EQ(connect_as(&c, "x", NULL, NULL), MQTT_RC_BAD_USERNAME_OR_PASSWORD);
+    conn_close(&c);
+    tls_client_free(tc);
+    broker_set_listener_password(t.r.b, 1, false);
+    tls_rig_stop(&t);
+}
+
+/* After a CRL reload the clients it revokes are disconnected with 0x87;
+ * the others stay. */
+TEST(tls_kick_revoked)
+{
+    sh("cp empty.crl live.crl");
+    struct tls_rig t;
+    tls_rig_start(&t);
+    struct conn good, bad, plain;
+    struct tls_client *tg, *tb;
+    ASSERT(conn_open_tls(&good, t.tls_port, MQTT_V5, path_of("d7.crt"), path_of("d7.key"), &tg));
+    ASSERT_EQ(connect_as(&good, "", NULL, NULL), 0);
+    ASSERT(conn_open_tls(&bad, t.tls_port, MQTT_V5, path_of("d8.crt"), path_of("d8.key"), &tb));
+    ASSERT_EQ(connect_as(&bad, "", NULL, NULL), 0);
+    join(&plain, t.r.port, MQTT_V5, "plain"); /* no certificate: never revoked */
+    ASSERT_EQ(broker_kick_revoked(t.r.b), 0);
+    sh("cp revoked.crl live.crl");
+    char err[512];
+    ASSERT_EQ(tls_server_reload(t.ts, err, sizeof(err)), 0);
+    ASSERT_EQ(broker_kick_revoked(t.r.b), 1);
+    expect_kicked(&bad, MQTT_RC_NOT_AUTHORIZED);
+    expect_nothing(&good);
+    expect_nothing(&plain);
+    /* And dev-8 cannot come back. */
+    conn_close(&bad);
+    tls_client_free(tb);
+    ASSERT(!conn_open_tls(&bad, t.tls_port, MQTT_V5, path_of("d8.crt"), path_of("d8.key"), &tb) ||
+           get(&bad, &(struct mqtt_packet){0}) <= 0);
+    conn_close(&bad);
+    tls_client_free(tb);
+    conn_close(&good);
+    tls_client_free(tg);
+    conn_close(&plain);
+    tls_rig_stop(&t);
+}
+
+/* $SYS/broker/tls/NAME/: failures per cause, days left of the server
+ * certificate, the CAs and the CRL. */
+TEST(tls_sys_topics)
+{
+    sh("cp empty.crl live.crl");
+    struct tls_rig t;
+    tls_rig_start(&t);
+    struct conn w, c;
+    struct mqtt_packet a;
+    join(&w, t.r.port, MQTT_V5, "tls-sys");
+    ASSERT_EQ(subscribe(&w, "$SYS/broker/tls/mtls_main/#", 0, 0), 0);
+    /* A client without a certificate fails its handshake. */
+    struct tls_client *tc;
+    if (conn_open_tls(&c, t.tls_port, MQTT_V5, NULL, NULL, &tc)) {
+        /* TLS 1.3: the refusal comes after the client's handshake is done;
+         * what it sends may already meet a closed socket. */
+        tls_transport_ops.write(c.tls, "\x10\x00", 2);
+        ASSERT(get(&c, &a) <= 0);
+    }
+    conn_close(&c);
+    tls_client_free(tc);
+    bool cert = false, ca = false, crl = false, counted = false;
+    while (!(cert && ca && crl && counted)) {
+        expect(&w, &a, MQTT_PUBLISH);
+        char topic[256], value[64];
+        snprintf(topic, sizeof(topic), "%.*s", (int)a.u.publish.topic.len, a.u.publish.topic.p);
+        snprintf(value, sizeof(value), "%.*s", (int)a.u.publish.payload.len, a.u.publish.payload.p);
+        const char *leaf = topic + strlen("$SYS/broker/tls/mtls_main/");
+        if (strcmp(leaf, "cert_days_left") == 0)
+            cert = atoi(value) >= 1 && atoi(value) <= 2;
+        else if (strcmp(leaf, "ca_days_left") == 0)
+            ca = atoi(value) >= 1 && atoi(value) <= 2;
+        else if (strcmp(leaf, "crl_days_left") == 0)
+            crl = atoi(value) >= 1 && atoi(value) <= 2;
+        else if (strcmp(leaf, "handshake_failures/no_client_certificate") == 0)
+            counted = strcmp(value, "1") == 0;
+        else if (strncmp(leaf, "handshake_failures/", 19) != 0)
+            TEST_FAIL_("unexpected topic %s", topic);
+    }
+    conn_close(&w);
+    tls_rig_stop(&t);
+}
+
 /* With an argument, only the tests whose names contain it run. */
 #define RUN_IF(name)                                                                               \
     do {                                                                                           \
@@ -1408,6 +1641,7 @@ TEST(bridge_no_local)
 
 int main(int argc, char **argv)
 {
+    signal(SIGPIPE, SIG_IGN); /* TLS writes to a closed peer: an error, not a signal */
     ASSERT(mkdtemp(dir));
     RUN_IF(connect_subscribe_publish_loop);
     RUN_IF(malformed_gets_reason_and_others_unaffected);
@@ -1431,6 +1665,10 @@ int main(int argc, char **argv)
     RUN_IF(acl_denials);
     RUN_IF(acl_reload_removes_subscriptions);
     RUN_IF(bridge_no_local);
+    make_pki();
+    RUN_IF(tls_certificate_identity);
+    RUN_IF(tls_kick_revoked);
+    RUN_IF(tls_sys_topics);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
