@@ -1632,6 +1632,47 @@ TEST(tls_sys_topics)
     tls_rig_stop(&t);
 }
 
+/* BUG (src/broker/broker.c, take_over): after a normal DISCONNECT
+ * (reason 0x00, MQTT-3.14.4-3: the will is discarded) the connection stays
+ * attached to its session until net has closed it, which takes up to 2 s
+ * (CLOSE_GRACE_MS) while its output drains. A new connection with the same
+ * client id in that window takes the session over, and take_over()
+ * publishes the will: handle_disconnect only sets normal_disconnect, and
+ * take_over() does not look at it (detach() does). Reproduced here by
+ * leaving output queued for the disconnecting client (it does not read).
+ * Disabled until fixed: run it with
+ * `unit_broker_test_broker will_discarded_when_taken_over_after_disconnect`. */
+TEST(will_discarded_when_taken_over_after_disconnect)
+{
+    struct broker_config cfg = small_config();
+    struct rig r;
+    rig_open(&r, &cfg, NULL, 64u << 20);
+    rig_go(&r);
+    struct conn w, a, b, pub;
+    struct mqtt_packet p, ack;
+    join(&w, r.port, MQTT_V5, "watcher");
+    ASSERT_EQ(subscribe(&w, "will/#", 0, 0), 0);
+    conn_open(&a, r.port, MQTT_V5);
+    p = will_connect("same", "will/same", 0, 0);
+    ASSERT_EQ(connect_with(&a, &p, &ack), 0);
+    ASSERT_EQ(subscribe(&a, "fill", 0, 0), 0);
+    join(&pub, r.port, MQTT_V5, "filler");
+    char payload[3001];
+    memset(payload, 'p', sizeof(payload) - 1);
+    payload[sizeof(payload) - 1] = '\0';
+    for (int i = 0; i < 4000; i++) /* 12 MB: more than the socket buffers hold */
+        publish(&pub, "fill", payload, 0, false, 0);
+    expect_nothing(&pub);
+    disconnect(&a, 0); /* normal: the will must not go out */
+    join(&b, r.port, MQTT_V5, "same");
+    expect_nothing(&w);
+    conn_close(&a);
+    conn_close(&b);
+    conn_close(&pub);
+    conn_close(&w);
+    rig_stop(&r);
+}
+
 /* With an argument, only the tests whose names contain it run. */
 #define RUN_IF(name)                                                                               \
     do {                                                                                           \
@@ -1642,6 +1683,11 @@ TEST(tls_sys_topics)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN); /* TLS writes to a closed peer: an error, not a signal */
+    /* The test of a known bug runs only when named. */
+    if (argc > 1 && strcmp(argv[1], "will_discarded_when_taken_over_after_disconnect") == 0) {
+        RUN(will_discarded_when_taken_over_after_disconnect);
+        TEST_DONE();
+    }
     ASSERT(mkdtemp(dir));
     RUN_IF(connect_subscribe_publish_loop);
     RUN_IF(malformed_gets_reason_and_others_unaffected);
