@@ -250,7 +250,7 @@ static struct mqtt_packet connect_packet(const char *id, uint8_t version)
     return p;
 }
 
-/* Sends p and returns the CONNACK's reason (session present in *present). */
+/* Sends p and returns the CONNACK's reason; the whole CONNACK in *ack. */
 static uint8_t connect_with(struct conn *c, const struct mqtt_packet *p, struct mqtt_packet *ack)
 {
     put(c, p);
