@@ -1,9 +1,15 @@
 /* The TLS layer over socketpairs: contexts and their named failures, the
- * transport in each verification mode with the cause of each refusal, the
- * identity read from a client certificate, reload keeping the old material
- * on failure. The PKI is made at run time with the openssl CLI (tests only). */
+ * transport in each verification mode with the cause of each refusal
+ * (unknown CA, expired, not yet valid, revoked, wrong key usage, no
+ * certificate, host name and IP mismatch, protocol version, no shared
+ * cipher, plaintext), the identity read from a client certificate, CRLs
+ * and revocation after a reload, SNI, ALPN, expiry reports, client
+ * contexts and resumption, reload keeping the old material on failure.
+ * The PKI is made at run time with the openssl CLI (tests only): nothing
+ * secret is committed. */
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -17,13 +23,21 @@
 static char dir[] = "/tmp/ward-tls-XXXXXX";
 static char err[1024];
 
+/* The path of a file in dir; the same pointer for the same name, valid
+ * to the end, so configurations may hold it. */
 static const char *f(const char *name)
 {
-    static char p[8][300];
-    static int i;
-    i = (i + 1) % 8;
-    snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
-    return p[i];
+    static struct {
+        char name[64], path[300];
+    } tab[128];
+    static int n;
+    for (int i = 0; i < n; i++)
+        if (strcmp(tab[i].name, name) == 0)
+            return tab[i].path;
+    ASSERT(n < 128 && strlen(name) < sizeof(tab[0].name));
+    snprintf(tab[n].name, sizeof(tab[n].name), "%s", name);
+    snprintf(tab[n].path, sizeof(tab[n].path), "%s/%s", dir, name);
+    return tab[n++].path;
 }
 
 static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -64,6 +78,39 @@ static void make_pki(void)
        "-CAkey ca.key -CAcreateserial -days 2 -extfile int.ext -out int.crt");
     sh("openssl x509 -req -in srv.csr -CA int.crt -CAkey int.key -CAcreateserial -days 2 "
        "-extfile srv.ext -out srv-int.crt && cat ca.crt int.crt > bundle.crt");
+    sh("openssl x509 -req -in cli.csr -CA int.crt -CAkey int.key -CAcreateserial -days 2 "
+       "-extfile cli.ext -out cli-int.crt");
+    /* `openssl ca` sets any validity period and keeps the database that
+     * revocation and CRLs need. */
+    sh("printf '[ca]\\ndefault_ca=c\\n[c]\\ndatabase=index.txt\\nnew_certs_dir=.\\n"
+       "serial=serial\\ndefault_md=sha256\\npolicy=p\\nunique_subject=no\\n[p]\\n"
+       "commonName=supplied\\n' > ca.cnf && touch index.txt && echo 1000 > serial");
+    const char *ca = "openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -notext";
+    sh("%s -in cli.csr -startdate 200101000000Z -enddate 200102000000Z -extfile cli.ext "
+       "-out expired.crt",
+       ca);
+    sh("%s -in cli.csr -startdate 20990101000000Z -enddate 20991231000000Z -extfile cli.ext "
+       "-out future.crt",
+       ca);
+    sh("%s -in srv.csr -startdate 200101000000Z -enddate 200102000000Z -extfile srv.ext "
+       "-out srv-expired.crt",
+       ca);
+    sh("%s -in cli.csr -days 2 -extfile cli.ext -out revoked.crt", ca);
+    sh("%s -gencrl -crldays 2 -out empty.crl", ca);
+    sh("%s -revoke revoked.crt && %s -gencrl -crldays 2 -out revoked.crl", ca, ca);
+    sh("%s -gencrl -crl_lastupdate 200101000000Z -crl_nextupdate 200102000000Z -out stale.crl", ca);
+    /* SNI certificates, and a CA directory for capath. */
+    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout sni.key -out "
+       "sni.csr -subj /CN=wild && printf 'subjectAltName=DNS:*.example.test\\n' > sni.ext && "
+       "openssl x509 -req -in sni.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+       "-extfile sni.ext -out sni.crt");
+    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout sni2.key -out "
+       "sni2.csr -subj /CN=exact && printf 'subjectAltName=DNS:mqtt.other.test\\n' > "
+       "sni2.ext && openssl x509 -req -in sni2.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+       "-days 2 -extfile sni2.ext -out sni2.crt");
+    sh("mkdir capath && cp ca.crt capath/ && openssl rehash capath");
+    sh("cat cli.crt cli.key > cli-combined.pem && openssl pkey -in cli.key -aes256 -passout "
+       "pass:pw -out cli-enc.key");
 }
 
 static struct tls_server_config server_cfg(enum tls_verify v)
@@ -264,7 +311,7 @@ TEST(reload_keeps_old_on_failure)
     struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
     ASSERT(s);
     ASSERT(!tls_server_files_changed(s));
-    sh("sleep 1.1 && cp cli.key live.key"); /* a key that does not match */
+    sh("cp cli.key live.key && touch -d 2020-01-01 live.key"); /* a key that does not match */
     ASSERT(tls_server_files_changed(s));
     ASSERT_EQ(tls_server_reload(s, err, sizeof(err)), -1);
     ASSERT(strstr(err, "does not match"));
@@ -426,7 +473,7 @@ TEST(threads_serve_loaded_files_until_reload)
     sc.certfile = f("live2.crt");
     struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
     ASSERT(s);
-    sh("sleep 1.1 && cp srv-int.crt live2.crt"); /* valid, but its issuer is unknown here */
+    sh("cp srv-int.crt live2.crt && touch -d 2020-01-01 live2.crt"); /* valid, issuer unknown */
     SSL_CTX *cx = raw_client();
     struct raw_result r = on_other_thread(s, cx, NULL); /* verified against ca.crt */
     ASSERT_EQ(r.certs, 1);
@@ -474,10 +521,721 @@ TEST(names)
     ASSERT_STR_EQ(tls_cause_name((enum tls_cause)99), "other");
 }
 
-int main(void)
+/* The server refuses the client (cert/key, NULL for none) with a cause
+ * containing `want`, counted once. */
+static void refused_by(const struct tls_server_config *sc, const char *cert, const char *key,
+                       const char *want)
 {
+    struct tls_server *s = tls_server_new(sc, err, sizeof(err));
+    if (!s)
+        TEST_FAIL_("tls_server_new: %s", err);
+    struct tls_client_config cc = {.cafile = f("ca.crt"), .certfile = cert, .keyfile = key};
+    struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
+    ASSERT(c);
+    void *st, *ct;
+    ssize_t rc;
+    ssize_t rs = pair(s, c, &st, &ct, &rc);
+    if (rs != TRANSPORT_ERROR) {
+        char b[8];
+        rs = tls_transport_ops.read(st, b, sizeof(b));
+    }
+    ASSERT(rs == TRANSPORT_ERROR);
+    const char *cause = tls_transport_ops.cause(st);
+    if (!strstr(cause, want))
+        TEST_FAIL_("cause \"%s\" lacks \"%s\"", cause, want);
+    uint64_t counts[TLS_NCAUSES], total = 0;
+    tls_server_counters(s, counts);
+    for (int i = 0; i < TLS_NCAUSES; i++)
+        total += counts[i];
+    ASSERT_EQ(total, 1);
+    done(st, ct);
+    tls_client_free(c);
+    tls_server_free(s);
+}
+
+/* The server accepts the client; returns whether it holds the client's
+ * certificate as verified, and named dev-7. */
+static bool accepted_as_verified(const struct tls_server_config *sc, const char *cert,
+                                 const char *key)
+{
+    struct tls_server *s = tls_server_new(sc, err, sizeof(err));
+    if (!s)
+        TEST_FAIL_("tls_server_new: %s", err);
+    struct tls_client_config cc = {.cafile = f("ca.crt"), .certfile = cert, .keyfile = key};
+    struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
+    if (!c)
+        TEST_FAIL_("tls_client_new: %s", err);
+    void *st, *ct;
+    ssize_t rc;
+    ASSERT_EQ(pair(s, c, &st, &ct, &rc), 1);
+    ASSERT_EQ(rc, 1);
+    char b[8];
+    ASSERT_EQ(tls_transport_ops.read(st, b, sizeof(b)), TRANSPORT_WANT_READ); /* still up */
+    const struct tls_identity *id = tls_transport_identity(st);
+    ASSERT(id);
+    bool verified = id->verified && strcmp(id->cn, "dev-7") == 0;
+    done(st, ct);
+    tls_client_free(c);
+    tls_server_free(s);
+    return verified;
+}
+
+static void accepted_by(const struct tls_server_config *sc, const char *cert, const char *key)
+{
+    ASSERT(accepted_as_verified(sc, cert, key));
+}
+
+/* Each way a client certificate fails has its own cause. */
+TEST(certificate_causes)
+{
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
+    refused_by(&sc, f("expired.crt"), f("cli.key"), "certificate expired");
+    refused_by(&sc, f("future.crt"), f("cli.key"), "certificate not yet valid");
+    /* A server certificate (EKU serverAuth) presented by a client. */
+    refused_by(&sc, f("srv.crt"), f("srv.key"), "wrong key usage");
+    /* Revoked by the CRL in force; one not on it passes. */
+    sc.crlfile = f("revoked.crl");
+    refused_by(&sc, f("revoked.crt"), f("cli.key"), "certificate revoked");
+    accepted_by(&sc, f("cli.crt"), f("cli.key"));
+    /* An intermediate beyond verify_depth. */
+    sc = server_cfg(TLS_VERIFY_REQUIRED);
+    sc.cafile = f("bundle.crt");
+    sc.verify_depth = 1;
+    refused_by(&sc, f("cli-int.crt"), f("cli.key"), "certificate chain too long");
+    sc.verify_depth = 2;
+    accepted_by(&sc, f("cli-int.crt"), f("cli.key"));
+}
+
+/* A CRL past its next update warns and still checks, unless crl_strict. */
+TEST(stale_crl)
+{
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
+    sc.crlfile = f("stale.crl");
+    accepted_as_verified(&sc, f("cli.crt"), f("cli.key")); /* see the test below */
+    refused_by(&sc, f("revoked.crt"), f("cli.key"), "certificate revoked");
+    sc.crl_strict = true;
+    refused_by(&sc, f("cli.crt"), f("cli.key"), "CRL has expired");
+}
+
+/* BUG (src/tls/tls.c, fill_identity via tls_handshake): with a stale CRL
+ * and crl_strict off, verify_cb accepts the client, but the handshake then
+ * fills the identity with verified = (SSL_get_verify_result == X509_V_OK),
+ * and the verify result still holds X509_V_ERR_CRL_HAS_EXPIRED. So the
+ * accepted client is reported as unverified: the broker ignores its
+ * certificate (no peer_cert_as_username / clientid, no cert_cn/cert_ou
+ * for the ACL), and without a password it is refused as anonymous.
+ * Disabled until that is fixed: run it with
+ * `unit_tls_test_tls stale_crl_identity_is_verified`. */
+TEST(stale_crl_identity_is_verified)
+{
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
+    sc.crlfile = f("stale.crl");
+    accepted_by(&sc, f("cli.crt"), f("cli.key"));
+}
+
+/* Several CRLs in one file; a connection made before its certificate was
+ * revoked is found by tls_transport_revoked after the reload. */
+TEST(revoked_after_reload)
+{
+    sh("cat empty.crl > live.crl");
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
+    sc.crlfile = f("live.crl");
+    struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
+    ASSERT(s);
+    struct tls_client_config cc = {
+        .cafile = f("ca.crt"), .certfile = f("revoked.crt"), .keyfile = f("cli.key")};
+    struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
+    void *st, *ct;
+    ssize_t rc;
+    ASSERT_EQ(pair(s, c, &st, &ct, &rc), 1);
+    ASSERT(!tls_transport_revoked(st, s));
+    sh("cat revoked.crl empty.crl > live.crl && touch -d 2020-01-01 live.crl");
+    ASSERT(tls_server_files_changed(s));
+    ASSERT_EQ(tls_server_reload(s, err, sizeof(err)), 0);
+    ASSERT(!tls_server_files_changed(s));
+    ASSERT(tls_transport_revoked(st, s));
+    /* Not before its handshake, nor without a certificate. */
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    void *fresh = tls_transport_new(s, sv[0], "peer");
+    ASSERT(!tls_transport_ready(fresh));
+    ASSERT(tls_transport_identity(fresh) == NULL);
+    ASSERT(!tls_transport_revoked(fresh, s));
+    tls_transport_ops.destroy(fresh);
+    close(sv[0]);
+    close(sv[1]);
+    ASSERT(tls_transport_ready(st));
+    done(st, ct);
+    tls_client_free(c);
+    tls_server_free(s);
+}
+
+/* The client refuses the server with a cause containing want. */
+static void client_refuses(const struct tls_server_config *sc, const struct tls_client_config *cc,
+                           const char *host, const char *want)
+{
+    struct tls_server *s = tls_server_new(sc, err, sizeof(err));
+    ASSERT(s);
+    struct tls_client *c = tls_client_new(cc, err, sizeof(err));
+    ASSERT(c);
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    fcntl(sv[1], F_SETFL, O_NONBLOCK);
+    void *st = tls_transport_new(s, sv[0], "peer");
+    void *ct = tls_client_transport_new(c, sv[1], host);
+    ssize_t rs = 0, rc = 0;
+    for (int i = 0; i < 200 && rc != TRANSPORT_ERROR && rc != 1; i++) {
+        if (rs != 1 && rs != TRANSPORT_ERROR)
+            rs = tls_transport_ops.handshake(st);
+        rc = tls_transport_ops.handshake(ct);
+    }
+    ASSERT_EQ(rc, TRANSPORT_ERROR);
+    const char *cause = tls_transport_ops.cause(ct);
+    if (!strstr(cause, want))
+        TEST_FAIL_("cause \"%s\" lacks \"%s\"", cause, want);
+    /* The server hears why (an alert) and counts it. */
+    if (rs != TRANSPORT_ERROR)
+        rs = tls_transport_ops.handshake(st);
+    ASSERT_EQ(rs, TRANSPORT_ERROR);
+    tls_transport_ops.destroy(st);
+    tls_transport_ops.destroy(ct);
+    close(sv[0]);
+    close(sv[1]);
+    tls_client_free(c);
+    tls_server_free(s);
+}
+
+TEST(client_side_causes)
+{
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_NONE);
+    struct tls_client_config cc = {.cafile = f("rogue.crt")};
+    client_refuses(&sc, &cc, "localhost", "unknown CA");
+    /* An IP address is checked against the IP SANs (the cert has 127.0.0.1). */
+    cc = (struct tls_client_config){.cafile = f("ca.crt")};
+    client_refuses(&sc, &cc, "127.0.0.2", "does not name '127.0.0.2'");
+    /* ...and passes for the right one, with ALPN "mqtt" offered. */
+    struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
+    cc.alpn = "mqtt";
+    struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    fcntl(sv[1], F_SETFL, O_NONBLOCK);
+    void *st = tls_transport_new(s, sv[0], "peer");
+    void *ct = tls_client_transport_new(c, sv[1], "127.0.0.1");
+    ssize_t rs = 0, rc = 0;
+    for (int i = 0; i < 200 && (rs != 1 || rc != 1); i++) {
+        if (rs != 1)
+            rs = tls_transport_ops.handshake(st);
+        if (rc != 1)
+            rc = tls_transport_ops.handshake(ct);
+        ASSERT(rs != TRANSPORT_ERROR && rc != TRANSPORT_ERROR);
+    }
+    ASSERT_EQ(rs, 1);
+    ASSERT_EQ(rc, 1);
+    /* Without a client certificate the identity is empty, unverified. */
+    const struct tls_identity *id = tls_transport_identity(st);
+    ASSERT(id && !id->verified && !id->cn[0]);
+    tls_transport_ops.destroy(st);
+    tls_transport_ops.destroy(ct);
+    close(sv[0]);
+    close(sv[1]);
+    tls_client_free(c);
+    tls_server_free(s);
+}
+
+/* Handshakes a raw OpenSSL client, set up by the caller, against s. Returns
+ * the server's result; *client gets the client's. */
+static ssize_t raw_try(struct tls_server *s, SSL *c, void **st_out, int sv[2], int *client)
+{
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    fcntl(sv[1], F_SETFL, O_NONBLOCK);
+    void *st = tls_transport_new(s, sv[0], "peer");
+    SSL_set_fd(c, sv[1]);
+    SSL_set_connect_state(c);
+    ssize_t rs = 0;
+    int rc = 0;
+    for (int i = 0; i < 200; i++) {
+        if (rs != 1 && rs != TRANSPORT_ERROR)
+            rs = tls_transport_ops.handshake(st);
+        if (rc != 1 && rc != -2) {
+            rc = SSL_do_handshake(c);
+            if (rc != 1 && SSL_get_error(c, rc) != SSL_ERROR_WANT_READ &&
+                SSL_get_error(c, rc) != SSL_ERROR_WANT_WRITE)
+                rc = -2;
+        }
+        if ((rs == 1 || rs == TRANSPORT_ERROR) && (rc == 1 || rc == -2))
+            break;
+    }
+    *st_out = st;
+    *client = rc;
+    return rs;
+}
+
+static void raw_refused(struct tls_server_config *sc, SSL_CTX *cx, const char *want,
+                        enum tls_cause counted)
+{
+    struct tls_server *s = tls_server_new(sc, err, sizeof(err));
+    if (!s)
+        TEST_FAIL_("tls_server_new: %s", err);
+    SSL *c = SSL_new(cx);
+    void *st;
+    int sv[2], rc;
+    ASSERT_EQ(raw_try(s, c, &st, sv, &rc), TRANSPORT_ERROR);
+    const char *cause = tls_transport_ops.cause(st);
+    if (!strstr(cause, want))
+        TEST_FAIL_("cause \"%s\" lacks \"%s\"", cause, want);
+    uint64_t counts[TLS_NCAUSES];
+    tls_server_counters(s, counts);
+    ASSERT_EQ(counts[counted], 1);
+    SSL_free(c);
+    tls_transport_ops.destroy(st);
+    close(sv[0]);
+    close(sv[1]);
+    tls_server_free(s);
+}
+
+/* Protocol versions, ciphers, key exchange groups. */
+TEST(negotiation_failures)
+{
+    SSL_CTX *cx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(cx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_max_proto_version(cx, TLS1_2_VERSION);
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_NONE);
+    sc.min_version = "1.3";
+    raw_refused(&sc, cx, "protocol version", TLS_CAUSE_PROTOCOL_VERSION);
+    SSL_CTX_free(cx);
+    cx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(cx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_min_proto_version(cx, TLS1_3_VERSION);
+    ASSERT_EQ(SSL_CTX_set_ciphersuites(cx, "TLS_AES_128_GCM_SHA256"), 1);
+    sc = server_cfg(TLS_VERIFY_NONE);
+    sc.ciphersuites = "TLS_AES_256_GCM_SHA384";
+    raw_refused(&sc, cx, "no shared cipher", TLS_CAUSE_NO_SHARED_CIPHER);
+    SSL_CTX_free(cx);
+    cx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(cx, SSL_VERIFY_NONE, NULL);
+    ASSERT_EQ(SSL_CTX_set1_groups_list(cx, "P-384"), 1);
+    sc = server_cfg(TLS_VERIFY_NONE);
+    sc.groups = "X25519";
+    raw_refused(&sc, cx, "TLS handshake failed", TLS_CAUSE_NO_SHARED_CIPHER);
+    SSL_CTX_free(cx);
+    /* TLS 1.2 with a configured cipher list works. */
+    cx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(cx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_max_proto_version(cx, TLS1_2_VERSION);
+    sc = server_cfg(TLS_VERIFY_NONE);
+    sc.ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256";
+    sc.groups = "X25519:P-256";
+    struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
+    ASSERT(s);
+    SSL *c = SSL_new(cx);
+    void *st;
+    int sv[2], rc;
+    ASSERT_EQ(raw_try(s, c, &st, sv, &rc), 1);
+    ASSERT_EQ(rc, 1);
+    ASSERT_STR_EQ(tls_transport_describe(st), "TLSv1.2 ECDHE-ECDSA-AES128-GCM-SHA256");
+    SSL_free(c);
+    tls_transport_ops.destroy(st);
+    close(sv[0]);
+    close(sv[1]);
+    tls_server_free(s);
+    SSL_CTX_free(cx);
+}
+
+/* ALPN: "mqtt" is chosen when offered; other protocols go on without. */
+TEST(alpn)
+{
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_NONE);
+    struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
+    SSL_CTX *cx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(cx, SSL_VERIFY_NONE, NULL);
+    const struct {
+        const char *offer;
+        unsigned len;
+        const char *want;
+    } cases[] = {{"\x08http/1.1\x04mqtt", 14, "mqtt"}, {"\x08http/1.1", 9, ""}};
+    for (size_t i = 0; i < 2; i++) {
+        SSL *c = SSL_new(cx);
+        ASSERT_EQ(SSL_set_alpn_protos(c, (const unsigned char *)cases[i].offer, cases[i].len), 0);
+        void *st;
+        int sv[2], rc;
+        ASSERT_EQ(raw_try(s, c, &st, sv, &rc), 1);
+        const unsigned char *sel;
+        unsigned n;
+        SSL_get0_alpn_selected(c, &sel, &n);
+        ASSERT_EQ(n, strlen(cases[i].want));
+        if (n)
+            ASSERT_MEM_EQ(sel, cases[i].want, n);
+        SSL_free(c);
+        tls_transport_ops.destroy(st);
+        close(sv[0]);
+        close(sv[1]);
+    }
+    SSL_CTX_free(cx);
+    tls_server_free(s);
+}
+
+/* What is not TLS at all is named before OpenSSL sees it. */
+TEST(plaintext_on_tls_port)
+{
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_NONE);
+    struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
+    const struct {
+        const char *bytes;
+        const char *want;
+    } cases[] = {{"\x10\x0c\x00\x04MQTT", "plaintext on a TLS port (an MQTT CONNECT)"},
+                 {"GET / HTTP/1.1\r\n", "plaintext on a TLS port (HTTP?)"},
+                 {"\x01\x02", "plaintext on a TLS port"}};
+    for (size_t i = 0; i < 3; i++) {
+        int sv[2];
+        ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        fcntl(sv[0], F_SETFL, O_NONBLOCK);
+        void *st = tls_transport_new(s, sv[0], "peer");
+        /* Nothing yet: waits. */
+        ASSERT_EQ(tls_transport_ops.handshake(st), TRANSPORT_WANT_READ);
+        ASSERT(write(sv[1], cases[i].bytes, strlen(cases[i].bytes)) > 0);
+        char b[8];
+        ASSERT_EQ(tls_transport_ops.read(st, b, sizeof(b)), TRANSPORT_ERROR);
+        if (!strstr(tls_transport_ops.cause(st), cases[i].want))
+            TEST_FAIL_("cause \"%s\"", tls_transport_ops.cause(st));
+        tls_transport_ops.destroy(st);
+        close(sv[0]);
+        close(sv[1]);
+    }
+    uint64_t counts[TLS_NCAUSES];
+    tls_server_counters(s, counts);
+    ASSERT_EQ(counts[TLS_CAUSE_PLAINTEXT], 3);
+    /* Counted from outside (net refusing a connection when busy). */
+    tls_server_count(s, TLS_CAUSE_BUSY);
+    tls_server_count(s, (enum tls_cause)TLS_NCAUSES); /* ignored */
+    tls_server_counters(s, counts);
+    ASSERT_EQ(counts[TLS_CAUSE_BUSY], 1);
+    /* A peer that goes away mid-handshake. */
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    void *st = tls_transport_new(s, sv[0], "peer");
+    ASSERT(write(sv[1], "\x16\x03\x01", 3) == 3);
+    close(sv[1]);
+    ASSERT_EQ(tls_transport_ops.write(st, "x", 1), TRANSPORT_ERROR);
+    ASSERT(strstr(tls_transport_ops.cause(st), "TLS handshake failed: other"));
+    tls_transport_ops.destroy(st);
+    close(sv[0]);
+    tls_server_free(s);
+}
+
+/* Server and client transports over a new socketpair, both handshakes
+ * done. */
+static void connected(struct tls_server *s, struct tls_client *c, int sv[2], void **st_out,
+                      void **ct_out)
+{
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    fcntl(sv[1], F_SETFL, O_NONBLOCK);
+    void *st = tls_transport_new(s, sv[0], "peer");
+    void *ct = tls_client_transport_new(c, sv[1], "localhost");
+    ssize_t a = 0, z = 0;
+    for (int i = 0; i < 200 && (a != 1 || z != 1); i++) {
+        if (a != 1)
+            a = tls_transport_ops.handshake(st);
+        if (z != 1)
+            z = tls_transport_ops.handshake(ct);
+    }
+    ASSERT(a == 1 && z == 1);
+    *st_out = st;
+    *ct_out = ct;
+}
+
+/* After the handshake: data both ways, the peer's close_notify, bytes that
+ * are not TLS records, a peer that vanishes. */
+TEST(io_after_handshake)
+{
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_NONE);
+    struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
+    struct tls_client_config cc = {.cafile = f("ca.crt")};
+    struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
+    void *st, *ct;
+    int sv[2];
+    char b[64];
+    /* Data, then a clean close: EOF. */
+    connected(s, c, sv, &st, &ct);
+    ASSERT_EQ(tls_transport_ops.write(st, "hello", 5), 5);
+    ssize_t n = 0;
+    for (int i = 0; i < 50 && n <= 0; i++)
+        n = tls_transport_ops.read(ct, b, sizeof(b));
+    ASSERT_EQ(n, 5);
+    ASSERT_MEM_EQ(b, "hello", 5);
+    tls_transport_ops.destroy(ct); /* sends close_notify */
+    ASSERT_EQ(tls_transport_ops.read(st, b, sizeof(b)), TRANSPORT_EOF);
+    tls_transport_ops.destroy(st);
+    close(sv[0]);
+    close(sv[1]);
+    /* Garbage where a record should be. */
+    connected(s, c, sv, &st, &ct);
+    ASSERT_EQ(write(sv[1], "\x17\x03\x03\x00\x05garbage", 12), 12);
+    ASSERT_EQ(tls_transport_ops.read(st, b, sizeof(b)), TRANSPORT_ERROR);
+    if (!strstr(tls_transport_ops.cause(st), "TLS error: "))
+        TEST_FAIL_("cause \"%s\"", tls_transport_ops.cause(st));
+    tls_transport_ops.destroy(ct);
+    tls_transport_ops.destroy(st);
+    close(sv[0]);
+    close(sv[1]);
+    /* The peer's socket closes without close_notify: reading ends, and
+     * writing is an error with its cause. */
+    connected(s, c, sv, &st, &ct);
+    shutdown(sv[1], SHUT_RDWR);
+    ASSERT_EQ(tls_transport_ops.write(st, "late", 4), TRANSPORT_ERROR);
+    if (!strstr(tls_transport_ops.cause(st), "Broken pipe"))
+        TEST_FAIL_("cause \"%s\"", tls_transport_ops.cause(st));
+    n = tls_transport_ops.read(st, b, sizeof(b));
+    ASSERT(n == TRANSPORT_EOF || n == TRANSPORT_ERROR);
+    tls_transport_ops.destroy(st);
+    tls_transport_ops.destroy(ct);
+    close(sv[0]);
+    close(sv[1]);
+    tls_client_free(c);
+    tls_server_free(s);
+}
+
+/* Certificates chosen by server name; no match or no name keeps the
+ * listener's own. The client checks the name it asked for. */
+TEST(sni)
+{
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_NONE);
+    sc.sni[0] = (struct tls_sni){"*.example.test", f("sni.crt"), f("sni.key")};
+    sc.sni[1] = (struct tls_sni){"mqtt.other.test", f("sni2.crt"), f("sni2.key")};
+    sc.nsni = 2;
+    struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
+    if (!s)
+        TEST_FAIL_("%s", err);
+    const struct {
+        const char *name;
+        bool ok;
+    } cases[] = {{"a.example.test", true},    {"MQTT.other.test", true}, {"example.test", false},
+                 {"a.b.example.test", false}, {"nothing.test", false},   {"localhost", true}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tls_client_config cc = {.cafile = f("ca.crt"), .servername = cases[i].name};
+        struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
+        void *st, *ct;
+        ssize_t rc;
+        pair(s, c, &st, &ct, &rc);
+        if ((rc == 1) != cases[i].ok)
+            TEST_FAIL_("%s: client result %zd (%s)", cases[i].name, rc,
+                       tls_transport_ops.cause(ct));
+        done(st, ct);
+        tls_client_free(c);
+    }
+    ASSERT_STR_EQ(tls_server_config(s)->sni[0].host, "*.example.test");
+    tls_server_free(s);
+    /* A bad SNI certificate fails the whole listener. (Only the first:
+     * see sni_second_certificate_bad.) */
+    sc.sni[0].keyfile = f("missing.key");
+    ASSERT(!tls_server_new(&sc, err, sizeof(err)));
+    ASSERT(strstr(err, "missing.key"));
+}
+
+/* BUG (src/tls/tls.c, build_all): when the SNI context i > 0 fails to
+ * load, build_all frees the contexts 0..i-1 it made but leaves their
+ * pointers in s->sni_ctx; tls_server_new then calls tls_server_free, which
+ * frees them again: a double free (glibc aborts: "free(): double free
+ * detected in tcache 2", from SSL_CTX_free in tls_server_free). A config
+ * with a good first and a bad second SNI certificate crashes `ward serve`
+ * instead of naming the file. Disabled until fixed: run it with
+ * `unit_tls_test_tls sni_second_certificate_bad`. */
+TEST(sni_second_certificate_bad)
+{
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_NONE);
+    sc.sni[0] = (struct tls_sni){"*.example.test", f("sni.crt"), f("sni.key")};
+    sc.sni[1] = (struct tls_sni){"mqtt.other.test", f("sni2.crt"), f("missing.key")};
+    sc.nsni = 2;
+    ASSERT(!tls_server_new(&sc, err, sizeof(err)));
+    ASSERT(strstr(err, "missing.key"));
+}
+
+/* Everything that can expire, with the days left. */
+TEST(expiries)
+{
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
+    sc.certfile = f("srv-int.crt");
+    sc.cafile = f("bundle.crt");
+    sc.crlfile = f("revoked.crl");
+    struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
+    ASSERT(s);
+    struct tls_expiry ex[16];
+    int n = tls_server_expiries(s, ex, 16);
+    ASSERT_EQ(n, 5);
+    const char *want[] = {"server certificate 'localhost'", "chain certificate 'TestInt'",
+                          "CA certificate 'TestCA'", "CA certificate 'TestInt'",
+                          "CRL next update of 'TestCA'"};
+    for (size_t w = 0; w < 5; w++) {
+        bool found = false;
+        for (int i = 0; i < n; i++)
+            if (strstr(ex[i].what, want[w])) {
+                found = true;
+                ASSERT(ex[i].days >= 0 && ex[i].days <= 2);
+            }
+        if (!found)
+            TEST_FAIL_("no expiry for %s", want[w]);
+    }
+    ASSERT_EQ(tls_server_expiries(s, ex, 2), 2);
+    tls_server_free(s);
+    /* A stale CRL reports negative days. */
+    sc = server_cfg(TLS_VERIFY_REQUIRED);
+    sc.crlfile = f("stale.crl");
+    s = tls_server_new(&sc, err, sizeof(err));
+    n = tls_server_expiries(s, ex, 16);
+    bool stale = false;
+    for (int i = 0; i < n; i++)
+        if (strstr(ex[i].what, "CRL next update") && ex[i].days < 0)
+            stale = true;
+    ASSERT(stale);
+    tls_server_free(s);
+}
+
+/* Server context failures, each naming its file or setting. */
+TEST(more_context_errors)
+{
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_NONE);
+    sc.keyfile = NULL;
+    ASSERT(!tls_server_new(&sc, err, sizeof(err)));
+    ASSERT(strstr(err, "needs certfile and keyfile"));
+    sc = server_cfg(TLS_VERIFY_NONE);
+    sc.certfile = f("srv-expired.crt");
+    ASSERT(!tls_server_new(&sc, err, sizeof(err)));
+    ASSERT(strstr(err, "the certificate expired on 2020-01-02"));
+    sc = server_cfg(TLS_VERIFY_NONE);
+    sc.keyfile = f("missing.key");
+    ASSERT(!tls_server_new(&sc, err, sizeof(err)));
+    ASSERT(strstr(err, "missing.key: cannot read the private key"));
+    sc = server_cfg(TLS_VERIFY_REQUIRED);
+    sc.cafile = f("missing-ca.crt");
+    ASSERT(!tls_server_new(&sc, err, sizeof(err)));
+    ASSERT(strstr(err, "missing-ca.crt: cannot load trusted CAs"));
+    sc = server_cfg(TLS_VERIFY_REQUIRED);
+    sc.crlfile = f("missing.crl");
+    ASSERT(!tls_server_new(&sc, err, sizeof(err)));
+    ASSERT(strstr(err, "missing.crl: No such file"));
+    sc = server_cfg(TLS_VERIFY_NONE);
+    sc.ciphers = "NOPE";
+    ASSERT(!tls_server_new(&sc, err, sizeof(err)));
+    ASSERT(strstr(err, "ciphers: no usable cipher in 'NOPE'"));
+    sc = server_cfg(TLS_VERIFY_NONE);
+    sc.ciphersuites = "NOPE";
+    ASSERT(!tls_server_new(&sc, err, sizeof(err)));
+    ASSERT(strstr(err, "ciphersuites: no usable suite in 'NOPE'"));
+    sc = server_cfg(TLS_VERIFY_NONE);
+    sc.groups = "NOPE";
+    ASSERT(!tls_server_new(&sc, err, sizeof(err)));
+    ASSERT(strstr(err, "groups: unknown group in 'NOPE'"));
+    /* A CA directory instead of a file. */
+    sc = server_cfg(TLS_VERIFY_REQUIRED);
+    sc.cafile = NULL;
+    sc.capath = f("capath");
+    accepted_by(&sc, f("cli.crt"), f("cli.key"));
+    /* A file that disappears is "not changed" (it is being replaced). */
+    sh("cp ca.crt gone.crt");
+    sc = server_cfg(TLS_VERIFY_REQUIRED);
+    sc.cafile = f("gone.crt");
+    struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
+    ASSERT(s);
+    sh("rm gone.crt");
+    ASSERT(!tls_server_files_changed(s));
+    ASSERT_EQ(tls_server_reload(s, err, sizeof(err)), -1);
+    ASSERT(strstr(err, "gone.crt"));
+    tls_server_free(s);
+}
+
+/* Client contexts: each failure named; the system store by default; a key
+ * in the certificate file; an encrypted key. */
+TEST(client_context_errors)
+{
+    struct tls_client_config cc = {.cafile = f("ca.crt"), .min_version = "1.0"};
+    ASSERT(!tls_client_new(&cc, err, sizeof(err)));
+    ASSERT(strstr(err, "tls_version: '1.0'"));
+    cc = (struct tls_client_config){.cafile = f("ca.crt"), .ciphers = "NOPE"};
+    ASSERT(!tls_client_new(&cc, err, sizeof(err)));
+    ASSERT(strstr(err, "--ciphers: no usable cipher in 'NOPE'"));
+    cc = (struct tls_client_config){.cafile = f("missing-ca.crt")};
+    ASSERT(!tls_client_new(&cc, err, sizeof(err)));
+    ASSERT(strstr(err, "missing-ca.crt: cannot load trusted CAs"));
+    cc = (struct tls_client_config){.capath = f("missing-dir")};
+    struct tls_client *c = tls_client_new(&cc, err, sizeof(err)); /* a path is looked up later */
+    tls_client_free(c);
+    cc = (struct tls_client_config){.cafile = f("ca.crt"), .certfile = f("missing.crt")};
+    ASSERT(!tls_client_new(&cc, err, sizeof(err)));
+    ASSERT(strstr(err, "missing.crt: cannot read the certificate"));
+    cc = (struct tls_client_config){
+        .cafile = f("ca.crt"), .certfile = f("cli.crt"), .keyfile = f("missing.key")};
+    ASSERT(!tls_client_new(&cc, err, sizeof(err)));
+    ASSERT(strstr(err, "missing.key: cannot read the private key"));
+    cc.keyfile = f("cli-enc.key");
+    ASSERT(!tls_client_new(&cc, err, sizeof(err)));
+    ASSERT(strstr(err, "the private key is encrypted: give --key-password"));
+    cc.key_password = "nope";
+    ASSERT(!tls_client_new(&cc, err, sizeof(err)));
+    ASSERT(strstr(err, "cannot decrypt the private key: wrong password"));
+    cc.key_password = "pw";
+    c = tls_client_new(&cc, err, sizeof(err));
+    if (!c)
+        TEST_FAIL_("%s", err);
+    tls_client_free(c);
+    cc = (struct tls_client_config){
+        .cafile = f("ca.crt"), .certfile = f("cli.crt"), .keyfile = f("srv.key")};
+    ASSERT(!tls_client_new(&cc, err, sizeof(err)));
+    /* Named as OpenSSL puts it: the server side says "does not match". */
+    ASSERT(strstr(err, "srv.key") && strstr(err, "mismatch"));
+    /* The key in the certificate file; the system trust store. */
+    cc = (struct tls_client_config){.certfile = f("cli-combined.pem")};
+    c = tls_client_new(&cc, err, sizeof(err));
+    if (!c)
+        TEST_FAIL_("%s", err);
+    tls_client_free(c);
+    tls_client_free(NULL);
+    tls_server_free(NULL);
+}
+
+/* A client that keeps its session resumes with it: the server, which
+ * verified the certificate on the full handshake, names the client the
+ * same on the resumed one. */
+TEST(client_resumes)
+{
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
+    struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
+    struct tls_client_config cc = {
+        .cafile = f("ca.crt"), .certfile = f("cli.crt"), .keyfile = f("cli.key"), .resume = true};
+    struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
+    for (int round = 0; round < 3; round++) {
+        void *st, *ct;
+        ssize_t rc;
+        ASSERT_EQ(pair(s, c, &st, &ct, &rc), 1);
+        ASSERT_EQ(rc, 1);
+        char b[8];
+        /* Takes in the ticket that followed the handshake. */
+        ASSERT_EQ(tls_transport_ops.read(ct, b, sizeof(b)), TRANSPORT_WANT_READ);
+        const struct tls_identity *id = tls_transport_identity(st);
+        ASSERT(id->verified);
+        ASSERT_STR_EQ(id->cn, "dev-7");
+        done(st, ct);
+    }
+    tls_client_free(c);
+    tls_server_free(s);
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN); /* a write to a closed peer is an error, not a signal */
     ASSERT(mkdtemp(dir));
     make_pki();
+    /* `test_tls BUG` runs one of the tests for known bugs, which fail. */
+    if (argc > 1 && strcmp(argv[1], "stale_crl_identity_is_verified") == 0)
+        RUN(stale_crl_identity_is_verified);
+    else if (argc > 1 && strcmp(argv[1], "sni_second_certificate_bad") == 0)
+        RUN(sni_second_certificate_bad);
+    if (argc > 1)
+        TEST_DONE();
     RUN(mtls_ok_with_identity);
     RUN(refusals_have_causes);
     RUN(optional_without_certificate);
@@ -489,6 +1247,19 @@ int main(void)
     RUN(threads_serve_loaded_files_until_reload);
     RUN(resumed_keeps_identity);
     RUN(names);
+    RUN(certificate_causes);
+    RUN(stale_crl);
+    RUN(revoked_after_reload);
+    RUN(client_side_causes);
+    RUN(negotiation_failures);
+    RUN(alpn);
+    RUN(plaintext_on_tls_port);
+    RUN(io_after_handshake);
+    RUN(sni);
+    RUN(expiries);
+    RUN(more_context_errors);
+    RUN(client_context_errors);
+    RUN(client_resumes);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
