@@ -790,9 +790,10 @@ def test_peer_cert_as_clientid(serve, pki, source, value):
     b.wait_log("client '%s' (127.0.0.1:%d) connected" % (value, s.getsockname()[1]))
 
 
-@pytest.mark.parametrize("days, warned", [(40, True), (10, False), (None, True)])
+@pytest.mark.parametrize("days, warned", [(29, False), (30, True), (10, False), (None, True)])
 def test_expiry_warn_days(serve, pki, days, warned):
-    # The test certificates expire in 30 days (29 whole days from now).
+    # The test certificates expire in 30 days (29 whole days from now): a
+    # warning when that is fewer than expiry_warn_days (default 30).
     b = tls_serve(serve, pki, expiry_warn_days=days)
     log = b.read_log()  # start() waited for "serving with": start-up is logged
     lines = [l for l in log.splitlines() if "server certificate 'localhost'" in l]
