@@ -180,6 +180,7 @@ def test_ward_clients_mtls_round_trip(ward_factory, pki):
     r = subprocess.run([WARD, "pub"] + tls[:-4] + ["-t", "m/1", "-m", "x"], capture_output=True,
                        text=True, timeout=20)
     assert r.returncode == 1
+    b.wait_log("TLS handshake failed: no client certificate")
 
 
 def test_plaintext_on_tls_port(ward_factory, pki):
@@ -300,6 +301,7 @@ def test_stale_crl_is_reported_not_fatal(ward_factory, pki):
     listening(b, port)
     assert mqtt_tls(port, pki, "client") is None
     assert mqtt_tls(port, pki, "client_revoked") is not None
+    b.wait_log("TLS handshake failed: certificate revoked")
     b.wait_log("past its next update")
 
 
