@@ -759,30 +759,52 @@ ACL_USER = ('rules = [ {"permit": "allow", "action": "publish", "topics": ["u/${
 
 
 @pytest.mark.parametrize("source, value", [
-    ("cn", "device-1"), ("dn", "CN=device-1,OU=Devices"), ("san_email", "dev1@example.test"),
-    ("san_uri", "urn:dev:1"), ("none", "plain-user")])
-def test_peer_cert_as_username(serve, pki, tmp_path, source, value):
+    ("cn", "named-1"), ("dn", "CN=named-1,OU=Fleet"), ("san_dns", "named-1.example.test"),
+    ("san_email", "named@example.test"), ("san_uri", "urn:named:1"), ("none", "plain-user")])
+def test_peer_cert_as_username(serve, named_pki, tmp_path, source, value):
     """The user name an ACL sees comes from the certificate field named."""
+    pki = named_pki
     (tmp_path / "acl.conf").write_text(ACL_USER)
     b = tls_serve(serve, pki, 'auth {\n  no_match = deny\n  acl = {include "%s"}\n}\n'
-                  % (tmp_path / "acl.conf"), **mtls(cacertfile=pki["ca"],
+                  % (tmp_path / "acl.conf"), **mtls(cacertfile=pki["names_ca"],
                                                    peer_cert_as_username=source))
     ctx = ssl.create_default_context(cafile=pki["ca"])
-    ctx.load_cert_chain(pki["client_crt"], pki["client_key"])
+    ctx.load_cert_chain(pki["named_crt"], pki["named_key"])
     s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", b.port), timeout=10),
                         server_hostname="localhost")
     c = rm.Client(b.port, sock=s)
     assert c.connect(cid="x", user="plain-user")[0] == 0
     assert publish_ack(c, "u/" + value) == 0
-    assert publish_ack(c, "u/device-1-not", pid=2) == 0x87
+    assert publish_ack(c, "u/named-1-not", pid=2) == 0x87
 
 
-@pytest.mark.parametrize("source, value", [("cn", "device-1"), ("san_uri", "urn:dev:1"),
-                                           ("none", "chosen")])
-def test_peer_cert_as_clientid(serve, pki, source, value):
-    b = tls_serve(serve, pki, **mtls(cacertfile=pki["ca"], peer_cert_as_clientid=source))
+@pytest.fixture(scope="module")
+def named_pki(tmp_path_factory, pki):
+    """A client certificate with every kind of name (tls_pki's have no DNS
+    name), from a root of its own; the server side stays tls_pki's."""
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+    d = str(tmp_path_factory.mktemp("named"))
+    root_k = tls_pki._key()
+    root = tls_pki._cert(tls_pki._name("Names Root"), root_k, None, root_k, ca=True)
+    k = tls_pki._key()
+    leaf = tls_pki._cert(tls_pki._name("named-1", "Fleet"), k, root, root_k,
+                         eku=[ExtendedKeyUsageOID.CLIENT_AUTH], sans=["named-1.example.test"],
+                         emails=["named@example.test"], uris=["urn:named:1"])
+    p = dict(pki)
+    p["names_ca"] = tls_pki._write(d, "root.crt", tls_pki._pem(root))
+    p["named_crt"] = tls_pki._write(d, "named.crt", tls_pki._pem(leaf))
+    p["named_key"] = tls_pki._write(d, "named.key", tls_pki._keypem(k), 0o600)
+    return p
+
+
+@pytest.mark.parametrize("source, value", [
+    ("cn", "named-1"), ("dn", "CN=named-1,OU=Fleet"), ("san_dns", "named-1.example.test"),
+    ("san_email", "named@example.test"), ("san_uri", "urn:named:1"), ("none", "chosen")])
+def test_peer_cert_as_clientid(serve, named_pki, source, value):
+    pki = named_pki
+    b = tls_serve(serve, pki, **mtls(cacertfile=pki["names_ca"], peer_cert_as_clientid=source))
     ctx = ssl.create_default_context(cafile=pki["ca"])
-    ctx.load_cert_chain(pki["client_crt"], pki["client_key"])
+    ctx.load_cert_chain(pki["named_crt"], pki["named_key"])
     s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", b.port), timeout=10),
                         server_hostname="localhost")
     c = rm.Client(b.port, sock=s)
