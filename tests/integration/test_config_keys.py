@@ -189,7 +189,7 @@ def test_keepalive_multiplier(serve):
         assert took >= least, "closed after %.2fs, before %.1fs" % (took, least)
 
 
-@pytest.mark.parametrize("v5", [True, False])
+@pytest.mark.parametrize("v5", [True, False], ids=["v5", "v311"])
 def test_max_topic_levels(serve, v5):
     b = serve("mqtt.max_topic_levels = 3\n")
     c, _ = connected(b, v5=v5)
