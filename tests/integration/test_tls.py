@@ -16,7 +16,7 @@ import pytest
 
 import mqttwire as w
 import tls_pki
-from conftest import WARD, free_port
+from conftest import WARD, free_port, wait_port
 
 CONNECT = b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04test"
 
@@ -24,6 +24,21 @@ CONNECT = b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04test"
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     return tls_pki.make_pki(str(tmp_path_factory.mktemp("pki")))
+
+
+def listening(b, port):
+    """Fails the test unless ward is running and accepting on port."""
+    assert wait_port(port, proc=b.proc, timeout=15), "ward is not listening:\n" + b.read_log()
+
+
+def wait_count(b, needle, n, timeout=10.0):
+    """Waits until needle appears n times in ward's log (a new occurrence,
+    not one an earlier step left)."""
+    deadline = time.monotonic() + timeout
+    while b.read_log().count(needle) < n:
+        assert time.monotonic() < deadline, "%r not logged %d times:\n%s" % (
+            needle, n, b.read_log())
+        time.sleep(0.05)
 
 
 def serve(ward_factory, pki, scheme, *extra, crl=True, cert="server"):
@@ -34,13 +49,7 @@ def serve(ward_factory, pki, scheme, *extra, crl=True, cert="server"):
         args += ["--crlfile", pki["crl"]]
     b = ward_factory(args + list(extra), port=port, listen=False)
     b.start(wait=False)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    listening(b, port)
     b.port = port
     return b
 
@@ -86,12 +95,14 @@ def test_matrix(ward_factory, pki, mode):
     for client, pw, *expect in CASES:
         want = expect[mode]
         for tls13 in (True, False):
-            got = mqtt_tls(b.port, pki, client, pw, tls13=tls13)
             if want == "ok":
+                got = mqtt_tls(b.port, pki, client, pw, tls13=tls13)
                 assert got is None, "%s (TLS 1.%d): %s" % (client, 3 if tls13 else 2, got)
             else:
+                before = b.read_log().count("TLS handshake failed: " + want)
+                got = mqtt_tls(b.port, pki, client, pw, tls13=tls13)
                 assert got is not None, "%s accepted, wanted %s" % (client, want)
-                b.wait_log("TLS handshake failed: " + want)
+                wait_count(b, "TLS handshake failed: " + want, before + 1)
     # Counted failures never disturbed anyone: a good client still works.
     assert mqtt_tls(b.port, pki, "client") is None
 
@@ -100,6 +111,7 @@ def test_optional_mode_does_not_trust_rogue_certificates(ward_factory, pki):
     # NanoMQ accepts an untrusted certificate in this mode; ward must not.
     b = serve(ward_factory, pki, "tls", "--client-cert", "optional")
     assert mqtt_tls(b.port, pki, "client_rogue") is not None
+    b.wait_log("TLS handshake failed: unknown CA")
     assert mqtt_tls(b.port, pki, None) is None
 
 
@@ -156,11 +168,11 @@ def test_ward_clients_mtls_round_trip(ward_factory, pki):
            pki["client_crt"], "--key", pki["client_key"]]
     sub = subprocess.Popen([WARD, "sub"] + tls + ["-t", "m/#", "-C", "1", "-v"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)
+    # Retained, so the subscriber gets it whether its SUBSCRIBE lands first or not.
     r = subprocess.run([WARD, "pub"] + tls[:-4] + ["--cert", pki["client_enc_pkcs8_crt"],
                                                    "--key", pki["client_enc_pkcs8_key"],
                                                    "--key-password", "pw", "-t", "m/1", "-m",
-                                                   "secure"],
+                                                   "secure", "-r"],
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 0, r.stderr
     out, err = sub.communicate(timeout=10)
@@ -168,6 +180,7 @@ def test_ward_clients_mtls_round_trip(ward_factory, pki):
     r = subprocess.run([WARD, "pub"] + tls[:-4] + ["-t", "m/1", "-m", "x"], capture_output=True,
                        text=True, timeout=20)
     assert r.returncode == 1
+    b.wait_log("TLS handshake failed: no client certificate")
 
 
 def test_plaintext_on_tls_port(ward_factory, pki):
@@ -240,7 +253,7 @@ def test_reload_crl_disconnects_revoked_and_swaps_certificates(ward_factory, pki
     b = ward_factory(["-l", "mtls://127.0.0.1:%d" % port, "--certfile", crt, "--keyfile", key,
                       "--cafile", pki["ca"], "--crlfile", crl], port=port, listen=False)
     b.start(wait=False)
-    time.sleep(0.5)
+    listening(b, port)
     # A v5 client with the soon-to-be-revoked certificate, connected.
     ctx = ssl.create_default_context(cafile=pki["ca"])
     ctx.load_cert_chain(pki["client_revoked_crt"], pki["client_revoked_key"])
@@ -285,9 +298,10 @@ def test_stale_crl_is_reported_not_fatal(ward_factory, pki):
     b = ward_factory(["-l", "mtls://127.0.0.1:%d" % port, "--certfile", pki["server_crt"],
                       "--keyfile", pki["server_key"], "--cafile", pki["ca"], "--crlfile",
                       pki["crl_stale"]], port=port, listen=False).start(wait=False)
-    time.sleep(0.5)
+    listening(b, port)
     assert mqtt_tls(port, pki, "client") is None
     assert mqtt_tls(port, pki, "client_revoked") is not None
+    b.wait_log("TLS handshake failed: certificate revoked")
     b.wait_log("past its next update")
 
 
@@ -307,7 +321,7 @@ def test_config_ssl_listener_certificate_and_password(ward_factory, pki, tmp_pat
         'auth { allow_anonymous = false\n  password = {include "pw.conf"} }\n'
         % (port, pki["server_key"], pki["server_crt"], pki["ca"]))
     b = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
-    time.sleep(0.5)
+    listening(b, port)
     tls = ["-h", "localhost", "-p", str(port), "--cafile", pki["ca"], "--cert",
            pki["client_crt"], "--key", pki["client_key"], "-t", "t", "-m", "x"]
     r = subprocess.run([WARD, "pub"] + tls, capture_output=True, text=True, timeout=20)
@@ -381,18 +395,42 @@ def test_sni_selects_the_certificate(ward_factory, pki):
     assert r.returncode == 0, r.stderr
 
 
-def test_config_crl_strict(ward_factory, pki, tmp_path):
+def crl_strict_listener(ward_factory, pki, tmp_path, strict, crl):
     port = free_port()
-    conf = tmp_path / "ward.conf"
+    conf = tmp_path / ("ward-%d.conf" % port)
     conf.write_text(
         'listeners.ssl.strict {\n  bind = "127.0.0.1:%d"\n  keyfile = "%s"\n  certfile = "%s"\n'
         '  cacertfile = "%s"\n  crlfile = "%s"\n  verify_peer = true\n'
-        '  fail_if_no_peer_cert = true\n  crl_strict = true\n  max_handshakes = 50\n}\n'
-        % (port, pki["server_key"], pki["server_crt"], pki["ca"], pki["crl_stale"]))
-    ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
-    time.sleep(0.5)
-    # A stale CRL with crl_strict: even a good certificate is refused.
-    assert mqtt_tls(port, pki, "client") is not None
+        '  fail_if_no_peer_cert = true\n  crl_strict = %s\n}\n'
+        % (port, pki["server_key"], pki["server_crt"], pki["ca"], pki[crl],
+           "true" if strict else "false"))
+    b = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
+    listening(b, port)
+    return b
+
+
+def test_config_crl_strict(ward_factory, pki, tmp_path):
+    """crl_strict = true: while the CRL is past its next update, even a good
+    client certificate is refused; with false the same one is accepted (and
+    the staleness logged). A revoked one is refused either way, and with a
+    current CRL strict mode accepts the good certificate."""
+    strict = crl_strict_listener(ward_factory, pki, tmp_path, True, "crl_stale")
+    lax = crl_strict_listener(ward_factory, pki, tmp_path, False, "crl_stale")
+    fresh = crl_strict_listener(ward_factory, pki, tmp_path, True, "crl")
+    # Each outcome below is a completed handshake or a logged refusal, so a
+    # broker that is not there cannot pass.
+    got = mqtt_tls(strict.port, pki, "client")
+    assert got is not None, "crl_strict = true accepted a client while the CRL is stale"
+    assert "refused" not in got, got
+    strict.wait_log("TLS handshake failed: other (CRL has expired)")
+    assert mqtt_tls(lax.port, pki, "client") is None
+    lax.wait_log("past its next update; accepting anyway")
+    assert "CRL has expired)" not in lax.read_log()
+    assert mqtt_tls(lax.port, pki, "client_revoked") is not None
+    lax.wait_log("TLS handshake failed: certificate revoked")
+    assert mqtt_tls(fresh.port, pki, "client") is None
+    assert mqtt_tls(fresh.port, pki, "client_revoked") is not None
+    fresh.wait_log("TLS handshake failed: certificate revoked")
 
 
 def test_groups_and_verify_depth(ward_factory, pki):
@@ -410,7 +448,7 @@ def test_groups_and_verify_depth(ward_factory, pki):
     # depth of 0 refuses it and 1 accepts it.
     d = serve(ward_factory, pki, "mtls", "--verify-depth", "0")
     assert mqtt_tls(d.port, pki, "client") is not None
-    d.wait_log("TLS handshake failed")
+    d.wait_log("TLS handshake failed: other (certificate chain too long)")
     e = serve(ward_factory, pki, "mtls", "--verify-depth", "1")
     assert mqtt_tls(e.port, pki, "client") is None
     r = subprocess.run([WARD, "serve", "-l", "tls://127.0.0.1:%d" % free_port(), "--certfile",
@@ -427,8 +465,8 @@ def test_sni_from_config(ward_factory, pki, tmp_path):
         '  sni = [ {host = "*.test", certfile = "%s", keyfile = "%s"} ]\n}\n'
         % (port, pki["server_key"], pki["server_crt"], pki["server_wrong_crt"],
            pki["server_wrong_key"]))
-    ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
-    time.sleep(0.5)
+    b = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
+    listening(b, port)
     r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
                         "-servername", "elsewhere.test"], input="", capture_output=True,
                        text=True, timeout=20)
