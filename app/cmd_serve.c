@@ -28,6 +28,8 @@ struct serve_opts {
     const char *log_level;
     const char *dev_pki;
     uint32_t max_connections;
+    uint32_t max_output;       /* mqtt.max_output_bytes */
+    uint32_t slow_consumer_ms; /* mqtt.slow_consumer_timeout */
     struct broker_config bc;
     const char *password_file;
     const char *acl_file;
@@ -35,6 +37,7 @@ struct serve_opts {
     int listener_anon[MAX_URLS]; /* per -l / listener block: -1 inherit */
     bool listener_password[MAX_URLS];
     int listener_idmatch[MAX_URLS];
+    int listener_overload[MAX_URLS]; /* -1: mqtt.overload */
     /* TLS settings per listener: from its config block, or the flags. */
     bool has_tls[MAX_URLS];
     struct tls_server_config tls[MAX_URLS];
@@ -376,6 +379,7 @@ static int apply_config(struct serve_opts *o, struct ward_config *cfg, char urls
         o->listener_anon[o->nurls] = l->allow_anonymous;
         o->listener_password[o->nurls] = l->require_password;
         o->listener_idmatch[o->nurls] = broker_id_match_parse(l->clientid_must_match);
+        o->listener_overload[o->nurls] = l->overload ? broker_overload_parse(l->overload) : -1;
         o->urls[o->nurls] = urls[o->nurls];
         o->nurls++;
     }
@@ -386,6 +390,8 @@ static void config_to_broker(const struct ward_config *cfg, struct broker_config
 {
     bc->max_packet_size = cfg->max_packet_size;
     bc->max_inflight = (uint16_t)cfg->max_inflight_window;
+    bc->receive_max = (uint16_t)cfg->receive_maximum;
+    bc->overload = (enum broker_overload)broker_overload_parse(cfg->overload);
     bc->max_queued = cfg->max_mqueue_len;
     bc->max_topic_levels = cfg->max_topic_levels;
     bc->max_keepalive = (uint16_t)cfg->max_keepalive;
@@ -601,7 +607,11 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
 {
     sigset_t set;
     block_signals(&set);
-    struct net_config nc = {o->workers, o->max_connections, o->bc.max_packet_size + 8u, 64u << 20};
+    struct net_config nc = {.workers = o->workers,
+                            .max_connections = o->max_connections,
+                            .max_input = o->bc.max_packet_size + 8u,
+                            .max_output = o->max_output ? o->max_output : 1u << 20,
+                            .slow_consumer_timeout_ms = o->slow_consumer_ms};
     struct broker *b = broker_new(&o->bc);
     struct net_server *s = b ? net_server_new(&nc, broker_net_handler(), b) : NULL;
     struct auth *a = auth_new();
@@ -623,6 +633,8 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
     for (unsigned i = 0; i < o->nurls; i++) {
         broker_set_listener_anonymous(b, i, o->listener_anon[i]);
         broker_set_listener_password(b, i, o->listener_password[i]);
+        if (o->listener_overload[i] >= 0)
+            broker_set_listener_overload(b, i, (enum broker_overload)o->listener_overload[i]);
         if (o->listener_idmatch[i] > 0)
             broker_set_listener_id_match(b, i, (enum broker_id_match)o->listener_idmatch[i]);
     }
@@ -716,6 +728,8 @@ int cmd_serve(int argc, char **argv)
     struct ward_config cfg = {0};
     static char urls[MAX_URLS][300];
     broker_config_defaults(&o.bc);
+    for (unsigned i = 0; i < MAX_URLS; i++)
+        o.listener_overload[i] = -1;
     flags.bc = o.bc;
     flags.allow_anonymous = -1;
     for (unsigned i = 0; i < MAX_URLS; i++)
@@ -730,6 +744,8 @@ int cmd_serve(int argc, char **argv)
         config_to_broker(&cfg, &o.bc);
         o.workers = cfg.workers;
         o.max_connections = cfg.max_connections;
+        o.max_output = cfg.max_output_bytes;
+        o.slow_consumer_ms = cfg.slow_consumer_timeout_ms;
         log_set_level((enum log_level)log_level_parse(cfg.log_level));
     }
     /* Flags override the file: re-parse them over what the file gave. */
@@ -742,6 +758,7 @@ int cmd_serve(int argc, char **argv)
             o.listener_anon[i] = -1;
             o.listener_password[i] = false;
             o.listener_idmatch[i] = 0;
+            o.listener_overload[i] = -1;
             o.has_tls[i] = false;
         }
         o.nurls = over.nurls;

@@ -20,7 +20,9 @@ void broker_config_defaults(struct broker_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->max_packet_size = 1u << 20;
-    cfg->max_inflight = 64;
+    cfg->max_inflight = 1024;
+    cfg->receive_max = 1024;
+    cfg->overload = BROKER_OVERLOAD_BACKPRESSURE;
     cfg->max_queued = 1000;
     cfg->max_topic_levels = 128;
     cfg->max_keepalive = 65535;
@@ -154,7 +156,7 @@ static void connack_props(struct client *c, const struct mqtt_connect *ck, const
     memset(pr, 0, sizeof(*pr));
     pr->present = MQTT_HAS(MQTT_PROP_RECEIVE_MAX) | MQTT_HAS(MQTT_PROP_TOPIC_ALIAS_MAX) |
                   MQTT_HAS(MQTT_PROP_MAX_PACKET_SIZE);
-    pr->receive_max = b->cfg.max_inflight;
+    pr->receive_max = b->cfg.receive_max;
     pr->topic_alias_max = b->cfg.topic_alias_max;
     pr->max_packet_size = b->cfg.max_packet_size;
     /* MQTT 5 3.2.2.3.2: a lifetime other than the one asked is announced. */
@@ -475,8 +477,7 @@ static int publish_allowed(struct client *c, const struct mqtt_publish *pub)
         return MQTT_RC_RETAIN_NOT_SUPPORTED;
     if (pub->qos > b->cfg.max_qos) /* MQTT-3.2.2-11 */
         return MQTT_RC_QOS_NOT_SUPPORTED;
-    if (pub->qos == 2 && !session_rel_has(c->s, pub->packet_id) &&
-        c->s->nrel >= b->cfg.max_inflight)
+    if (pub->qos == 2 && !session_rel_has(c->s, pub->packet_id) && c->s->nrel >= b->cfg.receive_max)
         return MQTT_RC_RECEIVE_MAX_EXCEEDED; /* MQTT-3.3.4-9 */
     return 0;
 }
@@ -511,9 +512,10 @@ static void handle_publish(struct client *c, struct mqtt_packet *pkt)
         rc = publish_allowed(c, pub);
     if (rc)
         return client_kick(c, (uint8_t)rc, "refused PUBLISH");
-    b->st.msgs_in++;
-    if (!session_allowed(b, c->s, ACL_PUBLISH, (const char *)pub->topic.p, pub->topic.len))
+    if (!session_allowed(b, c->s, ACL_PUBLISH, (const char *)pub->topic.p, pub->topic.len)) {
+        b->st.msgs_in++;
         return publish_denied(c, pub);
+    }
     if (pub->qos == 2 && session_rel_has(c->s, pub->packet_id)) {
         /* A resend of a QoS 2 message we already have: ack, don't deliver. */
         send_ack(c, MQTT_PUBREC, pub->packet_id, 0);
@@ -526,17 +528,31 @@ static void handle_publish(struct client *c, struct mqtt_packet *pkt)
             msg_from_publish(pub, pub->topic.p, pub->topic.len, c->s->id, clock_mono_ms());
         if (!m)
             return client_kick(c, MQTT_RC_UNSPECIFIED, "out of memory");
+        b->flow_hit = FLOW_OK;
+        if (!route_publish_or_wait(b, m, c->s)) {
+            /* Backpressure: the packet stays in the input, undecoded, and
+             * is handled again once the full receiver has room. */
+            msg_unref(m);
+            flow_throttle(b, c);
+            c->hold = true;
+            return;
+        }
         if (pub->retain)
             retain_set(b->retained, m);
-        route_publish(b, m, c->s);
         msg_unref(m);
     }
+    b->st.msgs_in++;
+    /* mqtt.overload = reject: a receiver was full and the message was
+     * dropped for it; a v5 publisher hears 0x97. */
+    uint8_t ack = 0;
+    if (!sys && b->flow_hit == FLOW_REJECT && c->codec.version == MQTT_V5)
+        ack = MQTT_RC_QUOTA_EXCEEDED;
     if (pub->qos == 1)
-        send_ack(c, MQTT_PUBACK, pub->packet_id, 0);
+        send_ack(c, MQTT_PUBACK, pub->packet_id, ack);
     if (pub->qos == 2) {
-        if (session_rel_add(c->s, pub->packet_id) < 0)
+        if (!ack && session_rel_add(c->s, pub->packet_id) < 0)
             return client_kick(c, MQTT_RC_UNSPECIFIED, "out of memory");
-        send_ack(c, MQTT_PUBREC, pub->packet_id, 0);
+        send_ack(c, MQTT_PUBREC, pub->packet_id, ack);
     }
 }
 
@@ -553,6 +569,7 @@ static void complete(struct client *c, uint16_t pid, uint8_t qos, bool need_pubr
     session_pid_release(s, pid);
     delivery_free(d);
     route_pump(c->b, c);
+    flow_check(c->b, c, false);
 }
 
 static void handle_puback(struct client *c, struct mqtt_packet *pkt)
@@ -827,6 +844,36 @@ static void authenticate(struct client *c, const uint8_t *data, size_t len)
     c->auth_done = true;
 }
 
+/* Packets a throttled connection's input is searched for past a held
+ * PUBLISH and handled at once: its acknowledgements of what we send it and
+ * its pings. Without them a client that publishes and subscribes (or a
+ * bridge) could wait forever on its own full queue. SUBSCRIBE, UNSUBSCRIBE
+ * and DISCONNECT keep their place after the PUBLISH. */
+static bool ahead_type(enum mqtt_type t)
+{
+    return t == MQTT_PUBACK || t == MQTT_PUBREC || t == MQTT_PUBREL || t == MQTT_PUBCOMP ||
+           t == MQTT_PINGREQ;
+}
+
+/* Handles the ahead_type packets from `from` on, stepping over PUBLISHes,
+ * until anything else or the end of what has arrived. Returns where it
+ * stopped: everything before that has had its ahead_type packets handled. */
+static size_t scan_ahead(struct client *c, const uint8_t *data, size_t len, size_t from)
+{
+    while (from < len && !c->closing) {
+        struct mqtt_packet pkt;
+        size_t used = 0;
+        if (mqtt_decode(&c->codec, data + from, len - from, &pkt, &used) != 0)
+            break;
+        if (pkt.type != MQTT_PUBLISH && !ahead_type(pkt.type))
+            break;
+        if (pkt.type != MQTT_PUBLISH)
+            handlers[pkt.type](c, &pkt);
+        from += used;
+    }
+    return from;
+}
+
 static size_t on_data(void *user, const uint8_t *data, size_t len)
 {
     struct client *c = user;
@@ -836,6 +883,7 @@ static size_t on_data(void *user, const uint8_t *data, size_t len)
         authenticate(c, data, len);
     pthread_mutex_lock(&b->lock);
     c->last_rx_ms = clock_mono_ms();
+    size_t ahead = c->scanned; /* handled ahead on an earlier call */
     while (off < len && !c->closing) {
         struct mqtt_packet pkt;
         size_t used = 0;
@@ -847,10 +895,24 @@ static size_t on_data(void *user, const uint8_t *data, size_t len)
             off = len;
             break;
         }
+        if (off < ahead && ahead_type(pkt.type)) {
+            off += used;
+            continue;
+        }
+        if (pkt.type == MQTT_PUBLISH && c->throttled)
+            c->hold = true;
+        else
+            handlers[pkt.type](c, &pkt);
+        if (c->hold) { /* flow.c: the PUBLISH waits where it is */
+            c->hold = false;
+            ahead = scan_ahead(c, data, len, off > ahead ? off : ahead);
+            net_conn_hold_input(c->nc);
+            break;
+        }
         off += used;
         b->st.bytes_in += used;
-        handlers[pkt.type](c, &pkt);
     }
+    c->scanned = ahead > off ? ahead - off : 0;
     /* A packet begun and not finished starts mqtt.packet_timeout's clock. */
     if (off == len)
         c->partial_since_ms = 0;
@@ -911,6 +973,7 @@ static void on_close(void *user, const char *why)
         b->clients = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    flow_forget(b, c);
     if (c->connected) {
         b->st.clients_connected--;
         log_notice("%s disconnected: %s", c->id, why);
@@ -921,7 +984,20 @@ static void on_close(void *user, const char *why)
     client_free(c);
 }
 
-static const struct net_handler handler = {on_open, on_data, on_close};
+/* The client's output drained after refusing a PUBLISH. */
+static void on_drain(void *user)
+{
+    struct client *c = user;
+    struct broker *b = c->b;
+    pthread_mutex_lock(&b->lock);
+    if (c->s && c->connected && !c->closing)
+        route_drained(b, c);
+    else
+        flow_check(b, c, true);
+    pthread_mutex_unlock(&b->lock);
+}
+
+static const struct net_handler handler = {on_open, on_data, on_close, on_drain};
 
 const struct net_handler *broker_net_handler(void)
 {
@@ -1016,6 +1092,15 @@ static void publish_sys(struct broker *b, uint64_t now)
     sys_publish(b, "$SYS/broker/limits/sessions_refused", "%" PRIu64, st->sessions_refused);
     sys_publish(b, "$SYS/broker/limits/subscriptions_refused", "%" PRIu64, st->subs_refused);
     sys_publish(b, "$SYS/broker/limits/packet_timeouts", "%" PRIu64, st->packet_timeouts);
+    sys_publish(b, "$SYS/broker/flow/throttled", "%" PRIu64, st->throttled);
+    sys_publish(b, "$SYS/broker/flow/waiting", "%zu", b->nthrottled);
+    sys_publish(b, "$SYS/broker/publish/messages/dropped/queue_full", "%" PRIu64,
+                st->dropped_queue);
+    sys_publish(b, "$SYS/broker/publish/messages/dropped/offline_queue_full", "%" PRIu64,
+                st->dropped_offline);
+    sys_publish(b, "$SYS/broker/publish/messages/dropped/output_full", "%" PRIu64,
+                st->dropped_output);
+    sys_publish(b, "$SYS/broker/publish/messages/dropped/too_large", "%" PRIu64, st->dropped_large);
     for (unsigned i = 0; i < b->nsys_src; i++)
         b->sys_src[i].fn(b->sys_src[i].ctx, sys_emit, b);
     for (unsigned i = 0; i < b->ntls; i++)
@@ -1032,6 +1117,9 @@ static void check_clients(struct broker *b, uint64_t now)
             client_close(c, "connect timeout");
             continue;
         }
+        /* Neither clock runs against a connection ward is not reading. */
+        if (c->throttled)
+            continue;
         if (c->partial_since_ms && now - c->partial_since_ms > b->cfg.packet_timeout_ms) {
             b->st.packet_timeouts++;
             client_kick(c, MQTT_RC_KEEP_ALIVE_TIMEOUT,
@@ -1104,6 +1192,7 @@ struct broker *broker_new(const struct broker_config *cfg)
     b->retained = retain_new();
     b->started_ms = clock_mono_ms();
     memset(b->listener_anon, -1, sizeof(b->listener_anon));
+    memset(b->listener_overload, -1, sizeof(b->listener_overload));
     b->started_max_packet = b->cfg.max_packet_size;
     if (!b->buckets || !b->subs || !b->retained) {
         broker_free(b);
@@ -1168,6 +1257,21 @@ void broker_set_listener_password(struct broker *b, unsigned listener, bool requ
     if (listener < 64)
         b->listener_password = required ? b->listener_password | (1ull << listener)
                                         : b->listener_password & ~(1ull << listener);
+}
+
+int broker_overload_parse(const char *s)
+{
+    static const char *const names[] = {"backpressure", "drop", "reject"};
+    for (int i = 0; i < 3; i++)
+        if (s && strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+void broker_set_listener_overload(struct broker *b, unsigned listener, enum broker_overload o)
+{
+    if (listener < sizeof(b->listener_overload))
+        b->listener_overload[listener] = (int8_t)o;
 }
 
 int broker_id_match_parse(const char *s)

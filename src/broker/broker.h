@@ -17,10 +17,22 @@
 struct broker;
 struct auth;
 
+/* mqtt.overload: what happens when a message meets a receiver that cannot
+ * take it now (its QoS 1/2 queue full, or its output over its bound). */
+enum broker_overload {
+    BROKER_OVERLOAD_BACKPRESSURE, /* the producers that feed it wait */
+    BROKER_OVERLOAD_DROP,         /* the message is dropped for it, counted */
+    BROKER_OVERLOAD_REJECT,       /* dropped; v5 publishers hear 0x97 */
+};
+/* "backpressure", "drop", "reject"; -1 if unknown. */
+int broker_overload_parse(const char *s);
+
 struct broker_config {
     uint32_t max_packet_size; /* whole packet, both directions */
-    uint16_t max_inflight;    /* our Receive Maximum; 3.1.1 outbound window */
-    uint32_t max_queued;      /* per session, beyond the inflight window */
+    uint16_t max_inflight;    /* window towards subscribers (v5: at most their Receive Maximum) */
+    uint16_t receive_max;     /* our Receive Maximum: QoS 1/2 publishes in flight towards us */
+    enum broker_overload overload;
+    uint32_t max_queued; /* per session, beyond the inflight window */
     uint32_t max_topic_levels;
     uint16_t max_keepalive;   /* higher requests get Server Keep Alive (v5) */
     uint16_t topic_alias_max; /* aliases a client may use towards us */
@@ -65,6 +77,8 @@ enum broker_id_match {
     BROKER_ID_MATCH_CERT_CN,  /* the verified certificate's CN */
 };
 void broker_set_listener_id_match(struct broker *b, unsigned listener, enum broker_id_match m);
+/* A listener's own mqtt.overload for the receivers connected through it. */
+void broker_set_listener_overload(struct broker *b, unsigned listener, enum broker_overload o);
 /* Parses "none", "username", "cert_cn"; -1 if unknown. */
 int broker_id_match_parse(const char *s);
 /* After the auth rules were reloaded: removes the subscriptions the new

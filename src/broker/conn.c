@@ -25,10 +25,13 @@ bool client_send(struct client *c, const struct mqtt_packet *p)
     }
     if (mqtt_encode(&c->codec, p, b->scratch, n) != n)
         return false;
-    if (net_conn_send(c->nc, b->scratch, n) < 0) {
-        /* A client that does not read its socket costs itself only. */
-        if (!c->closing) {
-            log_notice("%s: output buffer full (slow consumer); disconnecting", c->id);
+    /* A PUBLISH meets the output bound (the caller keeps or drops it); the
+     * protocol's own replies may pass it, and only a client that reads
+     * nothing at all loses its connection over them. */
+    if (p->type == MQTT_PUBLISH ? net_conn_send(c->nc, b->scratch, n) < 0
+                                : net_conn_send_control(c->nc, b->scratch, n) < 0) {
+        if (p->type != MQTT_PUBLISH && !c->closing) {
+            log_notice("%s: output far over its bound (slow consumer); disconnecting", c->id);
             client_close(c, "output limit");
         }
         return false;

@@ -31,7 +31,12 @@ struct client {
     uint16_t keepalive;
     bool connected;
     bool closing;
-    bool internal; /* net_conn_internal(): an in-process bridge */
+    bool throttled;               /* flow.c: its PUBLISHes wait for a full receiver */
+    bool out_blocking;            /* flow.c: its full output holds producers back */
+    struct client *tprev, *tnext; /* the broker's list of throttled clients */
+    size_t scanned;               /* input bytes whose acknowledgements were handled ahead */
+    bool hold;                    /* set by handle_publish: keep this PUBLISH for later */
+    bool internal;                /* net_conn_internal(): an in-process bridge */
     bool normal_disconnect;
     bool request_problem_info;
     bool auth_done;             /* auth_cause is this connection's verdict */

@@ -14,6 +14,7 @@
 #include "auth/auth.h"
 #include "broker/broker.h"
 #include "broker/conn.h"
+#include "broker/flow.h"
 #include "broker/msg.h"
 #include "broker/retain.h"
 #include "broker/route.h"
@@ -26,11 +27,17 @@ struct broker_stats {
     uint64_t connects, clients_max;
     uint64_t auth_failures, acl_denied;
     uint64_t sessions_refused, subs_refused, packet_timeouts;
+    uint64_t throttled;     /* producers made to wait (events) */
+    uint64_t dropped_queue; /* QoS 1/2 for an online receiver whose queue was full (drop, reject) */
+    uint64_t dropped_offline; /* QoS 1/2 for an offline session whose queue was full */
+    uint64_t dropped_output;  /* QoS 0 for a receiver whose output was full */
+    uint64_t dropped_large;   /* larger than the receiver's Maximum Packet Size */
     uint32_t clients_connected;
 };
 
 struct match {
     struct session *s;
+    bool shared; /* a share group's pick: delivered on its own, never merged */
     uint8_t qos;
     bool retain;
     uint8_t nsub;
@@ -52,9 +59,13 @@ struct broker {
     bool acl_active;              /* auth has rules: check deliveries too */
     int8_t listener_anon[64];     /* broker_set_listener_anonymous */
     uint8_t listener_idmatch[64]; /* enum broker_id_match per listener */
-    uint32_t started_max_packet;  /* net sized its input bound for this */
-    uint64_t listener_password;   /* bit per listener: certificate + password */
-    struct tls_server *tls[16];   /* for $SYS */
+    int8_t listener_overload[64]; /* enum broker_overload, -1: mqtt.overload */
+    enum flow_hit flow_hit;       /* what routing the current PUBLISH met */
+    struct client *throttled;     /* producers waiting (flow.c) */
+    size_t nthrottled;
+    uint32_t started_max_packet; /* net sized its input bound for this */
+    uint64_t listener_password;  /* bit per listener: certificate + password */
+    struct tls_server *tls[16];  /* for $SYS */
     char tls_name[16][64];
     unsigned ntls;
     struct {

@@ -58,12 +58,16 @@ static bool send_publish(struct broker *b, struct client *c, const struct msg *m
     }
     if (c->max_packet && mqtt_encoded_size(&c->codec, &p) > c->max_packet) {
         b->st.dropped++;
+        b->st.dropped_large++;
         log_debug("%s: message on '%s' larger than the client's maximum packet size; dropped",
                   c->id, m->topic);
         return false;
     }
     if (!client_send(c, &p)) {
-        b->st.dropped++;
+        if (qos == 0) { /* QoS 1/2 stay in flight and go out on drain */
+            b->st.dropped++;
+            b->st.dropped_output++;
+        }
         return false;
     }
     b->st.msgs_out++;
@@ -85,8 +89,10 @@ static void transmit(struct broker *b, struct client *c, struct delivery *d)
         return;
     }
     /* MQTT-3.3.1-1: DUP on a resend. */
-    send_publish(b, c, d->m, d->qos, d->retain, d->sent, d->pid, d->sub_ids, d->nsub);
-    d->sent = true;
+    if (send_publish(b, c, d->m, d->qos, d->retain, d->sent, d->pid, d->sub_ids, d->nsub))
+        d->sent = true;
+    else
+        d->unsent = true; /* the output was full: route_drained sends it */
 }
 
 /* Whether the session may still receive a message it was given earlier:
@@ -104,7 +110,9 @@ void route_pump(struct broker *b, struct client *c)
 {
     struct session *s = c->s;
     uint64_t now = clock_mono_ms();
-    while (s->queue.head && s->inflight.count < window(b, c)) {
+    /* Nothing moves into the window while the output is over its bound:
+     * it waits in the queue (where backpressure sees it) for on_drain. */
+    while (s->queue.head && s->inflight.count < window(b, c) && net_conn_writable(c->nc)) {
         struct delivery *d = delivery_pop(&s->queue);
         if (msg_expired(d->m, now) || !still_allowed(b, s, d->m) ||
             !(d->pid = session_pid_take(s))) {
@@ -134,6 +142,18 @@ void route_resend(struct broker *b, struct client *c)
     route_pump(b, c);
 }
 
+/* see route.h */
+void route_drained(struct broker *b, struct client *c)
+{
+    for (struct delivery *d = c->s->inflight.head; d && net_conn_writable(c->nc); d = d->next)
+        if (d->unsent) {
+            d->unsent = false;
+            transmit(b, c, d);
+        }
+    route_pump(b, c);
+    flow_check(b, c, true);
+}
+
 void route_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t qos, bool retain,
                    const uint32_t *sub_ids, uint8_t nsub)
 {
@@ -152,7 +172,16 @@ void route_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t q
         return;
     }
     if (s->queue.count >= b->cfg.max_queued) {
+        /* Offline, or overload = drop | reject (backpressure never gets
+         * here for an online receiver: flow_blocks held the producer). */
         b->st.dropped++;
+        if (online(s)) {
+            b->st.dropped_queue++;
+            if (flow_policy(b, s->c) == BROKER_OVERLOAD_REJECT)
+                b->flow_hit = FLOW_REJECT;
+        } else {
+            b->st.dropped_offline++;
+        }
         log_debug("session '%s': queue full (%u); message on '%s' dropped", s->id,
                   b->cfg.max_queued, m->topic);
         return;
@@ -179,9 +208,9 @@ struct route_ctx {
     struct session *from;
 };
 
-static struct match *match_slot(struct broker *b, struct session *s)
+static struct match *match_slot(struct broker *b, struct session *s, bool shared)
 {
-    if (s->match_gen == b->match_gen)
+    if (!shared && s->match_gen == b->match_gen)
         return &b->matches[s->match_idx];
     if (b->nmatches == b->capmatches) {
         size_t ncap = b->capmatches ? b->capmatches * 2 : 64;
@@ -191,11 +220,14 @@ static struct match *match_slot(struct broker *b, struct session *s)
         b->matches = a;
         b->capmatches = ncap;
     }
-    s->match_gen = b->match_gen;
-    s->match_idx = (uint32_t)b->nmatches;
+    if (!shared) {
+        s->match_gen = b->match_gen;
+        s->match_idx = (uint32_t)b->nmatches;
+    }
     struct match *mt = &b->matches[b->nmatches++];
     memset(mt, 0, sizeof(*mt));
     mt->s = s;
+    mt->shared = shared;
     return mt;
 }
 
@@ -211,11 +243,8 @@ static void on_match(void *ctx, const struct subtree_sub *sub)
     /* MQTT-3.8.3-3: No Local. */
     if ((sub->options & MQTT_SUBOPT_NO_LOCAL) && s == r->from)
         return;
-    if (sub->group) { /* each shared subscription is delivered on its own */
-        route_deliver(r->b, s, r->m, qos, retain, &sub->sub_id, sub->sub_id ? 1 : 0);
-        return;
-    }
-    struct match *mt = match_slot(r->b, s);
+    /* Each share group's pick is delivered on its own, never merged. */
+    struct match *mt = match_slot(r->b, s, sub->group != NULL);
     if (!mt)
         return;
     /* MQTT-3.3.4-2..5: one delivery, the highest QoS, every identifier. */
@@ -232,16 +261,39 @@ static bool eligible(void *ctx, void *owner)
     return online(owner);
 }
 
-void route_publish(struct broker *b, struct msg *m, struct session *from)
+static void match_all(struct broker *b, struct msg *m, struct session *from)
 {
     struct route_ctx r = {b, m, from};
     b->match_gen++;
     b->nmatches = 0;
     subtree_match(b->subs, (const uint8_t *)m->topic, m->topic_len, on_match, eligible, &r);
+}
+
+static void deliver_all(struct broker *b, struct msg *m)
+{
     for (size_t i = 0; i < b->nmatches; i++) {
         struct match *mt = &b->matches[i];
         route_deliver(b, mt->s, m, mt->qos, mt->retain, mt->sub_ids, mt->nsub);
     }
+}
+
+void route_publish(struct broker *b, struct msg *m, struct session *from)
+{
+    match_all(b, m, from);
+    deliver_all(b, m);
+}
+
+/* see route.h */
+bool route_publish_or_wait(struct broker *b, struct msg *m, struct session *from)
+{
+    match_all(b, m, from);
+    for (size_t i = 0; i < b->nmatches; i++)
+        if (flow_blocks(b, b->matches[i].s, b->matches[i].qos)) {
+            b->flow_hit = FLOW_THROTTLE;
+            return false;
+        }
+    deliver_all(b, m);
+    return true;
 }
 
 void route_internal(struct broker *b, struct msg *m)

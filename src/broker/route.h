@@ -17,6 +17,13 @@ struct session;
 /* Delivers m to every matching subscription except no-local ones of
  * `from` (the publisher's session, or NULL). */
 void route_publish(struct broker *b, struct msg *m, struct session *from);
+/* The same for a client's PUBLISH under backpressure: if a receiver is
+ * full (flow_blocks), nothing is delivered, flow_hit says FLOW_THROTTLE and
+ * false is returned; the caller holds the PUBLISH for later. */
+bool route_publish_or_wait(struct broker *b, struct msg *m, struct session *from);
+/* The client's output drained: sends what could not go out, pumps its
+ * queue, and lets producers go if it was holding them. */
+void route_drained(struct broker *b, struct client *c);
 /* Queues or sends one message to one session. */
 void route_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t qos, bool retain,
                    const uint32_t *sub_ids, uint8_t nsub);

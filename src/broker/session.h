@@ -27,6 +27,7 @@ struct delivery {
     bool retain;
     bool pubrel_sent; /* QoS 2: PUBREC received, PUBREL sent */
     bool sent;        /* sent at least once: resends carry DUP */
+    bool unsent;      /* in flight but not written: the output was full */
     uint16_t pid;
     uint8_t nsub;
     uint32_t sub_ids[MQTT_MAX_SUB_IDS];
@@ -63,6 +64,7 @@ struct session {
     char *cert_cn;  /* and its certificate's identity, when it had one */
     char *cert_ou;
     bool trusted;       /* an in-process client (a bridge): no ACL applies */
+    bool blocking;      /* flow.c: its full queue holds producers back */
     bool bridge;        /* MQTT 3.1.1 bridge flag: no local, retain as published */
     uint32_t match_gen; /* merging overlapping subscriptions in route.c */
     uint32_t match_idx;

@@ -27,9 +27,12 @@ struct cfg_listener {
     bool enable;
     char *bind;
     uint32_t max_connections;
-    int allow_anonymous;       /* -1: inherit auth.allow_anonymous */
-    bool require_password;     /* a certificate alone does not log in */
-    char *clientid_must_match; /* none username cert_cn */
+    int allow_anonymous;               /* -1: inherit auth.allow_anonymous */
+    bool require_password;             /* a certificate alone does not log in */
+    char *clientid_must_match;         /* none username cert_cn */
+    char *overload;                    /* NULL: mqtt.overload */
+    uint32_t max_output_bytes;         /* 0: mqtt.max_output_bytes */
+    uint32_t slow_consumer_timeout_ms; /* K_MS with no default: 0 = inherit */
     /* TLS (ssl and wss listeners) */
     char *keyfile;
     char *certfile;
@@ -103,8 +106,12 @@ struct cfg_bridge {
 struct ward_config {
     /* mqtt { } */
     uint32_t max_packet_size;
-    uint32_t max_mqueue_len; /* offline queue per session */
-    uint32_t max_inflight_window;
+    uint32_t max_mqueue_len;      /* offline queue per session */
+    uint32_t max_inflight_window; /* towards subscribers */
+    uint32_t receive_maximum;     /* granted to publishers */
+    char *overload;               /* backpressure drop reject */
+    uint32_t max_output_bytes;
+    uint32_t slow_consumer_timeout_ms;
     uint32_t retry_interval_ms;
     double keepalive_multiplier;
     uint32_t property_size;

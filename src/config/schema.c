@@ -49,9 +49,26 @@ static const struct key_spec global_keys[] = {
     {"mqtt.max_mqueue_len", K_U32, G(max_mqueue_len), "1000", 1, U32MAX, NULL,
      "QoS 1/2 messages queued per session beyond the inflight window; overflow is dropped and "
      "counted."},
-    {"mqtt.max_inflight_window", K_U32, G(max_inflight_window), "64", 1, 65535, NULL,
-     "Unacknowledged QoS 1/2 messages in flight per client (our Receive Maximum, and the window "
-     "towards 3.1.1 clients)."},
+    {"mqtt.max_inflight_window", K_U32, G(max_inflight_window), "1024", 1, 65535, NULL,
+     "Unacknowledged QoS 1/2 messages ward sends a subscriber at once (3.1.1 clients; v5 "
+     "clients get at most their Receive Maximum). Large enough that a consumer with a 10 ms "
+     "round trip is not held below 100k msg/s; each message in flight costs about 100 bytes "
+     "(the message itself is shared)."},
+    {"mqtt.receive_maximum", K_U32, G(receive_maximum), "1024", 1, 65535, NULL,
+     "Unacknowledged QoS 1/2 messages a publisher may send ward at once (ward's Receive "
+     "Maximum in CONNACK; more QoS 2 ones are refused with 0x93)."},
+    {"mqtt.overload", K_ENUM, G(overload), "backpressure", 0, 0, "backpressure drop reject",
+     "When a receiver cannot take a message now (QoS 1/2 queue full, or output over "
+     "max_output_bytes): backpressure makes the producers that feed it wait (nothing "
+     "acknowledged is dropped; one slow consumer slows its producers until "
+     "slow_consumer_timeout); drop drops it for that receiver; reject drops it and tells v5 "
+     "publishers 0x97. Drops are counted per reason under $SYS. A listener may override."},
+    {"mqtt.max_output_bytes", K_SIZE, G(max_output_bytes), "1MB", 1024, 4294967295.0, NULL,
+     "Output queued per connection before it counts as full (one message always fits an empty "
+     "queue, however large). A listener may override."},
+    {"mqtt.slow_consumer_timeout", K_MS, G(slow_consumer_timeout_ms), "30s", 0, U32MAX, NULL,
+     "A connection whose output stays full this long is closed as a slow consumer (logged, "
+     "counted), which also lets the producers it held go; 0: never. A listener may override."},
     {"mqtt.retry_interval", K_MS, G(retry_interval_ms), "10s", 0, U32MAX, NULL,
      "Accepted for NanoMQ compatibility; MQTT 5 forbids timed resends, ward resends on "
      "reconnect."},
@@ -112,6 +129,12 @@ static const struct key_spec listener_keys[] = {
      "Overrides auth.allow_anonymous for this listener."},
     {"require_password", K_BOOL, L(require_password), "false", 0, 0, NULL,
      "With client certificates: a user name and password are needed as well."},
+    {"overload", K_ENUM, L(overload), NULL, 0, 0, "backpressure drop reject",
+     "Overrides mqtt.overload for the receivers on this listener."},
+    {"max_output_bytes", K_SIZE, L(max_output_bytes), NULL, 0, 4294967295.0, NULL,
+     "Overrides mqtt.max_output_bytes on this listener (0: no override)."},
+    {"slow_consumer_timeout", K_MS, L(slow_consumer_timeout_ms), NULL, 0, U32MAX, NULL,
+     "Overrides mqtt.slow_consumer_timeout on this listener (0: no override)."},
     {"clientid_must_match", K_ENUM, L(clientid_must_match), "none", 0, 0, "none username cert_cn",
      "The client id a client must use: any, its verified user name, or its verified "
      "certificate's CN (others are refused: 0x85 / 0x02)."},

@@ -38,6 +38,8 @@ struct listener {
     struct proxy_cidr *trusted;
     size_t ntrusted;
     uint32_t hs_timeout_ms, hs_idle_ms;
+    size_t max_output;         /* 0: the server's */
+    uint32_t slow_consumer_ms; /* 0: the server's */
     pthread_mutex_t gate_lock; /* guards gate and every conn's gate entry */
     struct hsgate gate;
     _Atomic uint64_t st[NET_NSTATS];
@@ -67,8 +69,14 @@ struct net_conn {
     char peer[64];
     struct buf in;
     pthread_mutex_t out_lock;
-    struct buf out;    /* guarded by out_lock */
-    bool flush_queued; /* guarded by out_lock: on a flush list already */
+    struct buf out;          /* guarded by out_lock */
+    bool flush_queued;       /* guarded by out_lock: on a flush list already */
+    size_t out_limit;        /* the output bound (the buf itself is unbounded) */
+    bool out_full;           /* guarded by out_lock: a send was refused since the last drain */
+    uint64_t out_full_since; /* guarded by out_lock: when, 0 if not */
+    uint32_t slow_ms;        /* slow-consumer timeout, 0: none */
+    bool held;               /* owner only: input held by net_conn_hold_input */
+    _Atomic bool resume_req; /* net_conn_resume_input asked */
     _Atomic bool closing;
     _Atomic bool hs_go; /* given a handshake slot by another connection's exit */
     const char *_Atomic why;

@@ -39,6 +39,7 @@ static const char *const stat_names[NET_NSTATS] = {
     [NET_ST_PROXY_ACCEPTED] = "proxy/accepted",
     [NET_ST_PROXY_REFUSED] = "proxy/refused",
     [NET_ST_GRACEFUL_CLOSES] = "graceful_closes",
+    [NET_ST_SLOW_CONSUMERS] = "slow_consumers",
 };
 
 const char *net_stat_name(enum net_stat st)
@@ -123,6 +124,8 @@ static int query_item(char *item, struct net_listen_opts *o, char *tp, size_t tp
         return parse_u32(v, &o->max_connections);
     if (strcmp(item, "max_handshakes") == 0)
         return parse_u32(v, &o->max_handshakes);
+    if (strcmp(item, "slow_consumer_timeout") == 0)
+        return parse_ms(v, &o->slow_consumer_timeout_ms);
     if (strcmp(item, "handshake_queue") == 0)
         return parse_u32(v, &o->handshake_queue);
     if (strcmp(item, "handshake_timeout") == 0)
@@ -209,7 +212,11 @@ static int apply_opts(struct listener *l, const char *url, const struct net_list
         m.max_handshakes = o->max_handshakes ?: m.max_handshakes;
         m.handshake_idle_timeout_ms = o->handshake_idle_timeout_ms ?: m.handshake_idle_timeout_ms;
         m.handshake_queue = o->handshake_queue ?: m.handshake_queue;
+        m.max_output_bytes = o->max_output_bytes ?: m.max_output_bytes;
+        m.slow_consumer_timeout_ms = o->slow_consumer_timeout_ms ?: m.slow_consumer_timeout_ms;
     }
+    l->max_output = m.max_output_bytes;
+    l->slow_consumer_ms = m.slow_consumer_timeout_ms;
     const struct tls_server_config *tc = l->tls ? tls_server_config(l->tls) : NULL;
     l->max_conns = m.max_connections;
     l->hs_timeout_ms = m.handshake_timeout_ms           ? m.handshake_timeout_ms
@@ -452,8 +459,8 @@ void listener_fd_budget(struct net_server *s)
     s->fd_budget = left - keep > 0 ? (uint32_t)(left - keep) : 1;
     if (!s->cfg.max_connections || s->fd_budget < s->cfg.max_connections)
         log_notice("net: the file descriptor limit (%llu, %u in use) allows %u connections, fewer "
-                 "than max_connections (%u); more are refused",
-                 (unsigned long long)rl.rlim_cur, used, s->fd_budget, s->cfg.max_connections);
+                   "than max_connections (%u); more are refused",
+                   (unsigned long long)rl.rlim_cur, used, s->fd_budget, s->cfg.max_connections);
     else
         log_info("net: file descriptor limit %llu", (unsigned long long)rl.rlim_cur);
 }

@@ -41,6 +41,10 @@ struct net_handler {
      * returns no other thread may use the net_conn any more (net frees it,
      * at once or after a graceful close's drain). */
     void (*on_close)(void *user, const char *why);
+    /* Optional. The output queue, after refusing a send (net_conn_send
+     * returned -1), has drained to half its bound or less: the layer above
+     * may send again (pump its queues, let its producers go). */
+    void (*on_drain)(void *user);
 };
 
 struct net_config {
@@ -51,7 +55,10 @@ struct net_config {
      * counted, and logged at most once a second per listener and cause. */
     uint32_t max_connections;
     size_t max_input;  /* bound on buffered unread input per connection */
-    size_t max_output; /* bound on queued output per connection */
+    size_t max_output; /* bound on queued output per connection (a listener may override) */
+    /* A connection whose output stays over its bound this long is closed as
+     * a slow consumer (logged, counted); 0: never. A listener may override. */
+    uint32_t slow_consumer_timeout_ms;
 };
 
 struct net_server *net_server_new(const struct net_config *cfg, const struct net_handler *h,
@@ -73,6 +80,9 @@ struct net_listen_opts {
     uint32_t handshake_idle_timeout_ms;
     /* Connections waiting for a handshake slot (0: max_handshakes). */
     uint32_t handshake_queue;
+    /* Output bound and slow-consumer timeout (0: the server's). */
+    size_t max_output_bytes;
+    uint32_t slow_consumer_timeout_ms;
 };
 
 /* Adds a listener. url: "tcp://HOST:PORT" (HOST may be a name, an IPv4
@@ -128,6 +138,7 @@ enum net_stat {
     NET_ST_PROXY_ACCEPTED,   /* PROXY headers taken from trusted proxies */
     NET_ST_PROXY_REFUSED,    /* PROXY header untrusted, malformed, or missing */
     NET_ST_GRACEFUL_CLOSES,  /* closes that shut down writing, then drained input */
+    NET_ST_SLOW_CONSUMERS,   /* closed: output over its bound for slow_consumer_timeout */
     NET_NSTATS
 };
 /* "accepted", "refused/max_connections", ... as used under $SYS. */
@@ -143,8 +154,19 @@ void net_server_sys(void *server, void (*emit)(void *ectx, const char *topic, co
 /* Queues bytes for sending. Thread-safe: any thread may call it, provided the
  * connection is still open from the caller's point of view (see on_close).
  * Returns 0, or -1 if the output bound would be exceeded (nothing queued;
- * the caller decides: drop a QoS 0 message, or close the connection). */
+ * the caller decides: drop a QoS 0 message, keep a QoS 1 one queued, and
+ * wait for on_drain). An empty queue takes any one message, however large,
+ * so a message never waits forever for a bound it can never fit. While the
+ * output stays over its bound for slow_consumer_timeout the connection is
+ * closed as a slow consumer. */
 int net_conn_send(struct net_conn *c, const void *data, size_t len);
+/* The same for the protocol's own small replies (acknowledgements, PINGRESP,
+ * DISCONNECT), which must not be lost: they may pass the bound, up to twice
+ * it; past that the peer is not reading at all and -1 is returned. */
+int net_conn_send_control(struct net_conn *c, const void *data, size_t len);
+/* Whether a send of an ordinary message would be taken now (the output is
+ * under its bound). Thread-safe. */
+bool net_conn_writable(struct net_conn *c);
 /* Bytes queued and not yet written. Thread-safe. */
 size_t net_conn_pending(struct net_conn *c);
 /* Closes the connection after what is already queued has been written (or
@@ -158,6 +180,13 @@ size_t net_conn_pending(struct net_conn *c);
  * with its reason) before the peer read it. on_close runs when writing is
  * shut down; nothing reaches the handler after it. */
 void net_conn_close(struct net_conn *c, const char *why);
+/* Flow control on input. Called by the owner from within on_data: no more
+ * is read from the socket (the peer meets TCP's own backpressure) and the
+ * unconsumed input is kept. */
+void net_conn_hold_input(struct net_conn *c);
+/* Thread-safe: the owner offers the kept input to on_data again and goes
+ * back to reading. */
+void net_conn_resume_input(struct net_conn *c);
 /* "1.2.3.4:5678" or "[::1]:5678". Valid until on_close returns. */
 const char *net_conn_peer(const struct net_conn *c);
 /* The index of the listener that accepted the connection. */

@@ -81,15 +81,17 @@ static void schedule(struct net_conn *c)
         wake(w);
 }
 
-/* see net.h */
-int net_conn_send(struct net_conn *c, const void *data, size_t len)
+/* Appends under out_lock unless the queue is past `bound` (0: none); an
+ * empty queue takes anything. A refusal starts the slow-consumer clock. */
+static int send_bounded(struct net_conn *c, const void *data, size_t len, size_t bound)
 {
     pthread_mutex_lock(&c->out_lock);
-    if (c->out.limit && buf_len(&c->out) + len > c->out.limit) {
-        pthread_mutex_unlock(&c->out_lock);
-        return -1;
-    }
-    if (!ward_ok(buf_append(&c->out, data, len))) {
+    size_t queued = buf_len(&c->out);
+    if ((bound && queued && queued + len > bound) || !ward_ok(buf_append(&c->out, data, len))) {
+        if (!c->out_full) {
+            c->out_full = true;
+            c->out_full_since = clock_mono_ms();
+        }
         pthread_mutex_unlock(&c->out_lock);
         return -1;
     }
@@ -99,6 +101,46 @@ int net_conn_send(struct net_conn *c, const void *data, size_t len)
     if (need)
         schedule(c);
     return 0;
+}
+
+/* see net.h */
+int net_conn_send(struct net_conn *c, const void *data, size_t len)
+{
+    return send_bounded(c, data, len, c->out_limit);
+}
+
+/* see net.h */
+int net_conn_send_control(struct net_conn *c, const void *data, size_t len)
+{
+    return send_bounded(c, data, len, c->out_limit ? c->out_limit * 2 : 0);
+}
+
+/* see net.h */
+bool net_conn_writable(struct net_conn *c)
+{
+    pthread_mutex_lock(&c->out_lock);
+    bool ok = !c->out_limit || buf_len(&c->out) < c->out_limit;
+    pthread_mutex_unlock(&c->out_lock);
+    return ok;
+}
+
+/* see net.h */
+void net_conn_hold_input(struct net_conn *c)
+{
+    c->held = true;
+}
+
+/* see net.h */
+void net_conn_resume_input(struct net_conn *c)
+{
+    if (atomic_exchange(&c->resume_req, true))
+        return;
+    pthread_mutex_lock(&c->out_lock);
+    bool need = !c->flush_queued;
+    c->flush_queued = true;
+    pthread_mutex_unlock(&c->out_lock);
+    if (need)
+        schedule(c);
 }
 
 /* see net.h */
@@ -166,7 +208,7 @@ static void set_events(struct net_conn *c, uint32_t events)
 
 static void set_interest(struct net_conn *c, bool out)
 {
-    set_events(c, EPOLLIN | (out ? EPOLLOUT : 0));
+    set_events(c, (c->held ? 0 : EPOLLIN) | (out ? EPOLLOUT : 0));
 }
 
 /* ---- the handshake gate ---- */
@@ -388,9 +430,29 @@ static void read_ready(struct net_conn *c)
         buf_commit(&c->in, (size_t)n);
         size_t used = h->on_data(c->user, buf_head(&c->in), buf_len(&c->in));
         buf_consume(&c->in, used);
+        if (c->held) { /* flow control: read no more until resumed */
+            set_interest(c, c->events & EPOLLOUT);
+            return;
+        }
         if ((size_t)n < want)
             return;
     }
+}
+
+/* Owner only: input was held and may flow again. What is kept goes to the
+ * handler first (it may hold again), then the socket is read as usual; a
+ * TLS transport may have decrypted bytes no epoll event will announce. */
+static void resume(struct net_conn *c)
+{
+    c->held = false;
+    if (buf_len(&c->in)) {
+        size_t used = c->w->s->h->on_data(c->user, buf_head(&c->in), buf_len(&c->in));
+        buf_consume(&c->in, used);
+        if (c->held)
+            return;
+    }
+    set_interest(c, c->events & EPOLLOUT);
+    read_ready(c);
 }
 
 /* The PROXY phase: a trusted proxy's header is read (peeked, then exactly
@@ -466,7 +528,14 @@ static bool flush(struct net_conn *c)
         break; /* would block: wait for EPOLLOUT */
     }
     empty = buf_len(&c->out) == 0;
+    bool drained = c->out_full && buf_len(&c->out) <= c->out_limit / 2;
+    if (drained) {
+        c->out_full = false;
+        c->out_full_since = 0;
+    }
     pthread_mutex_unlock(&c->out_lock);
+    if (drained && c->opened && c->w->s->h->on_drain && !atomic_load(&c->closing))
+        c->w->s->h->on_drain(c->user);
     if (c->phase == PH_OPEN || c->phase == PH_HANDSHAKE)
         /* A handshake waiting to write keeps its EPOLLOUT interest. */
         set_interest(c, !empty || (c->phase == PH_HANDSHAKE && c->hs_wants_write));
@@ -535,6 +604,8 @@ static void service(struct net_conn *c, uint64_t now)
     }
     if (atomic_exchange(&c->hs_go, false) && c->phase == PH_QUEUED && !atomic_load(&c->closing))
         begin_handshake(c);
+    if (atomic_exchange(&c->resume_req, false) && c->held && c->phase == PH_OPEN)
+        resume(c);
     /* Read `closing` before flushing: whatever was queued before the close
      * was asked for (a DISCONNECT with its reason) is then written by this
      * flush. Read after, a close racing the flush could destroy the
@@ -589,7 +660,9 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
         memcpy(c->gate.src, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
     }
     buf_init(&c->in, s->cfg.max_input);
-    buf_init(&c->out, s->cfg.max_output);
+    buf_init(&c->out, 0); /* bounded by out_limit in send_bounded */
+    c->out_limit = l->max_output ? l->max_output : s->cfg.max_output;
+    c->slow_ms = l->slow_consumer_ms ? l->slow_consumer_ms : s->cfg.slow_consumer_timeout_ms;
     pthread_mutex_init(&c->out_lock, NULL);
     c->next = w->conns;
     if (w->conns)
@@ -673,6 +746,25 @@ static bool timed_out(struct net_conn *c, uint64_t now)
     return true;
 }
 
+/* An open connection whose output stayed over its bound for the
+ * slow-consumer timeout is closed (nats-server's rule). True if it was. */
+static bool slow_consumer(struct net_conn *c, uint64_t now)
+{
+    if (c->phase != PH_OPEN || !c->slow_ms)
+        return false;
+    pthread_mutex_lock(&c->out_lock);
+    uint64_t since = c->out_full_since;
+    size_t queued = buf_len(&c->out);
+    pthread_mutex_unlock(&c->out_lock);
+    if (!since || now - since < c->slow_ms)
+        return false;
+    listener_note(c->l, NET_ST_SLOW_CONSUMERS, c->peer,
+                  "slow consumer: output over its bound (%zu bytes queued) for %u ms; closing",
+                  queued, c->slow_ms);
+    net_conn_close(c, "slow consumer");
+    return true;
+}
+
 /* Deadlines: closing connections, drains, PROXY headers, handshakes. */
 static void sweep(struct worker *w, bool all)
 {
@@ -687,7 +779,8 @@ static void sweep(struct worker *w, bool all)
             if (c->phase != PH_LINGER)
                 flush(c);
             destroy(c);
-        } else if (atomic_load(&c->closing) || c->phase == PH_LINGER || timed_out(c, now)) {
+        } else if (atomic_load(&c->closing) || c->phase == PH_LINGER || timed_out(c, now) ||
+                   slow_consumer(c, now)) {
             service(c, now);
         }
         c = next;
@@ -712,6 +805,12 @@ static void handle_conn(struct net_conn *c, uint32_t events)
             c->linger_done = true;
         break;
     default:
+        if (c->held && (events & (EPOLLHUP | EPOLLERR))) {
+            fail(c, "peer closed");
+            break;
+        }
+        if (c->held)
+            break; /* flow control: input waits until resumed */
         if (c->phase == PH_HANDSHAKE && (events & EPOLLOUT) && !(events & EPOLLIN))
             read_ready(c); /* a handshake that wanted to write can go on */
         if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))

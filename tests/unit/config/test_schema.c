@@ -30,7 +30,11 @@ TEST(defaults)
     ASSERT_EQ(config_defaults(&cfg), 0);
     ASSERT_EQ(cfg.max_packet_size, 1 << 20);
     ASSERT_EQ(cfg.max_mqueue_len, 1000);
-    ASSERT_EQ(cfg.max_inflight_window, 64);
+    ASSERT_EQ(cfg.max_inflight_window, 1024);
+    ASSERT_EQ(cfg.receive_maximum, 1024);
+    ASSERT_STR_EQ(cfg.overload, "backpressure");
+    ASSERT_EQ(cfg.max_output_bytes, 1 << 20);
+    ASSERT_EQ(cfg.slow_consumer_timeout_ms, 30000);
     ASSERT(cfg.keepalive_multiplier == 1.5);
     ASSERT_EQ(cfg.sys_interval_s, 10);
     ASSERT_STR_EQ(cfg.log_level, "notice");
