@@ -95,8 +95,10 @@ static void take_over(struct broker *b, struct session *s, bool clean)
     old->s = NULL;
     s->c = NULL;
     /* The old connection ended abnormally: its will goes out now unless the
-     * session continues and the will was delayed (MQTT 5 3.1.3.2.2). */
-    if (s->will && (clean || s->will_delay_s == 0))
+     * session continues and the will was delayed (MQTT 5 3.1.3.2.2). One
+     * that sent a normal DISCONNECT (and is only draining its output) ended
+     * normally: its will is discarded (MQTT-3.14.4-3). */
+    if (s->will && !old->normal_disconnect && (clean || s->will_delay_s == 0))
         route_internal(b, s->will);
     if (s->will) {
         msg_unref(s->will);

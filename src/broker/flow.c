@@ -12,13 +12,13 @@ int flow_policy(const struct broker *b, const struct client *c)
 }
 
 /* see flow.h */
-bool flow_blocks(struct broker *b, struct session *s, uint8_t qos)
+bool flow_blocks(struct broker *b, struct session *s, uint8_t qos, const struct msg *m)
 {
     struct client *c = s->c;
     if (!c || !c->connected || c->closing || flow_policy(b, c) != BROKER_OVERLOAD_BACKPRESSURE)
         return false;
     if (qos == 0) {
-        if (net_conn_writable(c->nc))
+        if (net_conn_writable(c->nc, msg_wire_size(m)))
             return false;
         c->out_blocking = true;
         return true;

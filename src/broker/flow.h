@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 struct broker;
+struct msg;
 struct client;
 struct session;
 
@@ -34,7 +35,7 @@ enum flow_hit {
 int flow_policy(const struct broker *b, const struct client *c);
 /* Whether delivering to s now, at qos, must wait (backpressure). Marks s
  * (or its client's output) as blocking when it must. */
-bool flow_blocks(struct broker *b, struct session *s, uint8_t qos);
+bool flow_blocks(struct broker *b, struct session *s, uint8_t qos, const struct msg *m);
 /* The producer c waits: net holds its input until flow_release. */
 void flow_throttle(struct broker *b, struct client *c);
 /* After a receiver's queue shrank or its output drained: if it was

@@ -139,3 +139,10 @@ void msg_fill_props(const struct msg *m, uint64_t now_ms, struct mqtt_props *out
     }
     out->user_raw = (struct mqtt_bin){m->user_raw, m->user_raw_len};
 }
+
+/* see msg.h */
+size_t msg_wire_size(const struct msg *m)
+{
+    return 32u + m->topic_len + m->payload_len + m->content_type_len + m->response_topic_len +
+           m->correlation_len + m->user_raw_len;
+}

@@ -52,6 +52,9 @@ struct msg *msg_new(const uint8_t *topic, uint16_t topic_len, const uint8_t *pay
                     const char *origin, uint64_t now_ms);
 struct msg *msg_ref(struct msg *m);
 void msg_unref(struct msg *m);
+/* About how many bytes the message takes as a PUBLISH (an upper bound of
+ * its variable parts plus a fixed allowance), for output bounds. */
+size_t msg_wire_size(const struct msg *m);
 /* Whether the message expiry interval has passed at now_ms. */
 bool msg_expired(const struct msg *m, uint64_t now_ms);
 /* Seconds left of the expiry interval (rounded up), for the forwarded

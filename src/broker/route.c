@@ -112,7 +112,8 @@ void route_pump(struct broker *b, struct client *c)
     uint64_t now = clock_mono_ms();
     /* Nothing moves into the window while the output is over its bound:
      * it waits in the queue (where backpressure sees it) for on_drain. */
-    while (s->queue.head && s->inflight.count < window(b, c) && net_conn_writable(c->nc)) {
+    while (s->queue.head && s->inflight.count < window(b, c) &&
+           net_conn_writable(c->nc, msg_wire_size(s->queue.head->m))) {
         struct delivery *d = delivery_pop(&s->queue);
         if (msg_expired(d->m, now) || !still_allowed(b, s, d->m) ||
             !(d->pid = session_pid_take(s))) {
@@ -145,11 +146,14 @@ void route_resend(struct broker *b, struct client *c)
 /* see route.h */
 void route_drained(struct broker *b, struct client *c)
 {
-    for (struct delivery *d = c->s->inflight.head; d && net_conn_writable(c->nc); d = d->next)
-        if (d->unsent) {
-            d->unsent = false;
-            transmit(b, c, d);
-        }
+    for (struct delivery *d = c->s->inflight.head; d; d = d->next) {
+        if (!d->unsent)
+            continue;
+        if (!net_conn_writable(c->nc, msg_wire_size(d->m)))
+            break; /* in order: the rest wait for the next drain */
+        d->unsent = false;
+        transmit(b, c, d);
+    }
     route_pump(b, c);
     flow_check(b, c, true);
 }
@@ -288,7 +292,7 @@ bool route_publish_or_wait(struct broker *b, struct msg *m, struct session *from
 {
     match_all(b, m, from);
     for (size_t i = 0; i < b->nmatches; i++)
-        if (flow_blocks(b, b->matches[i].s, b->matches[i].qos)) {
+        if (flow_blocks(b, b->matches[i].s, b->matches[i].qos, m)) {
             b->flow_hit = FLOW_THROTTLE;
             return false;
         }

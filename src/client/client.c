@@ -478,7 +478,12 @@ int client_publish(struct client *c, const char *topic, const void *payload, siz
     struct mqtt_packet p = {.type = MQTT_PUBLISH}, ack;
     uint8_t *bytes = NULL;
     struct mqtt_publish *pub = &p.u.publish;
-    pub->topic = (struct mqtt_str){(const uint8_t *)topic, strlen(topic)};
+    size_t tlen = strlen(topic);
+    if (tlen > 65535) { /* an MQTT string's length is 16 bits (MQTT-1.5.4) */
+        fail(c, "topic is %zu bytes; MQTT allows at most 65535", tlen);
+        return -1;
+    }
+    pub->topic = (struct mqtt_str){(const uint8_t *)topic, (uint16_t)tlen};
     pub->payload = (struct mqtt_bin){payload, len};
     pub->qos = qos;
     pub->retain = retain;

@@ -164,9 +164,10 @@ int net_conn_send(struct net_conn *c, const void *data, size_t len);
  * DISCONNECT), which must not be lost: they may pass the bound, up to twice
  * it; past that the peer is not reading at all and -1 is returned. */
 int net_conn_send_control(struct net_conn *c, const void *data, size_t len);
-/* Whether a send of an ordinary message would be taken now (the output is
- * under its bound). Thread-safe. */
-bool net_conn_writable(struct net_conn *c);
+/* Whether net_conn_send of len bytes would be taken now. A "no" counts as
+ * a refused send: on_drain follows when the output drains, and the
+ * slow-consumer clock runs. Thread-safe. */
+bool net_conn_writable(struct net_conn *c, size_t len);
 /* Bytes queued and not yet written. Thread-safe. */
 size_t net_conn_pending(struct net_conn *c);
 /* Closes the connection after what is already queued has been written (or

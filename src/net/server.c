@@ -116,10 +116,15 @@ int net_conn_send_control(struct net_conn *c, const void *data, size_t len)
 }
 
 /* see net.h */
-bool net_conn_writable(struct net_conn *c)
+bool net_conn_writable(struct net_conn *c, size_t len)
 {
     pthread_mutex_lock(&c->out_lock);
-    bool ok = !c->out_limit || buf_len(&c->out) < c->out_limit;
+    size_t queued = buf_len(&c->out);
+    bool ok = !c->out_limit || !queued || queued + len <= c->out_limit;
+    if (!ok && !c->out_full) { /* found full: as a refused send would */
+        c->out_full = true;
+        c->out_full_since = clock_mono_ms();
+    }
     pthread_mutex_unlock(&c->out_lock);
     return ok;
 }

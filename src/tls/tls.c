@@ -410,8 +410,10 @@ static int build_all(struct tls_server *s, SSL_CTX **main, SSL_CTX **sni, char *
         c.certfile = s->cfg.sni[i].certfile;
         c.keyfile = s->cfg.sni[i].keyfile;
         if (!(sni[i] = build_server_ctx(s, &c, lib, err, errlen))) {
-            for (unsigned k = 0; k < i; k++)
+            for (unsigned k = 0; k < i; k++) {
                 SSL_CTX_free(sni[k]);
+                sni[k] = NULL; /* sni may be the server's own array: no double free */
+            }
             SSL_CTX_free(*main);
             *main = NULL;
             return -1;

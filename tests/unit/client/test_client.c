@@ -739,11 +739,7 @@ int main(int argc, char **argv)
              dir);
     if (system(cmd) != 0)
         TEST_FAIL_("making the test PKI failed: %s", cmd);
-    /* `test_client long_topic_refused` runs the test of a known bug. */
-    if (argc > 1 && strcmp(argv[1], "long_topic_refused") == 0) {
-        RUN(long_topic_refused);
-        TEST_DONE();
-    }
+    RUN(long_topic_refused);
     RUN(refused_connack_is_reported);
     RUN(connection_refused_names_the_host);
     RUN(qos_flows_and_held_messages);

@@ -1229,13 +1229,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* a write to a closed peer is an error, not a signal */
     ASSERT(mkdtemp(dir));
     make_pki();
-    /* `test_tls BUG` runs one of the tests for known bugs, which fail. */
-    if (argc > 1 && strcmp(argv[1], "stale_crl_identity_is_verified") == 0)
-        RUN(stale_crl_identity_is_verified);
-    else if (argc > 1 && strcmp(argv[1], "sni_second_certificate_bad") == 0)
-        RUN(sni_second_certificate_bad);
-    if (argc > 1)
-        TEST_DONE();
+    RUN(stale_crl_identity_is_verified);
+    RUN(sni_second_certificate_bad);
     RUN(mtls_ok_with_identity);
     RUN(refusals_have_causes);
     RUN(optional_without_certificate);
