@@ -50,6 +50,38 @@ static int check_auth_files(const struct ward_config *cfg)
     return rc;
 }
 
+/* Secrets never reach the output: what `ward check` prints is often pasted
+ * into tickets and chat. A shallow copy of the configuration shows each
+ * secret that is set as "******"; whether one is set stays visible. */
+static int print_masked(const struct ward_config *cfg, FILE *out)
+{
+    static char mask[] = "******";
+    struct ward_config shown = *cfg;
+    struct cfg_listener *ls = calloc(cfg->nlisteners + 1, sizeof(*ls));
+    struct cfg_bridge *bs = calloc(cfg->nbridges + 1, sizeof(*bs));
+    if (!ls || !bs) {
+        free(ls);
+        free(bs);
+        fprintf(stderr, "ward check: out of memory\n");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        ls[i] = cfg->listeners[i];
+        ls[i].key_password = ls[i].key_password ? mask : NULL;
+    }
+    for (size_t i = 0; i < cfg->nbridges; i++) {
+        bs[i] = cfg->bridges[i];
+        bs[i].password = bs[i].password ? mask : NULL;
+        bs[i].ssl.key_password = bs[i].ssl.key_password ? mask : NULL;
+    }
+    shown.listeners = ls;
+    shown.bridges = bs;
+    config_print(&shown, out);
+    free(ls);
+    free(bs);
+    return 0;
+}
+
 struct status_opts {
     bool on;
     const char *host, *user, *pass;
@@ -181,8 +213,7 @@ int cmd_check(int argc, char **argv)
         return 1;
     }
     printf("# %s is valid; effective configuration with defaults filled in:\n", path);
-    config_print(&cfg, stdout);
-    int rc = so.on ? print_status(&cfg, &so) : 0;
+    int rc = print_masked(&cfg, stdout) < 0 ? 1 : so.on ? print_status(&cfg, &so) : 0;
     config_free(&cfg);
     return rc;
 }
