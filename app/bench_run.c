@@ -15,25 +15,17 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "bench_stats.h"
 #include "mqtt/mqtt.h"
 #include "net/tcp.h"
 #include "tls/tls.h"
 
-#define HDR_LEN     20           /* publisher id (4), sequence (8), send time (8) */
-#define HIST_FINE   10000        /* 10 us buckets up to 100 ms */
-#define HIST_COARSE 9900         /* then 1 ms buckets up to 10 s */
-#define OUT_HIGH    (256u << 10) /* stop producing above this much unsent */
+#define HDR_LEN  20           /* publisher id (4), sequence (8), send time (8) */
+#define OUT_HIGH (256u << 10) /* stop producing above this much unsent */
 
 enum phase { SETUP, RUN, DRAIN, STOP };
 enum role { PUB, SUB, CONN, IDLE };
 enum state { TCP, TLS, CONNACK, SUBACK, READY, CLOSED };
-
-struct seen { /* one publisher as seen by one subscriber */
-    uint8_t *bits;
-    uint64_t cap; /* in sequence numbers */
-    uint64_t max;
-    bool any;
-};
 
 struct bc {
     int fd;
@@ -51,8 +43,8 @@ struct bc {
     uint64_t seq, next_ns;
     unsigned inflight;
     uint16_t next_pid;
-    bool done;         /* PUB: sent its count */
-    struct seen *seen; /* SUB: per publisher */
+    bool done;               /* PUB: sent its count */
+    struct bench_seen *seen; /* SUB: per publisher */
 };
 
 struct bench {
@@ -76,7 +68,7 @@ struct worker {
     pthread_t th;
     struct bc **conns;
     size_t n;
-    uint64_t hist[HIST_FINE + HIST_COARSE + 1];
+    struct bench_hist hist;
     uint64_t last_rx_ns;
 };
 
@@ -251,33 +243,6 @@ static void conn_cycle(struct bc *c)
 
 /* ---- receiving ---- */
 
-static void record_latency(struct worker *w, uint64_t ns)
-{
-    uint64_t us = ns / 1000;
-    size_t i = us < 100000 ? us / 10 : HIST_FINE + (us - 100000) / 1000;
-    w->hist[i < HIST_FINE + HIST_COARSE ? i : HIST_FINE + HIST_COARSE]++;
-}
-
-/* Marks seq seen for a publisher; returns 1 new, 0 duplicate. */
-static int mark(struct seen *s, uint64_t seq)
-{
-    if (seq >= s->cap) {
-        uint64_t cap = s->cap ? s->cap : 65536;
-        while (cap <= seq)
-            cap *= 2;
-        uint8_t *n = realloc(s->bits, cap / 8);
-        if (!n)
-            return 1;
-        memset(n + s->cap / 8, 0, (cap - s->cap) / 8);
-        s->bits = n;
-        s->cap = cap;
-    }
-    if (s->bits[seq / 8] & (1u << (seq % 8)))
-        return 0;
-    s->bits[seq / 8] |= (uint8_t)(1u << (seq % 8));
-    return 1;
-}
-
 static void on_message(struct bc *c, const struct mqtt_publish *pub)
 {
     struct bench *b = c->w->b;
@@ -295,18 +260,15 @@ static void on_message(struct bc *c, const struct mqtt_publish *pub)
     uint64_t seq = get64(p + 4), sent = get64(p + 12);
     if (from >= b->o->pubs)
         return;
-    struct seen *s = &c->seen[from];
-    if (!mark(s, seq)) {
+    enum bench_seq r = bench_seen_add(&c->seen[from], seq);
+    if (r == BENCH_SEQ_DUP) {
         atomic_fetch_add(&b->duplicates, 1);
         return;
     }
-    if (s->any && seq < s->max)
+    if (r == BENCH_SEQ_LATE)
         atomic_fetch_add(&b->out_of_order, 1);
-    if (!s->any || seq > s->max)
-        s->max = seq;
-    s->any = true;
     atomic_fetch_add(&b->received, 1);
-    record_latency(c->w, t > sent ? t - sent : 0);
+    bench_hist_add(&c->w->hist, t > sent ? t - sent : 0);
 }
 
 static int on_packet(struct bc *c, struct mqtt_packet *p)
@@ -576,7 +538,7 @@ static struct bc *make_conn(struct bench *b, struct worker *w, enum role role, u
             snprintf(c->topic, sizeof(c->topic), "bench/+");
         else
             snprintf(c->topic, sizeof(c->topic), "bench/%u", o->mode == BENCH_FANOUT ? 0 : idx);
-        c->seen = calloc(o->pubs ? o->pubs : 1, sizeof(struct seen));
+        c->seen = calloc(o->pubs ? o->pubs : 1, sizeof(struct bench_seen));
     }
     w->conns[w->n++] = c;
     return c;
@@ -590,7 +552,7 @@ static void free_conn(struct bc *c)
         close(c->fd);
     if (c->seen) {
         for (unsigned i = 0; i < c->w->b->o->pubs; i++)
-            free(c->seen[i].bits);
+            bench_seen_free(&c->seen[i]);
         free(c->seen);
     }
     free(c->in);
@@ -598,32 +560,18 @@ static void free_conn(struct bc *c)
     free(c);
 }
 
-static double percentile(const uint64_t *h, uint64_t total, double q)
-{
-    uint64_t want = (uint64_t)((double)total * q), acc = 0;
-    for (size_t i = 0; i <= HIST_FINE + HIST_COARSE; i++) {
-        acc += h[i];
-        if (acc > want)
-            return i < HIST_FINE ? (double)i * 0.01 + 0.005 : 100.0 + (double)(i - HIST_FINE) + 0.5;
-    }
-    return 0;
-}
-
 static void summarize(struct bench *b, struct worker *ws, unsigned nw, struct bench_report *r,
                       uint64_t end_ns)
 {
     const struct bench_opts *o = b->o;
-    static uint64_t h[HIST_FINE + HIST_COARSE + 1];
-    memset(h, 0, sizeof(h));
-    uint64_t total = 0, last_rx = 0;
+    static struct bench_hist h;
+    memset(&h, 0, sizeof(h));
+    uint64_t last_rx = 0;
     for (unsigned i = 0; i < nw; i++) {
-        for (size_t k = 0; k <= HIST_FINE + HIST_COARSE; k++)
-            h[k] += ws[i].hist[k];
+        bench_hist_merge(&h, &ws[i].hist);
         if (ws[i].last_rx_ns > last_rx)
             last_rx = ws[i].last_rx_ns;
     }
-    for (size_t k = 0; k <= HIST_FINE + HIST_COARSE; k++)
-        total += h[k];
     r->sent = atomic_load(&b->sent);
     r->received = atomic_load(&b->received);
     r->duplicates = atomic_load(&b->duplicates);
@@ -640,9 +588,9 @@ static void summarize(struct bench *b, struct worker *ws, unsigned nw, struct be
     r->msgs_per_s =
         (double)(o->mode == BENCH_CONN || o->mode == BENCH_IDLE ? r->connects : r->received) /
         r->elapsed_s;
-    r->p50_ms = percentile(h, total, 0.50);
-    r->p99_ms = percentile(h, total, 0.99);
-    r->max_ms = percentile(h, total, 1.0 - 1e-12);
+    r->p50_ms = bench_hist_quantile(&h, 0.50);
+    r->p99_ms = bench_hist_quantile(&h, 0.99);
+    r->max_ms = bench_hist_quantile(&h, 1.0 - 1e-12);
 }
 
 static void sleep_ms(unsigned ms)
