@@ -11,18 +11,8 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "net/tcp.h"
+#include "opts.h"
 #include "serve_bridges.h"
-
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: ward check -c FILE        validate FILE and print the effective "
-                 "configuration\n"
-                 "       ward check -c FILE --status [-h HOST] [-p PORT] [-u USER] [-P PASS]\n"
-                 "                                  also ask the running broker (its first TCP\n"
-                 "                                  listener unless -h/-p) for each bridge's "
-                 "state\n"
-                 "       ward check --print-reference   print docs/configuration.md\n");
-}
 
 /* The password file and the ACL are part of the configuration: a file that
  * `ward serve` would refuse fails the check too. */
@@ -163,40 +153,9 @@ static int print_status(const struct ward_config *cfg, const struct status_opts 
     return 0;
 }
 
-int cmd_check(int argc, char **argv)
+/* Validates the file at path, prints it, and asks the broker if so->on. */
+static int check_file(const char *path, const struct status_opts *so)
 {
-    const char *path = NULL;
-    struct status_opts so = {0};
-    for (int i = 1; i < argc; i++) {
-        bool more = i + 1 < argc;
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && more) {
-            path = argv[++i];
-        } else if (strcmp(argv[i], "--status") == 0) {
-            so.on = true;
-        } else if (strcmp(argv[i], "-h") == 0 && more) {
-            so.host = argv[++i];
-        } else if (strcmp(argv[i], "-p") == 0 && more) {
-            so.port = (uint16_t)atoi(argv[++i]);
-        } else if (strcmp(argv[i], "-u") == 0 && more) {
-            so.user = argv[++i];
-        } else if (strcmp(argv[i], "-P") == 0 && more) {
-            so.pass = argv[++i];
-        } else if (strcmp(argv[i], "--print-reference") == 0) {
-            config_print_reference(stdout);
-            return 0;
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "ward check: unexpected argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!path) {
-        usage(stderr);
-        return 2;
-    }
     struct ward_config cfg;
     struct cfg_errors errs;
     if (config_load(path, &cfg, &errs) != 0) {
@@ -213,7 +172,56 @@ int cmd_check(int argc, char **argv)
         return 1;
     }
     printf("# %s is valid; effective configuration with defaults filled in:\n", path);
-    int rc = print_masked(&cfg, stdout) < 0 ? 1 : so.on ? print_status(&cfg, &so) : 0;
+    int rc = print_masked(&cfg, stdout) < 0 ? 1 : so->on ? print_status(&cfg, so) : 0;
     config_free(&cfg);
     return rc;
+}
+
+struct check_cli {
+    const char *path;
+    bool reference;
+    struct status_opts so;
+};
+
+#define AT(m) OPT_AT(struct check_cli, m)
+
+static const struct opt table[] = {
+    {"config", 'c', OPT_STRING, "FILE", AT(path),
+     .help = "validate FILE and print the effective configuration\n(secrets as ******)"},
+    {"status", 0, OPT_SET, NULL, AT(so.on),
+     .help = "also ask the running broker for each bridge's state"},
+    {"host", 'h', OPT_STRING, "HOST", AT(so.host),
+     .help = "--status: the broker (default: the file's first TCP listener)"},
+    {"port", 'p', OPT_UINT, "PORT", AT(so.port), .lo = 1, .hi = 65535,
+     .help = "--status: its port"},
+    {"username", 'u', OPT_STRING, "USER", AT(so.user), .help = "--status: user name"},
+    {"pw", 'P', OPT_STRING, "PASS", AT(so.pass), .help = "--status: password"},
+    {"print-reference", 0, OPT_SET, NULL, AT(reference),
+     .help = "print docs/configuration.md (every key, type, default)"},
+    {"help", 0, OPT_HELP, .help = "this help"},
+};
+
+int cmd_check(int argc, char **argv)
+{
+    struct check_cli cli = {0};
+    struct opts p = {.prog = "ward check",
+                     .table = table,
+                     .n = sizeof(table) / sizeof(table[0]),
+                     .usage = "usage: ward check -c FILE [--status [-h HOST] [-p PORT] [-u USER] "
+                              "[-P PASS]]\n"
+                              "       ward check --print-reference\n"};
+    if (argc == 2 && strcmp(argv[1], "-h") == 0) { /* -h alone: help, as before */
+        opts_help(&p, stdout);
+        return 0;
+    }
+    int rc = opts_parse(&p, &cli, argc, argv, 1, NULL);
+    if (rc)
+        return rc == OPTS_HELP ? 0 : rc;
+    if (cli.reference) {
+        config_print_reference(stdout);
+        return 0;
+    }
+    if (!cli.path)
+        return opts_fail(&p, "%s", "a configuration file is needed (-c FILE)");
+    return check_file(cli.path, &cli.so);
 }
