@@ -75,8 +75,10 @@ static int parse_with(struct t *t, unsigned mask, size_t max_pos, char **err, in
     va_list ap;
     va_start(ap, argv_out);
     argv[argc++] = "t";
-    for (char *a; (a = va_arg(ap, char *));)
+    for (char *a; (a = va_arg(ap, char *));) {
+        ASSERT(argc < 32);
         argv[argc++] = a;
+    }
     va_end(ap);
     *t = (struct t){.keep = true};
     size_t len;
@@ -100,8 +102,10 @@ static void fails(const char *want, ...)
     va_list ap;
     va_start(ap, want);
     argv[argc++] = "t";
-    for (char *a; (a = va_arg(ap, char *));)
+    for (char *a; (a = va_arg(ap, char *));) {
+        ASSERT(argc < 32);
         argv[argc++] = a;
+    }
     va_end(ap);
     struct t t = {0};
     char *err = NULL;
