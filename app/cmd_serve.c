@@ -465,83 +465,103 @@ static void reload_tls(struct serve_opts *o, struct tls_server **tls, struct bro
                    kicked == 1 ? "" : "s");
 }
 
+/* What a running broker is made of. */
+struct running {
+    struct broker *b;
+    struct net_server *s;
+    struct auth *a;
+    struct tls_server *tls[MAX_URLS];
+    struct serve_bridges *bridges;
+};
+
+/* Access control, the listeners, and a check of the bridges: everything
+ * that can refuse to start before a thread runs. */
+static int prepare(struct serve_opts *o, const struct serve_opts *flags, struct ward_config *cfg,
+                   struct running *r)
+{
+    struct auth_settings as;
+    char err[4096];
+    auth_settings(flags, o->config ? cfg : NULL, &as);
+    if (auth_configure(r->a, &as, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\nward serve: authentication files rejected; not starting\n", err);
+        return -1;
+    }
+    broker_set_auth(r->b, r->a);
+    for (unsigned i = 0; i < o->nurls; i++) {
+        broker_set_listener_anonymous(r->b, i, o->listener_anon[i]);
+        broker_set_listener_password(r->b, i, o->listener_password[i]);
+    }
+    if (listen_all(o, r->s, r->tls, r->b) < 0)
+        return -1;
+    warn_expiry(o, r->tls);
+    return o->config && serve_bridges_check(cfg) < 0 ? -1 : 0;
+}
+
+/* Until SIGINT or SIGTERM: SIGHUP reloads; every few seconds changed
+ * certificate, key, CA or CRL files are picked up without a signal, and
+ * once a day expiry is checked again. */
+static void serve_signals(struct serve_opts *o, const struct serve_opts *flags, struct running *r,
+                          const sigset_t *set)
+{
+    uint64_t next_expiry_check = clock_mono_ms() + 86400000ull;
+    for (;;) {
+        struct timespec poll = {5, 0};
+        int sig = sigtimedwait(set, NULL, &poll);
+        if (sig < 0) {
+            reload_tls(o, r->tls, r->b, true);
+            if (clock_mono_ms() >= next_expiry_check) {
+                warn_expiry(o, r->tls);
+                next_expiry_check = clock_mono_ms() + 86400000ull;
+            }
+            continue;
+        }
+        if (sig != SIGHUP) {
+            log_notice("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            return;
+        }
+        reload(flags, r->a, r->b);
+        reload_tls(o, r->tls, r->b, false);
+        serve_bridges_reload(r->bridges);
+    }
+}
+
 static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward_config *cfg)
 {
     sigset_t set;
     block_signals(&set);
     struct net_config nc = {o->workers, o->max_connections, o->bc.max_packet_size + 8u, 64u << 20};
-    struct broker *b = broker_new(&o->bc);
-    struct net_server *s = b ? net_server_new(&nc, broker_net_handler(), b) : NULL;
-    struct auth *a = auth_new();
-    struct tls_server *tls[MAX_URLS] = {0};
-    struct serve_bridges *bridges = NULL;
-    struct auth_settings as;
-    char err[4096];
+    struct running r = {.b = broker_new(&o->bc), .a = auth_new()};
+    r.s = r.b ? net_server_new(&nc, broker_net_handler(), r.b) : NULL;
     int rc = 1;
-    if (!s || !a) {
+    if (!r.s || !r.a) {
         fprintf(stderr, "ward serve: out of memory\n");
         goto out;
     }
-    auth_settings(flags, o->config ? cfg : NULL, &as);
-    if (auth_configure(a, &as, err, sizeof(err)) < 0) {
-        fprintf(stderr, "%s\nward serve: authentication files rejected; not starting\n", err);
+    if (prepare(o, flags, cfg, &r) < 0)
         goto out;
-    }
-    broker_set_auth(b, a);
-    for (unsigned i = 0; i < o->nurls; i++) {
-        broker_set_listener_anonymous(b, i, o->listener_anon[i]);
-        broker_set_listener_password(b, i, o->listener_password[i]);
-    }
-    if (listen_all(o, s, tls, b) < 0)
-        goto out;
-    warn_expiry(o, tls);
-    uint64_t next_expiry_check = clock_mono_ms() + 86400000ull;
-    if (o->config && serve_bridges_check(cfg) < 0)
-        goto out;
-    if (broker_start(b) < 0 || net_server_start(s) < 0) {
+    if (broker_start(r.b) < 0 || net_server_start(r.s) < 0) {
         fprintf(stderr, "ward serve: cannot start threads\n");
         goto out;
     }
-    if (o->config && !(bridges = serve_bridges_start(cfg, s, b)))
+    if (o->config && !(r.bridges = serve_bridges_start(cfg, r.s, r.b)))
         goto stop;
     log_notice("ward %s serving with %u worker%s", WARD_VERSION, o->workers,
                o->workers == 1 ? "" : "s");
-    for (;;) {
-        /* Every few seconds, changed certificate, key, CA or CRL files are
-         * picked up without a signal. */
-        struct timespec poll = {5, 0};
-        int sig = sigtimedwait(&set, NULL, &poll);
-        if (sig < 0) {
-            reload_tls(o, tls, b, true);
-            if (clock_mono_ms() >= next_expiry_check) {
-                warn_expiry(o, tls);
-                next_expiry_check = clock_mono_ms() + 86400000ull;
-            }
-            continue;
-        }
-        if (sig == SIGHUP) {
-            reload(flags, a, b);
-            reload_tls(o, tls, b, false);
-            serve_bridges_reload(bridges);
-            continue;
-        }
-        log_notice("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-        break;
-    }
+    serve_signals(o, flags, &r, &set);
     rc = 0;
 stop:
-    serve_bridges_stop(bridges);
-    broker_shutdown(b);
+    serve_bridges_stop(r.bridges);
+    broker_shutdown(r.b);
     usleep(100 * 1000); /* let the DISCONNECTs reach the wire */
-    net_server_stop(s);
-    net_server_join(s);
+    net_server_stop(r.s);
+    net_server_join(r.s);
 out:
-    net_server_free(s);
-    broker_free(b);
-    serve_bridges_free(bridges);
-    auth_free(a);
+    net_server_free(r.s);
+    broker_free(r.b);
+    serve_bridges_free(r.bridges);
+    auth_free(r.a);
     for (unsigned i = 0; i < MAX_URLS; i++)
-        tls_server_free(tls[i]);
+        tls_server_free(r.tls[i]);
     return rc;
 }
 
