@@ -132,27 +132,31 @@ static void json_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
+static void print_json(FILE *out, const struct bench_opts *o, const struct bench_report *r,
+                       const char *name)
+{
+    fprintf(out,
+            "{\"scenario\": \"%s\", \"qos\": %u, \"size\": %zu, \"pubs\": %u, \"subs\": %u, "
+            "\"clients\": %u, \"elapsed_s\": %.3f, \"rate\": %.1f, \"sent\": %llu, "
+            "\"received\": %llu, \"expected\": %llu, \"lost\": %llu, \"duplicates\": %llu, "
+            "\"out_of_order\": %llu, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f, "
+            "\"connects\": %llu, \"connect_errors\": %llu, \"error\": ",
+            name, o->qos, o->size, o->pubs, o->subs, o->clients, r->elapsed_s, r->msgs_per_s,
+            (unsigned long long)r->sent, (unsigned long long)r->received,
+            (unsigned long long)r->expected, (unsigned long long)r->lost,
+            (unsigned long long)r->duplicates, (unsigned long long)r->out_of_order, r->p50_ms,
+            r->p99_ms, r->max_ms, (unsigned long long)r->connects,
+            (unsigned long long)r->connect_errors);
+    json_string(out, r->error);
+    fprintf(out, "}\n");
+}
+
 /* see bench.h */
 void bench_print(FILE *out, const struct bench_opts *o, const struct bench_report *r,
                  const char *name)
 {
-    if (o->json) {
-        fprintf(out,
-                "{\"scenario\": \"%s\", \"qos\": %u, \"size\": %zu, \"pubs\": %u, \"subs\": %u, "
-                "\"clients\": %u, \"elapsed_s\": %.3f, \"rate\": %.1f, \"sent\": %llu, "
-                "\"received\": %llu, \"expected\": %llu, \"lost\": %llu, \"duplicates\": %llu, "
-                "\"out_of_order\": %llu, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f, "
-                "\"connects\": %llu, \"connect_errors\": %llu, \"error\": ",
-                name, o->qos, o->size, o->pubs, o->subs, o->clients, r->elapsed_s, r->msgs_per_s,
-                (unsigned long long)r->sent, (unsigned long long)r->received,
-                (unsigned long long)r->expected, (unsigned long long)r->lost,
-                (unsigned long long)r->duplicates, (unsigned long long)r->out_of_order, r->p50_ms,
-                r->p99_ms, r->max_ms, (unsigned long long)r->connects,
-                (unsigned long long)r->connect_errors);
-        json_string(out, r->error);
-        fprintf(out, "}\n");
-        return;
-    }
+    if (o->json)
+        return print_json(out, o, r, name);
     if (o->mode == BENCH_IDLE) {
         fprintf(out, "%s: %llu connections made and held for %.1f s\n", name,
                 (unsigned long long)r->connects, o->hold_s);

@@ -97,6 +97,28 @@ static void default_target(const struct ward_config *cfg, char *host, size_t hle
     }
 }
 
+/* Gathers "NAME/KEY = VALUE" lines from $SYS/broker/bridge/ for a few
+ * seconds. Retained values come first, then each new publication: the last
+ * value of each key is kept. Returns the number of lines. */
+static size_t collect_status(struct client *c, char (*lines)[400], size_t cap)
+{
+    struct client_message m;
+    size_t n = 0;
+    uint64_t deadline = clock_mono_ms() + 3000;
+    while (clock_mono_ms() < deadline && client_next(c, &m, 400) == 1 && m.topic.len > 19) {
+        char key[200];
+        snprintf(key, sizeof(key), "%.*s = ", (int)m.topic.len - 19, (const char *)m.topic.p + 19);
+        size_t i = 0;
+        while (i < n && strncmp(lines[i], key, strlen(key)) != 0)
+            i++;
+        if (i == n && n == cap)
+            continue;
+        snprintf(lines[i], 400, "%s%.*s", key, (int)m.payload.len, (const char *)m.payload.p);
+        n += i == n;
+    }
+    return n;
+}
+
 /* Prints $SYS/broker/bridge/NAME/... as the running broker publishes it
  * (retained, so one subscription brings everything at once). */
 static int print_status(const struct ward_config *cfg, const struct status_opts *so)
@@ -127,23 +149,8 @@ static int print_status(const struct ward_config *cfg, const struct status_opts 
         return 1;
     }
     printf("# bridges as %s:%u reports them ($SYS/broker/bridge/NAME/...):\n", cc.host, cc.port);
-    /* Retained values come first, then each new publication: keep the last. */
-    struct client_message m;
-    char lines[256][400];
-    size_t n = 0;
-    uint64_t deadline = clock_mono_ms() + 3000;
-    while (clock_mono_ms() < deadline && client_next(c, &m, 400) == 1 && m.topic.len > 19) {
-        char key[200];
-        snprintf(key, sizeof(key), "%.*s = ", (int)m.topic.len - 19, (const char *)m.topic.p + 19);
-        size_t i = 0;
-        while (i < n && strncmp(lines[i], key, strlen(key)) != 0)
-            i++;
-        if (i == n && n == 256)
-            continue;
-        snprintf(lines[i], sizeof(lines[i]), "%s%.*s", key, (int)m.payload.len,
-                 (const char *)m.payload.p);
-        n += i == n;
-    }
+    static char lines[256][400];
+    size_t n = collect_status(c, lines, 256);
     for (size_t i = 0; i < n; i++)
         printf("%s\n", lines[i]);
     if (n == 0)
