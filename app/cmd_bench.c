@@ -186,6 +186,10 @@ int cmd_bench(int argc, char **argv)
         opts_help(&cli_opts, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "--help-markdown") == 0) {
+        opts_markdown(&cli_opts, stdout);
+        return 0;
+    }
     struct bench_opts o;
     struct tls_client_config tc;
     int rc = bench_parse(argc, argv, &o, &tc);

@@ -922,6 +922,10 @@ int cmd_cert(int argc, char **argv)
         opts_help(&cli_opts, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "--help-markdown") == 0) {
+        opts_markdown(&cli_opts, stdout);
+        return 0;
+    }
     struct cert_opts o;
     int rc = parse(argc, argv, &o);
     if (rc)

@@ -187,6 +187,10 @@ static int parse_long(struct opts *p, void *ctx, int argc, char **argv, int *i)
     const char *name = argv[*i] + 2, *eq = strchr(name, '=');
     size_t len = eq ? (size_t)(eq - name) : strlen(name);
     const struct opt *o = find_long(p, name, len);
+    if (!o && strcmp(name, "help-markdown") == 0) {
+        opts_markdown(p, p->out ? p->out : stdout);
+        return OPTS_HELP;
+    }
     if (!o)
         return opts_fail(p, "unknown option '--%.*s'", (int)len, name);
     snprintf(p->spelled_buf, sizeof(p->spelled_buf), "--%.*s", (int)len, name);
@@ -286,4 +290,54 @@ void opts_help(const struct opts *p, FILE *out)
     }
     if (p->footer)
         fprintf(out, "%s", p->footer);
+}
+
+/* Text for a Markdown table cell: | and * escaped, line breaks as spaces. */
+static void md_cell(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '|' || *s == '*')
+            fprintf(out, "\\%c", *s);
+        else
+            fputc(*s == '\n' ? ' ' : *s, out);
+    }
+}
+
+static void md_row(const struct opt *o, FILE *out)
+{
+    fputs("| ", out);
+    if (o->letter)
+        fprintf(out, "`-%c`%s", o->letter, o->name ? ", " : "");
+    if (o->name)
+        fprintf(out, "`--%s`", o->name);
+    fputs(" | ", out);
+    if (o->arg)
+        md_cell(out, o->arg);
+    fputs(" | ", out);
+    md_cell(out, o->help);
+    fputs(" |\n", out);
+}
+
+/* see opts.h */
+void opts_markdown(const struct opts *p, FILE *out)
+{
+    fprintf(out, "## %s\n\n", p->prog);
+    if (p->usage)
+        fprintf(out, "```\n%s```\n\n", p->usage);
+    bool head = false;
+    for (size_t i = 0; i < p->n; i++) {
+        const struct opt *o = &p->table[i];
+        if (o->kind == OPT_SECTION && (!o->only || (o->only & p->mask))) {
+            fprintf(out, "%s%s\n\n", head ? "\n" : "", o->help);
+            head = false;
+        } else if (applies(p, o) && o->help) {
+            if (!head)
+                fputs("| option | argument | meaning |\n|---|---|---|\n", out);
+            head = true;
+            md_row(o, out);
+        }
+    }
+    if (p->footer)
+        fprintf(out, "\n%s", p->footer);
+    fputs("\n", out);
 }

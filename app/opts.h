@@ -88,6 +88,12 @@ int opts_parse(struct opts *p, void *ctx, int argc, char **argv, int first, int 
 /* Prints usage, every option of the table (those .mask selects) and footer. */
 void opts_help(const struct opts *p, FILE *out);
 
+/* The same as Markdown (a usage block and a table of the options), for
+ * docs/cli.md: `ward help --markdown` prints it for every command. Every
+ * command also accepts --help-markdown, which prints it and ends like
+ * --help. */
+void opts_markdown(const struct opts *p, FILE *out);
+
 /* Prints "PROG: OPTION: message" (OPTION while an option is being parsed)
  * and a line pointing to --help. Returns OPTS_USAGE. */
 int opts_fail(struct opts *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -217,3 +217,24 @@ def test_check_masks_secrets(tmp_path):
     r = run("check", "-c", str(conf))
     assert r.returncode == 0, r.stderr
     assert [l.strip() for l in r.stdout.splitlines()].count('key_password = "******"') == 1
+
+
+COMMANDS = ["serve", "pub", "sub", "bench", "cert", "check", "passwd"]
+
+
+def test_help_and_reference_come_from_the_same_tables():
+    """`ward help --markdown` (docs/cli.md) has a section for every command,
+    and every option each command's --help lists, in the same order."""
+    import re
+    r = run("help", "--markdown")
+    assert r.returncode == 0, r.stderr
+    sections = re.split(r"^## ward (\w+)\n", r.stdout, flags=re.M)[1:]
+    docs = dict(zip(sections[0::2], sections[1::2]))
+    assert list(docs) == COMMANDS
+    for cmd in COMMANDS:
+        h = run(cmd, "--help")
+        assert h.returncode == 0, (cmd, h.stderr)
+        in_help = re.findall(r"^  (?:-\w, |    )?(--[\w-]+|-\w)", h.stdout, flags=re.M)
+        in_docs = re.findall(r"^\| (?:`-\w`, )?`(--[\w-]+|-\w)`", docs[cmd], flags=re.M)
+        assert len(in_help) > 1 and in_help == in_docs, cmd
+        assert "--help" in in_docs, cmd

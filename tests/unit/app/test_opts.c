@@ -44,7 +44,8 @@ static const struct opt table[] = {
     {"u64", 0, OPT_UINT, "N", AT(u64), .hi = UINT64_MAX, .help = "up to 2^64-1"},
     {"int", 0, OPT_UINT, "N", AT(i), .lo = 10, .hi = 1000, .help = "10 to 1000"},
     {"real", 'r', OPT_DOUBLE, "X", AT(d), .dlo = 0.5, .dhi = 2, .help = "0.5 to 2"},
-    {"colour", 0, OPT_CHOICE, "C", AT(colour), .choices = colours, .help = "red or green"},
+    {"colour", 0, OPT_CHOICE, "C", AT(colour), .choices = colours,
+     .help = "red | green, *not* blue"},
     {"pair", 'P', OPT_CALL, "KEY VALUE", .call = pair, .nargs = 2, .help = "two arguments"},
     {"only-a", 0, OPT_SET, NULL, AT(flag), .only = 1, .help = "for mask 1"},
     {"only-b", 0, OPT_SET, NULL, AT(flag), .only = 2, .help = "for mask 2"},
@@ -257,6 +258,31 @@ TEST(help_from_the_table)
     free(out);
 }
 
+TEST(markdown_from_the_table)
+{
+    struct t t;
+    char *out;
+    ASSERT_EQ(PARSE(&t, &out, "--help-markdown"), OPTS_HELP); /* built in, not in the table */
+    ASSERT(strncmp(out,
+                   "## ward t\n\n```\nusage: ward t [options]\n```\n\n"
+                   "| option | argument | meaning |\n|---|---|---|\n"
+                   "| `-f`, `--flag` |  | a flag |\n| `-c` |  | clears keep |\n",
+                   140) == 0);
+    ASSERT(strstr(out, "\n| `-P`, `--pair` | KEY VALUE | two arguments |\n"));
+    ASSERT(strstr(out, "\n| `--colour` | C | red \\| green, \\*not\\* blue |\n"));
+    /* a section ends one table and starts another */
+    ASSERT(strstr(out, "\n\nSection:\n\n| option | argument | meaning |\n|---|---|---|\n"
+                       "| `--a-very-long-option-name` | VALUE | first second |\n"));
+    ASSERT(!strstr(out, "only-b"));
+    ASSERT(!strstr(out, "hidden"));
+    ASSERT(strstr(out, "\nthe end\n"));
+    free(out);
+    /* and in --help the same text stays plain */
+    ASSERT_EQ(PARSE(&t, &out, "-h"), OPTS_HELP);
+    ASSERT(strstr(out, "\n      --colour C            red | green, *not* blue\n"));
+    free(out);
+}
+
 TEST(uint_parser)
 {
     uint64_t v = 7;
@@ -284,6 +310,7 @@ int main(void)
     RUN(errors_name_the_option);
     RUN(only_and_mask);
     RUN(help_from_the_table);
+    RUN(markdown_from_the_table);
     RUN(uint_parser);
     TEST_DONE();
 }
