@@ -217,10 +217,73 @@ static int parse_shorts(struct opts *p, void *ctx, int argc, char **argv, int *i
     return 0;
 }
 
+static bool fits(uint64_t v, size_t size)
+{
+    return size >= 8 || v >> (size * 8) == 0;
+}
+
+/* What is wrong with one entry's target, or NULL. */
+static const char *target_fault(const struct opt *o)
+{
+    switch (o->kind) {
+    case OPT_SET:
+    case OPT_CLEAR:
+        return o->size == sizeof(bool) ? NULL : "a flag needs a bool target";
+    case OPT_STRING:
+        return o->size == sizeof(char *) ? NULL : "needs a const char * target";
+    case OPT_DOUBLE:
+        return o->size == sizeof(double) && o->dlo <= o->dhi ? NULL : "needs a double and a range";
+    case OPT_UINT:
+        if (o->size != 1 && o->size != 2 && o->size != 4 && o->size != 8)
+            return "needs a target of 1, 2, 4 or 8 bytes";
+        return o->lo <= o->hi && fits(o->hi, o->size) ? NULL : "its range does not fit its target";
+    case OPT_CHOICE:
+        for (const struct opt_choice *c = o->choices; c && c->name; c++)
+            if (!fits(c->value, o->size) || o->size == 0 || o->size > 8)
+                return "a value does not fit its target";
+        return o->choices ? NULL : "has no choices";
+    case OPT_CALL:
+        return o->call && o->nargs <= MAX_NARGS ? NULL
+                                                : "needs a handler (and at most 8 arguments)";
+    default:
+        return NULL;
+    }
+}
+
+/* Two entries that can both apply must not share a name or a letter. */
+static bool clash(const struct opt *a, const struct opt *b)
+{
+    if (a->kind == OPT_SECTION || b->kind == OPT_SECTION)
+        return false;
+    if (a->only && b->only && !(a->only & b->only))
+        return false;
+    return (a->letter && a->letter == b->letter) ||
+           (a->name && b->name && strcmp(a->name, b->name) == 0);
+}
+
+/* A broken table is a programming error; every test that parses with a
+ * table checks it this way. */
+static int check_table(struct opts *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        const struct opt *o = &p->table[i];
+        const char *fault = target_fault(o);
+        for (size_t j = 0; !fault && j < i; j++)
+            if (clash(o, &p->table[j]))
+                fault = "is in the table twice";
+        if (!fault)
+            continue;
+        if (o->name)
+            return opts_fail(p, "option table: --%s: %s", o->name, fault);
+        return opts_fail(p, "option table: -%c: %s", o->letter, fault);
+    }
+    return 0;
+}
+
 /* see opts.h */
 int opts_parse(struct opts *p, void *ctx, int argc, char **argv, int first, int *npos)
 {
-    int pos = first, rc = 0;
+    int pos = first, rc = check_table(p);
     bool options = true;
     for (int i = first; i < argc && rc == 0; i++) {
         const char *a = argv[i];

@@ -283,6 +283,61 @@ TEST(markdown_from_the_table)
     free(out);
 }
 
+/* Parses "t" with a one- or two-entry table; returns what was printed. */
+static char *with_table(const struct opt *tab, size_t n, int *rc)
+{
+    char *err = NULL, *argv[] = {"t", NULL};
+    size_t len;
+    struct t t = {0};
+    struct opts p = opts_for(1, 0);
+    p.table = tab;
+    p.n = n;
+    p.err = open_memstream(&err, &len);
+    *rc = opts_parse(&p, &t, 1, argv, 1, NULL);
+    fclose(p.err);
+    return err;
+}
+
+static const struct opt_choice big[] = {{"big", 256}, {NULL, 0}};
+
+TEST(broken_tables_are_refused)
+{
+    static const struct {
+        struct opt o[2];
+        const char *want;
+    } cases[] = {
+        {{{"x", 0, OPT_SET, NULL, AT(u32)}}, "--x: a flag needs a bool target"},
+        {{{"x", 0, OPT_STRING, "S", AT(u8)}}, "--x: needs a const char * target"},
+        {{{"x", 0, OPT_UINT, "N", AT(u8), .hi = 256}}, "--x: its range does not fit its target"},
+        {{{"x", 0, OPT_UINT, "N", AT(u16), .lo = 5, .hi = 4}}, "--x: its range does not fit"},
+        {{{"x", 0, OPT_UINT, "N", AT(u8), .hi = 1}}, NULL},
+        {{{"x", 0, OPT_UINT, "N", 0, 3, .hi = 1}}, "--x: needs a target of 1, 2, 4 or 8 bytes"},
+        {{{"x", 0, OPT_DOUBLE, "X", AT(u32)}}, "--x: needs a double"},
+        {{{"x", 0, OPT_CALL, "X", .nargs = 1}}, "--x: needs a handler"},
+        {{{"x", 0, OPT_CHOICE, "C", AT(colour)}}, "--x: has no choices"},
+        {{{"x", 0, OPT_CHOICE, "C", AT(u8), .choices = big}},
+         "--x: a value does not fit its target"},
+        {{{NULL, 'x', OPT_SET, NULL, AT(flag)}, {"other", 'x', OPT_SET, NULL, AT(flag)}},
+         "--other: is in the table twice"},
+        {{{"x", 0, OPT_SET, NULL, AT(flag)}, {"x", 0, OPT_SET, NULL, AT(flag), .only = 1}},
+         "--x: is in the table twice"},
+        {{{"x", 'x', OPT_SET, NULL, AT(flag), .only = 2},
+          {"x", 'x', OPT_SET, NULL, AT(flag), .only = 1}},
+         NULL}, /* one per tool: fine */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int rc;
+        size_t n = cases[i].o[1].kind || cases[i].o[1].name || cases[i].o[1].letter ? 2 : 1;
+        char *err = with_table(cases[i].o, n, &rc);
+        if (cases[i].want && (rc != OPTS_USAGE || !strstr(err, "ward t: option table: ") ||
+                              !strstr(err, cases[i].want)))
+            TEST_FAIL_("case %zu: status %d, \"%s\", wanted \"%s\"", i, rc, err, cases[i].want);
+        if (!cases[i].want && (rc != OPTS_OK || *err))
+            TEST_FAIL_("case %zu: status %d, \"%s\"", i, rc, err);
+        free(err);
+    }
+}
+
 TEST(uint_parser)
 {
     uint64_t v = 7;
@@ -311,6 +366,7 @@ int main(void)
     RUN(only_and_mask);
     RUN(help_from_the_table);
     RUN(markdown_from_the_table);
+    RUN(broken_tables_are_refused);
     RUN(uint_parser);
     TEST_DONE();
 }
