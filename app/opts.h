@@ -82,8 +82,8 @@ struct opts {
 /* Parses argv[first..argc) into ctx. The table is checked first (targets
  * that fit their kind and range, no name or letter twice where both apply):
  * a broken table fails every parse, so any test that parses finds it.
- * Positional arguments are moved, in
- * order, to argv[first..first + *npos) (npos may be NULL when max_pos is 0).
+ * Positional arguments are moved, in order, to argv[first..first + *npos)
+ * (npos may be NULL when max_pos is 0).
  * Returns OPTS_OK, OPTS_HELP after printing the help, or OPTS_USAGE after
  * printing an error that names the option or argument at fault. */
 int opts_parse(struct opts *p, void *ctx, int argc, char **argv, int first, int *npos);
