@@ -11,10 +11,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum bench_mode { BENCH_P2P, BENCH_FANIN, BENCH_FANOUT, BENCH_CONN, BENCH_IDLE };
 
 struct tls_client;
+struct tls_client_config;
 
 struct bench_opts {
     enum bench_mode mode;
@@ -43,6 +45,15 @@ struct bench_report {
     uint64_t connects, connect_errors; /* conn mode */
     char error[256];
 };
+
+/* Parses `ward bench SCENARIO [options]` (argv[0] is "bench"). Returns 0
+ * with *o and *tls filled (o->tls is NULL: the caller makes it from *tls),
+ * OPTS_HELP after printing the help, or OPTS_USAGE (2) after an error. */
+int bench_parse(int argc, char **argv, struct bench_opts *o, struct tls_client_config *tls);
+
+/* The report: a table for people, or one JSON object (--json). */
+void bench_print(FILE *out, const struct bench_opts *o, const struct bench_report *r,
+                 const char *name);
 
 /* Runs one scenario. Returns 0, or -1 with report->error set. */
 int bench_run(const struct bench_opts *o, struct bench_report *report);

@@ -15,25 +15,17 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "bench_stats.h"
 #include "mqtt/mqtt.h"
 #include "net/tcp.h"
 #include "tls/tls.h"
 
-#define HDR_LEN     20           /* publisher id (4), sequence (8), send time (8) */
-#define HIST_FINE   10000        /* 10 us buckets up to 100 ms */
-#define HIST_COARSE 9900         /* then 1 ms buckets up to 10 s */
-#define OUT_HIGH    (256u << 10) /* stop producing above this much unsent */
+#define HDR_LEN  20           /* publisher id (4), sequence (8), send time (8) */
+#define OUT_HIGH (256u << 10) /* stop producing above this much unsent */
 
 enum phase { SETUP, RUN, DRAIN, STOP };
 enum role { PUB, SUB, CONN, IDLE };
 enum state { TCP, TLS, CONNACK, SUBACK, READY, CLOSED };
-
-struct seen { /* one publisher as seen by one subscriber */
-    uint8_t *bits;
-    uint64_t cap; /* in sequence numbers */
-    uint64_t max;
-    bool any;
-};
 
 struct bc {
     int fd;
@@ -51,8 +43,8 @@ struct bc {
     uint64_t seq, next_ns;
     unsigned inflight;
     uint16_t next_pid;
-    bool done;         /* PUB: sent its count */
-    struct seen *seen; /* SUB: per publisher */
+    bool done;               /* PUB: sent its count */
+    struct bench_seen *seen; /* SUB: per publisher */
 };
 
 struct bench {
@@ -76,7 +68,7 @@ struct worker {
     pthread_t th;
     struct bc **conns;
     size_t n;
-    uint64_t hist[HIST_FINE + HIST_COARSE + 1];
+    struct bench_hist hist;
     uint64_t last_rx_ns;
 };
 
@@ -251,33 +243,6 @@ static void conn_cycle(struct bc *c)
 
 /* ---- receiving ---- */
 
-static void record_latency(struct worker *w, uint64_t ns)
-{
-    uint64_t us = ns / 1000;
-    size_t i = us < 100000 ? us / 10 : HIST_FINE + (us - 100000) / 1000;
-    w->hist[i < HIST_FINE + HIST_COARSE ? i : HIST_FINE + HIST_COARSE]++;
-}
-
-/* Marks seq seen for a publisher; returns 1 new, 0 duplicate. */
-static int mark(struct seen *s, uint64_t seq)
-{
-    if (seq >= s->cap) {
-        uint64_t cap = s->cap ? s->cap : 65536;
-        while (cap <= seq)
-            cap *= 2;
-        uint8_t *n = realloc(s->bits, cap / 8);
-        if (!n)
-            return 1;
-        memset(n + s->cap / 8, 0, (cap - s->cap) / 8);
-        s->bits = n;
-        s->cap = cap;
-    }
-    if (s->bits[seq / 8] & (1u << (seq % 8)))
-        return 0;
-    s->bits[seq / 8] |= (uint8_t)(1u << (seq % 8));
-    return 1;
-}
-
 static void on_message(struct bc *c, const struct mqtt_publish *pub)
 {
     struct bench *b = c->w->b;
@@ -295,18 +260,41 @@ static void on_message(struct bc *c, const struct mqtt_publish *pub)
     uint64_t seq = get64(p + 4), sent = get64(p + 12);
     if (from >= b->o->pubs)
         return;
-    struct seen *s = &c->seen[from];
-    if (!mark(s, seq)) {
+    enum bench_seq r = bench_seen_add(&c->seen[from], seq);
+    if (r == BENCH_SEQ_DUP) {
         atomic_fetch_add(&b->duplicates, 1);
         return;
     }
-    if (s->any && seq < s->max)
+    if (r == BENCH_SEQ_LATE)
         atomic_fetch_add(&b->out_of_order, 1);
-    if (!s->any || seq > s->max)
-        s->max = seq;
-    s->any = true;
     atomic_fetch_add(&b->received, 1);
-    record_latency(c->w, t > sent ? t - sent : 0);
+    bench_hist_add(&c->w->hist, t > sent ? t - sent : 0);
+}
+
+/* Returns 1 if the connection was cycled (conn mode), 0, or -1. */
+static int on_connack(struct bc *c, const struct mqtt_connack *ack)
+{
+    struct bench *b = c->w->b;
+    if (ack->reason) {
+        char rc[8];
+        snprintf(rc, sizeof(rc), "0x%02x", ack->reason);
+        set_error(b, "the broker refused the connection: %s (%s)",
+                  mqtt_connack_name(c->codec.version, ack->reason), rc);
+        return -1;
+    }
+    if (c->role == CONN) {
+        conn_cycle(c);
+        return 1;
+    }
+    if (c->role == SUB) {
+        send_subscribe(c);
+        return 0;
+    }
+    c->state = READY;
+    atomic_fetch_add(&b->ready, 1);
+    if (c->role == IDLE)
+        atomic_fetch_add(&b->connects, 1);
+    return 0;
 }
 
 static int on_packet(struct bc *c, struct mqtt_packet *p)
@@ -314,28 +302,7 @@ static int on_packet(struct bc *c, struct mqtt_packet *p)
     struct bench *b = c->w->b;
     switch (p->type) {
     case MQTT_CONNACK:
-        if (p->u.connack.reason) {
-            char rc[8];
-            snprintf(rc, sizeof(rc), "0x%02x", p->u.connack.reason);
-            set_error(b, "the broker refused the connection: %s (%s)",
-                      mqtt_connack_name(c->codec.version, p->u.connack.reason), rc);
-            return -1;
-        }
-        if (c->role == CONN) {
-            conn_cycle(c);
-            return 1;
-        }
-        if (c->role == SUB)
-            send_subscribe(c);
-        else if (c->role == IDLE) {
-            c->state = READY;
-            atomic_fetch_add(&b->ready, 1);
-            atomic_fetch_add(&b->connects, 1);
-        } else {
-            c->state = READY;
-            atomic_fetch_add(&b->ready, 1);
-        }
-        return 0;
+        return on_connack(c, &p->u.connack);
     case MQTT_SUBACK:
         if (p->u.suback.reasons.len < 1 || p->u.suback.reasons.p[0] >= 0x80) {
             set_error(b, "the broker refused the subscription to %s", c->topic);
@@ -398,6 +365,17 @@ static int on_readable(struct bc *c)
 
 /* ---- publishing ---- */
 
+/* The payload header: publisher id, sequence number, send time. */
+static void stamp(uint8_t *payload, uint32_t idx, uint64_t seq)
+{
+    payload[0] = (uint8_t)(idx >> 24);
+    payload[1] = (uint8_t)(idx >> 16);
+    payload[2] = (uint8_t)(idx >> 8);
+    payload[3] = (uint8_t)idx;
+    put64(payload + 4, seq);
+    put64(payload + 12, now_ns());
+}
+
 static void produce(struct bc *c, uint64_t t)
 {
     struct bench *b = c->w->b;
@@ -419,12 +397,7 @@ static void produce(struct bc *c, uint64_t t)
             return;
         if (o->rate > 0 && t < c->next_ns)
             return;
-        payload[0] = (uint8_t)(c->idx >> 24);
-        payload[1] = (uint8_t)(c->idx >> 16);
-        payload[2] = (uint8_t)(c->idx >> 8);
-        payload[3] = (uint8_t)c->idx;
-        put64(payload + 4, c->seq);
-        put64(payload + 12, now_ns());
+        stamp(payload, c->idx, c->seq);
         struct mqtt_packet p = {.type = MQTT_PUBLISH};
         p.u.publish.topic = (struct mqtt_str){(const uint8_t *)c->topic, strlen(c->topic)};
         p.u.publish.payload = (struct mqtt_bin){payload, (uint32_t)size};
@@ -458,72 +431,96 @@ static void conn_refused(struct bc *c)
         open_socket(c);
 }
 
-static void on_event(struct bc *c, uint32_t events)
+/* A connection attempt failed: conn mode counts it and tries again (naming
+ * the cause if cause_in_conn); the other modes stop with the cause. */
+static void attempt_failed(struct bc *c, const char *cause, bool cause_in_conn)
 {
     struct bench *b = c->w->b;
-    if (c->state == TCP && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
-        int err = 0;
-        socklen_t len = sizeof(err);
-        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err) {
-            if (c->role == CONN) {
-                atomic_fetch_add(&b->conn_errors, 1);
-                conn_close(c);
-                if (atomic_load(&b->phase) == RUN)
-                    open_socket(c);
-                return;
-            }
-            set_error(b, "cannot connect: %s", strerror(err));
-            atomic_fetch_add(&b->failed, 1);
-            conn_close(c);
-            return;
-        }
-        if (b->o->tls) {
-            c->t = tls_client_transport_new(b->o->tls, c->fd, b->o->host);
-            c->ops = &tls_transport_ops;
-            c->state = TLS;
-        } else {
-            send_connect(c);
-        }
+    if (c->role == CONN) {
+        atomic_fetch_add(&b->conn_errors, 1);
+        if (cause_in_conn)
+            set_error(b, "%s", cause);
+        conn_close(c);
+        if (atomic_load(&b->phase) == RUN)
+            open_socket(c);
+        return;
     }
-    if (c->state == TLS) {
-        ssize_t r = c->ops->handshake(c->t);
-        if (r == TRANSPORT_ERROR) {
-            if (c->role == CONN) {
-                atomic_fetch_add(&b->conn_errors, 1);
-                set_error(b, "%s", c->ops->cause(c->t));
-                conn_close(c);
-                if (atomic_load(&b->phase) == RUN)
-                    open_socket(c);
-                return;
-            }
-            set_error(b, "%s", c->ops->cause(c->t));
-            atomic_fetch_add(&b->failed, 1);
-            conn_close(c);
-            return;
-        }
-        if (r != 1) {
-            watch(c, r == TRANSPORT_WANT_WRITE);
-            return;
-        }
+    set_error(b, "%s", cause);
+    atomic_fetch_add(&b->failed, 1);
+    conn_close(c);
+}
+
+/* The TCP connect finished: TLS next, or the CONNECT. Returns -1 if the
+ * connection is gone. */
+static int tcp_done(struct bc *c)
+{
+    struct bench *b = c->w->b;
+    int err = 0;
+    socklen_t len = sizeof(err);
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err) {
+        char cause[160];
+        snprintf(cause, sizeof(cause), "cannot connect: %s", strerror(err));
+        attempt_failed(c, cause, false);
+        return -1;
+    }
+    if (b->o->tls) {
+        c->t = tls_client_transport_new(b->o->tls, c->fd, b->o->host);
+        c->ops = &tls_transport_ops;
+        c->state = TLS;
+    } else {
         send_connect(c);
+    }
+    return 0;
+}
+
+/* One TLS handshake step. Returns 1 done (CONNECT queued), 0 in progress,
+ * -1 if the connection is gone. */
+static int tls_step(struct bc *c)
+{
+    ssize_t r = c->ops->handshake(c->t);
+    if (r == TRANSPORT_ERROR) {
+        attempt_failed(c, c->ops->cause(c->t), true);
+        return -1;
+    }
+    if (r != 1) {
+        watch(c, r == TRANSPORT_WANT_WRITE);
+        return 0;
+    }
+    send_connect(c);
+    return 1;
+}
+
+/* Reading failed: the broker closed the connection or sent garbage. */
+static void read_failed(struct bc *c)
+{
+    struct bench *b = c->w->b;
+    if (c->role == CONN && atomic_load(&b->phase) != RUN)
+        return conn_close(c);
+    if (c->role == CONN)
+        return conn_refused(c);
+    if (atomic_load(&b->phase) < STOP && !b->error[0])
+        set_error(b, "a %s connection was closed by the broker",
+                  c->role == PUB ? "publisher" : "subscriber");
+    atomic_fetch_add(&b->failed, 1);
+    conn_close(c);
+}
+
+static void on_event(struct bc *c, uint32_t events)
+{
+    if (c->state == TCP && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && tcp_done(c) < 0)
+        return;
+    if (c->state == TLS) {
+        if (tls_step(c) <= 0)
+            return;
         events |= EPOLLOUT;
     }
-    if ((events & EPOLLIN) && on_readable(c) < 0) {
-        if (c->role == CONN && atomic_load(&b->phase) != RUN)
-            return conn_close(c);
-        if (c->role == CONN)
-            return conn_refused(c);
-        if (atomic_load(&b->phase) < STOP && !b->error[0])
-            set_error(b, "a %s connection was closed by the broker",
-                      c->role == PUB ? "publisher" : "subscriber");
-        atomic_fetch_add(&b->failed, 1);
-        return conn_close(c);
-    }
+    if ((events & EPOLLIN) && on_readable(c) < 0)
+        return read_failed(c);
     if (c->fd >= 0 && flush(c) < 0) {
         if (c->role == CONN)
             return conn_refused(c);
-        atomic_fetch_add(&b->failed, 1);
+        atomic_fetch_add(&c->w->b->failed, 1);
         conn_close(c);
     } else if (c->fd >= 0 && c->outpos == c->outlen && (events & EPOLLOUT)) {
         watch(c, false);
@@ -576,7 +573,7 @@ static struct bc *make_conn(struct bench *b, struct worker *w, enum role role, u
             snprintf(c->topic, sizeof(c->topic), "bench/+");
         else
             snprintf(c->topic, sizeof(c->topic), "bench/%u", o->mode == BENCH_FANOUT ? 0 : idx);
-        c->seen = calloc(o->pubs ? o->pubs : 1, sizeof(struct seen));
+        c->seen = calloc(o->pubs ? o->pubs : 1, sizeof(struct bench_seen));
     }
     w->conns[w->n++] = c;
     return c;
@@ -590,7 +587,7 @@ static void free_conn(struct bc *c)
         close(c->fd);
     if (c->seen) {
         for (unsigned i = 0; i < c->w->b->o->pubs; i++)
-            free(c->seen[i].bits);
+            bench_seen_free(&c->seen[i]);
         free(c->seen);
     }
     free(c->in);
@@ -598,32 +595,18 @@ static void free_conn(struct bc *c)
     free(c);
 }
 
-static double percentile(const uint64_t *h, uint64_t total, double q)
-{
-    uint64_t want = (uint64_t)((double)total * q), acc = 0;
-    for (size_t i = 0; i <= HIST_FINE + HIST_COARSE; i++) {
-        acc += h[i];
-        if (acc > want)
-            return i < HIST_FINE ? (double)i * 0.01 + 0.005 : 100.0 + (double)(i - HIST_FINE) + 0.5;
-    }
-    return 0;
-}
-
 static void summarize(struct bench *b, struct worker *ws, unsigned nw, struct bench_report *r,
                       uint64_t end_ns)
 {
     const struct bench_opts *o = b->o;
-    static uint64_t h[HIST_FINE + HIST_COARSE + 1];
-    memset(h, 0, sizeof(h));
-    uint64_t total = 0, last_rx = 0;
+    static struct bench_hist h;
+    memset(&h, 0, sizeof(h));
+    uint64_t last_rx = 0;
     for (unsigned i = 0; i < nw; i++) {
-        for (size_t k = 0; k <= HIST_FINE + HIST_COARSE; k++)
-            h[k] += ws[i].hist[k];
+        bench_hist_merge(&h, &ws[i].hist);
         if (ws[i].last_rx_ns > last_rx)
             last_rx = ws[i].last_rx_ns;
     }
-    for (size_t k = 0; k <= HIST_FINE + HIST_COARSE; k++)
-        total += h[k];
     r->sent = atomic_load(&b->sent);
     r->received = atomic_load(&b->received);
     r->duplicates = atomic_load(&b->duplicates);
@@ -640,9 +623,9 @@ static void summarize(struct bench *b, struct worker *ws, unsigned nw, struct be
     r->msgs_per_s =
         (double)(o->mode == BENCH_CONN || o->mode == BENCH_IDLE ? r->connects : r->received) /
         r->elapsed_s;
-    r->p50_ms = percentile(h, total, 0.50);
-    r->p99_ms = percentile(h, total, 0.99);
-    r->max_ms = percentile(h, total, 1.0 - 1e-12);
+    r->p50_ms = bench_hist_quantile(&h, 0.50);
+    r->p99_ms = bench_hist_quantile(&h, 0.99);
+    r->max_ms = bench_hist_quantile(&h, 1.0 - 1e-12);
 }
 
 static void sleep_ms(unsigned ms)
@@ -695,107 +678,148 @@ static void run_phases(struct bench *b)
     }
 }
 
-/* see bench.h */
-int bench_run(const struct bench_opts *o, struct bench_report *r)
+/* Resolves the broker and picks the first address that answers ("localhost"
+ * may name ::1 and 127.0.0.1); with --sub-port, the same host on that port
+ * for the subscribers. *res is for freeaddrinfo. */
+static int resolve(struct bench *b, struct addrinfo **res, struct bench_report *r)
 {
-    memset(r, 0, sizeof(*r));
-    struct bench b = {.o = o};
-    pthread_mutex_init(&b.err_lock, NULL);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+    const struct bench_opts *o = b->o;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
     char port[8];
     snprintf(port, sizeof(port), "%u", o->port);
-    int g = getaddrinfo(o->host, port, &hints, &res);
+    int g = getaddrinfo(o->host, port, &hints, res);
     if (g != 0) {
+        *res = NULL;
         snprintf(r->error, sizeof(r->error), "cannot resolve %s: %s", o->host, gai_strerror(g));
         return -1;
     }
-    /* "localhost" may name ::1 and 127.0.0.1: use the first that answers. */
-    b.addr = NULL;
-    for (struct addrinfo *a = res; a && !b.addr; a = a->ai_next) {
+    for (struct addrinfo *a = *res; a && !b->addr; a = a->ai_next) {
         int fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) == 0)
-            b.addr = a;
+            b->addr = a;
         if (fd >= 0)
             close(fd);
     }
-    if (!b.addr) {
+    if (!b->addr) {
         snprintf(r->error, sizeof(r->error), "cannot connect to %s port %u: %s", o->host, o->port,
                  strerror(errno));
-        freeaddrinfo(res);
         return -1;
     }
     if (o->sub_port) { /* the same host, another port: subscribers behind a bridge */
-        memcpy(&b.sub_ss, b.addr->ai_addr, b.addr->ai_addrlen);
-        b.sub_ai = *b.addr;
-        b.sub_ai.ai_addr = (struct sockaddr *)&b.sub_ss;
-        if (b.sub_ss.ss_family == AF_INET6)
-            ((struct sockaddr_in6 *)&b.sub_ss)->sin6_port = htons(o->sub_port);
+        memcpy(&b->sub_ss, b->addr->ai_addr, b->addr->ai_addrlen);
+        b->sub_ai = *b->addr;
+        b->sub_ai.ai_addr = (struct sockaddr *)&b->sub_ss;
+        if (b->sub_ss.ss_family == AF_INET6)
+            ((struct sockaddr_in6 *)&b->sub_ss)->sin6_port = htons(o->sub_port);
         else
-            ((struct sockaddr_in *)&b.sub_ss)->sin_port = htons(o->sub_port);
-        b.sub_addr = &b.sub_ai;
+            ((struct sockaddr_in *)&b->sub_ss)->sin_port = htons(o->sub_port);
+        b->sub_addr = &b->sub_ai;
     }
-    unsigned nw = o->threads ? o->threads : 2;
-    unsigned total =
-        o->mode == BENCH_CONN || o->mode == BENCH_IDLE ? o->clients : o->pubs + o->subs;
+    return 0;
+}
+
+/* The workers and, spread over them, every connection of the scenario
+ * (subscribers first, so nothing is published before they listen). */
+static struct worker *make_workers(struct bench *b, unsigned nw, unsigned total)
+{
+    const struct bench_opts *o = b->o;
     struct worker *ws = calloc(nw, sizeof(*ws));
     for (unsigned i = 0; ws && i < nw; i++) {
-        ws[i].b = &b;
+        ws[i].b = b;
         ws[i].ep = epoll_create1(EPOLL_CLOEXEC);
         ws[i].conns = calloc(total, sizeof(struct bc *));
     }
-    int rc = -1;
-    /* Subscribers first, so nothing is published before they listen. */
+    if (!ws)
+        return NULL;
     unsigned k = 0;
     for (unsigned i = 0; o->mode != BENCH_CONN && i < o->subs; i++, k++)
-        make_conn(&b, &ws[k % nw], SUB, i);
+        make_conn(b, &ws[k % nw], SUB, i);
     for (unsigned i = 0; o->mode != BENCH_CONN && i < o->pubs; i++, k++)
-        make_conn(&b, &ws[k % nw], PUB, i);
+        make_conn(b, &ws[k % nw], PUB, i);
     for (unsigned i = 0; o->mode == BENCH_CONN && i < o->clients; i++, k++)
-        make_conn(&b, &ws[k % nw], CONN, i);
+        make_conn(b, &ws[k % nw], CONN, i);
     for (unsigned i = 0; o->mode == BENCH_IDLE && i < o->clients; i++, k++)
-        make_conn(&b, &ws[k % nw], IDLE, i);
-    for (unsigned i = 0; i < nw; i++)
-        pthread_create(&ws[i].th, NULL, worker_main, &ws[i]);
-    if (o->mode == BENCH_CONN) {
-        atomic_store(&b.phase, RUN); /* sockets open in RUN for conn mode */
-        b.run_start_ns = now_ns();
-    }
-    for (unsigned i = 0; i < nw; i++)
-        for (size_t j = 0; j < ws[i].n; j++)
-            if (open_socket(ws[i].conns[j]) < 0)
-                set_error(&b, "cannot open a socket: %s", strerror(errno));
-    if (o->mode == BENCH_CONN) {
-        sleep_ms((unsigned)(o->duration_s * 1000));
-        rc = 0;
-    } else if (o->mode == BENCH_IDLE) {
-        b.run_start_ns = now_ns();
-        if (wait_ready(&b, total) == 0) {
-            /* All connected: hold them idle (the caller measures the broker). */
-            printf("connected %u\n", total);
-            fflush(stdout);
-            sleep_ms((unsigned)(o->hold_s * 1000));
-            rc = 0;
-        }
-    } else if (wait_ready(&b, total) == 0) {
-        run_phases(&b);
-        rc = 0;
-    }
-    uint64_t end = now_ns();
-    atomic_store(&b.phase, STOP);
-    for (unsigned i = 0; i < nw; i++)
-        pthread_join(ws[i].th, NULL);
-    summarize(&b, ws, nw, r, end);
-    if (b.error[0] && (rc < 0 || o->mode != BENCH_CONN))
-        snprintf(r->error, sizeof(r->error), "%s", b.error);
-    if (b.error[0] && rc == 0 && o->mode != BENCH_CONN && atomic_load(&b.failed))
-        rc = -1;
-    for (unsigned i = 0; i < nw; i++) {
+        make_conn(b, &ws[k % nw], IDLE, i);
+    return ws;
+}
+
+static void free_workers(struct worker *ws, unsigned nw)
+{
+    for (unsigned i = 0; ws && i < nw; i++) {
         for (size_t j = 0; j < ws[i].n; j++)
             free_conn(ws[i].conns[j]);
         free(ws[i].conns);
         close(ws[i].ep);
     }
     free(ws);
+}
+
+/* Opens every socket, then runs the scenario's phases. Returns 0, or -1. */
+static int drive(struct bench *b, struct worker *ws, unsigned nw, unsigned total)
+{
+    const struct bench_opts *o = b->o;
+    if (o->mode == BENCH_CONN) {
+        atomic_store(&b->phase, RUN); /* sockets open in RUN for conn mode */
+        b->run_start_ns = now_ns();
+    }
+    for (unsigned i = 0; i < nw; i++)
+        for (size_t j = 0; j < ws[i].n; j++)
+            if (open_socket(ws[i].conns[j]) < 0)
+                set_error(b, "cannot open a socket: %s", strerror(errno));
+    if (o->mode == BENCH_CONN) {
+        sleep_ms((unsigned)(o->duration_s * 1000));
+        return 0;
+    }
+    if (o->mode == BENCH_IDLE) {
+        b->run_start_ns = now_ns();
+        if (wait_ready(b, total) < 0)
+            return -1;
+        /* All connected: hold them idle (the caller measures the broker). */
+        printf("connected %u\n", total);
+        fflush(stdout);
+        sleep_ms((unsigned)(o->hold_s * 1000));
+        return 0;
+    }
+    if (wait_ready(b, total) < 0)
+        return -1;
+    run_phases(b);
+    return 0;
+}
+
+/* see bench.h */
+int bench_run(const struct bench_opts *o, struct bench_report *r)
+{
+    memset(r, 0, sizeof(*r));
+    struct bench b = {.o = o};
+    struct addrinfo *res = NULL;
+    unsigned nw = o->threads ? o->threads : 2;
+    unsigned total =
+        o->mode == BENCH_CONN || o->mode == BENCH_IDLE ? o->clients : o->pubs + o->subs;
+    if (resolve(&b, &res, r) < 0) {
+        if (res)
+            freeaddrinfo(res);
+        return -1;
+    }
+    pthread_mutex_init(&b.err_lock, NULL);
+    struct worker *ws = make_workers(&b, nw, total);
+    int rc = -1;
+    for (unsigned i = 0; ws && i < nw; i++)
+        pthread_create(&ws[i].th, NULL, worker_main, &ws[i]);
+    if (ws)
+        rc = drive(&b, ws, nw, total);
+    uint64_t end = now_ns();
+    atomic_store(&b.phase, STOP);
+    for (unsigned i = 0; ws && i < nw; i++)
+        pthread_join(ws[i].th, NULL);
+    if (ws)
+        summarize(&b, ws, nw, r, end);
+    else
+        set_error(&b, "out of memory");
+    if (b.error[0] && (rc < 0 || o->mode != BENCH_CONN))
+        snprintf(r->error, sizeof(r->error), "%s", b.error);
+    if (b.error[0] && rc == 0 && o->mode != BENCH_CONN && atomic_load(&b.failed))
+        rc = -1;
+    free_workers(ws, nw);
     freeaddrinfo(res);
     pthread_mutex_destroy(&b.err_lock);
     return rc;

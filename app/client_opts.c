@@ -1,7 +1,6 @@
 /* see client_opts.h */
 #include "client_opts.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,107 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "opts.h"
+
 static const char *const tool_name[] = {"ward pub", "ward sub"};
-
-static void usage(const struct client_opts *o, FILE *out)
-{
-    bool pub = o->tool == TOOL_PUB;
-    fprintf(out, "usage: %s [-h HOST] [-p PORT] -t TOPIC%s [options]\n", tool_name[o->tool],
-            pub ? " (-m MSG | -f FILE | -l | -s | -n)" : " [-t TOPIC ...]");
-    fprintf(out,
-            "  -h HOST            broker host (default localhost; IPv6 as ::1)\n"
-            "  -p PORT            broker port (default 1883)\n"
-            "  -t TOPIC           topic%s\n"
-            "  -q QOS             0, 1 or 2 (default 0)\n"
-            "  -i ID              client id (default: ward-pub-/ward-sub- and the pid)\n"
-            "  -u USER, -P PASS   user name and password\n"
-            "  -V VERSION         5 (default), 3.1.1 (also mqttv5, mqttv311, 311)\n"
-            "  -c                 keep the session (clean start off)\n"
-            "  -x SECONDS         session expiry interval (v5)\n"
-            "  -k SECONDS         keep alive (default 60)\n"
-            "  -D CMD user-property KEY VALUE   v5 user property on CONNECT%s\n"
-            "  --user-property KEY VALUE        the same on %s\n"
-            "  --will-topic T --will-payload P --will-qos Q --will-retain\n"
-            "  -W SECONDS         give up after this long (exit 27)\n"
-            "  --cafile F, --capath D   trust these CAs (turns TLS on)\n"
-            "  --cert F --key F [--key-password P]   client certificate (mTLS)\n"
-            "  --tls              TLS with the system's CAs\n"
-            "  --tls-version V    minimum 1.2 (default) or 1.3; --ciphers LIST\n"
-            "  --servername NAME  SNI and the name the certificate must carry\n"
-            "  --alpn PROTO       ALPN protocol to offer (e.g. mqtt)\n"
-            "  --insecure         do not check the server's host name (the chain is\n"
-            "                     still verified)\n"
-            "  -d                 print the packets sent and received\n",
-            pub ? "" : " filter (repeatable)", pub ? " or PUBLISH" : "",
-            pub ? "PUBLISH" : "CONNECT");
-    if (pub)
-        fprintf(out, "  -m MSG             the message\n"
-                     "  -f FILE            the contents of FILE as one message\n"
-                     "  -l                 each line of standard input as a message\n"
-                     "  -s                 all of standard input as one message\n"
-                     "  -n                 an empty message\n"
-                     "  -r                 retain\n");
-    else
-        fprintf(out, "  -C COUNT           exit after COUNT messages\n"
-                     "  -v                 print \"topic payload\"\n"
-                     "  -R                 skip retained messages sent on subscribe\n"
-                     "  --no-local         not my own messages (v5)\n");
-}
-
-enum {
-    OPT_WILL_TOPIC = 256,
-    OPT_WILL_PAYLOAD,
-    OPT_WILL_QOS,
-    OPT_WILL_RETAIN,
-    OPT_USER_PROP,
-    OPT_NO_LOCAL,
-    OPT_HELP,
-    OPT_CAFILE,
-    OPT_CAPATH,
-    OPT_CERT,
-    OPT_KEY,
-    OPT_KEYPW,
-    OPT_TLS,
-    OPT_TLSVER,
-    OPT_CIPHERS,
-    OPT_SNI,
-    OPT_ALPN,
-    OPT_INSECURE,
-};
-
-static const struct option long_opts[] = {
-    {"host", required_argument, NULL, 'h'},
-    {"port", required_argument, NULL, 'p'},
-    {"topic", required_argument, NULL, 't'},
-    {"qos", required_argument, NULL, 'q'},
-    {"id", required_argument, NULL, 'i'},
-    {"username", required_argument, NULL, 'u'},
-    {"pw", required_argument, NULL, 'P'},
-    {"protocol-version", required_argument, NULL, 'V'},
-    {"message", required_argument, NULL, 'm'},
-    {"file", required_argument, NULL, 'f'},
-    {"retain", no_argument, NULL, 'r'},
-    {"count", required_argument, NULL, 'C'},
-    {"will-topic", required_argument, NULL, OPT_WILL_TOPIC},
-    {"will-payload", required_argument, NULL, OPT_WILL_PAYLOAD},
-    {"will-qos", required_argument, NULL, OPT_WILL_QOS},
-    {"will-retain", no_argument, NULL, OPT_WILL_RETAIN},
-    {"user-property", required_argument, NULL, OPT_USER_PROP},
-    {"no-local", no_argument, NULL, OPT_NO_LOCAL},
-    {"help", no_argument, NULL, OPT_HELP},
-    {"cafile", required_argument, NULL, OPT_CAFILE},
-    {"capath", required_argument, NULL, OPT_CAPATH},
-    {"cert", required_argument, NULL, OPT_CERT},
-    {"key", required_argument, NULL, OPT_KEY},
-    {"key-password", required_argument, NULL, OPT_KEYPW},
-    {"tls", no_argument, NULL, OPT_TLS},
-    {"tls-version", required_argument, NULL, OPT_TLSVER},
-    {"ciphers", required_argument, NULL, OPT_CIPHERS},
-    {"servername", required_argument, NULL, OPT_SNI},
-    {"alpn", required_argument, NULL, OPT_ALPN},
-    {"insecure", no_argument, NULL, OPT_INSECURE},
-    {NULL, 0, NULL, 0},
-};
 
 static int bad(const struct client_opts *o, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -125,228 +26,174 @@ static int bad(const struct client_opts *o, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-static int number(const struct client_opts *o, const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi)
-        return bad(o, "'%s' is not a number in range", s);
-    *out = v;
-    return 0;
-}
-
 /* Appends one user property (0x26, key, value) in wire form. */
-static int add_user_prop(const struct client_opts *o, uint8_t *buf, size_t *len, size_t cap,
-                         const char *k, const char *v)
+static int add_user_prop(struct opts *p, uint8_t *buf, size_t *len, size_t cap, const char *k,
+                         const char *v)
 {
     size_t kl = strlen(k), vl = strlen(v);
-    if (*len + 5 + kl + vl > cap || kl > 65535 || vl > 65535)
-        return bad(o, "%s", "too many user properties");
-    uint8_t *p = buf + *len;
-    *p++ = 0x26;
-    *p++ = (uint8_t)(kl >> 8);
-    *p++ = (uint8_t)kl;
-    memcpy(p, k, kl);
-    p += kl;
-    *p++ = (uint8_t)(vl >> 8);
-    *p++ = (uint8_t)vl;
-    memcpy(p, v, vl);
+    if (kl > 65535 || vl > 65535 || *len + 5 + kl + vl > cap)
+        return opts_fail(p, "%s", "too many user properties");
+    uint8_t *b = buf + *len;
+    *b++ = 0x26;
+    *b++ = (uint8_t)(kl >> 8);
+    *b++ = (uint8_t)kl;
+    memcpy(b, k, kl);
+    b += kl;
+    *b++ = (uint8_t)(vl >> 8);
+    *b++ = (uint8_t)vl;
+    memcpy(b, v, vl);
     *len += 5 + kl + vl;
     return 0;
 }
 
-static int set_version(struct client_opts *o, const char *v)
+/* -D COMMAND user-property KEY VALUE (mosquitto's spelling). */
+static int dash_d(struct opts *p, void *ctx, const char *const *a)
 {
-    static const struct {
-        const char *name;
-        uint8_t version;
-    } names[] = {{"5", MQTT_V5},     {"mqttv5", MQTT_V5},     {"3.1.1", MQTT_V311},
-                 {"311", MQTT_V311}, {"mqttv311", MQTT_V311}, {"4", MQTT_V311}};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcmp(v, names[i].name) == 0) {
-            o->cc.version = names[i].version;
-            return 0;
-        }
-    return bad(o, "unknown protocol version '%s' (5 or 3.1.1)", v);
+    struct client_opts *o = ctx;
+    if (strcmp(a[1], "user-property") != 0)
+        return opts_fail(p, "'%s': only user-property is supported", a[1]);
+    if (strcasecmp(a[0], "CONNECT") == 0)
+        return add_user_prop(p, o->connect_props, &o->connect_props_len, sizeof(o->connect_props),
+                             a[2], a[3]);
+    if (strcasecmp(a[0], "PUBLISH") == 0 && o->tool == TOOL_PUB)
+        return add_user_prop(p, o->publish_props, &o->publish_props_len, sizeof(o->publish_props),
+                             a[2], a[3]);
+    return opts_fail(p, "'%s': only CONNECT%s is supported", a[0],
+                     o->tool == TOOL_PUB ? " and PUBLISH" : "");
 }
 
-static int set_source(struct client_opts *o, enum pub_source s, const char *arg)
+/* --user-property KEY VALUE: on the PUBLISH for pub, the CONNECT for sub. */
+static int user_prop(struct opts *p, void *ctx, const char *const *a)
 {
-    if (o->tool != TOOL_PUB)
-        return bad(o, "%s", "message options are for 'ward pub'");
-    if (o->source != SRC_NONE)
-        return bad(o, "%s", "give only one of -m, -f, -l, -s, -n");
-    o->source = s;
-    o->message = arg;
+    struct client_opts *o = ctx;
+    if (o->tool == TOOL_PUB)
+        return add_user_prop(p, o->publish_props, &o->publish_props_len, sizeof(o->publish_props),
+                             a[0], a[1]);
+    return add_user_prop(p, o->connect_props, &o->connect_props_len, sizeof(o->connect_props), a[0],
+                         a[1]);
+}
+
+static int add_topic(struct opts *p, void *ctx, const char *const *a)
+{
+    struct client_opts *o = ctx;
+    if (o->ntopics == (o->tool == TOOL_PUB ? 1 : MAX_TOPICS))
+        return opts_fail(p, "%s", o->tool == TOOL_PUB ? "one topic only" : "too many topics");
+    o->topics[o->ntopics++] = a[0];
     return 0;
 }
 
-/* -D COMMAND user-property KEY VALUE: getopt gives COMMAND, the other three
- * follow it in argv. */
-static int dash_d(struct client_opts *o, int argc, char **argv)
+/* -m -f -l -s -n: the letters in the order of enum pub_source. */
+static int set_source(struct opts *p, void *ctx, const char *const *a)
 {
-    const char *cmd = optarg;
-    if (optind + 2 >= argc || strcmp(argv[optind], "user-property") != 0)
-        return bad(o, "%s", "-D takes: COMMAND user-property KEY VALUE");
-    const char *k = argv[optind + 1], *v = argv[optind + 2];
-    optind += 3;
-    if (strcasecmp(cmd, "CONNECT") == 0)
-        return add_user_prop(o, o->connect_props, &o->connect_props_len, sizeof(o->connect_props),
-                             k, v);
-    if (strcasecmp(cmd, "PUBLISH") == 0 && o->tool == TOOL_PUB)
-        return add_user_prop(o, o->publish_props, &o->publish_props_len, sizeof(o->publish_props),
-                             k, v);
-    return bad(o, "-D %s: only CONNECT (and PUBLISH for ward pub) are supported", cmd);
+    static const char letters[] = "mflsn";
+    struct client_opts *o = ctx;
+    if (o->source != SRC_NONE)
+        return opts_fail(p, "%s", "give only one of -m, -f, -l, -s, -n");
+    o->source = (enum pub_source)(strchr(letters, p->cur->letter) - letters);
+    o->message = a[0];
+    return 0;
 }
 
-static int one(struct client_opts *o, int ch, int argc, char **argv)
+static int session_expiry(struct opts *p, void *ctx, const char *const *a)
 {
-    long n;
-    int rc = 0;
-    switch (ch) {
-    case 'h':
-        o->cc.host = optarg;
-        break;
-    case 'p':
-        if (!(rc = number(o, optarg, 1, 65535, &n)))
-            o->cc.port = (uint16_t)n;
-        break;
-    case 't':
-        if (o->ntopics == (o->tool == TOOL_PUB ? 1 : MAX_TOPICS))
-            return bad(o, "%s", o->tool == TOOL_PUB ? "one topic only" : "too many topics");
-        o->topics[o->ntopics++] = optarg;
-        break;
-    case 'q':
-        if (!(rc = number(o, optarg, 0, 2, &n)))
-            o->qos = (uint8_t)n;
-        break;
-    case 'i':
-        o->cc.client_id = optarg;
-        break;
-    case 'u':
-        o->cc.username = optarg;
-        break;
-    case 'P':
-        o->cc.password = optarg;
-        break;
-    case 'V':
-        return set_version(o, optarg);
-    case 'c':
-        o->cc.clean_start = false;
-        break;
-    case 'x':
-        if (!(rc = number(o, optarg, 0, 4294967295L, &n))) {
-            o->cc.has_session_expiry = true;
-            o->cc.session_expiry = (uint32_t)n;
-        }
-        break;
-    case 'k':
-        if (!(rc = number(o, optarg, 0, 65535, &n)))
-            o->cc.keepalive = (uint16_t)n;
-        break;
-    case 'm':
-        return set_source(o, SRC_MESSAGE, optarg);
-    case 'f':
-        return set_source(o, SRC_FILE, optarg);
-    case 'l':
-        return set_source(o, SRC_LINES, NULL);
-    case 's':
-        return set_source(o, SRC_STDIN, NULL);
-    case 'n':
-        return set_source(o, SRC_EMPTY, NULL);
-    case 'r':
-        o->retain = true;
-        break;
-    case 'C':
-        if (!(rc = number(o, optarg, 1, 1000000000, &n)))
-            o->count = (int)n;
-        break;
-    case 'v':
-        o->verbose = true;
-        break;
-    case 'R':
-        o->no_retained = true;
-        break;
-    case 'W':
-        if (!(rc = number(o, optarg, 1, 86400, &n)))
-            o->timeout_s = (int)n;
-        break;
-    case 'd':
-        o->cc.debug = true;
-        break;
-    case 'D':
-        return dash_d(o, argc, argv);
-    case OPT_WILL_TOPIC:
-        o->cc.will_topic = optarg;
-        break;
-    case OPT_WILL_PAYLOAD:
-        o->cc.will_payload = (const uint8_t *)optarg;
-        o->cc.will_len = strlen(optarg);
-        break;
-    case OPT_WILL_QOS:
-        if (!(rc = number(o, optarg, 0, 2, &n)))
-            o->cc.will_qos = (uint8_t)n;
-        break;
-    case OPT_WILL_RETAIN:
-        o->cc.will_retain = true;
-        break;
-    case OPT_USER_PROP:
-        if (optind >= argc)
-            return bad(o, "%s", "--user-property takes KEY VALUE");
-        optind++;
-        if (o->tool == TOOL_PUB)
-            return add_user_prop(o, o->publish_props, &o->publish_props_len,
-                                 sizeof(o->publish_props), optarg, argv[optind - 1]);
-        return add_user_prop(o, o->connect_props, &o->connect_props_len, sizeof(o->connect_props),
-                             optarg, argv[optind - 1]);
-    case OPT_NO_LOCAL:
-        o->no_local = true;
-        break;
-    case OPT_CAFILE:
-        o->tls.cafile = optarg;
-        o->use_tls = true;
-        break;
-    case OPT_CAPATH:
-        o->tls.capath = optarg;
-        o->use_tls = true;
-        break;
-    case OPT_CERT:
-        o->tls.certfile = optarg;
-        o->use_tls = true;
-        break;
-    case OPT_KEY:
-        o->tls.keyfile = optarg;
-        break;
-    case OPT_KEYPW:
-        o->tls.key_password = optarg;
-        break;
-    case OPT_TLS:
-        o->use_tls = true;
-        break;
-    case OPT_TLSVER:
-        o->tls.min_version = optarg;
-        break;
-    case OPT_CIPHERS:
-        o->tls.ciphers = optarg;
-        break;
-    case OPT_SNI:
-        o->tls.servername = optarg;
-        break;
-    case OPT_ALPN:
-        o->tls.alpn = optarg;
-        break;
-    case OPT_INSECURE:
-        o->tls.insecure = true;
-        break;
-    case OPT_HELP:
-        usage(o, stdout);
-        return -1;
-    default:
-        usage(o, stderr);
-        return EXIT_USAGE;
-    }
-    return rc;
+    struct client_opts *o = ctx;
+    uint64_t v;
+    if (opts_uint(a[0], 0, 4294967295u, &v) < 0)
+        return opts_fail(p, "'%s' is not a number from 0 to 4294967295", a[0]);
+    o->cc.has_session_expiry = true;
+    o->cc.session_expiry = (uint32_t)v;
+    return 0;
 }
+
+static int will_payload(struct opts *p, void *ctx, const char *const *a)
+{
+    struct client_opts *o = ctx;
+    o->cc.will_payload = (const uint8_t *)a[0];
+    o->cc.will_len = strlen(a[0]);
+    return 0;
+}
+
+static const struct opt_choice versions[] = {
+    {"5", MQTT_V5},     {"mqttv5", MQTT_V5},     {"3.1.1", MQTT_V311},
+    {"311", MQTT_V311}, {"mqttv311", MQTT_V311}, {"4", MQTT_V311},
+    {NULL, 0},
+};
+
+#define PUB      (1u << TOOL_PUB)
+#define SUB      (1u << TOOL_SUB)
+#define AT(m)    OPT_AT(struct client_opts, m)
+#define FN(f, n) .call = f, .nargs = n
+
+/* The options of ward pub and ward sub, mosquitto_pub's and mosquitto_sub's
+ * letters where they exist; .only marks those of one tool. */
+static const struct opt table[] = {
+    {"host", 'h', OPT_STRING, "HOST", AT(cc.host),
+     .help = "broker host (default localhost; IPv6 as ::1)"},
+    {"port", 'p', OPT_UINT, "PORT", AT(cc.port), .lo = 1, .hi = 65535,
+     .help = "broker port (default 1883)"},
+    {"topic", 't', OPT_CALL, "TOPIC", FN(add_topic, 1), .only = PUB, .help = "the topic"},
+    {"topic", 't', OPT_CALL, "TOPIC", FN(add_topic, 1), .only = SUB,
+     .help = "topic filter (repeatable)"},
+    {"qos", 'q', OPT_UINT, "QOS", AT(qos), .hi = 2, .help = "0, 1 or 2 (default 0)"},
+    {"id", 'i', OPT_STRING, "ID", AT(cc.client_id),
+     .help = "client id (default: ward-pub-/ward-sub- and the pid)"},
+    {"username", 'u', OPT_STRING, "USER", AT(cc.username), .help = "user name"},
+    {"pw", 'P', OPT_STRING, "PASS", AT(cc.password), .help = "password"},
+    {"protocol-version", 'V', OPT_CHOICE, "VERSION", AT(cc.version), .choices = versions,
+     .help = "5 (default), 3.1.1 (also mqttv5, mqttv311, 311)"},
+    {NULL, 'c', OPT_CLEAR, NULL, AT(cc.clean_start), .help = "keep the session (clean start off)"},
+    {NULL, 'x', OPT_CALL, "SECONDS", FN(session_expiry, 1), .help = "session expiry interval (v5)"},
+    {NULL, 'k', OPT_UINT, "SECONDS", AT(cc.keepalive), .hi = 65535,
+     .help = "keep alive (default 60)"},
+    {NULL, 'D', OPT_CALL, "CMD user-property KEY VALUE", FN(dash_d, 4), .only = PUB,
+     .help = "v5 user property on CONNECT or PUBLISH"},
+    {NULL, 'D', OPT_CALL, "CMD user-property KEY VALUE", FN(dash_d, 4), .only = SUB,
+     .help = "v5 user property on CONNECT"},
+    {"user-property", 0, OPT_CALL, "KEY VALUE", FN(user_prop, 2), .only = PUB,
+     .help = "the same on PUBLISH"},
+    {"user-property", 0, OPT_CALL, "KEY VALUE", FN(user_prop, 2), .only = SUB,
+     .help = "the same on CONNECT"},
+    {"will-topic", 0, OPT_STRING, "TOPIC", AT(cc.will_topic), .help = "last will: its topic"},
+    {"will-payload", 0, OPT_CALL, "PAYLOAD", FN(will_payload, 1),
+     .help = "its payload (default empty)"},
+    {"will-qos", 0, OPT_UINT, "QOS", AT(cc.will_qos), .hi = 2, .help = "its QoS"},
+    {"will-retain", 0, OPT_SET, NULL, AT(cc.will_retain), .help = "retain it"},
+    {NULL, 'W', OPT_UINT, "SECONDS", AT(timeout_s), .lo = 1, .hi = 86400,
+     .help = "give up after this long (exit 27)"},
+    {NULL, 'd', OPT_SET, NULL, AT(cc.debug), .help = "print the packets sent and received"},
+    {"help", 0, OPT_HELP, .help = "this help"},
+    {.kind = OPT_SECTION, .only = PUB, .help = "the message (one of):"},
+    {"message", 'm', OPT_CALL, "MSG", FN(set_source, 1), .only = PUB, .help = "the message"},
+    {"file", 'f', OPT_CALL, "FILE", FN(set_source, 1), .only = PUB,
+     .help = "the contents of FILE as one message"},
+    {NULL, 'l', OPT_CALL, NULL, FN(set_source, 0), .only = PUB,
+     .help = "each line of standard input as a message"},
+    {NULL, 's', OPT_CALL, NULL, FN(set_source, 0), .only = PUB,
+     .help = "all of standard input as one message"},
+    {NULL, 'n', OPT_CALL, NULL, FN(set_source, 0), .only = PUB, .help = "an empty message"},
+    {"retain", 'r', OPT_SET, NULL, AT(retain), .only = PUB, .help = "retain"},
+    {"count", 'C', OPT_UINT, "COUNT", AT(count), .lo = 1, .hi = 1000000000, .only = SUB,
+     .help = "exit after COUNT messages"},
+    {NULL, 'v', OPT_SET, NULL, AT(verbose), .only = SUB, .help = "print \"topic payload\""},
+    {NULL, 'R', OPT_SET, NULL, AT(no_retained), .only = SUB,
+     .help = "skip retained messages sent on subscribe"},
+    {"no-local", 0, OPT_SET, NULL, AT(no_local), .only = SUB, .help = "not my own messages (v5)"},
+    {.kind = OPT_SECTION, .help = "TLS (--cafile, --capath, --cert or --tls turns it on):"},
+    {"cafile", 0, OPT_STRING, "F", AT(tls.cafile), .help = "trust the CAs in F"},
+    {"capath", 0, OPT_STRING, "D", AT(tls.capath), .help = "trust the CAs in directory D"},
+    {"cert", 0, OPT_STRING, "F", AT(tls.certfile), .help = "client certificate (mTLS)"},
+    {"key", 0, OPT_STRING, "F", AT(tls.keyfile), .help = "its private key"},
+    {"key-password", 0, OPT_STRING, "P", AT(tls.key_password), .help = "the key's password"},
+    {"tls", 0, OPT_SET, NULL, AT(use_tls), .help = "TLS with the system's CAs"},
+    {"tls-version", 0, OPT_STRING, "V", AT(tls.min_version),
+     .help = "minimum 1.2 (default) or 1.3"},
+    {"ciphers", 0, OPT_STRING, "LIST", AT(tls.ciphers), .help = "TLS 1.2 cipher list"},
+    {"servername", 0, OPT_STRING, "NAME", AT(tls.servername),
+     .help = "SNI and the name the certificate must carry"},
+    {"alpn", 0, OPT_STRING, "PROTO", AT(tls.alpn), .help = "ALPN protocol to offer (e.g. mqtt)"},
+    {"insecure", 0, OPT_SET, NULL, AT(tls.insecure),
+     .help = "do not check the server's host name (the chain is\nstill verified)"},
+};
 
 static int finish(struct client_opts *o)
 {
@@ -361,6 +208,9 @@ static int finish(struct client_opts *o)
     }
     if (!o->cc.clean_start && !*o->cc.client_id)
         return bad(o, "%s", "-c needs a client id (-i)");
+    /* A CA or a certificate turns TLS on, as with mosquitto_pub. */
+    if (o->tls.cafile || o->tls.capath || o->tls.certfile)
+        o->use_tls = true;
     if (o->cc.will_topic && !o->cc.will_payload)
         o->cc.will_payload = (const uint8_t *)"";
     o->cc.connect_user_props = (struct mqtt_bin){o->connect_props, (uint32_t)o->connect_props_len};
@@ -372,8 +222,7 @@ static int finish(struct client_opts *o)
     return 0;
 }
 
-/* see client_opts.h */
-int client_opts_parse(struct client_opts *o, enum client_tool tool, int argc, char **argv)
+static void defaults(struct client_opts *o, enum client_tool tool)
 {
     memset(o, 0, sizeof(*o));
     o->tool = tool;
@@ -384,19 +233,23 @@ int client_opts_parse(struct client_opts *o, enum client_tool tool, int argc, ch
     o->cc.keepalive = 60;
     o->cc.clean_start = true;
     o->cc.timeout_ms = 10000;
-    const char *shorts =
-        tool == TOOL_PUB ? "h:p:t:q:i:u:P:V:cx:k:m:f:lsnrW:dD:" : "h:p:t:q:i:u:P:V:cx:k:C:vRW:dD:";
-    int ch;
-    optind = 1;
-    opterr = 1;
-    while ((ch = getopt_long(argc, argv, shorts, long_opts, NULL)) != -1) {
-        int rc = one(o, ch, argc, argv);
-        if (rc)
-            return rc < 0 ? -1 : rc;
-    }
-    if (optind < argc)
-        return bad(o, "unexpected argument '%s'", argv[optind]);
-    return finish(o);
+}
+
+/* see client_opts.h */
+int client_opts_parse(struct client_opts *o, enum client_tool tool, int argc, char **argv)
+{
+    static const char *const usage[] = {
+        "usage: ward pub [-h HOST] [-p PORT] -t TOPIC (-m MSG | -f FILE | -l | -s | -n) "
+        "[options]\n",
+        "usage: ward sub [-h HOST] [-p PORT] -t TOPIC [-t TOPIC ...] [options]\n"};
+    struct opts p = {.prog = tool_name[tool],
+                     .table = table,
+                     .n = sizeof(table) / sizeof(table[0]),
+                     .mask = 1u << tool,
+                     .usage = usage[tool]};
+    defaults(o, tool);
+    int rc = opts_parse(&p, o, argc, argv, 1, NULL);
+    return rc ? rc : finish(o);
 }
 
 /* see client_opts.h */

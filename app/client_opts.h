@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "client/client.h"
 #include "tls/tls.h"
@@ -55,6 +56,10 @@ void client_opts_end(struct client_opts *o, struct client *c);
 /* Parses argv (after the subcommand name). Returns 0, or the exit status to
  * end with (2 for usage errors, 0 after --help). */
 int client_opts_parse(struct client_opts *o, enum client_tool tool, int argc, char **argv);
+
+/* ward sub's output for one message: the payload as it is (binary too),
+ * after "TOPIC " with -v, then a newline. */
+void sub_print_message(FILE *out, bool verbose, const struct client_message *m);
 
 /* Exit statuses, as mosquitto_sub uses them. */
 #define EXIT_REFUSED 1

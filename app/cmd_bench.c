@@ -1,6 +1,5 @@
 /* `ward bench`: pub/sub throughput and latency with loss, duplicate and
  * order checks, and connection rate. The engine is bench_run.c. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,39 +7,8 @@
 #include "bench.h"
 #include "commands.h"
 #include "mqtt/mqtt.h"
+#include "opts.h"
 #include "tls/tls.h"
-
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: ward bench SCENARIO [options]\n"
-                 "scenarios:\n"
-                 "  p2p      N publishers, N subscribers, each pair on its own topic\n"
-                 "  fanin    N publishers, one subscriber on a wildcard\n"
-                 "  fanout   one publisher, N subscribers on its topic\n"
-                 "  conn     connects per second: CONNECT, CONNACK, DISCONNECT, again\n"
-                 "  idle     -n connections, connected then held for --hold seconds\n"
-                 "options:\n"
-                 "  -h HOST, -p PORT    the broker (default localhost:1883)\n"
-                 "  -n N                publishers/subscribers/clients (default 10)\n"
-                 "  -q QOS              0 or 1 (default 0)\n"
-                 "  -s BYTES            payload size (default 64; at least 20)\n"
-                 "  -r RATE             messages/s per publisher (default 0: as fast as the\n"
-                 "                      QoS 1 window or the socket allows)\n"
-                 "  -d SECONDS          publish for this long (default 5)\n"
-                 "  -c COUNT            or this many messages per publisher\n"
-                 "  -w WINDOW           QoS 1 messages in flight per publisher (default 64)\n"
-                 "  -t THREADS          generator threads (default 2)\n"
-                 "  -V VERSION          3.1.1 (default) or 5\n"
-                 "  --json              one JSON object instead of the table\n"
-                 "  --cafile F          TLS, trusting these CAs; --cert F --key F for mTLS;\n"
-                 "                      --insecure skips the host name check\n"
-                 "  --resume            offer the last TLS session again (resumed handshakes)\n"
-                 "  --hold SECONDS      idle: how long to keep the connections (default 5)\n"
-                 "  --sub-port PORT     subscribers connect to this port of the same host\n"
-                 "                      (measuring a bridge between two brokers)\n"
-                 "exit status: 0 run complete (QoS 1: nothing lost, duplicated or out of order),\n"
-                 "1 the run failed or QoS 1 guarantees were broken, 2 usage error.\n");
-}
 
 static const struct {
     const char *name;
@@ -48,201 +16,196 @@ static const struct {
 } scenarios[] = {{"p2p", BENCH_P2P},       {"pubsub", BENCH_P2P}, {"fanin", BENCH_FANIN},
                  {"fanout", BENCH_FANOUT}, {"conn", BENCH_CONN},  {"idle", BENCH_IDLE}};
 
-static int num(const char *flag, const char *s, double lo, double hi, double *out)
+/* What the command line fills in. */
+struct bench_cli {
+    struct bench_opts o;
+    unsigned n; /* publishers, subscribers or clients */
+    struct tls_client_config tls;
+};
+
+static const struct opt_choice versions[] = {
+    {"3.1.1", MQTT_V311}, {"311", MQTT_V311}, {"5", MQTT_V5}, {NULL, 0}};
+
+#define AT(m)       OPT_AT(struct bench_cli, m)
+#define RANGE(a, b) .lo = a, .hi = b
+#define REAL(a, b)  .dlo = a, .dhi = b
+
+static const struct opt table[] = {
+    {"host", 'h', OPT_STRING, "HOST", AT(o.host), .help = "the broker (default localhost)"},
+    {"port", 'p', OPT_UINT, "PORT", AT(o.port), RANGE(1, 65535), .help = "its port (default 1883)"},
+    {NULL, 'n', OPT_UINT, "N", AT(n), RANGE(1, 50000),
+     .help = "publishers/subscribers/clients (default 10)"},
+    {NULL, 'q', OPT_UINT, "QOS", AT(o.qos), RANGE(0, 1), .help = "0 or 1 (default 0)"},
+    {NULL, 's', OPT_UINT, "BYTES", AT(o.size), RANGE(20, 65536),
+     .help = "payload size (default 64; at least 20)"},
+    {NULL, 'r', OPT_DOUBLE, "RATE", AT(o.rate), REAL(0, 1e7),
+     .help =
+         "messages/s per publisher (default 0: as fast as the\nQoS 1 window or the socket allows)"},
+    {NULL, 'd', OPT_DOUBLE, "SECONDS", AT(o.duration_s), REAL(0.1, 3600),
+     .help = "publish for this long (default 5)"},
+    {NULL, 'c', OPT_UINT, "COUNT", AT(o.count), RANGE(1, 1000000000),
+     .help = "or this many messages per publisher"},
+    {NULL, 'w', OPT_UINT, "WINDOW", AT(o.window), RANGE(1, 65535),
+     .help = "QoS 1 messages in flight per publisher (default 64)"},
+    {NULL, 't', OPT_UINT, "THREADS", AT(o.threads), RANGE(1, 64),
+     .help = "generator threads (default 2)"},
+    {NULL, 'V', OPT_CHOICE, "VERSION", AT(o.version), .choices = versions,
+     .help = "3.1.1 (default) or 5"},
+    {"json", 0, OPT_SET, NULL, AT(o.json), .help = "one JSON object instead of the table"},
+    {"hold", 0, OPT_DOUBLE, "SECONDS", AT(o.hold_s), REAL(0, 3600),
+     .help = "idle: how long to keep the connections (default 5)"},
+    {"sub-port", 0, OPT_UINT, "PORT", AT(o.sub_port), RANGE(1, 65535),
+     .help = "subscribers connect to this port of the same host\n(measuring a bridge between two "
+             "brokers)"},
+    {"help", 0, OPT_HELP, .help = "this help"},
+    {.kind = OPT_SECTION, .help = "TLS (on with --cafile or --cert):"},
+    {"cafile", 0, OPT_STRING, "F", AT(tls.cafile), .help = "trust these CAs"},
+    {"cert", 0, OPT_STRING, "F", AT(tls.certfile), .help = "client certificate (mTLS)"},
+    {"key", 0, OPT_STRING, "F", AT(tls.keyfile), .help = "its private key"},
+    {"insecure", 0, OPT_SET, NULL, AT(tls.insecure), .help = "skip the host name check"},
+    {"resume", 0, OPT_SET, NULL, AT(tls.resume),
+     .help = "offer the last TLS session again (resumed handshakes)"},
+};
+
+static struct opts cli_opts = {
+    .prog = "ward bench",
+    .table = table,
+    .n = sizeof(table) / sizeof(table[0]),
+    .usage = "usage: ward bench SCENARIO [options]\n"
+             "scenarios:\n"
+             "  p2p      N publishers, N subscribers, each pair on its own topic\n"
+             "  fanin    N publishers, one subscriber on a wildcard\n"
+             "  fanout   one publisher, N subscribers on its topic\n"
+             "  conn     connects per second: CONNECT, CONNACK, DISCONNECT, again\n"
+             "  idle     -n connections, connected then held for --hold seconds\n"
+             "options:\n",
+    .footer = "exit status: 0 run complete (QoS 1: nothing lost, duplicated or out of order),\n"
+              "1 the run failed or QoS 1 guarantees were broken, 2 usage error.\n",
+};
+
+/* see bench.h */
+int bench_parse(int argc, char **argv, struct bench_opts *o, struct tls_client_config *tls)
 {
-    char *end;
-    double v = strtod(s, &end);
-    if (!*s || *end || v < lo || v > hi) {
-        fprintf(stderr, "ward bench: %s: '%s' is out of range (%g to %g)\n", flag, s, lo, hi);
-        return 2;
-    }
-    *out = v;
+    struct bench_cli cli = {.o = {.host = "localhost",
+                                  .port = 1883,
+                                  .size = 64,
+                                  .duration_s = 5,
+                                  .threads = 2,
+                                  .window = 64,
+                                  .version = MQTT_V311,
+                                  .hold_s = 5},
+                            .n = 10};
+    size_t i = 0;
+    while (argc > 1 && i < sizeof(scenarios) / sizeof(scenarios[0]) &&
+           strcmp(argv[1], scenarios[i].name) != 0)
+        i++;
+    if (argc < 2 || i == sizeof(scenarios) / sizeof(scenarios[0]))
+        return opts_fail(&cli_opts, "unknown scenario '%s' (p2p, fanin, fanout, conn or idle)",
+                         argc < 2 ? "" : argv[1]);
+    cli.o.mode = scenarios[i].mode;
+    int rc = opts_parse(&cli_opts, &cli, argc, argv, 2, NULL);
+    if (rc)
+        return rc;
+    cli.o.pubs = cli.o.mode == BENCH_FANOUT ? 1 : cli.n;
+    cli.o.subs = cli.o.mode == BENCH_FANIN ? 1 : cli.n;
+    cli.o.clients = cli.n;
+    if (cli.o.mode == BENCH_CONN || cli.o.mode == BENCH_IDLE)
+        cli.o.pubs = cli.o.subs = 0;
+    *o = cli.o;
+    *tls = cli.tls;
     return 0;
 }
 
-static int parse(int argc, char **argv, struct bench_opts *o, unsigned *n,
-                 struct tls_client_config *tls)
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void json_string(FILE *out, const char *s)
 {
-    static const struct option longs[] = {
-        {"json", no_argument, NULL, 'J'},           {"help", no_argument, NULL, 'H'},
-        {"cafile", required_argument, NULL, 'A'},   {"cert", required_argument, NULL, 'E'},
-        {"key", required_argument, NULL, 'K'},      {"insecure", no_argument, NULL, 'I'},
-        {"resume", no_argument, NULL, 'R'},         {"hold", required_argument, NULL, 'O'},
-        {"sub-port", required_argument, NULL, 'S'}, {NULL, 0, NULL, 0}};
-    double v;
-    int ch, rc = 0;
-    optind = 2;
-    while (rc == 0 && (ch = getopt_long(argc, argv, "h:p:n:q:s:r:d:c:w:t:V:", longs, NULL)) != -1) {
-        switch (ch) {
-        case 'h':
-            o->host = optarg;
-            break;
-        case 'p':
-            rc = num("-p", optarg, 1, 65535, &v);
-            o->port = (uint16_t)v;
-            break;
-        case 'S':
-            rc = num("--sub-port", optarg, 1, 65535, &v);
-            o->sub_port = (uint16_t)v;
-            break;
-        case 'n':
-            rc = num("-n", optarg, 1, 50000, &v);
-            *n = (unsigned)v;
-            break;
-        case 'q':
-            rc = num("-q", optarg, 0, 1, &v);
-            o->qos = (uint8_t)v;
-            break;
-        case 's':
-            rc = num("-s", optarg, 20, 65536, &v);
-            o->size = (size_t)v;
-            break;
-        case 'r':
-            rc = num("-r", optarg, 0, 1e7, &o->rate);
-            break;
-        case 'd':
-            rc = num("-d", optarg, 0.1, 3600, &o->duration_s);
-            break;
-        case 'c':
-            rc = num("-c", optarg, 1, 1e9, &v);
-            o->count = (uint64_t)v;
-            break;
-        case 'w':
-            rc = num("-w", optarg, 1, 65535, &v);
-            o->window = (unsigned)v;
-            break;
-        case 't':
-            rc = num("-t", optarg, 1, 64, &v);
-            o->threads = (unsigned)v;
-            break;
-        case 'V':
-            if (strcmp(optarg, "5") == 0)
-                o->version = MQTT_V5;
-            else if (strcmp(optarg, "3.1.1") == 0 || strcmp(optarg, "311") == 0)
-                o->version = MQTT_V311;
-            else
-                rc = 2;
-            break;
-        case 'J':
-            o->json = true;
-            break;
-        case 'A':
-            tls->cafile = optarg;
-            break;
-        case 'E':
-            tls->certfile = optarg;
-            break;
-        case 'K':
-            tls->keyfile = optarg;
-            break;
-        case 'I':
-            tls->insecure = true;
-            break;
-        case 'R':
-            tls->resume = true;
-            break;
-        case 'O':
-            rc = num("--hold", optarg, 0, 3600, &o->hold_s);
-            break;
-        case 'H':
-            usage(stdout);
-            return -1;
-        default:
-            rc = 2;
-        }
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(out, "\\u%04x", c);
+        else
+            fputc(c, out);
     }
-    if (rc == 0 && optind < argc) {
-        fprintf(stderr, "ward bench: unexpected argument '%s'\n", argv[optind]);
-        rc = 2;
-    }
-    return rc;
+    fputc('"', out);
 }
 
-static void print(const struct bench_opts *o, const struct bench_report *r, const char *name)
+static void print_json(FILE *out, const struct bench_opts *o, const struct bench_report *r,
+                       const char *name)
 {
-    if (o->json) {
-        printf("{\"scenario\": \"%s\", \"qos\": %u, \"size\": %zu, \"pubs\": %u, \"subs\": %u, "
-               "\"clients\": %u, \"elapsed_s\": %.3f, \"rate\": %.1f, \"sent\": %llu, "
-               "\"received\": %llu, \"expected\": %llu, \"lost\": %llu, \"duplicates\": %llu, "
-               "\"out_of_order\": %llu, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f, "
-               "\"connects\": %llu, \"connect_errors\": %llu, \"error\": \"%s\"}\n",
-               name, o->qos, o->size, o->pubs, o->subs, o->clients, r->elapsed_s, r->msgs_per_s,
-               (unsigned long long)r->sent, (unsigned long long)r->received,
-               (unsigned long long)r->expected, (unsigned long long)r->lost,
-               (unsigned long long)r->duplicates, (unsigned long long)r->out_of_order, r->p50_ms,
-               r->p99_ms, r->max_ms, (unsigned long long)r->connects,
-               (unsigned long long)r->connect_errors, r->error);
-        return;
-    }
+    fprintf(out,
+            "{\"scenario\": \"%s\", \"qos\": %u, \"size\": %zu, \"pubs\": %u, \"subs\": %u, "
+            "\"clients\": %u, \"elapsed_s\": %.3f, \"rate\": %.1f, \"sent\": %llu, "
+            "\"received\": %llu, \"expected\": %llu, \"lost\": %llu, \"duplicates\": %llu, "
+            "\"out_of_order\": %llu, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f, "
+            "\"connects\": %llu, \"connect_errors\": %llu, \"error\": ",
+            name, o->qos, o->size, o->pubs, o->subs, o->clients, r->elapsed_s, r->msgs_per_s,
+            (unsigned long long)r->sent, (unsigned long long)r->received,
+            (unsigned long long)r->expected, (unsigned long long)r->lost,
+            (unsigned long long)r->duplicates, (unsigned long long)r->out_of_order, r->p50_ms,
+            r->p99_ms, r->max_ms, (unsigned long long)r->connects,
+            (unsigned long long)r->connect_errors);
+    json_string(out, r->error);
+    fprintf(out, "}\n");
+}
+
+/* see bench.h */
+void bench_print(FILE *out, const struct bench_opts *o, const struct bench_report *r,
+                 const char *name)
+{
+    if (o->json)
+        return print_json(out, o, r, name);
     if (o->mode == BENCH_IDLE) {
-        printf("%s: %llu connections made and held for %.1f s\n", name,
-               (unsigned long long)r->connects, o->hold_s);
+        fprintf(out, "%s: %llu connections made and held for %.1f s\n", name,
+                (unsigned long long)r->connects, o->hold_s);
         return;
     }
     if (o->mode == BENCH_CONN) {
-        printf("%s: %u clients, %.2f s: %llu connects (%.0f/s), %llu errors\n", name, o->clients,
-               r->elapsed_s, (unsigned long long)r->connects, r->msgs_per_s,
-               (unsigned long long)r->connect_errors);
+        fprintf(out, "%s: %u clients, %.2f s: %llu connects (%.0f/s), %llu errors\n", name,
+                o->clients, r->elapsed_s, (unsigned long long)r->connects, r->msgs_per_s,
+                (unsigned long long)r->connect_errors);
         return;
     }
-    printf("%s qos %u, %u pub / %u sub, %zu B: %.0f msg/s delivered over %.2f s\n"
-           "  sent %llu  received %llu  expected %llu  lost %llu  duplicates %llu  "
-           "out of order %llu\n"
-           "  latency p50 %.3f ms  p99 %.3f ms  max %.3f ms\n",
-           name, o->qos, o->pubs, o->subs, o->size, r->msgs_per_s, r->elapsed_s,
-           (unsigned long long)r->sent, (unsigned long long)r->received,
-           (unsigned long long)r->expected, (unsigned long long)r->lost,
-           (unsigned long long)r->duplicates, (unsigned long long)r->out_of_order, r->p50_ms,
-           r->p99_ms, r->max_ms);
+    fprintf(out,
+            "%s qos %u, %u pub / %u sub, %zu B: %.0f msg/s delivered over %.2f s\n"
+            "  sent %llu  received %llu  expected %llu  lost %llu  duplicates %llu  "
+            "out of order %llu\n"
+            "  latency p50 %.3f ms  p99 %.3f ms  max %.3f ms\n",
+            name, o->qos, o->pubs, o->subs, o->size, r->msgs_per_s, r->elapsed_s,
+            (unsigned long long)r->sent, (unsigned long long)r->received,
+            (unsigned long long)r->expected, (unsigned long long)r->lost,
+            (unsigned long long)r->duplicates, (unsigned long long)r->out_of_order, r->p50_ms,
+            r->p99_ms, r->max_ms);
 }
 
 int cmd_bench(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        usage(argc < 2 ? stderr : stdout);
+        opts_help(&cli_opts, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    struct bench_opts o = {.host = "localhost",
-                           .port = 1883,
-                           .size = 64,
-                           .duration_s = 5,
-                           .threads = 2,
-                           .window = 64,
-                           .version = MQTT_V311};
-    size_t i;
-    for (i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
-        if (strcmp(argv[1], scenarios[i].name) == 0)
-            break;
-    if (i == sizeof(scenarios) / sizeof(scenarios[0])) {
-        fprintf(stderr, "ward bench: unknown scenario '%s' (p2p, fanin, fanout, conn)\n", argv[1]);
-        return 2;
+    if (strcmp(argv[1], "--help-markdown") == 0) {
+        opts_markdown(&cli_opts, stdout);
+        return 0;
     }
-    o.mode = scenarios[i].mode;
-    unsigned n = 10;
-    struct tls_client_config tc = {0};
-    o.hold_s = 5;
-    int rc = parse(argc, argv, &o, &n, &tc);
-    if (rc == 0 && (tc.cafile || tc.certfile)) {
+    struct bench_opts o;
+    struct tls_client_config tc;
+    int rc = bench_parse(argc, argv, &o, &tc);
+    if (rc)
+        return rc == OPTS_HELP ? 0 : rc;
+    if (tc.cafile || tc.certfile) {
         char err[512];
         if (!(o.tls = tls_client_new(&tc, err, sizeof(err)))) {
             fprintf(stderr, "ward bench: %s\n", err);
             return 1;
         }
     }
-    if (rc) {
-        if (rc > 0)
-            fprintf(stderr, "(ward bench --help lists the options)\n");
-        return rc < 0 ? 0 : rc;
-    }
-    o.pubs = o.mode == BENCH_FANOUT ? 1 : n;
-    o.subs = o.mode == BENCH_FANIN ? 1 : n;
-    o.clients = n;
-    if (o.mode == BENCH_CONN || o.mode == BENCH_IDLE)
-        o.pubs = o.subs = 0;
     struct bench_report r;
     rc = bench_run(&o, &r);
     tls_client_free(o.tls);
-    print(&o, &r, argv[1]);
+    bench_print(stdout, &o, &r, argv[1]);
     if (rc < 0) {
         fprintf(stderr, "ward bench: %s\n", r.error);
         return 1;

@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "commands.h"
+#include "opts.h"
 #include "secret.h"
 #include "pki/store.h"
 
@@ -45,77 +45,6 @@ struct cert_opts {
     char **argv; /* positional arguments */
 };
 
-enum {
-    O_DIR = 256,
-    O_NAME,
-    O_DAYS,
-    O_RSA,
-    O_EC,
-    O_ED25519,
-    O_INTER,
-    O_DNS,
-    O_IP,
-    O_OU,
-    O_COUNT,
-    O_PASS,
-    O_FORCE,
-    O_FORMAT,
-    O_K8S,
-    O_REASON,
-    O_REKEY,
-    O_WARN,
-    O_SERVER,
-    O_OUT,
-    O_HELP,
-};
-
-static const struct option longs[] = {
-    {"dir", required_argument, NULL, O_DIR},
-    {"name", required_argument, NULL, O_NAME},
-    {"days", required_argument, NULL, O_DAYS},
-    {"rsa", required_argument, NULL, O_RSA},
-    {"ec", required_argument, NULL, O_EC},
-    {"ed25519", no_argument, NULL, O_ED25519},
-    {"intermediate", no_argument, NULL, O_INTER},
-    {"dns", required_argument, NULL, O_DNS},
-    {"ip", required_argument, NULL, O_IP},
-    {"ou", required_argument, NULL, O_OU},
-    {"count", required_argument, NULL, O_COUNT},
-    {"key-password", required_argument, NULL, O_PASS},
-    {"force", no_argument, NULL, O_FORCE},
-    {"format", required_argument, NULL, O_FORMAT},
-    {"k8s-secret", required_argument, NULL, O_K8S},
-    {"reason", required_argument, NULL, O_REASON},
-    {"rekey", no_argument, NULL, O_REKEY},
-    {"warn-days", required_argument, NULL, O_WARN},
-    {"server", no_argument, NULL, O_SERVER},
-    {"out", required_argument, NULL, O_OUT},
-    {"help", no_argument, NULL, O_HELP},
-    {NULL, 0, NULL, 0},
-};
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: ward cert COMMAND [options]   (a PKI lives in --dir DIR, default ./pki)\n"
-            "  init [--name N] [--days 3650] [--ec P-256|P-384 | --rsa BITS | --ed25519]\n"
-            "       [--intermediate]                 a root CA (and an issuing intermediate)\n"
-            "  server NAME [--dns D ...] [--ip A ...] [--days 825]   serverAuth, SANs, chain\n"
-            "  client NAME [--ou UNIT] [--days 365] [--count N]      clientAuth; N numbered\n"
-            "  sign CSR [--ou ROLE] [--server] [--days D] [--out FILE]  sign a request\n"
-            "  revoke NAME|SERIAL [--reason keyCompromise|superseded|...]  and a fresh CRL\n"
-            "  crl [--days 30]                       write DIR/crl.pem\n"
-            "  renew NAME [--rekey] [--days D]       same identity, new certificate\n"
-            "  list                                  everything issued, with status\n"
-            "  show FILE                             subject, SANs, usages, validity ...\n"
-            "  check [FILE|DIR ...] [--warn-days 30] exit 0 ok, 1 expiring, 2 expired/invalid\n"
-            "  dev [DIR]                             CA, localhost server, one client\n"
-            "common options: --key-password P (or WARD_KEY_PASSWORD; - asks for it):\n"
-            "  encrypts new keys as PKCS#8 and opens an encrypted CA key;\n"
-            "  --force (replace files),\n"
-            "  --format pem|der|p12, --k8s-secret NAME (print a kubernetes.io/tls Secret)\n");
-}
-
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int bad(const char *fmt, ...)
@@ -129,103 +58,127 @@ static int bad(const char *fmt, ...)
     return 2;
 }
 
-static int number(const char *flag, const char *s, long lo, long hi, int *out)
+static int opt_rsa(struct opts *p, void *ctx, const char *const *a)
 {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) {
-        fprintf(stderr, "ward cert: %s: '%s' is not a number from %ld to %ld\n", flag, s, lo, hi);
-        return 2;
-    }
-    *out = (int)v;
+    struct cert_opts *o = ctx;
+    uint64_t bits;
+    if (opts_uint(a[0], 2048, 16384, &bits) < 0)
+        return opts_fail(p, "'%s' is not a number from 2048 to 16384", a[0]);
+    o->key.type = PKI_RSA;
+    o->key.rsa_bits = (int)bits;
     return 0;
 }
 
-static int one_opt(struct cert_opts *o, int ch)
+static int opt_ec(struct opts *p, void *ctx, const char *const *a)
 {
-    switch (ch) {
-    case O_DIR:
-        o->dir = optarg;
-        return 0;
-    case O_NAME:
-        o->name = optarg;
-        return 0;
-    case O_DAYS:
-        return number("--days", optarg, 1, 36500, &o->days);
-    case O_RSA:
-        o->key.type = PKI_RSA;
-        return number("--rsa", optarg, 2048, 16384, &o->key.rsa_bits);
-    case O_EC:
-        if (strcasecmp(optarg, "P-256") && strcasecmp(optarg, "P-384"))
-            return bad("--ec: '%s' (P-256 or P-384)", optarg);
-        o->key.type = strcasecmp(optarg, "P-384") == 0 ? PKI_EC_P384 : PKI_EC_P256;
-        return 0;
-    case O_ED25519:
-        o->key.type = PKI_ED25519;
-        return 0;
-    case O_INTER:
-        o->intermediate = true;
-        return 0;
-    case O_DNS:
-        if (o->ndns == MAX_SANS)
-            return bad("%s", "too many --dns");
-        o->dns[o->ndns++] = optarg;
-        return 0;
-    case O_IP: {
-        ASN1_OCTET_STRING *ip = a2i_IPADDRESS(optarg);
-        if (!ip)
-            return bad("--ip: '%s' is not an IPv4 or IPv6 address", optarg);
-        ASN1_OCTET_STRING_free(ip);
-        if (o->nips == MAX_SANS)
-            return bad("%s", "too many --ip");
-        o->ips[o->nips++] = optarg;
-        return 0;
-    }
-    case O_OU:
-        o->ou = optarg;
-        return 0;
-    case O_COUNT:
-        return number("--count", optarg, 1, 100000, &o->count);
-    case O_PASS:
-        o->password = optarg;
-        return 0;
-    case O_FORCE:
-        o->force = true;
-        return 0;
-    case O_FORMAT:
-        if (strcmp(optarg, "pem") && strcmp(optarg, "der") && strcmp(optarg, "p12"))
-            return bad("--format: '%s' (pem, der or p12)", optarg);
-        o->format = optarg;
-        return 0;
-    case O_K8S:
-        o->k8s = optarg;
-        return 0;
-    case O_REASON:
-        if (pki_reason_code(optarg) < 0)
-            return bad("--reason: unknown reason '%s' (keyCompromise, superseded, "
-                       "cessationOfOperation, affiliationChanged, ...)",
-                       optarg);
-        o->reason = optarg;
-        return 0;
-    case O_REKEY:
-        o->rekey = true;
-        return 0;
-    case O_WARN:
-        return number("--warn-days", optarg, 0, 36500, &o->warn_days);
-    case O_SERVER:
-        o->server = true;
-        return 0;
-    case O_OUT:
-        o->out = optarg;
-        return 0;
-    case O_HELP:
-        usage(stdout);
-        return -1;
-    default:
-        usage(stderr);
-        return 2;
-    }
+    struct cert_opts *o = ctx;
+    if (strcasecmp(a[0], "P-256") && strcasecmp(a[0], "P-384"))
+        return opts_fail(p, "'%s' (P-256 or P-384)", a[0]);
+    o->key.type = strcasecmp(a[0], "P-384") == 0 ? PKI_EC_P384 : PKI_EC_P256;
+    return 0;
 }
+
+static int opt_ed25519(struct opts *p, void *ctx, const char *const *a)
+{
+    ((struct cert_opts *)ctx)->key.type = PKI_ED25519;
+    return 0;
+}
+
+static int opt_dns(struct opts *p, void *ctx, const char *const *a)
+{
+    struct cert_opts *o = ctx;
+    if (o->ndns == MAX_SANS)
+        return opts_fail(p, "more than %d", MAX_SANS);
+    o->dns[o->ndns++] = a[0];
+    return 0;
+}
+
+static int opt_ip(struct opts *p, void *ctx, const char *const *a)
+{
+    struct cert_opts *o = ctx;
+    ASN1_OCTET_STRING *ip = a2i_IPADDRESS(a[0]);
+    if (!ip)
+        return opts_fail(p, "'%s' is not an IPv4 or IPv6 address", a[0]);
+    ASN1_OCTET_STRING_free(ip);
+    if (o->nips == MAX_SANS)
+        return opts_fail(p, "more than %d", MAX_SANS);
+    o->ips[o->nips++] = a[0];
+    return 0;
+}
+
+static int opt_format(struct opts *p, void *ctx, const char *const *a)
+{
+    if (strcmp(a[0], "pem") && strcmp(a[0], "der") && strcmp(a[0], "p12"))
+        return opts_fail(p, "'%s' (pem, der or p12)", a[0]);
+    ((struct cert_opts *)ctx)->format = a[0];
+    return 0;
+}
+
+static int opt_reason(struct opts *p, void *ctx, const char *const *a)
+{
+    if (pki_reason_code(a[0]) < 0)
+        return opts_fail(p,
+                         "unknown reason '%s' (keyCompromise, superseded, "
+                         "cessationOfOperation, affiliationChanged, ...)",
+                         a[0]);
+    ((struct cert_opts *)ctx)->reason = a[0];
+    return 0;
+}
+
+#define AT(m)       OPT_AT(struct cert_opts, m)
+#define RANGE(a, b) .lo = a, .hi = b
+#define FN(f, n)    .call = f, .nargs = n
+
+static const struct opt table[] = {
+    {"dir", 0, OPT_STRING, "DIR", AT(dir), .help = "the PKI directory (default ./pki)"},
+    {"name", 0, OPT_STRING, "N", AT(name), .help = "init: the CA's name"},
+    {"days", 0, OPT_UINT, "D", AT(days), RANGE(1, 36500), .help = "validity in days"},
+    {"ec", 0, OPT_CALL, "CURVE", FN(opt_ec, 1), .help = "EC key: P-256 (default) or P-384"},
+    {"rsa", 0, OPT_CALL, "BITS", FN(opt_rsa, 1), .help = "RSA key of BITS (2048 to 16384)"},
+    {"ed25519", 0, OPT_CALL, NULL, FN(opt_ed25519, 0), .help = "Ed25519 key"},
+    {"intermediate", 0, OPT_SET, NULL, AT(intermediate),
+     .help = "init: also an issuing intermediate CA"},
+    {"dns", 0, OPT_CALL, "D", FN(opt_dns, 1), .help = "server: a DNS name (repeatable)"},
+    {"ip", 0, OPT_CALL, "A", FN(opt_ip, 1), .help = "server: an IP address (repeatable)"},
+    {"ou", 0, OPT_STRING, "UNIT", AT(ou), .help = "client, sign: organizational unit (role)"},
+    {"count", 0, OPT_UINT, "N", AT(count), RANGE(1, 100000),
+     .help = "client: N numbered certificates"},
+    {"server", 0, OPT_SET, NULL, AT(server), .help = "sign: a server certificate"},
+    {"out", 0, OPT_STRING, "FILE", AT(out), .help = "sign: where the certificate goes"},
+    {"reason", 0, OPT_CALL, "R", FN(opt_reason, 1),
+     .help = "revoke: keyCompromise, superseded, ..."},
+    {"rekey", 0, OPT_SET, NULL, AT(rekey), .help = "renew: a new key as well"},
+    {"warn-days", 0, OPT_UINT, "D", AT(warn_days), RANGE(0, 36500),
+     .help = "check: expiring within D days (default 30)"},
+    {"key-password", 0, OPT_STRING, "P", AT(password),
+     .help = "(or WARD_KEY_PASSWORD; - asks for it): encrypts new\n"
+             "keys as PKCS#8 and opens an encrypted CA key"},
+    {"force", 0, OPT_SET, NULL, AT(force), .help = "replace files"},
+    {"format", 0, OPT_CALL, "F", FN(opt_format, 1), .help = "pem (default), der or p12"},
+    {"k8s-secret", 0, OPT_STRING, "NAME", AT(k8s), .help = "print a kubernetes.io/tls Secret"},
+    {"help", 0, OPT_HELP, .help = "this help"},
+};
+
+static struct opts cli_opts = {
+    .prog = "ward cert",
+    .table = table,
+    .n = sizeof(table) / sizeof(table[0]),
+    .max_pos = (size_t)-1,
+    .usage = "usage: ward cert COMMAND [options]   (a PKI lives in --dir DIR, default ./pki)\n"
+             "  init [--name N] [--days 3650] [--ec P-256|P-384 | --rsa BITS | --ed25519]\n"
+             "       [--intermediate]                 a root CA (and an issuing intermediate)\n"
+             "  server NAME [--dns D ...] [--ip A ...] [--days 825]   serverAuth, SANs, chain\n"
+             "  client NAME [--ou UNIT] [--days 365] [--count N]      clientAuth; N numbered\n"
+             "  sign CSR [--ou ROLE] [--server] [--days D] [--out FILE]  sign a request\n"
+             "  revoke NAME|SERIAL [--reason keyCompromise|superseded|...]  and a fresh CRL\n"
+             "  crl [--days 30]                       write DIR/crl.pem\n"
+             "  renew NAME [--rekey] [--days D]       same identity, new certificate\n"
+             "  list                                  everything issued, with status\n"
+             "  show FILE                             subject, SANs, usages, validity ...\n"
+             "  check [FILE|DIR ...] [--warn-days 30] exit 0 ok, 1 expiring, 2 expired/invalid\n"
+             "  dev [DIR]                             CA, localhost server, one client\n"
+             "options:\n",
+};
 
 /* A password from the terminal or standard input; empty is none. */
 static int read_password(const char *prompt, char *buf, size_t cap)
@@ -241,15 +194,10 @@ static int parse(int argc, char **argv, struct cert_opts *o)
     o->format = "pem";
     o->warn_days = 30;
     o->count = 0;
-    int ch;
-    optind = 2;
-    while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
-        int rc = one_opt(o, ch);
-        if (rc)
-            return rc;
-    }
-    o->argc = argc - optind;
-    o->argv = argv + optind;
+    int rc = opts_parse(&cli_opts, o, argc, argv, 2, &o->argc);
+    if (rc)
+        return rc;
+    o->argv = argv + 2;
     if (!o->password)
         o->password = getenv("WARD_KEY_PASSWORD");
     /* "--key-password -": ask (without echo on a terminal, else the first
@@ -971,8 +919,12 @@ static const struct {
 int cmd_cert(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        usage(argc < 2 ? stderr : stdout);
+        opts_help(&cli_opts, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--help-markdown") == 0) {
+        opts_markdown(&cli_opts, stdout);
+        return 0;
     }
     struct cert_opts o;
     int rc = parse(argc, argv, &o);

@@ -11,18 +11,8 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "net/tcp.h"
+#include "opts.h"
 #include "serve_bridges.h"
-
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: ward check -c FILE        validate FILE and print the effective "
-                 "configuration\n"
-                 "       ward check -c FILE --status [-h HOST] [-p PORT] [-u USER] [-P PASS]\n"
-                 "                                  also ask the running broker (its first TCP\n"
-                 "                                  listener unless -h/-p) for each bridge's "
-                 "state\n"
-                 "       ward check --print-reference   print docs/configuration.md\n");
-}
 
 /* The password file and the ACL are part of the configuration: a file that
  * `ward serve` would refuse fails the check too. */
@@ -50,6 +40,38 @@ static int check_auth_files(const struct ward_config *cfg)
     return rc;
 }
 
+/* Secrets never reach the output: what `ward check` prints is often pasted
+ * into tickets and chat. A shallow copy of the configuration shows each
+ * secret that is set as "******"; whether one is set stays visible. */
+static int print_masked(const struct ward_config *cfg, FILE *out)
+{
+    static char mask[] = "******";
+    struct ward_config shown = *cfg;
+    struct cfg_listener *ls = calloc(cfg->nlisteners + 1, sizeof(*ls));
+    struct cfg_bridge *bs = calloc(cfg->nbridges + 1, sizeof(*bs));
+    if (!ls || !bs) {
+        free(ls);
+        free(bs);
+        fprintf(stderr, "ward check: out of memory\n");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        ls[i] = cfg->listeners[i];
+        ls[i].key_password = ls[i].key_password ? mask : NULL;
+    }
+    for (size_t i = 0; i < cfg->nbridges; i++) {
+        bs[i] = cfg->bridges[i];
+        bs[i].password = bs[i].password ? mask : NULL;
+        bs[i].ssl.key_password = bs[i].ssl.key_password ? mask : NULL;
+    }
+    shown.listeners = ls;
+    shown.bridges = bs;
+    config_print(&shown, out);
+    free(ls);
+    free(bs);
+    return 0;
+}
+
 struct status_opts {
     bool on;
     const char *host, *user, *pass;
@@ -73,6 +95,28 @@ static void default_target(const struct ward_config *cfg, char *host, size_t hle
         *port = p;
         return;
     }
+}
+
+/* Gathers "NAME/KEY = VALUE" lines from $SYS/broker/bridge/ for a few
+ * seconds. Retained values come first, then each new publication: the last
+ * value of each key is kept. Returns the number of lines. */
+static size_t collect_status(struct client *c, char (*lines)[400], size_t cap)
+{
+    struct client_message m;
+    size_t n = 0;
+    uint64_t deadline = clock_mono_ms() + 3000;
+    while (clock_mono_ms() < deadline && client_next(c, &m, 400) == 1 && m.topic.len > 19) {
+        char key[200];
+        snprintf(key, sizeof(key), "%.*s = ", (int)m.topic.len - 19, (const char *)m.topic.p + 19);
+        size_t i = 0;
+        while (i < n && strncmp(lines[i], key, strlen(key)) != 0)
+            i++;
+        if (i == n && n == cap)
+            continue;
+        snprintf(lines[i], 400, "%s%.*s", key, (int)m.payload.len, (const char *)m.payload.p);
+        n += i == n;
+    }
+    return n;
 }
 
 /* Prints $SYS/broker/bridge/NAME/... as the running broker publishes it
@@ -105,23 +149,8 @@ static int print_status(const struct ward_config *cfg, const struct status_opts 
         return 1;
     }
     printf("# bridges as %s:%u reports them ($SYS/broker/bridge/NAME/...):\n", cc.host, cc.port);
-    /* Retained values come first, then each new publication: keep the last. */
-    struct client_message m;
-    char lines[256][400];
-    size_t n = 0;
-    uint64_t deadline = clock_mono_ms() + 3000;
-    while (clock_mono_ms() < deadline && client_next(c, &m, 400) == 1 && m.topic.len > 19) {
-        char key[200];
-        snprintf(key, sizeof(key), "%.*s = ", (int)m.topic.len - 19, (const char *)m.topic.p + 19);
-        size_t i = 0;
-        while (i < n && strncmp(lines[i], key, strlen(key)) != 0)
-            i++;
-        if (i == n && n == 256)
-            continue;
-        snprintf(lines[i], sizeof(lines[i]), "%s%.*s", key, (int)m.payload.len,
-                 (const char *)m.payload.p);
-        n += i == n;
-    }
+    static char lines[256][400];
+    size_t n = collect_status(c, lines, 256);
     for (size_t i = 0; i < n; i++)
         printf("%s\n", lines[i]);
     if (n == 0)
@@ -131,40 +160,9 @@ static int print_status(const struct ward_config *cfg, const struct status_opts 
     return 0;
 }
 
-int cmd_check(int argc, char **argv)
+/* Validates the file at path, prints it, and asks the broker if so->on. */
+static int check_file(const char *path, const struct status_opts *so)
 {
-    const char *path = NULL;
-    struct status_opts so = {0};
-    for (int i = 1; i < argc; i++) {
-        bool more = i + 1 < argc;
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && more) {
-            path = argv[++i];
-        } else if (strcmp(argv[i], "--status") == 0) {
-            so.on = true;
-        } else if (strcmp(argv[i], "-h") == 0 && more) {
-            so.host = argv[++i];
-        } else if (strcmp(argv[i], "-p") == 0 && more) {
-            so.port = (uint16_t)atoi(argv[++i]);
-        } else if (strcmp(argv[i], "-u") == 0 && more) {
-            so.user = argv[++i];
-        } else if (strcmp(argv[i], "-P") == 0 && more) {
-            so.pass = argv[++i];
-        } else if (strcmp(argv[i], "--print-reference") == 0) {
-            config_print_reference(stdout);
-            return 0;
-        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "ward check: unexpected argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!path) {
-        usage(stderr);
-        return 2;
-    }
     struct ward_config cfg;
     struct cfg_errors errs;
     if (config_load(path, &cfg, &errs) != 0) {
@@ -181,8 +179,56 @@ int cmd_check(int argc, char **argv)
         return 1;
     }
     printf("# %s is valid; effective configuration with defaults filled in:\n", path);
-    config_print(&cfg, stdout);
-    int rc = so.on ? print_status(&cfg, &so) : 0;
+    int rc = print_masked(&cfg, stdout) < 0 ? 1 : so->on ? print_status(&cfg, so) : 0;
     config_free(&cfg);
     return rc;
+}
+
+struct check_cli {
+    const char *path;
+    bool reference;
+    struct status_opts so;
+};
+
+#define AT(m) OPT_AT(struct check_cli, m)
+
+static const struct opt table[] = {
+    {"config", 'c', OPT_STRING, "FILE", AT(path),
+     .help = "validate FILE and print the effective configuration\n(secrets as ******)"},
+    {"status", 0, OPT_SET, NULL, AT(so.on),
+     .help = "also ask the running broker for each bridge's state"},
+    {"host", 'h', OPT_STRING, "HOST", AT(so.host),
+     .help = "--status: the broker (default: the file's first TCP listener)"},
+    {"port", 'p', OPT_UINT, "PORT", AT(so.port), .lo = 1, .hi = 65535,
+     .help = "--status: its port"},
+    {"username", 'u', OPT_STRING, "USER", AT(so.user), .help = "--status: user name"},
+    {"pw", 'P', OPT_STRING, "PASS", AT(so.pass), .help = "--status: password"},
+    {"print-reference", 0, OPT_SET, NULL, AT(reference),
+     .help = "print docs/configuration.md (every key, type, default)"},
+    {"help", 0, OPT_HELP, .help = "this help"},
+};
+
+int cmd_check(int argc, char **argv)
+{
+    struct check_cli cli = {0};
+    struct opts p = {.prog = "ward check",
+                     .table = table,
+                     .n = sizeof(table) / sizeof(table[0]),
+                     .usage = "usage: ward check -c FILE [--status [-h HOST] [-p PORT] [-u USER] "
+                              "[-P PASS]]\n"
+                              "       ward check --print-reference\n"};
+    if (argc == 2 && strcmp(argv[1], "-h") == 0) { /* -h alone: help, as before */
+        opts_help(&p, stdout);
+        return 0;
+    }
+    int rc = opts_parse(&p, &cli, argc, argv, 1, NULL);
+    if (rc)
+        return rc == OPTS_HELP ? 0 : rc;
+    if (cli.reference) {
+        config_print_reference(stdout);
+        return 0;
+    }
+    if (!cli.path)
+        return opts_fail(&p, "%s", "a configuration file is needed (-c FILE)");
+    return check_file(cli.path, &cli.so);
 }

@@ -10,18 +10,8 @@
 
 #include "auth/passwd.h"
 #include "commands.h"
+#include "opts.h"
 #include "secret.h"
-
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: ward passwd [-D] FILE USER\n"
-                 "  Adds USER to FILE or changes their password; FILE is created if needed.\n"
-                 "  The password is prompted for on a terminal, otherwise read as the first\n"
-                 "  line of standard input.\n"
-                 "  -D  delete USER from FILE\n"
-                 "FILE is referenced from the configuration as\n"
-                 "  auth { password = {include \"FILE\"} }\n");
-}
 
 static int get_password(char *pw, size_t cap)
 {
@@ -46,32 +36,17 @@ static int get_password(char *pw, size_t cap)
     return 0;
 }
 
-int cmd_passwd(int argc, char **argv)
+static const struct opt table[] = {
+    {NULL, 'D', OPT_SET, NULL, 0, sizeof(bool), .help = "delete USER from FILE"},
+    {"help", 'h', OPT_HELP, .help = "this help"},
+};
+
+/* Sets (or with del, deletes) user in file. Returns the exit status. */
+static int update(const char *file, const char *user, bool del)
 {
-    bool del = false;
-    int ch;
-    optind = 1;
-    while ((ch = getopt(argc, argv, "Dh")) != -1) {
-        switch (ch) {
-        case 'D':
-            del = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (argc - optind != 2) {
-        usage(stderr);
-        return 2;
-    }
-    const char *file = argv[optind], *user = argv[optind + 1];
+    int rc = 1;
     struct passwd_db db;
     char err[1024] = "", pw[1024] = "";
-    int rc = 1;
     passwd_db_init(&db);
     if (access(file, F_OK) == 0 && passwd_load(&db, file, err, sizeof(err)) < 0) {
         fprintf(stderr, "ward passwd: %s\n", err);
@@ -98,4 +73,27 @@ out:
     OPENSSL_cleanse(pw, sizeof(pw));
     passwd_db_free(&db);
     return rc;
+}
+
+int cmd_passwd(int argc, char **argv)
+{
+    struct opts p = {
+        .prog = "ward passwd",
+        .table = table,
+        .n = sizeof(table) / sizeof(table[0]),
+        .max_pos = 2,
+        .usage = "usage: ward passwd [-D] FILE USER\n"
+                 "  Adds USER to FILE or changes their password; FILE is created if needed.\n"
+                 "  The password is prompted for on a terminal, otherwise read as the first\n"
+                 "  line of standard input.\n",
+        .footer = "FILE is referenced from the configuration as\n"
+                  "  auth { password = {include \"FILE\"} }\n"};
+    bool del = false; /* the table's only target: -D */
+    int npos;
+    int rc = opts_parse(&p, &del, argc, argv, 1, &npos);
+    if (rc)
+        return rc == OPTS_HELP ? 0 : rc;
+    if (npos != 2)
+        return opts_fail(&p, "%s", "FILE and USER are needed");
+    return update(argv[1], argv[2], del);
 }

@@ -1,6 +1,5 @@
 /* `ward serve`: the broker. */
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "net/net.h"
+#include "opts.h"
 #include "serve_bridges.h"
 #include "tls/tls.h"
 
@@ -42,268 +42,145 @@ struct serve_opts {
     bool has_tls[MAX_URLS];
     struct tls_server_config tls[MAX_URLS];
     struct tls_server_config tls_flags; /* --certfile ... for tls:// and mtls:// */
-    const char *client_cert;            /* --client-cert none|optional|required */
+    int client_cert;                    /* --client-cert: an enum tls_verify, -1 not given */
 };
 
-static void usage(FILE *out)
+static int add_url(struct opts *p, void *ctx, const char *const *a)
 {
-    fprintf(out,
-            "usage: ward serve [-c FILE] [-l URL ...] [--workers N] [options]\n"
-            "  -c, --config FILE        configuration file (HOCON, NanoMQ's key names)\n"
-            "  -l, --listen URL         tcp://HOST:PORT (repeatable; default tcp://0.0.0.0:1883)\n"
-            "      --workers N          worker threads (default: one per CPU)\n"
-            "      --log-level LEVEL    error, warn, notice, info or debug\n"
-            "      --max-packet-size N  largest packet in bytes (default 1048576)\n"
-            "      --max-connections N  most simultaneous connections (default 100000)\n"
-            "      --max-inflight N     unacknowledged QoS 1/2 messages per client (64)\n"
-            "      --max-queued N       queued messages per offline session (1000)\n"
-            "      --max-keepalive S    highest keep alive granted (65535)\n"
-            "      --topic-alias-max N  topic aliases a client may use (10)\n"
-            "      --sys-interval S     $SYS publication interval, 0 disables (10)\n"
-            "      --password-file FILE users and password hashes ('ward passwd')\n"
-            "      --acl-file FILE      access rules (NanoMQ's ACL format)\n"
-            "      --allow-anonymous B  true or false: clients without credentials\n"
-            "      --dev-pki DIR        development PKI made by 'ward cert dev': adds\n"
-            "                           tls://0.0.0.0:8883 and mtls://0.0.0.0:8884\n"
-            "TLS (for -l tls://HOST:PORT and mtls://HOST:PORT):\n"
-            "      --certfile F --keyfile F [--key-password P]   the server's identity\n"
-            "      --cafile F           CAs trusted for client certificates\n"
-            "      --crlfile F          revoked client certificates (PEM, may hold several)\n"
-            "      --client-cert MODE   none, optional or required (tls:// none,\n"
-            "                           mtls:// required)\n"
-            "      --tls-version V      minimum: 1.2 (default) or 1.3\n"
-            "      --ciphers L, --ciphersuites L   TLS 1.2 list, TLS 1.3 suites\n"
-            "      --groups L           key exchange groups (X25519:P-256 ...)\n"
-            "      --verify-depth N     most intermediate CAs above a client certificate\n"
-            "      --sni HOST,CERT,KEY  another certificate for clients asking for HOST\n"
-            "                           (*.example.com allowed; repeatable)\n"
-            "      --peer-cert-as-username F, --peer-cert-as-clientid F\n"
-            "                           cn, dn, san_dns, san_email, san_uri or none\n"
-            "SIGHUP re-reads the configuration file, the password file and the ACL.\n");
+    struct serve_opts *o = ctx;
+    if (o->nurls == MAX_URLS)
+        return opts_fail(p, "at most %d listeners", MAX_URLS);
+    o->urls[o->nurls++] = a[0];
+    return 0;
 }
 
-enum {
-    OPT_WORKERS = 256,
-    OPT_LOG,
-    OPT_MAXPKT,
-    OPT_MAXCONN,
-    OPT_INFLIGHT,
-    OPT_QUEUED,
-    OPT_KEEPALIVE,
-    OPT_ALIAS,
-    OPT_SYS,
-    OPT_DEVPKI,
-    OPT_PASSWD,
-    OPT_ACL,
-    OPT_ANON,
-    OPT_CERT,
-    OPT_KEY,
-    OPT_KEYPW,
-    OPT_CA,
-    OPT_CRL,
-    OPT_CLIENTCERT,
-    OPT_TLSVER,
-    OPT_CIPHERS,
-    OPT_SUITES,
-    OPT_AS_USER,
-    OPT_AS_ID,
-    OPT_SNI,
-    OPT_GROUPS,
-    OPT_DEPTH,
-};
-
-static const struct option long_opts[] = {
-    {"config", required_argument, NULL, 'c'},
-    {"listen", required_argument, NULL, 'l'},
-    {"help", no_argument, NULL, 'h'},
-    {"workers", required_argument, NULL, OPT_WORKERS},
-    {"log-level", required_argument, NULL, OPT_LOG},
-    {"max-packet-size", required_argument, NULL, OPT_MAXPKT},
-    {"max-connections", required_argument, NULL, OPT_MAXCONN},
-    {"max-inflight", required_argument, NULL, OPT_INFLIGHT},
-    {"max-queued", required_argument, NULL, OPT_QUEUED},
-    {"max-keepalive", required_argument, NULL, OPT_KEEPALIVE},
-    {"topic-alias-max", required_argument, NULL, OPT_ALIAS},
-    {"sys-interval", required_argument, NULL, OPT_SYS},
-    {"dev-pki", required_argument, NULL, OPT_DEVPKI},
-    {"password-file", required_argument, NULL, OPT_PASSWD},
-    {"acl-file", required_argument, NULL, OPT_ACL},
-    {"allow-anonymous", required_argument, NULL, OPT_ANON},
-    {"certfile", required_argument, NULL, OPT_CERT},
-    {"keyfile", required_argument, NULL, OPT_KEY},
-    {"key-password", required_argument, NULL, OPT_KEYPW},
-    {"cafile", required_argument, NULL, OPT_CA},
-    {"crlfile", required_argument, NULL, OPT_CRL},
-    {"client-cert", required_argument, NULL, OPT_CLIENTCERT},
-    {"tls-version", required_argument, NULL, OPT_TLSVER},
-    {"ciphers", required_argument, NULL, OPT_CIPHERS},
-    {"ciphersuites", required_argument, NULL, OPT_SUITES},
-    {"peer-cert-as-username", required_argument, NULL, OPT_AS_USER},
-    {"peer-cert-as-clientid", required_argument, NULL, OPT_AS_ID},
-    {"sni", required_argument, NULL, OPT_SNI},
-    {"groups", required_argument, NULL, OPT_GROUPS},
-    {"verify-depth", required_argument, NULL, OPT_DEPTH},
-    {NULL, 0, NULL, 0},
-};
-
-/* A whole number in [lo, hi], or exit 2 naming the flag. */
-static uint32_t number(const char *flag, const char *s, uint32_t lo, uint32_t hi)
+static int log_level(struct opts *p, void *ctx, const char *const *a)
 {
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || *s == '-' || v < lo || v > hi) {
-        fprintf(stderr, "ward serve: %s: '%s' is not a number from %u to %u\n", flag, s, lo, hi);
-        exit(2);
-    }
-    return (uint32_t)v;
+    if (log_level_parse(a[0]) < 0)
+        return opts_fail(p, "unknown level '%s' (error, warn, notice, info or debug)", a[0]);
+    ((struct serve_opts *)ctx)->log_level = a[0];
+    return 0;
 }
+
+/* 0 in tls_server_config means the default, so the depth is stored + 1. */
+static int verify_depth(struct opts *p, void *ctx, const char *const *a)
+{
+    uint64_t v;
+    if (opts_uint(a[0], 0, 100, &v) < 0)
+        return opts_fail(p, "'%s' is not a number from 0 to 100", a[0]);
+    ((struct serve_opts *)ctx)->tls_flags.verify_depth = (uint32_t)v + 1;
+    return 0;
+}
+
+/* HOST,CERTFILE,KEYFILE; argv stays as it is (it is parsed twice). */
+static int sni(struct opts *p, void *ctx, const char *const *a)
+{
+    static char parts[TLS_MAX_SNI][3][1024];
+    struct tls_server_config *t = &((struct serve_opts *)ctx)->tls_flags;
+    unsigned k = t->nsni;
+    const char *arg = a[0], *cert = strchr(arg, ','), *key = cert ? strchr(cert + 1, ',') : NULL;
+    if (!cert || !key || k == TLS_MAX_SNI)
+        return opts_fail(p, "HOST,CERTFILE,KEYFILE (at most %d)", TLS_MAX_SNI);
+    snprintf(parts[k][0], sizeof(parts[k][0]), "%.*s", (int)(cert - arg), arg);
+    snprintf(parts[k][1], sizeof(parts[k][1]), "%.*s", (int)(key - cert - 1), cert + 1);
+    snprintf(parts[k][2], sizeof(parts[k][2]), "%s", key + 1);
+    t->sni[t->nsni++] = (struct tls_sni){parts[k][0], parts[k][1], parts[k][2]};
+    return 0;
+}
+
+/* --peer-cert-as-username and --peer-cert-as-clientid. */
+static int peer_cert_as(struct opts *p, void *ctx, const char *const *a)
+{
+    struct tls_server_config *t = &((struct serve_opts *)ctx)->tls_flags;
+    int f = tls_id_field_parse(a[0]);
+    if (f < 0)
+        return opts_fail(p, "'%s': cn, dn, san_dns, san_email, san_uri or none", a[0]);
+    if (strcmp(p->cur->name, "peer-cert-as-username") == 0)
+        t->as_username = (enum tls_id_field)f;
+    else
+        t->as_clientid = (enum tls_id_field)f;
+    return 0;
+}
+
+static const struct opt_choice client_cert_modes[] = {
+    {"none", TLS_VERIFY_NONE},
+    {"optional", TLS_VERIFY_OPTIONAL},
+    {"required", TLS_VERIFY_REQUIRED},
+    {NULL, 0},
+};
+static const struct opt_choice booleans[] = {{"true", 1}, {"false", 0}, {NULL, 0}};
+
+#define AT(m)       OPT_AT(struct serve_opts, m)
+#define TLS(m)      OPT_AT(struct serve_opts, tls_flags.m)
+#define FN(f)       .call = f, .nargs = 1
+#define RANGE(a, b) .lo = a, .hi = b
+
+static const struct opt table[] = {
+    {"config", 'c', OPT_STRING, "FILE", AT(config),
+     .help = "configuration file (HOCON, NanoMQ's key names)"},
+    {"listen", 'l', OPT_CALL, "URL", FN(add_url),
+     .help = "tcp://HOST:PORT (repeatable; default tcp://0.0.0.0:1883)"},
+    {"workers", 0, OPT_UINT, "N", AT(workers), RANGE(1, 256),
+     .help = "worker threads (default: one per CPU)"},
+    {"log-level", 0, OPT_CALL, "LEVEL", FN(log_level),
+     .help = "error, warn, notice, info or debug"},
+    {"max-packet-size", 0, OPT_UINT, "N", AT(bc.max_packet_size), RANGE(64, 268435460u),
+     .help = "largest packet in bytes (default 1048576)"},
+    {"max-connections", 0, OPT_UINT, "N", AT(max_connections), RANGE(1, 10000000u),
+     .help = "most simultaneous connections (default 100000)"},
+    {"max-inflight", 0, OPT_UINT, "N", AT(bc.max_inflight), RANGE(1, 65535),
+     .help = "unacknowledged QoS 1/2 messages per client (64)"},
+    {"max-queued", 0, OPT_UINT, "N", AT(bc.max_queued), RANGE(1, 100000000u),
+     .help = "queued messages per offline session (1000)"},
+    {"max-keepalive", 0, OPT_UINT, "S", AT(bc.max_keepalive), RANGE(1, 65535),
+     .help = "highest keep alive granted (65535)"},
+    {"topic-alias-max", 0, OPT_UINT, "N", AT(bc.topic_alias_max), RANGE(0, 65535),
+     .help = "topic aliases a client may use (10)"},
+    {"sys-interval", 0, OPT_UINT, "S", AT(bc.sys_interval_s), RANGE(0, 86400),
+     .help = "$SYS publication interval, 0 disables (10)"},
+    {"password-file", 0, OPT_STRING, "FILE", AT(password_file),
+     .help = "users and password hashes ('ward passwd')"},
+    {"acl-file", 0, OPT_STRING, "FILE", AT(acl_file), .help = "access rules (NanoMQ's ACL format)"},
+    {"allow-anonymous", 0, OPT_CHOICE, "B", AT(allow_anonymous), .choices = booleans,
+     .help = "true or false: clients without credentials"},
+    {"dev-pki", 0, OPT_STRING, "DIR", AT(dev_pki),
+     .help = "development PKI made by 'ward cert dev': adds\ntls://0.0.0.0:8883 and "
+             "mtls://0.0.0.0:8884"},
+    {"help", 'h', OPT_HELP, .help = "this help"},
+    {.kind = OPT_SECTION, .help = "TLS (for -l tls://HOST:PORT and mtls://HOST:PORT):"},
+    {"certfile", 0, OPT_STRING, "F", TLS(certfile), .help = "the server's certificate (and chain)"},
+    {"keyfile", 0, OPT_STRING, "F", TLS(keyfile), .help = "its private key"},
+    {"key-password", 0, OPT_STRING, "P", TLS(key_password), .help = "the key's password"},
+    {"cafile", 0, OPT_STRING, "F", TLS(cafile), .help = "CAs trusted for client certificates"},
+    {"crlfile", 0, OPT_STRING, "F", TLS(crlfile),
+     .help = "revoked client certificates (PEM, may hold several)"},
+    {"client-cert", 0, OPT_CHOICE, "MODE", AT(client_cert), .choices = client_cert_modes,
+     .help = "none, optional or required (tls:// none,\nmtls:// required)"},
+    {"tls-version", 0, OPT_STRING, "V", TLS(min_version), .help = "minimum: 1.2 (default) or 1.3"},
+    {"ciphers", 0, OPT_STRING, "L", TLS(ciphers), .help = "TLS 1.2 cipher list"},
+    {"ciphersuites", 0, OPT_STRING, "L", TLS(ciphersuites), .help = "TLS 1.3 suites"},
+    {"groups", 0, OPT_STRING, "L", TLS(groups), .help = "key exchange groups (X25519:P-256 ...)"},
+    {"verify-depth", 0, OPT_CALL, "N", FN(verify_depth),
+     .help = "most intermediate CAs above a client certificate"},
+    {"sni", 0, OPT_CALL, "HOST,CERT,KEY", FN(sni),
+     .help =
+         "another certificate for clients asking for HOST\n(*.example.com allowed; repeatable)"},
+    {"peer-cert-as-username", 0, OPT_CALL, "F", FN(peer_cert_as),
+     .help =
+         "the user name from the client certificate:\ncn, dn, san_dns, san_email, san_uri or none"},
+    {"peer-cert-as-clientid", 0, OPT_CALL, "F", FN(peer_cert_as),
+     .help = "the client id from it, the same way"},
+};
 
 static int parse(int argc, char **argv, struct serve_opts *o)
 {
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "c:l:h", long_opts, NULL)) != -1) {
-        switch (ch) {
-        case 'c':
-            o->config = optarg;
-            break;
-        case 'l':
-            if (o->nurls == MAX_URLS) {
-                fprintf(stderr, "ward serve: at most %d listeners\n", MAX_URLS);
-                return 2;
-            }
-            o->urls[o->nurls++] = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(0);
-        case OPT_WORKERS:
-            o->workers = number("--workers", optarg, 1, 256);
-            break;
-        case OPT_LOG:
-            if (log_level_parse(optarg) < 0) {
-                fprintf(stderr, "ward serve: --log-level: unknown level '%s'\n", optarg);
-                return 2;
-            }
-            o->log_level = optarg;
-            break;
-        case OPT_MAXPKT:
-            o->bc.max_packet_size = number("--max-packet-size", optarg, 64, 268435460u);
-            break;
-        case OPT_MAXCONN:
-            o->max_connections = number("--max-connections", optarg, 1, 10000000u);
-            break;
-        case OPT_INFLIGHT:
-            o->bc.max_inflight = (uint16_t)number("--max-inflight", optarg, 1, 65535);
-            break;
-        case OPT_QUEUED:
-            o->bc.max_queued = number("--max-queued", optarg, 1, 100000000u);
-            break;
-        case OPT_KEEPALIVE:
-            o->bc.max_keepalive = (uint16_t)number("--max-keepalive", optarg, 1, 65535);
-            break;
-        case OPT_ALIAS:
-            o->bc.topic_alias_max = (uint16_t)number("--topic-alias-max", optarg, 0, 65535);
-            break;
-        case OPT_SYS:
-            o->bc.sys_interval_s = number("--sys-interval", optarg, 0, 86400);
-            break;
-        case OPT_DEVPKI:
-            o->dev_pki = optarg;
-            break;
-        case OPT_PASSWD:
-            o->password_file = optarg;
-            break;
-        case OPT_CERT:
-            o->tls_flags.certfile = optarg;
-            break;
-        case OPT_KEY:
-            o->tls_flags.keyfile = optarg;
-            break;
-        case OPT_KEYPW:
-            o->tls_flags.key_password = optarg;
-            break;
-        case OPT_CA:
-            o->tls_flags.cafile = optarg;
-            break;
-        case OPT_CRL:
-            o->tls_flags.crlfile = optarg;
-            break;
-        case OPT_CLIENTCERT:
-            if (strcmp(optarg, "none") && strcmp(optarg, "optional") &&
-                strcmp(optarg, "required")) {
-                fprintf(stderr, "ward serve: --client-cert: none, optional or required\n");
-                return 2;
-            }
-            o->client_cert = optarg;
-            break;
-        case OPT_TLSVER:
-            o->tls_flags.min_version = optarg;
-            break;
-        case OPT_CIPHERS:
-            o->tls_flags.ciphers = optarg;
-            break;
-        case OPT_SUITES:
-            o->tls_flags.ciphersuites = optarg;
-            break;
-        case OPT_GROUPS:
-            o->tls_flags.groups = optarg;
-            break;
-        case OPT_DEPTH:
-            o->tls_flags.verify_depth = number("--verify-depth", optarg, 0, 100) + 1;
-            break;
-        case OPT_SNI: {
-            /* HOST,CERTFILE,KEYFILE; argv stays as it is (parsed twice). */
-            static char parts[TLS_MAX_SNI][3][1024];
-            unsigned k = o->tls_flags.nsni;
-            char *cert = strchr(optarg, ','), *key = cert ? strchr(cert + 1, ',') : NULL;
-            if (!cert || !key || k == TLS_MAX_SNI) {
-                fprintf(stderr, "ward serve: --sni HOST,CERTFILE,KEYFILE (at most %d)\n",
-                        TLS_MAX_SNI);
-                return 2;
-            }
-            snprintf(parts[k][0], sizeof(parts[k][0]), "%.*s", (int)(cert - optarg), optarg);
-            snprintf(parts[k][1], sizeof(parts[k][1]), "%.*s", (int)(key - cert - 1), cert + 1);
-            snprintf(parts[k][2], sizeof(parts[k][2]), "%s", key + 1);
-            o->tls_flags.sni[o->tls_flags.nsni++] =
-                (struct tls_sni){parts[k][0], parts[k][1], parts[k][2]};
-            break;
-        }
-        case OPT_AS_USER:
-        case OPT_AS_ID: {
-            int f = tls_id_field_parse(optarg);
-            if (f < 0) {
-                fprintf(stderr, "ward serve: %s: cn, dn, san_dns, san_email, san_uri or none\n",
-                        ch == OPT_AS_USER ? "--peer-cert-as-username" : "--peer-cert-as-clientid");
-                return 2;
-            }
-            if (ch == OPT_AS_USER)
-                o->tls_flags.as_username = (enum tls_id_field)f;
-            else
-                o->tls_flags.as_clientid = (enum tls_id_field)f;
-            break;
-        }
-        case OPT_ACL:
-            o->acl_file = optarg;
-            break;
-        case OPT_ANON:
-            if (strcmp(optarg, "true") != 0 && strcmp(optarg, "false") != 0) {
-                fprintf(stderr, "ward serve: --allow-anonymous: expected true or false\n");
-                return 2;
-            }
-            o->allow_anonymous = strcmp(optarg, "true") == 0;
-            break;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "ward serve: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return 2;
-    }
-    return 0;
+    struct opts p = {.prog = "ward serve",
+                     .table = table,
+                     .n = sizeof(table) / sizeof(table[0]),
+                     .usage = "usage: ward serve [-c FILE] [-l URL ...] [--workers N] [options]\n",
+                     .footer = "SIGHUP re-reads the configuration file, the password file and "
+                               "the ACL.\n"};
+    return opts_parse(&p, o, argc, argv, 1, NULL);
 }
 
 /* NanoMQ's listener keys: verify_peer false is server-only TLS; true with
@@ -523,13 +400,11 @@ static bool url_tls(const char *url, bool *mutual)
     return *mutual;
 }
 
-static enum tls_verify verify_mode(const char *client_cert, bool mutual)
+static enum tls_verify verify_mode(int client_cert, bool mutual)
 {
-    if (!client_cert)
+    if (client_cert < 0)
         return mutual ? TLS_VERIFY_REQUIRED : TLS_VERIFY_NONE;
-    return strcmp(client_cert, "required") == 0   ? TLS_VERIFY_REQUIRED
-           : strcmp(client_cert, "optional") == 0 ? TLS_VERIFY_OPTIONAL
-                                                  : TLS_VERIFY_NONE;
+    return (enum tls_verify)client_cert;
 }
 
 /* Opens every listener; TLS ones get their tls_server (kept in tls[]). */
@@ -603,6 +478,70 @@ static void reload_tls(struct serve_opts *o, struct tls_server **tls, struct bro
                    kicked == 1 ? "" : "s");
 }
 
+/* What a running broker is made of. */
+struct running {
+    struct broker *b;
+    struct net_server *s;
+    struct auth *a;
+    struct tls_server *tls[MAX_URLS];
+    struct serve_bridges *bridges;
+};
+
+/* Access control, the listeners, and a check of the bridges: everything
+ * that can refuse to start before a thread runs. */
+static int prepare(struct serve_opts *o, const struct serve_opts *flags, struct ward_config *cfg,
+                   struct running *r)
+{
+    struct auth_settings as;
+    char err[4096];
+    auth_settings(flags, o->config ? cfg : NULL, &as);
+    if (auth_configure(r->a, &as, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\nward serve: authentication files rejected; not starting\n", err);
+        return -1;
+    }
+    broker_set_auth(r->b, r->a);
+    for (unsigned i = 0; i < o->nurls; i++) {
+        broker_set_listener_anonymous(r->b, i, o->listener_anon[i]);
+        broker_set_listener_password(r->b, i, o->listener_password[i]);
+        if (o->listener_overload[i] >= 0)
+            broker_set_listener_overload(r->b, i, (enum broker_overload)o->listener_overload[i]);
+        if (o->listener_idmatch[i] > 0)
+            broker_set_listener_id_match(r->b, i, (enum broker_id_match)o->listener_idmatch[i]);
+    }
+    if (listen_all(o, r->s, r->tls, r->b) < 0)
+        return -1;
+    warn_expiry(o, r->tls);
+    return o->config && serve_bridges_check(cfg) < 0 ? -1 : 0;
+}
+
+/* Until SIGINT or SIGTERM: SIGHUP reloads; every few seconds changed
+ * certificate, key, CA or CRL files are picked up without a signal, and
+ * once a day expiry is checked again. */
+static void serve_signals(struct serve_opts *o, const struct serve_opts *flags, struct running *r,
+                          const sigset_t *set)
+{
+    uint64_t next_expiry_check = clock_mono_ms() + 86400000ull;
+    for (;;) {
+        struct timespec poll = {5, 0};
+        int sig = sigtimedwait(set, NULL, &poll);
+        if (sig < 0) {
+            reload_tls(o, r->tls, r->b, true);
+            if (clock_mono_ms() >= next_expiry_check) {
+                warn_expiry(o, r->tls);
+                next_expiry_check = clock_mono_ms() + 86400000ull;
+            }
+            continue;
+        }
+        if (sig != SIGHUP) {
+            log_notice("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            return;
+        }
+        reload(flags, r->a, r->b);
+        reload_tls(o, r->tls, r->b, false);
+        serve_bridges_reload(r->bridges);
+    }
+}
+
 static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward_config *cfg)
 {
     sigset_t set;
@@ -612,82 +551,38 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
                             .max_input = o->bc.max_packet_size + 8u,
                             .max_output = o->max_output ? o->max_output : 1u << 20,
                             .slow_consumer_timeout_ms = o->slow_consumer_ms};
-    struct broker *b = broker_new(&o->bc);
-    struct net_server *s = b ? net_server_new(&nc, broker_net_handler(), b) : NULL;
-    struct auth *a = auth_new();
-    struct tls_server *tls[MAX_URLS] = {0};
-    struct serve_bridges *bridges = NULL;
-    struct auth_settings as;
-    char err[4096];
+    struct running r = {.b = broker_new(&o->bc), .a = auth_new()};
+    r.s = r.b ? net_server_new(&nc, broker_net_handler(), r.b) : NULL;
     int rc = 1;
-    if (!s || !a) {
+    if (!r.s || !r.a) {
         fprintf(stderr, "ward serve: out of memory\n");
         goto out;
     }
-    auth_settings(flags, o->config ? cfg : NULL, &as);
-    if (auth_configure(a, &as, err, sizeof(err)) < 0) {
-        fprintf(stderr, "%s\nward serve: authentication files rejected; not starting\n", err);
+    if (prepare(o, flags, cfg, &r) < 0)
         goto out;
-    }
-    broker_set_auth(b, a);
-    for (unsigned i = 0; i < o->nurls; i++) {
-        broker_set_listener_anonymous(b, i, o->listener_anon[i]);
-        broker_set_listener_password(b, i, o->listener_password[i]);
-        if (o->listener_overload[i] >= 0)
-            broker_set_listener_overload(b, i, (enum broker_overload)o->listener_overload[i]);
-        if (o->listener_idmatch[i] > 0)
-            broker_set_listener_id_match(b, i, (enum broker_id_match)o->listener_idmatch[i]);
-    }
-    if (listen_all(o, s, tls, b) < 0)
-        goto out;
-    warn_expiry(o, tls);
-    uint64_t next_expiry_check = clock_mono_ms() + 86400000ull;
-    if (o->config && serve_bridges_check(cfg) < 0)
-        goto out;
-    if (broker_start(b) < 0 || net_server_start(s) < 0) {
+    if (broker_start(r.b) < 0 || net_server_start(r.s) < 0) {
         fprintf(stderr, "ward serve: cannot start threads\n");
         goto out;
     }
-    if (o->config && !(bridges = serve_bridges_start(cfg, s, b)))
+    if (o->config && !(r.bridges = serve_bridges_start(cfg, r.s, r.b)))
         goto stop;
     log_notice("ward %s serving with %u worker%s", WARD_VERSION, o->workers,
                o->workers == 1 ? "" : "s");
-    for (;;) {
-        /* Every few seconds, changed certificate, key, CA or CRL files are
-         * picked up without a signal. */
-        struct timespec poll = {5, 0};
-        int sig = sigtimedwait(&set, NULL, &poll);
-        if (sig < 0) {
-            reload_tls(o, tls, b, true);
-            if (clock_mono_ms() >= next_expiry_check) {
-                warn_expiry(o, tls);
-                next_expiry_check = clock_mono_ms() + 86400000ull;
-            }
-            continue;
-        }
-        if (sig == SIGHUP) {
-            reload(flags, a, b);
-            reload_tls(o, tls, b, false);
-            serve_bridges_reload(bridges);
-            continue;
-        }
-        log_notice("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-        break;
-    }
+    serve_signals(o, flags, &r, &set);
     rc = 0;
 stop:
-    serve_bridges_stop(bridges);
-    broker_shutdown(b);
+    serve_bridges_stop(r.bridges);
+    broker_shutdown(r.b);
     usleep(100 * 1000); /* let the DISCONNECTs reach the wire */
-    net_server_stop(s);
-    net_server_join(s);
+    net_server_stop(r.s);
+    net_server_join(r.s);
 out:
-    net_server_free(s);
-    broker_free(b);
-    serve_bridges_free(bridges);
-    auth_free(a);
+    net_server_free(r.s);
+    broker_free(r.b);
+    serve_bridges_free(r.bridges);
+    auth_free(r.a);
     for (unsigned i = 0; i < MAX_URLS; i++)
-        tls_server_free(tls[i]);
+        tls_server_free(r.tls[i]);
     return rc;
 }
 
@@ -721,22 +616,51 @@ static int add_dev_pki(struct serve_opts *o, const char *dir)
     return 0;
 }
 
+/* The flags, parsed again over what the file gave (in o), win over it. */
+static void merge_flags(struct serve_opts *o, const struct serve_opts *over)
+{
+    if (over->nurls) { /* -l replaces the file's listeners and their settings */
+        for (unsigned i = 0; i < MAX_URLS; i++) {
+            o->listener_anon[i] = -1;
+            o->listener_password[i] = false;
+            o->listener_idmatch[i] = 0;
+            o->listener_overload[i] = -1;
+            o->has_tls[i] = false;
+        }
+        o->nurls = over->nurls;
+        memcpy(o->urls, over->urls, sizeof(o->urls));
+    }
+    o->bc = over->bc;
+    o->workers = over->workers ? over->workers : o->workers;
+    o->max_connections = over->max_connections ? over->max_connections : o->max_connections;
+    if (over->log_level)
+        log_set_level((enum log_level)log_level_parse(over->log_level));
+    if (!o->workers) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        o->workers = n > 0 ? (unsigned)n : 1;
+    }
+    if (!o->max_connections)
+        o->max_connections = 100000;
+    o->tls_flags = over->tls_flags;
+    o->client_cert = over->client_cert;
+    if (o->nurls == 0)
+        o->urls[o->nurls++] = "tcp://0.0.0.0:1883";
+}
+
 int cmd_serve(int argc, char **argv)
 {
-    struct serve_opts o = {0};
-    struct serve_opts flags = {0};
+    struct serve_opts o = {.allow_anonymous = -1, .client_cert = -1};
     struct ward_config cfg = {0};
     static char urls[MAX_URLS][300];
     broker_config_defaults(&o.bc);
-    for (unsigned i = 0; i < MAX_URLS; i++)
-        o.listener_overload[i] = -1;
-    flags.bc = o.bc;
-    flags.allow_anonymous = -1;
-    for (unsigned i = 0; i < MAX_URLS; i++)
+    for (unsigned i = 0; i < MAX_URLS; i++) {
         o.listener_anon[i] = -1;
+        o.listener_overload[i] = -1;
+    }
+    struct serve_opts flags = o;
     int rc = parse(argc, argv, &flags);
     if (rc)
-        return rc;
+        return rc == OPTS_HELP ? 0 : rc;
     o.config = flags.config;
     if (o.config) {
         if (apply_config(&o, &cfg, urls))
@@ -748,37 +672,11 @@ int cmd_serve(int argc, char **argv)
         o.slow_consumer_ms = cfg.slow_consumer_timeout_ms;
         log_set_level((enum log_level)log_level_parse(cfg.log_level));
     }
-    /* Flags override the file: re-parse them over what the file gave. */
     struct serve_opts over = o;
     over.nurls = 0;
     if ((rc = parse(argc, argv, &over)))
-        return rc;
-    if (over.nurls) { /* -l replaces the file's listeners and their settings */
-        for (unsigned i = 0; i < MAX_URLS; i++) {
-            o.listener_anon[i] = -1;
-            o.listener_password[i] = false;
-            o.listener_idmatch[i] = 0;
-            o.listener_overload[i] = -1;
-            o.has_tls[i] = false;
-        }
-        o.nurls = over.nurls;
-        memcpy(o.urls, over.urls, sizeof(o.urls));
-    }
-    o.bc = over.bc;
-    o.workers = over.workers ? over.workers : o.workers;
-    o.max_connections = over.max_connections ? over.max_connections : o.max_connections;
-    if (over.log_level)
-        log_set_level((enum log_level)log_level_parse(over.log_level));
-    if (!o.workers) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        o.workers = n > 0 ? (unsigned)n : 1;
-    }
-    if (!o.max_connections)
-        o.max_connections = 100000;
-    o.tls_flags = over.tls_flags;
-    o.client_cert = over.client_cert;
-    if (o.nurls == 0)
-        o.urls[o.nurls++] = "tcp://0.0.0.0:1883";
+        return rc == OPTS_HELP ? 0 : rc;
+    merge_flags(&o, &over);
     if (over.dev_pki && add_dev_pki(&o, over.dev_pki) < 0)
         return 1;
     rc = run(&o, &flags, &cfg);

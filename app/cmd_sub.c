@@ -16,13 +16,14 @@ static void on_signal(int sig)
     stop = 1;
 }
 
-static void print_message(const struct client_opts *o, const struct client_message *m)
+/* see client_opts.h */
+void sub_print_message(FILE *out, bool verbose, const struct client_message *m)
 {
-    if (o->verbose)
-        printf("%.*s ", (int)m->topic.len, m->topic.p);
-    fwrite(m->payload.p, 1, m->payload.len, stdout);
-    putchar('\n');
-    fflush(stdout);
+    if (verbose)
+        fprintf(out, "%.*s ", (int)m->topic.len, (const char *)m->topic.p);
+    fwrite(m->payload.p, 1, m->payload.len, out);
+    fputc('\n', out);
+    fflush(out); /* a reader sees each message as it comes */
 }
 
 static int subscribe(struct client_opts *o, struct client *c)
@@ -67,7 +68,7 @@ static int receive(struct client_opts *o, struct client *c)
         }
         if (r == 0 || (o->no_retained && m.retain))
             continue;
-        print_message(o, &m);
+        sub_print_message(stdout, o->verbose, &m);
         if (o->count && ++got >= o->count)
             break;
     }

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import WARD, free_port
+from conftest import WARD, free_port, wait_port
 
 
 @pytest.fixture(params=["ward", "mosquitto"])
@@ -83,8 +83,7 @@ def test_tls_rows(ward_factory, tmp_path):
                      port=port, listen=False).start(wait=False)
     tls = ["-h", "localhost", "-p", str(port), "--cafile", pki + "/ca.crt", "--cert",
            pki + "/client.crt", "--key", pki + "/client.key", "--json"]
-    import time
-    time.sleep(0.5)
+    assert wait_port(port, proc=w.proc), w.read_log()
     full = json.loads(bench("conn", "-n", "2", "-d", "1", *tls).stdout)
     resumed = json.loads(bench("conn", "-n", "2", "-d", "1", "--resume", *tls).stdout)
     assert full["connects"] > 5 and resumed["connects"] > 5

@@ -4,7 +4,6 @@ retained, persistent sessions, user properties seen by paho, exit codes."""
 import os
 import subprocess
 import threading
-import time
 
 import paho.mqtt.client as paho
 import pytest
@@ -25,16 +24,48 @@ def run(*args, input=None, timeout=20):
 
 
 class Sub:
-    """`ward sub` in the background; .result() waits for it."""
+    """`ward sub -d` in the background. It is subscribed when it has printed
+    the broker's SUBACK (-d), so the constructor waits for that; wait_out()
+    waits for a line of output, .result() for the end."""
 
-    def __init__(self, port, *args):
-        self.p = subprocess.Popen([WARD, "sub", "-p", str(port)] + list(args),
+    def __init__(self, port, *args, deadline=15):
+        self.p = subprocess.Popen([WARD, "sub", "-d", "-p", str(port)] + list(args),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(0.4)  # subscribed before anything is published
+        self.cv = threading.Condition()
+        self.lines = {"out": [], "err": []}
+        self.open = 2
+        self.readers = [threading.Thread(target=self._read, args=(f, k), daemon=True)
+                        for f, k in ((self.p.stdout, "out"), (self.p.stderr, "err"))]
+        for t in self.readers:
+            t.start()
+        self._wait("err", "received SUBACK", deadline)
+
+    def _read(self, f, key):
+        for line in f:
+            with self.cv:
+                self.lines[key].append(line)
+                self.cv.notify_all()
+        with self.cv:
+            self.open -= 1
+            self.cv.notify_all()
+
+    def _wait(self, key, needle, deadline):
+        with self.cv:
+            self.cv.wait_for(lambda: any(needle in l for l in self.lines[key]) or not self.open,
+                             deadline)
+            text = "".join(self.lines[key])
+            assert needle in text, "no %r from ward sub in %ds: out %r, err %r" % (
+                needle, deadline, "".join(self.lines["out"]), "".join(self.lines["err"]))
+
+    def wait_out(self, line, deadline=15):
+        """Waits until ward sub has printed `line` (a whole line)."""
+        self._wait("out", line, deadline)
 
     def result(self, timeout=15):
-        out, err = self.p.communicate(timeout=timeout)
-        return self.p.returncode, out, err
+        self.p.wait(timeout=timeout)
+        for t in self.readers:
+            t.join(timeout)
+        return self.p.returncode, "".join(self.lines["out"]), "".join(self.lines["err"])
 
 
 @pytest.mark.parametrize("version", ["5", "3.1.1"])
@@ -44,6 +75,10 @@ def test_round_trip(broker, version, qos):
     r = run("pub", "-p", str(broker), "-t", "cli/a", "-m", "hello world", "-q", str(qos),
             "-V", version)
     assert r.returncode == 0, r.stderr
+    # Two publishers on two connections have no order in MQTT (and a QoS 0
+    # publisher cannot know when the broker has its message): the second is
+    # sent once the first has arrived, so the order below is a real check.
+    s.wait_out("cli/a hello world\n")
     r = run("pub", "-p", str(broker), "-t", "cli/b", "-n", "-q", str(qos), "-V", version)
     assert r.returncode == 0, r.stderr
     rc, out, err = s.result()
@@ -55,9 +90,13 @@ def test_sources_lines_file_stdin(broker, tmp_path):
     s = Sub(broker, "-t", "src", "-C", "5", "-q", "1")
     assert run("pub", "-p", str(broker), "-t", "src", "-l", "-q", "1",
                input="one\ntwo\nthree\n").returncode == 0
+    # Each source is a new publisher connection: no order between them in
+    # MQTT, so each waits until the one before has arrived.
+    s.wait_out("three\n")
     f = tmp_path / "payload.txt"
     f.write_text("from a file")
     assert run("pub", "-p", str(broker), "-t", "src", "-f", str(f)).returncode == 0
+    s.wait_out("from a file\n")
     assert run("pub", "-p", str(broker), "-t", "src", "-s", input="all\nof it").returncode == 0
     rc, out, _ = s.result()
     assert rc == 0
@@ -89,7 +128,7 @@ def test_persistent_session(broker, version):
 
 def test_user_properties_reach_paho(broker):
     got = []
-    done = threading.Event()
+    done, subscribed = threading.Event(), threading.Event()
     c = paho.Client("paho-props", protocol=paho.MQTTv5)
 
     def on_message(cl, u, msg):
@@ -97,10 +136,11 @@ def test_user_properties_reach_paho(broker):
         done.set()
 
     c.on_message = on_message
+    c.on_subscribe = lambda *a: subscribed.set()
     c.connect("127.0.0.1", broker)
     c.subscribe("props", qos=1)
     c.loop_start()
-    time.sleep(0.4)
+    assert subscribed.wait(10)
     r = run("pub", "-p", str(broker), "-t", "props", "-m", "x", "-q", "1",
             "-D", "PUBLISH", "user-property", "k1", "v1", "--user-property", "k2", "v2")
     assert r.returncode == 0, r.stderr
@@ -144,3 +184,57 @@ def test_ipv6(ward_factory):
     assert run("pub", "-h", "::1", "-p", str(port), "-t", "v6", "-m", "six").returncode == 0
     rc, out, _ = s.result()
     assert rc == 0 and out == "six\n"
+
+
+SECRETS_CONF = """listeners.ssl {
+  bind = "0.0.0.0:8883"
+  certfile = "/nonexistent/server.crt"
+  keyfile = "/nonexistent/server.key"
+  key_password = "listener-key-SECRET-1"
+}
+bridges.mqtt.up {
+  server = "mqtt-tcp://127.0.0.1:1883"
+  username = "bridge-user"
+  password = "bridge-login-SECRET-2"
+  ssl { key_password = "bridge-key-SECRET-3" }
+  forwards = [ { remote_topic = "a/#", local_topic = "a/#", qos = 0 } ]
+}
+"""
+
+
+def test_check_masks_secrets(tmp_path):
+    conf = tmp_path / "secrets.conf"
+    conf.write_text(SECRETS_CONF)
+    r = run("check", "-c", str(conf))
+    assert r.returncode == 0, r.stderr
+    assert "SECRET" not in r.stdout and "SECRET" not in r.stderr, r.stdout
+    lines = [l.strip() for l in r.stdout.splitlines()]
+    assert lines.count('key_password = "******"') == 2, r.stdout
+    assert lines.count('password = "******"') == 1, r.stdout
+    assert 'username = "bridge-user"' in lines  # only secrets are masked
+    # Unset secrets stay absent rather than shown as set.
+    conf.write_text(SECRETS_CONF.replace('  key_password = "listener-key-SECRET-1"\n', ""))
+    r = run("check", "-c", str(conf))
+    assert r.returncode == 0, r.stderr
+    assert [l.strip() for l in r.stdout.splitlines()].count('key_password = "******"') == 1
+
+
+COMMANDS = ["serve", "pub", "sub", "bench", "cert", "check", "passwd"]
+
+
+def test_help_and_reference_come_from_the_same_tables():
+    """`ward help --markdown` (docs/cli.md) has a section for every command,
+    and every option each command's --help lists, in the same order."""
+    import re
+    r = run("help", "--markdown")
+    assert r.returncode == 0, r.stderr
+    sections = re.split(r"^## ward (\w+)\n", r.stdout, flags=re.M)[1:]
+    docs = dict(zip(sections[0::2], sections[1::2]))
+    assert list(docs) == COMMANDS
+    for cmd in COMMANDS:
+        h = run(cmd, "--help")
+        assert h.returncode == 0, (cmd, h.stderr)
+        in_help = re.findall(r"^  (?:-\w, |    )?(--[\w-]+|-\w)", h.stdout, flags=re.M)
+        in_docs = re.findall(r"^\| (?:`-\w`, )?`(--[\w-]+|-\w)`", docs[cmd], flags=re.M)
+        assert len(in_help) > 1 and in_help == in_docs, cmd
+        assert "--help" in in_docs, cmd

@@ -1,0 +1,110 @@
+/* ward check: secrets in the file never reach the output; its command line
+ * refuses what it cannot use. */
+#include <stdarg.h>
+
+#include "app/capture.h"
+#include "app/commands.h"
+#include "test.h"
+
+static char *out_text, *err_text;
+
+static int run(const char *first, ...)
+{
+    static char *argv[16];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, first);
+    argv[argc++] = "check";
+    for (const char *a = first; a; a = va_arg(ap, const char *)) {
+        ASSERT(argc < 16);
+        argv[argc++] = (char *)a;
+    }
+    va_end(ap);
+    struct capture o, e;
+    free(out_text);
+    free(err_text);
+    capture_begin(&o, stdout);
+    capture_begin(&e, stderr);
+    int rc = cmd_check(argc, argv);
+    err_text = capture_end(&e);
+    out_text = capture_end(&o);
+    return rc;
+}
+
+#define RUN_CHECK(...) run(__VA_ARGS__, (const char *)NULL)
+
+static const char secrets_conf[] =
+    "listeners.ssl {\n"
+    "  bind = \"0.0.0.0:8883\"\n"
+    "  certfile = \"/nonexistent/server.crt\"\n"
+    "  keyfile = \"/nonexistent/server.key\"\n"
+    "  key_password = \"listener-key-SECRET\"\n"
+    "}\n"
+    "bridges.mqtt.up {\n"
+    "  server = \"mqtt-tcp://127.0.0.1:1883\"\n"
+    "  username = \"bridge-user\"\n"
+    "  password = \"bridge-login-SECRET\"\n"
+    "  ssl { key_password = \"bridge-key-SECRET\" }\n"
+    "  forwards = [ { remote_topic = \"a/#\", local_topic = \"a/#\", qos = 0 } ]\n"
+    "}\n";
+
+static int count(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+TEST(secrets_are_masked)
+{
+    char path[] = "/tmp/ward-unit-check-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT(fd >= 0);
+    ASSERT_EQ(write(fd, secrets_conf, sizeof(secrets_conf) - 1), (long)sizeof(secrets_conf) - 1);
+    close(fd);
+    int rc = RUN_CHECK("-c", path);
+    unlink(path);
+    if (rc != 0)
+        TEST_FAIL_("ward check -c: %d: %s", rc, err_text);
+    ASSERT(!strstr(out_text, "SECRET"));
+    ASSERT(!strstr(err_text, "SECRET"));
+    /* a secret that is set shows as set, masked */
+    ASSERT_EQ(count(out_text, "  key_password = \"******\"\n"), 2);
+    ASSERT_EQ(count(out_text, "  password = \"******\"\n"), 1);
+    ASSERT_EQ(count(out_text, "key_password"), 2);
+    ASSERT(strstr(out_text, "  username = \"bridge-user\"\n")); /* only secrets */
+    ASSERT(strstr(out_text, "  certfile = \"/nonexistent/server.crt\"\n"));
+}
+
+TEST(command_line)
+{
+    ASSERT_EQ(RUN_CHECK("--bogus"), 2);
+    ASSERT(strstr(err_text, "ward check: unknown option '--bogus'"));
+    ASSERT_EQ(run(NULL), 2);
+    ASSERT(strstr(err_text, "ward check: a configuration file is needed (-c FILE)"));
+    ASSERT_EQ(RUN_CHECK("-c", "x.conf", "-p", "0"), 2);
+    ASSERT(strstr(err_text, "ward check: -p: '0' is not a number from 1 to 65535"));
+    ASSERT_EQ(RUN_CHECK("-c", "x.conf", "--status", "-p", "80x"), 2);
+    ASSERT(strstr(err_text, "-p: '80x' is not a number"));
+    ASSERT_EQ(RUN_CHECK("-c"), 2);
+    ASSERT(strstr(err_text, "ward check: -c: missing argument FILE"));
+    ASSERT_EQ(RUN_CHECK("-c", "a.conf", "b.conf"), 2);
+    ASSERT(strstr(err_text, "unexpected argument 'b.conf'"));
+    ASSERT_EQ(RUN_CHECK("-c", "/nonexistent/ward.conf"), 1);
+    ASSERT_EQ(RUN_CHECK("-h"), 0);
+    ASSERT(strstr(out_text, "usage: ward check -c FILE"));
+    ASSERT_EQ(RUN_CHECK("--help"), 0);
+    ASSERT(strstr(out_text, "--print-reference"));
+    ASSERT_EQ(RUN_CHECK("--print-reference"), 0);
+    ASSERT(strlen(out_text) > 1000);
+}
+
+int main(void)
+{
+    RUN(secrets_are_masked);
+    RUN(command_line);
+    free(out_text);
+    free(err_text);
+    TEST_DONE();
+}

@@ -1,0 +1,96 @@
+/* ward serve's command line: every bad option is refused with status 2 and
+ * a message naming it, before anything starts; --help comes from the table. */
+#include <stdarg.h>
+
+#include "app/capture.h"
+#include "app/commands.h"
+#include "test.h"
+
+static char *out_text, *err_text;
+
+static int run(const char *first, ...)
+{
+    static char *argv[40];
+    int argc = 0;
+    va_list ap;
+    va_start(ap, first);
+    argv[argc++] = "serve";
+    for (const char *a = first; a; a = va_arg(ap, const char *)) {
+        ASSERT(argc < 40);
+        argv[argc++] = (char *)a;
+    }
+    va_end(ap);
+    struct capture o, e;
+    free(out_text);
+    free(err_text);
+    capture_begin(&o, stdout);
+    capture_begin(&e, stderr);
+    int rc = cmd_serve(argc, argv);
+    err_text = capture_end(&e);
+    out_text = capture_end(&o);
+    return rc;
+}
+
+#define REFUSED(want, ...)                                                                         \
+    do {                                                                                           \
+        int rc__ = run(__VA_ARGS__, (const char *)NULL);                                           \
+        if (rc__ != 2 || !strstr(err_text, want) || !strstr(err_text, "--help"))                   \
+            TEST_FAIL_("%s: status %d, stderr \"%s\", wanted \"%s\"", #__VA_ARGS__, rc__,          \
+                       err_text, want);                                                            \
+    } while (0)
+
+TEST(refused)
+{
+    REFUSED("ward serve: unknown option '--bogus'", "--bogus");
+    REFUSED("ward serve: unknown option '-x'", "-x");
+    REFUSED("ward serve: -l: missing argument URL", "-l");
+    REFUSED("ward serve: --workers: '0' is not a number from 1 to 256", "--workers", "0");
+    REFUSED("ward serve: --workers: '257' is not a number", "--workers", "257");
+    REFUSED("ward serve: --workers: 'two' is not a number", "--workers=two");
+    REFUSED("ward serve: --max-packet-size: '63' is not a number from 64 to 268435460",
+            "--max-packet-size", "63");
+    REFUSED("ward serve: --max-connections: '0' is not a number", "--max-connections", "0");
+    REFUSED("ward serve: --max-inflight: '65536' is not a number", "--max-inflight", "65536");
+    REFUSED("ward serve: --max-queued: '-5' is not a number", "--max-queued", "-5");
+    REFUSED("ward serve: --max-keepalive: '0' is not a number", "--max-keepalive", "0");
+    REFUSED("ward serve: --topic-alias-max: '65536' is not a number", "--topic-alias-max", "65536");
+    REFUSED("ward serve: --sys-interval: '86401' is not a number", "--sys-interval", "86401");
+    REFUSED("ward serve: --verify-depth: '101' is not a number from 0 to 100", "--verify-depth",
+            "101");
+    REFUSED("ward serve: --log-level: unknown level 'loud'", "--log-level", "loud");
+    REFUSED("ward serve: --client-cert: 'maybe' is not one of none, optional, required",
+            "--client-cert", "maybe");
+    REFUSED("ward serve: --allow-anonymous: 'yes' is not one of true, false", "--allow-anonymous",
+            "yes");
+    REFUSED("ward serve: --sni: HOST,CERTFILE,KEYFILE", "--sni", "host,cert");
+    REFUSED("ward serve: --peer-cert-as-username: 'uid': cn, dn, san_dns",
+            "--peer-cert-as-username", "uid");
+    REFUSED("ward serve: --peer-cert-as-clientid: 'x'", "--peer-cert-as-clientid", "x");
+    REFUSED("ward serve: unexpected argument 'extra'", "extra");
+    REFUSED("ward serve: -l: at most 16 listeners", "-l", "a", "-l", "a", "-l", "a", "-l", "a",
+            "-l", "a", "-l", "a", "-l", "a", "-l", "a", "-l", "a", "-l", "a", "-l", "a", "-l", "a",
+            "-l", "a", "-l", "a", "-l", "a", "-l", "a", "-l", "a");
+    ASSERT_STR_EQ(out_text, "");
+}
+
+TEST(help)
+{
+    ASSERT_EQ(run("--help", (const char *)NULL), 0);
+    ASSERT(strncmp(out_text, "usage: ward serve ", 18) == 0);
+    ASSERT(strstr(out_text, "\n  -c, --config FILE "));
+    ASSERT(strstr(out_text, "\n      --peer-cert-as-clientid F\n"));
+    ASSERT(strstr(out_text, "\nTLS (for -l tls://HOST:PORT and mtls://HOST:PORT):\n"));
+    ASSERT(strstr(out_text, "SIGHUP re-reads"));
+    ASSERT_STR_EQ(err_text, "");
+    ASSERT_EQ(run("-h", (const char *)NULL), 0);
+    ASSERT(strncmp(out_text, "usage: ward serve ", 18) == 0);
+}
+
+int main(void)
+{
+    RUN(refused);
+    RUN(help);
+    free(out_text);
+    free(err_text);
+    TEST_DONE();
+}
