@@ -394,6 +394,8 @@ static void config_to_broker(const struct ward_config *cfg, struct broker_config
     bc->retain_available = cfg->retain_available;
     bc->keepalive_multiplier = cfg->keepalive_multiplier;
     bc->sys_interval_s = cfg->sys_interval_s;
+    bc->max_retained_messages = cfg->max_retained_messages;
+    bc->max_retained_bytes = cfg->max_retained_bytes;
 }
 
 /* Blocks the signals in every thread; the main thread takes them with

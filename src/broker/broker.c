@@ -30,6 +30,8 @@ void broker_config_defaults(struct broker_config *cfg)
     cfg->keepalive_multiplier = 1.5;
     cfg->sys_interval_s = 10;
     cfg->connect_timeout_ms = 10000;
+    cfg->max_retained_messages = 100000;
+    cfg->max_retained_bytes = 256u << 20;
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -471,6 +473,21 @@ static void publish_denied(struct client *c, const struct mqtt_publish *pub)
     }
 }
 
+/* A retained message the store's limits refused: it still goes to current
+ * subscribers but is not kept for later ones. Counted for $SYS; logged at
+ * most once a minute, as a publisher may retain into a full store at speed. */
+static void retained_refused(struct broker *b, const struct msg *m)
+{
+    b->st.retained_dropped++;
+    if (m->created_ms < b->retain_full_log_ms)
+        return;
+    b->retain_full_log_ms = m->created_ms + 60000;
+    log_warn("retained store full (%zu messages, %zu bytes; limits %u messages, %" PRIu64
+             " bytes): '%s' not kept (%" PRIu64 " refused so far)",
+             retain_count(b->retained), retain_bytes(b->retained), b->cfg.max_retained_messages,
+             b->cfg.max_retained_bytes, m->topic, b->st.retained_dropped);
+}
+
 static void handle_publish(struct client *c, struct mqtt_packet *pkt)
 {
     struct broker *b = c->b;
@@ -495,8 +512,8 @@ static void handle_publish(struct client *c, struct mqtt_packet *pkt)
             msg_from_publish(pub, pub->topic.p, pub->topic.len, c->s->id, clock_mono_ms());
         if (!m)
             return client_kick(c, MQTT_RC_UNSPECIFIED, "out of memory");
-        if (pub->retain)
-            retain_set(b->retained, m);
+        if (pub->retain && retain_set(b->retained, m) == RETAIN_FULL)
+            retained_refused(b, m);
         route_publish(b, m, c->s);
         msg_unref(m);
     }
@@ -959,6 +976,8 @@ static void publish_sys(struct broker *b, uint64_t now)
     sys_publish(b, "$SYS/broker/debug/subscriptions/removal_visits", "%" PRIu64,
                 subtree_visits(b->subs));
     sys_publish(b, "$SYS/broker/retained messages/count", "%zu", retain_count(b->retained));
+    sys_publish(b, "$SYS/broker/retained messages/dropped", "%" PRIu64, st->retained_dropped);
+    sys_publish(b, "$SYS/broker/debug/retained/visits", "%" PRIu64, retain_visits(b->retained));
     sys_publish(b, "$SYS/broker/auth/failures", "%" PRIu64, st->auth_failures);
     sys_publish(b, "$SYS/broker/auth/denied", "%" PRIu64, st->acl_denied);
     for (unsigned i = 0; i < b->nsys_src; i++)
@@ -1040,7 +1059,7 @@ struct broker *broker_new(const struct broker_config *cfg)
     b->nbuckets = 16384;
     b->buckets = calloc(b->nbuckets, sizeof(*b->buckets));
     b->subs = subtree_new();
-    b->retained = retain_new();
+    b->retained = retain_new(b->cfg.max_retained_messages, (size_t)b->cfg.max_retained_bytes);
     b->started_ms = clock_mono_ms();
     memset(b->listener_anon, -1, sizeof(b->listener_anon));
     b->started_max_packet = b->cfg.max_packet_size;

@@ -29,6 +29,10 @@ struct broker_config {
     double keepalive_multiplier; /* 1.5 per the specification */
     uint32_t sys_interval_s;     /* 0: no $SYS */
     uint32_t connect_timeout_ms; /* CONNECT must arrive within this */
+
+    /* Retained store limits, 0: unlimited ($SYS topics not counted). */
+    uint32_t max_retained_messages;
+    uint64_t max_retained_bytes;
 };
 
 /* Fills the defaults. */

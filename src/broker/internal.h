@@ -25,6 +25,7 @@ struct broker_stats {
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out, dropped;
     uint64_t connects, clients_max;
     uint64_t auth_failures, acl_denied;
+    uint64_t retained_dropped; /* refused by the retained store's limits */
     uint32_t clients_connected;
 };
 
@@ -63,6 +64,7 @@ struct broker {
     unsigned nsys_src;
     uint64_t started_ms;
     uint64_t next_sys_ms;
+    uint64_t retain_full_log_ms; /* the next "retained store full" log line may go out */
     uint32_t match_gen;
     struct match *matches;
     size_t nmatches, capmatches;

@@ -115,6 +115,8 @@ struct ward_config {
     bool retain_available;
     uint32_t max_connections;
     uint32_t sys_interval_s;
+    uint32_t max_retained_messages; /* 0: unlimited */
+    uint32_t max_retained_bytes;    /* 0: unlimited */
     /* system { } */
     uint32_t workers; /* 0: one per CPU */
     /* log { } */
