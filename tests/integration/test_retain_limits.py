@@ -1,13 +1,13 @@
 """The retained store's limits (mqtt.max_retained_messages) and its work
 counter ($SYS/broker/debug/retained/visits), on ward through its config file.
 Raw MQTT 3.1.1 clients (mqtt_raw) so every packet is seen as sent."""
-import socket
+import subprocess
 import time
 
 import pytest
 
 import mqtt_raw as m
-from conftest import free_port, wait_port
+from conftest import WARD, free_port, wait_port
 
 DROPPED = "$SYS/broker/retained messages/dropped"
 VISITS = "$SYS/broker/debug/retained/visits"
@@ -131,3 +131,29 @@ def test_literal_filters_visit_per_filter(ward_factory, tmp_path):
     assert len(p.collect(n, timeout=20, quiet=0.3)) == n
     plus, _ = live_value(watch, VISITS, lambda v: v != after)
     assert plus - after >= n, (after, plus)
+
+
+@pytest.mark.parametrize("setting, error", [
+    ("max_retained_messages = -1", "mqtt.max_retained_messages: expected a whole number"),
+    ("max_retained_bytes = 5GB", "mqtt.max_retained_bytes: 5GB is out of range"),
+    ("max_retained_bytes = lots", "mqtt.max_retained_bytes: expected a size"),
+])
+def test_bad_limits_are_refused(tmp_path, setting, error):
+    conf = tmp_path / "ward.conf"
+    conf.write_text('listeners.tcp { bind = "127.0.0.1:%d" }\nmqtt { %s }\n'
+                    % (free_port(), setting))
+    r = subprocess.run([WARD, "check", "-c", str(conf)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1 and error in r.stderr + r.stdout, r
+
+
+def test_limits_in_effective_config(tmp_path):
+    conf = tmp_path / "ward.conf"
+    conf.write_text('listeners.tcp { bind = "127.0.0.1:%d" }\n'
+                    'mqtt { max_retained_messages = 7, max_retained_bytes = 64KB }\n'
+                    % free_port())
+    r = subprocess.run([WARD, "check", "-c", str(conf)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r
+    assert "max_retained_messages = 7\n" in r.stdout, r.stdout
+    assert "max_retained_bytes = 65536\n" in r.stdout, r.stdout
