@@ -180,6 +180,8 @@ static bool is_sys(const struct msg *m)
            (m->topic_len == 4 || m->topic[4] == '/');
 }
 
+/* sign is 1 (m comes in) or -1 (m leaves): size_t arithmetic wraps, so adding
+ * (size_t)-1 * b subtracts b. */
 static void account(struct retain_store *s, const struct msg *m, int sign)
 {
     size_t b = msg_bytes(m);
