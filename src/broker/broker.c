@@ -37,6 +37,8 @@ void broker_config_defaults(struct broker_config *cfg)
     cfg->max_session_expiry_s = 86400;
     cfg->max_sessions = 200000;
     cfg->packet_timeout_ms = 60000;
+    cfg->max_retained_messages = 100000;
+    cfg->max_retained_bytes = 256u << 20;
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -505,6 +507,21 @@ static void publish_denied(struct client *c, const struct mqtt_publish *pub)
     }
 }
 
+/* A retained message the store's limits refused: it still goes to current
+ * subscribers but is not kept for later ones. Counted for $SYS; logged at
+ * most once a minute, as a publisher may retain into a full store at speed. */
+static void retained_refused(struct broker *b, const struct msg *m)
+{
+    b->st.retained_dropped++;
+    if (m->created_ms < b->retain_full_log_ms)
+        return;
+    b->retain_full_log_ms = m->created_ms + 60000;
+    log_warn("retained store full (%zu messages, %zu bytes; limits %u messages, %" PRIu64
+             " bytes): '%s' not kept (%" PRIu64 " refused so far)",
+             retain_count(b->retained), retain_bytes(b->retained), b->cfg.max_retained_messages,
+             b->cfg.max_retained_bytes, m->topic, b->st.retained_dropped);
+}
+
 static void handle_publish(struct client *c, struct mqtt_packet *pkt)
 {
     struct broker *b = c->b;
@@ -539,8 +556,8 @@ static void handle_publish(struct client *c, struct mqtt_packet *pkt)
             c->hold = true;
             return;
         }
-        if (pub->retain)
-            retain_set(b->retained, m);
+        if (pub->retain && retain_set(b->retained, m) == RETAIN_FULL)
+            retained_refused(b, m);
         msg_unref(m);
     }
     b->st.msgs_in++;
@@ -1089,6 +1106,8 @@ static void publish_sys(struct broker *b, uint64_t now)
     sys_publish(b, "$SYS/broker/debug/subscriptions/removal_visits", "%" PRIu64,
                 subtree_visits(b->subs));
     sys_publish(b, "$SYS/broker/retained messages/count", "%zu", retain_count(b->retained));
+    sys_publish(b, "$SYS/broker/retained messages/dropped", "%" PRIu64, st->retained_dropped);
+    sys_publish(b, "$SYS/broker/debug/retained/visits", "%" PRIu64, retain_visits(b->retained));
     sys_publish(b, "$SYS/broker/auth/failures", "%" PRIu64, st->auth_failures);
     sys_publish(b, "$SYS/broker/auth/denied", "%" PRIu64, st->acl_denied);
     sys_publish(b, "$SYS/broker/limits/sessions_refused", "%" PRIu64, st->sessions_refused);
@@ -1191,7 +1210,7 @@ struct broker *broker_new(const struct broker_config *cfg)
     b->nbuckets = 16384;
     b->buckets = calloc(b->nbuckets, sizeof(*b->buckets));
     b->subs = subtree_new();
-    b->retained = retain_new();
+    b->retained = retain_new(b->cfg.max_retained_messages, (size_t)b->cfg.max_retained_bytes);
     b->started_ms = clock_mono_ms();
     memset(b->listener_anon, -1, sizeof(b->listener_anon));
     memset(b->listener_overload, -1, sizeof(b->listener_overload));

@@ -46,6 +46,10 @@ struct broker_config {
     uint32_t max_session_expiry_s; /* 0: no maximum */
     uint32_t max_sessions;
     uint32_t packet_timeout_ms; /* a started packet must complete within this */
+
+    /* Retained store limits, 0: unlimited ($SYS topics not counted). */
+    uint32_t max_retained_messages;
+    uint64_t max_retained_bytes;
 };
 
 /* Fills the defaults. */

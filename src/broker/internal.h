@@ -32,6 +32,7 @@ struct broker_stats {
     uint64_t dropped_offline; /* QoS 1/2 for an offline session whose queue was full */
     uint64_t dropped_output;  /* QoS 0 for a receiver whose output was full */
     uint64_t dropped_large;   /* larger than the receiver's Maximum Packet Size */
+    uint64_t retained_dropped; /* refused by the retained store's limits */
     uint32_t clients_connected;
 };
 
@@ -75,6 +76,7 @@ struct broker {
     unsigned nsys_src;
     uint64_t started_ms;
     uint64_t next_sys_ms;
+    uint64_t retain_full_log_ms; /* the next "retained store full" log line may go out */
     uint32_t match_gen;
     struct match *matches;
     size_t nmatches, capmatches;

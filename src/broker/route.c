@@ -302,7 +302,7 @@ bool route_publish_or_wait(struct broker *b, struct msg *m, struct session *from
 
 void route_internal(struct broker *b, struct msg *m)
 {
-    if (m->retain && b->cfg.retain_available)
-        retain_set(b->retained, m);
+    if (m->retain && b->cfg.retain_available && retain_set(b->retained, m) == RETAIN_FULL)
+        b->st.retained_dropped++; /* a retained will past the store's limits */
     route_publish(b, m, NULL);
 }

@@ -127,6 +127,8 @@ struct ward_config {
     uint32_t max_session_expiry; /* seconds, 0: no maximum */
     uint32_t max_sessions;
     uint32_t packet_timeout_ms;
+    uint32_t max_retained_messages; /* 0: unlimited */
+    uint32_t max_retained_bytes;    /* 0: unlimited */
     /* system { } */
     uint32_t workers; /* 0: one per CPU */
     /* log { } */

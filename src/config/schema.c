@@ -102,6 +102,12 @@ static const struct key_spec global_keys[] = {
      "alive; a connection that trickles one is closed."},
     {"mqtt.sys_interval", K_SECONDS, G(sys_interval_s), "10s", 0, 86400, NULL,
      "How often $SYS topics are published (0 disables)."},
+    {"mqtt.max_retained_messages", K_U32, G(max_retained_messages), "100000", 0, U32MAX, NULL,
+     "Most retained messages kept (0: unlimited); a retained message for a new topic beyond it "
+     "is delivered but not kept, and counted. $SYS topics are not counted."},
+    {"mqtt.max_retained_bytes", K_SIZE, G(max_retained_bytes), "256MB", 0, U32MAX, NULL,
+     "Most bytes (topic, payload and properties) of retained messages kept (0: unlimited); as "
+     "max_retained_messages beyond it."},
     {"system.workers", K_U32, G(workers), "0", 0, 256, NULL,
      "Worker threads, each with its own event loop (0: one per CPU)."},
     {"system.num_taskq_thread", K_U32, G(workers), NULL, 0, 256, NULL,
