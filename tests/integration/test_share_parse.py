@@ -102,6 +102,14 @@ class Raw:
             start += 1 + p[2][2]  # property length (small here)
         return list(p[2][start:])
 
+    def unsubscribe(self, filters, pid=1):
+        """UNSUBACK reason codes (v5), or [] (3.1.1 has none)."""
+        self.send(10, 2, struct.pack("!H", pid) + self.props() + b"".join(_s(f) for f in filters))
+        p = self.read()
+        assert p and p[0] == 11, "no UNSUBACK: %r" % (p,)
+        assert struct.unpack("!H", p[2][:2])[0] == pid, p
+        return list(p[2][3 + p[2][2]:]) if self.v5 else []
+
     def publish(self, topic, payload):
         self.send(3, 0, _s(topic) + self.props() + payload)
 
@@ -132,7 +140,8 @@ def guarded(ward_factory, tmp_path):
     conf.write_text('listeners.tcp { bind = "127.0.0.1:%d" }\n'
                     'auth {\n  allow_anonymous = true\n  no_match = allow\n'
                     '  acl = {include "acl.conf"}\n}\n' % port)
-    w = ward_factory(["-c", str(conf), "--log-level", "info"], port=port, listen=False).start(wait=False)
+    w = ward_factory(["-c", str(conf), "--log-level", "info"], port=port, listen=False)
+    w.start(wait=False)
     assert wait_port(port, proc=w.proc), w.read_log()
     return w
 
@@ -172,6 +181,10 @@ def test_malformed_share_refused_alone(guarded, v5, denied, invalid):
         codes = c.subscribe(["share/ok", flt, "$share/g/secret/x", "$share/g/share/ok"], pid=pid)
         assert codes == [1, invalid, denied, 1], (flt, [hex(x) for x in codes])
     assert c.subscribe(["share/again"], pid=99) == [1]
+    # UNSUBSCRIBE takes them too: nothing was subscribed under them (v5
+    # 0x11), while the well-formed share next to them is removed (0x00).
+    codes = c.unsubscribe(["$share/g", "$share/g/share/ok", "$share//t"], pid=100)
+    assert codes == ([0x11, 0x00, 0x11] if v5 else []), codes
     guarded.wait_log("SUBSCRIBE to '$share//t' refused: not a valid shared subscription")
     c.close()
 
