@@ -292,40 +292,32 @@ static int expand(const char *pat, const struct acl_identity *id, char *out, siz
     return (int)n;
 }
 
-/* Splits off the next level: [*p, end-of-level). */
-static size_t level(const char *p, const char *end)
+static bool level_eq(const struct mqtt_span *a, const struct mqtt_span *b)
 {
-    const char *q = memchr(p, '/', (size_t)(end - p));
-    return q ? (size_t)(q - p) : (size_t)(end - p);
+    return a->len == b->len && memcmp(a->p, b->p, a->len) == 0;
 }
 
 /* see acl.h */
 bool acl_filter_covers(const char *pattern, size_t plen, const char *filter, size_t flen)
 {
-    const char *p = pattern, *pe = pattern + plen, *f = filter, *fe = filter + flen;
-    bool first = true;
-    for (;;) {
-        size_t pl = level(p, pe), fl = level(f, fe);
-        bool p_multi = pl == 1 && *p == '#', p_single = pl == 1 && *p == '+';
-        /* MQTT-4.7.2-1: leading wildcards do not reach $-topics. */
-        if (first && (p_multi || p_single) && fl > 0 && *f == '$')
-            return false;
-        if (p_multi)
-            return true;
-        if (fl == 1 && *f == '#')
+    const uint8_t *p = (const uint8_t *)pattern, *f = (const uint8_t *)filter;
+    /* A filter without wildcards is a topic name: the reference matcher. */
+    if (!memchr(f, '+', flen) && !memchr(f, '#', flen))
+        return mqtt_topic_match(p, plen, f, flen);
+    /* MQTT-4.7.2-1: leading wildcards do not reach $-topics. */
+    if (mqtt_topic_is_dollar(f, flen) && plen > 0 && (p[0] == '+' || p[0] == '#'))
+        return false;
+    size_t ppos = 0, fpos = 0;
+    struct mqtt_span pl, fl;
+    while (mqtt_level_next(p, plen, &ppos, &pl)) {
+        if (mqtt_level_is(&pl, '#'))
+            return true; /* `a/#` covers `a` as well (MQTT-4.7.1-2) */
+        if (!mqtt_level_next(f, flen, &fpos, &fl) || mqtt_level_is(&fl, '#'))
             return false; /* only '#' covers '#' */
-        if (!p_single && (pl != fl || memcmp(p, f, pl) != 0))
-            return false;
-        bool p_last = p + pl == pe, f_last = f + fl == fe;
-        if (f_last)
-            /* `a/#` covers `a` as well (MQTT-4.7.1-2). */
-            return p_last || (pe - (p + pl) == 2 && p[pl + 1] == '#');
-        if (p_last)
-            return false;
-        p += pl + 1;
-        f += fl + 1;
-        first = false;
+        if (!mqtt_level_is(&pl, '+') && !level_eq(&pl, &fl))
+            return false; /* a literal level covers only itself, not '+' */
     }
+    return fpos > flen;
 }
 
 static bool topic_matches(const char *pat, const struct acl_identity *id, enum acl_action action,
@@ -347,6 +339,16 @@ static bool topic_matches(const char *pat, const struct acl_identity *id, enum a
 int acl_check(const struct acl *acl, const struct acl_identity *id, enum acl_action action,
               const char *topic, size_t len)
 {
+    if (action == ACL_SUBSCRIBE) {
+        /* Rules are about topics, not share groups: check the plain filter
+         * of "$share/GROUP/FILTER", and refuse a malformed one outright
+         * rather than check a filter it does not have (MQTT-4.8.2). */
+        struct mqtt_share sh;
+        if (!mqtt_share_split((const uint8_t *)topic, len, &sh))
+            return 0;
+        topic = (const char *)sh.filter;
+        len = sh.filter_len;
+    }
     for (size_t i = 0; i < acl->count; i++) {
         const struct acl_rule *r = &acl->rules[i];
         if (!(r->actions & action) || !applies_to(r, id))

@@ -79,7 +79,10 @@ void acl_free(struct acl *acl);
 
 /* Decides one request. Returns 1 allow, 0 deny, -1 no rule applies. For
  * ACL_SUBSCRIBE, `topic` is the filter requested (or, when checking a
- * message before delivery, the message's topic name). */
+ * message before delivery, the message's topic name). A shared filter
+ * "$share/GROUP/FILTER" is checked as FILTER (the same in MQTT 3.1.1 and
+ * 5); one that mqtt_share_split rejects ("$share/g", "$share//t") is
+ * denied (0), never checked as some other filter. */
 int acl_check(const struct acl *acl, const struct acl_identity *id, enum acl_action action,
               const char *topic, size_t len);
 

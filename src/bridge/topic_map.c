@@ -9,49 +9,6 @@
 
 #define MAX_CAPTURES 32
 
-struct span {
-    const char *p;
-    size_t len;
-};
-
-/* What the wildcards of filter matched in topic: each '+' in order, and
- * what '#' matched. Returns false if filter does not match. */
-static bool capture(const char *filter, const char *topic, size_t tlen, struct span *plus,
-                    size_t *nplus, struct span *hash, bool *has_hash)
-{
-    const char *f = filter, *t = topic, *tend = topic + tlen;
-    *nplus = 0;
-    *has_hash = false;
-    for (;;) {
-        const char *fl = strchr(f, '/');
-        size_t flen = fl ? (size_t)(fl - f) : strlen(f);
-        if (flen == 1 && *f == '#') {
-            *has_hash = true;
-            *hash = (struct span){t, (size_t)(tend - t)};
-            return true;
-        }
-        if (t > tend)
-            return false;
-        const char *tl = memchr(t, '/', (size_t)(tend - t));
-        size_t len = tl ? (size_t)(tl - t) : (size_t)(tend - t);
-        if (flen == 1 && *f == '+') {
-            if (*nplus < MAX_CAPTURES) /* a target uses at most that many */
-                plus[(*nplus)++] = (struct span){t, len};
-        } else if (flen != len || memcmp(f, t, len) != 0) {
-            return false;
-        }
-        if (!fl)
-            return !tl;
-        /* "a/#" also matches "a" (MQTT-4.7.1-2). */
-        if (!tl)
-            return strcmp(fl + 1, "#") == 0
-                       ? (*has_hash = true, *hash = (struct span){tend, 0}, true)
-                       : false;
-        f = fl + 1;
-        t = tl + 1;
-    }
-}
-
 struct out {
     char *p;
     size_t len, cap;
@@ -72,15 +29,14 @@ static void put(struct out *o, const char *s, size_t n)
 size_t bridge_map_topic(const char *filter, const char *target, const char *prefix,
                         const char *suffix, const char *topic, size_t tlen, char *out, size_t cap)
 {
-    struct span plus[MAX_CAPTURES], hash = {0};
-    size_t nplus, used = 0;
-    bool has_hash;
-    /* MQTT-4.7.2-1: a filter starting with a wildcard does not match a
-     * topic starting with '$'. */
-    if (tlen && topic[0] == '$' && (filter[0] == '+' || filter[0] == '#'))
+    struct mqtt_span plus[MAX_CAPTURES];
+    struct mqtt_captures cp = {plus, MAX_CAPTURES, 0, {NULL, 0}, false};
+    size_t used = 0;
+    /* The reference matcher, '$' rule (MQTT-4.7.2-1) included. */
+    if (!cap || !mqtt_topic_match_capture((const uint8_t *)filter, strlen(filter),
+                                          (const uint8_t *)topic, tlen, &cp))
         return 0;
-    if (!cap || !capture(filter, topic, tlen, plus, &nplus, &hash, &has_hash))
-        return 0;
+    size_t nplus = cp.nplus < MAX_CAPTURES ? cp.nplus : MAX_CAPTURES;
     struct out o = {out, 0, cap, false};
     if (prefix)
         put(&o, prefix, strlen(prefix));
@@ -94,14 +50,14 @@ size_t bridge_map_topic(const char *filter, const char *target, const char *pref
             if (*c == '+' && level_start && level_end) {
                 if (used == nplus)
                     return 0;
-                put(&o, plus[used].p, plus[used].len);
+                put(&o, (const char *)plus[used].p, plus[used].len);
                 used++;
             } else if (*c == '#' && level_start && level_end) {
-                if (!has_hash)
+                if (!cp.has_hash)
                     return 0;
-                if (hash.len == 0 && o.len > start && o.p[o.len - 1] == '/')
+                if (cp.hash.len == 0 && o.len > start && o.p[o.len - 1] == '/')
                     o.len--;
-                put(&o, hash.p, hash.len);
+                put(&o, (const char *)cp.hash.p, cp.hash.len);
             } else {
                 put(&o, c, 1);
             }

@@ -643,16 +643,19 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_subscription *s
                              bool *is_new)
 {
     struct broker *b = c->b;
-    if (topic_levels(sub->filter.p, sub->filter.len) > b->cfg.max_topic_levels)
-        return MQTT_RC_TOPIC_FILTER_INVALID;
-    const uint8_t *f = sub->filter.p, *f0 = sub->filter.p;
-    size_t flen = sub->filter.len, f0len = sub->filter.len;
-    if (flen > 7 && memcmp(f, "$share/", 7) == 0) { /* the ACL sees the filter itself */
-        const uint8_t *slash = memchr(f + 7, '/', flen - 7);
-        flen -= slash ? (size_t)(slash + 1 - f) : flen;
-        f = slash ? slash + 1 : f;
+    /* MQTT-3.9.3: 3.1.1 has only "failure" (0x80) for a refused filter. */
+    uint8_t invalid = c->codec.version == MQTT_V5 ? MQTT_RC_TOPIC_FILTER_INVALID : 0x80;
+    struct mqtt_share sh;
+    /* MQTT-4.8.2-1/2, in both versions: a malformed "$share/" filter is
+     * refused on its own. The ACL and the level limit see the plain filter. */
+    if (!mqtt_share_split(sub->filter.p, sub->filter.len, &sh)) {
+        log_info("%s: SUBSCRIBE to '%.*s' refused: not a valid shared subscription", c->id,
+                 (int)sub->filter.len, sub->filter.p);
+        return invalid;
     }
-    if (!session_allowed(b, c->s, ACL_SUBSCRIBE, (const char *)f, flen)) {
+    if (topic_levels(sh.filter, sh.filter_len) > b->cfg.max_topic_levels)
+        return invalid;
+    if (!session_allowed(b, c->s, ACL_SUBSCRIBE, (const char *)sh.filter, sh.filter_len)) {
         b->st.acl_denied++;
         log_info("%s: SUBSCRIBE to '%.*s' not authorized", c->id, (int)sub->filter.len,
                  sub->filter.p);
@@ -663,10 +666,11 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_subscription *s
     if (qos > b->cfg.max_qos)
         qos = b->cfg.max_qos;
     uint8_t opts = (uint8_t)((sub->options & ~0x03) | qos);
-    if (c->s->nsubs >= b->cfg.max_subscriptions && !session_has_sub(c->s, f0, f0len)) {
+    if (c->s->nsubs >= b->cfg.max_subscriptions &&
+        !session_has_sub(c->s, sub->filter.p, sub->filter.len)) {
         b->st.subs_refused++;
         log_notice("%s: SUBSCRIBE to '%.*s' refused: mqtt.max_subscriptions (%u) reached", c->id,
-                   (int)f0len, f0, b->cfg.max_subscriptions);
+                   (int)sub->filter.len, sub->filter.p, b->cfg.max_subscriptions);
         return c->codec.version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : 0x80;
     }
     /* A 3.1.1 bridge (protocol level 0x84, as Mosquitto's bridges send):
@@ -715,7 +719,9 @@ static void handle_subscribe(struct client *c, struct mqtt_packet *pkt)
     pos = 0;
     for (uint32_t i = 0; mqtt_subscribe_next(sp, &pos, &sub); i++) {
         uint8_t rh = MQTT_SUBOPT_RH(sub.options);
-        bool shared = sub.filter.len >= 7 && memcmp(sub.filter.p, "$share/", 7) == 0;
+        struct mqtt_share sh;
+        /* Retained messages are not sent for a shared subscription. */
+        bool shared = !mqtt_share_split(sub.filter.p, sub.filter.len, &sh) || sh.group;
         if (codes[i] >= 0x80 || shared || rh == 2 || (rh == 1 && !fresh[i]))
             continue;
         struct retained_ctx r = {b, c->s, codes[i], sub_id};

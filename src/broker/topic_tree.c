@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mqtt/mqtt.h"
+
 struct entry {
     void *owner;
     uint8_t options;
@@ -73,21 +75,18 @@ void subtree_free(struct subtree *t)
     free(t);
 }
 
-/* Splits "$share/GROUP/FILTER" (already validated by the codec). */
-static void split_share(const uint8_t **f, size_t *len, const uint8_t **group, size_t *glen)
+/* Splits "$share/GROUP/FILTER" with the codec's parser (mqtt_share_split);
+ * false for a malformed shared filter, which the tree never holds. */
+static bool split_share(const uint8_t **f, size_t *len, const uint8_t **group, size_t *glen)
 {
-    *group = NULL;
-    *glen = 0;
-    if (*len < 7 || memcmp(*f, "$share/", 7) != 0)
-        return;
-    const uint8_t *g = *f + 7;
-    const uint8_t *slash = memchr(g, '/', *len - 7);
-    if (!slash)
-        return;
-    *group = g;
-    *glen = (size_t)(slash - g);
-    *len -= (size_t)(slash + 1 - *f);
-    *f = slash + 1;
+    struct mqtt_share sh;
+    if (!mqtt_share_split(*f, *len, &sh))
+        return false;
+    *group = sh.group;
+    *glen = sh.group_len;
+    *f = sh.filter;
+    *len = sh.filter_len;
+    return true;
 }
 
 static struct node *child(struct node *n, const uint8_t *lv, size_t len, bool create)
@@ -133,13 +132,10 @@ static struct node *child(struct node *n, const uint8_t *lv, size_t len, bool cr
 static struct node *walk(struct subtree *t, const uint8_t *f, size_t len, bool create)
 {
     struct node *n = &t->root;
-    size_t start = 0;
-    for (size_t i = 0; i <= len && n; i++) {
-        if (i == len || f[i] == '/') {
-            n = child(n, f + start, i - start, create);
-            start = i + 1;
-        }
-    }
+    size_t pos = 0;
+    struct mqtt_span lv;
+    while (n && mqtt_level_next(f, len, &pos, &lv))
+        n = child(n, lv.p, lv.len, create);
     if (n && create && !n->filter && (n->filter = malloc(len + 1))) {
         memcpy(n->filter, f, len);
         n->filter[len] = '\0';
@@ -212,7 +208,8 @@ int subtree_add(struct subtree *t, const uint8_t *filter, size_t len, void *owne
 {
     const uint8_t *g;
     size_t glen;
-    split_share(&filter, &len, &g, &glen);
+    if (!split_share(&filter, &len, &g, &glen))
+        return -1;
     struct node *n = walk(t, filter, len, true);
     if (!n)
         return -1;
@@ -256,7 +253,8 @@ int subtree_remove(struct subtree *t, const uint8_t *filter, size_t len, void *o
 {
     const uint8_t *g;
     size_t glen;
-    split_share(&filter, &len, &g, &glen);
+    if (!split_share(&filter, &len, &g, &glen))
+        return 0;
     struct node *n = walk(t, filter, len, false);
     if (!n)
         return 0;
@@ -354,26 +352,27 @@ static void report(struct node *n, struct match_ctx *m)
     }
 }
 
-static void match(struct node *n, const uint8_t *t, size_t len, bool root, struct match_ctx *m)
+/* Matches the topic's levels from pos on below n, splitting levels as
+ * mqtt_topic_match does (tests/unit/broker/test_topic_tree.c checks that
+ * both agree). */
+static void match(struct node *n, const uint8_t *t, size_t len, size_t pos, struct match_ctx *m)
 {
     /* MQTT-4.7.2-1: wildcards at the first level skip '$' topics. */
-    bool wild_ok = !(root && len > 0 && t[0] == '$');
+    bool wild_ok = !(pos == 0 && mqtt_topic_is_dollar(t, len));
     if (n->hash && wild_ok)
         report(n->hash, m);
-    const uint8_t *slash = memchr(t, '/', len);
-    size_t lvl = slash ? (size_t)(slash - t) : len;
-    const uint8_t *rest = slash ? slash + 1 : NULL;
-    size_t rlen = slash ? len - lvl - 1 : 0;
-    struct node *c = child(n, t, lvl, false);
-    if (lvl == 1 && (t[0] == '+' || t[0] == '#'))
-        c = NULL; /* topic names have no wildcards; never treat them as such */
-    struct node *cands[2] = {c, wild_ok ? n->plus : NULL};
+    struct mqtt_span lv;
+    if (!mqtt_level_next(t, len, &pos, &lv))
+        return;
+    /* Topic names have no wildcards; never treat a level as one. */
+    bool wild = mqtt_level_is(&lv, '+') || mqtt_level_is(&lv, '#');
+    struct node *cands[2] = {wild ? NULL : child(n, lv.p, lv.len, false), wild_ok ? n->plus : NULL};
     for (int i = 0; i < 2; i++) {
         struct node *x = cands[i];
         if (!x)
             continue;
-        if (rest) {
-            match(x, rest, rlen, false, m);
+        if (pos <= len) {
+            match(x, t, len, pos, m);
         } else {
             report(x, m);
             if (x->hash) /* "a/#" matches "a" */
@@ -386,7 +385,7 @@ void subtree_match(struct subtree *t, const uint8_t *topic, size_t len, subtree_
                    subtree_eligible_fn eligible, void *ctx)
 {
     struct match_ctx m = {fn, eligible, ctx};
-    match(&t->root, topic, len, true, &m);
+    match(&t->root, topic, len, 0, &m);
 }
 
 size_t subtree_count(const struct subtree *t)

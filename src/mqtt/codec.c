@@ -322,41 +322,24 @@ static void write_ack(const struct mqtt_codec *c, const struct mqtt_packet *p, s
 
 /* ---- SUBSCRIBE UNSUBSCRIBE ---------------------------------------------- */
 
-/* $share/GROUP/FILTER (MQTT 5 4.8.2): GROUP non-empty without '/', '+', '#';
- * FILTER a valid filter. Returns the plain filter's offset, or 0 if not shared. */
-static int share_check(const uint8_t *p, size_t len, size_t *plain)
-{
-    *plain = 0;
-    if (len < 7 || memcmp(p, "$share/", 7) != 0)
-        return 0;
-    const uint8_t *g = p + 7;
-    const uint8_t *slash = memchr(g, '/', len - 7);
-    if (!slash || slash == g)
-        return MQTT_RC_MALFORMED;
-    for (const uint8_t *q = g; q < slash; q++)
-        if (*q == '+' || *q == '#')
-            return MQTT_RC_MALFORMED;
-    *plain = (size_t)(slash + 1 - p);
-    if (!mqtt_topic_filter_valid(slash + 1, len - *plain))
-        return MQTT_RC_MALFORMED;
-    return 0;
-}
-
+/* A "$share/" filter that breaks MQTT-4.8.2-1/2 is well-formed as a topic
+ * filter and passes here: the broker refuses that filter alone (SUBACK 0x8F,
+ * or 0x80 in 3.1.1), the same way in both versions (mqtt_share_split). */
 static int check_filter(const struct mqtt_codec *codec, struct mqtt_str f, uint8_t opts,
                         bool subscribe)
 {
-    size_t plain;
     if (!mqtt_topic_filter_valid(f.p, f.len))
         return MQTT_RC_MALFORMED;
-    int rc = v5(codec) ? share_check(f.p, f.len, &plain) : 0;
-    if (rc || !subscribe)
-        return rc;
+    if (!subscribe)
+        return 0;
     if (v5(codec)) {
+        struct mqtt_share share;
+        bool shared = mqtt_share_split(f.p, f.len, &share) && share.group;
         if (opts & 0xC0) /* MQTT-3.8.3-5 */
             return MQTT_RC_MALFORMED;
         if (MQTT_SUBOPT_RH(opts) == 3)
             return MQTT_RC_PROTOCOL_ERROR;
-        if (plain && (opts & MQTT_SUBOPT_NO_LOCAL)) /* MQTT-3.8.3-4 */
+        if (shared && (opts & MQTT_SUBOPT_NO_LOCAL)) /* MQTT-3.8.3-4 */
             return MQTT_RC_PROTOCOL_ERROR;
     } else if (opts & 0xFC) { /* 3.1.1 MQTT-3-8.3-4 */
         return MQTT_RC_MALFORMED;

@@ -317,7 +317,10 @@ struct mqtt_codec {
  *   CONNECT: out->u.connect.version is set so the caller can answer in kind),
  *   MQTT_RC_TOPIC_NAME_INVALID (0x90), MQTT_RC_PAYLOAD_FORMAT_INVALID (0x99).
  * A syntactically invalid topic filter is malformed (0x81): 0x8F is for
- * well-formed filters the broker refuses.
+ * well-formed filters the broker refuses, among them a "$share/" filter
+ * that mqtt_share_split rejects (the codec lets it through so the broker
+ * can refuse that filter alone, in either version). No Local on a shared
+ * subscription is a protocol error (MQTT-3.8.3-4).
  * When codec->version is 0 only CONNECT is accepted (first packet rule). A
  * CONNECT decoded by the caller sets codec->version for what follows. */
 int mqtt_decode(const struct mqtt_codec *codec, const uint8_t *buf, size_t len,
@@ -350,9 +353,69 @@ bool mqtt_utf8_valid(const uint8_t *p, size_t len);
 bool mqtt_topic_name_valid(const uint8_t *p, size_t len);
 /* MQTT-4.7.1: '#' last and alone in its level, '+' alone in its level. */
 bool mqtt_topic_filter_valid(const uint8_t *p, size_t len);
+
+/* A view into a caller's buffer. */
+struct mqtt_span {
+    const uint8_t *p;
+    size_t len;
+};
+
+/* The one way ward splits a topic or filter into levels (MQTT 4.7.1.1):
+ * every '/' separates two levels, so "a//b" has three, "/a" and "a/" two
+ * (one empty), and "" one empty level. *pos starts at 0; each call sets
+ * *level to the next level and returns true, or returns false when none
+ * is left. */
+bool mqtt_level_next(const uint8_t *s, size_t len, size_t *pos, struct mqtt_span *level);
+/* Whether a level is exactly the one character c (the wildcards '+', '#'). */
+bool mqtt_level_is(const struct mqtt_span *level, char c);
+/* MQTT-4.7.2-1: a topic starting with '$' is not matched by a filter that
+ * starts with a wildcard. */
+bool mqtt_topic_is_dollar(const uint8_t *topic, size_t tlen);
+
+/* What the wildcards of a filter matched in a topic, for callers that
+ * rebuild topics from them (bridge remapping). The caller provides plus[]. */
+struct mqtt_captures {
+    struct mqtt_span *plus; /* each '+' level, in order; the first plus_cap kept */
+    size_t plus_cap;
+    size_t nplus;          /* '+' levels matched (may exceed plus_cap) */
+    struct mqtt_span hash; /* what '#' matched: the rest of the topic, maybe empty */
+    bool has_hash;
+};
+
 /* Whether topic name matches filter, including the rule that a filter starting
- * with a wildcard does not match a topic starting with '$' (MQTT-4.7.2-1). */
+ * with a wildcard does not match a topic starting with '$' (MQTT-4.7.2-1) and
+ * that "a/#" matches "a" (MQTT-4.7.1-2). The reference matcher: the ACL and
+ * bridge remapping use it; the subscription tree is tested against it. */
 bool mqtt_topic_match(const uint8_t *filter, size_t flen, const uint8_t *topic, size_t tlen);
+/* The same, also filling *cap (NULL: none) when it matches. "a/#" against
+ * "a" or "a/" gives an empty hash capture. */
+bool mqtt_topic_match_capture(const uint8_t *filter, size_t flen, const uint8_t *topic, size_t tlen,
+                              struct mqtt_captures *cap);
+
+/* A subscription filter, seen through its shared-subscription prefix. */
+struct mqtt_share {
+    const uint8_t *group; /* the ShareName; NULL when the filter is not shared */
+    size_t group_len;
+    const uint8_t *filter; /* the filter to match topics with */
+    size_t filter_len;
+};
+
+/* The one parser of "$share/{ShareName}/{filter}" (MQTT 5 4.8.2), used by
+ * the codec, the broker, the subscription tree and the ACL.
+ *
+ * A filter that does not start with "$share/" (case-sensitive; "$share"
+ * alone included) is not shared: true, group NULL, filter = f whole (its
+ * syntax is mqtt_topic_filter_valid's business). One that does is shared
+ * and must have a ShareName of at least one character without '/', '+' or
+ * '#' (MQTT-4.8.2-1/2), then '/', then a valid non-empty filter that is not
+ * itself shared: true with both views set; otherwise false ("$share/",
+ * "$share/g", "$share//t", "$share/g/", "$share/+/t", "$share/g/$share/h/t").
+ *
+ * The same rules hold for MQTT 3.1.1, which has no shared subscriptions:
+ * ward, like Mosquitto (2.0.11 checked: a 3.1.1 "$share/g/t" subscriber
+ * shares messages to "t"), offers them on 3.1.1 too. A false answer means
+ * the broker refuses that one filter: SUBACK 0x8F in v5, 0x80 in 3.1.1. */
+bool mqtt_share_split(const uint8_t *f, size_t len, struct mqtt_share *out);
 
 /* Variable byte integer (1..4 bytes). Encode returns bytes written (0 if the
  * value is over 268435455); decode returns bytes read, 0 if incomplete, -1 if

@@ -1,5 +1,6 @@
 #include "auth/acl.h"
 #include "config/hocon.h"
+#include "mqtt/mqtt.h"
 #include "test.h"
 
 static char err[4096];
@@ -165,13 +166,102 @@ TEST(load_file)
     ASSERT(strstr(err, "/nonexistent/acl.conf"));
 }
 
+TEST(filter_covers_agrees_with_topic_match)
+{
+    /* A filter without wildcards is a topic name: covering it is matching
+     * it, exactly as the reference matcher (mqtt_topic_match) answers. */
+    static const char *const pats[] = {"#",  "+",  "a/#",    "a/+", "+/+", "a//b", "/a",
+                                       "a/", "/#", "$SYS/#", "+/x", "a/b", "/+",   "+/#"};
+    static const char *const names[] = {"a",  "a/",   "a/b",    "a//b", "/a",    "/",
+                                        "//", "$SYS", "$SYS/x", "x/x",  "a/b/c", "b"};
+    size_t yes = 0, no = 0;
+    for (size_t i = 0; i < sizeof(pats) / sizeof(pats[0]); i++)
+        for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+            bool want = mqtt_topic_match((const uint8_t *)pats[i], strlen(pats[i]),
+                                         (const uint8_t *)names[k], strlen(names[k]));
+            if (covers(pats[i], names[k]) != want)
+                TEST_FAIL_("pattern '%s' name '%s': covers %d, match %d", pats[i], names[k], !want,
+                           want);
+            yes += want;
+            no += !want;
+        }
+    ASSERT(yes > 20 && no > 20);
+    /* Wildcard filters, level by level: empty levels and '$' included. */
+    ASSERT(covers("+/+", "/+"));
+    ASSERT(covers("a//#", "a//+"));
+    ASSERT(!covers("a//#", "a/+"));
+    ASSERT(covers("#", "+/x"));
+    ASSERT(!covers("#", "$SYS/+"));
+    ASSERT(!covers("+/#", "$SYS/#"));
+    ASSERT(!covers("a/+", "a/+/#"));
+    ASSERT(covers("a/+/#", "a/+"));
+}
+
+/* The rules of a broker that keeps `secret/` to itself. */
+static const char share_rules[] = "rules = [\n"
+                                  "{\"permit\": \"deny\", \"action\": \"subscribe\", "
+                                  "\"topics\": [\"secret/#\", \"eq #\"]}\n"
+                                  "{\"permit\": \"allow\", \"action\": \"subscribe\", "
+                                  "\"topics\": [\"public/#\"]}\n"
+                                  "]\n";
+
+TEST(share_checks_the_plain_filter)
+{
+    /* "$share/GROUP/FILTER" is judged as FILTER: the group is not part of
+     * the topic space. The ACL has no protocol version: an MQTT 3.1.1
+     * subscriber's "$share/g/secret/x" is the same request as a v5 one. */
+    struct acl acl;
+    ASSERT_EQ(load(&acl, share_rules), 0);
+    struct acl_identity id = {.username = "u", .client_id = "c"};
+    ASSERT_EQ(check(&acl, &id, ACL_SUBSCRIBE, "secret/x"), 0);
+    ASSERT_EQ(check(&acl, &id, ACL_SUBSCRIBE, "$share/g/secret/x"), 0);
+    ASSERT_EQ(check(&acl, &id, ACL_SUBSCRIBE, "$share/g/secret/#"), 0);
+    ASSERT_EQ(check(&acl, &id, ACL_SUBSCRIBE, "$share/g/#"), 0); /* "eq #" on the plain filter */
+    ASSERT_EQ(check(&acl, &id, ACL_SUBSCRIBE, "$share/g/public/x"), 1);
+    ASSERT_EQ(check(&acl, &id, ACL_SUBSCRIBE, "public/x"), 1);
+    /* No rule applies to the plain filter: the default decides, as it does
+     * for the same filter unshared. */
+    ASSERT_EQ(check(&acl, &id, ACL_SUBSCRIBE, "$share/g/other"), -1);
+    ASSERT_EQ(check(&acl, &id, ACL_SUBSCRIBE, "other"), -1);
+    /* "$share" with no '/' is an ordinary filter, not a share. */
+    ASSERT_EQ(check(&acl, &id, ACL_SUBSCRIBE, "$share"), -1);
+    /* Publishing has no shares: the topic name is taken as it is. */
+    ASSERT_EQ(check(&acl, &id, ACL_PUBLISH, "$share/g/secret/x"), -1);
+    acl_free(&acl);
+}
+
+TEST(malformed_share_denied_not_emptied)
+{
+    /* A share with no filter after its group must not be checked as an
+     * empty (or any other) filter: it is denied whatever the rules say,
+     * even where no rule would apply and the default would allow. */
+    static const char *const bad[] = {"$share/g",          "$share/",
+                                      "$share//t",         "$share/g/",
+                                      "$share/+/secret/x", "$share/g/$share/h/secret/x"};
+    struct acl acl;
+    ASSERT_EQ(load(&acl, share_rules), 0);
+    struct acl_identity id = {.username = "u", .client_id = "c"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (check(&acl, &id, ACL_SUBSCRIBE, bad[i]) != 0)
+            TEST_FAIL_("'%s' not denied", bad[i]);
+    acl_free(&acl);
+    /* And with a rule that allows everything. */
+    ASSERT_EQ(load(&acl, "rules = [ {\"permit\": \"allow\"} ]\n"), 0);
+    ASSERT_EQ(check(&acl, &id, ACL_SUBSCRIBE, "$share/g"), 0);
+    ASSERT_EQ(check(&acl, &id, ACL_SUBSCRIBE, "$share/g/t"), 1);
+    acl_free(&acl);
+}
+
 int main(void)
 {
     RUN(filter_covers);
+    RUN(filter_covers_agrees_with_topic_match);
     RUN(nanomq_example);
     RUN(placeholders_and_roles);
     RUN(and_or_first_match_no_match);
     RUN(errors_with_lines);
     RUN(load_file);
+    RUN(share_checks_the_plain_filter);
+    RUN(malformed_share_denied_not_emptied);
     TEST_DONE();
 }

@@ -2,6 +2,7 @@
  * prefix and suffix, and every way a mapping can fail (no match, no room,
  * an invalid result, a rule whose target the filter cannot fill). */
 #include "bridge/topic_map.h"
+#include "mqtt/mqtt.h"
 #include "test.h"
 
 /* Maps a NUL-terminated topic into a roomy buffer; returns the length and
@@ -190,6 +191,33 @@ TEST(many_plus_levels)
         ASSERT_STR_EQ(out, topic);
 }
 
+TEST(matches_what_mqtt_topic_match_matches)
+{
+    /* The map has no matcher of its own: a rule maps a topic exactly when
+     * mqtt_topic_match says its filter matches (empty levels, '$', "a/#"
+     * against "a" included). */
+    static const char *const filters[] = {"#",  "+",   "a/#", "a/+", "+/+",   "a//b",
+                                          "/#", "+/x", "a/",  "/+",  "$SYS/#"};
+    static const char *const topics[] = {"a", "a/", "a/b", "a//b", "/", "/a", "$SYS/x", "x/x"};
+    size_t yes = 0, no = 0;
+    char out[64];
+    for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++)
+        for (size_t k = 0; k < sizeof(topics) / sizeof(topics[0]); k++) {
+            bool want = mqtt_topic_match((const uint8_t *)filters[i], strlen(filters[i]),
+                                         (const uint8_t *)topics[k], strlen(topics[k]));
+            size_t n = map(filters[i], NULL, NULL, NULL, topics[k], out, sizeof(out));
+            if ((n > 0) != want)
+                TEST_FAIL_("filter '%s' topic '%s': mapped %zu, match %d", filters[i], topics[k], n,
+                           want);
+            yes += want;
+            no += !want;
+        }
+    ASSERT(yes > 10 && no > 10);
+    /* Captures of empty levels, in order. */
+    ASSERT_EQ(map("+/+/#", "+/x/+/#", NULL, NULL, "//c/d", out, sizeof(out)), 7);
+    ASSERT_STR_EQ(out, "/x//c/d");
+}
+
 TEST(valid_rules)
 {
     char err[256] = "untouched";
@@ -244,5 +272,6 @@ int main(void)
     RUN(dollar_topics_not_matched_by_leading_wildcards);
     RUN(prefix_kept_as_written_with_empty_hash);
     RUN(many_plus_levels);
+    RUN(matches_what_mqtt_topic_match_matches);
     TEST_DONE();
 }

@@ -181,6 +181,95 @@ TEST(each_and_deep_levels)
     subtree_free(t);
 }
 
+struct seen {
+    uint64_t plain, shared; /* bit i: filter i matched, unshared / via its group */
+};
+
+static int big_owners[64];
+
+static void note(void *ctx, const struct subtree_sub *s)
+{
+    struct seen *w = ctx;
+    size_t i = (size_t)((int *)s->owner - big_owners);
+    if (s->group)
+        w->shared |= 1ull << (i - 32);
+    else
+        w->plain |= 1ull << i;
+}
+
+/* The tree is an index, not a matcher, but it must answer exactly what the
+ * reference matcher answers: the same levels ("a//b", "/a", "a/"), the same
+ * '$' rule (MQTT-4.7.2-1), '#' matching its parent (MQTT-4.7.1-2). Every
+ * filter is in one tree, plain and shared, so wildcard and literal
+ * children of one node are exercised together. */
+TEST(agrees_with_mqtt_topic_match)
+{
+    static const char *const filters[] = {
+        "#",   "+",   "+/+",   "+/x",   "$SYS/#", "$SYS/+", "$SYS/x", "$SYS", "a",
+        "a/#", "a/+", "a/b",   "a//b",  "a/+/b",  "/a",     "/#",     "+/a",  "a/",
+        "/",   "+/#", "a/+/#", "a/b/#", "//",     "+/+/+",  "$x/#",   "/+",   "+/",
+    };
+    static const char *const topics[] = {
+        "$SYS/x", "$SYS",  "$SYS/", "$x/x", "a",     "a/",  "a/b", "a//b", "/a",    "/",
+        "//",     "a/b/c", "x",     "b/x",  "a/x/b", "/a/", "a//", "$",    "/$SYS", "a/b/",
+    };
+    size_t nf = sizeof(filters) / sizeof(filters[0]);
+    ASSERT(nf <= 32);
+    struct subtree *t = subtree_new();
+    for (size_t i = 0; i < nf; i++) {
+        char shared[64];
+        snprintf(shared, sizeof(shared), "$share/g%zu/%s", i, filters[i]);
+        ASSERT_EQ(add(t, filters[i], &big_owners[i], 0, 0), 1);
+        ASSERT_EQ(add(t, shared, &big_owners[32 + i], 0, 0), 1);
+    }
+    size_t hits = 0, misses = 0;
+    for (size_t k = 0; k < sizeof(topics) / sizeof(topics[0]); k++) {
+        const uint8_t *tp = (const uint8_t *)topics[k];
+        struct seen w = {0, 0};
+        subtree_match(t, tp, strlen(topics[k]), note, NULL, &w);
+        for (size_t i = 0; i < nf; i++) {
+            bool want = mqtt_topic_match((const uint8_t *)filters[i], strlen(filters[i]), tp,
+                                         strlen(topics[k]));
+            bool got = (w.plain >> i) & 1, got_shared = (w.shared >> i) & 1;
+            if (got != want || got_shared != want)
+                TEST_FAIL_("filter '%s' topic '%s': matcher %d, tree %d, shared %d", filters[i],
+                           topics[k], want, got, got_shared);
+            hits += want;
+            misses += !want;
+        }
+    }
+    /* The table has both answers, and some known ones. */
+    ASSERT(hits > 40 && misses > 40);
+    struct seen w = {0, 0};
+    subtree_match(t, (const uint8_t *)"$SYS/x", 6, note, NULL, &w);
+    ASSERT_EQ(w.plain & 1, 0);        /* "#" does not reach $SYS */
+    ASSERT_EQ((w.plain >> 3) & 1, 0); /* nor does "+/x" */
+    ASSERT_EQ((w.plain >> 4) & 1, 1); /* "$SYS/#" does */
+    w = (struct seen){0, 0};
+    subtree_match(t, (const uint8_t *)"a", 1, note, NULL, &w);
+    ASSERT_EQ((w.plain >> 9) & 1, 1); /* "a/#" matches "a" */
+    subtree_free(t);
+}
+
+TEST(malformed_share_refused)
+{
+    struct subtree *t = subtree_new();
+    static const char *const bad[] = {"$share/",    "$share/g",  "$share//t",
+                                      "$share/+/t", "$share/g/", "$share/g/$share/h/t"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ASSERT_EQ(add(t, bad[i], O(0), 0, 0), -1);
+        ASSERT_EQ(del(t, bad[i], O(0)), 0);
+    }
+    ASSERT_EQ(subtree_count(t), 0);
+    /* Never indexed as a literal filter either. */
+    ASSERT_EQ(match(t, "$share/g").n, 0);
+    ASSERT_EQ(add(t, "$share/g/t", O(1), 0, 0), 1);
+    struct hits h = match(t, "t");
+    ASSERT_EQ(h.n, 1);
+    ASSERT_STR_EQ(h.group[0], "g");
+    subtree_free(t);
+}
+
 int main(void)
 {
     RUN(exact_plus_hash);
@@ -190,5 +279,7 @@ int main(void)
     RUN(shared_round_robin);
     RUN(shared_prefers_eligible);
     RUN(each_and_deep_levels);
+    RUN(agrees_with_mqtt_topic_match);
+    RUN(malformed_share_refused);
     TEST_DONE();
 }
