@@ -282,6 +282,7 @@ static void config_to_broker(const struct ward_config *cfg, struct broker_config
     bc->max_session_expiry_s = cfg->max_session_expiry;
     bc->max_sessions = cfg->max_sessions;
     bc->packet_timeout_ms = cfg->packet_timeout_ms;
+    bc->slow_consumer_timeout_ms = cfg->slow_consumer_timeout_ms;
     bc->max_retained_messages = cfg->max_retained_messages;
     bc->max_retained_bytes = cfg->max_retained_bytes;
 }

@@ -37,6 +37,7 @@ void broker_config_defaults(struct broker_config *cfg)
     cfg->max_session_expiry_s = 86400;
     cfg->max_sessions = 200000;
     cfg->packet_timeout_ms = 60000;
+    cfg->slow_consumer_timeout_ms = 30000;
     cfg->max_retained_messages = 100000;
     cfg->max_retained_bytes = 256u << 20;
 }
@@ -1121,6 +1122,7 @@ static void publish_sys(struct broker *b, uint64_t now)
     sys_publish(b, "$SYS/broker/limits/packet_timeouts", "%" PRIu64, st->packet_timeouts);
     sys_publish(b, "$SYS/broker/flow/throttled", "%" PRIu64, st->throttled);
     sys_publish(b, "$SYS/broker/flow/waiting", "%zu", b->nthrottled);
+    sys_publish(b, "$SYS/broker/flow/slow_consumers", "%" PRIu64, st->slow_consumers);
     sys_publish(b, "$SYS/broker/publish/messages/dropped/queue_full", "%" PRIu64,
                 st->dropped_queue);
     sys_publish(b, "$SYS/broker/publish/messages/dropped/offline_queue_full", "%" PRIu64,
@@ -1142,6 +1144,12 @@ static void check_clients(struct broker *b, uint64_t now)
         if (!c->connected && now - c->opened_ms > b->cfg.connect_timeout_ms) {
             log_notice("%s: no CONNECT within %u ms; closing", c->id, b->cfg.connect_timeout_ms);
             client_close(c, "connect timeout");
+            continue;
+        }
+        if (flow_stalled(b, c, now)) {
+            b->st.slow_consumers++;
+            client_kick(c, MQTT_RC_QUOTA_EXCEEDED,
+                        "slow consumer: its full queue held producers for slow_consumer_timeout");
             continue;
         }
         /* Neither clock runs against a connection ward is not reading. */
@@ -1386,6 +1394,7 @@ void broker_reconfigure(struct broker *b, const struct broker_config *n)
     c->max_session_expiry_s = n->max_session_expiry_s;
     c->max_sessions = n->max_sessions;
     c->packet_timeout_ms = n->packet_timeout_ms;
+    c->slow_consumer_timeout_ms = n->slow_consumer_timeout_ms;
     c->max_topic_levels = n->max_topic_levels;
     c->max_keepalive = n->max_keepalive;
     c->sys_interval_s = n->sys_interval_s;

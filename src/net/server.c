@@ -88,10 +88,9 @@ static int send_bounded(struct net_conn *c, const void *data, size_t len, size_t
     pthread_mutex_lock(&c->out_lock);
     size_t queued = buf_len(&c->out);
     if ((bound && queued && queued + len > bound) || !ward_ok(buf_append(&c->out, data, len))) {
-        if (!c->out_full) {
-            c->out_full = true;
+        c->out_full = true;
+        if (!c->out_full_since)
             c->out_full_since = clock_mono_ms();
-        }
         pthread_mutex_unlock(&c->out_lock);
         return -1;
     }
@@ -121,9 +120,10 @@ bool net_conn_writable(struct net_conn *c, size_t len)
     pthread_mutex_lock(&c->out_lock);
     size_t queued = buf_len(&c->out);
     bool ok = !c->out_limit || !queued || queued + len <= c->out_limit;
-    if (!ok && !c->out_full) { /* found full: as a refused send would */
+    if (!ok) { /* found full: as a refused send would */
         c->out_full = true;
-        c->out_full_since = clock_mono_ms();
+        if (!c->out_full_since)
+            c->out_full_since = clock_mono_ms();
     }
     pthread_mutex_unlock(&c->out_lock);
     return ok;
@@ -211,9 +211,16 @@ static void set_events(struct net_conn *c, uint32_t events)
     c->events = events;
 }
 
+/* Held input (flow control) is still read until the input buffer is full,
+ * so the handler can look ahead in it; then the kernel holds the rest. */
+static bool input_full(const struct net_conn *c)
+{
+    return c->held && c->in.limit && buf_len(&c->in) >= c->in.limit;
+}
+
 static void set_interest(struct net_conn *c, bool out)
 {
-    set_events(c, (c->held ? 0 : EPOLLIN) | (out ? EPOLLOUT : 0));
+    set_events(c, (input_full(c) ? 0 : EPOLLIN) | (out ? EPOLLOUT : 0));
 }
 
 /* ---- the handshake gate ---- */
@@ -417,6 +424,10 @@ static void read_ready(struct net_conn *c)
         size_t want = READ_CHUNK;
         if (c->in.limit && c->in.limit - buf_len(&c->in) < want)
             want = c->in.limit - buf_len(&c->in);
+        if (want == 0 && c->held) { /* flow control: the kernel holds the rest */
+            set_interest(c, c->events & EPOLLOUT);
+            return;
+        }
         if (want == 0 || !ward_ok(buf_reserve(&c->in, want))) {
             fail(c, "input limit");
             return;
@@ -435,7 +446,7 @@ static void read_ready(struct net_conn *c)
         buf_commit(&c->in, (size_t)n);
         size_t used = h->on_data(c->user, buf_head(&c->in), buf_len(&c->in));
         buf_consume(&c->in, used);
-        if (c->held) { /* flow control: read no more until resumed */
+        if (input_full(c)) { /* flow control: read no more until resumed */
             set_interest(c, c->events & EPOLLOUT);
             return;
         }
@@ -810,12 +821,10 @@ static void handle_conn(struct net_conn *c, uint32_t events)
             c->linger_done = true;
         break;
     default:
-        if (c->held && (events & (EPOLLHUP | EPOLLERR))) {
+        if (input_full(c) && (events & (EPOLLHUP | EPOLLERR))) {
             fail(c, "peer closed");
             break;
         }
-        if (c->held)
-            break; /* flow control: input waits until resumed */
         if (c->phase == PH_HANDSHAKE && (events & EPOLLOUT) && !(events & EPOLLIN))
             read_ready(c); /* a handshake that wanted to write can go on */
         if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))

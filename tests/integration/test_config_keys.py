@@ -150,11 +150,18 @@ def test_max_mqueue_len(serve, value, delivered):
         assert time.monotonic() < deadline, "dropped count never became %d" % (6 - delivered)
 
 
-@pytest.mark.parametrize("value, window", [(2, 2), (None, 64)])
-def test_max_inflight_window(serve, value, window):
-    b = serve("mqtt.max_inflight_window = %d\n" % value if value else "")
+@pytest.mark.parametrize("value, granted", [(2, 2), (None, 1024)])
+def test_receive_maximum(serve, value, granted):
+    """mqtt.receive_maximum: the Receive Maximum ward grants publishers."""
+    b = serve("mqtt.receive_maximum = %d\n" % value if value else "")
     _, props = connected(b, cid="v5")
-    assert props[rm.RECEIVE_MAX] == window  # our Receive Maximum
+    assert props[rm.RECEIVE_MAX] == granted
+
+
+@pytest.mark.parametrize("value, window", [(2, 2), (None, 1024)])
+def test_max_inflight_window(serve, value, window):
+    """mqtt.max_inflight_window: the window towards subscribers."""
+    b = serve("mqtt.max_inflight_window = %d\n" % value if value else "")
     # Towards a 3.1.1 client the window is ours: unacknowledged QoS 1
     # messages stop at `window` until one is acknowledged.
     sub, _ = connected(b, v5=False, cid="slow")

@@ -178,6 +178,8 @@ def test_another_identity_cannot_take_over_or_resume(ward_factory, tmp_path, v5,
     # Her session offline with a message queued: bob may neither resume it
     # nor discard it with clean start.
     alice.disconnect()
+    # Her DISCONNECT (and the PUBACK before it) handled before she comes back.
+    w.wait_log("disconnected: client disconnected")
     p.publish("inbox/2", b"queued", qos=1)
     for clean in (False, True):
         bob = Raw(w.port, v5)
