@@ -81,10 +81,12 @@ static int check_dir(const char *path, bool top, char *err, size_t errlen)
     struct stat st;
     /* The top directory may be reached through a link (a user's choice);
      * what is inside it may not. */
-    if ((top ? stat(path, &st) : lstat(path, &st)) != 0)
-        return errno == ENOENT && !top
-                   ? 0
-                   : (snprintf(err, errlen, "%s: %s", path, strerror(errno)), -1);
+    if ((top ? stat(path, &st) : lstat(path, &st)) != 0) {
+        if (errno == ENOENT && !top)
+            return 0;
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
     if (!S_ISDIR(st.st_mode)) {
         snprintf(err, errlen, "%s: not a directory%s", path,
                  S_ISLNK(st.st_mode) ? " (a symbolic link: refusing it)" : "");
