@@ -1,12 +1,19 @@
 /* libFuzzer target for what `ward cert sign` checks in a certificate request
  * (src/pki/csr.c) and the certificate it then issues (pki_cert_from_req).
  *
- * The input is a DER request. One that pki_csr_check accepts must have a
- * non-empty CN without control characters or path separators and an OU
- * that is empty or a known role; it must also pass with --ou naming its
- * own OU and fail with --ou naming another. Issued under a throwaway CA
- * (made once, in memory), the certificate's subject must hold exactly the
- * checked CN and OU and nothing else of the request. */
+ * The input is a DER request. Almost every mutation of one breaks its
+ * signature, so an input that is not DER is read as a subject instead:
+ * entries of [field selector][string type][length][value bytes], made into
+ * a request signed by a throwaway key. That way the name checks see
+ * arbitrary subjects with valid signatures, and the harness knows how many
+ * CN and OU entries it put in.
+ *
+ * A request pki_csr_check accepts must have a non-empty CN without control
+ * characters or path separators and an OU that is empty or a known role; it
+ * must also pass with --ou naming its own OU and fail with --ou naming
+ * another. Issued under a throwaway CA (made once, in memory), the
+ * certificate's subject must hold exactly the checked CN and OU and nothing
+ * else of the request. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,22 +72,64 @@ static void check_accepted(X509_REQ *req, const struct pki_csr_subject *s)
     X509_free(c);
 }
 
+static const int fields[] = {NID_commonName,  NID_organizationalUnitName, NID_organizationName,
+                             NID_countryName, NID_pkcs9_emailAddress,     NID_serialNumber};
+static const int types[] = {V_ASN1_UTF8STRING,  V_ASN1_BMPSTRING, V_ASN1_PRINTABLESTRING,
+                            V_ASN1_IA5STRING,   V_ASN1_T61STRING, V_ASN1_UNIVERSALSTRING,
+                            V_ASN1_OCTET_STRING};
+
+/* A request for the subject described by data, signed by ca_key; the
+ * number of CN and OU entries put in. NULL when data describes nothing. */
+static X509_REQ *from_subject(const uint8_t *data, size_t size, int *ncn, int *nou)
+{
+    X509_NAME *name = X509_NAME_new();
+    X509_REQ *req = X509_REQ_new();
+    *ncn = *nou = 0;
+    while (name && size >= 3) {
+        int nid = fields[data[0] % (sizeof(fields) / sizeof(fields[0]))];
+        int type = types[data[1] % (sizeof(types) / sizeof(types[0]))];
+        size_t len = data[2] < size - 3 ? data[2] : size - 3;
+        /* A type, not an MBSTRING_ flag: the bytes go in as given, with no
+         * conversion or length limit, as a hostile request can carry them. */
+        if (!X509_NAME_add_entry_by_NID(name, nid, type, (unsigned char *)data + 3, (int)len, -1,
+                                        data[1] & 0x80 ? 1 : 0))
+            break;
+        *ncn += nid == NID_commonName;
+        *nou += nid == NID_organizationalUnitName;
+        data += 3 + len;
+        size -= 3 + len;
+    }
+    bool ok = name && req && X509_REQ_set_subject_name(req, name) &&
+              X509_REQ_set_pubkey(req, ca_key) && X509_REQ_sign(req, ca_key, EVP_sha256()) > 0;
+    X509_NAME_free(name);
+    if (!ok) {
+        X509_REQ_free(req);
+        return NULL;
+    }
+    return req;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!ca)
         make_ca();
     const unsigned char *p = data;
+    int ncn = -1, nou = -1;
     X509_REQ *req = d2i_X509_REQ(NULL, &p, (long)size);
     if (!req) {
         ERR_clear_error();
-        return 0;
+        if (size > 4096 || !(req = from_subject(data, size, &ncn, &nou)))
+            return 0;
     }
     struct pki_csr_subject s;
     char err[512] = "";
-    if (pki_csr_check(req, NULL, &s, err, sizeof(err)) == 0)
+    if (pki_csr_check(req, NULL, &s, err, sizeof(err)) == 0) {
+        if (ncn >= 0 && (ncn != 1 || nou > 1))
+            abort(); /* accepted a subject with several CN or OU, or none */
         check_accepted(req, &s);
-    else if (!err[0])
+    } else if (!err[0]) {
         abort(); /* every refusal says why */
+    }
     X509_REQ_free(req);
     ERR_clear_error();
     return 0;

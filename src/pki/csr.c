@@ -11,6 +11,15 @@
 const char *const pki_known_roles[] = {"Devices", "Services", "Operators"};
 const size_t pki_known_roles_count = sizeof(pki_known_roles) / sizeof(pki_known_roles[0]);
 
+/* Characters in UTF-8 text: every byte that does not continue one. */
+static size_t utf8_chars(const unsigned char *s, size_t n)
+{
+    size_t chars = 0;
+    for (size_t i = 0; i < n; i++)
+        chars += (s[i] & 0xc0) != 0x80;
+    return chars;
+}
+
 /* The one entry of nid in name as UTF-8 into out: 0 none, 1 found, -1 with
  * the cause in err (several, too long, not text). */
 static int one_entry(const X509_NAME *name, int nid, const char *label, char *out, size_t cap,
@@ -30,8 +39,11 @@ static int one_entry(const X509_NAME *name, int nid, const char *label, char *ou
     int rc = -1;
     if (n < 0)
         snprintf(err, errlen, "the request's %s is not text", label);
-    else if ((size_t)n >= cap)
-        snprintf(err, errlen, "the request's %s is longer than %zu bytes", label, cap - 1);
+    else if ((size_t)n >= cap || utf8_chars(utf8, (size_t)n) > PKI_CSR_MAX_CHARS)
+        /* RFC 5280 A.1: ub-common-name and ub-organizational-unit-name are
+         * 64; the certificate could not be issued with more. */
+        snprintf(err, errlen, "the request's %s is longer than %d characters", label,
+                 PKI_CSR_MAX_CHARS);
     else
         rc = 1;
     for (int k = 0; rc == 1 && k < n; k++) {

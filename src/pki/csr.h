@@ -16,16 +16,20 @@
 extern const char *const pki_known_roles[];
 extern const size_t pki_known_roles_count;
 
+/* RFC 5280 upper bounds for CN and OU, in characters. */
+#define PKI_CSR_MAX_CHARS 64
+
 struct pki_csr_subject {
-    char cn[256];     /* the one common name: also the file name under certs/ */
-    char ou[128];     /* the one OU (the role), or "" */
+    char cn[4 * PKI_CSR_MAX_CHARS + 1]; /* the one common name: also the file name under certs/ */
+    char ou[4 * PKI_CSR_MAX_CHARS + 1]; /* the one OU (the role), or "" */
     unsigned dropped; /* other subject entries (O, C, emailAddress ...): not issued */
 };
 
 /* Checks req in this order, and fills out:
- *  - its subject has exactly one CN and at most one OU, each UTF-8 text of
- *    at most 255 / 127 bytes without control characters (a NUL would make
- *    the name read differently to different software);
+ *  - its subject has exactly one CN and at most one OU, each text of at
+ *    most 64 characters (RFC 5280's bounds: a longer one could not be
+ *    issued) without control characters (a NUL would make the name read
+ *    differently to different software);
  *  - the CN is usable as a file name: no '/' or '\', not starting with '.';
  *  - the OU is empty, one of pki_known_roles, or equal to allow_ou; when
  *    allow_ou is given the OU must be exactly it;

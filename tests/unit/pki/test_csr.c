@@ -109,16 +109,30 @@ TEST(refuses_bad_names)
     struct ent ounul[] = {{"OU", "Devices\0x", 9}, {"CN", "ok", 0}};
     ASSERT_EQ(check(ounul, N(ounul), NULL, &s), -1);
     ASSERT(strstr(err, "OU") && strstr(err, "control character"));
+    /* RFC 5280 bounds CN and OU at 64 characters: 64 pass (and issue, see
+     * below), 65 are refused here rather than failing later at signing. */
     char lng[300];
     memset(lng, 'a', sizeof(lng) - 1);
     lng[sizeof(lng) - 1] = '\0';
     struct ent big[] = {{"CN", lng, 0}};
     ASSERT_EQ(check(big, N(big), NULL, &s), -1);
-    ASSERT(strstr(err, "longer than 255"));
-    lng[128] = '\0';
+    ASSERT(strstr(err, "longer than 64 characters"));
+    lng[65] = '\0';
+    ASSERT_EQ(check(big, N(big), NULL, &s), -1);
+    lng[64] = '\0';
+    ASSERT_EQ(check(big, N(big), NULL, &s), 0);
+    ASSERT_EQ(strlen(s.cn), 64);
+    /* Characters, not bytes: 64 two-byte characters fit. */
+    char wide[200] = "";
+    for (int i = 0; i < 64; i++)
+        strcat(wide, "\xc3\xa9");
+    struct ent w[] = {{"CN", wide, 0}};
+    ASSERT_EQ(check(w, N(w), NULL, &s), 0);
+    ASSERT_STR_EQ(s.cn, wide);
     struct ent bigou[] = {{"OU", lng, 0}, {"CN", "x", 0}};
+    lng[64] = 'a';
     ASSERT_EQ(check(bigou, N(bigou), lng, &s), -1);
-    ASSERT(strstr(err, "longer than 127"));
+    ASSERT(strstr(err, "OU") && strstr(err, "longer than 64 characters"));
 }
 
 TEST(role_rules)
@@ -180,7 +194,7 @@ TEST(issued_subject_is_the_checked_fields_only)
     struct ent e[] = {{"C", "XX", 0},
                       {"O", "ward", 0}, /* even the CA's own O: not from a request */
                       {"OU", "Devices", 0},
-                      {"CN", "dev-9", 0},
+                      {"CN", "dev-9-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0},
                       {"emailAddress", "root@example.com", 0}};
     X509_REQ *r = csr(e, N(e), ec);
     struct pki_csr_subject s;
@@ -198,7 +212,7 @@ TEST(issued_subject_is_the_checked_fields_only)
     ASSERT_EQ(X509_NAME_get_index_by_NID(subj, NID_countryName, -1), -1);
     ASSERT_EQ(X509_NAME_get_index_by_NID(subj, NID_pkcs9_emailAddress, -1), -1);
     pki_subject_field(c, NID_commonName, buf, sizeof(buf));
-    ASSERT_STR_EQ(buf, "dev-9");
+    ASSERT_STR_EQ(buf, "dev-9-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
     pki_subject_field(c, NID_organizationalUnitName, buf, sizeof(buf));
     ASSERT_STR_EQ(buf, "Devices");
     ASSERT_EQ(X509_verify(c, ec), 1);
