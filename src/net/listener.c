@@ -372,8 +372,11 @@ int listener_resume(struct worker *w, uint64_t now, int max)
 
 /* accept() failed. Out of descriptors, the pending connection would make
  * the listening socket readable forever (a loop at full CPU): the worker's
- * spare descriptor is freed to accept it and close it at once; without one,
- * this worker stops accepting on l for a moment. Returns true to go on. */
+ * spare descriptor is freed to accept it and close it at once. Linux fails
+ * accept() with EMFILE before it looks at the queue, so the loop stops
+ * there: the level-triggered listener wakes the worker again while more
+ * connections wait. Without a spare this worker stops accepting on l for a
+ * moment. Returns true to go on accepting. */
 static bool accept_failed(struct worker *w, struct listener *l, int err)
 {
     if (err == EAGAIN || err == EWOULDBLOCK)
@@ -393,8 +396,8 @@ static bool accept_failed(struct worker *w, struct listener *l, int err)
             listener_note(l, NET_ST_REFUSED_FDS, peer, "refused: out of file descriptors");
         }
         w->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0 && w->spare >= 0)
-            return true;
+        if (w->spare >= 0)
+            return false;
     }
     pause_listener(w, l);
     return false;
@@ -450,12 +453,13 @@ void listener_fd_budget(struct net_server *s)
     uint64_t left = rl.rlim_cur > used ? rl.rlim_cur - used : 0;
     uint64_t keep = left / 4 < FD_HEADROOM ? left / 4 : FD_HEADROOM;
     s->fd_budget = left - keep > 0 ? (uint32_t)(left - keep) : 1;
-    if (!s->cfg.max_connections || s->fd_budget < s->cfg.max_connections)
+    if (s->cfg.max_connections && s->fd_budget < s->cfg.max_connections)
         log_notice("net: the file descriptor limit (%llu, %u in use) allows %u connections, fewer "
-                 "than max_connections (%u); more are refused",
-                 (unsigned long long)rl.rlim_cur, used, s->fd_budget, s->cfg.max_connections);
+                   "than max_connections (%u); more are refused",
+                   (unsigned long long)rl.rlim_cur, used, s->fd_budget, s->cfg.max_connections);
     else
-        log_info("net: file descriptor limit %llu", (unsigned long long)rl.rlim_cur);
+        log_info("net: the file descriptor limit (%llu, %u in use) allows %u connections",
+                 (unsigned long long)rl.rlim_cur, used, s->fd_budget);
 }
 
 uint32_t net_server_fd_budget(const struct net_server *s)
