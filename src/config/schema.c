@@ -69,7 +69,8 @@ static const struct key_spec global_keys[] = {
     {"mqtt.retain_available", K_BOOL, G(retain_available), "true", 0, 0, NULL,
      "Whether retained messages are supported."},
     {"mqtt.max_connections", K_U32, G(max_connections), "100000", 1, U32MAX, NULL,
-     "Most simultaneous connections across all listeners."},
+     "Most simultaneous connections across all listeners (and no more than the file-descriptor "
+     "limit allows); more are closed at once, counted and logged."},
     {"mqtt.sys_interval", K_SECONDS, G(sys_interval_s), "10s", 0, 86400, NULL,
      "How often $SYS topics are published (0 disables)."},
     {"system.workers", K_U32, G(workers), "0", 0, 256, NULL,
@@ -94,7 +95,8 @@ static const struct key_spec listener_keys[] = {
     {"enable", K_BOOL, L(enable), "true", 0, 0, NULL, "Whether this listener runs."},
     {"bind", K_STRING, L(bind), NULL, 0, 0, NULL, "HOST:PORT to listen on (required)."},
     {"max_connections", K_U32, L(max_connections), "0", 0, U32MAX, NULL,
-     "Most connections on this listener (0: only the global limit)."},
+     "Most connections on this listener (0: only the global limit); more are closed at once, "
+     "counted and logged."},
     {"allow_anonymous", K_TRISTATE, L(allow_anonymous), NULL, 0, 0, NULL,
      "Overrides auth.allow_anonymous for this listener."},
     {"require_password", K_BOOL, L(require_password), "false", 0, 0, NULL,
@@ -130,7 +132,20 @@ static const struct key_spec listener_keys[] = {
     {"crl_strict", K_BOOL, L(crl_strict), "false", 0, 0, NULL,
      "Refuse every client certificate while the CRL is past its next update."},
     {"max_handshakes", K_U32, L(max_handshakes), "1000", 1, 1000000, NULL,
-     "TLS handshakes in progress at once; more are refused and counted."},
+     "TLS handshakes in progress at once; more wait in the handshake queue, and while they do "
+     "each source address gets a fair share of the slots."},
+    {"handshake_queue", K_U32, L(handshake_queue), "0", 0, 1000000, NULL,
+     "TLS connections that may wait for a handshake slot (0: as many as max_handshakes); when "
+     "full, a newcomer takes the place of the source with the most waiting, or is refused."},
+    {"handshake_idle_timeout", K_MS, L(handshake_idle_timeout_ms), "0", 0, 600000, NULL,
+     "A TLS connection that has sent nothing yet is dropped after this (0: a quarter of "
+     "handshake_timeout)."},
+    {"proxy_protocol", K_BOOL, L(proxy_protocol), "false", 0, 0, NULL,
+     "Read a PROXY protocol header (v1 or v2) from trusted_proxies: its client address is used "
+     "in logs, limits and handshake fairness. A header from anyone else is refused."},
+    {"trusted_proxies", K_LIST, L(trusted_proxies), NULL, 0, 0, NULL,
+     "Addresses or CIDR ranges (a word or a list) of the proxies that send a PROXY header; "
+     "required with proxy_protocol."},
 };
 
 static const struct key_spec sni_keys[] = {
