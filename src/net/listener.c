@@ -328,9 +328,6 @@ static bool within_limits(struct net_server *s, struct listener *l, int fd,
         st = NET_ST_REFUSED_FDS, limit = s->fd_budget;
     if (st == NET_ST_ACCEPTED)
         return true;
-    atomic_fetch_sub(&l->nconns, 1);
-    atomic_fetch_sub(&s->nconns, 1);
-    close(fd);
     char peer[64];
     format_peer(ss, peer, sizeof(peer));
     if (st == NET_ST_REFUSED_LIMIT)
@@ -340,6 +337,11 @@ static bool within_limits(struct net_server *s, struct listener *l, int fd,
     else
         listener_note(l, st, peer, "refused: the file descriptor limit allows %u connections",
                       limit);
+    /* Counted before the close, which the peer sees; the slot is given
+     * back after it, so the descriptor is really free again. */
+    close(fd);
+    atomic_fetch_sub(&l->nconns, 1);
+    atomic_fetch_sub(&s->nconns, 1);
     return false;
 }
 
@@ -390,10 +392,11 @@ static bool accept_failed(struct worker *w, struct listener *l, int err)
         socklen_t sl = sizeof(ss);
         int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
         if (fd >= 0) {
-            close(fd);
+            /* Counted before the close, which the peer sees. */
             char peer[64];
             format_peer(&ss, peer, sizeof(peer));
             listener_note(l, NET_ST_REFUSED_FDS, peer, "refused: out of file descriptors");
+            close(fd);
         }
         w->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (w->spare >= 0)
