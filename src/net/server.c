@@ -514,6 +514,13 @@ static void start_linger(struct net_conn *c, uint64_t now)
     c->w->s->h->on_close(c->user, why ? why : "closed");
     c->opened = false;
     c->user = NULL;
+    if (c->tls) {
+        /* TLS ends first (close_notify, best effort); the drain reads raw. */
+        c->ops->destroy(c->tstate);
+        c->ops = &tcp_transport_ops;
+        c->tstate = &c->tcp;
+        c->tls = NULL;
+    }
     shutdown(c->fd, SHUT_WR);
     c->phase = PH_LINGER;
     c->deadline = now + LINGER_MS;

@@ -354,18 +354,23 @@ def test_proxy_protocol_before_tls(net_ward, pki):
 
 # ---------------------------------------------- item 14: graceful close
 
-def test_disconnect_0x93_is_read_not_reset(net_ward):
+@pytest.mark.parametrize("scheme", ["tcp", "tls"])
+def test_disconnect_0x93_is_read_not_reset(net_ward, pki, scheme):
     """A v5 client pipelines 200 QoS 2 publishes past Receive Maximum (64)
     in one write, then reads: it must read the DISCONNECT 0x93. Closing with
     its publishes still unread would reset the connection, and a reset can
     destroy the DISCONNECT before the client reads it."""
     port = free_port()
-    b = net_ward(["tcp://127.0.0.1:%d" % port], log_level="notice")
+    b = net_ward(["%s://127.0.0.1:%d" % (scheme, port)],
+                 tls_args(pki) if scheme == "tls" else (), log_level="notice")
+    ctx = ssl.create_default_context(cafile=pki["ca"])
     burst = b"".join(raw.publish("t/x", b"p" * 1000, qos=2, pid=i, v5=True)
                      for i in range(1, 201))
     for round_ in range(20):
         s = tcp(port)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if scheme == "tls":
+            s = ctx.wrap_socket(s, server_hostname="localhost")
         s.sendall(raw.connect("burst-%d" % round_, v5=True))
         got = b""
         try:
