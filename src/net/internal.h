@@ -65,6 +65,7 @@ struct net_conn {
     void *user;
     unsigned listener;
     char peer[64];
+    uint8_t addr[16]; /* the peer (after a PROXY header, the client) */
     struct buf in;
     pthread_mutex_t out_lock;
     struct buf out;    /* guarded by out_lock */

@@ -393,6 +393,24 @@ static void read_ready(struct net_conn *c)
     }
 }
 
+/* The peer's address as 16 bytes in c->addr (IPv4 as ::ffff:a.b.c.d), and
+ * its key for handshake fairness in c->gate.src: the address for IPv4, its
+ * /64 for IPv6 (one host commonly holds a whole /64). */
+static void set_address(struct net_conn *c, int family, const void *addr)
+{
+    memset(c->addr, 0, sizeof(c->addr));
+    if (family == AF_INET) {
+        c->addr[10] = c->addr[11] = 0xFF;
+        memcpy(c->addr + 12, addr, 4);
+    } else {
+        memcpy(c->addr, addr, 16);
+    }
+    memcpy(c->gate.src, c->addr, 16);
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    if (memcmp(c->addr, mapped, 12) != 0)
+        memset(c->gate.src + 8, 0, 8);
+}
+
 /* The PROXY phase: a trusted proxy's header is read (peeked, then exactly
  * its bytes consumed, so what follows stays in the socket for TLS or
  * MQTT); from anyone else, a first byte that starts a header is refused. */
@@ -434,13 +452,7 @@ static void proxy_ready(struct net_conn *c)
         proxy_addr_format(&r.src, real, sizeof(real));
         log_info("%s: PROXY v%d: client %s", c->peer, r.version, real);
         snprintf(c->peer, sizeof(c->peer), "%s", real);
-        memset(c->gate.src, 0, 16);
-        if (r.src.family == AF_INET) {
-            c->gate.src[10] = c->gate.src[11] = 0xFF;
-            memcpy(c->gate.src + 12, r.src.addr, 4);
-        } else {
-            memcpy(c->gate.src, r.src.addr, 16);
-        }
+        set_address(c, r.src.family, r.src.addr);
     }
     after_proxy(c);
 }
@@ -588,13 +600,10 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
         snprintf(c->peer, sizeof(c->peer), "%s", name);
     else
         tcp_peer_name(fd, c->peer, sizeof(c->peer));
-    if (ss && ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        c->gate.src[10] = c->gate.src[11] = 0xFF;
-        memcpy(c->gate.src + 12, &a->sin_addr, 4);
-    } else if (ss && ss->ss_family == AF_INET6) {
-        memcpy(c->gate.src, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-    }
+    if (ss && ss->ss_family == AF_INET)
+        set_address(c, AF_INET, &((const struct sockaddr_in *)ss)->sin_addr);
+    else if (ss && ss->ss_family == AF_INET6)
+        set_address(c, AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr);
     buf_init(&c->in, s->cfg.max_input);
     buf_init(&c->out, s->cfg.max_output);
     pthread_mutex_init(&c->out_lock, NULL);
@@ -612,7 +621,7 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
     if (l->proxy) {
         c->phase = PH_PROXY;
         for (size_t i = 0; i < l->ntrusted && !c->trusted; i++)
-            c->trusted = proxy_cidr_match(&l->trusted[i], AF_INET6, c->gate.src);
+            c->trusted = proxy_cidr_match(&l->trusted[i], AF_INET6, c->addr);
         return; /* the first bytes decide (proxy_ready) */
     }
     after_proxy(c);
