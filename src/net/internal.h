@@ -79,6 +79,7 @@ struct net_conn {
     bool in_gate;     /* has been through the handshake gate */
     bool trusted;     /* the socket peer is a trusted proxy */
     bool linger_done; /* the peer closed, or the drain budget is spent */
+    bool rd_eof;      /* the peer closed its sending side */
     uint64_t accepted_ms;
     uint64_t close_deadline; /* flushing before a close */
     uint64_t deadline;       /* PROXY header, handshake (from accept), or drain */
@@ -109,6 +110,9 @@ struct worker {
     pthread_mutex_t pending_lock;
     struct net_conn **pending;
     size_t npending, cappending;
+    /* The pending list being serviced (owner only). */
+    struct net_conn **serving;
+    size_t nserving;
     /* Sockets handed over by net_server_adopt(), guarded by pending_lock. */
     struct adopted *adopt;
 };

@@ -166,7 +166,9 @@ static void set_events(struct net_conn *c, uint32_t events)
 
 static void set_interest(struct net_conn *c, bool out)
 {
-    set_events(c, EPOLLIN | (out ? EPOLLOUT : 0));
+    /* After the peer's FIN nothing more is read (a readable EOF would wake
+     * the loop for ever). */
+    set_events(c, (c->rd_eof ? 0 : EPOLLIN) | (out ? EPOLLOUT : 0));
 }
 
 /* ---- the handshake gate ---- */
@@ -337,31 +339,43 @@ static bool handshake(struct net_conn *c)
     return false;
 }
 
+enum drain { DRAIN_MORE, DRAIN_EOF, DRAIN_STOP };
+
 /* Reads and throws away input: a connection on its way out must not leave
  * bytes unread (closing would send a reset), nor spin on a readable socket.
- * Returns false at EOF, an error, or when the budget is spent. */
-static bool discard(struct net_conn *c)
+ * DRAIN_EOF: the peer closed its side; DRAIN_STOP: an error, or the budget
+ * is spent. */
+static enum drain discard(struct net_conn *c)
 {
     static __thread uint8_t sink[READ_CHUNK];
     for (int i = 0; i < READS_PER_TURN; i++) {
         ssize_t n = read(c->fd, sink, sizeof(sink));
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return true;
-        if (n <= 0 || (size_t)n >= c->linger_left) {
+            return DRAIN_MORE;
+        if (n == 0) {
+            c->rd_eof = true;
+            return DRAIN_EOF;
+        }
+        if (n < 0 || (size_t)n >= c->linger_left) {
             c->linger_left = 0;
-            return false;
+            return DRAIN_STOP;
         }
         c->linger_left -= (size_t)n;
     }
-    return true;
+    return DRAIN_MORE;
 }
 
 static void read_ready(struct net_conn *c)
 {
     const struct net_handler *h = c->w->s->h;
     if (atomic_load(&c->closing)) {
-        if (!discard(c))
-            fail(c, "peer closed");
+        /* The peer's EOF does not drop what is still to be written (it
+         * may have shut down only its sending side). */
+        enum drain d = discard(c);
+        if (d == DRAIN_STOP)
+            fail(c, "input while closing");
+        else if (d == DRAIN_EOF)
+            set_interest(c, (c->events & EPOLLOUT) != 0);
         return;
     }
     if (!handshake(c))
@@ -502,6 +516,9 @@ static void destroy(struct net_conn *c)
     for (size_t i = 0; i < w->ndirty; i++)
         if (w->dirty[i] == c)
             w->dirty[i] = NULL;
+    for (size_t i = 0; i < w->nserving; i++)
+        if (w->serving[i] == c)
+            w->serving[i] = NULL;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -539,7 +556,7 @@ static void start_linger(struct net_conn *c, uint64_t now)
     c->linger_left = LINGER_BYTES;
     set_events(c, EPOLLIN | EPOLLRDHUP);
     atomic_fetch_add(&c->l->st[NET_ST_GRACEFUL_CLOSES], 1);
-    if (!discard(c))
+    if (c->rd_eof || discard(c) != DRAIN_MORE)
         c->linger_done = true;
 }
 
@@ -650,9 +667,15 @@ static void flush_lists(struct worker *w)
         free(adopt);
         adopt = next;
     }
+    /* The list may name a connection twice (a flush and a handshake slot);
+     * destroy() clears every entry of what it frees, this list's too. */
+    w->serving = list;
+    w->nserving = n;
     for (size_t i = 0; i < n; i++)
         if (list[i])
             service(list[i], now);
+    w->serving = NULL;
+    w->nserving = 0;
     free(list);
     /* service() may add to dirty (on_close handlers send); loop by index. */
     for (size_t i = 0; i < w->ndirty; i++)
@@ -724,7 +747,7 @@ static void handle_conn(struct net_conn *c, uint32_t events)
             fail(c, "peer closed while waiting for a TLS handshake slot");
         break;
     case PH_LINGER:
-        if (!discard(c))
+        if (discard(c) != DRAIN_MORE)
             c->linger_done = true;
         break;
     default:
