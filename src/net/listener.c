@@ -195,6 +195,12 @@ static bool scheme_is(const char *scheme, const char *const *names)
     return false;
 }
 
+/* a if set, else b */
+static uint32_t either(uint32_t a, uint32_t b)
+{
+    return a ? a : b;
+}
+
 /* Settings: the query's, then opts' non-zero values over them, then the
  * TLS server's and the defaults for what is still unset. */
 static int apply_opts(struct listener *l, const char *url, const struct net_listen_opts *q,
@@ -202,27 +208,24 @@ static int apply_opts(struct listener *l, const char *url, const struct net_list
 {
     struct net_listen_opts m = *q;
     if (o) {
-        m.max_connections = o->max_connections ? o->max_connections : m.max_connections;
+        m.max_connections = either(o->max_connections, m.max_connections);
         m.proxy_protocol = o->proxy_protocol || m.proxy_protocol;
         m.trusted_proxies = o->trusted_proxies ? o->trusted_proxies : m.trusted_proxies;
-        m.handshake_timeout_ms = o->handshake_timeout_ms ?: m.handshake_timeout_ms;
-        m.max_handshakes = o->max_handshakes ?: m.max_handshakes;
-        m.handshake_idle_timeout_ms = o->handshake_idle_timeout_ms ?: m.handshake_idle_timeout_ms;
-        m.handshake_queue = o->handshake_queue ?: m.handshake_queue;
+        m.handshake_timeout_ms = either(o->handshake_timeout_ms, m.handshake_timeout_ms);
+        m.max_handshakes = either(o->max_handshakes, m.max_handshakes);
+        m.handshake_idle_timeout_ms =
+            either(o->handshake_idle_timeout_ms, m.handshake_idle_timeout_ms);
+        m.handshake_queue = either(o->handshake_queue, m.handshake_queue);
     }
     const struct tls_server_config *tc = l->tls ? tls_server_config(l->tls) : NULL;
     l->max_conns = m.max_connections;
-    l->hs_timeout_ms = m.handshake_timeout_ms           ? m.handshake_timeout_ms
-                       : tc && tc->handshake_timeout_ms ? tc->handshake_timeout_ms
-                                                        : 10000;
-    l->hs_idle_ms =
-        m.handshake_idle_timeout_ms ? m.handshake_idle_timeout_ms : l->hs_timeout_ms / 4;
+    l->hs_timeout_ms =
+        either(m.handshake_timeout_ms, either(tc ? tc->handshake_timeout_ms : 0, 10000));
+    l->hs_idle_ms = either(m.handshake_idle_timeout_ms, l->hs_timeout_ms / 4);
     if (l->hs_idle_ms > l->hs_timeout_ms)
         l->hs_idle_ms = l->hs_timeout_ms;
-    uint32_t cap = m.max_handshakes           ? m.max_handshakes
-                   : tc && tc->max_handshakes ? tc->max_handshakes
-                                              : 1000;
-    hsgate_init(&l->gate, cap, m.handshake_queue ? m.handshake_queue : cap);
+    uint32_t cap = either(m.max_handshakes, either(tc ? tc->max_handshakes : 0, 1000));
+    hsgate_init(&l->gate, cap, either(m.handshake_queue, cap));
     l->proxy = m.proxy_protocol;
     if (l->proxy && parse_trusted(l, m.trusted_proxies ? m.trusted_proxies : "", err, errlen) < 0) {
         char why[256];

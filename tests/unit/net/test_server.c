@@ -3,7 +3,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/ioctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -334,103 +333,6 @@ TEST(accepted_not_internal)
     stop(s);
 }
 
-/* Out of descriptors, each pending connection is accepted on the spare
- * descriptor and closed at once: the accept loop does not spin, accept()
- * fails once per connection (not once per loop turn), and the server
- * serves again when descriptors free up. */
-TEST(out_of_descriptors_sheds_without_spinning)
-{
-    enum { N = 20 };
-    struct net_server *s = start(1, 0);
-    uint16_t port = net_server_port(s, 0);
-    int fds[N];
-    for (int i = 0; i < N; i++)
-        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-    struct rlimit saved;
-    getrlimit(RLIMIT_NOFILE, &saved);
-    /* Every descriptor below the lowest free one is in use: with that as
-     * the limit, the next accept() fails with EMFILE. */
-    int lowest = dup(0);
-    close(lowest);
-    struct rlimit low = {(rlim_t)lowest, saved.rlim_max};
-    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {5, 0};
-    for (int i = 0; i < N; i++) {
-        setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        ASSERT_EQ(connect(fds[i], (struct sockaddr *)&a, sizeof(a)), 0);
-        char c;
-        ASSERT_EQ(read(fds[i], &c, 1), 0); /* closed by the server, not left waiting */
-    }
-    uint64_t st[NET_NSTATS];
-    ASSERT(net_server_listener_stats(s, 0, st));
-    ASSERT_EQ(st[NET_ST_REFUSED_FDS], N);
-    ASSERT_EQ(st[NET_ST_ACCEPTED], 0);
-    ASSERT(st[NET_ST_ACCEPT_ERRORS] >= N && st[NET_ST_ACCEPT_ERRORS] <= N + 2);
-    ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
-    for (int i = 0; i < N; i++)
-        close(fds[i]);
-    int fd = dial(port);
-    char back;
-    ASSERT_EQ(write(fd, "z", 1), 1);
-    ASSERT_EQ(read_n(fd, &back, 1), 1);
-    close(fd);
-    stop(s);
-}
-
-/* Listener settings from the URL query: max_connections is per listener. */
-TEST(listener_max_connections_from_url)
-{
-    struct net_config cfg = {2, 0, 1 << 20, 1 << 20};
-    struct net_server *s = net_server_new(&cfg, &handler, NULL);
-    char err[256];
-    ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1:0?max_connections=1", err, sizeof(err)), 0);
-    ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1:0", err, sizeof(err)), 0);
-    ASSERT_EQ(net_server_start(s), 0);
-    int a = dial(net_server_port(s, 0));
-    char c;
-    ASSERT_EQ(write(a, "1", 1), 1);
-    ASSERT_EQ(read_n(a, &c, 1), 1);
-    int extra = dial(net_server_port(s, 0));
-    ASSERT_EQ(read(extra, &c, 1), 0);
-    /* The other listener has no limit of its own. */
-    int b = dial(net_server_port(s, 1)), d = dial(net_server_port(s, 1));
-    ASSERT_EQ(write(d, "2", 1), 1);
-    ASSERT_EQ(read_n(d, &c, 1), 1);
-    uint64_t st[NET_NSTATS];
-    ASSERT(net_server_listener_stats(s, 0, st));
-    ASSERT_EQ(st[NET_ST_REFUSED_LIMIT], 1);
-    ASSERT_EQ(st[NET_ST_ACCEPTED], 1);
-    ASSERT(!net_server_listener_stats(s, 2, st));
-    close(a);
-    close(extra);
-    close(b);
-    close(d);
-    stop(s);
-}
-
-TEST(bad_listener_settings)
-{
-    struct net_config cfg = {1, 0, 1024, 1024};
-    struct net_server *s = net_server_new(&cfg, &handler, NULL);
-    char err[256];
-    ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1:0?max_connections=x", err, sizeof(err)), -1);
-    ASSERT(strstr(err, "bad listener setting 'max_connections=x'"));
-    ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1:0?colour=blue", err, sizeof(err)), -1);
-    ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1:0?handshake_timeout=5y", err, sizeof(err)), -1);
-    ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1:0?proxy_protocol=true", err, sizeof(err)), -1);
-    ASSERT(strstr(err, "needs trusted_proxies"));
-    ASSERT_EQ(net_server_listen(s,
-                                "tcp://127.0.0.1:0?proxy_protocol=true&trusted_proxies=10.0.0.0/33",
-                                err, sizeof(err)),
-              -1);
-    ASSERT(strstr(err, "10.0.0.0/33"));
-    struct net_listen_opts o = {.proxy_protocol = true, .trusted_proxies = "127.0.0.1,::1/128"};
-    ASSERT_EQ(net_server_listen_opts(s, "tcp://127.0.0.1:0", NULL, &o, err, sizeof(err)), 0);
-    net_server_free(s);
-}
-
 int main(void)
 {
     RUN(echo_many_connections);
@@ -443,8 +345,5 @@ int main(void)
     RUN(adopt_peer_close_and_stop);
     RUN(adopt_before_start_refused);
     RUN(accepted_not_internal);
-    RUN(out_of_descriptors_sheds_without_spinning);
-    RUN(listener_max_connections_from_url);
-    RUN(bad_listener_settings);
     TEST_DONE();
 }
