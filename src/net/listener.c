@@ -450,6 +450,13 @@ void listener_fd_budget(struct net_server *s)
         return;
     if (rl.rlim_cur < rl.rlim_max) {
         struct rlimit up = {rl.rlim_max, rl.rlim_max};
+        /* An unlimited hard limit still stops at fs.nr_open. */
+        FILE *f = rl.rlim_max == RLIM_INFINITY ? fopen("/proc/sys/fs/nr_open", "r") : NULL;
+        unsigned long long nr = 0;
+        if (f && fscanf(f, "%llu", &nr) == 1 && nr > rl.rlim_cur)
+            up.rlim_cur = (rlim_t)nr;
+        if (f)
+            fclose(f);
         if (setrlimit(RLIMIT_NOFILE, &up) == 0)
             rl = up;
     }

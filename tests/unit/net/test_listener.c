@@ -84,7 +84,8 @@ TEST(fd_budget)
     struct net_server *s = start(1, 0);
     struct rlimit now;
     getrlimit(RLIMIT_NOFILE, &now);
-    ASSERT_EQ(now.rlim_cur, saved.rlim_max);
+    ASSERT(now.rlim_cur == saved.rlim_max ||
+           (saved.rlim_max == RLIM_INFINITY && now.rlim_cur > 100));
     uint32_t b = net_server_fd_budget(s);
     ASSERT(b > 0 && b < now.rlim_cur);
     ASSERT(b + 64 >= now.rlim_cur || now.rlim_cur == RLIM_INFINITY);
