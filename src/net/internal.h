@@ -80,6 +80,7 @@ struct net_conn {
     bool trusted;     /* the socket peer is a trusted proxy */
     bool linger_done; /* the peer closed, or the drain budget is spent */
     bool rd_eof;      /* the peer closed its sending side */
+    bool released;    /* no longer counted in nconns */
     uint64_t accepted_ms;
     uint64_t close_deadline; /* flushing before a close */
     uint64_t deadline;       /* PROXY header, handshake (from accept), or drain */

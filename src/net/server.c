@@ -499,6 +499,18 @@ static bool flush(struct net_conn *c)
     return empty;
 }
 
+/* c no longer counts against max_connections (nor the descriptor budget,
+ * whose margin covers the short drain of a graceful close). Done before
+ * on_close, so whoever saw the close logged can connect again at once. */
+static void release(struct net_conn *c)
+{
+    if (c->released)
+        return;
+    c->released = true;
+    atomic_fetch_sub(&c->l->nconns, 1);
+    atomic_fetch_sub(&c->w->s->nconns, 1);
+}
+
 /* Owner only: frees c, telling the layer above if it still has it. */
 static void destroy(struct net_conn *c)
 {
@@ -506,6 +518,7 @@ static void destroy(struct net_conn *c)
     const char *why = atomic_load(&c->why);
     gate_leave(c);
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    release(c);
     if (c->opened)
         w->s->h->on_close(c->user, why ? why : "closed");
     pthread_mutex_lock(&w->pending_lock);
@@ -530,8 +543,6 @@ static void destroy(struct net_conn *c)
     buf_free(&c->in);
     buf_free(&c->out);
     pthread_mutex_destroy(&c->out_lock);
-    atomic_fetch_sub(&c->l->nconns, 1);
-    atomic_fetch_sub(&w->s->nconns, 1);
     free(c);
 }
 
@@ -540,6 +551,7 @@ static void destroy(struct net_conn *c)
 static void start_linger(struct net_conn *c, uint64_t now)
 {
     const char *why = atomic_load(&c->why);
+    release(c);
     c->w->s->h->on_close(c->user, why ? why : "closed");
     c->opened = false;
     c->user = NULL;
