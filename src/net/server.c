@@ -304,6 +304,7 @@ static void begin_handshake(struct net_conn *c)
     c->tstate = t;
     c->phase = PH_HANDSHAKE;
     set_interest(c, false);
+    log_debug("%s: TLS handshake slot taken", c->peer);
     uint8_t b;
     if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
         gate_not_idle(c);
