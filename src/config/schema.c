@@ -3,6 +3,7 @@
  * printout and docs/configuration.md all come. */
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -624,6 +625,32 @@ static void *grow_array(void *arr, size_t count, size_t size)
     return n;
 }
 
+/* The first entry of a comma-separated list of addresses and CIDR ranges
+ * ("10.0.0.0/8,::1") that is not one, or NULL. */
+static const char *bad_cidr(const char *list)
+{
+    for (const char *p = list; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
+        char host[64];
+        size_t n = strcspn(p, ","), h = strcspn(p, "/,");
+        unsigned char addr[16];
+        if (h == 0 || h >= sizeof(host))
+            return p;
+        memcpy(host, p, h);
+        host[h] = '\0';
+        bool v6 = strchr(host, ':') != NULL;
+        if (inet_pton(v6 ? AF_INET6 : AF_INET, host, addr) != 1)
+            return p;
+        if (h == n)
+            continue;
+        char *end;
+        unsigned long bits = strtoul(p + h + 1, &end, 10);
+        if (end == p + h + 1 || end != p + n || p[h + 1] < '0' || p[h + 1] > '9' ||
+            bits > (v6 ? 128u : 32u))
+            return p;
+    }
+    return NULL;
+}
+
 /* An array of objects read through a key table into *out (elements of
  * `size` bytes); `required` names keys each element must have. */
 static void load_objects(struct loader *ld, const struct hocon_value *arr, const char *prefix,
@@ -734,6 +761,12 @@ static void load_listener(struct loader *ld, const struct hocon_value *obj, cons
         add_error(ld, obj, prefix, "fail_if_no_peer_cert needs verify_peer = true");
     if (l->verify_peer && !l->cacertfile && !l->capath)
         add_error(ld, obj, prefix, "verify_peer needs cacertfile or capath");
+    if (l->proxy_protocol && !l->trusted_proxies)
+        add_error(ld, obj, prefix, "proxy_protocol needs trusted_proxies (the proxies' addresses)");
+    const char *bad = l->trusted_proxies ? bad_cidr(l->trusted_proxies) : NULL;
+    if (bad)
+        add_error(ld, obj, prefix, "trusted_proxies: '%.*s' is not an address or CIDR range",
+                  (int)strcspn(bad, ","), bad);
 }
 
 /* listeners.KIND { bind ... } is one listener; listeners.KIND.NAME { ... }

@@ -422,3 +422,29 @@ def test_disconnect_0x93_is_read_not_reset(net_ward, pki, scheme):
         assert last is not None and last[0] == raw.DISCONNECT, "round %d: %r" % (round_, last)
         assert last[1][:1] == b"\x93"
         s.close()
+
+
+# ------------------------------------------------------ configuration keys
+
+def test_config_keys_checked(tmp_path):
+    """The listener keys load, and what cannot work is refused by name."""
+    good = tmp_path / "good.conf"
+    good.write_text(
+        'listeners.tcp.lb {\n  bind = "127.0.0.1:1883"\n  max_connections = 10\n'
+        '  proxy_protocol = true\n  trusted_proxies = ["10.0.0.0/8", "::1"]\n}\n'
+        'listeners.ssl.s {\n  bind = "127.0.0.1:8883"\n  keyfile = "k"\n  certfile = "c"\n'
+        '  max_handshakes = 10\n  handshake_queue = 20\n  handshake_idle_timeout = 2s\n}\n')
+    r = subprocess.run([WARD, "check", "-c", str(good)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "handshake_idle_timeout = 2000ms" in r.stdout
+    assert 'trusted_proxies = "10.0.0.0/8,::1"' in r.stdout
+    bad = tmp_path / "bad.conf"
+    bad.write_text(
+        'listeners.tcp.a {\n  bind = "127.0.0.1:1"\n  proxy_protocol = true\n}\n'
+        'listeners.tcp.b {\n  bind = "127.0.0.1:2"\n  proxy_protocol = true\n'
+        '  trusted_proxies = ["10.0.0.0/8", "10.0.0.0/33"]\n}\n')
+    r = subprocess.run([WARD, "check", "-c", str(bad)], capture_output=True, text=True)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    assert "proxy_protocol needs trusted_proxies" in out
+    assert "'10.0.0.0/33' is not an address or CIDR range" in out
