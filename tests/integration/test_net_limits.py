@@ -381,24 +381,38 @@ def test_proxy_protocol_before_tls(net_ward, pki):
 
 # ---------------------------------------------- item 14: graceful close
 
+def read_packet(s):
+    """One whole MQTT packet from s: (type, body)."""
+    data = read_exactly(s, 2)
+    while data[-1] & 0x80 and len(data) < 5:
+        data += read_exactly(s, 1)
+    n, _ = raw.read_varint(data, 1)
+    return data[0] >> 4, read_exactly(s, n)
+
+
 @pytest.mark.parametrize("scheme", ["tcp", "tls"])
 def test_disconnect_0x93_is_read_not_reset(net_ward, pki, scheme):
-    """A v5 client pipelines 200 QoS 2 publishes past Receive Maximum (64)
-    in one write, then reads: it must read the DISCONNECT 0x93. Closing with
-    its publishes still unread would reset the connection, and a reset can
-    destroy the DISCONNECT before the client reads it."""
+    """A v5 client pipelines QoS 2 publishes 200 past the Receive Maximum
+    ward announced, in one write, then reads: it must read the DISCONNECT
+    0x93. Closing with its publishes still unread would reset the
+    connection, and a reset can destroy the DISCONNECT before the client
+    reads it."""
     port = free_port()
     b = net_ward(["%s://127.0.0.1:%d" % (scheme, port)],
                  tls_args(pki) if scheme == "tls" else (), log_level="notice")
     ctx = ssl.create_default_context(cafile=pki["ca"])
-    burst = b"".join(raw.publish("t/x", b"p" * 1000, qos=2, pid=i, v5=True)
-                     for i in range(1, 201))
     for round_ in range(20):
         s = tcp(port)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if scheme == "tls":
             s = ctx.wrap_socket(s, server_hostname="localhost")
         s.sendall(raw.connect("burst-%d" % round_, v5=True))
+        ptype, body = read_packet(s)
+        assert ptype == raw.CONNACK and body[1] == 0, body
+        props = dict(raw.decode_props(body, 2)[0])
+        receive_max = props.get(0x21, 65535)
+        burst = b"".join(raw.publish("t/x", b"p" * 1000, qos=2, pid=i, v5=True)
+                         for i in range(1, receive_max + 201))
         got = b""
         try:
             s.sendall(burst)

@@ -29,7 +29,8 @@ static void on_close(void *user, const char *why)
     (void)why;
 }
 
-static const struct net_handler handler = {on_open, on_data, on_close};
+static const struct net_handler handler = {
+    .on_open = on_open, .on_data = on_data, .on_close = on_close};
 
 static int dial(uint16_t port)
 {
@@ -57,7 +58,10 @@ static size_t read_n(int fd, char *buf, size_t n)
 
 static struct net_server *start(unsigned workers, uint32_t maxconn)
 {
-    struct net_config cfg = {workers, maxconn, 1 << 20, 1 << 20};
+    struct net_config cfg = {.workers = workers,
+                             .max_connections = maxconn,
+                             .max_input = 1 << 20,
+                             .max_output = 1 << 20};
     struct net_server *s = net_server_new(&cfg, &handler, NULL);
     char err[256];
     ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1:0", err, sizeof(err)), 0);
@@ -141,7 +145,8 @@ TEST(out_of_descriptors_sheds_without_spinning)
 /* Listener settings from the URL query: max_connections is per listener. */
 TEST(listener_max_connections_from_url)
 {
-    struct net_config cfg = {2, 0, 1 << 20, 1 << 20};
+    struct net_config cfg = {
+        .workers = 2, .max_connections = 0, .max_input = 1 << 20, .max_output = 1 << 20};
     struct net_server *s = net_server_new(&cfg, &handler, NULL);
     char err[256];
     ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1:0?max_connections=1", err, sizeof(err)), 0);
@@ -171,7 +176,8 @@ TEST(listener_max_connections_from_url)
 
 TEST(bad_listener_settings)
 {
-    struct net_config cfg = {1, 0, 1024, 1024};
+    struct net_config cfg = {
+        .workers = 1, .max_connections = 0, .max_input = 1024, .max_output = 1024};
     struct net_server *s = net_server_new(&cfg, &handler, NULL);
     char err[256];
     ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1:0?max_connections=x", err, sizeof(err)), -1);
