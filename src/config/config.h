@@ -55,6 +55,10 @@ struct cfg_listener {
     uint32_t expiry_warn_days;
     bool crl_strict;
     uint32_t max_handshakes;
+    uint32_t handshake_queue;           /* 0: as many as max_handshakes */
+    uint32_t handshake_idle_timeout_ms; /* 0: a quarter of handshake_timeout */
+    bool proxy_protocol;
+    char *trusted_proxies; /* comma-separated CIDR ranges */
 };
 
 struct cfg_bridge_topic {

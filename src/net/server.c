@@ -220,7 +220,9 @@ static bool input_full(const struct net_conn *c)
 
 static void set_interest(struct net_conn *c, bool out)
 {
-    set_events(c, (input_full(c) ? 0 : EPOLLIN) | (out ? EPOLLOUT : 0));
+    /* After the peer's FIN nothing more is read (a readable EOF would wake
+     * the loop for ever), nor while held input fills its buffer. */
+    set_events(c, (c->rd_eof || input_full(c) ? 0 : EPOLLIN) | (out ? EPOLLOUT : 0));
 }
 
 /* ---- the handshake gate ---- */
@@ -356,6 +358,7 @@ static void begin_handshake(struct net_conn *c)
     c->tstate = t;
     c->phase = PH_HANDSHAKE;
     set_interest(c, false);
+    log_debug("%s: TLS handshake slot taken", c->peer);
     uint8_t b;
     if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
         gate_not_idle(c);
@@ -391,31 +394,43 @@ static bool handshake(struct net_conn *c)
     return false;
 }
 
+enum drain { DRAIN_MORE, DRAIN_EOF, DRAIN_STOP };
+
 /* Reads and throws away input: a connection on its way out must not leave
  * bytes unread (closing would send a reset), nor spin on a readable socket.
- * Returns false at EOF, an error, or when the budget is spent. */
-static bool discard(struct net_conn *c)
+ * DRAIN_EOF: the peer closed its side; DRAIN_STOP: an error, or the budget
+ * is spent. */
+static enum drain discard(struct net_conn *c)
 {
     static __thread uint8_t sink[READ_CHUNK];
     for (int i = 0; i < READS_PER_TURN; i++) {
         ssize_t n = read(c->fd, sink, sizeof(sink));
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return true;
-        if (n <= 0 || (size_t)n >= c->linger_left) {
+            return DRAIN_MORE;
+        if (n == 0) {
+            c->rd_eof = true;
+            return DRAIN_EOF;
+        }
+        if (n < 0 || (size_t)n >= c->linger_left) {
             c->linger_left = 0;
-            return false;
+            return DRAIN_STOP;
         }
         c->linger_left -= (size_t)n;
     }
-    return true;
+    return DRAIN_MORE;
 }
 
 static void read_ready(struct net_conn *c)
 {
     const struct net_handler *h = c->w->s->h;
     if (atomic_load(&c->closing)) {
-        if (!discard(c))
-            fail(c, "peer closed");
+        /* The peer's EOF does not drop what is still to be written (it
+         * may have shut down only its sending side). */
+        enum drain d = discard(c);
+        if (d == DRAIN_STOP)
+            fail(c, "input while closing");
+        else if (d == DRAIN_EOF)
+            set_interest(c, (c->events & EPOLLOUT) != 0);
         return;
     }
     if (!handshake(c))
@@ -471,6 +486,24 @@ static void resume(struct net_conn *c)
     read_ready(c);
 }
 
+/* The peer's address as 16 bytes in c->addr (IPv4 as ::ffff:a.b.c.d), and
+ * its key for handshake fairness in c->gate.src: the address for IPv4, its
+ * /64 for IPv6 (one host commonly holds a whole /64). */
+static void set_address(struct net_conn *c, int family, const void *addr)
+{
+    memset(c->addr, 0, sizeof(c->addr));
+    if (family == AF_INET) {
+        c->addr[10] = c->addr[11] = 0xFF;
+        memcpy(c->addr + 12, addr, 4);
+    } else {
+        memcpy(c->addr, addr, 16);
+    }
+    memcpy(c->gate.src, c->addr, 16);
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    if (memcmp(c->addr, mapped, 12) != 0)
+        memset(c->gate.src + 8, 0, 8);
+}
+
 /* The PROXY phase: a trusted proxy's header is read (peeked, then exactly
  * its bytes consumed, so what follows stays in the socket for TLS or
  * MQTT); from anyone else, a first byte that starts a header is refused. */
@@ -512,13 +545,7 @@ static void proxy_ready(struct net_conn *c)
         proxy_addr_format(&r.src, real, sizeof(real));
         log_info("%s: PROXY v%d: client %s", c->peer, r.version, real);
         snprintf(c->peer, sizeof(c->peer), "%s", real);
-        memset(c->gate.src, 0, 16);
-        if (r.src.family == AF_INET) {
-            c->gate.src[10] = c->gate.src[11] = 0xFF;
-            memcpy(c->gate.src + 12, r.src.addr, 4);
-        } else {
-            memcpy(c->gate.src, r.src.addr, 16);
-        }
+        set_address(c, r.src.family, r.src.addr);
     }
     after_proxy(c);
 }
@@ -558,6 +585,18 @@ static bool flush(struct net_conn *c)
     return empty;
 }
 
+/* c no longer counts against max_connections (nor the descriptor budget,
+ * whose margin covers the short drain of a graceful close). Done before
+ * on_close, so whoever saw the close logged can connect again at once. */
+static void release(struct net_conn *c)
+{
+    if (c->released)
+        return;
+    c->released = true;
+    atomic_fetch_sub(&c->l->nconns, 1);
+    atomic_fetch_sub(&c->w->s->nconns, 1);
+}
+
 /* Owner only: frees c, telling the layer above if it still has it. */
 static void destroy(struct net_conn *c)
 {
@@ -565,6 +604,7 @@ static void destroy(struct net_conn *c)
     const char *why = atomic_load(&c->why);
     gate_leave(c);
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    release(c);
     if (c->opened)
         w->s->h->on_close(c->user, why ? why : "closed");
     pthread_mutex_lock(&w->pending_lock);
@@ -575,6 +615,9 @@ static void destroy(struct net_conn *c)
     for (size_t i = 0; i < w->ndirty; i++)
         if (w->dirty[i] == c)
             w->dirty[i] = NULL;
+    for (size_t i = 0; i < w->nserving; i++)
+        if (w->serving[i] == c)
+            w->serving[i] = NULL;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -586,8 +629,6 @@ static void destroy(struct net_conn *c)
     buf_free(&c->in);
     buf_free(&c->out);
     pthread_mutex_destroy(&c->out_lock);
-    atomic_fetch_sub(&c->l->nconns, 1);
-    atomic_fetch_sub(&w->s->nconns, 1);
     free(c);
 }
 
@@ -596,16 +637,24 @@ static void destroy(struct net_conn *c)
 static void start_linger(struct net_conn *c, uint64_t now)
 {
     const char *why = atomic_load(&c->why);
+    release(c);
     c->w->s->h->on_close(c->user, why ? why : "closed");
     c->opened = false;
     c->user = NULL;
+    if (c->tls) {
+        /* TLS ends first (close_notify, best effort); the drain reads raw. */
+        c->ops->destroy(c->tstate);
+        c->ops = &tcp_transport_ops;
+        c->tstate = &c->tcp;
+        c->tls = NULL;
+    }
     shutdown(c->fd, SHUT_WR);
     c->phase = PH_LINGER;
     c->deadline = now + LINGER_MS;
     c->linger_left = LINGER_BYTES;
     set_events(c, EPOLLIN | EPOLLRDHUP);
     atomic_fetch_add(&c->l->st[NET_ST_GRACEFUL_CLOSES], 1);
-    if (!discard(c))
+    if (c->rd_eof || discard(c) != DRAIN_MORE)
         c->linger_done = true;
 }
 
@@ -668,13 +717,10 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
         snprintf(c->peer, sizeof(c->peer), "%s", name);
     else
         tcp_peer_name(fd, c->peer, sizeof(c->peer));
-    if (ss && ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        c->gate.src[10] = c->gate.src[11] = 0xFF;
-        memcpy(c->gate.src + 12, &a->sin_addr, 4);
-    } else if (ss && ss->ss_family == AF_INET6) {
-        memcpy(c->gate.src, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-    }
+    if (ss && ss->ss_family == AF_INET)
+        set_address(c, AF_INET, &((const struct sockaddr_in *)ss)->sin_addr);
+    else if (ss && ss->ss_family == AF_INET6)
+        set_address(c, AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr);
     buf_init(&c->in, s->cfg.max_input);
     buf_init(&c->out, 0); /* bounded by out_limit in send_bounded */
     c->out_limit = l->max_output ? l->max_output : s->cfg.max_output;
@@ -694,7 +740,7 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
     if (l->proxy) {
         c->phase = PH_PROXY;
         for (size_t i = 0; i < l->ntrusted && !c->trusted; i++)
-            c->trusted = proxy_cidr_match(&l->trusted[i], AF_INET6, c->gate.src);
+            c->trusted = proxy_cidr_match(&l->trusted[i], AF_INET6, c->addr);
         return; /* the first bytes decide (proxy_ready) */
     }
     after_proxy(c);
@@ -723,9 +769,15 @@ static void flush_lists(struct worker *w)
         free(adopt);
         adopt = next;
     }
+    /* The list may name a connection twice (a flush and a handshake slot);
+     * destroy() clears every entry of what it frees, this list's too. */
+    w->serving = list;
+    w->nserving = n;
     for (size_t i = 0; i < n; i++)
         if (list[i])
             service(list[i], now);
+    w->serving = NULL;
+    w->nserving = 0;
     free(list);
     /* service() may add to dirty (on_close handlers send); loop by index. */
     for (size_t i = 0; i < w->ndirty; i++)
@@ -817,7 +869,7 @@ static void handle_conn(struct net_conn *c, uint32_t events)
             fail(c, "peer closed while waiting for a TLS handshake slot");
         break;
     case PH_LINGER:
-        if (!discard(c))
+        if (discard(c) != DRAIN_MORE)
             c->linger_done = true;
         break;
     default:

@@ -20,10 +20,17 @@ static void *on_open(void *ctx, struct net_conn *c)
     return c;
 }
 
+static _Atomic bool bye_mode; /* answer "bye" to anything and close */
+
 /* Echo, and "q" closes after echoing. */
 static size_t on_data(void *user, const uint8_t *d, size_t n)
 {
     struct net_conn *c = user;
+    if (atomic_load(&bye_mode)) {
+        ASSERT_EQ(net_conn_send(c, "bye", 3), 0);
+        net_conn_close(c, "bye");
+        return n;
+    }
     ASSERT_EQ(net_conn_send(c, d, n), 0);
     if (n && d[n - 1] == 'q')
         net_conn_close(c, "asked");
@@ -447,6 +454,35 @@ TEST(accepted_not_internal)
     stop(s);
 }
 
+/* The handler closes after its last packet while the peer is still
+ * sending: the peer reads that packet and an end of file, not a reset
+ * (writing is shut down, unread input is drained, then the socket closes). */
+TEST(close_while_peer_sends_is_graceful)
+{
+    atomic_store(&bye_mode, true);
+    struct net_server *s = start(1, 0);
+    int fd = dial(net_server_port(s, 0));
+    static char junk[400 * 1024];
+    memset(junk, 'x', sizeof(junk));
+    size_t sent = 0;
+    while (sent < sizeof(junk)) {
+        ssize_t n = send(fd, junk + sent, sizeof(junk) - sent, MSG_NOSIGNAL);
+        if (n <= 0)
+            TEST_FAIL_("send failed after %zu bytes: the server reset the connection", sent);
+        sent += (size_t)n;
+    }
+    char back[8];
+    ASSERT_EQ(read_n(fd, back, 3), 3);
+    ASSERT_MEM_EQ(back, "bye", 3);
+    ASSERT_EQ(read(fd, back, 1), 0); /* end of file, not ECONNRESET */
+    close(fd);
+    uint64_t st[NET_NSTATS];
+    ASSERT(net_server_listener_stats(s, 0, st));
+    ASSERT_EQ(st[NET_ST_GRACEFUL_CLOSES], 1);
+    stop(s);
+    atomic_store(&bye_mode, false);
+}
+
 int main(void)
 {
     RUN(echo_many_connections);
@@ -461,5 +497,6 @@ int main(void)
     RUN(adopt_peer_close_and_stop);
     RUN(adopt_before_start_refused);
     RUN(accepted_not_internal);
+    RUN(close_while_peer_sends_is_graceful);
     TEST_DONE();
 }
