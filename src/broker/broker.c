@@ -359,6 +359,10 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
     if (v5 && (ck->props.present & MQTT_HAS(MQTT_PROP_AUTH_METHOD)))
         return refuse(c, MQTT_RC_BAD_AUTH_METHOD, 0, "no enhanced authentication method");
     read_cert(c);
+    if (c->has_cert && c->cert.ambiguous)
+        return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_RC311_NOT_AUTHORIZED,
+                      "the certificate's names are ambiguous (a NUL or control character, a "
+                      "repeated CN or OU, or too long): no identity can be taken from it");
     if (c->cert_clientid) { /* peer_cert_as_clientid: the certificate names the client */
         snprintf(id, sizeof(id), "%s", c->cert_clientid);
     } else if (ck->client_id.len == 0) {

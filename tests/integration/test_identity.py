@@ -258,6 +258,19 @@ def test_stale_crl_keeps_certificate_identity(ward_factory, tmp_path, pki):
     c.disconnect()
 
 
+# ---- certificate names that cannot be an identity ----------------------------
+
+@pytest.mark.parametrize("cert", ["client_two_cn", "client_nul_cn"])
+def test_ambiguous_certificate_names_are_refused(ward_factory, tmp_path, pki, cert):
+    """A CA-signed certificate whose CN repeats, or hides a NUL ("admin\\0.evil"
+    once read as "admin"), gives no identity: refused, not let in anonymous."""
+    w = start(ward_factory, tmp_path, mtls_listener(pki), ADMIN_ACL)
+    c = TlsRaw(w.port, pki, client=cert)
+    assert connack(c, "x")[1] == 0x87
+    c.drop()
+    w.wait_log("certificate's names are ambiguous")
+
+
 # ---- item 4: assigned ids, log lines ----------------------------------------
 
 def test_assigned_client_ids_are_random(ward):
