@@ -295,6 +295,8 @@ static void config_to_broker(const struct ward_config *cfg, struct broker_config
     bc->max_sessions = cfg->max_sessions;
     bc->packet_timeout_ms = cfg->packet_timeout_ms;
     bc->slow_consumer_timeout_ms = cfg->slow_consumer_timeout_ms;
+    if (cfg->memory_limit) /* 0 keeps broker_config_defaults' automatic value */
+        bc->memory_limit = cfg->memory_limit;
     bc->max_retained_messages = cfg->max_retained_messages;
     bc->max_retained_bytes = cfg->max_retained_bytes;
 }

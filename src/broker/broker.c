@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "broker/internal.h"
 #include "core/clock.h"
@@ -38,6 +39,11 @@ void broker_config_defaults(struct broker_config *cfg)
     cfg->max_sessions = 200000;
     cfg->packet_timeout_ms = 60000;
     cfg->slow_consumer_timeout_ms = 30000;
+    /* system.memory_limit's automatic value: three quarters of the
+     * machine's memory, at most 4 GiB (what the configuration key holds). */
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    uint64_t total = pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+    cfg->memory_limit = total / 4 * 3 > 0xFFFFFFFFull ? 0xFFFFFFFFull : total / 4 * 3;
     cfg->max_retained_messages = 100000;
     cfg->max_retained_bytes = 256u << 20;
 }
@@ -527,6 +533,20 @@ static void retained_refused(struct broker *b, const struct msg *m)
              b->cfg.max_retained_bytes, m->topic, b->st.retained_dropped);
 }
 
+/* Over system.memory_limit: v5 publishers hear 0x97 (quota exceeded);
+ * 3.1.1 has no refusal but the close, so a 3.1.1 QoS 1/2 publisher is
+ * disconnected; QoS 0 is dropped. All counted. */
+static void publish_over_memory(struct client *c, const struct mqtt_publish *pub)
+{
+    struct broker *b = c->b;
+    b->st.memory_refused++;
+    if (pub->qos == 0)
+        return;
+    if (c->codec.version != MQTT_V5)
+        return client_kick(c, MQTT_RC_QUOTA_EXCEEDED, "over system.memory_limit");
+    send_ack(c, pub->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pub->packet_id, MQTT_RC_QUOTA_EXCEEDED);
+}
+
 static void handle_publish(struct client *c, struct mqtt_packet *pkt)
 {
     struct broker *b = c->b;
@@ -536,6 +556,8 @@ static void handle_publish(struct client *c, struct mqtt_packet *pkt)
         rc = publish_allowed(c, pub);
     if (rc)
         return client_kick(c, (uint8_t)rc, "refused PUBLISH");
+    if (b->over_memory && !c->internal)
+        return publish_over_memory(c, pub);
     if (!session_allowed(b, c->s, ACL_PUBLISH, (const char *)pub->topic.p, pub->topic.len)) {
         b->st.msgs_in++;
         return publish_denied(c, pub);
@@ -1127,6 +1149,7 @@ static void publish_sys(struct broker *b, uint64_t now)
     sys_publish(b, "$SYS/broker/flow/throttled", "%" PRIu64, st->throttled);
     sys_publish(b, "$SYS/broker/flow/waiting", "%zu", b->nthrottled);
     sys_publish(b, "$SYS/broker/flow/slow_consumers", "%" PRIu64, st->slow_consumers);
+    sys_publish(b, "$SYS/broker/limits/memory_refused", "%" PRIu64, st->memory_refused);
     sys_publish(b, "$SYS/broker/publish/messages/dropped/queue_full", "%" PRIu64,
                 st->dropped_queue);
     sys_publish(b, "$SYS/broker/publish/messages/dropped/offline_queue_full", "%" PRIu64,
@@ -1188,6 +1211,33 @@ static void check_sessions(struct broker *b, uint64_t now)
     }
 }
 
+/* Resident memory in bytes (0 if unknown). */
+static uint64_t resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "re");
+    unsigned long long size = 0, rss = 0;
+    if (!f)
+        return 0;
+    int n = fscanf(f, "%llu %llu", &size, &rss);
+    fclose(f);
+    return n == 2 ? (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+/* system.memory_limit: past it new publishes are refused; below 90% of it
+ * they are taken again (a margin, so the state does not flap). */
+static void check_memory(struct broker *b)
+{
+    if (!b->cfg.memory_limit)
+        return;
+    uint64_t rss = resident_bytes();
+    bool over = b->over_memory ? rss > b->cfg.memory_limit / 10 * 9 : rss > b->cfg.memory_limit;
+    if (over != b->over_memory)
+        log_warn("memory: %" PRIu64 " MiB resident, %s system.memory_limit (%" PRIu64 " MiB): %s",
+                 rss >> 20, over ? "over" : "back under", b->cfg.memory_limit >> 20,
+                 over ? "new publishes are refused" : "publishes are taken again");
+    b->over_memory = over;
+}
+
 static void *housekeeping(void *arg)
 {
     struct broker *b = arg;
@@ -1196,6 +1246,7 @@ static void *housekeeping(void *arg)
         uint64_t now = clock_mono_ms();
         check_clients(b, now);
         check_sessions(b, now);
+        check_memory(b);
         if (b->cfg.sys_interval_s && now >= b->next_sys_ms) {
             publish_sys(b, now);
             b->next_sys_ms = now + b->cfg.sys_interval_s * 1000ull;
@@ -1399,6 +1450,7 @@ void broker_reconfigure(struct broker *b, const struct broker_config *n)
     c->max_sessions = n->max_sessions;
     c->packet_timeout_ms = n->packet_timeout_ms;
     c->slow_consumer_timeout_ms = n->slow_consumer_timeout_ms;
+    c->memory_limit = n->memory_limit;
     c->max_topic_levels = n->max_topic_levels;
     c->max_keepalive = n->max_keepalive;
     c->sys_interval_s = n->sys_interval_s;

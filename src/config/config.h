@@ -134,7 +134,8 @@ struct ward_config {
     uint32_t max_retained_messages; /* 0: unlimited */
     uint32_t max_retained_bytes;    /* 0: unlimited */
     /* system { } */
-    uint32_t workers; /* 0: one per CPU */
+    uint32_t workers;      /* 0: one per CPU */
+    uint32_t memory_limit; /* bytes, 0: automatic */
     /* log { } */
     char *log_level;
     char *log_to;

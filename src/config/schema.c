@@ -110,6 +110,11 @@ static const struct key_spec global_keys[] = {
     {"mqtt.max_retained_bytes", K_SIZE, G(max_retained_bytes), "256MB", 0, U32MAX, NULL,
      "Most bytes (topic, payload and properties) of retained messages kept (0: unlimited); as "
      "max_retained_messages beyond it."},
+    {"system.memory_limit", K_SIZE, G(memory_limit), "0", 0, 4294967295.0, NULL,
+     "Resident memory past which new publishes are refused (v5: 0x97; 3.1.1 QoS 1/2 "
+     "publishers are disconnected; QoS 0 dropped; counted), taken again below 90% of it. "
+     "0: three quarters of the machine's memory, at most 4GB (the largest value this key "
+     "holds)."},
     {"system.workers", K_U32, G(workers), "0", 0, 256, NULL,
      "Worker threads, each with its own event loop (0: one per CPU)."},
     {"system.num_taskq_thread", K_U32, G(workers), NULL, 0, 256, NULL,
