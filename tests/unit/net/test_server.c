@@ -236,17 +236,22 @@ static bool wait_for(_Atomic int *v, int want)
 
 TEST(hold_resume_and_drain)
 {
-    struct net_config cfg = {.workers = 1, .max_input = 1 << 16, .max_output = 4096};
+    /* An input bound of 6 bytes: held input is read until it is full. */
+    struct net_config cfg = {.workers = 1, .max_input = 6, .max_output = 4096};
     struct net_server *s = net_server_new(&cfg, &hold_handler, NULL);
     char err[256];
     ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1:0", err, sizeof(err)), 0);
     ASSERT_EQ(net_server_start(s), 0);
+    atomic_store(&hold_next, true);
     int calls0 = atomic_load(&held_calls);
     int fd = dial(net_server_port(s, 0));
     ASSERT_EQ(write(fd, "abc", 3), 3);
     ASSERT(wait_for(&held_calls, calls0 + 1));
-    /* Held: more input is not read, so on_data is not called again. */
+    /* Held, not full: more is read and offered again (look-ahead). */
     ASSERT_EQ(write(fd, "def", 3), 3);
+    ASSERT(wait_for(&held_calls, calls0 + 2));
+    /* Held and full: nothing more is read, so on_data is not called. */
+    ASSERT_EQ(write(fd, "ghi", 3), 3);
     struct net_conn *c = atomic_load(&last_conn);
     int before = atomic_load(&held_calls);
     /* A round trip through the worker (an output flush) proves it ran. */
@@ -254,10 +259,10 @@ TEST(hold_resume_and_drain)
     char b1;
     ASSERT_EQ(read_n(fd, &b1, 1), 1);
     ASSERT_EQ(atomic_load(&held_calls), before);
-    /* Resumed: the kept input is offered again, with what came since. */
+    /* Resumed: the kept input is offered again, then the rest is read. */
     atomic_store(&hold_next, false);
     net_conn_resume_input(c);
-    ASSERT(wait_for(&held_calls, before + 1));
+    ASSERT(wait_for(&held_calls, before + 2));
     /* Output: fill past the bound without reading, then read: a drain. */
     static char chunk[4096];
     while (net_conn_send(c, chunk, sizeof(chunk)) == 0)
