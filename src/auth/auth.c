@@ -445,9 +445,11 @@ int auth_connect_async(struct auth *a, struct auth_request *q, auth_done_fn done
 {
     char host[64];
     host_of(q->peer, host, sizeof(host));
-    struct rules *r = begin(a, q, host, now);
+    enum auth_cause c;
+    struct rules *r = begin(a, q, host, &c);
     if (!r) {
-        finish(a, host, *now);
+        finish(a, host, c);
+        *now = c;
         return 1;
     }
     struct job *j = job_new(r, q, host, done, ctx);

@@ -228,11 +228,12 @@ bool passwd_delete(struct passwd_db *db, const char *user)
 /* Hashes the password against a dummy entry (the salt need not be secret or
  * random: the result is never accepted) and compares it, so the work is that
  * of a real check. */
-static void hash_dummy(const struct passwd_db *db, const uint8_t *pw, size_t plen)
+static void hash_dummy(const struct passwd_db *db, const uint8_t *pw, size_t plen, bool *hashed)
 {
     struct passwd_entry dummy = {.iterations = db->dummy_iterations ? db->dummy_iterations
                                                                     : PASSWD_ITERATIONS};
     uint8_t got[PASSWD_HASH_LEN];
+    *hashed = true;
     if (derive(&dummy, pw, plen, got) == 0)
         (void)CRYPTO_memcmp(got, dummy.hash, PASSWD_HASH_LEN);
     OPENSSL_cleanse(got, sizeof(got));
@@ -244,10 +245,10 @@ enum passwd_verdict passwd_verify(struct passwd_db *db, const char *user, size_t
 {
     bool dummy_hashed;
     hashed = hashed ? hashed : &dummy_hashed;
-    *hashed = true;
+    *hashed = false;
     const struct passwd_entry *found = passwd_find(db, user, ulen);
     if (!found) {
-        hash_dummy(db, password, plen);
+        hash_dummy(db, password, plen, hashed);
         return PASSWD_NO_USER;
     }
     struct passwd_entry *e = (struct passwd_entry *)found;
@@ -257,11 +258,10 @@ enum passwd_verdict passwd_verify(struct passwd_db *db, const char *user, size_t
     bool hit = e->cached && CRYPTO_memcmp(mac, e->verified_mac, sizeof(mac)) == 0;
     struct passwd_entry copy = *e;
     pthread_mutex_unlock(&db->lock);
-    if (hit) {
-        *hashed = false;
+    if (hit)
         return PASSWD_OK;
-    }
     /* The slow hash runs without the lock: other users' checks proceed. */
+    *hashed = true;
     bool ok = derive(&copy, password, plen, got) == 0 &&
               CRYPTO_memcmp(got, copy.hash, PASSWD_HASH_LEN) == 0;
     if (ok) {
