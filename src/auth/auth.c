@@ -35,6 +35,7 @@ struct rules {
 struct fail_slot {
     char host[64];
     uint32_t count;
+    uint32_t pending; /* checks from there on the hashing pool */
     uint64_t window_start, blocked_until;
 };
 
@@ -209,12 +210,17 @@ static void host_of(const char *peer, char *out, size_t cap)
         *colon = '\0';
 }
 
-static struct fail_slot *fail_slot(struct auth *a, const char *host)
+static struct fail_slot *slot_of(struct auth *a, const char *host)
 {
     uint32_t h = 2166136261u;
     for (const char *p = host; *p; p++)
         h = (h ^ (uint8_t)*p) * 16777619u;
-    struct fail_slot *f = &a->fails[h % FAIL_SLOTS];
+    return &a->fails[h % FAIL_SLOTS];
+}
+
+static struct fail_slot *fail_slot(struct auth *a, const char *host)
+{
+    struct fail_slot *f = slot_of(a, host);
     if (strcmp(f->host, host) != 0) { /* a collision simply evicts */
         memset(f, 0, sizeof(*f));
         snprintf(f->host, sizeof(f->host), "%s", host);
@@ -230,16 +236,49 @@ static bool blocked(struct auth *a, const char *host, uint64_t now)
     return b;
 }
 
-static void note_failure(struct auth *a, const char *host, uint64_t now)
+/* Under a->lock: the slot's failures in the current window. */
+static uint32_t window_count(struct fail_slot *f, uint64_t now)
 {
-    pthread_mutex_lock(&a->lock);
-    struct fail_slot *f = fail_slot(a, host);
     if (now - f->window_start > FAIL_WINDOW_MS) {
         f->window_start = now;
         f->count = 0;
     }
+    return f->count;
+}
+
+static void note_failure(struct auth *a, const char *host, uint64_t now)
+{
+    pthread_mutex_lock(&a->lock);
+    struct fail_slot *f = fail_slot(a, host);
+    window_count(f, now);
     if (++f->count > FAIL_BURST)
         f->blocked_until = now + FAIL_BLOCK_MS;
+    pthread_mutex_unlock(&a->lock);
+}
+
+/* A check from host may go to the hashing pool only while its failures in
+ * the window plus its checks already there stay within what the limit
+ * allows: each pending check may yet fail, and without this one address
+ * could have max_pending guesses hashed before its first failure counted. */
+static bool pending_take(struct auth *a, const char *host, uint64_t now)
+{
+    pthread_mutex_lock(&a->lock);
+    struct fail_slot *f = fail_slot(a, host);
+    bool ok = window_count(f, now) + f->pending <= FAIL_BURST;
+    if (ok)
+        f->pending++;
+    pthread_mutex_unlock(&a->lock);
+    return ok;
+}
+
+/* The check from host is decided (its failure, if any, noted). A slot taken
+ * over by another address meanwhile is left alone. */
+static void pending_put(struct auth *a, const char *host)
+{
+    pthread_mutex_lock(&a->lock);
+    struct fail_slot *f = slot_of(a, host);
+    if (strcmp(f->host, host) == 0 && f->pending)
+        f->pending--;
     pthread_mutex_unlock(&a->lock);
 }
 
@@ -362,6 +401,7 @@ static void *hash_thread(void *arg)
         enum auth_cause c =
             check_password(a, j->r, j->data, j->ulen, j->data + j->ulen, j->plen, &verified);
         finish(a, j->host, c);
+        pending_put(a, j->host);
         j->done(j->ctx, c, verified);
         job_free(j);
         pthread_mutex_lock(&p->lock);
@@ -447,6 +487,11 @@ int auth_connect_async(struct auth *a, struct auth_request *q, auth_done_fn done
     host_of(q->peer, host, sizeof(host));
     enum auth_cause c;
     struct rules *r = begin(a, q, host, &c);
+    if (r && !pending_take(a, host, clock_mono_ms())) {
+        rules_put(r);
+        r = NULL;
+        c = AUTH_RATE_LIMITED;
+    }
     if (!r) {
         finish(a, host, c);
         *now = c;
@@ -458,6 +503,7 @@ int auth_connect_async(struct auth *a, struct auth_request *q, auth_done_fn done
     if (!j || !enqueue(a, j)) {
         if (j)
             job_free(j);
+        pending_put(a, host);
         finish(a, host, AUTH_BUSY);
         return -1;
     }

@@ -98,7 +98,10 @@ typedef void (*auth_done_fn)(void *ctx, enum auth_cause cause, bool user_verifie
  * may go as soon as this returns. Returns
  *    1  decided at once, no hash needed (anonymous, a certificate alone, an
  *       address blocked for its failures, no password sent ...): *now is
- *       the cause, req->user_verified is set, done is not called;
+ *       the cause, req->user_verified is set, done is not called. An
+ *       address whose failures in the window plus its pending checks reach
+ *       what the failure limit allows gets AUTH_RATE_LIMITED here too, so
+ *       concurrent guesses cannot outrun the limit;
  *    0  queued: done(ctx, ...) is called exactly once, on a hashing thread
  *       (or, for a check that never ran, from auth_free with AUTH_BUSY);
  *       the check counts as pending until done returns;

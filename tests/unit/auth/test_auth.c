@@ -375,6 +375,46 @@ TEST(unknown_users_cost_one_hash)
     verdict_destroy(&v);
 }
 
+/* One address cannot have more checks pending than the failure limit would
+ * let fail: concurrent guesses do not outrun it. */
+TEST(pending_checks_count_against_the_address)
+{
+    struct auth *a = pool_auth(1, 64);
+    struct verdict blocker, v[7], other;
+    verdict_init(&blocker, true);
+    verdict_init(&other, false);
+    ASSERT_EQ(submit(a, "10.7.0.1:1", "alice", "nope", &blocker), 0);
+    wait_done(&blocker); /* the only thread is held: what follows queues */
+    for (int i = 0; i < 6; i++) {
+        verdict_init(&v[i], false);
+        ASSERT_EQ(submit(a, "10.7.0.2:1", "alice", "nope", &v[i]), 0);
+    }
+    verdict_init(&v[6], false);
+    struct auth_request q = req("10.7.0.2:2", "alice", "pw-a");
+    enum auth_cause now = AUTH_NCAUSES;
+    ASSERT_EQ(auth_connect_async(a, &q, on_done, &v[6], &now), 1);
+    ASSERT_EQ(now, AUTH_RATE_LIMITED);
+    ASSERT_EQ(submit(a, "10.7.0.3:1", "alice", "pw-a", &other), 0); /* others unaffected */
+    release(&blocker);
+    for (int i = 0; i < 6; i++) {
+        wait_done(&v[i]);
+        ASSERT_EQ(v[i].cause, AUTH_BAD_PASSWORD);
+    }
+    wait_done(&other);
+    ASSERT_EQ(other.cause, AUTH_OK);
+    /* Six failures: the address is blocked now, before any hash. */
+    q = req("10.7.0.2:3", "alice", "pw-a");
+    ASSERT_EQ(auth_connect_async(a, &q, on_done, &v[6], &now), 1);
+    ASSERT_EQ(now, AUTH_RATE_LIMITED);
+    ASSERT_EQ(v[6].calls, 0);
+    ASSERT_EQ(auth_hash_counts(a).total, 8);
+    auth_free(a);
+    for (int i = 0; i < 7; i++)
+        verdict_destroy(&v[i]);
+    verdict_destroy(&blocker);
+    verdict_destroy(&other);
+}
+
 /* The dummy entry uses the iteration count most of the file's entries use. */
 TEST(dummy_entry_matches_the_file)
 {
@@ -445,6 +485,7 @@ int main(void)
     RUN(requests_are_copied);
     RUN(a_full_queue_refuses);
     RUN(unknown_users_cost_one_hash);
+    RUN(pending_checks_count_against_the_address);
     RUN(dummy_entry_matches_the_file);
     RUN(auth_free_answers_every_check);
     char cmd[300];
