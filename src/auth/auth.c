@@ -418,11 +418,12 @@ static bool pool_start(struct auth *a)
     if (p->started)
         return p->nthreads > 0;
     p->started = true;
-    if (!(p->threads = calloc(p->want_threads, sizeof(*p->threads))))
-        return false;
-    while (p->nthreads < p->want_threads &&
+    p->threads = calloc(p->want_threads, sizeof(*p->threads));
+    while (p->threads && p->nthreads < p->want_threads &&
            pthread_create(&p->threads[p->nthreads], NULL, hash_thread, a) == 0)
         p->nthreads++;
+    /* Without a thread every check is refused (AUTH_BUSY), never hashed
+     * on the caller. */
     if (p->nthreads < p->want_threads)
         log_error("auth: started %u of %u hashing threads", p->nthreads, p->want_threads);
     return p->nthreads > 0;
