@@ -324,6 +324,8 @@ static void auth_settings(const struct serve_opts *flags, const struct ward_conf
         s->deny_disconnect = cfg->deny_action && strcmp(cfg->deny_action, "disconnect") == 0;
         s->password_file = cfg->password_file;
         s->acl_file = cfg->acl_file;
+        s->hash_threads = cfg->hash_threads;
+        s->max_pending = cfg->max_pending;
     }
     if (flags->password_file)
         s->password_file = flags->password_file;

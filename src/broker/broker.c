@@ -396,10 +396,7 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
                       "client ids starting with $bridge/ are reserved for bridges");
     if (b->auth && (!c->auth_done || c->auth_cause != AUTH_OK)) {
         b->st.auth_failures++;
-        uint8_t rc5 = auth_reason(c->auth_cause);
-        return refuse(c, rc5,
-                      rc5 == MQTT_RC_BAD_USERNAME_OR_PASSWORD ? MQTT_RC311_BAD_USERNAME_OR_PASSWORD
-                                                              : MQTT_RC311_NOT_AUTHORIZED,
+        return refuse(c, auth_reason(c->auth_cause), auth_reason311(c->auth_cause),
                       auth_cause_text(c->auth_cause));
     }
     char ubuf[256];
@@ -866,15 +863,109 @@ static void *on_open(void *ctx, struct net_conn *nc)
     return c;
 }
 
-/* Authenticates the CONNECT at the head of the input before the broker lock
- * is taken: password hashing is slow on purpose and must not stall other
- * clients. Only this connection's worker touches these fields. */
-static void authenticate(struct client *c, const uint8_t *data, size_t len)
+/* A password check running on auth's hashing threads for one connection.
+ * The connection and the check share it and the last one to let go frees
+ * it. It has a lock of its own, not the broker's, because at shutdown a
+ * check may finish after the broker is gone; under that lock "is the
+ * connection still open" and the resume of its input are one step, so a
+ * check never touches a connection on_close has let go. */
+struct auth_wait {
+    struct net_conn *nc; /* NULL once the connection closed */
+    int refs;
+    bool finished, user_verified;
+    enum auth_cause cause;
+};
+
+static pthread_mutex_t auth_wait_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Lets go of w (under auth_wait_lock); true when the caller must free it. */
+static bool auth_wait_put(struct auth_wait *w)
 {
+    return --w->refs == 0;
+}
+
+/* auth_done_fn, on a hashing thread: the verdict waits in w for on_data,
+ * which the resumed input calls again on the connection's worker. */
+static void auth_checked(void *ctx, enum auth_cause cause, bool user_verified)
+{
+    struct auth_wait *w = ctx;
+    pthread_mutex_lock(&auth_wait_lock);
+    w->cause = cause;
+    w->user_verified = user_verified;
+    w->finished = true;
+    if (w->nc)
+        net_conn_resume_input(w->nc);
+    bool last = auth_wait_put(w);
+    pthread_mutex_unlock(&auth_wait_lock);
+    if (last)
+        free(w);
+}
+
+/* The connection lets go of its check: on a verdict, or when it closes
+ * (the check then finishes into nothing). Returns whether the check had
+ * finished, with its verdict in c. */
+static bool auth_wait_end(struct client *c, bool closing)
+{
+    struct auth_wait *w = c->auth_wait;
+    pthread_mutex_lock(&auth_wait_lock);
+    bool finished = w->finished;
+    if (!finished && !closing) {
+        pthread_mutex_unlock(&auth_wait_lock);
+        return false;
+    }
+    if (finished) {
+        c->auth_cause = w->cause;
+        c->user_verified = w->user_verified;
+    }
+    w->nc = NULL;
+    bool last = auth_wait_put(w);
+    pthread_mutex_unlock(&auth_wait_lock);
+    if (last)
+        free(w);
+    c->auth_wait = NULL;
+    return finished;
+}
+
+/* Hands the CONNECT's check to auth's hashing threads. Returns true when
+ * the verdict is in c already (no hash was needed, or the queue is full:
+ * AUTH_BUSY), false when it will come to auth_checked. */
+static bool auth_start(struct client *c, struct auth_request *q)
+{
+    struct auth_wait *w = calloc(1, sizeof(*w));
+    enum auth_cause now = AUTH_BUSY;
+    int rc = w ? 0 : -1;
+    if (w) {
+        *w = (struct auth_wait){.nc = c->nc, .refs = 2};
+        rc = auth_connect_async(c->b->auth, q, auth_checked, w, &now);
+    }
+    if (rc == 0) {
+        c->auth_wait = w;
+        return false;
+    }
+    free(w);
+    c->auth_cause = rc > 0 ? now : AUTH_BUSY;
+    c->user_verified = rc > 0 && q->user_verified;
+    return true;
+}
+
+/* Authenticates the CONNECT at the head of the input before the broker lock
+ * is taken. Password hashing is slow on purpose, so it runs on auth's
+ * hashing threads, never here on the I/O worker: returns false while the
+ * check runs (the caller holds the input; the check resumes it), true when
+ * on_data may go on (c->auth_done set, or no complete CONNECT yet). Only
+ * this connection's worker touches these fields. */
+static bool authenticate(struct client *c, const uint8_t *data, size_t len)
+{
+    if (c->auth_wait) {
+        if (!auth_wait_end(c, false))
+            return false;
+        c->auth_done = true;
+        return true;
+    }
     struct mqtt_packet pkt;
     size_t used;
     if (mqtt_decode(&c->codec, data, len, &pkt, &used) != 0 || pkt.type != MQTT_CONNECT)
-        return; /* incomplete (try again with more) or refused under the lock */
+        return true; /* incomplete (try again with more) or refused under the lock */
     const struct mqtt_connect *ck = &pkt.u.connect;
     char id[256];
     snprintf(id, sizeof(id), "%.*s", (int)ck->client_id.len, ck->client_id.p);
@@ -891,9 +982,10 @@ static void authenticate(struct client *c, const uint8_t *data, size_t len)
         .cert_identity = c->has_cert,
         .cert_and_password = (c->b->listener_password >> (net_conn_listener(c->nc) % 64)) & 1,
     };
-    c->auth_cause = auth_connect(c->b->auth, &q);
-    c->user_verified = q.user_verified;
+    if (!auth_start(c, &q))
+        return false;
     c->auth_done = true;
+    return true;
 }
 
 /* Packets a throttled connection's input is searched for past a held
@@ -931,8 +1023,10 @@ static size_t on_data(void *user, const uint8_t *data, size_t len)
     struct client *c = user;
     struct broker *b = c->b;
     size_t off = 0;
-    if (b->auth && !c->auth_done && !c->connected)
-        authenticate(c, data, len);
+    if (b->auth && !c->auth_done && !c->connected && !authenticate(c, data, len)) {
+        net_conn_hold_input(c->nc); /* until the password check resumes it */
+        return 0;
+    }
     pthread_mutex_lock(&b->lock);
     c->last_rx_ms = clock_mono_ms();
     size_t ahead = c->scanned; /* handled ahead on an earlier call */
@@ -1033,6 +1127,8 @@ static void on_close(void *user, const char *why)
     if (c->s)
         detach(b, c);
     pthread_mutex_unlock(&b->lock);
+    if (c->auth_wait) /* a password check still running finishes into nothing */
+        auth_wait_end(c, true);
     client_free(c);
 }
 
@@ -1143,6 +1239,9 @@ static void publish_sys(struct broker *b, uint64_t now)
     sys_publish(b, "$SYS/broker/debug/retained/visits", "%" PRIu64, retain_visits(b->retained));
     sys_publish(b, "$SYS/broker/auth/failures", "%" PRIu64, st->auth_failures);
     sys_publish(b, "$SYS/broker/auth/denied", "%" PRIu64, st->acl_denied);
+    sys_publish(b, "$SYS/broker/auth/hashes", "%" PRIu64, auth_hash_counts(b->auth).total);
+    sys_publish(b, "$SYS/broker/auth/hashes_on_workers", "%" PRIu64,
+                auth_hash_counts(b->auth).on_caller);
     sys_publish(b, "$SYS/broker/limits/sessions_refused", "%" PRIu64, st->sessions_refused);
     sys_publish(b, "$SYS/broker/limits/subscriptions_refused", "%" PRIu64, st->subs_refused);
     sys_publish(b, "$SYS/broker/limits/packet_timeouts", "%" PRIu64, st->packet_timeouts);

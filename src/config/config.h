@@ -147,6 +147,8 @@ struct ward_config {
     char *deny_action; /* ignore | disconnect */
     char *password_file;
     char *acl_file;
+    uint32_t hash_threads; /* password-checking threads, >= 1 */
+    uint32_t max_pending;  /* password checks waiting or running at once */
     /* listeners and bridges */
     struct cfg_listener *listeners;
     size_t nlisteners;

@@ -131,6 +131,13 @@ static const struct key_spec global_keys[] = {
      "What happens when no ACL rule matches."},
     {"auth.deny_action", K_ENUM, G(deny_action), "ignore", 0, 0, "ignore disconnect",
      "What happens to a client whose publish or subscribe is denied."},
+    {"auth.hash_threads", K_U32, G(hash_threads), "2", 1, 64, NULL,
+     "Threads that check passwords (PBKDF2, slow on purpose), so the I/O workers never do; "
+     "more than the CPUs gains nothing. Changing it needs a restart."},
+    {"auth.max_pending", K_U32, G(max_pending), "64", 1, 100000, NULL,
+     "Password checks waiting or running at once; a CONNECT beyond it is refused at once "
+     "(0x9F / 0x03), counted and logged. At ~60 ms a check, 64 with 2 threads is a wait "
+     "of at most about 2 s."},
 };
 
 static const struct key_spec listener_keys[] = {
