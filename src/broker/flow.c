@@ -94,7 +94,8 @@ bool flow_stalled(const struct broker *b, const struct client *c, uint64_t now)
 {
     const struct session *s = c->s;
     uint32_t limit = b->cfg.slow_consumer_timeout_ms;
-    return limit && s && s->blocking && now - s->blocking_since_ms > limit;
+    /* A bridge's local side waits on its uplink, and never times out. */
+    return limit && s && !c->internal && s->blocking && now - s->blocking_since_ms > limit;
 }
 
 /* see flow.h */
