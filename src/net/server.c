@@ -669,6 +669,12 @@ static void service(struct net_conn *c, uint64_t now)
     }
     if (atomic_exchange(&c->hs_go, false) && c->phase == PH_QUEUED && !atomic_load(&c->closing))
         begin_handshake(c);
+    /* Clear flush_queued before taking resume_req: a resume asked after
+     * this point schedules the connection again instead of being lost
+     * (it sees flush_queued false), and one asked before is taken here. */
+    pthread_mutex_lock(&c->out_lock);
+    c->flush_queued = false;
+    pthread_mutex_unlock(&c->out_lock);
     if (atomic_exchange(&c->resume_req, false) && c->held && c->phase == PH_OPEN)
         resume(c);
     /* Read `closing` before flushing: whatever was queued before the close
