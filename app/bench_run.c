@@ -59,6 +59,8 @@ struct bench {
     atomic_uint ready, failed;
     atomic_uint_fast64_t sent, received, duplicates, out_of_order, connects, conn_errors;
     atomic_uint_fast64_t pubs_done, acked;
+    atomic_uint quiet_workers; /* workers that saw the run end (produce no more) */
+    unsigned nworkers;
     uint64_t run_start_ns;
     char error[256];
     pthread_mutex_t err_lock;
@@ -72,7 +74,7 @@ struct worker {
     size_t n;
     struct bench_hist hist;
     uint64_t last_rx_ns;
-    uint64_t next_due_ns; /* the earliest held PUBACK on this worker */
+    uint64_t wake_ns; /* the next timer: a held PUBACK, a paced message */
 };
 
 static uint64_t now_ns(void)
@@ -255,8 +257,8 @@ static void on_message(struct bc *c, const struct mqtt_publish *pub)
         /* A consumer with a round trip: hold the PUBACK, keep reading. */
         uint64_t delay = b->o->ack_delay_ns;
         if (delay && bench_acks_push(&c->held, t + delay, pub->packet_id) == 0) {
-            if (t + delay < c->w->next_due_ns)
-                c->w->next_due_ns = t + delay;
+            if (t + delay < c->w->wake_ns)
+                c->w->wake_ns = t + delay;
         } else {
             struct mqtt_packet a = {.type = MQTT_PUBACK};
             a.u.ack.packet_id = pub->packet_id;
@@ -409,7 +411,8 @@ static bool may_produce(struct bc *c, uint64_t t)
     return !(o->rate > 0 && t < c->next_ns);
 }
 
-static void produce(struct bc *c, uint64_t t)
+/* Publishes what c may now. Returns how many messages it queued. */
+static int produce(struct bc *c, uint64_t t)
 {
     struct bench *b = c->w->b;
     const struct bench_opts *o = b->o;
@@ -418,16 +421,17 @@ static void produce(struct bc *c, uint64_t t)
     if (size > sizeof(payload))
         size = sizeof(payload);
     if (!may_produce(c, t) && !(o->count && c->seq >= o->count))
-        return; /* the common case with many rate-limited publishers: cheap */
+        return 0; /* the common case with many rate-limited publishers: cheap */
     memset(payload + HDR_LEN, 'x', size - HDR_LEN);
-    for (int batch = 0; batch < 64; batch++) {
+    int batch = 0;
+    for (; batch < 64; batch++) {
         if (o->count && c->seq >= o->count) {
             c->done = true; /* the socket stays open for the last acks */
             atomic_fetch_add(&b->pubs_done, 1);
-            return;
+            break;
         }
         if (!may_produce(c, t))
-            return;
+            break;
         stamp(payload, c->idx, c->seq);
         struct mqtt_packet p = {.type = MQTT_PUBLISH};
         p.u.publish.topic = (struct mqtt_str){(const uint8_t *)c->topic, strlen(c->topic)};
@@ -445,6 +449,7 @@ static void produce(struct bc *c, uint64_t t)
         if (o->rate > 0)
             c->next_ns += (uint64_t)(1e9 / o->rate);
     }
+    return batch;
 }
 
 /* ---- the loop ---- */
@@ -576,39 +581,50 @@ static uint64_t release_acks(struct bc *c, uint64_t t)
 }
 
 /* One pass over the worker's connections: due PUBACKs out, and (producing)
- * the publishers' next messages. */
+ * the publishers' next messages. Sets w->wake_ns: now if a publisher may
+ * have more to send at once, else the next timer (a held PUBACK, a paced
+ * publisher's next message; those at most every 1 ms, so 2,000 slow
+ * publishers do not make 2,000 wake-ups), UINT64_MAX for none: then only
+ * the sockets wake the loop (a PUBACK opening a window, a writable socket). */
 static void tick(struct worker *w, bool producing)
 {
-    uint64_t t = now_ns(), due = UINT64_MAX;
+    const struct bench_opts *o = w->b->o;
+    uint64_t t = now_ns(), wake = UINT64_MAX, paced = UINT64_MAX;
     for (size_t i = 0; i < w->n; i++) {
         struct bc *c = w->conns[i];
         if (c->fd < 0 || c->state != READY)
             continue;
         if (c->role == SUB && c->held.len) {
             uint64_t d = release_acks(c, t);
-            due = d < due ? d : due;
+            wake = d < wake ? d : wake;
         }
         if (!producing || c->role != PUB || c->done)
             continue;
-        produce(c, t);
+        if (produce(c, t) > 0 && o->rate <= 0)
+            wake = t;
+        if (o->rate > 0 && c->next_ns < paced)
+            paced = c->next_ns;
         if (flush(c) < 0)
             conn_close(c);
     }
-    w->next_due_ns = due;
+    if (paced != UINT64_MAX && paced < t + 1000000)
+        paced = t + 1000000;
+    w->wake_ns = paced < wake ? paced : wake;
 }
 
-/* How long epoll may wait: not past the next held PUBACK. */
-static int wait_ms(const struct worker *w, bool producing)
+/* Waits for socket events until w->wake_ns at the latest (and 20 ms, so a
+ * change of phase is seen). */
+static int wait_events(struct worker *w, struct epoll_event *evs, int max)
 {
-    if (producing)
-        return 0;
-    if (w->next_due_ns == UINT64_MAX)
-        return 20;
-    uint64_t t = now_ns();
-    if (w->next_due_ns <= t)
-        return 0;
-    uint64_t ms = (w->next_due_ns - t + 999999) / 1000000;
-    return ms < 20 ? (int)ms : 20;
+    uint64_t t = now_ns(), until = t + 20000000;
+    if (w->wake_ns < until)
+        until = w->wake_ns > t ? w->wake_ns : t;
+    uint64_t ns = until - t;
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    int n = epoll_pwait2(w->ep, evs, max, &ts, NULL);
+    if (n < 0 && errno == ENOSYS) /* kernels before 5.11: millisecond timers */
+        n = epoll_wait(w->ep, evs, max, (int)((ns + 999999) / 1000000));
+    return n;
 }
 
 static void *worker_main(void *arg)
@@ -616,17 +632,21 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct bench *b = w->b;
     struct epoll_event evs[256];
-    w->next_due_ns = UINT64_MAX;
+    w->wake_ns = UINT64_MAX;
+    bool quiet = false;
     for (int phase; (phase = atomic_load(&b->phase)) != STOP;) {
         bool producing = phase == RUN && b->o->mode != BENCH_CONN;
-        int n = epoll_wait(w->ep, evs, 256, wait_ms(w, producing));
+        if (phase >= DRAIN && !quiet) { /* sent is final from here on */
+            quiet = true;
+            atomic_fetch_add(&b->quiet_workers, 1);
+        }
+        if (producing && w->wake_ns == UINT64_MAX && b->o->rate <= 0)
+            w->wake_ns = 0; /* the first pass of the run */
+        int n = wait_events(w, evs, 256);
         for (int i = 0; i < n; i++)
             on_event(evs[i].data.ptr, evs[i].events);
-        if (!producing && w->next_due_ns == UINT64_MAX)
-            continue;
-        tick(w, producing);
-        if (n == 0 && producing && b->o->rate > 0)
-            usleep(100);
+        if (producing || w->wake_ns != UINT64_MAX)
+            tick(w, producing);
     }
     return NULL;
 }
@@ -766,6 +786,9 @@ static void drain(struct bench *b)
     const struct bench_opts *o = b->o;
     uint64_t factor = o->mode == BENCH_FANOUT ? o->subs : 1;
     uint64_t start = now_ns(), quiet_since = start, last = UINT64_MAX;
+    /* Every worker finishes the pass it is in first, so that sent is final. */
+    while (atomic_load(&b->quiet_workers) < b->nworkers && now_ns() - start < 1000000000ull)
+        sleep_ms(1);
     while (o->mode != BENCH_CONN && now_ns() - start < 120000000000ull) {
         uint64_t rx = atomic_load(&b->received), acked = atomic_load(&b->acked);
         uint64_t sent = atomic_load(&b->sent);
@@ -912,7 +935,7 @@ static int drive(struct bench *b, struct worker *ws, unsigned nw, unsigned total
 int bench_run(const struct bench_opts *o, struct bench_report *r)
 {
     memset(r, 0, sizeof(*r));
-    struct bench b = {.o = o};
+    struct bench b = {.o = o, .nworkers = o->threads ? o->threads : 2};
     struct addrinfo *res = NULL;
     unsigned nw = o->threads ? o->threads : 2;
     unsigned total =
