@@ -20,8 +20,9 @@
 #include "net/tcp.h"
 #include "tls/tls.h"
 
-#define HDR_LEN  20           /* publisher id (4), sequence (8), send time (8) */
-#define OUT_HIGH (256u << 10) /* stop producing above this much unsent */
+#define HDR_LEN       20           /* publisher id (4), sequence (8), send time (8) */
+#define OUT_HIGH      (256u << 10) /* stop producing above this much unsent */
+#define PRODUCE_BATCH 64           /* messages one publisher queues per pass */
 
 enum phase { SETUP, RUN, DRAIN, STOP };
 enum role { PUB, SUB, CONN, IDLE };
@@ -424,7 +425,7 @@ static int produce(struct bc *c, uint64_t t)
         return 0; /* the common case with many rate-limited publishers: cheap */
     memset(payload + HDR_LEN, 'x', size - HDR_LEN);
     int batch = 0;
-    for (; batch < 64; batch++) {
+    for (; batch < PRODUCE_BATCH; batch++) {
         if (o->count && c->seq >= o->count) {
             c->done = true; /* the socket stays open for the last acks */
             atomic_fetch_add(&b->pubs_done, 1);
@@ -600,8 +601,9 @@ static void tick(struct worker *w, bool producing)
         }
         if (!producing || c->role != PUB || c->done)
             continue;
-        if (produce(c, t) > 0 && o->rate <= 0)
-            wake = t;
+        int sent = produce(c, t);
+        if ((sent > 0 && o->rate <= 0) || sent == PRODUCE_BATCH)
+            wake = t; /* more may be due at once (a fast rate, or catching up) */
         if (o->rate > 0 && c->next_ns < paced)
             paced = c->next_ns;
         if (flush(c) < 0)
