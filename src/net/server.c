@@ -733,9 +733,9 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
     /* In-process connections (a bridge's local side) are never cut off as
      * slow consumers: a slow uplink holds the producers (backpressure)
      * instead of losing what the bridge has not yet forwarded. */
-    c->slow_ms = l == &s->internal              ? 0
-                 : l->slow_consumer_ms           ? l->slow_consumer_ms
-                                                 : s->cfg.slow_consumer_timeout_ms;
+    c->slow_ms = l == &s->internal     ? 0
+                 : l->slow_consumer_ms ? l->slow_consumer_ms
+                                       : s->cfg.slow_consumer_timeout_ms;
     pthread_mutex_init(&c->out_lock, NULL);
     c->next = w->conns;
     if (w->conns)
