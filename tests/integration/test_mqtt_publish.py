@@ -1,6 +1,6 @@
 """PUBLISH and the QoS 0/1/2 flows in both directions (MQTT 3.1.1 sections
 3.3-3.7 and 4.3-4.6, MQTT 5.0 the same), wire level plus paho for bulk
-ordering, against ward and mosquitto (see brokers.py)."""
+ordering, against ward and mosquitto (conftest `mk`)."""
 import threading
 
 import paho.mqtt.client as paho

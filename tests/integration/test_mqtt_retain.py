@@ -1,5 +1,5 @@
 """Retained messages (MQTT 3.1.1 section 3.3.1.3, MQTT 5.0 section 3.3.1.3),
-wire level, against ward and mosquitto (see brokers.py)."""
+wire level, against ward and mosquitto (conftest `mk`)."""
 import pytest
 
 import mqttwire as m

@@ -1,6 +1,6 @@
 """Session state (MQTT 3.1.1 sections 3.1.2.4 and 4.1, MQTT 5.0 sections
 3.1.2.4, 3.1.2.11.2, 3.14.2.2.2 and 4.1), wire level, against ward and
-mosquitto (see brokers.py)."""
+mosquitto (conftest `mk`)."""
 import time
 
 import pytest

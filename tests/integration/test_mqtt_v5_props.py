@@ -1,5 +1,5 @@
 """MQTT 5.0 properties end to end (sections 3.1.2.11, 3.2.2.3, 3.3.2.3, 4.13
-reason codes), wire level, against ward and mosquitto (see brokers.py)."""
+reason codes), wire level, against ward and mosquitto (conftest `mk`)."""
 import time
 
 import pytest
