@@ -20,7 +20,15 @@ Every wait has a deadline, and the three outcomes of a wait are kept apart:
 A timeout is never a close. To show that something did NOT arrive, do not
 wait and see: `c.ping()` sends PINGREQ and returns every packet that arrived
 before the PINGRESP. A server answers packets of one connection in order, so
-whatever it had queued for this client by then is in that list.
+whatever it had queued for this client by then is in that list. Make sure the
+cause was handled first (the publisher got its PUBACK, or pinged too).
+
+The flows: `connected(port, id, v5)` (CONNECT, CONNACK accepted),
+`c.sub(filters)`, `c.unsub(filters)`, `c.pub(topic, payload, qos)` (completes
+the sender's side), `c.collect(n)` (n PUBLISHes, acknowledged, plus any more
+already queued; `collect(0)`: just those), `c.ack_msg(p)`, `c.disconnect()`
+(DISCONNECT, then waits for the server's close), `c.close()` (an abnormal
+close, as for a will). `c.send(bytes)` sends anything.
 
 Typical use:
 
