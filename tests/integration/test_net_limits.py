@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-import mqtt_raw as raw
+import mqttwire as raw
 import tls_pki
 from conftest import WARD, Ward, free_port
 
@@ -427,7 +427,7 @@ def read_packet(s):
     data = read_exactly(s, 2)
     while data[-1] & 0x80 and len(data) < 5:
         data += read_exactly(s, 1)
-    n, _ = raw.read_varint(data, 1)
+    n, _ = raw.read_vbi(data, 1)
     return data[0] >> 4, read_exactly(s, n)
 
 
@@ -471,7 +471,7 @@ def test_disconnect_0x93_is_read_not_reset(net_ward, pki, scheme):
         i, last = 0, None
         while i < len(got):
             ptype = got[i] >> 4
-            n, j = raw.read_varint(got, i + 1)
+            n, j = raw.read_vbi(got, i + 1)
             last = (ptype, got[j:j + n])
             i = j + n
         assert last is not None and last[0] == raw.DISCONNECT, "round %d: %r" % (round_, last)
