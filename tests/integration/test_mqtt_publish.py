@@ -324,7 +324,7 @@ def test_v5_client_exceeds_server_receive_maximum(mk):
     # says why) and is closed.
     c = m.Client(mk().port, v5=True)
     limit = c.handshake("rmx").prop(m.RECEIVE_MAX, 65535)
-    assert limit <= 1000, "ward announces its --max-inflight (64) as Receive Maximum"
+    assert limit <= 4096, "ward announces its mqtt.receive_maximum (1024) as Receive Maximum"
     for i in range(limit):
         c.send(m.publish("rmx/t", b"x", qos=2, pid=i + 1, v5=True))
     recs = []
