@@ -7,6 +7,7 @@
 #include "auth/auth.h"
 #include "auth/passwd.h"
 #include "mqtt/mqtt.h"
+#include "scratch.h"
 #include "test.h"
 
 static char dir[] = "/tmp/ward-auth-XXXXXX";
@@ -464,7 +465,7 @@ TEST(auth_free_answers_every_check)
 
 int main(void)
 {
-    ASSERT(mkdtemp(dir));
+    scratch_open(dir);
     snprintf(pw_path, sizeof(pw_path), "%s/pw.conf", dir);
     snprintf(acl_path, sizeof(acl_path), "%s/acl.conf", dir);
     snprintf(bad_path, sizeof(bad_path), "%s/bad.conf", dir);
@@ -488,9 +489,5 @@ int main(void)
     RUN(pending_checks_count_against_the_address);
     RUN(dummy_entry_matches_the_file);
     RUN(auth_free_answers_every_check);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        return 1;
-    TEST_DONE();
+    SCRATCH_DONE();
 }

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "pki/store.h"
+#include "scratch.h"
 #include "test.h"
 
 static char dir[] = "/tmp/ward-store-XXXXXX";
@@ -186,15 +187,11 @@ TEST(load_ca_refuses_an_exposed_key)
 
 int main(void)
 {
-    ASSERT(mkdtemp(dir));
+    scratch_open(dir);
     RUN(open_missing);
     RUN(index_roundtrip_find_crl);
     RUN(bad_index_line);
     RUN(refuses_writable_or_foreign_directories);
     RUN(load_ca_refuses_an_exposed_key);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        return 1;
-    TEST_DONE();
+    SCRATCH_DONE();
 }
