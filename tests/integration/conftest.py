@@ -107,6 +107,19 @@ class Ward:
         return rc
 
 
+def stop_all(started):
+    """Stops every broker a fixture started; then fails the test with what
+    each one that ended badly (a sanitizer report, a bad exit status) left."""
+    errors = []
+    for w in started:
+        try:
+            w.stop()
+        except AssertionError as e:
+            errors.append(str(e))
+    if errors:
+        pytest.fail("\n".join(errors))
+
+
 @pytest.fixture
 def ward_factory(tmp_path):
     started = []
@@ -117,14 +130,7 @@ def ward_factory(tmp_path):
         return w
 
     yield make
-    errors = []
-    for w in started:
-        try:
-            w.stop()
-        except AssertionError as e:
-            errors.append(str(e))
-    if errors:
-        pytest.fail("\n".join(errors))
+    stop_all(started)
 
 
 @pytest.fixture
