@@ -36,6 +36,19 @@ def wait_port(port, host="127.0.0.1", timeout=10.0, proc=None):
     return False
 
 
+def paho_connack(c, host, port, got, timeout=5.0):
+    """Connects the paho client c and runs its network loop until `got`,
+    which c.on_connect fills, holds something or `timeout` passed; then
+    disconnects. The caller checks `got`."""
+    c.connect(host, port)
+    c.loop_start()
+    deadline = time.monotonic() + timeout
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.05)
+    c.loop_stop()
+    c.disconnect()
+
+
 class Ward:
     """One `ward serve` process. `args` are extra command-line arguments."""
 

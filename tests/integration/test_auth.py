@@ -15,7 +15,7 @@ import pytest
 
 from mqttwire import connect as _connect, s as _s, vbi as _vbi
 
-from conftest import WARD, free_port, wait_port
+from conftest import WARD, free_port, paho_connack, wait_port
 
 
 # ---- a tiny raw MQTT client (just what these tests need) -----------------
@@ -183,13 +183,7 @@ def test_paho_and_mosquitto_clients_authenticate(secured):
     c = paho.Client("p1", protocol=paho.MQTTv311)
     c.username_pw_set("bob", "bob-pw")
     c.on_connect = lambda cl, u, f, rc: got.append(rc)
-    c.connect("127.0.0.1", secured.port)
-    c.loop_start()
-    deadline = time.monotonic() + 5
-    while not got and time.monotonic() < deadline:
-        time.sleep(0.05)
-    c.loop_stop()
-    c.disconnect()
+    paho_connack(c, "127.0.0.1", secured.port, got)
     assert got == [0]
     r = subprocess.run(["mosquitto_pub", "-p", str(secured.port), "-u", "bob", "-P", "nope",
                         "-t", "devices/bob/x", "-m", "1"], capture_output=True, text=True,
