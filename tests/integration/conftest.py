@@ -133,6 +133,17 @@ def stop_all(started):
         pytest.fail("\n".join(errors))
 
 
+def serve_conf(ward_factory, tmp_path, text, name="ward.conf", timeout=10.0):
+    """`ward serve -c FILE` with a TCP listener on a free loopback port and
+    then `text`; returns the Ward once it accepts connections on w.port."""
+    port = free_port()
+    conf = tmp_path / name
+    conf.write_text('listeners.tcp { bind = "127.0.0.1:%d" }\n%s' % (port, text))
+    w = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
+    assert wait_port(port, proc=w.proc, timeout=timeout), "ward is not listening:\n" + w.read_log()
+    return w
+
+
 @pytest.fixture
 def ward_factory(tmp_path):
     started = []

@@ -7,7 +7,7 @@ import time
 import pytest
 
 import mqttwire as m
-from conftest import WARD, free_port, wait_port
+from conftest import WARD, free_port, serve_conf
 
 DROPPED = "$SYS/broker/retained messages/dropped"
 VISITS = "$SYS/broker/debug/retained/visits"
@@ -15,14 +15,7 @@ VISITS = "$SYS/broker/debug/retained/visits"
 
 def serve(ward_factory, tmp_path, mqtt_block):
     """ward serve -c FILE with the given mqtt { } settings."""
-    port = free_port()
-    conf = tmp_path / "ward.conf"
-    conf.write_text('listeners.tcp { bind = "127.0.0.1:%d" }\nmqtt {\n%s\n}\n'
-                    % (port, mqtt_block))
-    w = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
-    assert wait_port(port, proc=w.proc), w.read_log()
-    w.port = port
-    return w
+    return serve_conf(ward_factory, tmp_path, "mqtt {\n%s\n}\n" % mqtt_block)
 
 
 def live_value(c, topic, accept, timeout=6.0):
