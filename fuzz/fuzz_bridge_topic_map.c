@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bridge/topic_map.h"
+#include "fuzz_text.h"
 #include "mqtt/mqtt.h"
 
 static const char *field(const char **p, const char *end)
@@ -22,11 +23,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0 || size > 4096)
         return 0;
-    char *buf = malloc(size + 1);
+    char *buf = fuzz_text(data, size);
     if (!buf)
         return 0;
-    memcpy(buf, data, size);
-    buf[size] = '\0';
     const char *p = buf, *end = buf + size;
     const char *filter = field(&p, end), *target = field(&p, end), *prefix = field(&p, end);
     const char *suffix = field(&p, end), *topic = p < end ? p : "";

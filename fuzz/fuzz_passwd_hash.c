@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "auth/passwd.h"
+#include "fuzz_text.h"
 
 static void roundtrip(const char *text)
 {
@@ -63,11 +64,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 65536)
         return 0;
-    char *text = malloc(size + 1);
+    char *text = fuzz_text(data, size);
     if (!text)
         return 0;
-    memcpy(text, data, size);
-    text[size] = '\0';
     roundtrip(text);
     free(text);
     load(data, size);

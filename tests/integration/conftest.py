@@ -36,6 +36,19 @@ def wait_port(port, host="127.0.0.1", timeout=10.0, proc=None):
     return False
 
 
+def paho_connack(c, host, port, got, timeout=5.0):
+    """Connects the paho client c and runs its network loop until `got`,
+    which c.on_connect fills, holds something or `timeout` passed; then
+    disconnects. The caller checks `got`."""
+    c.connect(host, port)
+    c.loop_start()
+    deadline = time.monotonic() + timeout
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.05)
+    c.loop_stop()
+    c.disconnect()
+
+
 class Ward:
     """One `ward serve` process. `args` are extra command-line arguments."""
 
@@ -107,6 +120,30 @@ class Ward:
         return rc
 
 
+def stop_all(started):
+    """Stops every broker a fixture started; then fails the test with what
+    each one that ended badly (a sanitizer report, a bad exit status) left."""
+    errors = []
+    for w in started:
+        try:
+            w.stop()
+        except AssertionError as e:
+            errors.append(str(e))
+    if errors:
+        pytest.fail("\n".join(errors))
+
+
+def serve_conf(ward_factory, tmp_path, text, name="ward.conf", timeout=10.0):
+    """`ward serve -c FILE` with a TCP listener on a free loopback port and
+    then `text`; returns the Ward once it accepts connections on w.port."""
+    port = free_port()
+    conf = tmp_path / name
+    conf.write_text('listeners.tcp { bind = "127.0.0.1:%d" }\n%s' % (port, text))
+    w = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
+    assert wait_port(port, proc=w.proc, timeout=timeout), "ward is not listening:\n" + w.read_log()
+    return w
+
+
 @pytest.fixture
 def ward_factory(tmp_path):
     started = []
@@ -117,14 +154,7 @@ def ward_factory(tmp_path):
         return w
 
     yield make
-    errors = []
-    for w in started:
-        try:
-            w.stop()
-        except AssertionError as e:
-            errors.append(str(e))
-    if errors:
-        pytest.fail("\n".join(errors))
+    stop_all(started)
 
 
 @pytest.fixture

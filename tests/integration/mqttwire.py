@@ -427,6 +427,12 @@ class Client:
         assert p.type == ptype, "expected %s, got %r" % (what, p)
         return p
 
+    def expect_answer(self, ptype, pid, timeout=WAIT):
+        """The next packet, which must be a `ptype` for packet identifier pid."""
+        p = self.expect(ptype, timeout)
+        assert p.pid == pid, p
+        return p
+
     def expect_close(self, timeout=WAIT):
         """Waits for the server to close. Returns the packets read before the
         close; raises AssertionError if the connection is still open."""
@@ -524,17 +530,13 @@ class Client:
         """SUBSCRIBE (filters as for `subscribe`); returns the SUBACK."""
         pid = pid or self.pid()
         self.send(subscribe(pid, filters, v5=self.v5, props=props))
-        p = self.expect(SUBACK)
-        assert p.pid == pid, p
-        return p
+        return self.expect_answer(SUBACK, pid)
 
     def unsub(self, filters, pid=None, props=None):
         """UNSUBSCRIBE; returns the UNSUBACK."""
         pid = pid or self.pid()
         self.send(unsubscribe(pid, filters, v5=self.v5, props=props))
-        p = self.expect(UNSUBACK)
-        assert p.pid == pid, p
-        return p
+        return self.expect_answer(UNSUBACK, pid)
 
     def pub(self, topic, payload=b"", qos=0, retain=False, pid=None, props=None):
         """Publishes and completes the sender's side of the QoS flow. Returns
@@ -542,15 +544,12 @@ class Client:
         pid = (pid or self.pid()) if qos else None
         self.send(publish(topic, payload, qos, retain, pid=pid, v5=self.v5, props=props))
         if qos == 1:
-            p = self.expect(PUBACK)
-            assert p.pid == pid, p
-            return p
+            return self.expect_answer(PUBACK, pid)
         if qos == 2:
-            p = self.expect(PUBREC)
-            assert p.pid == pid, p
+            p = self.expect_answer(PUBREC, pid)
             if p.rc < 0x80:
                 self.send(ack(PUBREL, pid))
-                assert self.expect(PUBCOMP).pid == pid
+                self.expect_answer(PUBCOMP, pid)
             return p
         return None
 
@@ -560,7 +559,7 @@ class Client:
             self.send(ack(PUBACK, p.pid))
         elif p.qos == 2:
             self.send(ack(PUBREC, p.pid))
-            assert self.expect(PUBREL).pid == p.pid
+            self.expect_answer(PUBREL, p.pid)
             self.send(ack(PUBCOMP, p.pid))
 
     def disconnect(self, rc=None, props=None, timeout=WAIT):

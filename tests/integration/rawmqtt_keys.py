@@ -6,6 +6,8 @@ import socket
 import struct
 import time
 
+import mqttwire
+
 # MQTT 5 property identifiers and their wire types (2.2.2.2).
 BYTE, U16, U32, VBI, STR, BIN, PAIR = range(7)
 PROPS = {0x01: BYTE, 0x02: U32, 0x03: STR, 0x08: STR, 0x09: BIN, 0x0B: VBI, 0x11: U32,
@@ -134,20 +136,12 @@ class Client:
                 clean=True):
         """Sends CONNECT; returns (reason code, CONNACK properties) or None if
         the broker closed instead of answering. will = (topic, payload, qos, retain)."""
-        flags = 0x02 if clean else 0
-        payload = s(cid)
         if will:
             topic, msg, qos, retain = will
-            flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
-            payload += (enc_props({}) if self.v5 else b"") + s(topic) + s(msg)
-        if user is not None:
-            flags |= 0x80
-            payload += s(user)
-        if pw is not None:
-            flags |= 0x40
-            payload += s(pw)
-        body = s("MQTT") + bytes([5 if self.v5 else 4, flags]) + struct.pack("!H", keepalive)
-        self.send(1, 0, body + (enc_props(props) if self.v5 else b"") + payload)
+            will = {"topic": topic, "payload": msg, "qos": qos, "retain": retain}
+        self.sock.sendall(mqttwire.connect(cid, v5=self.v5, clean=clean, keepalive=keepalive,
+                                           will=will, username=user, password=pw,
+                                           props=list((props or {}).items())))
         p = self.read()
         if p is None:
             return None

@@ -13,9 +13,9 @@ import time
 import paho.mqtt.client as paho
 import pytest
 
-from mqttwire import s as _s, vbi as _vbi
+from mqttwire import connect as _connect, s as _s, vbi as _vbi
 
-from conftest import WARD, free_port, wait_port
+from conftest import WARD, free_port, paho_connack, wait_port
 
 
 # ---- a tiny raw MQTT client (just what these tests need) -----------------
@@ -57,21 +57,9 @@ class Raw:
             self.buf += chunk
 
     def connect(self, cid, user=None, pw=None, will=None):
-        flags = 0x02
-        payload = _s(cid)
-        props = b"\x00" if self.v5 else b""
-        if will:
-            topic, msg = will
-            flags |= 0x04
-            payload += (b"\x00" if self.v5 else b"") + _s(topic) + _s(msg)
-        if user is not None:
-            flags |= 0x80
-            payload += _s(user)
-        if pw is not None:
-            flags |= 0x40
-            payload += _s(pw)
-        body = _s("MQTT") + bytes([5 if self.v5 else 4, flags]) + struct.pack("!H", 30)
-        self.send(1, 0, body + props + payload)
+        w = {"topic": will[0], "payload": will[1]} if will else None
+        self.sock.sendall(_connect(cid, v5=self.v5, keepalive=30, will=w, username=user,
+                                   password=pw))
         p = self.read()
         assert p and p[0] == 2, p
         return p[2][1]
@@ -195,13 +183,7 @@ def test_paho_and_mosquitto_clients_authenticate(secured):
     c = paho.Client("p1", protocol=paho.MQTTv311)
     c.username_pw_set("bob", "bob-pw")
     c.on_connect = lambda cl, u, f, rc: got.append(rc)
-    c.connect("127.0.0.1", secured.port)
-    c.loop_start()
-    deadline = time.monotonic() + 5
-    while not got and time.monotonic() < deadline:
-        time.sleep(0.05)
-    c.loop_stop()
-    c.disconnect()
+    paho_connack(c, "127.0.0.1", secured.port, got)
     assert got == [0]
     r = subprocess.run(["mosquitto_pub", "-p", str(secured.port), "-u", "bob", "-P", "nope",
                         "-t", "devices/bob/x", "-m", "1"], capture_output=True, text=True,

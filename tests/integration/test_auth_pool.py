@@ -15,7 +15,7 @@ import struct
 import time
 
 import mqttwire as m
-from conftest import free_port, wait_port
+from conftest import serve_conf
 
 V5_BAD_CREDENTIALS, V311_BAD_CREDENTIALS = 0x86, 4
 V5_BUSY, V311_BUSY = 0x9F, 3
@@ -68,14 +68,9 @@ def serve(ward_factory, tmp_path, auth_extra="", slow=False):
         pw.write_text(slow_entry("victim", 200000))
     else:
         pw.write_text(entry("alice", "alice-pw", 20000))
-    port = free_port()
-    conf = tmp_path / "ward.conf"
-    conf.write_text('listeners.tcp { bind = "127.0.0.1:%d" }\nmqtt { sys_interval = 1s }\n'
-                    'auth {\n  allow_anonymous = %s\n  password = {include "pw.conf"}\n'
-                    '%s}\n' % (port, "true" if slow else "false", auth_extra))
-    w = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
-    assert wait_port(port, proc=w.proc, timeout=15), "ward is not listening:\n" + w.read_log()
-    return w
+    return serve_conf(ward_factory, tmp_path, 'mqtt { sys_interval = 1s }\n'
+                      'auth {\n  allow_anonymous = %s\n  password = {include "pw.conf"}\n'
+                      '%s}\n' % ("true" if slow else "false", auth_extra), timeout=15)
 
 
 def attackers(port, n, user_of, password=b"guess", first=2):

@@ -19,7 +19,7 @@ import pytest
 
 import rawmqtt_keys as rm
 import tls_pki
-from conftest import WARD, Ward, free_port, wait_port
+from conftest import WARD, Ward, free_port, stop_all, wait_port
 
 
 # ---- brokers started from a configuration file only ----------------------
@@ -71,14 +71,7 @@ def serve(tmp_path):
         return b.start()
 
     yield start
-    errors = []
-    for b in started:
-        try:
-            b.stop()
-        except AssertionError as e:
-            errors.append(str(e))
-    if errors:
-        pytest.fail("\n".join(errors))
+    stop_all(started)
 
 
 def connected(b, v5=True, **kw):

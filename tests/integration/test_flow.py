@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from conftest import free_port
+from conftest import serve_conf
 from test_auth import Raw
-from test_identity import connack, wait_listening
+from test_identity import connack
+from test_session_limits import SysReader
 
 
 TIMEOUT = ("timeout",)
@@ -28,14 +29,7 @@ def poll(c, timeout):
 
 
 def start(ward_factory, tmp_path, mqtt, name="ward.conf"):
-    port = free_port()
-    conf = tmp_path / name
-    conf.write_text('listeners.tcp { bind = "127.0.0.1:%d" }\nmqtt {\n  sys_interval = 1s\n%s\n}\n'
-                    % (port, mqtt))
-    w = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
-    wait_listening(port)
-    w.port = port
-    return w
+    return serve_conf(ward_factory, tmp_path, "mqtt {\n  sys_interval = 1s\n%s\n}\n" % mqtt, name)
 
 
 def publish_bytes(topic, payload, qos, pid):
@@ -53,26 +47,11 @@ def publish_bytes(topic, payload, qos, pid):
     return head + vbi + body
 
 
-class Sys:
-    """Reads one numeric $SYS value as it is published."""
-
-    def __init__(self, w, topic):
-        self.c = Raw(w.port, False)
-        assert connack(self.c, "sys-%s" % topic.rsplit("/", 1)[-1])[1] == 0
-        self.c.subscribe(topic, 0)
-        self.topic = topic
-
-    def wait(self, pred, timeout=30):
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            got = self.c.next_publish(max(0.1, deadline - time.monotonic()))
-            if got is None:
-                break
-            last = int(got[1].split()[0])
-            if pred(last):
-                return last
-        raise AssertionError("%s stayed at %r" % (self.topic, last))
+def sys_wait(w, topic, pred):
+    """Waits up to 30 s for the numeric $SYS value `topic` to satisfy pred;
+    returns it. Read by a 3.1.1 client named after the value."""
+    r = SysReader(w, topic, v5=False, cid="sys-%s" % topic.rsplit("/", 1)[-1])
+    return r.wait(pred, 30)
 
 
 class SlowAcker(threading.Thread):
@@ -146,7 +125,7 @@ def test_fan_in_to_a_consumer_with_a_round_trip(ward_factory, tmp_path, overload
         t.join(130)
     assert sum(results.values()) == total  # every PUBLISH was acknowledged
     if overload == "drop":
-        Sys(w, "$SYS/broker/publish/messages/dropped/queue_full").wait(lambda v: v > 0)
+        sys_wait(w, "$SYS/broker/publish/messages/dropped/queue_full", lambda v: v > 0)
         acker.stop = True
         acker.join(10)
         assert len(acker.got) < total  # acknowledged, then dropped: the old way
@@ -155,8 +134,8 @@ def test_fan_in_to_a_consumer_with_a_round_trip(ward_factory, tmp_path, overload
     got = sorted(acker.got)
     want = sorted(("p%d-%d" % (p, i)).encode() for p in range(20) for i in range(50))
     assert got == want  # all of them, once each
-    Sys(w, "$SYS/broker/flow/throttled").wait(lambda v: v > 0)
-    Sys(w, "$SYS/broker/publish/messages/dropped/queue_full").wait(lambda v: v == 0)
+    sys_wait(w, "$SYS/broker/flow/throttled", lambda v: v > 0)
+    sys_wait(w, "$SYS/broker/publish/messages/dropped/queue_full", lambda v: v == 0)
 
 
 def test_client_feeding_its_own_queue_keeps_flowing(ward_factory, tmp_path):
@@ -183,7 +162,7 @@ def test_client_feeding_its_own_queue_keeps_flowing(ward_factory, tmp_path):
             got.append(body[4 + tl:])
     assert acks == n
     assert sorted(got) == sorted(b"m%d" % i for i in range(n))
-    Sys(w, "$SYS/broker/flow/throttled").wait(lambda v: v > 0)
+    sys_wait(w, "$SYS/broker/flow/throttled", lambda v: v > 0)
     c.disconnect()
 
 
@@ -225,9 +204,9 @@ def test_qos0_flood_slowed_not_lost(ward_factory, tmp_path, overload):
     sender.start()
     # Read only once the bound was met (the event, from $SYS).
     if overload == "drop":
-        Sys(w, "$SYS/broker/publish/messages/dropped/output_full").wait(lambda v: v > 0)
+        sys_wait(w, "$SYS/broker/publish/messages/dropped/output_full", lambda v: v > 0)
     else:
-        Sys(w, "$SYS/broker/flow/throttled").wait(lambda v: v > 0)
+        sys_wait(w, "$SYS/broker/flow/throttled", lambda v: v > 0)
     count = 0
     deadline = time.monotonic() + 60
     while count < n and time.monotonic() < deadline:
@@ -240,5 +219,5 @@ def test_qos0_flood_slowed_not_lost(ward_factory, tmp_path, overload):
         assert count < n
     else:
         assert count == n
-        Sys(w, "$SYS/broker/publish/messages/dropped/output_full").wait(lambda v: v == 0)
+        sys_wait(w, "$SYS/broker/publish/messages/dropped/output_full", lambda v: v == 0)
     pub.disconnect()

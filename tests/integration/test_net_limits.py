@@ -23,7 +23,7 @@ import pytest
 
 import mqttwire as raw
 import tls_pki
-from conftest import WARD, Ward, free_port
+from conftest import WARD, Ward, free_port, stop_all
 
 DEADLINE = 20.0  # generous: the machine is shared
 
@@ -71,14 +71,7 @@ def net_ward(tmp_path):
         return w.start()
 
     yield make
-    errors = []
-    for w in started:
-        try:
-            w.stop()
-        except AssertionError as e:
-            errors.append(str(e))
-    if errors:
-        pytest.fail("\n".join(errors))
+    stop_all(started)
 
 
 @pytest.fixture(scope="module")

@@ -8,20 +8,13 @@ import time
 
 import pytest
 
-from conftest import free_port
+from conftest import serve_conf
 from test_auth import Raw
-from test_identity import connack, wait_listening
+from test_identity import connack
 
 
 def start(ward_factory, tmp_path, mqtt):
-    port = free_port()
-    conf = tmp_path / "ward.conf"
-    conf.write_text('listeners.tcp { bind = "127.0.0.1:%d" }\nmqtt {\n%s\n  sys_interval = 1s\n}\n'
-                    % (port, mqtt))
-    w = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
-    wait_listening(port)
-    w.port = port
-    return w
+    return serve_conf(ward_factory, tmp_path, "mqtt {\n%s\n  sys_interval = 1s\n}\n" % mqtt)
 
 
 def subscribe_many(c, filters, pid=1):
@@ -35,11 +28,12 @@ def subscribe_many(c, filters, pid=1):
 
 
 class SysReader:
-    """A connection subscribed to one $SYS value."""
+    """A connection subscribed to one numeric $SYS value (test_flow.py
+    reads its counters with it too)."""
 
-    def __init__(self, w, topic):
-        self.c = Raw(w.port)
-        assert connack(self.c, "sys-reader")[1] == 0
+    def __init__(self, w, topic, v5=True, cid="sys-reader"):
+        self.c = Raw(w.port, v5)
+        assert connack(self.c, cid)[1] == 0
         self.topic = topic
         self.c.subscribe(topic, 0)
 
@@ -173,13 +167,8 @@ def test_memory_limit_refuses_new_publishes(ward_factory, tmp_path):
     """system.memory_limit below what ward already holds: every new PUBLISH
     is refused (v5: 0x97; 3.1.1 QoS 1: disconnected; QoS 0: dropped), and
     counted, while the broker keeps serving pings and subscriptions."""
-    port = free_port()
-    conf = tmp_path / "ward.conf"
-    conf.write_text('listeners.tcp { bind = "127.0.0.1:%d" }\nsystem.memory_limit = 1MB\n'
-                    'mqtt.sys_interval = 1s\n' % port)
-    w = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
-    wait_listening(port)
-    w.port = port
+    w = serve_conf(ward_factory, tmp_path, "system.memory_limit = 1MB\nmqtt.sys_interval = 1s\n")
+    port = w.port
     w.wait_log("new publishes are refused")
     sub = Raw(port, True)
     assert connack(sub, "sub")[1] == 0

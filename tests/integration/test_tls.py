@@ -16,7 +16,7 @@ import pytest
 
 import mqttwire as w
 import tls_pki
-from conftest import WARD, free_port, wait_port
+from conftest import WARD, free_port, paho_connack, wait_port
 
 CONNECT = b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04test"
 
@@ -131,13 +131,7 @@ def test_independent_clients(ward_factory, pki):
     c = paho.Client("paho-tls", protocol=paho.MQTTv5)
     c.tls_set(ca_certs=pki["ca"], certfile=pki["client_crt"], keyfile=pki["client_key"])
     c.on_connect = lambda cl, u, f, rc, props=None: got.append(int(rc.value))
-    c.connect("localhost", b.port)
-    c.loop_start()
-    deadline = time.monotonic() + 5
-    while not got and time.monotonic() < deadline:
-        time.sleep(0.05)
-    c.loop_stop()
-    c.disconnect()
+    paho_connack(c, "localhost", b.port, got)
     assert got == [0]
     # openssl s_client, TLS 1.2 and 1.3, with ALPN "mqtt".
     for ver in ("-tls1_2", "-tls1_3"):

@@ -1,47 +1,28 @@
 /* ward pub / ward sub command lines: mosquitto-compatible options land in
  * the client configuration; each bad command line is refused with status 2
  * and a message naming what is wrong. */
-#include <stdarg.h>
-
-#include "app/capture.h"
+#include "app/cli_fixture.h"
 #include "app/client_opts.h"
 #include "test.h"
 
 static struct client_opts o;
-static char *err_text;
 
-/* Parses `ward TOOL args...` (NULL-terminated); the status, with what went
- * to stderr in err_text. */
-static int parse(enum client_tool tool, ...)
+/* `ward pub args...` and `ward sub args...`: the status, with what went to
+ * stdout and stderr in out_text and err_text. */
+static int pub_main(int argc, char **argv)
 {
-    static char *argv[96];
-    int argc = 0;
-    va_list ap;
-    va_start(ap, tool);
-    argv[argc++] = tool == TOOL_PUB ? "pub" : "sub";
-    for (char *a; (a = va_arg(ap, char *));) {
-        ASSERT(argc < 96);
-        argv[argc++] = a;
-    }
-    va_end(ap);
-    struct capture c;
-    free(err_text);
-    capture_begin(&c, stderr);
-    int rc = client_opts_parse(&o, tool, argc, argv);
-    err_text = capture_end(&c);
-    return rc;
+    return client_opts_parse(&o, TOOL_PUB, argc, argv);
 }
 
-#define PUB(...) parse(TOOL_PUB, __VA_ARGS__, (char *)NULL)
-#define SUB(...) parse(TOOL_SUB, __VA_ARGS__, (char *)NULL)
+static int sub_main(int argc, char **argv)
+{
+    return client_opts_parse(&o, TOOL_SUB, argc, argv);
+}
 
-#define REFUSED(want, call)                                                                        \
-    do {                                                                                           \
-        int rc__ = (call);                                                                         \
-        if (rc__ != EXIT_USAGE || !strstr(err_text, want) || !strstr(err_text, "--help"))          \
-            TEST_FAIL_("%s: status %d, stderr \"%s\", wanted \"%s\"", #call, rc__, err_text,       \
-                       want);                                                                      \
-    } while (0)
+#define PUB(...) cli_run(pub_main, CLI_ARGS("pub", __VA_ARGS__))
+#define SUB(...) cli_run(sub_main, CLI_ARGS("sub", __VA_ARGS__))
+
+#define REFUSED(want, call) CLI_REFUSED(EXIT_USAGE, want, call, #call)
 
 TEST(pub_defaults)
 {
@@ -110,7 +91,7 @@ TEST(sources)
         enum pub_source src;
     } cases[] = {{"-l", SRC_LINES}, {"-s", SRC_STDIN}, {"-n", SRC_EMPTY}};
     for (size_t i = 0; i < 3; i++) {
-        ASSERT_EQ(parse(TOOL_PUB, "-t", "t", cases[i].flag, (char *)NULL), 0);
+        ASSERT_EQ(PUB("-t", "t", cases[i].flag), 0);
         ASSERT_EQ(o.source, cases[i].src);
         ASSERT(o.message == NULL);
     }
@@ -209,23 +190,14 @@ TEST(refused)
 
 TEST(help)
 {
-    struct capture c;
-    capture_begin(&c, stdout);
-    int rc = PUB("--help");
-    char *out = capture_end(&c);
-    ASSERT_EQ(rc, -1);
-    ASSERT(strstr(out, "usage: ward pub"));
-    ASSERT(strstr(out, "  -m, --message MSG"));
-    ASSERT(!strstr(out, "--no-local"));
-    free(out);
-    capture_begin(&c, stdout);
-    rc = SUB("--help");
-    out = capture_end(&c);
-    ASSERT_EQ(rc, -1);
-    ASSERT(strstr(out, "      --no-local"));
-    ASSERT(strstr(out, "  -C, --count COUNT"));
-    ASSERT(!strstr(out, "--message"));
-    free(out);
+    ASSERT_EQ(PUB("--help"), -1);
+    ASSERT(strstr(out_text, "usage: ward pub"));
+    ASSERT(strstr(out_text, "  -m, --message MSG"));
+    ASSERT(!strstr(out_text, "--no-local"));
+    ASSERT_EQ(SUB("--help"), -1);
+    ASSERT(strstr(out_text, "      --no-local"));
+    ASSERT(strstr(out_text, "  -C, --count COUNT"));
+    ASSERT(!strstr(out_text, "--message"));
 }
 
 int main(void)

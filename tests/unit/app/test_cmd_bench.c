@@ -1,46 +1,22 @@
 /* ward bench: its command line (scenarios, ranges, refusals) and its two
  * report formats. */
-#include <stdarg.h>
-
 #include "app/bench.h"
-#include "app/capture.h"
+#include "app/cli_fixture.h"
 #include "mqtt/mqtt.h"
 #include "tls/tls.h"
 #include "test.h"
 
 static struct bench_opts o;
 static struct tls_client_config tc;
-static char *err_text;
 
-static int parse(const char *first, ...)
+static int bench_main(int argc, char **argv)
 {
-    static char *argv[40];
-    int argc = 0;
-    va_list ap;
-    va_start(ap, first);
-    argv[argc++] = "bench";
-    for (const char *a = first; a; a = va_arg(ap, const char *)) {
-        ASSERT(argc < 40);
-        argv[argc++] = (char *)a;
-    }
-    va_end(ap);
-    struct capture c;
-    free(err_text);
-    capture_begin(&c, stderr);
-    int rc = bench_parse(argc, argv, &o, &tc);
-    err_text = capture_end(&c);
-    return rc;
+    return bench_parse(argc, argv, &o, &tc);
 }
 
-#define PARSE(...) parse(__VA_ARGS__, (const char *)NULL)
+#define PARSE(...) cli_run(bench_main, CLI_ARGS("bench", __VA_ARGS__))
 
-#define REFUSED(want, call)                                                                        \
-    do {                                                                                           \
-        int rc__ = (call);                                                                         \
-        if (rc__ != 2 || !strstr(err_text, want) || !strstr(err_text, "--help"))                   \
-            TEST_FAIL_("%s: status %d, stderr \"%s\", wanted \"%s\"", #call, rc__, err_text,       \
-                       want);                                                                      \
-    } while (0)
+#define REFUSED(want, call) CLI_REFUSED(2, want, call, #call)
 
 TEST(defaults_per_scenario)
 {
@@ -103,7 +79,7 @@ TEST(every_option)
 TEST(refused)
 {
     REFUSED("ward bench: unknown scenario 'nosuch'", PARSE("nosuch"));
-    REFUSED("ward bench: unknown scenario ''", parse(NULL));
+    REFUSED("ward bench: unknown scenario ''", cli_run(bench_main, CLI_ARGS("bench")));
     REFUSED("ward bench: -q: '2' is not a number from 0 to 1", PARSE("p2p", "-q", "2"));
     REFUSED("ward bench: -s: '5' is not a number from 20 to 65536", PARSE("p2p", "-s", "5"));
     REFUSED("ward bench: -s: '65537' is not a number", PARSE("p2p", "-s", "65537"));

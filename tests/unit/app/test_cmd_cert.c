@@ -1,50 +1,19 @@
 /* ward cert's command line: bad options are refused with status 2 and a
  * message naming them before any file is touched; positional arguments may
  * come before or after the options. */
-#include <stdarg.h>
 #include <sys/stat.h>
 
-#include "app/capture.h"
+#include "app/cli_fixture.h"
 #include "app/commands.h"
 #include "test.h"
 
-static char *out_text, *err_text;
-
-static int run(const char *first, ...)
-{
-    static char *argv[40];
-    int argc = 0;
-    va_list ap;
-    va_start(ap, first);
-    argv[argc++] = "cert";
-    for (const char *a = first; a; a = va_arg(ap, const char *)) {
-        ASSERT(argc < 40);
-        argv[argc++] = (char *)a;
-    }
-    va_end(ap);
-    struct capture o, e;
-    free(out_text);
-    free(err_text);
-    capture_begin(&o, stdout);
-    capture_begin(&e, stderr);
-    int rc = cmd_cert(argc, argv);
-    err_text = capture_end(&e);
-    out_text = capture_end(&o);
-    return rc;
-}
-
-#define RUN_CERT(...) run(__VA_ARGS__, (const char *)NULL)
+#define RUN_CERT(...) cli_run(cmd_cert, CLI_ARGS("cert", __VA_ARGS__))
 
 /* The PKI directory the commands are pointed at; never created. */
 #define NO_PKI "/nonexistent/ward-unit-pki"
 
 #define REFUSED(want, ...)                                                                         \
-    do {                                                                                           \
-        int rc__ = RUN_CERT(__VA_ARGS__, "--dir", NO_PKI);                                         \
-        if (rc__ != 2 || !strstr(err_text, want) || !strstr(err_text, "--help"))                   \
-            TEST_FAIL_("%s: status %d, stderr \"%s\", wanted \"%s\"", #__VA_ARGS__, rc__,          \
-                       err_text, want);                                                            \
-    } while (0)
+    CLI_REFUSED(2, want, RUN_CERT(__VA_ARGS__, "--dir", NO_PKI), #__VA_ARGS__)
 
 TEST(refused)
 {
@@ -93,7 +62,7 @@ TEST(help)
     ASSERT(strstr(out_text, "\n      --k8s-secret NAME "));
     ASSERT_EQ(RUN_CERT("init", "--help"), 0);
     ASSERT(strstr(out_text, "\n      --rsa BITS "));
-    ASSERT_EQ(run(NULL), 2);
+    ASSERT_EQ(cli_run(cmd_cert, CLI_ARGS("cert")), 2);
     ASSERT(strncmp(err_text, "usage: ward cert COMMAND", 24) == 0);
 }
 

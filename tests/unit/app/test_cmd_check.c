@@ -1,37 +1,10 @@
 /* ward check: secrets in the file never reach the output; its command line
  * refuses what it cannot use. */
-#include <stdarg.h>
-
-#include "app/capture.h"
+#include "app/cli_fixture.h"
 #include "app/commands.h"
 #include "test.h"
 
-static char *out_text, *err_text;
-
-static int run(const char *first, ...)
-{
-    static char *argv[16];
-    int argc = 0;
-    va_list ap;
-    va_start(ap, first);
-    argv[argc++] = "check";
-    for (const char *a = first; a; a = va_arg(ap, const char *)) {
-        ASSERT(argc < 16);
-        argv[argc++] = (char *)a;
-    }
-    va_end(ap);
-    struct capture o, e;
-    free(out_text);
-    free(err_text);
-    capture_begin(&o, stdout);
-    capture_begin(&e, stderr);
-    int rc = cmd_check(argc, argv);
-    err_text = capture_end(&e);
-    out_text = capture_end(&o);
-    return rc;
-}
-
-#define RUN_CHECK(...) run(__VA_ARGS__, (const char *)NULL)
+#define RUN_CHECK(...) cli_run(cmd_check, CLI_ARGS("check", __VA_ARGS__))
 
 static const char secrets_conf[] =
     "listeners.ssl {\n"
@@ -81,7 +54,7 @@ TEST(command_line)
 {
     ASSERT_EQ(RUN_CHECK("--bogus"), 2);
     ASSERT(strstr(err_text, "ward check: unknown option '--bogus'"));
-    ASSERT_EQ(run(NULL), 2);
+    ASSERT_EQ(cli_run(cmd_check, CLI_ARGS("check")), 2);
     ASSERT(strstr(err_text, "ward check: a configuration file is needed (-c FILE)"));
     ASSERT_EQ(RUN_CHECK("-c", "x.conf", "-p", "0"), 2);
     ASSERT(strstr(err_text, "ward check: -p: '0' is not a number from 1 to 65535"));

@@ -1,43 +1,12 @@
 /* ward serve's command line: every bad option is refused with status 2 and
  * a message naming it, before anything starts; --help comes from the table. */
-#include <stdarg.h>
-
-#include "app/capture.h"
+#include "app/cli_fixture.h"
 #include "app/commands.h"
 #include "test.h"
 
-static char *out_text, *err_text;
+#define RUN_SERVE(...) cli_run(cmd_serve, CLI_ARGS("serve", __VA_ARGS__))
 
-static int run(const char *first, ...)
-{
-    static char *argv[40];
-    int argc = 0;
-    va_list ap;
-    va_start(ap, first);
-    argv[argc++] = "serve";
-    for (const char *a = first; a; a = va_arg(ap, const char *)) {
-        ASSERT(argc < 40);
-        argv[argc++] = (char *)a;
-    }
-    va_end(ap);
-    struct capture o, e;
-    free(out_text);
-    free(err_text);
-    capture_begin(&o, stdout);
-    capture_begin(&e, stderr);
-    int rc = cmd_serve(argc, argv);
-    err_text = capture_end(&e);
-    out_text = capture_end(&o);
-    return rc;
-}
-
-#define REFUSED(want, ...)                                                                         \
-    do {                                                                                           \
-        int rc__ = run(__VA_ARGS__, (const char *)NULL);                                           \
-        if (rc__ != 2 || !strstr(err_text, want) || !strstr(err_text, "--help"))                   \
-            TEST_FAIL_("%s: status %d, stderr \"%s\", wanted \"%s\"", #__VA_ARGS__, rc__,          \
-                       err_text, want);                                                            \
-    } while (0)
+#define REFUSED(want, ...) CLI_REFUSED(2, want, RUN_SERVE(__VA_ARGS__), #__VA_ARGS__)
 
 TEST(refused)
 {
@@ -75,14 +44,14 @@ TEST(refused)
 
 TEST(help)
 {
-    ASSERT_EQ(run("--help", (const char *)NULL), 0);
+    ASSERT_EQ(RUN_SERVE("--help"), 0);
     ASSERT(strncmp(out_text, "usage: ward serve ", 18) == 0);
     ASSERT(strstr(out_text, "\n  -c, --config FILE "));
     ASSERT(strstr(out_text, "\n      --peer-cert-as-clientid F\n"));
     ASSERT(strstr(out_text, "\nTLS (for -l tls://HOST:PORT and mtls://HOST:PORT):\n"));
     ASSERT(strstr(out_text, "SIGHUP re-reads"));
     ASSERT_STR_EQ(err_text, "");
-    ASSERT_EQ(run("-h", (const char *)NULL), 0);
+    ASSERT_EQ(RUN_SERVE("-h"), 0);
     ASSERT(strncmp(out_text, "usage: ward serve ", 18) == 0);
 }
 

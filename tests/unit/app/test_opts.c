@@ -1,7 +1,6 @@
 /* The table-driven option engine: every argument kind, every spelling, and
  * an error that names the option for each way a command line can be wrong. */
-#include <stdarg.h>
-
+#include "app/cli_fixture.h"
 #include "app/opts.h"
 #include "test.h"
 
@@ -66,21 +65,13 @@ static struct opts opts_for(unsigned mask, size_t max_pos)
                          .max_pos = max_pos};
 }
 
-/* Parses the arguments after "t" (NULL-terminated) into *t; *err gets what
- * was printed (free it). */
+/* Parses args (CLI_ARGS("t", ...)) into *t; *err gets what was printed
+ * (free it), argv_out (if not NULL) the argv as the parse left it. */
 static int parse_with(struct t *t, unsigned mask, size_t max_pos, char **err, int *npos,
-                      char **argv_out, ...)
+                      char **argv_out, const char *const *args)
 {
-    static char *argv[32];
-    int argc = 0;
-    va_list ap;
-    va_start(ap, argv_out);
-    argv[argc++] = "t";
-    for (char *a; (a = va_arg(ap, char *));) {
-        ASSERT(argc < 32);
-        argv[argc++] = a;
-    }
-    va_end(ap);
+    char **argv;
+    int argc = cli_argv(args, &argv);
     *t = (struct t){.keep = true};
     size_t len;
     struct opts p = opts_for(mask, max_pos);
@@ -89,25 +80,17 @@ static int parse_with(struct t *t, unsigned mask, size_t max_pos, char **err, in
     int rc = opts_parse(&p, t, argc, argv, 1, npos);
     fclose(p.err);
     if (argv_out)
-        memcpy(argv_out, argv, sizeof(argv));
+        memcpy(argv_out, argv, (size_t)(argc + 1) * sizeof(*argv));
     return rc;
 }
 
-#define PARSE(t, err, ...) parse_with(t, 1, 0, err, NULL, NULL, __VA_ARGS__, (char *)NULL)
+#define PARSE(t, err, ...) parse_with(t, 1, 0, err, NULL, NULL, CLI_ARGS("t", __VA_ARGS__))
 
 /* The command line fails with status 2 and a message holding `want`. */
-static void fails(const char *want, ...)
+static void fails(const char *want, const char *const *args)
 {
-    static char *argv[32];
-    int argc = 0;
-    va_list ap;
-    va_start(ap, want);
-    argv[argc++] = "t";
-    for (char *a; (a = va_arg(ap, char *));) {
-        ASSERT(argc < 32);
-        argv[argc++] = a;
-    }
-    va_end(ap);
+    char **argv;
+    int argc = cli_argv(args, &argv);
     struct t t = {0};
     char *err = NULL;
     size_t len;
@@ -121,7 +104,7 @@ static void fails(const char *want, ...)
     free(err);
 }
 
-#define FAILS(want, ...) fails(want, __VA_ARGS__, (char *)NULL)
+#define FAILS(want, ...) fails(want, CLI_ARGS("t", __VA_ARGS__))
 
 TEST(every_kind_long_and_short)
 {
@@ -176,7 +159,7 @@ TEST(positionals_anywhere_and_after_double_dash)
     char *err, *argv[32];
     int npos = -1;
     ASSERT_EQ(
-        parse_with(&t, 1, 5, &err, &npos, argv, "one", "-f", "two", "--", "-s", "-", (char *)NULL),
+        parse_with(&t, 1, 5, &err, &npos, argv, CLI_ARGS("t", "one", "-f", "two", "--", "-s", "-")),
         OPTS_OK);
     free(err);
     ASSERT_EQ(npos, 4);
@@ -187,7 +170,7 @@ TEST(positionals_anywhere_and_after_double_dash)
     ASSERT(t.flag);
     ASSERT(t.str == NULL);
     /* one more than allowed */
-    ASSERT_EQ(parse_with(&t, 1, 1, &err, &npos, NULL, "one", "two", (char *)NULL), OPTS_USAGE);
+    ASSERT_EQ(parse_with(&t, 1, 1, &err, &npos, NULL, CLI_ARGS("t", "one", "two")), OPTS_USAGE);
     ASSERT(strstr(err, "ward t: unexpected argument 'two'"));
     free(err);
 }
@@ -227,10 +210,10 @@ TEST(only_and_mask)
 {
     struct t t;
     char *err;
-    ASSERT_EQ(parse_with(&t, 2, 0, &err, NULL, NULL, "--only-b", (char *)NULL), OPTS_OK);
+    ASSERT_EQ(parse_with(&t, 2, 0, &err, NULL, NULL, CLI_ARGS("t", "--only-b")), OPTS_OK);
     free(err);
     ASSERT(t.flag);
-    ASSERT_EQ(parse_with(&t, 2, 0, &err, NULL, NULL, "--only-a", (char *)NULL), OPTS_USAGE);
+    ASSERT_EQ(parse_with(&t, 2, 0, &err, NULL, NULL, CLI_ARGS("t", "--only-a")), OPTS_USAGE);
     ASSERT(strstr(err, "unknown option '--only-a'"));
     free(err);
 }

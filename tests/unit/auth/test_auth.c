@@ -7,6 +7,7 @@
 #include "auth/auth.h"
 #include "auth/passwd.h"
 #include "mqtt/mqtt.h"
+#include "scratch.h"
 #include "test.h"
 
 static char dir[] = "/tmp/ward-auth-XXXXXX";
@@ -35,6 +36,20 @@ static struct auth_request req(const char *peer, const char *user, const char *p
     return q;
 }
 
+/* An auth with the password file, no anonymous access, and the given hash
+ * pool (0 and 0: as configured when not set). */
+static struct auth *password_auth(uint32_t threads, uint32_t max_pending)
+{
+    struct auth *a = auth_new();
+    struct auth_settings s = {.allow_anonymous = false,
+                              .no_match_allow = true,
+                              .password_file = pw_path,
+                              .hash_threads = threads,
+                              .max_pending = max_pending};
+    ASSERT_EQ(auth_configure(a, &s, err, sizeof(err)), 0);
+    return a;
+}
+
 TEST(defaults_allow_everyone)
 {
     struct auth *a = auth_new();
@@ -48,10 +63,7 @@ TEST(defaults_allow_everyone)
 
 TEST(passwords_and_anonymous)
 {
-    struct auth *a = auth_new();
-    struct auth_settings s = {
-        .allow_anonymous = false, .no_match_allow = true, .password_file = pw_path};
-    ASSERT_EQ(auth_configure(a, &s, err, sizeof(err)), 0);
+    struct auth *a = password_auth(0, 0);
     struct auth_request q = req("10.0.0.1:1", "alice", "pw-a");
     ASSERT_EQ(auth_connect(a, &q), AUTH_OK);
     q = req("10.0.0.2:1", "alice", "nope");
@@ -86,10 +98,7 @@ TEST(passwords_and_anonymous)
 
 TEST(failures_are_rate_limited_per_address)
 {
-    struct auth *a = auth_new();
-    struct auth_settings s = {
-        .allow_anonymous = false, .no_match_allow = true, .password_file = pw_path};
-    ASSERT_EQ(auth_configure(a, &s, err, sizeof(err)), 0);
+    struct auth *a = password_auth(0, 0);
     for (int i = 0; i < 6; i++) {
         struct auth_request q = req("10.9.9.9:1000", "alice", "bad");
         ASSERT_EQ(auth_connect(a, &q), AUTH_BAD_PASSWORD);
@@ -193,18 +202,6 @@ static void release(struct verdict *v)
     pthread_mutex_unlock(&v->lock);
 }
 
-static struct auth *pool_auth(uint32_t threads, uint32_t max_pending)
-{
-    struct auth *a = auth_new();
-    struct auth_settings s = {.allow_anonymous = false,
-                              .no_match_allow = true,
-                              .password_file = pw_path,
-                              .hash_threads = threads,
-                              .max_pending = max_pending};
-    ASSERT_EQ(auth_configure(a, &s, err, sizeof(err)), 0);
-    return a;
-}
-
 /* Queues a check; returns what auth_connect_async returned. */
 static int submit(struct auth *a, const char *peer, const char *user, const char *pw,
                   struct verdict *v)
@@ -219,7 +216,7 @@ static int submit(struct auth *a, const char *peer, const char *user, const char
 
 TEST(async_verdicts_come_from_the_pool)
 {
-    struct auth *a = pool_auth(2, 8);
+    struct auth *a = password_auth(2, 8);
     const char *pw[] = {"pw-a", "nope", "x"};
     const char *user[] = {"alice", "alice", "mallory"};
     enum auth_cause want[] = {AUTH_OK, AUTH_BAD_PASSWORD, AUTH_UNKNOWN_USER};
@@ -253,7 +250,7 @@ TEST(async_verdicts_come_from_the_pool)
 
 TEST(decisions_without_a_hash_come_at_once)
 {
-    struct auth *a = pool_auth(1, 1);
+    struct auth *a = password_auth(1, 1);
     struct verdict v;
     verdict_init(&v, false);
     struct auth_request q = req("10.2.0.1:1", NULL, NULL);
@@ -288,7 +285,7 @@ TEST(decisions_without_a_hash_come_at_once)
 
 TEST(requests_are_copied)
 {
-    struct auth *a = pool_auth(1, 4);
+    struct auth *a = password_auth(1, 4);
     struct verdict first, second;
     verdict_init(&first, true);
     verdict_init(&second, false);
@@ -312,7 +309,7 @@ TEST(requests_are_copied)
 
 TEST(a_full_queue_refuses)
 {
-    struct auth *a = pool_auth(1, 2);
+    struct auth *a = password_auth(1, 2);
     struct verdict running, queued, refused, later;
     verdict_init(&running, true);
     verdict_init(&queued, false);
@@ -348,7 +345,7 @@ TEST(a_full_queue_refuses)
 
 TEST(unknown_users_cost_one_hash)
 {
-    struct auth *a = pool_auth(1, 4);
+    struct auth *a = password_auth(1, 4);
     struct auth_request q = req("10.5.0.1:1", "mallory", "x");
     ASSERT_EQ(auth_connect(a, &q), AUTH_UNKNOWN_USER);
     struct auth_hash_counts n = auth_hash_counts(a);
@@ -379,7 +376,7 @@ TEST(unknown_users_cost_one_hash)
  * let fail: concurrent guesses do not outrun it. */
 TEST(pending_checks_count_against_the_address)
 {
-    struct auth *a = pool_auth(1, 64);
+    struct auth *a = password_auth(1, 64);
     struct verdict blocker, v[7], other;
     verdict_init(&blocker, true);
     verdict_init(&other, false);
@@ -448,7 +445,7 @@ TEST(dummy_entry_matches_the_file)
  * gave as ctx. */
 TEST(auth_free_answers_every_check)
 {
-    struct auth *a = pool_auth(1, 8);
+    struct auth *a = password_auth(1, 8);
     struct verdict v[4];
     for (int i = 0; i < 4; i++) {
         verdict_init(&v[i], false);
@@ -464,7 +461,7 @@ TEST(auth_free_answers_every_check)
 
 int main(void)
 {
-    ASSERT(mkdtemp(dir));
+    scratch_open(dir);
     snprintf(pw_path, sizeof(pw_path), "%s/pw.conf", dir);
     snprintf(acl_path, sizeof(acl_path), "%s/acl.conf", dir);
     snprintf(bad_path, sizeof(bad_path), "%s/bad.conf", dir);
@@ -488,9 +485,5 @@ int main(void)
     RUN(pending_checks_count_against_the_address);
     RUN(dummy_entry_matches_the_file);
     RUN(auth_free_answers_every_check);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        return 1;
-    TEST_DONE();
+    SCRATCH_DONE();
 }

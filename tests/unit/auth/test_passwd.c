@@ -3,25 +3,11 @@
 #include <unistd.h>
 
 #include "auth/passwd.h"
+#include "scratch.h"
 #include "test.h"
 
 static char dir[] = "/tmp/ward-passwd-XXXXXX";
 static char err[1024];
-
-static const char *path(const char *name)
-{
-    static char p[256];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    return p;
-}
-
-static void write_file(const char *name, const char *text)
-{
-    FILE *f = fopen(path(name), "w");
-    ASSERT(f);
-    fputs(text, f);
-    fclose(f);
-}
 
 TEST(set_check_save_load)
 {
@@ -35,14 +21,14 @@ TEST(set_check_save_load)
     ASSERT(!passwd_check(&db, "alice", 5, (const uint8_t *)"s3cret!", 7));
     ASSERT(!passwd_check(&db, "bob", 3, (const uint8_t *)"s3cret", 6));
     ASSERT(!passwd_check(&db, "alic", 4, (const uint8_t *)"s3cret", 6));
-    ASSERT_EQ(passwd_save(&db, path("pw.conf"), err, sizeof(err)), 0);
+    ASSERT_EQ(passwd_save(&db, scratch_path("pw.conf"), err, sizeof(err)), 0);
     struct stat st;
-    ASSERT_EQ(stat(path("pw.conf"), &st), 0);
+    ASSERT_EQ(stat(scratch_path("pw.conf"), &st), 0);
     ASSERT_EQ(st.st_mode & 0777, 0600);
     passwd_db_free(&db);
 
     passwd_db_init(&db);
-    ASSERT_EQ(passwd_load(&db, path("pw.conf"), err, sizeof(err)), 0);
+    ASSERT_EQ(passwd_load(&db, scratch_path("pw.conf"), err, sizeof(err)), 0);
     ASSERT_EQ(db.count, 1);
     ASSERT(passwd_check(&db, "alice", 5, (const uint8_t *)"s3cret", 6));
     ASSERT(!passwd_check(&db, "alice", 5, (const uint8_t *)"wrong", 5));
@@ -120,25 +106,25 @@ TEST(load_errors_name_the_line)
 {
     struct passwd_db db;
     passwd_db_init(&db);
-    write_file("plain.conf", "# NanoMQ's format\n\"admin\": \"public\"\n");
-    ASSERT_EQ(passwd_load(&db, path("plain.conf"), err, sizeof(err)), -1);
+    scratch_write("plain.conf", "# NanoMQ's format\n\"admin\": \"public\"\n");
+    ASSERT_EQ(passwd_load(&db, scratch_path("plain.conf"), err, sizeof(err)), -1);
     ASSERT(strstr(err, "plain.conf:2: admin: plaintext"));
     ASSERT(strstr(err, "ward passwd"));
     ASSERT_EQ(db.count, 0);
 
-    write_file("num.conf", "a = 5\n");
-    ASSERT_EQ(passwd_load(&db, path("num.conf"), err, sizeof(err)), -1);
+    scratch_write("num.conf", "a = 5\n");
+    ASSERT_EQ(passwd_load(&db, scratch_path("num.conf"), err, sizeof(err)), -1);
     ASSERT(strstr(err, "num.conf:1: a: expected a password hash string"));
 
-    write_file("broken.conf", "\"a\" = \"$pbkdf2-sha512$100000$zz$zz\"\n");
-    ASSERT_EQ(passwd_load(&db, path("broken.conf"), err, sizeof(err)), -1);
+    scratch_write("broken.conf", "\"a\" = \"$pbkdf2-sha512$100000$zz$zz\"\n");
+    ASSERT_EQ(passwd_load(&db, scratch_path("broken.conf"), err, sizeof(err)), -1);
     ASSERT(strstr(err, "broken.conf:1: a: malformed password hash"));
 
-    write_file("syntax.conf", "\"a\" = \n{");
-    ASSERT_EQ(passwd_load(&db, path("syntax.conf"), err, sizeof(err)), -1);
+    scratch_write("syntax.conf", "\"a\" = \n{");
+    ASSERT_EQ(passwd_load(&db, scratch_path("syntax.conf"), err, sizeof(err)), -1);
     ASSERT(strstr(err, "syntax.conf:"));
 
-    ASSERT_EQ(passwd_load(&db, path("missing.conf"), err, sizeof(err)), -1);
+    ASSERT_EQ(passwd_load(&db, scratch_path("missing.conf"), err, sizeof(err)), -1);
     ASSERT(strstr(err, "missing.conf"));
     passwd_db_free(&db);
 }
@@ -154,7 +140,7 @@ TEST(save_to_bad_directory)
 
 int main(void)
 {
-    ASSERT(mkdtemp(dir));
+    scratch_open(dir);
     RUN(set_check_save_load);
     RUN(change_and_delete);
     RUN(bad_user_names);
@@ -162,9 +148,5 @@ int main(void)
     RUN(malformed_hashes);
     RUN(load_errors_name_the_line);
     RUN(save_to_bad_directory);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        return 1;
-    TEST_DONE();
+    SCRATCH_DONE();
 }

@@ -25,6 +25,8 @@
 #include "broker/broker.h"
 #include "mqtt/mqtt.h"
 #include "net/net.h"
+#include "pki_fixture.h"
+#include "scratch.h"
 #include "test.h"
 #include "tls/tls.h"
 
@@ -351,25 +353,6 @@ static void expect_msg(struct conn *c, struct mqtt_packet *p, const char *topic,
                    p->u.publish.topic.p, topic);
     ASSERT_EQ(p->u.publish.payload.len, strlen(payload));
     ASSERT_MEM_EQ(p->u.publish.payload.p, payload, strlen(payload));
-}
-
-static void write_file(const char *name, const char *text)
-{
-    char path[300];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    ASSERT(f);
-    fputs(text, f);
-    ASSERT_EQ(fclose(f), 0);
-}
-
-static const char *path_of(const char *name)
-{
-    static char p[8][300];
-    static int i;
-    i = (i + 1) % 8;
-    snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
-    return p[i];
 }
 
 TEST(connect_subscribe_publish_loop)
@@ -1242,10 +1225,10 @@ TEST(passwords)
     char err[256];
     passwd_db_init(&db);
     ASSERT_EQ(passwd_set(&db, "alice", "secret", 6, err, sizeof(err)), 0);
-    ASSERT_EQ(passwd_save(&db, path_of("pw.conf"), err, sizeof(err)), 0);
+    ASSERT_EQ(passwd_save(&db, scratch_path("pw.conf"), err, sizeof(err)), 0);
     passwd_db_free(&db);
     struct auth_settings set = {
-        .allow_anonymous = false, .no_match_allow = true, .password_file = path_of("pw.conf")};
+        .allow_anonymous = false, .no_match_allow = true, .password_file = scratch_path("pw.conf")};
     struct auth *au = auth_with(&set);
     struct rig r;
     rig_start(&r, au);
@@ -1289,14 +1272,14 @@ TEST(passwords)
  * (MQTT-3.3.5-2), SUBACK 0x87/0x80, wills dropped, deny_disconnect. */
 TEST(acl_denials)
 {
-    write_file("acl.conf", "rules = [\n"
-                           "  {\"permit\": \"deny\", \"action\": \"publish\", \"topics\": "
-                           "[\"secret/#\"]}\n"
-                           "  {\"permit\": \"deny\", \"action\": \"subscribe\", \"topics\": "
-                           "[\"private/#\"]}\n"
-                           "]\n");
+    scratch_write("acl.conf", "rules = [\n"
+                              "  {\"permit\": \"deny\", \"action\": \"publish\", \"topics\": "
+                              "[\"secret/#\"]}\n"
+                              "  {\"permit\": \"deny\", \"action\": \"subscribe\", \"topics\": "
+                              "[\"private/#\"]}\n"
+                              "]\n");
     struct auth_settings set = {
-        .allow_anonymous = true, .no_match_allow = true, .acl_file = path_of("acl.conf")};
+        .allow_anonymous = true, .no_match_allow = true, .acl_file = scratch_path("acl.conf")};
     struct auth *au = auth_with(&set);
     struct rig r;
     rig_start(&r, au);
@@ -1349,9 +1332,9 @@ TEST(acl_denials)
  * included; allowed ones stay. */
 TEST(acl_reload_removes_subscriptions)
 {
-    write_file("acl2.conf", "rules = []\n");
+    scratch_write("acl2.conf", "rules = []\n");
     struct auth_settings set = {
-        .allow_anonymous = true, .no_match_allow = true, .acl_file = path_of("acl2.conf")};
+        .allow_anonymous = true, .no_match_allow = true, .acl_file = scratch_path("acl2.conf")};
     struct auth *au = auth_with(&set);
     struct rig r;
     rig_start(&r, au);
@@ -1365,8 +1348,8 @@ TEST(acl_reload_removes_subscriptions)
     publish(&pub, "open/x", "1", 0, false, 0);
     expect_msg(&s, &a, "open/x", "1");
     expect_msg(&s, &a, "open/x", "1"); /* once per subscription: shared too */
-    write_file("acl2.conf", "rules = [{\"permit\": \"deny\", \"action\": \"subscribe\", "
-                            "\"topics\": [\"open/#\"]}]\n");
+    scratch_write("acl2.conf", "rules = [{\"permit\": \"deny\", \"action\": \"subscribe\", "
+                               "\"topics\": [\"open/#\"]}]\n");
     char err[256];
     ASSERT_EQ(auth_configure(au, &set, err, sizeof(err)), 0);
     broker_auth_reloaded(r.b);
@@ -1408,46 +1391,21 @@ TEST(bridge_no_local)
 
 /* ---- TLS: certificate identities, revocation, $SYS per listener ---- */
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[2048], full[2300];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof(full), "cd %s && (%s) >/dev/null 2>&1", dir, cmd);
-    if (system(full) != 0)
-        TEST_FAIL_("command failed: %s", cmd);
-}
-
 /* A CA, a server certificate for 127.0.0.1, two client certificates
  * (OU=Devices, CN=dev-7 and CN=dev-8), dev-8's revocation on a CRL. */
 static void make_pki(void)
 {
-    const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
-    sh("openssl req -x509 %s -keyout ca.key -out ca.crt -days 2 -subj /CN=TestCA -addext "
-       "basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign",
-       ec);
-    sh("printf '[ca]\\ndefault_ca=c\\n[c]\\ndatabase=index.txt\\nnew_certs_dir=.\\n"
-       "serial=serial\\ndefault_md=sha256\\npolicy=p\\nunique_subject=no\\n[p]\\n"
-       "organizationalUnitName=optional\\ncommonName=supplied\\n' > ca.cnf && touch index.txt && "
-       "echo 1000 > serial");
-    const char *ca =
-        "openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -notext -days 2";
-    sh("openssl req %s -keyout srv.key -out srv.csr -subj /CN=localhost && printf "
-       "'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > srv.ext && %s -in "
-       "srv.csr -extfile srv.ext -out srv.crt",
-       ec, ca);
-    sh("printf 'extendedKeyUsage=clientAuth\\n' > cli.ext");
-    sh("openssl req %s -keyout d7.key -out d7.csr -subj /OU=Devices/CN=dev-7 && %s -in d7.csr "
-       "-extfile cli.ext -out d7.crt",
-       ec, ca);
-    sh("openssl req %s -keyout d8.key -out d8.csr -subj /OU=Devices/CN=dev-8 && %s -in d8.csr "
-       "-extfile cli.ext -out d8.crt",
-       ec, ca);
-    sh("%s -gencrl -crldays 2 -out empty.crl && cp empty.crl live.crl", ca);
-    sh("%s -revoke d8.crt && %s -gencrl -crldays 2 -out revoked.crl", ca, ca);
+    pki_fixture_ca();
+    pki_fixture_ca_db("organizationalUnitName=optional\\ncommonName=supplied\\n");
+    pki_fixture_csr("srv", "/CN=localhost");
+    pki_fixture_sign("srv", "subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n");
+    scratch_sh("printf 'extendedKeyUsage=clientAuth\\n' > cli.ext");
+    pki_fixture_csr("d7", "/OU=Devices/CN=dev-7");
+    scratch_sh(PKI_CA " -days 2 -in d7.csr -extfile cli.ext -out d7.crt");
+    pki_fixture_csr("d8", "/OU=Devices/CN=dev-8");
+    scratch_sh(PKI_CA " -days 2 -in d8.csr -extfile cli.ext -out d8.crt");
+    scratch_sh(PKI_CA " -gencrl -crldays 2 -out empty.crl && cp empty.crl live.crl");
+    scratch_sh(PKI_CA " -revoke d8.crt && " PKI_CA " -gencrl -crldays 2 -out revoked.crl");
 }
 
 /* Opens a TLS connection with a client certificate (cert NULL: none).
@@ -1456,7 +1414,8 @@ static bool conn_open_tls(struct conn *c, uint16_t port, uint8_t version, const 
                           const char *key, struct tls_client **tc)
 {
     char err[512];
-    struct tls_client_config cc = {.cafile = path_of("ca.crt"), .certfile = cert, .keyfile = key};
+    struct tls_client_config cc = {
+        .cafile = scratch_path("ca.crt"), .certfile = cert, .keyfile = key};
     *tc = tls_client_new(&cc, err, sizeof(err));
     if (!*tc)
         TEST_FAIL_("tls_client_new: %s", err);
@@ -1486,20 +1445,21 @@ struct tls_rig {
 
 static void tls_rig_start(struct tls_rig *t)
 {
-    write_file("tls-acl.conf",
-               "rules = [\n"
-               "  {\"permit\": \"allow\", \"cert_ou\": \"Devices\", \"action\": \"publish\",\n"
-               "   \"topics\": [\"devices/${cert_cn}/#\", \"users/${username}/#\"]}\n"
-               "  {\"permit\": \"allow\", \"action\": \"subscribe\"}\n"
-               "]\n");
-    struct auth_settings set = {
-        .allow_anonymous = false, .no_match_allow = false, .acl_file = path_of("tls-acl.conf")};
+    scratch_write("tls-acl.conf",
+                  "rules = [\n"
+                  "  {\"permit\": \"allow\", \"cert_ou\": \"Devices\", \"action\": \"publish\",\n"
+                  "   \"topics\": [\"devices/${cert_cn}/#\", \"users/${username}/#\"]}\n"
+                  "  {\"permit\": \"allow\", \"action\": \"subscribe\"}\n"
+                  "]\n");
+    struct auth_settings set = {.allow_anonymous = false,
+                                .no_match_allow = false,
+                                .acl_file = scratch_path("tls-acl.conf")};
     t->au = auth_with(&set);
     char err[512];
-    struct tls_server_config sc = {.certfile = path_of("srv.crt"),
-                                   .keyfile = path_of("srv.key"),
-                                   .cafile = path_of("ca.crt"),
-                                   .crlfile = path_of("live.crl"),
+    struct tls_server_config sc = {.certfile = scratch_path("srv.crt"),
+                                   .keyfile = scratch_path("srv.key"),
+                                   .cafile = scratch_path("ca.crt"),
+                                   .crlfile = scratch_path("live.crl"),
                                    .verify = TLS_VERIFY_REQUIRED,
                                    .as_username = TLS_ID_CN,
                                    .as_clientid = TLS_ID_CN};
@@ -1532,7 +1492,8 @@ TEST(tls_certificate_identity)
     tls_rig_start(&t);
     struct conn c, plain;
     struct tls_client *tc;
-    ASSERT(conn_open_tls(&c, t.tls_port, MQTT_V5, path_of("d7.crt"), path_of("d7.key"), &tc));
+    ASSERT(conn_open_tls(&c, t.tls_port, MQTT_V5, scratch_path("d7.crt"), scratch_path("d7.key"),
+                         &tc));
     ASSERT_EQ(connect_as(&c, "whatever", NULL, NULL), 0);
     publish(&c, "devices/dev-7/temp", "21", 1, false, 1);
     ASSERT_EQ(expect_ack(&c, MQTT_PUBACK, 1), 0);
@@ -1557,7 +1518,8 @@ TEST(tls_certificate_identity)
     conn_close(&plain);
     /* A listener that wants a password as well. */
     broker_set_listener_password(t.r.b, 1, true);
-    ASSERT(conn_open_tls(&c, t.tls_port, MQTT_V5, path_of("d7.crt"), path_of("d7.key"), &tc));
+    ASSERT(conn_open_tls(&c, t.tls_port, MQTT_V5, scratch_path("d7.crt"), scratch_path("d7.key"),
+                         &tc));
     ASSERT_EQ(connect_as(&c, "x", NULL, NULL), MQTT_RC_BAD_USERNAME_OR_PASSWORD);
     conn_close(&c);
     tls_client_free(tc);
@@ -1569,18 +1531,20 @@ TEST(tls_certificate_identity)
  * the others stay. */
 TEST(tls_kick_revoked)
 {
-    sh("cp empty.crl live.crl");
+    scratch_sh("cp empty.crl live.crl");
     struct tls_rig t;
     tls_rig_start(&t);
     struct conn good, bad, plain;
     struct tls_client *tg, *tb;
-    ASSERT(conn_open_tls(&good, t.tls_port, MQTT_V5, path_of("d7.crt"), path_of("d7.key"), &tg));
+    ASSERT(conn_open_tls(&good, t.tls_port, MQTT_V5, scratch_path("d7.crt"), scratch_path("d7.key"),
+                         &tg));
     ASSERT_EQ(connect_as(&good, "", NULL, NULL), 0);
-    ASSERT(conn_open_tls(&bad, t.tls_port, MQTT_V5, path_of("d8.crt"), path_of("d8.key"), &tb));
+    ASSERT(conn_open_tls(&bad, t.tls_port, MQTT_V5, scratch_path("d8.crt"), scratch_path("d8.key"),
+                         &tb));
     ASSERT_EQ(connect_as(&bad, "", NULL, NULL), 0);
     join(&plain, t.r.port, MQTT_V5, "plain"); /* no certificate: never revoked */
     ASSERT_EQ(broker_kick_revoked(t.r.b), 0);
-    sh("cp revoked.crl live.crl");
+    scratch_sh("cp revoked.crl live.crl");
     char err[512];
     ASSERT_EQ(tls_server_reload(t.ts, err, sizeof(err)), 0);
     ASSERT_EQ(broker_kick_revoked(t.r.b), 1);
@@ -1590,7 +1554,8 @@ TEST(tls_kick_revoked)
     /* And dev-8 cannot come back. */
     conn_close(&bad);
     tls_client_free(tb);
-    ASSERT(!conn_open_tls(&bad, t.tls_port, MQTT_V5, path_of("d8.crt"), path_of("d8.key"), &tb) ||
+    ASSERT(!conn_open_tls(&bad, t.tls_port, MQTT_V5, scratch_path("d8.crt"), scratch_path("d8.key"),
+                          &tb) ||
            get(&bad, &(struct mqtt_packet){0}) <= 0);
     conn_close(&bad);
     tls_client_free(tb);
@@ -1604,7 +1569,7 @@ TEST(tls_kick_revoked)
  * certificate, the CAs and the CRL. */
 TEST(tls_sys_topics)
 {
-    sh("cp empty.crl live.crl");
+    scratch_sh("cp empty.crl live.crl");
     struct tls_rig t;
     tls_rig_start(&t);
     struct conn w, c;
@@ -1694,7 +1659,7 @@ int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN); /* TLS writes to a closed peer: an error, not a signal */
 
-    ASSERT(mkdtemp(dir));
+    scratch_open(dir);
     RUN_IF(connect_subscribe_publish_loop);
     RUN_IF(malformed_gets_reason_and_others_unaffected);
     RUN_IF(auth_refuses_and_shutdown_says_so);
@@ -1722,9 +1687,5 @@ int main(int argc, char **argv)
     RUN_IF(tls_kick_revoked);
     RUN_IF(tls_sys_topics);
     RUN_IF(will_discarded_when_taken_over_after_disconnect);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        return 1;
-    TEST_DONE();
+    SCRATCH_DONE();
 }

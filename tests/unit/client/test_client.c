@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "client/client.h"
+#include "pki_fixture.h"
+#include "scratch.h"
 #include "test.h"
 #include "tls/tls.h"
 
@@ -611,10 +613,10 @@ TEST(server_goes_away)
 /* A tls_server for 127.0.0.1 and localhost, and a client trusting its CA. */
 static struct tls_server *tls_server_for_tests(void)
 {
-    char cert[300], key[300], err[512];
-    snprintf(cert, sizeof(cert), "%s/srv.crt", dir);
-    snprintf(key, sizeof(key), "%s/srv.key", dir);
-    struct tls_server_config sc = {.certfile = cert, .keyfile = key, .verify = TLS_VERIFY_NONE};
+    char err[512];
+    struct tls_server_config sc = {.certfile = scratch_path("srv.crt"),
+                                   .keyfile = scratch_path("srv.key"),
+                                   .verify = TLS_VERIFY_NONE};
     struct tls_server *t = tls_server_new(&sc, err, sizeof(err));
     if (!t)
         TEST_FAIL_("tls_server_new: %s", err);
@@ -623,9 +625,8 @@ static struct tls_server *tls_server_for_tests(void)
 
 static struct tls_client *tls_client_for_tests(const char *servername)
 {
-    char ca[300], err[512];
-    snprintf(ca, sizeof(ca), "%s/ca.crt", dir);
-    struct tls_client_config cc = {.cafile = ca, .servername = servername};
+    char err[512];
+    struct tls_client_config cc = {.cafile = scratch_path("ca.crt"), .servername = servername};
     struct tls_client *t = tls_client_new(&cc, err, sizeof(err));
     if (!t)
         TEST_FAIL_("tls_client_new: %s", err);
@@ -726,19 +727,10 @@ TEST(long_topic_refused)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN); /* TLS writes to a closed peer: an error, not a signal */
-    ASSERT(mkdtemp(dir));
-    char cmd[2048];
-    snprintf(cmd, sizeof(cmd),
-             "cd %s && (openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-             "-keyout ca.key -out ca.crt -days 2 -subj /CN=TestCA -addext "
-             "basicConstraints=critical,CA:TRUE && openssl req -newkey ec -pkeyopt "
-             "ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr -subj /CN=localhost "
-             "&& printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > srv.ext && openssl "
-             "x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile "
-             "srv.ext -out srv.crt) >/dev/null 2>&1",
-             dir);
-    if (system(cmd) != 0)
-        TEST_FAIL_("making the test PKI failed: %s", cmd);
+    scratch_open(dir);
+    pki_fixture_ca();
+    pki_fixture_csr("srv", "/CN=localhost");
+    pki_fixture_sign("srv", "subjectAltName=DNS:localhost,IP:127.0.0.1\\n");
     RUN(long_topic_refused);
     RUN(refused_connack_is_reported);
     RUN(connection_refused_names_the_host);
@@ -753,8 +745,5 @@ int main(int argc, char **argv)
     RUN(server_goes_away);
     RUN(over_tls);
     RUN(tls_failures);
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        return 1;
-    TEST_DONE();
+    SCRATCH_DONE();
 }

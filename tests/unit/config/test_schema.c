@@ -24,6 +24,21 @@ static void expect_error(const char *text, const char *want)
     TEST_FAIL_("no error contains \"%s\"", want);
 }
 
+/* Prints the effective configuration, frees it and loads the printed text
+ * back into cfg and errs; returns what the load returned, and the text in
+ * *printed (free it). */
+static int reload_printed(struct ward_config *cfg, struct cfg_errors *errs, char **printed)
+{
+    size_t len = 0;
+    *printed = NULL;
+    FILE *f = open_memstream(printed, &len);
+    config_print(cfg, f);
+    fclose(f);
+    config_free(cfg);
+    cfg_errors_free(errs);
+    return config_load_string("printed", *printed, cfg, errs);
+}
+
 TEST(defaults)
 {
     struct ward_config cfg;
@@ -78,14 +93,8 @@ TEST(nanomq_file_loads_unchanged)
     ASSERT_EQ(b->subscriptions[0].qos, 1);
     ASSERT_EQ(b->max_send_queue_len, 32);
     /* The printed effective configuration loads back to the same values. */
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    config_print(&cfg, f);
-    fclose(f);
-    config_free(&cfg);
-    cfg_errors_free(&errs);
-    r = config_load_string("printed", buf, &cfg, &errs);
+    char *buf;
+    r = reload_printed(&cfg, &errs, &buf);
     for (size_t i = 0; i < errs.count; i++)
         fprintf(stderr, "%s\n", errs.msgs[i]);
     ASSERT_EQ(r, 0);
@@ -134,14 +143,8 @@ TEST(sni_certificates)
     ASSERT_STR_EQ(cfg.listeners[0].sni[1].host, "*.b.example");
     ASSERT_STR_EQ(cfg.listeners[0].sni[1].keyfile, "b.key");
     /* The effective configuration prints them back in a form that loads. */
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    config_print(&cfg, f);
-    fclose(f);
-    config_free(&cfg);
-    cfg_errors_free(&errs);
-    ASSERT_EQ(config_load_string("printed", buf, &cfg, &errs), 0);
+    char *buf;
+    ASSERT_EQ(reload_printed(&cfg, &errs, &buf), 0);
     ASSERT_EQ(cfg.listeners[0].nsni, 2);
     config_free(&cfg);
     cfg_errors_free(&errs);

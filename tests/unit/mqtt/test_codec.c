@@ -1,7 +1,5 @@
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include "mqtt/mqtt.h"
+#include "page_end.h"
 #include "test.h"
 
 static const struct mqtt_codec srv0 = {0, true, 0};
@@ -383,23 +381,19 @@ TEST(too_large_reported_early)
 
 TEST(page_boundary)
 {
-    long pg = sysconf(_SC_PAGESIZE);
-    uint8_t *m =
-        mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    ASSERT(m != MAP_FAILED);
-    ASSERT_EQ(mprotect(m + pg, (size_t)pg, PROT_NONE), 0);
+    struct page_end pe;
+    page_end_open(&pe);
     static const uint8_t pkt[] = {0x32, 7, 0, 3, 'a', '/', 'b', 0, 1};
-    uint8_t *at = m + pg - sizeof(pkt);
-    memcpy(at, pkt, sizeof(pkt));
+    uint8_t *at = page_end_put(&pe, pkt, sizeof(pkt));
     struct mqtt_packet p;
     for (size_t i = 0; i <= sizeof(pkt); i++) {
         size_t used;
-        int rc = mqtt_decode(&srv4, m + pg - i, i, &p, &used);
+        int rc = mqtt_decode(&srv4, pe.end - i, i, &p, &used);
         (void)rc; /* any answer, but no read past the page */
     }
     size_t used;
     ASSERT_EQ(mqtt_decode(&srv4, at, sizeof(pkt), &p, &used), 0);
-    munmap(m, (size_t)pg * 2);
+    page_end_close(&pe);
 }
 
 TEST(connect_bridge_flag)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "net/net.h"
+#include "net_fixture.h"
 #include "test.h"
 
 static void *on_open(void *ctx, struct net_conn *c)
@@ -31,30 +32,6 @@ static void on_close(void *user, const char *why)
 
 static const struct net_handler handler = {
     .on_open = on_open, .on_data = on_data, .on_close = on_close};
-
-static int dial(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
-        TEST_FAIL_("connect failed");
-    return fd;
-}
-
-static size_t read_n(int fd, char *buf, size_t n)
-{
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    return got;
-}
 
 static struct net_server *start(unsigned workers, uint32_t maxconn)
 {

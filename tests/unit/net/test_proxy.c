@@ -1,11 +1,11 @@
 /* PROXY protocol header parser and CIDR ranges (src/net/proxy.c). */
 #include <arpa/inet.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "net/proxy.h"
+#include "page_end.h"
 #include "test.h"
 
 static const uint8_t SIG[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
@@ -235,15 +235,11 @@ TEST(v2_oversize_and_truncated)
  * inaccessible one: the parser must not read one byte further. */
 TEST(ends_at_page_boundary)
 {
-    long page = sysconf(_SC_PAGESIZE);
-    uint8_t *m =
-        mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    ASSERT(m != MAP_FAILED);
-    ASSERT_EQ(mprotect(m + page, (size_t)page, PROT_NONE), 0);
+    struct page_end pe;
+    page_end_open(&pe);
     const char *v1 = "PROXY TCP4 192.0.2.7 198.51.100.1 51000 8883\r\n";
     size_t n = strlen(v1);
-    uint8_t *at = m + page - n;
-    memcpy(at, v1, n);
+    uint8_t *at = page_end_put(&pe, v1, n);
     for (size_t i = 0; i <= n; i++)
         ASSERT(proxy_parse(at + n - i, i).status <= PROXY_ERROR);
     ASSERT_EQ(proxy_parse(at, n).status, PROXY_DONE);
@@ -252,10 +248,10 @@ TEST(ends_at_page_boundary)
     uint8_t body[12] = {10, 0, 0, 1, 10, 0, 0, 2, 0, 1, 0, 2};
     uint8_t h[32];
     size_t hn = v2_header(h, 1, 0x11, body, sizeof(body));
-    memcpy(m + page - hn, h, hn);
-    ASSERT_EQ(proxy_parse(m + page - hn, hn).status, PROXY_DONE);
-    ASSERT_EQ(proxy_parse(m + page - hn, hn - 1).status, PROXY_INCOMPLETE);
-    munmap(m, (size_t)page * 2);
+    at = page_end_put(&pe, h, hn);
+    ASSERT_EQ(proxy_parse(at, hn).status, PROXY_DONE);
+    ASSERT_EQ(proxy_parse(at, hn - 1).status, PROXY_INCOMPLETE);
+    page_end_close(&pe);
 }
 
 TEST(first_byte)

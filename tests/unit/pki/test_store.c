@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "pki/store.h"
+#include "scratch.h"
 #include "test.h"
 
 static char dir[] = "/tmp/ward-store-XXXXXX";
@@ -18,24 +19,35 @@ TEST(open_missing)
     pki_close(&s);
 }
 
+/* Makes a root CA ("Root CA", a P-256 key) and writes its key and
+ * certificate into the open store s; returns it, its key in *key. */
+static X509 *write_ca(struct pki_store *s, EVP_PKEY **key)
+{
+    char p[600];
+    struct pki_key_spec ks = {PKI_EC_P256, 0};
+    EVP_PKEY *k = pki_key_new(&ks, err, sizeof(err));
+    struct pki_cert_spec rs = {PKI_ROOT_CA, "Root CA", NULL, NULL, NULL, 0, NULL, 0, 30};
+    X509 *ca = pki_cert_new(&rs, k, NULL, NULL, err, sizeof(err));
+    ASSERT_EQ(pki_write_key(pki_path(s, "private/ca.key", p, sizeof(p)), k, NULL, false, err,
+                            sizeof(err)),
+              0);
+    ASSERT_EQ(pki_write_cert(pki_path(s, "ca.crt", p, sizeof(p)), &ca, 1, false, err, sizeof(err)),
+              0);
+    *key = k;
+    return ca;
+}
+
 TEST(index_roundtrip_find_crl)
 {
-    char d[300], p[600];
+    char d[300];
     snprintf(d, sizeof(d), "%s/pki", dir);
     struct pki_store s;
     ASSERT_EQ(pki_open(&s, d, true, err, sizeof(err)), 0);
     struct stat st;
     ASSERT_EQ(stat(d, &st), 0);
     ASSERT_EQ(st.st_mode & 0777, 0700);
-    struct pki_key_spec ks = {PKI_EC_P256, 0};
-    EVP_PKEY *k = pki_key_new(&ks, err, sizeof(err));
-    struct pki_cert_spec rs = {PKI_ROOT_CA, "Root CA", NULL, NULL, NULL, 0, NULL, 0, 30};
-    X509 *ca = pki_cert_new(&rs, k, NULL, NULL, err, sizeof(err));
-    ASSERT_EQ(pki_write_key(pki_path(&s, "private/ca.key", p, sizeof(p)), k, NULL, false, err,
-                            sizeof(err)),
-              0);
-    ASSERT_EQ(pki_write_cert(pki_path(&s, "ca.crt", p, sizeof(p)), &ca, 1, false, err, sizeof(err)),
-              0);
+    EVP_PKEY *k;
+    X509 *ca = write_ca(&s, &k);
     ASSERT_EQ(pki_record(&s, ca, "Root CA", NULL, "root"), 0);
     struct pki_cert_spec cs = {PKI_CLIENT, "dev one", NULL, "Field Devices", NULL, 0, NULL, 0, 5};
     X509 *c = pki_cert_new(&cs, k, ca, k, err, sizeof(err));
@@ -90,18 +102,10 @@ TEST(bad_index_line)
 /* A fresh PKI directory with a CA in it, for the ownership checks. */
 static void make_pki(const char *d)
 {
-    char p[600];
     struct pki_store s;
     ASSERT_EQ(pki_open(&s, d, true, err, sizeof(err)), 0);
-    struct pki_key_spec ks = {PKI_EC_P256, 0};
-    EVP_PKEY *k = pki_key_new(&ks, err, sizeof(err));
-    struct pki_cert_spec rs = {PKI_ROOT_CA, "Root CA", NULL, NULL, NULL, 0, NULL, 0, 30};
-    X509 *ca = pki_cert_new(&rs, k, NULL, NULL, err, sizeof(err));
-    ASSERT_EQ(pki_write_key(pki_path(&s, "private/ca.key", p, sizeof(p)), k, NULL, false, err,
-                            sizeof(err)),
-              0);
-    ASSERT_EQ(pki_write_cert(pki_path(&s, "ca.crt", p, sizeof(p)), &ca, 1, false, err, sizeof(err)),
-              0);
+    EVP_PKEY *k;
+    X509 *ca = write_ca(&s, &k);
     pki_close(&s);
     X509_free(ca);
     EVP_PKEY_free(k);
@@ -186,15 +190,11 @@ TEST(load_ca_refuses_an_exposed_key)
 
 int main(void)
 {
-    ASSERT(mkdtemp(dir));
+    scratch_open(dir);
     RUN(open_missing);
     RUN(index_roundtrip_find_crl);
     RUN(bad_index_line);
     RUN(refuses_writable_or_foreign_directories);
     RUN(load_ca_refuses_an_exposed_key);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        return 1;
-    TEST_DONE();
+    SCRATCH_DONE();
 }

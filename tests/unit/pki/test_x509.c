@@ -6,19 +6,11 @@
 #include <openssl/x509v3.h>
 
 #include "pki/x509.h"
+#include "scratch.h"
 #include "test.h"
 
 static char dir[] = "/tmp/ward-x509-XXXXXX";
 static char err[512];
-
-static const char *path(const char *name)
-{
-    static char p[4][256];
-    static int i;
-    i = (i + 1) % 4;
-    snprintf(p[i], sizeof(p[i]), "%s/%s", dir, name);
-    return p[i];
-}
 
 static EVP_PKEY *key(enum pki_key_type t)
 {
@@ -68,10 +60,10 @@ TEST(chain_with_profiles_verifies)
     pki_serial_hex(srv, s2, sizeof(s2));
     ASSERT(strcmp(s1, s2) != 0 && strlen(s1) == 32);
     X509 *chain[] = {root};
-    ASSERT_EQ(pki_write_cert(path("root.pem"), chain, 1, false, err, sizeof(err)), 0);
-    ASSERT_EQ(pki_verify(srv, &inter, 1, path("root.pem"), err, sizeof(err)), 0);
+    ASSERT_EQ(pki_write_cert(scratch_path("root.pem"), chain, 1, false, err, sizeof(err)), 0);
+    ASSERT_EQ(pki_verify(srv, &inter, 1, scratch_path("root.pem"), err, sizeof(err)), 0);
     /* Without the intermediate it does not chain. */
-    ASSERT_EQ(pki_verify(srv, NULL, 0, path("root.pem"), err, sizeof(err)), -1);
+    ASSERT_EQ(pki_verify(srv, NULL, 0, scratch_path("root.pem"), err, sizeof(err)), -1);
     ASSERT(strstr(err, "issuer"));
     X509_free(root);
     X509_free(inter);
@@ -84,26 +76,26 @@ TEST(chain_with_profiles_verifies)
 TEST(keys_written_private_and_encrypted)
 {
     EVP_PKEY *k = key(PKI_ED25519);
-    ASSERT_EQ(pki_write_key(path("k.pem"), k, "pw", false, err, sizeof(err)), 0);
+    ASSERT_EQ(pki_write_key(scratch_path("k.pem"), k, "pw", false, err, sizeof(err)), 0);
     struct stat st;
-    ASSERT_EQ(stat(path("k.pem"), &st), 0);
+    ASSERT_EQ(stat(scratch_path("k.pem"), &st), 0);
     ASSERT_EQ(st.st_mode & 0777, 0600);
     /* No overwrite without force. */
-    ASSERT_EQ(pki_write_key(path("k.pem"), k, NULL, false, err, sizeof(err)), -1);
+    ASSERT_EQ(pki_write_key(scratch_path("k.pem"), k, NULL, false, err, sizeof(err)), -1);
     ASSERT(strstr(err, "--force"));
-    EVP_PKEY *back = pki_read_key(path("k.pem"), "pw", err, sizeof(err));
+    EVP_PKEY *back = pki_read_key(scratch_path("k.pem"), "pw", err, sizeof(err));
     ASSERT(back);
     ASSERT_EQ(EVP_PKEY_eq(k, back), 1);
     EVP_PKEY_free(back);
-    ASSERT(pki_read_key(path("k.pem"), "nope", err, sizeof(err)) == NULL);
+    ASSERT(pki_read_key(scratch_path("k.pem"), "nope", err, sizeof(err)) == NULL);
     ASSERT(strstr(err, "wrong password"));
-    ASSERT(pki_read_key(path("k.pem"), NULL, err, sizeof(err)) == NULL);
+    ASSERT(pki_read_key(scratch_path("k.pem"), NULL, err, sizeof(err)) == NULL);
     ASSERT(strstr(err, "password is needed"));
-    ASSERT_EQ(pki_write_key(path("k.pem"), k, NULL, true, err, sizeof(err)), 0);
-    back = pki_read_key(path("k.pem"), NULL, err, sizeof(err));
+    ASSERT_EQ(pki_write_key(scratch_path("k.pem"), k, NULL, true, err, sizeof(err)), 0);
+    back = pki_read_key(scratch_path("k.pem"), NULL, err, sizeof(err));
     ASSERT(back);
     EVP_PKEY_free(back);
-    ASSERT(pki_read_key(path("missing.pem"), NULL, err, sizeof(err)) == NULL);
+    ASSERT(pki_read_key(scratch_path("missing.pem"), NULL, err, sizeof(err)) == NULL);
     ASSERT(strstr(err, "No such file"));
     EVP_PKEY_free(k);
 }
@@ -123,7 +115,7 @@ TEST(crl_lists_revoked)
     ASSERT_EQ(X509_CRL_verify(crl, k), 1);
     X509_REVOKED *found = NULL;
     ASSERT_EQ(X509_CRL_get0_by_cert(crl, &found, c), 1);
-    ASSERT_EQ(pki_write_crl(path("crl.pem"), crl, err, sizeof(err)), 0);
+    ASSERT_EQ(pki_write_crl(scratch_path("crl.pem"), crl, err, sizeof(err)), 0);
     /* An empty CRL is fine too. */
     X509_CRL *empty = pki_crl_new(ca, k, NULL, 0, 7, err, sizeof(err));
     ASSERT(empty);
@@ -139,15 +131,15 @@ TEST(crl_lists_revoked)
 
 TEST(reading_bad_files)
 {
-    FILE *f = fopen(path("junk.pem"), "w");
+    FILE *f = fopen(scratch_path("junk.pem"), "w");
     fputs("hello\n", f);
     fclose(f);
-    ASSERT(pki_read_cert(path("junk.pem"), err, sizeof(err)) == NULL);
+    ASSERT(pki_read_cert(scratch_path("junk.pem"), err, sizeof(err)) == NULL);
     ASSERT(strstr(err, "no certificate found"));
     X509 *certs[2];
-    ASSERT_EQ(pki_read_certs(path("junk.pem"), certs, 2, err, sizeof(err)), 0);
-    ASSERT(pki_read_req(path("junk.pem"), err, sizeof(err)) == NULL);
-    ASSERT(pki_read_key(path("junk.pem"), NULL, err, sizeof(err)) == NULL);
+    ASSERT_EQ(pki_read_certs(scratch_path("junk.pem"), certs, 2, err, sizeof(err)), 0);
+    ASSERT(pki_read_req(scratch_path("junk.pem"), err, sizeof(err)) == NULL);
+    ASSERT(pki_read_key(scratch_path("junk.pem"), NULL, err, sizeof(err)) == NULL);
     ASSERT(strstr(err, "no private key found"));
     struct pki_key_spec weak = {PKI_RSA, 1024};
     ASSERT(pki_key_new(&weak, err, sizeof(err)) == NULL);
@@ -164,11 +156,12 @@ TEST(fingerprints_and_formats)
     pki_pubkey_fingerprint(c, pfp, sizeof(pfp));
     ASSERT_EQ(strlen(fp), 32 * 3 - 1);
     ASSERT(strcmp(fp, pfp) != 0);
-    ASSERT_EQ(pki_write_der(path("c.der"), c, false, err, sizeof(err)), 0);
-    X509 *back = pki_read_cert(path("c.der"), err, sizeof(err));
+    ASSERT_EQ(pki_write_der(scratch_path("c.der"), c, false, err, sizeof(err)), 0);
+    X509 *back = pki_read_cert(scratch_path("c.der"), err, sizeof(err));
     ASSERT(back && X509_cmp(back, c) == 0);
     X509_free(back);
-    ASSERT_EQ(pki_write_p12(path("c.p12"), "r", k, c, NULL, 0, "pw", false, err, sizeof(err)), 0);
+    ASSERT_EQ(
+        pki_write_p12(scratch_path("c.p12"), "r", k, c, NULL, 0, "pw", false, err, sizeof(err)), 0);
     X509_free(c);
     EVP_PKEY_free(k);
 }
@@ -198,27 +191,31 @@ TEST(writers_refuse_symlinks)
     EVP_PKEY *k = key(PKI_EC_P256);
     struct pki_cert_spec rs = {PKI_ROOT_CA, "R", NULL, NULL, NULL, 0, NULL, 0, 1};
     X509 *c = pki_cert_new(&rs, k, NULL, NULL, err, sizeof(err));
-    put(path("victim"), "keep me");
-    ASSERT_EQ(symlink(path("victim"), path("link.key")), 0);
+    put(scratch_path("victim"), "keep me");
+    ASSERT_EQ(symlink(scratch_path("victim"), scratch_path("link.key")), 0);
     /* Without and with --force: never through the link. */
     for (int force = 0; force < 2; force++) {
-        ASSERT_EQ(pki_write_key(path("link.key"), k, NULL, force, err, sizeof(err)), -1);
-        ASSERT(strstr(err, path("link.key")) && strstr(err, "symbolic link"));
-        ASSERT_EQ(pki_write_cert(path("link.key"), &c, 1, force, err, sizeof(err)), -1);
+        ASSERT_EQ(pki_write_key(scratch_path("link.key"), k, NULL, force, err, sizeof(err)), -1);
+        ASSERT(strstr(err, scratch_path("link.key")) && strstr(err, "symbolic link"));
+        ASSERT_EQ(pki_write_cert(scratch_path("link.key"), &c, 1, force, err, sizeof(err)), -1);
         ASSERT(strstr(err, "symbolic link"));
-        ASSERT_EQ(pki_write_der(path("link.key"), c, force, err, sizeof(err)), -1);
-        ASSERT_EQ(
-            pki_write_p12(path("link.key"), "r", k, c, NULL, 0, "pw", force, err, sizeof(err)), -1);
+        ASSERT_EQ(pki_write_der(scratch_path("link.key"), c, force, err, sizeof(err)), -1);
+        ASSERT_EQ(pki_write_p12(scratch_path("link.key"), "r", k, c, NULL, 0, "pw", force, err,
+                                sizeof(err)),
+                  -1);
     }
-    put(path("src.key"), "key bytes");
-    ASSERT_EQ(pki_copy_file(path("src.key"), path("link.key"), 0600, err, sizeof(err)), -1);
-    ASSERT(strstr(err, path("link.key")) && strstr(err, "symbolic link"));
-    ASSERT(holds(path("victim"), "keep me"));
+    put(scratch_path("src.key"), "key bytes");
+    ASSERT_EQ(
+        pki_copy_file(scratch_path("src.key"), scratch_path("link.key"), 0600, err, sizeof(err)),
+        -1);
+    ASSERT(strstr(err, scratch_path("link.key")) && strstr(err, "symbolic link"));
+    ASSERT(holds(scratch_path("victim"), "keep me"));
     struct stat st;
-    ASSERT_EQ(lstat(path("link.key"), &st), 0);
+    ASSERT_EQ(lstat(scratch_path("link.key"), &st), 0);
     ASSERT(S_ISLNK(st.st_mode));
     /* Nor read from one. */
-    ASSERT_EQ(pki_copy_file(path("link.key"), path("copy"), 0600, err, sizeof(err)), -1);
+    ASSERT_EQ(pki_copy_file(scratch_path("link.key"), scratch_path("copy"), 0600, err, sizeof(err)),
+              -1);
     ASSERT(strstr(err, "link.key"));
     X509_free(c);
     EVP_PKEY_free(k);
@@ -231,19 +228,21 @@ TEST(files_get_their_mode_from_creation)
     mode_t old = umask(0);
     EVP_PKEY *k = key(PKI_EC_P256);
     struct stat st;
-    ASSERT_EQ(pki_write_key(path("m.key"), k, NULL, false, err, sizeof(err)), 0);
-    ASSERT_EQ(stat(path("m.key"), &st), 0);
+    ASSERT_EQ(pki_write_key(scratch_path("m.key"), k, NULL, false, err, sizeof(err)), 0);
+    ASSERT_EQ(stat(scratch_path("m.key"), &st), 0);
     ASSERT_EQ(st.st_mode & 0777, 0600);
     /* Copying over a 0644 file replaces it with a 0600 one. */
-    put(path("old.key"), "old");
-    ASSERT_EQ(chmod(path("old.key"), 0644), 0);
-    ASSERT_EQ(pki_copy_file(path("m.key"), path("old.key"), 0600, err, sizeof(err)), 0);
-    ASSERT_EQ(stat(path("old.key"), &st), 0);
+    put(scratch_path("old.key"), "old");
+    ASSERT_EQ(chmod(scratch_path("old.key"), 0644), 0);
+    ASSERT_EQ(pki_copy_file(scratch_path("m.key"), scratch_path("old.key"), 0600, err, sizeof(err)),
+              0);
+    ASSERT_EQ(stat(scratch_path("old.key"), &st), 0);
     ASSERT_EQ(st.st_mode & 0777, 0600);
-    EVP_PKEY *back = pki_read_key(path("old.key"), NULL, err, sizeof(err));
+    EVP_PKEY *back = pki_read_key(scratch_path("old.key"), NULL, err, sizeof(err));
     ASSERT(back && EVP_PKEY_eq(back, k) == 1);
     EVP_PKEY_free(back);
-    ASSERT_EQ(pki_copy_file(path("nothing"), path("x.key"), 0600, err, sizeof(err)), -1);
+    ASSERT_EQ(pki_copy_file(scratch_path("nothing"), scratch_path("x.key"), 0600, err, sizeof(err)),
+              -1);
     ASSERT(strstr(err, "nothing") && strstr(err, "No such file"));
     umask(old);
     EVP_PKEY_free(k);
@@ -252,20 +251,20 @@ TEST(files_get_their_mode_from_creation)
 TEST(read_key_refuses_foreign_or_writable)
 {
     EVP_PKEY *k = key(PKI_EC_P256);
-    ASSERT_EQ(pki_write_key(path("o.key"), k, NULL, false, err, sizeof(err)), 0);
+    ASSERT_EQ(pki_write_key(scratch_path("o.key"), k, NULL, false, err, sizeof(err)), 0);
     static const mode_t bad_modes[] = {0666, 0620, 0602};
     for (size_t i = 0; i < sizeof(bad_modes) / sizeof(bad_modes[0]); i++) {
-        ASSERT_EQ(chmod(path("o.key"), bad_modes[i]), 0);
-        ASSERT(pki_read_key(path("o.key"), NULL, err, sizeof(err)) == NULL);
+        ASSERT_EQ(chmod(scratch_path("o.key"), bad_modes[i]), 0);
+        ASSERT(pki_read_key(scratch_path("o.key"), NULL, err, sizeof(err)) == NULL);
         ASSERT(strstr(err, "writable by group or others") && strstr(err, "chmod go-w"));
     }
-    ASSERT_EQ(chmod(path("o.key"), 0640), 0); /* group-readable is a choice (ssl-cert) */
-    EVP_PKEY *back = pki_read_key(path("o.key"), NULL, err, sizeof(err));
+    ASSERT_EQ(chmod(scratch_path("o.key"), 0640), 0); /* group-readable is a choice (ssl-cert) */
+    EVP_PKEY *back = pki_read_key(scratch_path("o.key"), NULL, err, sizeof(err));
     ASSERT(back);
     EVP_PKEY_free(back);
     if (geteuid() == 0) { /* `make test` runs as root: a key of nobody's */
-        ASSERT_EQ(chown(path("o.key"), 65534, 65534), 0);
-        ASSERT(pki_read_key(path("o.key"), NULL, err, sizeof(err)) == NULL);
+        ASSERT_EQ(chown(scratch_path("o.key"), 65534, 65534), 0);
+        ASSERT(pki_read_key(scratch_path("o.key"), NULL, err, sizeof(err)) == NULL);
         ASSERT(strstr(err, "owned by uid 65534"));
     } else {
         printf("read_key_refuses_foreign_or_writable: not root, foreign owner not tested\n");
@@ -275,7 +274,7 @@ TEST(read_key_refuses_foreign_or_writable)
 
 int main(void)
 {
-    ASSERT(mkdtemp(dir));
+    scratch_open(dir);
     RUN(chain_with_profiles_verifies);
     RUN(keys_written_private_and_encrypted);
     RUN(crl_lists_revoked);
@@ -284,9 +283,5 @@ int main(void)
     RUN(writers_refuse_symlinks);
     RUN(files_get_their_mode_from_creation);
     RUN(read_key_refuses_foreign_or_writable);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        return 1;
-    TEST_DONE();
+    SCRATCH_DONE();
 }

@@ -17,107 +17,67 @@
 
 #include <openssl/ssl.h>
 
+#include "pki_fixture.h"
+#include "scratch.h"
 #include "test.h"
 #include "tls/tls.h"
 
 static char dir[] = "/tmp/ward-tls-XXXXXX";
 static char err[1024];
 
-/* The path of a file in dir; the same pointer for the same name, valid
- * to the end, so configurations may hold it. */
-static const char *f(const char *name)
-{
-    static struct {
-        char name[64], path[300];
-    } tab[128];
-    static int n;
-    for (int i = 0; i < n; i++)
-        if (strcmp(tab[i].name, name) == 0)
-            return tab[i].path;
-    ASSERT(n < 128 && strlen(name) < sizeof(tab[0].name));
-    snprintf(tab[n].name, sizeof(tab[n].name), "%s", name);
-    snprintf(tab[n].path, sizeof(tab[n].path), "%s/%s", dir, name);
-    return tab[n++].path;
-}
-
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-    char cmd[2048], full[2300];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    snprintf(full, sizeof(full), "cd %s && (%s) >/dev/null 2>&1", dir, cmd);
-    if (system(full) != 0)
-        TEST_FAIL_("command failed: %s", cmd);
-}
-
 static void make_pki(void)
 {
-    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key "
-       "-out ca.crt -days 2 -subj /CN=TestCA -addext basicConstraints=critical,CA:TRUE "
-       "-addext keyUsage=critical,keyCertSign,cRLSign");
-    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out "
-       "srv.csr -subj /CN=localhost");
-    sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > "
-       "srv.ext && openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days "
-       "2 -extfile srv.ext -out srv.crt");
-    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout cli.key -out "
-       "cli.csr -subj /OU=Devices/CN=dev-7");
-    sh("printf 'extendedKeyUsage=clientAuth\\nsubjectAltName=email:d7@x.test,URI:urn:d7\\n' > "
-       "cli.ext && openssl x509 -req -in cli.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
-       "-days 2 -extfile cli.ext -out cli.crt");
-    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout rogue.key "
-       "-out rogue.crt -days 2 -subj /CN=rogue -addext extendedKeyUsage=clientAuth");
-    sh("openssl pkey -in srv.key -aes256 -passout pass:pw -out srv-enc.key");
+    pki_fixture_ca();
+    pki_fixture_csr("srv", "/CN=localhost");
+    pki_fixture_sign("srv",
+                     "subjectAltName=DNS:localhost,IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n");
+    pki_fixture_csr("cli", "/OU=Devices/CN=dev-7");
+    pki_fixture_sign("cli",
+                     "extendedKeyUsage=clientAuth\\nsubjectAltName=email:d7@x.test,URI:urn:d7\\n");
+    scratch_sh("openssl req -x509 " PKI_EC
+               " -keyout rogue.key -out rogue.crt -days 2 -subj /CN=rogue "
+               "-addext extendedKeyUsage=clientAuth");
+    scratch_sh("openssl pkey -in srv.key -aes256 -passout pass:pw -out srv-enc.key");
     /* An intermediate CA known only from the server's cafile bundle. */
-    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout int.key -out "
-       "int.csr -subj /CN=TestInt && printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage="
-       "critical,keyCertSign,cRLSign\\n' > int.ext && openssl x509 -req -in int.csr -CA ca.crt "
-       "-CAkey ca.key -CAcreateserial -days 2 -extfile int.ext -out int.crt");
-    sh("openssl x509 -req -in srv.csr -CA int.crt -CAkey int.key -CAcreateserial -days 2 "
-       "-extfile srv.ext -out srv-int.crt && cat ca.crt int.crt > bundle.crt");
-    sh("openssl x509 -req -in cli.csr -CA int.crt -CAkey int.key -CAcreateserial -days 2 "
-       "-extfile cli.ext -out cli-int.crt");
-    /* `openssl ca` sets any validity period and keeps the database that
-     * revocation and CRLs need. */
-    sh("printf '[ca]\\ndefault_ca=c\\n[c]\\ndatabase=index.txt\\nnew_certs_dir=.\\n"
-       "serial=serial\\ndefault_md=sha256\\npolicy=p\\nunique_subject=no\\n[p]\\n"
-       "commonName=supplied\\n' > ca.cnf && touch index.txt && echo 1000 > serial");
-    const char *ca = "openssl ca -batch -config ca.cnf -cert ca.crt -keyfile ca.key -notext";
-    sh("%s -in cli.csr -startdate 200101000000Z -enddate 200102000000Z -extfile cli.ext "
-       "-out expired.crt",
-       ca);
-    sh("%s -in cli.csr -startdate 20990101000000Z -enddate 20991231000000Z -extfile cli.ext "
-       "-out future.crt",
-       ca);
-    sh("%s -in srv.csr -startdate 200101000000Z -enddate 200102000000Z -extfile srv.ext "
-       "-out srv-expired.crt",
-       ca);
-    sh("%s -in cli.csr -days 2 -extfile cli.ext -out revoked.crt", ca);
-    sh("%s -gencrl -crldays 2 -out empty.crl", ca);
-    sh("%s -revoke revoked.crt && %s -gencrl -crldays 2 -out revoked.crl", ca, ca);
-    sh("%s -gencrl -crl_lastupdate 200101000000Z -crl_nextupdate 200102000000Z -out stale.crl", ca);
+    pki_fixture_csr("int", "/CN=TestInt");
+    pki_fixture_sign(
+        "int", "basicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign,cRLSign\\n");
+    scratch_sh("openssl x509 -req -in srv.csr -CA int.crt -CAkey int.key -CAcreateserial -days 2 "
+               "-extfile srv.ext -out srv-int.crt && cat ca.crt int.crt > bundle.crt");
+    scratch_sh("openssl x509 -req -in cli.csr -CA int.crt -CAkey int.key -CAcreateserial -days 2 "
+               "-extfile cli.ext -out cli-int.crt");
+    pki_fixture_ca_db("commonName=supplied\\n");
+    scratch_sh(PKI_CA
+               " -in cli.csr -startdate 200101000000Z -enddate 200102000000Z -extfile cli.ext "
+               "-out expired.crt");
+    scratch_sh(PKI_CA
+               " -in cli.csr -startdate 20990101000000Z -enddate 20991231000000Z -extfile cli.ext "
+               "-out future.crt");
+    scratch_sh(PKI_CA
+               " -in srv.csr -startdate 200101000000Z -enddate 200102000000Z -extfile srv.ext "
+               "-out srv-expired.crt");
+    scratch_sh(PKI_CA " -in cli.csr -days 2 -extfile cli.ext -out revoked.crt");
+    scratch_sh(PKI_CA " -gencrl -crldays 2 -out empty.crl");
+    scratch_sh(PKI_CA " -revoke revoked.crt && " PKI_CA " -gencrl -crldays 2 -out revoked.crl");
+    scratch_sh(
+        PKI_CA
+        " -gencrl -crl_lastupdate 200101000000Z -crl_nextupdate 200102000000Z -out stale.crl");
     /* SNI certificates, and a CA directory for capath. */
-    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout sni.key -out "
-       "sni.csr -subj /CN=wild && printf 'subjectAltName=DNS:*.example.test\\n' > sni.ext && "
-       "openssl x509 -req -in sni.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
-       "-extfile sni.ext -out sni.crt");
-    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout sni2.key -out "
-       "sni2.csr -subj /CN=exact && printf 'subjectAltName=DNS:mqtt.other.test\\n' > "
-       "sni2.ext && openssl x509 -req -in sni2.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
-       "-days 2 -extfile sni2.ext -out sni2.crt");
-    sh("mkdir capath && cp ca.crt capath/ && openssl rehash capath");
-    sh("cat cli.crt cli.key > cli-combined.pem && openssl pkey -in cli.key -aes256 -passout "
-       "pass:pw -out cli-enc.key");
+    pki_fixture_csr("sni", "/CN=wild");
+    pki_fixture_sign("sni", "subjectAltName=DNS:*.example.test\\n");
+    pki_fixture_csr("sni2", "/CN=exact");
+    pki_fixture_sign("sni2", "subjectAltName=DNS:mqtt.other.test\\n");
+    scratch_sh("mkdir capath && cp ca.crt capath/ && openssl rehash capath");
+    scratch_sh(
+        "cat cli.crt cli.key > cli-combined.pem && openssl pkey -in cli.key -aes256 -passout "
+        "pass:pw -out cli-enc.key");
 }
 
 static struct tls_server_config server_cfg(enum tls_verify v)
 {
-    return (struct tls_server_config){.certfile = f("srv.crt"),
-                                      .keyfile = f("srv.key"),
-                                      .cafile = f("ca.crt"),
+    return (struct tls_server_config){.certfile = scratch_path("srv.crt"),
+                                      .keyfile = scratch_path("srv.key"),
+                                      .cafile = scratch_path("ca.crt"),
                                       .verify = v,
                                       .as_username = TLS_ID_CN};
 }
@@ -168,8 +128,9 @@ TEST(mtls_ok_with_identity)
     struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
     struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
     ASSERT(s);
-    struct tls_client_config cc = {
-        .cafile = f("ca.crt"), .certfile = f("cli.crt"), .keyfile = f("cli.key")};
+    struct tls_client_config cc = {.cafile = scratch_path("ca.crt"),
+                                   .certfile = scratch_path("cli.crt"),
+                                   .keyfile = scratch_path("cli.key")};
     struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
     ASSERT(c);
     void *st, *ct;
@@ -196,7 +157,8 @@ static void refused(enum tls_verify mode, const char *cert, const char *key, con
     struct tls_server_config sc = server_cfg(mode);
     struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
     ASSERT(s);
-    struct tls_client_config cc = {.cafile = f("ca.crt"), .certfile = cert, .keyfile = key};
+    struct tls_client_config cc = {
+        .cafile = scratch_path("ca.crt"), .certfile = cert, .keyfile = key};
     struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
     ASSERT(c);
     void *st, *ct;
@@ -224,15 +186,17 @@ static void refused(enum tls_verify mode, const char *cert, const char *key, con
 TEST(refusals_have_causes)
 {
     refused(TLS_VERIFY_REQUIRED, NULL, NULL, "no client certificate");
-    refused(TLS_VERIFY_REQUIRED, f("rogue.crt"), f("rogue.key"), "unknown CA");
-    refused(TLS_VERIFY_OPTIONAL, f("rogue.crt"), f("rogue.key"), "unknown CA");
+    refused(TLS_VERIFY_REQUIRED, scratch_path("rogue.crt"), scratch_path("rogue.key"),
+            "unknown CA");
+    refused(TLS_VERIFY_OPTIONAL, scratch_path("rogue.crt"), scratch_path("rogue.key"),
+            "unknown CA");
 }
 
 TEST(optional_without_certificate)
 {
     struct tls_server_config sc = server_cfg(TLS_VERIFY_OPTIONAL);
     struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
-    struct tls_client_config cc = {.cafile = f("ca.crt")};
+    struct tls_client_config cc = {.cafile = scratch_path("ca.crt")};
     struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
     void *st, *ct;
     ssize_t rc;
@@ -248,7 +212,7 @@ TEST(client_checks_host)
 {
     struct tls_server_config sc = server_cfg(TLS_VERIFY_NONE);
     struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
-    struct tls_client_config cc = {.cafile = f("ca.crt"), .servername = "other.test"};
+    struct tls_client_config cc = {.cafile = scratch_path("ca.crt"), .servername = "other.test"};
     struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
     void *st, *ct;
     ssize_t rc;
@@ -269,7 +233,7 @@ TEST(client_checks_host)
 TEST(context_errors_name_files)
 {
     struct tls_server_config sc = server_cfg(TLS_VERIFY_NONE);
-    sc.keyfile = f("srv-enc.key");
+    sc.keyfile = scratch_path("srv-enc.key");
     ASSERT(!tls_server_new(&sc, err, sizeof(err)));
     ASSERT(strstr(err, "srv-enc.key") && strstr(err, "set key_password"));
     sc.key_password = "wrong";
@@ -280,7 +244,7 @@ TEST(context_errors_name_files)
     ASSERT(s);
     tls_server_free(s);
     sc = server_cfg(TLS_VERIFY_NONE);
-    sc.keyfile = f("cli.key");
+    sc.keyfile = scratch_path("cli.key");
     ASSERT(!tls_server_new(&sc, err, sizeof(err)));
     if (!strstr(err, "does not match"))
         TEST_FAIL_("err: %s", err);
@@ -289,7 +253,7 @@ TEST(context_errors_name_files)
     ASSERT(!tls_server_new(&sc, err, sizeof(err)));
     ASSERT(strstr(err, "no cacertfile"));
     sc = server_cfg(TLS_VERIFY_NONE);
-    sc.certfile = f("missing.crt");
+    sc.certfile = scratch_path("missing.crt");
     ASSERT(!tls_server_new(&sc, err, sizeof(err)));
     ASSERT(strstr(err, "missing.crt"));
     sc = server_cfg(TLS_VERIFY_NONE);
@@ -297,31 +261,32 @@ TEST(context_errors_name_files)
     ASSERT(!tls_server_new(&sc, err, sizeof(err)));
     ASSERT(strstr(err, "tls_version"));
     sc = server_cfg(TLS_VERIFY_REQUIRED);
-    sc.crlfile = f("ca.crt"); /* not a CRL */
+    sc.crlfile = scratch_path("ca.crt"); /* not a CRL */
     ASSERT(!tls_server_new(&sc, err, sizeof(err)));
     ASSERT(strstr(err, "no CRL found"));
 }
 
 TEST(reload_keeps_old_on_failure)
 {
-    sh("cp srv.crt live.crt && cp srv.key live.key");
+    scratch_sh("cp srv.crt live.crt && cp srv.key live.key");
     struct tls_server_config sc = server_cfg(TLS_VERIFY_NONE);
-    sc.certfile = f("live.crt");
-    sc.keyfile = f("live.key");
+    sc.certfile = scratch_path("live.crt");
+    sc.keyfile = scratch_path("live.key");
     struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
     ASSERT(s);
     ASSERT(!tls_server_files_changed(s));
-    sh("cp cli.key live.key && touch -d 2020-01-01 live.key"); /* a key that does not match */
+    scratch_sh(
+        "cp cli.key live.key && touch -d 2020-01-01 live.key"); /* a key that does not match */
     ASSERT(tls_server_files_changed(s));
     ASSERT_EQ(tls_server_reload(s, err, sizeof(err)), -1);
     ASSERT(strstr(err, "does not match"));
-    struct tls_client_config cc = {.cafile = f("ca.crt")};
+    struct tls_client_config cc = {.cafile = scratch_path("ca.crt")};
     struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
     void *st, *ct;
     ssize_t rc;
     ASSERT_EQ(pair(s, c, &st, &ct, &rc), 1); /* still serving the old material */
     done(st, ct);
-    sh("cp srv.key live.key");
+    scratch_sh("cp srv.key live.key");
     ASSERT_EQ(tls_server_reload(s, err, sizeof(err)), 0);
     ASSERT(tls_server_days_left(s) >= 1);
     tls_client_free(c);
@@ -333,9 +298,9 @@ static SSL_CTX *raw_client(void)
 {
     SSL_CTX *cx = SSL_CTX_new(TLS_client_method());
     ASSERT(cx);
-    ASSERT_EQ(SSL_CTX_load_verify_locations(cx, f("ca.crt"), NULL), 1);
-    ASSERT_EQ(SSL_CTX_use_certificate_file(cx, f("cli.crt"), SSL_FILETYPE_PEM), 1);
-    ASSERT_EQ(SSL_CTX_use_PrivateKey_file(cx, f("cli.key"), SSL_FILETYPE_PEM), 1);
+    ASSERT_EQ(SSL_CTX_load_verify_locations(cx, scratch_path("ca.crt"), NULL), 1);
+    ASSERT_EQ(SSL_CTX_use_certificate_file(cx, scratch_path("cli.crt"), SSL_FILETYPE_PEM), 1);
+    ASSERT_EQ(SSL_CTX_use_PrivateKey_file(cx, scratch_path("cli.key"), SSL_FILETYPE_PEM), 1);
     SSL_CTX_set_verify(cx, SSL_VERIFY_PEER, NULL);
     return cx;
 }
@@ -404,8 +369,8 @@ TEST(chain_built_without_root)
     ASSERT(s);
     ASSERT_EQ(certs_sent(s), 1);
     tls_server_free(s);
-    sc.certfile = f("srv-int.crt");
-    sc.cafile = f("bundle.crt");
+    sc.certfile = scratch_path("srv-int.crt");
+    sc.cafile = scratch_path("bundle.crt");
     s = tls_server_new(&sc, err, sizeof(err));
     ASSERT(s);
     ASSERT_EQ(certs_sent(s), 2);
@@ -468,12 +433,13 @@ TEST(tickets_resume_across_threads)
  * before the reload, serves what was loaded, like every other thread. */
 TEST(threads_serve_loaded_files_until_reload)
 {
-    sh("cp srv.crt live2.crt");
+    scratch_sh("cp srv.crt live2.crt");
     struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
-    sc.certfile = f("live2.crt");
+    sc.certfile = scratch_path("live2.crt");
     struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
     ASSERT(s);
-    sh("cp srv-int.crt live2.crt && touch -d 2020-01-01 live2.crt"); /* valid, issuer unknown */
+    scratch_sh(
+        "cp srv-int.crt live2.crt && touch -d 2020-01-01 live2.crt"); /* valid, issuer unknown */
     SSL_CTX *cx = raw_client();
     struct raw_result r = on_other_thread(s, cx, NULL); /* verified against ca.crt */
     ASSERT_EQ(r.certs, 1);
@@ -529,7 +495,8 @@ static void refused_by(const struct tls_server_config *sc, const char *cert, con
     struct tls_server *s = tls_server_new(sc, err, sizeof(err));
     if (!s)
         TEST_FAIL_("tls_server_new: %s", err);
-    struct tls_client_config cc = {.cafile = f("ca.crt"), .certfile = cert, .keyfile = key};
+    struct tls_client_config cc = {
+        .cafile = scratch_path("ca.crt"), .certfile = cert, .keyfile = key};
     struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
     ASSERT(c);
     void *st, *ct;
@@ -561,7 +528,8 @@ static bool accepted_as_verified(const struct tls_server_config *sc, const char 
     struct tls_server *s = tls_server_new(sc, err, sizeof(err));
     if (!s)
         TEST_FAIL_("tls_server_new: %s", err);
-    struct tls_client_config cc = {.cafile = f("ca.crt"), .certfile = cert, .keyfile = key};
+    struct tls_client_config cc = {
+        .cafile = scratch_path("ca.crt"), .certfile = cert, .keyfile = key};
     struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
     if (!c)
         TEST_FAIL_("tls_client_new: %s", err);
@@ -589,32 +557,35 @@ static void accepted_by(const struct tls_server_config *sc, const char *cert, co
 TEST(certificate_causes)
 {
     struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
-    refused_by(&sc, f("expired.crt"), f("cli.key"), "certificate expired");
-    refused_by(&sc, f("future.crt"), f("cli.key"), "certificate not yet valid");
+    refused_by(&sc, scratch_path("expired.crt"), scratch_path("cli.key"), "certificate expired");
+    refused_by(&sc, scratch_path("future.crt"), scratch_path("cli.key"),
+               "certificate not yet valid");
     /* A server certificate (EKU serverAuth) presented by a client. */
-    refused_by(&sc, f("srv.crt"), f("srv.key"), "wrong key usage");
+    refused_by(&sc, scratch_path("srv.crt"), scratch_path("srv.key"), "wrong key usage");
     /* Revoked by the CRL in force; one not on it passes. */
-    sc.crlfile = f("revoked.crl");
-    refused_by(&sc, f("revoked.crt"), f("cli.key"), "certificate revoked");
-    accepted_by(&sc, f("cli.crt"), f("cli.key"));
+    sc.crlfile = scratch_path("revoked.crl");
+    refused_by(&sc, scratch_path("revoked.crt"), scratch_path("cli.key"), "certificate revoked");
+    accepted_by(&sc, scratch_path("cli.crt"), scratch_path("cli.key"));
     /* An intermediate beyond verify_depth. */
     sc = server_cfg(TLS_VERIFY_REQUIRED);
-    sc.cafile = f("bundle.crt");
+    sc.cafile = scratch_path("bundle.crt");
     sc.verify_depth = 1;
-    refused_by(&sc, f("cli-int.crt"), f("cli.key"), "certificate chain too long");
+    refused_by(&sc, scratch_path("cli-int.crt"), scratch_path("cli.key"),
+               "certificate chain too long");
     sc.verify_depth = 2;
-    accepted_by(&sc, f("cli-int.crt"), f("cli.key"));
+    accepted_by(&sc, scratch_path("cli-int.crt"), scratch_path("cli.key"));
 }
 
 /* A CRL past its next update warns and still checks, unless crl_strict. */
 TEST(stale_crl)
 {
     struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
-    sc.crlfile = f("stale.crl");
-    accepted_as_verified(&sc, f("cli.crt"), f("cli.key")); /* see the test below */
-    refused_by(&sc, f("revoked.crt"), f("cli.key"), "certificate revoked");
+    sc.crlfile = scratch_path("stale.crl");
+    accepted_as_verified(&sc, scratch_path("cli.crt"),
+                         scratch_path("cli.key")); /* see the test below */
+    refused_by(&sc, scratch_path("revoked.crt"), scratch_path("cli.key"), "certificate revoked");
     sc.crl_strict = true;
-    refused_by(&sc, f("cli.crt"), f("cli.key"), "CRL has expired");
+    refused_by(&sc, scratch_path("cli.crt"), scratch_path("cli.key"), "CRL has expired");
 }
 
 /* BUG (src/tls/tls.c, fill_identity via tls_handshake): with a stale CRL
@@ -629,27 +600,28 @@ TEST(stale_crl)
 TEST(stale_crl_identity_is_verified)
 {
     struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
-    sc.crlfile = f("stale.crl");
-    accepted_by(&sc, f("cli.crt"), f("cli.key"));
+    sc.crlfile = scratch_path("stale.crl");
+    accepted_by(&sc, scratch_path("cli.crt"), scratch_path("cli.key"));
 }
 
 /* Several CRLs in one file; a connection made before its certificate was
  * revoked is found by tls_transport_revoked after the reload. */
 TEST(revoked_after_reload)
 {
-    sh("cat empty.crl > live.crl");
+    scratch_sh("cat empty.crl > live.crl");
     struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
-    sc.crlfile = f("live.crl");
+    sc.crlfile = scratch_path("live.crl");
     struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
     ASSERT(s);
-    struct tls_client_config cc = {
-        .cafile = f("ca.crt"), .certfile = f("revoked.crt"), .keyfile = f("cli.key")};
+    struct tls_client_config cc = {.cafile = scratch_path("ca.crt"),
+                                   .certfile = scratch_path("revoked.crt"),
+                                   .keyfile = scratch_path("cli.key")};
     struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
     void *st, *ct;
     ssize_t rc;
     ASSERT_EQ(pair(s, c, &st, &ct, &rc), 1);
     ASSERT(!tls_transport_revoked(st, s));
-    sh("cat revoked.crl empty.crl > live.crl && touch -d 2020-01-01 live.crl");
+    scratch_sh("cat revoked.crl empty.crl > live.crl && touch -d 2020-01-01 live.crl");
     ASSERT(tls_server_files_changed(s));
     ASSERT_EQ(tls_server_reload(s, err, sizeof(err)), 0);
     ASSERT(!tls_server_files_changed(s));
@@ -709,10 +681,10 @@ static void client_refuses(const struct tls_server_config *sc, const struct tls_
 TEST(client_side_causes)
 {
     struct tls_server_config sc = server_cfg(TLS_VERIFY_NONE);
-    struct tls_client_config cc = {.cafile = f("rogue.crt")};
+    struct tls_client_config cc = {.cafile = scratch_path("rogue.crt")};
     client_refuses(&sc, &cc, "localhost", "unknown CA");
     /* An IP address is checked against the IP SANs (the cert has 127.0.0.1). */
-    cc = (struct tls_client_config){.cafile = f("ca.crt")};
+    cc = (struct tls_client_config){.cafile = scratch_path("ca.crt")};
     client_refuses(&sc, &cc, "127.0.0.2", "does not name '127.0.0.2'");
     /* ...and passes for the right one, with ALPN "mqtt" offered. */
     struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
@@ -955,7 +927,7 @@ TEST(io_after_handshake)
 {
     struct tls_server_config sc = server_cfg(TLS_VERIFY_NONE);
     struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
-    struct tls_client_config cc = {.cafile = f("ca.crt")};
+    struct tls_client_config cc = {.cafile = scratch_path("ca.crt")};
     struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
     void *st, *ct;
     int sv[2];
@@ -1005,8 +977,10 @@ TEST(io_after_handshake)
 TEST(sni)
 {
     struct tls_server_config sc = server_cfg(TLS_VERIFY_NONE);
-    sc.sni[0] = (struct tls_sni){"*.example.test", f("sni.crt"), f("sni.key")};
-    sc.sni[1] = (struct tls_sni){"mqtt.other.test", f("sni2.crt"), f("sni2.key")};
+    sc.sni[0] =
+        (struct tls_sni){"*.example.test", scratch_path("sni.crt"), scratch_path("sni.key")};
+    sc.sni[1] =
+        (struct tls_sni){"mqtt.other.test", scratch_path("sni2.crt"), scratch_path("sni2.key")};
     sc.nsni = 2;
     struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
     if (!s)
@@ -1017,7 +991,8 @@ TEST(sni)
     } cases[] = {{"a.example.test", true},    {"MQTT.other.test", true}, {"example.test", false},
                  {"a.b.example.test", false}, {"nothing.test", false},   {"localhost", true}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct tls_client_config cc = {.cafile = f("ca.crt"), .servername = cases[i].name};
+        struct tls_client_config cc = {.cafile = scratch_path("ca.crt"),
+                                       .servername = cases[i].name};
         struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
         void *st, *ct;
         ssize_t rc;
@@ -1032,7 +1007,7 @@ TEST(sni)
     tls_server_free(s);
     /* A bad SNI certificate fails the whole listener. (Only the first:
      * see sni_second_certificate_bad.) */
-    sc.sni[0].keyfile = f("missing.key");
+    sc.sni[0].keyfile = scratch_path("missing.key");
     ASSERT(!tls_server_new(&sc, err, sizeof(err)));
     ASSERT(strstr(err, "missing.key"));
 }
@@ -1048,8 +1023,10 @@ TEST(sni)
 TEST(sni_second_certificate_bad)
 {
     struct tls_server_config sc = server_cfg(TLS_VERIFY_NONE);
-    sc.sni[0] = (struct tls_sni){"*.example.test", f("sni.crt"), f("sni.key")};
-    sc.sni[1] = (struct tls_sni){"mqtt.other.test", f("sni2.crt"), f("missing.key")};
+    sc.sni[0] =
+        (struct tls_sni){"*.example.test", scratch_path("sni.crt"), scratch_path("sni.key")};
+    sc.sni[1] =
+        (struct tls_sni){"mqtt.other.test", scratch_path("sni2.crt"), scratch_path("missing.key")};
     sc.nsni = 2;
     ASSERT(!tls_server_new(&sc, err, sizeof(err)));
     ASSERT(strstr(err, "missing.key"));
@@ -1059,9 +1036,9 @@ TEST(sni_second_certificate_bad)
 TEST(expiries)
 {
     struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
-    sc.certfile = f("srv-int.crt");
-    sc.cafile = f("bundle.crt");
-    sc.crlfile = f("revoked.crl");
+    sc.certfile = scratch_path("srv-int.crt");
+    sc.cafile = scratch_path("bundle.crt");
+    sc.crlfile = scratch_path("revoked.crl");
     struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
     ASSERT(s);
     struct tls_expiry ex[16];
@@ -1084,7 +1061,7 @@ TEST(expiries)
     tls_server_free(s);
     /* A stale CRL reports negative days. */
     sc = server_cfg(TLS_VERIFY_REQUIRED);
-    sc.crlfile = f("stale.crl");
+    sc.crlfile = scratch_path("stale.crl");
     s = tls_server_new(&sc, err, sizeof(err));
     n = tls_server_expiries(s, ex, 16);
     bool stale = false;
@@ -1103,19 +1080,19 @@ TEST(more_context_errors)
     ASSERT(!tls_server_new(&sc, err, sizeof(err)));
     ASSERT(strstr(err, "needs certfile and keyfile"));
     sc = server_cfg(TLS_VERIFY_NONE);
-    sc.certfile = f("srv-expired.crt");
+    sc.certfile = scratch_path("srv-expired.crt");
     ASSERT(!tls_server_new(&sc, err, sizeof(err)));
     ASSERT(strstr(err, "the certificate expired on 2020-01-02"));
     sc = server_cfg(TLS_VERIFY_NONE);
-    sc.keyfile = f("missing.key");
+    sc.keyfile = scratch_path("missing.key");
     ASSERT(!tls_server_new(&sc, err, sizeof(err)));
     ASSERT(strstr(err, "missing.key: cannot read the private key"));
     sc = server_cfg(TLS_VERIFY_REQUIRED);
-    sc.cafile = f("missing-ca.crt");
+    sc.cafile = scratch_path("missing-ca.crt");
     ASSERT(!tls_server_new(&sc, err, sizeof(err)));
     ASSERT(strstr(err, "missing-ca.crt: cannot load trusted CAs"));
     sc = server_cfg(TLS_VERIFY_REQUIRED);
-    sc.crlfile = f("missing.crl");
+    sc.crlfile = scratch_path("missing.crl");
     ASSERT(!tls_server_new(&sc, err, sizeof(err)));
     ASSERT(strstr(err, "missing.crl: No such file"));
     sc = server_cfg(TLS_VERIFY_NONE);
@@ -1133,15 +1110,15 @@ TEST(more_context_errors)
     /* A CA directory instead of a file. */
     sc = server_cfg(TLS_VERIFY_REQUIRED);
     sc.cafile = NULL;
-    sc.capath = f("capath");
-    accepted_by(&sc, f("cli.crt"), f("cli.key"));
+    sc.capath = scratch_path("capath");
+    accepted_by(&sc, scratch_path("cli.crt"), scratch_path("cli.key"));
     /* A file that disappears is "not changed" (it is being replaced). */
-    sh("cp ca.crt gone.crt");
+    scratch_sh("cp ca.crt gone.crt");
     sc = server_cfg(TLS_VERIFY_REQUIRED);
-    sc.cafile = f("gone.crt");
+    sc.cafile = scratch_path("gone.crt");
     struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
     ASSERT(s);
-    sh("rm gone.crt");
+    scratch_sh("rm gone.crt");
     ASSERT(!tls_server_files_changed(s));
     ASSERT_EQ(tls_server_reload(s, err, sizeof(err)), -1);
     ASSERT(strstr(err, "gone.crt"));
@@ -1152,26 +1129,28 @@ TEST(more_context_errors)
  * in the certificate file; an encrypted key. */
 TEST(client_context_errors)
 {
-    struct tls_client_config cc = {.cafile = f("ca.crt"), .min_version = "1.0"};
+    struct tls_client_config cc = {.cafile = scratch_path("ca.crt"), .min_version = "1.0"};
     ASSERT(!tls_client_new(&cc, err, sizeof(err)));
     ASSERT(strstr(err, "tls_version: '1.0'"));
-    cc = (struct tls_client_config){.cafile = f("ca.crt"), .ciphers = "NOPE"};
+    cc = (struct tls_client_config){.cafile = scratch_path("ca.crt"), .ciphers = "NOPE"};
     ASSERT(!tls_client_new(&cc, err, sizeof(err)));
     ASSERT(strstr(err, "--ciphers: no usable cipher in 'NOPE'"));
-    cc = (struct tls_client_config){.cafile = f("missing-ca.crt")};
+    cc = (struct tls_client_config){.cafile = scratch_path("missing-ca.crt")};
     ASSERT(!tls_client_new(&cc, err, sizeof(err)));
     ASSERT(strstr(err, "missing-ca.crt: cannot load trusted CAs"));
-    cc = (struct tls_client_config){.capath = f("missing-dir")};
+    cc = (struct tls_client_config){.capath = scratch_path("missing-dir")};
     struct tls_client *c = tls_client_new(&cc, err, sizeof(err)); /* a path is looked up later */
     tls_client_free(c);
-    cc = (struct tls_client_config){.cafile = f("ca.crt"), .certfile = f("missing.crt")};
+    cc = (struct tls_client_config){.cafile = scratch_path("ca.crt"),
+                                    .certfile = scratch_path("missing.crt")};
     ASSERT(!tls_client_new(&cc, err, sizeof(err)));
     ASSERT(strstr(err, "missing.crt: cannot read the certificate"));
-    cc = (struct tls_client_config){
-        .cafile = f("ca.crt"), .certfile = f("cli.crt"), .keyfile = f("missing.key")};
+    cc = (struct tls_client_config){.cafile = scratch_path("ca.crt"),
+                                    .certfile = scratch_path("cli.crt"),
+                                    .keyfile = scratch_path("missing.key")};
     ASSERT(!tls_client_new(&cc, err, sizeof(err)));
     ASSERT(strstr(err, "missing.key: cannot read the private key"));
-    cc.keyfile = f("cli-enc.key");
+    cc.keyfile = scratch_path("cli-enc.key");
     ASSERT(!tls_client_new(&cc, err, sizeof(err)));
     ASSERT(strstr(err, "the private key is encrypted: give --key-password"));
     cc.key_password = "nope";
@@ -1182,13 +1161,14 @@ TEST(client_context_errors)
     if (!c)
         TEST_FAIL_("%s", err);
     tls_client_free(c);
-    cc = (struct tls_client_config){
-        .cafile = f("ca.crt"), .certfile = f("cli.crt"), .keyfile = f("srv.key")};
+    cc = (struct tls_client_config){.cafile = scratch_path("ca.crt"),
+                                    .certfile = scratch_path("cli.crt"),
+                                    .keyfile = scratch_path("srv.key")};
     ASSERT(!tls_client_new(&cc, err, sizeof(err)));
     /* Named as OpenSSL puts it: the server side says "does not match". */
     ASSERT(strstr(err, "srv.key") && strstr(err, "mismatch"));
     /* The key in the certificate file; the system trust store. */
-    cc = (struct tls_client_config){.certfile = f("cli-combined.pem")};
+    cc = (struct tls_client_config){.certfile = scratch_path("cli-combined.pem")};
     c = tls_client_new(&cc, err, sizeof(err));
     if (!c)
         TEST_FAIL_("%s", err);
@@ -1204,8 +1184,10 @@ TEST(client_resumes)
 {
     struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
     struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
-    struct tls_client_config cc = {
-        .cafile = f("ca.crt"), .certfile = f("cli.crt"), .keyfile = f("cli.key"), .resume = true};
+    struct tls_client_config cc = {.cafile = scratch_path("ca.crt"),
+                                   .certfile = scratch_path("cli.crt"),
+                                   .keyfile = scratch_path("cli.key"),
+                                   .resume = true};
     struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
     for (int round = 0; round < 3; round++) {
         void *st, *ct;
@@ -1227,7 +1209,7 @@ TEST(client_resumes)
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN); /* a write to a closed peer is an error, not a signal */
-    ASSERT(mkdtemp(dir));
+    scratch_open(dir);
     make_pki();
     RUN(stale_crl_identity_is_verified);
     RUN(sni_second_certificate_bad);
@@ -1255,9 +1237,5 @@ int main(int argc, char **argv)
     RUN(more_context_errors);
     RUN(client_context_errors);
     RUN(client_resumes);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        return 1;
-    TEST_DONE();
+    SCRATCH_DONE();
 }
