@@ -21,7 +21,9 @@ A timeout is never a close. To show that something did NOT arrive, do not
 wait and see: `c.ping()` sends PINGREQ and returns every packet that arrived
 before the PINGRESP. A server answers packets of one connection in order, so
 whatever it had queued for this client by then is in that list. Make sure the
-cause was handled first (the publisher got its PUBACK, or pinged too).
+cause was handled first: the publisher got its PUBACK. (A publisher's own
+ping after a QoS 0 PUBLISH also works, unless ward is holding that PUBLISH
+back for a full receiver: ward's backpressure answers PINGREQ ahead of it.)
 
 The flows: `connected(port, id, v5)` (CONNECT, CONNACK accepted),
 `c.sub(filters)`, `c.unsub(filters)`, `c.pub(topic, payload, qos)` (completes
@@ -342,13 +344,14 @@ class Client:
     """One raw connection. `v5` selects how received packets are parsed and
     how the conveniences below build theirs."""
 
+    next_pid = 0  # the last packet identifier pid() handed out
+
     def __init__(self, port, v5=False, host="127.0.0.1", timeout=WAIT):
         self.v5 = v5
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         self.eof = False
-        self.next_pid = 0
 
     # ---- bytes and packets
 
