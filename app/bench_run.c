@@ -92,6 +92,15 @@ static void set_error(struct bench *b, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Whether set_error() has run; under err_lock, as workers set it. */
+static bool has_error(struct bench *b)
+{
+    pthread_mutex_lock(&b->err_lock);
+    bool set = b->error[0] != '\0';
+    pthread_mutex_unlock(&b->err_lock);
+    return set;
+}
+
 static void put64(uint8_t *p, uint64_t v)
 {
     for (int i = 7; i >= 0; i--, v >>= 8)
@@ -499,7 +508,7 @@ static void read_failed(struct bc *c)
         return conn_close(c);
     if (c->role == CONN)
         return conn_refused(c);
-    if (atomic_load(&b->phase) < STOP && !b->error[0])
+    if (atomic_load(&b->phase) < STOP && !has_error(b))
         set_error(b, "a %s connection was closed by the broker",
                   c->role == PUB ? "publisher" : "subscriber");
     atomic_fetch_add(&b->failed, 1);
@@ -637,7 +646,7 @@ static void sleep_ms(unsigned ms)
 static int wait_ready(struct bench *b, unsigned want)
 {
     for (int i = 0; i < 3000; i++) { /* 30 s */
-        if (atomic_load(&b->failed) || b->error[0])
+        if (atomic_load(&b->failed) || has_error(b))
             return -1;
         if (atomic_load(&b->ready) >= want)
             return 0;

@@ -821,7 +821,6 @@ static void *on_open(void *ctx, struct net_conn *nc)
     c->b = b;
     c->nc = nc;
     c->codec.is_server = true;
-    c->codec.max_packet_size = b->cfg.max_packet_size;
     c->opened_ms = c->last_rx_ms = clock_mono_ms();
     snprintf(c->id, sizeof(c->id), "client from %s", net_conn_peer(nc));
     /* An in-process client (a bridge's local side) is part of the broker:
@@ -831,6 +830,8 @@ static void *on_open(void *ctx, struct net_conn *nc)
         c->auth_cause = AUTH_OK;
     }
     pthread_mutex_lock(&b->lock);
+    /* Under the lock: broker_reconfigure() may change it on another thread. */
+    c->codec.max_packet_size = b->cfg.max_packet_size;
     c->next = b->clients;
     if (b->clients)
         b->clients->prev = c;
@@ -943,8 +944,11 @@ static size_t on_data(void *user, const uint8_t *data, size_t len)
         c->partial_since_ms = 0;
     else if (!c->partial_since_ms)
         c->partial_since_ms = c->last_rx_ms;
+    /* `closing` is the broker lock's: another thread (a takeover, a kick,
+     * shutdown) may set it once the lock is released. */
+    bool closing = c->closing;
     pthread_mutex_unlock(&b->lock);
-    return c->closing ? len : off;
+    return closing ? len : off;
 }
 
 /* The connection is gone: the session goes offline or ends, and an
