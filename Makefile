@@ -44,6 +44,7 @@ run: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 	$(MAKE) --no-print-directory test-asan
+	$(MAKE) --no-print-directory fuzz-run
 
 test-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DWARD_SANITIZE=ON >/dev/null
@@ -66,11 +67,21 @@ test-tsan: deps
 
 fuzz: deps
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DWARD_FUZZ=ON >/dev/null
-	cmake --build build-fuzz -j $(JOBS)
+	cmake --build build-fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
+
+# A few seconds of real fuzzing per target (fixed seed, one process each),
+# after the corpus replays in `test`: fails on any crash (fuzz/run.sh).
+# Only the fuzz binaries are built (half the time of the whole tree).
+FUZZ_SECONDS ?= 5
+FUZZ_TARGETS = $(basename $(notdir $(wildcard fuzz/fuzz_*.c)))
+.PHONY: fuzz-run
+fuzz-run: fuzz
+	fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 bench: build
 	bench/run.sh
 	bench/bridge.sh
+	bench/flow.sh
 
 # Unit-test line and branch coverage of src/ (CTest label `unit` only), and a
 # floor of COV_FLOOR% of lines for each of COV_FILES. gcov data is read once

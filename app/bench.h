@@ -35,10 +35,14 @@ struct bench_opts {
     bool json;
     struct tls_client *tls; /* NULL: plain TCP */
     double hold_s;          /* idle mode: keep the connections this long */
+    uint64_t ack_delay_ns;  /* subscribers hold each PUBACK this long (pipelined) */
 };
 
 struct bench_report {
     uint64_t sent, received, expected, lost, duplicates, out_of_order;
+    /* QoS 1: messages the broker acknowledged to their publishers, and how
+     * many of those a subscriber that should have had them never got. */
+    uint64_t acked, acked_lost;
     double elapsed_s;
     double msgs_per_s;
     double p50_ms, p99_ms, max_ms;
@@ -50,6 +54,11 @@ struct bench_report {
  * with *o and *tls filled (o->tls is NULL: the caller makes it from *tls),
  * OPTS_HELP after printing the help, or OPTS_USAGE (2) after an error. */
 int bench_parse(int argc, char **argv, struct bench_opts *o, struct tls_client_config *tls);
+
+/* A duration for --ack-delay: a decimal number with the unit us, ms (the
+ * default when none is written) or s, from 0 to 60 s. Returns 0 with *ns
+ * set, or -1. */
+int bench_parse_delay(const char *s, uint64_t *ns);
 
 /* The report: a table for people, or one JSON object (--json). */
 void bench_print(FILE *out, const struct bench_opts *o, const struct bench_report *r,

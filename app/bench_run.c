@@ -20,8 +20,9 @@
 #include "net/tcp.h"
 #include "tls/tls.h"
 
-#define HDR_LEN  20           /* publisher id (4), sequence (8), send time (8) */
-#define OUT_HIGH (256u << 10) /* stop producing above this much unsent */
+#define HDR_LEN       20           /* publisher id (4), sequence (8), send time (8) */
+#define OUT_HIGH      (256u << 10) /* stop producing above this much unsent */
+#define PRODUCE_BATCH 64           /* messages one publisher queues per pass */
 
 enum phase { SETUP, RUN, DRAIN, STOP };
 enum role { PUB, SUB, CONN, IDLE };
@@ -44,7 +45,9 @@ struct bc {
     unsigned inflight;
     uint16_t next_pid;
     bool done;               /* PUB: sent its count */
+    struct bench_seen acked; /* PUB: the messages the broker acknowledged */
     struct bench_seen *seen; /* SUB: per publisher */
+    struct bench_acks held;  /* SUB: PUBACKs held back (--ack-delay) */
 };
 
 struct bench {
@@ -56,7 +59,9 @@ struct bench {
     _Atomic int phase;
     atomic_uint ready, failed;
     atomic_uint_fast64_t sent, received, duplicates, out_of_order, connects, conn_errors;
-    atomic_uint_fast64_t pubs_done;
+    atomic_uint_fast64_t pubs_done, acked;
+    atomic_uint quiet_workers; /* workers that saw the run end (produce no more) */
+    unsigned nworkers;
     uint64_t run_start_ns;
     char error[256];
     pthread_mutex_t err_lock;
@@ -70,6 +75,7 @@ struct worker {
     size_t n;
     struct bench_hist hist;
     uint64_t last_rx_ns;
+    uint64_t wake_ns; /* the next timer: a held PUBACK, a paced message */
 };
 
 static uint64_t now_ns(void)
@@ -258,9 +264,16 @@ static void on_message(struct bc *c, const struct mqtt_publish *pub)
     uint64_t t = now_ns();
     c->w->last_rx_ns = t;
     if (pub->qos == 1) {
-        struct mqtt_packet a = {.type = MQTT_PUBACK};
-        a.u.ack.packet_id = pub->packet_id;
-        queue_packet(c, &a);
+        /* A consumer with a round trip: hold the PUBACK, keep reading. */
+        uint64_t delay = b->o->ack_delay_ns;
+        if (delay && bench_acks_push(&c->held, t + delay, pub->packet_id) == 0) {
+            if (t + delay < c->w->wake_ns)
+                c->w->wake_ns = t + delay;
+        } else {
+            struct mqtt_packet a = {.type = MQTT_PUBACK};
+            a.u.ack.packet_id = pub->packet_id;
+            queue_packet(c, &a);
+        }
     }
     if (pub->payload.len < HDR_LEN)
         return;
@@ -278,6 +291,17 @@ static void on_message(struct bc *c, const struct mqtt_publish *pub)
         atomic_fetch_add(&b->out_of_order, 1);
     atomic_fetch_add(&b->received, 1);
     bench_hist_add(&c->w->hist, t > sent ? t - sent : 0);
+}
+
+/* A publisher's message was acknowledged: remember which, once. */
+static void on_puback(struct bc *c, uint16_t pid)
+{
+    uint64_t seq;
+    if (c->inflight)
+        c->inflight--;
+    if (c->role == PUB && bench_pid_seq(c->seq, pid, &seq) &&
+        bench_seen_add(&c->acked, seq) != BENCH_SEQ_DUP)
+        atomic_fetch_add(&c->w->b->acked, 1);
 }
 
 /* Returns 1 if the connection was cycled (conn mode), 0, or -1. */
@@ -324,8 +348,7 @@ static int on_packet(struct bc *c, struct mqtt_packet *p)
         on_message(c, &p->u.publish);
         return 0;
     case MQTT_PUBACK:
-        if (c->inflight)
-            c->inflight--;
+        on_puback(c, p->u.ack.packet_id);
         return 0;
     case MQTT_DISCONNECT:
         set_error(b, "the broker disconnected a client: %s", mqtt_rc_name(p->u.disconnect.reason));
@@ -385,7 +408,21 @@ static void stamp(uint8_t *payload, uint32_t idx, uint64_t seq)
     put64(payload + 12, now_ns());
 }
 
-static void produce(struct bc *c, uint64_t t)
+/* Whether c may publish now: its window, its output, its rate. */
+static bool may_produce(struct bc *c, uint64_t t)
+{
+    const struct bench_opts *o = c->w->b->o;
+    if (o->qos && c->inflight >= o->window)
+        return false;
+    if (c->outlen - c->outpos > OUT_HIGH)
+        return false;
+    if (o->rate > 0 && !c->next_ns) /* spread the publishers over one period */
+        c->next_ns = t + 1 + (uint64_t)(1e9 / o->rate * c->idx / (o->pubs ? o->pubs : 1));
+    return !(o->rate > 0 && t < c->next_ns);
+}
+
+/* Publishes what c may now. Returns how many messages it queued. */
+static int produce(struct bc *c, uint64_t t)
 {
     struct bench *b = c->w->b;
     const struct bench_opts *o = b->o;
@@ -393,19 +430,18 @@ static void produce(struct bc *c, uint64_t t)
     size_t size = o->size < HDR_LEN ? HDR_LEN : o->size;
     if (size > sizeof(payload))
         size = sizeof(payload);
+    if (!may_produce(c, t) && !(o->count && c->seq >= o->count))
+        return 0; /* the common case with many rate-limited publishers: cheap */
     memset(payload + HDR_LEN, 'x', size - HDR_LEN);
-    for (int batch = 0; batch < 64; batch++) {
+    int batch = 0;
+    for (; batch < PRODUCE_BATCH; batch++) {
         if (o->count && c->seq >= o->count) {
             c->done = true; /* the socket stays open for the last acks */
             atomic_fetch_add(&b->pubs_done, 1);
-            return;
+            break;
         }
-        if (o->qos && c->inflight >= o->window)
-            return;
-        if (c->outlen - c->outpos > OUT_HIGH)
-            return;
-        if (o->rate > 0 && t < c->next_ns)
-            return;
+        if (!may_produce(c, t))
+            break;
         stamp(payload, c->idx, c->seq);
         struct mqtt_packet p = {.type = MQTT_PUBLISH};
         p.u.publish.topic = (struct mqtt_str){(const uint8_t *)c->topic, strlen(c->topic)};
@@ -421,8 +457,9 @@ static void produce(struct bc *c, uint64_t t)
         c->seq++;
         atomic_fetch_add(&b->sent, 1);
         if (o->rate > 0)
-            c->next_ns = (c->next_ns ? c->next_ns : t) + (uint64_t)(1e9 / o->rate);
+            c->next_ns += (uint64_t)(1e9 / o->rate);
     }
+    return batch;
 }
 
 /* ---- the loop ---- */
@@ -536,29 +573,91 @@ static void on_event(struct bc *c, uint32_t events)
     }
 }
 
+/* A subscriber sends the PUBACKs it held that are due. Returns when its
+ * next one falls due (UINT64_MAX: none held). */
+static uint64_t release_acks(struct bc *c, uint64_t t)
+{
+    uint16_t pid;
+    bool any = false;
+    while (bench_acks_pop(&c->held, t, &pid)) {
+        struct mqtt_packet a = {.type = MQTT_PUBACK};
+        a.u.ack.packet_id = pid;
+        queue_packet(c, &a);
+        any = true;
+    }
+    if (any && flush(c) < 0)
+        conn_close(c);
+    return bench_acks_next(&c->held);
+}
+
+/* One pass over the worker's connections: due PUBACKs out, and (producing)
+ * the publishers' next messages. Sets w->wake_ns: now if a publisher may
+ * have more to send at once, else the next timer (a held PUBACK, a paced
+ * publisher's next message; those at most every 1 ms, so 2,000 slow
+ * publishers do not make 2,000 wake-ups), UINT64_MAX for none: then only
+ * the sockets wake the loop (a PUBACK opening a window, a writable socket). */
+static void tick(struct worker *w, bool producing)
+{
+    const struct bench_opts *o = w->b->o;
+    uint64_t t = now_ns(), wake = UINT64_MAX, paced = UINT64_MAX;
+    for (size_t i = 0; i < w->n; i++) {
+        struct bc *c = w->conns[i];
+        if (c->fd < 0 || c->state != READY)
+            continue;
+        if (c->role == SUB && c->held.len) {
+            uint64_t d = release_acks(c, t);
+            wake = d < wake ? d : wake;
+        }
+        if (!producing || c->role != PUB || c->done)
+            continue;
+        int sent = produce(c, t);
+        if ((sent > 0 && o->rate <= 0) || sent == PRODUCE_BATCH)
+            wake = t; /* more may be due at once (a fast rate, or catching up) */
+        if (o->rate > 0 && c->next_ns < paced)
+            paced = c->next_ns;
+        if (flush(c) < 0)
+            conn_close(c);
+    }
+    if (paced != UINT64_MAX && paced < t + 1000000)
+        paced = t + 1000000;
+    w->wake_ns = paced < wake ? paced : wake;
+}
+
+/* Waits for socket events until w->wake_ns at the latest (and 20 ms, so a
+ * change of phase is seen). */
+static int wait_events(struct worker *w, struct epoll_event *evs, int max)
+{
+    uint64_t t = now_ns(), until = t + 20000000;
+    if (w->wake_ns < until)
+        until = w->wake_ns > t ? w->wake_ns : t;
+    uint64_t ns = until - t;
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    int n = epoll_pwait2(w->ep, evs, max, &ts, NULL);
+    if (n < 0 && errno == ENOSYS) /* kernels before 5.11: millisecond timers */
+        n = epoll_wait(w->ep, evs, max, (int)((ns + 999999) / 1000000));
+    return n;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct bench *b = w->b;
     struct epoll_event evs[256];
+    w->wake_ns = UINT64_MAX;
+    bool quiet = false;
     for (int phase; (phase = atomic_load(&b->phase)) != STOP;) {
         bool producing = phase == RUN && b->o->mode != BENCH_CONN;
-        int n = epoll_wait(w->ep, evs, 256, producing ? 0 : 20);
+        if (phase >= DRAIN && !quiet) { /* sent is final from here on */
+            quiet = true;
+            atomic_fetch_add(&b->quiet_workers, 1);
+        }
+        if (producing && w->wake_ns == UINT64_MAX && b->o->rate <= 0)
+            w->wake_ns = 0; /* the first pass of the run */
+        int n = wait_events(w, evs, 256);
         for (int i = 0; i < n; i++)
             on_event(evs[i].data.ptr, evs[i].events);
-        if (!producing)
-            continue;
-        uint64_t t = now_ns();
-        for (size_t i = 0; i < w->n; i++) {
-            struct bc *c = w->conns[i];
-            if (c->role != PUB || c->fd < 0 || c->state != READY || c->done)
-                continue;
-            produce(c, t);
-            if (flush(c) < 0)
-                conn_close(c);
-        }
-        if (n == 0 && b->o->rate > 0)
-            usleep(100);
+        if (producing || w->wake_ns != UINT64_MAX)
+            tick(w, producing);
     }
     return NULL;
 }
@@ -599,9 +698,41 @@ static void free_conn(struct bc *c)
             bench_seen_free(&c->seen[i]);
         free(c->seen);
     }
+    bench_seen_free(&c->acked);
+    bench_acks_free(&c->held);
     free(c->in);
     free(c->out);
     free(c);
+}
+
+/* QoS 1: the messages acknowledged to their publisher that a subscriber
+ * which should have had them never received. */
+static uint64_t acked_lost(struct bench *b, struct worker *ws, unsigned nw)
+{
+    const struct bench_opts *o = b->o;
+    struct bc **pubs = calloc(o->pubs ? o->pubs : 1, sizeof(*pubs));
+    uint64_t lost = 0;
+    if (!pubs)
+        return 0;
+    for (unsigned i = 0; i < nw; i++)
+        for (size_t j = 0; j < ws[i].n; j++)
+            if (ws[i].conns[j]->role == PUB && ws[i].conns[j]->idx < o->pubs)
+                pubs[ws[i].conns[j]->idx] = ws[i].conns[j];
+    for (unsigned i = 0; i < nw; i++) {
+        for (size_t j = 0; j < ws[i].n; j++) {
+            struct bc *s = ws[i].conns[j];
+            if (s->role != SUB)
+                continue;
+            /* p2p: publisher idx; fan-in: all of them; fan-out: publisher 0 */
+            unsigned from = o->mode == BENCH_P2P ? s->idx : 0;
+            unsigned to = o->mode == BENCH_FANIN ? o->pubs : from + 1;
+            for (unsigned p = from; p < to && p < o->pubs; p++)
+                if (pubs[p])
+                    lost += bench_seen_missing(&pubs[p]->acked, &s->seen[p]);
+        }
+    }
+    free(pubs);
+    return lost;
 }
 
 static void summarize(struct bench *b, struct worker *ws, unsigned nw, struct bench_report *r,
@@ -620,6 +751,8 @@ static void summarize(struct bench *b, struct worker *ws, unsigned nw, struct be
     r->received = atomic_load(&b->received);
     r->duplicates = atomic_load(&b->duplicates);
     r->out_of_order = atomic_load(&b->out_of_order);
+    r->acked = atomic_load(&b->acked);
+    r->acked_lost = o->qos ? acked_lost(b, ws, nw) : 0;
     uint64_t factor = o->mode == BENCH_FANOUT ? o->subs : 1;
     r->expected = r->sent * factor;
     r->lost = r->expected > r->received ? r->expected - r->received : 0;
@@ -656,6 +789,32 @@ static int wait_ready(struct bench *b, unsigned want)
     return -1;
 }
 
+/* Lets what is in flight arrive (and, QoS 1, be acknowledged to its
+ * publisher): until everything has, or after 3 s without progress, or
+ * after 120 s whatever happens. */
+static void drain(struct bench *b)
+{
+    const struct bench_opts *o = b->o;
+    uint64_t factor = o->mode == BENCH_FANOUT ? o->subs : 1;
+    uint64_t start = now_ns(), quiet_since = start, last = UINT64_MAX;
+    /* Every worker finishes the pass it is in first, so that sent is final. */
+    while (atomic_load(&b->quiet_workers) < b->nworkers && now_ns() - start < 1000000000ull)
+        sleep_ms(1);
+    while (o->mode != BENCH_CONN && now_ns() - start < 120000000000ull) {
+        uint64_t rx = atomic_load(&b->received), acked = atomic_load(&b->acked);
+        uint64_t sent = atomic_load(&b->sent);
+        if (rx >= sent * factor && (!o->qos || acked >= sent))
+            break;
+        if (rx + acked != last) {
+            last = rx + acked;
+            quiet_since = now_ns();
+        } else if (now_ns() - quiet_since > 3000000000ull) {
+            break;
+        }
+        sleep_ms(5);
+    }
+}
+
 static void run_phases(struct bench *b)
 {
     const struct bench_opts *o = b->o;
@@ -672,19 +831,7 @@ static void run_phases(struct bench *b)
         sleep_ms(5);
     }
     atomic_store(&b->phase, DRAIN);
-    /* Let what is in flight arrive: until all expected, or 3 s of quiet. */
-    uint64_t factor = o->mode == BENCH_FANOUT ? o->subs : 1;
-    uint64_t last = atomic_load(&b->received), quiet_since = now_ns();
-    while (o->mode != BENCH_CONN && atomic_load(&b->received) < atomic_load(&b->sent) * factor) {
-        sleep_ms(5);
-        uint64_t cur = atomic_load(&b->received);
-        if (cur != last) {
-            last = cur;
-            quiet_since = now_ns();
-        } else if (now_ns() - quiet_since > 3000000000ull) {
-            break;
-        }
-    }
+    drain(b);
 }
 
 /* Resolves the broker and picks the first address that answers ("localhost"
@@ -799,7 +946,7 @@ static int drive(struct bench *b, struct worker *ws, unsigned nw, unsigned total
 int bench_run(const struct bench_opts *o, struct bench_report *r)
 {
     memset(r, 0, sizeof(*r));
-    struct bench b = {.o = o};
+    struct bench b = {.o = o, .nworkers = o->threads ? o->threads : 2};
     struct addrinfo *res = NULL;
     unsigned nw = o->threads ? o->threads : 2;
     unsigned total =

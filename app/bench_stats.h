@@ -6,6 +6,7 @@
 #define WARD_APP_BENCH_STATS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define BENCH_HIST_FINE   10000 /* 10 us buckets up to 100 ms */
@@ -48,6 +49,36 @@ struct bench_seen {
 /* Records seq. Without memory (or above BENCH_SEQ_MAX) it is reported as
  * NEW and not remembered. */
 enum bench_seq bench_seen_add(struct bench_seen *s, uint64_t seq);
+/* How many sequence numbers want holds that got does not: the messages a
+ * publisher had acknowledged that a subscriber never received. */
+uint64_t bench_seen_missing(const struct bench_seen *want, const struct bench_seen *got);
 void bench_seen_free(struct bench_seen *s);
+
+/* The sequence number of a publisher's QoS 1 message from the packet id in
+ * its PUBACK. A publisher numbers its messages 0, 1, 2 ... and gives message
+ * s the packet id s % 65535 + 1 (ids wrap skipping 0); next is the number its
+ * next message will get. With at most 65535 in flight the answer is unique:
+ * the latest message sent with that id. Returns false if none was sent. */
+bool bench_pid_seq(uint64_t next, uint16_t pid, uint64_t *seq);
+
+/* The PUBACKs a subscriber holds back (--ack-delay), in the order they fall
+ * due: the delay is the same for every message, so a FIFO ring is enough.
+ * Zero-initialise; it grows as needed. */
+struct bench_acks {
+    struct bench_ack {
+        uint64_t due_ns;
+        uint16_t pid;
+    } * a;
+    size_t cap, head, len;
+};
+
+/* Holds pid until due_ns. Returns -1 without memory (nothing held). */
+int bench_acks_push(struct bench_acks *q, uint64_t due_ns, uint16_t pid);
+/* Takes the oldest ack if it is due at now_ns. Returns true with *pid set,
+ * or false (nothing due). */
+bool bench_acks_pop(struct bench_acks *q, uint64_t now_ns, uint16_t *pid);
+/* When the oldest held ack falls due; UINT64_MAX when none is held. */
+uint64_t bench_acks_next(const struct bench_acks *q);
+void bench_acks_free(struct bench_acks *q);
 
 #endif

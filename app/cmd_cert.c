@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "opts.h"
 #include "secret.h"
+#include "pki/csr.h"
 #include "pki/store.h"
 
 #define MAX_SANS 64
@@ -447,62 +448,50 @@ static int cmd_issue(struct cert_opts *o, enum pki_profile profile, char *err, s
     return rc;
 }
 
-static const char *const known_roles[] = {"Devices", "Services", "Operators"};
-
 static int cmd_sign(struct cert_opts *o, char *err, size_t errlen)
 {
     if (o->argc != 1)
         return bad("%s", "usage: ward cert sign CSR [--ou ROLE] [--server] [--out FILE]");
-    char why[512], ou[128] = "", cn[256] = "";
+    char why[512];
     X509_REQ *req = pki_read_req(o->argv[0], why, sizeof(why));
     if (!req) {
         snprintf(err, errlen, "%s: %s", o->argv[0], why);
         return -1;
     }
-    X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(req), NID_organizationalUnitName, ou,
-                              sizeof(ou));
-    X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(req), NID_commonName, cn, sizeof(cn));
     int rc = -1;
-    bool role_ok = !*ou;
-    for (size_t i = 0; i < sizeof(known_roles) / sizeof(known_roles[0]); i++)
-        role_ok |= strcmp(ou, known_roles[i]) == 0;
-    if (!*cn) {
-        snprintf(err, errlen, "%s: the request has no common name", o->argv[0]);
-    } else if (o->ou && strcmp(o->ou, ou) != 0) {
-        snprintf(err, errlen, "%s: requests role '%s', but --ou %s was given", o->argv[0],
-                 *ou ? ou : "(none)", o->ou);
-    } else if (!role_ok && !o->ou) {
-        snprintf(err, errlen,
-                 "%s: unknown role '%s' (Devices, Services, Operators; --ou %s "
-                 "accepts it)",
-                 o->argv[0], ou, ou);
-    } else {
-        struct pki_store s;
-        if (open_ca(&s, o, err, errlen) == 0) {
-            struct pki_cert_spec spec = {o->server ? PKI_SERVER : PKI_CLIENT,
-                                         cn,
-                                         NULL,
-                                         ou,
-                                         o->dns,
-                                         o->ndns,
-                                         o->ips,
-                                         o->nips,
-                                         o->days ? o->days : 365};
-            X509 *cert = pki_cert_from_req(req, &spec, s.issuer, s.issuer_key, why, sizeof(why));
-            char crt[4096], keyp[4096];
-            if (!cert)
-                snprintf(err, errlen, "%s: %s", o->argv[0], why);
-            else if ((o->out ? pki_write_cert(o->out, &cert, 1, o->force, err, errlen)
-                             : write_issued(&s, o, cn, cert, NULL, crt, keyp, sizeof(crt), err,
-                                            errlen)) == 0 &&
-                     pki_record(&s, cert, cn, ou, o->server ? "server" : "client") == 0 &&
-                     pki_save_index(&s, err, errlen) == 0) {
-                fprintf(stderr, "%s: signed as '%s'%s%s\n", o->argv[0], cn, *ou ? ", role " : "",
-                        ou);
-                rc = 0;
-            }
-            X509_free(cert);
+    struct pki_csr_subject sub;
+    struct pki_store s;
+    if (pki_csr_check(req, o->ou, &sub, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "%s: %s", o->argv[0], why);
+    } else if (open_ca(&s, o, err, errlen) == 0) {
+        const char *cn = sub.cn, *ou = sub.ou;
+        struct pki_cert_spec spec = {o->server ? PKI_SERVER : PKI_CLIENT,
+                                     cn,
+                                     NULL,
+                                     *ou ? ou : NULL,
+                                     o->dns,
+                                     o->ndns,
+                                     o->ips,
+                                     o->nips,
+                                     o->days ? o->days : 365};
+        X509 *cert = pki_cert_from_req(req, &spec, s.issuer, s.issuer_key, why, sizeof(why));
+        char crt[4096], keyp[4096];
+        if (!cert)
+            snprintf(err, errlen, "%s: %s", o->argv[0], why);
+        else if ((o->out ? pki_write_cert(o->out, &cert, 1, o->force, err, errlen)
+                         : write_issued(&s, o, cn, cert, NULL, crt, keyp, sizeof(crt), err,
+                                        errlen)) == 0 &&
+                 pki_record(&s, cert, cn, ou, o->server ? "server" : "client") == 0 &&
+                 pki_save_index(&s, err, errlen) == 0) {
+            fprintf(stderr, "%s: signed as '%s'%s%s\n", o->argv[0], cn, *ou ? ", role " : "", ou);
+            if (sub.dropped)
+                fprintf(stderr, "%s: %u other subject field(s) not copied (only CN and OU are)\n",
+                        o->argv[0], sub.dropped);
+            rc = 0;
         }
+        X509_free(cert);
+        pki_close(&s);
+    } else {
         pki_close(&s);
     }
     X509_REQ_free(req);
@@ -813,31 +802,6 @@ static int run_check(struct cert_opts *o)
     return worst;
 }
 
-/* Copies src to dst (mode), replacing dst. */
-static int copy_file(const char *src, const char *dst, mode_t mode, char *err, size_t errlen)
-{
-    FILE *in = fopen(src, "rb");
-    int fd = in ? open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) : -1;
-    if (!in || fd < 0) {
-        snprintf(err, errlen, "%s: %s", in ? dst : src, strerror(errno));
-        if (in)
-            fclose(in);
-        return -1;
-    }
-    char buf[8192];
-    size_t n;
-    int rc = 0;
-    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-        if (write(fd, buf, n) != (ssize_t)n)
-            rc = -1;
-    fclose(in);
-    fchmod(fd, mode);
-    close(fd);
-    if (rc < 0)
-        snprintf(err, errlen, "%s: %s", dst, strerror(errno));
-    return rc;
-}
-
 /* Everything a developer needs: DIR/ca.crt, server.crt (chain) and
  * server.key for localhost, 127.0.0.1 and ::1, client.crt and client.key. */
 static int cmd_dev(struct cert_opts *o, char *err, size_t errlen)
@@ -884,8 +848,8 @@ static int cmd_dev(struct cert_opts *o, char *err, size_t errlen)
                   {"certs/dev-client.crt", "client.crt", 0644},
                   {"private/dev-client.key", "client.key", 0600}};
     for (size_t i = 0; rc == 0 && i < sizeof(copies) / sizeof(copies[0]); i++)
-        rc = copy_file(pki_path(&s, copies[i].from, a, sizeof(a)),
-                       pki_path(&s, copies[i].to, b, sizeof(b)), copies[i].mode, err, errlen);
+        rc = pki_copy_file(pki_path(&s, copies[i].from, a, sizeof(a)),
+                           pki_path(&s, copies[i].to, b, sizeof(b)), copies[i].mode, err, errlen);
     if (rc == 0)
         fprintf(stderr,
                 "development PKI in %s: ca.crt, server.crt/.key (localhost, 127.0.0.1, "

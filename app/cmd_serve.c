@@ -37,7 +37,8 @@ struct serve_opts {
     int listener_anon[MAX_URLS]; /* per -l / listener block: -1 inherit */
     bool listener_password[MAX_URLS];
     int listener_idmatch[MAX_URLS];
-    int listener_overload[MAX_URLS]; /* -1: mqtt.overload */
+    int listener_overload[MAX_URLS];        /* -1: mqtt.overload */
+    struct net_listen_opts lopts[MAX_URLS]; /* a listener block's net settings */
     /* TLS settings per listener: from its config block, or the flags. */
     bool has_tls[MAX_URLS];
     struct tls_server_config tls[MAX_URLS];
@@ -129,9 +130,11 @@ static const struct opt table[] = {
     {"max-connections", 0, OPT_UINT, "N", AT(max_connections), RANGE(1, 10000000u),
      .help = "most simultaneous connections (default 100000)"},
     {"max-inflight", 0, OPT_UINT, "N", AT(bc.max_inflight), RANGE(1, 65535),
-     .help = "unacknowledged QoS 1/2 messages per client (64)"},
+     .help = "unacknowledged QoS 1/2 messages towards each subscriber (1024)"},
+    {"receive-maximum", 0, OPT_UINT, "N", AT(bc.receive_max), RANGE(1, 65535),
+     .help = "unacknowledged QoS 1/2 messages a publisher may send (1024)"},
     {"max-queued", 0, OPT_UINT, "N", AT(bc.max_queued), RANGE(1, 100000000u),
-     .help = "queued messages per offline session (1000)"},
+     .help = "QoS 1/2 messages queued per session (1000)"},
     {"max-keepalive", 0, OPT_UINT, "S", AT(bc.max_keepalive), RANGE(1, 65535),
      .help = "highest keep alive granted (65535)"},
     {"topic-alias-max", 0, OPT_UINT, "N", AT(bc.topic_alias_max), RANGE(0, 65535),
@@ -257,6 +260,17 @@ static int apply_config(struct serve_opts *o, struct ward_config *cfg, char urls
         o->listener_password[o->nurls] = l->require_password;
         o->listener_idmatch[o->nurls] = broker_id_match_parse(l->clientid_must_match);
         o->listener_overload[o->nurls] = l->overload ? broker_overload_parse(l->overload) : -1;
+        o->lopts[o->nurls] = (struct net_listen_opts){
+            .max_connections = l->max_connections,
+            .proxy_protocol = l->proxy_protocol,
+            .trusted_proxies = l->trusted_proxies,
+            .handshake_timeout_ms = l->handshake_timeout_ms,
+            .max_handshakes = l->max_handshakes,
+            .handshake_idle_timeout_ms = l->handshake_idle_timeout_ms,
+            .handshake_queue = l->handshake_queue,
+            .max_output_bytes = l->max_output_bytes,
+            .slow_consumer_timeout_ms = l->slow_consumer_timeout_ms,
+        };
         o->urls[o->nurls] = urls[o->nurls];
         o->nurls++;
     }
@@ -282,6 +296,9 @@ static void config_to_broker(const struct ward_config *cfg, struct broker_config
     bc->max_session_expiry_s = cfg->max_session_expiry;
     bc->max_sessions = cfg->max_sessions;
     bc->packet_timeout_ms = cfg->packet_timeout_ms;
+    bc->slow_consumer_timeout_ms = cfg->slow_consumer_timeout_ms;
+    if (cfg->memory_limit) /* 0 keeps broker_config_defaults' automatic value */
+        bc->memory_limit = cfg->memory_limit;
     bc->max_retained_messages = cfg->max_retained_messages;
     bc->max_retained_bytes = cfg->max_retained_bytes;
 }
@@ -309,6 +326,8 @@ static void auth_settings(const struct serve_opts *flags, const struct ward_conf
         s->deny_disconnect = cfg->deny_action && strcmp(cfg->deny_action, "disconnect") == 0;
         s->password_file = cfg->password_file;
         s->acl_file = cfg->acl_file;
+        s->hash_threads = cfg->hash_threads;
+        s->max_pending = cfg->max_pending;
     }
     if (flags->password_file)
         s->password_file = flags->password_file;
@@ -443,17 +462,19 @@ static int listen_all(struct serve_opts *o, struct net_server *s, struct tls_ser
             fprintf(stderr, "ward serve: %s: %s\n", o->urls[i], err);
             return -1;
         }
-        if ((is_tls ? net_server_listen_tls(s, o->urls[i], tls[i], err, sizeof(err))
-                    : net_server_listen(s, o->urls[i], err, sizeof(err))) < 0) {
+        if (net_server_listen_opts(s, o->urls[i], is_tls ? tls[i] : NULL, &o->lopts[i], err,
+                                   sizeof(err)) < 0) {
             fprintf(stderr, "ward serve: %s\n", err);
             return -1;
         }
         if (is_tls) {
             /* $SYS names the listener by its port: tls/8883/... */
-            const char *colon = strrchr(o->urls[i], ':');
-            broker_add_tls(b, colon ? colon + 1 : o->urls[i], tls[i]);
+            char port[8];
+            snprintf(port, sizeof(port), "%u", net_server_port(s, i));
+            broker_add_tls(b, port, tls[i]);
         }
     }
+    broker_add_sys_source(b, net_server_sys, s);
     return 0;
 }
 
@@ -627,6 +648,7 @@ static void merge_flags(struct serve_opts *o, const struct serve_opts *over)
             o->listener_password[i] = false;
             o->listener_idmatch[i] = 0;
             o->listener_overload[i] = -1;
+            o->lopts[i] = (struct net_listen_opts){0};
             o->has_tls[i] = false;
         }
         o->nurls = over->nurls;

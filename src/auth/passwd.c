@@ -125,6 +125,35 @@ static bool valid_user(const char *user)
     return true;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The iteration count most entries use (the larger on a tie). */
+static void set_dummy_iterations(struct passwd_db *db)
+{
+    db->dummy_iterations = PASSWD_ITERATIONS;
+    uint32_t *it = db->count ? malloc(db->count * sizeof(*it)) : NULL;
+    if (!it)
+        return;
+    for (size_t i = 0; i < db->count; i++)
+        it[i] = db->users[i].iterations;
+    qsort(it, db->count, sizeof(*it), cmp_u32);
+    size_t best = 0;
+    for (size_t i = 0, run = 1; i < db->count; i++, run++) {
+        if (i + 1 < db->count && it[i + 1] == it[i])
+            continue;
+        if (run >= best) {
+            best = run;
+            db->dummy_iterations = it[i];
+        }
+        run = 0;
+    }
+    free(it);
+}
+
 const struct passwd_entry *passwd_find(const struct passwd_db *db, const char *user, size_t ulen)
 {
     for (size_t i = 0; i < db->count; i++)
@@ -180,6 +209,7 @@ int passwd_set(struct passwd_db *db, const char *user, const char *password, siz
     memcpy(e->hash, tmp.hash, sizeof(e->hash));
     e->cached = false;
     OPENSSL_cleanse(&tmp, sizeof(tmp));
+    set_dummy_iterations(db);
     return 0;
 }
 
@@ -191,16 +221,36 @@ bool passwd_delete(struct passwd_db *db, const char *user)
         return false;
     free(e->user);
     *e = db->users[--db->count];
+    set_dummy_iterations(db);
     return true;
 }
 
-/* see passwd.h */
-bool passwd_check(struct passwd_db *db, const char *user, size_t ulen, const uint8_t *password,
-                  size_t plen)
+/* Hashes the password against a dummy entry (the salt need not be secret or
+ * random: the result is never accepted) and compares it, so the work is that
+ * of a real check. */
+static void hash_dummy(const struct passwd_db *db, const uint8_t *pw, size_t plen, bool *hashed)
 {
+    struct passwd_entry dummy = {.iterations = db->dummy_iterations ? db->dummy_iterations
+                                                                    : PASSWD_ITERATIONS};
+    uint8_t got[PASSWD_HASH_LEN];
+    *hashed = true;
+    if (derive(&dummy, pw, plen, got) == 0)
+        (void)CRYPTO_memcmp(got, dummy.hash, PASSWD_HASH_LEN);
+    OPENSSL_cleanse(got, sizeof(got));
+}
+
+/* see passwd.h */
+enum passwd_verdict passwd_verify(struct passwd_db *db, const char *user, size_t ulen,
+                                  const uint8_t *password, size_t plen, bool *hashed)
+{
+    bool dummy_hashed;
+    hashed = hashed ? hashed : &dummy_hashed;
+    *hashed = false;
     const struct passwd_entry *found = passwd_find(db, user, ulen);
-    if (!found)
-        return false;
+    if (!found) {
+        hash_dummy(db, password, plen, hashed);
+        return PASSWD_NO_USER;
+    }
     struct passwd_entry *e = (struct passwd_entry *)found;
     uint8_t mac[32], got[PASSWD_HASH_LEN];
     cache_mac(password, plen, mac);
@@ -209,8 +259,9 @@ bool passwd_check(struct passwd_db *db, const char *user, size_t ulen, const uin
     struct passwd_entry copy = *e;
     pthread_mutex_unlock(&db->lock);
     if (hit)
-        return true;
+        return PASSWD_OK;
     /* The slow hash runs without the lock: other users' checks proceed. */
+    *hashed = true;
     bool ok = derive(&copy, password, plen, got) == 0 &&
               CRYPTO_memcmp(got, copy.hash, PASSWD_HASH_LEN) == 0;
     if (ok) {
@@ -220,7 +271,15 @@ bool passwd_check(struct passwd_db *db, const char *user, size_t ulen, const uin
         pthread_mutex_unlock(&db->lock);
     }
     OPENSSL_cleanse(got, sizeof(got));
-    return ok;
+    OPENSSL_cleanse(&copy, sizeof(copy));
+    return ok ? PASSWD_OK : PASSWD_WRONG;
+}
+
+/* see passwd.h */
+bool passwd_check(struct passwd_db *db, const char *user, size_t ulen, const uint8_t *password,
+                  size_t plen)
+{
+    return passwd_verify(db, user, ulen, password, plen, NULL) == PASSWD_OK;
 }
 
 /* see passwd.h */
@@ -266,6 +325,7 @@ int passwd_load(struct passwd_db *db, const char *path, char *err, size_t errlen
             free(db->users[i].user);
         db->count = 0;
     }
+    set_dummy_iterations(db);
     return rc;
 }
 

@@ -35,6 +35,10 @@ struct passwd_entry {
 struct passwd_db {
     struct passwd_entry *users;
     size_t count, cap;
+    /* PBKDF2 iterations of the dummy entry an unknown user is hashed
+     * against: the count most entries use (PASSWD_ITERATIONS when empty),
+     * so "no such user" costs what "wrong password" costs. */
+    uint32_t dummy_iterations;
     pthread_mutex_t lock; /* guards the verification cache only */
 };
 
@@ -62,6 +66,15 @@ const struct passwd_entry *passwd_find(const struct passwd_db *db, const char *u
  * comparison is constant-time in the hash. */
 bool passwd_check(struct passwd_db *db, const char *user, size_t ulen, const uint8_t *password,
                   size_t plen);
+
+enum passwd_verdict { PASSWD_OK, PASSWD_WRONG, PASSWD_NO_USER };
+/* passwd_check telling why. An unknown user's password is hashed all the
+ * same, against a dummy entry with the file's usual parameters, so the
+ * answer takes as long as for a known user with a wrong password (which
+ * reveals nothing about which user names exist). *hashed (optional) says
+ * whether the slow hash ran: false only for a remembered good password. */
+enum passwd_verdict passwd_verify(struct passwd_db *db, const char *user, size_t ulen,
+                                  const uint8_t *password, size_t plen, bool *hashed);
 
 /* Parses "$pbkdf2-sha512$ITER$SALT$HASH" into e (user untouched). */
 int passwd_parse_hash(const char *text, struct passwd_entry *e);

@@ -660,9 +660,16 @@ static int local_packet(struct bridge *b, const struct mqtt_packet *p, const cha
  * local side is then not read, so a fast local publisher meets TCP
  * backpressure (and the broker's own bounds) instead of the bridge
  * dropping what it has already read. */
+/* Whether the local side should wait: the link is up but cannot take more,
+ * its output past OUT_SOFT_LIMIT or (QoS 1/2) the send queue full. The
+ * local broker then sees a consumer that is not reading, and its producers
+ * wait (mqtt.overload = backpressure) instead of the bridge refusing their
+ * messages. While the link is down the queue keeps its bound and refuses
+ * (0x97, counted): an outage must not stall local publishers. */
 static bool upstream_full(struct bridge *b)
 {
-    return b->up.fd >= 0 && buf_len(&b->up.out) >= OUT_SOFT_LIMIT;
+    return b->up.fd >= 0 && (buf_len(&b->up.out) >= OUT_SOFT_LIMIT ||
+                             (b->fwd.limit && b->fwd.count >= b->fwd.limit));
 }
 
 /* Decodes and handles every whole packet read (the local side: until the

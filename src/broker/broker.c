@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "broker/internal.h"
 #include "core/clock.h"
@@ -37,6 +38,12 @@ void broker_config_defaults(struct broker_config *cfg)
     cfg->max_session_expiry_s = 86400;
     cfg->max_sessions = 200000;
     cfg->packet_timeout_ms = 60000;
+    cfg->slow_consumer_timeout_ms = 30000;
+    /* system.memory_limit's automatic value: three quarters of the
+     * machine's memory, at most 4 GiB (what the configuration key holds). */
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    uint64_t total = pages > 0 && size > 0 ? (uint64_t)pages * (uint64_t)size : 0;
+    cfg->memory_limit = total / 4 * 3 > 0xFFFFFFFFull ? 0xFFFFFFFFull : total / 4 * 3;
     cfg->max_retained_messages = 100000;
     cfg->max_retained_bytes = 256u << 20;
 }
@@ -358,6 +365,10 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
     if (v5 && (ck->props.present & MQTT_HAS(MQTT_PROP_AUTH_METHOD)))
         return refuse(c, MQTT_RC_BAD_AUTH_METHOD, 0, "no enhanced authentication method");
     read_cert(c);
+    if (c->has_cert && c->cert.ambiguous)
+        return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_RC311_NOT_AUTHORIZED,
+                      "the certificate's names are ambiguous (a NUL or control character, a "
+                      "repeated CN or OU, or too long): no identity can be taken from it");
     if (c->cert_clientid) { /* peer_cert_as_clientid: the certificate names the client */
         snprintf(id, sizeof(id), "%s", c->cert_clientid);
     } else if (ck->client_id.len == 0) {
@@ -385,10 +396,7 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
                       "client ids starting with $bridge/ are reserved for bridges");
     if (b->auth && (!c->auth_done || c->auth_cause != AUTH_OK)) {
         b->st.auth_failures++;
-        uint8_t rc5 = auth_reason(c->auth_cause);
-        return refuse(c, rc5,
-                      rc5 == MQTT_RC_BAD_USERNAME_OR_PASSWORD ? MQTT_RC311_BAD_USERNAME_OR_PASSWORD
-                                                              : MQTT_RC311_NOT_AUTHORIZED,
+        return refuse(c, auth_reason(c->auth_cause), auth_reason311(c->auth_cause),
                       auth_cause_text(c->auth_cause));
     }
     char ubuf[256];
@@ -522,6 +530,20 @@ static void retained_refused(struct broker *b, const struct msg *m)
              b->cfg.max_retained_bytes, m->topic, b->st.retained_dropped);
 }
 
+/* Over system.memory_limit: v5 publishers hear 0x97 (quota exceeded);
+ * 3.1.1 has no refusal but the close, so a 3.1.1 QoS 1/2 publisher is
+ * disconnected; QoS 0 is dropped. All counted. */
+static void publish_over_memory(struct client *c, const struct mqtt_publish *pub)
+{
+    struct broker *b = c->b;
+    b->st.memory_refused++;
+    if (pub->qos == 0)
+        return;
+    if (c->codec.version != MQTT_V5)
+        return client_kick(c, MQTT_RC_QUOTA_EXCEEDED, "over system.memory_limit");
+    send_ack(c, pub->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pub->packet_id, MQTT_RC_QUOTA_EXCEEDED);
+}
+
 static void handle_publish(struct client *c, struct mqtt_packet *pkt)
 {
     struct broker *b = c->b;
@@ -531,6 +553,8 @@ static void handle_publish(struct client *c, struct mqtt_packet *pkt)
         rc = publish_allowed(c, pub);
     if (rc)
         return client_kick(c, (uint8_t)rc, "refused PUBLISH");
+    if (b->over_memory && !c->internal)
+        return publish_over_memory(c, pub);
     if (!session_allowed(b, c->s, ACL_PUBLISH, (const char *)pub->topic.p, pub->topic.len)) {
         b->st.msgs_in++;
         return publish_denied(c, pub);
@@ -840,15 +864,109 @@ static void *on_open(void *ctx, struct net_conn *nc)
     return c;
 }
 
-/* Authenticates the CONNECT at the head of the input before the broker lock
- * is taken: password hashing is slow on purpose and must not stall other
- * clients. Only this connection's worker touches these fields. */
-static void authenticate(struct client *c, const uint8_t *data, size_t len)
+/* A password check running on auth's hashing threads for one connection.
+ * The connection and the check share it and the last one to let go frees
+ * it. It has a lock of its own, not the broker's, because at shutdown a
+ * check may finish after the broker is gone; under that lock "is the
+ * connection still open" and the resume of its input are one step, so a
+ * check never touches a connection on_close has let go. */
+struct auth_wait {
+    struct net_conn *nc; /* NULL once the connection closed */
+    int refs;
+    bool finished, user_verified;
+    enum auth_cause cause;
+};
+
+static pthread_mutex_t auth_wait_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Lets go of w (under auth_wait_lock); true when the caller must free it. */
+static bool auth_wait_put(struct auth_wait *w)
 {
+    return --w->refs == 0;
+}
+
+/* auth_done_fn, on a hashing thread: the verdict waits in w for on_data,
+ * which the resumed input calls again on the connection's worker. */
+static void auth_checked(void *ctx, enum auth_cause cause, bool user_verified)
+{
+    struct auth_wait *w = ctx;
+    pthread_mutex_lock(&auth_wait_lock);
+    w->cause = cause;
+    w->user_verified = user_verified;
+    w->finished = true;
+    if (w->nc)
+        net_conn_resume_input(w->nc);
+    bool last = auth_wait_put(w);
+    pthread_mutex_unlock(&auth_wait_lock);
+    if (last)
+        free(w);
+}
+
+/* The connection lets go of its check: on a verdict, or when it closes
+ * (the check then finishes into nothing). Returns whether the check had
+ * finished, with its verdict in c. */
+static bool auth_wait_end(struct client *c, bool closing)
+{
+    struct auth_wait *w = c->auth_wait;
+    pthread_mutex_lock(&auth_wait_lock);
+    bool finished = w->finished;
+    if (!finished && !closing) {
+        pthread_mutex_unlock(&auth_wait_lock);
+        return false;
+    }
+    if (finished) {
+        c->auth_cause = w->cause;
+        c->user_verified = w->user_verified;
+    }
+    w->nc = NULL;
+    bool last = auth_wait_put(w);
+    pthread_mutex_unlock(&auth_wait_lock);
+    if (last)
+        free(w);
+    c->auth_wait = NULL;
+    return finished;
+}
+
+/* Hands the CONNECT's check to auth's hashing threads. Returns true when
+ * the verdict is in c already (no hash was needed, or the queue is full:
+ * AUTH_BUSY), false when it will come to auth_checked. */
+static bool auth_start(struct client *c, struct auth_request *q)
+{
+    struct auth_wait *w = calloc(1, sizeof(*w));
+    enum auth_cause now = AUTH_BUSY;
+    int rc = w ? 0 : -1;
+    if (w) {
+        *w = (struct auth_wait){.nc = c->nc, .refs = 2};
+        rc = auth_connect_async(c->b->auth, q, auth_checked, w, &now);
+    }
+    if (rc == 0) {
+        c->auth_wait = w;
+        return false;
+    }
+    free(w);
+    c->auth_cause = rc > 0 ? now : AUTH_BUSY;
+    c->user_verified = rc > 0 && q->user_verified;
+    return true;
+}
+
+/* Authenticates the CONNECT at the head of the input before the broker lock
+ * is taken. Password hashing is slow on purpose, so it runs on auth's
+ * hashing threads, never here on the I/O worker: returns false while the
+ * check runs (the caller holds the input; the check resumes it), true when
+ * on_data may go on (c->auth_done set, or no complete CONNECT yet). Only
+ * this connection's worker touches these fields. */
+static bool authenticate(struct client *c, const uint8_t *data, size_t len)
+{
+    if (c->auth_wait) {
+        if (!auth_wait_end(c, false))
+            return false;
+        c->auth_done = true;
+        return true;
+    }
     struct mqtt_packet pkt;
     size_t used;
     if (mqtt_decode(&c->codec, data, len, &pkt, &used) != 0 || pkt.type != MQTT_CONNECT)
-        return; /* incomplete (try again with more) or refused under the lock */
+        return true; /* incomplete (try again with more) or refused under the lock */
     const struct mqtt_connect *ck = &pkt.u.connect;
     char id[256];
     snprintf(id, sizeof(id), "%.*s", (int)ck->client_id.len, ck->client_id.p);
@@ -865,9 +983,10 @@ static void authenticate(struct client *c, const uint8_t *data, size_t len)
         .cert_identity = c->has_cert,
         .cert_and_password = (c->b->listener_password >> (net_conn_listener(c->nc) % 64)) & 1,
     };
-    c->auth_cause = auth_connect(c->b->auth, &q);
-    c->user_verified = q.user_verified;
+    if (!auth_start(c, &q))
+        return false;
     c->auth_done = true;
+    return true;
 }
 
 /* Packets a throttled connection's input is searched for past a held
@@ -905,8 +1024,10 @@ static size_t on_data(void *user, const uint8_t *data, size_t len)
     struct client *c = user;
     struct broker *b = c->b;
     size_t off = 0;
-    if (b->auth && !c->auth_done && !c->connected)
-        authenticate(c, data, len);
+    if (b->auth && !c->auth_done && !c->connected && !authenticate(c, data, len)) {
+        net_conn_hold_input(c->nc); /* until the password check resumes it */
+        return 0;
+    }
     pthread_mutex_lock(&b->lock);
     c->last_rx_ms = clock_mono_ms();
     size_t ahead = c->scanned; /* handled ahead on an earlier call */
@@ -1010,6 +1131,8 @@ static void on_close(void *user, const char *why)
     if (c->s)
         detach(b, c);
     pthread_mutex_unlock(&b->lock);
+    if (c->auth_wait) /* a password check still running finishes into nothing */
+        auth_wait_end(c, true);
     client_free(c);
 }
 
@@ -1120,11 +1243,16 @@ static void publish_sys(struct broker *b, uint64_t now)
     sys_publish(b, "$SYS/broker/debug/retained/visits", "%" PRIu64, retain_visits(b->retained));
     sys_publish(b, "$SYS/broker/auth/failures", "%" PRIu64, st->auth_failures);
     sys_publish(b, "$SYS/broker/auth/denied", "%" PRIu64, st->acl_denied);
+    sys_publish(b, "$SYS/broker/auth/hashes", "%" PRIu64, auth_hash_counts(b->auth).total);
+    sys_publish(b, "$SYS/broker/auth/hashes_on_workers", "%" PRIu64,
+                auth_hash_counts(b->auth).on_caller);
     sys_publish(b, "$SYS/broker/limits/sessions_refused", "%" PRIu64, st->sessions_refused);
     sys_publish(b, "$SYS/broker/limits/subscriptions_refused", "%" PRIu64, st->subs_refused);
     sys_publish(b, "$SYS/broker/limits/packet_timeouts", "%" PRIu64, st->packet_timeouts);
     sys_publish(b, "$SYS/broker/flow/throttled", "%" PRIu64, st->throttled);
     sys_publish(b, "$SYS/broker/flow/waiting", "%zu", b->nthrottled);
+    sys_publish(b, "$SYS/broker/flow/slow_consumers", "%" PRIu64, st->slow_consumers);
+    sys_publish(b, "$SYS/broker/limits/memory_refused", "%" PRIu64, st->memory_refused);
     sys_publish(b, "$SYS/broker/publish/messages/dropped/queue_full", "%" PRIu64,
                 st->dropped_queue);
     sys_publish(b, "$SYS/broker/publish/messages/dropped/offline_queue_full", "%" PRIu64,
@@ -1146,6 +1274,12 @@ static void check_clients(struct broker *b, uint64_t now)
         if (!c->connected && now - c->opened_ms > b->cfg.connect_timeout_ms) {
             log_notice("%s: no CONNECT within %u ms; closing", c->id, b->cfg.connect_timeout_ms);
             client_close(c, "connect timeout");
+            continue;
+        }
+        if (flow_stalled(b, c, now)) {
+            b->st.slow_consumers++;
+            client_kick(c, MQTT_RC_QUOTA_EXCEEDED,
+                        "slow consumer: its full queue held producers for slow_consumer_timeout");
             continue;
         }
         /* Neither clock runs against a connection ward is not reading. */
@@ -1180,6 +1314,33 @@ static void check_sessions(struct broker *b, uint64_t now)
     }
 }
 
+/* Resident memory in bytes (0 if unknown). */
+static uint64_t resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "re");
+    unsigned long long size = 0, rss = 0;
+    if (!f)
+        return 0;
+    int n = fscanf(f, "%llu %llu", &size, &rss);
+    fclose(f);
+    return n == 2 ? (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+/* system.memory_limit: past it new publishes are refused; below 90% of it
+ * they are taken again (a margin, so the state does not flap). */
+static void check_memory(struct broker *b)
+{
+    if (!b->cfg.memory_limit)
+        return;
+    uint64_t rss = resident_bytes();
+    bool over = b->over_memory ? rss > b->cfg.memory_limit / 10 * 9 : rss > b->cfg.memory_limit;
+    if (over != b->over_memory)
+        log_warn("memory: %" PRIu64 " MiB resident, %s system.memory_limit (%" PRIu64 " MiB): %s",
+                 rss >> 20, over ? "over" : "back under", b->cfg.memory_limit >> 20,
+                 over ? "new publishes are refused" : "publishes are taken again");
+    b->over_memory = over;
+}
+
 static void *housekeeping(void *arg)
 {
     struct broker *b = arg;
@@ -1188,6 +1349,7 @@ static void *housekeeping(void *arg)
         uint64_t now = clock_mono_ms();
         check_clients(b, now);
         check_sessions(b, now);
+        check_memory(b);
         if (b->cfg.sys_interval_s && now >= b->next_sys_ms) {
             publish_sys(b, now);
             b->next_sys_ms = now + b->cfg.sys_interval_s * 1000ull;
@@ -1390,6 +1552,8 @@ void broker_reconfigure(struct broker *b, const struct broker_config *n)
     c->max_session_expiry_s = n->max_session_expiry_s;
     c->max_sessions = n->max_sessions;
     c->packet_timeout_ms = n->packet_timeout_ms;
+    c->slow_consumer_timeout_ms = n->slow_consumer_timeout_ms;
+    c->memory_limit = n->memory_limit;
     c->max_topic_levels = n->max_topic_levels;
     c->max_keepalive = n->max_keepalive;
     c->sys_interval_s = n->sys_interval_s;

@@ -50,6 +50,8 @@ struct client {
     uint16_t *alias_in_len;
     char *alias_out[OUT_ALIAS_CAP];
     uint16_t nalias_out;
+    /* broker.c: a password check in progress (owner only) */
+    struct auth_wait *auth_wait;
     char id[384]; /* for logs, before and after CONNECT */
     /* A verified client certificate (mTLS), read once after the handshake;
      * cert_user / cert_clientid are what peer_cert_as_username/_clientid

@@ -3,6 +3,8 @@
 #include "broker/flow.h"
 
 #include "broker/internal.h"
+#include "core/clock.h"
+#include "core/log.h"
 
 /* see flow.h */
 int flow_policy(const struct broker *b, const struct client *c)
@@ -25,7 +27,10 @@ bool flow_blocks(struct broker *b, struct session *s, uint8_t qos, const struct 
     }
     if (s->queue.count < b->cfg.max_queued)
         return false;
-    s->blocking = true;
+    if (!s->blocking) {
+        s->blocking = true;
+        s->blocking_since_ms = clock_mono_ms();
+    }
     return true;
 }
 
@@ -82,6 +87,15 @@ void flow_check(struct broker *b, struct client *c, bool output_drained)
     }
     if (room && b->throttled)
         release_all(b);
+}
+
+/* see flow.h */
+bool flow_stalled(const struct broker *b, const struct client *c, uint64_t now)
+{
+    const struct session *s = c->s;
+    uint32_t limit = b->cfg.slow_consumer_timeout_ms;
+    /* A bridge's local side waits on its uplink, and never times out. */
+    return limit && s && !c->internal && s->blocking && now - s->blocking_since_ms > limit;
 }
 
 /* see flow.h */

@@ -27,11 +27,13 @@ struct broker_stats {
     uint64_t connects, clients_max;
     uint64_t auth_failures, acl_denied;
     uint64_t sessions_refused, subs_refused, packet_timeouts;
-    uint64_t throttled;     /* producers made to wait (events) */
+    uint64_t slow_consumers; /* closed: a full queue held producers too long */
+    uint64_t memory_refused; /* publishes refused over system.memory_limit */
+    uint64_t throttled;      /* producers made to wait (events) */
     uint64_t dropped_queue; /* QoS 1/2 for an online receiver whose queue was full (drop, reject) */
-    uint64_t dropped_offline; /* QoS 1/2 for an offline session whose queue was full */
-    uint64_t dropped_output;  /* QoS 0 for a receiver whose output was full */
-    uint64_t dropped_large;   /* larger than the receiver's Maximum Packet Size */
+    uint64_t dropped_offline;  /* QoS 1/2 for an offline session whose queue was full */
+    uint64_t dropped_output;   /* QoS 0 for a receiver whose output was full */
+    uint64_t dropped_large;    /* larger than the receiver's Maximum Packet Size */
     uint64_t retained_dropped; /* refused by the retained store's limits */
     uint32_t clients_connected;
 };
@@ -62,6 +64,7 @@ struct broker {
     uint8_t listener_idmatch[64]; /* enum broker_id_match per listener */
     int8_t listener_overload[64]; /* enum broker_overload, -1: mqtt.overload */
     enum flow_hit flow_hit;       /* what routing the current PUBLISH met */
+    bool over_memory;             /* system.memory_limit passed (housekeeping) */
     struct client *throttled;     /* producers waiting (flow.c) */
     size_t nthrottled;
     uint32_t started_max_packet; /* net sized its input bound for this */

@@ -10,8 +10,10 @@
 
 static uint16_t window(const struct broker *b, const struct client *c)
 {
-    /* v5: the client's Receive Maximum; 3.1.1: our max_inflight. */
-    return c->codec.version == MQTT_V5 ? c->recv_max : b->cfg.max_inflight;
+    /* mqtt.max_inflight_window, and for v5 at most the client's Receive
+     * Maximum (MQTT-3.3.4-7). */
+    uint16_t w = b->cfg.max_inflight;
+    return c->codec.version == MQTT_V5 && c->recv_max < w ? c->recv_max : w;
 }
 
 /* Topic alias towards the client (MQTT-3.3.2-10..12): the first time a

@@ -63,8 +63,9 @@ struct session {
     char *username; /* for ACLs: the verified user name, or NULL */
     char *cert_cn;  /* and its certificate's identity, when it had one */
     char *cert_ou;
-    bool trusted;       /* an in-process client (a bridge): no ACL applies */
-    bool blocking;      /* flow.c: its full queue holds producers back */
+    bool trusted;  /* an in-process client (a bridge): no ACL applies */
+    bool blocking; /* flow.c: its full queue holds producers back */
+    uint64_t blocking_since_ms;
     bool bridge;        /* MQTT 3.1.1 bridge flag: no local, retain as published */
     uint32_t match_gen; /* merging overlapping subscriptions in route.c */
     uint32_t match_idx;

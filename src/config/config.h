@@ -55,6 +55,10 @@ struct cfg_listener {
     uint32_t expiry_warn_days;
     bool crl_strict;
     uint32_t max_handshakes;
+    uint32_t handshake_queue;           /* 0: as many as max_handshakes */
+    uint32_t handshake_idle_timeout_ms; /* 0: a quarter of handshake_timeout */
+    bool proxy_protocol;
+    char *trusted_proxies; /* comma-separated CIDR ranges */
 };
 
 struct cfg_bridge_topic {
@@ -130,7 +134,8 @@ struct ward_config {
     uint32_t max_retained_messages; /* 0: unlimited */
     uint32_t max_retained_bytes;    /* 0: unlimited */
     /* system { } */
-    uint32_t workers; /* 0: one per CPU */
+    uint32_t workers;      /* 0: one per CPU */
+    uint32_t memory_limit; /* bytes, 0: automatic */
     /* log { } */
     char *log_level;
     char *log_to;
@@ -142,6 +147,8 @@ struct ward_config {
     char *deny_action; /* ignore | disconnect */
     char *password_file;
     char *acl_file;
+    uint32_t hash_threads; /* password-checking threads, >= 1 */
+    uint32_t max_pending;  /* password checks waiting or running at once */
     /* listeners and bridges */
     struct cfg_listener *listeners;
     size_t nlisteners;

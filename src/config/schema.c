@@ -3,6 +3,7 @@
  * printout and docs/configuration.md all come. */
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -86,7 +87,8 @@ static const struct key_spec global_keys[] = {
     {"mqtt.retain_available", K_BOOL, G(retain_available), "true", 0, 0, NULL,
      "Whether retained messages are supported."},
     {"mqtt.max_connections", K_U32, G(max_connections), "100000", 1, U32MAX, NULL,
-     "Most simultaneous connections across all listeners."},
+     "Most simultaneous connections across all listeners (and no more than the file-descriptor "
+     "limit allows); more are closed at once, counted and logged."},
     {"mqtt.max_filters_per_subscribe", K_U32, G(max_filters_per_subscribe), "1000", 1, 65535, NULL,
      "Most topic filters one SUBSCRIBE may carry; the rest are refused (0x97 / 0x80) unread."},
     {"mqtt.max_subscriptions", K_U32, G(max_subscriptions), "10000", 1, U32MAX, NULL,
@@ -108,6 +110,11 @@ static const struct key_spec global_keys[] = {
     {"mqtt.max_retained_bytes", K_SIZE, G(max_retained_bytes), "256MB", 0, U32MAX, NULL,
      "Most bytes (topic, payload and properties) of retained messages kept (0: unlimited); as "
      "max_retained_messages beyond it."},
+    {"system.memory_limit", K_SIZE, G(memory_limit), "0", 0, 4294967295.0, NULL,
+     "Resident memory past which new publishes are refused (v5: 0x97; 3.1.1 QoS 1/2 "
+     "publishers are disconnected; QoS 0 dropped; counted), taken again below 90% of it. "
+     "0: three quarters of the machine's memory, at most 4GB (the largest value this key "
+     "holds)."},
     {"system.workers", K_U32, G(workers), "0", 0, 256, NULL,
      "Worker threads, each with its own event loop (0: one per CPU)."},
     {"system.num_taskq_thread", K_U32, G(workers), NULL, 0, 256, NULL,
@@ -124,13 +131,21 @@ static const struct key_spec global_keys[] = {
      "What happens when no ACL rule matches."},
     {"auth.deny_action", K_ENUM, G(deny_action), "ignore", 0, 0, "ignore disconnect",
      "What happens to a client whose publish or subscribe is denied."},
+    {"auth.hash_threads", K_U32, G(hash_threads), "2", 1, 64, NULL,
+     "Threads that check passwords (PBKDF2, slow on purpose), so the I/O workers never do; "
+     "more than the CPUs gains nothing. Changing it needs a restart."},
+    {"auth.max_pending", K_U32, G(max_pending), "64", 1, 100000, NULL,
+     "Password checks waiting or running at once; a CONNECT beyond it is refused at once "
+     "(0x9F / 0x03), counted and logged. At ~60 ms a check, 64 with 2 threads is a wait "
+     "of at most about 2 s."},
 };
 
 static const struct key_spec listener_keys[] = {
     {"enable", K_BOOL, L(enable), "true", 0, 0, NULL, "Whether this listener runs."},
     {"bind", K_STRING, L(bind), NULL, 0, 0, NULL, "HOST:PORT to listen on (required)."},
     {"max_connections", K_U32, L(max_connections), "0", 0, U32MAX, NULL,
-     "Most connections on this listener (0: only the global limit)."},
+     "Most connections on this listener (0: only the global limit); more are closed at once, "
+     "counted and logged."},
     {"allow_anonymous", K_TRISTATE, L(allow_anonymous), NULL, 0, 0, NULL,
      "Overrides auth.allow_anonymous for this listener."},
     {"require_password", K_BOOL, L(require_password), "false", 0, 0, NULL,
@@ -175,7 +190,20 @@ static const struct key_spec listener_keys[] = {
     {"crl_strict", K_BOOL, L(crl_strict), "false", 0, 0, NULL,
      "Refuse every client certificate while the CRL is past its next update."},
     {"max_handshakes", K_U32, L(max_handshakes), "1000", 1, 1000000, NULL,
-     "TLS handshakes in progress at once; more are refused and counted."},
+     "TLS handshakes in progress at once; more wait in the handshake queue, and while they do "
+     "each source address gets a fair share of the slots."},
+    {"handshake_queue", K_U32, L(handshake_queue), "0", 0, 1000000, NULL,
+     "TLS connections that may wait for a handshake slot (0: as many as max_handshakes); when "
+     "full, a newcomer takes the place of the source with the most waiting, or is refused."},
+    {"handshake_idle_timeout", K_MS, L(handshake_idle_timeout_ms), "0", 0, 600000, NULL,
+     "A TLS connection that has sent nothing yet is dropped after this (0: a quarter of "
+     "handshake_timeout)."},
+    {"proxy_protocol", K_BOOL, L(proxy_protocol), "false", 0, 0, NULL,
+     "Read a PROXY protocol header (v1 or v2) from trusted_proxies: its client address is used "
+     "in logs, limits and handshake fairness. A header from anyone else is refused."},
+    {"trusted_proxies", K_LIST, L(trusted_proxies), NULL, 0, 0, NULL,
+     "Addresses or CIDR ranges (a word or a list) of the proxies that send a PROXY header; "
+     "required with proxy_protocol."},
 };
 
 static const struct key_spec sni_keys[] = {
@@ -654,6 +682,32 @@ static void *grow_array(void *arr, size_t count, size_t size)
     return n;
 }
 
+/* The first entry of a comma-separated list of addresses and CIDR ranges
+ * ("10.0.0.0/8,::1") that is not one, or NULL. */
+static const char *bad_cidr(const char *list)
+{
+    for (const char *p = list; *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] == ',')) {
+        char host[64];
+        size_t n = strcspn(p, ","), h = strcspn(p, "/,");
+        unsigned char addr[16];
+        if (h == 0 || h >= sizeof(host))
+            return p;
+        memcpy(host, p, h);
+        host[h] = '\0';
+        bool v6 = strchr(host, ':') != NULL;
+        if (inet_pton(v6 ? AF_INET6 : AF_INET, host, addr) != 1)
+            return p;
+        if (h == n)
+            continue;
+        char *end;
+        unsigned long bits = strtoul(p + h + 1, &end, 10);
+        if (end == p + h + 1 || end != p + n || p[h + 1] < '0' || p[h + 1] > '9' ||
+            bits > (v6 ? 128u : 32u))
+            return p;
+    }
+    return NULL;
+}
+
 /* An array of objects read through a key table into *out (elements of
  * `size` bytes); `required` names keys each element must have. */
 static void load_objects(struct loader *ld, const struct hocon_value *arr, const char *prefix,
@@ -764,6 +818,12 @@ static void load_listener(struct loader *ld, const struct hocon_value *obj, cons
         add_error(ld, obj, prefix, "fail_if_no_peer_cert needs verify_peer = true");
     if (l->verify_peer && !l->cacertfile && !l->capath)
         add_error(ld, obj, prefix, "verify_peer needs cacertfile or capath");
+    if (l->proxy_protocol && !l->trusted_proxies)
+        add_error(ld, obj, prefix, "proxy_protocol needs trusted_proxies (the proxies' addresses)");
+    const char *bad = l->trusted_proxies ? bad_cidr(l->trusted_proxies) : NULL;
+    if (bad)
+        add_error(ld, obj, prefix, "trusted_proxies: '%.*s' is not an address or CIDR range",
+                  (int)strcspn(bad, ","), bad);
 }
 
 /* listeners.KIND { bind ... } is one listener; listeners.KIND.NAME { ... }

@@ -220,7 +220,10 @@ static enum hsgate_verdict enqueue(struct hsgate *g, struct hsgate_entry *e,
 {
     struct hsgate_src *s = find(g, e->src);
     if (g->waiting >= g->qcap) {
-        struct hsgate_entry *v = victim_waiting(g, s->waiting);
+        /* With half the queue or more its own, no other source can have
+         * two more than it: refuse without a scan (a flood's common case). */
+        struct hsgate_entry *v =
+            2 * s->waiting >= g->waiting ? NULL : victim_waiting(g, s->waiting);
         if (!v) {
             drop_if_empty(g, s);
             return HSGATE_REFUSED;

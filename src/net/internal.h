@@ -67,6 +67,7 @@ struct net_conn {
     void *user;
     unsigned listener;
     char peer[64];
+    uint8_t addr[16]; /* the peer (after a PROXY header, the client) */
     struct buf in;
     pthread_mutex_t out_lock;
     struct buf out;          /* guarded by out_lock */
@@ -86,6 +87,8 @@ struct net_conn {
     bool in_gate;     /* has been through the handshake gate */
     bool trusted;     /* the socket peer is a trusted proxy */
     bool linger_done; /* the peer closed, or the drain budget is spent */
+    bool rd_eof;      /* the peer closed its sending side */
+    bool released;    /* no longer counted in nconns */
     uint64_t accepted_ms;
     uint64_t close_deadline; /* flushing before a close */
     uint64_t deadline;       /* PROXY header, handshake (from accept), or drain */
@@ -116,6 +119,9 @@ struct worker {
     pthread_mutex_t pending_lock;
     struct net_conn **pending;
     size_t npending, cappending;
+    /* The pending list being serviced (owner only). */
+    struct net_conn **serving;
+    size_t nserving;
     /* Sockets handed over by net_server_adopt(), guarded by pending_lock. */
     struct adopted *adopt;
 };

@@ -198,6 +198,12 @@ static bool scheme_is(const char *scheme, const char *const *names)
     return false;
 }
 
+/* a if set, else b */
+static uint32_t either(uint32_t a, uint32_t b)
+{
+    return a ? a : b;
+}
+
 /* Settings: the query's, then opts' non-zero values over them, then the
  * TLS server's and the defaults for what is still unset. */
 static int apply_opts(struct listener *l, const char *url, const struct net_listen_opts *q,
@@ -205,31 +211,29 @@ static int apply_opts(struct listener *l, const char *url, const struct net_list
 {
     struct net_listen_opts m = *q;
     if (o) {
-        m.max_connections = o->max_connections ? o->max_connections : m.max_connections;
+        m.max_connections = either(o->max_connections, m.max_connections);
         m.proxy_protocol = o->proxy_protocol || m.proxy_protocol;
         m.trusted_proxies = o->trusted_proxies ? o->trusted_proxies : m.trusted_proxies;
-        m.handshake_timeout_ms = o->handshake_timeout_ms ?: m.handshake_timeout_ms;
-        m.max_handshakes = o->max_handshakes ?: m.max_handshakes;
-        m.handshake_idle_timeout_ms = o->handshake_idle_timeout_ms ?: m.handshake_idle_timeout_ms;
-        m.handshake_queue = o->handshake_queue ?: m.handshake_queue;
-        m.max_output_bytes = o->max_output_bytes ?: m.max_output_bytes;
-        m.slow_consumer_timeout_ms = o->slow_consumer_timeout_ms ?: m.slow_consumer_timeout_ms;
+        m.handshake_timeout_ms = either(o->handshake_timeout_ms, m.handshake_timeout_ms);
+        m.max_handshakes = either(o->max_handshakes, m.max_handshakes);
+        m.handshake_idle_timeout_ms =
+            either(o->handshake_idle_timeout_ms, m.handshake_idle_timeout_ms);
+        m.handshake_queue = either(o->handshake_queue, m.handshake_queue);
+        m.max_output_bytes = o->max_output_bytes ? o->max_output_bytes : m.max_output_bytes;
+        m.slow_consumer_timeout_ms =
+            either(o->slow_consumer_timeout_ms, m.slow_consumer_timeout_ms);
     }
     l->max_output = m.max_output_bytes;
     l->slow_consumer_ms = m.slow_consumer_timeout_ms;
     const struct tls_server_config *tc = l->tls ? tls_server_config(l->tls) : NULL;
     l->max_conns = m.max_connections;
-    l->hs_timeout_ms = m.handshake_timeout_ms           ? m.handshake_timeout_ms
-                       : tc && tc->handshake_timeout_ms ? tc->handshake_timeout_ms
-                                                        : 10000;
-    l->hs_idle_ms =
-        m.handshake_idle_timeout_ms ? m.handshake_idle_timeout_ms : l->hs_timeout_ms / 4;
+    l->hs_timeout_ms =
+        either(m.handshake_timeout_ms, either(tc ? tc->handshake_timeout_ms : 0, 10000));
+    l->hs_idle_ms = either(m.handshake_idle_timeout_ms, l->hs_timeout_ms / 4);
     if (l->hs_idle_ms > l->hs_timeout_ms)
         l->hs_idle_ms = l->hs_timeout_ms;
-    uint32_t cap = m.max_handshakes           ? m.max_handshakes
-                   : tc && tc->max_handshakes ? tc->max_handshakes
-                                              : 1000;
-    hsgate_init(&l->gate, cap, m.handshake_queue ? m.handshake_queue : cap);
+    uint32_t cap = either(m.max_handshakes, either(tc ? tc->max_handshakes : 0, 1000));
+    hsgate_init(&l->gate, cap, either(m.handshake_queue, cap));
     l->proxy = m.proxy_protocol;
     if (l->proxy && parse_trusted(l, m.trusted_proxies ? m.trusted_proxies : "", err, errlen) < 0) {
         char why[256];
@@ -335,9 +339,6 @@ static bool within_limits(struct net_server *s, struct listener *l, int fd,
         st = NET_ST_REFUSED_FDS, limit = s->fd_budget;
     if (st == NET_ST_ACCEPTED)
         return true;
-    atomic_fetch_sub(&l->nconns, 1);
-    atomic_fetch_sub(&s->nconns, 1);
-    close(fd);
     char peer[64];
     format_peer(ss, peer, sizeof(peer));
     if (st == NET_ST_REFUSED_LIMIT)
@@ -347,6 +348,11 @@ static bool within_limits(struct net_server *s, struct listener *l, int fd,
     else
         listener_note(l, st, peer, "refused: the file descriptor limit allows %u connections",
                       limit);
+    /* Counted before the close, which the peer sees; the slot is given
+     * back after it, so the descriptor is really free again. */
+    close(fd);
+    atomic_fetch_sub(&l->nconns, 1);
+    atomic_fetch_sub(&s->nconns, 1);
     return false;
 }
 
@@ -379,8 +385,11 @@ int listener_resume(struct worker *w, uint64_t now, int max)
 
 /* accept() failed. Out of descriptors, the pending connection would make
  * the listening socket readable forever (a loop at full CPU): the worker's
- * spare descriptor is freed to accept it and close it at once; without one,
- * this worker stops accepting on l for a moment. Returns true to go on. */
+ * spare descriptor is freed to accept it and close it at once. Linux fails
+ * accept() with EMFILE before it looks at the queue, so the loop stops
+ * there: the level-triggered listener wakes the worker again while more
+ * connections wait. Without a spare this worker stops accepting on l for a
+ * moment. Returns true to go on accepting. */
 static bool accept_failed(struct worker *w, struct listener *l, int err)
 {
     if (err == EAGAIN || err == EWOULDBLOCK)
@@ -394,14 +403,15 @@ static bool accept_failed(struct worker *w, struct listener *l, int err)
         socklen_t sl = sizeof(ss);
         int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
         if (fd >= 0) {
-            close(fd);
+            /* Counted before the close, which the peer sees. */
             char peer[64];
             format_peer(&ss, peer, sizeof(peer));
             listener_note(l, NET_ST_REFUSED_FDS, peer, "refused: out of file descriptors");
+            close(fd);
         }
         w->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0 && w->spare >= 0)
-            return true;
+        if (w->spare >= 0)
+            return false;
     }
     pause_listener(w, l);
     return false;
@@ -448,6 +458,13 @@ void listener_fd_budget(struct net_server *s)
         return;
     if (rl.rlim_cur < rl.rlim_max) {
         struct rlimit up = {rl.rlim_max, rl.rlim_max};
+        /* An unlimited hard limit still stops at fs.nr_open. */
+        FILE *f = rl.rlim_max == RLIM_INFINITY ? fopen("/proc/sys/fs/nr_open", "r") : NULL;
+        unsigned long long nr = 0;
+        if (f && fscanf(f, "%llu", &nr) == 1 && nr > rl.rlim_cur)
+            up.rlim_cur = (rlim_t)nr;
+        if (f)
+            fclose(f);
         if (setrlimit(RLIMIT_NOFILE, &up) == 0)
             rl = up;
     }
@@ -457,12 +474,13 @@ void listener_fd_budget(struct net_server *s)
     uint64_t left = rl.rlim_cur > used ? rl.rlim_cur - used : 0;
     uint64_t keep = left / 4 < FD_HEADROOM ? left / 4 : FD_HEADROOM;
     s->fd_budget = left - keep > 0 ? (uint32_t)(left - keep) : 1;
-    if (!s->cfg.max_connections || s->fd_budget < s->cfg.max_connections)
+    if (s->cfg.max_connections && s->fd_budget < s->cfg.max_connections)
         log_notice("net: the file descriptor limit (%llu, %u in use) allows %u connections, fewer "
                    "than max_connections (%u); more are refused",
                    (unsigned long long)rl.rlim_cur, used, s->fd_budget, s->cfg.max_connections);
     else
-        log_info("net: file descriptor limit %llu", (unsigned long long)rl.rlim_cur);
+        log_info("net: the file descriptor limit (%llu, %u in use) allows %u connections",
+                 (unsigned long long)rl.rlim_cur, used, s->fd_budget);
 }
 
 uint32_t net_server_fd_budget(const struct net_server *s)

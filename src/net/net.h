@@ -181,9 +181,11 @@ size_t net_conn_pending(struct net_conn *c);
  * with its reason) before the peer read it. on_close runs when writing is
  * shut down; nothing reaches the handler after it. */
 void net_conn_close(struct net_conn *c, const char *why);
-/* Flow control on input. Called by the owner from within on_data: no more
- * is read from the socket (the peer meets TCP's own backpressure) and the
- * unconsumed input is kept. */
+/* Flow control on input. Called by the owner from within on_data: the
+ * unconsumed input is kept; reading goes on only until the input buffer is
+ * full (each read offers everything to on_data again, so the handler can
+ * look ahead for what it must not leave waiting), then the peer meets
+ * TCP's own backpressure. */
 void net_conn_hold_input(struct net_conn *c);
 /* Thread-safe: the owner offers the kept input to on_data again and goes
  * back to reading. */

@@ -88,10 +88,9 @@ static int send_bounded(struct net_conn *c, const void *data, size_t len, size_t
     pthread_mutex_lock(&c->out_lock);
     size_t queued = buf_len(&c->out);
     if ((bound && queued && queued + len > bound) || !ward_ok(buf_append(&c->out, data, len))) {
-        if (!c->out_full) {
-            c->out_full = true;
+        c->out_full = true;
+        if (!c->out_full_since)
             c->out_full_since = clock_mono_ms();
-        }
         pthread_mutex_unlock(&c->out_lock);
         return -1;
     }
@@ -121,9 +120,10 @@ bool net_conn_writable(struct net_conn *c, size_t len)
     pthread_mutex_lock(&c->out_lock);
     size_t queued = buf_len(&c->out);
     bool ok = !c->out_limit || !queued || queued + len <= c->out_limit;
-    if (!ok && !c->out_full) { /* found full: as a refused send would */
+    if (!ok) { /* found full: as a refused send would */
         c->out_full = true;
-        c->out_full_since = clock_mono_ms();
+        if (!c->out_full_since)
+            c->out_full_since = clock_mono_ms();
     }
     pthread_mutex_unlock(&c->out_lock);
     return ok;
@@ -211,9 +211,18 @@ static void set_events(struct net_conn *c, uint32_t events)
     c->events = events;
 }
 
+/* Held input (flow control) is still read until the input buffer is full,
+ * so the handler can look ahead in it; then the kernel holds the rest. */
+static bool input_full(const struct net_conn *c)
+{
+    return c->held && c->in.limit && buf_len(&c->in) >= c->in.limit;
+}
+
 static void set_interest(struct net_conn *c, bool out)
 {
-    set_events(c, (c->held ? 0 : EPOLLIN) | (out ? EPOLLOUT : 0));
+    /* After the peer's FIN nothing more is read (a readable EOF would wake
+     * the loop for ever), nor while held input fills its buffer. */
+    set_events(c, (c->rd_eof || input_full(c) ? 0 : EPOLLIN) | (out ? EPOLLOUT : 0));
 }
 
 /* ---- the handshake gate ---- */
@@ -349,6 +358,7 @@ static void begin_handshake(struct net_conn *c)
     c->tstate = t;
     c->phase = PH_HANDSHAKE;
     set_interest(c, false);
+    log_debug("%s: TLS handshake slot taken", c->peer);
     uint8_t b;
     if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
         gate_not_idle(c);
@@ -384,31 +394,43 @@ static bool handshake(struct net_conn *c)
     return false;
 }
 
+enum drain { DRAIN_MORE, DRAIN_EOF, DRAIN_STOP };
+
 /* Reads and throws away input: a connection on its way out must not leave
  * bytes unread (closing would send a reset), nor spin on a readable socket.
- * Returns false at EOF, an error, or when the budget is spent. */
-static bool discard(struct net_conn *c)
+ * DRAIN_EOF: the peer closed its side; DRAIN_STOP: an error, or the budget
+ * is spent. */
+static enum drain discard(struct net_conn *c)
 {
     static __thread uint8_t sink[READ_CHUNK];
     for (int i = 0; i < READS_PER_TURN; i++) {
         ssize_t n = read(c->fd, sink, sizeof(sink));
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return true;
-        if (n <= 0 || (size_t)n >= c->linger_left) {
+            return DRAIN_MORE;
+        if (n == 0) {
+            c->rd_eof = true;
+            return DRAIN_EOF;
+        }
+        if (n < 0 || (size_t)n >= c->linger_left) {
             c->linger_left = 0;
-            return false;
+            return DRAIN_STOP;
         }
         c->linger_left -= (size_t)n;
     }
-    return true;
+    return DRAIN_MORE;
 }
 
 static void read_ready(struct net_conn *c)
 {
     const struct net_handler *h = c->w->s->h;
     if (atomic_load(&c->closing)) {
-        if (!discard(c))
-            fail(c, "peer closed");
+        /* The peer's EOF does not drop what is still to be written (it
+         * may have shut down only its sending side). */
+        enum drain d = discard(c);
+        if (d == DRAIN_STOP)
+            fail(c, "input while closing");
+        else if (d == DRAIN_EOF)
+            set_interest(c, (c->events & EPOLLOUT) != 0);
         return;
     }
     if (!handshake(c))
@@ -417,6 +439,10 @@ static void read_ready(struct net_conn *c)
         size_t want = READ_CHUNK;
         if (c->in.limit && c->in.limit - buf_len(&c->in) < want)
             want = c->in.limit - buf_len(&c->in);
+        if (want == 0 && c->held) { /* flow control: the kernel holds the rest */
+            set_interest(c, c->events & EPOLLOUT);
+            return;
+        }
         if (want == 0 || !ward_ok(buf_reserve(&c->in, want))) {
             fail(c, "input limit");
             return;
@@ -435,7 +461,7 @@ static void read_ready(struct net_conn *c)
         buf_commit(&c->in, (size_t)n);
         size_t used = h->on_data(c->user, buf_head(&c->in), buf_len(&c->in));
         buf_consume(&c->in, used);
-        if (c->held) { /* flow control: read no more until resumed */
+        if (input_full(c)) { /* flow control: read no more until resumed */
             set_interest(c, c->events & EPOLLOUT);
             return;
         }
@@ -458,6 +484,24 @@ static void resume(struct net_conn *c)
     }
     set_interest(c, c->events & EPOLLOUT);
     read_ready(c);
+}
+
+/* The peer's address as 16 bytes in c->addr (IPv4 as ::ffff:a.b.c.d), and
+ * its key for handshake fairness in c->gate.src: the address for IPv4, its
+ * /64 for IPv6 (one host commonly holds a whole /64). */
+static void set_address(struct net_conn *c, int family, const void *addr)
+{
+    memset(c->addr, 0, sizeof(c->addr));
+    if (family == AF_INET) {
+        c->addr[10] = c->addr[11] = 0xFF;
+        memcpy(c->addr + 12, addr, 4);
+    } else {
+        memcpy(c->addr, addr, 16);
+    }
+    memcpy(c->gate.src, c->addr, 16);
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    if (memcmp(c->addr, mapped, 12) != 0)
+        memset(c->gate.src + 8, 0, 8);
 }
 
 /* The PROXY phase: a trusted proxy's header is read (peeked, then exactly
@@ -501,13 +545,7 @@ static void proxy_ready(struct net_conn *c)
         proxy_addr_format(&r.src, real, sizeof(real));
         log_info("%s: PROXY v%d: client %s", c->peer, r.version, real);
         snprintf(c->peer, sizeof(c->peer), "%s", real);
-        memset(c->gate.src, 0, 16);
-        if (r.src.family == AF_INET) {
-            c->gate.src[10] = c->gate.src[11] = 0xFF;
-            memcpy(c->gate.src + 12, r.src.addr, 4);
-        } else {
-            memcpy(c->gate.src, r.src.addr, 16);
-        }
+        set_address(c, r.src.family, r.src.addr);
     }
     after_proxy(c);
 }
@@ -547,6 +585,18 @@ static bool flush(struct net_conn *c)
     return empty;
 }
 
+/* c no longer counts against max_connections (nor the descriptor budget,
+ * whose margin covers the short drain of a graceful close). Done before
+ * on_close, so whoever saw the close logged can connect again at once. */
+static void release(struct net_conn *c)
+{
+    if (c->released)
+        return;
+    c->released = true;
+    atomic_fetch_sub(&c->l->nconns, 1);
+    atomic_fetch_sub(&c->w->s->nconns, 1);
+}
+
 /* Owner only: frees c, telling the layer above if it still has it. */
 static void destroy(struct net_conn *c)
 {
@@ -554,6 +604,7 @@ static void destroy(struct net_conn *c)
     const char *why = atomic_load(&c->why);
     gate_leave(c);
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    release(c);
     if (c->opened)
         w->s->h->on_close(c->user, why ? why : "closed");
     pthread_mutex_lock(&w->pending_lock);
@@ -564,6 +615,9 @@ static void destroy(struct net_conn *c)
     for (size_t i = 0; i < w->ndirty; i++)
         if (w->dirty[i] == c)
             w->dirty[i] = NULL;
+    for (size_t i = 0; i < w->nserving; i++)
+        if (w->serving[i] == c)
+            w->serving[i] = NULL;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -575,8 +629,6 @@ static void destroy(struct net_conn *c)
     buf_free(&c->in);
     buf_free(&c->out);
     pthread_mutex_destroy(&c->out_lock);
-    atomic_fetch_sub(&c->l->nconns, 1);
-    atomic_fetch_sub(&w->s->nconns, 1);
     free(c);
 }
 
@@ -585,16 +637,24 @@ static void destroy(struct net_conn *c)
 static void start_linger(struct net_conn *c, uint64_t now)
 {
     const char *why = atomic_load(&c->why);
+    release(c);
     c->w->s->h->on_close(c->user, why ? why : "closed");
     c->opened = false;
     c->user = NULL;
+    if (c->tls) {
+        /* TLS ends first (close_notify, best effort); the drain reads raw. */
+        c->ops->destroy(c->tstate);
+        c->ops = &tcp_transport_ops;
+        c->tstate = &c->tcp;
+        c->tls = NULL;
+    }
     shutdown(c->fd, SHUT_WR);
     c->phase = PH_LINGER;
     c->deadline = now + LINGER_MS;
     c->linger_left = LINGER_BYTES;
     set_events(c, EPOLLIN | EPOLLRDHUP);
     atomic_fetch_add(&c->l->st[NET_ST_GRACEFUL_CLOSES], 1);
-    if (!discard(c))
+    if (c->rd_eof || discard(c) != DRAIN_MORE)
         c->linger_done = true;
 }
 
@@ -609,6 +669,12 @@ static void service(struct net_conn *c, uint64_t now)
     }
     if (atomic_exchange(&c->hs_go, false) && c->phase == PH_QUEUED && !atomic_load(&c->closing))
         begin_handshake(c);
+    /* Clear flush_queued before taking resume_req: a resume asked after
+     * this point schedules the connection again instead of being lost
+     * (it sees flush_queued false), and one asked before is taken here. */
+    pthread_mutex_lock(&c->out_lock);
+    c->flush_queued = false;
+    pthread_mutex_unlock(&c->out_lock);
     if (atomic_exchange(&c->resume_req, false) && c->held && c->phase == PH_OPEN)
         resume(c);
     /* Read `closing` before flushing: whatever was queued before the close
@@ -657,17 +723,19 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
         snprintf(c->peer, sizeof(c->peer), "%s", name);
     else
         tcp_peer_name(fd, c->peer, sizeof(c->peer));
-    if (ss && ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-        c->gate.src[10] = c->gate.src[11] = 0xFF;
-        memcpy(c->gate.src + 12, &a->sin_addr, 4);
-    } else if (ss && ss->ss_family == AF_INET6) {
-        memcpy(c->gate.src, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-    }
+    if (ss && ss->ss_family == AF_INET)
+        set_address(c, AF_INET, &((const struct sockaddr_in *)ss)->sin_addr);
+    else if (ss && ss->ss_family == AF_INET6)
+        set_address(c, AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr);
     buf_init(&c->in, s->cfg.max_input);
     buf_init(&c->out, 0); /* bounded by out_limit in send_bounded */
     c->out_limit = l->max_output ? l->max_output : s->cfg.max_output;
-    c->slow_ms = l->slow_consumer_ms ? l->slow_consumer_ms : s->cfg.slow_consumer_timeout_ms;
+    /* In-process connections (a bridge's local side) are never cut off as
+     * slow consumers: a slow uplink holds the producers (backpressure)
+     * instead of losing what the bridge has not yet forwarded. */
+    c->slow_ms = l == &s->internal     ? 0
+                 : l->slow_consumer_ms ? l->slow_consumer_ms
+                                       : s->cfg.slow_consumer_timeout_ms;
     pthread_mutex_init(&c->out_lock, NULL);
     c->next = w->conns;
     if (w->conns)
@@ -683,7 +751,7 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
     if (l->proxy) {
         c->phase = PH_PROXY;
         for (size_t i = 0; i < l->ntrusted && !c->trusted; i++)
-            c->trusted = proxy_cidr_match(&l->trusted[i], AF_INET6, c->gate.src);
+            c->trusted = proxy_cidr_match(&l->trusted[i], AF_INET6, c->addr);
         return; /* the first bytes decide (proxy_ready) */
     }
     after_proxy(c);
@@ -712,9 +780,15 @@ static void flush_lists(struct worker *w)
         free(adopt);
         adopt = next;
     }
+    /* The list may name a connection twice (a flush and a handshake slot);
+     * destroy() clears every entry of what it frees, this list's too. */
+    w->serving = list;
+    w->nserving = n;
     for (size_t i = 0; i < n; i++)
         if (list[i])
             service(list[i], now);
+    w->serving = NULL;
+    w->nserving = 0;
     free(list);
     /* service() may add to dirty (on_close handlers send); loop by index. */
     for (size_t i = 0; i < w->ndirty; i++)
@@ -806,16 +880,14 @@ static void handle_conn(struct net_conn *c, uint32_t events)
             fail(c, "peer closed while waiting for a TLS handshake slot");
         break;
     case PH_LINGER:
-        if (!discard(c))
+        if (discard(c) != DRAIN_MORE)
             c->linger_done = true;
         break;
     default:
-        if (c->held && (events & (EPOLLHUP | EPOLLERR))) {
+        if (input_full(c) && (events & (EPOLLHUP | EPOLLERR))) {
             fail(c, "peer closed");
             break;
         }
-        if (c->held)
-            break; /* flow control: input waits until resumed */
         if (c->phase == PH_HANDSHAKE && (events & EPOLLOUT) && !(events & EPOLLIN))
             read_ready(c); /* a handshake that wanted to write can go on */
         if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))

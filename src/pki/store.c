@@ -72,6 +72,34 @@ static int read_index(struct pki_store *s, char *err, size_t errlen)
     return 0;
 }
 
+/* A directory of the PKI must be one: not a symbolic link (for private/
+ * and certs/), owned by this user or root, not writable by group or others
+ * (pki_check_owner). Whoever can change it can swap in a CA key of their
+ * own or read the ones issued. A missing subdirectory is fine here. */
+static int check_dir(const char *path, bool top, char *err, size_t errlen)
+{
+    struct stat st;
+    /* The top directory may be reached through a link (a user's choice);
+     * what is inside it may not. */
+    if ((top ? stat(path, &st) : lstat(path, &st)) != 0) {
+        if (errno == ENOENT && !top)
+            return 0;
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a directory%s", path,
+                 S_ISLNK(st.st_mode) ? " (a symbolic link: refusing it)" : "");
+        return -1;
+    }
+    char why[512];
+    if (pki_check_owner(path, &st, "a PKI directory", why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        return -1;
+    }
+    return 0;
+}
+
 /* see store.h */
 int pki_open(struct pki_store *s, const char *dir, bool create, char *err, size_t errlen)
 {
@@ -89,10 +117,16 @@ int pki_open(struct pki_store *s, const char *dir, bool create, char *err, size_
         if (mkdir_parents(dir, err, errlen) < 0 || mkdir_private(dir, err, errlen) < 0)
             return -1;
     }
+    if (check_dir(dir, true, err, errlen) < 0)
+        return -1;
     if (create && (mkdir_private(pki_path(s, "private", path, sizeof(path)), err, errlen) < 0 ||
                    mkdir_private(pki_path(s, "certs", path, sizeof(path)), err, errlen) < 0))
         return -1;
-    s->lock_fd = open(pki_path(s, ".lock", path, sizeof(path)), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (check_dir(pki_path(s, "private", path, sizeof(path)), false, err, errlen) < 0 ||
+        check_dir(pki_path(s, "certs", path, sizeof(path)), false, err, errlen) < 0)
+        return -1;
+    s->lock_fd = open(pki_path(s, ".lock", path, sizeof(path)),
+                      O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX) != 0) {
         snprintf(err, errlen, "%s: cannot lock: %s", path, strerror(errno));
         return -1;
@@ -147,8 +181,11 @@ int pki_save_index(struct pki_store *s, char *err, size_t errlen)
     char path[4096], tmp[4200];
     pki_path(s, "index.txt", path, sizeof(path));
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
+        if (fd >= 0)
+            close(fd);
         snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
         return -1;
     }

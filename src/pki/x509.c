@@ -212,7 +212,18 @@ X509 *pki_cert_from_req(X509_REQ *req, const struct pki_cert_spec *s, X509 *issu
         ossl_err(err, errlen, "the request's signature is invalid");
         return NULL;
     }
-    return build(s, X509_REQ_get_subject_name(req), pub, issuer, issuer_key, NULL, err, errlen);
+    /* The subject is made from the checked fields in s, never copied from
+     * the request: whatever else a request names (a second CN, an O, an
+     * emailAddress) would otherwise reach the certificate unchecked. */
+    X509_NAME *n = X509_NAME_new();
+    if (!n || set_name(n, s) < 0) {
+        X509_NAME_free(n);
+        ossl_err(err, errlen, "invalid subject");
+        return NULL;
+    }
+    X509 *x = build(s, n, pub, issuer, issuer_key, NULL, err, errlen);
+    X509_NAME_free(n);
+    return x;
 }
 
 /* Opens path for writing: O_EXCL unless force, in which case a temporary
@@ -223,19 +234,44 @@ struct out {
     bool force;
 };
 
+/* Refuses a path that is a symbolic link: a key or certificate written
+ * through one lands wherever the link points (another user's file, or one
+ * outside the PKI). open() below adds O_NOFOLLOW for the race after lstat. */
+static int refuse_symlink(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        snprintf(err, errlen, "%s: is a symbolic link: refusing to write through it", path);
+        return -1;
+    }
+    return 0;
+}
+
 static int out_open(struct out *o, const char *path, mode_t mode, bool force, char *err,
                     size_t errlen)
 {
     snprintf(o->path, sizeof(o->path), "%s", path);
     snprintf(o->tmp, sizeof(o->tmp), "%s.tmp.%ld", path, (long)getpid());
     o->force = force;
-    int fd = open(force ? o->tmp : path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (refuse_symlink(path, err, errlen) < 0)
+        return -1;
+    /* O_EXCL: a new file, created with its final mode (never chmod after
+     * the key is in it); with force, a new temporary renamed over the old
+     * file, which replaces a link rather than following it. */
+    int fd =
+        open(force ? o->tmp : path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0) {
-        snprintf(err, errlen, "%s: %s%s", path, strerror(errno),
-                 errno == EEXIST ? " (use --force to replace it)" : "");
+        snprintf(err, errlen, "%s: %s%s", force ? o->tmp : path, strerror(errno),
+                 errno == EEXIST && !force ? " (use --force to replace it)" : "");
         return -1;
     }
     o->f = fdopen(fd, "wb");
+    if (!o->f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        close(fd);
+        unlink(force ? o->tmp : path);
+        return -1;
+    }
     return 0;
 }
 
@@ -316,6 +352,53 @@ int pki_write_p12(const char *path, const char *name, EVP_PKEY *key, X509 *cert,
     return rc;
 }
 
+/* see x509.h */
+int pki_copy_file(const char *src, const char *dst, mode_t mode, char *err, size_t errlen)
+{
+    struct out o;
+    err[0] = '\0';
+    int in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (in < 0) {
+        snprintf(err, errlen, "%s: %s", src, strerror(errno));
+        return -1;
+    }
+    if (out_open(&o, dst, mode, true, err, errlen) < 0) {
+        close(in);
+        return -1;
+    }
+    char buf[8192];
+    ssize_t n;
+    bool ok = true;
+    while (ok && (n = read(in, buf, sizeof(buf))) != 0)
+        ok = n > 0 && fwrite(buf, 1, (size_t)n, o.f) == (size_t)n;
+    if (!ok)
+        snprintf(err, errlen, "%s: cannot copy from %s: %s", dst, src, strerror(errno));
+    close(in);
+    OPENSSL_cleanse(buf, sizeof(buf)); /* it may have held a private key */
+    return out_commit(&o, ok, err, errlen);
+}
+
+/* see x509.h */
+int pki_check_owner(const char *path, const struct stat *st, const char *what, char *err,
+                    size_t errlen)
+{
+    uid_t me = geteuid();
+    if (st->st_uid != me && st->st_uid != 0) {
+        snprintf(err, errlen,
+                 "%s owned by uid %u, not by uid %u or root: refusing it (another user could "
+                 "replace what it holds)",
+                 what, (unsigned)st->st_uid, (unsigned)me);
+        return -1;
+    }
+    if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(err, errlen,
+                 "%s with mode %04o, writable by group or others: refusing it (chmod go-w %s)",
+                 what, (unsigned)(st->st_mode & 07777), path);
+        return -1;
+    }
+    return 0;
+}
+
 static FILE *open_read(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
@@ -374,9 +457,26 @@ static int password_cb(char *buf, int size, int rwflag, void *u)
 /* see x509.h */
 EVP_PKEY *pki_read_key(const char *path, const char *password, char *err, size_t errlen)
 {
-    FILE *f = open_read(path, err, errlen);
-    if (!f)
+    /* The checks are made on the file opened, not on the name: no window
+     * in which another file can be put in its place. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(err, errlen, "%s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return NULL;
+    }
+    if (pki_check_owner(path, &st, "a private key", err, errlen) < 0) {
+        close(fd);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s", strerror(errno));
+        close(fd);
+        return NULL;
+    }
     char head[64] = "";
     size_t n = fread(head, 1, sizeof(head) - 1, f);
     head[n] = '\0';

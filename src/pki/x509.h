@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -44,8 +45,9 @@ EVP_PKEY *pki_key_new(const struct pki_key_spec *spec, char *err, size_t errlen)
  * (RFC 5280 4.1.2.2: positive, at most 20 octets). */
 X509 *pki_cert_new(const struct pki_cert_spec *spec, EVP_PKEY *key, X509 *issuer,
                    EVP_PKEY *issuer_key, char *err, size_t errlen);
-/* The same for a certificate request's key and subject: the requested
- * subject CN and OU are kept; extensions come from the profile. */
+/* The same for a certificate request's key, once its signature verifies.
+ * The subject is built from spec (CN, OU, O) only, never copied from the
+ * request; check the request with pki_csr_check first (pki/csr.h). */
 X509 *pki_cert_from_req(X509_REQ *req, const struct pki_cert_spec *spec, X509 *issuer,
                         EVP_PKEY *issuer_key, char *err, size_t errlen);
 
@@ -54,15 +56,30 @@ X509 *pki_cert_from_req(X509_REQ *req, const struct pki_cert_spec *spec, X509 *i
 int pki_write_cert(const char *path, X509 *const *certs, size_t n, bool force, char *err,
                    size_t errlen);
 /* A private key as PKCS#8 PEM, encrypted with AES-256-CBC when password is
- * given; mode 0600. */
+ * given; mode 0600 from creation. Every writer refuses a path that is a
+ * symbolic link ("PATH: is a symbolic link ..."). */
 int pki_write_key(const char *path, EVP_PKEY *key, const char *password, bool force, char *err,
                   size_t errlen);
 int pki_write_der(const char *path, X509 *cert, bool force, char *err, size_t errlen);
 int pki_write_p12(const char *path, const char *name, EVP_PKEY *key, X509 *cert, X509 *const *chain,
                   size_t nchain, const char *password, bool force, char *err, size_t errlen);
 
+/* Copies src to dst with mode `mode` from creation, replacing dst
+ * atomically (temporary file, rename). Refuses when src or dst is a symbolic
+ * link. */
+int pki_copy_file(const char *src, const char *dst, mode_t mode, char *err, size_t errlen);
+
+/* Refuses what another user could change: a file or directory (its stat in
+ * st) owned by someone other than this process's effective user or root, or
+ * writable by group or others. `what` names it in the cause ("a PKI
+ * directory", "a private key"). Returns 0, or -1 with the cause (the caller
+ * adds the path, as everywhere here). */
+int pki_check_owner(const char *path, const struct stat *st, const char *what, char *err,
+                    size_t errlen);
+
 /* Reading: the first certificate of a PEM file; every certificate of a PEM
- * file (chain); a private key (PEM, PKCS#8, encrypted or not); a request. */
+ * file (chain); a private key (PEM, PKCS#8, encrypted or not; refused, per
+ * pki_check_owner, when another user owns or may write it); a request. */
 X509 *pki_read_cert(const char *path, char *err, size_t errlen);
 size_t pki_read_certs(const char *path, X509 **out, size_t cap, char *err, size_t errlen);
 EVP_PKEY *pki_read_key(const char *path, const char *password, char *err, size_t errlen);

@@ -601,16 +601,45 @@ const char *tls_identity_get(const struct tls_identity *id, enum tls_id_field f)
     return v && *v ? v : NULL;
 }
 
-static void first_san(GENERAL_NAMES *names, int type, char *out, size_t cap)
+/* Copies a name as UTF-8, whole or not at all: a NUL or control
+ * character inside it, a string type that does not convert, or a name
+ * longer than the field would make two certificates look alike ("admin\0x"
+ * as "admin"). Returns false for such a name. */
+static bool copy_name(const ASN1_STRING *s, char *out, size_t cap)
+{
+    unsigned char *u = NULL;
+    int len = ASN1_STRING_to_UTF8(&u, s);
+    bool ok = len >= 0 && (size_t)len < cap;
+    for (int i = 0; ok && i < len; i++)
+        ok = u[i] >= 0x20 && u[i] != 0x7f;
+    if (ok) {
+        memcpy(out, u, (size_t)len);
+        out[len] = '\0';
+    }
+    OPENSSL_free(u);
+    return ok;
+}
+
+/* The subject's one entry for nid ("" if none); false if it has several
+ * (which one would be the identity?) or a name copy_name refuses. */
+static bool subject_entry(X509_NAME *n, int nid, char *out, size_t cap)
+{
+    int i = X509_NAME_get_index_by_NID(n, nid, -1);
+    if (i < 0)
+        return true;
+    if (X509_NAME_get_index_by_NID(n, nid, i) >= 0)
+        return false;
+    return copy_name(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, i)), out, cap);
+}
+
+static bool first_san(GENERAL_NAMES *names, int type, char *out, size_t cap)
 {
     for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
         GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
-        if (g->type != type)
-            continue;
-        const ASN1_IA5STRING *s = g->d.ia5;
-        snprintf(out, cap, "%.*s", ASN1_STRING_length(s), (const char *)ASN1_STRING_get0_data(s));
-        return;
+        if (g->type == type)
+            return copy_name(g->d.ia5, out, cap);
     }
+    return true;
 }
 
 /* Whether the handshake verified the peer's certificate. A certificate
@@ -630,20 +659,30 @@ static void fill_identity(struct tls_identity *id, X509 *x, bool verified)
         return;
     id->verified = verified;
     X509_NAME *n = X509_get_subject_name(x);
-    X509_NAME_get_text_by_NID(n, NID_commonName, id->cn, sizeof(id->cn));
-    X509_NAME_get_text_by_NID(n, NID_organizationalUnitName, id->ou, sizeof(id->ou));
+    bool ok = subject_entry(n, NID_commonName, id->cn, sizeof(id->cn)) &&
+              subject_entry(n, NID_organizationalUnitName, id->ou, sizeof(id->ou));
     BIO *b = BIO_new(BIO_s_mem());
     if (b) { /* RFC 4514 one-line form */
         X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253);
+        ok = ok && BIO_pending(b) < (int)sizeof(id->dn); /* never a cut DN */
         int len = BIO_read(b, id->dn, (int)sizeof(id->dn) - 1);
         id->dn[len > 0 ? len : 0] = '\0';
         BIO_free(b);
     }
     GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-    first_san(names, GEN_DNS, id->san_dns, sizeof(id->san_dns));
-    first_san(names, GEN_EMAIL, id->san_email, sizeof(id->san_email));
-    first_san(names, GEN_URI, id->san_uri, sizeof(id->san_uri));
+    ok = ok && first_san(names, GEN_DNS, id->san_dns, sizeof(id->san_dns)) &&
+         first_san(names, GEN_EMAIL, id->san_email, sizeof(id->san_email)) &&
+         first_san(names, GEN_URI, id->san_uri, sizeof(id->san_uri));
     GENERAL_NAMES_free(names);
+    /* A verified certificate whose names cannot be read unambiguously
+     * gives no identity at all, and says so: the broker refuses it rather
+     * than let it in with fewer rules than its certificate carries. */
+    if (!ok) {
+        memset(id->cn, 0, sizeof(id->cn));
+        memset(id->ou, 0, sizeof(id->ou));
+        id->san_dns[0] = id->san_email[0] = id->san_uri[0] = '\0';
+        id->ambiguous = true;
+    }
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
     char *hex = bn ? BN_bn2hex(bn) : NULL;
     snprintf(id->serial, sizeof(id->serial), "%s", hex ? hex : "");

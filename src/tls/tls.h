@@ -107,7 +107,9 @@ void tls_server_count(struct tls_server *s, enum tls_cause c);
 
 /* The peer as its certificate names it. */
 struct tls_identity {
-    bool verified; /* a client certificate was presented and verified */
+    bool verified;  /* a client certificate was presented and verified */
+    bool ambiguous; /* its names hold a NUL or control character, repeat the CN or OU,
+                       use a type that is not text, or do not fit: no identity */
     char cn[256], ou[128], dn[512], san_dns[256], san_email[256], san_uri[256];
     char serial[64];
 };

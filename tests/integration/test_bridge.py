@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import threading
 import time
@@ -925,3 +927,48 @@ def test_cert_rotation_on_sighup_and_reconnect(pki, tmp_path, ward_factory):
     while up.read_log().count("client 'device-rsa'") <= n and time.monotonic() < deadline:
         time.sleep(0.05)
     assert up.read_log().count("client 'device-rsa'") > n, up.read_log()[-3000:]
+
+
+def test_slow_uplink_holds_producers_instead_of_dropping(pki, tmp_path, ward_factory):
+    """Issue 12: the link is up but slower than the local publishers (a send
+    queue of 5, one message in flight): the bridge stops reading its local
+    side and the local broker makes the producers wait; nothing acknowledged
+    to them is dropped, and everything arrives upstream in order."""
+    up = start_ward_up(ward_factory, pki)
+    edge = start_edge(ward_factory, tmp_path, bridge_block(
+        "slow", "tls+mqtt-tcp://127.0.0.1:%d" % up.port, proto_ver=5, ssl=mtls_ssl(pki),
+        max_send_queue_len=5, max_inflight=1,
+        forwards=[{"local_topic": "s/#", "remote_topic": "", "qos": 1}]))
+    edge.wait_log("bridge slow: connected to", 10)
+    sub = Client(up.port, "s-sub", pki, "client_obs", host="localhost").connect(5)
+    sysw = SysWatch(edge.port, "slow")
+    try:
+        sub.sub("s/#", 1)
+        n = 400
+        # One write of 400 QoS 1 PUBLISHes: far more than the queue holds.
+        raw = socket.create_connection(("127.0.0.1", edge.port))
+        raw.sendall(b"\x10\x0e\x00\x04MQTT\x04\x02\x00\x3c\x00\x02bp")
+        assert raw.recv(4)[:2] == b"\x20\x02"
+        data = b""
+        for i in range(n):
+            body = b"\x00\x03s/n" + struct.pack("!H", i + 1) + str(i).encode()
+            data += bytes([0x32, len(body)]) + body
+        raw.sendall(data)
+        acks, buf = 0, b""
+        raw.settimeout(60)
+        while acks < n:
+            chunk = raw.recv(65536)
+            assert chunk, "edge closed the publisher"
+            buf += chunk
+            while len(buf) >= 4:
+                assert buf[0] == 0x40, buf[:8]
+                acks += 1
+                buf = buf[4:]
+        sub.wait_count("s/n", n, 60)
+        assert [m[1] for m in sub.got("s/n")] == [str(i) for i in range(n)]
+        v = sysw.wait(lambda v: v["queued"] == "0", 10)
+        assert v["messages/dropped"] == "0", v
+        raw.close()
+    finally:
+        sub.close()
+        sysw.close()

@@ -4,9 +4,11 @@ require_certificate and crlfile, nats-server with verify, openssl s_server),
 a revoked client is refused by each that checks revocation, and every error
 names the file and the cause and leaves the PKI unchanged."""
 import os
+import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -15,9 +17,9 @@ import pytest
 from conftest import WARD, free_port, wait_port
 
 
-def cert(*args, cwd=None, env=None, input=None, check=True):
+def cert(*args, cwd=None, env=None, input=None, check=True, preexec=None):
     r = subprocess.run([WARD, "cert"] + list(args), capture_output=True, text=True, timeout=60,
-                       cwd=cwd, env=env, input=input)
+                       cwd=cwd, env=env, input=input, preexec_fn=preexec)
     if check:
         assert r.returncode == 0, r.stderr
     return r
@@ -183,13 +185,142 @@ def test_errors_leave_the_pki_unchanged(pki, tmp_path):
                 ["bogus"], ["revoke", "x", "--reason", "because"], ["client", "x", "--days", "0"]):
         r = cert(*bad, "--dir", pki, check=False)
         assert r.returncode == 2, bad
-    os.chmod(p(pki, "certs"), 0o500)  # cannot write: error names the file
+    # A directory it cannot write: the error names the file and the index
+    # stays. root writes anywhere, so as root the command runs as nobody on a
+    # copy of the PKI that nobody owns.
+    d, drop, top = unprivileged_copy(pki)
     try:
-        if os.geteuid() != 0:
-            r = cert("client", "blocked", "--dir", pki, check=False)
-            assert r.returncode == 1 and "blocked" in r.stderr
+        os.chmod(p(d, "certs"), 0o500)
+        r = cert("client", "blocked", "--dir", d, check=False, preexec=drop)
+        assert r.returncode == 1, r.stderr
+        assert "certs/blocked.crt" in r.stderr and "Permission denied" in r.stderr
+        assert open(p(d, "index.txt")).read() == index
     finally:
-        os.chmod(p(pki, "certs"), 0o700)
+        os.chmod(p(d, "certs"), 0o700)
+        if top:
+            shutil.rmtree(top)
+
+
+NOBODY = 65534
+
+
+def drop_to_nobody():
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+def unprivileged_copy(pki):
+    """(dir, preexec_fn, temporary top): as root, a copy of the PKI owned by
+    nobody where nobody can reach it and a preexec_fn that becomes nobody;
+    otherwise the PKI itself as this user."""
+    if os.geteuid() != 0:
+        return pki, None, None
+    top = tempfile.mkdtemp(prefix="ward-cert-")
+    os.chmod(top, 0o755)
+    d = os.path.join(top, "pki")
+    shutil.copytree(pki, d, symlinks=True)
+    for root, dirs, files in os.walk(d):
+        for name in [root] + [os.path.join(root, f) for f in files]:
+            os.chown(name, NOBODY, NOBODY)
+    return d, drop_to_nobody, top
+
+
+def test_refuses_a_pki_others_can_change(pki, tmp_path):
+    """A PKI directory or key another user owns or may write is refused
+    with its path, before anything is read from it or written to it."""
+    index = open(p(pki, "index.txt")).read()
+    os.chmod(pki, 0o777)
+    try:
+        r = cert("client", "x", "--dir", pki, check=False)
+        assert r.returncode == 1 and pki in r.stderr
+        assert "writable by group or others" in r.stderr and "chmod go-w" in r.stderr
+    finally:
+        os.chmod(pki, 0o700)
+    os.chmod(p(pki, "private", "intermediate.key"), 0o666)
+    try:
+        r = cert("client", "x", "--dir", pki, check=False)
+        assert r.returncode == 1 and "intermediate.key" in r.stderr
+        assert "writable by group or others" in r.stderr
+    finally:
+        os.chmod(p(pki, "private", "intermediate.key"), 0o600)
+    if os.geteuid() == 0:  # (`make test` runs as root; without root: tests/unit/pki)
+        # The PKI of another user (nobody) is refused too.
+        os.chown(pki, NOBODY, NOBODY)
+        try:
+            r = cert("client", "x", "--dir", pki, check=False)
+            assert r.returncode == 1 and "owned by uid 65534" in r.stderr
+        finally:
+            os.chown(pki, 0, 0)
+    assert open(p(pki, "index.txt")).read() == index
+    cert("client", "x", "--dir", pki)
+
+
+def test_dev_refuses_to_write_through_symlinks(tmp_path):
+    d = str(tmp_path / "dev")
+    cert("dev", d)
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    for link in ("server.key", os.path.join("private", "ca.key")):
+        target = p(d, link)
+        saved = open(target, "rb").read()
+        os.unlink(target)
+        os.symlink(str(victim), target)
+        r = cert("dev", d, "--force", check=False)
+        assert r.returncode == 1, r.stderr
+        assert target in r.stderr and "symbolic link" in r.stderr
+        assert victim.read_text() == "precious"
+        assert os.path.islink(target)
+        os.unlink(target)
+        with open(target, "wb") as f:
+            f.write(saved)
+        os.chmod(target, 0o600)
+    # With the links gone, --force makes everything again, keys 0600.
+    cert("dev", d, "--force")
+    for key in ("server.key", "client.key", "private/ca.key"):
+        assert stat.S_IMODE(os.lstat(p(d, key)).st_mode) == 0o600, key
+
+
+def make_csr(path, names):
+    """A request with these (oid, value) subject entries, in order."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(oid, value) for oid, value in names])
+    req = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    with open(path, "wb") as f:
+        f.write(req.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def test_sign_issues_only_the_checked_subject(pki, tmp_path):
+    from cryptography.x509.oid import NameOID as N
+    csr = make_csr(str(tmp_path / "extra.csr"),
+                   [(N.COUNTRY_NAME, "XX"), (N.ORGANIZATION_NAME, "Evil Corp"),
+                    (N.ORGANIZATIONAL_UNIT_NAME, "Devices"), (N.COMMON_NAME, "extra"),
+                    (N.EMAIL_ADDRESS, "root@example.com")])
+    r = cert("sign", csr, "--dir", pki)
+    assert "3 other subject field(s) not copied" in r.stderr
+    subject = subprocess.run(["openssl", "x509", "-noout", "-subject", "-nameopt", "RFC2253",
+                              "-in", p(pki, "certs", "extra.crt")], capture_output=True,
+                             text=True).stdout.strip()
+    assert subject == "subject=CN=extra,OU=Devices", subject
+    index = open(p(pki, "index.txt")).read()
+    refusals = [
+        ([(N.COMMON_NAME, "harmless"), (N.ORGANIZATIONAL_UNIT_NAME, "Devices"),
+          (N.COMMON_NAME, "admin")], "more than one common name"),
+        ([(N.ORGANIZATIONAL_UNIT_NAME, "Devices"), (N.ORGANIZATIONAL_UNIT_NAME, "Operators"),
+          (N.COMMON_NAME, "two-roles")], "more than one organizational unit"),
+        ([(N.COMMON_NAME, "../../escape")], "not usable as a file name"),
+        ([(N.COMMON_NAME, "line\nbreak")], "control character"),
+    ]
+    for i, (names, why) in enumerate(refusals):
+        bad = make_csr(str(tmp_path / ("bad%d.csr" % i)), names)
+        r = cert("sign", bad, "--dir", pki, check=False)
+        assert r.returncode == 1 and bad in r.stderr and why in r.stderr, (why, r.stderr)
+    assert open(p(pki, "index.txt")).read() == index
+    assert not os.path.exists(str(tmp_path / "escape.crt"))
 
 
 def test_check_exit_codes(pki, tmp_path):

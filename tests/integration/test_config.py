@@ -21,7 +21,7 @@ def test_nanomq_file_is_valid_and_printed_with_defaults():
     assert r.returncode == 0, r.stderr
     assert "bridges.mqtt.emqx1 {" in r.stdout
     assert 'server = "mqtt-tcp://127.0.0.1:1883"' in r.stdout
-    assert "max_inflight_window = 64" in r.stdout  # a default filled in
+    assert "max_inflight_window = 1024" in r.stdout  # a default filled in
     assert "http_server: NanoMQ setting not used by ward; ignored" in r.stderr
 
 

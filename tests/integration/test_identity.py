@@ -178,6 +178,8 @@ def test_another_identity_cannot_take_over_or_resume(ward_factory, tmp_path, v5,
     # Her session offline with a message queued: bob may neither resume it
     # nor discard it with clean start.
     alice.disconnect()
+    # Her DISCONNECT (and the PUBACK before it) handled before she comes back.
+    w.wait_log("disconnected: client disconnected")
     p.publish("inbox/2", b"queued", qos=1)
     for clean in (False, True):
         bob = Raw(w.port, v5)
@@ -254,6 +256,19 @@ def test_stale_crl_keeps_certificate_identity(ward_factory, tmp_path, pki):
     assert c.publish("blocked/x", b"p", qos=1) == 0x87
     assert c.subscribe("open/#", 1)[0] == 1
     c.disconnect()
+
+
+# ---- certificate names that cannot be an identity ----------------------------
+
+@pytest.mark.parametrize("cert", ["client_two_cn", "client_nul_cn"])
+def test_ambiguous_certificate_names_are_refused(ward_factory, tmp_path, pki, cert):
+    """A CA-signed certificate whose CN repeats, or hides a NUL ("admin\\0.evil"
+    once read as "admin"), gives no identity: refused, not let in anonymous."""
+    w = start(ward_factory, tmp_path, mtls_listener(pki), ADMIN_ACL)
+    c = TlsRaw(w.port, pki, client=cert)
+    assert connack(c, "x")[1] == 0x87
+    c.drop()
+    w.wait_log("certificate's names are ambiguous")
 
 
 # ---- item 4: assigned ids, log lines ----------------------------------------

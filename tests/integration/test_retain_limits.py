@@ -1,12 +1,12 @@
 """The retained store's limits (mqtt.max_retained_messages) and its work
 counter ($SYS/broker/debug/retained/visits), on ward through its config file.
-Raw MQTT 3.1.1 clients (mqtt_raw) so every packet is seen as sent."""
+Raw MQTT 3.1.1 clients (mqttwire) so every packet is seen as sent."""
 import subprocess
 import time
 
 import pytest
 
-import mqtt_raw as m
+import mqttwire as m
 from conftest import WARD, free_port, wait_port
 
 DROPPED = "$SYS/broker/retained messages/dropped"
@@ -51,7 +51,7 @@ def retained_topics(port, filt, want, cid):
     """(topic, payload) of the retained messages a new subscriber gets."""
     c = m.connected(port, cid)
     c.sub([(filt, 1)])
-    got = c.collect(want, quiet=0.5)
+    got = c.collect(want)
     c.close()
     assert all(p.retain for p in got), got
     return sorted((p.topic, p.payload) for p in got)
@@ -64,7 +64,7 @@ def test_message_limit_keeps_first_three(limited):
     for i in range(1, 6):
         pub.pub("t/%d" % i, b"v%d" % i, qos=1, retain=True, pid=i)
     # Refused for keeping, still delivered to the subscriber already there.
-    got = live.collect(5, quiet=0.3)
+    got = live.collect(5)
     assert sorted(p.topic for p in got) == ["t/%d" % i for i in range(1, 6)], got
     assert not any(p.retain for p in got)
     assert retained_topics(limited.port, "#", 3, "late") == [
@@ -118,7 +118,7 @@ def test_literal_filters_visit_per_filter(ward_factory, tmp_path):
     filters = [("load/%d/v" % (i * 19), 0) for i in range(nfilters)]
     s.send(m.subscribe(7, filters))
     assert s.expect(m.SUBACK).pid == 7
-    got = s.collect(nfilters, timeout=10, quiet=0.3)
+    got = s.collect(nfilters, timeout=10)
     assert len(got) == nfilters and all(p.retain for p in got)
     after, _ = live_value(watch, VISITS, lambda v: v != before)
     # Proportional to the filters (3 levels each, plus the root), not to
@@ -128,7 +128,7 @@ def test_literal_filters_visit_per_filter(ward_factory, tmp_path):
     # The counter does count: one '+' over the 20,000 children costs them.
     p = m.connected(w.port, "plus")
     p.sub([("load/+/v", 0)])
-    assert len(p.collect(n, timeout=20, quiet=0.3)) == n
+    assert len(p.collect(n, timeout=20)) == n
     plus, _ = live_value(watch, VISITS, lambda v: v != after)
     assert plus - after >= n, (after, plus)
 

@@ -167,3 +167,30 @@ def test_trickled_packet_is_cut_off(ward_factory, tmp_path):
     if closed:
         assert closed[0] == 0xE0 and closed[2] == 0x8D, closed  # DISCONNECT 0x8D
     w.wait_log("packet not completed within packet_timeout")
+
+
+def test_memory_limit_refuses_new_publishes(ward_factory, tmp_path):
+    """system.memory_limit below what ward already holds: every new PUBLISH
+    is refused (v5: 0x97; 3.1.1 QoS 1: disconnected; QoS 0: dropped), and
+    counted, while the broker keeps serving pings and subscriptions."""
+    port = free_port()
+    conf = tmp_path / "ward.conf"
+    conf.write_text('listeners.tcp { bind = "127.0.0.1:%d" }\nsystem.memory_limit = 1MB\n'
+                    'mqtt.sys_interval = 1s\n' % port)
+    w = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
+    wait_listening(port)
+    w.port = port
+    w.wait_log("new publishes are refused")
+    sub = Raw(port, True)
+    assert connack(sub, "sub")[1] == 0
+    assert sub.subscribe("m/#", 1)[0] == 1
+    v5 = Raw(port, True)
+    assert connack(v5, "v5")[1] == 0
+    assert v5.publish("m/1", b"x", qos=1) == 0x97
+    v5.publish("m/0", b"x", qos=0)
+    old = Raw(port, False)
+    assert connack(old, "old")[1] == 0
+    old.send(3, 2, b"\x00\x03m/2\x00\x01x")  # QoS 1
+    assert old.read(10) is None  # closed: 3.1.1 has no other refusal
+    sub.nothing_more()  # nothing was delivered
+    assert SysReader(w, "$SYS/broker/limits/memory_refused").wait(lambda v: v == 3) == 3

@@ -104,7 +104,8 @@ def make_pki(d):
     def leaf(name, cn, eku, kind="ec", issuer=(inter, int_k), password=None, pkcs8=True,
              chain=True, **kw):
         k = _key(kind)
-        c = _cert(_name(cn, kw.pop("ou", None)), k, issuer[0], issuer[1], eku=eku, **kw)
+        subject = kw.pop("subject", None) or _name(cn, kw.pop("ou", None))
+        c = _cert(subject, k, issuer[0], issuer[1], eku=eku, **kw)
         pem = _pem(c) + (_pem(issuer[0]) if chain and issuer[0] is inter else b"")
         p[name + "_crt"] = _write(d, name + ".crt", pem)
         p[name + "_key"] = _write(d, name + ".key", _keypem(k, password, pkcs8), 0o600)
@@ -135,6 +136,13 @@ def make_pki(d):
     leaf("client_obs", "observer", client)
     leaf("client_obs2", "observer-2", client)
     leaf("client_rotated", "bridge-rotated", client)
+    # Names no identity can be taken from (test_identity.py): two CNs, and
+    # a CN with a NUL in it ("admin" followed by more).
+    leaf("client_two_cn", None, client, subject=x509.Name([
+        x509.NameAttribute(NameOID.COMMON_NAME, "device-1"),
+        x509.NameAttribute(NameOID.COMMON_NAME, "admin")]))
+    leaf("client_nul_cn", None, client, subject=x509.Name([
+        x509.NameAttribute(NameOID.COMMON_NAME, "admin\x00.evil")]))
     crl_int = _crl(inter, int_k, [revoked], NOW + 7 * DAY)
     crl_root = _crl(root, root_k, [], NOW + 7 * DAY)
     p["crl"] = _write(d, "crl.pem", crl_int.public_bytes(serialization.Encoding.PEM) +

@@ -133,6 +133,102 @@ TEST(seen_bounded)
     bench_seen_free(&s);
 }
 
+TEST(seen_missing)
+{
+    struct bench_seen want = {0}, got = {0}, none = {0};
+    ASSERT_EQ(bench_seen_missing(&none, &none), 0);
+    for (uint64_t i = 0; i < 10; i++)
+        bench_seen_add(&want, i);
+    bench_seen_add(&want, 200000); /* in a later block than got has */
+    ASSERT_EQ(bench_seen_missing(&want, &none), 11);
+    ASSERT_EQ(bench_seen_missing(&none, &want), 0);
+    bench_seen_add(&got, 0);
+    bench_seen_add(&got, 7);
+    bench_seen_add(&got, 9);
+    bench_seen_add(&got, 12); /* received, never acknowledged: not missing */
+    ASSERT_EQ(bench_seen_missing(&want, &got), 8);
+    bench_seen_add(&got, 200000);
+    ASSERT_EQ(bench_seen_missing(&want, &got), 7);
+    ASSERT_EQ(bench_seen_missing(&got, &want), 1); /* 12 */
+    ASSERT_EQ(bench_seen_missing(&want, &want), 0);
+    bench_seen_free(&want);
+    bench_seen_free(&got);
+}
+
+TEST(pid_seq)
+{
+    uint64_t seq = 99;
+    ASSERT(!bench_pid_seq(0, 1, &seq)); /* nothing sent yet */
+    ASSERT(!bench_pid_seq(5, 0, &seq)); /* 0 is no packet id */
+    ASSERT(bench_pid_seq(1, 1, &seq));  /* message 0 went with id 1 */
+    ASSERT_EQ(seq, 0);
+    ASSERT(!bench_pid_seq(1, 2, &seq)); /* id 2 not used yet */
+    ASSERT(bench_pid_seq(10, 10, &seq));
+    ASSERT_EQ(seq, 9);
+    ASSERT(bench_pid_seq(10, 3, &seq));
+    ASSERT_EQ(seq, 2);
+    /* around the wrap: message 65534 has id 65535, 65535 has id 1 again */
+    ASSERT(bench_pid_seq(65535, 65535, &seq));
+    ASSERT_EQ(seq, 65534);
+    ASSERT(bench_pid_seq(65536, 1, &seq));
+    ASSERT_EQ(seq, 65535);
+    ASSERT(bench_pid_seq(65536, 65535, &seq));
+    ASSERT_EQ(seq, 65534);
+    ASSERT(bench_pid_seq(65536 + 100, 65500, &seq)); /* 135 back, before the wrap */
+    ASSERT_EQ(seq, 65499);
+    /* the latest message with that id wins */
+    ASSERT(bench_pid_seq(3 * 65535 + 1, 1, &seq));
+    ASSERT_EQ(seq, 3 * 65535);
+}
+
+TEST(acks_fifo)
+{
+    struct bench_acks q = {0};
+    uint16_t pid = 0;
+    ASSERT_EQ(bench_acks_next(&q), UINT64_MAX);
+    ASSERT(!bench_acks_pop(&q, UINT64_MAX, &pid)); /* empty */
+    ASSERT_EQ(bench_acks_push(&q, 100, 1), 0);
+    ASSERT_EQ(bench_acks_push(&q, 150, 2), 0);
+    ASSERT_EQ(bench_acks_next(&q), 100);
+    ASSERT(!bench_acks_pop(&q, 99, &pid)); /* not due */
+    ASSERT_EQ(pid, 0);
+    ASSERT(bench_acks_pop(&q, 100, &pid));
+    ASSERT_EQ(pid, 1);
+    ASSERT(!bench_acks_pop(&q, 149, &pid));
+    ASSERT(bench_acks_pop(&q, 1000, &pid));
+    ASSERT_EQ(pid, 2);
+    ASSERT(!bench_acks_pop(&q, 1000, &pid));
+    ASSERT_EQ(q.len, 0);
+    bench_acks_free(&q);
+    ASSERT(q.a == NULL && q.cap == 0);
+}
+
+/* The ring grows while wrapped and keeps the order. */
+TEST(acks_grow_wrapped)
+{
+    struct bench_acks q = {0};
+    uint16_t pid;
+    uint16_t next_in = 1, next_out = 1;
+    for (int i = 0; i < 1000; i++, next_in++)
+        ASSERT_EQ(bench_acks_push(&q, next_in, next_in), 0);
+    for (int i = 0; i < 600; i++, next_out++) {
+        ASSERT(bench_acks_pop(&q, UINT64_MAX - 1, &pid));
+        ASSERT_EQ(pid, next_out);
+    }
+    size_t cap = q.cap;
+    for (int i = 0; i < 5000; i++, next_in++) /* wraps, then grows */
+        ASSERT_EQ(bench_acks_push(&q, next_in, next_in), 0);
+    ASSERT(q.cap > cap);
+    ASSERT_EQ(q.len, 5400);
+    while (bench_acks_pop(&q, UINT64_MAX - 1, &pid)) {
+        ASSERT_EQ(pid, next_out);
+        next_out++;
+    }
+    ASSERT_EQ(next_out, next_in);
+    ASSERT_EQ(bench_acks_next(&q), UINT64_MAX);
+    bench_acks_free(&q);
+}
+
 int main(void)
 {
     RUN(empty);
@@ -142,5 +238,9 @@ int main(void)
     RUN(seen_new_dup_late);
     RUN(seen_grows);
     RUN(seen_bounded);
+    RUN(seen_missing);
+    RUN(pid_seq);
+    RUN(acks_fifo);
+    RUN(acks_grow_wrapped);
     TEST_DONE();
 }

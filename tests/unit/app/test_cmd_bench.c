@@ -57,6 +57,7 @@ TEST(defaults_per_scenario)
     ASSERT_EQ(o.window, 64);
     ASSERT_EQ(o.version, MQTT_V311);
     ASSERT(o.hold_s == 5);
+    ASSERT_EQ(o.ack_delay_ns, 0);
     ASSERT(o.tls == NULL && tc.cafile == NULL);
     ASSERT_EQ(PARSE("pubsub", "-n", "3"), 0);
     ASSERT_EQ(o.mode, BENCH_P2P);
@@ -75,7 +76,7 @@ TEST(every_option)
     ASSERT_EQ(PARSE("p2p", "-h", "127.0.0.1", "-p", "1884", "--sub-port", "1885", "-n", "2", "-q",
                     "1", "-s", "20", "-r", "2.5", "-d", "0.1", "-c", "1000000000", "-w", "1", "-t",
                     "64", "-V", "5", "--json", "--cafile", "ca", "--cert", "c", "--key", "k",
-                    "--insecure", "--resume"),
+                    "--insecure", "--resume", "--ack-delay", "10ms"),
               0);
     ASSERT_STR_EQ(o.host, "127.0.0.1");
     ASSERT_EQ(o.port, 1884);
@@ -94,6 +95,7 @@ TEST(every_option)
     ASSERT_STR_EQ(tc.certfile, "c");
     ASSERT_STR_EQ(tc.keyfile, "k");
     ASSERT(tc.insecure && tc.resume);
+    ASSERT_EQ(o.ack_delay_ns, 10000000);
     ASSERT_EQ(PARSE("p2p", "-V", "311"), 0);
     ASSERT_EQ(o.version, MQTT_V311);
 }
@@ -115,6 +117,37 @@ TEST(refused)
     REFUSED("ward bench: -c: missing argument COUNT", PARSE("p2p", "-c"));
     REFUSED("ward bench: unexpected argument 'extra'", PARSE("p2p", "extra"));
     REFUSED("ward bench: unknown option '--jsn'", PARSE("p2p", "--jsn"));
+}
+
+TEST(ack_delay)
+{
+    static const struct {
+        const char *text;
+        uint64_t ns;
+    } ok[] = {{"10ms", 10000000}, {"10", 10000000},        {"0", 0},
+              {"500us", 500000},  {"0.1s", 100000000},     {"2.5ms", 2500000},
+              {".5ms", 500000},   {"60s", 60000000000ull}, {"0us", 0}};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        uint64_t ns = 1;
+        if (bench_parse_delay(ok[i].text, &ns) != 0 || ns != ok[i].ns)
+            TEST_FAIL_("'%s': %llu ns, wanted %llu", ok[i].text, (unsigned long long)ns,
+                       (unsigned long long)ok[i].ns);
+    }
+    static const char *const bad[] = {"",    "ms",  "-1ms", "+1ms", " 1ms", "1 ms", "1m", "1msx",
+                                      "61s", "1e3", "0x10", "inf",  "nan",  "1h",   "..", "1.2.3"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint64_t ns = 7;
+        if (bench_parse_delay(bad[i], &ns) != -1 || ns != 7)
+            TEST_FAIL_("'%s' accepted (%llu ns)", bad[i], (unsigned long long)ns);
+    }
+    ASSERT_EQ(PARSE("fanin", "--ack-delay", "250us"), 0);
+    ASSERT_EQ(o.ack_delay_ns, 250000);
+    ASSERT_EQ(PARSE("fanin", "--ack-delay=1s"), 0);
+    ASSERT_EQ(o.ack_delay_ns, 1000000000);
+    REFUSED("ward bench: --ack-delay: '-5ms' is not a delay from 0 to 60s (us, ms or s)",
+            PARSE("fanin", "--ack-delay", "-5ms"));
+    REFUSED("ward bench: --ack-delay: '2m' is not a delay", PARSE("fanin", "--ack-delay", "2m"));
+    REFUSED("ward bench: --ack-delay: missing argument DELAY", PARSE("fanin", "--ack-delay"));
 }
 
 static char *print_report(const struct bench_report *r)
@@ -140,12 +173,19 @@ TEST(table_report)
                              .msgs_per_s = 499,
                              .p50_ms = 0.105,
                              .p99_ms = 1.5,
-                             .max_ms = 20.5};
+                             .max_ms = 20.5,
+                             .acked = 999,
+                             .acked_lost = 1};
     char *t = print_report(&r);
     ASSERT_STR_EQ(t, "p2p qos 1, 2 pub / 2 sub, 64 B: 499 msg/s delivered over 2.00 s\n"
                      "  sent 1000  received 998  expected 1000  lost 2  duplicates 1  "
                      "out of order 3\n"
-                     "  latency p50 0.105 ms  p99 1.500 ms  max 20.500 ms\n");
+                     "  latency p50 0.105 ms  p99 1.500 ms  max 20.500 ms\n"
+                     "  acknowledged to publishers 999  of those never delivered 1\n");
+    free(t);
+    ASSERT_EQ(PARSE("p2p", "-n", "2", "-q", "0"), 0); /* no acknowledgements at QoS 0 */
+    t = print_report(&r);
+    ASSERT(strstr(t, "max 20.500 ms\n") && !strstr(t, "acknowledged"));
     free(t);
     ASSERT_EQ(PARSE("conn", "-n", "4"), 0);
     struct bench_report c = {
@@ -167,6 +207,7 @@ TEST(json_report_escapes_the_error)
     char *t = print_report(&r);
     ASSERT(strncmp(t, "{\"scenario\": \"p2p\", \"qos\": 0, \"size\": 64, \"pubs\": 1, ", 50) == 0);
     ASSERT(strstr(t, "\"sent\": 5, \"received\": 5, \"expected\": 5, \"lost\": 0, "));
+    ASSERT(strstr(t, "\"acked\": 0, \"acked_lost\": 0, \"ack_delay_ms\": 0.000, "));
     ASSERT(strstr(t, "\"error\": \"say \\\"no\\\"\\\\\\u000a\\u0009\"}\n"));
     ASSERT_EQ(strchr(t, '\n') - t, (long)strlen(t) - 1); /* one line */
     free(t);
@@ -177,6 +218,7 @@ int main(void)
     RUN(defaults_per_scenario);
     RUN(every_option);
     RUN(refused);
+    RUN(ack_delay);
     RUN(table_report);
     RUN(json_report_escapes_the_error);
     free(err_text);

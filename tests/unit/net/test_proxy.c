@@ -131,7 +131,8 @@ static size_t v2_header(uint8_t *out, uint8_t cmd, uint8_t fam, const uint8_t *b
     out[13] = fam;
     out[14] = (uint8_t)(n >> 8);
     out[15] = (uint8_t)n;
-    memcpy(out + 16, body, n);
+    if (n)
+        memcpy(out + 16, body, n);
     return 16 + n;
 }
 

@@ -20,10 +20,17 @@ static void *on_open(void *ctx, struct net_conn *c)
     return c;
 }
 
+static _Atomic bool bye_mode; /* answer "bye" to anything and close */
+
 /* Echo, and "q" closes after echoing. */
 static size_t on_data(void *user, const uint8_t *d, size_t n)
 {
     struct net_conn *c = user;
+    if (atomic_load(&bye_mode)) {
+        ASSERT_EQ(net_conn_send(c, "bye", 3), 0);
+        net_conn_close(c, "bye");
+        return n;
+    }
     ASSERT_EQ(net_conn_send(c, d, n), 0);
     if (n && d[n - 1] == 'q')
         net_conn_close(c, "asked");
@@ -229,17 +236,22 @@ static bool wait_for(_Atomic int *v, int want)
 
 TEST(hold_resume_and_drain)
 {
-    struct net_config cfg = {.workers = 1, .max_input = 1 << 16, .max_output = 4096};
+    /* An input bound of 6 bytes: held input is read until it is full. */
+    struct net_config cfg = {.workers = 1, .max_input = 6, .max_output = 4096};
     struct net_server *s = net_server_new(&cfg, &hold_handler, NULL);
     char err[256];
     ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1:0", err, sizeof(err)), 0);
     ASSERT_EQ(net_server_start(s), 0);
+    atomic_store(&hold_next, true);
     int calls0 = atomic_load(&held_calls);
     int fd = dial(net_server_port(s, 0));
     ASSERT_EQ(write(fd, "abc", 3), 3);
     ASSERT(wait_for(&held_calls, calls0 + 1));
-    /* Held: more input is not read, so on_data is not called again. */
+    /* Held, not full: more is read and offered again (look-ahead). */
     ASSERT_EQ(write(fd, "def", 3), 3);
+    ASSERT(wait_for(&held_calls, calls0 + 2));
+    /* Held and full: nothing more is read, so on_data is not called. */
+    ASSERT_EQ(write(fd, "ghi", 3), 3);
     struct net_conn *c = atomic_load(&last_conn);
     int before = atomic_load(&held_calls);
     /* A round trip through the worker (an output flush) proves it ran. */
@@ -247,10 +259,10 @@ TEST(hold_resume_and_drain)
     char b1;
     ASSERT_EQ(read_n(fd, &b1, 1), 1);
     ASSERT_EQ(atomic_load(&held_calls), before);
-    /* Resumed: the kept input is offered again, with what came since. */
+    /* Resumed: the kept input is offered again, then the rest is read. */
     atomic_store(&hold_next, false);
     net_conn_resume_input(c);
-    ASSERT(wait_for(&held_calls, before + 1));
+    ASSERT(wait_for(&held_calls, before + 2));
     /* Output: fill past the bound without reading, then read: a drain. */
     static char chunk[4096];
     while (net_conn_send(c, chunk, sizeof(chunk)) == 0)
@@ -447,6 +459,35 @@ TEST(accepted_not_internal)
     stop(s);
 }
 
+/* The handler closes after its last packet while the peer is still
+ * sending: the peer reads that packet and an end of file, not a reset
+ * (writing is shut down, unread input is drained, then the socket closes). */
+TEST(close_while_peer_sends_is_graceful)
+{
+    atomic_store(&bye_mode, true);
+    struct net_server *s = start(1, 0);
+    int fd = dial(net_server_port(s, 0));
+    static char junk[400 * 1024];
+    memset(junk, 'x', sizeof(junk));
+    size_t sent = 0;
+    while (sent < sizeof(junk)) {
+        ssize_t n = send(fd, junk + sent, sizeof(junk) - sent, MSG_NOSIGNAL);
+        if (n <= 0)
+            TEST_FAIL_("send failed after %zu bytes: the server reset the connection", sent);
+        sent += (size_t)n;
+    }
+    char back[8];
+    ASSERT_EQ(read_n(fd, back, 3), 3);
+    ASSERT_MEM_EQ(back, "bye", 3);
+    ASSERT_EQ(read(fd, back, 1), 0); /* end of file, not ECONNRESET */
+    close(fd);
+    uint64_t st[NET_NSTATS];
+    ASSERT(net_server_listener_stats(s, 0, st));
+    ASSERT_EQ(st[NET_ST_GRACEFUL_CLOSES], 1);
+    stop(s);
+    atomic_store(&bye_mode, false);
+}
+
 int main(void)
 {
     RUN(echo_many_connections);
@@ -461,5 +502,6 @@ int main(void)
     RUN(adopt_peer_close_and_stop);
     RUN(adopt_before_start_refused);
     RUN(accepted_not_internal);
+    RUN(close_while_peer_sends_is_graceful);
     TEST_DONE();
 }

@@ -87,12 +87,111 @@ TEST(bad_index_line)
     pki_close(&s);
 }
 
+/* A fresh PKI directory with a CA in it, for the ownership checks. */
+static void make_pki(const char *d)
+{
+    char p[600];
+    struct pki_store s;
+    ASSERT_EQ(pki_open(&s, d, true, err, sizeof(err)), 0);
+    struct pki_key_spec ks = {PKI_EC_P256, 0};
+    EVP_PKEY *k = pki_key_new(&ks, err, sizeof(err));
+    struct pki_cert_spec rs = {PKI_ROOT_CA, "Root CA", NULL, NULL, NULL, 0, NULL, 0, 30};
+    X509 *ca = pki_cert_new(&rs, k, NULL, NULL, err, sizeof(err));
+    ASSERT_EQ(pki_write_key(pki_path(&s, "private/ca.key", p, sizeof(p)), k, NULL, false, err,
+                            sizeof(err)),
+              0);
+    ASSERT_EQ(pki_write_cert(pki_path(&s, "ca.crt", p, sizeof(p)), &ca, 1, false, err, sizeof(err)),
+              0);
+    pki_close(&s);
+    X509_free(ca);
+    EVP_PKEY_free(k);
+}
+
+/* pki_open(d) fails and the error names `named` and says `why`. */
+static void refused(const char *d, bool create, const char *named, const char *why)
+{
+    struct pki_store s;
+    err[0] = '\0';
+    ASSERT_EQ(pki_open(&s, d, create, err, sizeof(err)), -1);
+    if (!strstr(err, named) || !strstr(err, why))
+        TEST_FAIL_("error \"%s\" should name %s and say \"%s\"", err, named, why);
+    pki_close(&s);
+}
+
+TEST(refuses_writable_or_foreign_directories)
+{
+    char d[300], priv[400], certs[400], elsewhere[400];
+    snprintf(d, sizeof(d), "%s/own", dir);
+    snprintf(priv, sizeof(priv), "%s/private", d);
+    snprintf(certs, sizeof(certs), "%s/certs", d);
+    make_pki(d);
+    ASSERT_EQ(chmod(d, 0777), 0);
+    refused(d, false, d, "writable by group or others");
+    refused(d, true, d, "writable by group or others");
+    ASSERT_EQ(chmod(d, 0755), 0); /* readable by others is the user's choice */
+    struct pki_store s;
+    ASSERT_EQ(pki_open(&s, d, false, err, sizeof(err)), 0);
+    pki_close(&s);
+    ASSERT_EQ(chmod(priv, 0770), 0);
+    refused(d, false, priv, "chmod go-w");
+    ASSERT_EQ(chmod(priv, 0700), 0);
+    /* certs/ replaced by a link to somewhere else. */
+    snprintf(elsewhere, sizeof(elsewhere), "%s/elsewhere", dir);
+    ASSERT_EQ(rename(certs, elsewhere), 0);
+    ASSERT_EQ(symlink(elsewhere, certs), 0);
+    refused(d, false, certs, "symbolic link");
+    ASSERT_EQ(unlink(certs), 0);
+    ASSERT_EQ(rename(elsewhere, certs), 0);
+    if (geteuid() == 0) { /* `make test` runs as root */
+        ASSERT_EQ(chown(d, 65534, 65534), 0);
+        refused(d, false, d, "owned by uid 65534");
+        refused(d, true, d, "owned by uid 65534");
+        ASSERT_EQ(chown(d, 0, 0), 0);
+        ASSERT_EQ(chown(priv, 65534, 65534), 0);
+        refused(d, false, priv, "owned by uid 65534");
+        ASSERT_EQ(chown(priv, 0, 0), 0);
+    } else {
+        printf("refuses_writable_or_foreign_directories: not root, foreign owner not tested\n");
+    }
+    ASSERT_EQ(pki_open(&s, d, false, err, sizeof(err)), 0);
+    pki_close(&s);
+}
+
+TEST(load_ca_refuses_an_exposed_key)
+{
+    char d[300], p[600];
+    snprintf(d, sizeof(d), "%s/exposed", dir);
+    make_pki(d);
+    snprintf(p, sizeof(p), "%s/private/ca.key", d);
+    struct pki_store s;
+    ASSERT_EQ(chmod(p, 0666), 0);
+    ASSERT_EQ(pki_open(&s, d, false, err, sizeof(err)), 0);
+    ASSERT_EQ(pki_load_ca(&s, NULL, err, sizeof(err)), -1);
+    ASSERT(strstr(err, p) && strstr(err, "writable by group or others"));
+    pki_close(&s);
+    ASSERT_EQ(chmod(p, 0600), 0);
+    ASSERT_EQ(pki_open(&s, d, false, err, sizeof(err)), 0);
+    ASSERT_EQ(pki_load_ca(&s, NULL, err, sizeof(err)), 0);
+    pki_close(&s);
+    /* The lock file and the index are not followed through links either. */
+    char lock[600], target[600];
+    snprintf(lock, sizeof(lock), "%s/.lock", d);
+    snprintf(target, sizeof(target), "%s/target", dir);
+    ASSERT_EQ(unlink(lock), 0);
+    ASSERT_EQ(symlink(target, lock), 0);
+    refused(d, false, ".lock", "cannot lock");
+    struct stat st;
+    ASSERT_EQ(lstat(target, &st), -1); /* nothing was created through it */
+}
+
 int main(void)
 {
     ASSERT(mkdtemp(dir));
     RUN(open_missing);
     RUN(index_roundtrip_find_crl);
     RUN(bad_index_line);
+    RUN(refuses_writable_or_foreign_directories);
+    RUN(load_ca_refuses_an_exposed_key);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)

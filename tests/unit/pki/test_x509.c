@@ -1,5 +1,6 @@
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <openssl/x509v3.h>
@@ -172,6 +173,106 @@ TEST(fingerprints_and_formats)
     EVP_PKEY_free(k);
 }
 
+static void put(const char *p, const char *text)
+{
+    FILE *f = fopen(p, "w");
+    ASSERT(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static bool holds(const char *p, const char *text)
+{
+    char buf[256] = "";
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return strcmp(buf, text) == 0;
+}
+
+TEST(writers_refuse_symlinks)
+{
+    EVP_PKEY *k = key(PKI_EC_P256);
+    struct pki_cert_spec rs = {PKI_ROOT_CA, "R", NULL, NULL, NULL, 0, NULL, 0, 1};
+    X509 *c = pki_cert_new(&rs, k, NULL, NULL, err, sizeof(err));
+    put(path("victim"), "keep me");
+    ASSERT_EQ(symlink(path("victim"), path("link.key")), 0);
+    /* Without and with --force: never through the link. */
+    for (int force = 0; force < 2; force++) {
+        ASSERT_EQ(pki_write_key(path("link.key"), k, NULL, force, err, sizeof(err)), -1);
+        ASSERT(strstr(err, path("link.key")) && strstr(err, "symbolic link"));
+        ASSERT_EQ(pki_write_cert(path("link.key"), &c, 1, force, err, sizeof(err)), -1);
+        ASSERT(strstr(err, "symbolic link"));
+        ASSERT_EQ(pki_write_der(path("link.key"), c, force, err, sizeof(err)), -1);
+        ASSERT_EQ(
+            pki_write_p12(path("link.key"), "r", k, c, NULL, 0, "pw", force, err, sizeof(err)), -1);
+    }
+    put(path("src.key"), "key bytes");
+    ASSERT_EQ(pki_copy_file(path("src.key"), path("link.key"), 0600, err, sizeof(err)), -1);
+    ASSERT(strstr(err, path("link.key")) && strstr(err, "symbolic link"));
+    ASSERT(holds(path("victim"), "keep me"));
+    struct stat st;
+    ASSERT_EQ(lstat(path("link.key"), &st), 0);
+    ASSERT(S_ISLNK(st.st_mode));
+    /* Nor read from one. */
+    ASSERT_EQ(pki_copy_file(path("link.key"), path("copy"), 0600, err, sizeof(err)), -1);
+    ASSERT(strstr(err, "link.key"));
+    X509_free(c);
+    EVP_PKEY_free(k);
+}
+
+TEST(files_get_their_mode_from_creation)
+{
+    /* With no umask at all, a key is still 0600: the mode is given to
+     * open(), not applied after the key is in the file. */
+    mode_t old = umask(0);
+    EVP_PKEY *k = key(PKI_EC_P256);
+    struct stat st;
+    ASSERT_EQ(pki_write_key(path("m.key"), k, NULL, false, err, sizeof(err)), 0);
+    ASSERT_EQ(stat(path("m.key"), &st), 0);
+    ASSERT_EQ(st.st_mode & 0777, 0600);
+    /* Copying over a 0644 file replaces it with a 0600 one. */
+    put(path("old.key"), "old");
+    ASSERT_EQ(chmod(path("old.key"), 0644), 0);
+    ASSERT_EQ(pki_copy_file(path("m.key"), path("old.key"), 0600, err, sizeof(err)), 0);
+    ASSERT_EQ(stat(path("old.key"), &st), 0);
+    ASSERT_EQ(st.st_mode & 0777, 0600);
+    EVP_PKEY *back = pki_read_key(path("old.key"), NULL, err, sizeof(err));
+    ASSERT(back && EVP_PKEY_eq(back, k) == 1);
+    EVP_PKEY_free(back);
+    ASSERT_EQ(pki_copy_file(path("nothing"), path("x.key"), 0600, err, sizeof(err)), -1);
+    ASSERT(strstr(err, "nothing") && strstr(err, "No such file"));
+    umask(old);
+    EVP_PKEY_free(k);
+}
+
+TEST(read_key_refuses_foreign_or_writable)
+{
+    EVP_PKEY *k = key(PKI_EC_P256);
+    ASSERT_EQ(pki_write_key(path("o.key"), k, NULL, false, err, sizeof(err)), 0);
+    static const mode_t bad_modes[] = {0666, 0620, 0602};
+    for (size_t i = 0; i < sizeof(bad_modes) / sizeof(bad_modes[0]); i++) {
+        ASSERT_EQ(chmod(path("o.key"), bad_modes[i]), 0);
+        ASSERT(pki_read_key(path("o.key"), NULL, err, sizeof(err)) == NULL);
+        ASSERT(strstr(err, "writable by group or others") && strstr(err, "chmod go-w"));
+    }
+    ASSERT_EQ(chmod(path("o.key"), 0640), 0); /* group-readable is a choice (ssl-cert) */
+    EVP_PKEY *back = pki_read_key(path("o.key"), NULL, err, sizeof(err));
+    ASSERT(back);
+    EVP_PKEY_free(back);
+    if (geteuid() == 0) { /* `make test` runs as root: a key of nobody's */
+        ASSERT_EQ(chown(path("o.key"), 65534, 65534), 0);
+        ASSERT(pki_read_key(path("o.key"), NULL, err, sizeof(err)) == NULL);
+        ASSERT(strstr(err, "owned by uid 65534"));
+    } else {
+        printf("read_key_refuses_foreign_or_writable: not root, foreign owner not tested\n");
+    }
+    EVP_PKEY_free(k);
+}
+
 int main(void)
 {
     ASSERT(mkdtemp(dir));
@@ -180,6 +281,9 @@ int main(void)
     RUN(crl_lists_revoked);
     RUN(reading_bad_files);
     RUN(fingerprints_and_formats);
+    RUN(writers_refuse_symlinks);
+    RUN(files_get_their_mode_from_creation);
+    RUN(read_key_refuses_foreign_or_writable);
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
