@@ -1412,17 +1412,24 @@ void broker_shutdown(struct broker *b)
     pthread_mutex_unlock(&b->lock);
 }
 
+/* see broker.h */
+void broker_stop(struct broker *b)
+{
+    if (!b || !b->housekeeping)
+        return;
+    pthread_mutex_lock(&b->lock);
+    b->stop = true;
+    pthread_cond_signal(&b->wake);
+    pthread_mutex_unlock(&b->lock);
+    pthread_join(b->housekeeper, NULL);
+    b->housekeeping = false;
+}
+
 void broker_free(struct broker *b)
 {
     if (!b)
         return;
-    if (b->housekeeping) {
-        pthread_mutex_lock(&b->lock);
-        b->stop = true;
-        pthread_cond_signal(&b->wake);
-        pthread_mutex_unlock(&b->lock);
-        pthread_join(b->housekeeper, NULL);
-    }
+    broker_stop(b);
     b->shutting_down = true;
     for (size_t i = 0; b->buckets && i < b->nbuckets; i++)
         while (b->buckets[i])
