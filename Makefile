@@ -54,10 +54,11 @@ test-asan: deps
 	  ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 # ThreadSanitizer: the unit tests and the integration tests that put several
-# threads on the same state (bridges, TLS and ACL reloads on SIGHUP, session
-# takeovers, the multi-threaded bench). The rest of the integration tests add
-# little under TSan and would double its time (see docs/ARCHITECTURE.md).
-TSAN_TESTS ?= ^(unit/|integration/test_(auth|bench|bridge|identity|protocol_connect|tls)$$)
+# threads on the same state (bridges, TLS and ACL reloads on SIGHUP, the
+# password pool, backpressure across workers, session takeovers, the
+# multi-threaded bench). The rest add little under TSan and would double its
+# time (see docs/ARCHITECTURE.md).
+TSAN_TESTS ?= ^(unit/|integration/test_(auth|auth_pool|bench|bridge|flow|identity|mqtt_session|tls)$$)
 test-tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DWARD_TSAN=ON >/dev/null
 	cmake --build $(TSAN_BUILD) -j $(JOBS)
