@@ -57,7 +57,8 @@ test-asan: deps
 # threads on the same state (bridges, TLS and ACL reloads on SIGHUP, the
 # password pool, backpressure across workers, session takeovers, the
 # multi-threaded bench). The rest add little under TSan and would double its
-# time (see docs/ARCHITECTURE.md).
+# time. Not part of `make test`, which it would take past 15 minutes here
+# (see docs/ARCHITECTURE.md, "Sanitizers").
 TSAN_TESTS ?= ^(unit/|integration/test_(auth|auth_pool|bench|bridge|flow|identity|mqtt_session|tls)$$)
 test-tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DWARD_TSAN=ON >/dev/null
