@@ -98,6 +98,15 @@ static void set_error(struct bench *b, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Whether set_error() has run; under err_lock, as workers set it. */
+static bool has_error(struct bench *b)
+{
+    pthread_mutex_lock(&b->err_lock);
+    bool set = b->error[0] != '\0';
+    pthread_mutex_unlock(&b->err_lock);
+    return set;
+}
+
 static void put64(uint8_t *p, uint64_t v)
 {
     for (int i = 7; i >= 0; i--, v >>= 8)
@@ -536,7 +545,7 @@ static void read_failed(struct bc *c)
         return conn_close(c);
     if (c->role == CONN)
         return conn_refused(c);
-    if (atomic_load(&b->phase) < STOP && !b->error[0])
+    if (atomic_load(&b->phase) < STOP && !has_error(b))
         set_error(b, "a %s connection was closed by the broker",
                   c->role == PUB ? "publisher" : "subscriber");
     atomic_fetch_add(&b->failed, 1);
@@ -770,7 +779,7 @@ static void sleep_ms(unsigned ms)
 static int wait_ready(struct bench *b, unsigned want)
 {
     for (int i = 0; i < 3000; i++) { /* 30 s */
-        if (atomic_load(&b->failed) || b->error[0])
+        if (atomic_load(&b->failed) || has_error(b))
             return -1;
         if (atomic_load(&b->ready) >= want)
             return 0;
@@ -901,11 +910,11 @@ static void free_workers(struct worker *ws, unsigned nw)
     free(ws);
 }
 
-/* Opens every socket, then runs the scenario's phases. Returns 0, or -1. */
-static int drive(struct bench *b, struct worker *ws, unsigned nw, unsigned total)
+/* Opens every socket before the workers start: a connection is then handed
+ * to its worker by pthread_create, and never written by two threads. */
+static void open_all(struct bench *b, struct worker *ws, unsigned nw)
 {
-    const struct bench_opts *o = b->o;
-    if (o->mode == BENCH_CONN) {
+    if (b->o->mode == BENCH_CONN) {
         atomic_store(&b->phase, RUN); /* sockets open in RUN for conn mode */
         b->run_start_ns = now_ns();
     }
@@ -913,6 +922,12 @@ static int drive(struct bench *b, struct worker *ws, unsigned nw, unsigned total
         for (size_t j = 0; j < ws[i].n; j++)
             if (open_socket(ws[i].conns[j]) < 0)
                 set_error(b, "cannot open a socket: %s", strerror(errno));
+}
+
+/* Runs the scenario's phases on the open sockets. Returns 0, or -1. */
+static int drive(struct bench *b, struct worker *ws, unsigned nw, unsigned total)
+{
+    const struct bench_opts *o = b->o;
     if (o->mode == BENCH_CONN) {
         sleep_ms((unsigned)(o->duration_s * 1000));
         return 0;
@@ -950,6 +965,8 @@ int bench_run(const struct bench_opts *o, struct bench_report *r)
     pthread_mutex_init(&b.err_lock, NULL);
     struct worker *ws = make_workers(&b, nw, total);
     int rc = -1;
+    if (ws)
+        open_all(&b, ws, nw);
     for (unsigned i = 0; ws && i < nw; i++)
         pthread_create(&ws[i].th, NULL, worker_main, &ws[i]);
     if (ws)

@@ -600,6 +600,8 @@ stop:
     net_server_stop(r.s);
     net_server_join(r.s);
 out:
+    /* The housekeeper publishes net_server_sys() in $SYS: stop it first. */
+    broker_stop(r.b);
     net_server_free(r.s);
     broker_free(r.b);
     serve_bridges_free(r.bridges);

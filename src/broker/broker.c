@@ -845,7 +845,6 @@ static void *on_open(void *ctx, struct net_conn *nc)
     c->b = b;
     c->nc = nc;
     c->codec.is_server = true;
-    c->codec.max_packet_size = b->cfg.max_packet_size;
     c->opened_ms = c->last_rx_ms = clock_mono_ms();
     snprintf(c->id, sizeof(c->id), "client from %s", net_conn_peer(nc));
     /* An in-process client (a bridge's local side) is part of the broker:
@@ -855,6 +854,8 @@ static void *on_open(void *ctx, struct net_conn *nc)
         c->auth_cause = AUTH_OK;
     }
     pthread_mutex_lock(&b->lock);
+    /* Under the lock: broker_reconfigure() may change it on another thread. */
+    c->codec.max_packet_size = b->cfg.max_packet_size;
     c->next = b->clients;
     if (b->clients)
         b->clients->prev = c;
@@ -1064,8 +1065,11 @@ static size_t on_data(void *user, const uint8_t *data, size_t len)
         c->partial_since_ms = 0;
     else if (!c->partial_since_ms)
         c->partial_since_ms = c->last_rx_ms;
+    /* `closing` is the broker lock's: another thread (a takeover, a kick,
+     * shutdown) may set it once the lock is released. */
+    bool closing = c->closing;
     pthread_mutex_unlock(&b->lock);
-    return c->closing ? len : off;
+    return closing ? len : off;
 }
 
 /* The connection is gone: the session goes offline or ends, and an
@@ -1408,17 +1412,24 @@ void broker_shutdown(struct broker *b)
     pthread_mutex_unlock(&b->lock);
 }
 
+/* see broker.h */
+void broker_stop(struct broker *b)
+{
+    if (!b || !b->housekeeping)
+        return;
+    pthread_mutex_lock(&b->lock);
+    b->stop = true;
+    pthread_cond_signal(&b->wake);
+    pthread_mutex_unlock(&b->lock);
+    pthread_join(b->housekeeper, NULL);
+    b->housekeeping = false;
+}
+
 void broker_free(struct broker *b)
 {
     if (!b)
         return;
-    if (b->housekeeping) {
-        pthread_mutex_lock(&b->lock);
-        b->stop = true;
-        pthread_cond_signal(&b->wake);
-        pthread_mutex_unlock(&b->lock);
-        pthread_join(b->housekeeper, NULL);
-    }
+    broker_stop(b);
     b->shutting_down = true;
     for (size_t i = 0; b->buckets && i < b->nbuckets; i++)
         while (b->buckets[i])

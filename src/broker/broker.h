@@ -63,6 +63,9 @@ int broker_start(struct broker *b);
 /* Tells MQTT 5 clients the server is shutting down (DISCONNECT 0x8B) and
  * closes every connection; call before net_server_stop(). */
 void broker_shutdown(struct broker *b);
+/* Stops the housekeeping thread, so $SYS sources (broker_add_sys_source)
+ * are no longer called and may be freed; idempotent, NULL is a no-op. */
+void broker_stop(struct broker *b);
 /* Stops housekeeping and frees everything (after net_server_join()). */
 void broker_free(struct broker *b);
 

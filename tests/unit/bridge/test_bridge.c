@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -225,8 +226,9 @@ struct fx {
     bool reattach;              /* give the bridge a way to reattach locally */
 };
 
-/* The test's end of the socketpair handed out by reattach(). */
-static int g_reattach_peer = -1;
+/* The test's end of the socketpair handed out by reattach(). Atomic: the
+ * bridge thread stores it, the test thread polls for it. */
+static _Atomic int g_reattach_peer = -1;
 
 static int reattach(void *ctx, const char *name)
 {
