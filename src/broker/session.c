@@ -6,13 +6,11 @@
 
 #include "broker/internal.h"
 #include "core/clock.h"
+#include "core/hash.h"
 
 static size_t hash_id(const char *s)
 {
-    size_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
+    return (size_t)hash_fnv1a_str(s);
 }
 
 struct session *session_find(struct broker *b, const char *id)
