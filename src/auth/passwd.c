@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config/hocon.h"
+#include "core/vec.h"
 
 #define SCHEME "$pbkdf2-sha512$"
 
@@ -167,14 +168,8 @@ static struct passwd_entry *slot(struct passwd_db *db, const char *user)
     struct passwd_entry *e = (struct passwd_entry *)passwd_find(db, user, strlen(user));
     if (e)
         return e;
-    if (db->count == db->cap) {
-        size_t cap = db->cap ? db->cap * 2 : 8;
-        struct passwd_entry *n = realloc(db->users, cap * sizeof(*n));
-        if (!n)
-            return NULL;
-        db->users = n;
-        db->cap = cap;
-    }
+    if (!ward_ok(VEC_RESERVE(db->users, db->cap, db->count + 1)))
+        return NULL;
     e = &db->users[db->count];
     memset(e, 0, sizeof(*e));
     if (!(e->user = strdup(user)))

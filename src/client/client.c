@@ -12,6 +12,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/vec.h"
 #include "net/tcp.h"
 #include "tls/tls.h"
 
@@ -137,14 +138,9 @@ static int write_all(struct client *c, const uint8_t *p, size_t len)
 static int send_packet(struct client *c, const struct mqtt_packet *p)
 {
     size_t need = mqtt_encoded_size(&c->codec, p);
-    if (need > c->out_cap) {
-        uint8_t *n = realloc(c->out, need);
-        if (!n) {
-            fail(c, "out of memory");
-            return -1;
-        }
-        c->out = n;
-        c->out_cap = need;
+    if (!ward_ok(VEC_RESERVE_EXACT(c->out, c->out_cap, need))) {
+        fail(c, "out of memory");
+        return -1;
     }
     size_t len = mqtt_encode(&c->codec, p, c->out, c->out_cap);
     if (len == 0) {

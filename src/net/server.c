@@ -17,6 +17,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/vec.h"
 #include "net/internal.h"
 #include "tls/tls.h"
 
@@ -42,14 +43,8 @@ static void read_ready(struct net_conn *c);
 
 static int push(struct net_conn ***arr, size_t *n, size_t *cap, struct net_conn *c)
 {
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 64;
-        struct net_conn **a = realloc(*arr, ncap * sizeof(*a));
-        if (!a)
-            return -1;
-        *arr = a;
-        *cap = ncap;
-    }
+    if (!ward_ok(vec_reserve(arr, cap, *n + 1, sizeof(**arr))))
+        return -1;
     (*arr)[(*n)++] = c;
     return 0;
 }
