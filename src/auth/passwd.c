@@ -335,6 +335,12 @@ int passwd_save(const struct passwd_db *db, const char *path, char *err, size_t 
         return -1;
     }
     FILE *f = fdopen(fd, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
     int rc = 0;
     fprintf(f, "# ward password file: written by `ward passwd`; PBKDF2-HMAC-SHA512 hashes.\n");
     for (size_t i = 0; i < db->count; i++) {
