@@ -287,7 +287,7 @@ static void join(struct conn *c, uint16_t port, uint8_t version, const char *id)
 static uint8_t subscribe(struct conn *c, const char *filter, uint8_t opts, uint32_t sub_id)
 {
     static uint16_t pid;
-    struct mqtt_subscription s = {str(filter), opts};
+    struct mqtt_subscription s = {.filter = str(filter), .options = opts};
     struct mqtt_packet p = {.type = MQTT_SUBSCRIBE, .flags = 2}, a;
     p.u.subscribe.packet_id = ++pid ? pid : ++pid;
     p.u.subscribe.count = 1;
