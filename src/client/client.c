@@ -228,7 +228,12 @@ static int next_packet(struct client *c, uint64_t deadline, struct mqtt_packet *
             }
             memcpy(copy, buf_head(&c->in), used);
             buf_consume(&c->in, used);
-            mqtt_decode(&c->codec, copy, used, out, &used); /* views into the copy */
+            /* views into the copy; the same bytes decoded a moment ago */
+            if (mqtt_decode(&c->codec, copy, used, out, &used) != 0) {
+                free(copy);
+                fail(c, "internal error: a packet decoded once did not decode again");
+                return -1;
+            }
             debug_packet(c, "received", out);
             *bytes = copy;
             *len = used;
@@ -566,7 +571,10 @@ int client_next(struct client *c, struct client_message *m, int timeout_ms)
         if (!(c->held_head = h->next))
             c->held_tail = NULL;
         c->current = (uint8_t *)h;
-        mqtt_decode(&c->codec, h->bytes, h->len, &p, &used);
+        if (mqtt_decode(&c->codec, h->bytes, h->len, &p, &used) != 0) { /* decoded once already */
+            fail(c, "internal error: a held packet did not decode again");
+            return -1;
+        }
         to_message(&p, m);
         return 1;
     }

@@ -190,7 +190,7 @@ static int get_within(struct conn *c, struct mqtt_packet *p, int ms)
             memcpy(c->pkt, c->buf, used);
             memmove(c->buf, c->buf + used, c->have - used);
             c->have -= used;
-            mqtt_decode(&c->codec, c->pkt, used, p, &used);
+            ASSERT_EQ(mqtt_decode(&c->codec, c->pkt, used, p, &used), 0);
             return p->type;
         }
         ASSERT_EQ(rc, MQTT_INCOMPLETE);
