@@ -345,7 +345,13 @@ int passwd_save(const struct passwd_db *db, const char *path, char *err, size_t 
     fprintf(f, "# ward password file: written by `ward passwd`; PBKDF2-HMAC-SHA512 hashes.\n");
     for (size_t i = 0; i < db->count; i++) {
         char h[256];
-        passwd_format_hash(&db->users[i], h, sizeof(h));
+        if (passwd_format_hash(&db->users[i], h, sizeof(h)) < 0) {
+            /* Never write a truncated hash: it would lock the user out. */
+            snprintf(err, errlen, "%s: the hash of '%s' does not fit", path, db->users[i].user);
+            fclose(f);
+            unlink(tmp);
+            return -1;
+        }
         fprintf(f, "\"%s\" = \"%s\"\n", db->users[i].user, h);
     }
     if (fflush(f) != 0 || fsync(fd) != 0)
