@@ -669,10 +669,10 @@ static int parse_body(struct parser *ps, struct hocon_value *obj, char close)
 
 static const char *remember_file(struct hocon_doc *doc, const char *name)
 {
-    char **n = realloc(doc->files, (doc->nfiles + 1) * sizeof(*n));
-    if (!n)
+    size_t cap = doc->nfiles; /* included files grow one at a time */
+    if (!ward_ok(VEC_RESERVE_EXACT(doc->files, cap, doc->nfiles + 1)))
         return NULL;
-    doc->files = n;
+    char **n = doc->files;
     n[doc->nfiles] = strdup(name);
     return n[doc->nfiles] ? n[doc->nfiles++] : NULL;
 }
