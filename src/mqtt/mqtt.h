@@ -347,7 +347,7 @@ bool mqtt_props_next_user(const struct mqtt_props *props, size_t *pos, struct mq
                           struct mqtt_str *val);
 /* Writes the decoded user properties in wire form (for user_raw). Returns the
  * bytes needed; writes only if cap is large enough. */
-size_t mqtt_props_copy_user(const struct mqtt_props *props, uint8_t *out, size_t cap);
+WARD_WUR size_t mqtt_props_copy_user(const struct mqtt_props *props, uint8_t *out, size_t cap);
 
 /* MQTT-1.5.4: well-formed UTF-8, no U+0000, no surrogates. */
 bool mqtt_utf8_valid(const uint8_t *p, size_t len);

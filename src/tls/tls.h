@@ -120,7 +120,7 @@ WARD_WUR int tls_id_field_parse(const char *s);
 
 /* The transport. tls_transport_new takes over nothing: net still owns fd. */
 extern const struct transport_ops tls_transport_ops;
-void *tls_transport_new(struct tls_server *s, int fd, const char *peer);
+WARD_WUR void *tls_transport_new(struct tls_server *s, int fd, const char *peer);
 /* Valid after the handshake; NULL before. */
 const struct tls_identity *tls_transport_identity(void *t);
 /* The protocol and cipher negotiated, for logs ("TLSv1.3 TLS_AES_128_GCM_SHA256"). */
@@ -146,6 +146,6 @@ WARD_WUR struct tls_client *tls_client_new(const struct tls_client_config *cfg, 
 void tls_client_free(struct tls_client *c);
 /* A client transport over a connected socket: handshake() drives it. The
  * host is what the certificate must name (DNS SAN or IP SAN). */
-void *tls_client_transport_new(struct tls_client *c, int fd, const char *host);
+WARD_WUR void *tls_client_transport_new(struct tls_client *c, int fd, const char *host);
 
 #endif
