@@ -722,7 +722,11 @@ static void load_objects(struct loader *ld, const struct hocon_value *arr, const
     }
     for (size_t i = 0; i < arr->count; i++) {
         const struct hocon_value *item = arr->items[i];
-        snprintf(pfx, sizeof(pfx), "%s[%zu].", prefix, i);
+        int w = snprintf(pfx, sizeof(pfx), "%s[%zu].", prefix, i);
+        if (w < 0 || (size_t)w >= sizeof(pfx)) {
+            add_error(ld, item, prefix, "the key path is too long");
+            return;
+        }
         if (item->type != HOCON_OBJECT) {
             add_error(ld, item, prefix, "element %zu is not an object", i);
             continue;
