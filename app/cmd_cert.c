@@ -368,7 +368,10 @@ static int make_ca(struct pki_store *s, const struct cert_opts *o, const char *n
                       err, errlen) < 0 ||
         pki_write_cert(pki_path(s, "ca.crt", crt, sizeof(crt)), &c, 1, o->force, err, errlen) < 0)
         goto out;
-    pki_record(s, c, name, NULL, "root");
+    if (pki_record(s, c, name, NULL, "root") < 0) {
+        snprintf(err, errlen, "out of memory recording '%s' in the index", name);
+        goto out;
+    }
     s->root = s->issuer = X509_dup(c);
     s->issuer_key = k;
     EVP_PKEY_up_ref(k);
@@ -385,8 +388,11 @@ static int make_ca(struct pki_store *s, const struct cert_opts *o, const char *n
                                 o->password, o->force, err, errlen) == 0 &&
                   pki_write_cert(pki_path(s, "intermediate.crt", crt, sizeof(crt)), &ic, 1,
                                  o->force, err, errlen) == 0;
+        if (ok && pki_record(s, ic, iname, NULL, "intermediate") < 0) {
+            snprintf(err, errlen, "out of memory recording '%s' in the index", iname);
+            ok = false;
+        }
         if (ok) {
-            pki_record(s, ic, iname, NULL, "intermediate");
             s->issuer = ic;
             EVP_PKEY_free(s->issuer_key);
             s->issuer_key = ik;

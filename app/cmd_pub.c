@@ -6,6 +6,7 @@
 
 #include "client_opts.h"
 #include "commands.h"
+#include "core/vec.h"
 
 struct pub_run {
     struct client_opts *o;
@@ -36,14 +37,9 @@ static int read_all(FILE *f, const char *name, char **out, size_t *len)
     *out = NULL;
     *len = 0;
     for (;;) {
-        if (*len == cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *n = realloc(*out, cap);
-            if (!n) {
-                fprintf(stderr, "ward pub: %s: out of memory\n", name);
-                return EXIT_REFUSED;
-            }
-            *out = n;
+        if (*len == cap && !ward_ok(VEC_RESERVE(*out, cap, *len + 65536))) {
+            fprintf(stderr, "ward pub: %s: out of memory\n", name);
+            return EXIT_REFUSED;
         }
         size_t n = fread(*out + *len, 1, cap - *len, f);
         *len += n;

@@ -24,8 +24,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (acl_load_value(&acl, doc.root, err, sizeof(err)) == 0) {
         for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
             for (size_t t = 0; t < sizeof(topics) / sizeof(topics[0]); t++) {
-                acl_check(&acl, &ids[i], ACL_PUBLISH, topics[t], strlen(topics[t]));
-                acl_check(&acl, &ids[i], ACL_SUBSCRIBE, topics[t], strlen(topics[t]));
+                /* 1 allow, 0 deny, -1 no rule: anything else is a bug */
+                int p = acl_check(&acl, &ids[i], ACL_PUBLISH, topics[t], strlen(topics[t]));
+                int s = acl_check(&acl, &ids[i], ACL_SUBSCRIBE, topics[t], strlen(topics[t]));
+                if (p < -1 || p > 1 || s < -1 || s > 1)
+                    abort();
             }
         acl_free(&acl);
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "config/hocon.h"
+#include "core/vec.h"
 #include "mqtt/mqtt.h"
 
 static const char *const field_names[ACL_NFIELDS] = {"username", "clientid", "cert_cn", "cert_ou"};
@@ -49,12 +50,11 @@ static int field_of(const char *key)
 
 static int add_cond(struct acl_rule *r, enum acl_field f, const char *value)
 {
-    struct acl_cond *n = realloc(r->conds, (r->nconds + 1) * sizeof(*n));
-    if (!n)
+    size_t cap = r->nconds; /* a rule's conditions grow one at a time */
+    if (!ward_ok(VEC_RESERVE_EXACT(r->conds, cap, r->nconds + 1)))
         return -1;
-    r->conds = n;
-    n[r->nconds].field = f;
-    if (!(n[r->nconds].value = strdup(value)))
+    r->conds[r->nconds].field = f;
+    if (!(r->conds[r->nconds].value = strdup(value)))
         return -1;
     r->nconds++;
     return 0;

@@ -35,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/result.h"
+
 struct hocon_value;
 
 enum acl_action { ACL_PUBLISH = 1, ACL_SUBSCRIBE = 2 };
@@ -72,9 +74,9 @@ struct acl {
 
 /* Reads an ACL file. Returns 0, or -1 with every problem found in err as
  * "file:line: cause" lines (the acl is then empty). */
-int acl_load(struct acl *acl, const char *path, char *err, size_t errlen);
+WARD_WUR int acl_load(struct acl *acl, const char *path, char *err, size_t errlen);
 /* The same from a parsed document root (an object with `rules`). */
-int acl_load_value(struct acl *acl, const struct hocon_value *root, char *err, size_t errlen);
+WARD_WUR int acl_load_value(struct acl *acl, const struct hocon_value *root, char *err, size_t errlen);
 void acl_free(struct acl *acl);
 
 /* Decides one request. Returns 1 allow, 0 deny, -1 no rule applies. For
@@ -83,7 +85,7 @@ void acl_free(struct acl *acl);
  * "$share/GROUP/FILTER" is checked as FILTER (the same in MQTT 3.1.1 and
  * 5); one that mqtt_share_split rejects ("$share/g", "$share//t") is
  * denied (0), never checked as some other filter. */
-int acl_check(const struct acl *acl, const struct acl_identity *id, enum acl_action action,
+WARD_WUR int acl_check(const struct acl *acl, const struct acl_identity *id, enum acl_action action,
               const char *topic, size_t len);
 
 /* True if every topic that `filter` matches is matched by `pattern` too. */

@@ -12,6 +12,7 @@
 
 #include "auth/passwd.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "mqtt/mqtt.h"
 
@@ -212,10 +213,7 @@ static void host_of(const char *peer, char *out, size_t cap)
 
 static struct fail_slot *slot_of(struct auth *a, const char *host)
 {
-    uint32_t h = 2166136261u;
-    for (const char *p = host; *p; p++)
-        h = (h ^ (uint8_t)*p) * 16777619u;
-    return &a->fails[h % FAIL_SLOTS];
+    return &a->fails[hash_fnv1a_str(host) % FAIL_SLOTS];
 }
 
 static struct fail_slot *fail_slot(struct auth *a, const char *host)

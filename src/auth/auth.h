@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/result.h"
+
 #include "auth/acl.h"
 
 struct auth;
@@ -72,12 +74,12 @@ enum auth_cause {
     AUTH_NCAUSES
 };
 
-struct auth *auth_new(void);
+WARD_WUR struct auth *auth_new(void);
 void auth_free(struct auth *a);
 
 /* Loads and swaps in. Returns 0, or -1 with every error in err (the rules
  * in force do not change). */
-int auth_configure(struct auth *a, const struct auth_settings *s, char *err, size_t errlen);
+WARD_WUR int auth_configure(struct auth *a, const struct auth_settings *s, char *err, size_t errlen);
 
 /* Authenticates a CONNECT; may be slow (password hashing): call it without
  * holding locks others need. Returns the cause (auth_reason() gives the
@@ -88,7 +90,7 @@ int auth_configure(struct auth *a, const struct auth_settings *s, char *err, siz
  * the certificate is the login; a user name sent with a password is then
  * checked too (a wrong one is refused), a user name without one is ignored.
  * Without a password file a user name is only a label and never verified. */
-enum auth_cause auth_connect(struct auth *a, struct auth_request *req);
+WARD_WUR enum auth_cause auth_connect(struct auth *a, struct auth_request *req);
 
 /* The verdict of an asynchronous check; user_verified as in auth_request. */
 typedef void (*auth_done_fn)(void *ctx, enum auth_cause cause, bool user_verified);
@@ -108,7 +110,7 @@ typedef void (*auth_done_fn)(void *ctx, enum auth_cause cause, bool user_verifie
  *   -1  refused: max_pending checks are pending (or no hashing thread could
  *       be started). Counted as AUTH_BUSY and logged at most once a second;
  *       done is not called. */
-int auth_connect_async(struct auth *a, struct auth_request *req, auth_done_fn done, void *ctx,
+WARD_WUR int auth_connect_async(struct auth *a, struct auth_request *req, auth_done_fn done, void *ctx,
                        enum auth_cause *now);
 
 /* Password hashes computed since start, counted by where they ran, so tests

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config/hocon.h"
+#include "core/vec.h"
 
 #define SCHEME "$pbkdf2-sha512$"
 
@@ -167,14 +168,8 @@ static struct passwd_entry *slot(struct passwd_db *db, const char *user)
     struct passwd_entry *e = (struct passwd_entry *)passwd_find(db, user, strlen(user));
     if (e)
         return e;
-    if (db->count == db->cap) {
-        size_t cap = db->cap ? db->cap * 2 : 8;
-        struct passwd_entry *n = realloc(db->users, cap * sizeof(*n));
-        if (!n)
-            return NULL;
-        db->users = n;
-        db->cap = cap;
-    }
+    if (!ward_ok(VEC_RESERVE(db->users, db->cap, db->count + 1)))
+        return NULL;
     e = &db->users[db->count];
     memset(e, 0, sizeof(*e));
     if (!(e->user = strdup(user)))
@@ -340,11 +335,23 @@ int passwd_save(const struct passwd_db *db, const char *path, char *err, size_t 
         return -1;
     }
     FILE *f = fdopen(fd, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
     int rc = 0;
     fprintf(f, "# ward password file: written by `ward passwd`; PBKDF2-HMAC-SHA512 hashes.\n");
     for (size_t i = 0; i < db->count; i++) {
         char h[256];
-        passwd_format_hash(&db->users[i], h, sizeof(h));
+        if (passwd_format_hash(&db->users[i], h, sizeof(h)) < 0) {
+            /* Never write a truncated hash: it would lock the user out. */
+            snprintf(err, errlen, "%s: the hash of '%s' does not fit", path, db->users[i].user);
+            fclose(f);
+            unlink(tmp);
+            return -1;
+        }
         fprintf(f, "\"%s\" = \"%s\"\n", db->users[i].user, h);
     }
     if (fflush(f) != 0 || fsync(fd) != 0)

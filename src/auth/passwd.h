@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/result.h"
+
 #define PASSWD_ITERATIONS 100000u /* for new hashes; a file may carry others */
 #define PASSWD_SALT_LEN   16
 #define PASSWD_HASH_LEN   64
@@ -48,15 +50,15 @@ void passwd_db_free(struct passwd_db *db);
 /* Reads `path`. Returns 0, or -1 with "file:line: cause" in err (the db is
  * then left empty). A file that does not exist is an error here; `ward
  * passwd` creates it. */
-int passwd_load(struct passwd_db *db, const char *path, char *err, size_t errlen);
+WARD_WUR int passwd_load(struct passwd_db *db, const char *path, char *err, size_t errlen);
 /* Writes the db to `path` atomically (temporary file, fsync, rename), mode
  * 0600. Returns 0, or -1 with the cause in err. */
-int passwd_save(const struct passwd_db *db, const char *path, char *err, size_t errlen);
+WARD_WUR int passwd_save(const struct passwd_db *db, const char *path, char *err, size_t errlen);
 
 /* Adds or replaces a user with a fresh salt. Returns 0, or -1 if the user
  * name is empty/contains a quote, backslash or control character, or out of
  * memory (err says which). */
-int passwd_set(struct passwd_db *db, const char *user, const char *password, size_t len, char *err,
+WARD_WUR int passwd_set(struct passwd_db *db, const char *user, const char *password, size_t len, char *err,
                size_t errlen);
 /* Removes a user; false if there was none. */
 bool passwd_delete(struct passwd_db *db, const char *user);
@@ -73,12 +75,12 @@ enum passwd_verdict { PASSWD_OK, PASSWD_WRONG, PASSWD_NO_USER };
  * answer takes as long as for a known user with a wrong password (which
  * reveals nothing about which user names exist). *hashed (optional) says
  * whether the slow hash ran: false only for a remembered good password. */
-enum passwd_verdict passwd_verify(struct passwd_db *db, const char *user, size_t ulen,
+WARD_WUR enum passwd_verdict passwd_verify(struct passwd_db *db, const char *user, size_t ulen,
                                   const uint8_t *password, size_t plen, bool *hashed);
 
 /* Parses "$pbkdf2-sha512$ITER$SALT$HASH" into e (user untouched). */
-int passwd_parse_hash(const char *text, struct passwd_entry *e);
+WARD_WUR int passwd_parse_hash(const char *text, struct passwd_entry *e);
 /* Formats e's hash the same way into out. */
-int passwd_format_hash(const struct passwd_entry *e, char *out, size_t cap);
+WARD_WUR int passwd_format_hash(const struct passwd_entry *e, char *out, size_t cap);
 
 #endif

@@ -14,6 +14,7 @@
 #include "broker/internal.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/vec.h"
 
 #define MQTT_MAX_PACKET 268435460u
 
@@ -1512,14 +1513,8 @@ static void collect_forbidden(void *ctx, const struct subtree_sub *sub)
     struct session *s = sub->owner;
     if (session_allowed(r->b, s, ACL_SUBSCRIBE, sub->filter, strlen(sub->filter)))
         return;
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 16;
-        struct revoked_sub *l = realloc(r->list, cap * sizeof(*l));
-        if (!l)
-            return;
-        r->list = l;
-        r->cap = cap;
-    }
+    if (!ward_ok(VEC_RESERVE(r->list, r->cap, r->n + 1)))
+        return;
     char buf[1024];
     if (sub->group)
         snprintf(buf, sizeof(buf), "$share/%s/%s", sub->group, sub->filter);

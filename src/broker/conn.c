@@ -6,6 +6,7 @@
 
 #include "broker/internal.h"
 #include "core/log.h"
+#include "core/vec.h"
 
 /* see conn.h */
 bool client_send(struct client *c, const struct mqtt_packet *p)
@@ -16,13 +17,8 @@ bool client_send(struct client *c, const struct mqtt_packet *p)
     size_t n = mqtt_encoded_size(&c->codec, p);
     if (n == 0)
         return false;
-    if (n > b->scratch_cap) {
-        uint8_t *nb = realloc(b->scratch, n);
-        if (!nb)
-            return false;
-        b->scratch = nb;
-        b->scratch_cap = n;
-    }
+    if (!ward_ok(VEC_RESERVE_EXACT(b->scratch, b->scratch_cap, n)))
+        return false;
     if (mqtt_encode(&c->codec, p, b->scratch, n) != n)
         return false;
     /* A PUBLISH meets the output bound (the caller keeps or drops it); the

@@ -60,8 +60,10 @@ static struct msg *build(const uint8_t *topic, uint16_t topic_len, const uint8_t
     m->user_raw_len = (uint32_t)user_len;
     if (props->user_raw.len)
         memcpy(cur, props->user_raw.p, user_len);
-    else if (user_len)
-        mqtt_props_copy_user(props, cur, user_len);
+    else if (user_len && mqtt_props_copy_user(props, cur, user_len) != user_len) {
+        free(m); /* measured by the same call above: a bug, refused like no memory */
+        return NULL;
+    }
     cur += user_len;
     m->origin = (const char *)put(&cur, origin, origin_len, true);
     m->origin_len = (uint16_t)origin_len;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "broker/msg.h"
+#include "core/hash.h"
 
 struct node {
     struct node *parent;
@@ -48,9 +49,7 @@ static size_t level_len(const uint8_t *p, size_t len)
 
 static size_t hash_level(const struct node *parent, const uint8_t *p, size_t len)
 {
-    uint64_t h = 1469598103934665603ull ^ ((uint64_t)(uintptr_t)parent * 0x9e3779b97f4a7c15ull);
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
+    uint64_t h = hash_fnv1a_seeded(p, len, (uint64_t)(uintptr_t)parent * 0x9e3779b97f4a7c15ull);
     return (size_t)(h ^ (h >> 32));
 }
 

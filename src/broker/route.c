@@ -7,6 +7,7 @@
 #include "broker/internal.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/vec.h"
 
 static uint16_t window(const struct broker *b, const struct client *c)
 {
@@ -218,14 +219,8 @@ static struct match *match_slot(struct broker *b, struct session *s, bool shared
 {
     if (!shared && s->match_gen == b->match_gen)
         return &b->matches[s->match_idx];
-    if (b->nmatches == b->capmatches) {
-        size_t ncap = b->capmatches ? b->capmatches * 2 : 64;
-        struct match *a = realloc(b->matches, ncap * sizeof(*a));
-        if (!a)
-            return NULL;
-        b->matches = a;
-        b->capmatches = ncap;
-    }
+    if (!ward_ok(VEC_RESERVE(b->matches, b->capmatches, b->nmatches + 1)))
+        return NULL;
     if (!shared) {
         s->match_gen = b->match_gen;
         s->match_idx = (uint32_t)b->nmatches;

@@ -6,13 +6,12 @@
 
 #include "broker/internal.h"
 #include "core/clock.h"
+#include "core/hash.h"
+#include "core/vec.h"
 
 static size_t hash_id(const char *s)
 {
-    size_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
+    return (size_t)hash_fnv1a_str(s);
 }
 
 struct session *session_find(struct broker *b, const char *id)
@@ -74,14 +73,8 @@ static void drain(struct delivery_list *l)
 int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len,
                       uint8_t options, uint32_t sub_id)
 {
-    if (s->nsubs == s->capsubs) {
-        uint32_t ncap = s->capsubs ? s->capsubs * 2 : 4;
-        char **a = realloc(s->subs, ncap * sizeof(*a));
-        if (!a)
-            return -1;
-        s->subs = a;
-        s->capsubs = ncap;
-    }
+    if (!ward_ok(VEC_RESERVE(s->subs, s->capsubs, (size_t)s->nsubs + 1)))
+        return -1;
     char *copy = strndup((const char *)filter, len);
     if (!copy)
         return -1;
@@ -234,14 +227,8 @@ bool session_rel_has(const struct session *s, uint16_t pid)
 
 int session_rel_add(struct session *s, uint16_t pid)
 {
-    if (s->nrel == s->caprel) {
-        uint32_t ncap = s->caprel ? s->caprel * 2 : 8;
-        uint16_t *a = realloc(s->rel_ids, ncap * sizeof(*a));
-        if (!a)
-            return -1;
-        s->rel_ids = a;
-        s->caprel = ncap;
-    }
+    if (!ward_ok(VEC_RESERVE(s->rel_ids, s->caprel, (size_t)s->nrel + 1)))
+        return -1;
     s->rel_ids[s->nrel++] = pid;
     return 0;
 }

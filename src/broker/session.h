@@ -53,12 +53,14 @@ struct session {
     uint16_t next_pid;
     uint8_t *pid_used; /* bitmap of outbound ids in flight, 8 KiB, lazily made */
     uint16_t *rel_ids; /* inbound QoS 2 ids awaiting PUBREL */
-    uint32_t nrel, caprel;
+    uint32_t nrel;
+    size_t caprel;
     struct msg *will;
     uint32_t will_delay_s;
     uint64_t will_at; /* non-zero: a delayed will is pending */
     char **subs;      /* its filters as subscribed ($share/GROUP/ included) */
-    uint32_t nsubs, capsubs;
+    uint32_t nsubs;
+    size_t capsubs;
     char *owner;    /* the identity that made it ("" anonymous); only it may resume it */
     char *username; /* for ACLs: the verified user name, or NULL */
     char *cert_cn;  /* and its certificate's identity, when it had one */

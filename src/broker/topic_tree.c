@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/vec.h"
 #include "mqtt/mqtt.h"
 
 struct entry {
@@ -117,13 +118,12 @@ static struct node *child(struct node *n, const uint8_t *lv, size_t len, bool cr
         *slot = c;
         return c;
     }
-    struct node **a = realloc(n->children, (n->nchildren + 1) * sizeof(*a));
-    if (!a) {
+    size_t cap = n->nchildren; /* children grow one at a time; freed slots are reused */
+    if (!ward_ok(VEC_RESERVE_EXACT(n->children, cap, n->nchildren + 1))) {
         free(c->level);
         free(c);
         return NULL;
     }
-    n->children = a;
     n->children[n->nchildren++] = c;
     return c;
 }
@@ -176,11 +176,10 @@ static int entry_put(struct entry **arr, size_t *n, void *owner, uint8_t options
             (*arr)[i].sub_id = id;
             return 0;
         }
-    struct entry *a = realloc(*arr, (*n + 1) * sizeof(*a));
-    if (!a)
+    size_t cap = *n; /* entries grow one at a time */
+    if (!ward_ok(vec_reserve_exact(arr, &cap, *n + 1, sizeof(**arr))))
         return -1;
-    *arr = a;
-    a[(*n)++] = (struct entry){owner, options, id};
+    (*arr)[(*n)++] = (struct entry){owner, options, id};
     return 1;
 }
 
@@ -191,11 +190,10 @@ static struct group *group_get(struct node *n, const uint8_t *g, size_t glen, bo
             return &n->groups[i];
     if (!create)
         return NULL;
-    struct group *a = realloc(n->groups, (n->ngroups + 1) * sizeof(*a));
-    if (!a)
+    size_t cap = n->ngroups; /* groups grow one at a time */
+    if (!ward_ok(VEC_RESERVE_EXACT(n->groups, cap, n->ngroups + 1)))
         return NULL;
-    n->groups = a;
-    struct group *gr = &a[n->ngroups];
+    struct group *gr = &n->groups[n->ngroups];
     memset(gr, 0, sizeof(*gr));
     if (!(gr->name = strndup((const char *)g, glen)))
         return NULL;

@@ -12,6 +12,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/vec.h"
 #include "net/tcp.h"
 #include "tls/tls.h"
 
@@ -137,14 +138,9 @@ static int write_all(struct client *c, const uint8_t *p, size_t len)
 static int send_packet(struct client *c, const struct mqtt_packet *p)
 {
     size_t need = mqtt_encoded_size(&c->codec, p);
-    if (need > c->out_cap) {
-        uint8_t *n = realloc(c->out, need);
-        if (!n) {
-            fail(c, "out of memory");
-            return -1;
-        }
-        c->out = n;
-        c->out_cap = need;
+    if (!ward_ok(VEC_RESERVE_EXACT(c->out, c->out_cap, need))) {
+        fail(c, "out of memory");
+        return -1;
     }
     size_t len = mqtt_encode(&c->codec, p, c->out, c->out_cap);
     if (len == 0) {
@@ -232,7 +228,12 @@ static int next_packet(struct client *c, uint64_t deadline, struct mqtt_packet *
             }
             memcpy(copy, buf_head(&c->in), used);
             buf_consume(&c->in, used);
-            mqtt_decode(&c->codec, copy, used, out, &used); /* views into the copy */
+            /* views into the copy; the same bytes decoded a moment ago */
+            if (mqtt_decode(&c->codec, copy, used, out, &used) != 0) {
+                free(copy);
+                fail(c, "internal error: a packet decoded once did not decode again");
+                return -1;
+            }
             debug_packet(c, "received", out);
             *bytes = copy;
             *len = used;
@@ -570,7 +571,10 @@ int client_next(struct client *c, struct client_message *m, int timeout_ms)
         if (!(c->held_head = h->next))
             c->held_tail = NULL;
         c->current = (uint8_t *)h;
-        mqtt_decode(&c->codec, h->bytes, h->len, &p, &used);
+        if (mqtt_decode(&c->codec, h->bytes, h->len, &p, &used) != 0) { /* decoded once already */
+            fail(c, "internal error: a held packet did not decode again");
+            return -1;
+        }
         to_message(&p, m);
         return 1;
     }

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "core/result.h"
+
 enum cfg_listener_kind { CFG_LISTENER_TCP, CFG_LISTENER_SSL, CFG_LISTENER_WS, CFG_LISTENER_WSS };
 
 /* listeners.ssl.NAME.sni = [{host, certfile, keyfile}]: more certificates
@@ -165,12 +167,12 @@ struct cfg_errors {
 /* Loads and validates `path`. Returns 0 with *cfg filled (defaults for what
  * the file leaves out), or -1 with every error found in *errs (and *cfg left
  * empty). Either way, call cfg_errors_free and, on success, config_free. */
-int config_load(const char *path, struct ward_config *cfg, struct cfg_errors *errs);
+WARD_WUR int config_load(const char *path, struct ward_config *cfg, struct cfg_errors *errs);
 /* The same from text in memory (`name` is used in messages). */
-int config_load_string(const char *name, const char *text, struct ward_config *cfg,
+WARD_WUR int config_load_string(const char *name, const char *text, struct ward_config *cfg,
                        struct cfg_errors *errs);
 /* Defaults only (what `ward serve` uses without -c). */
-int config_defaults(struct ward_config *cfg);
+WARD_WUR int config_defaults(struct ward_config *cfg);
 void config_free(struct ward_config *cfg);
 void cfg_errors_free(struct cfg_errors *errs);
 
@@ -180,8 +182,8 @@ void config_print(const struct ward_config *cfg, FILE *out);
 void config_print_reference(FILE *out);
 
 /* "256KB", "1MB", "1024" -> bytes. Returns 0, or -1 if malformed/out of range. */
-int config_parse_size(const char *s, uint64_t *out);
+WARD_WUR int config_parse_size(const char *s, uint64_t *out);
 /* "10s", "500ms", "2m", "1h", "60" (seconds) -> milliseconds. */
-int config_parse_duration_ms(const char *s, uint64_t *out);
+WARD_WUR int config_parse_duration_ms(const char *s, uint64_t *out);
 
 #endif

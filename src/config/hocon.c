@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/vec.h"
+
 #define MAX_DEPTH   64 /* nesting of objects/arrays: bounds recursion */
 #define MAX_INCLUDE 16 /* include nesting: also stops include cycles */
 #define MAX_FILE    (16u << 20)
@@ -73,22 +75,10 @@ static void value_free(struct hocon_value *v)
 
 static int grow(struct hocon_value *v)
 {
-    if (v->count < v->cap)
-        return 0;
-    size_t ncap = v->cap ? v->cap * 2 : 4;
-    if (v->type == HOCON_ARRAY) {
-        void *n = realloc(v->items, ncap * sizeof(*v->items));
-        if (!n)
-            return -1;
-        v->items = n;
-    } else {
-        void *n = realloc(v->members, ncap * sizeof(*v->members));
-        if (!n)
-            return -1;
-        v->members = n;
-    }
-    v->cap = ncap;
-    return 0;
+    /* items and members share one capacity: only one of them is in use */
+    struct ward_result r = v->type == HOCON_ARRAY ? VEC_RESERVE(v->items, v->cap, v->count + 1)
+                                                  : VEC_RESERVE(v->members, v->cap, v->count + 1);
+    return ward_ok(r) ? 0 : -1;
 }
 
 /* see hocon.h */
@@ -219,16 +209,8 @@ struct sbuf {
 
 static int sbuf_put(struct sbuf *b, const char *p, size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap * 2 : 64;
-        while (ncap < b->len + n + 1)
-            ncap *= 2;
-        char *s = realloc(b->s, ncap);
-        if (!s)
-            return -1;
-        b->s = s;
-        b->cap = ncap;
-    }
+    if (!ward_ok(VEC_RESERVE(b->s, b->cap, b->len + n + 1)))
+        return -1;
     memcpy(b->s + b->len, p, n);
     b->len += n;
     b->s[b->len] = '\0';
@@ -687,10 +669,10 @@ static int parse_body(struct parser *ps, struct hocon_value *obj, char close)
 
 static const char *remember_file(struct hocon_doc *doc, const char *name)
 {
-    char **n = realloc(doc->files, (doc->nfiles + 1) * sizeof(*n));
-    if (!n)
+    size_t cap = doc->nfiles; /* included files grow one at a time */
+    if (!ward_ok(VEC_RESERVE_EXACT(doc->files, cap, doc->nfiles + 1)))
         return NULL;
-    doc->files = n;
+    char **n = doc->files;
     n[doc->nfiles] = strdup(name);
     return n[doc->nfiles] ? n[doc->nfiles++] : NULL;
 }

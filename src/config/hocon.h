@@ -20,6 +20,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/result.h"
+
 enum hocon_type { HOCON_NULL, HOCON_BOOL, HOCON_NUMBER, HOCON_STRING, HOCON_ARRAY, HOCON_OBJECT };
 
 struct hocon_value;
@@ -52,10 +54,10 @@ struct hocon_doc {
 
 /* Parses `path` (and what it includes). Returns 0, or -1 with a message
  * "file:line: cause" in err (the first syntax error; parsing stops there). */
-int hocon_parse_file(const char *path, struct hocon_doc *doc, char *err, size_t errlen);
+WARD_WUR int hocon_parse_file(const char *path, struct hocon_doc *doc, char *err, size_t errlen);
 /* Parses text held in memory; `name` is used in messages and as the base for
  * relative includes (its directory). */
-int hocon_parse_string(const char *name, const char *text, size_t len, struct hocon_doc *doc,
+WARD_WUR int hocon_parse_string(const char *name, const char *text, size_t len, struct hocon_doc *doc,
                        char *err, size_t errlen);
 void hocon_doc_free(struct hocon_doc *doc);
 

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "config/hocon.h"
+#include "core/vec.h"
 
 enum kind {
     K_BOOL,
@@ -307,12 +308,11 @@ static void add_error(struct loader *ld, const struct hocon_value *at, const cha
     va_end(ap);
     snprintf(msg, sizeof(msg), "%s:%u: %s: %s", at ? at->file : ld->file, at ? at->line : 0, key,
              cause);
-    char **n = realloc(ld->errs->msgs, (ld->errs->count + 1) * sizeof(*n));
-    if (!n)
+    size_t cap = ld->errs->count; /* errors grow one at a time */
+    if (!ward_ok(VEC_RESERVE_EXACT(ld->errs->msgs, cap, ld->errs->count + 1)))
         return;
-    ld->errs->msgs = n;
-    n[ld->errs->count] = strdup(msg);
-    if (n[ld->errs->count])
+    ld->errs->msgs[ld->errs->count] = strdup(msg);
+    if (ld->errs->msgs[ld->errs->count])
         ld->errs->count++;
 }
 
@@ -676,10 +676,11 @@ static void check_unknown(struct loader *ld, const struct hocon_value *obj, cons
 
 static void *grow_array(void *arr, size_t count, size_t size)
 {
-    char *n = realloc(arr, (count + 1) * size);
-    if (n)
-        memset(n + count * size, 0, size);
-    return n;
+    size_t cap = count; /* listeners, bridges ...: grown one at a time */
+    if (!ward_ok(vec_reserve_exact(&arr, &cap, count + 1, size)))
+        return NULL; /* the caller still owns arr */
+    memset((char *)arr + count * size, 0, size);
+    return arr;
 }
 
 /* The first entry of a comma-separated list of addresses and CIDR ranges
@@ -721,7 +722,11 @@ static void load_objects(struct loader *ld, const struct hocon_value *arr, const
     }
     for (size_t i = 0; i < arr->count; i++) {
         const struct hocon_value *item = arr->items[i];
-        snprintf(pfx, sizeof(pfx), "%s[%zu].", prefix, i);
+        int w = snprintf(pfx, sizeof(pfx), "%s[%zu].", prefix, i);
+        if (w < 0 || (size_t)w >= sizeof(pfx)) {
+            add_error(ld, item, prefix, "the key path is too long");
+            return;
+        }
         if (item->type != HOCON_OBJECT) {
             add_error(ld, item, prefix, "element %zu is not an object", i);
             continue;

@@ -5,12 +5,14 @@
 
 #include <stddef.h>
 
+#include "core/result.h"
+
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_NOTICE, LOG_INFO, LOG_DEBUG };
 
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 /* Parses "error", "warn"/"warning", "notice", "info", "debug"; returns -1 if unknown. */
-int log_level_parse(const char *name);
+WARD_WUR int log_level_parse(const char *name);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Copies len bytes of in (stopping at a NUL) to out, writing each control

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/result.h"
+
 enum mqtt_version {
     MQTT_V31 = 3,  /* "MQIsdp", handled with 3.1.1 semantics */
     MQTT_V311 = 4, /* "MQTT" level 4 */
@@ -323,16 +325,16 @@ struct mqtt_codec {
  * subscription is a protocol error (MQTT-3.8.3-4).
  * When codec->version is 0 only CONNECT is accepted (first packet rule). A
  * CONNECT decoded by the caller sets codec->version for what follows. */
-int mqtt_decode(const struct mqtt_codec *codec, const uint8_t *buf, size_t len,
+WARD_WUR int mqtt_decode(const struct mqtt_codec *codec, const uint8_t *buf, size_t len,
                 struct mqtt_packet *out, size_t *used);
 
 /* Size of the whole encoded packet (fixed header included). */
-size_t mqtt_encoded_size(const struct mqtt_codec *codec, const struct mqtt_packet *p);
+WARD_WUR size_t mqtt_encoded_size(const struct mqtt_codec *codec, const struct mqtt_packet *p);
 
 /* Encodes p into out[0..cap). Returns bytes written, or 0 if cap is too small
  * or the packet cannot be represented (for example a string over 65535 bytes).
  * v5-only fields are omitted for 3.1.1. */
-size_t mqtt_encode(const struct mqtt_codec *codec, const struct mqtt_packet *p, uint8_t *out,
+WARD_WUR size_t mqtt_encode(const struct mqtt_codec *codec, const struct mqtt_packet *p, uint8_t *out,
                    size_t cap);
 
 /* Walks SUBSCRIBE entries; *pos starts at 0. Returns false at the end. */
@@ -345,7 +347,7 @@ bool mqtt_props_next_user(const struct mqtt_props *props, size_t *pos, struct mq
                           struct mqtt_str *val);
 /* Writes the decoded user properties in wire form (for user_raw). Returns the
  * bytes needed; writes only if cap is large enough. */
-size_t mqtt_props_copy_user(const struct mqtt_props *props, uint8_t *out, size_t cap);
+WARD_WUR size_t mqtt_props_copy_user(const struct mqtt_props *props, uint8_t *out, size_t cap);
 
 /* MQTT-1.5.4: well-formed UTF-8, no U+0000, no surrogates. */
 bool mqtt_utf8_valid(const uint8_t *p, size_t len);
@@ -421,7 +423,7 @@ bool mqtt_share_split(const uint8_t *f, size_t len, struct mqtt_share *out);
  * value is over 268435455); decode returns bytes read, 0 if incomplete, -1 if
  * malformed (a fifth continuation byte). */
 size_t mqtt_vbi_encode(uint32_t v, uint8_t *out);
-int mqtt_vbi_decode(const uint8_t *p, size_t len, uint32_t *v);
+WARD_WUR int mqtt_vbi_decode(const uint8_t *p, size_t len, uint32_t *v);
 size_t mqtt_vbi_size(uint32_t v);
 
 const char *mqtt_type_name(enum mqtt_type t);

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/result.h"
+
 #include "mqtt/mqtt.h"
 
 /* A read cursor. Every read fails (returns false) rather than overrun. */
@@ -15,15 +17,15 @@ struct rd {
     const uint8_t *end;
 };
 
-bool rd_u8(struct rd *r, uint8_t *v);
-bool rd_u16(struct rd *r, uint16_t *v);
-bool rd_u32(struct rd *r, uint32_t *v);
-bool rd_vbi(struct rd *r, uint32_t *v);
+WARD_WUR bool rd_u8(struct rd *r, uint8_t *v);
+WARD_WUR bool rd_u16(struct rd *r, uint16_t *v);
+WARD_WUR bool rd_u32(struct rd *r, uint32_t *v);
+WARD_WUR bool rd_vbi(struct rd *r, uint32_t *v);
 /* A length-prefixed binary field. */
-bool rd_bin(struct rd *r, struct mqtt_bin *v);
+WARD_WUR bool rd_bin(struct rd *r, struct mqtt_bin *v);
 /* A length-prefixed UTF-8 string; *utf8_ok says whether it is valid
  * MQTT UTF-8 (MQTT-1.5.4-1/2). */
-bool rd_str(struct rd *r, struct mqtt_str *v, bool *utf8_ok);
+WARD_WUR bool rd_str(struct rd *r, struct mqtt_str *v, bool *utf8_ok);
 static inline size_t rd_left(const struct rd *r)
 {
     return (size_t)(r->end - r->p);
@@ -46,7 +48,7 @@ void wr_bin(struct wr *w, struct mqtt_bin b);
 /* Properties (props.c). `type` is the packet type the block belongs to;
  * will=true for the will properties of CONNECT. Decoding returns 0 or a
  * reason code. */
-int props_decode(struct rd *r, enum mqtt_type type, bool will, bool from_client,
+WARD_WUR int props_decode(struct rd *r, enum mqtt_type type, bool will, bool from_client,
                  struct mqtt_props *out);
 /* Size of the property block's content (without its length prefix). */
 size_t props_size(const struct mqtt_props *p);

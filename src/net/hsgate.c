@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
+
 struct hsgate_src {
     uint8_t key[16];
     uint32_t active, waiting;
@@ -14,9 +16,7 @@ struct hsgate_src {
 
 static size_t hash(const uint8_t *k)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (int i = 0; i < 16; i++)
-        h = (h ^ k[i]) * 1099511628211ull;
+    uint64_t h = hash_fnv1a(k, 16);
     return (size_t)(h ^ (h >> 29));
 }
 

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/result.h"
+
 enum hsgate_state { HSGATE_OUT, HSGATE_ACTIVE, HSGATE_WAITING };
 
 struct hsgate_entry {
@@ -55,7 +57,7 @@ void hsgate_free(struct hsgate *g);
 /* A new connection from e->src. On HSGATE_ADMITTED or HSGATE_QUEUED,
  * *evicted may name an entry that lost its slot or its place (now
  * HSGATE_OUT): the caller closes that connection. */
-enum hsgate_verdict hsgate_arrive(struct hsgate *g, struct hsgate_entry *e,
+WARD_WUR enum hsgate_verdict hsgate_arrive(struct hsgate *g, struct hsgate_entry *e,
                                   struct hsgate_entry **evicted);
 
 /* e's handshake ended or it gave up waiting (any state; HSGATE_OUT is a

@@ -358,7 +358,8 @@ static bool within_limits(struct net_server *s, struct listener *l, int fd,
 
 static void pause_listener(struct worker *w, struct listener *l)
 {
-    epoll_ctl(w->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+    if (epoll_ctl(w->epfd, EPOLL_CTL_DEL, l->fd, NULL) < 0)
+        log_warn("net: epoll_ctl(DEL) pausing listener %u: %s", l->index, strerror(errno));
     w->paused_until[l->index] = clock_mono_ms() + ACCEPT_PAUSE_MS;
     atomic_fetch_add(&l->st[NET_ST_ACCEPT_PAUSES], 1);
 }
@@ -377,7 +378,12 @@ int listener_resume(struct worker *w, uint64_t now, int max)
         }
         struct listener *l = &w->s->listeners[i];
         struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = l};
-        epoll_ctl(w->epfd, EPOLL_CTL_ADD, l->fd, &ev);
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, l->fd, &ev) < 0 && errno != EEXIST) {
+            /* Left paused: tried again after another pause. */
+            log_error("net: epoll_ctl(ADD) resuming listener %u: %s", i, strerror(errno));
+            w->paused_until[i] = now + ACCEPT_PAUSE_MS;
+            continue;
+        }
         w->paused_until[i] = 0;
     }
     return wait;

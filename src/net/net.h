@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/result.h"
+
 struct net_server;
 struct tls_server;
 struct tls_identity;
@@ -61,7 +63,7 @@ struct net_config {
     uint32_t slow_consumer_timeout_ms;
 };
 
-struct net_server *net_server_new(const struct net_config *cfg, const struct net_handler *h,
+WARD_WUR struct net_server *net_server_new(const struct net_config *cfg, const struct net_handler *h,
                                   void *ctx);
 /* Per-listener settings. Zero values take the defaults said here. */
 struct net_listen_opts {
@@ -94,24 +96,24 @@ struct net_listen_opts {
  * win over the query. Returns 0, or -1 with a message in err. Must be
  * called before net_server_start(). Port 0 picks a free port:
  * net_server_port() tells which. */
-int net_server_listen(struct net_server *s, const char *url, char *err, size_t errlen);
+WARD_WUR int net_server_listen(struct net_server *s, const char *url, char *err, size_t errlen);
 /* Adds a TLS listener ("tls://HOST:PORT", also "ssl://", "mqtts://",
  * "mtls://"): every connection it accepts runs a TLS handshake (bounded by
  * handshake_timeout) before the handler sees it. At most max_handshakes
  * run at once; more wait in a bounded queue (handshake_queue), and while
  * the slots are contended every source address gets a fair share of them
  * (src/net/hsgate.h). The tls_server must outlive the net_server. */
-int net_server_listen_tls(struct net_server *s, const char *url, struct tls_server *tls, char *err,
+WARD_WUR int net_server_listen_tls(struct net_server *s, const char *url, struct tls_server *tls, char *err,
                           size_t errlen);
 /* Either of the above (tls NULL: plain TCP) with settings; opts may be NULL. */
-int net_server_listen_opts(struct net_server *s, const char *url, struct tls_server *tls,
+WARD_WUR int net_server_listen_opts(struct net_server *s, const char *url, struct tls_server *tls,
                            const struct net_listen_opts *opts, char *err, size_t errlen);
 /* The bound port of listener i (in the order added). */
 uint16_t net_server_port(const struct net_server *s, unsigned i);
 /* Starts the worker threads. Returns 0, or -1 (errno set). Also raises the
  * soft RLIMIT_NOFILE to the hard limit and works out how many connections
  * the descriptors allow (logged if fewer than max_connections). */
-int net_server_start(struct net_server *s);
+WARD_WUR int net_server_start(struct net_server *s);
 /* Asks the workers to stop: closes listeners and connections (on_close runs
  * for each). Async-signal-safe. */
 void net_server_stop(struct net_server *s);
@@ -159,11 +161,11 @@ void net_server_sys(void *server, void (*emit)(void *ectx, const char *topic, co
  * so a message never waits forever for a bound it can never fit. While the
  * output stays over its bound for slow_consumer_timeout the connection is
  * closed as a slow consumer. */
-int net_conn_send(struct net_conn *c, const void *data, size_t len);
+WARD_WUR int net_conn_send(struct net_conn *c, const void *data, size_t len);
 /* The same for the protocol's own small replies (acknowledgements, PINGRESP,
  * DISCONNECT), which must not be lost: they may pass the bound, up to twice
  * it; past that the peer is not reading at all and -1 is returned. */
-int net_conn_send_control(struct net_conn *c, const void *data, size_t len);
+WARD_WUR int net_conn_send_control(struct net_conn *c, const void *data, size_t len);
 /* Whether net_conn_send of len bytes would be taken now. A "no" counts as
  * a refused send: on_drain follows when the output drains, and the
  * slow-consumer clock runs. Thread-safe. */
@@ -209,7 +211,7 @@ bool net_conn_tls_revoked(const struct net_conn *c);
  * Call after net_server_start(); thread-safe. Returns 0, or -1 (fd not
  * taken). */
 #define NET_LISTENER_INTERNAL 63u
-int net_server_adopt(struct net_server *s, int fd, const char *name);
+WARD_WUR int net_server_adopt(struct net_server *s, int fd, const char *name);
 bool net_conn_internal(const struct net_conn *c);
 /* The worker (0..workers-1) that owns the connection. */
 unsigned net_conn_worker(const struct net_conn *c);

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/result.h"
+
 /* A version 1 header is at most 107 bytes; a version 2 header is 16 bytes
  * and up to 65535 more, but ward refuses any longer than this (a load
  * balancer's address block and usual TLVs take well under 300). */
@@ -46,7 +48,7 @@ struct proxy_result {
  * field, a header longer than PROXY_MAX_LEN). A header that carries an
  * address family ward does not use (v2 AF_UNIX or UNSPEC, v1 UNKNOWN) is
  * PROXY_DONE with `local` set. */
-__attribute__((warn_unused_result)) struct proxy_result proxy_parse(const uint8_t *buf, size_t len);
+WARD_WUR struct proxy_result proxy_parse(const uint8_t *buf, size_t len);
 
 /* True if the first byte could start a PROXY header ('P' for version 1,
  * '\r' for version 2). Neither is a valid first byte of TLS or MQTT. */
@@ -60,7 +62,7 @@ struct proxy_cidr {
 };
 
 /* Parses one range. Returns 0, or -1 if malformed. Host bits are cleared. */
-int proxy_cidr_parse(const char *s, struct proxy_cidr *out);
+WARD_WUR int proxy_cidr_parse(const char *s, struct proxy_cidr *out);
 /* Whether addr (4 bytes for AF_INET, 16 for AF_INET6) is in the range. An
  * IPv4-mapped IPv6 address (::ffff:a.b.c.d) matches IPv4 ranges. */
 bool proxy_cidr_match(const struct proxy_cidr *r, int family, const uint8_t *addr);

@@ -17,6 +17,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/vec.h"
 #include "net/internal.h"
 #include "tls/tls.h"
 
@@ -38,18 +39,13 @@ struct adopted {
 static __thread struct worker *tl_worker;
 
 static void begin_handshake(struct net_conn *c);
+static void fail(struct net_conn *c, const char *why);
 static void read_ready(struct net_conn *c);
 
 static int push(struct net_conn ***arr, size_t *n, size_t *cap, struct net_conn *c)
 {
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 64;
-        struct net_conn **a = realloc(*arr, ncap * sizeof(*a));
-        if (!a)
-            return -1;
-        *arr = a;
-        *cap = ncap;
-    }
+    if (!ward_ok(vec_reserve(arr, cap, *n + 1, sizeof(**arr))))
+        return -1;
     (*arr)[(*n)++] = c;
     return 0;
 }
@@ -207,8 +203,11 @@ static void set_events(struct net_conn *c, uint32_t events)
     if (c->events == events)
         return;
     struct epoll_event ev = {.events = events, .data.ptr = c};
-    epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
-    c->events = events;
+    c->events = events; /* also on failure: the connection is closed, not retried */
+    if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+        log_error("%s: epoll_ctl(MOD): %s; closing the connection", c->peer, strerror(errno));
+        fail(c, "epoll_ctl failed");
+    }
 }
 
 /* Held input (flow control) is still read until the input buffer is full,
@@ -603,7 +602,9 @@ static void destroy(struct net_conn *c)
     struct worker *w = c->w;
     const char *why = atomic_load(&c->why);
     gate_leave(c);
-    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    /* ENOENT: it was never added (epoll_ctl(ADD) failed, already logged). */
+    if (epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL) < 0 && errno != ENOENT)
+        log_warn("%s: epoll_ctl(DEL): %s", c->peer, strerror(errno));
     release(c);
     if (c->opened)
         w->s->h->on_close(c->user, why ? why : "closed");
@@ -710,7 +711,8 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
         return;
     }
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) /* still usable */
+        log_debug("%s: TCP_NODELAY: %s", name ? name : "accepted connection", strerror(errno));
     c->kind = SRC_CONN;
     c->fd = fd;
     c->tcp.fd = fd;
@@ -746,8 +748,13 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
     c->deadline = c->accepted_ms + PROXY_TIMEOUT_MS;
     c->events = l->proxy ? EPOLLIN | EPOLLET : EPOLLIN;
     struct epoll_event ev = {.events = c->events, .data.ptr = c};
-    epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev);
     atomic_fetch_add(&l->st[NET_ST_ACCEPTED], 1);
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        /* It is on w->conns: the next sweep closes it. */
+        log_error("%s: epoll_ctl(ADD): %s; closing the connection", c->peer, strerror(errno));
+        fail(c, "epoll_ctl failed");
+        return;
+    }
     if (l->proxy) {
         c->phase = PH_PROXY;
         for (size_t i = 0; i < l->ntrusted && !c->trusted; i++)
@@ -994,12 +1001,19 @@ static int worker_init(struct net_server *s, struct worker *w, unsigned i)
     if (w->epfd < 0 || w->evfd < 0)
         return -1;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
-    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev);
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev) < 0) {
+        log_error("net: worker %u: epoll_ctl(ADD) of its wake-up descriptor: %s", i,
+                  strerror(errno));
+        return -1;
+    }
     for (unsigned k = 0; k < s->nlisteners; k++) {
         /* EPOLLEXCLUSIVE: one worker wakes per incoming connection, so
          * accepted sockets spread across workers without a thundering herd. */
         struct epoll_event lev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &s->listeners[k]};
-        epoll_ctl(w->epfd, EPOLL_CTL_ADD, s->listeners[k].fd, &lev);
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, s->listeners[k].fd, &lev) < 0) {
+            log_error("net: worker %u: epoll_ctl(ADD) of listener %u: %s", i, k, strerror(errno));
+            return -1;
+        }
     }
     return 0;
 }

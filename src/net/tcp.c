@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/log.h"
+
 static ssize_t tcp_read(void *t, void *buf, size_t len)
 {
     struct tcp_transport *tt = t;
@@ -198,6 +200,7 @@ int tcp_connect(const char *host, uint16_t port, int timeout_ms, char *err, size
         return -1;
     }
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) /* still usable */
+        log_debug("%s port %u: TCP_NODELAY: %s", host, port, strerror(errno));
     return fd;
 }

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/result.h"
+
 #include "core/transport.h"
 
 /* The TCP transport; its state is a struct tcp_transport. */
@@ -17,16 +19,16 @@ struct tcp_transport {
 
 /* Splits "tcp://HOST:PORT" (also "mqtt-tcp://", "[v6]:PORT", or a bare
  * "HOST:PORT") into scheme, host and port. Returns 0, or -1 with a message. */
-int tcp_parse_url(const char *url, char *scheme, size_t slen, char *host, size_t hlen,
+WARD_WUR int tcp_parse_url(const char *url, char *scheme, size_t slen, char *host, size_t hlen,
                   uint16_t *port, char *err, size_t errlen);
 /* Creates a non-blocking listening socket. Returns the fd, or -1 with a
  * message naming the address. *bound receives the bound port. */
-int tcp_listen(const char *host, uint16_t port, uint16_t *bound, char *err, size_t errlen);
+WARD_WUR int tcp_listen(const char *host, uint16_t port, uint16_t *bound, char *err, size_t errlen);
 /* Connects to host:port (a name, IPv4 or IPv6 address; every address the
  * name resolves to is tried in turn) within timeout_ms per address. Returns
  * a connected non-blocking socket with TCP_NODELAY, or -1 with a message
  * naming the host and the cause. */
-int tcp_connect(const char *host, uint16_t port, int timeout_ms, char *err, size_t errlen);
+WARD_WUR int tcp_connect(const char *host, uint16_t port, int timeout_ms, char *err, size_t errlen);
 /* Formats a peer address as "1.2.3.4:5678" or "[::1]:5678". */
 void tcp_peer_name(int fd, char *out, size_t len);
 

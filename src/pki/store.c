@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/vec.h"
+
 const char *pki_path(const struct pki_store *s, const char *rel, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s/%s", s->dir, rel);
@@ -62,9 +64,10 @@ static int read_index(struct pki_store *s, char *err, size_t errlen)
             fclose(f);
             return -1;
         }
-        if (s->n == s->cap) {
-            s->cap = s->cap ? s->cap * 2 : 64;
-            s->e = realloc(s->e, s->cap * sizeof(*s->e));
+        if (!ward_ok(VEC_RESERVE(s->e, s->cap, s->n + 1))) {
+            snprintf(err, errlen, "%s:%u: out of memory", path, no);
+            fclose(f);
+            return -1;
         }
         s->e[s->n++] = e;
     }
@@ -223,14 +226,8 @@ struct pki_entry *pki_find(struct pki_store *s, const char *key)
 int pki_record(struct pki_store *s, X509 *cert, const char *name, const char *role,
                const char *kind)
 {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        struct pki_entry *n = realloc(s->e, cap * sizeof(*n));
-        if (!n)
-            return -1;
-        s->e = n;
-        s->cap = cap;
-    }
+    if (!ward_ok(VEC_RESERVE(s->e, s->cap, s->n + 1)))
+        return -1;
     struct pki_entry *e = &s->e[s->n++];
     memset(e, 0, sizeof(*e));
     pki_serial_hex(cert, e->serial, sizeof(e->serial));

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "core/result.h"
 #include "pki/x509.h"
 
 struct pki_entry {
@@ -42,18 +43,18 @@ struct pki_store {
 };
 
 /* Opens (create: makes) the directory and locks it. */
-int pki_open(struct pki_store *s, const char *dir, bool create, char *err, size_t errlen);
+WARD_WUR int pki_open(struct pki_store *s, const char *dir, bool create, char *err, size_t errlen);
 void pki_close(struct pki_store *s);
 /* Loads the issuing CA and its key (password for an encrypted key). */
-int pki_load_ca(struct pki_store *s, const char *password, char *err, size_t errlen);
-int pki_save_index(struct pki_store *s, char *err, size_t errlen);
+WARD_WUR int pki_load_ca(struct pki_store *s, const char *password, char *err, size_t errlen);
+WARD_WUR int pki_save_index(struct pki_store *s, char *err, size_t errlen);
 /* By name (the newest valid one) or by serial. */
 struct pki_entry *pki_find(struct pki_store *s, const char *name_or_serial);
-int pki_record(struct pki_store *s, X509 *cert, const char *name, const char *role,
+WARD_WUR int pki_record(struct pki_store *s, X509 *cert, const char *name, const char *role,
                const char *kind);
 /* A path under the directory: pki_path(s, "certs/x.crt", buf). */
 const char *pki_path(const struct pki_store *s, const char *rel, char *buf, size_t cap);
 /* Writes DIR/crl.pem from the index. */
-int pki_write_current_crl(struct pki_store *s, int days, char *err, size_t errlen);
+WARD_WUR int pki_write_current_crl(struct pki_store *s, int days, char *err, size_t errlen);
 
 #endif

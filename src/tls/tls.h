@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/result.h"
 #include "core/transport.h"
 
 enum tls_verify { TLS_VERIFY_NONE, TLS_VERIFY_OPTIONAL, TLS_VERIFY_REQUIRED };
@@ -82,10 +83,10 @@ struct tls_server;
 /* Builds the listener's TLS state. Returns NULL with "file: cause" in err
  * (a key that cannot be read or decrypted, a key that does not match its
  * certificate, an expired server certificate, an unreadable CA or CRL). */
-struct tls_server *tls_server_new(const struct tls_server_config *cfg, char *err, size_t errlen);
+WARD_WUR struct tls_server *tls_server_new(const struct tls_server_config *cfg, char *err, size_t errlen);
 /* Re-reads the files; swaps only if they all load. Returns 0 or -1 (the
  * running material stays). */
-int tls_server_reload(struct tls_server *s, char *err, size_t errlen);
+WARD_WUR int tls_server_reload(struct tls_server *s, char *err, size_t errlen);
 /* True if any file changed (mtime, size, inode) since the last load. */
 bool tls_server_files_changed(struct tls_server *s);
 void tls_server_free(struct tls_server *s);
@@ -101,7 +102,7 @@ struct tls_expiry {
     long days;      /* days left; negative: past */
 };
 /* Fills up to max entries; returns how many. */
-int tls_server_expiries(struct tls_server *s, struct tls_expiry *out, int max);
+WARD_WUR int tls_server_expiries(struct tls_server *s, struct tls_expiry *out, int max);
 /* Counts a connection refused before its handshake (too many at once). */
 void tls_server_count(struct tls_server *s, enum tls_cause c);
 
@@ -115,11 +116,11 @@ struct tls_identity {
 };
 const char *tls_identity_get(const struct tls_identity *id, enum tls_id_field f);
 /* Parses "cn", "dn", "san_dns", "san_email", "san_uri", "none". -1 if unknown. */
-int tls_id_field_parse(const char *s);
+WARD_WUR int tls_id_field_parse(const char *s);
 
 /* The transport. tls_transport_new takes over nothing: net still owns fd. */
 extern const struct transport_ops tls_transport_ops;
-void *tls_transport_new(struct tls_server *s, int fd, const char *peer);
+WARD_WUR void *tls_transport_new(struct tls_server *s, int fd, const char *peer);
 /* Valid after the handshake; NULL before. */
 const struct tls_identity *tls_transport_identity(void *t);
 /* The protocol and cipher negotiated, for logs ("TLSv1.3 TLS_AES_128_GCM_SHA256"). */
@@ -141,10 +142,10 @@ struct tls_client_config {
     bool resume;   /* offer the last session again (resumed handshakes) */
 };
 struct tls_client;
-struct tls_client *tls_client_new(const struct tls_client_config *cfg, char *err, size_t errlen);
+WARD_WUR struct tls_client *tls_client_new(const struct tls_client_config *cfg, char *err, size_t errlen);
 void tls_client_free(struct tls_client *c);
 /* A client transport over a connected socket: handshake() drives it. The
  * host is what the certificate must name (DNS SAN or IP SAN). */
-void *tls_client_transport_new(struct tls_client *c, int fd, const char *host);
+WARD_WUR void *tls_client_transport_new(struct tls_client *c, int fd, const char *host);
 
 #endif

@@ -192,7 +192,7 @@ static int get_within(struct conn *c, struct mqtt_packet *p, int ms)
             memcpy(c->pkt, c->buf, used);
             memmove(c->buf, c->buf + used, c->have - used);
             c->have -= used;
-            mqtt_decode(&c->codec, c->pkt, used, p, &used);
+            ASSERT_EQ(mqtt_decode(&c->codec, c->pkt, used, p, &used), 0);
             return p->type;
         }
         ASSERT_EQ(rc, MQTT_INCOMPLETE);
@@ -289,7 +289,7 @@ static void join(struct conn *c, uint16_t port, uint8_t version, const char *id)
 static uint8_t subscribe(struct conn *c, const char *filter, uint8_t opts, uint32_t sub_id)
 {
     static uint16_t pid;
-    struct mqtt_subscription s = {str(filter), opts};
+    struct mqtt_subscription s = {.filter = str(filter), .options = opts};
     struct mqtt_packet p = {.type = MQTT_SUBSCRIBE, .flags = 2}, a;
     p.u.subscribe.packet_id = ++pid ? pid : ++pid;
     p.u.subscribe.count = 1;

@@ -126,7 +126,7 @@ static int read_packet(int fd, struct mqtt_codec *codec, struct mqtt_packet *p)
             memcpy(pkt, buf, used); /* p views stay valid in pkt */
             memmove(buf, buf + used, have - used);
             have -= used;
-            mqtt_decode(codec, pkt, used, p, &used);
+            ASSERT_EQ(mqtt_decode(codec, pkt, used, p, &used), 0);
             if (p->type == MQTT_CONNECT)
                 codec->version = p->u.connect.version;
             return p->type;
