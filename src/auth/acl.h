@@ -76,7 +76,8 @@ struct acl {
  * "file:line: cause" lines (the acl is then empty). */
 WARD_WUR int acl_load(struct acl *acl, const char *path, char *err, size_t errlen);
 /* The same from a parsed document root (an object with `rules`). */
-WARD_WUR int acl_load_value(struct acl *acl, const struct hocon_value *root, char *err, size_t errlen);
+WARD_WUR int acl_load_value(struct acl *acl, const struct hocon_value *root, char *err,
+                            size_t errlen);
 void acl_free(struct acl *acl);
 
 /* Decides one request. Returns 1 allow, 0 deny, -1 no rule applies. For
@@ -86,7 +87,7 @@ void acl_free(struct acl *acl);
  * 5); one that mqtt_share_split rejects ("$share/g", "$share//t") is
  * denied (0), never checked as some other filter. */
 WARD_WUR int acl_check(const struct acl *acl, const struct acl_identity *id, enum acl_action action,
-              const char *topic, size_t len);
+                       const char *topic, size_t len);
 
 /* True if every topic that `filter` matches is matched by `pattern` too. */
 bool acl_filter_covers(const char *pattern, size_t plen, const char *filter, size_t flen);

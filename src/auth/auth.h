@@ -79,7 +79,8 @@ void auth_free(struct auth *a);
 
 /* Loads and swaps in. Returns 0, or -1 with every error in err (the rules
  * in force do not change). */
-WARD_WUR int auth_configure(struct auth *a, const struct auth_settings *s, char *err, size_t errlen);
+WARD_WUR int auth_configure(struct auth *a, const struct auth_settings *s, char *err,
+                            size_t errlen);
 
 /* Authenticates a CONNECT; may be slow (password hashing): call it without
  * holding locks others need. Returns the cause (auth_reason() gives the
@@ -110,8 +111,8 @@ typedef void (*auth_done_fn)(void *ctx, enum auth_cause cause, bool user_verifie
  *   -1  refused: max_pending checks are pending (or no hashing thread could
  *       be started). Counted as AUTH_BUSY and logged at most once a second;
  *       done is not called. */
-WARD_WUR int auth_connect_async(struct auth *a, struct auth_request *req, auth_done_fn done, void *ctx,
-                       enum auth_cause *now);
+WARD_WUR int auth_connect_async(struct auth *a, struct auth_request *req, auth_done_fn done,
+                                void *ctx, enum auth_cause *now);
 
 /* Password hashes computed since start, counted by where they ran, so tests
  * and $SYS can tell without measuring time. on_caller ran on the caller's

@@ -58,8 +58,8 @@ WARD_WUR int passwd_save(const struct passwd_db *db, const char *path, char *err
 /* Adds or replaces a user with a fresh salt. Returns 0, or -1 if the user
  * name is empty/contains a quote, backslash or control character, or out of
  * memory (err says which). */
-WARD_WUR int passwd_set(struct passwd_db *db, const char *user, const char *password, size_t len, char *err,
-               size_t errlen);
+WARD_WUR int passwd_set(struct passwd_db *db, const char *user, const char *password, size_t len,
+                        char *err, size_t errlen);
 /* Removes a user; false if there was none. */
 bool passwd_delete(struct passwd_db *db, const char *user);
 const struct passwd_entry *passwd_find(const struct passwd_db *db, const char *user, size_t ulen);
@@ -76,7 +76,7 @@ enum passwd_verdict { PASSWD_OK, PASSWD_WRONG, PASSWD_NO_USER };
  * reveals nothing about which user names exist). *hashed (optional) says
  * whether the slow hash ran: false only for a remembered good password. */
 WARD_WUR enum passwd_verdict passwd_verify(struct passwd_db *db, const char *user, size_t ulen,
-                                  const uint8_t *password, size_t plen, bool *hashed);
+                                           const uint8_t *password, size_t plen, bool *hashed);
 
 /* Parses "$pbkdf2-sha512$ITER$SALT$HASH" into e (user untouched). */
 WARD_WUR int passwd_parse_hash(const char *text, struct passwd_entry *e);

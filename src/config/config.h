@@ -170,7 +170,7 @@ struct cfg_errors {
 WARD_WUR int config_load(const char *path, struct ward_config *cfg, struct cfg_errors *errs);
 /* The same from text in memory (`name` is used in messages). */
 WARD_WUR int config_load_string(const char *name, const char *text, struct ward_config *cfg,
-                       struct cfg_errors *errs);
+                                struct cfg_errors *errs);
 /* Defaults only (what `ward serve` uses without -c). */
 WARD_WUR int config_defaults(struct ward_config *cfg);
 void config_free(struct ward_config *cfg);

@@ -57,8 +57,8 @@ struct hocon_doc {
 WARD_WUR int hocon_parse_file(const char *path, struct hocon_doc *doc, char *err, size_t errlen);
 /* Parses text held in memory; `name` is used in messages and as the base for
  * relative includes (its directory). */
-WARD_WUR int hocon_parse_string(const char *name, const char *text, size_t len, struct hocon_doc *doc,
-                       char *err, size_t errlen);
+WARD_WUR int hocon_parse_string(const char *name, const char *text, size_t len,
+                                struct hocon_doc *doc, char *err, size_t errlen);
 void hocon_doc_free(struct hocon_doc *doc);
 
 /* Looks up a member of an object by its exact (undotted) key. */

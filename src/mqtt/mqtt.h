@@ -326,7 +326,7 @@ struct mqtt_codec {
  * When codec->version is 0 only CONNECT is accepted (first packet rule). A
  * CONNECT decoded by the caller sets codec->version for what follows. */
 WARD_WUR int mqtt_decode(const struct mqtt_codec *codec, const uint8_t *buf, size_t len,
-                struct mqtt_packet *out, size_t *used);
+                         struct mqtt_packet *out, size_t *used);
 
 /* Size of the whole encoded packet (fixed header included). */
 WARD_WUR size_t mqtt_encoded_size(const struct mqtt_codec *codec, const struct mqtt_packet *p);
@@ -334,8 +334,8 @@ WARD_WUR size_t mqtt_encoded_size(const struct mqtt_codec *codec, const struct m
 /* Encodes p into out[0..cap). Returns bytes written, or 0 if cap is too small
  * or the packet cannot be represented (for example a string over 65535 bytes).
  * v5-only fields are omitted for 3.1.1. */
-WARD_WUR size_t mqtt_encode(const struct mqtt_codec *codec, const struct mqtt_packet *p, uint8_t *out,
-                   size_t cap);
+WARD_WUR size_t mqtt_encode(const struct mqtt_codec *codec, const struct mqtt_packet *p,
+                            uint8_t *out, size_t cap);
 
 /* Walks SUBSCRIBE entries; *pos starts at 0. Returns false at the end. */
 bool mqtt_subscribe_next(const struct mqtt_subscribe *s, size_t *pos,

@@ -49,7 +49,7 @@ void wr_bin(struct wr *w, struct mqtt_bin b);
  * will=true for the will properties of CONNECT. Decoding returns 0 or a
  * reason code. */
 WARD_WUR int props_decode(struct rd *r, enum mqtt_type type, bool will, bool from_client,
-                 struct mqtt_props *out);
+                          struct mqtt_props *out);
 /* Size of the property block's content (without its length prefix). */
 size_t props_size(const struct mqtt_props *p);
 /* Writes the length prefix and the properties. */

@@ -58,7 +58,7 @@ void hsgate_free(struct hsgate *g);
  * *evicted may name an entry that lost its slot or its place (now
  * HSGATE_OUT): the caller closes that connection. */
 WARD_WUR enum hsgate_verdict hsgate_arrive(struct hsgate *g, struct hsgate_entry *e,
-                                  struct hsgate_entry **evicted);
+                                           struct hsgate_entry **evicted);
 
 /* e's handshake ended or it gave up waiting (any state; HSGATE_OUT is a
  * no-op). Returns the waiting entry that now holds the freed slot (the

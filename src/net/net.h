@@ -63,8 +63,8 @@ struct net_config {
     uint32_t slow_consumer_timeout_ms;
 };
 
-WARD_WUR struct net_server *net_server_new(const struct net_config *cfg, const struct net_handler *h,
-                                  void *ctx);
+WARD_WUR struct net_server *net_server_new(const struct net_config *cfg,
+                                           const struct net_handler *h, void *ctx);
 /* Per-listener settings. Zero values take the defaults said here. */
 struct net_listen_opts {
     uint32_t max_connections; /* most at once on this listener; 0: only the server's */
@@ -103,11 +103,11 @@ WARD_WUR int net_server_listen(struct net_server *s, const char *url, char *err,
  * run at once; more wait in a bounded queue (handshake_queue), and while
  * the slots are contended every source address gets a fair share of them
  * (src/net/hsgate.h). The tls_server must outlive the net_server. */
-WARD_WUR int net_server_listen_tls(struct net_server *s, const char *url, struct tls_server *tls, char *err,
-                          size_t errlen);
+WARD_WUR int net_server_listen_tls(struct net_server *s, const char *url, struct tls_server *tls,
+                                   char *err, size_t errlen);
 /* Either of the above (tls NULL: plain TCP) with settings; opts may be NULL. */
 WARD_WUR int net_server_listen_opts(struct net_server *s, const char *url, struct tls_server *tls,
-                           const struct net_listen_opts *opts, char *err, size_t errlen);
+                                    const struct net_listen_opts *opts, char *err, size_t errlen);
 /* The bound port of listener i (in the order added). */
 uint16_t net_server_port(const struct net_server *s, unsigned i);
 /* Starts the worker threads. Returns 0, or -1 (errno set). Also raises the

@@ -20,7 +20,7 @@ struct tcp_transport {
 /* Splits "tcp://HOST:PORT" (also "mqtt-tcp://", "[v6]:PORT", or a bare
  * "HOST:PORT") into scheme, host and port. Returns 0, or -1 with a message. */
 WARD_WUR int tcp_parse_url(const char *url, char *scheme, size_t slen, char *host, size_t hlen,
-                  uint16_t *port, char *err, size_t errlen);
+                           uint16_t *port, char *err, size_t errlen);
 /* Creates a non-blocking listening socket. Returns the fd, or -1 with a
  * message naming the address. *bound receives the bound port. */
 WARD_WUR int tcp_listen(const char *host, uint16_t port, uint16_t *bound, char *err, size_t errlen);

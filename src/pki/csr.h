@@ -38,7 +38,7 @@ struct pki_csr_subject {
  *  - its key gives at least 112 bits of security (RSA 2048 and up, EC
  *    P-256 and up, Ed25519) and its signature verifies with that key.
  * Returns 0, or -1 with the cause in err (the caller adds the file name). */
-WARD_WUR int pki_csr_check(X509_REQ *req, const char *allow_ou, struct pki_csr_subject *out, char *err,
-                  size_t errlen);
+WARD_WUR int pki_csr_check(X509_REQ *req, const char *allow_ou, struct pki_csr_subject *out,
+                           char *err, size_t errlen);
 
 #endif

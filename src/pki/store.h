@@ -51,7 +51,7 @@ WARD_WUR int pki_save_index(struct pki_store *s, char *err, size_t errlen);
 /* By name (the newest valid one) or by serial. */
 struct pki_entry *pki_find(struct pki_store *s, const char *name_or_serial);
 WARD_WUR int pki_record(struct pki_store *s, X509 *cert, const char *name, const char *role,
-               const char *kind);
+                        const char *kind);
 /* A path under the directory: pki_path(s, "certs/x.crt", buf). */
 const char *pki_path(const struct pki_store *s, const char *rel, char *buf, size_t cap);
 /* Writes DIR/crl.pem from the index. */

@@ -46,25 +46,26 @@ WARD_WUR EVP_PKEY *pki_key_new(const struct pki_key_spec *spec, char *err, size_
  * issuer_key are NULL for a self-signed root. The serial is random, 128 bits
  * (RFC 5280 4.1.2.2: positive, at most 20 octets). */
 WARD_WUR X509 *pki_cert_new(const struct pki_cert_spec *spec, EVP_PKEY *key, X509 *issuer,
-                   EVP_PKEY *issuer_key, char *err, size_t errlen);
+                            EVP_PKEY *issuer_key, char *err, size_t errlen);
 /* The same for a certificate request's key, once its signature verifies.
  * The subject is built from spec (CN, OU, O) only, never copied from the
  * request; check the request with pki_csr_check first (pki/csr.h). */
 WARD_WUR X509 *pki_cert_from_req(X509_REQ *req, const struct pki_cert_spec *spec, X509 *issuer,
-                        EVP_PKEY *issuer_key, char *err, size_t errlen);
+                                 EVP_PKEY *issuer_key, char *err, size_t errlen);
 
 /* Writes PEM to path, created with mode `mode` and O_EXCL unless `force`
  * (then replaced atomically). Returns 0 or -1 with the cause. */
 WARD_WUR int pki_write_cert(const char *path, X509 *const *certs, size_t n, bool force, char *err,
-                   size_t errlen);
+                            size_t errlen);
 /* A private key as PKCS#8 PEM, encrypted with AES-256-CBC when password is
  * given; mode 0600 from creation. Every writer refuses a path that is a
  * symbolic link ("PATH: is a symbolic link ..."). */
-WARD_WUR int pki_write_key(const char *path, EVP_PKEY *key, const char *password, bool force, char *err,
-                  size_t errlen);
+WARD_WUR int pki_write_key(const char *path, EVP_PKEY *key, const char *password, bool force,
+                           char *err, size_t errlen);
 WARD_WUR int pki_write_der(const char *path, X509 *cert, bool force, char *err, size_t errlen);
-WARD_WUR int pki_write_p12(const char *path, const char *name, EVP_PKEY *key, X509 *cert, X509 *const *chain,
-                  size_t nchain, const char *password, bool force, char *err, size_t errlen);
+WARD_WUR int pki_write_p12(const char *path, const char *name, EVP_PKEY *key, X509 *cert,
+                           X509 *const *chain, size_t nchain, const char *password, bool force,
+                           char *err, size_t errlen);
 
 /* Copies src to dst with mode `mode` from creation, replacing dst
  * atomically (temporary file, rename). Refuses when src or dst is a symbolic
@@ -77,7 +78,7 @@ WARD_WUR int pki_copy_file(const char *src, const char *dst, mode_t mode, char *
  * directory", "a private key"). Returns 0, or -1 with the cause (the caller
  * adds the path, as everywhere here). */
 WARD_WUR int pki_check_owner(const char *path, const struct stat *st, const char *what, char *err,
-                    size_t errlen);
+                             size_t errlen);
 
 /* Reading: the first certificate of a PEM file; every certificate of a PEM
  * file (chain); a private key (PEM, PKCS#8, encrypted or not; refused, per
@@ -94,8 +95,8 @@ struct pki_revoked {
     time_t when;
     int reason;
 };
-WARD_WUR X509_CRL *pki_crl_new(X509 *issuer, EVP_PKEY *issuer_key, const struct pki_revoked *list, size_t n,
-                      int days, char *err, size_t errlen);
+WARD_WUR X509_CRL *pki_crl_new(X509 *issuer, EVP_PKEY *issuer_key, const struct pki_revoked *list,
+                               size_t n, int days, char *err, size_t errlen);
 WARD_WUR int pki_write_crl(const char *path, X509_CRL *crl, char *err, size_t errlen);
 
 /* Helpers. */
@@ -110,8 +111,8 @@ void pki_pubkey_fingerprint(X509 *cert, char *out, size_t cap);
 void pki_subject_field(X509 *cert, int nid, char *out, size_t cap);
 /* Verifies cert against the CA file (and untrusted intermediates in it).
  * Returns 0 or -1 with the verification error's text. */
-WARD_WUR int pki_verify(X509 *cert, X509 *const *chain, size_t nchain, const char *cafile, char *err,
-               size_t errlen);
+WARD_WUR int pki_verify(X509 *cert, X509 *const *chain, size_t nchain, const char *cafile,
+                        char *err, size_t errlen);
 /* A CRL reason name ("keyCompromise" ...) to its code, -1 if unknown. */
 WARD_WUR int pki_reason_code(const char *name);
 const char *pki_reason_name(int code);

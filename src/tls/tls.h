@@ -83,7 +83,8 @@ struct tls_server;
 /* Builds the listener's TLS state. Returns NULL with "file: cause" in err
  * (a key that cannot be read or decrypted, a key that does not match its
  * certificate, an expired server certificate, an unreadable CA or CRL). */
-WARD_WUR struct tls_server *tls_server_new(const struct tls_server_config *cfg, char *err, size_t errlen);
+WARD_WUR struct tls_server *tls_server_new(const struct tls_server_config *cfg, char *err,
+                                           size_t errlen);
 /* Re-reads the files; swaps only if they all load. Returns 0 or -1 (the
  * running material stays). */
 WARD_WUR int tls_server_reload(struct tls_server *s, char *err, size_t errlen);
@@ -142,7 +143,8 @@ struct tls_client_config {
     bool resume;   /* offer the last session again (resumed handshakes) */
 };
 struct tls_client;
-WARD_WUR struct tls_client *tls_client_new(const struct tls_client_config *cfg, char *err, size_t errlen);
+WARD_WUR struct tls_client *tls_client_new(const struct tls_client_config *cfg, char *err,
+                                           size_t errlen);
 void tls_client_free(struct tls_client *c);
 /* A client transport over a connected socket: handshake() drives it. The
  * host is what the certificate must name (DNS SAN or IP SAN). */
