@@ -1329,11 +1329,15 @@ static uint64_t resident_bytes(void)
 
 /* system.memory_limit: past it new publishes are refused; below 90% of it
  * they are taken again (a margin, so the state does not flap). */
-static void check_memory(struct broker *b)
+static void check_memory(struct broker *b, uint64_t now)
 {
-    if (!b->cfg.memory_limit)
+    if (!b->cfg.memory_limit || now < b->next_memory_ms)
         return;
+    b->next_memory_ms = now + 250;
+    /* Reading /proc is a system call: not under the broker lock. */
+    pthread_mutex_unlock(&b->lock);
     uint64_t rss = resident_bytes();
+    pthread_mutex_lock(&b->lock);
     bool over = b->over_memory ? rss > b->cfg.memory_limit / 10 * 9 : rss > b->cfg.memory_limit;
     if (over != b->over_memory)
         log_warn("memory: %" PRIu64 " MiB resident, %s system.memory_limit (%" PRIu64 " MiB): %s",
@@ -1350,7 +1354,7 @@ static void *housekeeping(void *arg)
         uint64_t now = clock_mono_ms();
         check_clients(b, now);
         check_sessions(b, now);
-        check_memory(b);
+        check_memory(b, now);
         if (b->cfg.sys_interval_s && now >= b->next_sys_ms) {
             publish_sys(b, now);
             b->next_sys_ms = now + b->cfg.sys_interval_s * 1000ull;
@@ -1460,13 +1464,19 @@ void broker_set_listener_password(struct broker *b, unsigned listener, bool requ
                                         : b->listener_password & ~(1ull << listener);
 }
 
+/* The index of s in names[n] (an enum's values by name), or -1. */
+static int name_index(const char *const *names, int n, const char *s)
+{
+    for (int i = 0; s && i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
 int broker_overload_parse(const char *s)
 {
     static const char *const names[] = {"backpressure", "drop", "reject"};
-    for (int i = 0; i < 3; i++)
-        if (s && strcmp(s, names[i]) == 0)
-            return i;
-    return -1;
+    return name_index(names, 3, s);
 }
 
 void broker_set_listener_overload(struct broker *b, unsigned listener, enum broker_overload o)
@@ -1478,10 +1488,7 @@ void broker_set_listener_overload(struct broker *b, unsigned listener, enum brok
 int broker_id_match_parse(const char *s)
 {
     static const char *const names[] = {"none", "username", "cert_cn"};
-    for (int i = 0; i < 3; i++)
-        if (s && strcmp(s, names[i]) == 0)
-            return i;
-    return -1;
+    return name_index(names, 3, s);
 }
 
 void broker_set_listener_id_match(struct broker *b, unsigned listener, enum broker_id_match m)

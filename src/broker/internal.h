@@ -65,6 +65,7 @@ struct broker {
     int8_t listener_overload[64]; /* enum broker_overload, -1: mqtt.overload */
     enum flow_hit flow_hit;       /* what routing the current PUBLISH met */
     bool over_memory;             /* system.memory_limit passed (housekeeping) */
+    uint64_t next_memory_ms;      /* when housekeeping next reads the resident size */
     struct client *throttled;     /* producers waiting (flow.c) */
     size_t nthrottled;
     uint32_t started_max_packet; /* net sized its input bound for this */
