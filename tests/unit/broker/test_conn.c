@@ -1,0 +1,97 @@
+/* A connection's output (src/broker/conn.c): a PUBLISH meets the output
+ * bound and is refused without closing the connection; the protocol's own
+ * replies may pass the bound up to twice, and past that the connection is
+ * closed; kicks say why in v5 and close silently in 3.1.1. */
+#include "broker_rig.h"
+#include "test.h"
+
+static struct mqtt_packet publish_of(size_t len)
+{
+    static uint8_t payload[1024];
+    struct mqtt_packet p = {.type = MQTT_PUBLISH};
+    p.u.publish.topic = (struct mqtt_str){(const uint8_t *)"t", 1};
+    p.u.publish.payload = (struct mqtt_bin){payload, len};
+    return p;
+}
+
+TEST(publish_meets_the_bound_control_passes_it)
+{
+    struct broker_config cfg;
+    broker_config_defaults(&cfg);
+    struct rig r;
+    rig_start(&r, &cfg, 4096);
+    int fd = rig_connect(&r, "sink", 4);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct client *c = rig_client(&r, "sink");
+    pthread_mutex_lock(&r.b->lock);
+    struct mqtt_packet pub = publish_of(1000);
+    int sent = 0;
+    while (sent < 100000 && client_send(c, &pub)) /* never read: the kernel fills, then we do */
+        sent++;
+    ASSERT(sent < 100000);
+    ASSERT(!c->closing); /* a refused PUBLISH is the caller's to keep or drop */
+    struct mqtt_packet ping = {.type = MQTT_PINGRESP};
+    ASSERT(client_send(c, &ping)); /* within twice the bound */
+    int pings = 0;
+    while (pings < 10000 && client_send(c, &ping))
+        pings++;
+    ASSERT(pings < 10000);
+    ASSERT(c->closing); /* far past the bound: it reads nothing at all */
+    pthread_mutex_unlock(&r.b->lock);
+    close(fd);
+    rig_stop(&r);
+}
+
+TEST(kick_says_why_in_v5_only)
+{
+    struct broker_config cfg;
+    broker_config_defaults(&cfg);
+    struct rig r;
+    rig_start(&r, &cfg, 1 << 20);
+    int v5 = rig_connect(&r, "five", 5), v4 = rig_connect(&r, "four", 4);
+    struct client *c5 = rig_client(&r, "five"), *c4 = rig_client(&r, "four");
+    pthread_mutex_lock(&r.b->lock);
+    client_kick(c5, MQTT_RC_QUOTA_EXCEEDED, "test kick");
+    client_kick(c5, MQTT_RC_PROTOCOL_ERROR, "twice"); /* no second DISCONNECT */
+    client_kick(c4, MQTT_RC_QUOTA_EXCEEDED, "test kick");
+    ASSERT(c5->closing && c4->closing);
+    pthread_mutex_unlock(&r.b->lock);
+    uint8_t got[8];
+    ASSERT_EQ(read_n(v5, (char *)got, 8), 4); /* E0 02 97 00 (no properties), then the close */
+    ASSERT_EQ(got[0], 0xE0);
+    ASSERT_EQ(got[2], MQTT_RC_QUOTA_EXCEEDED);
+    ASSERT_EQ(read_n(v4, (char *)got, 1), 0); /* 3.1.1: closed, nothing said */
+    close(v5);
+    close(v4);
+    rig_stop(&r);
+}
+
+TEST(close_after_what_is_queued)
+{
+    struct broker_config cfg;
+    broker_config_defaults(&cfg);
+    struct rig r;
+    rig_start(&r, &cfg, 1 << 20);
+    int fd = rig_connect(&r, "bye", 4);
+    struct client *c = rig_client(&r, "bye");
+    pthread_mutex_lock(&r.b->lock);
+    struct mqtt_packet ping = {.type = MQTT_PINGRESP};
+    ASSERT(client_send(c, &ping));
+    client_close(c, "test close");
+    ASSERT(!client_send(c, &ping)); /* closing: only CONNACK and DISCONNECT */
+    pthread_mutex_unlock(&r.b->lock);
+    uint8_t got[4];
+    ASSERT_EQ(read_n(fd, (char *)got, 4), 2); /* the PINGRESP queued before, then EOF */
+    ASSERT_EQ(got[0], 0xD0);
+    close(fd);
+    rig_stop(&r);
+}
+
+int main(void)
+{
+    RUN(publish_meets_the_bound_control_passes_it);
+    RUN(kick_says_why_in_v5_only);
+    RUN(close_after_what_is_queued);
+    TEST_DONE();
+}
