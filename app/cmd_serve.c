@@ -296,7 +296,6 @@ static void config_to_broker(const struct ward_config *cfg, struct broker_config
     bc->max_session_expiry_s = cfg->max_session_expiry;
     bc->max_sessions = cfg->max_sessions;
     bc->packet_timeout_ms = cfg->packet_timeout_ms;
-    bc->slow_consumer_timeout_ms = cfg->slow_consumer_timeout_ms;
     if (cfg->memory_limit) /* 0 keeps broker_config_defaults' automatic value */
         bc->memory_limit = cfg->memory_limit;
     bc->max_retained_messages = cfg->max_retained_messages;
@@ -679,6 +678,7 @@ int cmd_serve(int argc, char **argv)
     struct ward_config cfg = {0};
     static char urls[MAX_URLS][300];
     broker_config_defaults(&o.bc);
+    o.slow_consumer_ms = 30000; /* mqtt.slow_consumer_timeout's default without a file */
     for (unsigned i = 0; i < MAX_URLS; i++) {
         o.listener_anon[i] = -1;
         o.listener_overload[i] = -1;

@@ -39,7 +39,6 @@ void broker_config_defaults(struct broker_config *cfg)
     cfg->max_session_expiry_s = 86400;
     cfg->max_sessions = 200000;
     cfg->packet_timeout_ms = 60000;
-    cfg->slow_consumer_timeout_ms = 30000;
     /* system.memory_limit's automatic value: three quarters of the
      * machine's memory, at most 4 GiB (what the configuration key holds). */
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
@@ -1561,7 +1560,6 @@ void broker_reconfigure(struct broker *b, const struct broker_config *n)
     c->max_session_expiry_s = n->max_session_expiry_s;
     c->max_sessions = n->max_sessions;
     c->packet_timeout_ms = n->packet_timeout_ms;
-    c->slow_consumer_timeout_ms = n->slow_consumer_timeout_ms;
     c->memory_limit = n->memory_limit;
     c->max_topic_levels = n->max_topic_levels;
     c->max_keepalive = n->max_keepalive;

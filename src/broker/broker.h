@@ -46,7 +46,6 @@ struct broker_config {
     uint32_t max_session_expiry_s; /* 0: no maximum */
     uint32_t max_sessions;
     uint32_t packet_timeout_ms;        /* a started packet must complete within this */
-    uint32_t slow_consumer_timeout_ms; /* a full queue holding producers this long: closed */
     uint64_t memory_limit; /* resident bytes past which publishes are refused; 0: none */
 
     /* Retained store limits, 0: unlimited ($SYS topics not counted). */

@@ -93,8 +93,10 @@ void flow_check(struct broker *b, struct client *c, bool output_drained)
 bool flow_stalled(const struct broker *b, const struct client *c, uint64_t now)
 {
     const struct session *s = c->s;
-    uint32_t limit = b->cfg.slow_consumer_timeout_ms;
-    /* A bridge's local side waits on its uplink, and never times out. */
+    (void)b;
+    /* The connection's own timeout (a listener may override the global
+     * one); a bridge's local side waits on its uplink, and never times out. */
+    uint32_t limit = net_conn_slow_consumer_ms(c->nc);
     return limit && s && !c->internal && s->blocking && now - s->blocking_since_ms > limit;
 }
 

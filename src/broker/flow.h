@@ -41,8 +41,8 @@ void flow_throttle(struct broker *b, struct client *c);
 /* After a receiver's queue shrank or its output drained: if it was
  * blocking and has room again, lets every throttled producer retry. */
 void flow_check(struct broker *b, struct client *c, bool output_drained);
-/* Whether c's full queue has held producers back for longer than the
- * slow-consumer timeout: a consumer that reads but does not acknowledge
+/* Whether c's full queue has held producers back for longer than its
+ * connection's slow-consumer timeout: a consumer that reads but does not acknowledge
  * (or acknowledges slower than it is fed, for that long) is disconnected
  * like one whose output is full, which lets its producers go. */
 bool flow_stalled(const struct broker *b, const struct client *c, uint64_t now);

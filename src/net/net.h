@@ -192,6 +192,10 @@ void net_conn_hold_input(struct net_conn *c);
 /* Thread-safe: the owner offers the kept input to on_data again and goes
  * back to reading. */
 void net_conn_resume_input(struct net_conn *c);
+/* The connection's slow-consumer timeout (its listener's, else the
+ * server's; 0 for in-process connections and when there is none), for the
+ * layer above's own stalls. */
+uint32_t net_conn_slow_consumer_ms(const struct net_conn *c);
 /* "1.2.3.4:5678" or "[::1]:5678". Valid until on_close returns. */
 const char *net_conn_peer(const struct net_conn *c);
 /* The index of the listener that accepted the connection. */

@@ -193,6 +193,11 @@ unsigned net_conn_listener(const struct net_conn *c)
     return c->listener;
 }
 
+uint32_t net_conn_slow_consumer_ms(const struct net_conn *c)
+{
+    return c->slow_ms;
+}
+
 unsigned net_conn_worker(const struct net_conn *c)
 {
     return c->w->index;

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import serve_conf
+from conftest import free_port, serve_conf, wait_port
 from test_auth import Raw
 from test_identity import connack
 from test_session_limits import SysReader
@@ -28,8 +28,20 @@ def poll(c, timeout):
         return TIMEOUT
 
 
-def start(ward_factory, tmp_path, mqtt, name="ward.conf"):
-    return serve_conf(ward_factory, tmp_path, "mqtt {\n  sys_interval = 1s\n%s\n}\n" % mqtt, name)
+def start(ward_factory, tmp_path, mqtt, name="ward.conf", listener=""):
+    """ward with these mqtt keys; `listener` keys go into the listener block
+    (where they override the global ones)."""
+    if not listener:
+        return serve_conf(ward_factory, tmp_path,
+                          "mqtt {\n  sys_interval = 1s\n%s\n}\n" % mqtt, name)
+    port = free_port()
+    conf = tmp_path / name
+    conf.write_text('listeners.tcp {\n  bind = "127.0.0.1:%d"\n%s\n}\n'
+                    'mqtt {\n  sys_interval = 1s\n%s\n}\n' % (port, listener, mqtt))
+    w = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
+    assert wait_port(port, proc=w.proc), "ward is not listening:\n" + w.read_log()
+    w.port = port
+    return w
 
 
 def publish_bytes(topic, payload, qos, pid):
@@ -166,10 +178,16 @@ def test_client_feeding_its_own_queue_keeps_flowing(ward_factory, tmp_path):
     c.disconnect()
 
 
-def test_stalled_consumer_is_cut_off_and_producers_resume(ward_factory, tmp_path):
+@pytest.mark.parametrize("where", ["global", "listener"])
+def test_stalled_consumer_is_cut_off_and_producers_resume(ward_factory, tmp_path, where):
     """A subscriber that never acknowledges holds its producer back; after
-    slow_consumer_timeout it is disconnected and the producer carries on."""
-    w = start(ward_factory, tmp_path, FAN_IN + "  slow_consumer_timeout = 1s")
+    slow_consumer_timeout it is disconnected and the producer carries on.
+    Set on the listener, the timeout overrides a global one of an hour."""
+    if where == "global":
+        w = start(ward_factory, tmp_path, FAN_IN + "  slow_consumer_timeout = 1s")
+    else:
+        w = start(ward_factory, tmp_path, FAN_IN + "  slow_consumer_timeout = 1h",
+                  listener="  slow_consumer_timeout = 1s")
     dead = Raw(w.port, True)
     assert connack(dead, "dead")[1] == 0
     dead.subscribe("stall/#", 1)
@@ -183,13 +201,21 @@ def test_stalled_consumer_is_cut_off_and_producers_resume(ward_factory, tmp_path
     assert p is not None and p[0] == 14 and p[2][0] == 0x97, p  # DISCONNECT, quota exceeded
 
 
+@pytest.mark.parametrize("where", ["global", "listener"])
 @pytest.mark.parametrize("overload", ["drop", "backpressure"])
-def test_qos0_flood_slowed_not_lost(ward_factory, tmp_path, overload):
+def test_qos0_flood_slowed_not_lost(ward_factory, tmp_path, overload, where):
     """A QoS 0 flood larger than every buffer on the way into a consumer
     that starts reading only once the broker met its bound: with
-    backpressure everything arrives, with drop some is lost."""
-    w = start(ward_factory, tmp_path,
-              "  max_output_bytes = 16KB\n  overload = %s" % overload)
+    backpressure everything arrives, with drop some is lost. Set on the
+    listener, overload and max_output_bytes override the opposite global
+    policy and a large global bound."""
+    if where == "global":
+        w = start(ward_factory, tmp_path,
+                  "  max_output_bytes = 16KB\n  overload = %s" % overload)
+    else:
+        other = "backpressure" if overload == "drop" else "drop"
+        w = start(ward_factory, tmp_path, "  max_output_bytes = 64MB\n  overload = %s" % other,
+                  listener="  max_output_bytes = 16KB\n  overload = %s" % overload)
     sub = socket.create_connection(("127.0.0.1", w.port))
     sub.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
     s = Raw.__new__(Raw)

@@ -16,12 +16,16 @@ struct rig {
     uint16_t port;
 };
 
-static inline void rig_start(struct rig *r, const struct broker_config *cfg, size_t max_output)
+static inline void rig_start(struct rig *r, const struct broker_config *cfg, size_t max_output,
+                             uint32_t slow_consumer_ms)
 {
     r->b = broker_new(cfg);
     ASSERT(r->b);
-    struct net_config nc = {
-        .workers = 1, .max_connections = 100, .max_input = 1 << 16, .max_output = max_output};
+    struct net_config nc = {.workers = 1,
+                            .max_connections = 100,
+                            .max_input = 1 << 16,
+                            .max_output = max_output,
+                            .slow_consumer_timeout_ms = slow_consumer_ms};
     r->s = net_server_new(&nc, broker_net_handler(), r->b);
     ASSERT(r->s);
     char err[256];

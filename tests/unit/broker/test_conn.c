@@ -19,7 +19,7 @@ TEST(publish_meets_the_bound_control_passes_it)
     struct broker_config cfg;
     broker_config_defaults(&cfg);
     struct rig r;
-    rig_start(&r, &cfg, 4096);
+    rig_start(&r, &cfg, 4096, 0);
     int fd = rig_connect(&r, "sink", 4);
     int small = 4096;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
@@ -48,7 +48,7 @@ TEST(kick_says_why_in_v5_only)
     struct broker_config cfg;
     broker_config_defaults(&cfg);
     struct rig r;
-    rig_start(&r, &cfg, 1 << 20);
+    rig_start(&r, &cfg, 1 << 20, 0);
     int v5 = rig_connect(&r, "five", 5), v4 = rig_connect(&r, "four", 4);
     struct client *c5 = rig_client(&r, "five"), *c4 = rig_client(&r, "four");
     pthread_mutex_lock(&r.b->lock);
@@ -72,7 +72,7 @@ TEST(close_after_what_is_queued)
     struct broker_config cfg;
     broker_config_defaults(&cfg);
     struct rig r;
-    rig_start(&r, &cfg, 1 << 20);
+    rig_start(&r, &cfg, 1 << 20, 0);
     int fd = rig_connect(&r, "bye", 4);
     struct client *c = rig_client(&r, "bye");
     pthread_mutex_lock(&r.b->lock);
