@@ -179,8 +179,10 @@ void route_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t q
         return;
     }
     if (s->queue.count >= b->cfg.max_queued) {
-        /* Offline, or overload = drop | reject (backpressure never gets
-         * here for an online receiver: flow_blocks held the producer). */
+        /* Offline, overload = drop | reject, or a message of the broker's
+         * own (a will, $SYS, retained on subscribe), which cannot wait: a
+         * client's PUBLISH to an online backpressured receiver never gets
+         * here (flow_blocks held its producer). */
         b->st.dropped++;
         if (online(s)) {
             b->st.dropped_queue++;
