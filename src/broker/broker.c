@@ -1441,6 +1441,8 @@ void broker_free(struct broker *b)
     subtree_free(b->subs);
     retain_free(b->retained);
     free(b->buckets);
+    for (unsigned i = 0; i < 64; i++)
+        free(b->nats[i]);
     free(b->matches);
     free(b->scratch);
     pthread_cond_destroy(&b->wake);

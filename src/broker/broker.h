@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/result.h"
 #include "net/net.h"
 
 struct broker;
@@ -89,6 +90,45 @@ void broker_set_listener_id_match(struct broker *b, unsigned listener, enum brok
 void broker_set_listener_overload(struct broker *b, unsigned listener, enum broker_overload o);
 /* Parses "none", "username", "cert_cn"; -1 if unknown. */
 int broker_id_match_parse(const char *s);
+/* NATS listeners (src/broker/nats.c): a listener marked here speaks the
+ * NATS client protocol instead of MQTT, in the same message space. */
+struct auth_nats; /* src/auth/nats_users.h: an `authorization { }` block */
+struct broker_nats_opts {
+    uint32_t max_payload;      /* default 1 MiB, at most 64 MiB */
+    uint32_t max_control_line; /* default 4096 */
+    uint32_t ping_interval_ms; /* server PINGs; default 2 minutes as nats-server */
+    uint32_t ping_max;         /* unanswered PINGs before "Stale Connection"; default 2 */
+    uint32_t auth_timeout_ms;  /* CONNECT must come within this; default 2 s (TLS: 5 s) */
+    uint32_t max_subscriptions; /* per connection, 0: mqtt.max_subscriptions */
+    bool tls_verify;           /* client certificates required (INFO tls_verify) */
+    bool verify_and_map;       /* a name from the certificate must be a listed user */
+    bool handshake_first;      /* TLS before INFO (nats.js handshakeFirst) */
+    const char *server_name;   /* NULL: the server id */
+    const char *no_auth_user;  /* a listed user taken by clients that send no credentials */
+    const struct auth_nats *users; /* NULL: only the password file / anonymous rules */
+};
+void broker_nats_opts_defaults(struct broker_nats_opts *o);
+/* Marks listener `listener` (net's index) as a NATS listener; o is copied
+ * (users and strings must outlive the broker). Returns 0, or -1 with a
+ * message in err. Call before broker_start(). */
+WARD_WUR int broker_set_listener_nats(struct broker *b, unsigned listener,
+                                      const struct broker_nats_opts *o, char *err, size_t errlen);
+/* net's greeting hook for NATS listeners (struct net_listen_opts.greeting):
+ * writes the INFO line a NATS server sends before anything else (before
+ * the TLS handshake unless handshake_first). ctx is the broker. */
+size_t broker_nats_greeting(void *ctx, struct net_conn *c, uint8_t *buf, size_t cap);
+
+/* Durable state (src/store/store.h, src/broker/persist.c). With a store
+ * set, sessions that outlive their connection, their subscriptions and
+ * queued/in-flight messages, retained messages and pending wills are
+ * written to it, and a QoS 1/2 PUBLISH is acknowledged only once what it
+ * changed is committed. Call before broker_start(); NULL: memory only. */
+struct store;
+void broker_set_store(struct broker *b, struct store *st);
+/* Loads the stored state into the broker (before any listener accepts).
+ * Returns 0, or -1 with a message in err. */
+WARD_WUR int broker_load(struct broker *b, char *err, size_t errlen);
+
 /* After the auth rules were reloaded: removes the subscriptions the new
  * rules forbid (and logs each). Thread-safe. */
 void broker_auth_reloaded(struct broker *b);

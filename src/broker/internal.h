@@ -63,6 +63,8 @@ struct broker {
     int8_t listener_anon[64];     /* broker_set_listener_anonymous */
     uint8_t listener_idmatch[64]; /* enum broker_id_match per listener */
     int8_t listener_overload[64]; /* enum broker_overload, -1: mqtt.overload */
+    struct broker_nats_opts *nats[64]; /* NATS listeners' settings (nats.c), NULL: MQTT */
+    struct store *store;               /* durable state (persist.c), NULL: memory only */
     enum flow_hit flow_hit;       /* what routing the current PUBLISH met */
     bool over_memory;             /* system.memory_limit passed (housekeeping) */
     uint64_t next_memory_ms;      /* when housekeeping next reads the resident size */
