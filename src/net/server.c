@@ -41,6 +41,7 @@ static __thread struct worker *tl_worker;
 static void begin_handshake(struct net_conn *c);
 static void fail(struct net_conn *c, const char *why);
 static void read_ready(struct net_conn *c);
+static bool flush(struct net_conn *c);
 
 static int push(struct net_conn ***arr, size_t *n, size_t *cap, struct net_conn *c)
 {
@@ -175,7 +176,23 @@ const struct tls_identity *net_conn_tls_identity(const struct net_conn *c)
 
 struct tls_server *net_conn_tls_server(const struct net_conn *c)
 {
-    return c->tls;
+    /* The listener's: the greeting hook asks before the handshake. */
+    return c->l->tls;
+}
+
+bool net_conn_greeted(const struct net_conn *c)
+{
+    return c->greeted;
+}
+
+void net_conn_set_tag(struct net_conn *c, uint64_t tag)
+{
+    c->tag = tag;
+}
+
+uint64_t net_conn_tag(const struct net_conn *c)
+{
+    return c->tag;
 }
 
 bool net_conn_tls_revoked(const struct net_conn *c)
@@ -338,11 +355,62 @@ static void open_conn(struct net_conn *c)
         read_ready(c);
 }
 
+/* Queues the listener's greeting, if it has one, ahead of everything
+ * else. Returns false if c was failed. */
+static bool greet(struct net_conn *c)
+{
+    struct listener *l = c->l;
+    if (!l->greeting)
+        return true;
+    uint8_t buf[NET_GREETING_MAX];
+    size_t n = l->greeting(c->w->s->ctx, c, buf, sizeof(buf));
+    if (n == 0)
+        return true;
+    if (n > sizeof(buf)) {
+        log_error("%s: the greeting overran its buffer (%zu bytes); closing", c->peer, n);
+        fail(c, "greeting too long");
+        return false;
+    }
+    pthread_mutex_lock(&c->out_lock);
+    bool ok = ward_ok(buf_append(&c->out, buf, n));
+    bool need = ok && !c->flush_queued;
+    c->flush_queued = c->flush_queued || need;
+    pthread_mutex_unlock(&c->out_lock);
+    c->greeted = ok;
+    if (!ok) {
+        log_error("net: out of memory for the greeting of %s", c->peer);
+        fail(c, "out of memory");
+        return false;
+    }
+    if (need && !l->tls)
+        schedule(c); /* a plain listener: it simply goes first in the output */
+    return true;
+}
+
+/* TLS listeners with a greeting: it is written in plaintext, all of it,
+ * before the handshake may start (the peer reads it, then sends its
+ * ClientHello, whose first byte the plaintext check still sees). A short
+ * write waits for EPOLLOUT; nothing is read meanwhile. */
+static void greeting_flush(struct net_conn *c)
+{
+    if (flush(c)) {
+        if (!c->failed)
+            gate_arrive(c);
+        return;
+    }
+    c->phase = PH_GREETING;
+    set_events(c, EPOLLOUT | EPOLLRDHUP);
+}
+
 static void after_proxy(struct net_conn *c)
 {
     /* The handshake deadline counts from accept, queueing included. */
     c->deadline = c->accepted_ms + c->l->hs_timeout_ms;
-    if (c->l->tls)
+    if (!greet(c))
+        return;
+    if (c->l->tls && c->greeted)
+        greeting_flush(c);
+    else if (c->l->tls)
         gate_arrive(c);
     else
         open_conn(c);
@@ -734,7 +802,7 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
         set_address(c, AF_INET, &((const struct sockaddr_in *)ss)->sin_addr);
     else if (ss && ss->ss_family == AF_INET6)
         set_address(c, AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr);
-    buf_init(&c->in, s->cfg.max_input);
+    buf_init(&c->in, l->max_input ? l->max_input : s->cfg.max_input);
     buf_init(&c->out, 0); /* bounded by out_limit in send_bounded */
     c->out_limit = l->max_output ? l->max_output : s->cfg.max_output;
     /* In-process connections (a bridge's local side) are never cut off as
@@ -764,7 +832,11 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
         c->phase = PH_PROXY;
         for (size_t i = 0; i < l->ntrusted && !c->trusted; i++)
             c->trusted = proxy_cidr_match(&l->trusted[i], AF_INET6, c->addr);
-        return; /* the first bytes decide (proxy_ready) */
+        /* A peer waiting for a greeting sends nothing first: only a
+         * trusted proxy's header is waited for (see net.h). */
+        if (c->trusted || !l->greeting)
+            return; /* the first bytes decide (proxy_ready) */
+        set_events(c, EPOLLIN);
     }
     after_proxy(c);
 }
@@ -820,7 +892,7 @@ static bool timed_out(struct net_conn *c, uint64_t now)
         fail(c, "PROXY header timeout");
         return true;
     }
-    if (c->phase != PH_QUEUED && c->phase != PH_HANDSHAKE)
+    if (c->phase != PH_GREETING && c->phase != PH_QUEUED && c->phase != PH_HANDSHAKE)
         return false;
     bool idle = c->phase == PH_HANDSHAKE && c->idle_deadline && now >= c->idle_deadline;
     if (!idle && now < c->deadline)
@@ -832,7 +904,9 @@ static bool timed_out(struct net_conn *c, uint64_t now)
                    tls_cause_name(TLS_CAUSE_TIMEOUT), l->hs_idle_ms);
     else
         log_notice("%s: TLS handshake failed: %s%s", c->peer, tls_cause_name(TLS_CAUSE_TIMEOUT),
-                   c->phase == PH_QUEUED ? " (waiting for a slot)" : "");
+                   c->phase == PH_QUEUED     ? " (waiting for a slot)"
+                   : c->phase == PH_GREETING ? " (the peer did not read the greeting)"
+                                             : "");
     fail(c, idle ? "TLS handshake idle timeout" : "TLS handshake timeout");
     return true;
 }
@@ -890,6 +964,12 @@ static void handle_conn(struct net_conn *c, uint32_t events)
     case PH_QUEUED:
         if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
             fail(c, "peer closed while waiting for a TLS handshake slot");
+        break;
+    case PH_GREETING:
+        if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            fail(c, "peer closed before reading the greeting");
+        else if (events & EPOLLOUT)
+            greeting_flush(c);
         break;
     case PH_LINGER:
         if (discard(c) != DRAIN_MORE)
