@@ -291,7 +291,8 @@ int net_server_listen_opts(struct net_server *s, const char *url, struct tls_ser
     pthread_mutex_init(&l->gate_lock, NULL);
     l->kind = SRC_LISTENER;
     l->index = s->nlisteners++;
-    log_notice("listening on %s://%s:%u%s", tls ? scheme : "tcp", *host ? host : "*", l->port,
+    bool named = tls || strcmp(scheme, "nats") == 0; /* else "tcp", whatever was written */
+    log_notice("listening on %s://%s:%u%s", named ? scheme : "tcp", *host ? host : "*", l->port,
                l->proxy ? " (PROXY protocol from trusted proxies)" : "");
     return 0;
 }
