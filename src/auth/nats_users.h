@@ -89,18 +89,38 @@ bool auth_nkey_verify(const char *pubkey, const uint8_t *nonce, size_t nonce_len
  * CRC16 that checks. */
 bool auth_nkey_valid_user_key(const char *pubkey);
 
-/* Permission checks, nats-server semantics: when an allow list is present
- * the subject must match one of its entries, and any deny match refuses.
- * p NULL allows everything. For subscribe, subj is the filter: allowed when
- * it is a subset of an allowed entry; denied when it overlaps a denied one
- * (a filter "foo.*" under deny "foo.bar" is refused, since it would deliver
- * foo.bar). An entry "subject queue" applies only to subscriptions in that
- * queue group (queue may be a pattern with wildcards); an entry without a
- * queue applies to all subscriptions. qlen 0: not a queue subscription.
- * Malformed subjects are refused. */
+/* Permission checks, nats-server semantics. p NULL allows everything; a
+ * malformed subject or queue is refused whatever p says. A list with n == 0
+ * counts as absent.
+ *
+ * Publish: with an allow list the subject must match one of its entries; any
+ * deny match refuses. allow_responses without a publish allow list refuses
+ * every subject here (as nats-server, where it implicitly denies all other
+ * publishing): the broker grants the replies themselves from its own
+ * tracking of reply subjects before asking this.
+ *
+ * Subscribe: subj is the filter. With an allow list the filter must be a
+ * subset of an allowed entry ("foo.*" under "foo.>" yes, "foo.>" under
+ * "foo.*" no). An entry "subject queue" concerns queue subscriptions only:
+ * for a queue subscription, when entries with a queue cover the filter, one
+ * of them must name the queue (queue names compare literally, and an entry's
+ * queue with wildcards is also a pattern over queue names), otherwise an
+ * entry without a queue must cover it. Deny: the filter is refused when a
+ * deny entry without a queue covers it, or one with a matching queue does
+ * (stricter than nats-server, where a queue entry naming another queue
+ * overrides a plain deny). qlen 0: not a queue subscription. */
 bool auth_nats_may_publish(const struct auth_nats_perms *p, const uint8_t *subj, size_t len);
 bool auth_nats_may_subscribe(const struct auth_nats_perms *p, const uint8_t *subj, size_t len,
                              const uint8_t *queue, size_t qlen);
+/* A subscription allowed by auth_nats_may_subscribe may still be wider than
+ * a subscribe deny entry ("foo.>" with "foo.secret" denied): nats-server
+ * accepts it and drops the denied subjects at delivery. The broker asks
+ * auth_nats_sub_needs_filter once at SUB time, and for such subscriptions
+ * auth_nats_may_receive(literal subject of each message, the subscription's
+ * queue) before delivering. */
+bool auth_nats_sub_needs_filter(const struct auth_nats_perms *p, const uint8_t *subj, size_t len);
+bool auth_nats_may_receive(const struct auth_nats_perms *p, const uint8_t *subj, size_t len,
+                           const uint8_t *queue, size_t qlen);
 
 /* bcrypt through libxcrypt's crypt_r. $2a$ and $2y$ hashes are verified as
  * $2b$ (same algorithm for passwords under 256 bytes, which is all we take).
