@@ -143,13 +143,21 @@ WARD_WUR size_t nats_info_encode(const struct nats_info *i, char *buf, size_t ca
 WARD_WUR size_t nats_msg_head(char *buf, size_t cap, const char *subject, size_t subject_len,
                               const char *sid, size_t sid_len, const char *reply, size_t reply_len,
                               size_t hdr_len, size_t payload_len);
-/* "-ERR 'text'\r\n" as nats-server writes it; extra: e.g. the subject for
- * permission errors: "Permissions Violation for Publish to \"x\"" (with nats-server's exact text;
- * the subject escaped so a peer cannot inject a line break). Returns the length or 0. */
+/* "-ERR 'text'\r\n" as nats-server writes it (single quotes, the text as is). A text holding \r or
+ * \n is refused (0). Returns the length (buf is NUL-terminated), or 0 if cap is too small. */
 WARD_WUR size_t nats_err_encode(char *buf, size_t cap, const char *text);
+/* The whole line for a permission error, with nats-server's exact text:
+ *   -ERR 'Permissions Violation for Publish to "x"'
+ *   -ERR 'Permissions Violation for Subscription to "x"'
+ *   -ERR 'Permissions Violation for Subscription to "x" using queue "q"'
+ * the subject and queue quoted as Go's %q does (backslash escapes, \xNN for bytes that are not
+ * printable UTF-8) so a peer cannot inject a line break or a quote. queue: NULL for none (only for
+ * subscribe). Returns the length (buf is NUL-terminated), or 0 if cap is too small. */
 WARD_WUR size_t nats_err_perm(char *buf, size_t cap, bool publish, const uint8_t *subject,
-                              size_t len, const uint8_t *queue,
-                              size_t qlen /* subscribe with queue group, else NULL */);
+                              size_t len, const uint8_t *queue, size_t qlen);
+/* -ERR 'Permissions Violation for Publish with Reply of "r"' (a reply subject the client may not
+ * use), quoted as above. */
+WARD_WUR size_t nats_err_perm_reply(char *buf, size_t cap, const uint8_t *reply, size_t len);
 
 /* Headers. A header block: "NATS/1.0[ <code>[ <description>]]\r\n" then "Name: value\r\n"...
  * "\r\n". */
