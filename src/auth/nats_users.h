@@ -106,9 +106,14 @@ bool auth_nkey_valid_user_key(const char *pubkey);
  * of them must name the queue (queue names compare literally, and an entry's
  * queue with wildcards is also a pattern over queue names), otherwise an
  * entry without a queue must cover it. Deny: the filter is refused when a
- * deny entry without a queue covers it, or one with a matching queue does
- * (stricter than nats-server, where a queue entry naming another queue
- * overrides a plain deny). qlen 0: not a queue subscription. */
+ * deny entry without a queue covers it, or one with a matching queue does;
+ * there a "*" of the entry also takes a ">" of the filter, as in
+ * nats-server (deny "foo.*" refuses "foo.>"). qlen 0: not a queue
+ * subscription.
+ *
+ * Where this differs from nats-server 2.9 it is stricter: a filter "foo.>"
+ * is not allowed by "foo.*", and a queue deny entry naming another queue does
+ * not cancel a plain deny that covers the filter. */
 bool auth_nats_may_publish(const struct auth_nats_perms *p, const uint8_t *subj, size_t len);
 bool auth_nats_may_subscribe(const struct auth_nats_perms *p, const uint8_t *subj, size_t len,
                              const uint8_t *queue, size_t qlen);

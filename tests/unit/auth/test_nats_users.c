@@ -269,6 +269,11 @@ TEST(subscribe_allow_is_a_superset)
     ASSERT(sub(&p, "cmd.dev1.get", NULL));
     ASSERT(sub(&p, "cmd.*.get", NULL));
     ASSERT(!sub(&p, "cmd.>", NULL)); /* wider than cmd.*.get */
+    /* Stricter than nats-server, which lets "foo.>" through under "foo.*". */
+    const char *one[] = {"foo.*"};
+    struct auth_nats_perms f = {.sub_allow = one, .nsub_allow = 1};
+    ASSERT(!sub(&f, "foo.>", NULL));
+    ASSERT(sub(&f, "foo.*", NULL));
     ASSERT(!sub(&p, "cmd.dev1.set", NULL));
     ASSERT(!sub(&p, "cmd.dev1.*", NULL));
     ASSERT(sub(&p, "_INBOX.abc.1", NULL));
@@ -301,6 +306,16 @@ TEST(subscribe_deny_and_delivery_filter)
     ASSERT(recv(&p, "admin.x", NULL));
     ASSERT(recv(NULL, "admin", NULL));
     ASSERT(!recv(&p, "tele.*", NULL)); /* a message subject is literal */
+    /* A deny "*" takes a filter's ">" as nats-server's subscription list
+     * does: deny bar.* refuses bar.> (which is not a subset of it). */
+    const char *star[] = {"bar.*"};
+    struct auth_nats_perms b = {.sub_deny = star, .nsub_deny = 1};
+    ASSERT(!sub(&b, "bar.>", NULL));
+    ASSERT(!sub(&b, "bar.*", NULL));
+    ASSERT(sub(&b, "bar.a.b", NULL));
+    ASSERT(sub(&b, "bar.*.b", NULL));
+    ASSERT(sub(&b, ">", NULL));
+    ASSERT(needs_filter(&b, ">"));
     /* Allow and deny together: deny wins. */
     const char *allow[] = {"telemetry.>"};
     p.sub_allow = allow;
