@@ -570,6 +570,11 @@ int auth_nats_add_user(struct auth_nats *a, const struct auth_nats_user *u, char
                  e);
         return -1;
     }
+    if (auth_bcrypt_cost(u->password) > AUTH_BCRYPT_MAX_COST) {
+        snprintf(err, errlen, "user \"%s\": the bcrypt cost %u is over the limit of %u", e,
+                 auth_bcrypt_cost(u->password), AUTH_BCRYPT_MAX_COST);
+        return -1;
+    }
     if (table_find(&a->users, u->user)) {
         snprintf(err, errlen, "user \"%s\" is defined twice", e);
         return -1;
@@ -617,6 +622,11 @@ int auth_nats_set_token(struct auth_nats *a, const char *token, char *err, size_
     size_t n = token ? strnlen(token, NAME_MAX_LEN + 1) : 0;
     if (!a || n == 0 || n > NAME_MAX_LEN) {
         snprintf(err, errlen, "the NATS token must be 1 to %u bytes", NAME_MAX_LEN);
+        return -1;
+    }
+    if (auth_bcrypt_cost(token) > AUTH_BCRYPT_MAX_COST) {
+        snprintf(err, errlen, "the NATS token's bcrypt cost %u is over the limit of %u",
+                 auth_bcrypt_cost(token), AUTH_BCRYPT_MAX_COST);
         return -1;
     }
     char *t = strdup(token);

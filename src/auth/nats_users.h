@@ -50,7 +50,8 @@ void auth_nats_free(struct auth_nats *a);
 
 /* Copies u (and its permissions). Refuses, with a sentence in err: a
  * plaintext password ("... is not a bcrypt hash: make one with `ward passwd
- * --bcrypt`"), an empty or duplicate user name, an invalid subject in the
+ * --bcrypt`"), a cost over AUTH_BCRYPT_MAX_COST, an empty or duplicate user
+ * name, an invalid subject in the
  * permissions (NATS subject rules; wildcards allowed). 0 or -1. */
 WARD_WUR int auth_nats_add_user(struct auth_nats *a, const struct auth_nats_user *u, char *err,
                                 size_t errlen);
@@ -58,8 +59,9 @@ WARD_WUR int auth_nats_add_user(struct auth_nats *a, const struct auth_nats_user
  * (everything allowed) and is copied. Duplicates are refused. 0 or -1. */
 WARD_WUR int auth_nats_add_nkey(struct auth_nats *a, const char *pubkey,
                                 const struct auth_nats_perms *p, char *err, size_t errlen);
-/* The one token of the configuration: plaintext or a bcrypt hash. A second
- * call replaces the first. An empty token is refused. 0 or -1. */
+/* The one token of the configuration: plaintext or a bcrypt hash (cost at
+ * most AUTH_BCRYPT_MAX_COST). A second call replaces the first. An empty
+ * token is refused. 0 or -1. */
 WARD_WUR int auth_nats_set_token(struct auth_nats *a, const char *token, char *err, size_t errlen);
 
 /* Lookups: NULL when absent. An entry lives as long as its auth_nats. */
@@ -135,8 +137,14 @@ bool auth_bcrypt_verify(const char *hash, const char *password);
  * a random salt from getrandom, into out (cap >= AUTH_BCRYPT_HASH_LEN + 1).
  * 0 or -1. SLOW. */
 #define AUTH_BCRYPT_DEFAULT_COST 11u
-#define AUTH_BCRYPT_HASH_LEN     60u
+/* Users and tokens with a higher cost are refused: each doubling doubles the
+ * time a hashing thread spends per connect (cost 11 is about 0.1 s, 16 about
+ * 3 s), and a typo of 31 would hold a thread for days. */
+#define AUTH_BCRYPT_MAX_COST 16u
+#define AUTH_BCRYPT_HASH_LEN 60u
 WARD_WUR int auth_bcrypt_hash(const char *password, unsigned cost, char *out, size_t cap);
+/* The cost of a hash that auth_is_bcrypt accepts, else 0. */
+unsigned auth_bcrypt_cost(const char *hash);
 /* The shape of a bcrypt hash: "$2a$", "$2b$" or "$2y$", two cost digits,
  * "$", 53 characters of bcrypt's base64. */
 bool auth_is_bcrypt(const char *s);

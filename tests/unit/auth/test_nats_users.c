@@ -72,6 +72,12 @@ TEST(user_refusals)
     ASSERT_EQ(auth_nats_add_user(a, &u, err, sizeof err), 0);
     ASSERT_EQ(auth_nats_add_user(a, &u, err, sizeof err), -1);
     ASSERT(strstr(err, "twice"));
+    /* Too slow to check: refused with the reason. */
+    u.user = "slow";
+    u.password = "$2b$17$abcdefghijklmnopqrstuu23JPZtHcGhwXSF41f93o/7vBdDut3Xu";
+    ASSERT_EQ(auth_nats_add_user(a, &u, err, sizeof err), -1);
+    ASSERT(strstr(err, "cost 17 is over the limit of 16"));
+    u.password = HASH_S3CR3T;
     u.user = "";
     ASSERT_EQ(auth_nats_add_user(a, &u, err, sizeof err), -1);
     u.user = NULL;
@@ -143,6 +149,9 @@ TEST(tokens)
     ASSERT(auth_nats_check_token(a, "s3cr3t-ward"));
     ASSERT(!auth_nats_check_token(a, "t0ken"));
     ASSERT(!auth_nats_check_token(a, HASH_S3CR3T));
+    ASSERT_EQ(auth_nats_set_token(a, "$2b$31$abcdefghijklmnopqrstuu23JPZtHcGhwXSF41f93o/7vBdDut3Xu",
+                                  err, sizeof err),
+              -1);
     ASSERT_EQ(auth_nats_set_token(a, "", err, sizeof err), -1);
     ASSERT_EQ(auth_nats_set_token(a, NULL, err, sizeof err), -1);
     ASSERT(auth_nats_check_token(a, "s3cr3t-ward")); /* a refusal changes nothing */
