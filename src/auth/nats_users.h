@@ -130,8 +130,9 @@ bool auth_nats_may_receive(const struct auth_nats_perms *p, const uint8_t *subj,
                            const uint8_t *queue, size_t qlen);
 
 /* bcrypt through libxcrypt's crypt_r. $2a$ and $2y$ hashes are verified as
- * $2b$ (same algorithm for passwords under 256 bytes, which is all we take).
- * False on any malformed hash. SLOW. */
+ * $2b$: the same algorithm for passwords under 256 bytes, so with those
+ * variants a longer password is refused ($2b$ takes any length; bcrypt reads
+ * the first 72 bytes). False on any malformed hash. SLOW. */
 bool auth_bcrypt_verify(const char *hash, const char *password);
 /* A $2b$ hash of password with cost (0: AUTH_BCRYPT_DEFAULT_COST; 4..31) and
  * a random salt from getrandom, into out (cap >= AUTH_BCRYPT_HASH_LEN + 1).
