@@ -48,6 +48,14 @@ bool auth_is_bcrypt(const char *s)
 }
 
 /* see nats_users.h */
+unsigned auth_bcrypt_cost(const char *hash)
+{
+    if (!auth_is_bcrypt(hash))
+        return 0;
+    return (unsigned)(hash[4] - '0') * 10u + (unsigned)(hash[5] - '0');
+}
+
+/* see nats_users.h */
 bool auth_bcrypt_verify(const char *hash, const char *password)
 {
     if (!password || !auth_is_bcrypt(hash))

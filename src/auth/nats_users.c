@@ -100,8 +100,11 @@ static bool tok_eq(const struct tok *a, const struct tok *b)
 }
 
 /* Whether every subject that `sub` matches is matched by `pat` (both valid,
- * wildcards allowed). For a literal `sub` it is plain matching. */
-static bool pattern_covers(const uint8_t *pat, size_t plen, const uint8_t *sub, size_t slen)
+ * wildcards allowed). For a literal `sub` it is plain matching. `loose` also
+ * lets a "*" of pat take a ">" of sub, as nats-server's subscription list
+ * does: looser for an allow entry, so only deny entries use it (deny "foo.*"
+ * refuses "foo.>"). */
+static bool covers(const uint8_t *pat, size_t plen, const uint8_t *sub, size_t slen, bool loose)
 {
     size_t pp = 0, sp = 0;
     struct tok pt, st;
@@ -111,13 +114,16 @@ static bool pattern_covers(const uint8_t *pat, size_t plen, const uint8_t *sub, 
             return hp == hs;
         if (tok_is(&pt, '>'))
             return true;
-        if (tok_is(&st, '>'))
-            return false;
-        if (tok_is(&pt, '*'))
+        if (tok_is(&pt, '*') && (loose || !tok_is(&st, '>')))
             continue;
-        if (tok_is(&st, '*') || !tok_eq(&pt, &st))
+        if (tok_is(&st, '>') || tok_is(&st, '*') || !tok_eq(&pt, &st))
             return false;
     }
+}
+
+static bool pattern_covers(const uint8_t *pat, size_t plen, const uint8_t *sub, size_t slen)
+{
+    return covers(pat, plen, sub, slen, false);
 }
 
 /* Whether some literal subject is matched by both patterns. */
@@ -214,12 +220,12 @@ struct sub_hits {
 };
 
 static struct sub_hits sub_list_hits(const char *const *list, size_t n, const uint8_t *subj,
-                                     size_t len, const uint8_t *queue, size_t qlen)
+                                     size_t len, const uint8_t *queue, size_t qlen, bool loose)
 {
     struct sub_hits h = {false, false, false};
     for (size_t i = 0; i < n; i++) {
         struct perm e = perm_split(list[i]);
-        if (!pattern_covers(e.subj, e.slen, subj, len))
+        if (!covers(e.subj, e.slen, subj, len, loose))
             continue;
         if (e.qlen == 0) {
             h.plain = true;
@@ -254,13 +260,14 @@ bool auth_nats_may_subscribe(const struct auth_nats_perms *p, const uint8_t *sub
     /* Allow, as nats-server: for a queue subscription, entries with a queue
      * that cover the filter decide by the queue name, else entries without. */
     if (p->nsub_allow) {
-        struct sub_hits a = sub_list_hits(p->sub_allow, p->nsub_allow, subj, len, queue, qlen);
+        struct sub_hits a =
+            sub_list_hits(p->sub_allow, p->nsub_allow, subj, len, queue, qlen, false);
         if (!((qlen && a.queued) ? a.queue_hit : a.plain))
             return false;
     }
-    /* Deny: any hit refuses. (nats-server lets a queue entry that does not
-     * name the queue override a plain deny; that widens access, so not here.) */
-    struct sub_hits d = sub_list_hits(p->sub_deny, p->nsub_deny, subj, len, queue, qlen);
+    /* Deny: any hit refuses. nats-server lets a queue entry that does not
+     * name the queue cancel a plain deny; that widens access, so not here. */
+    struct sub_hits d = sub_list_hits(p->sub_deny, p->nsub_deny, subj, len, queue, qlen, true);
     return !d.plain && !d.queue_hit;
 }
 
@@ -563,6 +570,11 @@ int auth_nats_add_user(struct auth_nats *a, const struct auth_nats_user *u, char
                  e);
         return -1;
     }
+    if (auth_bcrypt_cost(u->password) > AUTH_BCRYPT_MAX_COST) {
+        snprintf(err, errlen, "user \"%s\": the bcrypt cost %u is over the limit of %u", e,
+                 auth_bcrypt_cost(u->password), AUTH_BCRYPT_MAX_COST);
+        return -1;
+    }
     if (table_find(&a->users, u->user)) {
         snprintf(err, errlen, "user \"%s\" is defined twice", e);
         return -1;
@@ -610,6 +622,11 @@ int auth_nats_set_token(struct auth_nats *a, const char *token, char *err, size_
     size_t n = token ? strnlen(token, NAME_MAX_LEN + 1) : 0;
     if (!a || n == 0 || n > NAME_MAX_LEN) {
         snprintf(err, errlen, "the NATS token must be 1 to %u bytes", NAME_MAX_LEN);
+        return -1;
+    }
+    if (auth_bcrypt_cost(token) > AUTH_BCRYPT_MAX_COST) {
+        snprintf(err, errlen, "the NATS token's bcrypt cost %u is over the limit of %u",
+                 auth_bcrypt_cost(token), AUTH_BCRYPT_MAX_COST);
         return -1;
     }
     char *t = strdup(token);

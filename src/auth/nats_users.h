@@ -50,7 +50,8 @@ void auth_nats_free(struct auth_nats *a);
 
 /* Copies u (and its permissions). Refuses, with a sentence in err: a
  * plaintext password ("... is not a bcrypt hash: make one with `ward passwd
- * --bcrypt`"), an empty or duplicate user name, an invalid subject in the
+ * --bcrypt`"), a cost over AUTH_BCRYPT_MAX_COST, an empty or duplicate user
+ * name, an invalid subject in the
  * permissions (NATS subject rules; wildcards allowed). 0 or -1. */
 WARD_WUR int auth_nats_add_user(struct auth_nats *a, const struct auth_nats_user *u, char *err,
                                 size_t errlen);
@@ -58,8 +59,9 @@ WARD_WUR int auth_nats_add_user(struct auth_nats *a, const struct auth_nats_user
  * (everything allowed) and is copied. Duplicates are refused. 0 or -1. */
 WARD_WUR int auth_nats_add_nkey(struct auth_nats *a, const char *pubkey,
                                 const struct auth_nats_perms *p, char *err, size_t errlen);
-/* The one token of the configuration: plaintext or a bcrypt hash. A second
- * call replaces the first. An empty token is refused. 0 or -1. */
+/* The one token of the configuration: plaintext or a bcrypt hash (cost at
+ * most AUTH_BCRYPT_MAX_COST). A second call replaces the first. An empty
+ * token is refused. 0 or -1. */
 WARD_WUR int auth_nats_set_token(struct auth_nats *a, const char *token, char *err, size_t errlen);
 
 /* Lookups: NULL when absent. An entry lives as long as its auth_nats. */
@@ -106,9 +108,14 @@ bool auth_nkey_valid_user_key(const char *pubkey);
  * of them must name the queue (queue names compare literally, and an entry's
  * queue with wildcards is also a pattern over queue names), otherwise an
  * entry without a queue must cover it. Deny: the filter is refused when a
- * deny entry without a queue covers it, or one with a matching queue does
- * (stricter than nats-server, where a queue entry naming another queue
- * overrides a plain deny). qlen 0: not a queue subscription. */
+ * deny entry without a queue covers it, or one with a matching queue does;
+ * there a "*" of the entry also takes a ">" of the filter, as in
+ * nats-server (deny "foo.*" refuses "foo.>"). qlen 0: not a queue
+ * subscription.
+ *
+ * Where this differs from nats-server 2.9 it is stricter: a filter "foo.>"
+ * is not allowed by "foo.*", and a queue deny entry naming another queue does
+ * not cancel a plain deny that covers the filter. */
 bool auth_nats_may_publish(const struct auth_nats_perms *p, const uint8_t *subj, size_t len);
 bool auth_nats_may_subscribe(const struct auth_nats_perms *p, const uint8_t *subj, size_t len,
                              const uint8_t *queue, size_t qlen);
@@ -123,15 +130,22 @@ bool auth_nats_may_receive(const struct auth_nats_perms *p, const uint8_t *subj,
                            const uint8_t *queue, size_t qlen);
 
 /* bcrypt through libxcrypt's crypt_r. $2a$ and $2y$ hashes are verified as
- * $2b$ (same algorithm for passwords under 256 bytes, which is all we take).
- * False on any malformed hash. SLOW. */
+ * $2b$: the same algorithm for passwords under 256 bytes, so with those
+ * variants a longer password is refused ($2b$ takes any length; bcrypt reads
+ * the first 72 bytes). False on any malformed hash. SLOW. */
 bool auth_bcrypt_verify(const char *hash, const char *password);
 /* A $2b$ hash of password with cost (0: AUTH_BCRYPT_DEFAULT_COST; 4..31) and
  * a random salt from getrandom, into out (cap >= AUTH_BCRYPT_HASH_LEN + 1).
  * 0 or -1. SLOW. */
 #define AUTH_BCRYPT_DEFAULT_COST 11u
-#define AUTH_BCRYPT_HASH_LEN     60u
+/* Users and tokens with a higher cost are refused: each doubling doubles the
+ * time a hashing thread spends per connect (cost 11 is about 0.1 s, 16 about
+ * 3 s), and a typo of 31 would hold a thread for days. */
+#define AUTH_BCRYPT_MAX_COST 16u
+#define AUTH_BCRYPT_HASH_LEN 60u
 WARD_WUR int auth_bcrypt_hash(const char *password, unsigned cost, char *out, size_t cap);
+/* The cost of a hash that auth_is_bcrypt accepts, else 0. */
+unsigned auth_bcrypt_cost(const char *hash);
 /* The shape of a bcrypt hash: "$2a$", "$2b$" or "$2y$", two cost digits,
  * "$", 53 characters of bcrypt's base64. */
 bool auth_is_bcrypt(const char *s);

@@ -31,6 +31,15 @@ TEST(shape)
     ASSERT(!auth_is_bcrypt("$2b$10abcdefghijklmnopqrstuu23JPZtHcGhwXSF41f93o/7vBdDut3Xu$"));
 }
 
+TEST(cost)
+{
+    ASSERT_EQ(auth_bcrypt_cost("$2b$10$abcdefghijklmnopqrstuu23JPZtHcGhwXSF41f93o/7vBdDut3Xu"), 10);
+    ASSERT_EQ(auth_bcrypt_cost("$2a$04$k0qS1xEsExVJ8UYToS4yiuA2B.jrMLxRyy79XpXiD7y7F/V1YkF76"), 4);
+    ASSERT_EQ(auth_bcrypt_cost("$2y$31$abcdefghijklmnopqrstuu23JPZtHcGhwXSF41f93o/7vBdDut3Xu"), 31);
+    ASSERT_EQ(auth_bcrypt_cost("$2b$10$short"), 0);
+    ASSERT_EQ(auth_bcrypt_cost(NULL), 0);
+}
+
 TEST(known_vectors)
 {
     ASSERT(auth_bcrypt_verify("$2b$10$abcdefghijklmnopqrstuu23JPZtHcGhwXSF41f93o/7vBdDut3Xu",
@@ -114,6 +123,7 @@ TEST(hash_refusals)
 int main(void)
 {
     RUN(shape);
+    RUN(cost);
     RUN(known_vectors);
     RUN(wrong_inputs);
     RUN(long_passwords);

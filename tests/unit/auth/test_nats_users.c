@@ -72,6 +72,12 @@ TEST(user_refusals)
     ASSERT_EQ(auth_nats_add_user(a, &u, err, sizeof err), 0);
     ASSERT_EQ(auth_nats_add_user(a, &u, err, sizeof err), -1);
     ASSERT(strstr(err, "twice"));
+    /* Too slow to check: refused with the reason. */
+    u.user = "slow";
+    u.password = "$2b$17$abcdefghijklmnopqrstuu23JPZtHcGhwXSF41f93o/7vBdDut3Xu";
+    ASSERT_EQ(auth_nats_add_user(a, &u, err, sizeof err), -1);
+    ASSERT(strstr(err, "cost 17 is over the limit of 16"));
+    u.password = HASH_S3CR3T;
     u.user = "";
     ASSERT_EQ(auth_nats_add_user(a, &u, err, sizeof err), -1);
     u.user = NULL;
@@ -143,6 +149,9 @@ TEST(tokens)
     ASSERT(auth_nats_check_token(a, "s3cr3t-ward"));
     ASSERT(!auth_nats_check_token(a, "t0ken"));
     ASSERT(!auth_nats_check_token(a, HASH_S3CR3T));
+    ASSERT_EQ(auth_nats_set_token(a, "$2b$31$abcdefghijklmnopqrstuu23JPZtHcGhwXSF41f93o/7vBdDut3Xu",
+                                  err, sizeof err),
+              -1);
     ASSERT_EQ(auth_nats_set_token(a, "", err, sizeof err), -1);
     ASSERT_EQ(auth_nats_set_token(a, NULL, err, sizeof err), -1);
     ASSERT(auth_nats_check_token(a, "s3cr3t-ward")); /* a refusal changes nothing */
@@ -269,6 +278,11 @@ TEST(subscribe_allow_is_a_superset)
     ASSERT(sub(&p, "cmd.dev1.get", NULL));
     ASSERT(sub(&p, "cmd.*.get", NULL));
     ASSERT(!sub(&p, "cmd.>", NULL)); /* wider than cmd.*.get */
+    /* Stricter than nats-server, which lets "foo.>" through under "foo.*". */
+    const char *one[] = {"foo.*"};
+    struct auth_nats_perms f = {.sub_allow = one, .nsub_allow = 1};
+    ASSERT(!sub(&f, "foo.>", NULL));
+    ASSERT(sub(&f, "foo.*", NULL));
     ASSERT(!sub(&p, "cmd.dev1.set", NULL));
     ASSERT(!sub(&p, "cmd.dev1.*", NULL));
     ASSERT(sub(&p, "_INBOX.abc.1", NULL));
@@ -301,6 +315,16 @@ TEST(subscribe_deny_and_delivery_filter)
     ASSERT(recv(&p, "admin.x", NULL));
     ASSERT(recv(NULL, "admin", NULL));
     ASSERT(!recv(&p, "tele.*", NULL)); /* a message subject is literal */
+    /* A deny "*" takes a filter's ">" as nats-server's subscription list
+     * does: deny bar.* refuses bar.> (which is not a subset of it). */
+    const char *star[] = {"bar.*"};
+    struct auth_nats_perms b = {.sub_deny = star, .nsub_deny = 1};
+    ASSERT(!sub(&b, "bar.>", NULL));
+    ASSERT(!sub(&b, "bar.*", NULL));
+    ASSERT(sub(&b, "bar.a.b", NULL));
+    ASSERT(sub(&b, "bar.*.b", NULL));
+    ASSERT(sub(&b, ">", NULL));
+    ASSERT(needs_filter(&b, ">"));
     /* Allow and deny together: deny wins. */
     const char *allow[] = {"telemetry.>"};
     p.sub_allow = allow;
