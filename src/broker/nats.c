@@ -827,6 +827,8 @@ static void handle_sub(struct client *c, const struct nats_cmd *cmd)
     ns->gt_tail =
         cmd->subject.len > 2 && memcmp(cmd->subject.p + cmd->subject.len - 2, ".>", 2) == 0;
     ns->gt_prefix = ns->gt_tail ? (uint16_t)(flen - 2) : 0;
+    ns->deny_filter =
+        st->perms && auth_nats_sub_needs_filter(st->perms, cmd->subject.p, cmd->subject.len);
     if (cmd->queue.len) {
         char tmp[sizeof(filter)];
         snprintf(tmp, sizeof(tmp), "$share/%s/%.*s", group, flen, filter);

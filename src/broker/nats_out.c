@@ -130,6 +130,14 @@ bool nats_out_deliver(struct broker *b, struct nats_sub *ns, const struct msg *m
             return true; /* a topic NATS cannot name (counted as nothing: no NATS client saw it) */
         s = subj, slen = (size_t)n;
     }
+    /* nats-server's rule: a subscription wider than a deny entry does not
+     * get the denied subjects. */
+    if (ns->deny_filter &&
+        !auth_nats_may_receive(c->nats->perms, (const uint8_t *)s, slen,
+                               (const uint8_t *)ns->queue, ns->queue ? strlen(ns->queue) : 0)) {
+        c->b->st.acl_denied++;
+        return true;
+    }
     const char *r = m->nats_reply;
     size_t rlen = m->nats_reply_len;
     if (!rlen && m->response_topic_len) {

@@ -33,6 +33,7 @@ struct nats_sub {
     uint8_t sid_len;
     bool gt_tail;       /* ends in '>': NATS wants one more token than MQTT's '#' */
     uint16_t gt_prefix; /* then the length of the MQTT filter before its "/#" */
+    bool deny_filter;   /* wider than a subscribe deny entry: each subject is checked */
     uint64_t max;       /* UNSUB <sid> <max>: 0 none */
     uint64_t delivered;
 };
