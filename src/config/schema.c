@@ -810,6 +810,7 @@ static void free_strings(const struct key_spec *tab, size_t n, void *base);
 
 static const struct key_spec nats_keys[] = {
     {"bind", K_STRING, L(bind), NULL, 0, 0, NULL, "HOST:PORT to listen on (required)."},
+    {"listen", K_STRING, L(bind), NULL, 0, 0, NULL, "nats-server's name for bind."},
     {"enable", K_BOOL, L(enable), "true", 0, 0, NULL, "Whether this listener runs."},
     {"max_connections", K_U32, L(max_connections), "0", 0, U32MAX, NULL,
      "Most connections on this listener (0: only mqtt.max_connections)."},
@@ -825,9 +826,10 @@ static const struct key_spec nats_keys[] = {
      "Unanswered PINGs before the connection is closed as stale."},
     {"max_subscriptions", K_U32, L(nats_max_subscriptions), "0", 0, U32MAX, NULL,
      "Most subscriptions per connection (0: mqtt.max_subscriptions)."},
-    {"auth_timeout", K_MS, L(nats_auth_timeout_ms), NULL, 100, 600000, NULL,
-     "CONNECT must arrive within this (unset: 2s, 5s with TLS; a bare number is seconds)."},
-    {"authorization.timeout", K_MS, L(nats_auth_timeout_ms), NULL, 100, 600000, NULL,
+    {"auth_timeout", K_MS, L(nats_auth_timeout_ms), NULL, 0, 600000, NULL,
+     "CONNECT must arrive within this (unset or 0: 2s, 5s with TLS; a bare number is "
+     "seconds)."},
+    {"authorization.timeout", K_MS, L(nats_auth_timeout_ms), NULL, 0, 600000, NULL,
      "nats-server's name for auth_timeout."},
     {"no_auth_user", K_STRING, L(nats_no_auth_user), NULL, 0, 0, NULL,
      "A user of authorization.users whose rights clients without credentials get."},
@@ -1258,6 +1260,12 @@ static void print_nats(FILE *out, const struct cfg_listener *l)
         fprintf(out, "  tls {\n");
         for (size_t i = 0; i < NATS_SSL_KEYS; i++)
             print_value(out, listener_key(nats_skip[i] + 4), &shown, "    ");
+        for (size_t j = 0; j < l->nsni; j++) {
+            fprintf(out, "%s", j ? "" : "    sni = [\n");
+            fprintf(out, "      {\n");
+            print_table(out, sni_keys, N(sni_keys), &l->sni[j], "        ");
+            fprintf(out, "      }\n%s", j + 1 < l->nsni ? "" : "    ]\n");
+        }
         fprintf(out, "  }\n");
     }
     if (l->nats_nusers)
@@ -1644,10 +1652,12 @@ void config_print(const struct ward_config *cfg, FILE *out)
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct cfg_listener *l = &cfg->listeners[i];
         fprintf(out, "listeners.%s.%s {\n", kind_label(l), l->name);
-        if (l->kind == CFG_LISTENER_NATS)
+        if (l->kind == CFG_LISTENER_NATS) {
             print_nats(out, l);
-        else
-            print_table(out, listener_keys, N(listener_keys), l, "  ");
+            fprintf(out, "}\n");
+            continue;
+        }
+        print_table(out, listener_keys, N(listener_keys), l, "  ");
         if (l->nsni)
             fprintf(out, "  sni = [\n");
         for (size_t j = 0; j < l->nsni; j++) {

@@ -153,6 +153,25 @@ def test_plaintext_password_message_says_how_to_hash(tmp_path):
     assert "bcrypt" in err and "make one with" in err, err
 
 
+def test_printed_block_reads_back(tmp_path, pki):
+    """What `ward check` prints for a block without secrets is a valid file."""
+    p = tmp_path / "sni.conf"
+    p.write_text('listeners.nats { listen: "127.0.0.1:4333", auth_timeout: 3s\n'
+                 '  tls { cert_file: "%s", key_file: "%s", crlfile: "c.pem",\n'
+                 '        sni = [ {host: "x.test", certfile: "%s", keyfile: "%s"} ] } }\n'
+                 % (pki["server_crt"], pki["server_key"], pki["server_crt"], pki["server_key"]))
+    r = check(p)
+    assert r.returncode == 0, r.stderr
+    body = r.stdout[r.stdout.index("listeners.nats.default {"):]
+    assert 'bind = "127.0.0.1:4333"' in body and 'crlfile = "c.pem"' in body
+    assert 'host = "x.test"' in body
+    again = tmp_path / "again.conf"
+    again.write_text(body)
+    r2 = check(again)
+    assert r2.returncode == 0, r2.stderr
+    assert r2.stdout[r2.stdout.index("listeners.nats.default {"):] == body
+
+
 def test_unnamed_block_and_every_error_listed(tmp_path):
     p = tmp_path / "bad.conf"
     p.write_text('listeners.nats { bind: "127.0.0.1:1", max_payload: 0, ping_max: 0 }\n')
@@ -202,7 +221,8 @@ def test_serve_refuses_bad_max_payload(size):
 def test_serve_plain_block(tmp_path):
     port = free_port()
     conf = tmp_path / "plain.conf"
-    conf.write_text('listeners.nats.dev { bind: "127.0.0.1:%d", max_payload: 2MB }\n' % port)
+    # nats-server's `listen` for bind
+    conf.write_text('listeners.nats.dev { listen: "127.0.0.1:%d", max_payload: 2MB }\n' % port)
     run_serve(tmp_path, ["-c", str(conf)], ["listening on nats://127.0.0.1:%d" % port], port)
 
 
