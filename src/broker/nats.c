@@ -128,6 +128,10 @@ static size_t info(struct broker *b, struct net_conn *nc, uint64_t cid, uint8_t 
         memmove(ip, ip + 1, strlen(ip));
         ip[strcspn(ip, "]")] = '\0';
     }
+    char host[64] = "0.0.0.0";
+    uint16_t port = 0;
+    if (!net_conn_local(nc, host, sizeof(host), &port))
+        snprintf(host, sizeof(host), "0.0.0.0");
     bool nkeys = o->users && auth_nats_has_nkeys(o->users);
     if (nkeys)
         make_nonce(cid, nonce);
@@ -137,7 +141,8 @@ static size_t info(struct broker *b, struct net_conn *nc, uint64_t cid, uint8_t 
         /* The nats-server protocol level ward speaks: clients turn
          * features (headers, no responders) on by this number. */
         .version = "2.9.0",
-        .host = "0.0.0.0",
+        .host = host,
+        .port = port,
         .headers = true,
         .auth_required = auth_required(b, nc),
         .tls_required = net_conn_tls_server(nc) != NULL,
@@ -173,7 +178,8 @@ bool nats_open(struct broker *b, struct client *c)
         return false;
     }
     st->o = opts_of(b, c->nc);
-    st->echo = true;
+    /* nats-server's options until a CONNECT says otherwise. */
+    st->echo = st->verbose = st->pedantic = true;
     st->cid = net_conn_greeted(c->nc) ? net_conn_tag(c->nc) : atomic_fetch_add(&next_cid, 1);
     make_nonce(st->cid, st->nonce);
     st->next_ping_ms = c->opened_ms + st->o->ping_interval_ms;
@@ -883,10 +889,12 @@ static void handle(struct client *c, const struct nats_cmd *cmd)
         handle_unsub(c, cmd);
         break;
     case NATS_OP_PING:
-        send_str(c, "PONG\r\n");
+        if (admitted(c))
+            send_str(c, "PONG\r\n");
         break;
     case NATS_OP_PONG:
-        c->nats->pings_out = 0;
+        if (admitted(c))
+            c->nats->pings_out = 0;
         break;
     default: /* a server's commands from a client */
         fail(c, NATS_ERR_UNKNOWN_OP);
