@@ -377,6 +377,8 @@ static bool login(struct client *c, const struct nats_connect *ck)
         decided(c, AUTH_OK, e, o->no_auth_user);
         return true;
     } else if (b->auth) { /* ward's own password file, certificates and anonymous rules */
+        if (table_requires(u)) /* the listener's table wants credentials: none is not enough */
+            q.listener_anonymous = 0;
         if (ck->has_user) {
             q.username = (const uint8_t *)ck->user;
             q.username_len = strlen(ck->user);
