@@ -315,8 +315,7 @@ bool route_publish_or_wait(struct broker *b, struct msg *m, struct session *from
 {
     match_all(b, m, from);
     for (size_t i = 0; i < b->nmatches; i++)
-        /* NATS subscribers never hold producers (nats_out_deliver). */
-        if (!b->matches[i].ns && flow_blocks(b, b->matches[i].s, b->matches[i].qos, m)) {
+        if (flow_blocks(b, b->matches[i].s, b->matches[i].qos, m)) {
             b->flow_hit = FLOW_THROTTLE;
             return false;
         }
