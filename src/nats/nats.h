@@ -139,7 +139,8 @@ WARD_WUR size_t nats_info_encode(const struct nats_info *i, char *buf, size_t ca
 
 /* The head of a MSG or HMSG: "MSG <subject> <sid> [reply] <size>\r\n" or
  * "HMSG <subject> <sid> [reply] <hdr_size> <total_size>\r\n" (hmsg when hdr_len > 0). The caller
- * then writes headers, payload and "\r\n". Returns the length, or 0 if cap is too small. */
+ * then writes headers, payload and "\r\n". The names are copied as they are (the broker checked
+ * them). Returns the length (buf is NUL-terminated), or 0 if cap is too small. */
 WARD_WUR size_t nats_msg_head(char *buf, size_t cap, const char *subject, size_t subject_len,
                               const char *sid, size_t sid_len, const char *reply, size_t reply_len,
                               size_t hdr_len, size_t payload_len);

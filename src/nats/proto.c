@@ -384,25 +384,6 @@ int nats_parse(const struct nats_limits *lim, bool server_side, const uint8_t *b
 }
 
 /* see nats.h */
-size_t nats_msg_head(char *buf, size_t cap, const char *subject, size_t subject_len,
-                     const char *sid, size_t sid_len, const char *reply, size_t reply_len,
-                     size_t hdr_len, size_t payload_len)
-{
-    int n;
-    if (subject_len > INT32_MAX || sid_len > INT32_MAX || reply_len > INT32_MAX)
-        return 0;
-    if (hdr_len > 0)
-        n = snprintf(buf, cap, "HMSG %.*s %.*s%s%.*s %zu %zu\r\n", (int)subject_len, subject,
-                     (int)sid_len, sid, reply_len ? " " : "", (int)reply_len, reply ? reply : "",
-                     hdr_len, hdr_len + payload_len);
-    else
-        n = snprintf(buf, cap, "MSG %.*s %.*s%s%.*s %zu\r\n", (int)subject_len, subject,
-                     (int)sid_len, sid, reply_len ? " " : "", (int)reply_len, reply ? reply : "",
-                     payload_len);
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
-}
-
-/* see nats.h */
 size_t nats_err_encode(char *buf, size_t cap, const char *text)
 {
     /* A line break in the text would end the line early and start another
@@ -421,6 +402,8 @@ struct out {
 
 static void put(struct out *o, const char *s, size_t n)
 {
+    if (n == 0)
+        return;
     if (o->full || n >= o->cap - o->len) {
         o->full = true;
         return;
@@ -432,6 +415,33 @@ static void put(struct out *o, const char *s, size_t n)
 static void puts_(struct out *o, const char *s)
 {
     put(o, s, strlen(s));
+}
+
+/* see nats.h */
+size_t nats_msg_head(char *buf, size_t cap, const char *subject, size_t subject_len,
+                     const char *sid, size_t sid_len, const char *reply, size_t reply_len,
+                     size_t hdr_len, size_t payload_len)
+{
+    /* Copied, not formatted: a sid is the client's bytes, NUL included. */
+    struct out o = {buf, cap, 0, cap == 0};
+    char num[48];
+    puts_(&o, hdr_len ? "HMSG " : "MSG ");
+    put(&o, subject, subject_len);
+    put(&o, " ", 1);
+    put(&o, sid, sid_len);
+    if (reply_len) {
+        put(&o, " ", 1);
+        put(&o, reply, reply_len);
+    }
+    if (hdr_len)
+        snprintf(num, sizeof num, " %zu %zu\r\n", hdr_len, hdr_len + payload_len);
+    else
+        snprintf(num, sizeof num, " %zu\r\n", payload_len);
+    puts_(&o, num);
+    if (o.full)
+        return 0;
+    o.p[o.len] = '\0';
+    return o.len;
 }
 
 /* The length of the UTF-8 sequence at p (2 to 4), 0 when it is not one. */
