@@ -190,14 +190,8 @@ TEST(mapping_nats_server_examples)
     /* Where nats-server makes a literal MQTT "*" or ">" level a NATS
      * wildcard, and errors it gives: refused here. */
     char out[64];
-    const char *refused[] = {"foo/*/bar",
-                             "foo/*/bar/*",
-                             "foo/>",
-                             "foo/*/bar/>",
-                             "foo bar",
-                             "foo\x7f"
-                             "bar",
-                             "foo\tbar"};
+    const char *refused[] = {"foo/*/bar", "foo/*/bar/*", "foo/>",   "foo/*/bar/>",
+                             "foo bar",   "foo\177bar",  "foo\tbar"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         ASSERT_EQ(to_nats(refused[i], true, out, sizeof out), -1);
         ASSERT_EQ(to_nats(refused[i], false, out, sizeof out), -1);
