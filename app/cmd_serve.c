@@ -149,7 +149,8 @@ static const struct opt table[] = {
     {"listen", 'l', OPT_CALL, "URL", FN(add_url),
      .help = "tcp://HOST:PORT (repeatable; default tcp://0.0.0.0:1883);\n"
              "tls:// mtls:// with --certfile ...; NATS clients:\n"
-             "nats:// nats+tls:// nats+mtls://"},
+             "nats:// nats+tls:// nats+mtls:// (TLS ones with the\n"
+             "same --certfile ... flags)"},
     {"workers", 0, OPT_UINT, "N", AT(workers), RANGE(1, 256),
      .help = "worker threads (default: one per CPU)"},
     {"log-level", 0, OPT_CALL, "LEVEL", FN(log_level),
@@ -181,7 +182,7 @@ static const struct opt table[] = {
     {"max-payload", 0, OPT_CALL, "SIZE", FN(max_payload),
      .help = "NATS listeners: largest message payload\n(default 1MB, at most 64MB)"},
     {"help", 'h', OPT_HELP, .help = "this help"},
-    {.kind = OPT_SECTION, .help = "TLS (for -l tls:// mtls:// nats+tls:// nats+mtls://HOST:PORT):"},
+    {.kind = OPT_SECTION, .help = "TLS (for -l tls://HOST:PORT and mtls://HOST:PORT):"},
     {"certfile", 0, OPT_STRING, "F", TLS(certfile), .help = "the server's certificate (and chain)"},
     {"keyfile", 0, OPT_STRING, "F", TLS(keyfile), .help = "its private key"},
     {"key-password", 0, OPT_STRING, "P", TLS(key_password), .help = "the key's password"},
