@@ -228,6 +228,9 @@ bool net_conn_greeted(const struct net_conn *c);
  * thread); read like net_conn_peer(), until on_close returns. 0 until set. */
 void net_conn_set_tag(struct net_conn *c, uint64_t tag);
 uint64_t net_conn_tag(const struct net_conn *c);
+/* The local address the connection was accepted on ("127.0.0.1" or
+ * "::1", without brackets) and its port; false if the socket cannot say. */
+bool net_conn_local(const struct net_conn *c, char *host, size_t cap, uint16_t *port);
 /* The index of the listener that accepted the connection. */
 unsigned net_conn_listener(const struct net_conn *c);
 /* The peer's certificate identity on a TLS connection after its

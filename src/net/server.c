@@ -3,6 +3,7 @@
  * handshake, open, graceful close), reading, batched writing, cross-thread
  * wakeups and closing. Listening sockets and limits are in listener.c.
  * Contracts in net.h. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -203,6 +204,21 @@ bool net_conn_tls_revoked(const struct net_conn *c)
 const char *net_conn_peer(const struct net_conn *c)
 {
     return c->peer;
+}
+
+bool net_conn_local(const struct net_conn *c, char *host, size_t cap, uint16_t *port)
+{
+    struct sockaddr_storage a;
+    socklen_t len = sizeof(a);
+    if (getsockname(c->fd, (struct sockaddr *)&a, &len) < 0)
+        return false;
+    const void *addr = a.ss_family == AF_INET6
+                           ? (const void *)&((struct sockaddr_in6 *)&a)->sin6_addr
+                           : (const void *)&((struct sockaddr_in *)&a)->sin_addr;
+    *port = ntohs(a.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&a)->sin6_port
+                                          : ((struct sockaddr_in *)&a)->sin_port);
+    return (a.ss_family == AF_INET || a.ss_family == AF_INET6) &&
+           inet_ntop(a.ss_family, addr, host, (socklen_t)cap) != NULL;
 }
 
 unsigned net_conn_listener(const struct net_conn *c)
