@@ -150,7 +150,7 @@ def test_bad_bind_refused(tmp_path, bind):
 
 def test_plaintext_password_message_says_how_to_hash(tmp_path):
     err = bad(tmp_path, '  authorization { users = [ {user: a, password: "s3cret"} ] }')
-    assert "bcrypt" in err and "make one with" in err, err
+    assert "bcrypt" in err and "make one with `ward passwd --bcrypt`" in err, err
 
 
 def test_printed_block_reads_back(tmp_path, pki):
@@ -323,3 +323,43 @@ def test_serve_no_auth_user_without_password(tmp_path):
     finally:
         p.terminate()
         assert p.wait(timeout=15) == 0, log.read_text()
+
+
+def test_passwd_bcrypt_hash_logs_in(tmp_path):
+    """`ward passwd --bcrypt` (what the plaintext refusal names) makes a hash
+    `ward check` takes and a NATS client logs in with."""
+    r = subprocess.run([WARD, "passwd", "--bcrypt", "--cost", "4"], input="s3cret\n",
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    h = r.stdout.strip()
+    assert h.startswith("$2b$04$") and len(h) == 60, h
+    port = free_port()
+    conf = tmp_path / "pw.conf"
+    conf.write_text('listeners.nats.p {\n  bind: "127.0.0.1:%d"\n'
+                    '  authorization { users = [ {user: carol, password: "%s"} ] }\n}\n'
+                    % (port, h))
+    assert check(conf).returncode == 0
+    log = tmp_path / "pw.log"
+    with open(log, "wb") as f:
+        p = subprocess.Popen([WARD, "serve", "--workers", "1", "-c", str(conf)], stdout=f,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        assert wait_port(port, proc=p, timeout=15), log.read_text()
+        for pw, want in ((b"s3cret", b"PONG\r\n"), (b"wrong", b"-ERR 'Authorization Violation'")):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            f = s.makefile("rb")
+            assert f.readline().startswith(b"INFO {")
+            s.sendall(b'CONNECT {"verbose":false,"user":"carol","pass":"' + pw + b'"}\r\nPING\r\n')
+            assert f.readline().startswith(want)
+            s.close()
+    finally:
+        p.terminate()
+        assert p.wait(timeout=15) == 0, log.read_text()
+
+
+@pytest.mark.parametrize("args", [["--bcrypt", "f", "u"], ["--cost", "5", "f", "u"],
+                                  ["--bcrypt", "--cost", "17"]])
+def test_passwd_bcrypt_usage(args):
+    r = subprocess.run([WARD, "passwd", *args], input="x\n", capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2, r.stderr
