@@ -149,7 +149,8 @@ static const struct opt table[] = {
     {"listen", 'l', OPT_CALL, "URL", FN(add_url),
      .help = "tcp://HOST:PORT (repeatable; default tcp://0.0.0.0:1883);\n"
              "tls:// mtls:// with --certfile ...; NATS clients:\n"
-             "nats:// nats+tls:// nats+mtls://"},
+             "nats:// nats+tls:// nats+mtls:// (TLS ones with the\n"
+             "same --certfile ... flags)"},
     {"workers", 0, OPT_UINT, "N", AT(workers), RANGE(1, 256),
      .help = "worker threads (default: one per CPU)"},
     {"log-level", 0, OPT_CALL, "LEVEL", FN(log_level),
@@ -181,7 +182,7 @@ static const struct opt table[] = {
     {"max-payload", 0, OPT_CALL, "SIZE", FN(max_payload),
      .help = "NATS listeners: largest message payload\n(default 1MB, at most 64MB)"},
     {"help", 'h', OPT_HELP, .help = "this help"},
-    {.kind = OPT_SECTION, .help = "TLS (for -l tls:// mtls:// nats+tls:// nats+mtls://HOST:PORT):"},
+    {.kind = OPT_SECTION, .help = "TLS (for -l tls://HOST:PORT and mtls://HOST:PORT):"},
     {"certfile", 0, OPT_STRING, "F", TLS(certfile), .help = "the server's certificate (and chain)"},
     {"keyfile", 0, OPT_STRING, "F", TLS(keyfile), .help = "its private key"},
     {"key-password", 0, OPT_STRING, "P", TLS(key_password), .help = "the key's password"},
@@ -667,13 +668,38 @@ static struct auth_nats_perms nats_perms(const struct cfg_nats_perms *c)
     };
 }
 
+/* A user listed without a password (tls.verify_and_map users, the
+ * no_auth_user: the configuration allows no others) logs in only through
+ * its certificate or as no_auth_user. The auth layer takes users with a
+ * bcrypt hash only, so such a user gets the hash of a random password
+ * nobody knows (cost 4: made at start, never checked successfully). */
+static int unguessable_hash(char *out, size_t cap, char *err, size_t errlen)
+{
+    uint8_t rnd[32];
+    char pw[2 * sizeof(rnd) + 1];
+    if (getentropy(rnd, sizeof(rnd)) < 0)
+        return snprintf(err, errlen, "getentropy: %s", strerror(errno)), -1;
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(pw + 2 * i, 3, "%02x", rnd[i]);
+    int rc = auth_bcrypt_hash(pw, 4, out, cap);
+    explicit_bzero(rnd, sizeof(rnd));
+    explicit_bzero(pw, sizeof(pw));
+    if (rc < 0)
+        snprintf(err, errlen, "cannot make a bcrypt hash");
+    return rc;
+}
+
 static int nats_add_entry(struct auth_nats *a, const struct cfg_nats_user *u, char *err,
                           size_t errlen)
 {
     struct auth_nats_perms p = nats_perms(&u->perms);
     if (u->nkey)
         return auth_nats_add_nkey(a, u->nkey, u->has_perms ? &p : NULL, err, errlen);
-    struct auth_nats_user au = {u->user, u->password, u->has_perms ? &p : NULL};
+    char hash[AUTH_BCRYPT_HASH_LEN + 1];
+    if (!u->password && unguessable_hash(hash, sizeof(hash), err, errlen) < 0)
+        return -1;
+    struct auth_nats_user au = {u->user, u->password ? u->password : hash,
+                                u->has_perms ? &p : NULL};
     return auth_nats_add_user(a, &au, err, errlen);
 }
 

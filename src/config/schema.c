@@ -796,8 +796,7 @@ static void load_bridges(struct loader *ld, const struct hocon_value *mqtt, stru
  * listener_keys itself (nats_ssl_keys names which). */
 
 /* How to make a bcrypt hash, for the message that refuses a plaintext one. */
-#define NATS_BCRYPT_HOWTO                                                                          \
-    "`htpasswd -nbBC 11 \"\" PASSWORD | tr -d ':\\n'` or nats' `nats server passwd`"
+#define NATS_BCRYPT_HOWTO "`ward passwd --bcrypt`"
 
 static void print_table(FILE *out, const struct key_spec *tab, size_t n, const void *base,
                         const char *ind);

@@ -150,7 +150,7 @@ def test_bad_bind_refused(tmp_path, bind):
 
 def test_plaintext_password_message_says_how_to_hash(tmp_path):
     err = bad(tmp_path, '  authorization { users = [ {user: a, password: "s3cret"} ] }')
-    assert "bcrypt" in err and "make one with" in err, err
+    assert "bcrypt" in err and "make one with `ward passwd --bcrypt`" in err, err
 
 
 def test_printed_block_reads_back(tmp_path, pki):
@@ -239,3 +239,127 @@ def test_serve_refuses_users_it_cannot_enforce(tmp_path, pki):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     assert "authorization { } needs NATS users" in r.stderr, r.stderr
+
+
+def nats_login(port, ctx, connect):
+    """INFO in plaintext, the TLS handshake, CONNECT and PING; returns the
+    first line after (PONG, or -ERR ...)."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    line = b""
+    while not line.endswith(b"\r\n") and len(line) < 8192:
+        b = raw.recv(1)
+        if not b:
+            break
+        line += b
+    assert line.startswith(b"INFO {") and b'"tls_verify":true' in line, line
+    t = ctx.wrap_socket(raw, server_hostname="localhost")
+    try:
+        t.sendall(b"CONNECT " + connect.encode() + b"\r\nPING\r\n")
+        f = t.makefile("rb")
+        return f.readline()
+    finally:
+        t.close()
+
+
+@pytest.mark.skipif(not HAVE_NATS_USERS, reason="needs src/auth/nats_users.h")
+def test_serve_verify_and_map_user_without_password(tmp_path, pki):
+    """A user listed without a password under verify_and_map logs in by its
+    certificate only: naming it with any password is refused."""
+    import ssl
+    port = free_port()
+    conf = tmp_path / "map.conf"
+    conf.write_text('listeners.nats.m {\n  bind: "127.0.0.1:%d"\n'
+                    '  tls { cert_file: "%s", key_file: "%s", ca_file: "%s", verify_and_map: true }\n'
+                    '  authorization { users = [ {user: "dev1@example.test", permissions: '
+                    '{publish: "dev.>"}} ] }\n}\n'
+                    % (port, pki["server_crt"], pki["server_key"], pki["ca"]))
+    log = tmp_path / "map.log"
+    with open(log, "wb") as f:
+        p = subprocess.Popen([WARD, "serve", "--workers", "1", "-c", str(conf)], stdout=f,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        assert wait_port(port, proc=p, timeout=15), log.read_text()
+        ctx = ssl.create_default_context(cafile=pki["ca"])
+        ctx.load_cert_chain(pki["client_crt"], pki["client_key"])
+        assert nats_login(port, ctx, '{"verbose":false}') == b"PONG\r\n"
+        other = ssl.create_default_context(cafile=pki["ca"])
+        other.load_cert_chain(pki["client_rsa_crt"], pki["client_rsa_key"])  # maps to nobody
+        got = nats_login(port, other, '{"verbose":false,"user":"dev1@example.test","pass":""}')
+        assert got.startswith(b"-ERR 'Authorization Violation'"), got
+    finally:
+        p.terminate()
+        assert p.wait(timeout=15) == 0, log.read_text()
+
+
+@pytest.mark.skipif(not HAVE_NATS_USERS, reason="needs src/auth/nats_users.h")
+def test_serve_no_auth_user_without_password(tmp_path):
+    """no_auth_user listed without a password: clients without credentials
+    get its rights; naming it with any password is refused."""
+    port = free_port()
+    conf = tmp_path / "guest.conf"
+    conf.write_text('listeners.nats.g {\n  bind: "127.0.0.1:%d"\n  no_auth_user: guest\n'
+                    '  authorization { users = [ {user: guest, permissions: {publish: "pub.>"}} '
+                    '{user: admin, password: "%s"} ] }\n}\n' % (port, HASH_A))
+    log = tmp_path / "guest.log"
+    with open(log, "wb") as f:
+        p = subprocess.Popen([WARD, "serve", "--workers", "1", "-c", str(conf)], stdout=f,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        assert wait_port(port, proc=p, timeout=15), log.read_text()
+
+        def login(connect):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            f = s.makefile("rb")
+            assert f.readline().startswith(b"INFO {")
+            s.sendall(b"CONNECT " + connect + b"\r\nPING\r\n")
+            got = f.readline()
+            s.close()
+            return got
+
+        assert login(b'{"verbose":false}') == b"PONG\r\n"
+        for pw in (b"", b"guest", b"x"):
+            got = login(b'{"verbose":false,"user":"guest","pass":"' + pw + b'"}')
+            assert got.startswith(b"-ERR 'Authorization Violation'"), got
+    finally:
+        p.terminate()
+        assert p.wait(timeout=15) == 0, log.read_text()
+
+
+def test_passwd_bcrypt_hash_logs_in(tmp_path):
+    """`ward passwd --bcrypt` (what the plaintext refusal names) makes a hash
+    `ward check` takes and a NATS client logs in with."""
+    r = subprocess.run([WARD, "passwd", "--bcrypt", "--cost", "4"], input="s3cret\n",
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    h = r.stdout.strip()
+    assert h.startswith("$2b$04$") and len(h) == 60, h
+    port = free_port()
+    conf = tmp_path / "pw.conf"
+    conf.write_text('listeners.nats.p {\n  bind: "127.0.0.1:%d"\n'
+                    '  authorization { users = [ {user: carol, password: "%s"} ] }\n}\n'
+                    % (port, h))
+    assert check(conf).returncode == 0
+    log = tmp_path / "pw.log"
+    with open(log, "wb") as f:
+        p = subprocess.Popen([WARD, "serve", "--workers", "1", "-c", str(conf)], stdout=f,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        assert wait_port(port, proc=p, timeout=15), log.read_text()
+        for pw, want in ((b"s3cret", b"PONG\r\n"), (b"wrong", b"-ERR 'Authorization Violation'")):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            f = s.makefile("rb")
+            assert f.readline().startswith(b"INFO {")
+            s.sendall(b'CONNECT {"verbose":false,"user":"carol","pass":"' + pw + b'"}\r\nPING\r\n')
+            assert f.readline().startswith(want)
+            s.close()
+    finally:
+        p.terminate()
+        assert p.wait(timeout=15) == 0, log.read_text()
+
+
+@pytest.mark.parametrize("args", [["--bcrypt", "f", "u"], ["--cost", "5", "f", "u"],
+                                  ["--bcrypt", "--cost", "17"]])
+def test_passwd_bcrypt_usage(args):
+    r = subprocess.run([WARD, "passwd", *args], input="x\n", capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 2, r.stderr
