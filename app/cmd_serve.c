@@ -668,38 +668,15 @@ static struct auth_nats_perms nats_perms(const struct cfg_nats_perms *c)
     };
 }
 
-/* A user listed without a password (tls.verify_and_map users, the
- * no_auth_user: the configuration allows no others) logs in only through
- * its certificate or as no_auth_user. The auth layer takes users with a
- * bcrypt hash only, so such a user gets the hash of a random password
- * nobody knows (cost 4: made at start, never checked successfully). */
-static int unguessable_hash(char *out, size_t cap, char *err, size_t errlen)
-{
-    uint8_t rnd[32];
-    char pw[2 * sizeof(rnd) + 1];
-    if (getentropy(rnd, sizeof(rnd)) < 0)
-        return snprintf(err, errlen, "getentropy: %s", strerror(errno)), -1;
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(pw + 2 * i, 3, "%02x", rnd[i]);
-    int rc = auth_bcrypt_hash(pw, 4, out, cap);
-    explicit_bzero(rnd, sizeof(rnd));
-    explicit_bzero(pw, sizeof(pw));
-    if (rc < 0)
-        snprintf(err, errlen, "cannot make a bcrypt hash");
-    return rc;
-}
-
 static int nats_add_entry(struct auth_nats *a, const struct cfg_nats_user *u, char *err,
                           size_t errlen)
 {
     struct auth_nats_perms p = nats_perms(&u->perms);
     if (u->nkey)
         return auth_nats_add_nkey(a, u->nkey, u->has_perms ? &p : NULL, err, errlen);
-    char hash[AUTH_BCRYPT_HASH_LEN + 1];
-    if (!u->password && unguessable_hash(hash, sizeof(hash), err, errlen) < 0)
-        return -1;
-    struct auth_nats_user au = {u->user, u->password ? u->password : hash,
-                                u->has_perms ? &p : NULL};
+    /* A user without a password (verify_and_map, no_auth_user) logs in
+     * only through its certificate or as no_auth_user. */
+    struct auth_nats_user au = {u->user, u->password, u->has_perms ? &p : NULL};
     return auth_nats_add_user(a, &au, err, errlen);
 }
 
