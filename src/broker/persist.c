@@ -4,6 +4,7 @@
 #include "broker/persist.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,7 +86,8 @@ static uint8_t *encode_props(const struct msg *m, uint32_t *len)
     o = put16(o, m->response_topic, m->response_topic_len);
     o = put16(o, m->correlation, m->correlation_len);
     uint32_t u = m->user_raw_len;
-    *o++ = (uint8_t)(u >> 24), *o++ = (uint8_t)(u >> 16), *o++ = (uint8_t)(u >> 8), *o++ = (uint8_t)u;
+    *o++ = (uint8_t)(u >> 24), *o++ = (uint8_t)(u >> 16), *o++ = (uint8_t)(u >> 8),
+    *o++ = (uint8_t)u;
     if (u)
         memcpy(o, m->user_raw, u);
     *len = (uint32_t)n;
@@ -323,7 +325,9 @@ static void write_delivery(struct persist *p, const struct session *s, struct de
                                .qos = d->qos,
                                .retain = d->retain,
                                .pid = d->pid,
-                               .state = (uint8_t)(d->pid == 0 ? 0 : d->pubrel_sent ? 2 : 1),
+                               .state = (uint8_t)(d->pid == 0      ? 0
+                                                  : d->pubrel_sent ? 2
+                                                                   : 1),
                                .sub_ids = d->sub_ids,
                                .nsub = d->nsub};
     store_delivery_put(p->st, s->id, &r);
@@ -658,8 +662,7 @@ static int load_msg(void *ctx, const struct store_msg *r)
     struct persist *p = b->persist;
     struct mqtt_props pr;
     if (!decode_props(r->props, r->props_len, &pr)) {
-        log_warn("store: message %" PRIu64 " has properties this ward cannot read; dropped",
-                 r->id);
+        log_warn("store: message %" PRIu64 " has properties this ward cannot read; dropped", r->id);
         p->loaded.dropped++;
         return 0;
     }
@@ -845,9 +848,8 @@ int broker_load(struct broker *b, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    static const struct store_load_fns fns = {load_msg,      load_session, load_sub,
-                                              load_delivery, load_rel,     load_retained,
-                                              load_bridge};
+    static const struct store_load_fns fns = {load_msg, load_session,  load_sub,   load_delivery,
+                                              load_rel, load_retained, load_bridge};
     uint64_t t0 = clock_mono_ms();
     pthread_mutex_lock(&b->lock);
     p->loading = true;
