@@ -16,6 +16,7 @@
 #include "net/net.h"
 #include "opts.h"
 #include "serve_bridges.h"
+#include "store/store.h"
 #include "tls/tls.h"
 
 #include <openssl/ssl.h>
@@ -39,6 +40,7 @@ struct serve_opts {
     unsigned workers;
     const char *log_level;
     const char *dev_pki;
+    const char *data_dir; /* --data DIR: persistence on (process mode) */
     uint32_t max_connections;
     uint32_t max_output;       /* mqtt.max_output_bytes */
     uint32_t slow_consumer_ms; /* mqtt.slow_consumer_timeout */
@@ -181,6 +183,9 @@ static const struct opt table[] = {
              "mtls://0.0.0.0:8884,\nnats://0.0.0.0:4222 and nats+mtls://0.0.0.0:4223"},
     {"max-payload", 0, OPT_CALL, "SIZE", FN(max_payload),
      .help = "NATS listeners: largest message payload\n(default 1MB, at most 64MB)"},
+    {"data", 0, OPT_STRING, "DIR", AT(data_dir),
+     .help = "keep durable state (sessions, queued and retained\nmessages) in DIR/ward.db; "
+             "persistence.dir otherwise"},
     {"help", 'h', OPT_HELP, .help = "this help"},
     {.kind = OPT_SECTION, .help = "TLS (for -l tls://HOST:PORT and mtls://HOST:PORT):"},
     {"certfile", 0, OPT_STRING, "F", TLS(certfile), .help = "the server's certificate (and chain)"},
@@ -384,6 +389,7 @@ static void config_to_broker(const struct ward_config *cfg, struct broker_config
     bc->receive_max = (uint16_t)cfg->receive_maximum;
     bc->overload = (enum broker_overload)broker_overload_parse(cfg->overload);
     bc->max_queued = cfg->max_mqueue_len;
+    bc->queue_full_policy = cfg->queue_full_policy && strcmp(cfg->queue_full_policy, "drop_oldest") == 0;
     bc->max_topic_levels = cfg->max_topic_levels;
     bc->max_keepalive = (uint16_t)cfg->max_keepalive;
     bc->topic_alias_max = (uint16_t)cfg->topic_alias_max;
@@ -643,6 +649,7 @@ struct running {
     struct tls_server *tls[MAX_URLS];
     struct serve_bridges *bridges;
     struct auth_nats *nats_auth[MAX_URLS]; /* a NATS listener's authorization { } */
+    struct store *st;
 };
 
 static bool nats_has_authorization(const struct cfg_listener *l)
@@ -743,6 +750,42 @@ static int nats_auth_all(struct serve_opts *o, struct running *r)
     return 0;
 }
 
+/* persistence { }, NanoMQ's sqlite { } or --data DIR: the store, opened and
+ * loaded before any listener accepts. Off without a directory. */
+static int open_store(const struct serve_opts *o, const struct serve_opts *flags,
+                      const struct ward_config *cfg, struct running *r)
+{
+    const char *dir = flags->data_dir, *mode = "process", *damage = "move_aside";
+    uint64_t max_size = 0;
+    if (o->config) {
+        if (!dir)
+            dir = cfg->persistence_dir ? cfg->persistence_dir
+                                       : (cfg->sqlite_enable ? cfg->sqlite_path : NULL);
+        mode = cfg->persistence_mode;
+        damage = cfg->persistence_on_damage;
+        max_size = cfg->persistence_max_size;
+    }
+    if (!dir || strcmp(mode, "off") == 0)
+        return 0;
+    struct store_config sc = {
+        .mode = strcmp(mode, "fsync") == 0 ? STORE_FSYNC : STORE_PROCESS,
+        .dir = dir,
+        .max_size = max_size,
+        .on_damage = strcmp(damage, "refuse") == 0 ? STORE_DAMAGE_REFUSE : STORE_DAMAGE_MOVE_ASIDE};
+    char err[1024];
+    if (!(r->st = store_open(&sc, err, sizeof(err)))) {
+        fprintf(stderr, "ward serve: %s; not starting\n", err);
+        return -1;
+    }
+    broker_set_store(r->b, r->st);
+    if (broker_load(r->b, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ward serve: loading %s/ward.db: %s; not starting\n", dir, err);
+        return -1;
+    }
+    log_notice("persistence: %s mode, in %s", mode, dir);
+    return 0;
+}
+
 /* Access control, the listeners, and a check of the bridges: everything
  * that can refuse to start before a thread runs. */
 static int prepare(struct serve_opts *o, const struct serve_opts *flags, struct ward_config *cfg,
@@ -814,7 +857,7 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         fprintf(stderr, "ward serve: out of memory\n");
         goto out;
     }
-    if (prepare(o, flags, cfg, &r) < 0)
+    if (prepare(o, flags, cfg, &r) < 0 || open_store(o, flags, cfg, &r) < 0)
         goto out;
     if (broker_start(r.b) < 0 || net_server_start(r.s) < 0) {
         fprintf(stderr, "ward serve: cannot start threads\n");
@@ -836,6 +879,7 @@ out:
     /* The housekeeper publishes net_server_sys() in $SYS: stop it first. */
     broker_stop(r.b);
     net_server_free(r.s);
+    store_close(r.st); /* its commit hook calls into the broker */
     broker_free(r.b);
     serve_bridges_free(r.bridges);
     auth_free(r.a);
