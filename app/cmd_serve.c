@@ -16,6 +16,7 @@
 #include "net/net.h"
 #include "opts.h"
 #include "serve_bridges.h"
+#include "store/store.h"
 #include "tls/tls.h"
 
 #include <openssl/ssl.h>
@@ -39,6 +40,7 @@ struct serve_opts {
     unsigned workers;
     const char *log_level;
     const char *dev_pki;
+    const char *data_dir; /* --data DIR: persistence on (process mode) */
     uint32_t max_connections;
     uint32_t max_output;       /* mqtt.max_output_bytes */
     uint32_t slow_consumer_ms; /* mqtt.slow_consumer_timeout */
@@ -181,6 +183,9 @@ static const struct opt table[] = {
              "mtls://0.0.0.0:8884,\nnats://0.0.0.0:4222 and nats+mtls://0.0.0.0:4223"},
     {"max-payload", 0, OPT_CALL, "SIZE", FN(max_payload),
      .help = "NATS listeners: largest message payload\n(default 1MB, at most 64MB)"},
+    {"data", 0, OPT_STRING, "DIR", AT(data_dir),
+     .help = "keep durable state (sessions, queued and retained\nmessages) in DIR/ward.db; "
+             "persistence.dir otherwise"},
     {"help", 'h', OPT_HELP, .help = "this help"},
     {.kind = OPT_SECTION, .help = "TLS (for -l tls://HOST:PORT and mtls://HOST:PORT):"},
     {"certfile", 0, OPT_STRING, "F", TLS(certfile), .help = "the server's certificate (and chain)"},
@@ -384,6 +389,7 @@ static void config_to_broker(const struct ward_config *cfg, struct broker_config
     bc->receive_max = (uint16_t)cfg->receive_maximum;
     bc->overload = (enum broker_overload)broker_overload_parse(cfg->overload);
     bc->max_queued = cfg->max_mqueue_len;
+    bc->queue_full_policy = cfg->queue_full_policy && strcmp(cfg->queue_full_policy, "drop_oldest") == 0;
     bc->max_topic_levels = cfg->max_topic_levels;
     bc->max_keepalive = (uint16_t)cfg->max_keepalive;
     bc->topic_alias_max = (uint16_t)cfg->topic_alias_max;
@@ -643,6 +649,7 @@ struct running {
     struct tls_server *tls[MAX_URLS];
     struct serve_bridges *bridges;
     struct auth_nats *nats_auth[MAX_URLS]; /* a NATS listener's authorization { } */
+    struct store *st;
 };
 
 static bool nats_has_authorization(const struct cfg_listener *l)
@@ -668,38 +675,15 @@ static struct auth_nats_perms nats_perms(const struct cfg_nats_perms *c)
     };
 }
 
-/* A user listed without a password (tls.verify_and_map users, the
- * no_auth_user: the configuration allows no others) logs in only through
- * its certificate or as no_auth_user. The auth layer takes users with a
- * bcrypt hash only, so such a user gets the hash of a random password
- * nobody knows (cost 4: made at start, never checked successfully). */
-static int unguessable_hash(char *out, size_t cap, char *err, size_t errlen)
-{
-    uint8_t rnd[32];
-    char pw[2 * sizeof(rnd) + 1];
-    if (getentropy(rnd, sizeof(rnd)) < 0)
-        return snprintf(err, errlen, "getentropy: %s", strerror(errno)), -1;
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(pw + 2 * i, 3, "%02x", rnd[i]);
-    int rc = auth_bcrypt_hash(pw, 4, out, cap);
-    explicit_bzero(rnd, sizeof(rnd));
-    explicit_bzero(pw, sizeof(pw));
-    if (rc < 0)
-        snprintf(err, errlen, "cannot make a bcrypt hash");
-    return rc;
-}
-
 static int nats_add_entry(struct auth_nats *a, const struct cfg_nats_user *u, char *err,
                           size_t errlen)
 {
     struct auth_nats_perms p = nats_perms(&u->perms);
     if (u->nkey)
         return auth_nats_add_nkey(a, u->nkey, u->has_perms ? &p : NULL, err, errlen);
-    char hash[AUTH_BCRYPT_HASH_LEN + 1];
-    if (!u->password && unguessable_hash(hash, sizeof(hash), err, errlen) < 0)
-        return -1;
-    struct auth_nats_user au = {u->user, u->password ? u->password : hash,
-                                u->has_perms ? &p : NULL};
+    /* A user without a password (verify_and_map, no_auth_user) logs in
+     * only through its certificate or as no_auth_user. */
+    struct auth_nats_user au = {u->user, u->password, u->has_perms ? &p : NULL};
     return auth_nats_add_user(a, &au, err, errlen);
 }
 
@@ -763,6 +747,42 @@ static int nats_auth_all(struct serve_opts *o, struct running *r)
                 err);
         return -1;
     }
+    return 0;
+}
+
+/* persistence { }, NanoMQ's sqlite { } or --data DIR: the store, opened and
+ * loaded before any listener accepts. Off without a directory. */
+static int open_store(const struct serve_opts *o, const struct serve_opts *flags,
+                      const struct ward_config *cfg, struct running *r)
+{
+    const char *dir = flags->data_dir, *mode = "process", *damage = "move_aside";
+    uint64_t max_size = 0;
+    if (o->config) {
+        if (!dir)
+            dir = cfg->persistence_dir ? cfg->persistence_dir
+                                       : (cfg->sqlite_enable ? cfg->sqlite_path : NULL);
+        mode = cfg->persistence_mode;
+        damage = cfg->persistence_on_damage;
+        max_size = cfg->persistence_max_size;
+    }
+    if (!dir || strcmp(mode, "off") == 0)
+        return 0;
+    struct store_config sc = {
+        .mode = strcmp(mode, "fsync") == 0 ? STORE_FSYNC : STORE_PROCESS,
+        .dir = dir,
+        .max_size = max_size,
+        .on_damage = strcmp(damage, "refuse") == 0 ? STORE_DAMAGE_REFUSE : STORE_DAMAGE_MOVE_ASIDE};
+    char err[1024];
+    if (!(r->st = store_open(&sc, err, sizeof(err)))) {
+        fprintf(stderr, "ward serve: %s; not starting\n", err);
+        return -1;
+    }
+    broker_set_store(r->b, r->st);
+    if (broker_load(r->b, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ward serve: loading %s/ward.db: %s; not starting\n", dir, err);
+        return -1;
+    }
+    log_notice("persistence: %s mode, in %s", mode, dir);
     return 0;
 }
 
@@ -837,7 +857,7 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         fprintf(stderr, "ward serve: out of memory\n");
         goto out;
     }
-    if (prepare(o, flags, cfg, &r) < 0)
+    if (prepare(o, flags, cfg, &r) < 0 || open_store(o, flags, cfg, &r) < 0)
         goto out;
     if (broker_start(r.b) < 0 || net_server_start(r.s) < 0) {
         fprintf(stderr, "ward serve: cannot start threads\n");
@@ -859,6 +879,7 @@ out:
     /* The housekeeper publishes net_server_sys() in $SYS: stop it first. */
     broker_stop(r.b);
     net_server_free(r.s);
+    store_close(r.st); /* its commit hook calls into the broker */
     broker_free(r.b);
     serve_bridges_free(r.bridges);
     auth_free(r.a);

@@ -563,14 +563,16 @@ int auth_nats_add_user(struct auth_nats *a, const struct auth_nats_user *u, char
         return -1;
     }
     esc(u->user, e, sizeof e);
-    if (!auth_is_bcrypt(u->password)) {
+    /* A user without a password logs in only by its certificate
+     * (verify_and_map) or as no_auth_user. */
+    if (u->password && !auth_is_bcrypt(u->password)) {
         snprintf(err, errlen,
                  "user \"%s\": the password is not a bcrypt hash: make one with `ward passwd "
                  "--bcrypt`",
                  e);
         return -1;
     }
-    if (auth_bcrypt_cost(u->password) > AUTH_BCRYPT_MAX_COST) {
+    if (u->password && auth_bcrypt_cost(u->password) > AUTH_BCRYPT_MAX_COST) {
         snprintf(err, errlen, "user \"%s\": the bcrypt cost %u is over the limit of %u", e,
                  auth_bcrypt_cost(u->password), AUTH_BCRYPT_MAX_COST);
         return -1;

@@ -427,6 +427,7 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
     log_notice("%s connected: MQTT %s%s, clean start %d, keep alive %u, session present %d", c->id,
                v5 ? "5.0" : "3.1.1", ck->bridge ? " (bridge)" : "", ck->clean_start, c->keepalive,
                present);
+    persist_connected(b, c, s);
     route_resend(b, c);
 }
 
@@ -490,12 +491,12 @@ static void publish_denied(struct client *c, const struct mqtt_publish *pub)
     if (auth_deny_disconnects(b->auth))
         return client_kick(c, MQTT_RC_NOT_AUTHORIZED, "PUBLISH not authorized");
     if (pub->qos == 1)
-        send_ack(c, MQTT_PUBACK, pub->packet_id, v5 ? MQTT_RC_NOT_AUTHORIZED : 0);
+        persist_ack(c, MQTT_PUBACK, pub->packet_id, v5 ? MQTT_RC_NOT_AUTHORIZED : 0);
     if (pub->qos == 2) {
         /* v5: a PUBREC >= 0x80 ends the exchange; 3.1.1 expects a PUBREL. */
-        if (!v5 && session_rel_add(c->s, pub->packet_id) < 0)
+        if (!v5 && persist_rel_add(b, c->s, pub->packet_id) < 0)
             return client_kick(c, MQTT_RC_UNSPECIFIED, "out of memory");
-        send_ack(c, MQTT_PUBREC, pub->packet_id, v5 ? MQTT_RC_NOT_AUTHORIZED : 0);
+        persist_ack(c, MQTT_PUBREC, pub->packet_id, v5 ? MQTT_RC_NOT_AUTHORIZED : 0);
     }
 }
 
@@ -525,7 +526,7 @@ static void publish_over_memory(struct client *c, const struct mqtt_publish *pub
         return;
     if (c->codec.version != MQTT_V5)
         return client_kick(c, MQTT_RC_QUOTA_EXCEEDED, "over system.memory_limit");
-    send_ack(c, pub->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pub->packet_id, MQTT_RC_QUOTA_EXCEEDED);
+    persist_ack(c, pub->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pub->packet_id, MQTT_RC_QUOTA_EXCEEDED);
 }
 
 static void handle_publish(struct client *c, struct mqtt_packet *pkt)
@@ -539,13 +540,15 @@ static void handle_publish(struct client *c, struct mqtt_packet *pkt)
         return client_kick(c, (uint8_t)rc, "refused PUBLISH");
     if (b->over_memory && !c->internal)
         return publish_over_memory(c, pub);
+    if (persist_refuse_full(c, pub))
+        return;
     if (!session_allowed(b, c->s, ACL_PUBLISH, (const char *)pub->topic.p, pub->topic.len)) {
         b->st.msgs_in++;
         return publish_denied(c, pub);
     }
     if (pub->qos == 2 && session_rel_has(c->s, pub->packet_id)) {
         /* A resend of a QoS 2 message we already have: ack, don't deliver. */
-        send_ack(c, MQTT_PUBREC, pub->packet_id, 0);
+        persist_ack(c, MQTT_PUBREC, pub->packet_id, 0);
         return;
     }
     /* Clients may not publish into the broker's own $SYS tree. */
@@ -564,7 +567,7 @@ static void handle_publish(struct client *c, struct mqtt_packet *pkt)
             c->hold = true;
             return;
         }
-        if (pub->retain && retain_set(b->retained, m) == RETAIN_FULL)
+        if (pub->retain && persist_retain_set(b, m) == RETAIN_FULL)
             retained_refused(b, m);
         msg_unref(m);
     }
@@ -575,11 +578,11 @@ static void handle_publish(struct client *c, struct mqtt_packet *pkt)
     if (!sys && b->flow_hit == FLOW_REJECT && c->codec.version == MQTT_V5)
         ack = MQTT_RC_QUOTA_EXCEEDED;
     if (pub->qos == 1)
-        send_ack(c, MQTT_PUBACK, pub->packet_id, ack);
+        persist_ack(c, MQTT_PUBACK, pub->packet_id, ack);
     if (pub->qos == 2) {
-        if (!ack && session_rel_add(c->s, pub->packet_id) < 0)
+        if (!ack && persist_rel_add(b, c->s, pub->packet_id) < 0)
             return client_kick(c, MQTT_RC_UNSPECIFIED, "out of memory");
-        send_ack(c, MQTT_PUBREC, pub->packet_id, ack);
+        persist_ack(c, MQTT_PUBREC, pub->packet_id, ack);
     }
 }
 
@@ -594,6 +597,7 @@ static void complete(struct client *c, uint16_t pid, uint8_t qos, bool need_pubr
     }
     delivery_take(&s->inflight, pid);
     session_pid_release(s, pid);
+    persist_delivery_done(c->b, s, d);
     delivery_free(d);
     route_pump(c->b, c);
     flow_check(c->b, c, false);
@@ -618,16 +622,18 @@ static void handle_pubrec(struct client *c, struct mqtt_packet *pkt)
         complete(c, pid, 2, false);
         return;
     }
-    if (d && d->qos == 2)
+    if (d && d->qos == 2) {
         d->pubrel_sent = true;
+        persist_delivery_update(c->b, c->s, d);
+    }
     send_ack(c, MQTT_PUBREL, pid, d ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
 }
 
 static void handle_pubrel(struct client *c, struct mqtt_packet *pkt)
 {
     uint16_t pid = pkt->u.ack.packet_id;
-    bool known = session_rel_remove(c->s, pid);
-    send_ack(c, MQTT_PUBCOMP, pid, known ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+    bool known = persist_rel_remove(c->b, c->s, pid);
+    persist_ack(c, MQTT_PUBCOMP, pid, known ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
 }
 
 /* ---- SUBSCRIBE UNSUBSCRIBE PINGREQ DISCONNECT AUTH ----------------------- */
@@ -1004,6 +1010,7 @@ static void detach(struct broker *b, struct client *c)
     if (s->expiry_s != SESSION_NEVER_EXPIRES)
         s->expire_at = now + (uint64_t)s->expiry_s * 1000u;
     session_offline_add(b, s);
+    persist_session_sync(b, s);
 }
 
 static void client_free(struct client *c)
@@ -1031,6 +1038,7 @@ static void on_close(void *user, const char *why)
     if (c->next)
         c->next->prev = c->prev;
     flow_forget(b, c);
+    persist_client_gone(b, c);
     if (c->connected) {
         b->st.clients_connected--;
         log_notice("%s disconnected: %s", c->id, why);
@@ -1226,6 +1234,7 @@ static void check_sessions(struct broker *b, uint64_t now)
             route_internal(b, s->will);
             msg_unref(s->will);
             s->will = NULL;
+            persist_session_sync(b, s);
         }
         if (s->expiry_s != SESSION_NEVER_EXPIRES && now >= s->expire_at)
             end_session(b, s);
@@ -1353,6 +1362,7 @@ void broker_free(struct broker *b)
     if (!b)
         return;
     broker_stop(b);
+    persist_detach(b);
     b->shutting_down = true;
     for (size_t i = 0; b->buckets && i < b->nbuckets; i++)
         while (b->buckets[i])

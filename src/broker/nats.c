@@ -377,6 +377,8 @@ static bool login(struct client *c, const struct nats_connect *ck)
         decided(c, AUTH_OK, e, o->no_auth_user);
         return true;
     } else if (b->auth) { /* ward's own password file, certificates and anonymous rules */
+        if (table_requires(u)) /* the listener's table wants credentials: none is not enough */
+            q.listener_anonymous = 0;
         if (ck->has_user) {
             q.username = (const uint8_t *)ck->user;
             q.username_len = strlen(ck->user);
@@ -695,7 +697,6 @@ static void handle_pub(struct client *c, const struct nats_cmd *cmd, bool hpub)
     }
     if (!may_publish(c, &cmd->subject, topic, (size_t)tlen))
         return;
-    b->st.bytes_in += cmd->payload.len + cmd->headers.len;
     if (b->over_memory) {
         b->st.memory_refused++;
         b->st.dropped++;
@@ -742,8 +743,17 @@ static void handle_pub(struct client *c, const struct nats_cmd *cmd, bool hpub)
         b->st.dropped++;
         return;
     }
+    b->flow_hit = FLOW_OK;
+    if (!route_publish_or_wait(b, m, c->s)) {
+        /* Backpressure: the PUB stays in the input, unread, and is handled
+         * again once the full receiver has room (flow.c). */
+        msg_unref(m);
+        flow_throttle(b, c);
+        c->hold = true;
+        return;
+    }
     b->st.msgs_in++;
-    route_publish(b, m, c->s);
+    b->st.bytes_in += cmd->payload.len + cmd->headers.len;
     if (b->nmatches == 0 && cmd->reply.len && st->no_responders)
         no_responders(c, &cmd->reply);
     msg_unref(m);
@@ -930,7 +940,15 @@ size_t nats_data(struct client *c, const uint8_t *data, size_t len)
             off = len;
             break;
         }
-        handle(c, &cmd);
+        if ((cmd.op == NATS_OP_PUB || cmd.op == NATS_OP_HPUB) && c->throttled)
+            c->hold = true; /* in order: it waits behind the one held before */
+        else
+            handle(c, &cmd);
+        if (c->hold) {
+            c->hold = false;
+            net_conn_hold_input(c->nc);
+            break;
+        }
         off += used;
     }
     /* A command begun and not finished starts mqtt.packet_timeout's clock. */

@@ -111,6 +111,31 @@ static const struct key_spec global_keys[] = {
     {"mqtt.max_retained_bytes", K_SIZE, G(max_retained_bytes), "256MB", 0, U32MAX, NULL,
      "Most bytes (topic, payload and properties) of retained messages kept (0: unlimited); as "
      "max_retained_messages beyond it."},
+    {"mqtt.queue_full_policy", K_ENUM, G(queue_full_policy), "drop_newest", 0, 0,
+     "drop_newest drop_oldest",
+     "When an offline session's queue (max_mqueue_len) is full and a 3.1.1 client publishes "
+     "to it: drop_newest drops the new message for that session, drop_oldest drops its oldest "
+     "queued one to make room. Counted under $SYS. With persistence on, a v5 publisher is told "
+     "0x97 instead and nothing is dropped. The one place an acknowledged message can be lost "
+     "(docs/security.md)."},
+    {"persistence.mode", K_ENUM, G(persistence_mode), "process", 0, 0, "process fsync off",
+     "With a directory (persistence.dir or ward serve --data): process commits before every "
+     "acknowledgement (survives kill -9); fsync also syncs to disk first (survives power "
+     "loss); off keeps everything in memory. Without a directory persistence is off."},
+    {"persistence.dir", K_STRING, G(persistence_dir), NULL, 0, 0, NULL,
+     "Directory of the store (ward.db, SQLite; docs/persistence.md). --data DIR overrides it."},
+    {"persistence.max_size", K_SIZE, G(persistence_max_size), "1GB", 1048576, 4294967295.0, NULL,
+     "Largest store (database and WAL); past it new QoS 1/2 publishes are refused (v5: 0x97; "
+     "3.1.1: the connection is closed) and counted."},
+    {"persistence.on_damage", K_ENUM, G(persistence_on_damage), "move_aside", 0, 0,
+     "move_aside refuse",
+     "A damaged store file: move_aside renames it (ward.db.damaged-TIME) and starts afresh, "
+     "refuse stops ward from starting. Either way one log line names the file."},
+    {"sqlite.enable", K_BOOL, G(sqlite_enable), "false", 0, 0, NULL,
+     "NanoMQ's switch for its SQLite message cache: true with mounted_file_path turns "
+     "persistence on in that directory (when persistence.dir is not set)."},
+    {"sqlite.mounted_file_path", K_STRING, G(sqlite_path), NULL, 0, 0, NULL,
+     "NanoMQ's directory for its SQLite file: persistence.dir when sqlite.enable is true."},
     {"system.memory_limit", K_SIZE, G(memory_limit), "0", 0, 4294967295.0, NULL,
      "Resident memory past which new publishes are refused (v5: 0x97; 3.1.1 QoS 1/2 "
      "publishers are disconnected; QoS 0 dropped; counted), taken again below 90% of it. "
@@ -272,7 +297,9 @@ static const char *const nanomq_ignored[] = {"http_server",
                                              "webhook",
                                              "rules",
                                              "exchange",
-                                             "sqlite",
+                                             "sqlite.disk_cache_size",
+                                             "sqlite.flush_mem_threshold",
+                                             "sqlite.resend_interval",
                                              "preset",
                                              "plugin",
                                              "vsomeip_gateway",

@@ -365,8 +365,12 @@ static bool read_field(struct rd *r, const struct field *f, struct nats_connect 
         return true; /* as Go: the field keeps its value */
     switch (f->type) {
     case F_BOOL:
-        if (literal(r, "true") || literal(r, "false")) {
-            *(bool *)(base + f->off) = r->p[-1] == 'e' && r->p[-2] == 'u';
+        if (literal(r, "true")) {
+            *(bool *)(base + f->off) = true;
+            return true;
+        }
+        if (literal(r, "false")) {
+            *(bool *)(base + f->off) = false;
             return true;
         }
         break;

@@ -40,12 +40,16 @@ struct nats_cmd {
     enum nats_op op;
     struct nats_str subject, reply, queue, sid; /* PUB/HPUB: subject, reply; SUB: subject, queue,
                                                    sid; UNSUB: sid; MSG/HMSG: subject, sid, reply */
-    bool has_max;
-    uint64_t max_msgs;       /* UNSUB <sid> [max] */
+    bool has_max;            /* UNSUB <sid> <max> with max > 0: unsubscribe after max_msgs; */
+    uint64_t max_msgs;       /* false (no max, 0, or not a number): unsubscribe now, as
+                                nats-server does */
     struct nats_str headers; /* HPUB/HMSG: the whole header block, "NATS/1.0..."
-                                up to and including its final \r\n\r\n */
+                                up to and including its final \r\n\r\n: the first hdr_size bytes,
+                                NOT checked (nats-server forwards them as they are);
+                                nats_hdr_valid checks them */
     struct nats_str payload; /* PUB/HPUB/MSG/HMSG: the payload after the headers */
-    struct nats_str arg;     /* CONNECT/INFO: the JSON text; -ERR: its text */
+    struct nats_str arg;     /* CONNECT/INFO: the JSON text (maybe empty); -ERR: its text
+                                without the single quotes */
 };
 
 /* Defaults as nats-server's: */
@@ -61,28 +65,31 @@ struct nats_limits {
  * nats-server closes the connection after sending it (nats_err_closes). */
 enum nats_err {
     NATS_ERR_NONE,
-    NATS_ERR_UNKNOWN_OP,          /* 'Unknown Protocol Operation', closes */
-    NATS_ERR_CONTROL_LINE,        /* 'maximum control line exceeded', closes */
-    NATS_ERR_MAX_PAYLOAD,         /* 'Maximum Payload Violation', closes */
-    NATS_ERR_PARSER,              /* bad arguments (PUB a 1x, missing args): see nats_err_text */
-    NATS_ERR_INVALID_SUBJECT,     /* 'Invalid Subject' (SUB), stays open */
-    NATS_ERR_AUTH_VIOLATION,      /* 'Authorization Violation', closes */
-    NATS_ERR_AUTH_TIMEOUT,        /* 'Authentication Timeout', closes */
-    NATS_ERR_STALE,               /* 'Stale Connection', closes */
-    NATS_ERR_SLOW_CONSUMER,       /* nats-server sends nothing, it only closes; text for our logs */
-    NATS_ERR_MAX_CONNECTIONS,     /* 'maximum connections exceeded', closes */
-    NATS_ERR_MAX_SUBSCRIPTIONS,   /* 'maximum subscriptions exceeded', stays open */
-    NATS_ERR_SECURE_REQUIRED,     /* 'Secure Connection - TLS Required', closes */
-    NATS_ERR_NO_HEADERS,          /* HPUB without headers:true in CONNECT */
-    NATS_ERR_INVALID_PUB_SUBJECT, /* 'Invalid Publish Subject' (PUB/HPUB), stays open */
-    NATS_ERR_BAD_PROTOCOL,        /* 'invalid client protocol' (CONNECT protocol), closes */
+    NATS_ERR_UNKNOWN_OP,   /* 'Unknown Protocol Operation', closes */
+    NATS_ERR_CONTROL_LINE, /* 'maximum control line exceeded', closes */
+    NATS_ERR_MAX_PAYLOAD,  /* 'Maximum Payload Violation', closes */
+    NATS_ERR_PARSER, /* bad arguments ("PUB a 1x", "SUB a", HPUB header size > total): nats-server
+                        closes without a word (it only logs "processPub Parse Error") */
+    NATS_ERR_INVALID_SUBJECT,   /* 'Invalid Subject' (SUB), stays open */
+    NATS_ERR_AUTH_VIOLATION,    /* 'Authorization Violation', closes */
+    NATS_ERR_AUTH_TIMEOUT,      /* 'Authentication Timeout', closes */
+    NATS_ERR_STALE,             /* 'Stale Connection', closes */
+    NATS_ERR_SLOW_CONSUMER,     /* nats-server sends nothing, it only closes; text for our logs */
+    NATS_ERR_MAX_CONNECTIONS,   /* 'maximum connections exceeded', closes */
+    NATS_ERR_MAX_SUBSCRIPTIONS, /* 'maximum subscriptions exceeded', stays open */
+    NATS_ERR_SECURE_REQUIRED,   /* 'Secure Connection - TLS Required', closes */
+    NATS_ERR_NO_HEADERS,        /* HPUB without headers:true in CONNECT: closes without a word. The
+                                   parser does not know CONNECT: the broker applies it to an HPUB */
+    NATS_ERR_INVALID_PUB_SUBJECT,         /* 'Invalid Publish Subject' (PUB/HPUB), stays open */
+    NATS_ERR_BAD_PROTOCOL,                /* 'invalid client protocol' (CONNECT protocol), closes */
     NATS_ERR_NO_RESPONDERS_NEEDS_HEADERS, /* 'no responders requires headers support', closes */
     NATS_ERR_AUTH_EXPIRED,                /* 'User Authentication Expired', closes */
     NATS_ERR_ACCOUNT_AUTH_EXPIRED,        /* 'Account Authentication Expired', closes */
     NATS_ERR_MAX_ACCOUNT_CONNECTIONS, /* 'maximum account active connections exceeded', closes */
     NATS_ERR_THROTTLED, /* 'Connection throttling is active. Please try again later.', closes */
-    NATS_ERR_ACCOUNT_REGISTRATION, /* 'Failed Account Registration' */
-    NATS_ERR_PERMISSION, /* Permissions Violation ...: the text comes from nats_err_perm */
+    NATS_ERR_ACCOUNT_REGISTRATION, /* 'Failed Account Registration', stays open */
+    NATS_ERR_PERMISSION,           /* Permissions Violation ..., stays open: the line comes from
+                                      nats_err_perm / nats_err_perm_reply */
     NATS_ERR_COUNT
 };
 /* "Unknown Protocol Operation", ... without quotes; "" for NATS_ERR_NONE and
@@ -101,21 +108,40 @@ bool nats_err_sent(enum nats_err e);
  * needed (nothing consumed; but a control line already longer than max_control_line without its
  * \r\n is an error at once, so a peer cannot make us buffer an endless line); -1 on error with *err
  * set. A payload larger than max_payload is NATS_ERR_MAX_PAYLOAD as soon as the control line is
- * read. Bare \n line endings: accept what nats-server accepts. Subjects are NOT validated here
- * (nats-server answers an invalid one without closing): check them with nats_subject_valid. lim
- * NULL: the defaults. */
+ * read. Bare \n line endings: accept what nats-server accepts.
+ *
+ * As nats-server 2.9 (each case is in tests/unit/nats/test_proto.c):
+ * - max_control_line bounds the argument (after the name and its blanks, without \r\n); blanks
+ *   before it and whatever follows PING/PONG/+OK are held to the same bound (nats-server does not
+ *   buffer those; we would have to);
+ * - "PINGX\r\n" and "PING foo\r\n" are a PING; "CONNECT{}" needs no blank; "PUB\r\n",
+ *   "\r\n", " PING" and an unknown name are NATS_ERR_UNKNOWN_OP, decided as soon as the name
+ *   cannot match (no newline needed);
+ * - sizes are 1 to 9 decimal digits ("-1", "1x", "+1", ten digits: NATS_ERR_PARSER); SUB and
+ *   UNSUB also split on a stray \r;
+ * - a payload not followed by exactly "\r\n" is NATS_ERR_UNKNOWN_OP.
+ * Differences: on the server side INFO and +OK are NATS_ERR_UNKNOWN_OP (nats-server ignores them)
+ * and so is -ERR (nats-server closes silently).
+ *
+ * Subjects, queues and sids are NOT validated here (nats-server answers an invalid subject without
+ * closing): check them with nats_subject_valid / nats_queue_valid. lim NULL: the defaults. */
 WARD_WUR int nats_parse(const struct nats_limits *lim, bool server_side, const uint8_t *buf,
                         size_t len, struct nats_cmd *cmd, size_t *used, enum nats_err *err);
 
 /* CONNECT's JSON: a small bounded JSON object parser (strings with escapes decoded, \u incl.
  * surrogates, numbers, true/false/null, nested objects/arrays skipped safely with a depth bound).
- */
+ * Read as nats-server's Go decoder reads it: keys case-insensitive, the last duplicate wins, null
+ * leaves a field unchanged, unknown fields skipped, a wrong type is an error (nats-server closes),
+ * invalid UTF-8 and lone surrogates become U+FFFD. Stricter: \u0000 in a string, nesting deeper
+ * than 32 and anything after the object are errors. */
 struct nats_connect {
-    bool verbose, pedantic, tls_required, echo /* default true */, headers, no_responders;
+    bool verbose, pedantic /* both default true, as nats-server's */, tls_required,
+        echo /* default true */, headers, no_responders;
     int protocol; /* default 0 */
     char name[256], lang[64], version[64], user[256], pass[1024], auth_token[1024], nkey[128],
         sig[256], jwt[4096];
-    bool has_user, has_pass, has_token, has_nkey, has_sig, has_jwt;
+    bool has_user, has_pass, has_token, has_nkey, has_sig, has_jwt; /* present as a string, even
+                                                                      "" (NUL-terminated) */
 };
 /* 0, or -1 with a short reason in err (a too-long field is an error, not truncated). */
 WARD_WUR int nats_connect_parse(const uint8_t *json, size_t len, struct nats_connect *out,
@@ -133,13 +159,16 @@ struct nats_info {
     const char *const *connect_urls;
     size_t nconnect_urls;
 };
-/* "INFO {...}\r\n" in nats-server's field order, strings JSON-escaped. Returns the length, or 0 if
- * cap is too small. */
+/* "INFO {...} \r\n" in nats-server's field order and spacing (its "go" and "git_commit" left out;
+ * auth_required, tls_*, client_id, client_ip, nonce and connect_urls only when set, as its
+ * omitempty), strings escaped as Go's encoder does (<, >, & too). NULL strings are "". Returns the
+ * length (buf is NUL-terminated), or 0 if cap is too small. */
 WARD_WUR size_t nats_info_encode(const struct nats_info *i, char *buf, size_t cap);
 
 /* The head of a MSG or HMSG: "MSG <subject> <sid> [reply] <size>\r\n" or
  * "HMSG <subject> <sid> [reply] <hdr_size> <total_size>\r\n" (hmsg when hdr_len > 0). The caller
- * then writes headers, payload and "\r\n". Returns the length, or 0 if cap is too small. */
+ * then writes headers, payload and "\r\n". The names are copied as they are (the broker checked
+ * them). Returns the length (buf is NUL-terminated), or 0 if cap is too small. */
 WARD_WUR size_t nats_msg_head(char *buf, size_t cap, const char *subject, size_t subject_len,
                               const char *sid, size_t sid_len, const char *reply, size_t reply_len,
                               size_t hdr_len, size_t payload_len);
@@ -177,10 +206,15 @@ WARD_WUR size_t nats_hdr_build(uint8_t *buf, size_t cap, int code, const char *d
                                size_t n);
 
 /* Subjects, nats-server's rules: tokens split by '.', no empty tokens, no whitespace/control chars,
- * '*' and '>' only as whole tokens, '>' only last; wildcards only when filter is true. */
+ * '*' and '>' only as whole tokens, '>' only last; wildcards only when filter is true. Inside a
+ * longer token ("a*", "b>") they are plain characters, as in nats-server. Stricter than
+ * nats-server: every control character and DEL are refused, not only \t \n \f \r and space. */
 bool nats_subject_valid(const uint8_t *s, size_t len, bool filter);
-bool nats_queue_valid(const uint8_t *s, size_t len); /* a queue group name */
-/* NATS matching (filter with * and >; '>' needs at least one more token). */
+/* A queue group name: not empty, no whitespace or control characters (nats-server checks
+ * nothing more: "q.*" is a fine queue name). */
+bool nats_queue_valid(const uint8_t *s, size_t len);
+/* NATS matching (filter with * and >; '>' needs at least one more token). Both are taken as
+ * valid (nats_subject_valid); empty ones never match. */
 bool nats_subject_match(const uint8_t *filter, size_t flen, const uint8_t *subj, size_t slen);
 
 /* One message space with MQTT, by nats-server's own documented mapping (server/mqtt.go:
@@ -188,7 +222,12 @@ bool nats_subject_match(const uint8_t *filter, size_t flen, const uint8_t *subj,
  * and a leading or trailing '/' become "/" tokens). Both return the output length, or -1 if the
  * input cannot be mapped or does not fit cap. filter: wildcards allowed. A NATS filter "a.>" maps
  * to MQTT "a/#"; note that MQTT's "a/#" also matches "a" while NATS "a.>" does not: the broker
- * post-checks with nats_subject_match. */
+ * post-checks with nats_subject_match.
+ * Strict, so that the mapping is one to one (docs/nats.md, "Subject mapping", has the table the
+ * unit test checks): an MQTT level that is exactly "*" or ">" is refused (nats-server would make it
+ * a wildcard), and so is a NATS token with a lone '/' or with '+' or '#' (nats-server maps them
+ * lossily), the NATS subject "/" (the empty MQTT topic), whitespace, control characters and
+ * invalid UTF-8. Whatever maps, maps back to the same bytes. The output is not NUL-terminated. */
 WARD_WUR int nats_to_mqtt(const uint8_t *subj, size_t len, bool filter, char *out, size_t cap);
 WARD_WUR int mqtt_to_nats(const uint8_t *topic, size_t len, bool filter, char *out, size_t cap);
 

@@ -174,7 +174,8 @@ int nats_to_mqtt(const uint8_t *subj, size_t len, bool filter, char *out, size_t
         if (!token_to_level(t, filter, &o))
             return -1;
     }
-    if (o.full || o.len > 65535 || o.len > INT32_MAX)
+    /* The subject "/" would be the empty topic, which MQTT does not have. */
+    if (o.full || o.len == 0 || o.len > 65535)
         return -1;
     return (int)o.len;
 }
