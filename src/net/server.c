@@ -414,6 +414,9 @@ static void greeting_flush(struct net_conn *c)
             gate_arrive(c);
         return;
     }
+    if (c->phase != PH_GREETING)
+        log_debug("%s: the greeting waits for the peer to read (%zu bytes left)", c->peer,
+                  net_conn_pending(c));
     c->phase = PH_GREETING;
     set_events(c, EPOLLOUT | EPOLLRDHUP);
 }

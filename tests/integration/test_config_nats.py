@@ -363,3 +363,17 @@ def test_passwd_bcrypt_usage(args):
     r = subprocess.run([WARD, "passwd", *args], input="x\n", capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 2, r.stderr
+
+
+def test_serve_refuses_unknown_cipher_suite(tmp_path, pki):
+    """cipher_suites take IANA names (as nats-server); one OpenSSL does not
+    know stops ward serve with its name."""
+    conf = tmp_path / "c.conf"
+    conf.write_text('listeners.nats.c {\n  bind: "127.0.0.1:%d"\n'
+                    '  tls { cert_file: "%s", key_file: "%s", '
+                    'cipher_suites: ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_NOPE"] }\n}\n'
+                    % (free_port(), pki["server_crt"], pki["server_key"]))
+    r = subprocess.run([WARD, "serve", "-c", str(conf)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1
+    assert "tls.cipher_suites: 'TLS_NOPE' is not a cipher suite OpenSSL knows" in r.stderr, r.stderr

@@ -11,8 +11,10 @@
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "net/net.h"
 #include "net_fixture.h"
 #include "pki_fixture.h"
@@ -28,6 +30,7 @@ static _Atomic int seen_greeted = -1;
 static _Atomic uint64_t seen_tag;
 static _Atomic bool seen_tls_in_greeting;
 static _Atomic size_t greeting_len; /* what the hook returns; 0: its INFO line */
+static _Atomic bool big_greeting;   /* a whole NET_GREETING_MAX of pattern */
 
 /* An INFO-like line naming the connection's tag, which the hook sets. */
 static size_t greeting(void *ctx, struct net_conn *c, uint8_t *buf, size_t cap)
@@ -36,6 +39,11 @@ static size_t greeting(void *ctx, struct net_conn *c, uint8_t *buf, size_t cap)
     int n = atomic_fetch_add(&greetings, 1) + 1;
     net_conn_set_tag(c, (uint64_t)n);
     atomic_store(&seen_tls_in_greeting, net_conn_tls_server(c) != NULL);
+    if (atomic_load(&big_greeting)) {
+        for (size_t i = 0; i < cap; i++)
+            buf[i] = (uint8_t)('A' + i % 26);
+        return cap;
+    }
     size_t want = atomic_load(&greeting_len);
     if (want)
         return want; /* a hook that overruns (cap + 1), or says nothing (never set: 0) */
@@ -89,6 +97,7 @@ static void reset(void)
     atomic_store(&seen_greeted, -1);
     atomic_store(&seen_tag, 0);
     atomic_store(&greeting_len, 0);
+    atomic_store(&big_greeting, false);
 }
 
 static struct net_server *server(void)
@@ -385,6 +394,92 @@ TEST(listener_max_input)
     stop(s);
 }
 
+/* The listening socket of port: accepted sockets inherit its send buffer. */
+static int listening_fd(uint16_t port)
+{
+    for (int fd = 3; fd < 1024; fd++) {
+        struct sockaddr_in a;
+        socklen_t alen = sizeof(a);
+        int acc = 0;
+        socklen_t len = sizeof(acc);
+        if (getsockname(fd, (struct sockaddr *)&a, &alen) == 0 && a.sin_family == AF_INET &&
+            ntohs(a.sin_port) == port &&
+            getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) == 0 && acc)
+            return fd;
+    }
+    return -1;
+}
+
+/* Loopback with the smallest buffers Linux allows (4608 bytes to send,
+ * 2304 to receive) takes 2304 bytes of a 4096-byte greeting at first: the
+ * rest waits for the peer to read, and only then the handshake starts. */
+static int dial_small(struct net_server *s)
+{
+    int one = 1, fd = listening_fd(net_server_port(s, 0));
+    ASSERT(fd >= 0);
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &one, sizeof(one)), 0);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_EQ(setsockopt(c, SOL_SOCKET, SO_RCVBUF, &one, sizeof(one)), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(net_server_port(s, 0))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ASSERT_EQ(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+    return c;
+}
+
+static void read_pattern(int fd)
+{
+    static char got[NET_GREETING_MAX];
+    ASSERT_EQ(read_n(fd, got, sizeof(got)), sizeof(got));
+    for (size_t i = 0; i < sizeof(got); i++)
+        if (got[i] != (char)('A' + i % 26))
+            TEST_FAIL_("greeting byte %zu is '%c'", i, got[i]);
+}
+
+TEST(tls_long_greeting_short_write)
+{
+    reset();
+    atomic_store(&big_greeting, true);
+    struct tls_server *t = tls_srv();
+    struct net_server *s = server();
+    struct net_listen_opts o = {.greeting = greeting};
+    ASSERT_EQ(net_server_listen_opts(s, "nats+tls://127.0.0.1:0", t, &o, err, sizeof(err)), 0);
+    ASSERT_EQ(net_server_start(s), 0);
+    struct tls_client_config cc = {.cafile = scratch_path("ca.crt")};
+    struct tls_client *tc = tls_client_new(&cc, err, sizeof(err));
+    ASSERT(tc);
+    int fd = dial_small(s);
+    read_pattern(fd);
+    void *ct = tls_client_over(tc, fd);
+    char buf[16];
+    ASSERT_EQ(tls_read_n(ct, buf, 6), 6);
+    ASSERT_MEM_EQ(buf, "hello\n", 6);
+    ASSERT_EQ(atomic_load(&seen_greeted), 1);
+    tls_transport_ops.destroy(ct);
+    close(fd);
+    stop(s);
+    tls_client_free(tc);
+    tls_server_free(t);
+}
+
+TEST(plain_long_greeting_short_write)
+{
+    reset();
+    atomic_store(&big_greeting, true);
+    struct net_server *s = server();
+    struct net_listen_opts o = {.greeting = greeting};
+    ASSERT_EQ(net_server_listen_opts(s, "nats://127.0.0.1:0", NULL, &o, err, sizeof(err)), 0);
+    ASSERT_EQ(net_server_start(s), 0);
+    int fd = dial_small(s);
+    read_pattern(fd);
+    char line[16];
+    ASSERT(read_line(fd, line, sizeof(line)) > 0);
+    ASSERT_STR_EQ(line, "hello\n");
+    close(fd);
+    stop(s);
+}
+
 TEST(nats_schemes)
 {
     struct tls_server *t = tls_srv();
@@ -402,6 +497,8 @@ TEST(nats_schemes)
 
 int main(void)
 {
+    if (getenv("TEST_DEBUG"))
+        log_set_level(LOG_DEBUG);
     scratch_open(dir);
     pki_fixture_ca();
     pki_fixture_csr("srv", "/CN=localhost");
@@ -414,6 +511,8 @@ int main(void)
     RUN(tls_plaintext_after_greeting_refused);
     RUN(tls_handshake_first);
     RUN(untrusted_peer_greeted_at_once);
+    RUN(tls_long_greeting_short_write);
+    RUN(plain_long_greeting_short_write);
     RUN(listener_max_input);
     RUN(nats_schemes);
     SCRATCH_DONE();
