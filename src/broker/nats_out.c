@@ -119,7 +119,7 @@ bool nats_out_deliver(struct broker *b, struct nats_sub *ns, const struct msg *m
 {
     struct client *c = ns->c;
     *done = false;
-    if (c->closing || msg_expired(m, clock_mono_ms()))
+    if (c->closing || (m->has_expiry && msg_expired(m, clock_mono_ms())))
         return true;
     char subj[65536], reply[65536];
     const char *s = m->nats_subject;

@@ -420,6 +420,20 @@ static void puts_(struct out *o, const char *s)
 }
 
 /* see nats.h */
+/* " <v>" in decimal; returns its length. */
+static size_t decimal(char *out, size_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    out[0] = ' ';
+    for (size_t i = 0; i < n; i++)
+        out[1 + i] = tmp[n - 1 - i];
+    return n + 1;
+}
+
 size_t nats_msg_head(char *buf, size_t cap, const char *subject, size_t subject_len,
                      const char *sid, size_t sid_len, const char *reply, size_t reply_len,
                      size_t hdr_len, size_t payload_len)
@@ -435,10 +449,13 @@ size_t nats_msg_head(char *buf, size_t cap, const char *subject, size_t subject_
         put(&o, " ", 1);
         put(&o, reply, reply_len);
     }
+    /* By hand: this runs once per delivered message, and printf's
+     * machinery cost more than the rest of the head. */
+    size_t n = 0;
     if (hdr_len)
-        snprintf(num, sizeof num, " %zu %zu\r\n", hdr_len, hdr_len + payload_len);
-    else
-        snprintf(num, sizeof num, " %zu\r\n", payload_len);
+        n += decimal(num + n, hdr_len);
+    n += decimal(num + n, hdr_len + payload_len);
+    memcpy(num + n, "\r\n", 3);
     puts_(&o, num);
     if (o.full)
         return 0;

@@ -76,6 +76,7 @@ struct net_conn {
     struct buf in;
     pthread_mutex_t out_lock;
     struct buf out;          /* guarded by out_lock */
+    _Atomic size_t out_len;  /* buf_len(&out), stored under out_lock, read without it */
     bool flush_queued;       /* guarded by out_lock: on a flush list already */
     size_t out_limit;        /* the output bound (the buf itself is unbounded) */
     bool out_full;           /* guarded by out_lock: a send was refused since the last drain */

@@ -81,6 +81,13 @@ static void schedule(struct net_conn *c)
 
 /* Appends under out_lock unless the queue is past `bound` (0: none); an
  * empty queue takes anything. A refusal starts the slow-consumer clock. */
+/* Under out_lock, after the queue changed: the copy the lock-free
+ * net_conn_writable reads. */
+static void out_changed(struct net_conn *c)
+{
+    atomic_store_explicit(&c->out_len, buf_len(&c->out), memory_order_relaxed);
+}
+
 static int send_bounded(struct net_conn *c, const void *data, size_t len, size_t bound)
 {
     pthread_mutex_lock(&c->out_lock);
@@ -92,6 +99,7 @@ static int send_bounded(struct net_conn *c, const void *data, size_t len, size_t
         pthread_mutex_unlock(&c->out_lock);
         return -1;
     }
+    out_changed(c);
     bool need = !c->flush_queued;
     c->flush_queued = true;
     pthread_mutex_unlock(&c->out_lock);
@@ -115,6 +123,11 @@ int net_conn_send_control(struct net_conn *c, const void *data, size_t len)
 /* see net.h */
 bool net_conn_writable(struct net_conn *c, size_t len)
 {
+    /* Asked for every receiver of every message: the common answer
+     * ("yes, room") without the lock; a "no" is checked again under it. */
+    size_t seen = atomic_load_explicit(&c->out_len, memory_order_relaxed);
+    if (!c->out_limit || !seen || seen + len <= c->out_limit)
+        return true;
     pthread_mutex_lock(&c->out_lock);
     size_t queued = buf_len(&c->out);
     bool ok = !c->out_limit || !queued || queued + len <= c->out_limit;
@@ -307,6 +320,7 @@ static void fail(struct net_conn *c, const char *why)
     /* Nothing more can be written: drop what is queued. */
     pthread_mutex_lock(&c->out_lock);
     buf_reset(&c->out);
+    out_changed(c);
     pthread_mutex_unlock(&c->out_lock);
 }
 
@@ -389,6 +403,7 @@ static bool greet(struct net_conn *c)
     }
     pthread_mutex_lock(&c->out_lock);
     bool ok = ward_ok(buf_append(&c->out, buf, n));
+    out_changed(c);
     bool need = ok && !c->flush_queued;
     c->flush_queued = c->flush_queued || need;
     pthread_mutex_unlock(&c->out_lock);
@@ -661,6 +676,7 @@ static bool flush(struct net_conn *c)
         }
         break; /* would block: wait for EPOLLOUT */
     }
+    out_changed(c);
     empty = buf_len(&c->out) == 0;
     bool drained = c->out_full && buf_len(&c->out) <= c->out_limit / 2;
     if (drained) {
