@@ -348,7 +348,8 @@ def nk(request, tmp_path):
     current kind: nats-server with that configuration; ward with
     `-l SCHEME://127.0.0.1:PORT` and the args, or with `ward_conf` (which
     then holds its own `listeners.nats { bind = "127.0.0.1:{port}" ... }`,
-    {port} filled in) as a configuration file. The result has .port, .kind,
+    {port} filled in) as a configuration file; `port` reuses a port (a
+    restart). The result has .port, .kind, .stop(),
     .alive(), .signal(), .read_log(). A test marked ward_bug is a strict
     xfail on ward."""
     kind = request.param
@@ -357,8 +358,8 @@ def nk(request, tmp_path):
         request.node.add_marker(pytest.mark.xfail(strict=True, reason="ward: " + bug.args[0]))
     started = []
 
-    def make(ns="", ward=(), ward_conf=None, scheme="nats"):
-        port = free_port()
+    def make(ns="", ward=(), ward_conf=None, scheme="nats", port=None):
+        port = port or free_port()
         if kind == "nats-server":
             b = NatsServer(tmp_path, ns, port=port)
             started.append(b)
@@ -399,3 +400,35 @@ def nats_ward(ward_factory):
         return w
 
     return make
+
+
+NATS_PROGRAMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nats")
+
+
+@pytest.fixture(scope="session")
+def nats_build(tmp_path_factory):
+    """`nats_build("goclient.go")` builds a program of tests/integration/nats
+    into a temporary directory once per session and returns its path: Go
+    against Debian's nats.go (GO111MODULE=off, GOPATH=/usr/share/gocode), C
+    against Debian's libnats."""
+    out = tmp_path_factory.mktemp("nats-bin")
+    built = {}
+
+    def build(name):
+        if name in built:
+            return built[name]
+        src = os.path.join(NATS_PROGRAMS, name)
+        exe = str(out / os.path.splitext(name)[0])
+        if name.endswith(".go"):
+            env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode",
+                       GOCACHE=str(out / "gocache"), GOFLAGS="")
+            cmd = ["go", "build", "-o", exe, src]
+        else:
+            env = os.environ
+            cmd = ["cc", "-O1", "-Wall", "-Wextra", "-Werror", "-o", exe, src, "-lnats"]
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, "building %s failed:\n%s%s" % (name, r.stdout, r.stderr)
+        built[name] = exe
+        return exe
+
+    return build
