@@ -20,7 +20,40 @@ import (
 
 const wait = 5 * time.Second
 
-var url = flag.String("url", "nats://127.0.0.1:4222", "server")
+var (
+	url      = flag.String("url", "nats://127.0.0.1:4222", "server")
+	user     = flag.String("user", "", "user name")
+	pass     = flag.String("pass", "", "password")
+	token    = flag.String("token", "", "token")
+	nkeySeed = flag.String("nkey-seed", "", "file holding an NKey seed")
+	caFile   = flag.String("ca", "", "CA file: TLS")
+	certFile = flag.String("cert", "", "client certificate")
+	keyFile  = flag.String("key", "", "its key")
+	subject  = flag.String("subject", "ping.me", "ping: the subject")
+)
+
+// The options every connection of this run gets from the command line.
+func common() []nats.Option {
+	var o []nats.Option
+	if *user != "" {
+		o = append(o, nats.UserInfo(*user, *pass))
+	}
+	if *token != "" {
+		o = append(o, nats.Token(*token))
+	}
+	if *nkeySeed != "" {
+		opt, err := nats.NkeyOptionFromSeed(*nkeySeed)
+		must(err, "nkey seed")
+		o = append(o, opt)
+	}
+	if *caFile != "" {
+		o = append(o, nats.RootCAs(*caFile))
+	}
+	if *certFile != "" {
+		o = append(o, nats.ClientCert(*certFile, *keyFile))
+	}
+	return o
+}
 
 func fail(format string, a ...interface{}) {
 	fmt.Printf("FAIL "+format+"\n", a...)
@@ -34,7 +67,8 @@ func must(err error, what string) {
 }
 
 func conn(name string, opts ...nats.Option) *nats.Conn {
-	opts = append([]nats.Option{nats.Name(name), nats.Timeout(wait)}, opts...)
+	opts = append(append([]nats.Option{nats.Name(name), nats.Timeout(wait)}, common()...),
+		opts...)
 	nc, err := nats.Connect(*url, opts...)
 	must(err, "connect "+name)
 	return nc
@@ -232,6 +266,19 @@ func drain() {
 	}
 }
 
+// Ping: connects with the command line's credentials and gets its own
+// message back.
+func ping() {
+	nc := conn("ping")
+	defer nc.Close()
+	sub, err := nc.SubscribeSync(*subject)
+	must(err, "subscribe")
+	must(nc.Publish(*subject, []byte("pong")), "publish")
+	if m := next(sub, "own message"); string(m.Data) != "pong" {
+		fail("got %q", m.Data)
+	}
+}
+
 // Reconnect: prints "ready", waits for the server to go and come back on
 // the same address, then its subscription must work again.
 func reconnect() {
@@ -256,10 +303,10 @@ func reconnect() {
 }
 
 func main() {
-	mode := flag.String("mode", "pubsub", "pubsub, queue, request, drain or reconnect")
+	mode := flag.String("mode", "pubsub", "pubsub, queue, request, drain, reconnect or ping")
 	flag.Parse()
 	modes := map[string]func(){"pubsub": pubsub, "queue": queue, "request": request,
-		"drain": drain, "reconnect": reconnect}
+		"drain": drain, "reconnect": reconnect, "ping": ping}
 	f, ok := modes[*mode]
 	if !ok {
 		fail("unknown mode %s", *mode)
