@@ -6,8 +6,6 @@ block, verify_and_map with client certificates made at test time,
 permission -ERR texts, and allow_responses. ward gets the same
 `authorization { }` / `tls { }` text inside `listeners.nats { }` that
 nats-server gets at top level (ward accepts nats-server's option names)."""
-import json
-import os
 import ssl
 import subprocess
 

@@ -16,11 +16,11 @@ Device scope, the same in both servers' terms:
 Revocation is ward only: nats-server 2.9 reads no CRL."""
 import os
 import select
+import signal
 import ssl
 import subprocess
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -148,7 +148,7 @@ def test_revoked_device_disconnected_live(nk, pki, tmp_path):
     dev1 = tls_login(b.port, pki, "dev-1")
     dev2 = tls_login(b.port, pki, "dev-2")
     pki.revoke("dev-1")
-    b.signal(__import__("signal").SIGHUP)
+    b.signal(signal.SIGHUP)
     dev1.expect_close(10)
     assert dev2.flush() == []
     with pytest.raises((ssl.SSLError, OSError, AssertionError)):
