@@ -158,7 +158,8 @@ def test_ward_refuses_plaintext_passwords(tmp_path):
 
 PERMS = '''authorization { users = [
   { user = "dev", password = "%s",
-    permissions = { publish = { allow = ["device.>"] }, subscribe = { allow = ["dev.>"], deny = ["dev.secret"] },
+    permissions = { publish = { allow = ["device.>"] },
+                    subscribe = { allow = ["dev.>"], deny = ["dev.secret"] },
                     allow_responses = { max = 1 } } }
   { user = "req", password = "%s" }
 ] }'''
