@@ -262,3 +262,44 @@ def test_verify_and_map(nk, pki, nats_build):
         assert closed and not [op for op in ops if op.name != "-ERR"], ops
     except (ssl.SSLError, OSError):
         pass
+
+
+ACL = """rules = [
+  {"permit": "allow", "action": "publish", "topics": ["devices/${username}/#"]}
+  {"permit": "allow", "action": "subscribe",
+   "topics": ["public/#", "inbox/${username}/#", "devices/${username}/#"]}
+  {"permit": "deny"}
+]
+"""
+
+
+def test_ward_acl_file_on_nats_subjects(nats_ward, tmp_path):
+    """ward only: the ACL file MQTT listeners use (MQTT topic patterns with
+    ${username}) decides NATS publishes and subscriptions, mapped by the
+    subject mapping, with nats-server's -ERR texts; the connection stays."""
+    from test_auth import passwd
+    pw = str(tmp_path / "pw.conf")
+    passwd(pw, "alice", "alice-pw")
+    acl = tmp_path / "acl.conf"
+    acl.write_text(ACL)
+    w = nats_ward(["--password-file", pw, "--acl-file", str(acl), "--allow-anonymous", "false"])
+    c = accepted(w.nats_port, user="alice", **{"pass": "alice-pw"})
+    c.sub("public.>", 1)
+    c.sub("inbox.alice.*", 2)
+    c.sub("inbox.bob.x", 3)
+    c.sub(">", 4)
+    assert [op.raw for op in c.flush()] == [
+        b"-ERR 'Permissions Violation for Subscription to \"inbox.bob.x\"'",
+        b"-ERR 'Permissions Violation for Subscription to \">\"'"]
+    c.pub("devices.alice.t", b"ok")
+    c.pub("devices.bob.t", b"no")
+    c.pub("public.news", b"no")
+    assert [op.raw for op in c.flush()] == [
+        b"-ERR 'Permissions Violation for Publish to \"devices.bob.t\"'",
+        b"-ERR 'Permissions Violation for Publish to \"public.news\"'"]
+    import mqttwire as mw
+    m = mw.connected(w.port, "m-alice", username="alice", password="alice-pw")
+    m.sub([("devices/alice/#", 0)])
+    c.pub("devices.alice.t", b"to-mqtt")
+    assert c.flush() == []
+    assert [(p.topic, p.payload) for p in m.collect(1)] == [("devices/alice/t", b"to-mqtt")]

@@ -445,3 +445,34 @@ def test_server_ping_and_stale_connection(nk):
     assert [op.raw for op in ops] == [b"PING", b"PING", b"-ERR 'Stale Connection'"]
     assert time.monotonic() - t0 < 8
     assert alive.flush() == []
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    import tls_pki
+    return tls_pki.make_pki(str(tmp_path_factory.mktemp("pki")))
+
+
+def test_tls_info_in_plaintext_then_handshake(nk, pki):
+    """Server-only TLS (nats+tls://): INFO in plaintext says tls_required
+    (no tls_verify), then the client's TLS handshake, then CONNECT and
+    everything else inside TLS. A client that sends CONNECT in plaintext
+    instead is closed (nats-server 2.9 sends nothing more)."""
+    import ssl
+    b = nk(ns='tls {\n  cert_file: "%s"\n  key_file: "%s"\n  ca_file: "%s"\n}\n'
+              % (pki["server_crt"], pki["server_key"], pki["ca"]),
+           ward=["--certfile", pki["server_crt"], "--keyfile", pki["server_key"],
+                 "--cafile", pki["ca"]], scheme="nats+tls")
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    c = connect(b.port, tls=ctx)
+    assert c.info.get("tls_required") is True and not c.info.get("tls_verify"), c.info
+    c.sub("t", 1)
+    c.hpub("t", b"NATS/1.0\r\nA: 1\r\n\r\n", b"secret")
+    [op] = c.flush()
+    assert (op.raw, op.headers, op.payload) == (b"HMSG t 1 18 24", b"NATS/1.0\r\nA: 1\r\n\r\n",
+                                                b"secret")
+    plain = nw.Conn(b.port)
+    assert nw.read_info(plain)["tls_required"] is True
+    plain.connect_op()
+    plain.send(b"PING\r\n")
+    assert [op for op in plain.expect_close(15) if op.name == "PONG"] == []
