@@ -537,9 +537,11 @@ static void note_result(struct store *st, int rc, const char *what)
     if (rc == st->logged_err)
         return;
     st->logged_err = rc;
-    log_error("store: %s failed on %s: %s (%s); the operations of this commit are lost and "
+    const char *msg = sqlite3_errmsg(st->db), *str = sqlite3_errstr(rc);
+    log_error("store: %s failed on %s: %s%s%s%s; the operations of this commit are lost and "
               "reported so",
-              what, st->path, sqlite3_errstr(rc), sqlite3_errmsg(st->db));
+              what, st->path, str, strcmp(msg, str) ? " (" : "", strcmp(msg, str) ? msg : "",
+              strcmp(msg, str) ? ")" : "");
 }
 
 static int apply_batch(struct store *st, const struct batch *b)
@@ -763,10 +765,15 @@ static int check_pages(sqlite3 *db, char *cause, size_t len)
     int rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &s, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *r = (const char *)sqlite3_column_text(s, 0);
-        if (r && strcmp(r, "ok") == 0)
+        if (r && strcmp(r, "ok") == 0) {
             rc = SQLITE_OK;
-        else
+        } else {
+            /* One line in the log: SQLite's answer has newlines. */
             snprintf(cause, len, "integrity check: %s", r ? r : "(no answer)");
+            for (char *c = cause; *c; c++)
+                if (*c == '\n')
+                    *c = ' ';
+        }
         if (rc != SQLITE_OK) {
             sqlite3_finalize(s);
             return 1;
@@ -821,9 +828,16 @@ static int settle_schema(struct store *st, char *err, size_t errlen)
                 st->path, (long long)version, SCHEMA_VERSION);
         return SQLITE_ERROR;
     }
-    bool empty = !has_table(st->db, "msgs");
-    if ((app != 0 && app != APP_ID) || (empty && has_table(st->db, "sqlite_sequence")) ||
-        (version == 0 && !empty && !has_table(st->db, "sessions"))) {
+    int64_t tables = 0;
+    rc = query_int(st->db, "SELECT count(*) FROM sqlite_master", &tables);
+    if (rc != SQLITE_OK) {
+        set_err(err, errlen, "%s: %s", st->path, sqlite3_errstr(rc));
+        return rc;
+    }
+    bool empty = tables == 0;
+    /* A version-0 file has no application_id yet, but has ward's tables. */
+    if ((app != 0 && app != APP_ID) ||
+        (!empty && (!has_table(st->db, "msgs") || !has_table(st->db, "sessions")))) {
         set_err(err, errlen, "%s is an SQLite database but not ward's; refusing to touch it",
                 st->path);
         return SQLITE_ERROR;
