@@ -1020,8 +1020,11 @@ TEST(full_and_read_only_disk)
     fflush(stdout);
     pid_t pid = fork();
     ASSERT(pid >= 0);
-    if (pid == 0)
-        _exit(full_disk_child());
+    if (pid == 0) {
+        int rc = full_disk_child();
+        fflush(stdout);
+        _exit(rc);
+    }
     int status;
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
     ASSERT(WIFEXITED(status));
