@@ -5,6 +5,7 @@
  *   cc -O2 -Isrc bench/store_bench.c build/libward_store.a build/libward_core.a \
  *      -lsqlite3 -lpthread -o build/store_bench
  * Run: build/store_bench [SECONDS per case, 3] [DIR, a fresh folder under /tmp]
+ *      [MODE: process or fsync, both if absent]
  *
  * Two cases per mode:
  * - flood: one thread appends a QoS 1 message's life as fast as it can (the
@@ -196,7 +197,7 @@ int main(int argc, char **argv)
 {
     double secs = argc > 1 ? atof(argv[1]) : 3.0;
     char tmpl[] = "/tmp/ward-store-bench-XXXXXX";
-    const char *base = argc > 2 ? argv[2] : mkdtemp(tmpl);
+    const char *base = argc > 2 && argv[2][0] ? argv[2] : mkdtemp(tmpl);
     if (!base || secs <= 0) {
         fprintf(stderr, "usage: store_bench [SECONDS] [DIR]\n");
         return 2;
@@ -207,8 +208,11 @@ int main(int argc, char **argv)
     static const char *cases[] = {"flood", "acked", "queue"};
     static const enum store_mode modes[] = {STORE_PROCESS, STORE_FSYNC};
     int rc = 0;
+    const char *only = argc > 3 ? argv[3] : NULL;
     for (int m = 0; m < 2; m++)
         for (int c = 0; c < 3; c++) {
+            if (only && strcmp(only, modes[m] == STORE_FSYNC ? "fsync" : "process") != 0)
+                continue;
             char dir[512];
             snprintf(dir, sizeof(dir), "%s/%d%d", base, m, c);
             rc |= run_case(dir, modes[m], cases[c], secs);
