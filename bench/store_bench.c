@@ -6,6 +6,10 @@
  *      -lsqlite3 -lpthread -o build/store_bench
  * Run: build/store_bench [SECONDS per case, 3] [DIR, a fresh folder under /tmp]
  *      [MODE: process or fsync, both if absent]
+ * or:  build/store_bench restart [RETAINED, 1000000] [QUEUED, 100000]
+ *      stores that many retained messages and queued deliveries (100 offline
+ *      sessions), closes, and times the open (which checks the file) and the
+ *      load a restart does.
  *
  * Two cases per mode:
  * - flood: one thread appends a QoS 1 message's life as fast as it can (the
@@ -193,8 +197,103 @@ static int run_case(const char *dir, enum store_mode mode, const char *name, dou
     return 0;
 }
 
+struct counts {
+    uint64_t rows;
+};
+
+static int count_msg(void *ctx, const struct store_msg *m)
+{
+    ((struct counts *)ctx)->rows++;
+    return 0;
+}
+
+static int count_delivery(void *ctx, const char *sid, const struct store_delivery *d)
+{
+    ((struct counts *)ctx)->rows++;
+    return 0;
+}
+
+static int count_retained(void *ctx, const char *topic, uint64_t msg_id)
+{
+    ((struct counts *)ctx)->rows++;
+    return 0;
+}
+
+static void fill(struct store *st, struct waiter *w, uint64_t retained, uint64_t queued)
+{
+    char topic[64], session[32];
+    for (uint64_t i = 0; i < retained + queued; i++) {
+        uint64_t id = store_next_id(st);
+        if (i < retained) {
+            snprintf(topic, sizeof(topic), "devices/%llu/config", (unsigned long long)i);
+            struct store_msg m = {.id = id,
+                                  .topic = topic,
+                                  .payload = payload,
+                                  .payload_len = sizeof(payload),
+                                  .qos = 1,
+                                  .retain = true};
+            store_msg_put(st, &m);
+            store_retained_put(st, topic, id);
+        } else {
+            snprintf(session, sizeof(session), "offline-%llu", (unsigned long long)(i % 100));
+            put_one(st, session, id);
+        }
+        if (i % 4096 == 0) {
+            struct store_stats s;
+            store_get_stats(st, &s);
+            if (s.pending_ops > 65536)
+                wait_for(w, store_barrier(st));
+        }
+    }
+    wait_for(w, store_barrier(st));
+}
+
+static int run_restart(uint64_t retained, uint64_t queued)
+{
+    char tmpl[] = "/tmp/ward-store-bench-XXXXXX", err[512];
+    const char *dir = mkdtemp(tmpl);
+    struct store_config cfg = {.mode = STORE_PROCESS, .dir = dir};
+    struct store *st = dir ? store_open(&cfg, err, sizeof(err)) : NULL;
+    struct store_load_fns none = {0};
+    struct waiter w = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    if (!st || store_load(st, &none, NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "store_bench: %s\n", dir ? err : "mkdtemp failed");
+        return 1;
+    }
+    store_set_commit_hook(st, hook, &w);
+    if (store_start(st) != 0)
+        return 1;
+    double t0 = now_s();
+    fill(st, &w, retained, queued);
+    double wrote = now_s() - t0;
+    store_close(st);
+    t0 = now_s();
+    st = store_open(&cfg, err, sizeof(err));
+    double opened = now_s() - t0;
+    struct counts c = {0};
+    struct store_load_fns fns = {
+        .msg = count_msg, .delivery = count_delivery, .retained = count_retained};
+    if (!st || store_load(st, &fns, &c, err, sizeof(err)) != 0) {
+        fprintf(stderr, "store_bench: %s\n", err);
+        return 1;
+    }
+    double loaded = now_s() - t0 - opened;
+    struct store_stats s;
+    store_get_stats(st, &s);
+    store_close(st);
+    printf("%llu retained + %llu queued: written in %.1f s; file %.0f MiB; open (with "
+           "quick_check) %.2f s; load %.2f s (%llu rows: messages, deliveries, retained)\n",
+           (unsigned long long)retained, (unsigned long long)queued, wrote,
+           (double)s.bytes / 1048576.0, opened, loaded, (unsigned long long)c.rows);
+    printf("(files left in %s)\n", dir);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "restart") == 0)
+        return run_restart(argc > 2 ? strtoull(argv[2], NULL, 10) : 1000000,
+                           argc > 3 ? strtoull(argv[3], NULL, 10) : 100000);
     double secs = argc > 1 ? atof(argv[1]) : 3.0;
     char tmpl[] = "/tmp/ward-store-bench-XXXXXX";
     const char *base = argc > 2 && argv[2][0] ? argv[2] : mkdtemp(tmpl);
