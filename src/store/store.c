@@ -254,8 +254,10 @@ static struct op *append_begin(struct store *st, enum op_kind kind, size_t bytes
 {
     pthread_mutex_lock(&st->lock);
     struct batch *b = &st->pending;
-    /* Offsets are 32-bit: a batch never holds more than 4 GiB. */
-    if (bytes >= NULL_LEN - b->alen || !ward_ok(VEC_RESERVE(b->ops, b->capops, b->nops + 1)) ||
+    /* Offsets are 32-bit: a batch never holds more than 4 GiB; SQLite takes
+     * lengths as int. MQTT's largest packet is 256 MiB. */
+    if (bytes > INT32_MAX || bytes >= NULL_LEN - b->alen ||
+        !ward_ok(VEC_RESERVE(b->ops, b->capops, b->nops + 1)) ||
         !ward_ok(VEC_RESERVE(b->arena, b->acap, b->alen + bytes))) {
         bool first = !st->lost;
         st->lost = true;

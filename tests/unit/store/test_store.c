@@ -989,6 +989,17 @@ TEST(open_refusals)
     ASSERT(open_mode(sub, STORE_PROCESS, 0, STORE_DAMAGE_MOVE_ASIDE, err, sizeof(err)) == NULL);
     ASSERT(strstr(err, "cannot create the store directory"));
     ASSERT(strstr(err, "Not a directory"));
+    /* Not root: a directory without write permission (root ignores the
+     * mode; the read-only file system below covers it). */
+    if (geteuid() != 0) {
+        char ro[600];
+        snprintf(ro, sizeof(ro), "%s/ro", dir);
+        ASSERT_EQ(mkdir(ro, 0500), 0);
+        ASSERT(open_mode(ro, STORE_PROCESS, 0, STORE_DAMAGE_MOVE_ASIDE, err, sizeof(err)) == NULL);
+        ASSERT(strstr(err, "cannot write in the store directory"));
+        ASSERT(strstr(err, "Permission denied"));
+        rmdir(ro);
+    }
     /* One ward per directory. */
     struct store *a = open_ok(dir);
     ASSERT(open_mode(dir, STORE_PROCESS, 0, STORE_DAMAGE_MOVE_ASIDE, err, sizeof(err)) == NULL);
