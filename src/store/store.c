@@ -44,7 +44,9 @@
 #define WAL_MAX_PAGES (WAL_CHECKPOINT_PAGES * 4)
 /* The WAL is truncated back to this after a checkpoint that emptied it. */
 #define WAL_SIZE_LIMIT (64LL << 20)
-#define NULL_LEN       UINT32_MAX
+/* A batch's memory above this is given back after its commit. */
+#define BATCH_KEEP_BYTES (4u << 20)
+#define NULL_LEN         UINT32_MAX
 
 enum op_kind {
     OP_MSG_PUT,
@@ -182,8 +184,8 @@ struct store {
     uint64_t committed;   /* the last commit the thread finished */
     bool force;           /* a barrier wants a commit even with nothing pending */
     bool stop;
-    bool lost; /* an append failed (no memory): the next commit reports !ok */
-    bool full_pending;
+    bool lost;         /* an append failed (no memory): the next commit reports !ok */
+    bool full_pending; /* __atomic */
     store_commit_fn hook;
     void *hook_ctx;
     struct store_stats stats;
@@ -213,6 +215,12 @@ static uint64_t now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void batch_free(struct batch *b)
+{
+    free(b->ops);
+    free(b->arena);
 }
 
 /* ---- appending (any thread) ---- */
@@ -280,7 +288,7 @@ static void append_end(struct store *st)
     b->nops++;
     st->stats.pending_ops = b->nops;
     if (b->alen > PENDING_MAX_BYTES)
-        st->full_pending = true;
+        __atomic_store_n(&st->full_pending, true, __ATOMIC_RELAXED);
     if (b->nops == 1)
         pthread_cond_signal(&st->wake);
     pthread_mutex_unlock(&st->lock);
@@ -636,6 +644,11 @@ static void commit_batch(struct store *st, struct batch *b, uint64_t ticket, boo
         hook(ctx, ticket, ok);
     b->nops = 0;
     b->alen = 0;
+    /* A burst's batch is not kept for ever: both batches would stay that big. */
+    if (b->acap > BATCH_KEEP_BYTES || b->capops * sizeof(struct op) > BATCH_KEEP_BYTES) {
+        batch_free(b);
+        memset(b, 0, sizeof(*b));
+    }
 }
 
 /* Takes the pending batch (lock held); returns its ticket. */
@@ -645,7 +658,7 @@ static uint64_t take_pending(struct store *st, bool *lost)
     st->work = st->pending;
     st->pending = t;
     st->force = false;
-    st->full_pending = false;
+    __atomic_store_n(&st->full_pending, false, __ATOMIC_RELAXED);
     st->stats.pending_ops = 0;
     *lost = st->lost;
     st->lost = false;
@@ -842,12 +855,6 @@ static void close_db(struct store *st)
     st->db = NULL;
 }
 
-static void batch_free(struct batch *b)
-{
-    free(b->ops);
-    free(b->arena);
-}
-
 /* see store.h */
 void store_close(struct store *st)
 {
@@ -960,49 +967,55 @@ static bool has_table(sqlite3 *db, const char *name)
     return found;
 }
 
-/* Brings the schema to SCHEMA_VERSION: creates it in an empty file, migrates
- * an older one in place, refuses a newer one or a foreign database. */
-static int settle_schema(struct store *st, char *err, size_t errlen)
+/* Reads the file's version; refuses a newer or a foreign file. *empty: no
+ * table at all (a new file). */
+static int read_schema(struct store *st, int64_t *version, bool *empty, char *err, size_t errlen)
 {
-    int64_t version = 0, app = 0;
-    int rc = query_int(st->db, "PRAGMA user_version", &version);
+    int64_t app = 0, tables = 0;
+    int rc = query_int(st->db, "PRAGMA user_version", version);
     if (rc == SQLITE_OK)
         rc = query_int(st->db, "PRAGMA application_id", &app);
+    if (rc == SQLITE_OK)
+        rc = query_int(st->db, "SELECT count(*) FROM sqlite_master", &tables);
     if (rc != SQLITE_OK) {
         set_err(err, errlen, "%s: %s", st->path, sqlite3_errstr(rc));
         return rc;
     }
-    if (version > SCHEMA_VERSION) {
-        set_err(err, errlen,
-                "%s was written by a newer ward (schema %lld, this ward knows up to %d); "
-                "refusing to open it",
-                st->path, (long long)version, SCHEMA_VERSION);
-        return SQLITE_ERROR;
-    }
-    int64_t tables = 0;
-    rc = query_int(st->db, "SELECT count(*) FROM sqlite_master", &tables);
-    if (rc != SQLITE_OK) {
-        set_err(err, errlen, "%s: %s", st->path, sqlite3_errstr(rc));
-        return rc;
-    }
-    bool empty = tables == 0;
+    *empty = tables == 0;
     /* A version-0 file has no application_id yet, but has ward's tables. */
     if ((app != 0 && app != APP_ID) ||
-        (!empty && (!has_table(st->db, "msgs") || !has_table(st->db, "sessions")))) {
+        (!*empty && (!has_table(st->db, "msgs") || !has_table(st->db, "sessions")))) {
         set_err(err, errlen, "%s is an SQLite database but not ward's; refusing to touch it",
                 st->path);
         return SQLITE_ERROR;
     }
-    if (version == SCHEMA_VERSION)
-        return SQLITE_OK;
+    if (*version > SCHEMA_VERSION) {
+        set_err(err, errlen,
+                "%s was written by a newer ward (schema %lld, this ward knows up to %d); "
+                "refusing to open it",
+                st->path, (long long)*version, SCHEMA_VERSION);
+        return SQLITE_ERROR;
+    }
+    return SQLITE_OK;
+}
+
+/* Brings the schema to SCHEMA_VERSION, in one transaction: creates it in an
+ * empty file, migrates an older one in place. */
+static int settle_schema(struct store *st, char *err, size_t errlen)
+{
+    int64_t version = 0;
+    bool empty = false;
+    int rc = read_schema(st, &version, &empty, err, errlen);
+    if (rc != SQLITE_OK || version == SCHEMA_VERSION)
+        return rc;
     char sql[256];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version=%d; PRAGMA application_id=%d", SCHEMA_VERSION,
+             APP_ID);
     rc = exec(st->db, "BEGIN IMMEDIATE", err, errlen, st->path);
     if (rc == SQLITE_OK && empty)
         rc = exec(st->db, schema_v1, err, errlen, st->path);
     for (int64_t v = version; rc == SQLITE_OK && !empty && v < SCHEMA_VERSION; v++)
         rc = exec(st->db, migrations[v], err, errlen, st->path);
-    snprintf(sql, sizeof(sql), "PRAGMA user_version=%d; PRAGMA application_id=%d", SCHEMA_VERSION,
-             APP_ID);
     if (rc == SQLITE_OK)
         rc = exec(st->db, sql, err, errlen, st->path);
     if (rc == SQLITE_OK)
