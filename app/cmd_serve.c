@@ -21,12 +21,7 @@
 
 #include <openssl/ssl.h>
 
-#if __has_include("auth/nats_users.h")
 #include "auth/nats_users.h"
-#define HAVE_NATS_USERS 1
-#else
-#define HAVE_NATS_USERS 0
-#endif
 
 #define MAX_URLS 16
 /* Input a NATS connection may buffer beyond one PUB's payload and control
@@ -657,7 +652,6 @@ static bool nats_has_authorization(const struct cfg_listener *l)
     return l && (l->nats_nusers || l->nats_user || l->nats_token);
 }
 
-#if HAVE_NATS_USERS
 static struct auth_nats_perms nats_perms(const struct cfg_nats_perms *c)
 {
     return (struct auth_nats_perms){
@@ -712,26 +706,6 @@ fail:
     auth_nats_free(a);
     return -1;
 }
-#else
-/* Without the auth layer's NATS users a configured authorization { }
- * cannot be enforced: refuse to start rather than let everyone in. */
-static int nats_auth_build(const struct cfg_listener *l, struct auth_nats **out, char *err,
-                           size_t errlen)
-{
-    *out = NULL;
-    if (!nats_has_authorization(l))
-        return 0;
-    snprintf(err, errlen,
-             "authorization { } needs NATS users (src/auth/nats_users.c), which "
-             "this build does not have");
-    return -1;
-}
-
-static void auth_nats_free(struct auth_nats *a)
-{
-    (void)a;
-}
-#endif
 
 /* Every NATS listener's users, token and permissions, for the broker. */
 static int nats_auth_all(struct serve_opts *o, struct running *r)

@@ -19,7 +19,6 @@ from conftest import ROOT, WARD, free_port, wait_port
 HASH_A = "$2a$11$" + "3kIDaCxw.Glsl1.u1nKa6eUviPL9yW0c4v6ySN6mDIcPn12rk/bgq"[:53]
 HASH_B = "$2b$10$" + "Cq1kGVxXoHD8pMW4bOhf9e6qB3Kx0P1t3kA0mOFPpXb7OJ8u6mmQa"[:53]
 NKEY = "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4"
-HAVE_NATS_USERS = os.path.exists(os.path.join(ROOT, "src", "auth", "nats_users.h"))
 
 
 def check(path):
@@ -226,19 +225,10 @@ def test_serve_plain_block(tmp_path):
     run_serve(tmp_path, ["-c", str(conf)], ["listening on nats://127.0.0.1:%d" % port], port)
 
 
-@pytest.mark.skipif(not HAVE_NATS_USERS, reason="needs src/auth/nats_users.h")
 def test_serve_mir_block(tmp_path, pki):
     port = free_port()
     run_serve(tmp_path, ["-c", str(mir_conf(tmp_path, pki, port))],
               ["listening on nats+mtls://127.0.0.1:%d" % port], port)
-
-
-@pytest.mark.skipif(HAVE_NATS_USERS, reason="src/auth/nats_users.h is there")
-def test_serve_refuses_users_it_cannot_enforce(tmp_path, pki):
-    r = subprocess.run([WARD, "serve", "-c", str(mir_conf(tmp_path, pki, free_port()))],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode != 0
-    assert "authorization { } needs NATS users" in r.stderr, r.stderr
 
 
 def nats_login(port, ctx, connect):
@@ -261,7 +251,6 @@ def nats_login(port, ctx, connect):
         t.close()
 
 
-@pytest.mark.skipif(not HAVE_NATS_USERS, reason="needs src/auth/nats_users.h")
 def test_serve_verify_and_map_user_without_password(tmp_path, pki):
     """A user listed without a password under verify_and_map logs in by its
     certificate only: naming it with any password is refused."""
@@ -291,7 +280,6 @@ def test_serve_verify_and_map_user_without_password(tmp_path, pki):
         assert p.wait(timeout=15) == 0, log.read_text()
 
 
-@pytest.mark.skipif(not HAVE_NATS_USERS, reason="needs src/auth/nats_users.h")
 def test_serve_no_auth_user_without_password(tmp_path):
     """no_auth_user listed without a password: clients without credentials
     get its rights; naming it with any password is refused."""
