@@ -5,14 +5,13 @@ included authorization file) and refuses bad ones with a sentence naming
 the key; `ward serve` opens the listeners. What a NATS client sees on them
 (INFO, CONNECT ...) is the broker's, tested elsewhere; the greeting bytes
 themselves are tested in tests/unit/net/test_server_greeting.c."""
-import os
 import socket
 import subprocess
 
 import pytest
 
 import tls_pki
-from conftest import ROOT, WARD, free_port, wait_port
+from conftest import WARD, free_port, wait_port
 
 # bcrypt hashes in nats-server's form (test data, not secrets: no password
 # is known for them).
