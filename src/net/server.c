@@ -757,12 +757,14 @@ static void start_linger(struct net_conn *c, uint64_t now)
         c->tstate = &c->tcp;
         c->tls = NULL;
     }
+    /* Counted before the FIN: a peer that sees its end of file finds it
+     * counted. */
+    atomic_fetch_add(&c->l->st[NET_ST_GRACEFUL_CLOSES], 1);
     shutdown(c->fd, SHUT_WR);
     c->phase = PH_LINGER;
     c->deadline = now + LINGER_MS;
     c->linger_left = LINGER_BYTES;
     set_events(c, EPOLLIN | EPOLLRDHUP);
-    atomic_fetch_add(&c->l->st[NET_ST_GRACEFUL_CLOSES], 1);
     if (c->rd_eof || discard(c) != DRAIN_MORE)
         c->linger_done = true;
 }
