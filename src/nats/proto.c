@@ -438,29 +438,28 @@ size_t nats_msg_head(char *buf, size_t cap, const char *subject, size_t subject_
                      const char *sid, size_t sid_len, const char *reply, size_t reply_len,
                      size_t hdr_len, size_t payload_len)
 {
-    /* Copied, not formatted: a sid is the client's bytes, NUL included. */
-    struct out o = {buf, cap, 0, cap == 0};
-    char num[48];
-    puts_(&o, hdr_len ? "HMSG " : "MSG ");
-    put(&o, subject, subject_len);
-    put(&o, " ", 1);
-    put(&o, sid, sid_len);
-    if (reply_len) {
-        put(&o, " ", 1);
-        put(&o, reply, reply_len);
-    }
-    /* By hand: this runs once per delivered message, and printf's
-     * machinery cost more than the rest of the head. */
-    size_t n = 0;
-    if (hdr_len)
-        n += decimal(num + n, hdr_len);
-    n += decimal(num + n, hdr_len + payload_len);
-    memcpy(num + n, "\r\n", 3);
-    puts_(&o, num);
-    if (o.full)
+    /* Copied, not formatted: a sid is the client's bytes, NUL included.
+     * Once per delivered message, so sized once and written straight. */
+    size_t need = 5 + subject_len + 1 + sid_len + (reply_len ? 1 + reply_len : 0) + 2 * 21 + 3;
+    if (cap < need)
         return 0;
-    o.p[o.len] = '\0';
-    return o.len;
+    char *p = buf;
+    if (hdr_len)
+        memcpy(p, "HMSG ", 5), p += 5;
+    else
+        memcpy(p, "MSG ", 4), p += 4;
+    memcpy(p, subject, subject_len), p += subject_len;
+    *p++ = ' ';
+    memcpy(p, sid, sid_len), p += sid_len;
+    if (reply_len) {
+        *p++ = ' ';
+        memcpy(p, reply, reply_len), p += reply_len;
+    }
+    if (hdr_len)
+        p += decimal(p, hdr_len);
+    p += decimal(p, hdr_len + payload_len);
+    memcpy(p, "\r\n", 3);
+    return (size_t)(p + 2 - buf);
 }
 
 /* The length of the UTF-8 sequence at p (2 to 4), 0 when it is not one. */
