@@ -232,7 +232,9 @@ fi
 if part_wanted restart; then
   echo "# Restart with $NRET retained and $NQ queued QoS 1 messages (one offline persistent session)"
   echo
-  echo "| broker | stop | fill s | stop s | port s | CONNACK s (session present) | queued back / $NQ | queued s | retained back / $NRET | retained s | RSS kB after |"
+  echo "Seconds from the restart: port (accepts), CONNACK, queued all (the session's $NQ arrived), retained all (a new subscriber got $NRET)."
+  echo
+  echo "| broker | stop | fill s | stop s | port | CONNACK (session present) | queued back / $NQ | queued all | retained back / $NRET (first subscriber) | retained all | RSS kB after |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
   for b in 1 2 3 4; do
     broker_wanted "$b" || continue
@@ -259,9 +261,9 @@ name, sig, fill, stop, rss = sys.argv[1:6]
 try: d = json.load(sys.stdin)
 except Exception: d = {"error": "no report"}
 f = lambda k: "-" if d.get(k) is None else str(d[k])
-print("| %s | %s | %s | %s | %s | %s (%s) | %s | %s | %s | %s | %s |" % (name, sig, fill, stop,
-      f("port_s"), f("connack_s"), f("session_present"), f("queued"), f("queued_s"),
-      f("retained"), f("retained_s"), rss))
+print("| %s | %s | %s | %s | %s | %s (%s) | %s | %s | %s (%s) | %s | %s |" % (name, sig, fill,
+      stop, f("port_s"), f("connack_s"), f("session_present"), f("queued"), f("queued_s"),
+      f("retained"), f("retained_first"), f("retained_s"), rss))
 if d.get("error"): print("(%s, %s: %s)" % (name, sig, d["error"]))' "${NAMES[$b]}" "$sig" "$fill_s" "$STOP_S" "$rss"
       [ "$fill_s" != failed ] || echo "(${NAMES[$b]}, $sig: fill failed: $(tail -c 200 "$dir/fill.err" | tr '\n' ' '))"
     done
