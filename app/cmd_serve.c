@@ -324,8 +324,12 @@ static int nats_config(struct serve_opts *o, const struct cfg_listener *l, unsig
     return 0;
 }
 
+static int listeners_from_config(struct serve_opts *o, const struct ward_config *cfg,
+                                 char urls[][300]);
+
 /* Applies a configuration file; flags given on the command line win, so
- * the file is applied to a copy of the defaults first. */
+ * the file is applied to a copy of the defaults first. On failure nothing
+ * of the file is left to free. */
 static int apply_config(struct serve_opts *o, struct ward_config *cfg, char urls[][300])
 {
     struct cfg_errors errs;
@@ -338,6 +342,17 @@ static int apply_config(struct serve_opts *o, struct ward_config *cfg, char urls
         return 1;
     }
     cfg_errors_free(&errs);
+    if (listeners_from_config(o, cfg, urls) != 0) {
+        config_free(cfg);
+        return 1;
+    }
+    return 0;
+}
+
+/* The file's listeners as URLs and settings; 1 if one cannot be used. */
+static int listeners_from_config(struct serve_opts *o, const struct ward_config *cfg,
+                                 char urls[][300])
+{
     for (size_t i = 0; i < cfg->nlisteners && o->nurls < MAX_URLS; i++) {
         const struct cfg_listener *l = &cfg->listeners[i];
         if (!l->enable)
@@ -961,12 +976,12 @@ int cmd_serve(int argc, char **argv)
     }
     struct serve_opts over = o;
     over.nurls = 0;
-    if ((rc = parse(argc, argv, &over)))
-        return rc == OPTS_HELP ? 0 : rc;
-    merge_flags(&o, &over);
-    if (over.dev_pki && add_dev_pki(&o, over.dev_pki) < 0)
-        return 1;
-    rc = run(&o, &flags, &cfg);
+    if ((rc = parse(argc, argv, &over))) {
+        rc = rc == OPTS_HELP ? 0 : rc;
+    } else {
+        merge_flags(&o, &over);
+        rc = over.dev_pki && add_dev_pki(&o, over.dev_pki) < 0 ? 1 : run(&o, &flags, &cfg);
+    }
     if (o.config)
         config_free(&cfg);
     return rc;
