@@ -50,13 +50,7 @@ void broker_config_defaults(struct broker_config *cfg)
 
 /* ---- sending ------------------------------------------------------------ */
 
-static void send_ack(struct client *c, enum mqtt_type t, uint16_t pid, uint8_t reason)
-{
-    struct mqtt_packet p = {.type = t};
-    p.u.ack.packet_id = pid;
-    p.u.ack.reason = reason;
-    client_send(c, &p);
-}
+/* Acknowledgements go through persist_ack (persist.c): after the commit. */
 
 static uint32_t topic_levels(const uint8_t *t, size_t len)
 {
@@ -642,7 +636,7 @@ static void handle_pubrec(struct client *c, struct mqtt_packet *pkt)
         d->pubrel_sent = true;
         persist_delivery_update(c->b, c->s, d);
     }
-    send_ack(c, MQTT_PUBREL, pid, d ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+    persist_ack(c, MQTT_PUBREL, pid, d ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
 }
 
 static void handle_pubrel(struct client *c, struct mqtt_packet *pkt)

@@ -485,7 +485,8 @@ static void send_ack(struct client *c, uint8_t type, uint16_t pid, uint8_t reaso
  * after which it resends. */
 static void fail_ack(struct client *c, const struct pending_ack *a)
 {
-    if (c->codec.version == MQTT_V5 && a->type != MQTT_PUBCOMP && !a->reason)
+    if (c->codec.version == MQTT_V5 && (a->type == MQTT_PUBACK || a->type == MQTT_PUBREC) &&
+        !a->reason)
         return send_ack(c, a->type, a->pid, MQTT_RC_UNSPECIFIED);
     client_kick(c, MQTT_RC_UNSPECIFIED, "the store could not commit");
 }
