@@ -1561,6 +1561,7 @@ void broker_reconfigure(struct broker *b, const struct broker_config *n)
     pthread_mutex_lock(&b->lock);
     struct broker_config *c = &b->cfg;
     c->max_queued = n->max_queued;
+    c->queue_full_policy = n->queue_full_policy;
     c->max_filters_per_subscribe = n->max_filters_per_subscribe;
     c->max_subscriptions = n->max_subscriptions;
     c->max_session_expiry_s = n->max_session_expiry_s;
