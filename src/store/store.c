@@ -32,13 +32,21 @@
 /* Appends beyond this many arena bytes waiting for the disk make store_full()
  * true: the disk is slower than the publishers, and memory is bounded too. */
 #define PENDING_MAX_BYTES (UINT64_C(64) << 20)
-/* WAL pages between automatic checkpoints (4 KiB pages: 32 MiB). Larger than
- * SQLite's 1000 so that checkpoints are rarer; each still runs on the store
- * thread, its cost shows in max_commit_us (docs/persistence.md). */
-#define WAL_CHECKPOINT_PAGES 8192
+/* WAL pages (4 KiB) after which a checkpoint copies them into the database.
+ * Checkpoints run on their own thread and connection, so a commit never waits
+ * for one (measured: inline, a 32 MiB checkpoint held a commit for 60 to 170
+ * ms); before the start and at close they run inline. */
+#define WAL_CHECKPOINT_PAGES 4096
+/* The most frames the store thread copies itself to let the WAL restart. */
+#define WAL_CATCH_UP_PAGES (WAL_CHECKPOINT_PAGES / 8)
+/* A WAL this long is checkpointed inline whatever it costs: the background
+ * checkpoints do not keep up, and the file must stay bounded. */
+#define WAL_MAX_PAGES (WAL_CHECKPOINT_PAGES * 4)
 /* The WAL is truncated back to this after a checkpoint that emptied it. */
 #define WAL_SIZE_LIMIT (64LL << 20)
-#define NULL_LEN       UINT32_MAX
+/* A batch's memory above this is given back after its commit. */
+#define BATCH_KEEP_BYTES (4u << 20)
+#define NULL_LEN         UINT32_MAX
 
 enum op_kind {
     OP_MSG_PUT,
@@ -156,6 +164,18 @@ struct store {
 
     pthread_t thread;
     bool started;
+    /* The checkpointer: its own thread and connection. */
+    sqlite3 *ckdb;
+    pthread_t ckthread;
+    bool ckstarted;
+    pthread_mutex_t cklock;
+    pthread_cond_t ckwake;
+    /* Under cklock: */
+    bool ckwant, ckstop, ckbusy;
+    int ckdone;      /* WAL frames the last round had copied, in WAL generation ckgen */
+    uint64_t ckgen;  /* the generation of ckdone */
+    uint64_t walgen; /* counts the restarts of the WAL (written by the store thread) */
+    int last_pages;  /* the store thread's own: the WAL's length after the last commit */
     pthread_mutex_t lock;
     pthread_cond_t wake;
     /* Under lock: */
@@ -164,8 +184,8 @@ struct store {
     uint64_t committed;   /* the last commit the thread finished */
     bool force;           /* a barrier wants a commit even with nothing pending */
     bool stop;
-    bool lost; /* an append failed (no memory): the next commit reports !ok */
-    bool full_pending;
+    bool lost;         /* an append failed (no memory): the next commit reports !ok */
+    bool full_pending; /* __atomic */
     store_commit_fn hook;
     void *hook_ctx;
     struct store_stats stats;
@@ -195,6 +215,12 @@ static uint64_t now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void batch_free(struct batch *b)
+{
+    free(b->ops);
+    free(b->arena);
 }
 
 /* ---- appending (any thread) ---- */
@@ -236,8 +262,10 @@ static struct op *append_begin(struct store *st, enum op_kind kind, size_t bytes
 {
     pthread_mutex_lock(&st->lock);
     struct batch *b = &st->pending;
-    /* Offsets are 32-bit: a batch never holds more than 4 GiB. */
-    if (bytes >= NULL_LEN - b->alen || !ward_ok(VEC_RESERVE(b->ops, b->capops, b->nops + 1)) ||
+    /* Offsets are 32-bit: a batch never holds more than 4 GiB; SQLite takes
+     * lengths as int. MQTT's largest packet is 256 MiB. */
+    if (bytes > INT32_MAX || bytes >= NULL_LEN - b->alen ||
+        !ward_ok(VEC_RESERVE(b->ops, b->capops, b->nops + 1)) ||
         !ward_ok(VEC_RESERVE(b->arena, b->acap, b->alen + bytes))) {
         bool first = !st->lost;
         st->lost = true;
@@ -260,7 +288,7 @@ static void append_end(struct store *st)
     b->nops++;
     st->stats.pending_ops = b->nops;
     if (b->alen > PENDING_MAX_BYTES)
-        st->full_pending = true;
+        __atomic_store_n(&st->full_pending, true, __ATOMIC_RELAXED);
     if (b->nops == 1)
         pthread_cond_signal(&st->wake);
     pthread_mutex_unlock(&st->lock);
@@ -537,9 +565,11 @@ static void note_result(struct store *st, int rc, const char *what)
     if (rc == st->logged_err)
         return;
     st->logged_err = rc;
-    log_error("store: %s failed on %s: %s (%s); the operations of this commit are lost and "
+    const char *msg = sqlite3_errmsg(st->db), *str = sqlite3_errstr(rc);
+    log_error("store: %s failed on %s: %s%s%s%s; the operations of this commit are lost and "
               "reported so",
-              what, st->path, sqlite3_errstr(rc), sqlite3_errmsg(st->db));
+              what, st->path, str, strcmp(msg, str) ? " (" : "", strcmp(msg, str) ? msg : "",
+              strcmp(msg, str) ? ")" : "");
 }
 
 static int apply_batch(struct store *st, const struct batch *b)
@@ -614,6 +644,11 @@ static void commit_batch(struct store *st, struct batch *b, uint64_t ticket, boo
         hook(ctx, ticket, ok);
     b->nops = 0;
     b->alen = 0;
+    /* A burst's batch is not kept for ever: both batches would stay that big. */
+    if (b->acap > BATCH_KEEP_BYTES || b->capops * sizeof(struct op) > BATCH_KEEP_BYTES) {
+        batch_free(b);
+        memset(b, 0, sizeof(*b));
+    }
 }
 
 /* Takes the pending batch (lock held); returns its ticket. */
@@ -623,7 +658,7 @@ static uint64_t take_pending(struct store *st, bool *lost)
     st->work = st->pending;
     st->pending = t;
     st->force = false;
-    st->full_pending = false;
+    __atomic_store_n(&st->full_pending, false, __ATOMIC_RELAXED);
     st->stats.pending_ops = 0;
     *lost = st->lost;
     st->lost = false;
@@ -654,13 +689,141 @@ static void *store_main(void *arg)
     return NULL;
 }
 
+/* ---- checkpoints ---- */
+
+static const char *sync_pragma(const struct store *st)
+{
+    return st->mode == STORE_FSYNC ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL";
+}
+
+/* PASSIVE: copies what no reader needs and never waits for anyone. Returns
+ * the frames copied (the WAL's first frames), -1 on failure. */
+static int checkpoint(struct store *st, sqlite3 *db, const char *how, int *logged)
+{
+    int nlog = 0, ndone = 0;
+    uint64_t t0 = now_us();
+    int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &ndone);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != *logged)
+        log_warn("store: a checkpoint of %s failed: %s", st->path, sqlite3_errstr(rc));
+    if (rc == SQLITE_OK)
+        log_debug("store: %s checkpoint of %s: %d of %d WAL pages copied in %llu us", how, st->path,
+                  ndone, nlog, (unsigned long long)(now_us() - t0));
+    *logged = rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : rc;
+    return rc == SQLITE_OK ? ndone : -1;
+}
+
+/* SQLite calls this on the writer after each commit, with the WAL's length
+ * in pages; it replaces SQLite's own automatic checkpoint.
+ *
+ * The WAL only starts again from its beginning (instead of growing) when a
+ * write transaction begins while every frame is already copied. The
+ * checkpointer copies the bulk in the background while commits go on, so it
+ * is always a little behind; once a round of it has ended, the few frames
+ * written meanwhile are copied here, inline (at most WAL_CATCH_UP_PAGES), and
+ * the next transaction restarts the WAL. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    struct store *st = arg;
+    bool restarted = pages < st->last_pages;
+    st->last_pages = pages;
+    if (!st->ckstarted) {
+        int logged = 0;
+        if (pages >= WAL_CHECKPOINT_PAGES)
+            (void)!checkpoint(st, db, "inline", &logged);
+        return SQLITE_OK;
+    }
+    if (!restarted && pages < WAL_CHECKPOINT_PAGES)
+        return SQLITE_OK;
+    bool catch_up = false;
+    pthread_mutex_lock(&st->cklock);
+    st->walgen += restarted;
+    if (pages >= WAL_CHECKPOINT_PAGES && !st->ckbusy && !st->ckwant) {
+        catch_up = (st->ckgen == st->walgen && st->ckdone > 0 &&
+                    pages - st->ckdone <= WAL_CATCH_UP_PAGES) ||
+                   pages >= WAL_MAX_PAGES;
+        st->ckdone = 0;
+        st->ckwant = !catch_up;
+        if (st->ckwant)
+            pthread_cond_signal(&st->ckwake);
+    }
+    pthread_mutex_unlock(&st->cklock);
+    if (catch_up) {
+        int logged = 0;
+        (void)!checkpoint(st, db, "catch-up", &logged);
+    }
+    return SQLITE_OK;
+}
+
+static void *ckpt_main(void *arg)
+{
+    struct store *st = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    int logged = 0;
+    pthread_mutex_lock(&st->cklock);
+    for (;;) {
+        while (!st->ckwant && !st->ckstop)
+            pthread_cond_wait(&st->ckwake, &st->cklock);
+        if (st->ckstop)
+            break;
+        st->ckwant = false;
+        st->ckbusy = true;
+        uint64_t gen = st->walgen;
+        pthread_mutex_unlock(&st->cklock);
+        int done = checkpoint(st, st->ckdb, "background", &logged);
+        pthread_mutex_lock(&st->cklock);
+        st->ckbusy = false;
+        st->ckdone = done;
+        st->ckgen = gen;
+    }
+    pthread_mutex_unlock(&st->cklock);
+    return NULL;
+}
+
+static void ckpt_stop(struct store *st)
+{
+    if (st->ckstarted) {
+        pthread_mutex_lock(&st->cklock);
+        st->ckstop = true;
+        pthread_cond_signal(&st->ckwake);
+        pthread_mutex_unlock(&st->cklock);
+        pthread_join(st->ckthread, NULL);
+        st->ckstarted = false;
+    }
+    if (st->ckdb)
+        sqlite3_close(st->ckdb);
+    st->ckdb = NULL;
+}
+
+static int ckpt_start(struct store *st)
+{
+    int rc =
+        sqlite3_open_v2(st->path, &st->ckdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->ckdb, sync_pragma(st), NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        log_error("store: cannot open %s for checkpoints: %s", st->path, sqlite3_errstr(rc));
+        ckpt_stop(st);
+        return -1;
+    }
+    if (pthread_create(&st->ckthread, NULL, ckpt_main, st) != 0) {
+        log_error("store: cannot start the checkpoint thread: %s", strerror(errno));
+        ckpt_stop(st);
+        return -1;
+    }
+    st->ckstarted = true;
+    return 0;
+}
+
 /* see store.h */
 int store_start(struct store *st)
 {
-    if (st->started)
+    if (st->started || ckpt_start(st) != 0)
         return -1;
     if (pthread_create(&st->thread, NULL, store_main, st) != 0) {
         log_error("store: cannot start the store thread: %s", strerror(errno));
+        ckpt_stop(st);
         return -1;
     }
     st->started = true;
@@ -692,12 +855,6 @@ static void close_db(struct store *st)
     st->db = NULL;
 }
 
-static void batch_free(struct batch *b)
-{
-    free(b->ops);
-    free(b->arena);
-}
-
 /* see store.h */
 void store_close(struct store *st)
 {
@@ -709,6 +866,7 @@ void store_close(struct store *st)
         pthread_cond_signal(&st->wake);
         pthread_mutex_unlock(&st->lock);
         pthread_join(st->thread, NULL);
+        ckpt_stop(st);
     } else if (st->db && (st->pending.nops || st->lost)) {
         bool lost;
         uint64_t ticket = take_pending(st, &lost);
@@ -721,6 +879,8 @@ void store_close(struct store *st)
     batch_free(&st->work);
     pthread_mutex_destroy(&st->lock);
     pthread_cond_destroy(&st->wake);
+    pthread_mutex_destroy(&st->cklock);
+    pthread_cond_destroy(&st->ckwake);
     free(st->dir);
     free(st->path);
     free(st);
@@ -763,10 +923,15 @@ static int check_pages(sqlite3 *db, char *cause, size_t len)
     int rc = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &s, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *r = (const char *)sqlite3_column_text(s, 0);
-        if (r && strcmp(r, "ok") == 0)
+        if (r && strcmp(r, "ok") == 0) {
             rc = SQLITE_OK;
-        else
+        } else {
+            /* One line in the log: SQLite's answer has newlines. */
             snprintf(cause, len, "integrity check: %s", r ? r : "(no answer)");
+            for (char *c = cause; *c; c++)
+                if (*c == '\n')
+                    *c = ' ';
+        }
         if (rc != SQLITE_OK) {
             sqlite3_finalize(s);
             return 1;
@@ -802,42 +967,55 @@ static bool has_table(sqlite3 *db, const char *name)
     return found;
 }
 
-/* Brings the schema to SCHEMA_VERSION: creates it in an empty file, migrates
- * an older one in place, refuses a newer one or a foreign database. */
-static int settle_schema(struct store *st, char *err, size_t errlen)
+/* Reads the file's version; refuses a newer or a foreign file. *empty: no
+ * table at all (a new file). */
+static int read_schema(struct store *st, int64_t *version, bool *empty, char *err, size_t errlen)
 {
-    int64_t version = 0, app = 0;
-    int rc = query_int(st->db, "PRAGMA user_version", &version);
+    int64_t app = 0, tables = 0;
+    int rc = query_int(st->db, "PRAGMA user_version", version);
     if (rc == SQLITE_OK)
         rc = query_int(st->db, "PRAGMA application_id", &app);
+    if (rc == SQLITE_OK)
+        rc = query_int(st->db, "SELECT count(*) FROM sqlite_master", &tables);
     if (rc != SQLITE_OK) {
         set_err(err, errlen, "%s: %s", st->path, sqlite3_errstr(rc));
         return rc;
     }
-    if (version > SCHEMA_VERSION) {
-        set_err(err, errlen,
-                "%s was written by a newer ward (schema %lld, this ward knows up to %d); "
-                "refusing to open it",
-                st->path, (long long)version, SCHEMA_VERSION);
-        return SQLITE_ERROR;
-    }
-    bool empty = !has_table(st->db, "msgs");
-    if ((app != 0 && app != APP_ID) || (empty && has_table(st->db, "sqlite_sequence")) ||
-        (version == 0 && !empty && !has_table(st->db, "sessions"))) {
+    *empty = tables == 0;
+    /* A version-0 file has no application_id yet, but has ward's tables. */
+    if ((app != 0 && app != APP_ID) ||
+        (!*empty && (!has_table(st->db, "msgs") || !has_table(st->db, "sessions")))) {
         set_err(err, errlen, "%s is an SQLite database but not ward's; refusing to touch it",
                 st->path);
         return SQLITE_ERROR;
     }
-    if (version == SCHEMA_VERSION)
-        return SQLITE_OK;
+    if (*version > SCHEMA_VERSION) {
+        set_err(err, errlen,
+                "%s was written by a newer ward (schema %lld, this ward knows up to %d); "
+                "refusing to open it",
+                st->path, (long long)*version, SCHEMA_VERSION);
+        return SQLITE_ERROR;
+    }
+    return SQLITE_OK;
+}
+
+/* Brings the schema to SCHEMA_VERSION, in one transaction: creates it in an
+ * empty file, migrates an older one in place. */
+static int settle_schema(struct store *st, char *err, size_t errlen)
+{
+    int64_t version = 0;
+    bool empty = false;
+    int rc = read_schema(st, &version, &empty, err, errlen);
+    if (rc != SQLITE_OK || version == SCHEMA_VERSION)
+        return rc;
     char sql[256];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version=%d; PRAGMA application_id=%d", SCHEMA_VERSION,
+             APP_ID);
     rc = exec(st->db, "BEGIN IMMEDIATE", err, errlen, st->path);
     if (rc == SQLITE_OK && empty)
         rc = exec(st->db, schema_v1, err, errlen, st->path);
     for (int64_t v = version; rc == SQLITE_OK && !empty && v < SCHEMA_VERSION; v++)
         rc = exec(st->db, migrations[v], err, errlen, st->path);
-    snprintf(sql, sizeof(sql), "PRAGMA user_version=%d; PRAGMA application_id=%d", SCHEMA_VERSION,
-             APP_ID);
     if (rc == SQLITE_OK)
         rc = exec(st->db, sql, err, errlen, st->path);
     if (rc == SQLITE_OK)
@@ -857,10 +1035,13 @@ static int set_pragmas(struct store *st, char *err, size_t errlen)
 {
     char sql[512];
     snprintf(sql, sizeof(sql),
-             "PRAGMA synchronous=%s; PRAGMA wal_autocheckpoint=%d; "
-             "PRAGMA journal_size_limit=%lld; PRAGMA cache_size=-16384; PRAGMA temp_store=MEMORY",
-             st->mode == STORE_FSYNC ? "FULL" : "NORMAL", WAL_CHECKPOINT_PAGES, WAL_SIZE_LIMIT);
-    return exec(st->db, sql, err, errlen, st->path);
+             "%s; PRAGMA journal_size_limit=%lld; PRAGMA cache_size=-16384; "
+             "PRAGMA temp_store=MEMORY",
+             sync_pragma(st), WAL_SIZE_LIMIT);
+    int rc = exec(st->db, sql, err, errlen, st->path);
+    if (rc == SQLITE_OK)
+        sqlite3_wal_hook(st->db, wal_hook, st);
+    return rc;
 }
 
 static int prepare_all(struct store *st, char *err, size_t errlen)
@@ -1017,6 +1198,8 @@ static struct store *store_alloc(const struct store_config *cfg, char *err, size
     st->next_id = 1;
     pthread_mutex_init(&st->lock, NULL);
     pthread_cond_init(&st->wake, NULL);
+    pthread_mutex_init(&st->cklock, NULL);
+    pthread_cond_init(&st->ckwake, NULL);
     return st;
 }
 
@@ -1075,7 +1258,19 @@ struct loader {
     void *ctx;
     char *err;
     size_t errlen;
+    uint64_t *refs; /* every message id a row refers to, sorted */
+    size_t nrefs, caprefs, pos;
+    uint64_t *garbage; /* messages no row refers to */
+    size_t ngarbage, capgarbage;
 };
+
+/* Whether a row refers to message `id`; ids come in increasing order. */
+static bool referenced(struct loader *l, uint64_t id)
+{
+    while (l->pos < l->nrefs && l->refs[l->pos] < id)
+        l->pos++;
+    return l->pos < l->nrefs && l->refs[l->pos] == id;
+}
 
 static const char *col_text(sqlite3_stmt *s, int i)
 {
@@ -1089,6 +1284,14 @@ static uint64_t col_u64(sqlite3_stmt *s, int i)
 
 static int row_msg(struct loader *l, sqlite3_stmt *s)
 {
+    if (!referenced(l, col_u64(s, 0))) {
+        /* Without memory it stays until the next load: harmless. */
+        if (ward_ok(VEC_RESERVE(l->garbage, l->capgarbage, l->ngarbage + 1)))
+            l->garbage[l->ngarbage++] = col_u64(s, 0);
+        return 0;
+    }
+    if (!l->fns->msg)
+        return 0;
     struct store_msg m = {
         .id = col_u64(s, 0),
         .topic = col_text(s, 1) ? col_text(s, 1) : "",
@@ -1200,7 +1403,7 @@ static int load_step(struct loader *l, const struct load_step *step)
 {
     void *fn;
     memcpy(&fn, (const char *)l->fns + step->fn, sizeof(fn));
-    if (!fn)
+    if (!fn && step->row != row_msg) /* the messages are read for the garbage too */
         return 0;
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(l->st->db, step->sql, -1, &s, NULL);
@@ -1222,12 +1425,70 @@ static int load_step(struct loader *l, const struct load_step *step)
     return 0;
 }
 
-/* Messages nothing refers to: what was left when a delete of a message's last
- * reference was committed without the message's own delete. */
-static const char garbage_sql[] =
-    "DELETE FROM msgs WHERE id NOT IN (SELECT msg_id FROM deliveries UNION ALL "
-    "SELECT msg_id FROM retained UNION ALL SELECT msg_id FROM bridge_queue UNION ALL "
-    "SELECT will_msg_id FROM sessions WHERE will_msg_id IS NOT NULL)";
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Messages nothing refers to are what was left when the delete of a message's
+ * last reference was committed without the message's own delete (a crash
+ * between the two). They are found by a merge of the sorted references with
+ * the messages in id order: a NOT IN query took 3 s for 1.1M messages, this
+ * a few hundred ms. */
+static const char refs_sql[] =
+    "SELECT msg_id FROM deliveries UNION ALL SELECT msg_id FROM retained UNION ALL "
+    "SELECT msg_id FROM bridge_queue UNION ALL SELECT will_msg_id FROM sessions "
+    "WHERE will_msg_id > 0";
+
+static int collect_refs(struct loader *l)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(l->st->db, refs_sql, -1, &s, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        if (!ward_ok(VEC_RESERVE(l->refs, l->caprefs, l->nrefs + 1)))
+            rc = SQLITE_NOMEM;
+        else
+            l->refs[l->nrefs++] = col_u64(s, 0);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        set_err(l->err, l->errlen, "%s: reading the references to messages: %s", l->st->path,
+                rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(l->st->db));
+        return -1;
+    }
+    if (l->nrefs)
+        qsort(l->refs, l->nrefs, sizeof(*l->refs), cmp_u64);
+    return 0;
+}
+
+static int delete_garbage(struct loader *l)
+{
+    if (!l->ngarbage)
+        return 0;
+    sqlite3_stmt *s = NULL;
+    int rc = exec(l->st->db, "BEGIN", l->err, l->errlen, l->st->path);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(l->st->db, "DELETE FROM msgs WHERE id=?", -1, &s, NULL);
+    for (size_t i = 0; rc == SQLITE_OK && i < l->ngarbage; i++) {
+        sqlite3_bind_int64(s, 1, (sqlite3_int64)l->garbage[i]);
+        rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(l->st->db);
+        sqlite3_reset(s);
+    }
+    sqlite3_finalize(s);
+    if (rc == SQLITE_OK)
+        rc = exec(l->st->db, "COMMIT", l->err, l->errlen, l->st->path);
+    if (rc != SQLITE_OK) {
+        set_err(l->err, l->errlen, "%s: deleting unreferenced messages: %s", l->st->path,
+                sqlite3_errstr(rc));
+        if (!sqlite3_get_autocommit(l->st->db))
+            sqlite3_exec(l->st->db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    log_info("store: %zu unreferenced messages deleted from %s", l->ngarbage, l->st->path);
+    return 0;
+}
 
 /* see store.h */
 int store_load(struct store *st, const struct store_load_fns *fns, void *ctx, char *err,
@@ -1238,22 +1499,24 @@ int store_load(struct store *st, const struct store_load_fns *fns, void *ctx, ch
         return -1;
     }
     int64_t max_id = 0;
-    int rc = query_int(st->db, "SELECT coalesce(max(id),0) FROM msgs", &max_id);
-    if (rc == SQLITE_OK)
-        rc = exec(st->db, garbage_sql, err, errlen, st->path);
-    else
+    if (query_int(st->db, "SELECT coalesce(max(id),0) FROM msgs", &max_id) != SQLITE_OK) {
         set_err(err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->db));
-    if (rc != SQLITE_OK)
         return -1;
-    int garbage = sqlite3_changes(st->db);
-    if (garbage > 0)
-        log_info("store: %d unreferenced messages deleted from %s", garbage, st->path);
+    }
     uint64_t next = (uint64_t)max_id + 1;
     if (next > __atomic_load_n(&st->next_id, __ATOMIC_RELAXED))
         __atomic_store_n(&st->next_id, next, __ATOMIC_RELAXED);
-    struct loader l = {st, fns, ctx, err, errlen};
-    for (size_t i = 0; i < sizeof(load_steps) / sizeof(load_steps[0]); i++)
-        if (load_step(&l, &load_steps[i]) != 0)
-            return -1;
-    return 0;
+    struct loader l = {.st = st, .fns = fns, .ctx = ctx, .err = err, .errlen = errlen};
+    int rc = collect_refs(&l);
+    for (size_t i = 0; rc == 0 && i < sizeof(load_steps) / sizeof(load_steps[0]); i++) {
+        rc = load_step(&l, &load_steps[i]);
+        if (rc == 0 && load_steps[i].row == row_msg) {
+            free(l.refs); /* done with: the memory goes back before the rest loads */
+            l.refs = NULL;
+            rc = delete_garbage(&l);
+        }
+    }
+    free(l.refs);
+    free(l.garbage);
+    return rc;
 }

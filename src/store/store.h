@@ -46,7 +46,8 @@ struct store;
  * store made, with one clear log line naming both files; with STORE_DAMAGE_REFUSE it is an error
  * instead. Never silent. STORE_OFF is refused here (the broker does not open a store then). */
 WARD_WUR struct store *store_open(const struct store_config *cfg, char *err, size_t errlen);
-/* Commits what is pending, stops the thread, closes. NULL is a no-op. */
+/* Commits what is pending (calling the commit hook), stops the threads, closes. NULL is a no-op.
+ * Not to be called holding a lock the commit hook takes: it waits for the store thread. */
 void store_close(struct store *st);
 
 /* Rows, as the broker hands them over and gets them back. Strings NUL-terminated; blobs with
@@ -140,7 +141,9 @@ uint64_t store_next_id(struct store *st);
  * thread calls the commit hook once with the highest committed ticket; the broker then releases the
  * acknowledgements waiting for tickets <= it. ok=false: the commit failed (disk full, I/O error):
  * logged once per cause; the hook is told so the broker can refuse (0x97/0x80) instead of acking.
- * The hook runs on the store thread; set it before store_start. */
+ * The hook runs on the store thread, never with a store lock held; set it before store_start.
+ * A barrier with nothing pending still gets its hook call (an empty commit, when all is committed).
+ */
 typedef void (*store_commit_fn)(void *ctx, uint64_t committed_ticket, bool ok);
 void store_set_commit_hook(struct store *st, store_commit_fn fn, void *ctx);
 uint64_t store_barrier(struct store *st);
