@@ -312,3 +312,52 @@ def test_store_from_a_newer_ward_refused(tmp_path):
     w.log.close()
     assert "newer" in w.read_log()
     assert not wait_port(port, timeout=0.2)
+
+
+def test_nanomq_sqlite_block_maps_to_persistence(tmp_path):
+    """NanoMQ's sqlite { }: enable + mounted_file_path turn persistence on in
+    that directory; the other keys load and are reported as not used."""
+    port, data = free_port(), tmp_path / "nanomq-sqlite"
+    conf = tmp_path / "n.conf"
+    conf.write_text('listeners.tcp { bind = "127.0.0.1:%d" }\n'
+                    'sqlite {\n  enable = true\n  disk_cache_size = 102400\n'
+                    '  mounted_file_path = "%s"\n  flush_mem_threshold = 100\n'
+                    '  resend_interval = 5000\n}\n' % (port, data))
+    r = subprocess.run([WARD, "check", "-c", str(conf)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    for key in ("disk_cache_size", "flush_mem_threshold", "resend_interval"):
+        assert "sqlite.%s: NanoMQ setting not used by ward" % key in r.stderr, r.stderr
+    w = Ward(tmp_path, ["-c", str(conf)], port=port, listen=False).start(wait=False)
+    try:
+        assert wait_port(port, proc=w.proc), w.read_log()
+        assert (data / "ward.db").exists()
+        assert "persistence: process mode" in w.read_log()
+    finally:
+        w.stop()
+
+
+def test_store_counters_in_sys(tmp_path):
+    port, data = free_port(), tmp_path / "data"
+    w = start(tmp_path, port, data, ["--sys-interval", "1"])
+    try:
+        s = mqttwire.connected(port, "keep", clean=False)
+        s.sub([("c/#", 1)])
+        s.disconnect()
+        p = mqttwire.connected(port, "p")
+        p.pub("c/1", b"x", qos=1)
+        p.disconnect()
+        mon = mqttwire.connected(port, "mon")
+        mon.sub([("$SYS/broker/store/+", 0)])
+        seen = {}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and int(seen.get("commits", 0)) == 0:
+            m = mon.recv(1)
+            if m is not None and m.type == mqttwire.PUBLISH:
+                seen[m.topic.rsplit("/", 1)[1]] = m.payload.decode()
+        for k in ("commits", "ops", "syncs", "failures", "bytes", "full_refused"):
+            assert k in seen, seen
+        assert int(seen["commits"]) > 0 and int(seen["ops"]) >= 3, seen
+        mon.disconnect()
+    finally:
+        w.stop()
