@@ -351,7 +351,10 @@ def test_store_counters_in_sys(tmp_path):
         mon.sub([("$SYS/broker/store/+", 0)])
         seen = {}
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and int(seen.get("commits", 0)) == 0:
+        def enough():
+            return int(seen.get("commits", 0)) > 0 and int(seen.get("ops", 0)) >= 3
+
+        while time.monotonic() < deadline and not enough():
             m = mon.recv(1)
             if m is not None and m.type == mqttwire.PUBLISH:
                 seen[m.topic.rsplit("/", 1)[1]] = m.payload.decode()
