@@ -85,6 +85,8 @@ bench: build
 	bench/run.sh
 	bench/bridge.sh
 	bench/flow.sh
+	bench/nats.sh
+	bench/persist.sh
 
 # Unit-test line and branch coverage of src/ (CTest label `unit` only), and a
 # floor of COV_FLOOR% of lines for each of COV_FILES. gcov data is read once

@@ -36,7 +36,12 @@ struct bench_opts {
     struct tls_client *tls; /* NULL: plain TCP */
     double hold_s;          /* idle mode: keep the connections this long */
     uint64_t ack_delay_ns;  /* subscribers hold each PUBACK this long (pipelined) */
+    bool persistent;        /* clean session false (3.1.1), session expiry (5) */
 };
+
+/* --persistent with MQTT 5: the session expiry asked for, long enough to
+ * outlast any run and a broker restart between runs. */
+#define BENCH_SESSION_EXPIRY_S 3600u
 
 struct bench_report {
     uint64_t sent, received, expected, lost, duplicates, out_of_order;

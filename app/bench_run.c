@@ -208,12 +208,19 @@ static void send_connect(struct bc *c)
     struct mqtt_packet p = {.type = MQTT_CONNECT};
     p.u.connect.protocol_name = (struct mqtt_str){(const uint8_t *)"MQTT", 4};
     p.u.connect.version = c->codec.version;
-    p.u.connect.clean_start = true;
+    /* --persistent: the broker keeps the session (and, if it persists,
+     * stores every QoS 1 message queued or in flight for it). */
+    bool persistent = c->w->b->o->persistent && (c->role == PUB || c->role == SUB);
+    p.u.connect.clean_start = !persistent;
     p.u.connect.keep_alive = 120;
     p.u.connect.client_id = (struct mqtt_str){(const uint8_t *)id, strlen(id)};
     if (c->codec.version == MQTT_V5) { /* let the window be ours, not a default */
         p.u.connect.props.present = MQTT_HAS(MQTT_PROP_RECEIVE_MAX);
         p.u.connect.props.receive_max = 65535;
+        if (persistent) {
+            p.u.connect.props.present |= MQTT_HAS(MQTT_PROP_SESSION_EXPIRY);
+            p.u.connect.props.session_expiry = BENCH_SESSION_EXPIRY_S;
+        }
     }
     queue_packet(c, &p);
     c->state = CONNACK;
@@ -674,13 +681,19 @@ static struct bc *make_conn(struct bench *b, struct worker *w, enum role role, u
     c->idx = idx;
     c->w = w;
     c->fd = -1;
+    /* Persistent sessions outlive the run: a topic of this run's own keeps
+     * an earlier run's sessions from queueing (and storing) this one's
+     * messages. */
+    char base[32] = "bench";
+    if (o->persistent)
+        snprintf(base, sizeof(base), "bench/p%d", (int)getpid());
     if (role == PUB)
-        snprintf(c->topic, sizeof(c->topic), "bench/%u", o->mode == BENCH_FANOUT ? 0 : idx);
+        snprintf(c->topic, sizeof(c->topic), "%s/%u", base, o->mode == BENCH_FANOUT ? 0 : idx);
     if (role == SUB) {
         if (o->mode == BENCH_FANIN)
-            snprintf(c->topic, sizeof(c->topic), "bench/+");
+            snprintf(c->topic, sizeof(c->topic), "%s/+", base);
         else
-            snprintf(c->topic, sizeof(c->topic), "bench/%u", o->mode == BENCH_FANOUT ? 0 : idx);
+            snprintf(c->topic, sizeof(c->topic), "%s/%u", base, o->mode == BENCH_FANOUT ? 0 : idx);
         c->seen = calloc(o->pubs ? o->pubs : 1, sizeof(struct bench_seen));
     }
     w->conns[w->n++] = c;

@@ -93,6 +93,10 @@ static const struct opt table[] = {
     {"ack-delay", 0, OPT_CALL, "DELAY", .call = ack_delay, .nargs = 1,
      .help = "subscribers hold each PUBACK this long (10ms, 500us,\n0.1s; default 0), "
              "reading on: a consumer with\nthat round trip"},
+    {"persistent", 0, OPT_SET, NULL, AT(o.persistent),
+     .help = "publishers and subscribers keep their sessions\n(clean session false; MQTT 5: "
+             "session expiry 1 h)\non topics of this run's own: a broker with\npersistence stores "
+             "every QoS 1 message"},
     {"help", 0, OPT_HELP, .help = "this help"},
     {.kind = OPT_SECTION, .help = "TLS (on with --cafile or --cert):"},
     {"cafile", 0, OPT_STRING, "F", AT(tls.cafile), .help = "trust these CAs"},
@@ -177,14 +181,14 @@ static void print_json(FILE *out, const struct bench_opts *o, const struct bench
             "\"received\": %llu, \"expected\": %llu, \"lost\": %llu, \"duplicates\": %llu, "
             "\"out_of_order\": %llu, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f, "
             "\"acked\": %llu, \"acked_lost\": %llu, \"ack_delay_ms\": %.3f, "
-            "\"connects\": %llu, \"connect_errors\": %llu, \"error\": ",
+            "\"persistent\": %s, \"connects\": %llu, \"connect_errors\": %llu, \"error\": ",
             name, o->qos, o->size, o->pubs, o->subs, o->clients, r->elapsed_s, r->msgs_per_s,
             (unsigned long long)r->sent, (unsigned long long)r->received,
             (unsigned long long)r->expected, (unsigned long long)r->lost,
             (unsigned long long)r->duplicates, (unsigned long long)r->out_of_order, r->p50_ms,
             r->p99_ms, r->max_ms, (unsigned long long)r->acked, (unsigned long long)r->acked_lost,
-            (double)o->ack_delay_ns / 1e6, (unsigned long long)r->connects,
-            (unsigned long long)r->connect_errors);
+            (double)o->ack_delay_ns / 1e6, o->persistent ? "true" : "false",
+            (unsigned long long)r->connects, (unsigned long long)r->connect_errors);
     json_string(out, r->error);
     fprintf(out, "}\n");
 }

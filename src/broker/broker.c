@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "broker/internal.h"
+#include "broker/login.h"
+#include "broker/nats.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/vec.h"
@@ -308,24 +310,6 @@ static bool owned_by_other(struct client *c, const char *id)
     return s && s->owner && strcmp(s->owner, c->owner) != 0;
 }
 
-/* The identity a verified client certificate gives (once per connection;
- * only this connection's worker calls it). */
-static void read_cert(struct client *c)
-{
-    if (c->cert_read)
-        return;
-    c->cert_read = true;
-    const struct tls_identity *id = net_conn_tls_identity(c->nc);
-    struct tls_server *ts = net_conn_tls_server(c->nc);
-    if (!id || !id->verified || !ts)
-        return;
-    c->has_cert = true;
-    c->cert = *id;
-    const struct tls_server_config *tc = tls_server_config(ts);
-    c->cert_user = tls_identity_get(&c->cert, tc->as_username);
-    c->cert_clientid = tls_identity_get(&c->cert, tc->as_clientid);
-}
-
 static int dup_opt(char **dst, const char *src)
 {
     free(*dst);
@@ -358,7 +342,7 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
              net_conn_peer(c->nc));
     if (v5 && (ck->props.present & MQTT_HAS(MQTT_PROP_AUTH_METHOD)))
         return refuse(c, MQTT_RC_BAD_AUTH_METHOD, 0, "no enhanced authentication method");
-    read_cert(c);
+    client_read_cert(c);
     if (c->has_cert && c->cert.ambiguous)
         return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_RC311_NOT_AUTHORIZED,
                       "the certificate's names are ambiguous (a NUL or control character, a "
@@ -847,6 +831,11 @@ static void *on_open(void *ctx, struct net_conn *nc)
     c->codec.is_server = true;
     c->opened_ms = c->last_rx_ms = clock_mono_ms();
     snprintf(c->id, sizeof(c->id), "client from %s", net_conn_peer(nc));
+    if (b->nats[net_conn_listener(nc) % 64] && !nats_open(b, c)) {
+        nats_free(c);
+        free(c);
+        return NULL;
+    }
     /* An in-process client (a bridge's local side) is part of the broker:
      * it needs no login, and no ACL applies to it. */
     if ((c->internal = net_conn_internal(nc))) {
@@ -864,91 +853,6 @@ static void *on_open(void *ctx, struct net_conn *nc)
     return c;
 }
 
-/* A password check running on auth's hashing threads for one connection.
- * The connection and the check share it and the last one to let go frees
- * it. It has a lock of its own, not the broker's, because at shutdown a
- * check may finish after the broker is gone; under that lock "is the
- * connection still open" and the resume of its input are one step, so a
- * check never touches a connection on_close has let go. */
-struct auth_wait {
-    struct net_conn *nc; /* NULL once the connection closed */
-    int refs;
-    bool finished, user_verified;
-    enum auth_cause cause;
-};
-
-static pthread_mutex_t auth_wait_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* Lets go of w (under auth_wait_lock); true when the caller must free it. */
-static bool auth_wait_put(struct auth_wait *w)
-{
-    return --w->refs == 0;
-}
-
-/* auth_done_fn, on a hashing thread: the verdict waits in w for on_data,
- * which the resumed input calls again on the connection's worker. */
-static void auth_checked(void *ctx, enum auth_cause cause, bool user_verified)
-{
-    struct auth_wait *w = ctx;
-    pthread_mutex_lock(&auth_wait_lock);
-    w->cause = cause;
-    w->user_verified = user_verified;
-    w->finished = true;
-    if (w->nc)
-        net_conn_resume_input(w->nc);
-    bool last = auth_wait_put(w);
-    pthread_mutex_unlock(&auth_wait_lock);
-    if (last)
-        free(w);
-}
-
-/* The connection lets go of its check: on a verdict, or when it closes
- * (the check then finishes into nothing). Returns whether the check had
- * finished, with its verdict in c. */
-static bool auth_wait_end(struct client *c, bool closing)
-{
-    struct auth_wait *w = c->auth_wait;
-    pthread_mutex_lock(&auth_wait_lock);
-    bool finished = w->finished;
-    if (!finished && !closing) {
-        pthread_mutex_unlock(&auth_wait_lock);
-        return false;
-    }
-    if (finished) {
-        c->auth_cause = w->cause;
-        c->user_verified = w->user_verified;
-    }
-    w->nc = NULL;
-    bool last = auth_wait_put(w);
-    pthread_mutex_unlock(&auth_wait_lock);
-    if (last)
-        free(w);
-    c->auth_wait = NULL;
-    return finished;
-}
-
-/* Hands the CONNECT's check to auth's hashing threads. Returns true when
- * the verdict is in c already (no hash was needed, or the queue is full:
- * AUTH_BUSY), false when it will come to auth_checked. */
-static bool auth_start(struct client *c, struct auth_request *q)
-{
-    struct auth_wait *w = calloc(1, sizeof(*w));
-    enum auth_cause now = AUTH_BUSY;
-    int rc = w ? 0 : -1;
-    if (w) {
-        *w = (struct auth_wait){.nc = c->nc, .refs = 2};
-        rc = auth_connect_async(c->b->auth, q, auth_checked, w, &now);
-    }
-    if (rc == 0) {
-        c->auth_wait = w;
-        return false;
-    }
-    free(w);
-    c->auth_cause = rc > 0 ? now : AUTH_BUSY;
-    c->user_verified = rc > 0 && q->user_verified;
-    return true;
-}
-
 /* Authenticates the CONNECT at the head of the input before the broker lock
  * is taken. Password hashing is slow on purpose, so it runs on auth's
  * hashing threads, never here on the I/O worker: returns false while the
@@ -958,7 +862,7 @@ static bool auth_start(struct client *c, struct auth_request *q)
 static bool authenticate(struct client *c, const uint8_t *data, size_t len)
 {
     if (c->auth_wait) {
-        if (!auth_wait_end(c, false))
+        if (!client_auth_end(c, false))
             return false;
         c->auth_done = true;
         return true;
@@ -971,7 +875,7 @@ static bool authenticate(struct client *c, const uint8_t *data, size_t len)
     char id[256];
     snprintf(id, sizeof(id), "%.*s", (int)ck->client_id.len, ck->client_id.p);
     int8_t anon = c->b->listener_anon[net_conn_listener(c->nc) % 64];
-    read_cert(c);
+    client_read_cert(c);
     struct auth_request q = {
         .client_id = id,
         .peer = net_conn_peer(c->nc),
@@ -983,7 +887,7 @@ static bool authenticate(struct client *c, const uint8_t *data, size_t len)
         .cert_identity = c->has_cert,
         .cert_and_password = (c->b->listener_password >> (net_conn_listener(c->nc) % 64)) & 1,
     };
-    if (!auth_start(c, &q))
+    if (!client_auth_start(c, &q))
         return false;
     c->auth_done = true;
     return true;
@@ -1024,6 +928,8 @@ static size_t on_data(void *user, const uint8_t *data, size_t len)
     struct client *c = user;
     struct broker *b = c->b;
     size_t off = 0;
+    if (c->nats)
+        return nats_data(c, data, len);
     if (b->auth && !c->auth_done && !c->connected && !authenticate(c, data, len)) {
         net_conn_hold_input(c->nc); /* until the password check resumes it */
         return 0;
@@ -1110,6 +1016,7 @@ static void client_free(struct client *c)
     free(c->alias_in_len);
     for (uint16_t i = 0; i < c->nalias_out; i++)
         free(c->alias_out[i]);
+    nats_free(c);
     free(c);
 }
 
@@ -1130,11 +1037,13 @@ static void on_close(void *user, const char *why)
         b->st.clients_connected--;
         log_notice("%s disconnected: %s", c->id, why);
     }
-    if (c->s)
+    if (c->nats)
+        nats_closed(c);
+    else if (c->s)
         detach(b, c);
     pthread_mutex_unlock(&b->lock);
     if (c->auth_wait) /* a password check still running finishes into nothing */
-        auth_wait_end(c, true);
+        client_auth_end(c, true);
     client_free(c);
 }
 
@@ -1273,6 +1182,16 @@ static void check_clients(struct broker *b, uint64_t now)
     for (struct client *c = b->clients; c; c = c->next) {
         if (c->closing)
             continue;
+        if (c->nats) { /* NATS has its own clocks: PINGs, auth_timeout */
+            nats_tick(b, c, now);
+            if (!c->closing && c->partial_since_ms &&
+                now - c->partial_since_ms > b->cfg.packet_timeout_ms) {
+                b->st.packet_timeouts++;
+                log_notice("%s: command not completed within packet_timeout; closing", c->id);
+                client_close(c, "packet timeout");
+            }
+            continue;
+        }
         if (!c->connected && now - c->opened_ms > b->cfg.connect_timeout_ms) {
             log_notice("%s: no CONNECT within %u ms; closing", c->id, b->cfg.connect_timeout_ms);
             client_close(c, "connect timeout");
@@ -1522,6 +1441,10 @@ struct revoke_ctx {
 static void collect_forbidden(void *ctx, const struct subtree_sub *sub)
 {
     struct revoke_ctx *r = ctx;
+    /* A NATS subscription stays: every message to it is checked anyway
+     * (deliver_all), and NATS has no way to tell a client it lost one. */
+    if (nats_sub_of(sub->owner))
+        return;
     struct session *s = sub->owner;
     if (session_allowed(r->b, s, ACL_SUBSCRIBE, sub->filter, strlen(sub->filter)))
         return;

@@ -16,6 +16,7 @@
 #include "broker/conn.h"
 #include "broker/flow.h"
 #include "broker/msg.h"
+#include "broker/nats_out.h"
 #include "broker/persist.h"
 #include "broker/retain.h"
 #include "broker/route.h"
@@ -41,6 +42,7 @@ struct broker_stats {
 
 struct match {
     struct session *s;
+    struct nats_sub *ns; /* a NATS subscription: delivered on its own as MSG */
     bool shared; /* a share group's pick: delivered on its own, never merged */
     uint8_t qos;
     bool retain;

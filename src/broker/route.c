@@ -240,9 +240,24 @@ static struct match *match_slot(struct broker *b, struct session *s, bool shared
     return mt;
 }
 
+/* A NATS subscription is delivered once per subscription, never merged. */
+static void on_nats_match(struct route_ctx *r, struct nats_sub *ns)
+{
+    if (!nats_out_accepts(ns, r->m, r->from))
+        return;
+    struct match *mt = match_slot(r->b, ns->c->s, true);
+    if (mt)
+        mt->ns = ns;
+}
+
 static void on_match(void *ctx, const struct subtree_sub *sub)
 {
     struct route_ctx *r = ctx;
+    struct nats_sub *ns = nats_sub_of(sub->owner);
+    if (ns) {
+        on_nats_match(r, ns);
+        return;
+    }
     struct session *s = sub->owner;
     uint8_t qos = MQTT_SUBOPT_QOS(sub->options);
     if (qos > r->m->qos)
@@ -267,7 +282,8 @@ static void on_match(void *ctx, const struct subtree_sub *sub)
 static bool eligible(void *ctx, void *owner)
 {
     (void)ctx;
-    return online(owner);
+    struct nats_sub *ns = nats_sub_of(owner);
+    return ns ? online(ns->c->s) : online(owner);
 }
 
 static void match_all(struct broker *b, struct msg *m, struct session *from)
@@ -282,7 +298,15 @@ static void deliver_all(struct broker *b, struct msg *m)
 {
     for (size_t i = 0; i < b->nmatches; i++) {
         struct match *mt = &b->matches[i];
-        route_deliver(b, mt->s, m, mt->qos, mt->retain, mt->sub_ids, mt->nsub);
+        if (!mt->ns) {
+            route_deliver(b, mt->s, m, mt->qos, mt->retain, mt->sub_ids, mt->nsub);
+            continue;
+        }
+        bool done = false;
+        if (b->acl_active && !session_allowed(b, mt->s, ACL_SUBSCRIBE, m->topic, m->topic_len))
+            b->st.acl_denied++;
+        else if (nats_out_deliver(b, mt->ns, m, &done) && done)
+            nats_sub_remove(b, mt->ns); /* UNSUB <sid> <max>: its last message went */
     }
 }
 

@@ -6,6 +6,8 @@ import subprocess
 
 import pytest
 
+import mqttwire
+
 from conftest import WARD, free_port, wait_port
 
 
@@ -98,3 +100,36 @@ def test_tls_rows(ward_factory, tmp_path):
               pki + "/ca.crt", "--json")
     d = json.loads(r.stdout)
     assert d["connects"] == 0 and d["connect_errors"] > 0
+
+
+@pytest.mark.parametrize("version", ["3.1.1", "5"])
+def test_persistent_sessions(broker, version):
+    """--persistent: the brokers keep the sessions after the run (a client
+    reconnecting with the subscriber's id and clean session false finds it),
+    the topics are the run's own (a second run is not fed to the first
+    run's sessions), and nothing is lost."""
+    v5 = version == "5"
+    pids = []
+    for _ in range(2):
+        p = subprocess.Popen([WARD, "bench", "p2p", "-h", "127.0.0.1", "-p", str(broker.port),
+                              "-n", "2", "-q", "1", "-c", "300", "-V", version, "--persistent",
+                              "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        d = json.loads(out)
+        assert d["persistent"] is True
+        assert d["sent"] == d["received"] == 600 and d["lost"] == 0
+        pids.append(p.pid)
+    for pid in pids:
+        c = mqttwire.Client(broker.port, v5=v5)
+        props = [(mqttwire.SESSION_EXPIRY, 3600)] if v5 else None
+        ack = c.handshake("bench-sub-0-%d" % pid, clean=False, props=props)
+        assert ack.session_present
+        # The first run's subscriber was not subscribed to the second run's
+        # topic: nothing is waiting for it.
+        assert c.recv(timeout=0.3) is None
+        c.close()
+    # Without the option the sessions are clean.
+    r = bench("p2p", "-h", "127.0.0.1", "-p", str(broker.port), "-n", "1", "-q", "1", "-c", "10",
+              "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["persistent"] is False
