@@ -39,7 +39,7 @@ struct persist {
     struct msg_map map;
     uint64_t full_refused, queue_refused, dropped_oldest, commit_failures;
     struct {
-        uint64_t msgs, sessions, subs, deliveries, rels, retained, dropped;
+        uint64_t msgs, sessions, subs, deliveries, rels, retained, dropped, over_limit;
     } loaded;
 };
 
@@ -805,13 +805,19 @@ static int load_retained(void *ctx, const char *topic, uint64_t msg_id)
     struct broker *b = ctx;
     struct persist *p = b->persist;
     struct msg *m = map_get(&p->map, msg_id);
-    if (m && !msg_expired(m, clock_mono_ms()) && retain_set(b->retained, m) == RETAIN_OK) {
+    int r = m && !msg_expired(m, clock_mono_ms()) ? retain_set(b->retained, m) : RETAIN_NOMEM;
+    if (r == RETAIN_OK) {
         m->prefs++;
         p->loaded.retained++;
         return 0;
     }
+    /* Past mqtt.max_retained_messages / _bytes (lowered since it was
+     * stored): as a new one would be, it is not kept (and said so). */
+    if (r == RETAIN_FULL)
+        p->loaded.over_limit++;
+    else
+        p->loaded.dropped++;
     store_retained_del(p->st, topic);
-    p->loaded.dropped++;
     return 0;
 }
 
@@ -872,5 +878,9 @@ int broker_load(struct broker *b, char *err, size_t errlen)
                " expired or unusable rows dropped) in %" PRIu64 " ms",
                p->loaded.sessions, p->loaded.subs, p->loaded.deliveries, p->loaded.rels,
                p->loaded.retained, p->loaded.msgs, p->loaded.dropped, clock_mono_ms() - t0);
+    if (p->loaded.over_limit)
+        log_warn("store: %" PRIu64 " stored retained messages were over mqtt.max_retained_messages "
+                 "or mqtt.max_retained_bytes: not loaded, and removed from the store",
+                 p->loaded.over_limit);
     return 0;
 }
