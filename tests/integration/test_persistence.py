@@ -364,3 +364,32 @@ def test_store_counters_in_sys(tmp_path):
         mon.disconnect()
     finally:
         w.stop()
+
+
+def test_acks_keep_publish_order_and_closing_is_safe(tmp_path):
+    """PUBACKs come in the order of the PUBLISHes even when only some of them
+    wait for a commit (MQTT-4.6.0-2); a publisher that closes with
+    acknowledgements pending leaves the broker well (ASan builds check)."""
+    port, data = free_port(), tmp_path / "data"
+    w = start(tmp_path, port, data)
+    try:
+        s = mqttwire.connected(port, "stored", clean=False)
+        s.sub([("kept/#", 1)])
+        s.disconnect()
+        p = mqttwire.connected(port, "orderly")
+        burst = b"".join(mqttwire.publish("kept/a" if i % 3 else "nobody/a", b"%d" % i, qos=1,
+                                          pid=i + 1) for i in range(300))
+        p.send(burst)
+        pids = [p.expect(mqttwire.PUBACK).pid for _ in range(300)]
+        assert pids == list(range(1, 301))
+        p.disconnect()
+        for round_ in range(20):
+            q = mqttwire.connected(port, "leaver%d" % round_)
+            q.send(b"".join(mqttwire.publish("kept/b", b"x", qos=1 + (i % 2), pid=i + 1)
+                            for i in range(50)))
+            q.close()
+        alive = mqttwire.connected(port, "after")
+        alive.pub("kept/c", b"y", qos=1)
+        alive.disconnect()
+    finally:
+        w.stop()

@@ -244,6 +244,47 @@ TEST(full_offline_queue)
     close_broker(b, st);
 }
 
+TEST(will_pending_after_restart)
+{
+    fresh_dir("will");
+    struct store *st;
+    struct broker *b = open_broker(&st, 100, 0);
+    struct client c;
+    memset(&c, 0, sizeof(c));
+    c.b = b;
+    c.codec.version = MQTT_V5;
+    struct session *s = session_new(b, "w");
+    ASSERT(s);
+    s->owner = strdup("");
+    s->expiry_s = 600;
+    s->will = v5_msg("will/t", "bye", 1, false);
+    s->will_delay_s = 30;
+    persist_connected(b, &c, s);
+    ASSERT(s->stored_will == s->will);
+    ASSERT_EQ(s->will->prefs, 1);
+    close_broker(b, st);
+
+    /* Its connection ended with the old process: the will is pending. */
+    b = open_broker(&st, 100, 0);
+    s = session_find(b, "w");
+    ASSERT(s && s->will);
+    ASSERT_STR_EQ(s->will->topic, "will/t");
+    ASSERT_EQ(s->will_delay_s, 30);
+    ASSERT(s->will_at >= clock_mono_ms() + 29000);
+    /* Reconnected within the delay: no will any more, in the store too. */
+    msg_unref(s->will);
+    s->will = NULL;
+    s->will_at = 0;
+    persist_connected(b, &c, s);
+    ASSERT(s->stored_will == NULL);
+    close_broker(b, st);
+
+    b = open_broker(&st, 100, 0);
+    s = session_find(b, "w");
+    ASSERT(s && !s->will);
+    close_broker(b, st);
+}
+
 TEST(without_a_store_nothing_is_written)
 {
     struct broker_config cfg;
@@ -271,6 +312,7 @@ int main(void)
     RUN(round_trip);
     RUN(in_flight_resumes_with_its_packet_id);
     RUN(full_offline_queue);
+    RUN(will_pending_after_restart);
     RUN(without_a_store_nothing_is_written);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
