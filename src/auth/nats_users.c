@@ -14,6 +14,7 @@
 #include "core/vec.h"
 
 #include "auth/nats_users.h"
+#include "nats/nats.h"
 
 /* Longer names and subjects are refused: they are configuration, and these
  * bounds keep error messages and hashing cheap. */
@@ -71,27 +72,11 @@ static bool is_space(uint8_t c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
 }
 
-/* NATS subject rules: non-empty tokens without white space (or NUL); with
- * wildcards, "*" and ">" are tokens of their own and ">" comes last. A '*'
- * or '>' inside a longer token is an ordinary character. */
+/* The subject rules are src/nats's, with the permission table's own
+ * length bound. */
 static bool subject_valid(const uint8_t *s, size_t n, bool wildcards)
 {
-    if (!s || n == 0 || n > SUBJECT_MAX_LEN)
-        return false;
-    size_t pos = 0;
-    struct tok t;
-    bool after_fwc = false;
-    while (next_tok(s, n, &pos, &t)) {
-        if (t.len == 0 || after_fwc)
-            return false;
-        for (size_t i = 0; i < t.len; i++)
-            if (is_space(t.p[i]) || t.p[i] == 0)
-                return false;
-        if (!wildcards && (tok_is(&t, '*') || tok_is(&t, '>')))
-            return false;
-        after_fwc = tok_is(&t, '>');
-    }
-    return true;
+    return s && n <= SUBJECT_MAX_LEN && nats_subject_valid(s, n, wildcards);
 }
 
 static bool tok_eq(const struct tok *a, const struct tok *b)

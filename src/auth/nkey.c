@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "auth/nats_users.h"
+#include "core/base64.h"
 
 #define NKEY_RAW_LEN    35u /* prefix + key + crc */
 #define NKEY_TEXT_LEN   56u /* ceil(35 * 8 / 5) */
@@ -82,47 +83,12 @@ bool auth_nkey_valid_user_key(const char *pubkey)
     return decode_user_key(pubkey, key);
 }
 
-/* Both alphabets: clients send base64url; some send standard base64. */
-static int base64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-' || c == '+')
-        return 62;
-    if (c == '_' || c == '/')
-        return 63;
-    return -1;
-}
-
 /* Exactly ED25519_SIG_LEN bytes, with or without "==" padding, and zero
  * leftover bits. */
 static bool base64_decode_sig(const char *s, uint8_t out[ED25519_SIG_LEN])
 {
     size_t len = strnlen(s, SIG_TEXT_MAX + 1);
-    if (len == SIG_TEXT_MAX && s[86] == '=' && s[87] == '=')
-        len = 86;
-    if (len != 86)
-        return false;
-    uint32_t acc = 0;
-    unsigned bits = 0;
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = base64_value(s[i]);
-        if (v < 0)
-            return false;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (uint8_t)(acc >> bits);
-            acc &= (1u << bits) - 1u;
-        }
-    }
-    return n == ED25519_SIG_LEN && acc == 0;
+    return len <= SIG_TEXT_MAX && base64_decode(s, len, out, ED25519_SIG_LEN) == ED25519_SIG_LEN;
 }
 
 static bool ed25519_verify(const uint8_t key[ED25519_KEY_LEN], const uint8_t *msg, size_t len,

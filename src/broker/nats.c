@@ -16,6 +16,7 @@
 #include "auth/nats_users.h"
 #include "broker/internal.h"
 #include "broker/login.h"
+#include "core/base64.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "nats/nats.h"
@@ -376,7 +377,7 @@ static bool login(struct client *c, const struct nats_connect *ck)
                (e = auth_nats_find_user(u, o->no_auth_user))) {
         decided(c, AUTH_OK, e, o->no_auth_user);
         return true;
-    } else if (b->auth) { /* ward's own password file, certificates and anonymous rules */
+    } else if (b->auth) {      /* ward's own password file, certificates and anonymous rules */
         if (table_requires(u)) /* the listener's table wants credentials: none is not enough */
             q.listener_anonymous = 0;
         if (ck->has_user) {
@@ -579,38 +580,6 @@ static bool may_publish(struct client *c, const struct nats_str *subj, const cha
     return false;
 }
 
-static int b64val(uint8_t ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    return ch == '+' || ch == '-' ? 62 : ch == '/' || ch == '_' ? 63 : -1;
-}
-
-/* Standard or URL base64, padding optional. Returns the length or -1. */
-static int unbase64(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
-{
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n && in[i] != '='; i++) {
-        int v = b64val(in[i]);
-        if (v < 0)
-            return -1;
-        acc = acc << 6 | (uint32_t)v;
-        if ((bits += 6) >= 8) {
-            bits -= 8;
-            if (o >= cap)
-                return -1;
-            out[o++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return (int)o;
-}
-
 static void put16(uint8_t *p, size_t v)
 {
     p[0] = (uint8_t)(v >> 8);
@@ -629,7 +598,7 @@ static bool headers_to_mqtt(const struct nats_str *h, uint8_t *user, size_t cap,
     while (nats_hdr_next(&it, &name, &value)) {
         static const char cd[] = "Ward-Correlation-Data";
         if (name.len == sizeof(cd) - 1 && strncasecmp((const char *)name.p, cd, name.len) == 0) {
-            int d = unbase64(value.p, value.len, corr, 65535);
+            long d = base64_decode((const char *)value.p, value.len, corr, 65535);
             if (d >= 0) {
                 *clen = (uint16_t)d;
                 continue;

@@ -6,6 +6,7 @@
 
 #include "auth/nats_users.h"
 #include "broker/internal.h"
+#include "core/base64.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/vec.h"
@@ -23,24 +24,6 @@ bool nats_out_accepts(const struct nats_sub *ns, const struct msg *m, const void
     if (ns->gt_tail && m->topic_len <= ns->gt_prefix)
         return false;
     return true;
-}
-
-static void base64(const uint8_t *in, size_t n, char *out)
-{
-    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        out[o++] = t[(v >> 18) & 63];
-        out[o++] = t[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? t[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? t[v & 63] : '=';
-    }
-    out[o] = '\0';
 }
 
 static uint16_t be16(const uint8_t *p)
@@ -74,9 +57,9 @@ static size_t mqtt_headers(const struct msg *m, uint8_t *buf, size_t cap)
         names[n] = (struct nats_str){(const uint8_t *)ct, sizeof(ct) - 1};
         values[n++] = (struct nats_str){m->content_type, m->content_type_len};
     }
-    char corr[((65535 + 2) / 3) * 4 + 1];
+    char corr[BASE64_LEN(65535) + 1];
     if (m->correlation_len) {
-        base64(m->correlation, m->correlation_len, corr);
+        base64_encode(m->correlation, m->correlation_len, corr);
         names[n] =
             (struct nats_str){(const uint8_t *)correlation_header, sizeof(correlation_header) - 1};
         values[n++] = (struct nats_str){(const uint8_t *)corr, strlen(corr)};
@@ -133,8 +116,8 @@ bool nats_out_deliver(struct broker *b, struct nats_sub *ns, const struct msg *m
     /* nats-server's rule: a subscription wider than a deny entry does not
      * get the denied subjects. */
     if (ns->deny_filter &&
-        !auth_nats_may_receive(c->nats->perms, (const uint8_t *)s, slen,
-                               (const uint8_t *)ns->queue, ns->queue ? strlen(ns->queue) : 0)) {
+        !auth_nats_may_receive(c->nats->perms, (const uint8_t *)s, slen, (const uint8_t *)ns->queue,
+                               ns->queue ? strlen(ns->queue) : 0)) {
         c->b->st.acl_denied++;
         return true;
     }
