@@ -285,6 +285,46 @@ TEST(will_pending_after_restart)
     close_broker(b, st);
 }
 
+TEST(unreadable_rows_are_dropped)
+{
+    fresh_dir("unreadable");
+    struct store_config sc = {.mode = STORE_PROCESS, .dir = dir};
+    char err[256];
+    struct store *st = store_open(&sc, err, sizeof(err));
+    ASSERT(st);
+    static const struct store_load_fns none = {0};
+    ASSERT_EQ(store_load(st, &none, NULL, err, sizeof(err)), 0);
+    ASSERT_EQ(store_start(st), 0);
+    static const uint8_t bad[] = {99, 1, 2, 3}; /* a properties layout this ward does not know */
+    struct store_msg m1 = {.id = store_next_id(st),
+                           .topic = "r/bad",
+                           .payload = (const uint8_t *)"x",
+                           .payload_len = 1,
+                           .qos = 1,
+                           .retain = true,
+                           .props = bad,
+                           .props_len = sizeof(bad)};
+    struct store_msg m2 = {.id = store_next_id(st),
+                           .topic = "r/old",
+                           .payload = (const uint8_t *)"y",
+                           .payload_len = 1,
+                           .qos = 1,
+                           .retain = true,
+                           .expire_at = 1000};
+    store_msg_put(st, &m1);
+    store_msg_put(st, &m2);
+    store_retained_put(st, "r/bad", m1.id);
+    store_retained_put(st, "r/old", m2.id); /* expired in 1970 */
+    struct store_delivery d = {.msg_id = 424242, .seq = 1, .qos = 1};
+    store_delivery_put(st, "nobody", &d); /* neither its session nor its message exist */
+    store_close(st);
+
+    struct broker *b = open_broker(&st, 100, 0);
+    ASSERT_EQ(retain_count(b->retained), 0);
+    ASSERT(session_find(b, "nobody") == NULL);
+    close_broker(b, st);
+}
+
 TEST(without_a_store_nothing_is_written)
 {
     struct broker_config cfg;
@@ -313,6 +353,7 @@ int main(void)
     RUN(in_flight_resumes_with_its_packet_id);
     RUN(full_offline_queue);
     RUN(will_pending_after_restart);
+    RUN(unreadable_rows_are_dropped);
     RUN(without_a_store_nothing_is_written);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
