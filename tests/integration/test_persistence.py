@@ -331,8 +331,9 @@ def test_nanomq_sqlite_block_maps_to_persistence(tmp_path):
     w = Ward(tmp_path, ["-c", str(conf)], port=port, listen=False).start(wait=False)
     try:
         assert wait_port(port, proc=w.proc), w.read_log()
+        # The port is bound before the store loads; the log says when it did.
+        w.wait_log("persistence: process mode")
         assert (data / "ward.db").exists()
-        assert "persistence: process mode" in w.read_log()
     finally:
         w.stop()
 
