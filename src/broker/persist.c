@@ -486,8 +486,13 @@ static void send_ack(struct client *c, uint8_t type, uint16_t pid, uint8_t reaso
 static void fail_ack(struct client *c, const struct pending_ack *a)
 {
     if (c->codec.version == MQTT_V5 && (a->type == MQTT_PUBACK || a->type == MQTT_PUBREC) &&
-        !a->reason)
+        !a->reason) {
+        /* A PUBREC >= 0x80 ends the exchange: no PUBREL will free the id,
+         * and a later message under it must not pass for a resend. */
+        if (a->type == MQTT_PUBREC && c->s)
+            persist_rel_remove(c->b, c->s, a->pid);
         return send_ack(c, a->type, a->pid, MQTT_RC_UNSPECIFIED);
+    }
     client_kick(c, MQTT_RC_UNSPECIFIED, "the store could not commit");
 }
 
