@@ -72,13 +72,17 @@ static uint8_t *put16(uint8_t *o, const void *p, uint16_t n)
  * type, response topic and correlation data with 16-bit lengths and the
  * user properties in wire form with a 32-bit length. */
 #define PROPS_V1 1
-static uint8_t *encode_props(const struct msg *m, uint32_t *len)
+static size_t props_size(const struct msg *m)
 {
-    size_t n = 3 + 2 + m->content_type_len + 2 + m->response_topic_len + 2 + m->correlation_len +
-               4 + m->user_raw_len;
-    uint8_t *b = malloc(n), *o = b;
-    if (!b)
-        return NULL;
+    if (!m->has_payload_format && !m->content_type_len && !m->response_topic_len &&
+        !m->correlation_len && !m->user_raw_len)
+        return 0; /* most messages: nothing to store */
+    return 3 + 2 + m->content_type_len + 2 + m->response_topic_len + 2 + m->correlation_len + 4 +
+           m->user_raw_len;
+}
+
+static void encode_props(const struct msg *m, uint8_t *o)
+{
     *o++ = PROPS_V1;
     *o++ = (uint8_t)(m->has_payload_format ? 1 : 0);
     *o++ = m->payload_format;
@@ -90,8 +94,6 @@ static uint8_t *encode_props(const struct msg *m, uint32_t *len)
     *o++ = (uint8_t)u;
     if (u)
         memcpy(o, m->user_raw, u);
-    *len = (uint32_t)n;
-    return b;
 }
 
 static bool get16(const uint8_t **p, const uint8_t *end, const uint8_t **out, uint16_t *n)
@@ -157,8 +159,12 @@ static void msg_hold(struct persist *p, struct msg *m)
 {
     if (m->prefs++ > 0 || m->store_id)
         return;
-    uint32_t plen = 0;
-    uint8_t *props = encode_props(m, &plen);
+    /* The properties' blob: on the stack when small (the store copies). */
+    uint8_t small[256];
+    size_t plen = props_size(m);
+    uint8_t *props = plen <= sizeof(small) ? small : malloc(plen);
+    if (plen && props)
+        encode_props(m, props);
     m->store_id = store_next_id(p->st);
     struct store_msg r = {.id = m->store_id,
                           .topic = m->topic,
@@ -168,10 +174,14 @@ static void msg_hold(struct persist *p, struct msg *m)
                           .retain = m->retain,
                           .expire_at = m->has_expiry ? to_wall(m->expire_at_ms) : 0,
                           .origin = m->origin,
-                          .props = props,
-                          .props_len = props ? plen : 0};
+                          .props = plen && props ? props : NULL,
+                          .props_len = props ? (uint32_t)plen : 0};
+    if (plen && !props)
+        log_warn("store: out of memory: the properties of a message on '%s' are not stored",
+                 m->topic);
     store_msg_put(p->st, &r);
-    free(props);
+    if (props != small)
+        free(props);
     mark(p);
 }
 
