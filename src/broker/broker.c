@@ -52,13 +52,7 @@ void broker_config_defaults(struct broker_config *cfg)
 
 /* ---- sending ------------------------------------------------------------ */
 
-static void send_ack(struct client *c, enum mqtt_type t, uint16_t pid, uint8_t reason)
-{
-    struct mqtt_packet p = {.type = t};
-    p.u.ack.packet_id = pid;
-    p.u.ack.reason = reason;
-    client_send(c, &p);
-}
+/* Acknowledgements go through persist_ack (persist.c): after the commit. */
 
 static uint32_t topic_levels(const uint8_t *t, size_t len)
 {
@@ -626,7 +620,7 @@ static void handle_pubrec(struct client *c, struct mqtt_packet *pkt)
         d->pubrel_sent = true;
         persist_delivery_update(c->b, c->s, d);
     }
-    send_ack(c, MQTT_PUBREL, pid, d ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+    persist_ack(c, MQTT_PUBREL, pid, d ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
 }
 
 static void handle_pubrel(struct client *c, struct mqtt_packet *pkt)
@@ -1490,6 +1484,7 @@ void broker_reconfigure(struct broker *b, const struct broker_config *n)
     pthread_mutex_lock(&b->lock);
     struct broker_config *c = &b->cfg;
     c->max_queued = n->max_queued;
+    c->queue_full_policy = n->queue_full_policy;
     c->max_filters_per_subscribe = n->max_filters_per_subscribe;
     c->max_subscriptions = n->max_subscriptions;
     c->max_session_expiry_s = n->max_session_expiry_s;

@@ -39,7 +39,7 @@ struct persist {
     struct msg_map map;
     uint64_t full_refused, queue_refused, dropped_oldest, commit_failures;
     struct {
-        uint64_t msgs, sessions, subs, deliveries, rels, retained, dropped;
+        uint64_t msgs, sessions, subs, deliveries, rels, retained, dropped, over_limit;
     } loaded;
 };
 
@@ -72,13 +72,17 @@ static uint8_t *put16(uint8_t *o, const void *p, uint16_t n)
  * type, response topic and correlation data with 16-bit lengths and the
  * user properties in wire form with a 32-bit length. */
 #define PROPS_V1 1
-static uint8_t *encode_props(const struct msg *m, uint32_t *len)
+static size_t props_size(const struct msg *m)
 {
-    size_t n = 3 + 2 + m->content_type_len + 2 + m->response_topic_len + 2 + m->correlation_len +
-               4 + m->user_raw_len;
-    uint8_t *b = malloc(n), *o = b;
-    if (!b)
-        return NULL;
+    if (!m->has_payload_format && !m->content_type_len && !m->response_topic_len &&
+        !m->correlation_len && !m->user_raw_len)
+        return 0; /* most messages: nothing to store */
+    return 3 + 2 + m->content_type_len + 2 + m->response_topic_len + 2 + m->correlation_len + 4 +
+           m->user_raw_len;
+}
+
+static void encode_props(const struct msg *m, uint8_t *o)
+{
     *o++ = PROPS_V1;
     *o++ = (uint8_t)(m->has_payload_format ? 1 : 0);
     *o++ = m->payload_format;
@@ -90,8 +94,6 @@ static uint8_t *encode_props(const struct msg *m, uint32_t *len)
     *o++ = (uint8_t)u;
     if (u)
         memcpy(o, m->user_raw, u);
-    *len = (uint32_t)n;
-    return b;
 }
 
 static bool get16(const uint8_t **p, const uint8_t *end, const uint8_t **out, uint16_t *n)
@@ -157,8 +159,12 @@ static void msg_hold(struct persist *p, struct msg *m)
 {
     if (m->prefs++ > 0 || m->store_id)
         return;
-    uint32_t plen = 0;
-    uint8_t *props = encode_props(m, &plen);
+    /* The properties' blob: on the stack when small (the store copies). */
+    uint8_t small[256];
+    size_t plen = props_size(m);
+    uint8_t *props = plen <= sizeof(small) ? small : malloc(plen);
+    if (plen && props)
+        encode_props(m, props);
     m->store_id = store_next_id(p->st);
     struct store_msg r = {.id = m->store_id,
                           .topic = m->topic,
@@ -168,10 +174,14 @@ static void msg_hold(struct persist *p, struct msg *m)
                           .retain = m->retain,
                           .expire_at = m->has_expiry ? to_wall(m->expire_at_ms) : 0,
                           .origin = m->origin,
-                          .props = props,
-                          .props_len = props ? plen : 0};
+                          .props = plen && props ? props : NULL,
+                          .props_len = props ? (uint32_t)plen : 0};
+    if (plen && !props)
+        log_warn("store: out of memory: the properties of a message on '%s' are not stored",
+                 m->topic);
     store_msg_put(p->st, &r);
-    free(props);
+    if (props != small)
+        free(props);
     mark(p);
 }
 
@@ -485,8 +495,14 @@ static void send_ack(struct client *c, uint8_t type, uint16_t pid, uint8_t reaso
  * after which it resends. */
 static void fail_ack(struct client *c, const struct pending_ack *a)
 {
-    if (c->codec.version == MQTT_V5 && a->type != MQTT_PUBCOMP && !a->reason)
+    if (c->codec.version == MQTT_V5 && (a->type == MQTT_PUBACK || a->type == MQTT_PUBREC) &&
+        !a->reason) {
+        /* A PUBREC >= 0x80 ends the exchange: no PUBREL will free the id,
+         * and a later message under it must not pass for a resend. */
+        if (a->type == MQTT_PUBREC && c->s)
+            persist_rel_remove(c->b, c->s, a->pid);
         return send_ack(c, a->type, a->pid, MQTT_RC_UNSPECIFIED);
+    }
     client_kick(c, MQTT_RC_UNSPECIFIED, "the store could not commit");
 }
 
@@ -804,13 +820,19 @@ static int load_retained(void *ctx, const char *topic, uint64_t msg_id)
     struct broker *b = ctx;
     struct persist *p = b->persist;
     struct msg *m = map_get(&p->map, msg_id);
-    if (m && !msg_expired(m, clock_mono_ms()) && retain_set(b->retained, m) == RETAIN_OK) {
+    int r = m && !msg_expired(m, clock_mono_ms()) ? retain_set(b->retained, m) : RETAIN_NOMEM;
+    if (r == RETAIN_OK) {
         m->prefs++;
         p->loaded.retained++;
         return 0;
     }
+    /* Past mqtt.max_retained_messages / _bytes (lowered since it was
+     * stored): as a new one would be, it is not kept (and said so). */
+    if (r == RETAIN_FULL)
+        p->loaded.over_limit++;
+    else
+        p->loaded.dropped++;
     store_retained_del(p->st, topic);
-    p->loaded.dropped++;
     return 0;
 }
 
@@ -871,5 +893,9 @@ int broker_load(struct broker *b, char *err, size_t errlen)
                " expired or unusable rows dropped) in %" PRIu64 " ms",
                p->loaded.sessions, p->loaded.subs, p->loaded.deliveries, p->loaded.rels,
                p->loaded.retained, p->loaded.msgs, p->loaded.dropped, clock_mono_ms() - t0);
+    if (p->loaded.over_limit)
+        log_warn("store: %" PRIu64 " stored retained messages were over mqtt.max_retained_messages "
+                 "or mqtt.max_retained_bytes: not loaded, and removed from the store",
+                 p->loaded.over_limit);
     return 0;
 }

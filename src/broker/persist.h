@@ -68,7 +68,8 @@ int persist_retain_set(struct broker *b, struct msg *m);
 /* Before a client's PUBLISH is handled: true if it was refused because the
  * store is full (v5: 0x97; 3.1.1 QoS 1/2: the connection is closed). */
 bool persist_refuse_full(struct client *c, const struct mqtt_publish *pub);
-/* Sends a PUBACK / PUBREC / PUBCOMP for a client's PUBLISH or PUBREL once
+/* Sends a PUBACK / PUBREC / PUBCOMP for a client's PUBLISH or PUBREL (and a
+ * PUBREL for a subscriber's PUBREC, so its state is stored first) once
  * everything written before it is committed, in the order of the calls
  * (MQTT-4.6.0-2). Without a store: at once. */
 void persist_ack(struct client *c, enum mqtt_type t, uint16_t pid, uint8_t reason);
