@@ -14,7 +14,8 @@ DEB_PKGS = build-essential cmake pkg-config clang libclang-rt-14-dev \
            libssl-dev openssl liburcu-dev libsqlite3-dev \
            python3 python3-pytest python3-paho-mqtt python3-cryptography \
            mosquitto mosquitto-clients nats-server libnats-dev procps \
-           gcovr stress-ng
+           golang-go golang-github-nats-io-go-nats-dev golang-github-nats-io-nkeys-dev \
+           golang-golang-x-crypto-dev sqlite3 strace gcovr stress-ng
 
 .PHONY: all deps build run test test-asan test-tsan fuzz bench format clean
 
@@ -60,7 +61,7 @@ test-asan: deps
 # multi-threaded bench). The rest add little under TSan and would double its
 # time. Not part of `make test`, which it would take past 15 minutes here
 # (see docs/ARCHITECTURE.md, "Sanitizers").
-TSAN_TESTS ?= ^(unit/|integration/test_(auth|auth_pool|bench|bridge|flow|identity|mqtt_session|tls)$$)
+TSAN_TESTS ?= ^(unit/|integration/test_(auth|auth_pool|bench|bridge|flow|identity|mqtt_session|nats_clients|nats_protocol|persistence|tls)$$)
 test-tsan: deps
 	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DWARD_TSAN=ON >/dev/null
 	cmake --build $(TSAN_BUILD) -j $(JOBS)
