@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/vec.h"
 
@@ -192,7 +193,13 @@ struct store {
 
     /* The store thread's own: */
     struct batch work;
-    int logged_err; /* the cause of the last failure logged, 0: none */
+    /* The store thread's: which of work's ops a later delete makes moot. */
+    bool *skip;
+    size_t capskip;
+    uint32_t *slots;
+    size_t capslots;
+    uint64_t cancelled; /* puts not written for that (store thread; copied to stats) */
+    int logged_err;     /* the cause of the last failure logged, 0: none */
 
     uint64_t next_id; /* __atomic */
     bool full_disk;   /* __atomic */
@@ -572,11 +579,90 @@ static void note_result(struct store *st, int rc, const char *what)
               strcmp(msg, str) ? ")" : "");
 }
 
+/* The row a message or delivery op is about: its kind's family, message
+ * id and (deliveries) session. Other ops have none (false). */
+static bool op_key(const struct op *o, const uint8_t *arena, uint8_t *family, uint64_t *id,
+                   const uint8_t **sess, uint32_t *slen)
+{
+    switch (o->kind) {
+    case OP_MSG_PUT:
+    case OP_MSG_DEL:
+        *family = 0, *id = o->u64[0], *sess = NULL, *slen = 0;
+        return true;
+    case OP_DELIVERY_PUT:
+    case OP_DELIVERY_DEL:
+        *family = 1, *id = o->u64[0], *sess = arena + o->off[0], *slen = o->len[0];
+        return true;
+    default:
+        return false;
+    }
+}
+
+static uint64_t key_hash(uint8_t family, uint64_t id, const uint8_t *sess, uint32_t slen)
+{
+    uint64_t h = hash_fnv1a_seeded(&id, sizeof(id), family + 1u);
+    return slen ? hash_fnv1a_seeded(sess, slen, h) : h;
+}
+
+/* Group commit's other gain: a message or delivery put and deleted within
+ * one batch (a subscriber acknowledged it before the commit) need not be
+ * written at all. Walking back from the end, a put whose row a later op of
+ * the batch deletes is marked skip; the delete itself stays, since the row
+ * may be older than the batch. Returns false if there was no memory (then
+ * nothing is skipped). */
+static bool mark_moot(struct store *st, const struct batch *b)
+{
+    size_t nslots = 16;
+    while (nslots < 2 * b->nops)
+        nslots *= 2;
+    if (!ward_ok(VEC_RESERVE_EXACT(st->skip, st->capskip, b->nops)) ||
+        !ward_ok(VEC_RESERVE_EXACT(st->slots, st->capslots, nslots)))
+        return false;
+    memset(st->skip, 0, b->nops * sizeof(*st->skip));
+    memset(st->slots, 0xff, nslots * sizeof(*st->slots)); /* UINT32_MAX: empty */
+    for (size_t i = b->nops; i-- > 0;) {
+        const struct op *o = &b->ops[i];
+        uint8_t fam = 0;
+        uint64_t id = 0;
+        const uint8_t *sess = NULL;
+        uint32_t slen = 0;
+        if (!op_key(o, b->arena, &fam, &id, &sess, &slen))
+            continue;
+        bool del = o->kind == OP_MSG_DEL || o->kind == OP_DELIVERY_DEL;
+        size_t at = key_hash(fam, id, sess, slen) & (nslots - 1);
+        for (;; at = (at + 1) & (nslots - 1)) {
+            uint32_t j = st->slots[at];
+            if (j == UINT32_MAX) {
+                if (del) /* the first delete seen from the end: later ones need it */
+                    st->slots[at] = (uint32_t)i;
+                break;
+            }
+            const struct op *d = &b->ops[j];
+            uint8_t f2 = 0;
+            uint64_t id2 = 0;
+            const uint8_t *s2 = NULL;
+            uint32_t l2 = 0;
+            op_key(d, b->arena, &f2, &id2, &s2, &l2);
+            if (f2 == fam && id2 == id && l2 == slen && (!slen || memcmp(s2, sess, slen) == 0)) {
+                if (!del)
+                    st->skip[i] = true;
+                break;
+            }
+        }
+    }
+    return true;
+}
+
 static int apply_batch(struct store *st, const struct batch *b)
 {
+    bool moot = b->nops > 1 && mark_moot(st, b);
     int rc = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
     const char *what = "BEGIN";
     for (size_t i = 0; i < b->nops && rc == SQLITE_OK; i++) {
+        if (moot && st->skip[i]) {
+            st->cancelled++;
+            continue;
+        }
         rc = apply_op(st, &b->ops[i], b->arena);
         what = "a write";
     }
@@ -632,6 +718,7 @@ static void commit_batch(struct store *st, struct batch *b, uint64_t ticket, boo
         st->stats.syncs += st->mode == STORE_FSYNC && rc == SQLITE_OK;
         st->stats.failures += rc != SQLITE_OK;
         st->stats.bytes = bytes;
+        st->stats.cancelled = st->cancelled;
         st->stats.last_commit_us = took;
         if (took > st->stats.max_commit_us)
             st->stats.max_commit_us = took;
@@ -877,6 +964,8 @@ void store_close(struct store *st)
         close(st->lock_fd);
     batch_free(&st->pending);
     batch_free(&st->work);
+    free(st->skip);
+    free(st->slots);
     pthread_mutex_destroy(&st->lock);
     pthread_cond_destroy(&st->wake);
     pthread_mutex_destroy(&st->cklock);

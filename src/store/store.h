@@ -154,6 +154,7 @@ struct store_stats {
     uint64_t commits, ops, syncs, failures, bytes;
     uint64_t last_commit_us, max_commit_us;
     uint64_t pending_ops;
+    uint64_t cancelled; /* puts not written: deleted again within the same commit */
 };
 void store_get_stats(const struct store *st, struct store_stats *out);
 

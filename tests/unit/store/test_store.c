@@ -552,6 +552,48 @@ TEST(replace_semantics)
     tmpdir_free(dir);
 }
 
+/* A message and delivery put and deleted again within one commit (a
+ * subscriber acknowledged before the commit) are not written; the deletes
+ * still are, and a put after a delete in the same batch stays. */
+TEST(moot_puts_not_written)
+{
+    char *dir = tmpdir_new();
+    struct hooked h;
+    struct store *st = start_hooked(dir, &h);
+    struct store_session s = {.id = "s", .expiry_s = 1};
+    put_msg(st, 7, "old", "x");
+    struct store_delivery d7 = {.msg_id = 7, .seq = 1, .qos = 1};
+    store_delivery_put(st, "s", &d7);
+    sync_store(st, &h); /* msg 7 and its delivery are older than the batch below */
+    store_session_put(st, &s);
+    put_msg(st, 1, "t", "a");
+    struct store_delivery d = {.msg_id = 1, .seq = 2, .qos = 1};
+    store_delivery_put(st, "s", &d);
+    d.pid = 3;
+    d.state = 1;
+    store_delivery_put(st, "s", &d);
+    store_delivery_del(st, "s", 1);
+    store_msg_del(st, 1);
+    put_msg(st, 2, "t", "b");
+    struct store_delivery d2 = {.msg_id = 2, .seq = 3, .qos = 1};
+    store_delivery_put(st, "s", &d2);
+    store_delivery_del(st, "s", 2);
+    store_delivery_put(st, "s", &d2); /* after its delete: stays */
+    store_delivery_del(st, "s", 7);    /* a row from an earlier commit: deleted */
+    store_msg_del(st, 7);
+    sync_store(st, &h);
+    struct store_stats stats;
+    store_get_stats(st, &stats);
+    ASSERT_EQ(stats.cancelled, 4u); /* msg 1, two puts of (s, 1), the first put of (s, 2) */
+    store_close(st);
+    char *text = load_text(dir);
+    ASSERT_STR_EQ(text, "msg 2 t [b]1 q1 r0 x0 o=- p=NULL\n"
+                        "session s - - - - e1 x0 p0 b0 w0 d0\n"
+                        "delivery s m2 s3 q1 r0 p0 st0 ids\n");
+    free(text);
+    tmpdir_free(dir);
+}
+
 /* ---- group commit ---- */
 
 struct writer {
@@ -1099,6 +1141,7 @@ int main(void)
     RUN(garbage_messages_deleted);
     RUN(next_id_continues_after_load);
     RUN(replace_semantics);
+    RUN(moot_puts_not_written);
     RUN(group_commit_two_threads);
     RUN(fsync_mode_counts_syncs);
     RUN(wal_restarts_under_load);
