@@ -88,6 +88,7 @@ static void end_session(struct broker *b, struct session *s)
 {
     if (s->will && !b->shutting_down)
         route_internal(b, s->will);
+    persist_session_end(b, s);
     session_end(b, s);
 }
 
@@ -689,6 +690,7 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_subscription *s
     int r = session_subscribe(b, c->s, sub->filter.p, sub->filter.len, opts, sub_id);
     if (r < 0)
         return MQTT_RC_UNSPECIFIED;
+    persist_sub_put(b, c->s, sub->filter.p, sub->filter.len, opts, sub_id);
     *is_new = r == 1;
     return qos;
 }
@@ -749,6 +751,8 @@ static void handle_unsubscribe(struct client *c, struct mqtt_packet *pkt)
     struct mqtt_str f;
     for (uint32_t i = 0; mqtt_unsubscribe_next(up, &pos, &f); i++) {
         int r = session_unsubscribe(c->b, c->s, f.p, f.len);
+        if (r)
+            persist_sub_del(c->b, c->s, f.p, f.len);
         codes[i] = r ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
     }
     struct mqtt_packet ack = {.type = MQTT_UNSUBACK};
@@ -1469,7 +1473,9 @@ void broker_auth_reloaded(struct broker *b)
         subtree_each(b->subs, collect_forbidden, &r);
     for (size_t i = 0; i < r.n; i++) {
         struct session *s = r.list[i].s;
-        session_unsubscribe(b, s, (const uint8_t *)r.list[i].filter, strlen(r.list[i].filter));
+        if (session_unsubscribe(b, s, (const uint8_t *)r.list[i].filter,
+                                strlen(r.list[i].filter)))
+            persist_sub_del(b, s, (const uint8_t *)r.list[i].filter, strlen(r.list[i].filter));
         log_notice("session '%s': subscription '%s' removed: the new ACL forbids it", s->id,
                    r.list[i].filter);
         free(r.list[i].filter);

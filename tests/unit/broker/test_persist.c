@@ -95,9 +95,13 @@ TEST(round_trip)
     struct client c1, c2, c3;
     struct session *s = connect_session(b, &c1, "dev1", 3600, false);
     ASSERT(s->persist);
+    /* As broker.c does: the session's own list, then the store. */
     ASSERT_EQ(session_subscribe(b, s, (const uint8_t *)"a/+", 3, 1, 42), 1);
+    persist_sub_put(b, s, (const uint8_t *)"a/+", 3, 1, 42);
     ASSERT_EQ(session_subscribe(b, s, (const uint8_t *)"gone/#", 6, 1, 0), 1);
+    persist_sub_put(b, s, (const uint8_t *)"gone/#", 6, 1, 0);
     ASSERT_EQ(session_unsubscribe(b, s, (const uint8_t *)"gone/#", 6), 1);
+    persist_sub_del(b, s, (const uint8_t *)"gone/#", 6);
     ASSERT_EQ(persist_rel_add(b, s, 7), 0);
     ASSERT_EQ(persist_rel_add(b, s, 8), 0);
     ASSERT(persist_rel_remove(b, s, 8));
@@ -158,7 +162,9 @@ TEST(round_trip)
     ASSERT(s);
     ASSERT_EQ(s->queue.count, 1);
     ASSERT_STR_EQ(s->queue.head->m->topic, "a/2");
-    /* The session's end removes it with everything it had. */
+    /* The session's end (as broker.c ends one) removes it with everything
+     * it had. */
+    persist_session_end(b, s);
     session_end(b, s);
     close_broker(b, st);
 
