@@ -461,13 +461,17 @@ static bool authenticate(struct client *c, const uint8_t *data, size_t len)
     enum nats_err err;
     if (nats_parse(&lim, true, data, len, &cmd, &used, &err) != 1 || cmd.op != NATS_OP_CONNECT)
         return true; /* more to come, or handled under the lock */
-    if (!st->pending && !(st->pending = malloc(sizeof(*st->pending))))
-        return true;
     char why[128];
+    if (!st->pending && !(st->pending = malloc(sizeof(*st->pending)))) {
+        decided(c, AUTH_BUSY, NULL, NULL);
+        return true;
+    }
     if (nats_connect_parse(cmd.arg.p, cmd.arg.len, st->pending, why, sizeof(why)) != 0) {
         free(st->pending);
         st->pending = NULL;
-        return true; /* refused under the lock */
+        /* Decided (nobody), so handle_connect refuses it with its reason. */
+        decided(c, AUTH_NO_CREDENTIALS, NULL, NULL);
+        return true;
     }
     return login(c, st->pending);
 }
@@ -496,12 +500,9 @@ static void handle_connect(struct client *c, const struct nats_cmd *cmd)
         fail(c, NATS_ERR_NO_RESPONDERS_NEEDS_HEADERS);
         goto out;
     }
-    if (!c->auth_done && !st->got_connect) {
-        /* Authentication without a check of ours (no auth set up) decided
-         * here; with one, authenticate() ran before the lock. */
-        login(c, ck);
-    }
-    if (!st->got_connect && c->auth_cause != AUTH_OK) {
+    /* The login ran before the lock (nats_data sees to it); a CONNECT
+     * without a verdict is refused, never waved through. */
+    if (!st->got_connect && (!c->auth_done || c->auth_cause != AUTH_OK)) {
         b->st.auth_failures++;
         log_notice("%s: authentication failed: %s", c->id, auth_cause_text(c->auth_cause));
         fail(c, NATS_ERR_AUTH_VIOLATION);
@@ -885,47 +886,59 @@ size_t nats_data(struct client *c, const uint8_t *data, size_t len)
 {
     struct broker *b = c->b;
     struct nats_state *st = c->nats;
-    if (!c->auth_done && !st->got_connect && !authenticate(c, data, len)) {
-        net_conn_hold_input(c->nc); /* until the check resumes it */
-        return 0;
-    }
     struct nats_limits lim = {st->o->max_control_line, st->o->max_payload};
     size_t off = 0;
-    pthread_mutex_lock(&b->lock);
-    c->last_rx_ms = clock_mono_ms();
-    while (off < len && !c->closing) {
-        struct nats_cmd cmd;
-        size_t used = 0;
-        enum nats_err err = NATS_ERR_NONE;
-        int rc = nats_parse(&lim, true, data + off, len - off, &cmd, &used, &err);
-        if (rc == 0)
-            break;
-        if (rc < 0) {
-            log_notice("%s: %s", c->id, nats_err_text(err));
-            if (nats_err_sent(err))
-                nats_out_err(c, nats_err_text(err), true);
+    for (;;) {
+        /* A CONNECT is authenticated before the lock, wherever it stands in
+         * the input: the locked loop below stops in front of it. */
+        if (!c->auth_done && !st->got_connect && !authenticate(c, data + off, len - off)) {
+            net_conn_hold_input(c->nc); /* until the check resumes it */
+            return off;
+        }
+        bool login_next = false;
+        pthread_mutex_lock(&b->lock);
+        c->last_rx_ms = clock_mono_ms();
+        while (off < len && !c->closing) {
+            struct nats_cmd cmd;
+            size_t used = 0;
+            enum nats_err err = NATS_ERR_NONE;
+            int rc = nats_parse(&lim, true, data + off, len - off, &cmd, &used, &err);
+            if (rc == 0)
+                break;
+            if (rc < 0) {
+                log_notice("%s: %s", c->id, nats_err_text(err));
+                if (nats_err_sent(err))
+                    nats_out_err(c, nats_err_text(err), true);
+                else
+                    client_close(c, nats_err_text(err));
+                off = len;
+                break;
+            }
+            if (cmd.op == NATS_OP_CONNECT && !c->auth_done && !st->got_connect) {
+                login_next = true;
+                break;
+            }
+            if ((cmd.op == NATS_OP_PUB || cmd.op == NATS_OP_HPUB) && c->throttled)
+                c->hold = true; /* in order: it waits behind the one held before */
             else
-                client_close(c, nats_err_text(err));
-            off = len;
-            break;
+                handle(c, &cmd);
+            if (c->hold) {
+                c->hold = false;
+                net_conn_hold_input(c->nc);
+                break;
+            }
+            off += used;
         }
-        if ((cmd.op == NATS_OP_PUB || cmd.op == NATS_OP_HPUB) && c->throttled)
-            c->hold = true; /* in order: it waits behind the one held before */
-        else
-            handle(c, &cmd);
-        if (c->hold) {
-            c->hold = false;
-            net_conn_hold_input(c->nc);
-            break;
-        }
-        off += used;
+        /* A command begun and not finished starts mqtt.packet_timeout's clock. */
+        if (off == len)
+            c->partial_since_ms = 0;
+        else if (!c->partial_since_ms)
+            c->partial_since_ms = c->last_rx_ms;
+        bool closing = c->closing;
+        pthread_mutex_unlock(&b->lock);
+        if (closing)
+            return len;
+        if (!login_next)
+            return off;
     }
-    /* A command begun and not finished starts mqtt.packet_timeout's clock. */
-    if (off == len)
-        c->partial_since_ms = 0;
-    else if (!c->partial_since_ms)
-        c->partial_since_ms = c->last_rx_ms;
-    bool closing = c->closing;
-    pthread_mutex_unlock(&b->lock);
-    return closing ? len : off;
 }

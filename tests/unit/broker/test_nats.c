@@ -3,6 +3,8 @@
  * PINGs), and the one message space with MQTT clients on the same broker. */
 #include <poll.h>
 
+#include "auth/auth.h"
+#include "auth/nats_users.h"
 #include "broker_rig.h"
 
 struct nrig {
@@ -10,13 +12,15 @@ struct nrig {
     uint16_t nats_port;
 };
 
-static void nrig_start(struct nrig *n, const struct broker_nats_opts *o_in)
+static void nrig_start_auth(struct nrig *n, const struct broker_nats_opts *o_in, struct auth *a)
 {
     struct broker_config cfg;
     broker_config_defaults(&cfg);
     struct rig *r = &n->r;
     r->b = broker_new(&cfg);
     ASSERT(r->b);
+    if (a)
+        broker_set_auth(r->b, a);
     struct net_config nc = {
         .workers = 1, .max_connections = 100, .max_input = 1 << 16, .max_output = 1 << 20};
     r->s = net_server_new(&nc, broker_net_handler(), r->b);
@@ -34,6 +38,11 @@ static void nrig_start(struct nrig *n, const struct broker_nats_opts *o_in)
     n->nats_port = net_server_port(r->s, 1);
     ASSERT_EQ(broker_start(r->b), 0);
     ASSERT_EQ(net_server_start(r->s), 0);
+}
+
+static void nrig_start(struct nrig *n, const struct broker_nats_opts *o)
+{
+    nrig_start_auth(n, o, NULL);
 }
 
 /* Reads one line (up to \r\n) or fails after the dial() deadline. */
@@ -324,6 +333,50 @@ TEST(mqtt_and_nats)
     rig_stop(&n.r);
 }
 
+/* A CONNECT behind other commands in the same read is still checked before
+ * the client gets anything: a wrong password for a listed user is refused
+ * even where no_auth_user lets clients without credentials in. */
+TEST(connect_behind_other_commands)
+{
+    char hash[AUTH_BCRYPT_HASH_LEN + 1];
+    ASSERT_EQ(auth_bcrypt_hash("right", 4, hash, sizeof(hash)), 0);
+    struct auth_nats *users = auth_nats_new();
+    ASSERT(users);
+    char err[256];
+    struct auth_nats_user admin = {"admin", hash, NULL}, guest = {"guest", NULL, NULL};
+    ASSERT_EQ(auth_nats_add_user(users, &admin, err, sizeof(err)), 0);
+    ASSERT_EQ(auth_nats_add_user(users, &guest, err, sizeof(err)), 0);
+    struct broker_nats_opts o;
+    broker_nats_opts_defaults(&o);
+    o.users = users;
+    o.no_auth_user = "guest";
+    struct auth *a = auth_new();
+    ASSERT(a);
+    struct auth_settings as = {.allow_anonymous = true};
+    ASSERT_EQ(auth_configure(a, &as, err, sizeof(err)), 0);
+    struct nrig n;
+    nrig_start_auth(&n, &o, a);
+    char line[4096];
+    for (int round = 0; round < 2; round++) {
+        int fd = dial(n.nats_port);
+        read_line(fd, line, sizeof(line));
+        ASSERT(strncmp(line, "INFO {", 6) == 0);
+        send_str(fd,
+                 round ? "PING\r\nCONNECT {\"verbose\":false,\"user\":\"admin\",\"pass\":\"right\"}"
+                         "\r\nPING\r\n"
+                       : "PING\r\nCONNECT {\"verbose\":false,\"user\":\"admin\",\"pass\":\"wrong\"}"
+                         "\r\nPING\r\n");
+        read_line(fd, line, sizeof(line));
+        ASSERT_STR_EQ(line, "PONG");
+        read_line(fd, line, sizeof(line));
+        ASSERT_STR_EQ(line, round ? "PONG" : "-ERR 'Authorization Violation'");
+        close(fd);
+    }
+    rig_stop(&n.r);
+    auth_free(a);
+    auth_nats_free(users);
+}
+
 int main(void)
 {
     RUN(info_first);
@@ -333,5 +386,6 @@ int main(void)
     RUN(errors);
     RUN(stale_connection);
     RUN(mqtt_and_nats);
+    RUN(connect_behind_other_commands);
     TEST_DONE();
 }
