@@ -177,6 +177,8 @@ struct hooked {
     uint64_t ticket;
     uint64_t calls, failed;
     bool ordered; /* tickets never went backwards */
+    bool hold;    /* the hook waits while set: the store thread is busy */
+    bool holding; /* it is waiting now */
 };
 
 static void hook_fn(void *ctx, uint64_t ticket, bool ok)
@@ -189,6 +191,12 @@ static void hook_fn(void *ctx, uint64_t ticket, bool ok)
     h->calls++;
     h->failed += !ok;
     pthread_cond_broadcast(&h->cond);
+    while (h->hold) {
+        h->holding = true;
+        pthread_cond_broadcast(&h->cond);
+        pthread_cond_wait(&h->cond, &h->lock);
+    }
+    h->holding = false;
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -565,6 +573,16 @@ TEST(moot_puts_not_written)
     struct store_delivery d7 = {.msg_id = 7, .seq = 1, .qos = 1};
     store_delivery_put(st, "s", &d7);
     sync_store(st, &h); /* msg 7 and its delivery are older than the batch below */
+    /* Keep the store thread in the hook of one more commit, so everything
+     * below lands in one batch. */
+    pthread_mutex_lock(&h.lock);
+    h.hold = true;
+    pthread_mutex_unlock(&h.lock);
+    uint64_t busy = store_barrier(st);
+    pthread_mutex_lock(&h.lock);
+    while (!h.holding || h.ticket < busy)
+        pthread_cond_wait(&h.cond, &h.lock);
+    pthread_mutex_unlock(&h.lock);
     store_session_put(st, &s);
     put_msg(st, 1, "t", "a");
     struct store_delivery d = {.msg_id = 1, .seq = 2, .qos = 1};
@@ -581,6 +599,10 @@ TEST(moot_puts_not_written)
     store_delivery_put(st, "s", &d2); /* after its delete: stays */
     store_delivery_del(st, "s", 7);    /* a row from an earlier commit: deleted */
     store_msg_del(st, 7);
+    pthread_mutex_lock(&h.lock);
+    h.hold = false;
+    pthread_cond_broadcast(&h.cond);
+    pthread_mutex_unlock(&h.lock);
     sync_store(st, &h);
     struct store_stats stats;
     store_get_stats(st, &stats);
