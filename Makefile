@@ -6,6 +6,7 @@ TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc)
 WARD_ARGS  ?=
 DEV_PKI    ?= .ward-dev/pki
+DEV_DATA   ?= .ward-dev/data
 # No retries: a test passes the first time, or it has found a bug.
 CTEST_ARGS ?=
 
@@ -39,7 +40,7 @@ build: deps
 
 run: build
 	@[ -f $(DEV_PKI)/ca.crt ] || $(BUILD)/ward cert dev $(DEV_PKI)
-	$(BUILD)/ward serve --dev-pki $(DEV_PKI) $(WARD_ARGS)
+	$(BUILD)/ward serve --dev-pki $(DEV_PKI) --data $(DEV_DATA) $(WARD_ARGS)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)

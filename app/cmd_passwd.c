@@ -1,6 +1,8 @@
 /* `ward passwd FILE USER`: adds or changes a user in a password file (the
  * password from a prompt on a terminal, else the first line of standard
- * input); `-D` deletes the user; `-c` converts a NanoMQ plaintext file. */
+ * input); `-D` deletes the user; `-c` converts a NanoMQ plaintext file.
+ * `ward passwd --bcrypt`: prints a bcrypt hash of the password, for the
+ * users of a NATS listener's authorization { } block (nats-server's form). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +10,7 @@
 
 #include <openssl/crypto.h>
 
+#include "auth/nats_users.h"
 #include "auth/passwd.h"
 #include "commands.h"
 #include "opts.h"
@@ -36,10 +39,39 @@ static int get_password(char *pw, size_t cap)
     return 0;
 }
 
+struct passwd_opts {
+    bool del;
+    bool bcrypt;
+    unsigned cost;
+};
+
 static const struct opt table[] = {
-    {NULL, 'D', OPT_SET, NULL, 0, sizeof(bool), .help = "delete USER from FILE"},
+    {NULL, 'D', OPT_SET, NULL, OPT_AT(struct passwd_opts, del), .help = "delete USER from FILE"},
+    {"bcrypt", 0, OPT_SET, NULL, OPT_AT(struct passwd_opts, bcrypt),
+     .help = "print a bcrypt hash of the password instead\n(no FILE or USER), for a NATS "
+             "listener's\nauthorization { users = [...] }"},
+    {"cost", 0, OPT_UINT, "N", OPT_AT(struct passwd_opts, cost), .lo = 4,
+     .hi = AUTH_BCRYPT_MAX_COST, .help = "with --bcrypt: the cost (default 11)"},
     {"help", 'h', OPT_HELP, .help = "this help"},
 };
+
+/* --bcrypt: the hash on standard output, nothing written anywhere else. */
+static int print_bcrypt(unsigned cost)
+{
+    char pw[1024] = "", hash[AUTH_BCRYPT_HASH_LEN + 1];
+    int rc = 1;
+    if (get_password(pw, sizeof(pw)) < 0)
+        goto out;
+    if (auth_bcrypt_hash(pw, cost, hash, sizeof(hash)) < 0) {
+        fprintf(stderr, "ward passwd: cannot make a bcrypt hash\n");
+        goto out;
+    }
+    printf("%s\n", hash);
+    rc = 0;
+out:
+    OPENSSL_cleanse(pw, sizeof(pw));
+    return rc;
+}
 
 /* Sets (or with del, deletes) user in file. Returns the exit status. */
 static int update(const char *file, const char *user, bool del)
@@ -83,17 +115,24 @@ int cmd_passwd(int argc, char **argv)
         .n = sizeof(table) / sizeof(table[0]),
         .max_pos = 2,
         .usage = "usage: ward passwd [-D] FILE USER\n"
+                 "       ward passwd --bcrypt [--cost N]\n"
                  "  Adds USER to FILE or changes their password; FILE is created if needed.\n"
                  "  The password is prompted for on a terminal, otherwise read as the first\n"
                  "  line of standard input.\n",
         .footer = "FILE is referenced from the configuration as\n"
                   "  auth { password = {include \"FILE\"} }\n"};
-    bool del = false; /* the table's only target: -D */
+    struct passwd_opts o = {0};
     int npos;
-    int rc = opts_parse(&p, &del, argc, argv, 1, &npos);
+    int rc = opts_parse(&p, &o, argc, argv, 1, &npos);
     if (rc)
         return rc == OPTS_HELP ? 0 : rc;
+    if (o.bcrypt && (npos != 0 || o.del))
+        return opts_fail(&p, "%s", "--bcrypt takes no FILE, USER or -D");
+    if (o.cost && !o.bcrypt)
+        return opts_fail(&p, "%s", "--cost goes with --bcrypt");
+    if (o.bcrypt)
+        return print_bcrypt(o.cost);
     if (npos != 2)
         return opts_fail(&p, "%s", "FILE and USER are needed");
-    return update(argv[1], argv[2], del);
+    return update(argv[1], argv[2], o.del);
 }

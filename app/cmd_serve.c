@@ -16,9 +16,17 @@
 #include "net/net.h"
 #include "opts.h"
 #include "serve_bridges.h"
+#include "store/store.h"
 #include "tls/tls.h"
 
+#include <openssl/ssl.h>
+
+#include "auth/nats_users.h"
+
 #define MAX_URLS 16
+/* Input a NATS connection may buffer beyond one PUB's payload and control
+ * line: the CRLF after the payload and the next line's first bytes. */
+#define NATS_INPUT_SLACK 1024u
 
 struct serve_opts {
     const char *config;
@@ -27,6 +35,7 @@ struct serve_opts {
     unsigned workers;
     const char *log_level;
     const char *dev_pki;
+    const char *data_dir; /* --data DIR: persistence on (process mode) */
     uint32_t max_connections;
     uint32_t max_output;       /* mqtt.max_output_bytes */
     uint32_t slow_consumer_ms; /* mqtt.slow_consumer_timeout */
@@ -44,6 +53,11 @@ struct serve_opts {
     struct tls_server_config tls[MAX_URLS];
     struct tls_server_config tls_flags; /* --certfile ... for tls:// and mtls:// */
     int client_cert;                    /* --client-cert: an enum tls_verify, -1 not given */
+    /* NATS listeners: from a listeners.nats block, or -l nats[+tls|+mtls]:// */
+    bool is_nats[MAX_URLS];
+    struct broker_nats_opts nats[MAX_URLS];
+    const struct cfg_listener *nats_cfg[MAX_URLS]; /* its block: users, token ... */
+    uint32_t max_payload;                          /* --max-payload, 0: not given */
 };
 
 static int add_url(struct opts *p, void *ctx, const char *const *a)
@@ -89,6 +103,16 @@ static int sni(struct opts *p, void *ctx, const char *const *a)
     return 0;
 }
 
+/* --max-payload SIZE: 1MB, 8MB, 65536 ... up to nats-server's 64MB. */
+static int max_payload(struct opts *p, void *ctx, const char *const *a)
+{
+    uint64_t v;
+    if (config_parse_size(a[0], &v) < 0 || v == 0 || v > (64u << 20))
+        return opts_fail(p, "'%s' is not a size from 1 byte to 64MB (1MB, 8MB, 65536 ...)", a[0]);
+    ((struct serve_opts *)ctx)->max_payload = (uint32_t)v;
+    return 0;
+}
+
 /* --peer-cert-as-username and --peer-cert-as-clientid. */
 static int peer_cert_as(struct opts *p, void *ctx, const char *const *a)
 {
@@ -120,7 +144,10 @@ static const struct opt table[] = {
     {"config", 'c', OPT_STRING, "FILE", AT(config),
      .help = "configuration file (HOCON, NanoMQ's key names)"},
     {"listen", 'l', OPT_CALL, "URL", FN(add_url),
-     .help = "tcp://HOST:PORT (repeatable; default tcp://0.0.0.0:1883)"},
+     .help = "tcp://HOST:PORT (repeatable; default tcp://0.0.0.0:1883);\n"
+             "tls:// mtls:// with --certfile ...; NATS clients:\n"
+             "nats:// nats+tls:// nats+mtls:// (TLS ones with the\n"
+             "same --certfile ... flags)"},
     {"workers", 0, OPT_UINT, "N", AT(workers), RANGE(1, 256),
      .help = "worker threads (default: one per CPU)"},
     {"log-level", 0, OPT_CALL, "LEVEL", FN(log_level),
@@ -147,8 +174,13 @@ static const struct opt table[] = {
     {"allow-anonymous", 0, OPT_CHOICE, "B", AT(allow_anonymous), .choices = booleans,
      .help = "true or false: clients without credentials"},
     {"dev-pki", 0, OPT_STRING, "DIR", AT(dev_pki),
-     .help = "development PKI made by 'ward cert dev': adds\ntls://0.0.0.0:8883 and "
-             "mtls://0.0.0.0:8884"},
+     .help = "development PKI made by 'ward cert dev': adds\ntls://0.0.0.0:8883, "
+             "mtls://0.0.0.0:8884,\nnats://0.0.0.0:4222 and nats+mtls://0.0.0.0:4223"},
+    {"max-payload", 0, OPT_CALL, "SIZE", FN(max_payload),
+     .help = "NATS listeners: largest message payload\n(default 1MB, at most 64MB)"},
+    {"data", 0, OPT_STRING, "DIR", AT(data_dir),
+     .help = "keep durable state (sessions, queued and retained\nmessages) in DIR/ward.db; "
+             "persistence.dir otherwise"},
     {"help", 'h', OPT_HELP, .help = "this help"},
     {.kind = OPT_SECTION, .help = "TLS (for -l tls://HOST:PORT and mtls://HOST:PORT):"},
     {"certfile", 0, OPT_STRING, "F", TLS(certfile), .help = "the server's certificate (and chain)"},
@@ -226,6 +258,72 @@ static int ssl_config(const struct serve_opts *o, const struct cfg_listener *l,
     return 0;
 }
 
+/* nats-server's cipher_suites (IANA names) as OpenSSL's lists: TLS 1.3
+ * suites keep their names, TLS 1.2 ones are translated. 0, or -1 with the
+ * name OpenSSL does not know in err. */
+static int nats_ciphers(const char *list, char *c12, char *c13, size_t cap, char *err,
+                        size_t errlen)
+{
+    char copy[1024], *save = NULL;
+    snprintf(copy, sizeof(copy), "%s", list);
+    c12[0] = c13[0] = '\0';
+    for (char *it = strtok_r(copy, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
+        bool v13 = strncmp(it, "TLS_AES_", 8) == 0 || strncmp(it, "TLS_CHACHA20_", 13) == 0;
+        const char *name = v13 ? it : OPENSSL_cipher_name(it);
+        if (!name || strcmp(name, "(NONE)") == 0) {
+            snprintf(err, errlen, "tls.cipher_suites: '%s' is not a cipher suite OpenSSL knows",
+                     it);
+            return -1;
+        }
+        char *dst = v13 ? c13 : c12;
+        size_t len = strlen(dst);
+        snprintf(dst + len, cap - len, "%s%s", len ? ":" : "", name);
+    }
+    return 0;
+}
+
+/* A listeners.nats block: its URL, TLS from its tls { } block (through
+ * ssl_config, as listeners.ssl), and the NATS options. */
+static int nats_config(struct serve_opts *o, const struct cfg_listener *l, unsigned i, char *url)
+{
+    static char ciphers[MAX_URLS][2][1024];
+    bool tls = l->certfile != NULL;
+    snprintf(url, 300, "%s://%s",
+             !tls                      ? "nats"
+             : l->fail_if_no_peer_cert ? "nats+mtls"
+                                       : "nats+tls",
+             l->bind);
+    if (tls && ssl_config(o, l, &o->tls[i]) < 0)
+        return -1;
+    char err[512];
+    if (tls && l->nats_cipher_suites &&
+        nats_ciphers(l->nats_cipher_suites, ciphers[i][0], ciphers[i][1], sizeof(ciphers[i][0]),
+                     err, sizeof(err)) < 0) {
+        fprintf(stderr, "ward serve: %s: listener '%s': %s\n", o->config, l->name, err);
+        return -1;
+    }
+    o->tls[i].ciphers = ciphers[i][0][0] ? ciphers[i][0] : NULL;
+    o->tls[i].ciphersuites = ciphers[i][1][0] ? ciphers[i][1] : NULL;
+    o->has_tls[i] = tls;
+    o->is_nats[i] = true;
+    o->nats_cfg[i] = l;
+    struct broker_nats_opts *n = &o->nats[i];
+    broker_nats_opts_defaults(n);
+    n->max_payload = l->nats_max_payload;
+    n->max_control_line = l->nats_max_control_line;
+    n->ping_interval_ms = l->nats_ping_interval_ms;
+    n->ping_max = l->nats_ping_max;
+    n->max_subscriptions = l->nats_max_subscriptions;
+    n->auth_timeout_ms = l->nats_auth_timeout_ms ? l->nats_auth_timeout_ms
+                         : tls                   ? 5000
+                                                 : n->auth_timeout_ms;
+    n->tls_verify = tls && l->fail_if_no_peer_cert;
+    n->verify_and_map = l->nats_verify_and_map;
+    n->handshake_first = l->nats_handshake_first;
+    n->no_auth_user = l->nats_no_auth_user;
+    return 0;
+}
+
 /* Applies a configuration file; flags given on the command line win, so
  * the file is applied to a copy of the defaults first. */
 static int apply_config(struct serve_opts *o, struct ward_config *cfg, char urls[][300])
@@ -256,6 +354,8 @@ static int apply_config(struct serve_opts *o, struct ward_config *cfg, char urls
         if (l->kind == CFG_LISTENER_SSL && ssl_config(o, l, &o->tls[o->nurls]) < 0)
             return 1;
         o->has_tls[o->nurls] = l->kind == CFG_LISTENER_SSL;
+        if (l->kind == CFG_LISTENER_NATS && nats_config(o, l, o->nurls, urls[o->nurls]) < 0)
+            return 1;
         o->listener_anon[o->nurls] = l->allow_anonymous;
         o->listener_password[o->nurls] = l->require_password;
         o->listener_idmatch[o->nurls] = broker_id_match_parse(l->clientid_must_match);
@@ -284,6 +384,7 @@ static void config_to_broker(const struct ward_config *cfg, struct broker_config
     bc->receive_max = (uint16_t)cfg->receive_maximum;
     bc->overload = (enum broker_overload)broker_overload_parse(cfg->overload);
     bc->max_queued = cfg->max_mqueue_len;
+    bc->queue_full_policy = cfg->queue_full_policy && strcmp(cfg->queue_full_policy, "drop_oldest") == 0;
     bc->max_topic_levels = cfg->max_topic_levels;
     bc->max_keepalive = (uint16_t)cfg->max_keepalive;
     bc->topic_alias_max = (uint16_t)cfg->topic_alias_max;
@@ -412,8 +513,9 @@ static void reload(const struct serve_opts *flags, struct auth *a, struct broker
  * client certificate. */
 static bool url_tls(const char *url, bool *mutual)
 {
-    static const char *const tls[] = {"tls://", "ssl://", "mqtts://", "tls+mqtt-tcp://"};
-    *mutual = strncmp(url, "mtls://", 7) == 0;
+    static const char *const tls[] = {"tls://", "ssl://", "mqtts://", "tls+mqtt-tcp://",
+                                      "nats+tls://"};
+    *mutual = strncmp(url, "mtls://", 7) == 0 || strncmp(url, "nats+mtls://", 12) == 0;
     for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++)
         if (strncmp(url, tls[i], strlen(tls[i])) == 0)
             return true;
@@ -447,6 +549,34 @@ static void warn_expiry(const struct serve_opts *o, struct tls_server **tls)
     }
 }
 
+/* -l nats://, nats+tls://, nats+mtls:// */
+static bool url_nats(const char *url)
+{
+    return strncmp(url, "nats://", 7) == 0 || strncmp(url, "nats+tls://", 11) == 0 ||
+           strncmp(url, "nats+mtls://", 12) == 0;
+}
+
+/* A NATS listener's net settings (its INFO greeting, the input a PUB of
+ * max_payload needs) and its options from -l (a listeners.nats block set
+ * them in nats_config). */
+static void nats_listener(struct serve_opts *o, unsigned i, bool is_tls)
+{
+    struct broker_nats_opts *n = &o->nats[i];
+    if (!o->is_nats[i]) {
+        broker_nats_opts_defaults(n);
+        if (is_tls)
+            n->auth_timeout_ms = 5000;
+        n->tls_verify = is_tls && o->tls[i].verify == TLS_VERIFY_REQUIRED;
+        o->is_nats[i] = true;
+    }
+    if (o->max_payload)
+        n->max_payload = o->max_payload;
+    struct net_listen_opts *lo = &o->lopts[i];
+    lo->greeting = broker_nats_greeting;
+    lo->tls_handshake_first = n->handshake_first;
+    lo->max_input = (size_t)n->max_payload + n->max_control_line + NATS_INPUT_SLACK;
+}
+
 static int listen_all(struct serve_opts *o, struct net_server *s, struct tls_server **tls,
                       struct broker *b)
 {
@@ -461,9 +591,15 @@ static int listen_all(struct serve_opts *o, struct net_server *s, struct tls_ser
             fprintf(stderr, "ward serve: %s: %s\n", o->urls[i], err);
             return -1;
         }
+        if (o->is_nats[i] || url_nats(o->urls[i]))
+            nats_listener(o, i, is_tls);
         if (net_server_listen_opts(s, o->urls[i], is_tls ? tls[i] : NULL, &o->lopts[i], err,
                                    sizeof(err)) < 0) {
             fprintf(stderr, "ward serve: %s\n", err);
+            return -1;
+        }
+        if (o->is_nats[i] && broker_set_listener_nats(b, i, &o->nats[i], err, sizeof(err)) < 0) {
+            fprintf(stderr, "ward serve: %s: %s\n", o->urls[i], err);
             return -1;
         }
         if (is_tls) {
@@ -507,7 +643,122 @@ struct running {
     struct auth *a;
     struct tls_server *tls[MAX_URLS];
     struct serve_bridges *bridges;
+    struct auth_nats *nats_auth[MAX_URLS]; /* a NATS listener's authorization { } */
+    struct store *st;
 };
+
+static bool nats_has_authorization(const struct cfg_listener *l)
+{
+    return l && (l->nats_nusers || l->nats_user || l->nats_token);
+}
+
+static struct auth_nats_perms nats_perms(const struct cfg_nats_perms *c)
+{
+    return (struct auth_nats_perms){
+        .pub_allow = (const char *const *)c->pub_allow,
+        .pub_deny = (const char *const *)c->pub_deny,
+        .sub_allow = (const char *const *)c->sub_allow,
+        .sub_deny = (const char *const *)c->sub_deny,
+        .npub_allow = c->npub_allow,
+        .npub_deny = c->npub_deny,
+        .nsub_allow = c->nsub_allow,
+        .nsub_deny = c->nsub_deny,
+        .allow_responses = c->allow_responses,
+        .responses_max = c->responses_max ? c->responses_max : AUTH_NATS_RESPONSES_MAX_DEFAULT,
+        .responses_expires_ms = c->responses_expires_ms,
+    };
+}
+
+static int nats_add_entry(struct auth_nats *a, const struct cfg_nats_user *u, char *err,
+                          size_t errlen)
+{
+    struct auth_nats_perms p = nats_perms(&u->perms);
+    if (u->nkey)
+        return auth_nats_add_nkey(a, u->nkey, u->has_perms ? &p : NULL, err, errlen);
+    /* A user without a password (verify_and_map, no_auth_user) logs in
+     * only through its certificate or as no_auth_user. */
+    struct auth_nats_user au = {u->user, u->password, u->has_perms ? &p : NULL};
+    return auth_nats_add_user(a, &au, err, errlen);
+}
+
+/* A listeners.nats block's authorization { } as the auth layer's
+ * struct auth_nats (NULL without one). 0, or -1 with the cause in err. */
+static int nats_auth_build(const struct cfg_listener *l, struct auth_nats **out, char *err,
+                           size_t errlen)
+{
+    *out = NULL;
+    if (!nats_has_authorization(l))
+        return 0;
+    struct auth_nats *a = auth_nats_new();
+    if (!a)
+        return snprintf(err, errlen, "out of memory"), -1;
+    for (size_t i = 0; i < l->nats_nusers; i++)
+        if (nats_add_entry(a, &l->nats_users[i], err, errlen) < 0)
+            goto fail;
+    struct cfg_nats_user single = {.user = l->nats_user, .password = l->nats_password};
+    if (l->nats_user && nats_add_entry(a, &single, err, errlen) < 0)
+        goto fail;
+    if (l->nats_token && auth_nats_set_token(a, l->nats_token, err, errlen) < 0)
+        goto fail;
+    *out = a;
+    return 0;
+fail:
+    auth_nats_free(a);
+    return -1;
+}
+
+/* Every NATS listener's users, token and permissions, for the broker. */
+static int nats_auth_all(struct serve_opts *o, struct running *r)
+{
+    char err[1024];
+    for (unsigned i = 0; i < o->nurls; i++) {
+        if (!o->is_nats[i] ||
+            nats_auth_build(o->nats_cfg[i], &r->nats_auth[i], err, sizeof(err)) == 0) {
+            o->nats[i].users = r->nats_auth[i];
+            continue;
+        }
+        fprintf(stderr, "ward serve: %s: listener '%s': %s\n", o->config, o->nats_cfg[i]->name,
+                err);
+        return -1;
+    }
+    return 0;
+}
+
+/* persistence { }, NanoMQ's sqlite { } or --data DIR: the store, opened and
+ * loaded before any listener accepts. Off without a directory. */
+static int open_store(const struct serve_opts *o, const struct serve_opts *flags,
+                      const struct ward_config *cfg, struct running *r)
+{
+    const char *dir = flags->data_dir, *mode = "process", *damage = "move_aside";
+    uint64_t max_size = 0;
+    if (o->config) {
+        if (!dir)
+            dir = cfg->persistence_dir ? cfg->persistence_dir
+                                       : (cfg->sqlite_enable ? cfg->sqlite_path : NULL);
+        mode = cfg->persistence_mode;
+        damage = cfg->persistence_on_damage;
+        max_size = cfg->persistence_max_size;
+    }
+    if (!dir || strcmp(mode, "off") == 0)
+        return 0;
+    struct store_config sc = {
+        .mode = strcmp(mode, "fsync") == 0 ? STORE_FSYNC : STORE_PROCESS,
+        .dir = dir,
+        .max_size = max_size,
+        .on_damage = strcmp(damage, "refuse") == 0 ? STORE_DAMAGE_REFUSE : STORE_DAMAGE_MOVE_ASIDE};
+    char err[1024];
+    if (!(r->st = store_open(&sc, err, sizeof(err)))) {
+        fprintf(stderr, "ward serve: %s; not starting\n", err);
+        return -1;
+    }
+    broker_set_store(r->b, r->st);
+    if (broker_load(r->b, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ward serve: loading %s/ward.db: %s; not starting\n", dir, err);
+        return -1;
+    }
+    log_notice("persistence: %s mode, in %s", mode, dir);
+    return 0;
+}
 
 /* Access control, the listeners, and a check of the bridges: everything
  * that can refuse to start before a thread runs. */
@@ -530,7 +781,7 @@ static int prepare(struct serve_opts *o, const struct serve_opts *flags, struct 
         if (o->listener_idmatch[i] > 0)
             broker_set_listener_id_match(r->b, i, (enum broker_id_match)o->listener_idmatch[i]);
     }
-    if (listen_all(o, r->s, r->tls, r->b) < 0)
+    if (nats_auth_all(o, r) < 0 || listen_all(o, r->s, r->tls, r->b) < 0)
         return -1;
     warn_expiry(o, r->tls);
     return o->config && serve_bridges_check(cfg) < 0 ? -1 : 0;
@@ -580,7 +831,7 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         fprintf(stderr, "ward serve: out of memory\n");
         goto out;
     }
-    if (prepare(o, flags, cfg, &r) < 0)
+    if (prepare(o, flags, cfg, &r) < 0 || open_store(o, flags, cfg, &r) < 0)
         goto out;
     if (broker_start(r.b) < 0 || net_server_start(r.s) < 0) {
         fprintf(stderr, "ward serve: cannot start threads\n");
@@ -602,11 +853,14 @@ out:
     /* The housekeeper publishes net_server_sys() in $SYS: stop it first. */
     broker_stop(r.b);
     net_server_free(r.s);
+    store_close(r.st); /* its commit hook calls into the broker */
     broker_free(r.b);
     serve_bridges_free(r.bridges);
     auth_free(r.a);
-    for (unsigned i = 0; i < MAX_URLS; i++)
+    for (unsigned i = 0; i < MAX_URLS; i++) {
         tls_server_free(r.tls[i]);
+        auth_nats_free(r.nats_auth[i]);
+    }
     return rc;
 }
 
@@ -614,7 +868,8 @@ out:
 static int add_dev_pki(struct serve_opts *o, const char *dir)
 {
     static char paths[4][4096];
-    static const char *const urls[] = {"tls://0.0.0.0:8883", "mtls://0.0.0.0:8884"};
+    static const char *const urls[] = {"tls://0.0.0.0:8883", "mtls://0.0.0.0:8884",
+                                       "nats+mtls://0.0.0.0:4223"};
     snprintf(paths[0], sizeof(paths[0]), "%s/server.crt", dir);
     snprintf(paths[1], sizeof(paths[1]), "%s/server.key", dir);
     snprintf(paths[2], sizeof(paths[2]), "%s/ca.crt", dir);
@@ -624,7 +879,10 @@ static int add_dev_pki(struct serve_opts *o, const char *dir)
                 strerror(errno), dir);
         return -1;
     }
-    for (size_t i = 0; i < 2 && o->nurls < MAX_URLS; i++) {
+    /* Plain NATS too: Mir's development setups start without TLS. */
+    if (o->nurls < MAX_URLS)
+        o->urls[o->nurls++] = "nats://0.0.0.0:4222";
+    for (size_t i = 0; i < 3 && o->nurls < MAX_URLS; i++) {
         struct tls_server_config *t = &o->tls[o->nurls];
         memset(t, 0, sizeof(*t));
         t->certfile = paths[0];
@@ -651,6 +909,8 @@ static void merge_flags(struct serve_opts *o, const struct serve_opts *over)
             o->listener_overload[i] = -1;
             o->lopts[i] = (struct net_listen_opts){0};
             o->has_tls[i] = false;
+            o->is_nats[i] = false;
+            o->nats_cfg[i] = NULL;
         }
         o->nurls = over->nurls;
         memcpy(o->urls, over->urls, sizeof(o->urls));
@@ -668,6 +928,7 @@ static void merge_flags(struct serve_opts *o, const struct serve_opts *over)
         o->max_connections = 100000;
     o->tls_flags = over->tls_flags;
     o->client_cert = over->client_cert;
+    o->max_payload = over->max_payload;
     if (o->nurls == 0)
         o->urls[o->nurls++] = "tcp://0.0.0.0:1883";
 }

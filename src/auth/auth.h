@@ -56,6 +56,12 @@ struct auth_request {
     int listener_anonymous; /* -1 inherit, 0 no, 1 yes */
     bool cert_identity;     /* a verified client certificate named this client */
     bool cert_and_password; /* the listener wants a password as well */
+    /* A secret the caller checks itself instead of the password file (a
+     * NATS listener's bcrypt users and tokens): `password` is passed to
+     * check(check_arg, ...), on the hashing pool like a password, since
+     * it is as slow; rate limits and counters apply as to a password. */
+    bool (*check)(const void *check_arg, const uint8_t *secret, size_t len);
+    const void *check_arg;
     /* Out: set by auth_connect when the user name's password was checked
      * against the password file. Only such a user name may become an
      * identity for access control (docs/security.md). */
@@ -135,6 +141,9 @@ const char *auth_cause_text(enum auth_cause c);
  * subscription pass the filter without any `$share/GROUP/` prefix. */
 bool auth_allowed(struct auth *a, const struct acl_identity *id, enum acl_action action,
                   const char *topic, size_t len);
+/* Whether a client without credentials gets in on a listener whose
+ * anonymous setting is listener_anonymous (-1 inherit, 0 no, 1 yes). */
+bool auth_anonymous_ok(struct auth *a, int listener_anonymous);
 /* True when an ACL or a deny default is in force (so callers can skip
  * per-message checks when every answer would be "allow"). */
 bool auth_has_rules(struct auth *a);

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "broker/internal.h"
+#include "broker/login.h"
+#include "broker/nats.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/vec.h"
@@ -314,24 +316,6 @@ static bool owned_by_other(struct client *c, const char *id)
     return s && s->owner && strcmp(s->owner, c->owner) != 0;
 }
 
-/* The identity a verified client certificate gives (once per connection;
- * only this connection's worker calls it). */
-static void read_cert(struct client *c)
-{
-    if (c->cert_read)
-        return;
-    c->cert_read = true;
-    const struct tls_identity *id = net_conn_tls_identity(c->nc);
-    struct tls_server *ts = net_conn_tls_server(c->nc);
-    if (!id || !id->verified || !ts)
-        return;
-    c->has_cert = true;
-    c->cert = *id;
-    const struct tls_server_config *tc = tls_server_config(ts);
-    c->cert_user = tls_identity_get(&c->cert, tc->as_username);
-    c->cert_clientid = tls_identity_get(&c->cert, tc->as_clientid);
-}
-
 static int dup_opt(char **dst, const char *src)
 {
     free(*dst);
@@ -364,7 +348,7 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
              net_conn_peer(c->nc));
     if (v5 && (ck->props.present & MQTT_HAS(MQTT_PROP_AUTH_METHOD)))
         return refuse(c, MQTT_RC_BAD_AUTH_METHOD, 0, "no enhanced authentication method");
-    read_cert(c);
+    client_read_cert(c);
     if (c->has_cert && c->cert.ambiguous)
         return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_RC311_NOT_AUTHORIZED,
                       "the certificate's names are ambiguous (a NUL or control character, a "
@@ -443,6 +427,7 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
     log_notice("%s connected: MQTT %s%s, clean start %d, keep alive %u, session present %d", c->id,
                v5 ? "5.0" : "3.1.1", ck->bridge ? " (bridge)" : "", ck->clean_start, c->keepalive,
                present);
+    persist_connected(b, c, s);
     route_resend(b, c);
 }
 
@@ -506,12 +491,12 @@ static void publish_denied(struct client *c, const struct mqtt_publish *pub)
     if (auth_deny_disconnects(b->auth))
         return client_kick(c, MQTT_RC_NOT_AUTHORIZED, "PUBLISH not authorized");
     if (pub->qos == 1)
-        send_ack(c, MQTT_PUBACK, pub->packet_id, v5 ? MQTT_RC_NOT_AUTHORIZED : 0);
+        persist_ack(c, MQTT_PUBACK, pub->packet_id, v5 ? MQTT_RC_NOT_AUTHORIZED : 0);
     if (pub->qos == 2) {
         /* v5: a PUBREC >= 0x80 ends the exchange; 3.1.1 expects a PUBREL. */
-        if (!v5 && session_rel_add(c->s, pub->packet_id) < 0)
+        if (!v5 && persist_rel_add(b, c->s, pub->packet_id) < 0)
             return client_kick(c, MQTT_RC_UNSPECIFIED, "out of memory");
-        send_ack(c, MQTT_PUBREC, pub->packet_id, v5 ? MQTT_RC_NOT_AUTHORIZED : 0);
+        persist_ack(c, MQTT_PUBREC, pub->packet_id, v5 ? MQTT_RC_NOT_AUTHORIZED : 0);
     }
 }
 
@@ -541,7 +526,7 @@ static void publish_over_memory(struct client *c, const struct mqtt_publish *pub
         return;
     if (c->codec.version != MQTT_V5)
         return client_kick(c, MQTT_RC_QUOTA_EXCEEDED, "over system.memory_limit");
-    send_ack(c, pub->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pub->packet_id, MQTT_RC_QUOTA_EXCEEDED);
+    persist_ack(c, pub->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pub->packet_id, MQTT_RC_QUOTA_EXCEEDED);
 }
 
 static void handle_publish(struct client *c, struct mqtt_packet *pkt)
@@ -555,13 +540,15 @@ static void handle_publish(struct client *c, struct mqtt_packet *pkt)
         return client_kick(c, (uint8_t)rc, "refused PUBLISH");
     if (b->over_memory && !c->internal)
         return publish_over_memory(c, pub);
+    if (persist_refuse_full(c, pub))
+        return;
     if (!session_allowed(b, c->s, ACL_PUBLISH, (const char *)pub->topic.p, pub->topic.len)) {
         b->st.msgs_in++;
         return publish_denied(c, pub);
     }
     if (pub->qos == 2 && session_rel_has(c->s, pub->packet_id)) {
         /* A resend of a QoS 2 message we already have: ack, don't deliver. */
-        send_ack(c, MQTT_PUBREC, pub->packet_id, 0);
+        persist_ack(c, MQTT_PUBREC, pub->packet_id, 0);
         return;
     }
     /* Clients may not publish into the broker's own $SYS tree. */
@@ -580,7 +567,7 @@ static void handle_publish(struct client *c, struct mqtt_packet *pkt)
             c->hold = true;
             return;
         }
-        if (pub->retain && retain_set(b->retained, m) == RETAIN_FULL)
+        if (pub->retain && persist_retain_set(b, m) == RETAIN_FULL)
             retained_refused(b, m);
         msg_unref(m);
     }
@@ -591,11 +578,11 @@ static void handle_publish(struct client *c, struct mqtt_packet *pkt)
     if (!sys && b->flow_hit == FLOW_REJECT && c->codec.version == MQTT_V5)
         ack = MQTT_RC_QUOTA_EXCEEDED;
     if (pub->qos == 1)
-        send_ack(c, MQTT_PUBACK, pub->packet_id, ack);
+        persist_ack(c, MQTT_PUBACK, pub->packet_id, ack);
     if (pub->qos == 2) {
-        if (!ack && session_rel_add(c->s, pub->packet_id) < 0)
+        if (!ack && persist_rel_add(b, c->s, pub->packet_id) < 0)
             return client_kick(c, MQTT_RC_UNSPECIFIED, "out of memory");
-        send_ack(c, MQTT_PUBREC, pub->packet_id, ack);
+        persist_ack(c, MQTT_PUBREC, pub->packet_id, ack);
     }
 }
 
@@ -610,6 +597,7 @@ static void complete(struct client *c, uint16_t pid, uint8_t qos, bool need_pubr
     }
     delivery_take(&s->inflight, pid);
     session_pid_release(s, pid);
+    persist_delivery_done(c->b, s, d);
     delivery_free(d);
     route_pump(c->b, c);
     flow_check(c->b, c, false);
@@ -634,16 +622,18 @@ static void handle_pubrec(struct client *c, struct mqtt_packet *pkt)
         complete(c, pid, 2, false);
         return;
     }
-    if (d && d->qos == 2)
+    if (d && d->qos == 2) {
         d->pubrel_sent = true;
+        persist_delivery_update(c->b, c->s, d);
+    }
     send_ack(c, MQTT_PUBREL, pid, d ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
 }
 
 static void handle_pubrel(struct client *c, struct mqtt_packet *pkt)
 {
     uint16_t pid = pkt->u.ack.packet_id;
-    bool known = session_rel_remove(c->s, pid);
-    send_ack(c, MQTT_PUBCOMP, pid, known ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+    bool known = persist_rel_remove(c->b, c->s, pid);
+    persist_ack(c, MQTT_PUBCOMP, pid, known ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
 }
 
 /* ---- SUBSCRIBE UNSUBSCRIBE PINGREQ DISCONNECT AUTH ----------------------- */
@@ -847,6 +837,11 @@ static void *on_open(void *ctx, struct net_conn *nc)
     c->codec.is_server = true;
     c->opened_ms = c->last_rx_ms = clock_mono_ms();
     snprintf(c->id, sizeof(c->id), "client from %s", net_conn_peer(nc));
+    if (b->nats[net_conn_listener(nc) % 64] && !nats_open(b, c)) {
+        nats_free(c);
+        free(c);
+        return NULL;
+    }
     /* An in-process client (a bridge's local side) is part of the broker:
      * it needs no login, and no ACL applies to it. */
     if ((c->internal = net_conn_internal(nc))) {
@@ -864,91 +859,6 @@ static void *on_open(void *ctx, struct net_conn *nc)
     return c;
 }
 
-/* A password check running on auth's hashing threads for one connection.
- * The connection and the check share it and the last one to let go frees
- * it. It has a lock of its own, not the broker's, because at shutdown a
- * check may finish after the broker is gone; under that lock "is the
- * connection still open" and the resume of its input are one step, so a
- * check never touches a connection on_close has let go. */
-struct auth_wait {
-    struct net_conn *nc; /* NULL once the connection closed */
-    int refs;
-    bool finished, user_verified;
-    enum auth_cause cause;
-};
-
-static pthread_mutex_t auth_wait_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* Lets go of w (under auth_wait_lock); true when the caller must free it. */
-static bool auth_wait_put(struct auth_wait *w)
-{
-    return --w->refs == 0;
-}
-
-/* auth_done_fn, on a hashing thread: the verdict waits in w for on_data,
- * which the resumed input calls again on the connection's worker. */
-static void auth_checked(void *ctx, enum auth_cause cause, bool user_verified)
-{
-    struct auth_wait *w = ctx;
-    pthread_mutex_lock(&auth_wait_lock);
-    w->cause = cause;
-    w->user_verified = user_verified;
-    w->finished = true;
-    if (w->nc)
-        net_conn_resume_input(w->nc);
-    bool last = auth_wait_put(w);
-    pthread_mutex_unlock(&auth_wait_lock);
-    if (last)
-        free(w);
-}
-
-/* The connection lets go of its check: on a verdict, or when it closes
- * (the check then finishes into nothing). Returns whether the check had
- * finished, with its verdict in c. */
-static bool auth_wait_end(struct client *c, bool closing)
-{
-    struct auth_wait *w = c->auth_wait;
-    pthread_mutex_lock(&auth_wait_lock);
-    bool finished = w->finished;
-    if (!finished && !closing) {
-        pthread_mutex_unlock(&auth_wait_lock);
-        return false;
-    }
-    if (finished) {
-        c->auth_cause = w->cause;
-        c->user_verified = w->user_verified;
-    }
-    w->nc = NULL;
-    bool last = auth_wait_put(w);
-    pthread_mutex_unlock(&auth_wait_lock);
-    if (last)
-        free(w);
-    c->auth_wait = NULL;
-    return finished;
-}
-
-/* Hands the CONNECT's check to auth's hashing threads. Returns true when
- * the verdict is in c already (no hash was needed, or the queue is full:
- * AUTH_BUSY), false when it will come to auth_checked. */
-static bool auth_start(struct client *c, struct auth_request *q)
-{
-    struct auth_wait *w = calloc(1, sizeof(*w));
-    enum auth_cause now = AUTH_BUSY;
-    int rc = w ? 0 : -1;
-    if (w) {
-        *w = (struct auth_wait){.nc = c->nc, .refs = 2};
-        rc = auth_connect_async(c->b->auth, q, auth_checked, w, &now);
-    }
-    if (rc == 0) {
-        c->auth_wait = w;
-        return false;
-    }
-    free(w);
-    c->auth_cause = rc > 0 ? now : AUTH_BUSY;
-    c->user_verified = rc > 0 && q->user_verified;
-    return true;
-}
-
 /* Authenticates the CONNECT at the head of the input before the broker lock
  * is taken. Password hashing is slow on purpose, so it runs on auth's
  * hashing threads, never here on the I/O worker: returns false while the
@@ -958,7 +868,7 @@ static bool auth_start(struct client *c, struct auth_request *q)
 static bool authenticate(struct client *c, const uint8_t *data, size_t len)
 {
     if (c->auth_wait) {
-        if (!auth_wait_end(c, false))
+        if (!client_auth_end(c, false))
             return false;
         c->auth_done = true;
         return true;
@@ -971,7 +881,7 @@ static bool authenticate(struct client *c, const uint8_t *data, size_t len)
     char id[256];
     snprintf(id, sizeof(id), "%.*s", (int)ck->client_id.len, ck->client_id.p);
     int8_t anon = c->b->listener_anon[net_conn_listener(c->nc) % 64];
-    read_cert(c);
+    client_read_cert(c);
     struct auth_request q = {
         .client_id = id,
         .peer = net_conn_peer(c->nc),
@@ -983,7 +893,7 @@ static bool authenticate(struct client *c, const uint8_t *data, size_t len)
         .cert_identity = c->has_cert,
         .cert_and_password = (c->b->listener_password >> (net_conn_listener(c->nc) % 64)) & 1,
     };
-    if (!auth_start(c, &q))
+    if (!client_auth_start(c, &q))
         return false;
     c->auth_done = true;
     return true;
@@ -1024,6 +934,8 @@ static size_t on_data(void *user, const uint8_t *data, size_t len)
     struct client *c = user;
     struct broker *b = c->b;
     size_t off = 0;
+    if (c->nats)
+        return nats_data(c, data, len);
     if (b->auth && !c->auth_done && !c->connected && !authenticate(c, data, len)) {
         net_conn_hold_input(c->nc); /* until the password check resumes it */
         return 0;
@@ -1098,6 +1010,7 @@ static void detach(struct broker *b, struct client *c)
     if (s->expiry_s != SESSION_NEVER_EXPIRES)
         s->expire_at = now + (uint64_t)s->expiry_s * 1000u;
     session_offline_add(b, s);
+    persist_session_sync(b, s);
 }
 
 static void client_free(struct client *c)
@@ -1109,6 +1022,7 @@ static void client_free(struct client *c)
     free(c->alias_in_len);
     for (uint16_t i = 0; i < c->nalias_out; i++)
         free(c->alias_out[i]);
+    nats_free(c);
     free(c);
 }
 
@@ -1124,15 +1038,18 @@ static void on_close(void *user, const char *why)
     if (c->next)
         c->next->prev = c->prev;
     flow_forget(b, c);
+    persist_client_gone(b, c);
     if (c->connected) {
         b->st.clients_connected--;
         log_notice("%s disconnected: %s", c->id, why);
     }
-    if (c->s)
+    if (c->nats)
+        nats_closed(c);
+    else if (c->s)
         detach(b, c);
     pthread_mutex_unlock(&b->lock);
     if (c->auth_wait) /* a password check still running finishes into nothing */
-        auth_wait_end(c, true);
+        client_auth_end(c, true);
     client_free(c);
 }
 
@@ -1271,6 +1188,16 @@ static void check_clients(struct broker *b, uint64_t now)
     for (struct client *c = b->clients; c; c = c->next) {
         if (c->closing)
             continue;
+        if (c->nats) { /* NATS has its own clocks: PINGs, auth_timeout */
+            nats_tick(b, c, now);
+            if (!c->closing && c->partial_since_ms &&
+                now - c->partial_since_ms > b->cfg.packet_timeout_ms) {
+                b->st.packet_timeouts++;
+                log_notice("%s: command not completed within packet_timeout; closing", c->id);
+                client_close(c, "packet timeout");
+            }
+            continue;
+        }
         if (!c->connected && now - c->opened_ms > b->cfg.connect_timeout_ms) {
             log_notice("%s: no CONNECT within %u ms; closing", c->id, b->cfg.connect_timeout_ms);
             client_close(c, "connect timeout");
@@ -1307,6 +1234,7 @@ static void check_sessions(struct broker *b, uint64_t now)
             route_internal(b, s->will);
             msg_unref(s->will);
             s->will = NULL;
+            persist_session_sync(b, s);
         }
         if (s->expiry_s != SESSION_NEVER_EXPIRES && now >= s->expire_at)
             end_session(b, s);
@@ -1434,6 +1362,7 @@ void broker_free(struct broker *b)
     if (!b)
         return;
     broker_stop(b);
+    persist_detach(b);
     b->shutting_down = true;
     for (size_t i = 0; b->buckets && i < b->nbuckets; i++)
         while (b->buckets[i])
@@ -1518,6 +1447,10 @@ struct revoke_ctx {
 static void collect_forbidden(void *ctx, const struct subtree_sub *sub)
 {
     struct revoke_ctx *r = ctx;
+    /* A NATS subscription stays: every message to it is checked anyway
+     * (deliver_all), and NATS has no way to tell a client it lost one. */
+    if (nats_sub_of(sub->owner))
+        return;
     struct session *s = sub->owner;
     if (session_allowed(r->b, s, ACL_SUBSCRIBE, sub->filter, strlen(sub->filter)))
         return;

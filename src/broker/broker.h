@@ -34,6 +34,7 @@ struct broker_config {
     uint16_t receive_max;     /* our Receive Maximum: QoS 1/2 publishes in flight towards us */
     enum broker_overload overload;
     uint32_t max_queued; /* per session, beyond the inflight window */
+    uint8_t queue_full_policy; /* mqtt.queue_full_policy: 0 drop_newest, 1 drop_oldest (persist.h) */
     uint32_t max_topic_levels;
     uint16_t max_keepalive;   /* higher requests get Server Keep Alive (v5) */
     uint16_t topic_alias_max; /* aliases a client may use towards us */

@@ -18,12 +18,14 @@
 
 struct broker;
 struct session;
+struct nats_state;
 
 struct client {
     struct broker *b;
     struct net_conn *nc;
     struct session *s;
     struct mqtt_codec codec;
+    struct nats_state *nats; /* a NATS client (nats.c), NULL for MQTT */
     struct client *prev, *next;
     uint64_t opened_ms;
     uint64_t last_rx_ms;

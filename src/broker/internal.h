@@ -16,6 +16,8 @@
 #include "broker/conn.h"
 #include "broker/flow.h"
 #include "broker/msg.h"
+#include "broker/nats_out.h"
+#include "broker/persist.h"
 #include "broker/retain.h"
 #include "broker/route.h"
 #include "broker/session.h"
@@ -40,6 +42,7 @@ struct broker_stats {
 
 struct match {
     struct session *s;
+    struct nats_sub *ns; /* a NATS subscription: delivered on its own as MSG */
     bool shared; /* a share group's pick: delivered on its own, never merged */
     uint8_t qos;
     bool retain;
@@ -65,6 +68,7 @@ struct broker {
     int8_t listener_overload[64]; /* enum broker_overload, -1: mqtt.overload */
     struct broker_nats_opts *nats[64]; /* NATS listeners' settings (nats.c), NULL: MQTT */
     struct store *store;               /* durable state (persist.c), NULL: memory only */
+    struct persist *persist;           /* persist.c's state, NULL without a store */
     enum flow_hit flow_hit;       /* what routing the current PUBLISH met */
     bool over_memory;             /* system.memory_limit passed (housekeeping) */
     uint64_t next_memory_ms;      /* when housekeeping next reads the resident size */

@@ -16,32 +16,44 @@ static const uint8_t *put(uint8_t **cursor, const void *src, size_t n, bool nul)
     return at;
 }
 
-static struct msg *build(const uint8_t *topic, uint16_t topic_len, const uint8_t *payload,
-                         uint32_t payload_len, uint8_t qos, bool retain,
-                         const struct mqtt_props *props, const char *origin, uint64_t now_ms)
+/* Everything a message is made of; absent parts are empty. */
+struct parts {
+    const uint8_t *topic, *payload;
+    uint16_t topic_len;
+    uint32_t payload_len;
+    uint8_t qos;
+    bool retain;
+    const struct mqtt_props *props; /* payload format, expiry, content type */
+    struct mqtt_bin response_topic, correlation, user_raw;
+    const struct mqtt_props *user_props; /* decoded user properties (when no user_raw) */
+    const char *origin;
+    struct mqtt_bin nats_subject, nats_reply, nats_hdr;
+};
+
+static struct msg *build(const struct parts *pt, uint64_t now_ms)
 {
-    size_t user_len = props ? mqtt_props_copy_user(props, NULL, 0) : 0;
-    if (props && props->user_raw.len)
-        user_len = props->user_raw.len;
-    size_t origin_len = origin ? strlen(origin) : 0;
     const struct mqtt_props empty = {0};
-    if (!props)
-        props = &empty;
-    size_t n = sizeof(struct msg) + topic_len + 1 + payload_len + props->content_type.len +
-               props->response_topic.len + props->correlation_data.len + user_len + origin_len + 1;
+    const struct mqtt_props *props = pt->props ? pt->props : &empty;
+    size_t user_len = pt->user_raw.len;
+    if (!user_len && pt->user_props)
+        user_len = mqtt_props_copy_user(pt->user_props, NULL, 0);
+    size_t origin_len = pt->origin ? strlen(pt->origin) : 0;
+    size_t n = sizeof(struct msg) + pt->topic_len + 1 + pt->payload_len + props->content_type.len +
+               pt->response_topic.len + pt->correlation.len + user_len + origin_len + 1 +
+               pt->nats_subject.len + 1 + pt->nats_reply.len + 1 + pt->nats_hdr.len;
     struct msg *m = malloc(n);
     if (!m)
         return NULL;
     memset(m, 0, sizeof(*m));
     atomic_init(&m->refs, 1);
-    m->qos = qos;
-    m->retain = retain;
+    m->qos = pt->qos;
+    m->retain = pt->retain;
     m->created_ms = now_ms;
     uint8_t *cur = m->data;
-    m->topic = (const char *)put(&cur, topic, topic_len, true);
-    m->topic_len = topic_len;
-    m->payload = put(&cur, payload, payload_len, false);
-    m->payload_len = payload_len;
+    m->topic = (const char *)put(&cur, pt->topic, pt->topic_len, true);
+    m->topic_len = pt->topic_len;
+    m->payload = put(&cur, pt->payload, pt->payload_len, false);
+    m->payload_len = pt->payload_len;
     if (props->present & MQTT_HAS(MQTT_PROP_PAYLOAD_FORMAT)) {
         m->has_payload_format = true;
         m->payload_format = props->payload_format;
@@ -52,30 +64,59 @@ static struct msg *build(const uint8_t *topic, uint16_t topic_len, const uint8_t
     }
     m->content_type = put(&cur, props->content_type.p, props->content_type.len, false);
     m->content_type_len = props->content_type.len;
-    m->response_topic = put(&cur, props->response_topic.p, props->response_topic.len, false);
-    m->response_topic_len = props->response_topic.len;
-    m->correlation = put(&cur, props->correlation_data.p, props->correlation_data.len, false);
-    m->correlation_len = (uint16_t)props->correlation_data.len;
+    m->response_topic = put(&cur, pt->response_topic.p, pt->response_topic.len, false);
+    m->response_topic_len = (uint16_t)pt->response_topic.len;
+    m->correlation = put(&cur, pt->correlation.p, pt->correlation.len, false);
+    m->correlation_len = (uint16_t)pt->correlation.len;
     m->user_raw = cur;
     m->user_raw_len = (uint32_t)user_len;
-    if (props->user_raw.len)
-        memcpy(cur, props->user_raw.p, user_len);
-    else if (user_len && mqtt_props_copy_user(props, cur, user_len) != user_len) {
+    if (pt->user_raw.len)
+        memcpy(cur, pt->user_raw.p, user_len);
+    else if (user_len && mqtt_props_copy_user(pt->user_props, cur, user_len) != user_len) {
         free(m); /* measured by the same call above: a bug, refused like no memory */
         return NULL;
     }
     cur += user_len;
-    m->origin = (const char *)put(&cur, origin, origin_len, true);
+    m->origin = (const char *)put(&cur, pt->origin, origin_len, true);
     m->origin_len = (uint16_t)origin_len;
+    m->nats_subject = (const char *)put(&cur, pt->nats_subject.p, pt->nats_subject.len, true);
+    m->nats_subject_len = (uint16_t)pt->nats_subject.len;
+    m->nats_reply = (const char *)put(&cur, pt->nats_reply.p, pt->nats_reply.len, true);
+    m->nats_reply_len = (uint16_t)pt->nats_reply.len;
+    m->nats_hdr = put(&cur, pt->nats_hdr.p, pt->nats_hdr.len, false);
+    m->nats_hdr_len = (uint32_t)pt->nats_hdr.len;
     return m;
+}
+
+/* The parts of a message made from MQTT properties. */
+static struct parts mqtt_parts(const uint8_t *topic, uint16_t topic_len, const uint8_t *payload,
+                               uint32_t payload_len, uint8_t qos, bool retain,
+                               const struct mqtt_props *props, const char *origin)
+{
+    struct parts pt = {.topic = topic,
+                       .topic_len = topic_len,
+                       .payload = payload,
+                       .payload_len = payload_len,
+                       .qos = qos,
+                       .retain = retain,
+                       .props = props,
+                       .origin = origin};
+    if (props) {
+        pt.response_topic = (struct mqtt_bin){props->response_topic.p, props->response_topic.len};
+        pt.correlation = props->correlation_data;
+        pt.user_raw = props->user_raw;
+        pt.user_props = props;
+    }
+    return pt;
 }
 
 /* see msg.h */
 struct msg *msg_from_publish(const struct mqtt_publish *p, const uint8_t *topic, uint16_t topic_len,
                              const char *origin, uint64_t now_ms)
 {
-    return build(topic, topic_len, p->payload.p, p->payload.len, p->qos, p->retain, &p->props,
-                 origin, now_ms);
+    struct parts pt = mqtt_parts(topic, topic_len, p->payload.p, p->payload.len, p->qos, p->retain,
+                                 &p->props, origin);
+    return build(&pt, now_ms);
 }
 
 /* see msg.h */
@@ -83,7 +124,28 @@ struct msg *msg_new(const uint8_t *topic, uint16_t topic_len, const uint8_t *pay
                     uint32_t payload_len, uint8_t qos, bool retain, const struct mqtt_props *props,
                     const char *origin, uint64_t now_ms)
 {
-    return build(topic, topic_len, payload, payload_len, qos, retain, props, origin, now_ms);
+    struct parts pt =
+        mqtt_parts(topic, topic_len, payload, payload_len, qos, retain, props, origin);
+    return build(&pt, now_ms);
+}
+
+/* see msg.h */
+struct msg *msg_from_nats(const struct msg_nats *n, uint64_t now_ms)
+{
+    struct parts pt = {
+        .topic = n->topic,
+        .topic_len = n->topic_len,
+        .payload = n->payload,
+        .payload_len = n->payload_len,
+        .response_topic = {n->reply_topic, n->reply_topic_len},
+        .correlation = {n->correlation, n->correlation_len},
+        .user_raw = {n->user_raw, n->user_raw_len},
+        .origin = n->origin,
+        .nats_subject = {n->subject, n->subject_len},
+        .nats_reply = {n->reply, n->reply_len},
+        .nats_hdr = {n->hdr, n->hdr_len},
+    };
+    return build(&pt, now_ms);
 }
 
 /* see msg.h */

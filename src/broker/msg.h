@@ -21,6 +21,8 @@ struct msg {
     bool has_payload_format;
     uint64_t expire_at_ms; /* clock_mono_ms() deadline when has_expiry */
     uint64_t created_ms;   /* clock_mono_ms() when received */
+    uint64_t store_id; /* persist.c: its row in the store, 0: none */
+    uint32_t prefs;    /* persist.c: persistent references to it (broker lock) */
     /* Views into `data` below (not NUL-terminated except topic, which is). */
     const char *topic;
     uint16_t topic_len;
@@ -36,6 +38,16 @@ struct msg {
     uint32_t user_raw_len;
     const char *origin; /* client id of the publisher (for No Local), NUL-terminated */
     uint16_t origin_len;
+    /* From a NATS publisher (msg_from_nats), for NATS subscribers: its
+     * subject and reply subject as sent, and its header block byte for
+     * byte (MQTT subscribers see the mapped topic, response topic and
+     * user properties above). Empty for MQTT publishers. */
+    const char *nats_subject;
+    uint16_t nats_subject_len;
+    const char *nats_reply;
+    uint16_t nats_reply_len;
+    const uint8_t *nats_hdr;
+    uint32_t nats_hdr_len;
     uint8_t data[];
 };
 
@@ -50,6 +62,17 @@ struct msg *msg_from_publish(const struct mqtt_publish *p, const uint8_t *topic,
 struct msg *msg_new(const uint8_t *topic, uint16_t topic_len, const uint8_t *payload,
                     uint32_t payload_len, uint8_t qos, bool retain, const struct mqtt_props *props,
                     const char *origin, uint64_t now_ms);
+/* A message from a NATS PUB/HPUB: topic and response_topic in MQTT form
+ * (src/nats mapping), subject/reply/hdr as the NATS client sent them,
+ * user_raw the headers as MQTT user properties in wire form,
+ * correlation the correlation data a header carried. */
+struct msg_nats {
+    const uint8_t *topic, *subject, *reply, *reply_topic, *hdr, *payload, *user_raw, *correlation;
+    uint16_t topic_len, subject_len, reply_len, reply_topic_len, correlation_len;
+    uint32_t hdr_len, payload_len, user_raw_len;
+    const char *origin;
+};
+struct msg *msg_from_nats(const struct msg_nats *n, uint64_t now_ms);
 struct msg *msg_ref(struct msg *m);
 void msg_unref(struct msg *m);
 /* About how many bytes the message takes as a PUBLISH (an upper bound of

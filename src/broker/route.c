@@ -120,10 +120,12 @@ void route_pump(struct broker *b, struct client *c)
         struct delivery *d = delivery_pop(&s->queue);
         if (msg_expired(d->m, now) || !still_allowed(b, s, d->m) ||
             !(d->pid = session_pid_take(s))) {
+            persist_delivery_done(b, s, d);
             delivery_free(d);
             continue;
         }
         delivery_append(&s->inflight, d);
+        persist_delivery_update(b, s, d);
         transmit(b, c, d);
     }
 }
@@ -138,6 +140,7 @@ void route_resend(struct broker *b, struct client *c)
         if (!d->pubrel_sent && !still_allowed(b, s, d->m)) {
             delivery_take(&s->inflight, d->pid);
             session_pid_release(s, d->pid);
+            persist_delivery_done(b, s, d);
             delivery_free(d);
             continue;
         }
@@ -178,6 +181,7 @@ void route_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t q
             send_publish(b, s->c, m, 0, retain, false, 0, sub_ids, nsub);
         return;
     }
+    persist_queue_room(b, s);
     if (s->queue.count >= b->cfg.max_queued) {
         /* Offline, overload = drop | reject, or a message of the broker's
          * own (a will, $SYS, retained on subscribe), which cannot wait: a
@@ -206,9 +210,11 @@ void route_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t q
     d->nsub = nsub;
     if (nsub)
         memcpy(d->sub_ids, sub_ids, nsub * sizeof(*sub_ids));
+    persist_delivery_new(b, s, d);
     delivery_append(&s->queue, d);
     if (online(s))
         route_pump(b, s->c);
+    persist_delivery_queued(b, s);
 }
 
 struct route_ctx {
@@ -234,9 +240,24 @@ static struct match *match_slot(struct broker *b, struct session *s, bool shared
     return mt;
 }
 
+/* A NATS subscription is delivered once per subscription, never merged. */
+static void on_nats_match(struct route_ctx *r, struct nats_sub *ns)
+{
+    if (!nats_out_accepts(ns, r->m, r->from))
+        return;
+    struct match *mt = match_slot(r->b, ns->c->s, true);
+    if (mt)
+        mt->ns = ns;
+}
+
 static void on_match(void *ctx, const struct subtree_sub *sub)
 {
     struct route_ctx *r = ctx;
+    struct nats_sub *ns = nats_sub_of(sub->owner);
+    if (ns) {
+        on_nats_match(r, ns);
+        return;
+    }
     struct session *s = sub->owner;
     uint8_t qos = MQTT_SUBOPT_QOS(sub->options);
     if (qos > r->m->qos)
@@ -261,7 +282,8 @@ static void on_match(void *ctx, const struct subtree_sub *sub)
 static bool eligible(void *ctx, void *owner)
 {
     (void)ctx;
-    return online(owner);
+    struct nats_sub *ns = nats_sub_of(owner);
+    return ns ? online(ns->c->s) : online(owner);
 }
 
 static void match_all(struct broker *b, struct msg *m, struct session *from)
@@ -276,7 +298,15 @@ static void deliver_all(struct broker *b, struct msg *m)
 {
     for (size_t i = 0; i < b->nmatches; i++) {
         struct match *mt = &b->matches[i];
-        route_deliver(b, mt->s, m, mt->qos, mt->retain, mt->sub_ids, mt->nsub);
+        if (!mt->ns) {
+            route_deliver(b, mt->s, m, mt->qos, mt->retain, mt->sub_ids, mt->nsub);
+            continue;
+        }
+        bool done = false;
+        if (b->acl_active && !session_allowed(b, mt->s, ACL_SUBSCRIBE, m->topic, m->topic_len))
+            b->st.acl_denied++;
+        else if (nats_out_deliver(b, mt->ns, m, &done) && done)
+            nats_sub_remove(b, mt->ns); /* UNSUB <sid> <max>: its last message went */
     }
 }
 
@@ -295,13 +325,15 @@ bool route_publish_or_wait(struct broker *b, struct msg *m, struct session *from
             b->flow_hit = FLOW_THROTTLE;
             return false;
         }
+    if (persist_refuses(b, from))
+        return true;
     deliver_all(b, m);
     return true;
 }
 
 void route_internal(struct broker *b, struct msg *m)
 {
-    if (m->retain && b->cfg.retain_available && retain_set(b->retained, m) == RETAIN_FULL)
+    if (m->retain && b->cfg.retain_available && persist_retain_set(b, m) == RETAIN_FULL)
         b->st.retained_dropped++; /* a retained will past the store's limits */
     route_publish(b, m, NULL);
 }

@@ -83,6 +83,8 @@ int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter
         s->subs[s->nsubs++] = copy;
     else
         free(copy); /* replaced (already listed) or failed */
+    if (r >= 0)
+        persist_sub_put(b, s, filter, len, options, sub_id);
     return r;
 }
 
@@ -106,11 +108,13 @@ int session_unsubscribe(struct broker *b, struct session *s, const uint8_t *filt
             s->subs[i] = s->subs[--s->nsubs];
             break;
         }
+    persist_sub_del(b, s, filter, len);
     return 1;
 }
 
 void session_end(struct broker *b, struct session *s)
 {
+    persist_session_end(b, s);
     if (s->will) {
         msg_unref(s->will);
         s->will = NULL;

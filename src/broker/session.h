@@ -29,6 +29,8 @@ struct delivery {
     bool sent;        /* sent at least once: resends carry DUP */
     bool unsent;      /* in flight but not written: the output was full */
     uint16_t pid;
+    uint8_t pstate; /* persist.c: 0 not stored, 1 message held, 2 row written */
+    uint64_t seq;   /* order within the session (persist.c) */
     uint8_t nsub;
     uint32_t sub_ids[MQTT_MAX_SUB_IDS];
 };
@@ -71,6 +73,10 @@ struct session {
     bool bridge;        /* MQTT 3.1.1 bridge flag: no local, retain as published */
     uint32_t match_gen; /* merging overlapping subscriptions in route.c */
     uint32_t match_idx;
+    bool persist;             /* persist.c: kept in the store */
+    uint8_t protocol;         /* MQTT protocol level of its last connection */
+    uint64_t next_seq;        /* persist.c: the last delivery's seq */
+    struct msg *stored_will;  /* persist.c: the will the store's row names (a reference) */
 };
 
 struct session *session_find(struct broker *b, const char *id);

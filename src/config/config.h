@@ -13,7 +13,13 @@
 
 #include "core/result.h"
 
-enum cfg_listener_kind { CFG_LISTENER_TCP, CFG_LISTENER_SSL, CFG_LISTENER_WS, CFG_LISTENER_WSS };
+enum cfg_listener_kind {
+    CFG_LISTENER_TCP,
+    CFG_LISTENER_SSL,
+    CFG_LISTENER_WS,
+    CFG_LISTENER_WSS,
+    CFG_LISTENER_NATS /* listeners.nats: the NATS client protocol, TLS with a tls { } block */
+};
 
 /* listeners.ssl.NAME.sni = [{host, certfile, keyfile}]: more certificates
  * on one listener, chosen by the name the client asks for. */
@@ -21,6 +27,27 @@ struct cfg_sni {
     char *host;
     char *certfile;
     char *keyfile;
+};
+
+/* NATS listeners: nats-server's `permissions { }` of one user. Subject
+ * lists are NULL-free arrays of n strings; absent lists have n == 0. */
+struct cfg_nats_perms {
+    char **pub_allow, **pub_deny, **sub_allow, **sub_deny;
+    size_t npub_allow, npub_deny, nsub_allow, nsub_deny;
+    bool allow_responses;
+    uint32_t responses_max;        /* 0: nats-server's default (1) */
+    uint32_t responses_expires_ms; /* 0: no expiry */
+};
+
+/* One entry of `authorization { users = [...] }`: a user with a bcrypt
+ * password (or none, under tls.verify_and_map or as no_auth_user), or an
+ * NKey public key. */
+struct cfg_nats_user {
+    char *user;
+    char *password; /* a bcrypt hash ($2a$ $2b$ $2y$) */
+    char *nkey;     /* "U..." */
+    bool has_perms;
+    struct cfg_nats_perms perms;
 };
 
 struct cfg_listener {
@@ -61,6 +88,22 @@ struct cfg_listener {
     uint32_t handshake_idle_timeout_ms; /* 0: a quarter of handshake_timeout */
     bool proxy_protocol;
     char *trusted_proxies; /* comma-separated CIDR ranges */
+    /* NATS listeners (listeners.nats): nats-server's option names. Their
+     * tls { } block fills the TLS fields above (cert_file: certfile ...;
+     * verify and verify_and_map: verify_peer and fail_if_no_peer_cert). */
+    uint32_t nats_max_payload;
+    uint32_t nats_max_control_line;
+    uint32_t nats_ping_interval_ms;
+    uint32_t nats_ping_max;
+    uint32_t nats_max_subscriptions; /* 0: mqtt.max_subscriptions */
+    uint32_t nats_auth_timeout_ms;   /* 0: the broker's default */
+    char *nats_no_auth_user;
+    char *nats_user, *nats_password, *nats_token; /* authorization { user password token } */
+    struct cfg_nats_user *nats_users;
+    size_t nats_nusers;
+    bool nats_verify_and_map;
+    bool nats_handshake_first;
+    char *nats_cipher_suites; /* IANA names, comma-separated */
 };
 
 struct cfg_bridge_topic {
@@ -135,6 +178,14 @@ struct ward_config {
     uint32_t packet_timeout_ms;
     uint32_t max_retained_messages; /* 0: unlimited */
     uint32_t max_retained_bytes;    /* 0: unlimited */
+    char *queue_full_policy;        /* drop_newest drop_oldest */
+    /* persistence { } and NanoMQ's sqlite { } (the latter mapped onto it) */
+    char *persistence_mode;      /* process fsync off */
+    char *persistence_dir;       /* NULL: memory only */
+    uint32_t persistence_max_size; /* bytes */
+    char *persistence_on_damage; /* move_aside refuse */
+    bool sqlite_enable;
+    char *sqlite_path; /* sqlite.mounted_file_path */
     /* system { } */
     uint32_t workers;      /* 0: one per CPU */
     uint32_t memory_limit; /* bytes, 0: automatic */

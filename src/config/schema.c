@@ -111,6 +111,31 @@ static const struct key_spec global_keys[] = {
     {"mqtt.max_retained_bytes", K_SIZE, G(max_retained_bytes), "256MB", 0, U32MAX, NULL,
      "Most bytes (topic, payload and properties) of retained messages kept (0: unlimited); as "
      "max_retained_messages beyond it."},
+    {"mqtt.queue_full_policy", K_ENUM, G(queue_full_policy), "drop_newest", 0, 0,
+     "drop_newest drop_oldest",
+     "When an offline session's queue (max_mqueue_len) is full and a 3.1.1 client publishes "
+     "to it: drop_newest drops the new message for that session, drop_oldest drops its oldest "
+     "queued one to make room. Counted under $SYS. With persistence on, a v5 publisher is told "
+     "0x97 instead and nothing is dropped. The one place an acknowledged message can be lost "
+     "(docs/security.md)."},
+    {"persistence.mode", K_ENUM, G(persistence_mode), "process", 0, 0, "process fsync off",
+     "With a directory (persistence.dir or ward serve --data): process commits before every "
+     "acknowledgement (survives kill -9); fsync also syncs to disk first (survives power "
+     "loss); off keeps everything in memory. Without a directory persistence is off."},
+    {"persistence.dir", K_STRING, G(persistence_dir), NULL, 0, 0, NULL,
+     "Directory of the store (ward.db, SQLite; docs/persistence.md). --data DIR overrides it."},
+    {"persistence.max_size", K_SIZE, G(persistence_max_size), "1GB", 1048576, 4294967295.0, NULL,
+     "Largest store (database and WAL); past it new QoS 1/2 publishes are refused (v5: 0x97; "
+     "3.1.1: the connection is closed) and counted."},
+    {"persistence.on_damage", K_ENUM, G(persistence_on_damage), "move_aside", 0, 0,
+     "move_aside refuse",
+     "A damaged store file: move_aside renames it (ward.db.damaged-TIME) and starts afresh, "
+     "refuse stops ward from starting. Either way one log line names the file."},
+    {"sqlite.enable", K_BOOL, G(sqlite_enable), "false", 0, 0, NULL,
+     "NanoMQ's switch for its SQLite message cache: true with mounted_file_path turns "
+     "persistence on in that directory (when persistence.dir is not set)."},
+    {"sqlite.mounted_file_path", K_STRING, G(sqlite_path), NULL, 0, 0, NULL,
+     "NanoMQ's directory for its SQLite file: persistence.dir when sqlite.enable is true."},
     {"system.memory_limit", K_SIZE, G(memory_limit), "0", 0, 4294967295.0, NULL,
      "Resident memory past which new publishes are refused (v5: 0x97; 3.1.1 QoS 1/2 "
      "publishers are disconnected; QoS 0 dropped; counted), taken again below 90% of it. "
@@ -272,7 +297,9 @@ static const char *const nanomq_ignored[] = {"http_server",
                                              "webhook",
                                              "rules",
                                              "exchange",
-                                             "sqlite",
+                                             "sqlite.disk_cache_size",
+                                             "sqlite.flush_mem_threshold",
+                                             "sqlite.resend_interval",
                                              "preset",
                                              "plugin",
                                              "vsomeip_gateway",
@@ -785,13 +812,545 @@ static void load_bridges(struct loader *ld, const struct hocon_value *mqtt, stru
     }
 }
 
+/* ---- NATS listeners: listeners.nats[.NAME] { ... } ----
+ *
+ * nats-server's option names, so a Mir nats-server.conf fragment moves over:
+ * limits at the top, authorization { user password token timeout users },
+ * tls { cert_file key_file ca_file verify verify_and_map timeout min_version
+ * cipher_suites curve_preferences handshake_first }. ward's own TLS keys of
+ * listeners.ssl (crlfile, crl_strict, sni ...) are taken inside tls { } with
+ * the same meaning, defaults and ranges: they are read through
+ * listener_keys itself (nats_ssl_keys names which). */
+
+/* How to make a bcrypt hash, for the message that refuses a plaintext one. */
+#define NATS_BCRYPT_HOWTO "`ward passwd --bcrypt`"
+
+static void print_table(FILE *out, const struct key_spec *tab, size_t n, const void *base,
+                        const char *ind);
+static void print_value(FILE *out, const struct key_spec *ks, const void *base, const char *ind);
+static void reference_table(FILE *out, const char *title, const char *prefix,
+                            const struct key_spec *tab, size_t n);
+static void free_strings(const struct key_spec *tab, size_t n, void *base);
+
+#define NATS_MAX_PAYLOAD_MAX 67108864.0 /* 64MB, nats-server's own ceiling */
+
+static const struct key_spec nats_keys[] = {
+    {"bind", K_STRING, L(bind), NULL, 0, 0, NULL, "HOST:PORT to listen on (required)."},
+    {"listen", K_STRING, L(bind), NULL, 0, 0, NULL, "nats-server's name for bind."},
+    {"enable", K_BOOL, L(enable), "true", 0, 0, NULL, "Whether this listener runs."},
+    {"max_connections", K_U32, L(max_connections), "0", 0, U32MAX, NULL,
+     "Most connections on this listener (0: only mqtt.max_connections)."},
+    {"allow_anonymous", K_TRISTATE, L(allow_anonymous), NULL, 0, 0, NULL,
+     "Overrides auth.allow_anonymous for this listener."},
+    {"max_payload", K_SIZE, L(nats_max_payload), "1MB", 1, NATS_MAX_PAYLOAD_MAX, NULL,
+     "Largest message payload a client may publish (announced in INFO); at most 64MB."},
+    {"max_control_line", K_SIZE, L(nats_max_control_line), "4KB", 256, 1048576, NULL,
+     "Longest protocol line (PUB, SUB, CONNECT ...) without its payload."},
+    {"ping_interval", K_MS, L(nats_ping_interval_ms), "2m", 1000, U32MAX, NULL,
+     "How often the server PINGs a client (a bare number is seconds)."},
+    {"ping_max", K_U32, L(nats_ping_max), "2", 1, 1000, NULL,
+     "Unanswered PINGs before the connection is closed as stale."},
+    {"max_subscriptions", K_U32, L(nats_max_subscriptions), "0", 0, U32MAX, NULL,
+     "Most subscriptions per connection (0: mqtt.max_subscriptions)."},
+    {"auth_timeout", K_MS, L(nats_auth_timeout_ms), NULL, 0, 600000, NULL,
+     "CONNECT must arrive within this (unset or 0: 2s, 5s with TLS; a bare number is "
+     "seconds)."},
+    {"authorization.timeout", K_MS, L(nats_auth_timeout_ms), NULL, 0, 600000, NULL,
+     "nats-server's name for auth_timeout."},
+    {"no_auth_user", K_STRING, L(nats_no_auth_user), NULL, 0, 0, NULL,
+     "A user of authorization.users whose rights clients without credentials get."},
+    {"max_output_bytes", K_SIZE, L(max_output_bytes), NULL, 0, 4294967295.0, NULL,
+     "Overrides mqtt.max_output_bytes on this listener (0: no override)."},
+    {"max_pending", K_SIZE, L(max_output_bytes), NULL, 0, 4294967295.0, NULL,
+     "nats-server's name for max_output_bytes."},
+    {"slow_consumer_timeout", K_MS, L(slow_consumer_timeout_ms), NULL, 0, U32MAX, NULL,
+     "Overrides mqtt.slow_consumer_timeout on this listener (0: no override)."},
+    {"write_deadline", K_MS, L(slow_consumer_timeout_ms), NULL, 0, U32MAX, NULL,
+     "nats-server's name for slow_consumer_timeout: a client whose output stays full this long "
+     "is closed as a slow consumer."},
+    {"overload", K_ENUM, L(overload), NULL, 0, 0, "backpressure drop reject",
+     "Overrides mqtt.overload for the receivers on this listener."},
+    {"proxy_protocol", K_BOOL, L(proxy_protocol), "false", 0, 0, NULL,
+     "Read a PROXY protocol header from trusted_proxies (as listeners.tcp)."},
+    {"trusted_proxies", K_LIST, L(trusted_proxies), NULL, 0, 0, NULL,
+     "Addresses or CIDR ranges of the proxies that send a PROXY header."},
+    {"authorization.user", K_STRING, L(nats_user), NULL, 0, 0, NULL,
+     "A single user (with authorization.password; not with users)."},
+    {"authorization.password", K_STRING, L(nats_password), NULL, 0, 0, NULL,
+     "Its password: a bcrypt hash ($2a$...), plaintext is refused."},
+    {"authorization.token", K_STRING, L(nats_token), NULL, 0, 0, NULL,
+     "A token clients send as auth_token (plaintext or a bcrypt hash; not with users)."},
+    {"tls.cert_file", K_STRING, L(certfile), NULL, 0, 0, NULL,
+     "Server certificate chain (PEM): with key_file, makes this a TLS listener."},
+    {"tls.key_file", K_STRING, L(keyfile), NULL, 0, 0, NULL, "Server private key."},
+    {"tls.ca_file", K_STRING, L(cacertfile), NULL, 0, 0, NULL,
+     "CA bundle that client certificates must chain to."},
+    {"tls.verify", K_BOOL, L(verify_peer), "false", 0, 0, NULL,
+     "Require and verify client certificates (mutual TLS)."},
+    {"tls.verify_and_map", K_BOOL, L(nats_verify_and_map), "false", 0, 0, NULL,
+     "As verify, and a name from the certificate (email, DNS name, DN) must be a listed user, "
+     "whose permissions then apply."},
+    {"tls.timeout", K_MS, L(handshake_timeout_ms), "10s", 100, 600000, NULL,
+     "A TLS handshake not finished by then is dropped (a bare number is seconds)."},
+    {"tls.min_version", K_ENUM, L(tls_version), "1.2", 0, 0, "1.2 1.3",
+     "Lowest TLS version accepted."},
+    {"tls.cipher_suites", K_LIST, L(nats_cipher_suites), NULL, 0, 0, NULL,
+     "Allowed cipher suites by their IANA names (TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, "
+     "TLS_AES_128_GCM_SHA256 ...)."},
+    {"tls.curve_preferences", K_LIST, L(tls_groups), NULL, 0, 0, NULL,
+     "Key exchange groups: CurveP256, CurveP384, CurveP521, X25519 (or OpenSSL's names)."},
+    {"tls.handshake_first", K_BOOL, L(nats_handshake_first), "false", 0, 0, NULL,
+     "TLS before the INFO line (nats.js handshakeFirst); clients must ask for it."},
+};
+
+/* listeners.ssl keys also taken inside a NATS listener's tls { } block, and
+ * the NATS blocks loaded by hand (skipped by the unknown-key check). */
+static const char *const nats_skip[] = {
+    "tls.crlfile",
+    "tls.crl_strict",
+    "tls.expiry_warn_days",
+    "tls.max_handshakes",
+    "tls.handshake_queue",
+    "tls.handshake_idle_timeout",
+    "tls.capath",
+    "tls.key_password",
+    "tls.verify_depth",
+    "tls.peer_cert_as_username",
+    "tls.peer_cert_as_clientid",
+    "tls.sni",
+    "authorization.users",
+};
+#define NATS_SSL_KEYS 11 /* the first entries of nats_skip: listener_keys by name */
+
+#define NU(f) offsetof(struct cfg_nats_user, f)
+static const struct key_spec nats_user_keys[] = {
+    {"user", K_STRING, NU(user), NULL, 0, 0, NULL,
+     "User name (or, under tls.verify_and_map, a "
+     "name from the client certificate)."},
+    {"password", K_STRING, NU(password), NULL, 0, 0, NULL,
+     "bcrypt hash of the password ($2a$...); plaintext is refused."},
+    {"nkey", K_STRING, NU(nkey), NULL, 0, 0, NULL,
+     "An NKey user public key (U...) instead of user and password."},
+};
+
+/* The shape of a bcrypt hash: "$2a$" (or $2b$, $2y$), two cost digits, "$",
+ * then 53 characters of bcrypt's base64. The auth layer checks it again. */
+static bool is_bcrypt(const char *s)
+{
+    static const char b64[] = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    bool prefix =
+        strncmp(s, "$2a$", 4) == 0 || strncmp(s, "$2b$", 4) == 0 || strncmp(s, "$2y$", 4) == 0;
+    return prefix && strlen(s) == 60 && s[4] >= '0' && s[4] <= '3' && s[5] >= '0' && s[5] <= '9' &&
+           s[6] == '$' && strspn(s + 7, b64) == 53;
+}
+
+static void nats_plaintext(struct loader *ld, const struct hocon_value *at, const char *key)
+{
+    add_error(ld, at, key,
+              "a plaintext password: only bcrypt hashes ($2a$...) are accepted here, as "
+              "nats-server hashes them; make one with " NATS_BCRYPT_HOWTO);
+}
+
+/* An NKey user public key: 'U' and 55 more characters of base32. */
+static bool nkey_shape(const char *s)
+{
+    if (s[0] != 'U' || strlen(s) != 56)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '2' && *p <= '7')))
+            return false;
+    return true;
+}
+
+/* A string or an array of strings into a new array. Subjects with
+ * whitespace other than one space (a subscribe entry's queue group) or
+ * empty ones are refused. */
+static void nats_subjects(struct loader *ld, const struct hocon_value *v, const char *key,
+                          char ***out, size_t *n)
+{
+    const struct hocon_value *one[1] = {v};
+    const struct hocon_value *const *items = v->type == HOCON_ARRAY ? (void *)v->items : one;
+    size_t count = v->type == HOCON_ARRAY ? v->count : 1;
+    char **arr = calloc(count ? count : 1, sizeof(*arr));
+    if (!arr)
+        return;
+    *out = arr;
+    for (size_t i = 0; i < count; i++) {
+        const char *s = items[i]->type == HOCON_STRING ? items[i]->str : NULL;
+        if (!s || !*s || strpbrk(s, "\t\r\n") || s[0] == ' ' || s[strlen(s) - 1] == ' ') {
+            add_error(ld, items[i], key, "expected a subject (or a list of them)");
+            continue;
+        }
+        if ((arr[*n] = strdup(s)))
+            (*n)++;
+    }
+}
+
+/* publish / subscribe: a subject, a list, or { allow = ..., deny = ... }. */
+static void nats_direction(struct loader *ld, const struct hocon_value *v, const char *key,
+                           char ***allow, size_t *nallow, char ***deny, size_t *ndeny)
+{
+    char k[1200];
+    if (v->type != HOCON_OBJECT) {
+        nats_subjects(ld, v, key, allow, nallow);
+        return;
+    }
+    for (size_t i = 0; i < v->count; i++) {
+        const struct hocon_member *m = &v->members[i];
+        snprintf(k, sizeof(k), "%s.%s", key, m->key);
+        if (strcmp(m->key, "allow") == 0)
+            nats_subjects(ld, m->val, k, allow, nallow);
+        else if (strcmp(m->key, "deny") == 0)
+            nats_subjects(ld, m->val, k, deny, ndeny);
+        else
+            add_error(ld, m->val, k, "unknown key (allow or deny)");
+    }
+}
+
+/* allow_responses = true | { max = N, expires = "1m" }. */
+static void nats_responses(struct loader *ld, const struct hocon_value *v, const char *key,
+                           struct cfg_nats_perms *p)
+{
+    static const struct key_spec keys[] = {
+        {"max", K_U32, offsetof(struct cfg_nats_perms, responses_max), "1", 1, 1000000, NULL, ""},
+        {"expires", K_MS, offsetof(struct cfg_nats_perms, responses_expires_ms), "0", 0, U32MAX,
+         NULL, ""},
+    };
+    char pfx[1200];
+    if (v->type == HOCON_BOOL) {
+        p->allow_responses = v->b;
+        return;
+    }
+    if (v->type != HOCON_OBJECT) {
+        add_error(ld, v, key, "expected true, false or { max = N, expires = DURATION }");
+        return;
+    }
+    p->allow_responses = true;
+    snprintf(pfx, sizeof(pfx), "%s.", key);
+    apply_table(ld, keys, N(keys), v, pfx, p);
+    check_unknown(ld, v, pfx, "", keys, N(keys), NULL, 0);
+}
+
+static void nats_perms(struct loader *ld, const struct hocon_value *v, const char *key,
+                       struct cfg_nats_perms *p)
+{
+    char k[1000];
+    if (v->type != HOCON_OBJECT) {
+        add_error(ld, v, key, "expected { publish ..., subscribe ..., allow_responses ... }");
+        return;
+    }
+    for (size_t i = 0; i < v->count; i++) {
+        const struct hocon_member *m = &v->members[i];
+        snprintf(k, sizeof(k), "%s.%s", key, m->key);
+        if (strcmp(m->key, "publish") == 0 || strcmp(m->key, "pub") == 0)
+            nats_direction(ld, m->val, k, &p->pub_allow, &p->npub_allow, &p->pub_deny,
+                           &p->npub_deny);
+        else if (strcmp(m->key, "subscribe") == 0 || strcmp(m->key, "sub") == 0)
+            nats_direction(ld, m->val, k, &p->sub_allow, &p->nsub_allow, &p->sub_deny,
+                           &p->nsub_deny);
+        else if (strcmp(m->key, "allow_responses") == 0)
+            nats_responses(ld, m->val, k, p);
+        else
+            add_error(ld, m->val, k, "unknown key (publish, subscribe or allow_responses)");
+    }
+}
+
+/* One user entry: its keys, its permissions, and nats-server's rules. */
+static void nats_user(struct loader *ld, const struct hocon_value *item, const char *key,
+                      struct cfg_listener *l, size_t i)
+{
+    static const char *const skip[] = {"permissions"};
+    struct cfg_nats_user *u = &l->nats_users[i];
+    char pfx[800];
+    snprintf(pfx, sizeof(pfx), "%s.", key);
+    apply_table(ld, nats_user_keys, N(nats_user_keys), item, pfx, u);
+    check_unknown(ld, item, pfx, "", nats_user_keys, N(nats_user_keys), skip, N(skip));
+    const struct hocon_value *perms = hocon_get(item, "permissions");
+    if (perms) {
+        snprintf(pfx, sizeof(pfx), "%s.permissions", key);
+        u->has_perms = true;
+        nats_perms(ld, perms, pfx, &u->perms);
+    }
+    if (!u->user == !u->nkey)
+        add_error(ld, item, key, "needs either user or nkey");
+    else if (u->nkey && u->password)
+        add_error(ld, item, key, "an nkey user has no password");
+    else if (u->nkey && !nkey_shape(u->nkey))
+        add_error(ld, item, key, "nkey: not an NKey user public key (U and 55 base32 characters)");
+    else if (u->password && !is_bcrypt(u->password))
+        nats_plaintext(ld, hocon_get(item, "password"), key);
+    else if (u->user && !u->password && !l->nats_verify_and_map &&
+             !(l->nats_no_auth_user && strcmp(l->nats_no_auth_user, u->user) == 0))
+        add_error(ld, item, key,
+                  "user '%s' has no password (only tls.verify_and_map users and the "
+                  "no_auth_user may go without)",
+                  u->user);
+    for (size_t j = 0; j < i; j++)
+        if (u->user && l->nats_users[j].user && strcmp(u->user, l->nats_users[j].user) == 0)
+            add_error(ld, item, key, "user '%s' is listed twice", u->user);
+}
+
+static void nats_users(struct loader *ld, const struct hocon_value *arr, const char *prefix,
+                       struct cfg_listener *l)
+{
+    char pfx[600], key[700];
+    snprintf(pfx, sizeof(pfx), "%sauthorization.users", prefix);
+    if (arr->type != HOCON_ARRAY) {
+        add_error(ld, arr, pfx, "expected a list of users [ {user: ..., password: ...} ]");
+        return;
+    }
+    for (size_t i = 0; i < arr->count; i++) {
+        snprintf(key, sizeof(key), "%s[%zu]", pfx, i);
+        if (arr->items[i]->type != HOCON_OBJECT) {
+            add_error(ld, arr->items[i], key, "expected {user: ..., password: ...}");
+            continue;
+        }
+        struct cfg_nats_user *n = grow_array(l->nats_users, l->nats_nusers, sizeof(*n));
+        if (!n)
+            return;
+        l->nats_users = n;
+        nats_user(ld, arr->items[i], key, l, l->nats_nusers++);
+    }
+}
+
+/* "HOST:PORT", "[v6]:PORT" or ":PORT", with a port from 0 to 65535. */
+static bool bind_ok(const char *b)
+{
+    const char *colon = strrchr(b, ':');
+    if (!colon || !colon[1] || strlen(colon + 1) > 5 ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1))
+        return false;
+    if (atoi(colon + 1) > 65535)
+        return false;
+    if (b[0] == '[')
+        return colon > b + 1 && colon[-1] == ']';
+    return !memchr(b, ':', (size_t)(colon - b)) && !strpbrk(b, " \t/");
+}
+
+/* curve_preferences in nats-server's names to OpenSSL's groups list. */
+static void nats_curves(struct loader *ld, const struct hocon_value *at, const char *prefix,
+                        struct cfg_listener *l)
+{
+    static const struct {
+        const char *nats, *openssl;
+    } names[] = {{"CurveP256", "P-256"}, {"CurveP384", "P-384"}, {"CurveP521", "P-521"},
+                 {"X25519", "X25519"},   {"P-256", "P-256"},     {"P-384", "P-384"},
+                 {"P-521", "P-521"},     {"X448", "X448"}};
+    char out[256] = "", key[600];
+    snprintf(key, sizeof(key), "%stls.curve_preferences", prefix);
+    for (const char *p = l->tls_groups; p && *p;) {
+        size_t n = strcspn(p, ","), k = 0;
+        while (k < N(names) && (strlen(names[k].nats) != n || strncmp(p, names[k].nats, n)))
+            k++;
+        if (k == N(names)) {
+            add_error(ld, at, key, "'%.*s' is not one of CurveP256 CurveP384 CurveP521 X25519",
+                      (int)n, p);
+            return;
+        }
+        size_t len = strlen(out);
+        snprintf(out + len, sizeof(out) - len, "%s%s", len ? ":" : "", names[k].openssl);
+        p += n + (p[n] == ',');
+    }
+    if (l->tls_groups) {
+        free(l->tls_groups);
+        l->tls_groups = strdup(out);
+    }
+}
+
+/* Rules between keys, as nats-server checks them, and what makes the
+ * listener a TLS one. */
+static void nats_rules(struct loader *ld, const struct hocon_value *obj, const char *prefix,
+                       struct cfg_listener *l)
+{
+    const struct hocon_value *authz = hocon_get(obj, "authorization");
+    char key[600];
+    snprintf(key, sizeof(key), "%sbind", prefix);
+    if (!l->bind)
+        add_error(ld, obj, key, "required (HOST:PORT)");
+    else if (!bind_ok(l->bind))
+        add_error(ld, hocon_get(obj, "bind"), key, "'%s' is not HOST:PORT (a port from 0 to 65535)",
+                  l->bind);
+    bool tls = l->certfile || l->keyfile || l->cacertfile;
+    if (tls && (!l->certfile || !l->keyfile))
+        add_error(ld, obj, prefix, "tls needs cert_file and key_file");
+    if ((l->verify_peer || l->nats_verify_and_map) && !l->cacertfile && !l->capath)
+        add_error(ld, obj, prefix, "tls.verify and tls.verify_and_map need tls.ca_file");
+    if (!tls && l->nats_handshake_first)
+        add_error(ld, obj, prefix, "tls.handshake_first needs a TLS listener (tls.cert_file)");
+    /* nats-server's verify and verify_and_map both require a certificate. */
+    l->verify_peer = l->fail_if_no_peer_cert = l->verify_peer || l->nats_verify_and_map;
+    if (l->nats_user && !l->nats_password && !l->nats_verify_and_map)
+        add_error(ld, authz, prefix, "authorization.user needs authorization.password");
+    if (l->nats_password && !is_bcrypt(l->nats_password))
+        nats_plaintext(ld, hocon_path(obj, "authorization.password"), prefix);
+    if (l->nats_nusers && (l->nats_user || l->nats_token))
+        add_error(ld, authz, prefix,
+                  "authorization: users cannot be combined with user/password or token");
+    if (l->nats_user && l->nats_token)
+        add_error(ld, authz, prefix, "authorization: user/password and token are exclusive");
+    bool found = !l->nats_no_auth_user;
+    for (size_t i = 0; i < l->nats_nusers && !found; i++)
+        found = l->nats_users[i].user && strcmp(l->nats_users[i].user, l->nats_no_auth_user) == 0;
+    if (!found)
+        add_error(ld, hocon_get(obj, "no_auth_user"), prefix,
+                  "no_auth_user: '%s' is not in authorization.users", l->nats_no_auth_user);
+    if (l->proxy_protocol && !l->trusted_proxies)
+        add_error(ld, obj, prefix, "proxy_protocol needs trusted_proxies (the proxies' addresses)");
+    const char *bad = l->trusted_proxies ? bad_cidr(l->trusted_proxies) : NULL;
+    if (bad)
+        add_error(ld, obj, prefix, "trusted_proxies: '%.*s' is not an address or CIDR range",
+                  (int)strcspn(bad, ","), bad);
+}
+
+static const struct key_spec *listener_key(const char *name)
+{
+    for (size_t i = 0; i < N(listener_keys); i++)
+        if (strcmp(listener_keys[i].key, name) == 0)
+            return &listener_keys[i];
+    return NULL;
+}
+
+static void load_nats_listener(struct loader *ld, const struct hocon_value *obj, const char *prefix,
+                               struct cfg_listener *l)
+{
+    char full[600];
+    /* Every listener field gets its listeners.ssl default first. */
+    apply_table(ld, listener_keys, N(listener_keys), NULL, prefix, l);
+    apply_table(ld, nats_keys, N(nats_keys), obj, prefix, l);
+    check_unknown(ld, obj, prefix, "", nats_keys, N(nats_keys), nats_skip, N(nats_skip));
+    const struct hocon_value *tls = hocon_get(obj, "tls");
+    for (size_t i = 0; tls && tls->type == HOCON_OBJECT && i < NATS_SSL_KEYS; i++) {
+        const struct key_spec *ks = listener_key(nats_skip[i] + 4);
+        const struct hocon_value *v = hocon_get(tls, nats_skip[i] + 4);
+        snprintf(full, sizeof(full), "%s%s", prefix, nats_skip[i]);
+        if (ks && v)
+            store(ld, ks, v, full, l);
+    }
+    static const char *const required[] = {"host", "certfile", "keyfile"};
+    const struct hocon_value *sni = tls ? hocon_get(tls, "sni") : NULL;
+    snprintf(full, sizeof(full), "%stls.sni", prefix);
+    if (sni)
+        load_objects(ld, sni, full, sni_keys, N(sni_keys), (void **)&l->sni, &l->nsni,
+                     sizeof(*l->sni), required, N(required));
+    const struct hocon_value *users = hocon_path(obj, "authorization.users");
+    if (users)
+        nats_users(ld, users, prefix, l);
+    nats_curves(ld, tls ? hocon_get(tls, "curve_preferences") : obj, prefix, l);
+    nats_rules(ld, obj, prefix, l);
+}
+
+static void free_nats_perms(struct cfg_nats_perms *p)
+{
+    char **lists[] = {p->pub_allow, p->pub_deny, p->sub_allow, p->sub_deny};
+    size_t counts[] = {p->npub_allow, p->npub_deny, p->nsub_allow, p->nsub_deny};
+    for (size_t i = 0; i < 4; i++) {
+        for (size_t j = 0; j < counts[i]; j++)
+            free(lists[i][j]);
+        free(lists[i]);
+    }
+}
+
+static void free_nats(struct cfg_listener *l)
+{
+    free_strings(nats_keys, N(nats_keys), l);
+    for (size_t i = 0; i < l->nats_nusers; i++) {
+        free_strings(nats_user_keys, N(nats_user_keys), &l->nats_users[i]);
+        free_nats_perms(&l->nats_users[i].perms);
+    }
+    free(l->nats_users);
+    l->nats_users = NULL;
+    l->nats_nusers = 0;
+}
+
+static void print_subjects(FILE *out, const char *name, char *const *s, size_t n)
+{
+    if (!n)
+        return;
+    fprintf(out, "%s = [", name);
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "%s\"%s\"", i ? ", " : "", s[i]);
+    fprintf(out, "] ");
+}
+
+/* A NATS listener as HOCON; secrets show as "******" (whether one is set
+ * stays visible). */
+static void print_nats(FILE *out, const struct cfg_listener *l)
+{
+    static char mask[] = "******";
+    struct cfg_listener shown = *l;
+    shown.nats_password = l->nats_password ? mask : NULL;
+    shown.nats_token = l->nats_token ? mask : NULL;
+    shown.key_password = l->key_password ? mask : NULL;
+    print_table(out, nats_keys, N(nats_keys), &shown, "  ");
+    if (l->certfile) {
+        fprintf(out, "  tls {\n");
+        for (size_t i = 0; i < NATS_SSL_KEYS; i++)
+            print_value(out, listener_key(nats_skip[i] + 4), &shown, "    ");
+        for (size_t j = 0; j < l->nsni; j++) {
+            fprintf(out, "%s", j ? "" : "    sni = [\n");
+            fprintf(out, "      {\n");
+            print_table(out, sni_keys, N(sni_keys), &l->sni[j], "        ");
+            fprintf(out, "      }\n%s", j + 1 < l->nsni ? "" : "    ]\n");
+        }
+        fprintf(out, "  }\n");
+    }
+    if (l->nats_nusers)
+        fprintf(out, "  authorization.users = [\n");
+    for (size_t i = 0; i < l->nats_nusers; i++) {
+        const struct cfg_nats_user *u = &l->nats_users[i];
+        const struct cfg_nats_perms *p = &u->perms;
+        fprintf(out, "    { %s = \"%s\"%s", u->nkey ? "nkey" : "user", u->nkey ? u->nkey : u->user,
+                u->password ? ", password = \"******\"" : "");
+        if (u->has_perms) {
+            fprintf(out, ", permissions { publish { ");
+            print_subjects(out, "allow", p->pub_allow, p->npub_allow);
+            print_subjects(out, "deny", p->pub_deny, p->npub_deny);
+            fprintf(out, "}, subscribe { ");
+            print_subjects(out, "allow", p->sub_allow, p->nsub_allow);
+            print_subjects(out, "deny", p->sub_deny, p->nsub_deny);
+            fprintf(out, "}");
+            if (p->allow_responses)
+                fprintf(out, ", allow_responses { max = %u, expires = %ums }",
+                        p->responses_max ? p->responses_max : 1, p->responses_expires_ms);
+            fprintf(out, " }");
+        }
+        fprintf(out, " }\n");
+    }
+    if (l->nats_nusers)
+        fprintf(out, "  ]\n");
+}
+
+static void reference_nats(FILE *out)
+{
+    reference_table(out, "NATS listeners: `listeners.nats[.NAME] { ... }`", "", nats_keys,
+                    N(nats_keys));
+    fprintf(out, "\nnats-server's syntax is taken as it is (`key: value`, `users = [ {user: a, "
+                 "password: \"$2a$...\"} ]`, `include \"FILE\"`). Inside `tls { }` a NATS "
+                 "listener also takes these keys of `listeners.ssl`, with the same meaning and "
+                 "defaults: ");
+    for (size_t i = 0; i < NATS_SSL_KEYS; i++)
+        fprintf(out, "%s`%s`", i ? ", " : "", nats_skip[i] + 4);
+    fprintf(out, ", and `sni = [{...}]`. `verify` and `verify_and_map` both require a client "
+                 "certificate.\n");
+    reference_table(out, "NATS users: `authorization { users = [{...}] }`", "", nats_user_keys,
+                    N(nats_user_keys));
+    fprintf(out,
+            "\nEach user may have `permissions { publish = SUBJECTS | { allow = SUBJECTS, deny "
+            "= SUBJECTS }, subscribe = (the same; an entry \"SUBJECT QUEUE\" concerns that queue "
+            "group), allow_responses = true | { max = N, expires = DURATION } }` (SUBJECTS: a "
+            "subject or a list; `pub` and `sub` are accepted as short names). Plaintext "
+            "passwords are refused: make a bcrypt hash with " NATS_BCRYPT_HOWTO ".\n");
+}
+/* ---- end of NATS listeners ---- */
+
 static const struct {
     const char *name;
     enum cfg_listener_kind kind;
 } listener_kinds[] = {{"tcp", CFG_LISTENER_TCP},
                       {"ssl", CFG_LISTENER_SSL},
                       {"ws", CFG_LISTENER_WS},
-                      {"wss", CFG_LISTENER_WSS}};
+                      {"wss", CFG_LISTENER_WSS},
+                      {"nats", CFG_LISTENER_NATS}};
 
 static void load_listener(struct loader *ld, const struct hocon_value *obj, const char *name,
                           enum cfg_listener_kind kind, const char *prefix, struct ward_config *cfg)
@@ -803,6 +1362,10 @@ static void load_listener(struct loader *ld, const struct hocon_value *obj, cons
     struct cfg_listener *l = &n[cfg->nlisteners++];
     l->name = strdup(name);
     l->kind = kind;
+    if (kind == CFG_LISTENER_NATS) {
+        load_nats_listener(ld, obj, prefix, l);
+        return;
+    }
     static const char *const skip[] = {"sni"};
     static const char *const required[] = {"host", "certfile", "keyfile"};
     apply_table(ld, listener_keys, N(listener_keys), obj, prefix, l);
@@ -842,8 +1405,8 @@ static void load_listeners(struct loader *ld, const struct hocon_value *ls, stru
         while (k < N(listener_kinds) && strcmp(m->key, listener_kinds[k].name) != 0)
             k++;
         if (k == N(listener_kinds)) {
-            add_error(ld, m->val, "listeners", "unknown listener type '%s' (tcp, ssl, ws, wss)",
-                      m->key);
+            add_error(ld, m->val, "listeners",
+                      "unknown listener type '%s' (tcp, ssl, ws, wss, nats)", m->key);
             continue;
         }
         if (m->val->type != HOCON_OBJECT) {
@@ -990,6 +1553,7 @@ void config_free(struct ward_config *cfg)
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         free(cfg->listeners[i].name);
         free_strings(listener_keys, N(listener_keys), &cfg->listeners[i]);
+        free_nats(&cfg->listeners[i]);
         for (size_t j = 0; j < cfg->listeners[i].nsni; j++)
             free_strings(sni_keys, N(sni_keys), &cfg->listeners[i].sni[j]);
         free(cfg->listeners[i].sni);
@@ -1114,6 +1678,11 @@ void config_print(const struct ward_config *cfg, FILE *out)
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct cfg_listener *l = &cfg->listeners[i];
         fprintf(out, "listeners.%s.%s {\n", kind_label(l), l->name);
+        if (l->kind == CFG_LISTENER_NATS) {
+            print_nats(out, l);
+            fprintf(out, "}\n");
+            continue;
+        }
         print_table(out, listener_keys, N(listener_keys), l, "  ");
         if (l->nsni)
             fprintf(out, "  sni = [\n");
@@ -1171,6 +1740,7 @@ void config_print_reference(FILE *out)
                     N(listener_keys));
     reference_table(out, "TLS listener certificates by server name: `sni = [{...}]`", "", sni_keys,
                     N(sni_keys));
+    reference_nats(out);
     reference_table(out, "Bridges: `bridges.mqtt.NAME { ... }`", "", bridge_keys, N(bridge_keys));
     reference_table(out, "Bridge topics: `forwards = [{...}]`, `subscription = [{...}]`", "",
                     topic_keys, N(topic_keys));

@@ -40,6 +40,10 @@ struct listener {
     uint32_t hs_timeout_ms, hs_idle_ms;
     size_t max_output;         /* 0: the server's */
     uint32_t slow_consumer_ms; /* 0: the server's */
+    size_t max_input;          /* 0: the server's */
+    /* net_listen_opts.greeting; NULL: none, and none before the handshake
+     * on a TLS listener with tls_handshake_first. */
+    size_t (*greeting)(void *ctx, struct net_conn *c, uint8_t *buf, size_t cap);
     pthread_mutex_t gate_lock; /* guards gate and every conn's gate entry */
     struct hsgate gate;
     _Atomic uint64_t st[NET_NSTATS];
@@ -49,6 +53,7 @@ struct listener {
 /* Where a connection is in its life (owner only). */
 enum phase {
     PH_PROXY,     /* reading a PROXY header, or checking an untrusted peer sends none */
+    PH_GREETING,  /* TLS: writing the greeting in plaintext before the handshake */
     PH_QUEUED,    /* TLS: waiting for a handshake slot */
     PH_HANDSHAKE, /* TLS: handshake running */
     PH_OPEN,      /* the handler has it */
@@ -71,6 +76,7 @@ struct net_conn {
     struct buf in;
     pthread_mutex_t out_lock;
     struct buf out;          /* guarded by out_lock */
+    _Atomic size_t out_len;  /* buf_len(&out), stored under out_lock, read without it */
     bool flush_queued;       /* guarded by out_lock: on a flush list already */
     size_t out_limit;        /* the output bound (the buf itself is unbounded) */
     bool out_full;           /* guarded by out_lock: a send was refused since the last drain */
@@ -89,6 +95,8 @@ struct net_conn {
     bool linger_done; /* the peer closed, or the drain budget is spent */
     bool rd_eof;      /* the peer closed its sending side */
     bool released;    /* no longer counted in nconns */
+    bool greeted;     /* the listener's greeting was queued or written */
+    uint64_t tag;     /* net_conn_set_tag */
     uint64_t accepted_ms;
     uint64_t close_deadline; /* flushing before a close */
     uint64_t deadline;       /* PROXY header, handshake (from accept), or drain */

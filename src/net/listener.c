@@ -222,7 +222,12 @@ static int apply_opts(struct listener *l, const char *url, const struct net_list
         m.max_output_bytes = o->max_output_bytes ? o->max_output_bytes : m.max_output_bytes;
         m.slow_consumer_timeout_ms =
             either(o->slow_consumer_timeout_ms, m.slow_consumer_timeout_ms);
+        m.max_input = o->max_input ? o->max_input : m.max_input;
+        m.greeting = o->greeting;
+        m.tls_handshake_first = o->tls_handshake_first;
     }
+    l->max_input = m.max_input;
+    l->greeting = l->tls && m.tls_handshake_first ? NULL : m.greeting;
     l->max_output = m.max_output_bytes;
     l->slow_consumer_ms = m.slow_consumer_timeout_ms;
     const struct tls_server_config *tc = l->tls ? tls_server_config(l->tls) : NULL;
@@ -248,8 +253,9 @@ static int apply_opts(struct listener *l, const char *url, const struct net_list
 int net_server_listen_opts(struct net_server *s, const char *url, struct tls_server *tls,
                            const struct net_listen_opts *opts, char *err, size_t errlen)
 {
-    static const char *const plain[] = {"tcp", "mqtt-tcp", "mqtt", NULL};
-    static const char *const secure[] = {"tls", "ssl", "mqtts", "mtls", "tls+mqtt-tcp", NULL};
+    static const char *const plain[] = {"tcp", "mqtt-tcp", "mqtt", "nats", NULL};
+    static const char *const secure[] = {"tls",          "ssl",      "mqtts",     "mtls",
+                                         "tls+mqtt-tcp", "nats+tls", "nats+mtls", NULL};
     char scheme[32], host[256], base[512], tp[1024];
     struct net_listen_opts q = {0};
     uint16_t port;
@@ -285,7 +291,8 @@ int net_server_listen_opts(struct net_server *s, const char *url, struct tls_ser
     pthread_mutex_init(&l->gate_lock, NULL);
     l->kind = SRC_LISTENER;
     l->index = s->nlisteners++;
-    log_notice("listening on %s://%s:%u%s", tls ? scheme : "tcp", *host ? host : "*", l->port,
+    bool named = tls || strcmp(scheme, "nats") == 0; /* else "tcp", whatever was written */
+    log_notice("listening on %s://%s:%u%s", named ? scheme : "tcp", *host ? host : "*", l->port,
                l->proxy ? " (PROXY protocol from trusted proxies)" : "");
     return 0;
 }

@@ -85,7 +85,28 @@ struct net_listen_opts {
     /* Output bound and slow-consumer timeout (0: the server's). */
     size_t max_output_bytes;
     uint32_t slow_consumer_timeout_ms;
+    /* Called on the owning worker right after accept (and after a PROXY
+     * header), before any TLS handshake: the bytes it writes to buf (at most
+     * cap, which is NET_GREETING_MAX) go to the peer in plaintext before
+     * anything else (NATS's INFO). ctx is the server's handler ctx. Returning
+     * 0 writes nothing; more than cap closes the connection. NULL: no
+     * greeting. On a TLS listener the handshake starts only once the whole
+     * greeting is written (a short write waits for the socket, never
+     * blocking the worker; the handshake deadline keeps running). On a
+     * listener with proxy_protocol, a peer that is not a trusted proxy is
+     * greeted at once (it waits for the greeting before it sends anything,
+     * so its first byte cannot be waited for); what it sends is then the
+     * protocol's to judge. */
+    size_t (*greeting)(void *ctx, struct net_conn *c, uint8_t *buf, size_t cap);
+    /* TLS listeners: no greeting before the handshake (nats.js
+     * handshakeFirst): the layer above sends its greeting from on_open
+     * instead (net_conn_greeted() is false there). */
+    bool tls_handshake_first;
+    /* Bound on buffered unread input for this listener (0: the server's
+     * max_input). NATS needs max_payload + max_control_line. */
+    size_t max_input;
 };
+#define NET_GREETING_MAX 4096
 
 /* Adds a listener. url: "tcp://HOST:PORT" (HOST may be a name, an IPv4
  * address, "[v6]" or "0.0.0.0"/"[::]"), optionally followed by listener
@@ -98,7 +119,8 @@ struct net_listen_opts {
  * net_server_port() tells which. */
 WARD_WUR int net_server_listen(struct net_server *s, const char *url, char *err, size_t errlen);
 /* Adds a TLS listener ("tls://HOST:PORT", also "ssl://", "mqtts://",
- * "mtls://"): every connection it accepts runs a TLS handshake (bounded by
+ * "mtls://", "nats+tls://", "nats+mtls://"; plain listeners also take
+ * "nats://"): every connection it accepts runs a TLS handshake (bounded by
  * handshake_timeout) before the handler sees it. At most max_handshakes
  * run at once; more wait in a bounded queue (handshake_queue), and while
  * the slots are contended every source address gets a fair share of them
@@ -198,12 +220,24 @@ void net_conn_resume_input(struct net_conn *c);
 uint32_t net_conn_slow_consumer_ms(const struct net_conn *c);
 /* "1.2.3.4:5678" or "[::1]:5678". Valid until on_close returns. */
 const char *net_conn_peer(const struct net_conn *c);
+/* Whether a greeting (net_listen_opts.greeting) was written to the peer
+ * before its TLS handshake, or first on a plain connection. */
+bool net_conn_greeted(const struct net_conn *c);
+/* A value the layer above keeps on the connection (NATS: the client id the
+ * greeting announced), set from the greeting hook or on_open (owner
+ * thread); read like net_conn_peer(), until on_close returns. 0 until set. */
+void net_conn_set_tag(struct net_conn *c, uint64_t tag);
+uint64_t net_conn_tag(const struct net_conn *c);
+/* The local address the connection was accepted on ("127.0.0.1" or
+ * "::1", without brackets) and its port; false if the socket cannot say. */
+bool net_conn_local(const struct net_conn *c, char *host, size_t cap, uint16_t *port);
 /* The index of the listener that accepted the connection. */
 unsigned net_conn_listener(const struct net_conn *c);
 /* The peer's certificate identity on a TLS connection after its
  * handshake; NULL on plain TCP. */
 const struct tls_identity *net_conn_tls_identity(const struct net_conn *c);
-/* The TLS settings of the connection's listener, NULL on plain TCP. */
+/* The TLS settings of the connection's listener, NULL on plain TCP (also
+ * in the greeting hook, before the handshake). */
 struct tls_server *net_conn_tls_server(const struct net_conn *c);
 /* On a TLS connection: whether its peer certificate is now revoked by the
  * listener's CRL (after a reload). */

@@ -3,6 +3,7 @@
  * handshake, open, graceful close), reading, batched writing, cross-thread
  * wakeups and closing. Listening sockets and limits are in listener.c.
  * Contracts in net.h. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -41,6 +42,7 @@ static __thread struct worker *tl_worker;
 static void begin_handshake(struct net_conn *c);
 static void fail(struct net_conn *c, const char *why);
 static void read_ready(struct net_conn *c);
+static bool flush(struct net_conn *c);
 
 static int push(struct net_conn ***arr, size_t *n, size_t *cap, struct net_conn *c)
 {
@@ -79,6 +81,13 @@ static void schedule(struct net_conn *c)
 
 /* Appends under out_lock unless the queue is past `bound` (0: none); an
  * empty queue takes anything. A refusal starts the slow-consumer clock. */
+/* Under out_lock, after the queue changed: the copy the lock-free
+ * net_conn_writable reads. */
+static void out_changed(struct net_conn *c)
+{
+    atomic_store_explicit(&c->out_len, buf_len(&c->out), memory_order_relaxed);
+}
+
 static int send_bounded(struct net_conn *c, const void *data, size_t len, size_t bound)
 {
     pthread_mutex_lock(&c->out_lock);
@@ -90,6 +99,7 @@ static int send_bounded(struct net_conn *c, const void *data, size_t len, size_t
         pthread_mutex_unlock(&c->out_lock);
         return -1;
     }
+    out_changed(c);
     bool need = !c->flush_queued;
     c->flush_queued = true;
     pthread_mutex_unlock(&c->out_lock);
@@ -113,6 +123,11 @@ int net_conn_send_control(struct net_conn *c, const void *data, size_t len)
 /* see net.h */
 bool net_conn_writable(struct net_conn *c, size_t len)
 {
+    /* Asked for every receiver of every message: the common answer
+     * ("yes, room") without the lock; a "no" is checked again under it. */
+    size_t seen = atomic_load_explicit(&c->out_len, memory_order_relaxed);
+    if (!c->out_limit || !seen || seen + len <= c->out_limit)
+        return true;
     pthread_mutex_lock(&c->out_lock);
     size_t queued = buf_len(&c->out);
     bool ok = !c->out_limit || !queued || queued + len <= c->out_limit;
@@ -175,7 +190,23 @@ const struct tls_identity *net_conn_tls_identity(const struct net_conn *c)
 
 struct tls_server *net_conn_tls_server(const struct net_conn *c)
 {
-    return c->tls;
+    /* The listener's: the greeting hook asks before the handshake. */
+    return c->l->tls;
+}
+
+bool net_conn_greeted(const struct net_conn *c)
+{
+    return c->greeted;
+}
+
+void net_conn_set_tag(struct net_conn *c, uint64_t tag)
+{
+    c->tag = tag;
+}
+
+uint64_t net_conn_tag(const struct net_conn *c)
+{
+    return c->tag;
 }
 
 bool net_conn_tls_revoked(const struct net_conn *c)
@@ -186,6 +217,21 @@ bool net_conn_tls_revoked(const struct net_conn *c)
 const char *net_conn_peer(const struct net_conn *c)
 {
     return c->peer;
+}
+
+bool net_conn_local(const struct net_conn *c, char *host, size_t cap, uint16_t *port)
+{
+    struct sockaddr_storage a;
+    socklen_t len = sizeof(a);
+    if (getsockname(c->fd, (struct sockaddr *)&a, &len) < 0)
+        return false;
+    const void *addr = a.ss_family == AF_INET6
+                           ? (const void *)&((struct sockaddr_in6 *)&a)->sin6_addr
+                           : (const void *)&((struct sockaddr_in *)&a)->sin_addr;
+    *port = ntohs(a.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&a)->sin6_port
+                                          : ((struct sockaddr_in *)&a)->sin_port);
+    return (a.ss_family == AF_INET || a.ss_family == AF_INET6) &&
+           inet_ntop(a.ss_family, addr, host, (socklen_t)cap) != NULL;
 }
 
 unsigned net_conn_listener(const struct net_conn *c)
@@ -274,6 +320,7 @@ static void fail(struct net_conn *c, const char *why)
     /* Nothing more can be written: drop what is queued. */
     pthread_mutex_lock(&c->out_lock);
     buf_reset(&c->out);
+    out_changed(c);
     pthread_mutex_unlock(&c->out_lock);
 }
 
@@ -338,11 +385,66 @@ static void open_conn(struct net_conn *c)
         read_ready(c);
 }
 
+/* Queues the listener's greeting, if it has one, ahead of everything
+ * else. Returns false if c was failed. */
+static bool greet(struct net_conn *c)
+{
+    struct listener *l = c->l;
+    if (!l->greeting)
+        return true;
+    uint8_t buf[NET_GREETING_MAX];
+    size_t n = l->greeting(c->w->s->ctx, c, buf, sizeof(buf));
+    if (n == 0)
+        return true;
+    if (n > sizeof(buf)) {
+        log_error("%s: the greeting overran its buffer (%zu bytes); closing", c->peer, n);
+        fail(c, "greeting too long");
+        return false;
+    }
+    pthread_mutex_lock(&c->out_lock);
+    bool ok = ward_ok(buf_append(&c->out, buf, n));
+    out_changed(c);
+    bool need = ok && !c->flush_queued;
+    c->flush_queued = c->flush_queued || need;
+    pthread_mutex_unlock(&c->out_lock);
+    c->greeted = ok;
+    if (!ok) {
+        log_error("net: out of memory for the greeting of %s", c->peer);
+        fail(c, "out of memory");
+        return false;
+    }
+    if (need && !l->tls)
+        schedule(c); /* a plain listener: it simply goes first in the output */
+    return true;
+}
+
+/* TLS listeners with a greeting: it is written in plaintext, all of it,
+ * before the handshake may start (the peer reads it, then sends its
+ * ClientHello, whose first byte the plaintext check still sees). A short
+ * write waits for EPOLLOUT; nothing is read meanwhile. */
+static void greeting_flush(struct net_conn *c)
+{
+    if (flush(c)) {
+        if (!c->failed)
+            gate_arrive(c);
+        return;
+    }
+    if (c->phase != PH_GREETING)
+        log_debug("%s: the greeting waits for the peer to read (%zu bytes left)", c->peer,
+                  net_conn_pending(c));
+    c->phase = PH_GREETING;
+    set_events(c, EPOLLOUT | EPOLLRDHUP);
+}
+
 static void after_proxy(struct net_conn *c)
 {
     /* The handshake deadline counts from accept, queueing included. */
     c->deadline = c->accepted_ms + c->l->hs_timeout_ms;
-    if (c->l->tls)
+    if (!greet(c))
+        return;
+    if (c->l->tls && c->greeted)
+        greeting_flush(c);
+    else if (c->l->tls)
         gate_arrive(c);
     else
         open_conn(c);
@@ -574,6 +676,7 @@ static bool flush(struct net_conn *c)
         }
         break; /* would block: wait for EPOLLOUT */
     }
+    out_changed(c);
     empty = buf_len(&c->out) == 0;
     bool drained = c->out_full && buf_len(&c->out) <= c->out_limit / 2;
     if (drained) {
@@ -654,12 +757,14 @@ static void start_linger(struct net_conn *c, uint64_t now)
         c->tstate = &c->tcp;
         c->tls = NULL;
     }
+    /* Counted before the FIN: a peer that sees its end of file finds it
+     * counted. */
+    atomic_fetch_add(&c->l->st[NET_ST_GRACEFUL_CLOSES], 1);
     shutdown(c->fd, SHUT_WR);
     c->phase = PH_LINGER;
     c->deadline = now + LINGER_MS;
     c->linger_left = LINGER_BYTES;
     set_events(c, EPOLLIN | EPOLLRDHUP);
-    atomic_fetch_add(&c->l->st[NET_ST_GRACEFUL_CLOSES], 1);
     if (c->rd_eof || discard(c) != DRAIN_MORE)
         c->linger_done = true;
 }
@@ -734,7 +839,7 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
         set_address(c, AF_INET, &((const struct sockaddr_in *)ss)->sin_addr);
     else if (ss && ss->ss_family == AF_INET6)
         set_address(c, AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr);
-    buf_init(&c->in, s->cfg.max_input);
+    buf_init(&c->in, l->max_input ? l->max_input : s->cfg.max_input);
     buf_init(&c->out, 0); /* bounded by out_limit in send_bounded */
     c->out_limit = l->max_output ? l->max_output : s->cfg.max_output;
     /* In-process connections (a bridge's local side) are never cut off as
@@ -764,7 +869,11 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
         c->phase = PH_PROXY;
         for (size_t i = 0; i < l->ntrusted && !c->trusted; i++)
             c->trusted = proxy_cidr_match(&l->trusted[i], AF_INET6, c->addr);
-        return; /* the first bytes decide (proxy_ready) */
+        /* A peer waiting for a greeting sends nothing first: only a
+         * trusted proxy's header is waited for (see net.h). */
+        if (c->trusted || !l->greeting)
+            return; /* the first bytes decide (proxy_ready) */
+        set_events(c, EPOLLIN);
     }
     after_proxy(c);
 }
@@ -820,7 +929,7 @@ static bool timed_out(struct net_conn *c, uint64_t now)
         fail(c, "PROXY header timeout");
         return true;
     }
-    if (c->phase != PH_QUEUED && c->phase != PH_HANDSHAKE)
+    if (c->phase != PH_GREETING && c->phase != PH_QUEUED && c->phase != PH_HANDSHAKE)
         return false;
     bool idle = c->phase == PH_HANDSHAKE && c->idle_deadline && now >= c->idle_deadline;
     if (!idle && now < c->deadline)
@@ -832,7 +941,9 @@ static bool timed_out(struct net_conn *c, uint64_t now)
                    tls_cause_name(TLS_CAUSE_TIMEOUT), l->hs_idle_ms);
     else
         log_notice("%s: TLS handshake failed: %s%s", c->peer, tls_cause_name(TLS_CAUSE_TIMEOUT),
-                   c->phase == PH_QUEUED ? " (waiting for a slot)" : "");
+                   c->phase == PH_QUEUED     ? " (waiting for a slot)"
+                   : c->phase == PH_GREETING ? " (the peer did not read the greeting)"
+                                             : "");
     fail(c, idle ? "TLS handshake idle timeout" : "TLS handshake timeout");
     return true;
 }
@@ -890,6 +1001,12 @@ static void handle_conn(struct net_conn *c, uint32_t events)
     case PH_QUEUED:
         if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
             fail(c, "peer closed while waiting for a TLS handshake slot");
+        break;
+    case PH_GREETING:
+        if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            fail(c, "peer closed before reading the greeting");
+        else if (events & EPOLLOUT)
+            greeting_flush(c);
         break;
     case PH_LINGER:
         if (discard(c) != DRAIN_MORE)

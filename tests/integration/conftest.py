@@ -251,3 +251,184 @@ def broker(mk):
     """ward, then mosquitto (see `mk`), with default settings. A test that
     passes on mosquitto and fails on ward shows a ward bug."""
     return mk()
+
+
+# ---- NATS (issue 13) -------------------------------------------------------
+
+_WARD_NATS = []
+
+
+def ward_speaks_nats():
+    """Whether this ward binary serves NATS: `ward serve -l nats://...` on a
+    free loopback port sends an INFO line. Probed once per session, so the
+    NATS tests switch themselves on when the listener lands."""
+    if _WARD_NATS:
+        return _WARD_NATS[0]
+    ok = False
+    if os.path.exists(WARD):
+        port = free_port()
+        p = subprocess.Popen([WARD, "serve", "--workers", "1", "-l", "nats://127.0.0.1:%d" % port],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             stdin=subprocess.DEVNULL)
+        try:
+            if wait_port(port, proc=p, timeout=5):
+                with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+                    ok = s.recv(5) == b"INFO "
+        except OSError:
+            ok = False
+        finally:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+    _WARD_NATS.append(ok)
+    return ok
+
+
+NO_WARD_NATS = "this ward does not serve NATS yet (no INFO on -l nats://)"
+
+
+class NatsServer:
+    """Debian's nats-server 2.9 on a free loopback port, the reference for
+    the NATS tests. `conf` is nats-server configuration text added after
+    the listen line."""
+
+    kind = "nats-server"
+
+    def __init__(self, tmp_path, conf="", port=None):
+        self.port = port or free_port()
+        self.host = "127.0.0.1"
+        self.tmp = str(tmp_path)
+        self.conf_path = os.path.join(self.tmp, "nats-%d.conf" % self.port)
+        self.log_path = os.path.join(self.tmp, "nats-%d.log" % self.port)
+        with open(self.conf_path, "w") as f:
+            f.write("listen: 127.0.0.1:%d\n%s\n" % (self.port, conf))
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(["nats-server", "-c", self.conf_path], stdout=self.log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        if not wait_port(self.port, proc=self.proc):
+            self.stop()
+            raise RuntimeError("nats-server did not start:\n" + self.read_log())
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, check=True):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def nats_params():
+    """The two kinds of NATS server a differential test runs against."""
+    return ["nats-server", pytest.param("ward", marks=pytest.mark.skipif(
+        not ward_speaks_nats(), reason=NO_WARD_NATS))]
+
+
+@pytest.fixture(params=nats_params())
+def nk(request, tmp_path):
+    """Differential NATS runs: once against Debian's nats-server 2.9, once
+    against ward (skipped until ward answers NATS). `nk(ns="conf text",
+    ward=[args], ward_conf="text", scheme="nats")` starts a server of the
+    current kind: nats-server with that configuration; ward with
+    `-l SCHEME://127.0.0.1:PORT` and the args, or with `ward_conf` (which
+    then holds its own `listeners.nats { bind = "127.0.0.1:{port}" ... }`,
+    {port} filled in) as a configuration file; `port` reuses a port (a
+    restart). The result has .port, .kind, .stop(),
+    .alive(), .signal(), .read_log(). A test marked ward_bug is a strict
+    xfail on ward."""
+    kind = request.param
+    bug = request.node.get_closest_marker("ward_bug")
+    if kind == "ward" and bug:
+        request.node.add_marker(pytest.mark.xfail(strict=True, reason="ward: " + bug.args[0]))
+    started = []
+
+    def make(ns="", ward=(), ward_conf=None, scheme="nats", port=None):
+        port = port or free_port()
+        if kind == "nats-server":
+            b = NatsServer(tmp_path, ns, port=port)
+            started.append(b)
+        else:
+            if ward_conf is not None:
+                conf = tmp_path / ("ward-nats-%d.conf" % port)
+                conf.write_text(ward_conf.replace("{port}", str(port)))
+                args = ["-c", str(conf)] + list(ward)
+            else:
+                args = ["-l", "%s://127.0.0.1:%d" % (scheme, port)] + list(ward)
+            b = request.getfixturevalue("ward_factory")(args, port=port, listen=False)
+            b.start(wait=False)
+            assert wait_port(port, proc=b.proc, timeout=15), (
+                "ward is not listening:\n" + b.read_log())
+            b.port = port
+        b.kind = kind
+        return b
+
+    make.kind = kind
+    yield make
+    for b in started:
+        b.stop()
+
+
+@pytest.fixture
+def nats_ward(ward_factory):
+    """ward-only NATS tests: `nats_ward(args)` starts ward with
+    `-l nats://127.0.0.1:NPORT -l tcp://127.0.0.1:MPORT` plus args; the result
+    has .nats_port and .port (MQTT)."""
+    if not ward_speaks_nats():
+        pytest.skip(NO_WARD_NATS)
+
+    def make(args=()):
+        nport = free_port()
+        w = ward_factory(["-l", "nats://127.0.0.1:%d" % nport] + list(args)).start()
+        assert wait_port(nport, proc=w.proc, timeout=15), "no NATS listener:\n" + w.read_log()
+        w.nats_port = nport
+        return w
+
+    return make
+
+
+NATS_PROGRAMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nats")
+
+
+@pytest.fixture(scope="session")
+def nats_build(tmp_path_factory):
+    """`nats_build("goclient.go")` builds a program of tests/integration/nats
+    into a temporary directory once per session and returns its path: Go
+    against Debian's nats.go (GO111MODULE=off, GOPATH=/usr/share/gocode), C
+    against Debian's libnats."""
+    out = tmp_path_factory.mktemp("nats-bin")
+    built = {}
+
+    def build(name):
+        if name in built:
+            return built[name]
+        src = os.path.join(NATS_PROGRAMS, name)
+        exe = str(out / os.path.splitext(name)[0])
+        if name.endswith(".go"):
+            env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode",
+                       GOCACHE=str(out / "gocache"), GOFLAGS="")
+            cmd = ["go", "build", "-o", exe, src]
+        else:
+            env = os.environ
+            cmd = ["cc", "-O1", "-Wall", "-Wextra", "-Werror", "-o", exe, src, "-lnats"]
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, "building %s failed:\n%s%s" % (name, r.stdout, r.stderr)
+        built[name] = exe
+        return exe
+
+    return build

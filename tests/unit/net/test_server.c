@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "net/net.h"
 #include "net_fixture.h"
 #include "test.h"
@@ -279,13 +280,23 @@ TEST(slow_consumer_closed)
     ASSERT(wait_for(&held_calls, calls0 + 1));
     struct net_conn *c = atomic_load(&last_conn);
     /* Never read: once the kernel's buffers are full the output stays over
-     * its bound, and 200 ms later the connection is closed. */
+     * its bound, and 200 ms later the connection is closed. Sending stops
+     * once sends have been refused for 100 ms: the clock runs, and nothing
+     * touches c after that, since c is closed 100 ms later and freed when
+     * its close grace has passed (sending on a closed connection breaks
+     * net.h's contract, and raced the worker's free of it here). */
     static char chunk[4096];
-    for (int i = 0; i < 5000 && atomic_load(&closes) == closed0; i++) {
-        int r = net_conn_send(c, chunk, sizeof(chunk)); /* -1 (over its bound) is expected */
+    uint64_t refused_since = 0;
+    for (int i = 0; i < 5000; i++) {
+        uint64_t now = clock_mono_ms();
+        if (refused_since && now - refused_since >= 100)
+            break;
+        int r = net_conn_send(c, chunk, sizeof(chunk));
         ASSERT(r == 0 || r == -1);
+        refused_since = r == 0 ? 0 : refused_since ? refused_since : now;
         usleep(1000);
     }
+    ASSERT(refused_since != 0);
     ASSERT(wait_for(&closes, closed0 + 1));
     uint64_t st[NET_NSTATS];
     ASSERT(net_server_listener_stats(s, 0, st));
