@@ -222,6 +222,13 @@ PY
     [ -n "${R[rate$b]:-}" ] || continue
     echo "| ${NAMES[$b]} | ${R[rate$b]} | $(ratio "${R[rate$b]}" "${R[rate0]:-0}") | $(ratio "${R[rate$b]}" "${R[rate4]:-0}") | ${R[p50$b]} | ${R[p99$b]} | ${R[lost$b]} (${R[alost$b]}) | ${R[cpu$b]} | ${R[sync$b]} | ${R[commits$b]} | ${R[permsg$b]} |"
   done
+  # Issue 14's targets, where both sides were measured.
+  yn() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || a == "" || b == "" || b + 0 <= 0) print "not measured"; else if (a + 0 >= b + 0) print "yes"; else print "no" }'; }
+  if [ -n "${R[rate1]:-}" ]; then
+    echo "targets: process >= 1/4 of ward in memory: $(yn "${R[rate1]}" "$(awk -v r="${R[rate0]:-0}" 'BEGIN {print r / 4}')");" \
+      "process >= 5x nats-server: $(yn "${R[rate1]}" "$(awk -v r="${R[rate4]:-0}" 'BEGIN {print r * 5}')");" \
+      "fsync >= 50000 msg/s: $(yn "${R[rate2]:--}" 50000)"
+  fi
   for b in 0 1 2 3 4; do
     [ -z "${R[why$b]:-}" ] || echo "${NAMES[$b]}: ${R[why$b]}"
     [ "${R[err$b]:--}" = "-" ] || echo "${NAMES[$b]}: bench: ${R[err$b]//_/ }"
