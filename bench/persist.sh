@@ -28,6 +28,9 @@
 #   PERSIST_N (10)  PERSIST_SECONDS (5)  PERSIST_WINDOW (64)
 #   PERSIST_RETAINED (1000000)  PERSIST_QUEUED (100000)  PERSIST_STOPS ("TERM KILL")
 #   PERSIST_TIMEOUT (300) bound on each fill and each drain, seconds
+#   PERSIST_RETAINED_QOS (0) the QoS of the retained messages and of the r/#
+#                   subscription that fetches them after the restart (1: each
+#                   acknowledged both ways)
 #   BENCH_WORKERS (2)  WARD (build/ward)
 #   BENCH_ONLY: "throughput" or "restart", or a broker's name (ward, mosquitto, nats)
 #   BENCH_KEEP_LOGS keep the brokers' logs and traces (their folder is printed)
@@ -41,6 +44,7 @@ NRET=${PERSIST_RETAINED:-1000000}
 NQ=${PERSIST_QUEUED:-100000}
 STOPS=${PERSIST_STOPS:-TERM KILL}
 TMO=${PERSIST_TIMEOUT:-300}
+RQOS=${PERSIST_RETAINED_QOS:-0}
 WORKERS=${BENCH_WORKERS:-2}
 ONLY=${BENCH_ONLY:-}
 # shellcheck source=bench/lib.sh
@@ -82,11 +86,14 @@ start() {
       local mode=""
       [ "$b" = 1 ] && mode=process
       [ "$b" = 2 ] && mode=fsync
+      # ward keeps 100,000 retained messages by default; the others have
+      # no such limit, and the restart case stores PERSIST_RETAINED.
+      printf 'mqtt { max_retained_messages = 0 }\n' >"$dir/ward.conf"
       if [ -n "$mode" ]; then
-        printf 'persistence { mode = %s }\n' "$mode" >"$dir/ward.conf"
+        printf 'persistence { mode = %s }\n' "$mode" >>"$dir/ward.conf"
         cmd=("$WARD" serve -c "$dir/ward.conf" --data "$dir/data")
       else
-        cmd=("$WARD" serve)
+        cmd=("$WARD" serve -c "$dir/ward.conf")
       fi
       cmd+=(--workers "$WORKERS" -l "tcp://127.0.0.1:$PORT" --max-queued 1000000
         --max-inflight 65535 --sys-interval 1 --log-level warn)
@@ -237,7 +244,7 @@ PY
 fi
 
 if part_wanted restart; then
-  echo "# Restart with $NRET retained and $NQ queued QoS 1 messages (one offline persistent session)"
+  echo "# Restart with $NRET retained and $NQ queued QoS 1 messages (one offline persistent session; retained messages at QoS $RQOS)"
   echo
   echo "Seconds from the restart: port (accepts), CONNACK, queued all (the session's $NQ arrived), retained all (a new subscriber got $NRET)."
   echo
@@ -253,14 +260,14 @@ if part_wanted restart; then
         echo "(${NAMES[$b]}: $WHY)"
         break
       fi
-      fill=$(timeout "$TMO" /usr/bin/python3 bench/persist_restart.py fill "$PORT" "$NRET" "$NQ" 2>"$dir/fill.err" || true)
+      fill=$(timeout "$TMO" /usr/bin/python3 bench/persist_restart.py fill "$PORT" "$NRET" "$NQ" "$RQOS" 2>"$dir/fill.err" || true)
       fill_s=$(echo "$fill" | /usr/bin/python3 -c 'import json,sys
 try: d=json.load(sys.stdin); print(d["seconds"] if d["queued_acked"] == int(sys.argv[1]) else "failed")
 except Exception: print("failed")' "$NQ")
       stop "$sig"
       t0=$(date +%s.%N)
       start "$b" "$dir" 0
-      out=$(timeout $((TMO + 30)) /usr/bin/python3 bench/persist_restart.py drain "$PORT" "$NRET" "$NQ" "$t0" "$TMO" || true)
+      out=$(timeout $((TMO + 30)) /usr/bin/python3 bench/persist_restart.py drain "$PORT" "$NRET" "$NQ" "$t0" "$TMO" 10 "$RQOS" || true)
       rss=$(awk '/VmRSS/ {print $2}' "/proc/$PID/status" 2>/dev/null || echo "-")
       stop TERM
       echo "$out" | /usr/bin/python3 -c 'import json,sys
