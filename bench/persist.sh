@@ -168,6 +168,7 @@ stop() {
 sys_commits() {
   [ "$HAVE_SUB" = 1 ] || { echo "-"; return; }
   local v
+  # shellcheck disable=SC2016 # $SYS is a topic, not a variable
   v=$(timeout 5 mosquitto_sub -h 127.0.0.1 -p "$1" -t '$SYS/broker/store/commits' -C 1 -W 3 2>/dev/null || true)
   [[ "$v" =~ ^[0-9]+$ ]] && echo "$v" || echo "-"
 }
