@@ -3,8 +3,9 @@
 # from bench/natsload (a generator built on nats.go, an independent client),
 # one broker at a time, each case NATS_REPEAT times (the better run is
 # reported). Prints a markdown table: delivered messages/s, p50/p99 latency,
-# the broker's CPU seconds over the case (utime+stime from /proc/PID/stat),
-# messages lost, ward/nats-server; then RSS with 2000 idle mTLS connections.
+# the broker's CPU seconds over the case (utime+stime from /proc/PID/stat)
+# and per message delivered (the generator shares the cores: a broker can be
+# ahead on CPU while the rate is the generator's), messages lost, ward/nats-server; then RSS with 2000 idle mTLS connections.
 #
 # ward's side runs only if `ward serve -l nats://...` starts and sends INFO
 # (a probe); otherwise its columns are "-" and the script says why.
@@ -104,11 +105,12 @@ CONF
   NATS2_PID=$!; PIDS+=("$NATS2_PID"); wait_port "$NATS_TLS"
 }
 
-# run_case PID URL ARGS... -> "rate p50 p99 lost cpu_s" (the better of
-# NATS_REPEAT runs; an empty result is "0 0 0 - 0")
+# run_case PID URL ARGS... -> "rate p50 p99 lost cpu_s cpu_us_per_msg" (the
+# better of NATS_REPEAT runs by rate; CPU per message delivered, or per
+# connection in the connect rows)
 run_case() {
   local pid=$1 url=$2; shift 2
-  local best="0 0.00 0.00 - 0.00" best_rate=-1
+  local best="0 0.00 0.00 - 0.00 -" best_rate=-1
   for _ in $(seq "$REPEAT"); do
     local c0 c1 out rate cpu
     c0=$(cpu_ticks "$pid")
@@ -118,10 +120,16 @@ run_case() {
     read -r rate line <<<"$(echo "$out" | /usr/bin/python3 -c 'import json,sys
 try:
     d = json.load(sys.stdin)
-    print(int(d["rate"]), int(d["rate"]), "%.2f" % d["p50_ms"], "%.2f" % d["p99_ms"], d["lost"] + d["failed"])
+    print(int(d["rate"]), int(d["rate"]), "%.2f" % d["p50_ms"], "%.2f" % d["p99_ms"], d["lost"] + d["failed"],
+          d["received"] or d["connects"])
 except Exception:
-    print(0, 0, "0.00", "0.00", "-")')"
-    if [ "$rate" -gt "$best_rate" ]; then best_rate=$rate; best="$line $cpu"; fi
+    print(0, 0, "0.00", "0.00", "-", 0)')"
+    local n=${line##* }
+    line=${line% *}
+    if [ "$rate" -gt "$best_rate" ]; then
+      best_rate=$rate
+      best="$line $cpu $(awk -v c="$cpu" -v n="$n" 'BEGIN { if (n > 0) printf "%.2f", c * 1e6 / n; else print "-" }')"
+    fi
   done
   echo "$best"
 }
@@ -154,16 +162,16 @@ echo "# Core NATS: ward vs nats-server ($(nproc) cores, ${SECS}s per case, best 
 echo
 [ "$WARD_OK" = 1 ] || echo "ward not measured: $WARD_WHY"
 [ "$WARD_OK" = 1 ] || echo
-echo "| case | ward msg/s | nats-server | ward/nats | p50 ms w/n | p99 ms w/n | CPU s w/n | lost w/n |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| case | ward msg/s | nats-server | ward/nats | p50 ms w/n | p99 ms w/n | CPU s w/n | CPU us/msg w/n | lost w/n |"
+echo "|---|---|---|---|---|---|---|---|---|"
 ratio() { if [ "${2:-0}" -gt 0 ] && [ "${1:-0}" != "-" ]; then awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; else echo "-"; fi; }
 line() { # NAME WARD_RESULT NATS_RESULT
-  local wr wp50 wp99 wl wc nr np50 np99 nl nc
-  read -r wr wp50 wp99 wl wc <<<"$2"
-  read -r nr np50 np99 nl nc <<<"$3"
-  echo "| $1 | $wr | $nr | $(ratio "$wr" "$nr") | $wp50/$np50 | $wp99/$np99 | $wc/$nc | $wl/$nl |"
+  local wr wp50 wp99 wl wc wu nr np50 np99 nl nc nu
+  read -r wr wp50 wp99 wl wc wu <<<"$2"
+  read -r nr np50 np99 nl nc nu <<<"$3"
+  echo "| $1 | $wr | $nr | $(ratio "$wr" "$nr") | $wp50/$np50 | $wp99/$np99 | $wc/$nc | $wu/$nu | $wl/$nl |"
 }
-NONE="- - - - -"
+NONE="- - - - - -"
 for tls in 0 1; do
   for row in "${ROWS[@]}"; do
     name=${row%%|*}; args=${row#*|}
@@ -192,7 +200,7 @@ if wanted "RSS kB, $IDLE idle mTLS connections"; then
   read -r ni nn <<<"$(idle_rss "$NATS2_PID" "tls://localhost:$NATS_TLS")"
   wi="-" wn="-"
   [ "$WARD_OK" = 1 ] && read -r wi wn <<<"$(idle_rss "$WARD_PID" "tls://localhost:$WARD_TLS")"
-  echo "| RSS kB, $IDLE idle mTLS connections (lower is better; connected w/n) | $wi | $ni | $(ratio "$wi" "$ni") | | | | $wn/$nn connected |"
+  echo "| RSS kB, $IDLE idle mTLS connections (lower is better; connected w/n) | $wi | $ni | $(ratio "$wi" "$ni") | | | | | $wn/$nn connected |"
 fi
 echo
 peak() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo "-"; }

@@ -28,6 +28,9 @@
 #   PERSIST_N (10)  PERSIST_SECONDS (5)  PERSIST_WINDOW (64)
 #   PERSIST_RETAINED (1000000)  PERSIST_QUEUED (100000)  PERSIST_STOPS ("TERM KILL")
 #   PERSIST_TIMEOUT (300) bound on each fill and each drain, seconds
+#   PERSIST_RETAINED_QOS (0) the QoS of the retained messages and of the r/#
+#                   subscription that fetches them after the restart (1: each
+#                   acknowledged both ways)
 #   BENCH_WORKERS (2)  WARD (build/ward)
 #   BENCH_ONLY: "throughput" or "restart", or a broker's name (ward, mosquitto, nats)
 #   BENCH_KEEP_LOGS keep the brokers' logs and traces (their folder is printed)
@@ -41,6 +44,7 @@ NRET=${PERSIST_RETAINED:-1000000}
 NQ=${PERSIST_QUEUED:-100000}
 STOPS=${PERSIST_STOPS:-TERM KILL}
 TMO=${PERSIST_TIMEOUT:-300}
+RQOS=${PERSIST_RETAINED_QOS:-0}
 WORKERS=${BENCH_WORKERS:-2}
 ONLY=${BENCH_ONLY:-}
 # shellcheck source=bench/lib.sh
@@ -82,11 +86,14 @@ start() {
       local mode=""
       [ "$b" = 1 ] && mode=process
       [ "$b" = 2 ] && mode=fsync
+      # ward keeps 100,000 retained messages by default; the others have
+      # no such limit, and the restart case stores PERSIST_RETAINED.
+      printf 'mqtt { max_retained_messages = 0 }\n' >"$dir/ward.conf"
       if [ -n "$mode" ]; then
-        printf 'persistence { mode = %s }\n' "$mode" >"$dir/ward.conf"
+        printf 'persistence { mode = %s }\n' "$mode" >>"$dir/ward.conf"
         cmd=("$WARD" serve -c "$dir/ward.conf" --data "$dir/data")
       else
-        cmd=("$WARD" serve)
+        cmd=("$WARD" serve -c "$dir/ward.conf")
       fi
       cmd+=(--workers "$WORKERS" -l "tcp://127.0.0.1:$PORT" --max-queued 1000000
         --max-inflight 65535 --sys-interval 1 --log-level warn)
@@ -161,6 +168,7 @@ stop() {
 sys_commits() {
   [ "$HAVE_SUB" = 1 ] || { echo "-"; return; }
   local v
+  # shellcheck disable=SC2016 # $SYS is a topic, not a variable
   v=$(timeout 5 mosquitto_sub -h 127.0.0.1 -p "$1" -t '$SYS/broker/store/commits' -C 1 -W 3 2>/dev/null || true)
   [[ "$v" =~ ^[0-9]+$ ]] && echo "$v" || echo "-"
 }
@@ -222,6 +230,13 @@ PY
     [ -n "${R[rate$b]:-}" ] || continue
     echo "| ${NAMES[$b]} | ${R[rate$b]} | $(ratio "${R[rate$b]}" "${R[rate0]:-0}") | $(ratio "${R[rate$b]}" "${R[rate4]:-0}") | ${R[p50$b]} | ${R[p99$b]} | ${R[lost$b]} (${R[alost$b]}) | ${R[cpu$b]} | ${R[sync$b]} | ${R[commits$b]} | ${R[permsg$b]} |"
   done
+  # Issue 14's targets, where both sides were measured.
+  yn() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || a == "" || b == "" || b + 0 <= 0) print "not measured"; else if (a + 0 >= b + 0) print "yes"; else print "no" }'; }
+  if [ -n "${R[rate1]:-}" ]; then
+    echo "targets: process >= 1/4 of ward in memory: $(yn "${R[rate1]}" "$(awk -v r="${R[rate0]:-0}" 'BEGIN {print r / 4}')");" \
+      "process >= 5x nats-server: $(yn "${R[rate1]}" "$(awk -v r="${R[rate4]:-0}" 'BEGIN {print r * 5}')");" \
+      "fsync >= 50000 msg/s: $(yn "${R[rate2]:--}" 50000)"
+  fi
   for b in 0 1 2 3 4; do
     [ -z "${R[why$b]:-}" ] || echo "${NAMES[$b]}: ${R[why$b]}"
     [ "${R[err$b]:--}" = "-" ] || echo "${NAMES[$b]}: bench: ${R[err$b]//_/ }"
@@ -230,7 +245,7 @@ PY
 fi
 
 if part_wanted restart; then
-  echo "# Restart with $NRET retained and $NQ queued QoS 1 messages (one offline persistent session)"
+  echo "# Restart with $NRET retained and $NQ queued QoS 1 messages (one offline persistent session; retained messages at QoS $RQOS)"
   echo
   echo "Seconds from the restart: port (accepts), CONNACK, queued all (the session's $NQ arrived), retained all (a new subscriber got $NRET)."
   echo
@@ -246,14 +261,14 @@ if part_wanted restart; then
         echo "(${NAMES[$b]}: $WHY)"
         break
       fi
-      fill=$(timeout "$TMO" /usr/bin/python3 bench/persist_restart.py fill "$PORT" "$NRET" "$NQ" 2>"$dir/fill.err" || true)
+      fill=$(timeout "$TMO" /usr/bin/python3 bench/persist_restart.py fill "$PORT" "$NRET" "$NQ" "$RQOS" 2>"$dir/fill.err" || true)
       fill_s=$(echo "$fill" | /usr/bin/python3 -c 'import json,sys
 try: d=json.load(sys.stdin); print(d["seconds"] if d["queued_acked"] == int(sys.argv[1]) else "failed")
 except Exception: print("failed")' "$NQ")
       stop "$sig"
       t0=$(date +%s.%N)
       start "$b" "$dir" 0
-      out=$(timeout $((TMO + 30)) /usr/bin/python3 bench/persist_restart.py drain "$PORT" "$NRET" "$NQ" "$t0" "$TMO" || true)
+      out=$(timeout $((TMO + 30)) /usr/bin/python3 bench/persist_restart.py drain "$PORT" "$NRET" "$NQ" "$t0" "$TMO" 10 "$RQOS" || true)
       rss=$(awk '/VmRSS/ {print $2}' "/proc/$PID/status" 2>/dev/null || echo "-")
       stop TERM
       echo "$out" | /usr/bin/python3 -c 'import json,sys

@@ -1,20 +1,21 @@
 """bench/persist.sh's restart case, raw MQTT 3.1.1 over loopback (no client
 library: the counts must be exact and the loops cheap).
 
-  fill PORT RETAINED QUEUED
+  fill PORT RETAINED QUEUED [QOS]
       makes a persistent session "persist-q" subscribed to q/# at QoS 1 and
-      leaves it offline, retains RETAINED messages r/<i> (QoS 0, then one
-      QoS 1 publish whose PUBACK says the broker has read them all), and
+      leaves it offline, retains RETAINED messages r/<i> (QOS 0, the
+      default: then one QoS 1 publish whose PUBACK says the broker has read
+      them all; QOS 1: each acknowledged, 500 in flight), and
       publishes QUEUED QoS 1 messages to q/1, each acknowledged by the broker
       (so each one is a promise the broker must keep across the restart).
-  drain PORT RETAINED QUEUED T0 TIMEOUT [IDLE]
+  drain PORT RETAINED QUEUED T0 TIMEOUT [IDLE [QOS]]
       T0 is when the broker was started again (seconds since the epoch):
       times until the port accepts, until "persist-q" gets its CONNACK,
       until its QUEUED messages arrived (each acknowledged), and until a new
       subscriber to r/# got all RETAINED messages (new subscribers until one
       does or two get the same number: what the first got is reported too);
       a wait for either set ends after IDLE seconds (default 10) without a
-      packet. Times are from T0.
+      packet; QOS (default 0) is the r/# subscription's. Times are from T0.
 Each prints one JSON object; every wait is bounded by TIMEOUT (fill: 600 s).
 """
 import json
@@ -106,7 +107,7 @@ class Conn:
         raise ConnectionError("no packet")
 
 
-def fill(port, nret, nq):
+def fill(port, nret, nq, rqos):
     t0 = time.time()
     deadline = t0 + 600
     q = Conn(port, deadline)
@@ -119,36 +120,48 @@ def fill(port, nret, nq):
     p = Conn(port, deadline)
     p.sock.sendall(connect("persist-fill", True))
     p.expect(2)
+    pid = 1
+
+    def acked_batches(count, make):
+        """Sends count QoS 1 publishes, 500 at a time, each batch acknowledged
+        before the next; returns how many were acknowledged."""
+        nonlocal pid
+        done = 0
+        while done < count:
+            n = min(500, count - done)
+            batch = []
+            for k in range(n):
+                pid = pid % 65535 + 1
+                batch.append(make(done + k, pid))
+            p.sock.sendall(b"".join(batch))
+            got = 0
+            for first, _ in p.packets():
+                if first >> 4 == 4:
+                    got += 1
+                    if got == n:
+                        break
+            done += n
+        return done
+
     pay = b"retained-payload"
-    for start in range(0, nret, 20000):
-        p.sock.sendall(b"".join(publish("r/%d" % i, pay, retain=True)
-                                for i in range(start, min(start + 20000, nret))))
-    p.sock.sendall(publish("fill/done", b"x", qos=1, pid=1))
-    p.expect(4)
+    if rqos:
+        acked_batches(nret, lambda i, pid: publish("r/%d" % i, pay, qos=1, retain=True, pid=pid))
+    else:
+        for start in range(0, nret, 20000):
+            p.sock.sendall(b"".join(publish("r/%d" % i, pay, retain=True)
+                                    for i in range(start, min(start + 20000, nret))))
+        p.sock.sendall(publish("fill/done", b"x", qos=1, pid=pid))
+        p.expect(4)
     t_ret = time.time() - t0
-    acked, window, pid = 0, 500, 1
     body = b"queued-message-%08d"
-    while acked < nq:
-        n = min(window, nq - acked)
-        batch = []
-        for k in range(n):
-            pid = pid % 65535 + 1
-            batch.append(publish("q/1", body % (acked + k), qos=1, pid=pid))
-        p.sock.sendall(b"".join(batch))
-        got = 0
-        for first, _ in p.packets():
-            if first >> 4 == 4:
-                got += 1
-                if got == n:
-                    break
-        acked += n
+    acked = acked_batches(nq, lambda i, pid: publish("q/1", body % i, qos=1, pid=pid))
     p.sock.sendall(frame(0xE0, b""))
     p.sock.close()
     print(json.dumps({"retained": nret, "queued_acked": acked, "retained_s": round(t_ret, 3),
                       "seconds": round(time.time() - t0, 3)}))
 
 
-def drain(port, nret, nq, t0, timeout, idle):
+def drain(port, nret, nq, t0, timeout, idle, rqos):
     deadline = t0 + timeout
     r = {"port_s": None, "connack_s": None, "session_present": None, "queued": 0,
          "queued_s": None, "retained_first": None, "retained": 0, "retained_s": None,
@@ -194,10 +207,13 @@ def drain(port, nret, nq, t0, timeout, idle):
             c = Conn(port, deadline)
             c.sock.sendall(connect("persist-ret-%d" % tries, True))
             c.expect(2)
-            c.sock.sendall(subscribe(1, "r/#", 0))
+            c.sock.sendall(subscribe(1, "r/#", rqos))
             n = 0
-            for first, _ in c.packets(idle=idle):
+            for first, body in c.packets(idle=idle):
                 if first >> 4 == 3:
+                    if (first >> 1) & 3:
+                        tl = struct.unpack("!H", body[:2])[0]
+                        c.sock.sendall(frame(0x40, body[2 + tl:4 + tl]))
                     n += 1
                     if n >= nret:
                         break
@@ -218,7 +234,7 @@ def drain(port, nret, nq, t0, timeout, idle):
 if __name__ == "__main__":
     a = sys.argv
     if a[1] == "fill":
-        fill(int(a[2]), int(a[3]), int(a[4]))
+        fill(int(a[2]), int(a[3]), int(a[4]), int(a[5]) if len(a) > 5 else 0)
     else:
         drain(int(a[2]), int(a[3]), int(a[4]), float(a[5]), float(a[6]),
-              float(a[7]) if len(a) > 7 else 10.0)
+              float(a[7]) if len(a) > 7 else 10.0, int(a[8]) if len(a) > 8 else 0)
