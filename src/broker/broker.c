@@ -521,7 +521,8 @@ static void publish_over_memory(struct client *c, const struct mqtt_publish *pub
         return;
     if (c->codec.version != MQTT_V5)
         return client_kick(c, MQTT_RC_QUOTA_EXCEEDED, "over system.memory_limit");
-    persist_ack(c, pub->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pub->packet_id, MQTT_RC_QUOTA_EXCEEDED);
+    persist_ack(c, pub->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, pub->packet_id,
+                MQTT_RC_QUOTA_EXCEEDED);
 }
 
 static void handle_publish(struct client *c, struct mqtt_packet *pkt)
@@ -635,7 +636,7 @@ static void handle_pubrel(struct client *c, struct mqtt_packet *pkt)
 
 struct retained_ctx {
     struct broker *b;
-    struct session *s;
+    struct client *c;
     uint8_t qos;
     uint32_t sub_id;
 };
@@ -644,8 +645,7 @@ static void send_retained(void *ctx, struct msg *m)
 {
     struct retained_ctx *r = ctx;
     uint8_t qos = m->qos < r->qos ? m->qos : r->qos;
-    /* MQTT-3.3.1-9: retained messages sent on subscribe carry RETAIN 1. */
-    route_deliver(r->b, r->s, m, qos, true, &r->sub_id, r->sub_id ? 1 : 0);
+    route_retained(r->b, r->c, m, qos, r->sub_id);
 }
 
 static uint8_t subscribe_one(struct client *c, const struct mqtt_subscription *sub, uint32_t sub_id,
@@ -734,7 +734,7 @@ static void handle_subscribe(struct client *c, struct mqtt_packet *pkt)
         bool shared = !mqtt_share_split(sub.filter.p, sub.filter.len, &sh) || sh.group;
         if (codes[i] >= 0x80 || shared || rh == 2 || (rh == 1 && !fresh[i]))
             continue;
-        struct retained_ctx r = {b, c->s, codes[i], sub_id};
+        struct retained_ctx r = {b, c, codes[i], sub_id};
         retain_match(b->retained, sub.filter.p, sub.filter.len, clock_mono_ms(), send_retained, &r);
     }
     free(codes);
@@ -1020,6 +1020,7 @@ static void client_free(struct client *c)
     free(c->alias_in_len);
     for (uint16_t i = 0; i < c->nalias_out; i++)
         free(c->alias_out[i]);
+    route_retained_forget(c);
     nats_free(c);
     free(c);
 }
@@ -1473,8 +1474,7 @@ void broker_auth_reloaded(struct broker *b)
         subtree_each(b->subs, collect_forbidden, &r);
     for (size_t i = 0; i < r.n; i++) {
         struct session *s = r.list[i].s;
-        if (session_unsubscribe(b, s, (const uint8_t *)r.list[i].filter,
-                                strlen(r.list[i].filter)))
+        if (session_unsubscribe(b, s, (const uint8_t *)r.list[i].filter, strlen(r.list[i].filter)))
             persist_sub_del(b, s, (const uint8_t *)r.list[i].filter, strlen(r.list[i].filter));
         log_notice("session '%s': subscription '%s' removed: the new ACL forbids it", s->id,
                    r.list[i].filter);

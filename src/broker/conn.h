@@ -19,6 +19,7 @@
 struct broker;
 struct session;
 struct nats_state;
+struct retained_item;
 
 struct client {
     struct broker *b;
@@ -58,6 +59,12 @@ struct client {
     /* A verified client certificate (mTLS), read once after the handshake;
      * cert_user / cert_clientid are what peer_cert_as_username/_clientid
      * make of it (NULL: not configured or no such field). */
+    /* Retained messages a SUBSCRIBE matched that did not fit yet (its
+     * output full, or its queue at max_mqueue_len): sent in order as room
+     * comes (route.c). Held by reference; the connection's own. */
+    struct retained_item *rb;
+    size_t rb_head, rb_n, rb_cap;
+    bool rb_draining;
     bool cert_read, has_cert;
     struct tls_identity cert;
     const char *cert_user, *cert_clientid;

@@ -109,6 +109,80 @@ static bool still_allowed(struct broker *b, struct session *s, const struct msg 
     return false;
 }
 
+struct retained_item {
+    struct msg *m;
+    uint8_t qos;
+    uint32_t sub_id;
+};
+
+/* Whether a retained message can go to c now without being dropped. */
+static bool retained_fits(struct broker *b, struct client *c, const struct msg *m, uint8_t qos)
+{
+    if (qos == 0) /* a "no" arms on_drain: route_drained comes back here */
+        return net_conn_writable(c->nc, msg_wire_size(m));
+    return c->s->queue.count < b->cfg.max_queued;
+}
+
+static void retained_send(struct broker *b, struct client *c, struct msg *m, uint8_t qos,
+                          uint32_t sub_id)
+{
+    route_deliver(b, c->s, m, qos, true, &sub_id, sub_id ? 1 : 0);
+}
+
+/* Sends from the backlog what fits now, in order. */
+static void retained_drain(struct broker *b, struct client *c)
+{
+    if (c->rb_draining || !c->rb_n)
+        return;
+    c->rb_draining = true; /* route_deliver pumps, and the pump drains */
+    while (c->rb_n && online(c->s)) {
+        struct retained_item *it = &c->rb[c->rb_head];
+        if (!retained_fits(b, c, it->m, it->qos))
+            break;
+        retained_send(b, c, it->m, it->qos, it->sub_id);
+        msg_unref(it->m);
+        c->rb_head++;
+        c->rb_n--;
+    }
+    if (!c->rb_n)
+        c->rb_head = 0;
+    c->rb_draining = false;
+}
+
+/* see route.h */
+void route_retained(struct broker *b, struct client *c, struct msg *m, uint8_t qos, uint32_t sub_id)
+{
+    if (!c->rb_n && retained_fits(b, c, m, qos)) {
+        retained_send(b, c, m, qos, sub_id);
+        return;
+    }
+    size_t cap = b->cfg.max_retained_messages ? b->cfg.max_retained_messages : 1000000;
+    if (c->rb_n >= cap) {
+        b->st.dropped++;
+        b->st.dropped_output++;
+        return;
+    }
+    if (c->rb_head && c->rb_head + c->rb_n == c->rb_cap) { /* slide to the front */
+        memmove(c->rb, c->rb + c->rb_head, c->rb_n * sizeof(*c->rb));
+        c->rb_head = 0;
+    }
+    if (!ward_ok(VEC_RESERVE(c->rb, c->rb_cap, c->rb_head + c->rb_n + 1))) {
+        b->st.dropped++;
+        return;
+    }
+    c->rb[c->rb_head + c->rb_n++] = (struct retained_item){msg_ref(m), qos, sub_id};
+}
+
+/* see route.h */
+void route_retained_forget(struct client *c)
+{
+    for (size_t i = 0; i < c->rb_n; i++)
+        msg_unref(c->rb[c->rb_head + i].m);
+    free(c->rb);
+    c->rb = NULL;
+    c->rb_head = c->rb_n = c->rb_cap = 0;
+}
+
 void route_pump(struct broker *b, struct client *c)
 {
     struct session *s = c->s;
@@ -128,6 +202,7 @@ void route_pump(struct broker *b, struct client *c)
         persist_delivery_update(b, s, d);
         transmit(b, c, d);
     }
+    retained_drain(b, c);
 }
 
 void route_resend(struct broker *b, struct client *c)

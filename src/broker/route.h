@@ -31,6 +31,16 @@ void route_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t q
 void route_pump(struct broker *b, struct client *c);
 /* Resends in-flight messages after a session resumes (DUP set). */
 void route_resend(struct broker *b, struct client *c);
+/* A retained message for a client's new subscription (MQTT-3.3.1-9: sent
+ * with RETAIN 1): delivered now if it fits (its output for QoS 0, its queue
+ * for QoS 1/2), else kept in the client's retained backlog and sent in
+ * order as room comes, so a large retained set reaches a subscriber that
+ * reads it, however slowly. The backlog is bounded
+ * (mqtt.max_retained_messages, else a million); past it, dropped and counted. */
+void route_retained(struct broker *b, struct client *c, struct msg *m, uint8_t qos,
+                    uint32_t sub_id);
+/* The client is gone: its retained backlog is let go. */
+void route_retained_forget(struct client *c);
 /* Publishes a message the broker itself makes ($SYS, wills). */
 void route_internal(struct broker *b, struct msg *m);
 

@@ -153,3 +153,24 @@ def test_limits_in_effective_config(tmp_path):
     assert r.returncode == 0, r
     assert "max_retained_messages = 7\n" in r.stdout, r.stdout
     assert "max_retained_bytes = 65536\n" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_large_retained_set_reaches_a_slow_subscriber(ward_factory, tmp_path, qos):
+    """A retained set several times the connection's output bound (1 MB),
+    and larger than max_mqueue_len for QoS 1, reaches a subscriber that
+    starts reading only once the broker had to stop: whatever does not fit
+    waits in the client's retained backlog, nothing is dropped."""
+    b = serve(ward_factory, tmp_path, "  max_mqueue_len = 100")
+    n, payload = 6000, b"x" * 400  # 2.4 MB of retained messages
+    pub = m.connected(b.port, "filler")
+    for i in range(n):
+        pub.pub("big/%05d" % i, payload, retain=True)
+    pub.ping()  # all of them handled
+    sub = m.connected(b.port, "slow")
+    sub.sub([("big/#", qos)])
+    time.sleep(0.5)  # the broker meets a full output (QoS 0) or queue (QoS 1)
+    got = sub.collect(n, timeout=30)
+    assert len(got) == n and all(p.retain and p.payload == payload for p in got)
+    assert sorted(p.topic for p in got) == ["big/%05d" % i for i in range(n)]
+    assert sub.ping() == []
