@@ -1,0 +1,275 @@
+// nats.js (@nats-io/transport-node) against a NATS server, for
+// tests/integration/test_nats_js.py. One scenario per run:
+//
+//   node client.mjs '{"mode": "...", "port": N, ...}'
+//
+// plain    pub/sub with headers, request/reply (responder on another
+//          connection), no responders, queue group, drain; prints "ok plain"
+// tls      {tls: {caFile, certFile?, keyFile?, handshakeFirst?}}: connect,
+//          pub/sub with headers and a request; prints the INFO flags it
+//          saw, then "ok tls"
+// fail     {tls: ...}: the connection must fail within the connect timeout;
+//          prints "failed NAME: MESSAGE" (exit 0) or "connected" (exit 1)
+// sub      {subject}: subscribes, prints "ready" once the server has the
+//          subscription, then the first message as one JSON line
+//
+// Each scenario checks what it received itself and exits non-zero with the
+// reason on the first difference; every wait is bounded.
+import { connect, headers } from "@nats-io/transport-node";
+
+const args = JSON.parse(process.argv[2] || "{}");
+const WAIT = 5000;
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function check(cond, what) {
+  if (!cond) throw new Error("check failed: " + what);
+}
+
+function eq(got, want, what) {
+  const g = JSON.stringify(got), w = JSON.stringify(want);
+  if (g !== w) throw new Error(`${what}: got ${g}, want ${w}`);
+}
+
+// Resolves with the first `n` messages of sub, or rejects after ms.
+async function take(sub, n, ms = WAIT) {
+  const got = [];
+  const timer = setTimeout(() => sub.unsubscribe(), ms);
+  for await (const m of sub) {
+    got.push(m);
+    if (got.length >= n) break;
+  }
+  clearTimeout(timer);
+  if (got.length < n) throw new Error(`${sub.getSubject()}: ${got.length} of ${n} messages`);
+  return got;
+}
+
+function hdrs(m) {
+  const out = {};
+  if (!m.headers) return out;
+  for (const [k, v] of m.headers) out[k] = v;
+  return out;
+}
+
+function opts(extra = {}) {
+  return {
+    servers: `127.0.0.1:${args.port}`,
+    timeout: WAIT,
+    reconnect: false,
+    ...extra,
+  };
+}
+
+async function pubsub(a, b) {
+  const sub = a.subscribe("js.t.*");
+  await a.flush();
+  const h = headers();
+  h.append("X-One", "1");
+  h.append("X-Multi", "a");
+  h.append("X-Multi", "b");
+  const bin = new Uint8Array(4096);
+  for (let i = 0; i < bin.length; i++) bin[i] = (i * 7) & 0xff;
+  for (let i = 0; i < 20; i++) b.publish("js.t.n", enc.encode("m" + i));
+  b.publish("js.t.h", enc.encode("with headers"), { headers: h });
+  b.publish("js.t.bin", bin);
+  b.publish("js.t.empty");
+  const got = await take(sub, 23);
+  sub.unsubscribe();
+  for (let i = 0; i < 20; i++) {
+    eq(got[i].subject, "js.t.n", "subject " + i);
+    eq(dec.decode(got[i].data), "m" + i, "payload " + i);
+    check(!got[i].headers, "no headers on message " + i);
+  }
+  eq(got[20].subject, "js.t.h", "headers subject");
+  eq(dec.decode(got[20].data), "with headers", "headers payload");
+  eq(got[20].headers.values("X-Multi"), ["a", "b"], "repeated header");
+  eq(got[20].headers.get("X-One"), "1", "header X-One");
+  eq(got[21].data.length, 4096, "binary length");
+  check(got[21].data.every((v, i) => v === ((i * 7) & 0xff)), "binary payload intact");
+  eq(got[22].data.length, 0, "empty payload");
+}
+
+async function request(a, b) {
+  const svc = a.subscribe("js.svc", {
+    callback: (err, m) => {
+      if (err) return;
+      const h = headers();
+      h.set("X-Answer", m.headers ? m.headers.get("X-Ask") : "none");
+      m.respond(enc.encode("re:" + dec.decode(m.data)), { headers: h });
+    },
+  });
+  await a.flush();
+  const h = headers();
+  h.set("X-Ask", "question");
+  const r1 = await b.request("js.svc", enc.encode("ping"), { timeout: WAIT, headers: h });
+  eq(dec.decode(r1.data), "re:ping", "reply payload");
+  eq(r1.headers.get("X-Answer"), "question", "reply header");
+  // Several in flight at once through the shared (muxed) inbox.
+  const many = await Promise.all(
+    [0, 1, 2, 3, 4].map((i) => b.request("js.svc", enc.encode("q" + i), { timeout: WAIT })),
+  );
+  eq(many.map((m) => dec.decode(m.data)), ["re:q0", "re:q1", "re:q2", "re:q3", "re:q4"],
+    "concurrent replies");
+  // A request without the mux: its own inbox per request.
+  const r2 = await b.request("js.svc", enc.encode("nomux"), { timeout: WAIT, noMux: true });
+  eq(dec.decode(r2.data), "re:nomux", "noMux reply");
+  svc.unsubscribe();
+}
+
+async function noResponders(b) {
+  // The status message itself: a zero-payload HMSG with status 503.
+  const inbox = "_INBOX.js-nr-" + process.pid;
+  const sub = b.subscribe(inbox);
+  b.publish("js.nobody.here", enc.encode("x"), { reply: inbox });
+  const [m] = await take(sub, 1);
+  check(m.headers, "503 status has headers");
+  eq(m.headers.code, 503, "status code");
+  eq(m.data.length, 0, "503 payload length");
+  sub.unsubscribe();
+  // And what an application sees: the request fails at once as "no
+  // responders", not after its timeout.
+  const t0 = Date.now();
+  try {
+    await b.request("js.nobody.here", enc.encode("x"), { timeout: 4000 });
+    throw new Error("a request nobody answers succeeded");
+  } catch (e) {
+    check(typeof e.isNoResponders === "function" && e.isNoResponders(),
+      "RequestError with NoResponders cause, got " + e);
+  }
+  check(Date.now() - t0 < 3000, "no responders came before the request timeout");
+}
+
+async function queue(a, b, c) {
+  const n = 60;
+  const members = [
+    a.subscribe("js.q", { queue: "workers" }),
+    a.subscribe("js.q", { queue: "workers" }),
+    c.subscribe("js.q", { queue: "workers" }),
+  ];
+  const other = c.subscribe("js.q", { queue: "others" });
+  const plain = a.subscribe("js.q");
+  await a.flush();
+  await c.flush();
+  for (let i = 0; i < n; i++) b.publish("js.q", enc.encode(String(i)));
+  await b.flush();
+  // Every copy the server sent to a and c precedes their PONGs.
+  await a.flush();
+  await c.flush();
+  const counts = members.map((s) => s.getReceived());
+  eq(counts.reduce((x, y) => x + y, 0), n, "one member of the group per message");
+  eq(other.getReceived(), n, "the second group gets every message");
+  eq(plain.getReceived(), n, "the plain subscriber gets every message");
+  for (const s of [...members, other, plain]) s.unsubscribe();
+  // Where each message went (members, group of 3) is nats-server's choice:
+  // only the totals are asserted.
+  return counts;
+}
+
+async function drain(b) {
+  const d = await connect(opts({ name: "natsjs-drain" }));
+  const seen = [];
+  const sub = d.subscribe("js.d", {
+    callback: (err, m) => {
+      if (!err) seen.push(dec.decode(m.data));
+    },
+  });
+  await d.flush();
+  for (let i = 0; i < 50; i++) b.publish("js.d", enc.encode(String(i)));
+  await b.flush();
+  const closed = d.closed();
+  await d.drain();
+  const err = await closed;
+  check(!err, "drain closed cleanly, got " + err);
+  check(d.isClosed(), "connection closed after drain");
+  check(sub.isClosed(), "subscription closed after drain");
+  eq(seen.length, 50, "messages delivered before drain finished");
+  eq(seen, Array.from({ length: 50 }, (_, i) => String(i)), "drained messages in order");
+}
+
+async function plain() {
+  const a = await connect(opts({ name: "natsjs-a" }));
+  const b = await connect(opts({ name: "natsjs-b" }));
+  const c = await connect(opts({ name: "natsjs-c" }));
+  check(a.info.headers === true, "INFO headers:true");
+  check(a.info.proto >= 1, "INFO proto >= 1");
+  await pubsub(a, b);
+  await request(a, b);
+  await noResponders(b);
+  const counts = await queue(a, b, c);
+  await drain(b);
+  for (const nc of [a, b, c]) await nc.close();
+  console.log("queue split " + JSON.stringify(counts));
+  console.log("ok plain");
+}
+
+async function tls() {
+  const a = await connect(opts({ name: "natsjs-tls-a", tls: args.tls }));
+  const b = await connect(opts({ name: "natsjs-tls-b", tls: args.tls }));
+  const sub = a.subscribe("js.tls.>");
+  await a.flush();
+  const h = headers();
+  h.set("X-Tls", "yes");
+  b.publish("js.tls.x", enc.encode("secret"), { headers: h });
+  const [m] = await take(sub, 1);
+  eq(m.subject, "js.tls.x", "subject over TLS");
+  eq(dec.decode(m.data), "secret", "payload over TLS");
+  eq(m.headers.get("X-Tls"), "yes", "header over TLS");
+  a.subscribe("js.tls.svc", { callback: (err, r) => err || r.respond(r.data) });
+  await a.flush();
+  const r = await b.request("js.tls.svc", enc.encode("echo"), { timeout: WAIT });
+  eq(dec.decode(r.data), "echo", "request over TLS");
+  const i = a.info;
+  console.log("info " + JSON.stringify({
+    tls_required: i.tls_required, tls_verify: i.tls_verify, tls_available: i.tls_available,
+  }));
+  await a.close();
+  await b.close();
+  console.log("ok tls");
+}
+
+async function fail() {
+  const t0 = Date.now();
+  try {
+    const nc = await connect(opts({ tls: args.tls, timeout: args.timeout || 3000 }));
+    console.log("connected");
+    await nc.close();
+    process.exit(1);
+  } catch (e) {
+    const cause = e.cause ? ` (cause: ${e.cause.name}: ${e.cause.message})` : "";
+    console.log(`failed ${e.name}: ${e.message}${cause} after ${Date.now() - t0} ms`);
+  }
+}
+
+async function sub() {
+  const nc = await connect(opts({ name: "natsjs-sub" }));
+  const s = nc.subscribe(args.subject);
+  await nc.flush();
+  console.log("ready");
+  const [m] = await take(s, 1, args.wait || 10000);
+  console.log(JSON.stringify({
+    subject: m.subject, reply: m.reply || null, data: dec.decode(m.data), headers: hdrs(m),
+  }));
+  await nc.close();
+}
+
+const modes = { plain, tls, fail, sub };
+const run = modes[args.mode];
+if (!run) {
+  console.error("unknown mode " + args.mode);
+  process.exit(2);
+}
+// A scenario that hangs is a failure too, not a stuck test.
+const guard = setTimeout(() => {
+  console.error("timed out in mode " + args.mode);
+  process.exit(3);
+}, args.deadline || 30000);
+run().then(
+  () => {
+    clearTimeout(guard);
+    process.exit(0);
+  },
+  (e) => {
+    console.error(`${args.mode}: ${e && e.stack ? e.stack : e}`);
+    process.exit(1);
+  },
+);
