@@ -44,10 +44,11 @@ async function take(sub, n, ms = WAIT) {
   return got;
 }
 
+// Header names in the order they came, each with all its values.
 function hdrs(m) {
-  const out = {};
+  const out = [];
   if (!m.headers) return out;
-  for (const [k, v] of m.headers) out[k] = v;
+  for (const [k, v] of m.headers) out.push([k, v]);
   return out;
 }
 
@@ -248,6 +249,7 @@ async function sub() {
   const [m] = await take(s, 1, args.wait || 10000);
   console.log(JSON.stringify({
     subject: m.subject, reply: m.reply || null, data: dec.decode(m.data), headers: hdrs(m),
+    raw: m.headers ? m.headers.toString() : null,
   }));
   await nc.close();
 }

@@ -1,0 +1,296 @@
+"""nats.js (npm @nats-io/transport-node, pinned in tests/integration/nats/js
+with its package-lock.json) against ward's NATS listener (issue 13): the
+only client here that can do TLS `handshake_first`.
+
+The package is installed once per session with `npm ci` into the session's
+temporary directory; a failed install fails the tests (nats.js is a required
+independent client), with npm's output. nats/js/client.mjs runs one
+scenario per process, checks what it received itself and prints "ok MODE".
+Plain and TLS runs are differential (Debian's nats-server 2.9 and ward);
+handshake_first is ward only (nats-server learnt it in 2.10)."""
+import json
+import os
+import select
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import paho.mqtt.client as paho
+import pytest
+
+import tls_pki
+from conftest import NO_WARD_NATS, free_port, wait_port, ward_speaks_nats
+
+JS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nats", "js")
+NPM_TIMEOUT = 180
+
+
+@pytest.fixture(scope="session")
+def natsjs(tmp_path_factory):
+    """The installed client: `natsjs(args, timeout)` runs client.mjs with
+    the JSON args and returns (exit status, stdout + stderr)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    assert node and npm, "nats.js needs Node.js and npm (Debian: nodejs, npm)"
+    d = tmp_path_factory.mktemp("natsjs")
+    for name in os.listdir(JS_DIR):
+        if name.endswith((".json", ".mjs")):
+            shutil.copy(os.path.join(JS_DIR, name), str(d / name))
+    env = dict(os.environ, npm_config_update_notifier="false")
+    try:
+        r = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=str(d), env=env,
+                           capture_output=True, text=True, timeout=NPM_TIMEOUT)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail("npm ci did not finish in %d s:\n%s%s" % (NPM_TIMEOUT, e.stdout, e.stderr))
+    if r.returncode != 0:
+        pytest.fail("npm ci failed (%d):\n%s%s" % (r.returncode, r.stdout, r.stderr))
+    script = str(d / "client.mjs")
+
+    def run(args, timeout=40):
+        r = subprocess.run([node, script, json.dumps(args)], cwd=str(d), capture_output=True,
+                           text=True, timeout=timeout)
+        return r.returncode, r.stdout + r.stderr
+
+    run.node, run.script, run.dir = node, script, str(d)
+    return run
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    return tls_pki.make_pki(str(tmp_path_factory.mktemp("pki")))
+
+
+def ok(rc, out, mode):
+    assert rc == 0 and ("ok " + mode) in out.splitlines(), out
+
+
+# ---- 1. plain ---------------------------------------------------------------
+
+
+def test_plain(nk, natsjs):
+    """Pub/sub in order with headers (a repeated name), 4 KB of binary and
+    an empty payload; request/reply with headers, answered from another
+    connection, through the muxed inbox and without it; a request nobody
+    answers gets the zero-payload `NATS/1.0 503` at once; a queue group of
+    three splits 60 messages exactly while a second group and a plain
+    subscriber get all 60; drain delivers the 50 in flight, then closes."""
+    b = nk()
+    ok(*natsjs({"mode": "plain", "port": b.port}), "plain")
+
+
+# ---- 2. TLS -----------------------------------------------------------------
+
+
+def _ns_tls(pki, verify=False):
+    return ('tls {\n  cert_file: "%s"\n  key_file: "%s"\n  ca_file: "%s"\n  verify: %s\n}\n'
+            % (pki["server_crt"], pki["server_key"], pki["ca"], "true" if verify else "false"))
+
+
+def _client_tls(pki, cert=None, **kw):
+    t = {"caFile": pki["ca"]}
+    if cert:
+        t.update(certFile=pki[cert + "_crt"], keyFile=pki[cert + "_key"])
+    t.update(kw)
+    return t
+
+
+def test_tls_server_only(nk, natsjs, pki):
+    """`nats+tls`: INFO in plaintext says tls_required, nats.js upgrades
+    with the test CA, and pub/sub with headers and a request work."""
+    b = nk(ns=_ns_tls(pki), scheme="nats+tls",
+           ward=["--certfile", pki["server_crt"], "--keyfile", pki["server_key"]])
+    rc, out = natsjs({"mode": "tls", "port": b.port, "tls": _client_tls(pki)})
+    ok(rc, out, "tls")
+    assert '"tls_required":true' in out, out
+
+
+def test_mutual_tls(nk, natsjs, pki):
+    """Mutual TLS: nats.js with a client certificate of the test CA works;
+    without one it is refused, and promptly."""
+    b = nk(ns=_ns_tls(pki, verify=True), scheme="nats+mtls",
+           ward=["--certfile", pki["server_crt"], "--keyfile", pki["server_key"],
+                 "--cafile", pki["ca"]])
+    rc, out = natsjs({"mode": "tls", "port": b.port, "tls": _client_tls(pki, "client")})
+    ok(rc, out, "tls")
+    assert '"tls_verify":true' in out, out
+    t0 = time.monotonic()
+    rc, out = natsjs({"mode": "fail", "port": b.port, "tls": _client_tls(pki)})
+    assert rc == 0 and out.startswith("failed "), out
+    assert time.monotonic() - t0 < 15, out
+
+
+# ---- 3. handshake_first (ward only: nats-server 2.9 has no handshake_first) --
+
+
+@pytest.fixture
+def hsf_ward(ward_factory, pki, tmp_path):
+    """ward with one NATS listener whose TLS comes before INFO."""
+    if not ward_speaks_nats():
+        pytest.skip(NO_WARD_NATS)
+
+    def make(handshake_first=True, verify=False):
+        port = free_port()
+        conf = str(tmp_path / ("hsf-%d.conf" % port))
+        with open(conf, "w") as f:
+            f.write('listeners.nats {\n  bind = "127.0.0.1:%d"\n  tls {\n'
+                    '    cert_file = "%s"\n    key_file = "%s"\n    ca_file = "%s"\n'
+                    '    verify = %s\n    handshake_first = %s\n  }\n}\n'
+                    % (port, pki["server_crt"], pki["server_key"], pki["ca"],
+                       "true" if verify else "false", "true" if handshake_first else "false"))
+        w = ward_factory(["-c", conf], port=port, listen=False).start(wait=False)
+        assert wait_port(port, proc=w.proc, timeout=15), "ward is not listening:\n" + w.read_log()
+        return w
+
+    return make
+
+
+def test_handshake_first_natsjs(hsf_ward, natsjs, pki):
+    """nats.js with `tls.handshakeFirst` connects to a `handshake_first`
+    listener (server-only TLS, then mutual TLS) and pub/sub and requests
+    work; INFO, read inside TLS, says tls_required."""
+    w = hsf_ward()
+    rc, out = natsjs({"mode": "tls", "port": w.port,
+                      "tls": _client_tls(pki, handshakeFirst=True)})
+    ok(rc, out, "tls")
+    assert '"tls_required":true' in out, out
+    m = hsf_ward(verify=True)
+    rc, out = natsjs({"mode": "tls", "port": m.port,
+                      "tls": _client_tls(pki, "client", handshakeFirst=True)})
+    ok(rc, out, "tls")
+    assert '"tls_verify":true' in out, out
+
+
+def test_handshake_first_raw(hsf_ward, pki):
+    """What a client that does not start with TLS sees on a handshake_first
+    listener: nothing in plaintext (the server waits for a ClientHello);
+    plaintext NATS sent to it closes the connection without an answer in
+    clear. A client that does start TLS at once reads INFO inside TLS,
+    then CONNECT/PING/PONG work (natswire, independent of nats.js)."""
+    w = hsf_ward()
+    s = socket.create_connection(("127.0.0.1", w.port), timeout=5)
+    try:
+        # No INFO in plaintext: nothing at all arrives while the server
+        # waits for a ClientHello.
+        assert select.select([s], [], [], 1.0)[0] == [], s.recv(4096)
+        s.sendall(b"CONNECT {}\r\nPING\r\n")
+        s.settimeout(10)
+        got = b""
+        try:
+            while len(got) < 4096:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+        except ConnectionResetError:
+            pass
+        # The connection ends; whatever came is not NATS in plaintext (at
+        # most a TLS alert record, content type 21).
+        assert b"INFO" not in got and b"PONG" not in got and b"-ERR" not in got, got
+        assert got == b"" or got[0] == 21, got
+    finally:
+        s.close()
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    raw = socket.create_connection(("127.0.0.1", w.port), timeout=5)
+    with ctx.wrap_socket(raw, server_hostname="localhost") as t:
+        t.settimeout(5)
+        buf = b""
+        while b"\r\n" not in buf and len(buf) < 8192:
+            chunk = t.recv(4096)
+            assert chunk, "closed before INFO: %r" % buf
+            buf += chunk
+        line, rest = buf.split(b"\r\n", 1)
+        assert line.startswith(b"INFO "), buf
+        info = json.loads(line[5:])
+        assert info.get("tls_required") is True, info
+        t.sendall(b'CONNECT {"verbose":false}\r\nPING\r\n')
+        while b"PONG\r\n" not in rest and len(rest) < 8192:
+            chunk = t.recv(4096)
+            assert chunk, "closed before PONG: %r" % rest
+            rest += chunk
+        assert rest.startswith(b"PONG\r\n"), rest
+    assert w.alive()
+
+
+def test_handshake_first_plain_client_bounded(hsf_ward, natsjs, pki):
+    """nats.js WITHOUT handshakeFirst against a handshake_first listener
+    waits for an INFO that never comes in plaintext: its connect fails
+    within its own timeout, it does not hang."""
+    w = hsf_ward()
+    t0 = time.monotonic()
+    rc, out = natsjs({"mode": "fail", "port": w.port, "timeout": 3000,
+                      "tls": _client_tls(pki)}, timeout=30)
+    assert rc == 0 and out.startswith("failed "), out
+    assert time.monotonic() - t0 < 20, out
+    assert w.alive()
+
+
+def test_handshake_first_against_normal_tls(nk, natsjs, pki):
+    """nats.js WITH handshakeFirst against a normal TLS listener (INFO in
+    plaintext first): its ClientHello meets a plaintext INFO, and it fails
+    cleanly and promptly, no hang; the server lives on."""
+    b = nk(ns=_ns_tls(pki), scheme="nats+tls",
+           ward=["--certfile", pki["server_crt"], "--keyfile", pki["server_key"]])
+    t0 = time.monotonic()
+    rc, out = natsjs({"mode": "fail", "port": b.port, "timeout": 3000,
+                      "tls": _client_tls(pki, handshakeFirst=True)}, timeout=30)
+    assert rc == 0 and out.startswith("failed "), out
+    assert time.monotonic() - t0 < 20, out
+    assert b.alive()
+    # The listener still serves a correct client afterwards.
+    ok(*natsjs({"mode": "tls", "port": b.port, "tls": _client_tls(pki)}), "tls")
+
+
+# ---- 4. MQTT 5 -> nats.js ---------------------------------------------------
+
+
+def test_mqtt5_user_properties_to_natsjs(nats_ward, natsjs):
+    """paho (MQTT 5) publishes `js/m/x` with user properties (a repeated
+    name, a value with spaces), a response topic and correlation data;
+    nats.js subscribed to `js.m.x` gets the payload, the user properties as
+    headers in order with repeats kept, the reply subject, and the
+    correlation data in Ward-Correlation-Data (base64)."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    w = nats_ward()
+    p = subprocess.Popen([natsjs.node, natsjs.script, json.dumps(
+        {"mode": "sub", "port": w.nats_port, "subject": "js.m.x", "wait": 10000})],
+        cwd=natsjs.dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert select.select([p.stdout], [], [], 15)[0], "nats.js did not get ready"
+        line = p.stdout.readline()
+        assert line.strip() == "ready", line + p.stdout.read()
+        done = threading.Event()
+        c = paho.Client("paho-natsjs", protocol=paho.MQTTv5)
+        c.on_connect = lambda *a: done.set()
+        c.connect("127.0.0.1", w.port)
+        c.loop_start()
+        try:
+            assert done.wait(10), "no CONNACK"
+            props = Properties(PacketTypes.PUBLISH)
+            props.UserProperty = [("Device", "dev-1"), ("K", "v1"), ("K", "v2"),
+                                  ("Note", "two words")]
+            props.ResponseTopic = "js/m/reply"
+            props.CorrelationData = b"\x01corr"
+            info = c.publish("js/m/x", b"telemetry", qos=1, properties=props)
+            info.wait_for_publish(10)
+            assert info.is_published()
+        finally:
+            c.loop_stop()
+            c.disconnect()
+        out, _ = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, out
+    m = json.loads(out.strip().splitlines()[-1])
+    assert m["subject"] == "js.m.x" and m["data"] == "telemetry", m
+    assert m["reply"] == "js.m.reply", m
+    h = dict((k, v) for k, v in m["headers"])
+    assert [k for k, _ in m["headers"]][:3] == ["Device", "K", "Note"], m
+    assert h["Device"] == ["dev-1"] and h["K"] == ["v1", "v2"], m
+    assert h["Note"] == ["two words"], m
+    assert h["Ward-Correlation-Data"] == ["AWNvcnI="], m
