@@ -90,6 +90,33 @@ async function pubsub(a, b) {
   eq(got[22].data.length, 0, "empty payload");
 }
 
+async function limits(a, b) {
+  // Auto-unsubscribe after 3 (UNSUB sid 3): exactly 3 delivered of 10.
+  const auto = a.subscribe("js.max", { max: 3 });
+  await a.flush();
+  for (let i = 0; i < 10; i++) b.publish("js.max", enc.encode(String(i)));
+  await b.flush();
+  await a.flush();
+  eq(auto.getReceived(), 3, "messages to a subscription with max 3");
+  // Headers with no payload at all, and a payload near the announced limit.
+  const big = Math.min(a.info.max_payload - 1024, 512 * 1024);
+  const sub = a.subscribe("js.big");
+  await a.flush();
+  const h = headers();
+  h.set("X-Only", "headers");
+  b.publish("js.big", undefined, { headers: h });
+  const payload = new Uint8Array(big).fill(0x5a);
+  b.publish("js.big", payload);
+  const [m1, m2] = await take(sub, 2);
+  eq(m1.data.length, 0, "headers-only payload");
+  eq(m1.headers.get("X-Only"), "headers", "headers-only header");
+  eq(m2.data.length, big, "large payload length");
+  check(m2.data.every((v) => v === 0x5a), "large payload intact");
+  sub.unsubscribe();
+  const rtt = await a.rtt();
+  check(rtt >= 0 && rtt < WAIT, "rtt " + rtt);
+}
+
 async function request(a, b) {
   const svc = a.subscribe("js.svc", {
     callback: (err, m) => {
@@ -194,6 +221,7 @@ async function plain() {
   check(a.info.headers === true, "INFO headers:true");
   check(a.info.proto >= 1, "INFO proto >= 1");
   await pubsub(a, b);
+  await limits(a, b);
   await request(a, b);
   await noResponders(b);
   const counts = await queue(a, b, c);
