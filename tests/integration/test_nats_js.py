@@ -121,6 +121,49 @@ def test_mutual_tls(nk, natsjs, pki):
     assert time.monotonic() - t0 < 15, out
 
 
+# ---- authentication and permissions, as nats.js sees them -------------------
+
+
+def _serve_auth(nk, inner):
+    return nk(ns=inner, ward_conf='listeners.nats {\n  bind = "127.0.0.1:{port}"\n%s\n}\n'
+              % inner)
+
+
+def _nkey(natsjs):
+    rc, out = natsjs({"mode": "nkeygen"})
+    assert rc == 0, out
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_nkeys_and_permissions(nk, natsjs):
+    """NKeys: nats.js signs the server's nonce (two listed keys work, an
+    unlisted one is refused with an authorization error). Permissions: a
+    forbidden subscription and queue subscription are closed with
+    nats.js's PermissionViolationError (operation, subject, queue parsed
+    from the -ERR text), a forbidden publish is reported on the status
+    stream, and the connection goes on working."""
+    lim, peer, stranger = _nkey(natsjs), _nkey(natsjs), _nkey(natsjs)
+    b = _serve_auth(nk, 'authorization { users = [\n'
+                    '  { nkey = "%s", permissions = { publish = { allow = ["device.>"] },\n'
+                    '      subscribe = { allow = ["dev.>"] } } }\n'
+                    '  { nkey = "%s" }\n] }' % (lim["pub"], peer["pub"]))
+    ok(*natsjs({"mode": "perms", "port": b.port, "seed": lim["seed"],
+                "peer": {"seed": peer["seed"]}}), "perms")
+    rc, out = natsjs({"mode": "fail", "port": b.port, "seed": stranger["seed"]})
+    assert rc == 0 and out.startswith("failed AuthorizationError"), out
+
+
+def test_token(nk, natsjs):
+    """A token listener: nats.js with the token gets in and works, with a
+    wrong token or none it fails with an authorization error."""
+    b = _serve_auth(nk, 'authorization { token = "s3cret-token" }')
+    rc, out = natsjs({"mode": "tls", "port": b.port, "token": "s3cret-token", "tls": None})
+    ok(rc, out, "tls")
+    for bad in ({"token": "wrong"}, {}):
+        rc, out = natsjs(dict({"mode": "fail", "port": b.port}, **bad))
+        assert rc == 0 and out.startswith("failed AuthorizationError"), (bad, out)
+
+
 # ---- 3. handshake_first (ward only: nats-server 2.9 has no handshake_first) --
 
 

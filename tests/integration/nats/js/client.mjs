@@ -8,14 +8,17 @@
 // tls      {tls: {caFile, certFile?, keyFile?, handshakeFirst?}}: connect,
 //          pub/sub with headers and a request; prints the INFO flags it
 //          saw, then "ok tls"
-// fail     {tls: ...}: the connection must fail within the connect timeout;
+// perms    {seed, peer}: permission violations as nats.js reports them
+// nkeygen  prints a new user key pair as JSON
+// fail     {tls?, seed?, token?}: the connection must fail within the
+//          connect timeout;
 //          prints "failed NAME: MESSAGE" (exit 0) or "connected" (exit 1)
 // sub      {subject}: subscribes, prints "ready" once the server has the
 //          subscription, then the first message as one JSON line
 //
 // Each scenario checks what it received itself and exits non-zero with the
 // reason on the first difference; every wait is bounded.
-import { connect, headers } from "@nats-io/transport-node";
+import { connect, headers, nkeyAuthenticator, nkeys } from "@nats-io/transport-node";
 
 const args = JSON.parse(process.argv[2] || "{}");
 const WAIT = 5000;
@@ -52,13 +55,12 @@ function hdrs(m) {
   return out;
 }
 
-function opts(extra = {}) {
-  return {
-    servers: `127.0.0.1:${args.port}`,
-    timeout: WAIT,
-    reconnect: false,
-    ...extra,
-  };
+function opts(extra = {}, auth = args) {
+  const o = { servers: `127.0.0.1:${args.port}`, timeout: WAIT, reconnect: false };
+  if (auth.seed) o.authenticator = nkeyAuthenticator(enc.encode(auth.seed));
+  if (auth.token) o.token = auth.token;
+  if (auth.user) Object.assign(o, { user: auth.user, pass: auth.pass });
+  return { ...o, ...extra };
 }
 
 async function pubsub(a, b) {
@@ -282,7 +284,65 @@ async function sub() {
   await nc.close();
 }
 
-const modes = { plain, tls, fail, sub };
+// A user key pair for the NKey tests: {"pub": "U...", "seed": "SU..."}.
+async function nkeygen() {
+  const kp = nkeys.createUser();
+  console.log(JSON.stringify({ pub: kp.getPublicKey(), seed: dec.decode(kp.getSeed()) }));
+}
+
+// args.seed is a user allowed to publish device.> and subscribe dev.>;
+// args.peer (seed or token) a user with all rights. Violations are
+// reported the way nats.js understands nats-server's texts (a
+// PermissionViolationError with the operation, subject and queue), and
+// the connection stays usable.
+async function perms() {
+  const a = await connect(opts({ name: "natsjs-limited" }));
+  const b = await connect(opts({ name: "natsjs-peer" }, args.peer));
+  const errors = [];
+  let sawPublish;
+  const publishError = new Promise((r) => (sawPublish = r));
+  (async () => {
+    for await (const st of a.status()) {
+      if (st.type !== "error") continue;
+      errors.push(st.error);
+      if (st.error.operation === "publish") sawPublish(st.error);
+    }
+  })();
+  const good = a.subscribe("dev.>");
+  const bad = a.subscribe("other.x");
+  const badq = a.subscribe("other.q", { queue: "g" });
+  await a.flush();
+  const e1 = await Promise.race([bad.closed, new Promise((r) => setTimeout(() => r("open"), WAIT))]);
+  check(e1 instanceof Error, "the forbidden subscription was closed with an error, got " + e1);
+  eq([e1.name, e1.operation, e1.subject, e1.queue || null],
+    ["PermissionViolationError", "subscription", "other.x", null], "subscription violation");
+  const e2 = await Promise.race([badq.closed, new Promise((r) => setTimeout(() => r("open"), WAIT))]);
+  check(e2 instanceof Error, "the forbidden queue subscription closed with an error, got " + e2);
+  eq([e2.operation, e2.subject, e2.queue], ["subscription", "other.q", "g"],
+    "queue subscription violation");
+  a.publish("nope.x", enc.encode("n"));
+  await a.flush();
+  // The status stream is read by another task: wait for it, bounded.
+  const pe = await Promise.race([publishError, new Promise((r) => setTimeout(r, WAIT))]);
+  check(pe, "a publish violation reported, got " + errors.map(String));
+  eq([pe.name, pe.subject], ["PermissionViolationError", "nope.x"], "publish violation");
+  check(!a.isClosed(), "the connection stays open after violations");
+  // Still working both ways.
+  const watch = b.subscribe("device.>");
+  await b.flush();
+  a.publish("device.1.tlm", enc.encode("t"));
+  const [m] = await take(watch, 1);
+  eq([m.subject, dec.decode(m.data)], ["device.1.tlm", "t"], "allowed publish delivered");
+  b.publish("dev.1.cmd", enc.encode("c"));
+  const [c] = await take(good, 1);
+  eq([c.subject, dec.decode(c.data)], ["dev.1.cmd", "c"], "allowed subscription delivers");
+  eq(errors.length, 3, "three violations in all, got " + errors.map(String));
+  await a.close();
+  await b.close();
+  console.log("ok perms");
+}
+
+const modes = { plain, tls, fail, sub, nkeygen, perms };
 const run = modes[args.mode];
 if (!run) {
   console.error("unknown mode " + args.mode);
