@@ -115,6 +115,23 @@ async function limits(a, b) {
   eq(m2.data.length, big, "large payload length");
   check(m2.data.every((v) => v === 0x5a), "large payload intact");
   sub.unsubscribe();
+  // Exactly the announced max_payload is accepted and delivered.
+  const full = a.subscribe("js.full");
+  await a.flush();
+  b.publish("js.full", new Uint8Array(a.info.max_payload));
+  const [m3] = await take(full, 1);
+  eq(m3.data.length, a.info.max_payload, "max_payload message");
+  full.unsubscribe();
+  // A subject that is not ASCII, and 200 headers on one message.
+  const uni = a.subscribe("js.\u00fc.\u6c34");
+  await a.flush();
+  const many = headers();
+  for (let i = 0; i < 200; i++) many.append("X-H" + i, "v" + i);
+  b.publish("js.\u00fc.\u6c34", enc.encode("u"), { headers: many });
+  const [m4] = await take(uni, 1);
+  eq(m4.subject, "js.\u00fc.\u6c34", "non-ASCII subject");
+  eq([m4.headers.keys().length, m4.headers.get("X-H199")], [200, "v199"], "200 headers");
+  uni.unsubscribe();
   const rtt = await a.rtt();
   check(rtt >= 0 && rtt < WAIT, "rtt " + rtt);
 }
@@ -195,6 +212,28 @@ async function queue(a, b, c) {
   return counts;
 }
 
+// noEcho: a connection does not get its own messages; verbose and
+// pedantic: every operation gets +OK, which nats.js consumes.
+async function options(a) {
+  const quiet = await connect(opts({ name: "natsjs-noecho", noEcho: true }));
+  const loud = await connect(opts({ name: "natsjs-verbose", verbose: true, pedantic: true }));
+  const own = quiet.subscribe("js.echo");
+  const other = a.subscribe("js.echo");
+  const vs = loud.subscribe("js.verbose");
+  await quiet.flush();
+  await a.flush();
+  await loud.flush();
+  quiet.publish("js.echo", enc.encode("self"));
+  loud.publish("js.verbose", enc.encode("v"));
+  await quiet.flush();
+  await loud.flush();
+  await take(other, 1);
+  await take(vs, 1);
+  eq(own.getReceived(), 0, "noEcho: own message not delivered");
+  await quiet.close();
+  await loud.close();
+}
+
 async function drain(b) {
   const d = await connect(opts({ name: "natsjs-drain" }));
   const seen = [];
@@ -227,6 +266,7 @@ async function plain() {
   await request(a, b);
   await noResponders(b);
   const counts = await queue(a, b, c);
+  await options(a);
   await drain(b);
   for (const nc of [a, b, c]) await nc.close();
   console.log("queue split " + JSON.stringify(counts));
