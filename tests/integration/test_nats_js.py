@@ -19,6 +19,8 @@ import threading
 import time
 
 import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 import pytest
 
 import tls_pki
@@ -296,7 +298,84 @@ def test_handshake_first_against_normal_tls(nk, natsjs, pki):
     ok(*natsjs({"mode": "tls", "port": b.port, "tls": _client_tls(pki)}), "tls")
 
 
-# ---- 4. MQTT 5 -> nats.js ---------------------------------------------------
+# ---- 4. MQTT 5 <-> nats.js --------------------------------------------------
+
+
+class Paho5:
+    """A paho MQTT 5 client whose waits have deadlines."""
+
+    def __init__(self, port, cid):
+        self.got, self.cond = [], threading.Condition()
+        self.acks = 0
+        self.c = paho.Client(cid, protocol=paho.MQTTv5)
+        self.c.on_connect = self._on_ack
+        self.c.on_subscribe = self._on_ack
+        self.c.on_message = self._on_message
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+        self._wait_ack(0)
+
+    def _on_ack(self, *a):
+        with self.cond:
+            self.acks += 1
+            self.cond.notify_all()
+
+    def _on_message(self, c, userdata, msg):
+        with self.cond:
+            self.got.append(msg)
+            self.cond.notify_all()
+
+    def _wait_ack(self, n):
+        with self.cond:
+            assert self.cond.wait_for(lambda: self.acks > n, 10), "no CONNACK/SUBACK"
+
+    def subscribe(self, topic):
+        n = self.acks
+        self.c.subscribe(topic, 1)
+        self._wait_ack(n)
+
+    def publish(self, topic, payload, user=(), response=None, corr=None):
+        props = Properties(PacketTypes.PUBLISH)
+        if user:
+            props.UserProperty = list(user)
+        if response:
+            props.ResponseTopic = response
+        if corr is not None:
+            props.CorrelationData = corr
+        info = self.c.publish(topic, payload, qos=1, properties=props)
+        info.wait_for_publish(10)
+        assert info.is_published()
+
+    def wait(self, n=1):
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.got) >= n, 10), self.got
+            return list(self.got)
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+class JsProc:
+    """A client.mjs scenario that prints "ready" before it waits."""
+
+    def __init__(self, natsjs, args):
+        self.p = subprocess.Popen([natsjs.node, natsjs.script, json.dumps(args)],
+                                  cwd=natsjs.dir, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        assert select.select([self.p.stdout], [], [], 15)[0], "nats.js did not get ready"
+        line = self.p.stdout.readline()
+        assert line.strip() == "ready", line + self.p.stdout.read()
+
+    def result(self):
+        out, _ = self.p.communicate(timeout=20)
+        assert self.p.returncode == 0, out
+        return json.loads(out.strip().splitlines()[-1])
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
 
 
 def test_mqtt5_user_properties_to_natsjs(nats_ward, natsjs):
@@ -305,46 +384,82 @@ def test_mqtt5_user_properties_to_natsjs(nats_ward, natsjs):
     nats.js subscribed to `js.m.x` gets the payload, the user properties as
     headers in order with repeats kept, the reply subject, and the
     correlation data in Ward-Correlation-Data (base64)."""
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-
     w = nats_ward()
-    p = subprocess.Popen([natsjs.node, natsjs.script, json.dumps(
-        {"mode": "sub", "port": w.nats_port, "subject": "js.m.x", "wait": 10000})],
-        cwd=natsjs.dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    js = JsProc(natsjs, {"mode": "sub", "port": w.nats_port, "subject": "js.m.x"})
     try:
-        assert select.select([p.stdout], [], [], 15)[0], "nats.js did not get ready"
-        line = p.stdout.readline()
-        assert line.strip() == "ready", line + p.stdout.read()
-        done = threading.Event()
-        c = paho.Client("paho-natsjs", protocol=paho.MQTTv5)
-        c.on_connect = lambda *a: done.set()
-        c.connect("127.0.0.1", w.port)
-        c.loop_start()
+        c = Paho5(w.port, "paho-natsjs")
         try:
-            assert done.wait(10), "no CONNACK"
-            props = Properties(PacketTypes.PUBLISH)
-            props.UserProperty = [("Device", "dev-1"), ("K", "v1"), ("K", "v2"),
-                                  ("Note", "two words")]
-            props.ResponseTopic = "js/m/reply"
-            props.CorrelationData = b"\x01corr"
-            info = c.publish("js/m/x", b"telemetry", qos=1, properties=props)
-            info.wait_for_publish(10)
-            assert info.is_published()
+            c.publish("js/m/x", b"telemetry", response="js/m/reply", corr=b"\x01corr",
+                      user=[("Device", "dev-1"), ("K", "v1"), ("K", "v2"),
+                            ("Note", "two words")])
         finally:
-            c.loop_stop()
-            c.disconnect()
-        out, _ = p.communicate(timeout=20)
+            c.close()
+        m = js.result()
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert p.returncode == 0, out
-    m = json.loads(out.strip().splitlines()[-1])
+        js.kill()
     assert m["subject"] == "js.m.x" and m["data"] == "telemetry", m
     assert m["reply"] == "js.m.reply", m
-    h = dict((k, v) for k, v in m["headers"])
     assert [k for k, _ in m["headers"]][:3] == ["Device", "K", "Note"], m
+    h = dict((k, v) for k, v in m["headers"])
     assert h["Device"] == ["dev-1"] and h["K"] == ["v1", "v2"], m
     assert h["Note"] == ["two words"], m
     assert h["Ward-Correlation-Data"] == ["AWNvcnI="], m
+
+
+def test_mqtt5_request_natsjs_responds(nats_ward, natsjs):
+    """An MQTT 5 request (response topic, correlation data) answered by a
+    nats.js responder: paho gets the answer on its response topic with its
+    correlation data back and nats.js's header as a user property."""
+    w = nats_ward()
+    js = JsProc(natsjs, {"mode": "respond", "port": w.nats_port, "subject": "js.svc.q"})
+    try:
+        c = Paho5(w.port, "paho-req")
+        try:
+            c.subscribe("js/resp/1")
+            c.publish("js/svc/q", b"hello", response="js/resp/1", corr=b"\x00id-7",
+                      user=[("X-Ask", "please")])
+            [r] = c.wait(1)
+        finally:
+            c.close()
+        req = js.result()
+    finally:
+        js.kill()
+    assert req["reply"] == "js.resp.1" and req["data"] == "hello", req
+    assert ["X-Ask", ["please"]] in req["headers"], req
+    assert r.topic == "js/resp/1" and r.payload == b"answer:hello", (r.topic, r.payload)
+    assert getattr(r.properties, "CorrelationData", None) == b"\x00id-7", r.properties
+    assert ("X-Answer", "from nats.js") in getattr(r.properties, "UserProperty", []), \
+        r.properties
+
+
+def test_natsjs_request_mqtt5_responds(nats_ward, natsjs):
+    """A nats.js request (muxed inbox, a header) answered by an MQTT 5
+    client: paho sees the header as a user property and a response topic,
+    publishes its answer there with the correlation data it got, and the
+    nats.js request resolves with it."""
+    w = nats_ward()
+    c = Paho5(w.port, "paho-resp")
+    answered = threading.Event()
+
+    def answer(cl, userdata, msg):
+        props = Properties(PacketTypes.PUBLISH)
+        props.UserProperty = [("X-Seen", dict(getattr(msg.properties, "UserProperty", []))
+                               .get("X-Q", "none"))]
+        if getattr(msg.properties, "CorrelationData", None) is not None:
+            props.CorrelationData = msg.properties.CorrelationData
+        cl.publish(msg.properties.ResponseTopic, b"mqtt says " + msg.payload, qos=1,
+                   properties=props)
+        answered.set()
+
+    try:
+        c.subscribe("js/ask/+")
+        c.c.on_message = answer
+        rc, out = natsjs({"mode": "request", "port": w.nats_port, "subject": "js.ask.1",
+                          "data": "hi", "headers": [["X-Q", "q1"]]})
+        assert rc == 0, out
+        assert answered.is_set()
+    finally:
+        c.close()
+    r = json.loads(out.strip().splitlines()[-1])
+    assert r["data"] == "mqtt says hi", r
+    assert ["X-Seen", ["q1"]] in r["headers"], r

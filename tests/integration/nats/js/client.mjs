@@ -8,6 +8,8 @@
 // tls      {tls: {caFile, certFile?, keyFile?, handshakeFirst?}}: connect,
 //          pub/sub with headers and a request; prints the INFO flags it
 //          saw, then "ok tls"
+// request  {subject, data, headers}: one request, prints the reply as JSON
+// respond  {subject}: answers one request (see respond1)
 // perms    {seed, peer}: permission violations as nats.js reports them
 // nkeygen  prints a new user key pair as JSON
 // fail     {tls?, seed?, token?}: the connection must fail within the
@@ -324,6 +326,37 @@ async function sub() {
   await nc.close();
 }
 
+// {subject, data, headers: [[k, v]...]}: one request; prints the reply.
+async function request1() {
+  const nc = await connect(opts({ name: "natsjs-requester" }));
+  const h = headers();
+  for (const [k, v] of args.headers || []) h.append(k, v);
+  const r = await nc.request(args.subject, enc.encode(args.data), { timeout: WAIT, headers: h });
+  console.log(JSON.stringify({ data: dec.decode(r.data), headers: hdrs(r) }));
+  await nc.close();
+}
+
+// {subject}: answers the first request on subject, copying its
+// Ward-Correlation-Data header and adding X-Answer; prints "ready" once
+// subscribed, then the request as one JSON line.
+async function respond1() {
+  const nc = await connect(opts({ name: "natsjs-responder" }));
+  const s = nc.subscribe(args.subject);
+  await nc.flush();
+  console.log("ready");
+  const [m] = await take(s, 1, args.wait || 10000);
+  const h = headers();
+  h.set("X-Answer", "from nats.js");
+  const corr = m.headers && m.headers.get("Ward-Correlation-Data");
+  if (corr) h.set("Ward-Correlation-Data", corr);
+  check(m.reply, "the request has a reply subject");
+  m.respond(enc.encode("answer:" + dec.decode(m.data)), { headers: h });
+  await nc.flush();
+  console.log(JSON.stringify({ subject: m.subject, reply: m.reply, data: dec.decode(m.data),
+    headers: hdrs(m) }));
+  await nc.close();
+}
+
 // A user key pair for the NKey tests: {"pub": "U...", "seed": "SU..."}.
 async function nkeygen() {
   const kp = nkeys.createUser();
@@ -382,7 +415,7 @@ async function perms() {
   console.log("ok perms");
 }
 
-const modes = { plain, tls, fail, sub, nkeygen, perms };
+const modes = { plain, tls, fail, sub, nkeygen, perms, request: request1, respond: respond1 };
 const run = modes[args.mode];
 if (!run) {
   console.error("unknown mode " + args.mode);
