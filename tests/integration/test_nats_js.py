@@ -12,6 +12,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -175,15 +176,16 @@ def hsf_ward(ward_factory, pki, tmp_path):
     if not ward_speaks_nats():
         pytest.skip(NO_WARD_NATS)
 
-    def make(handshake_first=True, verify=False):
+    def make(handshake_first=True, verify=False, crl=False):
         port = free_port()
         conf = str(tmp_path / ("hsf-%d.conf" % port))
         with open(conf, "w") as f:
             f.write('listeners.nats {\n  bind = "127.0.0.1:%d"\n  tls {\n'
                     '    cert_file = "%s"\n    key_file = "%s"\n    ca_file = "%s"\n'
-                    '    verify = %s\n    handshake_first = %s\n  }\n}\n'
+                    '    verify = %s\n    handshake_first = %s\n%s  }\n}\n'
                     % (port, pki["server_crt"], pki["server_key"], pki["ca"],
-                       "true" if verify else "false", "true" if handshake_first else "false"))
+                       "true" if verify else "false", "true" if handshake_first else "false",
+                       '    crlfile = "%s"\n' % pki["crl"] if crl else ""))
         w = ward_factory(["-c", conf], port=port, listen=False).start(wait=False)
         assert wait_port(port, proc=w.proc, timeout=15), "ward is not listening:\n" + w.read_log()
         return w
@@ -221,6 +223,32 @@ def _read_until_closed(s, timeout):
     except ConnectionResetError:
         pass
     return got
+
+
+def test_handshake_first_mutual_tls(hsf_ward, natsjs, pki):
+    """handshake_first with client certificates and a CRL: no certificate,
+    one of another CA, a revoked one and an expired one are each refused
+    in the handshake (nats.js fails at once, the cause is logged); after
+    SIGHUP reloads the TLS material the listener still wants TLS first
+    and a good certificate still works."""
+    w = hsf_ward(verify=True, crl=True)
+    cases = [(None, "no client certificate"), ("client_rogue", "unknown CA"),
+             ("client_revoked", "certificate revoked"),
+             ("client_expired", "certificate expired")]
+    for cert, cause in cases:
+        t0 = time.monotonic()
+        rc, out = natsjs({"mode": "fail", "port": w.port,
+                          "tls": _client_tls(pki, cert, handshakeFirst=True)})
+        assert rc == 0 and out.startswith("failed "), (cert, out)
+        assert time.monotonic() - t0 < 15, (cert, out)
+        w.wait_log("TLS handshake failed: " + cause)
+    w.signal(signal.SIGHUP)
+    w.wait_log("TLS material reloaded")
+    rc, out = natsjs({"mode": "tls", "port": w.port,
+                      "tls": _client_tls(pki, "client", handshakeFirst=True)})
+    ok(rc, out, "tls")
+    with socket.create_connection(("127.0.0.1", w.port), timeout=5) as s:
+        assert select.select([s], [], [], 1.0)[0] == [], s.recv(4096)
 
 
 def test_handshake_first_raw(hsf_ward, pki):
