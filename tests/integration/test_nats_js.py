@@ -83,6 +83,14 @@ def test_plain(nk, natsjs):
     ok(*natsjs({"mode": "plain", "port": b.port}), "plain")
 
 
+def test_max_payload_8mb(nk, natsjs):
+    """Mir's `max_payload: 8MB`: INFO announces it and three messages of
+    exactly 8 MB go through intact."""
+    b = nk(ns="max_payload: 8MB",
+           ward_conf='listeners.nats {\n  bind = "127.0.0.1:{port}"\n  max_payload = 8MB\n}\n')
+    ok(*natsjs({"mode": "big", "port": b.port, "max": 8 * 1024 * 1024}), "big")
+
+
 # ---- 2. TLS -----------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@
 // tls      {tls: {caFile, certFile?, keyFile?, handshakeFirst?}}: connect,
 //          pub/sub with headers and a request; prints the INFO flags it
 //          saw, then "ok tls"
+// big      {max}: messages of exactly max_payload (Mir's 8MB)
 // request  {subject, data, headers}: one request, prints the reply as JSON
 // respond  {subject}: answers one request (see respond1)
 // perms    {seed, peer}: permission violations as nats.js reports them
@@ -357,6 +358,30 @@ async function respond1() {
   await nc.close();
 }
 
+// {max}: INFO announces max_payload == max; three messages of exactly that
+// size arrive intact, in order.
+async function big() {
+  const a = await connect(opts({ name: "natsjs-big-a" }));
+  const b = await connect(opts({ name: "natsjs-big-b" }));
+  eq(a.info.max_payload, args.max, "INFO max_payload");
+  const n = a.info.max_payload;
+  const sub = a.subscribe("js.big");
+  await a.flush();
+  for (let k = 0; k < 3; k++) {
+    const p = new Uint8Array(n);
+    for (let i = 0; i < n; i++) p[i] = (i + k) % 251;
+    b.publish("js.big", p);
+  }
+  const got = await take(sub, 3, 20000);
+  got.forEach((m, k) => {
+    eq(m.data.length, n, "length of message " + k);
+    check(m.data.every((v, i) => v === (i + k) % 251), "content of message " + k);
+  });
+  await a.close();
+  await b.close();
+  console.log("ok big");
+}
+
 // A user key pair for the NKey tests: {"pub": "U...", "seed": "SU..."}.
 async function nkeygen() {
   const kp = nkeys.createUser();
@@ -415,7 +440,7 @@ async function perms() {
   console.log("ok perms");
 }
 
-const modes = { plain, tls, fail, sub, nkeygen, perms, request: request1, respond: respond1 };
+const modes = { plain, tls, fail, sub, nkeygen, perms, request: request1, respond: respond1, big };
 const run = modes[args.mode];
 if (!run) {
   console.error("unknown mode " + args.mode);
