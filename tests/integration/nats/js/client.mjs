@@ -50,6 +50,13 @@ async function take(sub, n, ms = WAIT) {
   return got;
 }
 
+// What p resolves to, or `otherwise` if it has not after WAIT.
+function within(p, otherwise) {
+  let timer;
+  const late = new Promise((r) => (timer = setTimeout(() => r(otherwise), WAIT)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 // Header names in the order they came, each with all its values.
 function hdrs(m) {
   const out = [];
@@ -410,18 +417,18 @@ async function perms() {
   const bad = a.subscribe("other.x");
   const badq = a.subscribe("other.q", { queue: "g" });
   await a.flush();
-  const e1 = await Promise.race([bad.closed, new Promise((r) => setTimeout(() => r("open"), WAIT))]);
+  const e1 = await within(bad.closed, "open");
   check(e1 instanceof Error, "the forbidden subscription was closed with an error, got " + e1);
   eq([e1.name, e1.operation, e1.subject, e1.queue || null],
     ["PermissionViolationError", "subscription", "other.x", null], "subscription violation");
-  const e2 = await Promise.race([badq.closed, new Promise((r) => setTimeout(() => r("open"), WAIT))]);
+  const e2 = await within(badq.closed, "open");
   check(e2 instanceof Error, "the forbidden queue subscription closed with an error, got " + e2);
   eq([e2.operation, e2.subject, e2.queue], ["subscription", "other.q", "g"],
     "queue subscription violation");
   a.publish("nope.x", enc.encode("n"));
   await a.flush();
   // The status stream is read by another task: wait for it, bounded.
-  const pe = await Promise.race([publishError, new Promise((r) => setTimeout(r, WAIT))]);
+  const pe = await within(publishError, undefined);
   check(pe, "a publish violation reported, got " + errors.map(String));
   eq([pe.name, pe.subject], ["PermissionViolationError", "nope.x"], "publish violation");
   check(!a.isClosed(), "the connection stays open after violations");
