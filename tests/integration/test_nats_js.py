@@ -334,6 +334,20 @@ def test_handshake_first_against_normal_tls(nk, natsjs, pki):
     ok(*natsjs({"mode": "tls", "port": b.port, "tls": _client_tls(pki)}), "tls")
 
 
+def test_handshake_first_against_plain_listener(nk, natsjs, pki):
+    """nats.js WITH handshakeFirst against a listener without TLS: its
+    ClientHello is not NATS, the server says so and closes; nats.js fails
+    promptly and the server serves the next client."""
+    b = nk()
+    t0 = time.monotonic()
+    rc, out = natsjs({"mode": "fail", "port": b.port, "timeout": 3000,
+                      "tls": _client_tls(pki, handshakeFirst=True)}, timeout=30)
+    assert rc == 0 and out.startswith("failed "), out
+    assert time.monotonic() - t0 < 20, out
+    assert b.alive()
+    ok(*natsjs({"mode": "tls", "port": b.port, "tls": None}), "tls")
+
+
 # ---- 4. MQTT 5 <-> nats.js --------------------------------------------------
 
 
