@@ -16,8 +16,9 @@
 // fail     {tls?, seed?, token?}: the connection must fail within the
 //          connect timeout;
 //          prints "failed NAME: MESSAGE" (exit 0) or "connected" (exit 1)
-// sub      {subject}: subscribes, prints "ready" once the server has the
-//          subscription, then the first message as one JSON line
+// sub      {subject, count?}: subscribes, prints "ready" once the server
+//          has the subscription, then the first count messages (default 1)
+//          as one JSON line each
 //
 // Each scenario checks what it received itself and exits non-zero with the
 // reason on the first difference; every wait is bounded.
@@ -326,11 +327,12 @@ async function sub() {
   const s = nc.subscribe(args.subject);
   await nc.flush();
   console.log("ready");
-  const [m] = await take(s, 1, args.wait || 10000);
-  console.log(JSON.stringify({
-    subject: m.subject, reply: m.reply || null, data: dec.decode(m.data), headers: hdrs(m),
-    raw: m.headers ? m.headers.toString() : null,
-  }));
+  for (const m of await take(s, args.count || 1, args.wait || 10000)) {
+    console.log(JSON.stringify({
+      subject: m.subject, reply: m.reply || null, data: dec.decode(m.data), headers: hdrs(m),
+      raw: m.headers ? m.headers.toString() : null,
+    }));
+  }
   await nc.close();
 }
 
