@@ -525,3 +525,43 @@ def test_natsjs_request_mqtt5_responds(nats_ward, natsjs):
     r = json.loads(out.strip().splitlines()[-1])
     assert r["data"] == "mqtt says hi", r
     assert ["X-Seen", ["q1"]] in r["headers"], r
+
+
+def test_natsjs_many_headers_to_mqtt5(nats_ward, natsjs):
+    """nats.js publishes 100 headers; paho (MQTT 5) gets all 100 as user
+    properties, in order."""
+    w = nats_ward()
+    c = Paho5(w.port, "paho-many")
+    try:
+        c.subscribe("js/many/in")
+        pairs = [["H%03d" % i, "v%d" % i] for i in range(100)]
+        ok(*natsjs({"mode": "pub", "port": w.nats_port, "subject": "js.many.in", "data": "d",
+                    "headers": pairs}), "pub")
+        [m] = c.wait(1)
+    finally:
+        c.close()
+    assert [list(p) for p in getattr(m.properties, "UserProperty", [])] == pairs
+
+
+@pytest.mark.xfail(strict=True, reason="ward: an MQTT message's user properties past the "
+                   "64th are dropped silently on the way to NATS (MAX_HDR_PAIRS in "
+                   "src/broker/nats_out.c)")
+def test_mqtt5_many_user_properties_to_natsjs(nats_ward, natsjs):
+    """The other way: paho publishes 100 user properties and correlation
+    data; nats.js gets all 100 headers in order, then the correlation
+    data."""
+    w = nats_ward()
+    js = JsProc(natsjs, {"mode": "sub", "port": w.nats_port, "subject": "js.many.out"})
+    try:
+        c = Paho5(w.port, "paho-many-out")
+        try:
+            c.publish("js/many/out", b"d", corr=b"c",
+                      user=[("H%03d" % i, "v%d" % i) for i in range(100)])
+        finally:
+            c.close()
+        m = js.result()
+    finally:
+        js.kill()
+    assert m["headers"] == [["H%03d" % i, ["v%d" % i]] for i in range(100)] + [
+        ["Ward-Correlation-Data", ["Yw=="]]], m["headers"]
+

@@ -9,6 +9,7 @@
 //          pub/sub with headers and a request; prints the INFO flags it
 //          saw, then "ok tls"
 // big      {max}: messages of exactly max_payload (Mir's 8MB)
+// pub      {subject, data, headers}: one publish
 // request  {subject, data, headers}: one request, prints the reply as JSON
 // respond  {subject}: answers one request (see respond1)
 // perms    {seed, peer}: permission violations as nats.js reports them
@@ -336,6 +337,17 @@ async function sub() {
   await nc.close();
 }
 
+// {subject, data, headers: [[k, v]...]}: one publish, flushed.
+async function pub1() {
+  const nc = await connect(opts({ name: "natsjs-publisher" }));
+  const h = headers();
+  for (const [k, v] of args.headers || []) h.append(k, v);
+  nc.publish(args.subject, enc.encode(args.data), { headers: h });
+  await nc.flush();
+  await nc.close();
+  console.log("ok pub");
+}
+
 // {subject, data, headers: [[k, v]...]}: one request; prints the reply.
 async function request1() {
   const nc = await connect(opts({ name: "natsjs-requester" }));
@@ -449,7 +461,7 @@ async function perms() {
   console.log("ok perms");
 }
 
-const modes = { plain, tls, fail, sub, nkeygen, perms, request: request1, respond: respond1, big };
+const modes = { plain, tls, fail, sub, nkeygen, perms, request: request1, respond: respond1, big, pub: pub1 };
 const run = modes[args.mode];
 if (!run) {
   console.error("unknown mode " + args.mode);
