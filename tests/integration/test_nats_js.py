@@ -565,3 +565,27 @@ def test_mqtt5_many_user_properties_to_natsjs(nats_ward, natsjs):
     assert m["headers"] == [["H%03d" % i, ["v%d" % i]] for i in range(100)] + [
         ["Ward-Correlation-Data", ["Yw=="]]], m["headers"]
 
+
+@pytest.mark.xfail(strict=True, reason="ward: one user property NATS cannot carry (a name "
+                   "with ':') drops every header, the correlation data too "
+                   "(mqtt_headers in src/broker/nats_out.c)")
+def test_mqtt5_request_with_odd_property_keeps_correlation(nats_ward, natsjs):
+    """An MQTT 5 request whose user properties include a name NATS headers
+    cannot hold (`urn:dev`): the pairs that can be carried and the
+    correlation data still reach the nats.js responder, so the requester
+    can still match the answer."""
+    w = nats_ward()
+    js = JsProc(natsjs, {"mode": "sub", "port": w.nats_port, "subject": "js.odd"})
+    try:
+        c = Paho5(w.port, "paho-odd")
+        try:
+            c.publish("js/odd", b"d", response="js/odd/resp", corr=b"\x00id",
+                      user=[("Good", "1"), ("urn:dev", "x")])
+        finally:
+            c.close()
+        m = js.result()
+    finally:
+        js.kill()
+    h = dict((k, v) for k, v in m["headers"])
+    assert h.get("Good") == ["1"] and h.get("Ward-Correlation-Data") == ["AGlk"], m
+
