@@ -31,45 +31,67 @@ static uint16_t be16(const uint8_t *p)
     return (uint16_t)(p[0] << 8 | p[1]);
 }
 
-#define MAX_HDR_PAIRS 64
-
-/* A header block for an MQTT publisher's message: its user properties,
- * content type and correlation data. Returns the length (0: none) in buf. */
-static size_t mqtt_headers(const struct msg *m, uint8_t *buf, size_t cap)
+/* A header block for an MQTT publisher's message: its user properties (in
+ * order, repeats kept), content type and correlation data. A pair NATS
+ * cannot carry (a name with ':' or blanks, a line break) is left out on its
+ * own. Returns a block to free (NULL: none) and its length in *len. */
+static uint8_t *mqtt_headers(const struct msg *m, size_t *len)
 {
-    struct nats_str names[MAX_HDR_PAIRS + 2], values[MAX_HDR_PAIRS + 2];
-    size_t n = 0;
-    for (const uint8_t *p = m->user_raw, *end = p + m->user_raw_len;
-         p + 5 <= end && n < MAX_HDR_PAIRS;) {
+    size_t n = 0, cap = 2;
+    for (const uint8_t *p = m->user_raw, *end = p + m->user_raw_len; p + 5 <= end;) {
+        uint16_t kl = be16(p + 1);
+        if (p + 3 + kl + 2 > end || p + 5 + kl + be16(p + 3 + kl) > end)
+            break;
+        p += 5 + kl + be16(p + 3 + kl);
+        n++;
+    }
+    n += 2; /* content type, correlation data */
+    struct nats_str *names = calloc(n, sizeof(*names)), *values = calloc(n, sizeof(*values));
+    char *corr = m->correlation_len ? malloc(BASE64_LEN(m->correlation_len) + 1) : NULL;
+    uint8_t *out = NULL;
+    size_t k = 0;
+    *len = 0;
+    if (!names || !values || (m->correlation_len && !corr))
+        goto done;
+    for (const uint8_t *p = m->user_raw, *end = p + m->user_raw_len; p + 5 <= end;) {
         uint16_t kl = be16(p + 1);
         if (p + 3 + kl + 2 > end)
             break;
         uint16_t vl = be16(p + 3 + kl);
         if (p + 5 + kl + vl > end)
             break;
-        names[n] = (struct nats_str){p + 3, kl};
-        values[n] = (struct nats_str){p + 5 + kl, vl};
+        if (nats_hdr_pair_ok(p + 3, kl, p + 5 + kl, vl)) {
+            names[k] = (struct nats_str){p + 3, kl};
+            values[k++] = (struct nats_str){p + 5 + kl, vl};
+        }
         p += 5 + kl + vl;
-        n++;
     }
     static const char ct[] = "Content-Type";
-    if (m->content_type_len) {
-        names[n] = (struct nats_str){(const uint8_t *)ct, sizeof(ct) - 1};
-        values[n++] = (struct nats_str){m->content_type, m->content_type_len};
+    if (m->content_type_len && nats_hdr_pair_ok((const uint8_t *)ct, sizeof(ct) - 1,
+                                                m->content_type, m->content_type_len)) {
+        names[k] = (struct nats_str){(const uint8_t *)ct, sizeof(ct) - 1};
+        values[k++] = (struct nats_str){m->content_type, m->content_type_len};
     }
-    char corr[BASE64_LEN(65535) + 1];
     if (m->correlation_len) {
         base64_encode(m->correlation, m->correlation_len, corr);
-        names[n] =
+        names[k] =
             (struct nats_str){(const uint8_t *)correlation_header, sizeof(correlation_header) - 1};
-        values[n++] = (struct nats_str){(const uint8_t *)corr, strlen(corr)};
+        values[k++] = (struct nats_str){(const uint8_t *)corr, strlen(corr)};
     }
-    if (n == 0)
-        return 0;
-    size_t len = nats_hdr_build(buf, cap, 0, NULL, names, values, n);
-    if (len == 0) /* a pair NATS cannot carry (a name with ':' or a line break): drop them all */
-        return 0;
-    return len;
+    if (k == 0)
+        goto done;
+    cap = 16; /* "NATS/1.0\r\n" and the last "\r\n" */
+    for (size_t i = 0; i < k; i++)
+        cap += names[i].len + values[i].len + 4;
+    if ((out = malloc(cap)) && !(*len = nats_hdr_build(out, cap, 0, NULL, names, values, k))) {
+        free(out); /* every pair was checked: only a bug gets here */
+        out = NULL;
+    }
+done:
+    free(names);
+    free(values);
+    free(corr);
+    return out;
 }
 
 /* Remembers a reply subject the client may answer (allow_responses). */
@@ -128,24 +150,25 @@ bool nats_out_deliver(struct broker *b, struct nats_sub *ns, const struct msg *m
         if (n > 0)
             r = reply, rlen = (size_t)n;
     }
-    uint8_t hdr_buf[8192];
+    uint8_t *made = NULL;
     const uint8_t *hdr = NULL;
     size_t hlen = 0;
     if (c->nats->headers) {
         if (m->nats_hdr_len)
             hdr = m->nats_hdr, hlen = m->nats_hdr_len;
-        else if ((hlen = mqtt_headers(m, hdr_buf, sizeof(hdr_buf))))
-            hdr = hdr_buf;
+        else if ((made = mqtt_headers(m, &hlen)))
+            hdr = made;
     }
     size_t cap = 64 + slen + ns->sid_len + rlen + hlen + m->payload_len;
-    if (!ward_ok(VEC_RESERVE_EXACT(b->scratch, b->scratch_cap, cap)))
-        return true;
-    size_t n = nats_msg_head((char *)b->scratch, cap, s, slen, ns->sid, ns->sid_len, r, rlen, hlen,
-                             m->payload_len);
+    size_t n = 0;
+    if (ward_ok(VEC_RESERVE_EXACT(b->scratch, b->scratch_cap, cap)))
+        n = nats_msg_head((char *)b->scratch, cap, s, slen, ns->sid, ns->sid_len, r, rlen, hlen,
+                          m->payload_len);
+    if (n && hlen)
+        memcpy(b->scratch + n, hdr, hlen), n += hlen;
+    free(made);
     if (n == 0)
         return true;
-    if (hlen)
-        memcpy(b->scratch + n, hdr, hlen), n += hlen;
     if (m->payload_len)
         memcpy(b->scratch + n, m->payload, m->payload_len), n += m->payload_len;
     b->scratch[n++] = '\r';

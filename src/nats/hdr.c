@@ -166,6 +166,12 @@ static void wr(struct wr *w, const void *s, size_t n)
 }
 
 /* see nats.h */
+/* see nats.h */
+bool nats_hdr_pair_ok(const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen)
+{
+    return name_ok(name, nlen) && text_ok(value, vlen);
+}
+
 size_t nats_hdr_build(uint8_t *buf, size_t cap, int code, const char *desc,
                       const struct nats_str *names, const struct nats_str *values, size_t n)
 {

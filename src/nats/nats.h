@@ -198,6 +198,9 @@ struct nats_hdr_iter {
 void nats_hdr_iter_init(struct nats_hdr_iter *it, const uint8_t *h, size_t len);
 /* Next "Name: value" (value trimmed of leading/trailing spaces); false at the end. */
 bool nats_hdr_next(struct nats_hdr_iter *it, struct nats_str *name, struct nats_str *value);
+/* Whether nats_hdr_build takes this pair (a name without ':', blanks or
+ * control characters; a value without CR or LF). */
+bool nats_hdr_pair_ok(const uint8_t *name, size_t nlen, const uint8_t *value, size_t vlen);
 /* Builds a block from pairs into buf: begins with "NATS/1.0\r\n" (or "NATS/1.0 <code> <desc>\r\n"
  * when code != 0), appends pairs, ends with "\r\n". Names/values containing \r, \n or (names) ':'
  * or spaces are refused (return 0). Returns the block length or 0 if it does not fit. */

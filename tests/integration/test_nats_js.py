@@ -9,8 +9,7 @@ scenario per process, checks what it received itself and prints "ok MODE".
 Plain, TLS, mutual TLS, NKeys/permissions and token runs are differential
 (Debian's nats-server 2.9 and ward); handshake_first is ward only
 (nats-server learnt it in 2.10), and so are the MQTT 5 <-> nats.js
-crossings. Two strict xfails mark ward bugs in the MQTT -> NATS header
-mapping (see their reasons)."""
+crossings."""
 import json
 import os
 import select
@@ -440,7 +439,7 @@ def test_mqtt5_user_properties_to_natsjs(nats_ward, natsjs):
     headers in order with repeats kept, the reply subject, and the
     correlation data in Ward-Correlation-Data (base64). A user property
     that a NATS header cannot carry (a value with CR LF trying to add a
-    header line) injects nothing: the message arrives, without headers."""
+    header line) injects nothing: it alone is left out."""
     w = nats_ward()
     js = JsProc(natsjs, {"mode": "sub", "port": w.nats_port, "subject": "js.m.x", "count": 2})
     try:
@@ -466,9 +465,7 @@ def test_mqtt5_user_properties_to_natsjs(nats_ward, natsjs):
     assert h["Ward-Correlation-Data"] == ["AWNvcnI="], m
     assert m2["data"] == "second", m2
     assert "Injected" not in json.dumps(m2["headers"]), m2
-    # What ward does (src/broker/nats_out.c): one pair NATS cannot carry
-    # drops the whole block.
-    assert m2["headers"] == [], m2
+    assert m2["headers"] == [["Good", ["1"]]], m2
 
 
 def test_mqtt5_request_natsjs_responds(nats_ward, natsjs):
@@ -546,9 +543,6 @@ def test_natsjs_many_headers_to_mqtt5(nats_ward, natsjs):
     assert [list(p) for p in getattr(m.properties, "UserProperty", [])] == pairs
 
 
-@pytest.mark.xfail(strict=True, reason="ward: an MQTT message's user properties past the "
-                   "64th are dropped silently on the way to NATS (MAX_HDR_PAIRS in "
-                   "src/broker/nats_out.c)")
 def test_mqtt5_many_user_properties_to_natsjs(nats_ward, natsjs):
     """The other way: paho publishes 100 user properties and correlation
     data; nats.js gets all 100 headers in order, then the correlation
@@ -569,9 +563,6 @@ def test_mqtt5_many_user_properties_to_natsjs(nats_ward, natsjs):
         ["Ward-Correlation-Data", ["Yw=="]]], m["headers"]
 
 
-@pytest.mark.xfail(strict=True, reason="ward: one user property NATS cannot carry (a name "
-                   "with ':') drops every header, the correlation data too "
-                   "(mqtt_headers in src/broker/nats_out.c)")
 def test_mqtt5_request_with_odd_property_keeps_correlation(nats_ward, natsjs):
     """An MQTT 5 request whose user properties include a name NATS headers
     cannot hold (`urn:dev`): the pairs that can be carried and the
