@@ -15,7 +15,7 @@ DEB_PKGS = build-essential cmake pkg-config clang libclang-rt-14-dev \
            python3 python3-pytest python3-paho-mqtt python3-cryptography \
            mosquitto mosquitto-clients nats-server libnats-dev procps \
            golang-go golang-github-nats-io-go-nats-dev golang-github-nats-io-nkeys-dev \
-           golang-golang-x-crypto-dev sqlite3 strace gcovr stress-ng
+           golang-golang-x-crypto-dev sqlite3 strace gcovr stress-ng nodejs
 
 .PHONY: all deps build run test test-asan test-tsan fuzz bench format clean
 
@@ -32,6 +32,11 @@ deps:
 	  $$SUDO apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+	@# npm for the nats.js tests: Debian's package, unless a Node.js that
+	@# brings its own (NodeSource's) is there already.
+	@command -v npm >/dev/null 2>&1 || { \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends npm; }
 	@# Debian starts mosquitto as a service on install; tests run their own.
 	@-systemctl disable --now mosquitto >/dev/null 2>&1 || true
 
