@@ -26,7 +26,7 @@ need "$WARD" mosquitto /usr/bin/python3
 cat >"$TMP/sub.py" <<'PY'
 import socket, sys, time
 sys.path.insert(0, "tests/integration")
-import mqtt_raw as m
+import mqttwire as m
 
 port, nret, nfil, runs = (int(a) for a in sys.argv[1:5])
 topic = "dev/%d/state".__mod__
