@@ -174,6 +174,7 @@ static void msg_hold(struct persist *p, struct msg *m)
                           .retain = m->retain,
                           .expire_at = m->has_expiry ? to_wall(m->expire_at_ms) : 0,
                           .origin = m->origin,
+                          .fresh = true, /* a new id */
                           .props = plen && props ? props : NULL,
                           .props_len = props ? (uint32_t)plen : 0};
     if (plen && !props)
@@ -339,7 +340,8 @@ static void write_delivery(struct persist *p, const struct session *s, struct de
                                                   : d->pubrel_sent ? 2
                                                                    : 1),
                                .sub_ids = d->sub_ids,
-                               .nsub = d->nsub};
+                               .nsub = d->nsub,
+                               .fresh = d->pstate != 2}; /* its first row */
     store_delivery_put(p->st, s->id, &r);
     d->pstate = 2;
     mark(p);

@@ -75,6 +75,7 @@ enum op_kind {
  * slot holds which column is said by the op's spec (params, below). */
 struct op {
     uint8_t kind;
+    bool fresh; /* a put of a row that did not exist before (the caller's word) */
     uint8_t b[3];
     uint32_t u32[2];
     uint64_t u64[2];
@@ -313,6 +314,7 @@ void store_msg_put(struct store *st, const struct store_msg *m)
     o->u64[1] = m->expire_at;
     o->b[0] = m->qos;
     o->b[1] = m->retain;
+    o->fresh = m->fresh;
     put_str(b, o, 0, m->topic ? m->topic : "");
     put_bytes(b, o, 1, m->payload ? m->payload : (const uint8_t *)"", m->payload_len);
     put_str(b, o, 2, m->origin);
@@ -414,6 +416,7 @@ void store_delivery_put(struct store *st, const char *session_id, const struct s
     o->b[1] = d->retain;
     o->b[2] = d->state;
     o->u32[0] = d->pid;
+    o->fresh = d->fresh;
     append_end(st);
 }
 
@@ -653,9 +656,54 @@ static bool mark_moot(struct store *st, const struct batch *b)
     return true;
 }
 
+/* Then the deletes: a row whose first op in the batch is a fresh put did
+ * not exist before it, and every put of it ahead of a delete is skipped,
+ * so none of its deletes has anything to delete. Runs after mark_moot, on
+ * the table it sized. */
+static void mark_fresh_deletes(struct store *st, const struct batch *b)
+{
+    size_t nslots = 16;
+    while (nslots < 2 * b->nops)
+        nslots *= 2;
+    memset(st->slots, 0xff, nslots * sizeof(*st->slots));
+    for (size_t i = 0; i < b->nops; i++) {
+        const struct op *o = &b->ops[i];
+        uint8_t fam = 0;
+        uint64_t id = 0;
+        const uint8_t *sess = NULL;
+        uint32_t slen = 0;
+        if (!op_key(o, b->arena, &fam, &id, &sess, &slen))
+            continue;
+        size_t at = key_hash(fam, id, sess, slen) & (nslots - 1);
+        for (;; at = (at + 1) & (nslots - 1)) {
+            uint32_t j = st->slots[at];
+            if (j == UINT32_MAX) {
+                st->slots[at] = (uint32_t)i; /* the key's first op in the batch */
+                break;
+            }
+            const struct op *first = &b->ops[j];
+            uint8_t f2 = 0;
+            uint64_t id2 = 0;
+            const uint8_t *s2 = NULL;
+            uint32_t l2 = 0;
+            op_key(first, b->arena, &f2, &id2, &s2, &l2);
+            if (f2 == fam && id2 == id && l2 == slen && (!slen || memcmp(s2, sess, slen) == 0)) {
+                bool del = o->kind == OP_MSG_DEL || o->kind == OP_DELIVERY_DEL;
+                bool fresh_put =
+                    (first->kind == OP_MSG_PUT || first->kind == OP_DELIVERY_PUT) && first->fresh;
+                if (del && fresh_put)
+                    st->skip[i] = true;
+                break;
+            }
+        }
+    }
+}
+
 static int apply_batch(struct store *st, const struct batch *b)
 {
     bool moot = b->nops > 1 && mark_moot(st, b);
+    if (moot)
+        mark_fresh_deletes(st, b);
     int rc = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
     const char *what = "BEGIN";
     for (size_t i = 0; i < b->nops && rc == SQLITE_OK; i++) {

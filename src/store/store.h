@@ -59,6 +59,9 @@ struct store_msg {
     uint32_t payload_len;
     uint8_t qos;
     bool retain;
+    /* The caller's promise that no row has this id yet (a new id): a put
+     * and a delete of it within one commit then write nothing at all. */
+    bool fresh;
     uint64_t expire_at; /* 0: never */
     const char *origin;
     const uint8_t *props; /* opaque to the store (the broker's encoding of v5 properties and NATS
@@ -88,6 +91,7 @@ struct store_delivery {
     uint8_t state; /* 0 queued, 1 in flight (PUBLISH sent), 2 PUBREL sent */
     const uint32_t *sub_ids;
     uint8_t nsub;
+    bool fresh; /* no row for (session, msg_id) yet: as store_msg.fresh */
 };
 
 /* Loading, single-threaded, before store_start. Calls, in this order: every msg, every session,

@@ -561,8 +561,9 @@ TEST(replace_semantics)
 }
 
 /* A message and delivery put and deleted again within one commit (a
- * subscriber acknowledged before the commit) are not written; the deletes
- * still are, and a put after a delete in the same batch stays. */
+ * subscriber acknowledged before the commit) are not written; nor are the
+ * deletes of rows the caller says are fresh, while the deletes of older
+ * rows are; a put after a delete in the same batch stays. */
 TEST(moot_puts_not_written)
 {
     char *dir = tmpdir_new();
@@ -584,18 +585,22 @@ TEST(moot_puts_not_written)
         pthread_cond_wait(&h.cond, &h.lock);
     pthread_mutex_unlock(&h.lock);
     store_session_put(st, &s);
-    put_msg(st, 1, "t", "a");
-    struct store_delivery d = {.msg_id = 1, .seq = 2, .qos = 1};
+    struct store_msg m1 = {.id = 1, .topic = "t", .payload = (const uint8_t *)"a",
+                           .payload_len = 1, .qos = 1, .fresh = true};
+    store_msg_put(st, &m1);
+    struct store_delivery d = {.msg_id = 1, .seq = 2, .qos = 1, .fresh = true};
     store_delivery_put(st, "s", &d);
     d.pid = 3;
     d.state = 1;
+    d.fresh = false;
     store_delivery_put(st, "s", &d);
-    store_delivery_del(st, "s", 1);
+    store_delivery_del(st, "s", 1); /* fresh rows: the deletes are moot too */
     store_msg_del(st, 1);
     put_msg(st, 2, "t", "b");
-    struct store_delivery d2 = {.msg_id = 2, .seq = 3, .qos = 1};
+    struct store_delivery d2 = {.msg_id = 2, .seq = 3, .qos = 1, .fresh = true};
     store_delivery_put(st, "s", &d2);
     store_delivery_del(st, "s", 2);
+    d2.fresh = false;
     store_delivery_put(st, "s", &d2); /* after its delete: stays */
     store_delivery_del(st, "s", 7);    /* a row from an earlier commit: deleted */
     store_msg_del(st, 7);
@@ -606,7 +611,9 @@ TEST(moot_puts_not_written)
     sync_store(st, &h);
     struct store_stats stats;
     store_get_stats(st, &stats);
-    ASSERT_EQ(stats.cancelled, 4u); /* msg 1, two puts of (s, 1), the first put of (s, 2) */
+    /* Puts: msg 1, two of (s, 1), the first of (s, 2); deletes of fresh
+     * rows: (s, 1), msg 1, (s, 2). Msg 7 and (s, 7) are older: deleted. */
+    ASSERT_EQ(stats.cancelled, 7u);
     store_close(st);
     char *text = load_text(dir);
     ASSERT_STR_EQ(text, "msg 2 t [b]1 q1 r0 x0 o=- p=NULL\n"
