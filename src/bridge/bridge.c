@@ -27,9 +27,11 @@
 #define OUT_SOFT_LIMIT (1u << 20)  /* stop taking queued messages above this */
 #define OUT_HARD_LIMIT (64u << 20) /* a side whose output grows past this is broken */
 #define IN_LIMIT       (256u << 20)
-#define DOWN_WINDOW    1024u  /* our Receive Maximum towards the upstream */
-#define LOCAL_WINDOW   512u   /* and towards the local broker: its output stays small */
-#define LOCAL_EXPIRY_S 300u   /* the local session outlives a lost local connection */
+#define DOWN_WINDOW    1024u /* our Receive Maximum towards the upstream */
+#define LOCAL_WINDOW   512u  /* and towards the local broker: its output stays small */
+/* The local session holds the backlog while the link is down (stored with
+ * persistence on): it lasts as long as the broker's default maximum. */
+#define LOCAL_EXPIRY_S 86400u
 #define BACKOFF_FIRST  1000u  /* ms */
 #define STABLE_MS      10000u /* a link up this long resets the backoff */
 #define LOG_EVERY_MS   10000u /* overflow and drop warnings at most this often */
@@ -77,7 +79,13 @@ struct bridge {
     uint64_t last_reattach;
     uint32_t attempt;
     uint64_t next_try;
-    uint16_t up_sub_pid;     /* the upstream SUBSCRIBE's packet id */
+    uint16_t up_sub_pid;   /* the upstream SUBSCRIBE's packet id */
+    uint32_t subs_pending; /* local SUBACKs awaited */
+    /* Local packet ids (value: their QoS) whose message the upstream
+     * acknowledged while the local side was away: the broker sends them
+     * again (DUP) on the resumed session, and that copy is acknowledged
+     * at once instead of being forwarded twice. */
+    uint8_t owed[65536];
     uint32_t up_session_gen; /* the connection the upstream session began on */
     unsigned seed;           /* backoff jitter, different in every process */
     uint64_t last_drop_log;
@@ -181,6 +189,8 @@ static void pid_release(struct side *s, uint16_t id)
 /* Queues one packet. -1 if it cannot be encoded or the output is full. */
 static int side_send(struct side *s, const struct mqtt_packet *p)
 {
+    if (s->fd < 0)
+        return -1;
     size_t need = mqtt_encoded_size(&s->codec, p);
     if (s->max_packet && need > s->max_packet)
         return -1;
@@ -408,6 +418,22 @@ static void accepted_here(struct bridge *b, struct bq_msg *m)
 
 /* ---- here -> upstream ----------------------------------------------------- */
 
+/* A forwarded message is safe upstream (or given up): only now is it
+ * acknowledged to the local broker, whose stored delivery lives until
+ * then (PUBACK, or PUBREC for QoS 2). A message that came on an earlier
+ * local connection is owed: its resend on this one is acknowledged. */
+static void settle_local(struct bridge *b, struct bq_msg *m)
+{
+    struct side *l = &b->local;
+    if (!m->origin_qos)
+        return;
+    if (l->fd >= 0 && m->origin_gen == l->gen)
+        side_ack(l, m->origin_qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, m->origin_pid, 0);
+    else
+        b->owed[m->origin_pid] = m->origin_qos;
+    m->origin_qos = 0;
+}
+
 static int publish_up(struct bridge *b, struct bq_msg *m, uint16_t pid, bool dup)
 {
     /* MQTT-3.2.2-11/-14: nothing above the server's Maximum QoS, and no
@@ -429,12 +455,14 @@ static void send_up(struct bridge *b)
         if (publish_up(b, m, pid, false) < 0) {
             pid_release(u, pid);
             dropped(b, "larger than the upstream's maximum packet size");
+            settle_local(b, m);
             bq_remove(&b->fwd, m);
             continue;
         }
         if (u->max_qos == 0) { /* sent as QoS 0: nothing will acknowledge it */
             pid_release(u, pid);
             count(b, &b->st.sent, 1);
+            settle_local(b, m);
             bq_remove(&b->fwd, m);
             continue;
         }
@@ -444,8 +472,9 @@ static void send_up(struct bridge *b)
 }
 
 /* A local message matched a forward rule. Returns the reason code for the
- * local broker's PUBACK/PUBREC. */
-static uint8_t to_upstream(struct bridge *b, const struct mqtt_publish *pub)
+ * local broker's PUBACK/PUBREC now, or -1 when the acknowledgement waits
+ * for the upstream's (settle_local). */
+static int to_upstream(struct bridge *b, const struct mqtt_publish *pub)
 {
     const struct cfg_bridge_topic *r = forward_rule(b, pub);
     char topic[65536];
@@ -470,13 +499,18 @@ static uint8_t to_upstream(struct bridge *b, const struct mqtt_publish *pub)
         bq_msg_free(m);
         return 0;
     }
+    if (m) {
+        m->origin_pid = pub->packet_id;
+        m->origin_qos = pub->qos;
+        m->origin_gen = b->local.gen;
+    }
     if (!m || bq_push(&b->fwd, m) < 0) {
         bq_msg_free(m);
         dropped(b, m ? "max_send_queue_len reached" : "out of memory");
         return MQTT_RC_QUOTA_EXCEEDED;
     }
     send_up(b);
-    return 0;
+    return pub->qos ? -1 : 0;
 }
 
 static int subscribe_local(struct bridge *b);
@@ -504,12 +538,16 @@ static void upstream_ack(struct bridge *b, const struct mqtt_packet *p)
                  mqtt_rc_name(p->u.ack.reason), p->u.ack.reason);
         dropped(b, "refused by the upstream");
     } else if (p->type == MQTT_PUBREC) {
+        /* QoS 2 is acknowledged here at PUBCOMP, when the upstream has
+         * released it: a crash before then loses nothing (the broker sends
+         * it again), at worst it goes up twice. */
         m->state = BQ_PUBREL;
         side_ack(u, MQTT_PUBREL, m->pid, 0);
         return;
     } else {
         count(b, &b->st.sent, 1);
     }
+    settle_local(b, m);
     pid_release(u, m->pid);
     bq_remove(&b->fwd, m);
     send_up(b);
@@ -579,13 +617,46 @@ static void local_ack(struct bridge *b, const struct mqtt_packet *p)
     send_down(b);
 }
 
+/* A local PUBLISH with a packet id the bridge already knows: a resend on a
+ * resumed session (DUP) of a message still queued (it is now acknowledged
+ * on this connection) or already settled upstream (acknowledged now).
+ * Returns true when it was one of those. */
+static bool local_resend(struct bridge *b, const struct mqtt_publish *pub)
+{
+    struct side *l = &b->local;
+    uint16_t id = pub->packet_id;
+    uint8_t owed = b->owed[id];
+    b->owed[id] = 0;
+    if (!pub->dup) {
+        /* The broker reuses the id: what we knew under it is settled. */
+        for (struct bq_msg *m = b->fwd.head; m; m = m->next)
+            if (m->origin_qos && m->origin_pid == id && m->origin_gen != l->gen)
+                m->origin_qos = 0;
+        return false;
+    }
+    if (owed) {
+        side_ack(l, owed == 1 ? MQTT_PUBACK : MQTT_PUBREC, id, 0);
+        return true;
+    }
+    for (struct bq_msg *m = b->fwd.head; m; m = m->next)
+        if (m->origin_qos && m->origin_pid == id && m->origin_gen != l->gen) {
+            m->origin_gen = l->gen;
+            return true;
+        }
+    return false;
+}
+
 static void local_publish(struct bridge *b, const struct mqtt_publish *pub)
 {
-    uint8_t rc = to_upstream(b, pub);
+    if (pub->qos && local_resend(b, pub))
+        return;
+    int rc = to_upstream(b, pub);
+    if (rc < 0)
+        return;
     if (pub->qos == 1)
-        side_ack(&b->local, MQTT_PUBACK, pub->packet_id, rc);
+        side_ack(&b->local, MQTT_PUBACK, pub->packet_id, (uint8_t)rc);
     else if (pub->qos == 2)
-        side_ack(&b->local, MQTT_PUBREC, pub->packet_id, rc);
+        side_ack(&b->local, MQTT_PUBREC, pub->packet_id, (uint8_t)rc);
 }
 
 /* After the local CONNACK: messages that were in flight to this broker go
@@ -600,6 +671,11 @@ static void resume_local(struct bridge *b, bool present)
         memset(l->pid_used, 0, sizeof(l->pid_used));
         if (subscribe_local(b) < 0)
             log_error("bridge %s: cannot subscribe here again", b->cfg->name);
+        /* Nothing is owed to a session that is gone. */
+        memset(b->owed, 0, sizeof(b->owed));
+        for (struct bq_msg *m = b->fwd.head; m; m = m->next)
+            if (m->origin_gen != l->gen)
+                m->origin_qos = 0;
         return;
     }
     for (struct bq_msg *m = b->down.head; m && m != bq_peek_unsent(&b->down); m = m->next) {
@@ -640,6 +716,8 @@ static int local_packet(struct bridge *b, const struct mqtt_packet *p, const cha
     case MQTT_SUBACK: {
         uint16_t id = p->u.suback.packet_id;
         pid_release(l, id);
+        if (b->subs_pending)
+            b->subs_pending--;
         if (id > 0 && id <= b->cfg->nforwards && p->u.suback.reasons.len)
             log_suback(b, "the local broker", p->u.suback.reasons.p[0],
                        forward_filter(&b->cfg->forwards[id - 1]));
@@ -716,8 +794,12 @@ static int subscribe_local(struct bridge *b)
         /* Every rule gets its own SUBSCRIBE and identifier, so a message
          * names the rule it matched. QoS 2 takes messages at their own QoS;
          * No Local keeps what the bridge publishes here from going back up. */
+        /* Sent on the first connection of this process even when the
+         * stored session has them (rules may have changed since it was
+         * made); Retain Handling 1: retained messages only for a
+         * subscription that is new. */
         struct mqtt_subscription sub = {{(const uint8_t *)f, strlen(f)},
-                                        2 | MQTT_SUBOPT_NO_LOCAL | MQTT_SUBOPT_RAP};
+                                        2 | MQTT_SUBOPT_NO_LOCAL | MQTT_SUBOPT_RAP | 0x10};
         struct mqtt_packet s = {.type = MQTT_SUBSCRIBE, .flags = 2};
         s.u.subscribe.packet_id = (uint16_t)(i + 1);
         l->pid_used[(i + 1) / 8] |= (uint8_t)(1u << ((i + 1) % 8));
@@ -728,6 +810,7 @@ static int subscribe_local(struct bridge *b)
         s.u.subscribe.props.sub_id_count = 1;
         if (side_send(l, &s) < 0)
             return -1;
+        b->subs_pending++;
     }
     return 0;
 }
@@ -744,14 +827,19 @@ static int local_start(struct bridge *b, int fd)
     struct mqtt_connect *ck = &p.u.connect;
     ck->protocol_name = (struct mqtt_str){(const uint8_t *)"MQTT", 4};
     ck->version = MQTT_V5;
-    /* A fresh session at start; after a lost local connection the same
-     * session again, so what the broker had sent and we had not
-     * acknowledged comes again (MQTT-4.4.0-1). */
-    ck->clean_start = !b->local_resume;
+    /* Always the same session, stored by the broker (persist_connected):
+     * what it had sent and we had not acknowledged, because the upstream
+     * had not, comes again (MQTT-4.4.0-1), even after a restart. */
+    ck->clean_start = false;
     ck->client_id = (struct mqtt_str){(const uint8_t *)id, strlen(id)};
     ck->props.present = MQTT_HAS(MQTT_PROP_RECEIVE_MAX) | MQTT_HAS(MQTT_PROP_SESSION_EXPIRY);
-    ck->props.receive_max = LOCAL_WINDOW;
+    /* What the bridge holds unacknowledged; the rest waits in the
+     * broker's session queue. Within max_send_queue_len, so the send
+     * queue never refuses what the broker sent. */
+    ck->props.receive_max =
+        (uint16_t)(b->fwd.limit && b->fwd.limit < LOCAL_WINDOW ? b->fwd.limit : LOCAL_WINDOW);
     ck->props.session_expiry = LOCAL_EXPIRY_S;
+    b->subs_pending = 0;
     if (side_send(l, &p) < 0)
         return -1;
     return b->local_resume ? 0 : subscribe_local(b);
@@ -1172,6 +1260,36 @@ static void local_lost(struct bridge *b, const char *why)
     }
 }
 
+/* The link is down: the local side leaves too (DISCONNECT, normal), so
+ * the broker queues what the rules match in the bridge's offline session,
+ * stored and bounded like any other (mqtt.max_mqueue_len), instead of
+ * local publishers waiting on the bridge. What the bridge holds stays: the
+ * broker sends it again on the resumed session (local_resend). */
+static void local_detach(struct bridge *b)
+{
+    struct side *l = &b->local;
+    const char *why = NULL;
+    struct mqtt_packet p = {.type = MQTT_DISCONNECT};
+    if (side_send(l, &p) == 0)
+        (void)side_flush(l, &why);
+    side_close(l);
+    b->local_ready = false;
+    b->local_resume = true;
+    bq_mark_resend(&b->down);
+    log_info("bridge %s: link down; the local session queues for it", b->cfg->name);
+}
+
+/* The link is up again: the local side resumes its session. */
+static void local_attach(struct bridge *b)
+{
+    int fd = b->reattach ? b->reattach(b->reattach_ctx, b->cfg->name) : -1;
+    if (fd < 0 || local_start(b, fd) < 0) {
+        log_error("bridge %s: cannot connect to the local broker again; the bridge stops",
+                  b->cfg->name);
+        atomic_store(&b->stop, true);
+    }
+}
+
 static void run_turn(struct bridge *b)
 {
     const char *why = "";
@@ -1200,8 +1318,20 @@ static void run_turn(struct bridge *b)
         local_lost(b, why);
         return;
     }
-    if (b->up.fd < 0 && clock_mono_ms() >= b->next_try && b->local_ready)
+    /* Detached once its SUBSCRIBEs are answered: the session then matches
+     * every rule while away. */
+    if (b->reattach && b->up.fd < 0 && b->local.fd >= 0 && b->local_ready && !b->subs_pending &&
+        !buf_len(&b->local.in))
+        local_detach(b);
+    /* Without a way back to the local broker (reattach) the local side
+     * stays connected and its session fills while the link is down. */
+    bool local_away = b->local.fd < 0;
+    if (b->up.fd < 0 && (local_away || (!b->reattach && b->local_ready)) &&
+        clock_mono_ms() >= b->next_try) {
         try_connect(b);
+        if (b->up.fd >= 0 && local_away)
+            local_attach(b);
+    }
 }
 
 static void *bridge_main(void *arg)
