@@ -222,8 +222,8 @@ struct fx {
     uint16_t port;
     struct bridge *b;
     struct peer *local, *up;
-    uint16_t local_receive_max; /* in the local CONNACK; 0: none */
-    bool reattach;              /* give the bridge a way to reattach locally */
+    uint16_t local_receive_max;   /* in the local CONNACK; 0: none */
+    bool reattach;                /* give the bridge a way to reattach locally */
     uint16_t connect_receive_max; /* the bridge's, in its local CONNECT */
 };
 
@@ -1469,6 +1469,122 @@ TEST(qos1_copy_from_an_old_connection_does_not_ack_a_reused_id)
     fx_end(&f);
 }
 
+TEST(link_down_local_session_queues_and_resumes)
+{
+    /* The link is down from the start: once its SUBSCRIBEs are answered the
+     * local side leaves (the broker's session queues for it); the link
+     * comes up, the local side resumes, and what the broker then sends is
+     * forwarded and acknowledged here after the upstream did. */
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    close(f.lfd);
+    f.lfd = upstream_socket(&f.port, false);
+    snprintf(f.server, sizeof(f.server), "mqtt-tcp://127.0.0.1:%u", f.port);
+    f.cfg.nsubscriptions = 0;
+    f.reattach = true;
+    fx_start(&f);
+    fx_local_leaves(&f);
+    struct bridge_status st;
+    WAIT_STATUS(&f, st, st.last_error[0] != '\0');
+    ASSERT_EQ(listen(f.lfd, 8), 0);
+    fx_accept(&f, 2 * WAIT_MS);
+    fx_connack(&f, false);
+    fx_local_back(&f, true);
+    send_pub(f.local, "fwd/q", "queued", 1, 11, 1, false);
+    uint16_t pid = expect_pub(f.up, "remote/q", "queued", 1).u.publish.packet_id;
+    send_ack(f.up, MQTT_PUBACK, pid, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 11);
+    WAIT_STATUS(&f, st, st.sent == 1 && st.queued == 0 && st.connected);
+    fx_end(&f);
+}
+
+TEST(local_resend_after_link_loss_is_not_forwarded_twice)
+{
+    /* A local message is in flight upstream when the link drops; the local
+     * side leaves without acknowledging it. On the next link the bridge
+     * sends it upstream again (its own queue); the broker's resend (DUP,
+     * same packet id) on the resumed local session is the same message:
+     * not forwarded again, and acknowledged when the upstream does. */
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    f.cfg.nsubscriptions = 0;
+    f.reattach = true;
+    fx_start(&f);
+    fx_local_leaves(&f);
+    fx_connect(&f);
+    fx_local_back(&f, true);
+    send_pub(f.local, "fwd/a", "A", 1, 21, 1, false);
+    send_pub(f.local, "fwd/b", "B", 1, 22, 1, false);
+    expect_pub(f.up, "remote/a", "A", 1);
+    expect_pub(f.up, "remote/b", "B", 1);
+    close(f.up->fd);
+    f.up->fd = -1;
+    fx_local_leaves(&f);
+    fx_accept(&f, WAIT_MS);
+    fx_connack(&f, false); /* clean start: both go again as new */
+    uint16_t a = expect_pub(f.up, "remote/a", "A", 1).u.publish.packet_id;
+    uint16_t b = expect_pub(f.up, "remote/b", "B", 1).u.publish.packet_id;
+    /* The upstream acknowledges "A" before the local side is back: that
+     * PUBACK is owed to the broker's resend. */
+    send_ack(f.up, MQTT_PUBACK, a, 0);
+    struct bridge_status st;
+    WAIT_STATUS(&f, st, st.sent == 1);
+    fx_local_back(&f, true);
+    send_pub(f.local, "fwd/a", "A", 1, 21, 1, true);
+    send_pub(f.local, "fwd/b", "B", 1, 22, 1, true);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 21);
+    /* Nothing else went up: the QoS 0 marker is the next thing there. */
+    send_pub(f.local, "fwd0/m", "m", 0, 0, 3, false);
+    expect_pub(f.up, "remote0/m", "m", 0);
+    send_ack(f.up, MQTT_PUBACK, b, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 22);
+    WAIT_STATUS(&f, st, st.sent == 3 && st.queued == 0);
+    /* A new message that reuses an id is a new message. */
+    send_pub(f.local, "fwd/c", "C", 1, 21, 1, false);
+    expect_pub(f.up, "remote/c", "C", 1);
+    fx_end(&f);
+}
+
+TEST(local_session_lost_nothing_owed)
+{
+    /* The broker lost the bridge's session (no persistence, restarted
+     * side): what the bridge still holds goes upstream, but nothing is
+     * acknowledged under the old packet ids. */
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    f.cfg.nsubscriptions = 0;
+    f.reattach = true;
+    fx_start(&f);
+    fx_local_leaves(&f);
+    fx_connect(&f);
+    fx_local_back(&f, true);
+    send_pub(f.local, "fwd/a", "A", 1, 31, 1, false);
+    uint16_t a = expect_pub(f.up, "remote/a", "A", 1).u.publish.packet_id;
+    close(f.up->fd);
+    f.up->fd = -1;
+    fx_local_leaves(&f);
+    fx_accept(&f, WAIT_MS);
+    fx_connack(&f, false);
+    a = expect_pub(f.up, "remote/a", "A", 1).u.publish.packet_id;
+    fx_local_back(&f, false);
+    for (size_t i = 0; i < f.cfg.nforwards; i++)
+        expect(f.local, MQTT_SUBSCRIBE); /* a new session: the rules again */
+    send_ack(f.up, MQTT_PUBACK, a, 0);
+    struct bridge_status st;
+    WAIT_STATUS(&f, st, st.sent == 1 && st.queued == 0);
+    /* The marker's PUBACK is the first thing here: none for the old 31. */
+    send_pub(f.local, "elsewhere/m", "m", 1, 40, 0, false);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 40);
+    /* The broker's new message 31 is forwarded, and acknowledged here
+     * after the upstream did. */
+    send_pub(f.local, "fwd/n", "N", 1, 31, 1, false);
+    uint16_t n = expect_pub(f.up, "remote/n", "N", 1).u.publish.packet_id;
+    send_ack(f.up, MQTT_PUBACK, n, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 31);
+    WAIT_STATUS(&f, st, st.sent == 2);
+    fx_end(&f);
+}
+
 int main(void)
 {
     RUN(check_accepts_a_good_block);
@@ -1504,5 +1620,8 @@ int main(void)
     RUN(qos2_from_an_old_connection_does_not_ack_a_new_message);
     RUN(refusal_then_close_keeps_the_reason);
     RUN(qos1_copy_from_an_old_connection_does_not_ack_a_reused_id);
+    RUN(link_down_local_session_queues_and_resumes);
+    RUN(local_resend_after_link_loss_is_not_forwarded_twice);
+    RUN(local_session_lost_nothing_owed);
     TEST_DONE();
 }
