@@ -1276,7 +1276,7 @@ static void local_detach(struct bridge *b)
     b->local_ready = false;
     b->local_resume = true;
     bq_mark_resend(&b->down);
-    log_info("bridge %s: link down; the local session queues for it", b->cfg->name);
+    log_notice("bridge %s: link down; the local session queues for it", b->cfg->name);
 }
 
 /* The link is up again: the local side resumes its session. */
