@@ -38,6 +38,14 @@
 #define REL_NONE       0
 #define REL_PENDING    1 /* QoS 2 from upstream, not yet accepted here */
 #define REL_RECEIVED   2 /* accepted here and PUBREC sent; PUBREL awaited */
+/* The local acknowledgement a forwarded message is owed (owed[]). */
+#define OWE_PUBACK       1
+#define OWE_PUBREC       2 /* its PUBREL is answered here */
+#define OWE_PUBREC_RELAY 3 /* its PUBREL goes on upstream */
+/* What a local PUBREL is answered with (lrel[]). */
+#define LREL_NONE  0 /* not known here (an earlier process): relayed upstream */
+#define LREL_LOCAL 1 /* PUBCOMP at once */
+#define LREL_RELAY 2 /* the upstream PUBREL, then the upstream's PUBCOMP */
 
 /* One MQTT connection of the bridge, as a client. */
 struct side {
@@ -81,11 +89,17 @@ struct bridge {
     uint64_t next_try;
     uint16_t up_sub_pid;   /* the upstream SUBSCRIBE's packet id */
     uint32_t subs_pending; /* local SUBACKs awaited */
+    bool up_released;      /* the upstream session's QoS 2 ids released once */
     /* Local packet ids (value: their QoS) whose message the upstream
      * acknowledged while the local side was away: the broker sends them
      * again (DUP) on the resumed session, and that copy is acknowledged
      * at once instead of being forwarded twice. */
     uint8_t owed[65536];
+    /* Per local packet id in the PUBREL phase: how to answer the PUBREL. */
+    uint8_t lrel[65536];
+    /* Upstream packet ids of PUBRELs relayed for a message this process
+     * does not hold (sent before a restart): their PUBCOMP goes back here. */
+    uint8_t relay_comp[65536];
     uint32_t up_session_gen; /* the connection the upstream session began on */
     unsigned seed;           /* backoff jitter, different in every process */
     uint64_t last_drop_log;
@@ -184,6 +198,16 @@ static uint16_t pid_take(struct side *s)
 static void pid_release(struct side *s, uint16_t id)
 {
     s->pid_used[id / 8] &= (uint8_t) ~(1u << (id % 8));
+}
+
+static bool pid_busy(const struct side *s, uint16_t id)
+{
+    return s->pid_used[id / 8] & (1u << (id % 8));
+}
+
+static void pid_mark(struct side *s, uint16_t id)
+{
+    s->pid_used[id / 8] |= (uint8_t)(1u << (id % 8));
 }
 
 /* Queues one packet. -1 if it cannot be encoded or the output is full. */
@@ -427,11 +451,28 @@ static void settle_local(struct bridge *b, struct bq_msg *m)
     struct side *l = &b->local;
     if (!m->origin_qos)
         return;
-    if (l->fd >= 0 && m->origin_gen == l->gen)
-        side_ack(l, m->origin_qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, m->origin_pid, 0);
-    else
-        b->owed[m->origin_pid] = m->origin_qos;
+    uint8_t owe = m->origin_qos == 1 ? OWE_PUBACK : m->relay ? OWE_PUBREC_RELAY : OWE_PUBREC;
+    if (l->fd >= 0 && m->origin_gen == l->gen) {
+        side_ack(l, owe == OWE_PUBACK ? MQTT_PUBACK : MQTT_PUBREC, m->origin_pid, 0);
+        if (owe != OWE_PUBACK)
+            b->lrel[m->origin_pid] = owe == OWE_PUBREC_RELAY ? LREL_RELAY : LREL_LOCAL;
+    } else {
+        b->owed[m->origin_pid] = owe;
+    }
     m->origin_qos = 0;
+}
+
+/* A relayed QoS 2 message gives up waiting for the local PUBREL (the local
+ * session is gone): the upstream flow ends on its own. */
+static void unrelay(struct bridge *b, struct bq_msg *m)
+{
+    if (!m->relay || m->rel_sent)
+        return;
+    m->relay = false;
+    if (m->state == BQ_PUBREL) {
+        m->rel_sent = true;
+        side_ack(&b->up, MQTT_PUBREL, m->pid, 0);
+    }
 }
 
 static int publish_up(struct bridge *b, struct bq_msg *m, uint16_t pid, bool dup)
@@ -451,7 +492,19 @@ static void send_up(struct bridge *b)
     struct bq_msg *m;
     while (u->fd >= 0 && b->fwd.inflight < u->window && buf_len(&u->out) < OUT_SOFT_LIMIT &&
            (m = bq_peek_unsent(&b->fwd))) {
-        uint16_t pid = pid_take(u);
+        /* A message goes up under the packet id the local broker gave it:
+         * after a crash the broker's resend (DUP, same id) reaches the
+         * upstream's resumed session as the same message, which QoS 2
+         * needs for exactly once. An id still in use upstream waits. */
+        uint16_t pid;
+        if (m->origin_qos) {
+            pid = m->origin_pid;
+            if (pid_busy(u, pid))
+                break;
+            pid_mark(u, pid);
+        } else {
+            pid = pid_take(u);
+        }
         if (publish_up(b, m, pid, false) < 0) {
             pid_release(u, pid);
             dropped(b, "larger than the upstream's maximum packet size");
@@ -466,6 +519,8 @@ static void send_up(struct bridge *b)
             bq_remove(&b->fwd, m);
             continue;
         }
+        m->relay = m->origin_qos == 2 && m->qos == 2 && u->max_qos == 2;
+        m->rel_sent = false;
         bq_mark_sent(&b->fwd, m, pid);
     }
     count(b, &b->st.sent, 0); /* refreshes st.queued */
@@ -530,18 +585,41 @@ static void log_suback(struct bridge *b, const char *side, uint8_t code, const c
 static void upstream_ack(struct bridge *b, const struct mqtt_packet *p)
 {
     struct side *u = &b->up;
-    struct bq_msg *m = bq_find(&b->fwd, p->u.ack.packet_id);
-    if (!m)
+    uint16_t id = p->u.ack.packet_id;
+    struct bq_msg *m = bq_find(&b->fwd, id);
+    if (!m) {
+        if (p->type == MQTT_PUBCOMP && b->relay_comp[id]) {
+            b->relay_comp[id] = 0;
+            pid_release(u, id);
+            side_ack(&b->local, MQTT_PUBCOMP, id, 0);
+        }
         return; /* a late ack for a message already settled */
-    if (p->u.ack.reason >= 0x80) {
+    }
+    if (m->relay && p->type == MQTT_PUBCOMP) {
+        /* End to end: the local PUBREL went on, its PUBCOMP comes back (or,
+         * the local side away, answers the PUBREL the broker sends again). */
+        if (side_ack(&b->local, MQTT_PUBCOMP, m->origin_pid, 0) < 0)
+            b->lrel[m->origin_pid] = LREL_LOCAL;
+        count(b, &b->st.sent, 1);
+    } else if (p->u.ack.reason >= 0x80) {
+        m->relay = false;
         log_warn("bridge %s: upstream refused '%s': %s (0x%02x)", b->cfg->name, m->topic,
                  mqtt_rc_name(p->u.ack.reason), p->u.ack.reason);
         dropped(b, "refused by the upstream");
     } else if (p->type == MQTT_PUBREC) {
-        /* QoS 2 is acknowledged here at PUBCOMP, when the upstream has
-         * released it: a crash before then loses nothing (the broker sends
-         * it again), at worst it goes up twice. */
         m->state = BQ_PUBREL;
+        if (m->relay) {
+            /* QoS 2 here and upstream: PUBREC here now, and the upstream
+             * PUBREL only when the local broker's PUBREL (sent once it
+             * stored its own PUBREC state) came. A crash anywhere in
+             * between makes the broker send PUBLISH (DUP) or PUBREL again
+             * under the same id, which the upstream's session recognises:
+             * exactly once, given a resumed upstream session. */
+            settle_local(b, m);
+            return;
+        }
+        /* Otherwise the upstream's QoS 2 ends here: acknowledged locally
+         * at PUBCOMP, once the upstream has released it. */
         side_ack(u, MQTT_PUBREL, m->pid, 0);
         return;
     } else {
@@ -576,6 +654,7 @@ static int upstream_packet(struct bridge *b, const struct mqtt_packet *p, const 
             for (uint32_t i = 0; i < p->u.suback.reasons.len && i < b->cfg->nsubscriptions; i++)
                 log_suback(b, "the upstream", p->u.suback.reasons.p[i],
                            b->cfg->subscriptions[i].remote_topic);
+        send_up(b); /* a message waiting for this packet id */
         return 0;
     case MQTT_PINGRESP:
         u->ping_sent = 0;
@@ -629,20 +708,33 @@ static bool local_resend(struct bridge *b, const struct mqtt_publish *pub)
     b->owed[id] = 0;
     if (!pub->dup) {
         /* The broker reuses the id: what we knew under it is settled. */
-        for (struct bq_msg *m = b->fwd.head; m; m = m->next)
+        b->lrel[id] = LREL_NONE;
+        for (struct bq_msg *m = b->fwd.head; m; m = m->next) {
             if (m->origin_qos && m->origin_pid == id && m->origin_gen != l->gen)
                 m->origin_qos = 0;
+            if (m->relay && m->origin_pid == id)
+                unrelay(b, m);
+        }
         return false;
     }
     if (owed) {
-        side_ack(l, owed == 1 ? MQTT_PUBACK : MQTT_PUBREC, id, 0);
+        side_ack(l, owed == OWE_PUBACK ? MQTT_PUBACK : MQTT_PUBREC, id, 0);
+        if (owed != OWE_PUBACK)
+            b->lrel[id] = owed == OWE_PUBREC_RELAY ? LREL_RELAY : LREL_LOCAL;
         return true;
     }
-    for (struct bq_msg *m = b->fwd.head; m; m = m->next)
+    for (struct bq_msg *m = b->fwd.head; m; m = m->next) {
         if (m->origin_qos && m->origin_pid == id && m->origin_gen != l->gen) {
             m->origin_gen = l->gen;
             return true;
         }
+        /* Our PUBREC was lost with the connection: it goes again. */
+        if (m->relay && !m->rel_sent && m->state == BQ_PUBREL && m->origin_pid == id) {
+            side_ack(l, MQTT_PUBREC, id, 0);
+            b->lrel[id] = LREL_RELAY;
+            return true;
+        }
+    }
     return false;
 }
 
@@ -655,8 +747,35 @@ static void local_publish(struct bridge *b, const struct mqtt_publish *pub)
         return;
     if (pub->qos == 1)
         side_ack(&b->local, MQTT_PUBACK, pub->packet_id, (uint8_t)rc);
-    else if (pub->qos == 2)
-        side_ack(&b->local, MQTT_PUBREC, pub->packet_id, (uint8_t)rc);
+    else if (pub->qos == 2 && side_ack(&b->local, MQTT_PUBREC, pub->packet_id, (uint8_t)rc) == 0)
+        b->lrel[pub->packet_id] = LREL_LOCAL;
+}
+
+/* A local PUBREL: answered here, or passed on upstream for a message that
+ * is QoS 2 both ways (its PUBCOMP then comes back from the upstream). */
+static void local_pubrel(struct bridge *b, uint16_t id)
+{
+    struct side *u = &b->up;
+    uint8_t how = b->lrel[id];
+    b->lrel[id] = LREL_NONE;
+    if (how == LREL_RELAY) {
+        for (struct bq_msg *m = b->fwd.head; m; m = m->next)
+            if (m->relay && !m->rel_sent && m->state == BQ_PUBREL && m->origin_pid == id) {
+                m->rel_sent = true;
+                side_ack(u, MQTT_PUBREL, m->pid, 0); /* resume_up sends it if down */
+                return;
+            }
+    }
+    /* Unknown here: a PUBREC sent by an earlier process (the broker stored
+     * its PUBREL state before a crash). The upstream may hold the message
+     * under this id: release it there too, when the id is free. */
+    if (how == LREL_NONE && u->fd >= 0 && !pid_busy(u, id)) {
+        pid_mark(u, id);
+        b->relay_comp[id] = 1;
+        side_ack(u, MQTT_PUBREL, id, 0);
+        return;
+    }
+    side_ack(&b->local, MQTT_PUBCOMP, id, 0);
 }
 
 /* After the local CONNACK: messages that were in flight to this broker go
@@ -673,9 +792,12 @@ static void resume_local(struct bridge *b, bool present)
             log_error("bridge %s: cannot subscribe here again", b->cfg->name);
         /* Nothing is owed to a session that is gone. */
         memset(b->owed, 0, sizeof(b->owed));
-        for (struct bq_msg *m = b->fwd.head; m; m = m->next)
+        memset(b->lrel, 0, sizeof(b->lrel));
+        for (struct bq_msg *m = b->fwd.head; m; m = m->next) {
             if (m->origin_gen != l->gen)
                 m->origin_qos = 0;
+            unrelay(b, m);
+        }
         return;
     }
     for (struct bq_msg *m = b->down.head; m && m != bq_peek_unsent(&b->down); m = m->next) {
@@ -706,7 +828,7 @@ static int local_packet(struct bridge *b, const struct mqtt_packet *p, const cha
         local_publish(b, &p->u.publish);
         return 0;
     case MQTT_PUBREL:
-        side_ack(l, MQTT_PUBCOMP, p->u.ack.packet_id, 0);
+        local_pubrel(b, p->u.ack.packet_id);
         return 0;
     case MQTT_PUBACK:
     case MQTT_PUBREC:
@@ -1053,6 +1175,7 @@ static void resume_up(struct bridge *b, bool present)
 {
     struct side *u = &b->up;
     if (!present || b->cfg->clean_start) {
+        b->up_released = true; /* a new session holds nothing */
         b->up_session_gen = u->gen;
         bq_requeue(&b->fwd);
         memset(u->pid_used, 0, sizeof(u->pid_used));
@@ -1061,13 +1184,26 @@ static void resume_up(struct bridge *b, bool present)
         send_up(b);
         return;
     }
+    /* The first resumed session of this process may hold QoS 2 messages an
+     * earlier process sent and never released (a crash): the upstream
+     * would take a new message sent under one of those ids for a resend
+     * and drop it (MQTT-4.3.3). Every id is released once (PUBREL; an
+     * unknown one just gets PUBCOMP): a message the upstream accepted is
+     * delivered, and what the local broker sends again is at worst
+     * delivered twice, never lost. */
+    if (!b->up_released) {
+        b->up_released = true;
+        for (uint32_t id = 1; id < 65536; id++)
+            if (!pid_busy(u, (uint16_t)id))
+                side_ack(u, MQTT_PUBREL, (uint16_t)id, 0);
+    }
     /* MQTT-4.4.0-1: resend unacknowledged PUBLISH (DUP) and PUBREL. */
     subscribe_up(b);
     for (struct bq_msg *m = b->fwd.head; m && m != bq_peek_unsent(&b->fwd); m = m->next) {
-        if (m->state == BQ_PUBREL)
-            side_ack(u, MQTT_PUBREL, m->pid, 0);
-        else
+        if (m->state != BQ_PUBREL)
             publish_up(b, m, m->pid, true);
+        else if (!m->relay || m->rel_sent) /* else the local PUBREL is awaited */
+            side_ack(u, MQTT_PUBREL, m->pid, 0);
     }
     send_up(b);
 }
@@ -1171,6 +1307,13 @@ static void up_lost(struct bridge *b, const char *why)
     u->up_since = 0;
     side_close(u);
     bq_mark_resend(&b->fwd);
+    /* PUBRELs passed on for messages of an earlier process: the broker
+     * sends them again when the local side resumes. */
+    for (uint32_t i = 1; i < 65536; i++)
+        if (b->relay_comp[i]) {
+            b->relay_comp[i] = 0;
+            pid_release(u, (uint16_t)i);
+        }
     schedule_retry(b);
 }
 
@@ -1460,6 +1603,9 @@ struct bridge *bridge_new(const struct cfg_bridge *cfg, int local_fd, char *err,
     b->wakefd = -1;
     side_init(&b->local, "local broker");
     side_init(&b->up, "upstream");
+    /* Forwards go up under the local broker's packet ids, which start low:
+     * the bridge's own (SUBSCRIBE, QoS 0 sent as 1 or 2) start elsewhere. */
+    b->up.next_pid = 49152;
     b->local.fd = local_fd;
     bq_init(&b->fwd, cfg->max_send_queue_len);
     bq_init(&b->down, 0);

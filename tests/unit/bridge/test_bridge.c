@@ -716,25 +716,29 @@ TEST(qos2_both_ways)
     fx_init(&f, MQTT_V5);
     fx_start(&f);
     fx_connect(&f);
-    /* Here -> upstream: upstream PUBLISH QoS 2, PUBREC, PUBREL, PUBCOMP;
-     * only then PUBREC here (the upstream has released it), PUBREL and
-     * PUBCOMP here. */
+    /* Here -> upstream, QoS 2 both ways: the flow is passed through under
+     * the local packet id. PUBLISH up; its PUBREC makes the PUBREC here;
+     * the PUBREL from here goes up; the upstream's PUBCOMP comes back. */
     send_pub(f.local, "fwd2/t", "q2", 2, 40, 2, false);
-    uint16_t pid = expect_pub(f.up, "remote2/t", "q2", 2).u.publish.packet_id;
-    send_ack(f.up, MQTT_PUBREC, pid, 0);
-    ASSERT_EQ(expect(f.up, MQTT_PUBREL).u.ack.packet_id, pid);
-    struct bridge_status st;
-    WAIT_STATUS(&f, st, st.queued == 1); /* still, until PUBCOMP */
-    ASSERT_EQ(st.sent, 0);
+    struct mqtt_packet p = expect_pub(f.up, "remote2/t", "q2", 2);
+    ASSERT_EQ(p.u.publish.packet_id, 40);
     send_pub(f.local, "elsewhere/m", "m", 1, 41, 0, false); /* marker: first */
     ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 41);
-    send_ack(f.up, MQTT_PUBCOMP, pid, 0);
-    struct mqtt_packet p = expect(f.local, MQTT_PUBREC);
+    send_ack(f.up, MQTT_PUBREC, 40, 0);
+    p = expect(f.local, MQTT_PUBREC);
     ASSERT_EQ(p.u.ack.packet_id, 40);
     ASSERT_EQ(p.u.ack.reason, 0);
+    /* No PUBREL upstream before the local one: the QoS 0 marker is next. */
+    send_pub(f.local, "fwd0/m", "m", 0, 0, 3, false);
+    expect_pub(f.up, "remote0/m", "m", 0);
+    struct bridge_status st;
+    WAIT_STATUS(&f, st, st.queued == 1); /* still, until PUBCOMP */
+    ASSERT_EQ(st.sent, 1);               /* the marker */
     send_ack(f.local, MQTT_PUBREL, 40, 0);
+    ASSERT_EQ(expect(f.up, MQTT_PUBREL).u.ack.packet_id, 40);
+    send_ack(f.up, MQTT_PUBCOMP, 40, 0);
     ASSERT_EQ(expect(f.local, MQTT_PUBCOMP).u.ack.packet_id, 40);
-    WAIT_STATUS(&f, st, st.queued == 0 && st.sent == 1);
+    WAIT_STATUS(&f, st, st.queued == 0 && st.sent == 2);
 
     /* Upstream -> here: the PUBREC upstream waits for the local PUBREC. */
     send_pub(f.up, "cmd/door", "open", 2, 9, 0, false);
@@ -873,6 +877,8 @@ TEST(reconnect_resumed_qos2_resends_pubrel)
     send_pub(f.local, "fwd2/x", "two", 2, 1, 2, false);
     uint16_t pid = expect_pub(f.up, "remote2/x", "two", 2).u.publish.packet_id;
     send_ack(f.up, MQTT_PUBREC, pid, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBREC).u.ack.packet_id, 1);
+    send_ack(f.local, MQTT_PUBREL, 1, 0);
     expect(f.up, MQTT_PUBREL);
     close(f.up->fd);
     f.up->fd = -1;
@@ -880,7 +886,7 @@ TEST(reconnect_resumed_qos2_resends_pubrel)
     fx_connack(&f, true);
     ASSERT_EQ(expect(f.up, MQTT_PUBREL).u.ack.packet_id, pid);
     send_ack(f.up, MQTT_PUBCOMP, pid, 0);
-    ASSERT_EQ(expect(f.local, MQTT_PUBREC).u.ack.packet_id, 1);
+    ASSERT_EQ(expect(f.local, MQTT_PUBCOMP).u.ack.packet_id, 1);
     struct bridge_status st;
     WAIT_STATUS(&f, st, st.sent == 1 && st.queued == 0);
     fx_end(&f);
