@@ -587,6 +587,11 @@ static void upstream_ack(struct bridge *b, const struct mqtt_packet *p)
     struct side *u = &b->up;
     uint16_t id = p->u.ack.packet_id;
     struct bq_msg *m = bq_find(&b->fwd, id);
+    /* Only the acknowledgement its state waits for: a PUBCOMP answering a
+     * PUBREL sent for another message under the same id (resume_up's
+     * release) must not settle a new PUBLISH. */
+    if (m && (p->type == MQTT_PUBCOMP) != (m->state == BQ_PUBREL))
+        m = NULL;
     if (!m) {
         if (p->type == MQTT_PUBCOMP && b->relay_comp[id]) {
             b->relay_comp[id] = 0;
