@@ -569,6 +569,8 @@ def test_bridge_kill9_mid_stream(tmp_path):
             # At most what the bridge's local window held at the kill.
             dups = sorted({s for s in seqs if seqs.count(s) > 1})
             assert len(dups) <= 512, "%s: %d QoS 2 duplicates" % (name, len(dups))
+            print("%s: %d acknowledged, %d QoS 2 duplicates upstream"
+                  % (name, len(acked[name]), len(dups)))
         f = firsts(seqs)
         assert f == sorted(f), "%s: order not kept" % name
 
