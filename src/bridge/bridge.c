@@ -27,15 +27,25 @@
 #define OUT_SOFT_LIMIT (1u << 20)  /* stop taking queued messages above this */
 #define OUT_HARD_LIMIT (64u << 20) /* a side whose output grows past this is broken */
 #define IN_LIMIT       (256u << 20)
-#define DOWN_WINDOW    1024u  /* our Receive Maximum towards the upstream */
-#define LOCAL_WINDOW   512u   /* and towards the local broker: its output stays small */
-#define LOCAL_EXPIRY_S 300u   /* the local session outlives a lost local connection */
+#define DOWN_WINDOW    1024u /* our Receive Maximum towards the upstream */
+#define LOCAL_WINDOW   512u  /* and towards the local broker: its output stays small */
+/* The local session holds the backlog while the link is down (stored with
+ * persistence on): it lasts as long as the broker's default maximum. */
+#define LOCAL_EXPIRY_S 86400u
 #define BACKOFF_FIRST  1000u  /* ms */
 #define STABLE_MS      10000u /* a link up this long resets the backoff */
 #define LOG_EVERY_MS   10000u /* overflow and drop warnings at most this often */
 #define REL_NONE       0
 #define REL_PENDING    1 /* QoS 2 from upstream, not yet accepted here */
 #define REL_RECEIVED   2 /* accepted here and PUBREC sent; PUBREL awaited */
+/* The local acknowledgement a forwarded message is owed (owed[]). */
+#define OWE_PUBACK       1
+#define OWE_PUBREC       2 /* its PUBREL is answered here */
+#define OWE_PUBREC_RELAY 3 /* its PUBREL goes on upstream */
+/* What a local PUBREL is answered with (lrel[]). */
+#define LREL_NONE  0 /* not known here (an earlier process): relayed upstream */
+#define LREL_LOCAL 1 /* PUBCOMP at once */
+#define LREL_RELAY 2 /* the upstream PUBREL, then the upstream's PUBCOMP */
 
 /* One MQTT connection of the bridge, as a client. */
 struct side {
@@ -77,7 +87,19 @@ struct bridge {
     uint64_t last_reattach;
     uint32_t attempt;
     uint64_t next_try;
-    uint16_t up_sub_pid;     /* the upstream SUBSCRIBE's packet id */
+    uint16_t up_sub_pid;   /* the upstream SUBSCRIBE's packet id */
+    uint32_t subs_pending; /* local SUBACKs awaited */
+    bool up_released;      /* the upstream session's QoS 2 ids released once */
+    /* Local packet ids (value: their QoS) whose message the upstream
+     * acknowledged while the local side was away: the broker sends them
+     * again (DUP) on the resumed session, and that copy is acknowledged
+     * at once instead of being forwarded twice. */
+    uint8_t owed[65536];
+    /* Per local packet id in the PUBREL phase: how to answer the PUBREL. */
+    uint8_t lrel[65536];
+    /* Upstream packet ids of PUBRELs relayed for a message this process
+     * does not hold (sent before a restart): their PUBCOMP goes back here. */
+    uint8_t relay_comp[65536];
     uint32_t up_session_gen; /* the connection the upstream session began on */
     unsigned seed;           /* backoff jitter, different in every process */
     uint64_t last_drop_log;
@@ -178,9 +200,21 @@ static void pid_release(struct side *s, uint16_t id)
     s->pid_used[id / 8] &= (uint8_t) ~(1u << (id % 8));
 }
 
+static bool pid_busy(const struct side *s, uint16_t id)
+{
+    return s->pid_used[id / 8] & (1u << (id % 8));
+}
+
+static void pid_mark(struct side *s, uint16_t id)
+{
+    s->pid_used[id / 8] |= (uint8_t)(1u << (id % 8));
+}
+
 /* Queues one packet. -1 if it cannot be encoded or the output is full. */
 static int side_send(struct side *s, const struct mqtt_packet *p)
 {
+    if (s->fd < 0)
+        return -1;
     size_t need = mqtt_encoded_size(&s->codec, p);
     if (s->max_packet && need > s->max_packet)
         return -1;
@@ -408,6 +442,39 @@ static void accepted_here(struct bridge *b, struct bq_msg *m)
 
 /* ---- here -> upstream ----------------------------------------------------- */
 
+/* A forwarded message is safe upstream (or given up): only now is it
+ * acknowledged to the local broker, whose stored delivery lives until
+ * then (PUBACK, or PUBREC for QoS 2). A message that came on an earlier
+ * local connection is owed: its resend on this one is acknowledged. */
+static void settle_local(struct bridge *b, struct bq_msg *m)
+{
+    struct side *l = &b->local;
+    if (!m->origin_qos)
+        return;
+    uint8_t owe = m->origin_qos == 1 ? OWE_PUBACK : m->relay ? OWE_PUBREC_RELAY : OWE_PUBREC;
+    if (l->fd >= 0 && m->origin_gen == l->gen) {
+        side_ack(l, owe == OWE_PUBACK ? MQTT_PUBACK : MQTT_PUBREC, m->origin_pid, 0);
+        if (owe != OWE_PUBACK)
+            b->lrel[m->origin_pid] = owe == OWE_PUBREC_RELAY ? LREL_RELAY : LREL_LOCAL;
+    } else {
+        b->owed[m->origin_pid] = owe;
+    }
+    m->origin_qos = 0;
+}
+
+/* A relayed QoS 2 message gives up waiting for the local PUBREL (the local
+ * session is gone): the upstream flow ends on its own. */
+static void unrelay(struct bridge *b, struct bq_msg *m)
+{
+    if (!m->relay || m->rel_sent)
+        return;
+    m->relay = false;
+    if (m->state == BQ_PUBREL) {
+        m->rel_sent = true;
+        side_ack(&b->up, MQTT_PUBREL, m->pid, 0);
+    }
+}
+
 static int publish_up(struct bridge *b, struct bq_msg *m, uint16_t pid, bool dup)
 {
     /* MQTT-3.2.2-11/-14: nothing above the server's Maximum QoS, and no
@@ -425,27 +492,44 @@ static void send_up(struct bridge *b)
     struct bq_msg *m;
     while (u->fd >= 0 && b->fwd.inflight < u->window && buf_len(&u->out) < OUT_SOFT_LIMIT &&
            (m = bq_peek_unsent(&b->fwd))) {
-        uint16_t pid = pid_take(u);
+        /* A message goes up under the packet id the local broker gave it:
+         * after a crash the broker's resend (DUP, same id) reaches the
+         * upstream's resumed session as the same message, which QoS 2
+         * needs for exactly once. An id still in use upstream waits. */
+        uint16_t pid;
+        if (m->origin_qos) {
+            pid = m->origin_pid;
+            if (pid_busy(u, pid))
+                break;
+            pid_mark(u, pid);
+        } else {
+            pid = pid_take(u);
+        }
         if (publish_up(b, m, pid, false) < 0) {
             pid_release(u, pid);
             dropped(b, "larger than the upstream's maximum packet size");
+            settle_local(b, m);
             bq_remove(&b->fwd, m);
             continue;
         }
         if (u->max_qos == 0) { /* sent as QoS 0: nothing will acknowledge it */
             pid_release(u, pid);
             count(b, &b->st.sent, 1);
+            settle_local(b, m);
             bq_remove(&b->fwd, m);
             continue;
         }
+        m->relay = m->origin_qos == 2 && m->qos == 2 && u->max_qos == 2;
+        m->rel_sent = false;
         bq_mark_sent(&b->fwd, m, pid);
     }
     count(b, &b->st.sent, 0); /* refreshes st.queued */
 }
 
 /* A local message matched a forward rule. Returns the reason code for the
- * local broker's PUBACK/PUBREC. */
-static uint8_t to_upstream(struct bridge *b, const struct mqtt_publish *pub)
+ * local broker's PUBACK/PUBREC now, or -1 when the acknowledgement waits
+ * for the upstream's (settle_local). */
+static int to_upstream(struct bridge *b, const struct mqtt_publish *pub)
 {
     const struct cfg_bridge_topic *r = forward_rule(b, pub);
     char topic[65536];
@@ -470,13 +554,18 @@ static uint8_t to_upstream(struct bridge *b, const struct mqtt_publish *pub)
         bq_msg_free(m);
         return 0;
     }
+    if (m) {
+        m->origin_pid = pub->packet_id;
+        m->origin_qos = pub->qos;
+        m->origin_gen = b->local.gen;
+    }
     if (!m || bq_push(&b->fwd, m) < 0) {
         bq_msg_free(m);
         dropped(b, m ? "max_send_queue_len reached" : "out of memory");
         return MQTT_RC_QUOTA_EXCEEDED;
     }
     send_up(b);
-    return 0;
+    return pub->qos ? -1 : 0;
 }
 
 static int subscribe_local(struct bridge *b);
@@ -496,20 +585,52 @@ static void log_suback(struct bridge *b, const char *side, uint8_t code, const c
 static void upstream_ack(struct bridge *b, const struct mqtt_packet *p)
 {
     struct side *u = &b->up;
-    struct bq_msg *m = bq_find(&b->fwd, p->u.ack.packet_id);
-    if (!m)
+    uint16_t id = p->u.ack.packet_id;
+    struct bq_msg *m = bq_find(&b->fwd, id);
+    /* Only the acknowledgement its state waits for: a PUBCOMP answering a
+     * PUBREL sent for another message under the same id (resume_up's
+     * release) must not settle a new PUBLISH. */
+    if (m && (p->type == MQTT_PUBCOMP) != (m->state == BQ_PUBREL))
+        m = NULL;
+    if (!m) {
+        if (p->type == MQTT_PUBCOMP && b->relay_comp[id]) {
+            b->relay_comp[id] = 0;
+            pid_release(u, id);
+            side_ack(&b->local, MQTT_PUBCOMP, id, 0);
+        }
         return; /* a late ack for a message already settled */
-    if (p->u.ack.reason >= 0x80) {
+    }
+    if (m->relay && p->type == MQTT_PUBCOMP) {
+        /* End to end: the local PUBREL went on, its PUBCOMP comes back (or,
+         * the local side away, answers the PUBREL the broker sends again). */
+        if (side_ack(&b->local, MQTT_PUBCOMP, m->origin_pid, 0) < 0)
+            b->lrel[m->origin_pid] = LREL_LOCAL;
+        count(b, &b->st.sent, 1);
+    } else if (p->u.ack.reason >= 0x80) {
+        m->relay = false;
         log_warn("bridge %s: upstream refused '%s': %s (0x%02x)", b->cfg->name, m->topic,
                  mqtt_rc_name(p->u.ack.reason), p->u.ack.reason);
         dropped(b, "refused by the upstream");
     } else if (p->type == MQTT_PUBREC) {
         m->state = BQ_PUBREL;
+        if (m->relay) {
+            /* QoS 2 here and upstream: PUBREC here now, and the upstream
+             * PUBREL only when the local broker's PUBREL (sent once it
+             * stored its own PUBREC state) came. A crash anywhere in
+             * between makes the broker send PUBLISH (DUP) or PUBREL again
+             * under the same id, which the upstream's session recognises:
+             * exactly once, given a resumed upstream session. */
+            settle_local(b, m);
+            return;
+        }
+        /* Otherwise the upstream's QoS 2 ends here: acknowledged locally
+         * at PUBCOMP, once the upstream has released it. */
         side_ack(u, MQTT_PUBREL, m->pid, 0);
         return;
     } else {
         count(b, &b->st.sent, 1);
     }
+    settle_local(b, m);
     pid_release(u, m->pid);
     bq_remove(&b->fwd, m);
     send_up(b);
@@ -538,6 +659,7 @@ static int upstream_packet(struct bridge *b, const struct mqtt_packet *p, const 
             for (uint32_t i = 0; i < p->u.suback.reasons.len && i < b->cfg->nsubscriptions; i++)
                 log_suback(b, "the upstream", p->u.suback.reasons.p[i],
                            b->cfg->subscriptions[i].remote_topic);
+        send_up(b); /* a message waiting for this packet id */
         return 0;
     case MQTT_PINGRESP:
         u->ping_sent = 0;
@@ -579,13 +701,86 @@ static void local_ack(struct bridge *b, const struct mqtt_packet *p)
     send_down(b);
 }
 
+/* A local PUBLISH with a packet id the bridge already knows: a resend on a
+ * resumed session (DUP) of a message still queued (it is now acknowledged
+ * on this connection) or already settled upstream (acknowledged now).
+ * Returns true when it was one of those. */
+static bool local_resend(struct bridge *b, const struct mqtt_publish *pub)
+{
+    struct side *l = &b->local;
+    uint16_t id = pub->packet_id;
+    uint8_t owed = b->owed[id];
+    b->owed[id] = 0;
+    if (!pub->dup) {
+        /* The broker reuses the id: what we knew under it is settled. */
+        b->lrel[id] = LREL_NONE;
+        for (struct bq_msg *m = b->fwd.head; m; m = m->next) {
+            if (m->origin_qos && m->origin_pid == id && m->origin_gen != l->gen)
+                m->origin_qos = 0;
+            if (m->relay && m->origin_pid == id)
+                unrelay(b, m);
+        }
+        return false;
+    }
+    if (owed) {
+        side_ack(l, owed == OWE_PUBACK ? MQTT_PUBACK : MQTT_PUBREC, id, 0);
+        if (owed != OWE_PUBACK)
+            b->lrel[id] = owed == OWE_PUBREC_RELAY ? LREL_RELAY : LREL_LOCAL;
+        return true;
+    }
+    for (struct bq_msg *m = b->fwd.head; m; m = m->next) {
+        if (m->origin_qos && m->origin_pid == id && m->origin_gen != l->gen) {
+            m->origin_gen = l->gen;
+            return true;
+        }
+        /* Our PUBREC was lost with the connection: it goes again. */
+        if (m->relay && !m->rel_sent && m->state == BQ_PUBREL && m->origin_pid == id) {
+            side_ack(l, MQTT_PUBREC, id, 0);
+            b->lrel[id] = LREL_RELAY;
+            return true;
+        }
+    }
+    return false;
+}
+
 static void local_publish(struct bridge *b, const struct mqtt_publish *pub)
 {
-    uint8_t rc = to_upstream(b, pub);
+    if (pub->qos && local_resend(b, pub))
+        return;
+    int rc = to_upstream(b, pub);
+    if (rc < 0)
+        return;
     if (pub->qos == 1)
-        side_ack(&b->local, MQTT_PUBACK, pub->packet_id, rc);
-    else if (pub->qos == 2)
-        side_ack(&b->local, MQTT_PUBREC, pub->packet_id, rc);
+        side_ack(&b->local, MQTT_PUBACK, pub->packet_id, (uint8_t)rc);
+    else if (pub->qos == 2 && side_ack(&b->local, MQTT_PUBREC, pub->packet_id, (uint8_t)rc) == 0)
+        b->lrel[pub->packet_id] = LREL_LOCAL;
+}
+
+/* A local PUBREL: answered here, or passed on upstream for a message that
+ * is QoS 2 both ways (its PUBCOMP then comes back from the upstream). */
+static void local_pubrel(struct bridge *b, uint16_t id)
+{
+    struct side *u = &b->up;
+    uint8_t how = b->lrel[id];
+    b->lrel[id] = LREL_NONE;
+    if (how == LREL_RELAY) {
+        for (struct bq_msg *m = b->fwd.head; m; m = m->next)
+            if (m->relay && !m->rel_sent && m->state == BQ_PUBREL && m->origin_pid == id) {
+                m->rel_sent = true;
+                side_ack(u, MQTT_PUBREL, m->pid, 0); /* resume_up sends it if down */
+                return;
+            }
+    }
+    /* Unknown here: a PUBREC sent by an earlier process (the broker stored
+     * its PUBREL state before a crash). The upstream may hold the message
+     * under this id: release it there too, when the id is free. */
+    if (how == LREL_NONE && u->fd >= 0 && !pid_busy(u, id)) {
+        pid_mark(u, id);
+        b->relay_comp[id] = 1;
+        side_ack(u, MQTT_PUBREL, id, 0);
+        return;
+    }
+    side_ack(&b->local, MQTT_PUBCOMP, id, 0);
 }
 
 /* After the local CONNACK: messages that were in flight to this broker go
@@ -600,6 +795,14 @@ static void resume_local(struct bridge *b, bool present)
         memset(l->pid_used, 0, sizeof(l->pid_used));
         if (subscribe_local(b) < 0)
             log_error("bridge %s: cannot subscribe here again", b->cfg->name);
+        /* Nothing is owed to a session that is gone. */
+        memset(b->owed, 0, sizeof(b->owed));
+        memset(b->lrel, 0, sizeof(b->lrel));
+        for (struct bq_msg *m = b->fwd.head; m; m = m->next) {
+            if (m->origin_gen != l->gen)
+                m->origin_qos = 0;
+            unrelay(b, m);
+        }
         return;
     }
     for (struct bq_msg *m = b->down.head; m && m != bq_peek_unsent(&b->down); m = m->next) {
@@ -630,7 +833,7 @@ static int local_packet(struct bridge *b, const struct mqtt_packet *p, const cha
         local_publish(b, &p->u.publish);
         return 0;
     case MQTT_PUBREL:
-        side_ack(l, MQTT_PUBCOMP, p->u.ack.packet_id, 0);
+        local_pubrel(b, p->u.ack.packet_id);
         return 0;
     case MQTT_PUBACK:
     case MQTT_PUBREC:
@@ -640,6 +843,8 @@ static int local_packet(struct bridge *b, const struct mqtt_packet *p, const cha
     case MQTT_SUBACK: {
         uint16_t id = p->u.suback.packet_id;
         pid_release(l, id);
+        if (b->subs_pending)
+            b->subs_pending--;
         if (id > 0 && id <= b->cfg->nforwards && p->u.suback.reasons.len)
             log_suback(b, "the local broker", p->u.suback.reasons.p[0],
                        forward_filter(&b->cfg->forwards[id - 1]));
@@ -716,8 +921,12 @@ static int subscribe_local(struct bridge *b)
         /* Every rule gets its own SUBSCRIBE and identifier, so a message
          * names the rule it matched. QoS 2 takes messages at their own QoS;
          * No Local keeps what the bridge publishes here from going back up. */
+        /* Sent on the first connection of this process even when the
+         * stored session has them (rules may have changed since it was
+         * made); Retain Handling 1: retained messages only for a
+         * subscription that is new. */
         struct mqtt_subscription sub = {{(const uint8_t *)f, strlen(f)},
-                                        2 | MQTT_SUBOPT_NO_LOCAL | MQTT_SUBOPT_RAP};
+                                        2 | MQTT_SUBOPT_NO_LOCAL | MQTT_SUBOPT_RAP | 0x10};
         struct mqtt_packet s = {.type = MQTT_SUBSCRIBE, .flags = 2};
         s.u.subscribe.packet_id = (uint16_t)(i + 1);
         l->pid_used[(i + 1) / 8] |= (uint8_t)(1u << ((i + 1) % 8));
@@ -728,6 +937,7 @@ static int subscribe_local(struct bridge *b)
         s.u.subscribe.props.sub_id_count = 1;
         if (side_send(l, &s) < 0)
             return -1;
+        b->subs_pending++;
     }
     return 0;
 }
@@ -744,14 +954,19 @@ static int local_start(struct bridge *b, int fd)
     struct mqtt_connect *ck = &p.u.connect;
     ck->protocol_name = (struct mqtt_str){(const uint8_t *)"MQTT", 4};
     ck->version = MQTT_V5;
-    /* A fresh session at start; after a lost local connection the same
-     * session again, so what the broker had sent and we had not
-     * acknowledged comes again (MQTT-4.4.0-1). */
-    ck->clean_start = !b->local_resume;
+    /* Always the same session, stored by the broker (persist_connected):
+     * what it had sent and we had not acknowledged, because the upstream
+     * had not, comes again (MQTT-4.4.0-1), even after a restart. */
+    ck->clean_start = false;
     ck->client_id = (struct mqtt_str){(const uint8_t *)id, strlen(id)};
     ck->props.present = MQTT_HAS(MQTT_PROP_RECEIVE_MAX) | MQTT_HAS(MQTT_PROP_SESSION_EXPIRY);
-    ck->props.receive_max = LOCAL_WINDOW;
+    /* What the bridge holds unacknowledged; the rest waits in the
+     * broker's session queue. Within max_send_queue_len, so the send
+     * queue never refuses what the broker sent. */
+    ck->props.receive_max =
+        (uint16_t)(b->fwd.limit && b->fwd.limit < LOCAL_WINDOW ? b->fwd.limit : LOCAL_WINDOW);
     ck->props.session_expiry = LOCAL_EXPIRY_S;
+    b->subs_pending = 0;
     if (side_send(l, &p) < 0)
         return -1;
     return b->local_resume ? 0 : subscribe_local(b);
@@ -965,6 +1180,7 @@ static void resume_up(struct bridge *b, bool present)
 {
     struct side *u = &b->up;
     if (!present || b->cfg->clean_start) {
+        b->up_released = true; /* a new session holds nothing */
         b->up_session_gen = u->gen;
         bq_requeue(&b->fwd);
         memset(u->pid_used, 0, sizeof(u->pid_used));
@@ -973,13 +1189,26 @@ static void resume_up(struct bridge *b, bool present)
         send_up(b);
         return;
     }
+    /* The first resumed session of this process may hold QoS 2 messages an
+     * earlier process sent and never released (a crash): the upstream
+     * would take a new message sent under one of those ids for a resend
+     * and drop it (MQTT-4.3.3). Every id is released once (PUBREL; an
+     * unknown one just gets PUBCOMP): a message the upstream accepted is
+     * delivered, and what the local broker sends again is at worst
+     * delivered twice, never lost. */
+    if (!b->up_released) {
+        b->up_released = true;
+        for (uint32_t id = 1; id < 65536; id++)
+            if (!pid_busy(u, (uint16_t)id))
+                side_ack(u, MQTT_PUBREL, (uint16_t)id, 0);
+    }
     /* MQTT-4.4.0-1: resend unacknowledged PUBLISH (DUP) and PUBREL. */
     subscribe_up(b);
     for (struct bq_msg *m = b->fwd.head; m && m != bq_peek_unsent(&b->fwd); m = m->next) {
-        if (m->state == BQ_PUBREL)
-            side_ack(u, MQTT_PUBREL, m->pid, 0);
-        else
+        if (m->state != BQ_PUBREL)
             publish_up(b, m, m->pid, true);
+        else if (!m->relay || m->rel_sent) /* else the local PUBREL is awaited */
+            side_ack(u, MQTT_PUBREL, m->pid, 0);
     }
     send_up(b);
 }
@@ -1083,6 +1312,13 @@ static void up_lost(struct bridge *b, const char *why)
     u->up_since = 0;
     side_close(u);
     bq_mark_resend(&b->fwd);
+    /* PUBRELs passed on for messages of an earlier process: the broker
+     * sends them again when the local side resumes. */
+    for (uint32_t i = 1; i < 65536; i++)
+        if (b->relay_comp[i]) {
+            b->relay_comp[i] = 0;
+            pid_release(u, (uint16_t)i);
+        }
     schedule_retry(b);
 }
 
@@ -1172,6 +1408,36 @@ static void local_lost(struct bridge *b, const char *why)
     }
 }
 
+/* The link is down: the local side leaves too (DISCONNECT, normal), so
+ * the broker queues what the rules match in the bridge's offline session,
+ * stored and bounded like any other (mqtt.max_mqueue_len), instead of
+ * local publishers waiting on the bridge. What the bridge holds stays: the
+ * broker sends it again on the resumed session (local_resend). */
+static void local_detach(struct bridge *b)
+{
+    struct side *l = &b->local;
+    const char *why = NULL;
+    struct mqtt_packet p = {.type = MQTT_DISCONNECT};
+    if (side_send(l, &p) == 0)
+        (void)side_flush(l, &why);
+    side_close(l);
+    b->local_ready = false;
+    b->local_resume = true;
+    bq_mark_resend(&b->down);
+    log_notice("bridge %s: link down; the local session queues for it", b->cfg->name);
+}
+
+/* The link is up again: the local side resumes its session. */
+static void local_attach(struct bridge *b)
+{
+    int fd = b->reattach ? b->reattach(b->reattach_ctx, b->cfg->name) : -1;
+    if (fd < 0 || local_start(b, fd) < 0) {
+        log_error("bridge %s: cannot connect to the local broker again; the bridge stops",
+                  b->cfg->name);
+        atomic_store(&b->stop, true);
+    }
+}
+
 static void run_turn(struct bridge *b)
 {
     const char *why = "";
@@ -1200,8 +1466,20 @@ static void run_turn(struct bridge *b)
         local_lost(b, why);
         return;
     }
-    if (b->up.fd < 0 && clock_mono_ms() >= b->next_try && b->local_ready)
+    /* Detached once its SUBSCRIBEs are answered: the session then matches
+     * every rule while away. */
+    if (b->reattach && b->up.fd < 0 && b->local.fd >= 0 && b->local_ready && !b->subs_pending &&
+        !buf_len(&b->local.in))
+        local_detach(b);
+    /* Without a way back to the local broker (reattach) the local side
+     * stays connected and its session fills while the link is down. */
+    bool local_away = b->local.fd < 0;
+    if (b->up.fd < 0 && (local_away || (!b->reattach && b->local_ready)) &&
+        clock_mono_ms() >= b->next_try) {
         try_connect(b);
+        if (b->up.fd >= 0 && local_away)
+            local_attach(b);
+    }
 }
 
 static void *bridge_main(void *arg)
@@ -1330,6 +1608,9 @@ struct bridge *bridge_new(const struct cfg_bridge *cfg, int local_fd, char *err,
     b->wakefd = -1;
     side_init(&b->local, "local broker");
     side_init(&b->up, "upstream");
+    /* Forwards go up under the local broker's packet ids, which start low:
+     * the bridge's own (SUBSCRIBE, QoS 0 sent as 1 or 2) start elsewhere. */
+    b->up.next_pid = 49152;
     b->local.fd = local_fd;
     bq_init(&b->fwd, cfg->max_send_queue_len);
     bq_init(&b->down, 0);

@@ -16,14 +16,18 @@
  * - No loops: the local side never receives what it published (No Local);
  *   upstream, MQTT 5 No Local or, for 3.1.1, the bridge flag in CONNECT
  *   (protocol level 0x84, try_private) does the same.
- * - QoS 1/2 messages for the upstream wait in a queue bounded by
- *   max_send_queue_len while the link is down (overflow counted, logged,
- *   and refused to the local broker with PUBACK 0x97), and go out in order
- *   when it returns, at most max_inflight unacknowledged. A message is
- *   removed only when the upstream acknowledged it; after a reconnect
- *   what was in flight is sent again (DUP on a resumed session). Messages
- *   from the upstream are acknowledged upstream only once the local broker
- *   acknowledged them.
+ * - The backlog is the broker's own session "$bridge/NAME" (stored with
+ *   persistence on, owner "internal"): a local QoS 1/2 message is
+ *   acknowledged here only once the upstream acknowledged it (QoS 2 both
+ *   ways: passed through end to end under the broker's packet id), so the
+ *   broker keeps it until then, through a kill -9 too. The bridge holds at
+ *   most min(512, max_send_queue_len) of them, in order, at most
+ *   max_inflight unacknowledged upstream; after a reconnect what was in
+ *   flight is sent again (DUP on a resumed session).
+ * - While the link is down the local side disconnects: the broker queues
+ *   for its offline session (bounded by mqtt.max_mqueue_len), and it
+ *   resumes when the link is up. Messages from the upstream are
+ *   acknowledged upstream only once the local broker acknowledged them.
  * - Credentials (certificate, key, CA) are read again at every connection
  *   attempt and on bridge_reload(); a set that fails to load is logged and
  *   the last good one stays in use.

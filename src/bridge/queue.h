@@ -26,6 +26,8 @@ struct bq_msg {
     uint8_t qos;
     bool retain;
     bool sent_before;    /* sent on an earlier connection: a resend carries DUP */
+    bool relay;          /* QoS 2 both ways: the upstream PUBREL waits for the local one */
+    bool rel_sent;       /* relay: the upstream PUBREL was sent */
     uint16_t pid;        /* while SENT/PUBREL */
     uint16_t origin_pid; /* the packet id it arrived with, to acknowledge it */
     uint32_t origin_gen; /* the connection it arrived on */

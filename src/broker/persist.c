@@ -291,8 +291,11 @@ void persist_connected(struct broker *b, struct client *c, struct session *s)
     if (!b->persist)
         return;
     /* 3.1.1 clean session 0 has SESSION_NEVER_EXPIRES (or the maximum); v5
-     * an expiry > 0. In-process clients (bridges) start afresh each time. */
-    bool want = !c->internal && s->expiry_s > 0;
+     * an expiry > 0. Of the in-process clients only a bridge's local side
+     * ("$bridge/NAME", owner "internal") is stored: its session is the
+     * bridge's send queue, which must survive a restart. */
+    bool bridge = c->internal && strncmp(s->id, "$bridge/", 8) == 0;
+    bool want = (!c->internal || bridge) && s->expiry_s > 0;
     if (!want) {
         forget(b, s);
         return;

@@ -222,8 +222,9 @@ struct fx {
     uint16_t port;
     struct bridge *b;
     struct peer *local, *up;
-    uint16_t local_receive_max; /* in the local CONNACK; 0: none */
-    bool reattach;              /* give the bridge a way to reattach locally */
+    uint16_t local_receive_max;   /* in the local CONNACK; 0: none */
+    bool reattach;                /* give the bridge a way to reattach locally */
+    uint16_t connect_receive_max; /* the bridge's, in its local CONNECT */
 };
 
 /* The test's end of the socketpair handed out by reattach(). Atomic: the
@@ -305,7 +306,12 @@ static void fx_start(struct fx *f)
     struct mqtt_packet p = expect(f->local, MQTT_CONNECT);
     ASSERT_EQ(p.u.connect.version, MQTT_V5);
     ASSERT(!p.u.connect.bridge);
-    ASSERT(p.u.connect.clean_start);
+    /* The same stored session every time: it holds the send queue. */
+    ASSERT(!p.u.connect.clean_start);
+    ASSERT(p.u.connect.props.present & MQTT_HAS(MQTT_PROP_SESSION_EXPIRY));
+    ASSERT(p.u.connect.props.session_expiry >= 3600);
+    ASSERT(p.u.connect.props.present & MQTT_HAS(MQTT_PROP_RECEIVE_MAX));
+    f->connect_receive_max = p.u.connect.props.receive_max;
     char id[64];
     snprintf(id, sizeof(id), "$bridge/%s", f->cfg.name);
     ASSERT_MQTT_STR(p.u.connect.client_id, id);
@@ -321,7 +327,8 @@ static void fx_start(struct fx *f)
         struct mqtt_subscription e;
         ASSERT(mqtt_subscribe_next(s, &pos, &e));
         ASSERT_MQTT_STR(e.filter, f->fwd[i].local_topic);
-        ASSERT_EQ(e.options, 2 | MQTT_SUBOPT_NO_LOCAL | MQTT_SUBOPT_RAP);
+        /* Retain Handling 1: a resumed session's rules get no retained again. */
+        ASSERT_EQ(e.options, 2 | MQTT_SUBOPT_NO_LOCAL | MQTT_SUBOPT_RAP | 0x10);
         ASSERT(!mqtt_subscribe_next(s, &pos, &e));
     }
     struct mqtt_packet a = {.type = MQTT_CONNACK};
@@ -406,6 +413,34 @@ static void fx_connect(struct fx *f)
 {
     fx_accept(f, WAIT_MS);
     fx_connack(f, false);
+}
+
+/* With reattach, the local side leaves while the link is down: DISCONNECT
+ * (normal), then the connection ends. */
+static void fx_local_leaves(struct fx *f)
+{
+    struct mqtt_packet p = expect(f->local, MQTT_DISCONNECT);
+    ASSERT_EQ(p.u.disconnect.reason, 0);
+    expect_eof(f->local);
+}
+
+/* ... and comes back on a new socket once the link is up: CONNECT resuming
+ * the session (no SUBSCRIBE), answered with CONNACK. */
+static void fx_local_back(struct fx *f, bool present)
+{
+    struct pollfd pf;
+    for (int i = 0; i < 150 && g_reattach_peer < 0; i++)
+        poll(&pf, 0, 20);
+    ASSERT(g_reattach_peer >= 0);
+    peer_free(f->local);
+    f->local = peer_new(g_reattach_peer);
+    g_reattach_peer = -1;
+    struct mqtt_packet p = expect(f->local, MQTT_CONNECT);
+    ASSERT(!p.u.connect.clean_start);
+    ASSERT_MQTT_STR(p.u.connect.client_id, "$bridge/edge");
+    struct mqtt_packet a = {.type = MQTT_CONNACK};
+    a.u.connack.session_present = present;
+    peer_send(f->local, &a);
 }
 
 static void fx_end(struct fx *f)
@@ -559,20 +594,24 @@ TEST(forward_qos1)
     ASSERT_STR_EQ(st.server, f.server);
     ASSERT_EQ(st.connects, 1);
     ASSERT_STR_EQ(st.last_error, "");
-    /* Acknowledged here at once, and sent upstream under the mapped topic. */
+    /* Sent upstream under the mapped topic, and acknowledged here only
+     * once the upstream acknowledged it (the marker, unmapped and
+     * acknowledged at once, shows nothing came before). */
     send_pub(f.local, "fwd/a/b", "one", 1, 100, 1, false);
-    struct mqtt_packet p = expect(f.local, MQTT_PUBACK);
-    ASSERT_EQ(p.u.ack.packet_id, 100);
-    ASSERT_EQ(p.u.ack.reason, 0);
-    p = expect_pub(f.up, "remote/a/b", "one", 1);
+    struct mqtt_packet p = expect_pub(f.up, "remote/a/b", "one", 1);
     ASSERT(!p.u.publish.dup);
     ASSERT(!p.u.publish.retain);
     uint16_t pid = p.u.publish.packet_id;
     ASSERT_NE(pid, 0);
     WAIT_STATUS(&f, st, st.queued == 1);
     ASSERT_EQ(st.sent, 0);
-    /* The upstream's PUBACK settles it. */
+    send_pub(f.local, "elsewhere/m", "m", 1, 99, 0, false);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 99);
+    /* The upstream's PUBACK settles it, here too. */
     send_ack(f.up, MQTT_PUBACK, pid, 0);
+    p = expect(f.local, MQTT_PUBACK);
+    ASSERT_EQ(p.u.ack.packet_id, 100);
+    ASSERT_EQ(p.u.ack.reason, 0);
     WAIT_STATUS(&f, st, st.queued == 0 && st.sent == 1);
     /* A local QoS 0 message on a QoS 1 rule goes at the rule's QoS; a QoS 1
      * message on the QoS 0 rule goes at QoS 0. Retain is as published. */
@@ -584,7 +623,7 @@ TEST(forward_qos1)
     ASSERT_EQ(p.u.ack.packet_id, 101);
     expect_pub(f.up, "remote0/x", "three", 0);
     WAIT_STATUS(&f, st, st.sent == 3 && st.queued == 0);
-    ASSERT_EQ(st.dropped, 0);
+    ASSERT_EQ(st.dropped, 1); /* the marker */
     fx_end(&f);
 }
 
@@ -600,8 +639,6 @@ TEST(forward_window_is_max_inflight)
     send_pub(f.local, "fwd/1", "m1", 1, 1, 1, false);
     send_pub(f.local, "fwd/2", "m2", 1, 2, 1, false);
     send_pub(f.local, "fwd/3", "m3", 1, 3, 1, false);
-    for (uint16_t i = 1; i <= 3; i++)
-        ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, i);
     send_pub(f.local, "fwd0/marker", "mk", 0, 0, 3, false);
     uint16_t p1 = expect_pub(f.up, "remote/1", "m1", 1).u.publish.packet_id;
     uint16_t p2 = expect_pub(f.up, "remote/2", "m2", 1).u.publish.packet_id;
@@ -609,10 +646,13 @@ TEST(forward_window_is_max_inflight)
     expect_pub(f.up, "remote0/marker", "mk", 0);
     /* An ack opens the window for the third, in order. */
     send_ack(f.up, MQTT_PUBACK, p1, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 1);
     uint16_t p3 = expect_pub(f.up, "remote/3", "m3", 1).u.publish.packet_id;
     ASSERT_NE(p3, p2);
     send_ack(f.up, MQTT_PUBACK, p2, 0);
     send_ack(f.up, MQTT_PUBACK, p3, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 2);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 3);
     struct bridge_status st;
     WAIT_STATUS(&f, st, st.sent == 4 && st.queued == 0);
     fx_end(&f);
@@ -625,9 +665,10 @@ TEST(forward_refused_upstream_is_dropped)
     fx_start(&f);
     fx_connect(&f);
     send_pub(f.local, "fwd/no", "x", 1, 5, 1, false);
-    expect(f.local, MQTT_PUBACK);
     uint16_t pid = expect_pub(f.up, "remote/no", "x", 1).u.publish.packet_id;
     send_ack(f.up, MQTT_PUBACK, pid, MQTT_RC_NOT_AUTHORIZED);
+    /* Given up: settled here too, so the broker does not keep it. */
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 5);
     struct bridge_status st;
     WAIT_STATUS(&f, st, st.dropped == 1 && st.queued == 0);
     ASSERT_EQ(st.sent, 0);
@@ -675,22 +716,29 @@ TEST(qos2_both_ways)
     fx_init(&f, MQTT_V5);
     fx_start(&f);
     fx_connect(&f);
-    /* Here -> upstream: PUBREC here at once, PUBREL/PUBCOMP here; upstream
-     * PUBLISH QoS 2, PUBREC, PUBREL, PUBCOMP. */
+    /* Here -> upstream, QoS 2 both ways: the flow is passed through under
+     * the local packet id. PUBLISH up; its PUBREC makes the PUBREC here;
+     * the PUBREL from here goes up; the upstream's PUBCOMP comes back. */
     send_pub(f.local, "fwd2/t", "q2", 2, 40, 2, false);
-    struct mqtt_packet p = expect(f.local, MQTT_PUBREC);
+    struct mqtt_packet p = expect_pub(f.up, "remote2/t", "q2", 2);
+    ASSERT_EQ(p.u.publish.packet_id, 40);
+    send_pub(f.local, "elsewhere/m", "m", 1, 41, 0, false); /* marker: first */
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 41);
+    send_ack(f.up, MQTT_PUBREC, 40, 0);
+    p = expect(f.local, MQTT_PUBREC);
     ASSERT_EQ(p.u.ack.packet_id, 40);
     ASSERT_EQ(p.u.ack.reason, 0);
-    send_ack(f.local, MQTT_PUBREL, 40, 0);
-    ASSERT_EQ(expect(f.local, MQTT_PUBCOMP).u.ack.packet_id, 40);
-    uint16_t pid = expect_pub(f.up, "remote2/t", "q2", 2).u.publish.packet_id;
-    send_ack(f.up, MQTT_PUBREC, pid, 0);
-    ASSERT_EQ(expect(f.up, MQTT_PUBREL).u.ack.packet_id, pid);
+    /* No PUBREL upstream before the local one: the QoS 0 marker is next. */
+    send_pub(f.local, "fwd0/m", "m", 0, 0, 3, false);
+    expect_pub(f.up, "remote0/m", "m", 0);
     struct bridge_status st;
     WAIT_STATUS(&f, st, st.queued == 1); /* still, until PUBCOMP */
-    ASSERT_EQ(st.sent, 0);
-    send_ack(f.up, MQTT_PUBCOMP, pid, 0);
-    WAIT_STATUS(&f, st, st.queued == 0 && st.sent == 1);
+    ASSERT_EQ(st.sent, 1);               /* the marker */
+    send_ack(f.local, MQTT_PUBREL, 40, 0);
+    ASSERT_EQ(expect(f.up, MQTT_PUBREL).u.ack.packet_id, 40);
+    send_ack(f.up, MQTT_PUBCOMP, 40, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBCOMP).u.ack.packet_id, 40);
+    WAIT_STATUS(&f, st, st.queued == 0 && st.sent == 2);
 
     /* Upstream -> here: the PUBREC upstream waits for the local PUBREC. */
     send_pub(f.up, "cmd/door", "open", 2, 9, 0, false);
@@ -730,13 +778,12 @@ TEST(qos2_both_ways)
 static uint16_t one_in_flight_then_close(struct fx *f)
 {
     send_pub(f->local, "fwd/acked", "a", 1, 1, 1, false);
-    expect(f->local, MQTT_PUBACK);
     uint16_t pid = expect_pub(f->up, "remote/acked", "a", 1).u.publish.packet_id;
     send_ack(f->up, MQTT_PUBACK, pid, 0);
+    ASSERT_EQ(expect(f->local, MQTT_PUBACK).u.ack.packet_id, 1);
     struct bridge_status st;
     WAIT_STATUS(f, st, st.sent == 1);
     send_pub(f->local, "fwd/pending", "p", 1, 2, 1, false);
-    expect(f->local, MQTT_PUBACK);
     pid = expect_pub(f->up, "remote/pending", "p", 1).u.publish.packet_id;
     close(f->up->fd);
     f->up->fd = -1;
@@ -766,11 +813,11 @@ TEST(reconnect_after_close_resends_as_new)
     struct mqtt_packet p = expect_pub(f.up, "remote/pending", "p", 1);
     ASSERT(!p.u.publish.dup);
     send_ack(f.up, MQTT_PUBACK, p.u.publish.packet_id, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 2);
     WAIT_STATUS(&f, st, st.connected && st.connects == 2 && st.sent == 2 && st.queued == 0);
     ASSERT_STR_EQ(st.last_error, "");
     /* The link works as before. */
     send_pub(f.local, "fwd/after", "n", 1, 3, 1, false);
-    expect(f.local, MQTT_PUBACK);
     p = expect_pub(f.up, "remote/after", "n", 1);
     ASSERT(!p.u.publish.dup);
     fx_end(&f);
@@ -828,9 +875,10 @@ TEST(reconnect_resumed_qos2_resends_pubrel)
     fx_start(&f);
     fx_connect(&f);
     send_pub(f.local, "fwd2/x", "two", 2, 1, 2, false);
-    expect(f.local, MQTT_PUBREC);
     uint16_t pid = expect_pub(f.up, "remote2/x", "two", 2).u.publish.packet_id;
     send_ack(f.up, MQTT_PUBREC, pid, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBREC).u.ack.packet_id, 1);
+    send_ack(f.local, MQTT_PUBREL, 1, 0);
     expect(f.up, MQTT_PUBREL);
     close(f.up->fd);
     f.up->fd = -1;
@@ -838,6 +886,7 @@ TEST(reconnect_resumed_qos2_resends_pubrel)
     fx_connack(&f, true);
     ASSERT_EQ(expect(f.up, MQTT_PUBREL).u.ack.packet_id, pid);
     send_ack(f.up, MQTT_PUBCOMP, pid, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBCOMP).u.ack.packet_id, 1);
     struct bridge_status st;
     WAIT_STATUS(&f, st, st.sent == 1 && st.queued == 0);
     fx_end(&f);
@@ -854,22 +903,20 @@ TEST(queue_full_refused_with_0x97)
     f.cfg.max_send_queue_len = 2;
     f.cfg.nsubscriptions = 0;
     fx_start(&f);
+    /* The bridge asks the broker for no more than its queue holds. */
+    ASSERT_EQ(f.connect_receive_max, 2);
     struct bridge_status st;
     WAIT_STATUS(&f, st, st.last_error[0] != '\0');
     ASSERT(!st.connected);
     ASSERT_EQ(st.connects, 0);
+    /* A broker that sends more anyway: the excess is refused at once, what
+     * the queue holds is acknowledged when the upstream took it. */
     send_pub(f.local, "fwd/1", "a", 1, 1, 1, false);
     send_pub(f.local, "fwd/2", "b", 1, 2, 1, false);
     send_pub(f.local, "fwd/3", "c", 1, 3, 1, false);
     send_pub(f.local, "fwd2/4", "d", 2, 4, 2, false);
     send_pub(f.local, "fwd0/5", "e", 0, 0, 3, false); /* QoS 0 while down */
     struct mqtt_packet p = expect(f.local, MQTT_PUBACK);
-    ASSERT_EQ(p.u.ack.packet_id, 1);
-    ASSERT_EQ(p.u.ack.reason, 0);
-    p = expect(f.local, MQTT_PUBACK);
-    ASSERT_EQ(p.u.ack.packet_id, 2);
-    ASSERT_EQ(p.u.ack.reason, 0);
-    p = expect(f.local, MQTT_PUBACK);
     ASSERT_EQ(p.u.ack.packet_id, 3);
     ASSERT_EQ(p.u.ack.reason, MQTT_RC_QUOTA_EXCEEDED);
     p = expect(f.local, MQTT_PUBREC);
@@ -885,6 +932,10 @@ TEST(queue_full_refused_with_0x97)
     uint16_t b = expect_pub(f.up, "remote/2", "b", 1).u.publish.packet_id;
     send_ack(f.up, MQTT_PUBACK, a, 0);
     send_ack(f.up, MQTT_PUBACK, b, 0);
+    p = expect(f.local, MQTT_PUBACK);
+    ASSERT_EQ(p.u.ack.packet_id, 1);
+    ASSERT_EQ(p.u.ack.reason, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 2);
     WAIT_STATUS(&f, st, st.sent == 2 && st.queued == 0 && st.connected);
     ASSERT_EQ(st.dropped, 3);
     fx_end(&f);
@@ -902,9 +953,9 @@ TEST(v311_bridge_flag)
     ASSERT_EQ(c.u.connect.version, MQTT_V311);
     fx_connack(&f, false); /* 3.1.1 SUBSCRIBE options: QoS only */
     send_pub(f.local, "fwd/v4", "x", 1, 1, 1, false);
-    expect(f.local, MQTT_PUBACK);
     uint16_t pid = expect_pub(f.up, "remote/v4", "x", 1).u.publish.packet_id;
     send_ack(f.up, MQTT_PUBACK, pid, 0);
+    expect(f.local, MQTT_PUBACK);
     send_pub(f.up, "cmd/v4", "y", 1, 3, 0, false);
     uint16_t lpid = expect_pub(f.local, "in/v4", "y", 1).u.publish.packet_id;
     send_ack(f.local, MQTT_PUBACK, lpid, 0);
@@ -1076,14 +1127,15 @@ TEST(upstream_connack_limits)
     send_pub(f.local, "fwd/big", big, 1, 1, 1, false); /* too large: dropped */
     send_pub(f.local, "fwd/1", "a", 1, 2, 1, false);
     send_pub(f.local, "fwd/2", "b", 1, 3, 1, false);
-    for (uint16_t i = 1; i <= 3; i++)
-        ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, i);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 1); /* given up: settled */
     send_pub(f.local, "fwd0/marker", "mk", 0, 0, 3, false);
     uint16_t p1 = expect_pub(f.up, "remote/1", "a", 1).u.publish.packet_id;
     expect_pub(f.up, "remote0/marker", "mk", 0);
     send_ack(f.up, MQTT_PUBACK, p1, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 2);
     uint16_t p2 = expect_pub(f.up, "remote/2", "b", 1).u.publish.packet_id;
     send_ack(f.up, MQTT_PUBACK, p2, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 3);
     struct bridge_status st;
     WAIT_STATUS(&f, st, st.sent == 3 && st.dropped == 1 && st.queued == 0);
     fx_end(&f);
@@ -1113,10 +1165,10 @@ TEST(upstream_maximum_qos_and_retain_available)
     pk.u.publish.props.sub_ids[0] = 2;
     pk.u.publish.props.sub_id_count = 1;
     peer_send(f.local, &pk);
-    expect(f.local, MQTT_PUBACK);
     struct mqtt_packet p = expect_pub(f.up, "remote2/r", "x", 1);
     ASSERT(!p.u.publish.retain);
     send_ack(f.up, MQTT_PUBACK, p.u.publish.packet_id, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 7);
     struct bridge_status st;
     WAIT_STATUS(&f, st, st.sent == 1 && st.queued == 0);
     /* Again with Maximum QoS 0. */
@@ -1155,7 +1207,6 @@ TEST(properties_forwarded)
     pub->props.message_expiry = 60;
     pub->props.user_raw = (struct mqtt_bin){user, sizeof(user)};
     peer_send(f.local, &pk);
-    expect(f.local, MQTT_PUBACK);
     struct mqtt_packet p = expect_pub(f.up, "remote/p", "{}", 1);
     const struct mqtt_props *got = &p.u.publish.props;
     ASSERT(p.u.publish.retain); /* rule retain -1: as published */
@@ -1165,6 +1216,7 @@ TEST(properties_forwarded)
     ASSERT_EQ(got->sub_id_count, 0);
     ASSERT(!(got->present & MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID)));
     send_ack(f.up, MQTT_PUBACK, p.u.publish.packet_id, 0);
+    expect(f.local, MQTT_PUBACK);
     /* And down: the upstream's properties reach the local broker. */
     pk.u.publish.topic = (struct mqtt_str){(const uint8_t *)"cmd/p", 5};
     pk.u.publish.props.present &= ~MQTT_HAS(MQTT_PROP_SUBSCRIPTION_ID);
@@ -1282,7 +1334,9 @@ TEST(local_close_reattaches_and_resumes)
     fx_init(&f, MQTT_V5);
     f.reattach = true;
     fx_start(&f);
+    fx_local_leaves(&f);
     fx_connect(&f);
+    fx_local_back(&f, true);
     send_pub(f.up, "cmd/a", "1", 1, 5, 0, false);
     uint16_t lpid = expect_pub(f.local, "in/a", "1", 1).u.publish.packet_id;
     peer_free(f.local);
@@ -1306,9 +1360,9 @@ TEST(local_close_reattaches_and_resumes)
     ASSERT_EQ(expect(f.up, MQTT_PUBACK).u.ack.packet_id, 5);
     /* Forwards still work on the new connection. */
     send_pub(f.local, "fwd/x", "y", 1, 9, 1, false);
-    expect(f.local, MQTT_PUBACK);
     p = expect_pub(f.up, "remote/x", "y", 1);
     send_ack(f.up, MQTT_PUBACK, p.u.publish.packet_id, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 9);
     struct bridge_status st;
     WAIT_STATUS(&f, st, st.sent == 1 && st.received == 1);
     fx_end(&f);
@@ -1349,21 +1403,22 @@ TEST(forward_rule_chosen_by_subscription_id)
     pk.u.publish.props.sub_ids[1] = 1;
     pk.u.publish.props.sub_id_count = 2;
     peer_send(f.local, &pk);
-    expect(f.local, MQTT_PUBACK);
     struct mqtt_packet p = expect_pub(f.up, "any/fwd2/x", "v", 1);
     send_ack(f.up, MQTT_PUBACK, p.u.publish.packet_id, 0);
-    /* Only rule 2's: QoS 2 under remote2/. */
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 1);
+    /* Only rule 2's: QoS 2 under remote2/ (the local QoS 1 message is
+     * acknowledged with PUBACK once the upstream's PUBCOMP came). */
     send_pub(f.local, "fwd2/y", "w", 1, 2, 2, false);
-    expect(f.local, MQTT_PUBACK);
     p = expect_pub(f.up, "remote2/y", "w", 2);
     send_ack(f.up, MQTT_PUBREC, p.u.publish.packet_id, 0);
     expect(f.up, MQTT_PUBREL);
     send_ack(f.up, MQTT_PUBCOMP, p.u.publish.packet_id, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 2);
     /* No identifier: the first rule whose filter matches. */
     send_pub(f.local, "fwd0/z", "u", 1, 3, 0, false);
-    expect(f.local, MQTT_PUBACK);
     p = expect_pub(f.up, "any/fwd0/z", "u", 1);
     send_ack(f.up, MQTT_PUBACK, p.u.publish.packet_id, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 3);
     struct bridge_status st;
     WAIT_STATUS(&f, st, st.sent == 3 && st.queued == 0);
     fx_end(&f);
@@ -1420,6 +1475,122 @@ TEST(qos1_copy_from_an_old_connection_does_not_ack_a_reused_id)
     fx_end(&f);
 }
 
+TEST(link_down_local_session_queues_and_resumes)
+{
+    /* The link is down from the start: once its SUBSCRIBEs are answered the
+     * local side leaves (the broker's session queues for it); the link
+     * comes up, the local side resumes, and what the broker then sends is
+     * forwarded and acknowledged here after the upstream did. */
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    close(f.lfd);
+    f.lfd = upstream_socket(&f.port, false);
+    snprintf(f.server, sizeof(f.server), "mqtt-tcp://127.0.0.1:%u", f.port);
+    f.cfg.nsubscriptions = 0;
+    f.reattach = true;
+    fx_start(&f);
+    fx_local_leaves(&f);
+    struct bridge_status st;
+    WAIT_STATUS(&f, st, st.last_error[0] != '\0');
+    ASSERT_EQ(listen(f.lfd, 8), 0);
+    fx_accept(&f, 2 * WAIT_MS);
+    fx_connack(&f, false);
+    fx_local_back(&f, true);
+    send_pub(f.local, "fwd/q", "queued", 1, 11, 1, false);
+    uint16_t pid = expect_pub(f.up, "remote/q", "queued", 1).u.publish.packet_id;
+    send_ack(f.up, MQTT_PUBACK, pid, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 11);
+    WAIT_STATUS(&f, st, st.sent == 1 && st.queued == 0 && st.connected);
+    fx_end(&f);
+}
+
+TEST(local_resend_after_link_loss_is_not_forwarded_twice)
+{
+    /* A local message is in flight upstream when the link drops; the local
+     * side leaves without acknowledging it. On the next link the bridge
+     * sends it upstream again (its own queue); the broker's resend (DUP,
+     * same packet id) on the resumed local session is the same message:
+     * not forwarded again, and acknowledged when the upstream does. */
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    f.cfg.nsubscriptions = 0;
+    f.reattach = true;
+    fx_start(&f);
+    fx_local_leaves(&f);
+    fx_connect(&f);
+    fx_local_back(&f, true);
+    send_pub(f.local, "fwd/a", "A", 1, 21, 1, false);
+    send_pub(f.local, "fwd/b", "B", 1, 22, 1, false);
+    expect_pub(f.up, "remote/a", "A", 1);
+    expect_pub(f.up, "remote/b", "B", 1);
+    close(f.up->fd);
+    f.up->fd = -1;
+    fx_local_leaves(&f);
+    fx_accept(&f, WAIT_MS);
+    fx_connack(&f, false); /* clean start: both go again as new */
+    uint16_t a = expect_pub(f.up, "remote/a", "A", 1).u.publish.packet_id;
+    uint16_t b = expect_pub(f.up, "remote/b", "B", 1).u.publish.packet_id;
+    /* The upstream acknowledges "A" before the local side is back: that
+     * PUBACK is owed to the broker's resend. */
+    send_ack(f.up, MQTT_PUBACK, a, 0);
+    struct bridge_status st;
+    WAIT_STATUS(&f, st, st.sent == 1);
+    fx_local_back(&f, true);
+    send_pub(f.local, "fwd/a", "A", 1, 21, 1, true);
+    send_pub(f.local, "fwd/b", "B", 1, 22, 1, true);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 21);
+    /* Nothing else went up: the QoS 0 marker is the next thing there. */
+    send_pub(f.local, "fwd0/m", "m", 0, 0, 3, false);
+    expect_pub(f.up, "remote0/m", "m", 0);
+    send_ack(f.up, MQTT_PUBACK, b, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 22);
+    WAIT_STATUS(&f, st, st.sent == 3 && st.queued == 0);
+    /* A new message that reuses an id is a new message. */
+    send_pub(f.local, "fwd/c", "C", 1, 21, 1, false);
+    expect_pub(f.up, "remote/c", "C", 1);
+    fx_end(&f);
+}
+
+TEST(local_session_lost_nothing_owed)
+{
+    /* The broker lost the bridge's session (no persistence, restarted
+     * side): what the bridge still holds goes upstream, but nothing is
+     * acknowledged under the old packet ids. */
+    struct fx f;
+    fx_init(&f, MQTT_V5);
+    f.cfg.nsubscriptions = 0;
+    f.reattach = true;
+    fx_start(&f);
+    fx_local_leaves(&f);
+    fx_connect(&f);
+    fx_local_back(&f, true);
+    send_pub(f.local, "fwd/a", "A", 1, 31, 1, false);
+    uint16_t a = expect_pub(f.up, "remote/a", "A", 1).u.publish.packet_id;
+    close(f.up->fd);
+    f.up->fd = -1;
+    fx_local_leaves(&f);
+    fx_accept(&f, WAIT_MS);
+    fx_connack(&f, false);
+    a = expect_pub(f.up, "remote/a", "A", 1).u.publish.packet_id;
+    fx_local_back(&f, false);
+    for (size_t i = 0; i < f.cfg.nforwards; i++)
+        expect(f.local, MQTT_SUBSCRIBE); /* a new session: the rules again */
+    send_ack(f.up, MQTT_PUBACK, a, 0);
+    struct bridge_status st;
+    WAIT_STATUS(&f, st, st.sent == 1 && st.queued == 0);
+    /* The marker's PUBACK is the first thing here: none for the old 31. */
+    send_pub(f.local, "elsewhere/m", "m", 1, 40, 0, false);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 40);
+    /* The broker's new message 31 is forwarded, and acknowledged here
+     * after the upstream did. */
+    send_pub(f.local, "fwd/n", "N", 1, 31, 1, false);
+    uint16_t n = expect_pub(f.up, "remote/n", "N", 1).u.publish.packet_id;
+    send_ack(f.up, MQTT_PUBACK, n, 0);
+    ASSERT_EQ(expect(f.local, MQTT_PUBACK).u.ack.packet_id, 31);
+    WAIT_STATUS(&f, st, st.sent == 2);
+    fx_end(&f);
+}
+
 int main(void)
 {
     RUN(check_accepts_a_good_block);
@@ -1455,5 +1626,8 @@ int main(void)
     RUN(qos2_from_an_old_connection_does_not_ack_a_new_message);
     RUN(refusal_then_close_keeps_the_reason);
     RUN(qos1_copy_from_an_old_connection_does_not_ack_a_reused_id);
+    RUN(link_down_local_session_queues_and_resumes);
+    RUN(local_resend_after_link_loss_is_not_forwarded_twice);
+    RUN(local_session_lost_nothing_owed);
     TEST_DONE();
 }
