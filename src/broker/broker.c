@@ -1300,12 +1300,20 @@ static void *housekeeping(void *arg)
 
 /* ---- life cycle ----------------------------------------------------------- */
 
+/* persist.c's pump: after a commit, the PUBLISHes it held for it. */
+static void pump_after_commit(struct broker *b, struct client *c)
+{
+    if (c->s && c->connected && !c->closing)
+        route_drained(b, c);
+}
+
 struct broker *broker_new(const struct broker_config *cfg)
 {
     struct broker *b = calloc(1, sizeof(*b));
     if (!b)
         return NULL;
     b->cfg = *cfg;
+    b->persist_pump = pump_after_commit;
     if (b->cfg.max_packet_size > MQTT_MAX_PACKET)
         b->cfg.max_packet_size = MQTT_MAX_PACKET;
     pthread_mutex_init(&b->lock, NULL);

@@ -34,7 +34,8 @@ struct broker_config {
     uint16_t receive_max;     /* our Receive Maximum: QoS 1/2 publishes in flight towards us */
     enum broker_overload overload;
     uint32_t max_queued; /* per session, beyond the inflight window */
-    uint8_t queue_full_policy; /* mqtt.queue_full_policy: 0 drop_newest, 1 drop_oldest (persist.h) */
+    uint8_t
+        queue_full_policy; /* mqtt.queue_full_policy: 0 drop_newest, 1 drop_oldest (persist.h) */
     uint32_t max_topic_levels;
     uint16_t max_keepalive;   /* higher requests get Server Keep Alive (v5) */
     uint16_t topic_alias_max; /* aliases a client may use towards us */
@@ -47,8 +48,8 @@ struct broker_config {
     uint32_t max_subscriptions;    /* per session */
     uint32_t max_session_expiry_s; /* 0: no maximum */
     uint32_t max_sessions;
-    uint32_t packet_timeout_ms;        /* a started packet must complete within this */
-    uint64_t memory_limit; /* resident bytes past which publishes are refused; 0: none */
+    uint32_t packet_timeout_ms; /* a started packet must complete within this */
+    uint64_t memory_limit;      /* resident bytes past which publishes are refused; 0: none */
 
     /* Retained store limits, 0: unlimited ($SYS topics not counted). */
     uint32_t max_retained_messages;
@@ -95,17 +96,17 @@ int broker_id_match_parse(const char *s);
  * NATS client protocol instead of MQTT, in the same message space. */
 struct auth_nats; /* src/auth/nats_users.h: an `authorization { }` block */
 struct broker_nats_opts {
-    uint32_t max_payload;      /* default 1 MiB, at most 64 MiB */
-    uint32_t max_control_line; /* default 4096 */
-    uint32_t ping_interval_ms; /* server PINGs; default 2 minutes as nats-server */
-    uint32_t ping_max;         /* unanswered PINGs before "Stale Connection"; default 2 */
-    uint32_t auth_timeout_ms;  /* CONNECT must come within this; default 2 s (TLS: 5 s) */
-    uint32_t max_subscriptions; /* per connection, 0: mqtt.max_subscriptions */
-    bool tls_verify;           /* client certificates required (INFO tls_verify) */
-    bool verify_and_map;       /* a name from the certificate must be a listed user */
-    bool handshake_first;      /* TLS before INFO (nats.js handshakeFirst) */
-    const char *server_name;   /* NULL: the server id */
-    const char *no_auth_user;  /* a listed user taken by clients that send no credentials */
+    uint32_t max_payload;          /* default 1 MiB, at most 64 MiB */
+    uint32_t max_control_line;     /* default 4096 */
+    uint32_t ping_interval_ms;     /* server PINGs; default 2 minutes as nats-server */
+    uint32_t ping_max;             /* unanswered PINGs before "Stale Connection"; default 2 */
+    uint32_t auth_timeout_ms;      /* CONNECT must come within this; default 2 s (TLS: 5 s) */
+    uint32_t max_subscriptions;    /* per connection, 0: mqtt.max_subscriptions */
+    bool tls_verify;               /* client certificates required (INFO tls_verify) */
+    bool verify_and_map;           /* a name from the certificate must be a listed user */
+    bool handshake_first;          /* TLS before INFO (nats.js handshakeFirst) */
+    const char *server_name;       /* NULL: the server id */
+    const char *no_auth_user;      /* a listed user taken by clients that send no credentials */
     const struct auth_nats *users; /* NULL: only the password file / anonymous rules */
 };
 void broker_nats_opts_defaults(struct broker_nats_opts *o);

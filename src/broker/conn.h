@@ -65,6 +65,7 @@ struct client {
     struct retained_item *rb;
     size_t rb_head, rb_n, rb_cap;
     bool rb_draining;
+    bool pump_listed; /* persist.c: has sends waiting for a commit */
     bool cert_read, has_cert;
     struct tls_identity cert;
     const char *cert_user, *cert_clientid;

@@ -43,7 +43,7 @@ struct broker_stats {
 struct match {
     struct session *s;
     struct nats_sub *ns; /* a NATS subscription: delivered on its own as MSG */
-    bool shared; /* a share group's pick: delivered on its own, never merged */
+    bool shared;         /* a share group's pick: delivered on its own, never merged */
     uint8_t qos;
     bool retain;
     uint8_t nsub;
@@ -62,17 +62,21 @@ struct broker {
     struct client *clients;
     struct broker_stats st;
     struct auth *auth;
-    bool acl_active;              /* auth has rules: check deliveries too */
-    int8_t listener_anon[64];     /* broker_set_listener_anonymous */
-    uint8_t listener_idmatch[64]; /* enum broker_id_match per listener */
-    int8_t listener_overload[64]; /* enum broker_overload, -1: mqtt.overload */
+    bool acl_active;                   /* auth has rules: check deliveries too */
+    int8_t listener_anon[64];          /* broker_set_listener_anonymous */
+    uint8_t listener_idmatch[64];      /* enum broker_id_match per listener */
+    int8_t listener_overload[64];      /* enum broker_overload, -1: mqtt.overload */
     struct broker_nats_opts *nats[64]; /* NATS listeners' settings (nats.c), NULL: MQTT */
-    struct store *store;               /* durable state (persist.c), NULL: memory only */
-    struct persist *persist;           /* persist.c's state, NULL without a store */
-    enum flow_hit flow_hit;       /* what routing the current PUBLISH met */
-    bool over_memory;             /* system.memory_limit passed (housekeeping) */
-    uint64_t next_memory_ms;      /* when housekeeping next reads the resident size */
-    struct client *throttled;     /* producers waiting (flow.c) */
+    struct store *store;
+    /* broker.c's: sends what waited for a commit; persist.c calls it from
+     * the commit hook (a pointer, so persist.c need not call upwards). */
+    void (*persist_pump)(struct broker *b,
+                         struct client *c); /* durable state (persist.c), NULL: memory only */
+    struct persist *persist;                /* persist.c's state, NULL without a store */
+    enum flow_hit flow_hit;                 /* what routing the current PUBLISH met */
+    bool over_memory;                       /* system.memory_limit passed (housekeeping) */
+    uint64_t next_memory_ms;                /* when housekeeping next reads the resident size */
+    struct client *throttled;               /* producers waiting (flow.c) */
     size_t nthrottled;
     uint32_t started_max_packet; /* net sized its input bound for this */
     uint64_t listener_password;  /* bit per listener: certificate + password */

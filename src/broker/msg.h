@@ -21,8 +21,8 @@ struct msg {
     bool has_payload_format;
     uint64_t expire_at_ms; /* clock_mono_ms() deadline when has_expiry */
     uint64_t created_ms;   /* clock_mono_ms() when received */
-    uint64_t store_id; /* persist.c: its row in the store, 0: none */
-    uint32_t prefs;    /* persist.c: persistent references to it (broker lock) */
+    uint64_t store_id;     /* persist.c: its row in the store, 0: none */
+    uint32_t prefs;        /* persist.c: persistent references to it (broker lock) */
     /* Views into `data` below (not NUL-terminated except topic, which is). */
     const char *topic;
     uint16_t topic_len;

@@ -22,6 +22,12 @@ struct pending_ack {
     uint8_t type, reason;
 };
 
+/* A client whose PUBLISHes wait for the commit of `ticket` (its latest). */
+struct held {
+    struct client *c; /* NULL: the client went away */
+    uint64_t ticket;
+};
+
 /* Messages by store id while loading. */
 struct msg_map {
     struct msg **slots;
@@ -34,6 +40,9 @@ struct persist {
     bool dirty;   /* written since the last barrier */
     bool refused; /* persist_refuses turned the current PUBLISH away */
     uint64_t last_ticket;
+    uint64_t committed; /* the last commit the hook reported */
+    struct held *pump;  /* clients with a PUBLISH held for a commit */
+    size_t npump, cappump;
     struct pending_ack *q; /* FIFO: [head, n) wait, in ticket order */
     size_t head, n, cap;
     struct msg_map map;
@@ -531,10 +540,34 @@ static void on_commit(void *ctx, uint64_t ticket, bool ok)
 {
     struct broker *b = ctx;
     pthread_mutex_lock(&b->lock);
-    if (b->persist) {
+    struct persist *p = b->persist;
+    if (p) {
         if (!ok)
-            b->persist->commit_failures++;
-        release_acks(b->persist, ticket, ok);
+            p->commit_failures++;
+        p->committed = ticket;
+        release_acks(p, ticket, ok);
+        /* The PUBLISHes held for this commit or an earlier one go now (on a
+         * failed commit too: the store cannot keep them, and holding them
+         * would stall the receiver). Clients waiting for a later commit
+         * stay listed; the pump may list new ones (appended). */
+        size_t keep = 0;
+        for (size_t i = 0; i < p->npump; i++) {
+            struct held h = p->pump[i];
+            if (h.c && h.ticket > ticket) {
+                p->pump[keep++] = h;
+                continue;
+            }
+            if (!h.c)
+                continue;
+            h.c->pump_listed = false;
+            size_t before = p->npump;
+            if (b->persist_pump)
+                b->persist_pump(b, h.c);
+            for (size_t j = before; j < p->npump; j++) /* listed again meanwhile */
+                p->pump[keep++] = p->pump[j];
+            p->npump = before;
+        }
+        p->npump = keep;
     }
     pthread_mutex_unlock(&b->lock);
 }
@@ -562,9 +595,44 @@ void persist_ack(struct client *c, enum mqtt_type t, uint16_t pid, uint8_t reaso
 }
 
 /* see persist.h */
+void persist_hold_publish(struct broker *b, struct session *s, struct delivery *d)
+{
+    struct persist *p = active(b, s);
+    if (!p || d->qos != 2 || d->sent || d->pubrel_sent || !s->c)
+        return;
+    if (p->dirty) {
+        p->last_ticket = store_barrier(p->st);
+        p->dirty = false;
+    }
+    if (p->last_ticket <= p->committed)
+        return;
+    struct client *c = s->c;
+    if (c->pump_listed) { /* its entry waits for the latest ticket */
+        for (size_t i = 0; i < p->npump; i++)
+            if (p->pump[i].c == c && p->pump[i].ticket < p->last_ticket)
+                p->pump[i].ticket = p->last_ticket;
+    } else {
+        if (!ward_ok(VEC_RESERVE(p->pump, p->cappump, p->npump + 1)))
+            return; /* sent at once, as without a store */
+        p->pump[p->npump++] = (struct held){c, p->last_ticket};
+        c->pump_listed = true;
+    }
+    d->held_ticket = p->last_ticket;
+}
+
+/* see persist.h */
+bool persist_committed(const struct broker *b, uint64_t ticket)
+{
+    return !b->persist || ticket <= b->persist->committed;
+}
+
+/* see persist.h */
 void persist_client_gone(struct broker *b, struct client *c)
 {
     struct persist *p = b->persist;
+    for (size_t i = 0; p && i < p->npump; i++)
+        if (p->pump[i].c == c)
+            p->pump[i].c = NULL;
     for (size_t i = p ? p->head : 0; p && i < p->n; i++)
         if (p->q[i].c == c)
             p->q[i].c = NULL;
@@ -640,6 +708,7 @@ void persist_detach(struct broker *b)
         return;
     b->persist = NULL;
     free(p->q);
+    free(p->pump);
     free(p->map.slots);
     free(p);
 }

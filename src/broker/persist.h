@@ -58,6 +58,14 @@ void persist_queue_room(struct broker *b, struct session *s);
  * is delivered nor retained, the publisher hears 0x97). */
 bool persist_refuses(struct broker *b, struct session *from);
 
+/* Before a QoS 2 PUBLISH first goes to a stored session: its packet id must
+ * be committed first, or after a crash it would come again under another id
+ * and be a new message to the receiver. Sets d->held_ticket (transmit then
+ * waits) and lists the client for the pump after that commit. */
+void persist_hold_publish(struct broker *b, struct session *s, struct delivery *d);
+/* Whether the commit of `ticket` is done (true without a store). */
+bool persist_committed(const struct broker *b, uint64_t ticket);
+
 /* session_rel_add / session_rel_remove, written through. */
 int persist_rel_add(struct broker *b, struct session *s, uint16_t pid);
 bool persist_rel_remove(struct broker *b, struct session *s, uint16_t pid);

@@ -91,6 +91,15 @@ static void transmit(struct broker *b, struct client *c, struct delivery *d)
         client_send(c, &p);
         return;
     }
+    /* A QoS 2 PUBLISH to a stored session goes once its packet id is
+     * committed (persist_hold_publish): route_drained sends it then. */
+    if (d->held_ticket) {
+        if (!persist_committed(b, d->held_ticket)) {
+            d->unsent = true;
+            return;
+        }
+        d->held_ticket = 0;
+    }
     /* MQTT-3.3.1-1: DUP on a resend. */
     if (send_publish(b, c, d->m, d->qos, d->retain, d->sent, d->pid, d->sub_ids, d->nsub))
         d->sent = true;
@@ -200,6 +209,7 @@ void route_pump(struct broker *b, struct client *c)
         }
         delivery_append(&s->inflight, d);
         persist_delivery_update(b, s, d);
+        persist_hold_publish(b, s, d);
         transmit(b, c, d);
     }
     retained_drain(b, c);
@@ -234,6 +244,8 @@ void route_drained(struct broker *b, struct client *c)
             break; /* in order: the rest wait for the next drain */
         d->unsent = false;
         transmit(b, c, d);
+        if (d->unsent)
+            break; /* held for a commit: the rest after it */
     }
     route_pump(b, c);
     flow_check(b, c, true);

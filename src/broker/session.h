@@ -25,9 +25,10 @@ struct delivery {
     struct msg *m;
     uint8_t qos;
     bool retain;
-    bool pubrel_sent; /* QoS 2: PUBREC received, PUBREL sent */
-    bool sent;        /* sent at least once: resends carry DUP */
-    bool unsent;      /* in flight but not written: the output was full */
+    bool pubrel_sent;     /* QoS 2: PUBREC received, PUBREL sent */
+    bool sent;            /* sent at least once: resends carry DUP */
+    bool unsent;          /* in flight but not written: the output was full */
+    uint64_t held_ticket; /* persist.c: a QoS 2 PUBLISH waits for this commit (its packet id) */
     uint16_t pid;
     uint8_t pstate; /* persist.c: 0 not stored, 1 message held, 2 row written */
     uint64_t seq;   /* order within the session (persist.c) */
@@ -73,10 +74,10 @@ struct session {
     bool bridge;        /* MQTT 3.1.1 bridge flag: no local, retain as published */
     uint32_t match_gen; /* merging overlapping subscriptions in route.c */
     uint32_t match_idx;
-    bool persist;             /* persist.c: kept in the store */
-    uint8_t protocol;         /* MQTT protocol level of its last connection */
-    uint64_t next_seq;        /* persist.c: the last delivery's seq */
-    struct msg *stored_will;  /* persist.c: the will the store's row names (a reference) */
+    bool persist;            /* persist.c: kept in the store */
+    uint8_t protocol;        /* MQTT protocol level of its last connection */
+    uint64_t next_seq;       /* persist.c: the last delivery's seq */
+    struct msg *stored_will; /* persist.c: the will the store's row names (a reference) */
 };
 
 struct session *session_find(struct broker *b, const char *id);

@@ -6,6 +6,7 @@ aside or refused as configured."""
 import os
 import signal
 import sqlite3
+import struct
 import subprocess
 import threading
 import time
@@ -605,3 +606,39 @@ def test_bridge_backlog_bound_refuses_v5_with_0x97(tmp_path):
         p.disconnect()
     finally:
         edge.stop()
+
+
+def test_qos2_publish_goes_out_only_with_its_packet_id_stored(tmp_path):
+    """A QoS 2 PUBLISH reaches a stored session only once its packet id is
+    committed: killed the moment the subscriber has it (not yet PUBREC'd),
+    ward sends it again after the restart with DUP and the same packet id,
+    so the receiver can tell it is the same message (exactly once)."""
+    port, data = free_port(), tmp_path / "data"
+    w = start(tmp_path, port, data)
+    try:
+        for r in range(3):
+            sub = mqttwire.Client(port)
+            sub.handshake("q2-sub", clean=False)
+            sub.sub([("q2/t", 2)])
+            pub = mqttwire.connected(port, "q2-pub-%d" % r)
+            pub.send(mqttwire.publish("q2/t", b"m%d" % r, qos=2, pid=7))
+            first = sub.expect(mqttwire.PUBLISH)
+            kill9(w)  # the subscriber never answered it
+            sub.close()
+            pub.close()
+            w = start(tmp_path, port, data)
+            sub = mqttwire.Client(port)
+            ack = sub.handshake("q2-sub", clean=False)
+            assert ack.session_present
+            again = sub.expect(mqttwire.PUBLISH)
+            assert (again.payload, again.qos, again.dup, again.pid) == (
+                b"m%d" % r, 2, True, first.pid), (first, again)
+            # Complete it: PUBREC, PUBREL, PUBCOMP; nothing comes twice.
+            sub.send(mqttwire.frame(mqttwire.PUBREC, 0, struct.pack("!H", again.pid)))
+            sub.expect(mqttwire.PUBREL)
+            sub.send(mqttwire.frame(mqttwire.PUBCOMP, 0, struct.pack("!H", again.pid)))
+            assert sub.ping() == []
+            sub.close()
+    finally:
+        if w.proc:
+            kill9(w)
