@@ -115,6 +115,10 @@ void session_end(struct broker *b, struct session *s)
         msg_unref(s->will);
         s->will = NULL;
     }
+    if (s->stored_will) { /* persist.c's reference; its row is the caller's */
+        msg_unref(s->stored_will);
+        s->stored_will = NULL;
+    }
     session_offline_remove(b, s);
     for (uint32_t i = 0; i < s->nsubs; i++) {
         subtree_remove(b->subs, (const uint8_t *)s->subs[i], strlen(s->subs[i]), s);
