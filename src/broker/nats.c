@@ -568,7 +568,7 @@ static bool may_publish(struct client *c, const struct nats_str *subj, const cha
     struct nats_state *st = c->nats;
     struct broker *b = c->b;
     bool table_ok = !st->perms || auth_nats_may_publish(st->perms, subj->p, subj->len);
-    bool acl_ok = session_allowed(b, c->s, ACL_PUBLISH, topic, tlen);
+    bool acl_ok = !b->acl_active || session_allowed(b, c->s, ACL_PUBLISH, topic, tlen);
     if ((table_ok && acl_ok) || may_respond(st, subj))
         return true;
     b->st.acl_denied++;
@@ -653,13 +653,12 @@ static void handle_pub(struct client *c, const struct nats_cmd *cmd, bool hpub)
         return;
     }
     char topic[65536], reply_topic[65536];
-    int tlen = -1, rlen = 0;
-    if (nats_subject_valid(cmd->subject.p, cmd->subject.len, false))
-        tlen = nats_to_mqtt(cmd->subject.p, cmd->subject.len, false, topic, sizeof(topic));
+    /* nats_to_mqtt checks the subject rules on its way (no second pass). */
+    int tlen = nats_to_mqtt(cmd->subject.p, cmd->subject.len, false, topic, sizeof(topic));
+    int rlen = 0;
     if (tlen > 0 && cmd->reply.len &&
-        (!nats_subject_valid(cmd->reply.p, cmd->reply.len, false) ||
-         (rlen = nats_to_mqtt(cmd->reply.p, cmd->reply.len, false, reply_topic,
-                              sizeof(reply_topic))) <= 0))
+        (rlen = nats_to_mqtt(cmd->reply.p, cmd->reply.len, false, reply_topic,
+                             sizeof(reply_topic))) <= 0)
         tlen = -1;
     if (tlen <= 0 || tlen > 65535) {
         fail(c, NATS_ERR_INVALID_PUB_SUBJECT);
@@ -707,7 +706,7 @@ static void handle_pub(struct client *c, const struct nats_cmd *cmd, bool hpub)
         .correlation_len = clen,
         .origin = c->s->id,
     };
-    struct msg *m = msg_from_nats(&mn, clock_mono_ms());
+    struct msg *m = msg_from_nats(&mn, c->last_rx_ms); /* read once per batch */
     free(user);
     if (!m) {
         b->st.dropped++;
@@ -776,7 +775,7 @@ static void handle_sub(struct client *c, const struct nats_cmd *cmd)
     int flen = -1;
     bool qok = !cmd->queue.len || (nats_queue_valid(cmd->queue.p, cmd->queue.len) &&
                                    share_name(&cmd->queue, group, sizeof(group)));
-    if (qok && nats_subject_valid(cmd->subject.p, cmd->subject.len, true))
+    if (qok) /* nats_to_mqtt checks the subject rules on its way */
         flen = nats_to_mqtt(cmd->subject.p, cmd->subject.len, true, filter, 65536);
     if (flen <= 0 || cmd->sid.len == 0 || cmd->sid.len > 255) {
         fail(c, NATS_ERR_INVALID_SUBJECT);

@@ -37,6 +37,9 @@ static uint16_t be16(const uint8_t *p)
  * own. Returns a block to free (NULL: none) and its length in *len. */
 static uint8_t *mqtt_headers(const struct msg *m, size_t *len)
 {
+    *len = 0;
+    if (!m->user_raw_len && !m->content_type_len && !m->correlation_len)
+        return NULL; /* the common case: nothing to carry */
     size_t n = 0, cap = 2;
     for (const uint8_t *p = m->user_raw, *end = p + m->user_raw_len; p + 5 <= end;) {
         uint16_t kl = be16(p + 1);
@@ -156,7 +159,7 @@ bool nats_out_deliver(struct broker *b, struct nats_sub *ns, const struct msg *m
     if (c->nats->headers) {
         if (m->nats_hdr_len)
             hdr = m->nats_hdr, hlen = m->nats_hdr_len;
-        else if ((made = mqtt_headers(m, &hlen)))
+        else if (!m->nats_subject_len && (made = mqtt_headers(m, &hlen))) /* MQTT's */
             hdr = made;
     }
     size_t cap = 64 + slen + ns->sid_len + rlen + hlen + m->payload_len;
