@@ -120,8 +120,10 @@ bool nats_err_sent(enum nats_err e);
  * - sizes are 1 to 9 decimal digits ("-1", "1x", "+1", ten digits: NATS_ERR_PARSER); SUB and
  *   UNSUB also split on a stray \r;
  * - a payload not followed by exactly "\r\n" is NATS_ERR_UNKNOWN_OP.
- * Differences: on the server side INFO and +OK are NATS_ERR_UNKNOWN_OP (nats-server ignores them)
- * and so is -ERR (nats-server closes silently).
+ * Differences (found by sending random command streams to nats-server 2.9.10): on the server side
+ * INFO and +OK are NATS_ERR_UNKNOWN_OP (nats-server ignores them) and so is -ERR (nats-server
+ * closes silently); a newline straight after the blanks ("UNSUB \n") ends the line here
+ * (NATS_ERR_PARSER) while nats-server reads on into the next line for the arguments.
  *
  * Subjects, queues and sids are NOT validated here (nats-server answers an invalid subject without
  * closing): check them with nats_subject_valid / nats_queue_valid. lim NULL: the defaults. */
