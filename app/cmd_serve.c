@@ -399,7 +399,8 @@ static void config_to_broker(const struct ward_config *cfg, struct broker_config
     bc->receive_max = (uint16_t)cfg->receive_maximum;
     bc->overload = (enum broker_overload)broker_overload_parse(cfg->overload);
     bc->max_queued = cfg->max_mqueue_len;
-    bc->queue_full_policy = cfg->queue_full_policy && strcmp(cfg->queue_full_policy, "drop_oldest") == 0;
+    bc->queue_full_policy =
+        cfg->queue_full_policy && strcmp(cfg->queue_full_policy, "drop_oldest") == 0;
     bc->max_topic_levels = cfg->max_topic_levels;
     bc->max_keepalive = (uint16_t)cfg->max_keepalive;
     bc->topic_alias_max = (uint16_t)cfg->topic_alias_max;
@@ -756,11 +757,11 @@ static int open_store(const struct serve_opts *o, const struct serve_opts *flags
     }
     if (!dir || strcmp(mode, "off") == 0)
         return 0;
-    struct store_config sc = {
-        .mode = strcmp(mode, "fsync") == 0 ? STORE_FSYNC : STORE_PROCESS,
-        .dir = dir,
-        .max_size = max_size,
-        .on_damage = strcmp(damage, "refuse") == 0 ? STORE_DAMAGE_REFUSE : STORE_DAMAGE_MOVE_ASIDE};
+    struct store_config sc = {.mode = strcmp(mode, "fsync") == 0 ? STORE_FSYNC : STORE_PROCESS,
+                              .dir = dir,
+                              .max_size = max_size,
+                              .on_damage = strcmp(damage, "refuse") == 0 ? STORE_DAMAGE_REFUSE
+                                                                         : STORE_DAMAGE_MOVE_ASIDE};
     char err[1024];
     if (!(r->st = store_open(&sc, err, sizeof(err)))) {
         fprintf(stderr, "ward serve: %s; not starting\n", err);

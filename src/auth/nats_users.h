@@ -38,7 +38,8 @@ struct auth_nats_perms {
 
 struct auth_nats_user {
     const char *user;
-    const char *password; /* a bcrypt hash: $2a$, $2b$ or $2y$; NULL: none (certificate or no_auth_user only) */
+    const char *password; /* a bcrypt hash: $2a$, $2b$ or $2y$; NULL: none (certificate or
+                             no_auth_user only) */
     const struct auth_nats_perms *perms; /* NULL: everything allowed */
 };
 

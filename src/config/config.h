@@ -180,10 +180,10 @@ struct ward_config {
     uint32_t max_retained_bytes;    /* 0: unlimited */
     char *queue_full_policy;        /* drop_newest drop_oldest */
     /* persistence { } and NanoMQ's sqlite { } (the latter mapped onto it) */
-    char *persistence_mode;      /* process fsync off */
-    char *persistence_dir;       /* NULL: memory only */
+    char *persistence_mode;        /* process fsync off */
+    char *persistence_dir;         /* NULL: memory only */
     uint32_t persistence_max_size; /* bytes */
-    char *persistence_on_damage; /* move_aside refuse */
+    char *persistence_on_damage;   /* move_aside refuse */
     bool sqlite_enable;
     char *sqlite_path; /* sqlite.mounted_file_path */
     /* system { } */

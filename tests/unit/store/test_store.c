@@ -585,8 +585,12 @@ TEST(moot_puts_not_written)
         pthread_cond_wait(&h.cond, &h.lock);
     pthread_mutex_unlock(&h.lock);
     store_session_put(st, &s);
-    struct store_msg m1 = {.id = 1, .topic = "t", .payload = (const uint8_t *)"a",
-                           .payload_len = 1, .qos = 1, .fresh = true};
+    struct store_msg m1 = {.id = 1,
+                           .topic = "t",
+                           .payload = (const uint8_t *)"a",
+                           .payload_len = 1,
+                           .qos = 1,
+                           .fresh = true};
     store_msg_put(st, &m1);
     struct store_delivery d = {.msg_id = 1, .seq = 2, .qos = 1, .fresh = true};
     store_delivery_put(st, "s", &d);
@@ -602,7 +606,7 @@ TEST(moot_puts_not_written)
     store_delivery_del(st, "s", 2);
     d2.fresh = false;
     store_delivery_put(st, "s", &d2); /* after its delete: stays */
-    store_delivery_del(st, "s", 7);    /* a row from an earlier commit: deleted */
+    store_delivery_del(st, "s", 7);   /* a row from an earlier commit: deleted */
     store_msg_del(st, 7);
     pthread_mutex_lock(&h.lock);
     h.hold = false;
