@@ -39,4 +39,21 @@ static inline size_t read_n(int fd, char *buf, size_t n)
     return got;
 }
 
+/* Reads one line up to its \r\n (a NATS reply), NUL-terminated without it;
+ * fails the test at the read deadline or past cap. */
+static inline void read_crlf_line(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    while (n + 1 < cap) {
+        if (read(fd, buf + n, 1) != 1)
+            TEST_FAIL_("no line (got '%.*s')", (int)n, buf);
+        if (n && buf[n - 1] == '\r' && buf[n] == '\n') {
+            buf[n - 1] = '\0';
+            return;
+        }
+        n++;
+    }
+    TEST_FAIL_("line too long");
+}
+
 #endif

@@ -45,22 +45,6 @@ static void nrig_start(struct nrig *n, const struct broker_nats_opts *o)
     nrig_start_auth(n, o, NULL);
 }
 
-/* Reads one line (up to \r\n) or fails after the dial() deadline. */
-static void read_line(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    while (n + 1 < cap) {
-        if (read(fd, buf + n, 1) != 1)
-            TEST_FAIL_("no line (got '%.*s')", (int)n, buf);
-        if (n && buf[n - 1] == '\r' && buf[n] == '\n') {
-            buf[n - 1] = '\0';
-            return;
-        }
-        n++;
-    }
-    TEST_FAIL_("line too long");
-}
-
 static void send_str(int fd, const char *s)
 {
     ASSERT_EQ(write(fd, s, strlen(s)), (ssize_t)strlen(s));
@@ -72,12 +56,12 @@ static int nats_dial(struct nrig *n, const char *connect_json)
 {
     int fd = dial(n->nats_port);
     char line[4096];
-    read_line(fd, line, sizeof(line));
+    read_crlf_line(fd, line, sizeof(line));
     ASSERT(strncmp(line, "INFO {", 6) == 0);
     char buf[1024];
     snprintf(buf, sizeof(buf), "CONNECT %s\r\nPING\r\n", connect_json);
     send_str(fd, buf);
-    read_line(fd, line, sizeof(line));
+    read_crlf_line(fd, line, sizeof(line));
     if (strcmp(line, "PONG") != 0)
         TEST_FAIL_("expected PONG, got '%s'", line);
     return fd;
@@ -89,7 +73,7 @@ static void sync_at(int fd, int at)
 {
     char line[256];
     send_str(fd, "PING\r\n");
-    read_line(fd, line, sizeof(line));
+    read_crlf_line(fd, line, sizeof(line));
     if (strcmp(line, "PONG") != 0)
         TEST_FAIL_("line %d: expected PONG, got '%s'", at, line);
 }
@@ -107,7 +91,7 @@ TEST(info_first)
     nrig_start(&n, NULL);
     int fd = dial(n.nats_port);
     char line[4096];
-    read_line(fd, line, sizeof(line));
+    read_crlf_line(fd, line, sizeof(line));
     ASSERT(strncmp(line, "INFO {", 6) == 0);
     ASSERT(strstr(line, "\"headers\":true"));
     ASSERT(strstr(line, "\"max_payload\":1048576"));
@@ -117,10 +101,10 @@ TEST(info_first)
     ASSERT(!strstr(line, "\"auth_required\":true"));
     ASSERT(!strstr(line, "nonce"));
     send_str(fd, "CONNECT {\"verbose\":true}\r\n");
-    read_line(fd, line, sizeof(line));
+    read_crlf_line(fd, line, sizeof(line));
     ASSERT(strcmp(line, "+OK") == 0);
     send_str(fd, "ping\r\n"); /* operation names are case-insensitive */
-    read_line(fd, line, sizeof(line));
+    read_crlf_line(fd, line, sizeof(line));
     ASSERT(strcmp(line, "PONG") == 0);
     close(fd);
     rig_stop(&n.r);
@@ -140,7 +124,7 @@ TEST(pub_sub_wildcards_unsub_max)
     /* foo.bar reaches both of its subscriptions (NATS never merges). */
     int seen1 = 0, seen3 = 0;
     for (int i = 0; i < 2; i++) {
-        read_line(sub, line, sizeof(line));
+        read_crlf_line(sub, line, sizeof(line));
         seen1 += strcmp(line, "MSG foo.bar 1 5") == 0;
         seen3 += strcmp(line, "MSG foo.bar 3 5") == 0;
         ASSERT_EQ(read_n(sub, body, 7), 7u);
@@ -149,9 +133,9 @@ TEST(pub_sub_wildcards_unsub_max)
     ASSERT_EQ(seen1, 1);
     ASSERT_EQ(seen3, 1);
     /* "a" is not under "a.>"; "a.b.c" is. */
-    read_line(sub, line, sizeof(line));
+    read_crlf_line(sub, line, sizeof(line));
     ASSERT(strcmp(line, "MSG a.b.c 2 2") == 0);
-    read_line(sub, line, sizeof(line));
+    read_crlf_line(sub, line, sizeof(line));
     ASSERT(strcmp(line, "hi") == 0);
     /* UNSUB with a maximum counts from the SUB: one came, two more. */
     send_str(sub, "UNSUB 2 3 \r\n");
@@ -159,9 +143,9 @@ TEST(pub_sub_wildcards_unsub_max)
     send_str(pub, "PUB a.x 1\r\n1\r\nPUB a.x 1\r\n2\r\nPUB a.x 1\r\n3\r\n");
     sync_fd(pub);
     for (int i = 1; i <= 2; i++) {
-        read_line(sub, line, sizeof(line));
+        read_crlf_line(sub, line, sizeof(line));
         ASSERT(strcmp(line, "MSG a.x 2 1") == 0);
-        read_line(sub, line, sizeof(line));
+        read_crlf_line(sub, line, sizeof(line));
     }
     sync_fd(sub);
     ASSERT(quiet(sub, 50));
@@ -191,9 +175,9 @@ TEST(queue_groups_share)
     sync_fd(pub);
     char line[256];
     for (int i = 0; i < 10; i++) {
-        read_line(all, line, sizeof(line));
+        read_crlf_line(all, line, sizeof(line));
         ASSERT(strcmp(line, "MSG jobs 9 1") == 0);
-        read_line(all, line, sizeof(line));
+        read_crlf_line(all, line, sizeof(line));
     }
     /* Each message went to exactly one member of the group. */
     int got = 0;
@@ -201,11 +185,11 @@ TEST(queue_groups_share)
         int s = fd ? q2 : q1;
         send_str(s, "PING\r\n");
         for (;;) {
-            read_line(s, line, sizeof(line));
+            read_crlf_line(s, line, sizeof(line));
             if (strcmp(line, "PONG") == 0)
                 break;
             ASSERT(strcmp(line, "MSG jobs 1 1") == 0);
-            read_line(s, line, sizeof(line));
+            read_crlf_line(s, line, sizeof(line));
             got++;
         }
     }
@@ -230,20 +214,20 @@ TEST(echo_headers_no_responders)
     sync_fd(a);
     char line[256];
     /* A subscriber that did not ask for headers gets them stripped. */
-    read_line(plain, line, sizeof(line));
+    read_crlf_line(plain, line, sizeof(line));
     ASSERT(strcmp(line, "MSG t 5 2") == 0);
-    read_line(plain, line, sizeof(line));
+    read_crlf_line(plain, line, sizeof(line));
     ASSERT(strcmp(line, "hi") == 0);
     ASSERT(quiet(a, 50));
     /* A request nobody hears: the 503 status on the requester's inbox. */
     send_str(a, "PUB nobody.home _INBOX.me.7 0\r\n\r\n");
-    read_line(a, line, sizeof(line));
+    read_crlf_line(a, line, sizeof(line));
     ASSERT(strcmp(line, "HMSG _INBOX.me.7 2 16 16") == 0);
-    read_line(a, line, sizeof(line));
+    read_crlf_line(a, line, sizeof(line));
     ASSERT(strcmp(line, "NATS/1.0 503") == 0);
-    read_line(a, line, sizeof(line));
+    read_crlf_line(a, line, sizeof(line));
     ASSERT(strcmp(line, "") == 0);
-    read_line(a, line, sizeof(line));
+    read_crlf_line(a, line, sizeof(line));
     ASSERT(strcmp(line, "") == 0);
     /* HPUB needs headers:true in CONNECT: nats-server closes, silently. */
     send_str(plain, "HPUB t 12 12\r\nNATS/1.0\r\n\r\n\r\n");
@@ -263,17 +247,17 @@ TEST(errors)
     int fd = nats_dial(&n, "{\"verbose\":false}");
     char line[256];
     send_str(fd, "SUB a..b 1\r\n");
-    read_line(fd, line, sizeof(line));
+    read_crlf_line(fd, line, sizeof(line));
     ASSERT(strcmp(line, "-ERR 'Invalid Subject'") == 0);
     send_str(fd, "PUB a.* 0\r\n\r\n");
-    read_line(fd, line, sizeof(line));
+    read_crlf_line(fd, line, sizeof(line));
     ASSERT(strcmp(line, "-ERR 'Invalid Publish Subject'") == 0);
     send_str(fd, "SUB a 1\r\nSUB b 2\r\nSUB c 3\r\n");
-    read_line(fd, line, sizeof(line));
+    read_crlf_line(fd, line, sizeof(line));
     ASSERT(strcmp(line, "-ERR 'maximum subscriptions exceeded'") == 0);
     sync_fd(fd); /* still open */
     send_str(fd, "FOO bar\r\n");
-    read_line(fd, line, sizeof(line));
+    read_crlf_line(fd, line, sizeof(line));
     ASSERT(strcmp(line, "-ERR 'Unknown Protocol Operation'") == 0);
     ASSERT_EQ(read(fd, line, 1), 0); /* closed */
     close(fd);
@@ -290,9 +274,9 @@ TEST(stale_connection)
     nrig_start(&n, &o);
     int fd = nats_dial(&n, "{\"verbose\":false}");
     char line[256];
-    read_line(fd, line, sizeof(line));
+    read_crlf_line(fd, line, sizeof(line));
     ASSERT(strcmp(line, "PING") == 0);
-    read_line(fd, line, sizeof(line));
+    read_crlf_line(fd, line, sizeof(line));
     ASSERT(strcmp(line, "-ERR 'Stale Connection'") == 0);
     ASSERT_EQ(read(fd, line, 1), 0);
     close(fd);
@@ -317,9 +301,9 @@ TEST(mqtt_and_nats)
     const uint8_t publish[] = {0x30, 8, 0, 3, 'x', '/', 'y', 'h', 'e', 'y'};
     ASSERT_EQ(write(m, publish, sizeof(publish)), (ssize_t)sizeof(publish));
     char line[256];
-    read_line(ns, line, sizeof(line));
+    read_crlf_line(ns, line, sizeof(line));
     ASSERT(strcmp(line, "MSG x.y 1 3") == 0);
-    read_line(ns, line, sizeof(line));
+    read_crlf_line(ns, line, sizeof(line));
     ASSERT(strcmp(line, "hey") == 0);
     send_str(ns, "PUB a.b 2\r\nyo\r\n");
     char got[9];
@@ -359,16 +343,16 @@ TEST(connect_behind_other_commands)
     char line[4096];
     for (int round = 0; round < 2; round++) {
         int fd = dial(n.nats_port);
-        read_line(fd, line, sizeof(line));
+        read_crlf_line(fd, line, sizeof(line));
         ASSERT(strncmp(line, "INFO {", 6) == 0);
         send_str(fd,
                  round ? "PING\r\nCONNECT {\"verbose\":false,\"user\":\"admin\",\"pass\":\"right\"}"
                          "\r\nPING\r\n"
                        : "PING\r\nCONNECT {\"verbose\":false,\"user\":\"admin\",\"pass\":\"wrong\"}"
                          "\r\nPING\r\n");
-        read_line(fd, line, sizeof(line));
+        read_crlf_line(fd, line, sizeof(line));
         ASSERT_STR_EQ(line, "PONG");
-        read_line(fd, line, sizeof(line));
+        read_crlf_line(fd, line, sizeof(line));
         ASSERT_STR_EQ(line, round ? "PONG" : "-ERR 'Authorization Violation'");
         close(fd);
     }

@@ -4,21 +4,6 @@
  * cannot carry left out alone), on a live loopback NATS listener. */
 #include "broker_rig.h"
 
-static void read_line(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    while (n + 1 < cap) {
-        if (read(fd, buf + n, 1) != 1)
-            TEST_FAIL_("no line (got '%.*s')", (int)n, buf);
-        if (n && buf[n - 1] == '\r' && buf[n] == '\n') {
-            buf[n - 1] = '\0';
-            return;
-        }
-        n++;
-    }
-    TEST_FAIL_("line too long");
-}
-
 TEST(accepts)
 {
     struct nats_state st = {.echo = true};
@@ -73,10 +58,10 @@ TEST(mqtt_message_as_hmsg)
     ASSERT_EQ(net_server_start(r.s), 0);
     int fd = dial(net_server_port(r.s, 0));
     char line[4096];
-    read_line(fd, line, sizeof(line)); /* INFO */
+    read_crlf_line(fd, line, sizeof(line)); /* INFO */
     const char *hello = "CONNECT {\"verbose\":false,\"headers\":true}\r\nSUB t.* 1\r\nPING\r\n";
     ASSERT_EQ(write(fd, hello, strlen(hello)), (ssize_t)strlen(hello));
-    read_line(fd, line, sizeof(line));
+    read_crlf_line(fd, line, sizeof(line));
     ASSERT_STR_EQ(line, "PONG");
 
     /* An MQTT 5 message: two user properties, one NATS cannot carry (a
@@ -101,7 +86,7 @@ TEST(mqtt_message_as_hmsg)
                        "Ward-Correlation-Data: AQI=\r\n\r\n";
     char want[128];
     snprintf(want, sizeof(want), "HMSG t.x 1 %zu %zu", sizeof(hdr) - 1, sizeof(hdr) - 1 + 2);
-    read_line(fd, line, sizeof(line));
+    read_crlf_line(fd, line, sizeof(line));
     ASSERT_STR_EQ(line, want);
     char body[sizeof(hdr) + 3];
     ASSERT_EQ(read_n(fd, body, sizeof(hdr) - 1 + 4), sizeof(hdr) - 1 + 4);
