@@ -292,6 +292,9 @@ def test_damaged_file_moved_aside_or_refused(tmp_path):
     # move_aside (the default): started afresh, the old file kept aside.
     w = start(tmp_path, port, data)
     try:
+        # The port is bound before the store opens (nothing is accepted
+        # until it has loaded): wait for the store's own log line.
+        wait_for(lambda: "persistence:" in w.read_log())
         aside = [f for f in os.listdir(data) if f.startswith("ward.db.damaged-")]
         assert aside, os.listdir(data)
         assert "damaged" in w.read_log()
