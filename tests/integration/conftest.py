@@ -6,6 +6,7 @@ that crashed or logged a sanitizer report fails the test that used it.
 """
 import os
 import signal
+import random
 import socket
 import subprocess
 import time
@@ -16,8 +17,28 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 WARD = os.environ.get("WARD_BIN") or os.path.join(ROOT, "build", "ward")
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host="127.0.0.1"):
+    """A free port below the kernel's ephemeral range, so a client's own
+    outgoing connection can never take it while a test restarts a broker
+    on it (seen: "Address already in use" after kill -9)."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(fam, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
