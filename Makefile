@@ -15,7 +15,8 @@ DEB_PKGS = build-essential cmake pkg-config clang libclang-rt-14-dev \
            python3 python3-pytest python3-paho-mqtt python3-cryptography \
            mosquitto mosquitto-clients nats-server libnats-dev procps \
            golang-go golang-github-nats-io-go-nats-dev golang-github-nats-io-nkeys-dev \
-           golang-golang-x-crypto-dev sqlite3 strace gcovr stress-ng nodejs
+           golang-golang-x-crypto-dev sqlite3 strace gcovr stress-ng nodejs \
+           libwslay-dev python3-websockets python3-prometheus-client chromium
 
 .PHONY: all deps build run test test-asan test-tsan fuzz bench format clean
 
