@@ -56,9 +56,9 @@ WARD_WUR int admin_route(struct admin *a, const char *method, const char *path,
 #define ADMIN_MAX_ROUTES              96
 
 struct admin_config {
-    const char *bind;       /* "HOST:PORT" or "tcp://HOST:PORT"; port 0 picks one */
-    struct tls_server *tls; /* HTTPS (mutual with its verify mode); NULL: plain HTTP.
-                               Must outlive the admin server. */
+    const char *bind;            /* "HOST:PORT" or "tcp://HOST:PORT"; port 0 picks one */
+    struct tls_server *tls;      /* HTTPS (mutual with its verify mode); NULL: plain HTTP.
+                                    Must outlive the admin server. */
     uint32_t max_connections;    /* 0: ADMIN_MAX_CONNECTIONS_DEFAULT */
     struct http_limits limits;   /* zeros: 8 KiB head, 32 headers, ADMIN_MAX_BODY_DEFAULT */
     uint32_t idle_timeout_ms;    /* 0: default */
@@ -75,6 +75,9 @@ struct admin_config {
      * key and this server's URL, for `ward status` on the same machine.
      * NULL: none is written. */
     const char *local_key_dir;
+    /* NanoMQ's http_server username/password: one more admin credential for
+     * HTTP Basic (hashed when loaded). NULL: none. */
+    const char *basic_user, *basic_password;
 };
 
 /* Counters, for /metrics. */

@@ -17,7 +17,8 @@
 #include "core/base64.h"
 #include "core/vec.h"
 
-#define PREFIX "$hs256$"
+#define PREFIX      "$hs256$"
+#define FORMAT_LINE "format:ward-apikeys-1"
 
 void apikey_db_init(struct apikey_db *db)
 {
@@ -37,7 +38,7 @@ bool apikey_name_ok(const char *s)
     size_t n = strlen(s);
     if (n == 0 || n > APIKEY_NAME_MAX)
         return false;
-    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@-") == n;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
 }
 
 const char *apikey_scope_name(enum admin_scope s)
@@ -125,8 +126,8 @@ int apikey_add(struct apikey_db *db, const char *name, enum admin_scope scope, c
                char *err, size_t errlen)
 {
     if (!apikey_name_ok(name))
-        return snprintf(err, errlen, "'%s': a key name is 1 to %d of A-Z a-z 0-9 _ . @ -",
-                        name, APIKEY_NAME_MAX),
+        return snprintf(err, errlen, "'%s': a key name is 1 to %d of A-Z a-z 0-9 _ . -", name,
+                        APIKEY_NAME_MAX),
                -1;
     if (scope != ADMIN_SCOPE_READ && scope != ADMIN_SCOPE_ADMIN)
         return snprintf(err, errlen, "the scope is read or admin"), -1;
@@ -208,7 +209,7 @@ static int load_lines(struct apikey_db *db, FILE *f, const char *path, char *err
         if (line[n] == '\0' && !feof(f))
             return snprintf(err, errlen, "%s:%u: line too long", path, no), -1;
         line[n] = '\0';
-        if (line[0] == '\0' || line[0] == '#')
+        if (line[0] == '\0' || line[0] == '#' || strcmp(line, FORMAT_LINE) == 0)
             continue;
         struct apikey k;
         const char *why = parse_line(line, &k);
@@ -241,16 +242,17 @@ int apikey_load(struct apikey_db *db, const char *path, bool missing_ok, char *e
 
 static int write_all(FILE *f, const struct apikey_db *db)
 {
-    if (fprintf(f, "# ward API keys (ward apikey add|list|remove); keys are not stored, only "
-                   "salted HMAC-SHA256 hashes\n") < 0)
+    if (fprintf(f, FORMAT_LINE
+                "\n# ward API keys (ward apikey add|list|remove); keys are not stored, only "
+                "salted HMAC-SHA256 hashes\n") < 0)
         return -1;
     for (size_t i = 0; i < db->n; i++) {
         const struct apikey *k = &db->keys[i];
         char salt[32], mac[64];
         base64_encode(k->salt, sizeof(k->salt), salt);
         base64_encode(k->mac, sizeof(k->mac), mac);
-        if (fprintf(f, "%s:%s:" PREFIX "%s$%s\n", k->name, apikey_scope_name(k->scope), salt,
-                    mac) < 0)
+        if (fprintf(f, "%s:%s:" PREFIX "%s$%s\n", k->name, apikey_scope_name(k->scope), salt, mac) <
+            0)
             return -1;
     }
     return 0;

@@ -9,7 +9,10 @@
  * lever for making the broker burn CPU. Comparisons are constant-time.
  *
  * The file: one key a line, "NAME:SCOPE:$hs256$SALT$MAC" (standard base64),
- * '#' comments and blank lines allowed; NAME is 1 to 64 of [A-Za-z0-9_.@-]. */
+ * '#' comments and blank lines allowed; NAME is 1 to 64 of [A-Za-z0-9_.-].
+ * The first line is "format:ward-apikeys-1", so the file also parses as
+ * HOCON with at least one member (`http.api_keys = {include "FILE"}` needs
+ * one to know the file's name). */
 #ifndef WARD_ADMIN_APIKEY_H
 #define WARD_ADMIN_APIKEY_H
 
