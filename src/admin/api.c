@@ -584,12 +584,12 @@ void admin_api_publish(void *ctx, const struct http_request *rq, const char *who
     const struct admin_sources *src = ctx;
     struct jobject o;
     if (!jobject_parse(rq->body, rq->body_len, &o))
-        return admin_reply_error(rep, 400, "the body must be one JSON object of strings, "
-                                           "numbers and booleans");
+        return admin_reply_error(rep, 400,
+                                 "the body must be one JSON object of strings, "
+                                 "numbers and booleans");
     struct publish_req pr = {0};
     const char *bad = publish_fields(&o, &pr);
-    int rc = bad ? 0
-                 : broker_publish(src->broker, pr.topic, pr.payload, pr.len, pr.qos, pr.retain);
+    int rc = bad ? 0 : broker_publish(src->broker, pr.topic, pr.payload, pr.len, pr.qos, pr.retain);
     if (!bad && rc == 0)
         log_info("admin: %s published %zu bytes to '%s'", who, pr.len, pr.topic);
     free(pr.decoded);
@@ -672,8 +672,9 @@ void admin_api_retained_one(void *ctx, const struct http_request *rq, const char
         return admin_reply_error(rep, 500, "out of memory");
     if (!path_tail(rq, "/api/v4/retained/", topic, ID_MAX) || encoding_of(rq, &plain) < 0) {
         free(topic);
-        return admin_reply_error(rep, 400, "a percent-encoded topic is needed after "
-                                           "/api/v4/retained/");
+        return admin_reply_error(rep, 400,
+                                 "a percent-encoded topic is needed after "
+                                 "/api/v4/retained/");
     }
     int rc;
     struct msg *m = NULL;
@@ -825,9 +826,10 @@ static void write_tls(struct jsonw *w, const struct admin_listener *l)
     jsonw_kv_string(w, "protocol", l->protocol);
     jsonw_kv_string(w, "transport", l->transport);
     const struct tls_server_config *cfg = tls_server_config(l->tls);
-    jsonw_kv_string(w, "verify", cfg->verify == TLS_VERIFY_REQUIRED   ? "required"
-                                 : cfg->verify == TLS_VERIFY_OPTIONAL ? "optional"
-                                                                      : "none");
+    jsonw_kv_string(w, "verify",
+                    cfg->verify == TLS_VERIFY_REQUIRED   ? "required"
+                    : cfg->verify == TLS_VERIFY_OPTIONAL ? "optional"
+                                                         : "none");
     jsonw_key(w, "certificate_days_left");
     jsonw_i64(w, tls_server_days_left(l->tls));
     struct tls_expiry ex[MAX_EXPIRIES];
@@ -886,8 +888,8 @@ void admin_api_reload(void *ctx, const struct http_request *rq, const char *who,
 /* "3 days, 2 hours, 5 minutes, 7 seconds", as NanoMQ writes uptime. */
 static void uptime_text(uint64_t s, char *out, size_t cap)
 {
-    snprintf(out, cap, "%" PRIu64 " days, %" PRIu64 " hours, %" PRIu64 " minutes, %" PRIu64
-                       " seconds",
+    snprintf(out, cap,
+             "%" PRIu64 " days, %" PRIu64 " hours, %" PRIu64 " minutes, %" PRIu64 " seconds",
              s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
 }
 
@@ -960,7 +962,8 @@ int admin_api_register(struct admin *a, const struct admin_sources *src)
 {
     void *ctx = (void *)src;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (admin_route(a, routes[i].method, routes[i].path, routes[i].need, routes[i].fn, ctx) < 0) {
+        if (admin_route(a, routes[i].method, routes[i].path, routes[i].need, routes[i].fn, ctx) <
+            0) {
             log_error("admin: cannot add the route %s %s", routes[i].method, routes[i].path);
             return -1;
         }

@@ -34,9 +34,10 @@ struct admin_listener {
 /* What the endpoints read. The caller keeps it (and everything it points
  * to) alive as long as the admin server runs. */
 struct admin_sources {
-    struct broker *broker;       /* required */
-    struct net_server *net;      /* NULL: no per-listener net counters */
-    struct store *store;         /* NULL: no persistence */
+    struct broker *broker;  /* required */
+    struct admin *admin;    /* its own request counters in /metrics; NULL: none */
+    struct net_server *net; /* NULL: no per-listener net counters */
+    struct store *store;    /* NULL: no persistence */
     struct bridge *const *bridges;
     size_t nbridges;
     const struct admin_listener *listeners;
@@ -52,7 +53,7 @@ struct admin_sources {
 /* Pages: ?_page=N (from 1) and ?_limit=M (1..ADMIN_API_MAX_LIMIT, default
  * ADMIN_API_DEFAULT_LIMIT), as NanoMQ and EMQX take them. */
 #define ADMIN_API_DEFAULT_LIMIT 100u
-#define ADMIN_API_MAX_LIMIT 10000u
+#define ADMIN_API_MAX_LIMIT     10000u
 
 /* Adds every route of this file's endpoints (metrics, /api/v4, nats-server
  * monitoring). Returns 0, or -1 if a route could not be added. */
@@ -90,15 +91,13 @@ void admin_metrics(void *ctx, const struct http_request *rq, const char *who,
 /* Writes the whole exposition (text format 0.0.4) into out. */
 WARD_WUR struct ward_result admin_metrics_write(const struct admin_sources *src, struct buf *out);
 
-/* natsmon.c: nats-server's /varz, /connz (?limit=&offset=&subs=1|detail),
- * /subsz and /healthz (?js-enabled-only=... accepted and ignored). */
+/* natsmon.c: nats-server's /varz, /connz (?limit=&offset=&subs=1|detail)
+ * and /subsz. (/healthz is the admin server's own, in the same format.) */
 void admin_natsmon_varz(void *ctx, const struct http_request *rq, const char *who,
                         struct admin_reply *rep);
 void admin_natsmon_connz(void *ctx, const struct http_request *rq, const char *who,
                          struct admin_reply *rep);
 void admin_natsmon_subsz(void *ctx, const struct http_request *rq, const char *who,
                          struct admin_reply *rep);
-void admin_natsmon_healthz(void *ctx, const struct http_request *rq, const char *who,
-                           struct admin_reply *rep);
 
 #endif
