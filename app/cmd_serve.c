@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "admin/api.h"
 #include "auth/auth.h"
 #include "broker/broker.h"
 #include "commands.h"
@@ -939,6 +940,45 @@ static void admin_nanomq_basic(const struct ward_config *cfg, struct admin_confi
     ac->basic_password = h->nanomq_password;
 }
 
+/* What the admin API, /metrics and the nats-server monitoring endpoints
+ * read (src/admin/api.h); it lives as long as the process. */
+static struct admin_sources api_src;
+static struct admin_listener api_listeners[MAX_URLS];
+static char api_names[MAX_URLS][8];
+
+/* POST /api/v4/reload does what SIGHUP does: the signal loop reloads. */
+static int api_reload(void *ctx, char *err, size_t errlen)
+{
+    if (kill(getpid(), SIGHUP) != 0) {
+        snprintf(err, errlen, "cannot signal the reload: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int admin_api_setup(const struct serve_opts *o, struct running *r)
+{
+    for (unsigned i = 0; i < o->nurls; i++) {
+        bool ws = strncmp(o->urls[i], "ws", 2) == 0;
+        snprintf(api_names[i], sizeof(api_names[i]), "%u", net_server_port(r->s, i));
+        api_listeners[i] = (struct admin_listener){
+            .name = api_names[i],
+            .index = i,
+            .protocol = o->is_nats[i] ? "nats" : "mqtt",
+            .transport = r->tls[i] ? (ws ? "wss" : "tls") : (ws ? "ws" : "tcp"),
+            .tls = r->tls[i],
+        };
+    }
+    api_src = (struct admin_sources){.broker = r->b,
+                                     .admin = r->admin,
+                                     .net = r->s,
+                                     .listeners = api_listeners,
+                                     .nlisteners = o->nurls,
+                                     .start_time_ms = clock_wall_ms(),
+                                     .reload = api_reload};
+    return admin_api_register(r->admin, &api_src);
+}
+
 /* Builds the admin server (its listener bound, its routes added); off
  * unless configured. The endpoints of src/admin (API, metrics, page) are
  * added here, before admin_start(). */
@@ -961,7 +1001,7 @@ static int admin_setup(const struct serve_opts *o, const struct serve_opts *flag
         fprintf(stderr, "ward serve: http: %s\n", err);
         return -1;
     }
-    return 0;
+    return admin_api_setup(o, r);
 }
 
 static int admin_begin(struct running *r)
@@ -1007,6 +1047,7 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
     if (prepare(o, flags, cfg, &r) < 0 || admin_setup(o, flags, cfg, &r) < 0 ||
         open_store(o, flags, cfg, &r) < 0)
         goto out;
+    api_src.store = r.st; /* opened after the admin server was built */
     if (broker_start(r.b) < 0 || net_server_start(r.s) < 0) {
         fprintf(stderr, "ward serve: cannot start threads\n");
         goto out;
