@@ -849,7 +849,7 @@ static void write_tls(struct jsonw *w, const struct admin_listener *l)
     jsonw_key(w, "handshake_failures");
     jsonw_object_begin(w);
     for (int c = 0; c < TLS_NCAUSES; c++)
-        jsonw_kv_u64(w, tls_cause_name((enum tls_cause)c), counts[c]);
+        jsonw_kv_u64(w, admin_tls_cause_slug(c), counts[c]);
     jsonw_object_end(w);
     jsonw_object_end(w);
 }

@@ -91,6 +91,10 @@ void admin_metrics(void *ctx, const struct http_request *rq, const char *who,
 /* Writes the whole exposition (text format 0.0.4) into out. */
 WARD_WUR struct ward_result admin_metrics_write(const struct admin_sources *src, struct buf *out);
 
+/* A TLS failure cause (enum tls_cause) as a label value and JSON key:
+ * "no_cert", "unknown_ca", "expired" ... */
+const char *admin_tls_cause_slug(int cause);
+
 /* natsmon.c: nats-server's /varz, /connz (?limit=&offset=&subs=1|detail)
  * and /subsz. (/healthz is the admin server's own, in the same format.) */
 void admin_natsmon_varz(void *ctx, const struct http_request *rq, const char *who,
