@@ -86,6 +86,17 @@ def raw_mqtt_connect(port, client_id, clean=True, level=4):
     payload = len(cid).to_bytes(2, "big") + cid
     body = var + payload
     s.sendall(bytes([0x10, len(body)]) + body)
-    ack = s.recv(4)
+    ack = read_exact(s, 2)
     assert ack[:1] == b"\x20", ack
+    read_exact(s, ack[1])  # flags, code (and v5 properties)
     return s
+
+
+def read_exact(s, n):
+    data = b""
+    while len(data) < n:
+        more = s.recv(n - len(data))
+        if not more:
+            break
+        data += more
+    return data
