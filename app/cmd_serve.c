@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -946,6 +947,15 @@ static struct admin_sources api_src;
 static struct admin_listener api_listeners[MAX_URLS];
 static char api_names[MAX_URLS][8];
 
+/* Bridges start after the admin server: their set is published here once
+ * it is complete, and read by the admin thread. */
+static _Atomic(struct serve_bridges *) api_bridges;
+
+static size_t api_bridge_list(void *ctx, struct bridge **out, size_t max)
+{
+    return serve_bridges_list(atomic_load(&api_bridges), out, max);
+}
+
 /* POST /api/v4/reload does what SIGHUP does: the signal loop reloads. */
 static int api_reload(void *ctx, char *err, size_t errlen)
 {
@@ -975,7 +985,8 @@ static int admin_api_setup(const struct serve_opts *o, struct running *r)
                                      .listeners = api_listeners,
                                      .nlisteners = o->nurls,
                                      .start_time_ms = clock_wall_ms(),
-                                     .reload = api_reload};
+                                     .reload = api_reload,
+                                     .bridges = api_bridge_list};
     return admin_api_register(r->admin, &api_src);
 }
 
@@ -1056,6 +1067,7 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         goto stop;
     if (o->config && !(r.bridges = serve_bridges_start(cfg, r.s, r.b)))
         goto stop;
+    atomic_store(&api_bridges, r.bridges);
     log_notice("ward %s serving with %u worker%s", WARD_VERSION, o->workers,
                o->workers == 1 ? "" : "s");
     if (r.admin) /* listeners listen, stored state is loaded */

@@ -38,8 +38,10 @@ struct admin_sources {
     struct admin *admin;    /* its own request counters in /metrics; NULL: none */
     struct net_server *net; /* NULL: no per-listener net counters */
     struct store *store;    /* NULL: no persistence */
-    struct bridge *const *bridges;
-    size_t nbridges;
+    /* The running bridges (they may start after the admin server): fills
+     * out with at most max of them and returns how many. NULL: none. */
+    size_t (*bridges)(void *ctx, struct bridge **out, size_t max);
+    void *bridges_ctx;
     const struct admin_listener *listeners;
     size_t nlisteners;
     uint64_t start_time_ms; /* unix time the broker started */
@@ -49,6 +51,8 @@ struct admin_sources {
     int (*reload)(void *ctx, char *err, size_t errlen);
     void *reload_ctx;
 };
+
+#define ADMIN_API_MAX_BRIDGES 64u /* listed and measured at most */
 
 /* Pages: ?_page=N (from 1) and ?_limit=M (1..ADMIN_API_MAX_LIMIT, default
  * ADMIN_API_DEFAULT_LIMIT), as NanoMQ and EMQX take them. */

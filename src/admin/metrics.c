@@ -260,13 +260,14 @@ static void tls(struct mw *w, const struct admin_sources *src)
 
 static void bridges(struct mw *w, const struct admin_sources *src)
 {
-    if (!src->nbridges)
+    struct bridge *list[ADMIN_API_MAX_BRIDGES];
+    size_t n = src->bridges ? src->bridges(src->bridges_ctx, list, ADMIN_API_MAX_BRIDGES) : 0;
+    if (!n)
         return;
-    struct bridge_status bs[32];
-    size_t n = src->nbridges < 32 ? src->nbridges : 32;
-    char names[32][256];
+    struct bridge_status bs[ADMIN_API_MAX_BRIDGES];
+    char names[ADMIN_API_MAX_BRIDGES][256];
     for (size_t i = 0; i < n; i++) {
-        bridge_status(src->bridges[i], &bs[i]);
+        bridge_status(list[i], &bs[i]);
         label(bs[i].name, names[i], sizeof(names[i]));
     }
     static const char *const fam[][3] = {

@@ -155,3 +155,28 @@ def test_scrape_cost_with_many_clients_and_offline_sessions(ward_factory, tmp_pa
     assert per < 5.0, per
     for s in socks:
         s.close()
+
+
+def test_bridge_state_and_traffic(ward_factory, tmp_path):
+    up = ward_factory().start()
+    extra = ('bridges.mqtt.hub {\n  server = "mqtt-tcp://127.0.0.1:%d"\n  proto_ver = 5\n'
+             '  clientid = "edge"\n  keepalive = "10s"\n  backoff_max = "2s"\n'
+             '  forwards = [ { local_topic = "out/#", remote_topic = "out/#", qos = 1 } ]\n}\n'
+             % up.port)
+    rig = Rig(ward_factory, tmp_path, extra=extra)
+
+    def up_state():
+        d = rig.json("GET", "/api/v4/bridges", key="read")["data"]
+        return d if d and d[0]["connected"] else None
+    d = wait_until(up_state, timeout=10, what="the bridge connected")
+    assert d[0]["name"] == "hub" and d[0]["server"].endswith(":%d" % up.port)
+    assert value(scrape(rig), "ward_bridge_up", bridge="hub") == 1
+    subprocess.run(["mosquitto_pub", "-p", str(rig.port), "-t", "out/1", "-m", "x", "-q", "1"],
+                   check=True, timeout=15)
+    wait_until(lambda: value(scrape(rig), "ward_bridge_messages_sent", bridge="hub") == 1,
+               what="one message sent upstream")
+    up.stop()
+    wait_until(lambda: value(scrape(rig), "ward_bridge_up", bridge="hub") == 0, timeout=10,
+               what="the bridge down")
+    # The broker stays ready with its upstream gone.
+    assert rig.request("GET", "/readyz", key="read")[0] == 200
