@@ -41,7 +41,11 @@ def value(fams, family, **labels):
 
 def test_parses_and_moves_with_traffic(ward_factory, tmp_path, pki):
     rig = Rig(ward_factory, tmp_path, pki)
-    fams = scrape(rig)
+
+    def settled():  # wait_port's probes may still be closing
+        f = scrape(rig)
+        return f if sum(s.value for s in f["ward_connections"].samples) == 0 else None
+    fams = wait_until(settled, what="no connections")
     # Counters keep their _total samples; families are named as documented.
     assert fams["ward_messages_received"].type == "counter"
     assert fams["ward_connections"].type == "gauge"
