@@ -330,3 +330,15 @@ def test_body_limit_and_keepalive_idle(ward_factory, tmp_path):
     assert s.recv(100) == b""
     assert 1.5 < time.monotonic() - t0 < 5
     s.close()
+
+
+def test_ward_check_status_reads_the_api(ward_factory, tmp_path):
+    a = Admin(ward_factory, tmp_path, "open_health = false",
+              extra='persistence.dir = "%s"\n' % (tmp_path / "pdir"), data=False)
+    r = ward_cli("check", "-c", str(tmp_path / "w.conf"), "--status")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "# the running broker, from its admin API:" in r.stdout
+    assert "http://127.0.0.1:%d: alive, ready" % a.http_port in r.stdout
+    # A wrong key is refused (exit 3), not taken for "nothing yet".
+    r = ward_cli("check", "-c", str(tmp_path / "w.conf"), "--status", "--key", "wk_wrong")
+    assert r.returncode == 3 and "refused" in r.stdout
