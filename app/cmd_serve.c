@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "admin/api.h"
 #include "auth/auth.h"
 #include "broker/broker.h"
 #include "commands.h"
@@ -668,6 +669,9 @@ struct running {
     struct store *st;
     struct admin *admin; /* NULL: no admin HTTP server */
     struct tls_server *admin_tls;
+    struct admin_sources admin_src; /* what its endpoints read */
+    struct admin_listener admin_ls[MAX_URLS];
+    char admin_names[MAX_URLS][16];
 };
 
 static bool nats_has_authorization(const struct cfg_listener *l)
@@ -939,6 +943,42 @@ static void admin_nanomq_basic(const struct ward_config *cfg, struct admin_confi
     ac->basic_password = h->nanomq_password;
 }
 
+/* POST /api/v4/reload, on the admin thread: the main thread does what
+ * SIGHUP does, so a reload never runs twice at once. */
+static int admin_reload_request(void *ctx, char *err, size_t errlen)
+{
+    if (kill(getpid(), SIGHUP) < 0)
+        return snprintf(err, errlen, "%s", strerror(errno)), -1;
+    return 0;
+}
+
+/* The endpoints' view of the broker: listeners by port, protocol and
+ * transport. The bridges are added once they run (admin_begin). */
+static void admin_sources(const struct serve_opts *o, struct running *r)
+{
+    for (unsigned i = 0; i < o->nurls; i++) {
+        bool ws = strncmp(o->urls[i], "ws", 2) == 0;
+        snprintf(r->admin_names[i], sizeof(r->admin_names[i]), "%u", net_server_port(r->s, i));
+        r->admin_ls[i] = (struct admin_listener){
+            .name = r->admin_names[i],
+            .index = i,
+            .protocol = o->is_nats[i] ? "nats" : "mqtt",
+            .transport = ws ? (r->tls[i] ? "wss" : "ws") : (r->tls[i] ? "tls" : "tcp"),
+            .tls = r->tls[i],
+        };
+    }
+    r->admin_src = (struct admin_sources){
+        .broker = r->b,
+        .admin = r->admin,
+        .net = r->s,
+        .store = r->st,
+        .listeners = r->admin_ls,
+        .nlisteners = o->nurls,
+        .start_time_ms = clock_wall_ms(),
+        .reload = admin_reload_request,
+    };
+}
+
 /* Builds the admin server (its listener bound, its routes added); off
  * unless configured. The endpoints of src/admin (API, metrics, page) are
  * added here, before admin_start(). */
@@ -961,6 +1001,11 @@ static int admin_setup(const struct serve_opts *o, const struct serve_opts *flag
         fprintf(stderr, "ward serve: http: %s\n", err);
         return -1;
     }
+    admin_sources(o, r);
+    if (admin_api_register(r->admin, &r->admin_src) < 0) {
+        fprintf(stderr, "ward serve: http: cannot add the API's routes\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -969,6 +1014,7 @@ static int admin_begin(struct running *r)
     char err[1024];
     if (!r->admin)
         return 0;
+    r->admin_src.bridges = serve_bridges_list(r->bridges, &r->admin_src.nbridges);
     if (admin_start(r->admin, err, sizeof(err)) < 0) {
         fprintf(stderr, "ward serve: http: %s\n", err);
         return -1;
@@ -1004,16 +1050,16 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         fprintf(stderr, "ward serve: out of memory\n");
         goto out;
     }
-    if (prepare(o, flags, cfg, &r) < 0 || admin_setup(o, flags, cfg, &r) < 0 ||
-        open_store(o, flags, cfg, &r) < 0)
+    if (prepare(o, flags, cfg, &r) < 0 || open_store(o, flags, cfg, &r) < 0 ||
+        admin_setup(o, flags, cfg, &r) < 0)
         goto out;
     if (broker_start(r.b) < 0 || net_server_start(r.s) < 0) {
         fprintf(stderr, "ward serve: cannot start threads\n");
         goto out;
     }
-    if (admin_begin(&r) < 0)
-        goto stop;
     if (o->config && !(r.bridges = serve_bridges_start(cfg, r.s, r.b)))
+        goto stop;
+    if (admin_begin(&r) < 0)
         goto stop;
     log_notice("ward %s serving with %u worker%s", WARD_VERSION, o->workers,
                o->workers == 1 ? "" : "s");
