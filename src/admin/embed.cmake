@@ -5,7 +5,11 @@ file(READ "${IN}" hex HEX)
 string(LENGTH "${hex}" digits)
 math(EXPR len "${digits} / 2")
 string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
-string(REGEX REPLACE "((0x..,){16})" "\\1\n" bytes "${bytes}")
+set(row "")
+foreach(i RANGE 1 16)
+  string(APPEND row "0x..,")
+endforeach()
+string(REGEX REPLACE "(${row})" "\\1\n" bytes "${bytes}")
 file(WRITE "${OUT}.tmp"
   "/* Generated from ${IN} by embed.cmake: do not edit. */\n"
   "#include <stddef.h>\n"
