@@ -521,6 +521,7 @@ static void handle_connect(struct client *c, const struct nats_cmd *cmd)
         st->got_connect = true;
         c->connected = true;
         b->st.connects++;
+        b->st.nats_connected++;
         if (++b->st.clients_connected > b->st.clients_max)
             b->st.clients_max = b->st.clients_connected;
         snprintf(c->id, sizeof(c->id), "NATS client %" PRIu64 " '%s' (%s)", st->cid, ck->name,
@@ -638,6 +639,7 @@ static void no_responders(struct client *c, const struct nats_str *reply)
         memcpy(head + n, "\r\n", 2);
         nats_out_raw(c, head, n + 2);
         b->st.msgs_out++;
+        b->st.msgs_out_qos[0]++;
         return;
     }
 }
@@ -722,6 +724,7 @@ static void handle_pub(struct client *c, const struct nats_cmd *cmd, bool hpub)
         return;
     }
     b->st.msgs_in++;
+    b->st.msgs_in_qos[0]++;
     b->st.bytes_in += cmd->payload.len + cmd->headers.len;
     if (b->nmatches == 0 && cmd->reply.len && st->no_responders)
         no_responders(c, &cmd->reply);
