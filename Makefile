@@ -47,7 +47,7 @@ build: deps
 
 run: build
 	@[ -f $(DEV_PKI)/ca.crt ] || $(BUILD)/ward cert dev $(DEV_PKI)
-	$(BUILD)/ward serve --dev-pki $(DEV_PKI) --data $(DEV_DATA) $(WARD_ARGS)
+	$(BUILD)/ward serve --dev-pki $(DEV_PKI) --data $(DEV_DATA) --http 127.0.0.1:8081 $(WARD_ARGS)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)

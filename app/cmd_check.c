@@ -66,6 +66,8 @@ static int print_masked(const struct ward_config *cfg, FILE *out)
     }
     shown.listeners = ls;
     shown.bridges = bs;
+    shown.http.key_password = cfg->http.key_password ? mask : NULL;
+    shown.http.nanomq_password = cfg->http.nanomq_password ? mask : NULL;
     config_print(&shown, out);
     free(ls);
     free(bs);
