@@ -100,8 +100,7 @@ static int remove_key(const char *file, const char *name)
     if (!apikey_remove(&db, name))
         fprintf(stderr, "ward apikey: %s: no key '%s'\n", file, name);
     else if (save(&db, file) == 0) {
-        fprintf(stderr, "%s: key '%s' removed (a running broker drops it on SIGHUP)\n", file,
-                name);
+        fprintf(stderr, "%s: key '%s' removed (a running broker drops it on SIGHUP)\n", file, name);
         rc = 0;
     }
     apikey_db_free(&db);
