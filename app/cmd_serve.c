@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "admin/page.h"
 #include "auth/auth.h"
 #include "broker/broker.h"
 #include "commands.h"
@@ -666,7 +667,8 @@ struct running {
     struct serve_bridges *bridges;
     struct auth_nats *nats_auth[MAX_URLS]; /* a NATS listener's authorization { } */
     struct store *st;
-    struct admin *admin; /* NULL: no admin HTTP server */
+    struct admin *admin;     /* NULL: no admin HTTP server */
+    struct admin_page *page; /* GET / and /api/status (src/admin/page.h) */
     struct tls_server *admin_tls;
 };
 
@@ -939,6 +941,27 @@ static void admin_nanomq_basic(const struct ward_config *cfg, struct admin_confi
     ac->basic_password = h->nanomq_password;
 }
 
+/* The status page's view of the listeners (net's indexes) and routes. */
+static int page_setup(const struct serve_opts *o, struct running *r)
+{
+    struct admin_page_sources src = {.broker = r->b, .net = r->s};
+    for (unsigned i = 0; i < o->nurls && i < ADMIN_PAGE_MAX_LISTENERS; i++) {
+        bool ws = strncmp(o->urls[i], "ws", 2) == 0;
+        src.listeners[i] = (struct admin_page_listener){
+            .url = o->urls[i],
+            .protocol = o->is_nats[i] ? "nats" : "mqtt",
+            .transport = ws ? (r->tls[i] ? "wss" : "ws") : (r->tls[i] ? "tls" : "tcp"),
+            .tls = r->tls[i],
+        };
+        src.nlisteners = i + 1;
+    }
+    if (!(r->page = admin_page_new(&src)) || admin_page_register(r->admin, r->page) < 0) {
+        fprintf(stderr, "ward serve: http: cannot add the status page\n");
+        return -1;
+    }
+    return 0;
+}
+
 /* Builds the admin server (its listener bound, its routes added); off
  * unless configured. The endpoints of src/admin (API, metrics, page) are
  * added here, before admin_start(). */
@@ -961,7 +984,7 @@ static int admin_setup(const struct serve_opts *o, const struct serve_opts *flag
         fprintf(stderr, "ward serve: http: %s\n", err);
         return -1;
     }
-    return 0;
+    return page_setup(o, r);
 }
 
 static int admin_begin(struct running *r)
@@ -971,6 +994,10 @@ static int admin_begin(struct running *r)
         return 0;
     if (admin_start(r->admin, err, sizeof(err)) < 0) {
         fprintf(stderr, "ward serve: http: %s\n", err);
+        return -1;
+    }
+    if (admin_page_start(r->page) < 0) {
+        fprintf(stderr, "ward serve: http: cannot start the status page's sampling\n");
         return -1;
     }
     return 0;
@@ -1032,6 +1059,7 @@ stop:
     net_server_join(r.s);
 out:
     admin_free(r.admin);
+    admin_page_free(r.page); /* its sampling thread reads the broker */
     tls_server_free(r.admin_tls);
     /* The housekeeper publishes net_server_sys() in $SYS: stop it first. */
     broker_stop(r.b);
