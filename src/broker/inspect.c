@@ -520,3 +520,18 @@ uint8_t broker_msg_qos(const struct msg *m)
 {
     return m->qos;
 }
+
+/* see inspect.h */
+int broker_inspect_nats_listener(struct broker *b, unsigned *index, struct broker_nats_opts *out)
+{
+    int rc = -1;
+    pthread_mutex_lock(&b->lock);
+    for (unsigned i = 0; i < 64 && rc < 0; i++)
+        if (b->nats[i]) {
+            *out = *b->nats[i];
+            *index = i;
+            rc = 0;
+        }
+    pthread_mutex_unlock(&b->lock);
+    return rc;
+}

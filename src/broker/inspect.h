@@ -154,6 +154,13 @@ WARD_WUR int broker_retained_delete(struct broker *b, const char *topic);
 WARD_WUR int broker_publish(struct broker *b, const char *topic, const uint8_t *payload, size_t len,
                             uint8_t qos, bool retain);
 
+/* NATS: the server id INFO announces (also /varz's), and the settings of
+ * the first NATS listener (0, or -1 if there is none; *index is net's). */
+const char *broker_nats_server_id(void);
+struct broker_nats_opts;
+WARD_WUR int broker_inspect_nats_listener(struct broker *b, unsigned *index,
+                                          struct broker_nats_opts *out);
+
 /* A message's parts for the caller (views into the referenced message). */
 const char *broker_msg_topic(const struct msg *m);
 const uint8_t *broker_msg_payload(const struct msg *m, size_t *len);

@@ -14,6 +14,7 @@
 #include <sys/random.h>
 
 #include "auth/nats_users.h"
+#include "broker/inspect.h"
 #include "broker/internal.h"
 #include "broker/login.h"
 #include "core/base64.h"
@@ -77,6 +78,13 @@ static void make_ids(void)
     server_id[0] = 'N';
     for (size_t i = 0; i < sizeof(r); i++)
         server_id[i + 1] = abc[r[i] % 32];
+}
+
+/* see inspect.h */
+const char *broker_nats_server_id(void)
+{
+    pthread_once(&ids_once, make_ids);
+    return server_id;
 }
 
 /* The nonce a client signs with its NKey: unpredictable, one per
