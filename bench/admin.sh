@@ -49,6 +49,7 @@ URL="http://127.0.0.1:$HTTP$SCRAPE_PATH"
 AUTH=(-H "Authorization: Bearer $KEY")
 
 # The idle clients, held well past both parts.
+: >"$TMP/idle.out"
 "$WARD" bench idle -h 127.0.0.1 -p "$PORT" -n "$CLIENTS" --hold 3600 >"$TMP/idle.out" 2>&1 &
 IDLE_PID=$!; PIDS+=("$IDLE_PID")
 for _ in $(seq 600); do grep -q connected "$TMP/idle.out" && break; sleep 0.1; done
