@@ -9,6 +9,7 @@
 
 #include "admin/admin.h"
 #include "admin/api.h"
+#include "admin/page.h"
 #include "auth/auth.h"
 #include "broker/broker.h"
 #include "commands.h"
@@ -667,7 +668,8 @@ struct running {
     struct serve_bridges *bridges;
     struct auth_nats *nats_auth[MAX_URLS]; /* a NATS listener's authorization { } */
     struct store *st;
-    struct admin *admin; /* NULL: no admin HTTP server */
+    struct admin *admin;     /* NULL: no admin HTTP server */
+    struct admin_page *page; /* GET / and /api/status (src/admin/page.h) */
     struct tls_server *admin_tls;
     struct admin_sources admin_src; /* what its endpoints read */
     struct admin_listener admin_ls[MAX_URLS];
@@ -952,18 +954,23 @@ static int admin_reload_request(void *ctx, char *err, size_t errlen)
     return 0;
 }
 
+static const char *admin_transport(const struct serve_opts *o, const struct running *r, unsigned i)
+{
+    bool ws = strncmp(o->urls[i], "ws", 2) == 0;
+    return ws ? (r->tls[i] ? "wss" : "ws") : (r->tls[i] ? "tls" : "tcp");
+}
+
 /* The endpoints' view of the broker: listeners by port, protocol and
  * transport. The bridges are added once they run (admin_begin). */
 static void admin_sources(const struct serve_opts *o, struct running *r)
 {
     for (unsigned i = 0; i < o->nurls; i++) {
-        bool ws = strncmp(o->urls[i], "ws", 2) == 0;
         snprintf(r->admin_names[i], sizeof(r->admin_names[i]), "%u", net_server_port(r->s, i));
         r->admin_ls[i] = (struct admin_listener){
             .name = r->admin_names[i],
             .index = i,
             .protocol = o->is_nats[i] ? "nats" : "mqtt",
-            .transport = ws ? (r->tls[i] ? "wss" : "ws") : (r->tls[i] ? "tls" : "tcp"),
+            .transport = admin_transport(o, r, i),
             .tls = r->tls[i],
         };
     }
@@ -977,6 +984,29 @@ static void admin_sources(const struct serve_opts *o, struct running *r)
         .start_time_ms = clock_wall_ms(),
         .reload = admin_reload_request,
     };
+}
+
+/* The status page's view of the listeners (net's indexes) and bridges,
+ * and its routes; once the bridges run, before the server starts. */
+static int page_setup(const struct serve_opts *o, struct running *r)
+{
+    struct admin_page_sources src = {.broker = r->b, .net = r->s};
+    for (unsigned i = 0; i < o->nurls && i < ADMIN_PAGE_MAX_LISTENERS; i++) {
+        src.listeners[i] = (struct admin_page_listener){
+            .url = o->urls[i],
+            .protocol = o->is_nats[i] ? "nats" : "mqtt",
+            .transport = admin_transport(o, r, i),
+            .tls = r->tls[i],
+        };
+        src.nlisteners = i + 1;
+    }
+    for (size_t i = 0; i < r->admin_src.nbridges && i < ADMIN_PAGE_MAX_BRIDGES; i++)
+        src.bridges[src.nbridges++] = r->admin_src.bridges[i];
+    if (!(r->page = admin_page_new(&src)) || admin_page_register(r->admin, r->page) < 0) {
+        fprintf(stderr, "ward serve: http: cannot add the status page\n");
+        return -1;
+    }
+    return 0;
 }
 
 /* Builds the admin server (its listener bound, its routes added); off
@@ -1009,14 +1039,21 @@ static int admin_setup(const struct serve_opts *o, const struct serve_opts *flag
     return 0;
 }
 
-static int admin_begin(struct running *r)
+/* Once the bridges run: the status page, then the server. */
+static int admin_begin(const struct serve_opts *o, struct running *r)
 {
     char err[1024];
     if (!r->admin)
         return 0;
     r->admin_src.bridges = serve_bridges_list(r->bridges, &r->admin_src.nbridges);
+    if (page_setup(o, r) < 0)
+        return -1;
     if (admin_start(r->admin, err, sizeof(err)) < 0) {
         fprintf(stderr, "ward serve: http: %s\n", err);
+        return -1;
+    }
+    if (admin_page_start(r->page) < 0) {
+        fprintf(stderr, "ward serve: http: cannot start the status page's sampling\n");
         return -1;
     }
     return 0;
@@ -1059,7 +1096,7 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
     }
     if (o->config && !(r.bridges = serve_bridges_start(cfg, r.s, r.b)))
         goto stop;
-    if (admin_begin(&r) < 0)
+    if (admin_begin(o, &r) < 0)
         goto stop;
     log_notice("ward %s serving with %u worker%s", WARD_VERSION, o->workers,
                o->workers == 1 ? "" : "s");
@@ -1078,6 +1115,7 @@ stop:
     net_server_join(r.s);
 out:
     admin_free(r.admin);
+    admin_page_free(r.page); /* its sampling thread reads the broker */
     tls_server_free(r.admin_tls);
     /* The housekeeper publishes net_server_sys() in $SYS: stop it first. */
     broker_stop(r.b);
