@@ -48,7 +48,7 @@ class Admin:
         self.w = ward_factory(args, port=self.port, listen=False).start(wait=False)
         assert wait_port(self.port, proc=self.w.proc), self.w.read_log()
         assert wait_port(self.http_port, proc=self.w.proc), self.w.read_log()
-        self.w.wait_log("admin: serving")
+        self.w.wait_log(" serving with ")  # ready: after the listeners, store and bridges
 
     def request(self, method, path, headers=None, body=None):
         c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=5)
@@ -81,6 +81,7 @@ def test_off_unless_configured_then_health_open_on_loopback(ward_factory, tmp_pa
     hp = free_port()
     w2 = ward_factory(["--http", "127.0.0.1:%d" % hp]).start()
     assert wait_port(hp, proc=w2.proc)
+    w2.wait_log(" serving with ")
     c = http.client.HTTPConnection("127.0.0.1", hp, timeout=5)
     c.request("GET", "/healthz")
     r = c.getresponse()
@@ -156,6 +157,7 @@ def test_nanomq_http_server_block(ward_factory, tmp_path):
                     ' auth_type = basic\n jwt { public.keyfile = "/nonexistent" }\n}\n' % (port, hp))
     w = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
     assert wait_port(hp, proc=w.proc), w.read_log()
+    w.wait_log(" serving with ")
     c = http.client.HTTPConnection("127.0.0.1", hp, timeout=5)
     c.request("GET", "/readyz", headers=basic("admin", "long-enough-secret"))
     assert c.getresponse().status == 200
