@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 
 #include "admin/admin.h"
 #include "admin/api.h"
+#include "admin/page.h"
 #include "auth/auth.h"
 #include "broker/broker.h"
 #include "commands.h"
@@ -668,8 +668,12 @@ struct running {
     struct serve_bridges *bridges;
     struct auth_nats *nats_auth[MAX_URLS]; /* a NATS listener's authorization { } */
     struct store *st;
-    struct admin *admin; /* NULL: no admin HTTP server */
+    struct admin *admin;     /* NULL: no admin HTTP server */
+    struct admin_page *page; /* GET / and /api/status (src/admin/page.h) */
     struct tls_server *admin_tls;
+    struct admin_sources admin_src; /* what its endpoints read */
+    struct admin_listener admin_ls[MAX_URLS];
+    char admin_names[MAX_URLS][16];
 };
 
 static bool nats_has_authorization(const struct cfg_listener *l)
@@ -941,53 +945,68 @@ static void admin_nanomq_basic(const struct ward_config *cfg, struct admin_confi
     ac->basic_password = h->nanomq_password;
 }
 
-/* What the admin API, /metrics and the nats-server monitoring endpoints
- * read (src/admin/api.h); it lives as long as the process. */
-static struct admin_sources api_src;
-static struct admin_listener api_listeners[MAX_URLS];
-static char api_names[MAX_URLS][8];
-
-/* Bridges start after the admin server: their set is published here once
- * it is complete, and read by the admin thread. */
-static _Atomic(struct serve_bridges *) api_bridges;
-
-static size_t api_bridge_list(void *ctx, struct bridge **out, size_t max)
+/* POST /api/v4/reload, on the admin thread: the main thread does what
+ * SIGHUP does, so a reload never runs twice at once. */
+static int admin_reload_request(void *ctx, char *err, size_t errlen)
 {
-    return serve_bridges_list(atomic_load(&api_bridges), out, max);
-}
-
-/* POST /api/v4/reload does what SIGHUP does: the signal loop reloads. */
-static int api_reload(void *ctx, char *err, size_t errlen)
-{
-    if (kill(getpid(), SIGHUP) != 0) {
-        snprintf(err, errlen, "cannot signal the reload: %s", strerror(errno));
-        return -1;
-    }
+    if (kill(getpid(), SIGHUP) < 0)
+        return snprintf(err, errlen, "%s", strerror(errno)), -1;
     return 0;
 }
 
-static int admin_api_setup(const struct serve_opts *o, struct running *r)
+static const char *admin_transport(const struct serve_opts *o, const struct running *r, unsigned i)
+{
+    bool ws = strncmp(o->urls[i], "ws", 2) == 0;
+    return ws ? (r->tls[i] ? "wss" : "ws") : (r->tls[i] ? "tls" : "tcp");
+}
+
+/* The endpoints' view of the broker: listeners by port, protocol and
+ * transport. The bridges are added once they run (admin_begin). */
+static void admin_sources(const struct serve_opts *o, struct running *r)
 {
     for (unsigned i = 0; i < o->nurls; i++) {
-        bool ws = strncmp(o->urls[i], "ws", 2) == 0;
-        snprintf(api_names[i], sizeof(api_names[i]), "%u", net_server_port(r->s, i));
-        api_listeners[i] = (struct admin_listener){
-            .name = api_names[i],
+        snprintf(r->admin_names[i], sizeof(r->admin_names[i]), "%u", net_server_port(r->s, i));
+        r->admin_ls[i] = (struct admin_listener){
+            .name = r->admin_names[i],
             .index = i,
             .protocol = o->is_nats[i] ? "nats" : "mqtt",
-            .transport = r->tls[i] ? (ws ? "wss" : "tls") : (ws ? "ws" : "tcp"),
+            .transport = admin_transport(o, r, i),
             .tls = r->tls[i],
         };
     }
-    api_src = (struct admin_sources){.broker = r->b,
-                                     .admin = r->admin,
-                                     .net = r->s,
-                                     .listeners = api_listeners,
-                                     .nlisteners = o->nurls,
-                                     .start_time_ms = clock_wall_ms(),
-                                     .reload = api_reload,
-                                     .bridges = api_bridge_list};
-    return admin_api_register(r->admin, &api_src);
+    r->admin_src = (struct admin_sources){
+        .broker = r->b,
+        .admin = r->admin,
+        .net = r->s,
+        .store = r->st,
+        .listeners = r->admin_ls,
+        .nlisteners = o->nurls,
+        .start_time_ms = clock_wall_ms(),
+        .reload = admin_reload_request,
+    };
+}
+
+/* The status page's view of the listeners (net's indexes) and bridges,
+ * and its routes; once the bridges run, before the server starts. */
+static int page_setup(const struct serve_opts *o, struct running *r)
+{
+    struct admin_page_sources src = {.broker = r->b, .net = r->s};
+    for (unsigned i = 0; i < o->nurls && i < ADMIN_PAGE_MAX_LISTENERS; i++) {
+        src.listeners[i] = (struct admin_page_listener){
+            .url = o->urls[i],
+            .protocol = o->is_nats[i] ? "nats" : "mqtt",
+            .transport = admin_transport(o, r, i),
+            .tls = r->tls[i],
+        };
+        src.nlisteners = i + 1;
+    }
+    for (size_t i = 0; i < r->admin_src.nbridges && i < ADMIN_PAGE_MAX_BRIDGES; i++)
+        src.bridges[src.nbridges++] = r->admin_src.bridges[i];
+    if (!(r->page = admin_page_new(&src)) || admin_page_register(r->admin, r->page) < 0) {
+        fprintf(stderr, "ward serve: http: cannot add the status page\n");
+        return -1;
+    }
+    return 0;
 }
 
 /* Builds the admin server (its listener bound, its routes added); off
@@ -1012,16 +1031,29 @@ static int admin_setup(const struct serve_opts *o, const struct serve_opts *flag
         fprintf(stderr, "ward serve: http: %s\n", err);
         return -1;
     }
-    return admin_api_setup(o, r);
+    admin_sources(o, r);
+    if (admin_api_register(r->admin, &r->admin_src) < 0) {
+        fprintf(stderr, "ward serve: http: cannot add the API's routes\n");
+        return -1;
+    }
+    return 0;
 }
 
-static int admin_begin(struct running *r)
+/* Once the bridges run: the status page, then the server. */
+static int admin_begin(const struct serve_opts *o, struct running *r)
 {
     char err[1024];
     if (!r->admin)
         return 0;
+    r->admin_src.bridges = serve_bridges_list(r->bridges, &r->admin_src.nbridges);
+    if (page_setup(o, r) < 0)
+        return -1;
     if (admin_start(r->admin, err, sizeof(err)) < 0) {
         fprintf(stderr, "ward serve: http: %s\n", err);
+        return -1;
+    }
+    if (admin_page_start(r->page) < 0) {
+        fprintf(stderr, "ward serve: http: cannot start the status page's sampling\n");
         return -1;
     }
     return 0;
@@ -1055,19 +1087,17 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         fprintf(stderr, "ward serve: out of memory\n");
         goto out;
     }
-    if (prepare(o, flags, cfg, &r) < 0 || admin_setup(o, flags, cfg, &r) < 0 ||
-        open_store(o, flags, cfg, &r) < 0)
+    if (prepare(o, flags, cfg, &r) < 0 || open_store(o, flags, cfg, &r) < 0 ||
+        admin_setup(o, flags, cfg, &r) < 0)
         goto out;
-    api_src.store = r.st; /* opened after the admin server was built */
     if (broker_start(r.b) < 0 || net_server_start(r.s) < 0) {
         fprintf(stderr, "ward serve: cannot start threads\n");
         goto out;
     }
-    if (admin_begin(&r) < 0)
-        goto stop;
     if (o->config && !(r.bridges = serve_bridges_start(cfg, r.s, r.b)))
         goto stop;
-    atomic_store(&api_bridges, r.bridges);
+    if (admin_begin(o, &r) < 0)
+        goto stop;
     log_notice("ward %s serving with %u worker%s", WARD_VERSION, o->workers,
                o->workers == 1 ? "" : "s");
     if (r.admin) /* listeners listen, stored state is loaded */
@@ -1085,6 +1115,7 @@ stop:
     net_server_join(r.s);
 out:
     admin_free(r.admin);
+    admin_page_free(r.page); /* its sampling thread reads the broker */
     tls_server_free(r.admin_tls);
     /* The housekeeper publishes net_server_sys() in $SYS: stop it first. */
     broker_stop(r.b);

@@ -792,15 +792,14 @@ void admin_api_bridges(void *ctx, const struct http_request *rq, const char *who
                        struct admin_reply *rep)
 {
     const struct admin_sources *src = ctx;
-    struct bridge *list[ADMIN_API_MAX_BRIDGES];
-    size_t n = src->bridges ? src->bridges(src->bridges_ctx, list, ADMIN_API_MAX_BRIDGES) : 0;
+    size_t n = src->nbridges < ADMIN_API_MAX_BRIDGES ? src->nbridges : ADMIN_API_MAX_BRIDGES;
     struct jsonw w;
     begin(&w, rep);
     jsonw_key(&w, "data");
     jsonw_array_begin(&w);
     for (size_t i = 0; i < n; i++) {
         struct bridge_status bs;
-        bridge_status(list[i], &bs);
+        bridge_status(src->bridges[i], &bs);
         jsonw_object_begin(&w);
         jsonw_kv_string(&w, "name", bs.name);
         jsonw_kv_string(&w, "server", bs.server);

@@ -34,14 +34,12 @@ struct admin_listener {
 /* What the endpoints read. The caller keeps it (and everything it points
  * to) alive as long as the admin server runs. */
 struct admin_sources {
-    struct broker *broker;  /* required */
-    struct admin *admin;    /* its own request counters in /metrics; NULL: none */
-    struct net_server *net; /* NULL: no per-listener net counters */
-    struct store *store;    /* NULL: no persistence */
-    /* The running bridges (they may start after the admin server): fills
-     * out with at most max of them and returns how many. NULL: none. */
-    size_t (*bridges)(void *ctx, struct bridge **out, size_t max);
-    void *bridges_ctx;
+    struct broker *broker;         /* required */
+    struct admin *admin;           /* its own request counters in /metrics; NULL: none */
+    struct net_server *net;        /* NULL: no per-listener net counters */
+    struct store *store;           /* NULL: no persistence */
+    struct bridge *const *bridges; /* set before admin_start() */
+    size_t nbridges;
     const struct admin_listener *listeners;
     size_t nlisteners;
     uint64_t start_time_ms; /* unix time the broker started */

@@ -260,14 +260,13 @@ static void tls(struct mw *w, const struct admin_sources *src)
 
 static void bridges(struct mw *w, const struct admin_sources *src)
 {
-    struct bridge *list[ADMIN_API_MAX_BRIDGES];
-    size_t n = src->bridges ? src->bridges(src->bridges_ctx, list, ADMIN_API_MAX_BRIDGES) : 0;
+    size_t n = src->nbridges < ADMIN_API_MAX_BRIDGES ? src->nbridges : ADMIN_API_MAX_BRIDGES;
     if (!n)
         return;
     struct bridge_status bs[ADMIN_API_MAX_BRIDGES];
     char names[ADMIN_API_MAX_BRIDGES][256];
     for (size_t i = 0; i < n; i++) {
-        bridge_status(list[i], &bs[i]);
+        bridge_status(src->bridges[i], &bs[i]);
         label(bs[i].name, names[i], sizeof(names[i]));
     }
     static const char *const fam[][3] = {

@@ -16,6 +16,7 @@
 #include "broker/nats.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/recent.h"
 #include "core/vec.h"
 
 #define MQTT_MAX_PACKET 268435460u
@@ -375,6 +376,7 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
                       "client ids starting with $bridge/ are reserved for bridges");
     if (b->auth && (!c->auth_done || c->auth_cause != AUTH_OK)) {
         b->st.auth_failures++;
+        recent_refusal(net_conn_listener(c->nc), c->id, auth_cause_text(c->auth_cause));
         return refuse(c, auth_reason(c->auth_cause), auth_reason311(c->auth_cause),
                       auth_cause_text(c->auth_cause));
     }
