@@ -132,14 +132,6 @@ struct serve_bridges *serve_bridges_start(const struct ward_config *cfg, struct 
     return sb;
 }
 
-size_t serve_bridges_list(const struct serve_bridges *sb, struct bridge **out, size_t max)
-{
-    size_t n = 0;
-    for (; sb && n < sb->n && n < max; n++)
-        out[n] = sb->b[n];
-    return n;
-}
-
 void serve_bridges_reload(struct serve_bridges *sb)
 {
     for (size_t i = 0; sb && i < sb->n; i++)

@@ -18,10 +18,6 @@ int serve_bridges_check(const struct ward_config *cfg);
 struct serve_bridges *serve_bridges_start(const struct ward_config *cfg, struct net_server *s,
                                           struct broker *b);
 void serve_bridges_reload(struct serve_bridges *sb);
-/* The running bridges, at most max of them into out; how many (0 for
- * NULL). The set does not change after serve_bridges_start. */
-struct bridge;
-size_t serve_bridges_list(const struct serve_bridges *sb, struct bridge **out, size_t max);
 /* Stops them all (NULL is fine); their status stays readable. */
 void serve_bridges_stop(struct serve_bridges *sb);
 /* Frees them, after the broker that publishes their status is gone. */
