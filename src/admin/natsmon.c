@@ -259,7 +259,7 @@ void admin_natsmon_connz(void *ctx, const struct http_request *rq, const char *w
     if (!ci)
         return admin_reply_error(rep, 500, "out of memory");
     size_t total = 0;
-    int n = broker_inspect_clients(src->broker, (size_t)offset, (size_t)limit, true, ci, &total);
+    int n = broker_inspect_clients(src->broker, NULL, (size_t)offset, (size_t)limit, true, ci, &total);
     if (n < 0) {
         free(ci);
         return admin_reply_error(rep, 500, "out of memory");

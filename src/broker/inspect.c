@@ -54,6 +54,8 @@ void broker_inspect_counters(struct broker *b, struct broker_counters *out)
     pthread_mutex_unlock(&b->lock);
 }
 
+static struct client *client_by_id(struct broker *b, const char *id);
+
 static size_t cap_limit(size_t limit)
 {
     return limit > BROKER_INSPECT_MAX_PAGE ? BROKER_INSPECT_MAX_PAGE : limit;
@@ -119,15 +121,25 @@ static int client_copy(const struct client *c, struct broker_client_info *ci)
 }
 
 /* see inspect.h */
-int broker_inspect_clients(struct broker *b, size_t offset, size_t limit, bool nats_only,
-                           struct broker_client_info *out, size_t *total)
+int broker_inspect_clients(struct broker *b, const char *after, size_t offset, size_t limit,
+                           bool nats_only, struct broker_client_info *out, size_t *total)
 {
     limit = cap_limit(limit);
     size_t n = 0, seen = 0;
     int rc = 0;
     pthread_mutex_lock(&b->lock);
     *total = nats_only ? b->st.nats_connected : b->st.clients_connected;
-    for (struct client *c = b->clients; c && n < limit; c = c->next) {
+    struct client *from = b->clients;
+    if (after) {
+        struct client *a = client_by_id(b, after);
+        if (!a) {
+            pthread_mutex_unlock(&b->lock);
+            return -2;
+        }
+        from = a->next;
+        offset = 0;
+    }
+    for (struct client *c = from; c && n < limit; c = c->next) {
         if (!listed(c) || (nats_only && !c->nats))
             continue;
         if (seen++ < offset)
@@ -239,24 +251,43 @@ static bool walk_one(struct walk *w, const struct session *s)
 }
 
 /* see inspect.h */
-int broker_inspect_sessions(struct broker *b, size_t offset, size_t limit,
+/* Where a cursor page resumes: in the clients list, or (*online NULL) in
+ * the offline list at *offline. False if the session is not listed. */
+static bool resume_after(struct broker *b, const char *after, struct client **online,
+                         struct session **offline)
+{
+    struct session *a = session_find(b, after);
+    if (a && a->c && listed(a->c) && a->c->s == a) {
+        *online = a->c->next;
+        *offline = b->offline;
+        return true;
+    }
+    if (a && a->offline_listed) {
+        *online = NULL;
+        *offline = a->onext;
+        return true;
+    }
+    return false;
+}
+
+int broker_inspect_sessions(struct broker *b, const char *after, size_t offset, size_t limit,
                             struct broker_session_info *out, size_t *total)
 {
-    struct walk w = {.offset = offset, .limit = cap_limit(limit), .out = out};
-    if (!w.limit) {
-        pthread_mutex_lock(&b->lock);
-        *total = b->nsessions;
-        pthread_mutex_unlock(&b->lock);
-        return 0;
-    }
+    struct walk w = {.offset = after ? 0 : offset, .limit = cap_limit(limit), .out = out};
     pthread_mutex_lock(&b->lock);
     w.now = clock_mono_ms();
     *total = b->nsessions;
-    bool more = true;
-    for (struct client *c = b->clients; c && more; c = c->next)
+    struct client *online = b->clients;
+    struct session *offline = b->offline;
+    if (after && !resume_after(b, after, &online, &offline)) {
+        pthread_mutex_unlock(&b->lock);
+        return -2;
+    }
+    bool more = w.limit > 0;
+    for (struct client *c = online; c && more; c = c->next)
         if (listed(c) && !c->nats && c->s->c == c)
             more = walk_one(&w, c->s);
-    for (struct session *s = b->offline; s && more; s = s->onext)
+    for (struct session *s = offline; s && more; s = s->onext)
         more = walk_one(&w, s);
     pthread_mutex_unlock(&b->lock);
     if (w.rc < 0) {

@@ -18,7 +18,24 @@ TEST(clients_paged_and_bounded)
     ASSERT_HAS(an.text, "\"client_id\":\"c2\"");
     ASSERT_HAS(an.text, "\"client_id\":\"c1\"");
     ASSERT(!strstr(an.text, "\"c0\""));
-    ASSERT_HAS(an.text, "\"meta\":{\"page\":1,\"limit\":2,\"count\":3,\"hasnext\":true}");
+    ASSERT_HAS(an.text,
+               "\"meta\":{\"page\":1,\"limit\":2,\"count\":3,\"hasnext\":true,\"last\":\"c1\"}");
+    answer_free(&an);
+    /* The cursor: the page after c1 holds c0 alone. */
+    an = call(admin_api_clients, &a.src, "GET", "/api/v4/clients?_limit=2&after=c1", NULL);
+    ASSERT_EQ(an.status, 200);
+    ASSERT_HAS(an.text, "\"data\":[{\"client_id\":\"c0\"");
+    ASSERT_HAS(an.text, "\"hasnext\":false,\"last\":\"c0\"}");
+    answer_free(&an);
+    an = call(admin_api_clients, &a.src, "GET", "/api/v4/clients?after=c0", NULL);
+    ASSERT_HAS(an.text, "\"data\":[]");
+    ASSERT(!strstr(an.text, "\"last\""));
+    answer_free(&an);
+    an = call(admin_api_clients, &a.src, "GET", "/api/v4/clients?after=gone", NULL);
+    ASSERT_EQ(an.status, 410);
+    answer_free(&an);
+    an = call(admin_api_clients, &a.src, "GET", "/api/v4/clients?after=%zz", NULL);
+    ASSERT_EQ(an.status, 400);
     answer_free(&an);
     an = call(admin_api_clients, &a.src, "GET", "/api/v4/clients?_page=2&_limit=2", NULL);
     ASSERT_HAS(an.text, "\"client_id\":\"c0\"");
@@ -256,6 +273,9 @@ TEST(sessions_listed_and_ended)
     answer_free(&an);
     an = call(admin_api_sessions, &a.src, "GET", "/api/v4/sessions?_page=a", NULL);
     ASSERT_EQ(an.status, 400);
+    answer_free(&an);
+    an = call(admin_api_sessions, &a.src, "GET", "/api/v4/sessions?after=live", NULL);
+    ASSERT_EQ(an.status, 410); /* ended above */
     answer_free(&an);
     close(fd);
     arig_stop(&a);

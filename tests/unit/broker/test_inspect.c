@@ -138,7 +138,7 @@ TEST(clients_are_paged)
     rig_client(&r, "c2");
     struct broker_client_info ci[4];
     size_t total = 0;
-    int n = broker_inspect_clients(r.b, 0, 4, false, ci, &total);
+    int n = broker_inspect_clients(r.b, NULL, 0, 4, false, ci, &total);
     ASSERT_EQ(n, 3);
     ASSERT_EQ(total, 3);
     ASSERT_STR_EQ(ci[0].id, "c2"); /* newest first */
@@ -147,14 +147,18 @@ TEST(clients_are_paged)
     ASSERT(ci[0].connected_at_ms > 1700000000000ull);
     for (int i = 0; i < n; i++)
         broker_client_info_clear(&ci[i]);
-    n = broker_inspect_clients(r.b, 1, 1, false, ci, &total);
+    n = broker_inspect_clients(r.b, NULL, 1, 1, false, ci, &total);
     ASSERT_EQ(n, 1);
     ASSERT_STR_EQ(ci[0].id, "c1");
     broker_client_info_clear(&ci[0]);
-    ASSERT_EQ(broker_inspect_clients(r.b, 3, 4, false, ci, &total), 0); /* past the end */
-    ASSERT_EQ(broker_inspect_clients(r.b, 0, 0, false, ci, &total), 0);
+    ASSERT_EQ(broker_inspect_clients(r.b, "c1", 0, 4, false, ci, &total), 1); /* a cursor */
+    ASSERT_STR_EQ(ci[0].id, "c0");
+    broker_client_info_clear(&ci[0]);
+    ASSERT_EQ(broker_inspect_clients(r.b, "gone", 0, 4, false, ci, &total), -2);
+    ASSERT_EQ(broker_inspect_clients(r.b, NULL, 3, 4, false, ci, &total), 0); /* past the end */
+    ASSERT_EQ(broker_inspect_clients(r.b, NULL, 0, 0, false, ci, &total), 0);
     ASSERT_EQ(total, 3);
-    ASSERT_EQ(broker_inspect_clients(r.b, 0, 4, true, ci, &total), 0); /* no NATS clients */
+    ASSERT_EQ(broker_inspect_clients(r.b, NULL, 0, 4, true, ci, &total), 0); /* no NATS clients */
     ASSERT_EQ(total, 0);
     struct broker_client_info one;
     ASSERT_EQ(broker_inspect_client(r.b, "c1", &one), 0);
@@ -197,7 +201,7 @@ TEST(sessions_online_and_offline)
     rig_client(&r, "awake");
     struct broker_session_info si[4];
     size_t total = 0;
-    int n = broker_inspect_sessions(r.b, 0, 4, si, &total);
+    int n = broker_inspect_sessions(r.b, NULL, 0, 4, si, &total);
     ASSERT_EQ(n, 2);
     ASSERT_EQ(total, 2);
     ASSERT_STR_EQ(si[0].id, "awake"); /* online ones first */
@@ -207,11 +211,18 @@ TEST(sessions_online_and_offline)
     ASSERT_EQ(si[1].subscriptions, 1);
     for (int i = 0; i < n; i++)
         broker_session_info_clear(&si[i]);
-    n = broker_inspect_sessions(r.b, 1, 1, si, &total);
+    n = broker_inspect_sessions(r.b, NULL, 1, 1, si, &total);
     ASSERT_EQ(n, 1);
     ASSERT_STR_EQ(si[0].id, "sleeper");
     broker_session_info_clear(&si[0]);
-    ASSERT_EQ(broker_inspect_sessions(r.b, 2, 4, si, &total), 0);
+    /* Cursors: after the online one comes the offline one; after that,
+     * nothing; an unknown one is gone. */
+    ASSERT_EQ(broker_inspect_sessions(r.b, "awake", 99, 4, si, &total), 1);
+    ASSERT_STR_EQ(si[0].id, "sleeper");
+    broker_session_info_clear(&si[0]);
+    ASSERT_EQ(broker_inspect_sessions(r.b, "sleeper", 0, 4, si, &total), 0);
+    ASSERT_EQ(broker_inspect_sessions(r.b, "nobody", 0, 4, si, &total), -2);
+    ASSERT_EQ(broker_inspect_sessions(r.b, NULL, 2, 4, si, &total), 0);
 
     struct broker_sub_info sub[4];
     n = broker_inspect_subs(r.b, "sleeper", 0, 4, sub, &total);
@@ -338,11 +349,19 @@ TEST(big_lists_page_cheaply)
     struct broker_sub_info sub[10];
     size_t total = 0;
     uint64_t t0 = clock_mono_ms();
-    int n = broker_inspect_sessions(r.b, N - 5, 10, si, &total);
+    int n = broker_inspect_sessions(r.b, NULL, N - 5, 10, si, &total);
     uint64_t t1 = clock_mono_ms();
     ASSERT_EQ(n, 5);
     ASSERT_EQ(total, N);
+    /* The same page by cursor: no walk to the offset. */
+    char after[32];
+    snprintf(after, sizeof(after), "%s", si[0].id);
     for (int i = 0; i < n; i++)
+        broker_session_info_clear(&si[i]);
+    uint64_t c0 = clock_mono_ms();
+    ASSERT_EQ(broker_inspect_sessions(r.b, after, 0, 10, si, &total), 4);
+    uint64_t c1 = clock_mono_ms();
+    for (int i = 0; i < 4; i++)
         broker_session_info_clear(&si[i]);
     n = broker_inspect_subs(r.b, NULL, N - 3, 10, sub, &total);
     uint64_t t2 = clock_mono_ms();
@@ -356,9 +375,9 @@ TEST(big_lists_page_cheaply)
     ASSERT_STR_EQ(sub[0].topic, "dev/77/cmd");
     ASSERT_EQ(sub[0].qos, 1);
     broker_sub_info_clear(&sub[0]);
-    printf("last page of %d: sessions %" PRIu64 " ms, subscriptions %" PRIu64
-           " ms, one client's subscriptions %" PRIu64 " ms\n",
-           N, t1 - t0, t2 - t1, t3 - t2);
+    printf("last page of %d: sessions %" PRIu64 " ms (by cursor %" PRIu64
+           " ms), subscriptions %" PRIu64 " ms, one client's subscriptions %" PRIu64 " ms\n",
+           N, t1 - t0, c1 - c0, t2 - c1, t3 - t2);
     rig_stop(&r);
 }
 
