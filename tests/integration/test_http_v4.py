@@ -48,7 +48,19 @@ def test_clients_paging_bounds_and_kick(rig):
     cs = [paho(rig, "dev-%d" % i) for i in range(1, 5)]
     d = rig.json("GET", "/api/v4/clients?_limit=2", key="read")
     assert d["code"] == 0 and len(d["data"]) == 2
-    assert d["meta"] == {"page": 1, "limit": 2, "count": 5, "hasnext": True}
+    assert d["meta"] == {"page": 1, "limit": 2, "count": 5, "hasnext": True,
+                         "last": d["data"][1]["client_id"]}
+    # The same list by cursor: every client once.
+    seen, after = [], None
+    for _ in range(5):
+        q = "/api/v4/clients?_limit=2" + ("&after=" + urllib.parse.quote(after) if after else "")
+        d = rig.json("GET", q, key="read")
+        seen += [c["client_id"] for c in d["data"]]
+        if not d["meta"]["hasnext"]:
+            break
+        after = d["meta"]["last"]
+    assert sorted(seen) == ["dev-%d" % i for i in range(5)]
+    assert rig.request("GET", "/api/v4/clients?after=nobody", key="read")[0] == 410
     ids = set()
     for page in (1, 2, 3):
         d = rig.json("GET", "/api/v4/clients?_page=%d&_limit=2" % page, key="read")
