@@ -98,7 +98,7 @@ static int client_copy(const struct client *c, struct broker_client_info *ci)
     if (c->nats && c->nats->user[0])
         user = c->nats->user;
     if (dup_or_null(&ci->id, s->id) < 0 || dup_or_null(&ci->username, user) < 0 ||
-        dup_or_null(&ci->cert_cn, c->has_cert ? c->cert.cn : NULL) < 0 || !ci->id) {
+        dup_or_null(&ci->cert_cn, s->cert_cn) < 0 || !ci->id) {
         broker_client_info_clear(ci);
         return -1;
     }
