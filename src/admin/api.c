@@ -312,11 +312,12 @@ void admin_api_subscriptions(void *ctx, const struct http_request *rq, const cha
     if (!page_of(rq, &pg))
         return admin_reply_error(rep, 400, "_page and _limit must be whole numbers in range");
     char *id = malloc(ID_MAX);
-    struct broker_sub_info *si = page_room(pg.limit, sizeof(*si), rep);
-    if (!id || !si) {
+    struct broker_sub_info *si = id ? page_room(pg.limit, sizeof(*si), rep) : NULL;
+    if (!si) { /* page_room answered, or: */
+        if (!id)
+            admin_reply_error(rep, 500, "out of memory");
         free(id);
-        free(si);
-        return si ? admin_reply_error(rep, 500, "out of memory") : (void)0;
+        return;
     }
     int has = query_get(rq, "clientid", id, ID_MAX);
     size_t total = 0;
