@@ -446,10 +446,13 @@ static bool unicode_escape(struct jin *in, char *out, size_t *o)
 }
 
 /* A string; in->p is past its opening quote. The decoded form is never
- * longer than the encoded one, so out has room for the input's rest. */
+ * longer than the encoded one, so out is sized by the encoded string. */
 static bool read_string(struct jin *in, char **val, size_t *len)
 {
-    char *out = malloc((size_t)(in->end - in->p) + 1);
+    const char *q = in->p;
+    while (q < in->end && *q != '"')
+        q += *q == '\\' && q + 1 < in->end ? 2 : 1;
+    char *out = malloc((size_t)(q - in->p) + 1);
     size_t o = 0;
     if (!out)
         return false;
