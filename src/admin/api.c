@@ -219,6 +219,10 @@ static void write_client(struct jsonw *w, const struct broker_client_info *ci)
     jsonw_kv_u64(w, "inflight", ci->inflight);
     jsonw_kv_u64(w, "mqueue_len", ci->queued);
     jsonw_kv_u64(w, "pending_bytes", ci->pending_bytes);
+    jsonw_kv_u64(w, "recv_msg", ci->msgs_in);
+    jsonw_kv_u64(w, "send_msg", ci->msgs_out);
+    jsonw_kv_u64(w, "recv_oct", ci->bytes_in);
+    jsonw_kv_u64(w, "send_oct", ci->bytes_out);
     jsonw_object_end(w);
 }
 

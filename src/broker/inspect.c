@@ -117,6 +117,10 @@ static int client_copy(const struct client *c, struct broker_client_info *ci)
     ci->queued = s->queue.count;
     ci->inflight = s->inflight.count;
     ci->pending_bytes = net_conn_pending(c->nc);
+    ci->msgs_in = c->msgs_in;
+    ci->msgs_out = c->msgs_out;
+    ci->bytes_in = c->bytes_in;
+    ci->bytes_out = c->bytes_out;
     return 0;
 }
 

@@ -74,7 +74,9 @@ struct broker_client_info {
     uint64_t last_activity_ms; /* unix time, ms, of the last byte read */
     uint32_t subscriptions;
     uint32_t queued, inflight;
-    size_t pending_bytes; /* output queued in net, not yet written */
+    size_t pending_bytes;         /* output queued in net, not yet written */
+    uint64_t msgs_in, msgs_out;   /* its application messages (PUBLISH; NATS PUB, MSG) */
+    uint64_t bytes_in, bytes_out; /* its protocol bytes (NATS: payload and headers in) */
 };
 void broker_client_info_clear(struct broker_client_info *ci);
 

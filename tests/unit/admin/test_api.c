@@ -40,6 +40,7 @@ TEST(clients_paged_and_bounded)
     an = call(admin_api_clients, &a.src, "GET", "/api/v4/clients?_page=2&_limit=2", NULL);
     ASSERT_HAS(an.text, "\"client_id\":\"c0\"");
     ASSERT_HAS(an.text, "\"proto_ver\":4");
+    ASSERT_HAS(an.text, "\"recv_msg\":0,\"send_msg\":0,\"recv_oct\":");
     ASSERT_HAS(an.text, "\"hasnext\":false");
     answer_free(&an);
     an = call(admin_api_clients, &a.src, "GET", "/api/v4/clients?_page=9", NULL);
