@@ -404,3 +404,24 @@ def test_status_figures_move_with_traffic(ward_factory, tmp_path):
     assert doc["messages_received"] >= 3 and doc["messages_sent"] >= 3
     text = ward_cli("status", "--data", str(a.data)).stdout
     assert "listener %d: mqtt over tcp" % a.port in text
+
+
+def test_ward_check_refuses_what_the_admin_server_could_not_start_with(tmp_path):
+    bad = tmp_path / "bad.conf"
+    bad.write_text('http {\n bind = "nope"\n verify_peer = true\n admin_ou = x\n'
+                   ' fail_if_no_peer_cert = true\n keyfile = k\n}\n')
+    r = ward_cli("check", "-c", str(bad))
+    assert r.returncode == 1
+    for cause in ("http.bind: 'nope' is not HOST:PORT", "HTTPS needs both certfile and keyfile",
+                  "verify_peer needs cacertfile", "need HTTPS: certfile and keyfile"):
+        assert cause in r.stderr, r.stderr
+    keys = tmp_path / "k"
+    keys.write_text("format:ward-apikeys-1\nx:root:$hs256$a$b\n")
+    conf = tmp_path / "k.conf"
+    conf.write_text('http {\n bind = "127.0.0.1:1"\n api_keys = {include "%s"}\n}\n' % keys)
+    r = ward_cli("check", "-c", str(conf))
+    assert r.returncode == 1 and "k:2: the scope is read or admin" in r.stderr, r.stderr
+    # ward serve refuses to start on it too, saying why.
+    r = subprocess.run([WARD, "serve", "-c", str(conf), "-l", "tcp://127.0.0.1:%d" % free_port()],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "the scope is read or admin" in r.stderr
