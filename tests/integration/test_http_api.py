@@ -425,3 +425,16 @@ def test_ward_check_refuses_what_the_admin_server_could_not_start_with(tmp_path)
     r = subprocess.run([WARD, "serve", "-c", str(conf), "-l", "tcp://127.0.0.1:%d" % free_port()],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and "the scope is read or admin" in r.stderr
+
+
+def test_ready_with_a_bridge_whose_upstream_is_down(ward_factory, tmp_path):
+    down = free_port()  # nothing listens there
+    bridge = ('bridges.mqtt.cloud {\n  server = "mqtt-tcp://127.0.0.1:%d"\n  connect_timeout = 1s\n'
+              '  backoff_max = 2s\n  forwards = [ { remote_topic = "up/#", local_topic = "up/#",'
+              ' qos = 1 } ]\n}\n' % down)
+    a = Admin(ward_factory, tmp_path, "", extra=bridge)
+    a.w.wait_log("cloud")  # the bridge tried and failed at least once
+    st, _, body = a.request("GET", "/readyz")
+    assert st == 200 and json.loads(body) == {"status": "ready"}
+    text = ward_cli("status", "--data", str(a.data)).stdout
+    assert "bridge cloud: down" in text, text
