@@ -303,9 +303,10 @@ static enum admin_scope cert_scope(const struct admin *a, const struct net_conn 
     return s;
 }
 
-/* 0: the caller may go on (who says as whom); else the status refused. */
+/* 0: the caller may go on (who says as whom); else the status refused,
+ * with *why for the answer and the log. */
 static int authorize(struct aconn *ac, const struct http_request *rq, enum admin_scope need,
-                     char *who, size_t wcap)
+                     char *who, size_t wcap, const char **why)
 {
     struct admin *a = ac->a;
     snprintf(who, wcap, "%s", need == ADMIN_SCOPE_OPEN ? "anonymous" : "");
@@ -320,8 +321,12 @@ static int authorize(struct aconn *ac, const struct http_request *rq, enum admin
     } else if (have != ADMIN_SCOPE_OPEN) {
         snprintf(who, wcap, "%s", ac->cert_who);
     }
-    if (have == ADMIN_SCOPE_OPEN || (c == CRED_BAD && have < need))
+    if (have == ADMIN_SCOPE_OPEN || (c == CRED_BAD && have < need)) {
+        *why = c == CRED_BAD ? "the credentials are not valid"
+                             : "a key is needed (Authorization: Bearer KEY, or Basic NAME:KEY)";
         return 401;
+    }
+    *why = "this credential's scope does not allow it";
     return have >= need ? 0 : 403;
 }
 
@@ -384,16 +389,17 @@ static void handle(struct aconn *ac, const struct http_request *rq)
         return;
     }
     char who[420];
-    int st = authorize(ac, rq, needed(a, r), who, sizeof(who));
+    const char *why = NULL;
+    int st = authorize(ac, rq, needed(a, r), who, sizeof(who), &why);
     if (st == 401) {
-        refuse(
-            ac, rq, 401, "a key is needed (Authorization: Bearer KEY, or Basic NAME:KEY)",
-            "WWW-Authenticate: Bearer realm=\"ward\", Basic realm=\"ward\", charset=\"UTF-8\"\r\n",
-            rq->keep_alive);
+        refuse(ac, rq, 401, why,
+               "WWW-Authenticate: Bearer realm=\"ward\", Basic realm=\"ward\", "
+               "charset=\"UTF-8\"\r\n",
+               rq->keep_alive);
         return;
     }
     if (st == 403) {
-        refuse(ac, rq, 403, "this key's scope does not allow it", NULL, rq->keep_alive);
+        refuse(ac, rq, 403, why, NULL, rq->keep_alive);
         return;
     }
     run_route(ac, r, rq, who);
