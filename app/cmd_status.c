@@ -136,6 +136,26 @@ static void print_text(const struct prom *t, const struct figures *f, FILE *out)
     }
 }
 
+static void json_listeners(struct jsonw *w, const struct prom *t)
+{
+    static const char *const lk[] = {"listener", "protocol", "transport"};
+    size_t pos = 0;
+    char labels[512], v_s[128];
+    double v;
+    jsonw_key(w, "listeners");
+    jsonw_array_begin(w);
+    while (prom_next(t, "ward_connections", &pos, labels, sizeof(labels), &v)) {
+        jsonw_object_begin(w);
+        for (size_t i = 0; i < 3; i++) {
+            label_of(labels, lk[i], v_s, sizeof(v_s));
+            jsonw_kv_string(w, lk[i], v_s);
+        }
+        jsonw_kv_u64(w, "connections", (uint64_t)v);
+        jsonw_object_end(w);
+    }
+    jsonw_array_end(w);
+}
+
 static void write_json(const struct admin_client *ac, int health, int ready, const struct prom *t,
                        const struct figures *f, FILE *out)
 {
@@ -160,22 +180,7 @@ static void write_json(const struct admin_client *ac, int health, int ready, con
                          f->queued,    f->inflight};
         for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
             jsonw_kv_u64(&w, keys[i], (uint64_t)vals[i]);
-        jsonw_key(&w, "listeners");
-        jsonw_array_begin(&w);
-        size_t pos = 0;
-        char labels[512], v_s[128];
-        double v;
-        while (prom_next(t, "ward_connections", &pos, labels, sizeof(labels), &v)) {
-            jsonw_object_begin(&w);
-            static const char *const lk[] = {"listener", "protocol", "transport"};
-            for (size_t i = 0; i < 3; i++) {
-                label_of(labels, lk[i], v_s, sizeof(v_s));
-                jsonw_kv_string(&w, lk[i], v_s);
-            }
-            jsonw_kv_u64(&w, "connections", (uint64_t)v);
-            jsonw_object_end(&w);
-        }
-        jsonw_array_end(&w);
+        json_listeners(&w, t);
     }
     jsonw_object_end(&w);
     if (jsonw_done(&w))

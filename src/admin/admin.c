@@ -673,6 +673,18 @@ static int load_keys(struct admin *a, char *err, size_t errlen)
     return 0;
 }
 
+static void init_state(struct admin *a)
+{
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the sweeper's waits ignore clock steps */
+    pthread_cond_init(&a->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    apikey_db_init(&a->keys);
+    apikey_db_init(&a->local);
+}
+
 /* see admin.h */
 struct admin *admin_new(const struct admin_config *cfg, char *err, size_t errlen)
 {
@@ -686,14 +698,7 @@ struct admin *admin_new(const struct admin_config *cfg, char *err, size_t errlen
     copy_str(a->admin_ou, sizeof(a->admin_ou), cfg->admin_ou);
     copy_str(a->read_ou, sizeof(a->read_ou), cfg->read_ou);
     copy_str(a->key_dir, sizeof(a->key_dir), cfg->local_key_dir);
-    pthread_mutex_init(&a->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&a->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    apikey_db_init(&a->keys);
-    apikey_db_init(&a->local);
+    init_state(a);
     struct net_config nc = {
         .workers = 1, /* never the broker's workers */
         .max_connections = a->cfg.max_connections,
