@@ -1042,6 +1042,11 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         goto stop;
     if (o->config && !(r.bridges = serve_bridges_start(cfg, r.s, r.b)))
         goto stop;
+    if (r.page) {
+        struct bridge *const *bl;
+        size_t nb = serve_bridges_list(r.bridges, &bl);
+        admin_page_set_bridges(r.page, bl, nb);
+    }
     log_notice("ward %s serving with %u worker%s", WARD_VERSION, o->workers,
                o->workers == 1 ? "" : "s");
     if (r.admin) /* listeners listen, stored state is loaded */

@@ -153,3 +153,9 @@ void serve_bridges_free(struct serve_bridges *sb)
     free(sb->b);
     free(sb);
 }
+
+size_t serve_bridges_list(const struct serve_bridges *sb, struct bridge *const **out)
+{
+    *out = sb ? sb->b : NULL;
+    return sb ? sb->n : 0;
+}
