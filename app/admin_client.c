@@ -212,9 +212,11 @@ static int from_config(const char *path, char *url, size_t ucap, char *dir, size
         else
             snprintf(hp, sizeof(hp), "%s:%u", h->nanomq_ip_addr ? h->nanomq_ip_addr : "127.0.0.1",
                      h->nanomq_port);
-        if (strncmp(hp, "0.0.0.0:", 8) == 0)
-            memmove(hp, "127.0.0.1:", 10), memmove(hp + 10, hp + 8, strlen(hp + 8) + 1);
-        snprintf(url, ucap, "%s://%s", h->certfile ? "https" : "http", hp);
+        /* A server on every address is asked on loopback. */
+        const char *any = strncmp(hp, "0.0.0.0:", 8) == 0 ? hp + 8 : NULL;
+        char local[320];
+        snprintf(local, sizeof(local), "%s%s", any ? "127.0.0.1:" : "", any ? any : hp);
+        snprintf(url, ucap, "%s://%s", h->certfile ? "https" : "http", local);
     }
     const char *d =
         cfg.persistence_dir ? cfg.persistence_dir : (cfg.sqlite_enable ? cfg.sqlite_path : NULL);
@@ -227,7 +229,7 @@ static int from_config(const char *path, char *url, size_t ucap, char *dir, size
 int admin_client_resolve(const struct admin_target *t, char *url, size_t ucap, char *key,
                          size_t kcap, char *err, size_t errlen)
 {
-    char cfg_url[320] = "", dir[4096] = "", file[4200] = "";
+    char cfg_url[400] = "", dir[4096] = "", file[4200] = "";
     url[0] = key[0] = '\0';
     if (t->config &&
         from_config(t->config, cfg_url, sizeof(cfg_url), dir, sizeof(dir), err, errlen) < 0)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "admin/api.h"
 #include "admin/page.h"
 #include "auth/auth.h"
 #include "broker/broker.h"
@@ -670,6 +671,9 @@ struct running {
     struct admin *admin;     /* NULL: no admin HTTP server */
     struct admin_page *page; /* GET / and /api/status (src/admin/page.h) */
     struct tls_server *admin_tls;
+    struct admin_sources admin_src; /* what its endpoints read */
+    struct admin_listener admin_ls[MAX_URLS];
+    char admin_names[MAX_URLS][16];
 };
 
 static bool nats_has_authorization(const struct cfg_listener *l)
@@ -941,20 +945,63 @@ static void admin_nanomq_basic(const struct ward_config *cfg, struct admin_confi
     ac->basic_password = h->nanomq_password;
 }
 
-/* The status page's view of the listeners (net's indexes) and routes. */
+/* POST /api/v4/reload, on the admin thread: the main thread does what
+ * SIGHUP does, so a reload never runs twice at once. */
+static int admin_reload_request(void *ctx, char *err, size_t errlen)
+{
+    if (kill(getpid(), SIGHUP) < 0)
+        return snprintf(err, errlen, "%s", strerror(errno)), -1;
+    return 0;
+}
+
+static const char *admin_transport(const struct serve_opts *o, const struct running *r, unsigned i)
+{
+    bool ws = strncmp(o->urls[i], "ws", 2) == 0;
+    return ws ? (r->tls[i] ? "wss" : "ws") : (r->tls[i] ? "tls" : "tcp");
+}
+
+/* The endpoints' view of the broker: listeners by port, protocol and
+ * transport. The bridges are added once they run (admin_begin). */
+static void admin_sources(const struct serve_opts *o, struct running *r)
+{
+    for (unsigned i = 0; i < o->nurls; i++) {
+        snprintf(r->admin_names[i], sizeof(r->admin_names[i]), "%u", net_server_port(r->s, i));
+        r->admin_ls[i] = (struct admin_listener){
+            .name = r->admin_names[i],
+            .index = i,
+            .protocol = o->is_nats[i] ? "nats" : "mqtt",
+            .transport = admin_transport(o, r, i),
+            .tls = r->tls[i],
+        };
+    }
+    r->admin_src = (struct admin_sources){
+        .broker = r->b,
+        .admin = r->admin,
+        .net = r->s,
+        .store = r->st,
+        .listeners = r->admin_ls,
+        .nlisteners = o->nurls,
+        .start_time_ms = clock_wall_ms(),
+        .reload = admin_reload_request,
+    };
+}
+
+/* The status page's view of the listeners (net's indexes) and bridges,
+ * and its routes; once the bridges run, before the server starts. */
 static int page_setup(const struct serve_opts *o, struct running *r)
 {
     struct admin_page_sources src = {.broker = r->b, .net = r->s};
     for (unsigned i = 0; i < o->nurls && i < ADMIN_PAGE_MAX_LISTENERS; i++) {
-        bool ws = strncmp(o->urls[i], "ws", 2) == 0;
         src.listeners[i] = (struct admin_page_listener){
             .url = o->urls[i],
             .protocol = o->is_nats[i] ? "nats" : "mqtt",
-            .transport = ws ? (r->tls[i] ? "wss" : "ws") : (r->tls[i] ? "tls" : "tcp"),
+            .transport = admin_transport(o, r, i),
             .tls = r->tls[i],
         };
         src.nlisteners = i + 1;
     }
+    for (size_t i = 0; i < r->admin_src.nbridges && i < ADMIN_PAGE_MAX_BRIDGES; i++)
+        src.bridges[src.nbridges++] = r->admin_src.bridges[i];
     if (!(r->page = admin_page_new(&src)) || admin_page_register(r->admin, r->page) < 0) {
         fprintf(stderr, "ward serve: http: cannot add the status page\n");
         return -1;
@@ -984,14 +1031,23 @@ static int admin_setup(const struct serve_opts *o, const struct serve_opts *flag
         fprintf(stderr, "ward serve: http: %s\n", err);
         return -1;
     }
-    return page_setup(o, r);
+    admin_sources(o, r);
+    if (admin_api_register(r->admin, &r->admin_src) < 0) {
+        fprintf(stderr, "ward serve: http: cannot add the API's routes\n");
+        return -1;
+    }
+    return 0;
 }
 
-static int admin_begin(struct running *r)
+/* Once the bridges run: the status page, then the server. */
+static int admin_begin(const struct serve_opts *o, struct running *r)
 {
     char err[1024];
     if (!r->admin)
         return 0;
+    r->admin_src.bridges = serve_bridges_list(r->bridges, &r->admin_src.nbridges);
+    if (page_setup(o, r) < 0)
+        return -1;
     if (admin_start(r->admin, err, sizeof(err)) < 0) {
         fprintf(stderr, "ward serve: http: %s\n", err);
         return -1;
@@ -1031,22 +1087,17 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         fprintf(stderr, "ward serve: out of memory\n");
         goto out;
     }
-    if (prepare(o, flags, cfg, &r) < 0 || admin_setup(o, flags, cfg, &r) < 0 ||
-        open_store(o, flags, cfg, &r) < 0)
+    if (prepare(o, flags, cfg, &r) < 0 || open_store(o, flags, cfg, &r) < 0 ||
+        admin_setup(o, flags, cfg, &r) < 0)
         goto out;
     if (broker_start(r.b) < 0 || net_server_start(r.s) < 0) {
         fprintf(stderr, "ward serve: cannot start threads\n");
         goto out;
     }
-    if (admin_begin(&r) < 0)
-        goto stop;
     if (o->config && !(r.bridges = serve_bridges_start(cfg, r.s, r.b)))
         goto stop;
-    if (r.page) {
-        struct bridge *const *bl;
-        size_t nb = serve_bridges_list(r.bridges, &bl);
-        admin_page_set_bridges(r.page, bl, nb);
-    }
+    if (admin_begin(o, &r) < 0)
+        goto stop;
     log_notice("ward %s serving with %u worker%s", WARD_VERSION, o->workers,
                o->workers == 1 ? "" : "s");
     if (r.admin) /* listeners listen, stored state is loaded */

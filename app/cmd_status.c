@@ -9,140 +9,178 @@
 
 #include "admin_client.h"
 #include "commands.h"
+#include "http/jsonw.h"
 #include "opts.h"
 
-/* What the summary shows, in order: the API's answers whose scalars are
- * printed as "section.key: value" (arrays as their length). A path the
- * broker does not serve (404) is left out. */
-static const struct section {
-    const char *name, *path;
-} sections[] = {
-    {"broker", "/api/v4/brokers"},
-    {"stats", "/api/v4/stats"},
-    {"listeners", "/api/v4/listeners"},
-};
-
-/* Prints the scalars of a JSON text, their keys joined by '.', objects up
- * to three deep; an array shows as its number of elements. Not a
- * validating parser: the text comes from the broker's JSON writer. */
-struct flat {
-    const char *p, *end;
-    FILE *out;
-};
-
-static void skip_ws(struct flat *f)
-{
-    while (f->p < f->end && strchr(" \t\r\n", *f->p))
-        f->p++;
-}
-
-/* A string token (p at '"'); its raw text, escapes kept. */
-static size_t str_tok(struct flat *f, const char **s)
-{
-    const char *start = ++f->p;
-    while (f->p < f->end && *f->p != '"')
-        f->p += *f->p == '\\' && f->p + 1 < f->end ? 2 : 1;
-    *s = start;
-    size_t n = (size_t)(f->p - start);
-    if (f->p < f->end)
-        f->p++;
-    return n;
-}
-
-static void value(struct flat *f, const char *key, unsigned depth);
-
-static void skip_value(struct flat *f)
-{
-    int nest = 0;
-    do {
-        skip_ws(f);
-        if (f->p >= f->end)
-            return;
-        const char *s;
-        if (*f->p == '"') {
-            str_tok(f, &s);
-            continue;
-        }
-        nest += *f->p == '{' || *f->p == '[';
-        nest -= *f->p == '}' || *f->p == ']';
-        f->p++;
-    } while (nest > 0);
-}
-
-static void array(struct flat *f, const char *key)
-{
-    size_t n = 0;
-    f->p++;
-    skip_ws(f);
-    while (f->p < f->end && *f->p != ']') {
-        skip_value(f);
-        n++;
-        skip_ws(f);
-        if (f->p < f->end && *f->p == ',')
-            f->p++;
-        skip_ws(f);
-    }
-    f->p += f->p < f->end;
-    fprintf(f->out, "  %s: %zu\n", key, n);
-}
-
-static void object(struct flat *f, const char *key, unsigned depth)
-{
-    f->p++;
-    for (;;) {
-        skip_ws(f);
-        if (f->p >= f->end || *f->p == '}') {
-            f->p += f->p < f->end;
-            return;
-        }
-        if (*f->p == ',') {
-            f->p++;
-            continue;
-        }
-        const char *k;
-        size_t kn = *f->p == '"' ? str_tok(f, &k) : 0;
-        if (!kn) {
-            f->p = f->end;
-            return;
-        }
-        skip_ws(f);
-        f->p += f->p < f->end && *f->p == ':';
-        char sub[256];
-        snprintf(sub, sizeof(sub), "%s%s%.*s", key, *key ? "." : "", (int)kn, k);
-        if (depth >= 3)
-            skip_value(f);
-        else
-            value(f, sub, depth + 1);
-    }
-}
-
-static void value(struct flat *f, const char *key, unsigned depth)
-{
-    skip_ws(f);
-    if (f->p >= f->end)
-        return;
-    if (*f->p == '{')
-        return object(f, key, depth);
-    if (*f->p == '[')
-        return array(f, key);
-    const char *s;
+/* The summary comes from the Prometheus text (/api/v4/prometheus, the
+ * same numbers as /metrics) and /api/v4/brokers: one scrape has every
+ * counter, so the figures are of one moment. */
+struct prom {
+    const char *p;
     size_t n;
-    if (*f->p == '"') {
-        n = str_tok(f, &s);
-    } else {
-        s = f->p;
-        while (f->p < f->end && !strchr(",}] \t\r\n", *f->p))
-            f->p++;
-        n = (size_t)(f->p - s);
+};
+
+/* Each sample line of metric `name`: its labels (without braces, "" when
+ * none) and value. Returns false at the end. *pos walks the text. */
+static bool prom_next(const struct prom *t, const char *name, size_t *pos, char *labels,
+                      size_t lcap, double *v)
+{
+    size_t nl = strlen(name);
+    while (*pos < t->n) {
+        const char *line = t->p + *pos, *eol = memchr(line, '\n', t->n - *pos);
+        size_t len = eol ? (size_t)(eol - line) : t->n - *pos;
+        *pos += len + 1;
+        if (len <= nl || memcmp(line, name, nl) != 0 || (line[nl] != '{' && line[nl] != ' '))
+            continue;
+        const char *sp = line + len;
+        while (sp > line && sp[-1] != ' ')
+            sp--;
+        labels[0] = '\0';
+        if (line[nl] == '{' && sp - line > (long)nl + 2)
+            snprintf(labels, lcap, "%.*s", (int)(sp - line - (long)nl - 3), line + nl + 1);
+        *v = strtod(sp, NULL);
+        return true;
     }
-    fprintf(f->out, "  %s: %.*s\n", key, (int)(n > 200 ? 200 : n), s);
+    return false;
 }
 
-static void print_flat(const struct buf *body, const char *name, FILE *out)
+/* The sum of name's samples whose labels hold `has` (NULL: all). */
+static double prom_sum(const struct prom *t, const char *name, const char *has)
 {
-    struct flat f = {(const char *)buf_head(body), (const char *)buf_head(body) + buf_len(body),
-                     out};
-    value(&f, name, 0);
+    size_t pos = 0;
+    char labels[512];
+    double v, sum = 0;
+    while (prom_next(t, name, &pos, labels, sizeof(labels), &v))
+        if (!has || strstr(labels, has))
+            sum += v;
+    return sum;
+}
+
+/* The value of label key in "a=\"x\",b=\"y\"" into out. */
+static void label_of(const char *labels, const char *key, char *out, size_t cap)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "%s=\"", key);
+    const char *p = strstr(labels, pat);
+    out[0] = '\0';
+    if (p) {
+        p += strlen(pat);
+        snprintf(out, cap, "%.*s", (int)strcspn(p, "\""), p);
+    }
+}
+
+/* A string member of a JSON answer, found by key (the broker's own JSON). */
+static void json_str(const struct buf *b, const char *key, char *out, size_t cap)
+{
+    char pat[64];
+    snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+    const char *p = memmem(buf_head(b), buf_len(b), pat, strlen(pat));
+    out[0] = '\0';
+    if (p) {
+        p += strlen(pat);
+        size_t n = strcspn(p, "\"");
+        size_t left = buf_len(b) - (size_t)((const uint8_t *)p - buf_head(b));
+        snprintf(out, cap, "%.*s", (int)(n < left ? n : left), p);
+    }
+}
+
+struct figures {
+    char version[64], uptime[128];
+    double conn_mqtt, conn_nats, online, offline, subs, in, out, dropped, retained, retained_bytes,
+        queued, inflight;
+};
+
+static void figures(const struct prom *t, const struct buf *brokers, struct figures *f)
+{
+    json_str(brokers, "version", f->version, sizeof(f->version));
+    json_str(brokers, "uptime", f->uptime, sizeof(f->uptime));
+    f->conn_mqtt = prom_sum(t, "ward_clients_connected", "protocol=\"mqtt\"");
+    f->conn_nats = prom_sum(t, "ward_clients_connected", "protocol=\"nats\"");
+    f->online = prom_sum(t, "ward_sessions", "state=\"online\"");
+    f->offline = prom_sum(t, "ward_sessions", "state=\"offline\"");
+    f->subs = prom_sum(t, "ward_subscriptions", NULL);
+    f->in = prom_sum(t, "ward_messages_received_total", NULL);
+    f->out = prom_sum(t, "ward_messages_sent_total", NULL);
+    f->dropped = prom_sum(t, "ward_messages_dropped_total", NULL);
+    f->retained = prom_sum(t, "ward_retained_messages", NULL);
+    f->retained_bytes = prom_sum(t, "ward_retained_bytes", NULL);
+    f->queued = prom_sum(t, "ward_messages_queued", NULL);
+    f->inflight = prom_sum(t, "ward_messages_inflight", NULL);
+}
+
+static void print_text(const struct prom *t, const struct figures *f, FILE *out)
+{
+    fprintf(out, "  version %s, up %s\n", f->version[0] ? f->version : "?",
+            f->uptime[0] ? f->uptime : "?");
+    fprintf(out, "  connections: %.0f (mqtt %.0f, nats %.0f)\n", f->conn_mqtt + f->conn_nats,
+            f->conn_mqtt, f->conn_nats);
+    fprintf(out, "  sessions: %.0f online, %.0f offline; subscriptions: %.0f\n", f->online,
+            f->offline, f->subs);
+    fprintf(out, "  messages: %.0f in, %.0f out, %.0f dropped; %.0f queued, %.0f in flight\n",
+            f->in, f->out, f->dropped, f->queued, f->inflight);
+    fprintf(out, "  retained: %.0f messages, %.0f bytes\n", f->retained, f->retained_bytes);
+    size_t pos = 0;
+    char labels[512], name[128], proto[16], tr[16];
+    double v;
+    while (prom_next(t, "ward_connections", &pos, labels, sizeof(labels), &v)) {
+        label_of(labels, "listener", name, sizeof(name));
+        label_of(labels, "protocol", proto, sizeof(proto));
+        label_of(labels, "transport", tr, sizeof(tr));
+        fprintf(out, "  listener %s: %s over %s, %.0f connection%s\n", name, proto, tr, v,
+                v == 1 ? "" : "s");
+    }
+    pos = 0;
+    while (prom_next(t, "ward_bridge_up", &pos, labels, sizeof(labels), &v)) {
+        label_of(labels, "bridge", name, sizeof(name));
+        fprintf(out, "  bridge %s: %s\n", name, v > 0 ? "up" : "down");
+    }
+}
+
+static void write_json(const struct admin_client *ac, int health, int ready, const struct prom *t,
+                       const struct figures *f, FILE *out)
+{
+    struct buf b;
+    struct jsonw w;
+    buf_init(&b, 0);
+    jsonw_init(&w, &b);
+    jsonw_object_begin(&w);
+    jsonw_kv_string(&w, "url", ac->url);
+    jsonw_kv_bool(&w, "reachable", health >= 0);
+    jsonw_kv_bool(&w, "healthy", health == 200);
+    jsonw_kv_bool(&w, "ready", ready == 200);
+    if (f) {
+        jsonw_kv_string(&w, "version", f->version);
+        jsonw_kv_string(&w, "uptime", f->uptime);
+        const char *keys[] = {"connections_mqtt", "connections_nats", "sessions_online",
+                              "sessions_offline", "subscriptions",    "messages_received",
+                              "messages_sent",    "messages_dropped", "retained_messages",
+                              "retained_bytes",   "messages_queued",  "messages_inflight"};
+        double vals[] = {f->conn_mqtt, f->conn_nats, f->online,  f->offline,  f->subs,
+                         f->in,        f->out,       f->dropped, f->retained, f->retained_bytes,
+                         f->queued,    f->inflight};
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+            jsonw_kv_u64(&w, keys[i], (uint64_t)vals[i]);
+        jsonw_key(&w, "listeners");
+        jsonw_array_begin(&w);
+        size_t pos = 0;
+        char labels[512], v_s[128];
+        double v;
+        while (prom_next(t, "ward_connections", &pos, labels, sizeof(labels), &v)) {
+            jsonw_object_begin(&w);
+            static const char *const lk[] = {"listener", "protocol", "transport"};
+            for (size_t i = 0; i < 3; i++) {
+                label_of(labels, lk[i], v_s, sizeof(v_s));
+                jsonw_kv_string(&w, lk[i], v_s);
+            }
+            jsonw_kv_u64(&w, "connections", (uint64_t)v);
+            jsonw_object_end(&w);
+        }
+        jsonw_array_end(&w);
+    }
+    jsonw_object_end(&w);
+    if (jsonw_done(&w))
+        fprintf(out, "%.*s\n", (int)buf_len(&b), (const char *)buf_head(&b));
+    buf_free(&b);
 }
 
 /* GET path; -1 unreachable, else the status. */
@@ -153,51 +191,46 @@ static int get(const struct admin_client *ac, const char *path, struct buf *body
     return admin_client_get(ac, path, &status, body, err, errlen) < 0 ? -1 : status;
 }
 
-static void json_sections(const struct admin_client *ac, FILE *out)
+static const char *verdict(int rc, int ready)
 {
-    struct buf body;
-    buf_init(&body, 0);
-    char err[512];
-    for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
-        if (get(ac, sections[i].path, &body, err, sizeof(err)) != 200 || buf_len(&body) == 0)
-            continue;
-        fprintf(out, ",\"%s\":%.*s", sections[i].name, (int)buf_len(&body),
-                (const char *)buf_head(&body));
-    }
-    buf_free(&body);
+    if (rc == 3)
+        return "refused: a key with the read scope is needed (--key, --key-file, --data)";
+    if (rc == 0)
+        return "alive, ready";
+    return ready == 503 ? "alive, not ready (starting or shutting down)"
+                        : "alive, readiness unknown";
 }
 
 /* see admin_client.h */
 int admin_client_summary(const struct admin_client *ac, bool json, FILE *out)
 {
-    struct buf body;
-    buf_init(&body, 0);
+    struct buf metrics, brokers;
+    buf_init(&metrics, 0);
+    buf_init(&brokers, 0);
     char err[512];
-    int health = get(ac, "/healthz", &body, err, sizeof(err));
-    int ready = health < 0 ? -1 : get(ac, "/readyz", &body, err, sizeof(err));
+    int health = get(ac, "/healthz", &metrics, err, sizeof(err));
+    int ready = health < 0 ? -1 : get(ac, "/readyz", &metrics, err, sizeof(err));
     int rc = health == 401 || health == 403 || ready == 401 || ready == 403 ? 3
              : ready == 200                                                 ? 0
                                                                             : 1;
+    bool have = rc == 0 && get(ac, "/api/v4/prometheus", &metrics, err, sizeof(err)) == 200;
+    if (have && get(ac, "/api/v4/brokers", &brokers, err, sizeof(err)) != 200)
+        buf_reset(&brokers);
+    struct prom t = {(const char *)buf_head(&metrics), buf_len(&metrics)};
+    struct figures f = {0};
+    if (have)
+        figures(&t, &brokers, &f);
     if (json) {
-        fprintf(out, "{\"url\":\"%s\",\"reachable\":%s,\"healthy\":%s,\"ready\":%s", ac->url,
-                health < 0 ? "false" : "true", health == 200 ? "true" : "false",
-                ready == 200 ? "true" : "false");
-        if (rc == 0)
-            json_sections(ac, out);
-        fprintf(out, "}\n");
+        write_json(ac, health, ready, &t, have ? &f : NULL, out);
     } else if (health < 0) {
         fprintf(out, "ward at %s: unreachable: %s\n", ac->url, err);
     } else {
-        fprintf(out, "ward at %s: %s\n", ac->url,
-                rc == 3        ? "refused: a key with the read scope is needed (--key, --key-file)"
-                : rc == 0      ? "alive, ready"
-                : ready == 503 ? "alive, not ready (starting or shutting down)"
-                               : "alive, readiness unknown");
-        for (size_t i = 0; rc == 0 && i < sizeof(sections) / sizeof(sections[0]); i++)
-            if (get(ac, sections[i].path, &body, err, sizeof(err)) == 200)
-                print_flat(&body, sections[i].name, out);
+        fprintf(out, "ward at %s: %s\n", ac->url, verdict(rc, ready));
+        if (have)
+            print_text(&t, &f, out);
     }
-    buf_free(&body);
+    buf_free(&metrics);
+    buf_free(&brokers);
     return rc;
 }
 

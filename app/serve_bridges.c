@@ -154,8 +154,9 @@ void serve_bridges_free(struct serve_bridges *sb)
     free(sb);
 }
 
-size_t serve_bridges_list(const struct serve_bridges *sb, struct bridge *const **out)
+/* see serve_bridges.h */
+struct bridge *const *serve_bridges_list(const struct serve_bridges *sb, size_t *n)
 {
-    *out = sb ? sb->b : NULL;
-    return sb ? sb->n : 0;
+    *n = sb ? sb->n : 0;
+    return sb ? sb->b : NULL;
 }

@@ -4,14 +4,11 @@
 #ifndef WARD_APP_SERVE_BRIDGES_H
 #define WARD_APP_SERVE_BRIDGES_H
 
-#include <stddef.h>
-
 #include "config/config.h"
 
 struct broker;
 struct net_server;
 struct serve_bridges;
-struct bridge;
 
 /* Checks every enabled bridge of cfg (server URL, topic rules, TLS files).
  * Returns 0, or -1 after printing each problem to stderr. */
@@ -21,11 +18,11 @@ int serve_bridges_check(const struct ward_config *cfg);
 struct serve_bridges *serve_bridges_start(const struct ward_config *cfg, struct net_server *s,
                                           struct broker *b);
 void serve_bridges_reload(struct serve_bridges *sb);
-/* The running bridges (for the status page); *out points into sb. */
-size_t serve_bridges_list(const struct serve_bridges *sb, struct bridge *const **out);
 /* Stops them all (NULL is fine); their status stays readable. */
 void serve_bridges_stop(struct serve_bridges *sb);
 /* Frees them, after the broker that publishes their status is gone. */
 void serve_bridges_free(struct serve_bridges *sb);
+/* The running bridges (for the admin API); *n is 0 with sb NULL. */
+struct bridge *const *serve_bridges_list(const struct serve_bridges *sb, size_t *n);
 
 #endif

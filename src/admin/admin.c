@@ -338,7 +338,7 @@ static void refuse(struct aconn *ac, const struct http_request *rq, int status, 
         snprintf(rep.extra, sizeof(rep.extra), "%s", extra);
     char m[64], p[256];
     pthread_mutex_lock(&a->mu);
-    a->st.requests++;
+    a->st.requests += status != 401 && status != 403;
     a->st.unauthorized += status == 401;
     a->st.forbidden += status == 403;
     if (status == 401 || status == 403 || status == 405)

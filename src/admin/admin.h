@@ -82,7 +82,7 @@ struct admin_config {
 
 /* Counters, for /metrics. */
 struct admin_stats {
-    uint64_t requests;     /* answered requests */
+    uint64_t requests;     /* answered (404 and 405 too; not 401, 403 or refused) */
     uint64_t unauthorized; /* 401: no or wrong credentials */
     uint64_t forbidden;    /* 403: a credential without the scope */
     uint64_t refused;      /* malformed or over a limit (4xx/5xx from the parser) */

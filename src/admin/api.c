@@ -951,6 +951,7 @@ static const struct route routes[] = {
     {"GET", "/api/v4/tls", ADMIN_SCOPE_READ, admin_api_tls},
     {"POST", "/api/v4/reload", ADMIN_SCOPE_ADMIN, admin_api_reload},
     {"GET", "/api/v4/brokers", ADMIN_SCOPE_READ, admin_api_brokers},
+    {"GET", "/metrics", ADMIN_SCOPE_READ, admin_metrics},
     {"GET", "/api/v4/prometheus", ADMIN_SCOPE_READ, admin_metrics},
     {"GET", "/varz", ADMIN_SCOPE_READ, admin_natsmon_varz},
     {"GET", "/connz", ADMIN_SCOPE_READ, admin_natsmon_connz},

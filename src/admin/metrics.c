@@ -216,6 +216,11 @@ static void tls_expiry_days(struct mw *w, const struct admin_listener *l, const 
 static void tls(struct mw *w, const struct admin_sources *src)
 {
     char lab[400];
+    bool any = false;
+    for (size_t i = 0; i < src->nlisteners; i++)
+        any = any || src->listeners[i].tls;
+    if (!any)
+        return;
     family(w, "ward_tls_handshake_failures_total", "counter",
            "Failed TLS handshakes per listener, by cause.");
     for (size_t i = 0; i < src->nlisteners; i++) {

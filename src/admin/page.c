@@ -1,7 +1,6 @@
 /* see page.h */
 #include "admin/page.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,9 +38,6 @@ struct admin_page {
     struct admin_page_sources src;
     struct history *history;
     uint64_t started_ms;
-    pthread_mutex_t bridges_lock; /* bridges come after the server starts */
-    struct bridge *bridges[ADMIN_PAGE_MAX_BRIDGES];
-    size_t nbridges;
 };
 
 const uint8_t *admin_page_html(size_t *len)
@@ -88,10 +84,11 @@ struct admin_page *admin_page_new(const struct admin_page_sources *src)
     p->src = *src;
     if (p->src.nlisteners > ADMIN_PAGE_MAX_LISTENERS)
         p->src.nlisteners = ADMIN_PAGE_MAX_LISTENERS;
+    if (p->src.nbridges > ADMIN_PAGE_MAX_BRIDGES)
+        p->src.nbridges = ADMIN_PAGE_MAX_BRIDGES;
     if (!p->src.recent)
         p->src.recent = recent_process();
     p->started_ms = clock_mono_ms();
-    pthread_mutex_init(&p->bridges_lock, NULL);
     p->history = history_new(read_counters, p);
     if (!p->history) {
         free(p);
@@ -105,23 +102,11 @@ int admin_page_start(struct admin_page *p)
     return history_start(p->history);
 }
 
-void admin_page_set_bridges(struct admin_page *p, struct bridge *const *b, size_t n)
-{
-    if (n > ADMIN_PAGE_MAX_BRIDGES)
-        n = ADMIN_PAGE_MAX_BRIDGES;
-    pthread_mutex_lock(&p->bridges_lock);
-    for (size_t i = 0; i < n; i++)
-        p->bridges[i] = b[i];
-    p->nbridges = n;
-    pthread_mutex_unlock(&p->bridges_lock);
-}
-
 void admin_page_free(struct admin_page *p)
 {
     if (!p)
         return;
     history_free(p->history);
-    pthread_mutex_destroy(&p->bridges_lock);
     free(p);
 }
 
@@ -221,16 +206,11 @@ static void listeners_json(struct admin_page *p, const struct broker_counters *c
 
 static void bridges_json(struct admin_page *p, struct jsonw *w)
 {
-    struct bridge *b[ADMIN_PAGE_MAX_BRIDGES];
-    pthread_mutex_lock(&p->bridges_lock);
-    size_t n = p->nbridges;
-    memcpy(b, p->bridges, n * sizeof(b[0]));
-    pthread_mutex_unlock(&p->bridges_lock);
     jsonw_key(w, "bridges");
     jsonw_array_begin(w);
-    for (size_t i = 0; i < n; i++) {
+    for (unsigned i = 0; i < p->src.nbridges; i++) {
         struct bridge_status st;
-        bridge_status(b[i], &st);
+        bridge_status(p->src.bridges[i], &st);
         jsonw_object_begin(w);
         jsonw_kv_string(w, "name", st.name);
         jsonw_kv_string(w, "server", st.server);

@@ -44,6 +44,8 @@ struct admin_page_sources {
     struct net_server *net;
     struct admin_page_listener listeners[ADMIN_PAGE_MAX_LISTENERS];
     unsigned nlisteners;
+    struct bridge *bridges[ADMIN_PAGE_MAX_BRIDGES];
+    unsigned nbridges;
     struct recent *recent; /* NULL: the process's ring, recent_process() */
 };
 
@@ -56,10 +58,6 @@ WARD_WUR struct admin_page *admin_page_new(const struct admin_page_sources *src)
 WARD_WUR int admin_page_register(struct admin *a, struct admin_page *p);
 /* Starts sampling the broker's counters for the rate history. 0 or -1. */
 WARD_WUR int admin_page_start(struct admin_page *p);
-/* The bridges, which start after the admin server does (they need the
- * broker's listeners); thread-safe. At most ADMIN_PAGE_MAX_BRIDGES are
- * shown; they must outlive the page's server. */
-void admin_page_set_bridges(struct admin_page *p, struct bridge *const *b, size_t n);
 /* Stops sampling and frees; NULL is a no-op. */
 void admin_page_free(struct admin_page *p);
 
