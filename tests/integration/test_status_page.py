@@ -6,6 +6,7 @@ import html.parser
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
@@ -153,7 +154,6 @@ def refuse_tls(b):
     ctx = ssl.create_default_context(cafile=b.pki["ca"])
     ctx.load_cert_chain(b.pki["client_rogue_crt"], b.pki["client_rogue_key"])
     with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
-        import socket
         with socket.create_connection(("127.0.0.1", b.tls_port), timeout=5) as s:
             with ctx.wrap_socket(s, server_hostname="localhost") as t:
                 t.recv(1)  # TLS 1.3: the server's refusal comes after the client's Finished
