@@ -636,6 +636,12 @@ static int listen_on(struct admin *a, char *err, size_t errlen)
     char *colon = strrchr(host, ':');
     if (colon)
         *colon = '\0';
+    bool loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "[::1]") == 0 ||
+                    strcmp(host, "localhost") == 0;
+    if (!a->cfg.tls && !loopback)
+        log_warn("admin: %s is not a loopback address and the admin server speaks plain HTTP: "
+                 "keys cross the network in the clear (certfile and keyfile turn on HTTPS)",
+                 host[0] ? host : "*");
     if (!host[0] || strcmp(host, "0.0.0.0") == 0)
         snprintf(host, sizeof(host), "127.0.0.1");
     else if (strcmp(host, "[::]") == 0)

@@ -108,6 +108,10 @@ static struct apikey *slot(struct apikey_db *db, const char *name, char *err, si
     struct apikey *k = find_mut(db, name);
     if (k)
         return k;
+    if (!apikey_name_ok(name)) { /* also what bounds the copy below */
+        snprintf(err, errlen, "bad key name");
+        return NULL;
+    }
     if (db->n >= APIKEY_MAX_KEYS) {
         snprintf(err, errlen, "more than %d keys", APIKEY_MAX_KEYS);
         return NULL;
@@ -118,7 +122,7 @@ static struct apikey *slot(struct apikey_db *db, const char *name, char *err, si
     }
     k = &db->keys[db->n++];
     memset(k, 0, sizeof(*k));
-    snprintf(k->name, sizeof(k->name), "%s", name);
+    memcpy(k->name, name, strlen(name) + 1); /* apikey_name_ok: at most APIKEY_NAME_MAX */
     return k;
 }
 
@@ -194,7 +198,7 @@ static const char *parse_line(char *line, struct apikey *k)
     if (base64_decode(h, (size_t)(d - h), k->salt, sizeof(k->salt)) != APIKEY_SALT_LEN ||
         base64_decode(d + 1, strlen(d + 1), k->mac, sizeof(k->mac)) != APIKEY_MAC_LEN)
         return "malformed hash";
-    snprintf(k->name, sizeof(k->name), "%s", line);
+    memcpy(k->name, line, strlen(line) + 1); /* apikey_name_ok: at most APIKEY_NAME_MAX */
     k->scope = (enum admin_scope)scope;
     return NULL;
 }

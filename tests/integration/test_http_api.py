@@ -48,7 +48,7 @@ class Admin:
         self.w = ward_factory(args, port=self.port, listen=False).start(wait=False)
         assert wait_port(self.port, proc=self.w.proc), self.w.read_log()
         assert wait_port(self.http_port, proc=self.w.proc), self.w.read_log()
-        self.w.wait_log("admin: serving")
+        self.w.wait_log(" serving with ")  # ready: after the listeners, store and bridges
 
     def request(self, method, path, headers=None, body=None):
         c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=5)
@@ -81,6 +81,7 @@ def test_off_unless_configured_then_health_open_on_loopback(ward_factory, tmp_pa
     hp = free_port()
     w2 = ward_factory(["--http", "127.0.0.1:%d" % hp]).start()
     assert wait_port(hp, proc=w2.proc)
+    w2.wait_log(" serving with ")
     c = http.client.HTTPConnection("127.0.0.1", hp, timeout=5)
     c.request("GET", "/healthz")
     r = c.getresponse()
@@ -156,6 +157,7 @@ def test_nanomq_http_server_block(ward_factory, tmp_path):
                     ' auth_type = basic\n jwt { public.keyfile = "/nonexistent" }\n}\n' % (port, hp))
     w = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
     assert wait_port(hp, proc=w.proc), w.read_log()
+    w.wait_log(" serving with ")
     c = http.client.HTTPConnection("127.0.0.1", hp, timeout=5)
     c.request("GET", "/readyz", headers=basic("admin", "long-enough-secret"))
     assert c.getresponse().status == 200
@@ -402,3 +404,37 @@ def test_status_figures_move_with_traffic(ward_factory, tmp_path):
     assert doc["messages_received"] >= 3 and doc["messages_sent"] >= 3
     text = ward_cli("status", "--data", str(a.data)).stdout
     assert "listener %d: mqtt over tcp" % a.port in text
+
+
+def test_ward_check_refuses_what_the_admin_server_could_not_start_with(tmp_path):
+    bad = tmp_path / "bad.conf"
+    bad.write_text('http {\n bind = "nope"\n verify_peer = true\n admin_ou = x\n'
+                   ' fail_if_no_peer_cert = true\n keyfile = k\n}\n')
+    r = ward_cli("check", "-c", str(bad))
+    assert r.returncode == 1
+    for cause in ("http.bind: 'nope' is not HOST:PORT", "HTTPS needs both certfile and keyfile",
+                  "verify_peer needs cacertfile", "need HTTPS: certfile and keyfile"):
+        assert cause in r.stderr, r.stderr
+    keys = tmp_path / "k"
+    keys.write_text("format:ward-apikeys-1\nx:root:$hs256$a$b\n")
+    conf = tmp_path / "k.conf"
+    conf.write_text('http {\n bind = "127.0.0.1:1"\n api_keys = {include "%s"}\n}\n' % keys)
+    r = ward_cli("check", "-c", str(conf))
+    assert r.returncode == 1 and "k:2: the scope is read or admin" in r.stderr, r.stderr
+    # ward serve refuses to start on it too, saying why.
+    r = subprocess.run([WARD, "serve", "-c", str(conf), "-l", "tcp://127.0.0.1:%d" % free_port()],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "the scope is read or admin" in r.stderr
+
+
+def test_ready_with_a_bridge_whose_upstream_is_down(ward_factory, tmp_path):
+    down = free_port()  # nothing listens there
+    bridge = ('bridges.mqtt.cloud {\n  server = "mqtt-tcp://127.0.0.1:%d"\n  connect_timeout = 1s\n'
+              '  backoff_max = 2s\n  forwards = [ { remote_topic = "up/#", local_topic = "up/#",'
+              ' qos = 1 } ]\n}\n' % down)
+    a = Admin(ward_factory, tmp_path, "", extra=bridge)
+    a.w.wait_log("cloud")  # the bridge tried and failed at least once
+    st, _, body = a.request("GET", "/readyz")
+    assert st == 200 and json.loads(body) == {"status": "ready"}
+    text = ward_cli("status", "--data", str(a.data)).stdout
+    assert "bridge cloud: down" in text, text

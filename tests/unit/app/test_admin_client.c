@@ -70,7 +70,9 @@ TEST(get_against_a_server)
     struct admin *a = admin_new(&cfg, err, sizeof(err));
     ASSERT(a);
     ASSERT_EQ(admin_start(a, err, sizeof(err)), 0);
-    struct admin_client ac = {.url = admin_url(a), .timeout_ms = 3000};
+    char url[64];
+    snprintf(url, sizeof(url), "%s", admin_url(a)); /* outlives the server */
+    struct admin_client ac = {.url = url, .timeout_ms = 3000};
     struct buf body;
     buf_init(&body, 0);
     int status = 0;
