@@ -792,11 +792,12 @@ void admin_api_bridges(void *ctx, const struct http_request *rq, const char *who
                        struct admin_reply *rep)
 {
     const struct admin_sources *src = ctx;
+    size_t n = src->nbridges < ADMIN_API_MAX_BRIDGES ? src->nbridges : ADMIN_API_MAX_BRIDGES;
     struct jsonw w;
     begin(&w, rep);
     jsonw_key(&w, "data");
     jsonw_array_begin(&w);
-    for (size_t i = 0; i < src->nbridges; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct bridge_status bs;
         bridge_status(src->bridges[i], &bs);
         jsonw_object_begin(&w);
@@ -849,7 +850,7 @@ static void write_tls(struct jsonw *w, const struct admin_listener *l)
     jsonw_key(w, "handshake_failures");
     jsonw_object_begin(w);
     for (int c = 0; c < TLS_NCAUSES; c++)
-        jsonw_kv_u64(w, tls_cause_name((enum tls_cause)c), counts[c]);
+        jsonw_kv_u64(w, admin_tls_cause_slug(c), counts[c]);
     jsonw_object_end(w);
     jsonw_object_end(w);
 }

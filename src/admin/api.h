@@ -34,11 +34,11 @@ struct admin_listener {
 /* What the endpoints read. The caller keeps it (and everything it points
  * to) alive as long as the admin server runs. */
 struct admin_sources {
-    struct broker *broker;  /* required */
-    struct admin *admin;    /* its own request counters in /metrics; NULL: none */
-    struct net_server *net; /* NULL: no per-listener net counters */
-    struct store *store;    /* NULL: no persistence */
-    struct bridge *const *bridges;
+    struct broker *broker;         /* required */
+    struct admin *admin;           /* its own request counters in /metrics; NULL: none */
+    struct net_server *net;        /* NULL: no per-listener net counters */
+    struct store *store;           /* NULL: no persistence */
+    struct bridge *const *bridges; /* set before admin_start() */
     size_t nbridges;
     const struct admin_listener *listeners;
     size_t nlisteners;
@@ -49,6 +49,8 @@ struct admin_sources {
     int (*reload)(void *ctx, char *err, size_t errlen);
     void *reload_ctx;
 };
+
+#define ADMIN_API_MAX_BRIDGES 64u /* listed and measured at most */
 
 /* Pages: ?_page=N (from 1) and ?_limit=M (1..ADMIN_API_MAX_LIMIT, default
  * ADMIN_API_DEFAULT_LIMIT), as NanoMQ and EMQX take them. */
@@ -90,6 +92,10 @@ void admin_metrics(void *ctx, const struct http_request *rq, const char *who,
                    struct admin_reply *rep);
 /* Writes the whole exposition (text format 0.0.4) into out. */
 WARD_WUR struct ward_result admin_metrics_write(const struct admin_sources *src, struct buf *out);
+
+/* A TLS failure cause (enum tls_cause) as a label value and JSON key:
+ * "no_cert", "unknown_ca", "expired" ... */
+const char *admin_tls_cause_slug(int cause);
 
 /* natsmon.c: nats-server's /varz, /connz (?limit=&offset=&subs=1|detail)
  * and /subsz. (/healthz is the admin server's own, in the same format.) */

@@ -213,6 +213,18 @@ static void tls_expiry_days(struct mw *w, const struct admin_listener *l, const 
             put(w, "ward_tls_expiry_days{%s,kind=\"%s\"} %ld\n", lab, kinds[k], least[k]);
 }
 
+/* see api.h */
+const char *admin_tls_cause_slug(int cause)
+{
+    static const char *const slugs[] = {
+        "no_cert", "unknown_ca", "expired",          "not_yet_valid",
+        "revoked", "bad_usage",  "protocol_version", "no_shared_cipher",
+        "timeout", "plaintext",  "bad_cert",         "busy",
+        "other"};
+    _Static_assert(sizeof(slugs) / sizeof(slugs[0]) == TLS_NCAUSES, "a slug per tls_cause");
+    return cause >= 0 && cause < TLS_NCAUSES ? slugs[cause] : "other";
+}
+
 static void tls(struct mw *w, const struct admin_sources *src)
 {
     char lab[400];
@@ -232,7 +244,7 @@ static void tls(struct mw *w, const struct admin_sources *src)
         tls_server_counters(l->tls, counts);
         for (int c = 0; c < TLS_NCAUSES; c++)
             put(w, "ward_tls_handshake_failures_total{%s,cause=\"%s\"} %" PRIu64 "\n", lab,
-                tls_cause_name((enum tls_cause)c), counts[c]);
+                admin_tls_cause_slug(c), counts[c]);
     }
     family(w, "ward_tls_expiry_days", "gauge",
            "Days until the soonest expiry per listener: its certificate, chain, trusted CAs, "
@@ -248,11 +260,11 @@ static void tls(struct mw *w, const struct admin_sources *src)
 
 static void bridges(struct mw *w, const struct admin_sources *src)
 {
-    if (!src->nbridges)
+    size_t n = src->nbridges < ADMIN_API_MAX_BRIDGES ? src->nbridges : ADMIN_API_MAX_BRIDGES;
+    if (!n)
         return;
-    struct bridge_status bs[32];
-    size_t n = src->nbridges < 32 ? src->nbridges : 32;
-    char names[32][256];
+    struct bridge_status bs[ADMIN_API_MAX_BRIDGES];
+    char names[ADMIN_API_MAX_BRIDGES][256];
     for (size_t i = 0; i < n; i++) {
         bridge_status(src->bridges[i], &bs[i]);
         label(bs[i].name, names[i], sizeof(names[i]));
