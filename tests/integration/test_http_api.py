@@ -185,9 +185,9 @@ def tls_ctx(pki, cert=None):
     return ctx
 
 
-def https_get(port, path, ctx, headers=None):
+def https_get(port, path, ctx, headers=None, method="GET"):
     c = http.client.HTTPSConnection("localhost", port, timeout=5, context=ctx)
-    c.request("GET", path, headers=headers or {})
+    c.request(method, path, headers=headers or {})
     r = c.getresponse()
     r.read()
     c.close()
@@ -221,10 +221,31 @@ def test_mtls_ou_scopes(ward_factory, tmp_path, pki):
             data = b""
         assert not data.startswith(b"HTTP/1.1 200")
     assert https_get(a.http_port, "/readyz", tls_ctx(pki, "client")) == 200
+    # read_ou is not admin: an admin endpoint is 403 for that certificate.
+    assert https_get(a.http_port, "/api/v4/sessions/nobody", tls_ctx(pki, "client"),
+                     method="DELETE") == 403
     # ward status over https with the CA
     r = ward_cli("status", "--url", "https://localhost:%d" % a.http_port, "--cafile", pki["ca"],
                  "--key", ro)
     assert r.returncode == 0 and "alive, ready" in r.stdout, r.stdout + r.stderr
+
+
+def test_mtls_admin_ou_and_required_certificates(ward_factory, tmp_path, pki):
+    block = ('certfile = "%s"\nkeyfile = "%s"\ncacertfile = "%s"\nverify_peer = true\n'
+             'fail_if_no_peer_cert = true\nadmin_ou = "Devices"\nopen_health = false'
+             % (pki["server_crt"], pki["server_key"], pki["ca_bundle"]))
+    a = Admin(ward_factory, tmp_path, block)
+    ctx = tls_ctx(pki, "client")
+    assert https_get(a.http_port, "/readyz", ctx) == 200  # admin includes read
+    assert https_get(a.http_port, "/api/v4/sessions/nobody", ctx, method="DELETE") == 404
+    assert https_get(a.http_port, "/readyz", tls_ctx(pki, "client_obs")) == 401
+    # Mutual TLS required: no certificate, no HTTP at all.
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        https_get(a.http_port, "/readyz", tls_ctx(pki))
+    # A certificate from another CA neither.
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        https_get(a.http_port, "/readyz", tls_ctx(pki, "client_rogue"))
+    assert https_get(a.http_port, "/readyz", ctx) == 200
 
 
 # ---- ward status ---------------------------------------------------------------
