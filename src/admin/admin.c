@@ -73,7 +73,10 @@ struct admin {
     unsigned log_lines;
     uint64_t log_dropped;
     atomic_bool ready;
-    bool started, stopping, sweeper_on;
+    bool started; /* no more routes */
+    bool running; /* the net server's thread runs */
+    bool stopping, sweeper_on;
+    bool key_written; /* key_dir/admin.key is ours to remove */
     pthread_t sweeper;
 };
 
@@ -746,9 +749,20 @@ static int write_local_key(struct admin *a, char *err, size_t errlen)
     OPENSSL_cleanse(text, sizeof(text));
     if (fd >= 0)
         close(fd);
+    a->key_written = fd >= 0;
     if (!ok)
         return snprintf(err, errlen, "%s: %s", path, strerror(e)), -1;
     return 0;
+}
+
+static void remove_local_key(struct admin *a)
+{
+    if (!a->key_written)
+        return;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/admin.key", a->key_dir);
+    unlink(path);
+    a->key_written = false;
 }
 
 /* see admin.h */
@@ -759,11 +773,9 @@ int admin_start(struct admin *a, char *err, size_t errlen)
     a->started = true;
     if (net_server_start(a->ns) < 0)
         return snprintf(err, errlen, "cannot start the admin thread: %s", strerror(errno)), -1;
-    if (pthread_create(&a->sweeper, NULL, sweeper, a) != 0) {
-        net_server_stop(a->ns);
-        net_server_join(a->ns);
+    a->running = true;
+    if (pthread_create(&a->sweeper, NULL, sweeper, a) != 0)
         return snprintf(err, errlen, "cannot start the admin timer thread"), -1;
-    }
     a->sweeper_on = true;
     log_notice("admin: serving %s", a->url);
     return 0;
@@ -772,7 +784,7 @@ int admin_start(struct admin *a, char *err, size_t errlen)
 /* see admin.h */
 void admin_stop(struct admin *a)
 {
-    if (!a || !a->started)
+    if (!a || !a->running)
         return;
     pthread_mutex_lock(&a->mu);
     bool first = !a->stopping;
@@ -785,11 +797,7 @@ void admin_stop(struct admin *a)
         pthread_join(a->sweeper, NULL);
     net_server_stop(a->ns);
     net_server_join(a->ns);
-    if (a->key_dir[0]) {
-        char path[4200];
-        snprintf(path, sizeof(path), "%s/admin.key", a->key_dir);
-        unlink(path);
-    }
+    remove_local_key(a);
 }
 
 /* see admin.h */
@@ -798,6 +806,7 @@ void admin_free(struct admin *a)
     if (!a)
         return;
     admin_stop(a);
+    remove_local_key(a); /* also when admin_start failed after writing it */
     net_server_free(a->ns);
     apikey_db_free(&a->keys);
     apikey_db_free(&a->local);
