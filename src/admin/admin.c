@@ -457,7 +457,9 @@ static size_t serve_requests(struct aconn *ac, const uint8_t *data, size_t len)
 {
     size_t used = 0;
     while (used < len && !ac->closing) {
-        if (net_conn_pending(ac->c) > ac->a->cfg.max_output / 2) {
+        /* Past half the bound, a "no" that net answers with on_drain
+         * once the client has read enough. */
+        if (!net_conn_writable(ac->c, ac->a->cfg.max_output / 2)) {
             ac->held = true;
             net_conn_hold_input(ac->c);
             break;
