@@ -218,7 +218,8 @@ int admin_client_summary(const struct admin_client *ac, bool json, FILE *out)
     int rc = health == 401 || health == 403 || ready == 401 || ready == 403 ? 3
              : ready == 200                                                 ? 0
                                                                             : 1;
-    bool have = rc == 0 && get(ac, "/api/v4/prometheus", &metrics, err, sizeof(err)) == 200;
+    int mst = rc == 0 ? get(ac, "/api/v4/prometheus", &metrics, err, sizeof(err)) : 0;
+    bool have = mst == 200;
     if (have && get(ac, "/api/v4/brokers", &brokers, err, sizeof(err)) != 200)
         buf_reset(&brokers);
     struct prom t = {(const char *)buf_head(&metrics), buf_len(&metrics)};
@@ -233,6 +234,9 @@ int admin_client_summary(const struct admin_client *ac, bool json, FILE *out)
         fprintf(out, "ward at %s: %s\n", ac->url, verdict(rc, ready));
         if (have)
             print_text(&t, &f, out);
+        else if (mst == 401 || mst == 403)
+            fprintf(out, "  (figures need a key with the read scope: --key, --key-file or "
+                         "--data DIR)\n");
     }
     buf_free(&metrics);
     buf_free(&brokers);

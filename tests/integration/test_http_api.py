@@ -259,6 +259,10 @@ def test_ward_status_with_the_local_key_file(ward_factory, tmp_path):
     r = ward_cli("status", "--data", str(a.data), "--json")
     doc = json.loads(r.stdout)
     assert doc["ready"] is True and doc["url"] == "http://127.0.0.1:%d" % a.http_port
+    # Health open, no key: alive and ready, and a hint for the figures.
+    b = Admin(ward_factory, tmp_path, "", name="open.conf")
+    r = ward_cli("status", "--url", "http://127.0.0.1:%d" % b.http_port)
+    assert r.returncode == 0 and "figures need a key" in r.stdout, r.stdout
     # Without a key: refused, exit 3.
     r = ward_cli("status", "--url", "http://127.0.0.1:%d" % a.http_port)
     assert r.returncode == 3 and "refused" in r.stdout
