@@ -52,6 +52,7 @@ struct aconn {
     bool busy;            /* in on_data: the sweeper leaves it alone */
     bool held;            /* waiting for its output to drain */
     bool closing;
+    bool continued; /* 100 Continue sent for the request under way */
     enum admin_scope cert_scope;
     char cert_who[400];
     char peer[64];
@@ -453,6 +454,30 @@ static void *on_open(void *ctx, struct net_conn *c)
 
 /* Answers every complete request in data, in order; returns the bytes
  * used. Stops early while the answers wait for a slow reader. */
+/* RFC 9110 10.1.1: a client that sent "Expect: 100-continue" may wait for
+ * a 100 before sending its body (curl does, for bodies over 1 KiB). Once
+ * the head is whole and the parser wants the body (a body too large was
+ * already refused), it is told to go on. */
+static void maybe_continue(struct aconn *ac, const uint8_t *data, size_t len)
+{
+    static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    const uint8_t *end = ac->continued ? NULL : memmem(data, len, "\r\n\r\n", 4);
+    for (const uint8_t *p = end ? memchr(data, '\n', (size_t)(end - data)) : NULL; p && p < end;
+         p = memchr(p, '\n', (size_t)(end - p))) {
+        p++;
+        if (end - p < 19 || strncasecmp((const char *)p, "expect:", 7) != 0)
+            continue;
+        const char *v = (const char *)p + 7;
+        v += strspn(v, " \t");
+        if (strncasecmp(v, "100-continue", 12) != 0)
+            continue;
+        ac->continued = true;
+        if (net_conn_send_control(ac->c, go_on, sizeof(go_on) - 1) < 0)
+            log_debug("admin: %s: 100 Continue not queued", ac->peer);
+        return;
+    }
+}
+
 static size_t serve_requests(struct aconn *ac, const uint8_t *data, size_t len)
 {
     size_t used = 0;
@@ -469,13 +494,16 @@ static size_t serve_requests(struct aconn *ac, const uint8_t *data, size_t len)
         const char *why = NULL;
         enum http_parse_status ps =
             http_parse(data + used, len - used, &ac->a->cfg.limits, &rq, &status, &why);
-        if (ps == HTTP_PARSE_AGAIN)
+        if (ps == HTTP_PARSE_AGAIN) {
+            maybe_continue(ac, data + used, len - used);
             break;
+        }
         if (ps == HTTP_PARSE_ERROR) {
             parse_refused(ac, status, why ? why : http_reason(status));
             return len;
         }
         handle(ac, &rq);
+        ac->continued = false;
         used += rq.consumed;
     }
     return ac->closing ? len : used;
