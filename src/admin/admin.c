@@ -129,14 +129,16 @@ static void send_or_close(struct aconn *ac, struct buf *b, bool keep_alive)
     }
 }
 
-static void send_reply(struct aconn *ac, const struct admin_reply *rep, bool keep_alive)
+/* head_only: HEAD, the same head as GET and no body (RFC 9110 9.3.2). */
+static void send_reply(struct aconn *ac, const struct admin_reply *rep, bool keep_alive,
+                       bool head_only)
 {
     struct buf out;
     buf_init(&out, 0);
     const char *ct = rep->content_type ? rep->content_type : "application/json";
     if (!ward_ok(http_response_head(&out, rep->status, ct, buf_len(&rep->body),
                                     rep->extra[0] ? rep->extra : NULL, keep_alive)) ||
-        !ward_ok(buf_append(&out, buf_head(&rep->body), buf_len(&rep->body)))) {
+        (!head_only && !ward_ok(buf_append(&out, buf_head(&rep->body), buf_len(&rep->body))))) {
         net_conn_close(ac->c, "admin: out of memory");
         ac->closing = true;
     } else {
@@ -204,12 +206,18 @@ static const struct route *find_route(const struct admin *a, const struct http_r
                                       char *allow, size_t cap)
 {
     const struct route *best = NULL;
+    char method[16];
+    /* HEAD is served wherever GET is. */
+    snprintf(method, sizeof(method), "%.*s", (int)(rq->method.len < 15 ? rq->method.len : 15),
+             rq->method.p);
+    if (strcmp(method, "HEAD") == 0)
+        snprintf(method, sizeof(method), "GET");
     allow[0] = '\0';
     for (unsigned i = 0; i < a->nroutes; i++) {
         const struct route *r = &a->routes[i];
         if (!route_matches(r, rq->path))
             continue;
-        if (!http_slice_eq(rq->method, r->method)) {
+        if (strcmp(method, r->method) != 0) {
             size_t n = strlen(allow);
             if (!strstr(allow, r->method))
                 snprintf(allow + n, cap - n, "%s%s", n ? ", " : "", r->method);
@@ -356,16 +364,24 @@ static void refuse(struct aconn *ac, const struct http_request *rq, int status, 
     if (status == 404)
         log_debug("admin: %s: %s %s: 404", ac->peer, esc(rq->method, m, sizeof(m)),
                   esc(rq->path, p, sizeof(p)));
-    send_reply(ac, &rep, keep_alive);
+    send_reply(ac, &rep, keep_alive, http_slice_eq(rq->method, "HEAD"));
     buf_free(&rep.body);
 }
 
 static void run_route(struct aconn *ac, const struct route *r, const struct http_request *rq,
                       const char *who)
 {
+    /* A handler sees HEAD as the GET it stands for, so no handler that
+     * branches on its method can take it for another. */
+    bool head = http_slice_eq(rq->method, "HEAD");
+    struct http_request as_get;
+    if (head) {
+        as_get = *rq;
+        as_get.method = (struct http_slice){"GET", 3};
+    }
     struct admin_reply rep = {.status = 200};
     buf_init(&rep.body, REPLY_LIMIT);
-    r->fn(r->ctx, rq, who, &rep);
+    r->fn(r->ctx, head ? &as_get : rq, who, &rep);
     if (!rep.status)
         rep.status = 200;
     char m[64], p[256];
@@ -374,7 +390,7 @@ static void run_route(struct aconn *ac, const struct route *r, const struct http
     pthread_mutex_lock(&ac->a->mu);
     ac->a->st.requests++;
     pthread_mutex_unlock(&ac->a->mu);
-    send_reply(ac, &rep, rq->keep_alive);
+    send_reply(ac, &rep, rq->keep_alive, head);
     buf_free(&rep.body);
 }
 

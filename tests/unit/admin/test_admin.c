@@ -156,6 +156,13 @@ TEST(routes_404_405_and_prefixes)
     ASSERT(strstr(an.head, "Allow: GET, POST\r\n"));
     ASSERT_EQ(ask(port, "POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n", &an),
               405);
+    /* HEAD: GET's head, no body; the handler sees GET. */
+    int fd = dial(port);
+    send_text(fd, "HEAD /api/v4/hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    char head[1024] = "";
+    ASSERT(read_n(fd, head, sizeof(head) - 1) > 0);
+    close(fd);
+    ASSERT(strncmp(head, "HTTP/1.1 401", 12) == 0); /* the route's scope applies to HEAD too */
     ASSERT_EQ(get_with(port, "/teapot", NULL, &an), 418);
     ASSERT(strstr(an.head, "X-Ward: brewing\r\n"));
     ASSERT(strstr(an.head, "Content-Type: text/plain\r\n"));
@@ -165,6 +172,20 @@ TEST(routes_404_405_and_prefixes)
     ASSERT_EQ(get_with(port, "/api/v4/clients/dev-1", auth, &an), 200);
     ASSERT(strstr(an.body, "\"path\":\"/api/v4/clients/dev-1\""));
     ASSERT_EQ(get_with(port, "/api/v4/clientsX", auth, &an), 404);
+    char req[256];
+    snprintf(req, sizeof(req),
+             "HEAD /api/v4/clients/x HTTP/1.1\r\nAuthorization: %s\r\n"
+             "Connection: close\r\n\r\n",
+             auth);
+    fd = dial(port);
+    send_text(fd, req);
+    memset(head, 0, sizeof(head));
+    size_t n = read_n(fd, head, sizeof(head) - 1);
+    close(fd);
+    ASSERT(strncmp(head, "HTTP/1.1 200", 12) == 0);
+    const char *cl = strstr(head, "Content-Length: ");
+    ASSERT(cl && atoi(cl + 16) > 0);                  /* GET's length ... */
+    ASSERT(strstr(head, "\r\n\r\n") + 4 == head + n); /* ... and no body */
     admin_free(a);
 }
 
