@@ -42,6 +42,25 @@ TEST(page_is_self_contained)
     /* Broker values go in as text, never as markup. */
     ASSERT(strstr(html, "innerHTML") == NULL);
     ASSERT(strstr(html, "sessionStorage") != NULL);
+    /* One script, whose hash the CSP names; no handlers in attributes,
+     * which a hash does not cover. */
+    const char *script = strstr(html, "<script>");
+    ASSERT(script && strstr(script + 1, "<script") == NULL);
+    ASSERT(strstr(html, " onclick=") == NULL && strstr(html, " onload=") == NULL);
+}
+
+TEST(csp_names_the_script_by_its_hash)
+{
+    const char *h = admin_page_headers();
+    ASSERT(h == admin_page_headers());
+    ASSERT(strncmp(h, "Content-Security-Policy: default-src 'none'; script-src 'sha256-", 64) == 0);
+    const char *b64 = h + 64;
+    ASSERT_EQ(strcspn(b64, "'"), 44); /* 32 bytes in base64 */
+    ASSERT(strstr(h, "script-src 'unsafe-inline'") == NULL);
+    ASSERT(strstr(h, "connect-src 'self';") != NULL);
+    ASSERT(strstr(h, "frame-ancestors 'none'\r\n") != NULL);
+    ASSERT(strstr(h, "X-Content-Type-Options: nosniff\r\n") != NULL);
+    ASSERT(strlen(h) < sizeof(((struct admin_reply *)0)->extra));
 }
 
 TEST(status_without_sources)
@@ -212,6 +231,7 @@ int main(void)
     char dir[] = "/tmp/ward_test_page_XXXXXX";
     scratch_open(dir);
     RUN(page_is_self_contained);
+    RUN(csp_names_the_script_by_its_hash);
     RUN(status_without_sources);
     RUN(output_bound_is_an_error);
     RUN(status_of_a_running_broker);
