@@ -47,7 +47,7 @@ build: deps
 
 run: build
 	@[ -f $(DEV_PKI)/ca.crt ] || $(BUILD)/ward cert dev $(DEV_PKI)
-	$(BUILD)/ward serve --dev-pki $(DEV_PKI) --data $(DEV_DATA) $(WARD_ARGS)
+	$(BUILD)/ward serve --dev-pki $(DEV_PKI) --data $(DEV_DATA) --http 127.0.0.1:8081 $(WARD_ARGS)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
@@ -94,6 +94,7 @@ bench: build
 	bench/flow.sh
 	bench/nats.sh
 	bench/persist.sh
+	bench/admin.sh
 
 # Unit-test line and branch coverage of src/ (CTest label `unit` only), and a
 # floor of COV_FLOOR% of lines for each of COV_FILES. gcov data is read once
