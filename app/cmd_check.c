@@ -6,6 +6,7 @@
 
 #include <openssl/crypto.h>
 
+#include "admin/apikey.h"
 #include "admin_client.h"
 #include "auth/acl.h"
 #include "auth/passwd.h"
@@ -39,6 +40,15 @@ static int check_auth_files(const struct ward_config *cfg)
             rc = -1;
         }
         acl_free(&acl);
+    }
+    if (cfg->http.api_keys_file) {
+        struct apikey_db keys;
+        apikey_db_init(&keys);
+        if (apikey_load(&keys, cfg->http.api_keys_file, false, err, sizeof(err)) < 0) {
+            fprintf(stderr, "%s\n", err);
+            rc = -1;
+        }
+        apikey_db_free(&keys);
     }
     return rc;
 }

@@ -956,7 +956,11 @@ static int admin_reload_request(void *ctx, char *err, size_t errlen)
 
 static const char *admin_transport(const struct serve_opts *o, const struct running *r, unsigned i)
 {
-    bool ws = strncmp(o->urls[i], "ws", 2) == 0;
+    /* ws://, wss://, nats+ws://, nats+wss://: the scheme ends in ws or wss. */
+    const char *end = strstr(o->urls[i], "://");
+    size_t n = end ? (size_t)(end - o->urls[i]) : 0;
+    bool ws =
+        (n >= 2 && strncmp(end - 2, "ws", 2) == 0) || (n >= 3 && strncmp(end - 3, "wss", 3) == 0);
     return ws ? (r->tls[i] ? "wss" : "ws") : (r->tls[i] ? "tls" : "tcp");
 }
 

@@ -136,6 +136,26 @@ static void print_text(const struct prom *t, const struct figures *f, FILE *out)
     }
 }
 
+static void json_listeners(struct jsonw *w, const struct prom *t)
+{
+    static const char *const lk[] = {"listener", "protocol", "transport"};
+    size_t pos = 0;
+    char labels[512], v_s[128];
+    double v;
+    jsonw_key(w, "listeners");
+    jsonw_array_begin(w);
+    while (prom_next(t, "ward_connections", &pos, labels, sizeof(labels), &v)) {
+        jsonw_object_begin(w);
+        for (size_t i = 0; i < 3; i++) {
+            label_of(labels, lk[i], v_s, sizeof(v_s));
+            jsonw_kv_string(w, lk[i], v_s);
+        }
+        jsonw_kv_u64(w, "connections", (uint64_t)v);
+        jsonw_object_end(w);
+    }
+    jsonw_array_end(w);
+}
+
 static void write_json(const struct admin_client *ac, int health, int ready, const struct prom *t,
                        const struct figures *f, FILE *out)
 {
@@ -160,22 +180,7 @@ static void write_json(const struct admin_client *ac, int health, int ready, con
                          f->queued,    f->inflight};
         for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
             jsonw_kv_u64(&w, keys[i], (uint64_t)vals[i]);
-        jsonw_key(&w, "listeners");
-        jsonw_array_begin(&w);
-        size_t pos = 0;
-        char labels[512], v_s[128];
-        double v;
-        while (prom_next(t, "ward_connections", &pos, labels, sizeof(labels), &v)) {
-            jsonw_object_begin(&w);
-            static const char *const lk[] = {"listener", "protocol", "transport"};
-            for (size_t i = 0; i < 3; i++) {
-                label_of(labels, lk[i], v_s, sizeof(v_s));
-                jsonw_kv_string(&w, lk[i], v_s);
-            }
-            jsonw_kv_u64(&w, "connections", (uint64_t)v);
-            jsonw_object_end(&w);
-        }
-        jsonw_array_end(&w);
+        json_listeners(&w, t);
     }
     jsonw_object_end(&w);
     if (jsonw_done(&w))
@@ -213,7 +218,8 @@ int admin_client_summary(const struct admin_client *ac, bool json, FILE *out)
     int rc = health == 401 || health == 403 || ready == 401 || ready == 403 ? 3
              : ready == 200                                                 ? 0
                                                                             : 1;
-    bool have = rc == 0 && get(ac, "/api/v4/prometheus", &metrics, err, sizeof(err)) == 200;
+    int mst = rc == 0 ? get(ac, "/api/v4/prometheus", &metrics, err, sizeof(err)) : 0;
+    bool have = mst == 200;
     if (have && get(ac, "/api/v4/brokers", &brokers, err, sizeof(err)) != 200)
         buf_reset(&brokers);
     struct prom t = {(const char *)buf_head(&metrics), buf_len(&metrics)};
@@ -228,6 +234,9 @@ int admin_client_summary(const struct admin_client *ac, bool json, FILE *out)
         fprintf(out, "ward at %s: %s\n", ac->url, verdict(rc, ready));
         if (have)
             print_text(&t, &f, out);
+        else if (mst == 401 || mst == 403)
+            fprintf(out, "  (figures need a key with the read scope: --key, --key-file or "
+                         "--data DIR)\n");
     }
     buf_free(&metrics);
     buf_free(&brokers);

@@ -52,6 +52,7 @@ struct aconn {
     bool busy;            /* in on_data: the sweeper leaves it alone */
     bool held;            /* waiting for its output to drain */
     bool closing;
+    bool continued; /* 100 Continue sent for the request under way */
     enum admin_scope cert_scope;
     char cert_who[400];
     char peer[64];
@@ -73,7 +74,10 @@ struct admin {
     unsigned log_lines;
     uint64_t log_dropped;
     atomic_bool ready;
-    bool started, stopping, sweeper_on;
+    bool started; /* no more routes */
+    bool running; /* the net server's thread runs */
+    bool stopping, sweeper_on;
+    bool key_written; /* key_dir/admin.key is ours to remove */
     pthread_t sweeper;
 };
 
@@ -125,14 +129,16 @@ static void send_or_close(struct aconn *ac, struct buf *b, bool keep_alive)
     }
 }
 
-static void send_reply(struct aconn *ac, const struct admin_reply *rep, bool keep_alive)
+/* head_only: HEAD, the same head as GET and no body (RFC 9110 9.3.2). */
+static void send_reply(struct aconn *ac, const struct admin_reply *rep, bool keep_alive,
+                       bool head_only)
 {
     struct buf out;
     buf_init(&out, 0);
     const char *ct = rep->content_type ? rep->content_type : "application/json";
     if (!ward_ok(http_response_head(&out, rep->status, ct, buf_len(&rep->body),
                                     rep->extra[0] ? rep->extra : NULL, keep_alive)) ||
-        !ward_ok(buf_append(&out, buf_head(&rep->body), buf_len(&rep->body)))) {
+        (!head_only && !ward_ok(buf_append(&out, buf_head(&rep->body), buf_len(&rep->body))))) {
         net_conn_close(ac->c, "admin: out of memory");
         ac->closing = true;
     } else {
@@ -200,12 +206,18 @@ static const struct route *find_route(const struct admin *a, const struct http_r
                                       char *allow, size_t cap)
 {
     const struct route *best = NULL;
+    char method[16];
+    /* HEAD is served wherever GET is. */
+    snprintf(method, sizeof(method), "%.*s", (int)(rq->method.len < 15 ? rq->method.len : 15),
+             rq->method.p);
+    if (strcmp(method, "HEAD") == 0)
+        snprintf(method, sizeof(method), "GET");
     allow[0] = '\0';
     for (unsigned i = 0; i < a->nroutes; i++) {
         const struct route *r = &a->routes[i];
         if (!route_matches(r, rq->path))
             continue;
-        if (!http_slice_eq(rq->method, r->method)) {
+        if (strcmp(method, r->method) != 0) {
             size_t n = strlen(allow);
             if (!strstr(allow, r->method))
                 snprintf(allow + n, cap - n, "%s%s", n ? ", " : "", r->method);
@@ -303,9 +315,10 @@ static enum admin_scope cert_scope(const struct admin *a, const struct net_conn 
     return s;
 }
 
-/* 0: the caller may go on (who says as whom); else the status refused. */
+/* 0: the caller may go on (who says as whom); else the status refused,
+ * with *why for the answer and the log. */
 static int authorize(struct aconn *ac, const struct http_request *rq, enum admin_scope need,
-                     char *who, size_t wcap)
+                     char *who, size_t wcap, const char **why)
 {
     struct admin *a = ac->a;
     snprintf(who, wcap, "%s", need == ADMIN_SCOPE_OPEN ? "anonymous" : "");
@@ -320,8 +333,12 @@ static int authorize(struct aconn *ac, const struct http_request *rq, enum admin
     } else if (have != ADMIN_SCOPE_OPEN) {
         snprintf(who, wcap, "%s", ac->cert_who);
     }
-    if (have == ADMIN_SCOPE_OPEN || (c == CRED_BAD && have < need))
+    if (have == ADMIN_SCOPE_OPEN || (c == CRED_BAD && have < need)) {
+        *why = c == CRED_BAD ? "the credentials are not valid"
+                             : "a key is needed (Authorization: Bearer KEY, or Basic NAME:KEY)";
         return 401;
+    }
+    *why = "this credential's scope does not allow it";
     return have >= need ? 0 : 403;
 }
 
@@ -347,16 +364,24 @@ static void refuse(struct aconn *ac, const struct http_request *rq, int status, 
     if (status == 404)
         log_debug("admin: %s: %s %s: 404", ac->peer, esc(rq->method, m, sizeof(m)),
                   esc(rq->path, p, sizeof(p)));
-    send_reply(ac, &rep, keep_alive);
+    send_reply(ac, &rep, keep_alive, http_slice_eq(rq->method, "HEAD"));
     buf_free(&rep.body);
 }
 
 static void run_route(struct aconn *ac, const struct route *r, const struct http_request *rq,
                       const char *who)
 {
+    /* A handler sees HEAD as the GET it stands for, so no handler that
+     * branches on its method can take it for another. */
+    bool head = http_slice_eq(rq->method, "HEAD");
+    struct http_request as_get;
+    if (head) {
+        as_get = *rq;
+        as_get.method = (struct http_slice){"GET", 3};
+    }
     struct admin_reply rep = {.status = 200};
     buf_init(&rep.body, REPLY_LIMIT);
-    r->fn(r->ctx, rq, who, &rep);
+    r->fn(r->ctx, head ? &as_get : rq, who, &rep);
     if (!rep.status)
         rep.status = 200;
     char m[64], p[256];
@@ -365,7 +390,7 @@ static void run_route(struct aconn *ac, const struct route *r, const struct http
     pthread_mutex_lock(&ac->a->mu);
     ac->a->st.requests++;
     pthread_mutex_unlock(&ac->a->mu);
-    send_reply(ac, &rep, rq->keep_alive);
+    send_reply(ac, &rep, rq->keep_alive, head);
     buf_free(&rep.body);
 }
 
@@ -384,16 +409,17 @@ static void handle(struct aconn *ac, const struct http_request *rq)
         return;
     }
     char who[420];
-    int st = authorize(ac, rq, needed(a, r), who, sizeof(who));
+    const char *why = NULL;
+    int st = authorize(ac, rq, needed(a, r), who, sizeof(who), &why);
     if (st == 401) {
-        refuse(
-            ac, rq, 401, "a key is needed (Authorization: Bearer KEY, or Basic NAME:KEY)",
-            "WWW-Authenticate: Bearer realm=\"ward\", Basic realm=\"ward\", charset=\"UTF-8\"\r\n",
-            rq->keep_alive);
+        refuse(ac, rq, 401, why,
+               "WWW-Authenticate: Bearer realm=\"ward\", Basic realm=\"ward\", "
+               "charset=\"UTF-8\"\r\n",
+               rq->keep_alive);
         return;
     }
     if (st == 403) {
-        refuse(ac, rq, 403, "this key's scope does not allow it", NULL, rq->keep_alive);
+        refuse(ac, rq, 403, why, NULL, rq->keep_alive);
         return;
     }
     run_route(ac, r, rq, who);
@@ -444,11 +470,37 @@ static void *on_open(void *ctx, struct net_conn *c)
 
 /* Answers every complete request in data, in order; returns the bytes
  * used. Stops early while the answers wait for a slow reader. */
+/* RFC 9110 10.1.1: a client that sent "Expect: 100-continue" may wait for
+ * a 100 before sending its body (curl does, for bodies over 1 KiB). Once
+ * the head is whole and the parser wants the body (a body too large was
+ * already refused), it is told to go on. */
+static void maybe_continue(struct aconn *ac, const uint8_t *data, size_t len)
+{
+    static const char go_on[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    const uint8_t *end = ac->continued ? NULL : memmem(data, len, "\r\n\r\n", 4);
+    for (const uint8_t *p = end ? memchr(data, '\n', (size_t)(end - data)) : NULL; p && p < end;
+         p = memchr(p, '\n', (size_t)(end - p))) {
+        p++;
+        if (end - p < 19 || strncasecmp((const char *)p, "expect:", 7) != 0)
+            continue;
+        const char *v = (const char *)p + 7;
+        v += strspn(v, " \t");
+        if (strncasecmp(v, "100-continue", 12) != 0)
+            continue;
+        ac->continued = true;
+        if (net_conn_send_control(ac->c, go_on, sizeof(go_on) - 1) < 0)
+            log_debug("admin: %s: 100 Continue not queued", ac->peer);
+        return;
+    }
+}
+
 static size_t serve_requests(struct aconn *ac, const uint8_t *data, size_t len)
 {
     size_t used = 0;
     while (used < len && !ac->closing) {
-        if (net_conn_pending(ac->c) > ac->a->cfg.max_output / 2) {
+        /* Past half the bound, a "no" that net answers with on_drain
+         * once the client has read enough. */
+        if (!net_conn_writable(ac->c, ac->a->cfg.max_output / 2)) {
             ac->held = true;
             net_conn_hold_input(ac->c);
             break;
@@ -458,13 +510,16 @@ static size_t serve_requests(struct aconn *ac, const uint8_t *data, size_t len)
         const char *why = NULL;
         enum http_parse_status ps =
             http_parse(data + used, len - used, &ac->a->cfg.limits, &rq, &status, &why);
-        if (ps == HTTP_PARSE_AGAIN)
+        if (ps == HTTP_PARSE_AGAIN) {
+            maybe_continue(ac, data + used, len - used);
             break;
+        }
         if (ps == HTTP_PARSE_ERROR) {
             parse_refused(ac, status, why ? why : http_reason(status));
             return len;
         }
         handle(ac, &rq);
+        ac->continued = false;
         used += rq.consumed;
     }
     return ac->closing ? len : used;
@@ -636,6 +691,12 @@ static int listen_on(struct admin *a, char *err, size_t errlen)
     char *colon = strrchr(host, ':');
     if (colon)
         *colon = '\0';
+    bool loopback = strncmp(host, "127.", 4) == 0 || strcmp(host, "[::1]") == 0 ||
+                    strcmp(host, "localhost") == 0;
+    if (!a->cfg.tls && !loopback)
+        log_warn("admin: %s is not a loopback address and the admin server speaks plain HTTP: "
+                 "keys cross the network in the clear (certfile and keyfile turn on HTTPS)",
+                 host[0] ? host : "*");
     if (!host[0] || strcmp(host, "0.0.0.0") == 0)
         snprintf(host, sizeof(host), "127.0.0.1");
     else if (strcmp(host, "[::]") == 0)
@@ -661,6 +722,18 @@ static int load_keys(struct admin *a, char *err, size_t errlen)
     return 0;
 }
 
+static void init_state(struct admin *a)
+{
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the sweeper's waits ignore clock steps */
+    pthread_cond_init(&a->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    apikey_db_init(&a->keys);
+    apikey_db_init(&a->local);
+}
+
 /* see admin.h */
 struct admin *admin_new(const struct admin_config *cfg, char *err, size_t errlen)
 {
@@ -674,14 +747,7 @@ struct admin *admin_new(const struct admin_config *cfg, char *err, size_t errlen
     copy_str(a->admin_ou, sizeof(a->admin_ou), cfg->admin_ou);
     copy_str(a->read_ou, sizeof(a->read_ou), cfg->read_ou);
     copy_str(a->key_dir, sizeof(a->key_dir), cfg->local_key_dir);
-    pthread_mutex_init(&a->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&a->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    apikey_db_init(&a->keys);
-    apikey_db_init(&a->local);
+    init_state(a);
     struct net_config nc = {
         .workers = 1, /* never the broker's workers */
         .max_connections = a->cfg.max_connections,
@@ -729,9 +795,20 @@ static int write_local_key(struct admin *a, char *err, size_t errlen)
     OPENSSL_cleanse(text, sizeof(text));
     if (fd >= 0)
         close(fd);
+    a->key_written = fd >= 0;
     if (!ok)
         return snprintf(err, errlen, "%s: %s", path, strerror(e)), -1;
     return 0;
+}
+
+static void remove_local_key(struct admin *a)
+{
+    if (!a->key_written)
+        return;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/admin.key", a->key_dir);
+    unlink(path);
+    a->key_written = false;
 }
 
 /* see admin.h */
@@ -742,11 +819,9 @@ int admin_start(struct admin *a, char *err, size_t errlen)
     a->started = true;
     if (net_server_start(a->ns) < 0)
         return snprintf(err, errlen, "cannot start the admin thread: %s", strerror(errno)), -1;
-    if (pthread_create(&a->sweeper, NULL, sweeper, a) != 0) {
-        net_server_stop(a->ns);
-        net_server_join(a->ns);
+    a->running = true;
+    if (pthread_create(&a->sweeper, NULL, sweeper, a) != 0)
         return snprintf(err, errlen, "cannot start the admin timer thread"), -1;
-    }
     a->sweeper_on = true;
     log_notice("admin: serving %s", a->url);
     return 0;
@@ -755,7 +830,7 @@ int admin_start(struct admin *a, char *err, size_t errlen)
 /* see admin.h */
 void admin_stop(struct admin *a)
 {
-    if (!a || !a->started)
+    if (!a || !a->running)
         return;
     pthread_mutex_lock(&a->mu);
     bool first = !a->stopping;
@@ -768,11 +843,7 @@ void admin_stop(struct admin *a)
         pthread_join(a->sweeper, NULL);
     net_server_stop(a->ns);
     net_server_join(a->ns);
-    if (a->key_dir[0]) {
-        char path[4200];
-        snprintf(path, sizeof(path), "%s/admin.key", a->key_dir);
-        unlink(path);
-    }
+    remove_local_key(a);
 }
 
 /* see admin.h */
@@ -781,6 +852,7 @@ void admin_free(struct admin *a)
     if (!a)
         return;
     admin_stop(a);
+    remove_local_key(a); /* also when admin_start failed after writing it */
     net_server_free(a->ns);
     apikey_db_free(&a->keys);
     apikey_db_free(&a->local);

@@ -66,5 +66,9 @@ void admin_page_free(struct admin_page *p);
 WARD_WUR int admin_page_status_json(struct admin_page *p, struct buf *out);
 /* The page's bytes. */
 const uint8_t *admin_page_html(size_t *len);
+/* The header lines GET / is served with ("Name: value\r\n" each): a
+ * Content-Security-Policy that runs only the page's own script (by its
+ * SHA-256) and connects only to its server, no framing, no sniffing. */
+const char *admin_page_headers(void);
 
 #endif

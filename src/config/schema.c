@@ -1516,6 +1516,28 @@ static void load_include_ref(struct loader *ld, const struct hocon_value *auth, 
     add_error(ld, v, key, "expected {include \"FILE\"} or a file name");
 }
 
+/* http { }: what would stop the admin server from starting. */
+static void check_http(struct loader *ld, const struct hocon_value *root, struct cfg_http *h)
+{
+    const struct hocon_value *at = hocon_get(root, "http");
+    if (!at)
+        at = hocon_get(root, "http_server");
+    if (!at)
+        return;
+    if (h->bind && !bind_ok(h->bind))
+        add_error(ld, hocon_path(root, "http.bind"), "http.bind", "'%s' is not HOST:PORT", h->bind);
+    if ((h->certfile != NULL) != (h->keyfile != NULL))
+        add_error(ld, at, "http", "HTTPS needs both certfile and keyfile");
+    if (h->fail_if_no_peer_cert && !h->verify_peer)
+        add_error(ld, at, "http", "fail_if_no_peer_cert needs verify_peer = true");
+    if (h->verify_peer && !h->cacertfile && !h->capath)
+        add_error(ld, at, "http", "verify_peer needs cacertfile (or capath)");
+    if ((h->verify_peer || h->admin_ou || h->read_ou) && !h->certfile)
+        add_error(ld, at, "http",
+                  "client certificates (verify_peer, admin_ou, read_ou) need "
+                  "HTTPS: certfile and keyfile");
+}
+
 static int load_root(struct loader *ld, const struct hocon_value *root, struct ward_config *cfg)
 {
     static const char *const skip[] = {"listeners", "bridges", "auth.password", "auth.acl",
@@ -1537,6 +1559,7 @@ static int load_root(struct loader *ld, const struct hocon_value *root, struct w
     const struct hocon_value *http = hocon_get(root, "http");
     if (http && http->type == HOCON_OBJECT)
         load_include_ref(ld, http, "api_keys", &cfg->http.api_keys_file);
+    check_http(ld, root, &cfg->http);
     return ld->errs->count ? -1 : 0;
 }
 

@@ -185,9 +185,9 @@ def tls_ctx(pki, cert=None):
     return ctx
 
 
-def https_get(port, path, ctx, headers=None):
+def https_get(port, path, ctx, headers=None, method="GET"):
     c = http.client.HTTPSConnection("localhost", port, timeout=5, context=ctx)
-    c.request("GET", path, headers=headers or {})
+    c.request(method, path, headers=headers or {})
     r = c.getresponse()
     r.read()
     c.close()
@@ -221,10 +221,31 @@ def test_mtls_ou_scopes(ward_factory, tmp_path, pki):
             data = b""
         assert not data.startswith(b"HTTP/1.1 200")
     assert https_get(a.http_port, "/readyz", tls_ctx(pki, "client")) == 200
+    # read_ou is not admin: an admin endpoint is 403 for that certificate.
+    assert https_get(a.http_port, "/api/v4/sessions/nobody", tls_ctx(pki, "client"),
+                     method="DELETE") == 403
     # ward status over https with the CA
     r = ward_cli("status", "--url", "https://localhost:%d" % a.http_port, "--cafile", pki["ca"],
                  "--key", ro)
     assert r.returncode == 0 and "alive, ready" in r.stdout, r.stdout + r.stderr
+
+
+def test_mtls_admin_ou_and_required_certificates(ward_factory, tmp_path, pki):
+    block = ('certfile = "%s"\nkeyfile = "%s"\ncacertfile = "%s"\nverify_peer = true\n'
+             'fail_if_no_peer_cert = true\nadmin_ou = "Devices"\nopen_health = false'
+             % (pki["server_crt"], pki["server_key"], pki["ca_bundle"]))
+    a = Admin(ward_factory, tmp_path, block)
+    ctx = tls_ctx(pki, "client")
+    assert https_get(a.http_port, "/readyz", ctx) == 200  # admin includes read
+    assert https_get(a.http_port, "/api/v4/sessions/nobody", ctx, method="DELETE") == 404
+    assert https_get(a.http_port, "/readyz", tls_ctx(pki, "client_obs")) == 401
+    # Mutual TLS required: no certificate, no HTTP at all.
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        https_get(a.http_port, "/readyz", tls_ctx(pki))
+    # A certificate from another CA neither.
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        https_get(a.http_port, "/readyz", tls_ctx(pki, "client_rogue"))
+    assert https_get(a.http_port, "/readyz", ctx) == 200
 
 
 # ---- ward status ---------------------------------------------------------------
@@ -238,6 +259,10 @@ def test_ward_status_with_the_local_key_file(ward_factory, tmp_path):
     r = ward_cli("status", "--data", str(a.data), "--json")
     doc = json.loads(r.stdout)
     assert doc["ready"] is True and doc["url"] == "http://127.0.0.1:%d" % a.http_port
+    # Health open, no key: alive and ready, and a hint for the figures.
+    b = Admin(ward_factory, tmp_path, "", name="open.conf")
+    r = ward_cli("status", "--url", "http://127.0.0.1:%d" % b.http_port)
+    assert r.returncode == 0 and "figures need a key" in r.stdout, r.stdout
     # Without a key: refused, exit 3.
     r = ward_cli("status", "--url", "http://127.0.0.1:%d" % a.http_port)
     assert r.returncode == 3 and "refused" in r.stdout
@@ -404,3 +429,68 @@ def test_status_figures_move_with_traffic(ward_factory, tmp_path):
     assert doc["messages_received"] >= 3 and doc["messages_sent"] >= 3
     text = ward_cli("status", "--data", str(a.data)).stdout
     assert "listener %d: mqtt over tcp" % a.port in text
+
+
+def test_ward_check_refuses_what_the_admin_server_could_not_start_with(tmp_path):
+    bad = tmp_path / "bad.conf"
+    bad.write_text('http {\n bind = "nope"\n verify_peer = true\n admin_ou = x\n'
+                   ' fail_if_no_peer_cert = true\n keyfile = k\n}\n')
+    r = ward_cli("check", "-c", str(bad))
+    assert r.returncode == 1
+    for cause in ("http.bind: 'nope' is not HOST:PORT", "HTTPS needs both certfile and keyfile",
+                  "verify_peer needs cacertfile", "need HTTPS: certfile and keyfile"):
+        assert cause in r.stderr, r.stderr
+    keys = tmp_path / "k"
+    keys.write_text("format:ward-apikeys-1\nx:root:$hs256$a$b\n")
+    conf = tmp_path / "k.conf"
+    conf.write_text('http {\n bind = "127.0.0.1:1"\n api_keys = {include "%s"}\n}\n' % keys)
+    r = ward_cli("check", "-c", str(conf))
+    assert r.returncode == 1 and "k:2: the scope is read or admin" in r.stderr, r.stderr
+    # ward serve refuses to start on it too, saying why.
+    r = subprocess.run([WARD, "serve", "-c", str(conf), "-l", "tcp://127.0.0.1:%d" % free_port()],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "the scope is read or admin" in r.stderr
+
+
+def test_ready_with_a_bridge_whose_upstream_is_down(ward_factory, tmp_path):
+    down = free_port()  # nothing listens there
+    bridge = ('bridges.mqtt.cloud {\n  server = "mqtt-tcp://127.0.0.1:%d"\n  connect_timeout = 1s\n'
+              '  backoff_max = 2s\n  forwards = [ { remote_topic = "up/#", local_topic = "up/#",'
+              ' qos = 1 } ]\n}\n' % down)
+    a = Admin(ward_factory, tmp_path, "", extra=bridge)
+    a.w.wait_log("cloud")  # the bridge tried and failed at least once
+    st, _, body = a.request("GET", "/readyz")
+    assert st == 200 and json.loads(body) == {"status": "ready"}
+    text = ward_cli("status", "--data", str(a.data)).stdout
+    assert "bridge cloud: down" in text, text
+
+
+def test_expect_100_continue(ward_factory, tmp_path):
+    """curl sends bodies over 1 KiB after "Expect: 100-continue" and waits for
+    the 100 (a second otherwise)."""
+    keys = tmp_path / "k"
+    ops = add_key(keys, "ops", "admin")
+    a = Admin(ward_factory, tmp_path, 'api_keys = {include "%s"}' % keys)
+    body = json.dumps({"topic": "t/100", "payload": "x" * 2000, "qos": 0}).encode()
+    s = socket.create_connection(("127.0.0.1", a.http_port), timeout=5)
+    s.sendall(b"POST /api/v4/mqtt/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n"
+              b"Expect: 100-continue\r\nConnection: close\r\n\r\n" % (ops.encode(), len(body)))
+    assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    s.sendall(body)
+    out = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    assert out.startswith(b"HTTP/1.1 200"), out
+    # curl itself, as NanoMQ's scripts use it (Basic)
+    r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
+                        "-u", "ops:" + ops, "-H", "Content-Type: application/json",
+                        "-d", body.decode(), "http://127.0.0.1:%d/api/v4/mqtt/publish" % a.http_port],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode == 0:  # curl is not a required package
+        code, secs = r.stdout.split()
+        assert code == "200" and float(secs) < 0.9, r.stdout

@@ -6,6 +6,7 @@ import html.parser
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
@@ -129,7 +130,7 @@ def broker(ward_factory, tmp_path):
     pki = make_pki(str(tmp_path / "pki"))
     key = api_key(str(tmp_path / "keys"))
     passwd(str(tmp_path / "pw.conf"), "alice", "alice-pw")
-    port, tls, http = free_port(), free_port(), free_port()
+    port, tls, http, nobody = free_port(), free_port(), free_port(), free_port()
     conf = tmp_path / "ward.conf"
     conf.write_text(
         'listeners.tcp { bind = "127.0.0.1:%d" }\n'
@@ -137,11 +138,14 @@ def broker(ward_factory, tmp_path):
         '  cacertfile = "%s"\n  verify_peer = true\n  fail_if_no_peer_cert = true\n}\n'
         'auth {\n  allow_anonymous = true\n  password = {include "pw.conf"}\n}\n'
         'http {\n  bind = "127.0.0.1:%d"\n  api_keys = {include "keys"}\n}\n'
-        % (port, tls, pki["server_key"], pki["server_crt"], pki["ca_bundle"], http))
+        # An upstream nobody listens on: the page shows the bridge down.
+        'bridges.mqtt.cloud {\n  server = "mqtt-tcp://127.0.0.1:%d"\n  connect_timeout = "1s"\n'
+        '  backoff_max = "2s"\n  forwards = [ { local_topic = "plant/#", remote_topic = "site/#", qos = 1 } ]\n}\n'
+        % (port, tls, pki["server_key"], pki["server_crt"], pki["ca_bundle"], http, nobody))
     w = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
     for p in (port, tls, http):
         assert wait_port(p, proc=w.proc, timeout=15), "ward is not listening:\n" + w.read_log()
-    w.tls_port, w.http, w.key, w.pki = tls, http, key, pki
+    w.tls_port, w.http, w.key, w.pki, w.nobody = tls, http, key, pki, nobody
     return w
 
 
@@ -150,7 +154,6 @@ def refuse_tls(b):
     ctx = ssl.create_default_context(cafile=b.pki["ca"])
     ctx.load_cert_chain(b.pki["client_rogue_crt"], b.pki["client_rogue_key"])
     with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
-        import socket
         with socket.create_connection(("127.0.0.1", b.tls_port), timeout=5) as s:
             with ctx.wrap_socket(s, server_hostname="localhost") as t:
                 t.recv(1)  # TLS 1.3: the server's refusal comes after the client's Finished
@@ -201,6 +204,7 @@ def test_status_page_in_chromium(broker, tmp_path):
         # Two samples make the first interval of the charts (5 s apart).
         st = wait_status(b.http, b.key, lambda s: s["connections"] == want_conns and
                          len(s["refusals"]["latest"]) >= 2 and
+                         s["bridges"] and s["bridges"][0]["last_error"] and
                          len(s["history"]["points"]) >= 2 and
                          s["history"]["points"][-1]["msgs_out"] > 0,
                          "connections, refusals and two rate samples")
@@ -225,7 +229,11 @@ def test_status_page_in_chromium(broker, tmp_path):
         assert tls_refusal and tls_refusal[0][1] == "tls://127.0.0.1:%d" % b.tls_port, refusals
         login = [r for r in refusals if "intruder" in r[2]]
         assert login and login[0][1] == "tcp://127.0.0.1:%d" % b.port, refusals
-        assert dom.tables["bridges"] == [["No bridges configured"]], dom.tables["bridges"]
+        bridges = dom.tables["bridges"]
+        assert len(bridges) == 1 and bridges[0][0] == "cloud", bridges
+        assert bridges[0][1] == "mqtt-tcp://127.0.0.1:%d" % b.nobody or \
+            bridges[0][1].endswith(":%d" % b.nobody), bridges
+        assert bridges[0][2] == "down" and bridges[0][8], bridges  # with its last error
 
         # The same page without a key asks for one and shows no data.
         bare = Dom()

@@ -29,6 +29,15 @@ static void teapot(void *ctx, const struct http_request *rq, const char *who,
     ASSERT(ward_ok(buf_append(&rep->body, "short and stout\n", 16)));
 }
 
+/* 256 KiB of 'x': larger than the output bound of the test below. */
+static void big(void *ctx, const struct http_request *rq, const char *who, struct admin_reply *rep)
+{
+    static char chunk[4096];
+    memset(chunk, 'x', sizeof(chunk));
+    for (int i = 0; i < 64; i++)
+        ASSERT(ward_ok(buf_append(&rep->body, chunk, sizeof(chunk))));
+}
+
 static void make_keys(void)
 {
     struct apikey_db db;
@@ -147,6 +156,13 @@ TEST(routes_404_405_and_prefixes)
     ASSERT(strstr(an.head, "Allow: GET, POST\r\n"));
     ASSERT_EQ(ask(port, "POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n", &an),
               405);
+    /* HEAD: GET's head, no body; the handler sees GET. */
+    int fd = dial(port);
+    send_text(fd, "HEAD /api/v4/hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    char head[1024] = "";
+    ASSERT(read_n(fd, head, sizeof(head) - 1) > 0);
+    close(fd);
+    ASSERT(strncmp(head, "HTTP/1.1 401", 12) == 0); /* the route's scope applies to HEAD too */
     ASSERT_EQ(get_with(port, "/teapot", NULL, &an), 418);
     ASSERT(strstr(an.head, "X-Ward: brewing\r\n"));
     ASSERT(strstr(an.head, "Content-Type: text/plain\r\n"));
@@ -156,6 +172,20 @@ TEST(routes_404_405_and_prefixes)
     ASSERT_EQ(get_with(port, "/api/v4/clients/dev-1", auth, &an), 200);
     ASSERT(strstr(an.body, "\"path\":\"/api/v4/clients/dev-1\""));
     ASSERT_EQ(get_with(port, "/api/v4/clientsX", auth, &an), 404);
+    char req[256];
+    snprintf(req, sizeof(req),
+             "HEAD /api/v4/clients/x HTTP/1.1\r\nAuthorization: %s\r\n"
+             "Connection: close\r\n\r\n",
+             auth);
+    fd = dial(port);
+    send_text(fd, req);
+    memset(head, 0, sizeof(head));
+    size_t n = read_n(fd, head, sizeof(head) - 1);
+    close(fd);
+    ASSERT(strncmp(head, "HTTP/1.1 200", 12) == 0);
+    const char *cl = strstr(head, "Content-Length: ");
+    ASSERT(cl && atoi(cl + 16) > 0);                  /* GET's length ... */
+    ASSERT(strstr(head, "\r\n\r\n") + 4 == head + n); /* ... and no body */
     admin_free(a);
 }
 
@@ -350,6 +380,41 @@ TEST(slow_request_gets_408_idle_connection_closed)
     admin_free(a);
 }
 
+TEST(output_bound_holds_pipelined_requests_until_read)
+{
+    struct admin_config cfg = {.open_health = true, .max_output = 65536};
+    char err[256];
+    cfg.bind = "127.0.0.1:0";
+    struct admin *a = admin_new(&cfg, err, sizeof(err));
+    ASSERT(a);
+    ASSERT_EQ(admin_route(a, "GET", "/big", ADMIN_SCOPE_OPEN, big, NULL), 0);
+    ASSERT_EQ(admin_start(a, err, sizeof(err)), 0);
+    int fd = dial(admin_port(a));
+    /* Eight answers of 256 KiB asked at once, none read yet: the server
+     * queues one past its bound and waits; reading lets it go on. */
+    char req[8 * 40] = "";
+    for (int i = 0; i < 8; i++)
+        strcat(req, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
+    send_text(fd, req);
+    static char body[300000];
+    for (int i = 0; i < 8; i++) {
+        char head[512] = "";
+        size_t n = 0;
+        while (n < sizeof(head) - 1 && !strstr(head, "\r\n\r\n"))
+            ASSERT_EQ(read(fd, head + n++, 1), 1);
+        ASSERT(strncmp(head, "HTTP/1.1 200", 12) == 0);
+        ASSERT(strstr(head, "Content-Length: 262144\r\n"));
+        ASSERT_EQ(read_n(fd, body, 262144), 262144);
+        ASSERT(body[0] == 'x' && body[262143] == 'x');
+    }
+    send_text(fd, "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+    struct answer an;
+    ASSERT(read_answer(fd, &an));
+    ASSERT_EQ(an.status, 200);
+    wait_closed(fd);
+    admin_free(a);
+}
+
 TEST(max_connections)
 {
     struct admin_config cfg = {.open_health = true, .max_connections = 2};
@@ -440,6 +505,7 @@ int main(void)
     RUN(pipelined_requests_answered_in_order);
     RUN(limits_head_headers_body);
     RUN(slow_request_gets_408_idle_connection_closed);
+    RUN(output_bound_holds_pipelined_requests_until_read);
     RUN(max_connections);
     RUN(local_key_file_for_ward_status);
     RUN(nanomq_basic_credential);

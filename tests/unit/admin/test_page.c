@@ -4,8 +4,9 @@
 #include "admin/apikey.h"
 #include "broker_rig.h"
 #include "core/recent.h"
-#include "scratch.h"
+#include "pki_fixture.h"
 #include "test.h"
+#include "tls/tls.h"
 
 static char out_text[1 << 17];
 
@@ -41,6 +42,25 @@ TEST(page_is_self_contained)
     /* Broker values go in as text, never as markup. */
     ASSERT(strstr(html, "innerHTML") == NULL);
     ASSERT(strstr(html, "sessionStorage") != NULL);
+    /* One script, whose hash the CSP names; no handlers in attributes,
+     * which a hash does not cover. */
+    const char *script = strstr(html, "<script>");
+    ASSERT(script && strstr(script + 1, "<script") == NULL);
+    ASSERT(strstr(html, " onclick=") == NULL && strstr(html, " onload=") == NULL);
+}
+
+TEST(csp_names_the_script_by_its_hash)
+{
+    const char *h = admin_page_headers();
+    ASSERT(h == admin_page_headers());
+    ASSERT(strncmp(h, "Content-Security-Policy: default-src 'none'; script-src 'sha256-", 64) == 0);
+    const char *b64 = h + 64;
+    ASSERT_EQ(strcspn(b64, "'"), 44); /* 32 bytes in base64 */
+    ASSERT(strstr(h, "script-src 'unsafe-inline'") == NULL);
+    ASSERT(strstr(h, "connect-src 'self';") != NULL);
+    ASSERT(strstr(h, "frame-ancestors 'none'\r\n") != NULL);
+    ASSERT(strstr(h, "X-Content-Type-Options: nosniff\r\n") != NULL);
+    ASSERT(strlen(h) < sizeof(((struct admin_reply *)0)->extra));
 }
 
 TEST(status_without_sources)
@@ -115,6 +135,41 @@ TEST(status_of_a_running_broker)
     rig_stop(&rig);
 }
 
+TEST(tls_listener_state_and_expiry)
+{
+    pki_fixture_ca();
+    pki_fixture_csr("srv", "/CN=broker");
+    pki_fixture_sign("srv", "subjectAltName=DNS:localhost\\nextendedKeyUsage=serverAuth\\n");
+    char err[512];
+    struct tls_server_config sc = {.certfile = scratch_path("srv.crt"),
+                                   .keyfile = scratch_path("srv.key"),
+                                   .cafile = scratch_path("ca.crt"),
+                                   .verify = TLS_VERIFY_REQUIRED};
+    struct tls_server *ts = tls_server_new(&sc, err, sizeof(err));
+    if (!ts)
+        TEST_FAIL_("tls_server_new: %s", err);
+    struct admin_page_sources src = {.nlisteners = 2};
+    src.listeners[0] = (struct admin_page_listener){.url = "tcp://0.0.0.0:1883"};
+    src.listeners[1] = (struct admin_page_listener){
+        .url = "mtls://0.0.0.0:8883", .protocol = "mqtt", .transport = "tls", .tls = ts};
+    tls_server_count(ts, TLS_CAUSE_UNKNOWN_CA);
+    tls_server_count(ts, TLS_CAUSE_BUSY);
+    struct admin_page *p = admin_page_new(&src);
+    const char *j = status_of(p);
+    /* Defaults for what the listener left out. */
+    ASSERT(strstr(j, "\"url\":\"tcp://0.0.0.0:1883\",\"port\":0,\"protocol\":\"mqtt\","
+                     "\"transport\":\"tcp\",\"connections\":0,\"tls\":null") != NULL);
+    const char *t = strstr(j, "\"tls\":{\"verify\":\"required\",\"days_left\":");
+    ASSERT(t != NULL);
+    long days = strtol(t + strlen("\"tls\":{\"verify\":\"required\",\"days_left\":"), NULL, 10);
+    ASSERT(days >= 1 && days <= 2); /* the fixture's certificates last two days */
+    ASSERT(strstr(t, "\"handshake_failures\":2,\"expiries\":[{\"what\":\"") != NULL);
+    ASSERT(strstr(t, "{\"what\":\"server certificate 'broker' (") != NULL);
+    ASSERT(strstr(t, "{\"what\":\"CA certificate 'TestCA' (") != NULL);
+    admin_page_free(p);
+    tls_server_free(ts);
+}
+
 /* One request on a fresh connection; the whole answer (Connection: close). */
 static void get(uint16_t port, const char *path, const char *auth, char *resp, size_t cap)
 {
@@ -131,8 +186,6 @@ static void get(uint16_t port, const char *path, const char *auth, char *resp, s
 
 TEST(served_by_the_admin_server)
 {
-    char dir[] = "/tmp/ward_test_page_XXXXXX";
-    scratch_open(dir);
     char key[APIKEY_LEN + 1], err[256];
     struct apikey_db db;
     apikey_db_init(&db);
@@ -171,15 +224,19 @@ TEST(served_by_the_admin_server)
     ASSERT(strncmp(resp, "HTTP/1.1 404", 12) == 0 || strncmp(resp, "HTTP/1.1 401", 12) == 0);
     admin_free(adm);
     admin_page_free(p);
-    scratch_close();
 }
 
 int main(void)
 {
+    char dir[] = "/tmp/ward_test_page_XXXXXX";
+    scratch_open(dir);
     RUN(page_is_self_contained);
+    RUN(csp_names_the_script_by_its_hash);
     RUN(status_without_sources);
     RUN(output_bound_is_an_error);
     RUN(status_of_a_running_broker);
+    RUN(tls_listener_state_and_expiry);
     RUN(served_by_the_admin_server);
+    ASSERT_EQ(scratch_close(), 0);
     TEST_DONE();
 }
