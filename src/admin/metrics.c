@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "admin/api.h"
@@ -345,8 +346,15 @@ static bool proc_stat(double *cpu_s, uint64_t *vsize, uint64_t *rss)
     return true;
 }
 
+/* Open descriptors. Since Linux 6.2 the size of /proc/self/fd is their
+ * count, which costs a few microseconds; listing the directory costs about
+ * 4 ms of CPU with 10,000 connections, so it is only the fallback for
+ * older kernels (whose size reads 0). */
 static uint64_t open_fds(void)
 {
+    struct stat st;
+    if (stat("/proc/self/fd", &st) == 0 && st.st_size > 0)
+        return (uint64_t)st.st_size;
     uint64_t n = 0;
     DIR *d = opendir("/proc/self/fd");
     if (!d)
