@@ -226,7 +226,7 @@ const char *admin_tls_cause_slug(int cause)
     return cause >= 0 && cause < TLS_NCAUSES ? slugs[cause] : "other";
 }
 
-static void tls(struct mw *w, const struct admin_sources *src)
+static void tls(struct mw *w, const struct admin_sources *src, const struct broker_counters *k)
 {
     char lab[400];
     bool any = false;
@@ -234,6 +234,13 @@ static void tls(struct mw *w, const struct admin_sources *src)
         any = any || src->listeners[i].tls;
     if (!any)
         return;
+    family(w, "ward_tls_handshakes_total", "counter", "Completed TLS handshakes per listener.");
+    for (size_t i = 0; i < src->nlisteners; i++)
+        if (src->listeners[i].tls) {
+            listener_labels(&src->listeners[i], lab, sizeof(lab));
+            put(w, "ward_tls_handshakes_total{%s} %" PRIu64 "\n", lab,
+                k->listener_opened[src->listeners[i].index % BROKER_INSPECT_LISTENERS]);
+        }
     family(w, "ward_tls_handshake_failures_total", "counter",
            "Failed TLS handshakes per listener, by cause.");
     for (size_t i = 0; i < src->nlisteners; i++) {
@@ -396,7 +403,7 @@ struct ward_result admin_metrics_write(const struct admin_sources *src, struct b
     listeners(&w, src, &k);
     clients(&w, &k);
     messages(&w, &k);
-    tls(&w, src);
+    tls(&w, src, &k);
     bridges(&w, src);
     store(&w, src);
     admin_counters(&w, src);

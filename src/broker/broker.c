@@ -860,6 +860,7 @@ static void *on_open(void *ctx, struct net_conn *nc)
         b->clients->prev = c;
     b->clients = c;
     b->listener_conns[net_conn_listener(nc) % 64]++;
+    b->listener_opened[net_conn_listener(nc) % 64]++;
     pthread_mutex_unlock(&b->lock);
     return c;
 }

@@ -43,6 +43,7 @@ void broker_inspect_counters(struct broker *b, struct broker_counters *out)
     out->clients_max = (uint32_t)st->clients_max;
     out->nats_connected = st->nats_connected;
     memcpy(out->listener_conns, b->listener_conns, sizeof(out->listener_conns));
+    memcpy(out->listener_opened, b->listener_opened, sizeof(out->listener_opened));
     out->sessions = b->nsessions;
     out->sessions_offline = b->noffline;
     out->subscriptions = subtree_count(b->subs);

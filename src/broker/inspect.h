@@ -46,8 +46,9 @@ struct broker_counters {
     uint64_t connects, auth_failures, acl_denied;
     uint64_t sessions_refused, subs_refused, packet_timeouts, slow_consumers, throttled;
     uint32_t clients_connected, clients_max;
-    uint32_t nats_connected;                           /* of clients_connected */
-    uint32_t listener_conns[BROKER_INSPECT_LISTENERS]; /* open connections per listener index */
+    uint32_t nats_connected;                            /* of clients_connected */
+    uint32_t listener_conns[BROKER_INSPECT_LISTENERS];  /* open connections per listener index */
+    uint64_t listener_opened[BROKER_INSPECT_LISTENERS]; /* ever opened (TLS: handshakes done) */
     uint64_t sessions, sessions_offline; /* MQTT sessions held, those without a connection */
     uint64_t subscriptions;              /* in the subscription tree (MQTT and NATS) */
     uint64_t retained, retained_bytes;   /* $SYS topics included */

@@ -113,6 +113,15 @@ def test_parses_and_moves_with_traffic(ward_factory, tmp_path, pki):
         return value(f, "ward_tls_handshake_failures", listener=str(rig.tls_port),
                      cause="unknown_ca") == 1
     wait_until(failures, what="a TLS failure counted")
+    # A client with a good certificate: one handshake done.
+    before = value(scrape(rig), "ward_tls_handshakes", listener=str(rig.tls_port))
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    ctx.load_cert_chain(pki["client_crt"], pki["client_key"])
+    with socket.create_connection(("127.0.0.1", rig.tls_port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"\x10\x0e\x00\x04MQTT\x04\x02\x00\x3c\x00\x02tt")
+            assert s.recv(4) == b"\x20\x02\x00\x00"
+    assert value(scrape(rig), "ward_tls_handshakes", listener=str(rig.tls_port)) == before + 1
     for c in (sub, pub):
         c.loop_stop()
         c.disconnect()
