@@ -1,5 +1,6 @@
-/* WebSocket as a transport: the upgrade, then frames (wslay's frame API)
- * carrying a byte stream. Contracts in ws.h. */
+/* WebSocket as a transport: the upgrade, then frames carrying a byte
+ * stream (encoded with wslay's frame API, decoded here; why in
+ * docs/ARCHITECTURE.md). Contracts in ws.h. */
 #include "net/ws.h"
 
 #include <stdio.h>
@@ -47,8 +48,10 @@ struct ws {
     bool has_fwd;
 
     /* input */
-    const uint8_t *raw; /* what rx_cb hands to wslay */
-    size_t rawlen;
+    uint8_t hdr[14]; /* a frame header being gathered */
+    size_t hdr_len;
+    uint8_t mask[4];
+    unsigned mask_pos;   /* where in the mask the next payload byte is */
     bool in_frame;       /* a frame's header was seen, its payload is not all in */
     uint8_t op;          /* the current frame's opcode */
     uint64_t frame_left; /* payload of the current frame still to come */
@@ -70,19 +73,6 @@ struct ws {
 };
 
 /* ---- wslay callbacks ---- */
-
-static ssize_t rx_cb(uint8_t *buf, size_t len, int flags, void *user)
-{
-    (void)flags;
-    struct ws *w = user;
-    if (!w->rawlen)
-        return -1; /* wslay answers WSLAY_ERR_WANT_READ */
-    size_t n = len < w->rawlen ? len : w->rawlen;
-    memcpy(buf, w->raw, n);
-    w->raw += n;
-    w->rawlen -= n;
-    return (ssize_t)n;
-}
 
 /* Data frames only. The header is held back and written together with the
  * first payload bytes (one write, one TLS record, one TCP segment for a
@@ -136,8 +126,14 @@ static int genmask_cb(uint8_t *buf, size_t len, void *user)
     return 0;
 }
 
+static ssize_t rx_unused(uint8_t *buf, size_t len, int flags, void *user)
+{
+    (void)buf, (void)len, (void)flags, (void)user;
+    return -1; /* frames are decoded in feed(), not by wslay */
+}
+
 static const struct wslay_frame_callbacks callbacks = {
-    .send_callback = tx_cb, .recv_callback = rx_cb, .genmask_callback = genmask_cb};
+    .send_callback = tx_cb, .recv_callback = rx_unused, .genmask_callback = genmask_cb};
 
 /* ---- control output ---- */
 
@@ -212,13 +208,14 @@ static ssize_t refuse(struct ws *w, unsigned code, const char *why)
 /* ---- input ---- */
 
 /* A frame's header is in: is it allowed? 0, or an error code to return. */
-static ssize_t frame_start(struct ws *w, const struct wslay_frame_iocb *io)
+static ssize_t frame_start(struct ws *w, bool fin, uint8_t rsv, uint8_t op, bool masked,
+                           uint64_t len)
 {
-    if (io->rsv)
+    if (rsv)
         return refuse(w, WSLAY_CODE_PROTOCOL_ERROR, "reserved bits set, no extension agreed");
-    if (!io->mask)
+    if (!masked)
         return refuse(w, WSLAY_CODE_PROTOCOL_ERROR, "client frame not masked");
-    switch (io->opcode) {
+    switch (op) {
     case WSLAY_TEXT_FRAME:
         return refuse(w, WSLAY_CODE_UNSUPPORTED_DATA, "text frame: only binary frames are served");
     case WSLAY_CONTINUATION_FRAME:
@@ -232,25 +229,88 @@ static ssize_t frame_start(struct ws *w, const struct wslay_frame_iocb *io)
     case WSLAY_CONNECTION_CLOSE:
     case WSLAY_PING:
     case WSLAY_PONG:
-        /* wslay refuses a control frame over 125 bytes or fragmented */
+        if (len > WS_CTL_MAX || !fin)
+            return refuse(w, WSLAY_CODE_PROTOCOL_ERROR, "control frame fragmented or too long");
         w->ctl_len = 0;
-        w->op = io->opcode;
-        w->frame_left = io->payload_length;
+        w->op = op;
+        w->frame_left = len;
         return 0;
     default:
         return refuse(w, WSLAY_CODE_PROTOCOL_ERROR, "unknown opcode");
     }
-    if (io->payload_length > w->s->max_message - w->msg_len) {
+    if (len > w->s->max_message - w->msg_len) {
         char why[96];
         snprintf(why, sizeof(why), "message larger than %llu bytes",
                  (unsigned long long)w->s->max_message);
         return refuse(w, WSLAY_CODE_MESSAGE_TOO_BIG, why);
     }
-    w->msg_len += io->payload_length;
-    w->msg_open = !io->fin;
-    w->op = io->opcode;
-    w->frame_left = io->payload_length;
+    w->msg_len += len;
+    w->msg_open = !fin;
+    w->op = op;
+    w->frame_left = len;
     return 0;
+}
+
+/* Header bytes a frame needs, judged from the first ones (2 at least). */
+static size_t header_need(const uint8_t *h, size_t have)
+{
+    if (have < 2)
+        return 2;
+    uint8_t l = h[1] & 0x7f;
+    return 2 + (l == 126 ? 2 : l == 127 ? 8 : 0) + ((h[1] & 0x80) ? 4 : 0);
+}
+
+/* The whole header is in w->hdr. */
+static ssize_t header_done(struct ws *w)
+{
+    const uint8_t *h = w->hdr;
+    uint64_t len = h[1] & 0x7f;
+    size_t at = 2;
+    if (len == 126) {
+        len = (uint64_t)h[2] << 8 | h[3];
+        at = 4;
+        if (len < 126)
+            return refuse(w, WSLAY_CODE_PROTOCOL_ERROR, "frame length not minimally encoded");
+    } else if (len == 127) {
+        len = 0;
+        for (int i = 0; i < 8; i++)
+            len = len << 8 | h[2 + i];
+        at = 10;
+        if (len >> 63)
+            return refuse(w, WSLAY_CODE_PROTOCOL_ERROR, "frame length over 2^63");
+        if (len < 65536)
+            return refuse(w, WSLAY_CODE_PROTOCOL_ERROR, "frame length not minimally encoded");
+    }
+    bool masked = (h[1] & 0x80) != 0;
+    if (masked)
+        memcpy(w->mask, h + at, 4);
+    w->mask_pos = 0;
+    return frame_start(w, (h[0] & 0x80) != 0, (h[0] >> 4) & 7, h[0] & 0x0f, masked, len);
+}
+
+/* dst = src XOR the mask, from where the frame's payload is: a word at a
+ * time (wslay does this a byte at a time, which cost a fifth of the
+ * broker's CPU under load; see docs/ARCHITECTURE.md). */
+static void unmask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4], unsigned *pos)
+{
+    size_t i = 0;
+    unsigned p = *pos;
+    for (; i < n && p; i++, p = (p + 1) & 3)
+        dst[i] = src[i] ^ key[p];
+    if (n - i >= 8) {
+        uint8_t k8[8] = {key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]};
+        uint64_t k;
+        memcpy(&k, k8, 8);
+        for (; i + 8 <= n; i += 8) {
+            uint64_t v;
+            memcpy(&v, src + i, 8);
+            v ^= k;
+            memcpy(dst + i, &v, 8);
+        }
+    }
+    for (; i < n; i++, p = (p + 1) & 3)
+        dst[i] = src[i] ^ key[p];
+    *pos = p;
 }
 
 /* A control frame is all in. 1: it was a close (stop reading). */
@@ -274,35 +334,38 @@ static ssize_t control_end(struct ws *w)
 
 /* Runs n raw bytes through the frame decoder, appending payload to out at
  * *got (the caller leaves room for n more bytes: payload is never more
- * than the bytes it came in). 0, 1 after a close, or TRANSPORT_ERROR. */
+ * than the bytes it came in). Payload is unmasked straight from the raw
+ * bytes into out: one copy. 0, 1 after a close, or TRANSPORT_ERROR. */
 static ssize_t feed(struct ws *w, const uint8_t *src, size_t n, uint8_t *out, size_t *got)
 {
-    w->raw = src;
-    w->rawlen = n;
+    size_t i = 0;
     for (;;) {
-        struct wslay_frame_iocb io;
-        memset(&io, 0, sizeof(io));
-        ssize_t r = wslay_frame_recv(w->fr, &io);
-        if (r == WSLAY_ERR_WANT_READ)
-            return 0;
-        if (r < 0)
-            return refuse(w, WSLAY_CODE_PROTOCOL_ERROR, "malformed frame header");
         if (!w->in_frame) {
-            ssize_t e = frame_start(w, &io);
+            size_t need = header_need(w->hdr, w->hdr_len);
+            while (w->hdr_len < need && i < n) {
+                w->hdr[w->hdr_len++] = src[i++];
+                need = header_need(w->hdr, w->hdr_len);
+            }
+            if (w->hdr_len < need)
+                return 0;
+            w->hdr_len = 0;
+            ssize_t e = header_done(w);
             if (e)
                 return e;
             w->in_frame = true;
         }
-        w->frame_left -= io.data_length;
+        size_t k = n - i < w->frame_left ? n - i : (size_t)w->frame_left;
         if (wslay_is_ctrl_frame(w->op)) {
-            memcpy(w->ctl + w->ctl_len, io.data, io.data_length);
-            w->ctl_len += io.data_length;
-        } else if (io.data_length) {
-            memcpy(out + *got, io.data, io.data_length);
-            *got += io.data_length;
+            unmask(w->ctl + w->ctl_len, src + i, k, w->mask, &w->mask_pos);
+            w->ctl_len += k;
+        } else {
+            unmask(out + *got, src + i, k, w->mask, &w->mask_pos);
+            *got += k;
         }
+        i += k;
+        w->frame_left -= k;
         if (w->frame_left)
-            continue;
+            return 0; /* all of src is used */
         w->in_frame = false;
         if (wslay_is_ctrl_frame(w->op)) {
             ssize_t c = control_end(w);

@@ -382,6 +382,15 @@ TEST(refused_frames)
     bad_frame(w, frame(w, true, 9, big, 126, true), 1002, 1024);
     bad_frame(w, frame(w, false, 9, "p", 1, true), 1002, 1024);
     bad_frame(w, frame(w, true, 8, "x", 1, true), 1002, 1024); /* a 1-byte close */
+    /* Lengths not in their shortest form, or past 2^63. */
+    static const uint8_t long16[] = {0x82, 0xfe, 0x00, 0x05, 1, 2, 3, 4};
+    bad_frame(long16, sizeof(long16), 1002, 1024);
+    static const uint8_t long64[] = {0x82, 0xff, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1, 2, 3, 4};
+    bad_frame(long64, sizeof(long64), 1002, 1 << 20);
+    static const uint8_t huge[] = {0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4};
+    bad_frame(huge, sizeof(huge), 1002, 1024);
+    static const uint8_t big64[] = {0x82, 0xff, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4};
+    bad_frame(big64, sizeof(big64), 1009, 1 << 20); /* 4 GiB announced: refused at once */
 }
 
 TEST(close_handshake)
