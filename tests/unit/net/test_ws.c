@@ -377,7 +377,7 @@ TEST(refused_frames)
     n = frame(w, false, 2, "ab", 2, true);
     n += frame(w + n, true, 2, "cd", 2, true); /* a new message inside a fragmented one */
     bad_frame(w, n, 1002, 1024);
-    /* A ping of 126 bytes, a fragmented ping: wslay refuses them. */
+    /* A ping of 126 bytes, a fragmented ping. */
     uint8_t big[126] = {0};
     bad_frame(w, frame(w, true, 9, big, 126, true), 1002, 1024);
     bad_frame(w, frame(w, false, 9, "p", 1, true), 1002, 1024);
