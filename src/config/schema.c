@@ -212,7 +212,8 @@ static const struct key_spec listener_keys[] = {
     {"peer_cert_as_clientid", K_ENUM, L(peer_cert_as_clientid), "none", 0, 0,
      "none cn dn san_dns san_email san_uri", "Take the client id from the client certificate."},
     {"handshake_timeout", K_MS, L(handshake_timeout_ms), "10s", 100, 600000, NULL,
-     "A TLS handshake not finished by then is dropped."},
+     "A TLS handshake (on ws and wss listeners: and the HTTP upgrade) not finished by then, "
+     "counted from accept, is dropped."},
     {"expiry_warn_days", K_U32, L(expiry_warn_days), "30", 0, 3650, NULL,
      "Warn when a certificate in use expires within this many days."},
     {"crl_strict", K_BOOL, L(crl_strict), "false", 0, 0, NULL,
