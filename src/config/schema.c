@@ -1403,18 +1403,18 @@ static void reference_nats(FILE *out)
                  "certificate.\n");
     reference_table(out, "NATS users: `authorization { users = [{...}] }`", "", nats_user_keys,
                     N(nats_user_keys));
-    reference_table(out, "NATS over WebSocket: `listeners.nats_ws[.NAME] { ... }`", "",
-                    nats_ws_keys, N(nats_ws_keys));
-    fprintf(out, "\nA `listeners.nats_ws` block takes every key of `listeners.nats` (its `tls { }` "
-                 "block makes it wss://, unless `no_tls = true`) and those of WebSocket "
-                 "listeners below, with nats-server's `websocket { }` names. Any request path is "
-                 "served; no subprotocol is negotiated.\n");
     fprintf(out,
             "\nEach user may have `permissions { publish = SUBJECTS | { allow = SUBJECTS, deny "
             "= SUBJECTS }, subscribe = (the same; an entry \"SUBJECT QUEUE\" concerns that queue "
             "group), allow_responses = true | { max = N, expires = DURATION } }` (SUBJECTS: a "
             "subject or a list; `pub` and `sub` are accepted as short names). Plaintext "
             "passwords are refused: make a bcrypt hash with " NATS_BCRYPT_HOWTO ".\n");
+    reference_table(out, "NATS over WebSocket: `listeners.nats_ws[.NAME] { ... }`", "",
+                    nats_ws_keys, N(nats_ws_keys));
+    fprintf(out, "\nA `listeners.nats_ws` block takes every key of `listeners.nats` (its `tls { }` "
+                 "block makes it wss://, unless `no_tls = true`) and those of WebSocket "
+                 "listeners above, with nats-server's `websocket { }` names. Any request path is "
+                 "served; no subprotocol is negotiated.\n");
 }
 /* ---- end of NATS listeners ---- */
 
