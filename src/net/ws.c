@@ -11,10 +11,11 @@
 #include "core/buf.h"
 #include "core/log.h"
 
-#define WS_SCRATCH  65536 /* raw bytes taken from the inner transport at once */
-#define WS_COALESCE 16384 /* payload bytes copied to go in one write with their header */
-#define WS_HS_CHUNK 4096
-#define WS_CTL_MAX  125 /* a control frame's payload (RFC 6455 5.5) */
+#define WS_SCRATCH     65536 /* raw bytes taken from the inner transport at once */
+#define WS_COALESCE    16384 /* payload bytes copied to go in one write with their header */
+#define WS_HS_CHUNK    4096
+#define WS_READ_ROUNDS 8   /* inner reads per read call at most */
+#define WS_CTL_MAX     125 /* a control frame's payload (RFC 6455 5.5) */
 /* Room for a pong and a close (2-byte header each), with a second pong
  * queued behind a first one that is partly written. */
 #define WS_CTLOUT (3 * (2 + WS_CTL_MAX))
@@ -339,7 +340,9 @@ static ssize_t ws_read(void *t, void *buf, size_t len)
     static __thread uint8_t scratch[WS_SCRATCH];
     size_t got = 0;
     ssize_t last = TRANSPORT_WANT_READ;
-    while (got < len) {
+    /* Bounded like net's own read loop: a peer streaming control frames
+     * (no payload, so `got` stays 0) must not keep the worker here. */
+    for (int rounds = 0; got < len && rounds < WS_READ_ROUNDS; rounds++) {
         size_t room = len - got < sizeof(scratch) ? len - got : sizeof(scratch);
         const uint8_t *src = scratch;
         size_t n;
