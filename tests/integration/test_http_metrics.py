@@ -193,3 +193,20 @@ def test_bridge_state_and_traffic(ward_factory, tmp_path):
                what="the bridge down")
     # The broker stays ready with its upstream gone.
     assert rig.request("GET", "/readyz", key="read")[0] == 200
+
+
+def test_websocket_listener_counted(ward_factory, tmp_path):
+    from conftest import free_port, wait_port
+    ws_port = free_port()
+    rig = Rig(ward_factory, tmp_path, extra='listeners.ws { bind = "127.0.0.1:%d" }\n' % ws_port)
+    assert wait_port(ws_port, proc=rig.w.proc)
+    c = mqtt.Client("over-ws", transport="websockets")
+    c.connect("127.0.0.1", ws_port)
+    c.loop_start()
+    wait_until(c.is_connected, what="the WebSocket client connected")
+    fams = wait_until(lambda: (lambda f: f if value(f, "ward_connections", listener=str(ws_port),
+                                                    transport="ws") == 1 else None)(scrape(rig)),
+                      what="one WebSocket connection counted")
+    assert value(fams, "ward_clients_connected", protocol="mqtt") == 1
+    c.loop_stop()
+    c.disconnect()
