@@ -122,12 +122,13 @@ static bool path_tail(const struct http_request *rq, const char *prefix, char *o
 
 /* ---- answers ------------------------------------------------------------- */
 
-/* Ends a JSON answer: 200, or 500 if the writer failed (out of memory). */
+/* Ends a JSON answer: 200, or 500 if the writer failed (out of memory,
+ * or a page of large retained payloads past the server's reply bound). */
 static void finish(struct jsonw *w, struct admin_reply *rep)
 {
     if (!jsonw_done(w)) {
         buf_reset(&rep->body);
-        admin_reply_error(rep, 500, "out of memory");
+        admin_reply_error(rep, 500, "the answer does not fit: ask for a smaller _limit");
         return;
     }
     rep->status = 200;
