@@ -243,6 +243,15 @@ TEST(retained_list_get_delete)
     an = call(admin_api_retained, &a.src, "GET", "/api/v4/retained", NULL);
     ASSERT_HAS(an.text, "\"count\":1");
     answer_free(&an);
+    /* A page that cannot fit the reply bound is refused whole, with advice. */
+    static uint8_t big[100000];
+    ASSERT_EQ(broker_publish(a.r.b, "r/big", big, sizeof(big), 0, true), 0);
+    answer_limit = 64000;
+    an = call(admin_api_retained, &a.src, "GET", "/api/v4/retained", NULL);
+    answer_limit = 64u << 20;
+    ASSERT_EQ(an.status, 500);
+    ASSERT_HAS(an.text, "smaller _limit");
+    answer_free(&an);
     arig_stop(&a);
 }
 
