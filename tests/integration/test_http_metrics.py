@@ -108,7 +108,7 @@ def test_parses_and_moves_with_traffic(ward_factory, tmp_path, pki):
         except (ssl.SSLError, ConnectionError, OSError):
             pass
 
-    def failures():  # (wait_port's probe counts as "other": it closed without a word)
+    def failures():  # (wait_port's probe counts as "peer_closed": it closed without a word)
         f = scrape(rig)
         return value(f, "ward_tls_handshake_failures", listener=str(rig.tls_port),
                      cause="unknown_ca") == 1
