@@ -218,9 +218,9 @@ static void tls_expiry_days(struct mw *w, const struct admin_listener *l, const 
 const char *admin_tls_cause_slug(int cause)
 {
     static const char *const slugs[] = {
-        "no_cert", "unknown_ca", "expired",          "not_yet_valid",
-        "revoked", "bad_usage",  "protocol_version", "no_shared_cipher",
-        "timeout", "plaintext",  "bad_cert",         "busy",
+        "no_cert",     "unknown_ca", "expired",          "not_yet_valid",
+        "revoked",     "bad_usage",  "protocol_version", "no_shared_cipher",
+        "timeout",     "plaintext",  "bad_cert",         "busy",
         "peer_closed", "other"};
     _Static_assert(sizeof(slugs) / sizeof(slugs[0]) == TLS_NCAUSES, "a slug per tls_cause");
     return cause >= 0 && cause < TLS_NCAUSES ? slugs[cause] : "other";

@@ -54,20 +54,13 @@ struct tls_server {
 };
 
 static const char *const cause_names[TLS_NCAUSES] = {
-    "no client certificate",
-    "unknown CA",
-    "certificate expired",
-    "certificate not yet valid",
-    "certificate revoked",
-    "wrong key usage",
-    "protocol version",
-    "no shared cipher",
-    "handshake timeout",
-    "plaintext on a TLS port",
-    "bad certificate",
-    "too many handshakes at once",
-    "closed by the peer",
-    "other",
+    "no client certificate", "unknown CA",
+    "certificate expired",   "certificate not yet valid",
+    "certificate revoked",   "wrong key usage",
+    "protocol version",      "no shared cipher",
+    "handshake timeout",     "plaintext on a TLS port",
+    "bad certificate",       "too many handshakes at once",
+    "closed by the peer",    "other",
 };
 
 const char *tls_cause_name(enum tls_cause c)
