@@ -28,7 +28,7 @@ struct group {
  * pointer itself, the common case for a chain like dev/ID/cmd), scanned in
  * order; past that, an open-addressing table (linear probing, power-of-two
  * capacity, at most 3/4 full) indexed by the level's hash, so a level with
- * 100k children (dev/+ for 100k devices) costs one probe run per lookup, not
+ * 100k children (dev/ID for 100k devices) costs one probe run per lookup, not
  * a scan. The hash is seeded by the parent's address (unknown to peers, who
  * choose levels) and kept in the child, so growing never rehashes strings. */
 #define KIDS_SMALL     4
@@ -51,6 +51,8 @@ struct node {
     uint32_t level_len;
     char level[]; /* NUL-terminated */
 };
+/* Issue 17 holds a node per level for every client's filter: keep it small. */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct node) <= 80, "struct node grew");
 
 struct subtree {
     struct node *root;
