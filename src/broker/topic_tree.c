@@ -1,10 +1,12 @@
 /* The subscription tree (see topic_tree.h): one node per topic level, with
- * the '+' and '#' children kept apart so matching never scans for them. */
+ * the '+' and '#' children kept apart so matching never scans for them, and
+ * the other children found by hashing their level (struct node). */
 #include "broker/topic_tree.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "core/vec.h"
 #include "mqtt/mqtt.h"
 
@@ -17,40 +19,220 @@ struct entry {
 struct group {
     char *name;
     struct entry *members;
-    size_t count;
-    size_t cursor; /* round robin */
+    uint32_t count;
+    uint32_t cursor; /* round robin */
 };
 
+/* A node's plain children (levels other than '+' and '#') are found by their
+ * level. Up to KIDS_SMALL of them are kept as a short array (one child in the
+ * pointer itself, the common case for a chain like dev/ID/cmd), scanned in
+ * order; past that, an open-addressing table (linear probing, power-of-two
+ * capacity, at most 3/4 full) indexed by the level's hash, so a level with
+ * 100k children (dev/ID for 100k devices) costs one probe run per lookup, not
+ * a scan. The hash is seeded by the parent's address (unknown to peers, who
+ * choose levels) and kept in the child, so growing never rehashes strings. */
+#define KIDS_SMALL     4
+#define KIDS_TABLE_MIN 8
+
 struct node {
-    char *level;
-    size_t level_len;
-    char *filter; /* the plain filter ending here, for subtree_sub.filter */
     struct node *parent;
-    struct node **children;
-    size_t nchildren;
+    char *filter; /* the plain filter ending here, for subtree_sub.filter */
+    union {
+        struct node *one;  /* capkids == 1 */
+        struct node **arr; /* the short array, or the table */
+    } kids;
     struct node *plus;
     struct node *hash;
     struct entry *subs;
-    size_t nsubs;
     struct group *groups;
-    size_t ngroups;
+    uint32_t nkids, capkids;
+    uint32_t nsubs, ngroups;
+    uint32_t hval; /* hash of level, seeded by the parent */
+    uint32_t level_len;
+    char level[]; /* NUL-terminated */
 };
+/* Issue 17 holds a node per level for every client's filter: keep it small. */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct node) <= 80, "struct node grew");
 
 struct subtree {
-    struct node root;
+    struct node *root;
     size_t count;
     uint64_t visits; /* subscriptions examined by removals */
 };
 
 struct subtree *subtree_new(void)
 {
-    return calloc(1, sizeof(struct subtree));
+    struct subtree *t = calloc(1, sizeof(*t));
+    if (t && !(t->root = calloc(1, sizeof(struct node) + 1))) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static bool kids_table(const struct node *n)
+{
+    return n->capkids > KIDS_SMALL;
+}
+
+static struct node **kid_slots(struct node *n)
+{
+    return n->capkids == 1 ? &n->kids.one : n->kids.arr;
+}
+
+/* Slots to look at: the used prefix of the short array, or the whole table. */
+static uint32_t kid_span(const struct node *n)
+{
+    return kids_table(n) ? n->capkids : n->nkids;
+}
+
+static uint32_t level_hash(const struct node *parent, const uint8_t *p, size_t len)
+{
+    uint64_t h = hash_fnv1a_seeded(p, len, (uint64_t)(uintptr_t)parent * 0x9e3779b97f4a7c15ull);
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static bool kid_is(const struct node *c, uint32_t h, const uint8_t *lv, size_t len)
+{
+    return c->hval == h && c->level_len == len && memcmp(c->level, lv, len) == 0;
+}
+
+static struct node *kid_find(struct node *n, const uint8_t *lv, size_t len, uint32_t h)
+{
+    struct node **s = kid_slots(n);
+    if (!kids_table(n)) {
+        for (uint32_t i = 0; i < n->nkids; i++)
+            if (kid_is(s[i], h, lv, len))
+                return s[i];
+        return NULL;
+    }
+    uint32_t mask = n->capkids - 1;
+    for (uint32_t i = h & mask; s[i]; i = (i + 1) & mask)
+        if (kid_is(s[i], h, lv, len))
+            return s[i];
+    return NULL;
+}
+
+static void table_put(struct node **tab, uint32_t cap, struct node *c)
+{
+    uint32_t i = c->hval & (cap - 1);
+    while (tab[i])
+        i = (i + 1) & (cap - 1);
+    tab[i] = c;
+}
+
+/* Moves n's children into storage of capacity cap (a short array when cap <=
+ * KIDS_SMALL, else a table); cap holds them all. On allocation failure n is
+ * left as it was. */
+static bool kids_resize(struct node *n, uint32_t cap)
+{
+    struct node **old = kid_slots(n);
+    uint32_t span = kid_span(n);
+    struct node **tab = NULL;
+    struct node *one = NULL;
+    if (cap > 1 && !(tab = calloc(cap, sizeof(*tab))))
+        return false;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < span; i++) {
+        if (!old[i])
+            continue;
+        if (cap == 1)
+            one = old[i];
+        else if (cap > KIDS_SMALL)
+            table_put(tab, cap, old[i]);
+        else
+            tab[k] = old[i];
+        k++;
+    }
+    if (n->capkids > 1)
+        free(n->kids.arr);
+    if (cap == 1)
+        n->kids.one = one;
+    else
+        n->kids.arr = tab;
+    n->capkids = cap;
+    return true;
+}
+
+static bool kid_insert(struct node *n, struct node *c)
+{
+    uint32_t cap = n->capkids;
+    if (!kids_table(n) ? n->nkids == cap : (uint64_t)(n->nkids + 1) * 4 > (uint64_t)cap * 3) {
+        if (cap >= UINT32_MAX / 2)
+            return false;
+        if (!kids_resize(n, cap ? cap * 2 : 1))
+            return false;
+    }
+    if (kids_table(n))
+        table_put(n->kids.arr, n->capkids, c);
+    else
+        kid_slots(n)[n->nkids] = c;
+    n->nkids++;
+    return true;
+}
+
+/* Unlinks child c. The short array moves its last child into c's place; the
+ * table shifts the rest of c's probe run back (no tombstones), so a slot that
+ * held c may now hold a child from later in the run. Never reallocates:
+ * drop_owner unlinks while it walks the slots (kids_shrink afterwards). */
+static void kid_unlink(struct node *n, struct node *c)
+{
+    struct node **s = kid_slots(n);
+    if (!kids_table(n)) {
+        for (uint32_t i = 0; i < n->nkids; i++)
+            if (s[i] == c) {
+                s[i] = s[--n->nkids];
+                s[n->nkids] = NULL;
+                return;
+            }
+        return;
+    }
+    uint32_t mask = n->capkids - 1;
+    uint32_t i = c->hval & mask;
+    while (s[i] && s[i] != c)
+        i = (i + 1) & mask;
+    if (!s[i])
+        return;
+    for (uint32_t j = (i + 1) & mask; s[j]; j = (j + 1) & mask) {
+        uint32_t home = s[j]->hval & mask;
+        /* s[j] may fill the hole at i unless its home lies in (i, j]. */
+        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (stays)
+            continue;
+        s[i] = s[j];
+        i = j;
+    }
+    s[i] = NULL;
+    n->nkids--;
+}
+
+/* Gives back memory once few children are left: a quarter-full table halves
+ * (growth at 3/4 keeps the two apart), no children frees the storage. Failure
+ * to allocate the smaller table keeps the bigger one. */
+static void kids_shrink(struct node *n)
+{
+    if (!n->nkids) {
+        if (n->capkids > 1)
+            free(n->kids.arr);
+        n->kids.arr = NULL;
+        n->capkids = 0;
+        return;
+    }
+    if (!kids_table(n) || (uint64_t)n->nkids * 4 >= n->capkids)
+        return;
+    uint32_t cap = n->capkids / 2;
+    if (cap < KIDS_TABLE_MIN) /* back to a short array */
+        for (cap = 1; cap < n->nkids;)
+            cap *= 2;
+    (void)kids_resize(n, cap);
 }
 
 static void node_free(struct node *n)
 {
-    for (size_t i = 0; i < n->nchildren; i++)
-        node_free(n->children[i]);
+    struct node **s = kid_slots(n);
+    for (uint32_t i = 0, span = kid_span(n); i < span; i++)
+        if (s[i])
+            node_free(s[i]);
     if (n->plus)
         node_free(n->plus);
     if (n->hash)
@@ -61,18 +243,17 @@ static void node_free(struct node *n)
     }
     free(n->groups);
     free(n->subs);
-    free(n->children);
-    free(n->level);
+    if (n->capkids > 1)
+        free(n->kids.arr);
     free(n->filter);
-    if (n->parent)
-        free(n);
+    free(n);
 }
 
 void subtree_free(struct subtree *t)
 {
     if (!t)
         return;
-    node_free(&t->root);
+    node_free(t->root);
     free(t);
 }
 
@@ -99,39 +280,34 @@ static struct node *child(struct node *n, const uint8_t *lv, size_t len, bool cr
         slot = &n->hash;
     if (slot && *slot)
         return *slot;
-    if (!slot)
-        for (size_t i = 0; i < n->nchildren; i++)
-            if (n->children[i]->level_len == len && memcmp(n->children[i]->level, lv, len) == 0)
-                return n->children[i];
-    if (!create)
-        return NULL;
-    struct node *c = calloc(1, sizeof(*c));
-    if (!c || !(c->level = malloc(len + 1))) {
-        free(c);
-        return NULL;
+    uint32_t h = slot ? 0 : level_hash(n, lv, len);
+    if (!slot) {
+        struct node *c = kid_find(n, lv, len, h);
+        if (c)
+            return c;
     }
+    if (!create || len > UINT32_MAX)
+        return NULL;
+    struct node *c = calloc(1, sizeof(*c) + len + 1);
+    if (!c)
+        return NULL;
     memcpy(c->level, lv, len);
-    c->level[len] = '\0';
-    c->level_len = len;
+    c->level_len = (uint32_t)len;
+    c->hval = h;
     c->parent = n;
-    if (slot) {
+    if (slot)
         *slot = c;
-        return c;
-    }
-    size_t cap = n->nchildren; /* children grow one at a time; freed slots are reused */
-    if (!ward_ok(VEC_RESERVE_EXACT(n->children, cap, n->nchildren + 1))) {
-        free(c->level);
+    else if (!kid_insert(n, c)) {
         free(c);
         return NULL;
     }
-    n->children[n->nchildren++] = c;
     return c;
 }
 
 /* Walks (creating when asked) to the node for a plain filter. */
 static struct node *walk(struct subtree *t, const uint8_t *f, size_t len, bool create)
 {
-    struct node *n = &t->root;
+    struct node *n = t->root;
     size_t pos = 0;
     struct mqtt_span lv;
     while (n && mqtt_level_next(f, len, &pos, &lv))
@@ -145,7 +321,7 @@ static struct node *walk(struct subtree *t, const uint8_t *f, size_t len, bool c
 
 static bool node_empty(const struct node *n)
 {
-    return !n->nchildren && !n->plus && !n->hash && !n->nsubs && !n->ngroups;
+    return !n->nkids && !n->plus && !n->hash && !n->nsubs && !n->ngroups;
 }
 
 /* Frees empty nodes from n up towards the root. */
@@ -157,18 +333,16 @@ static void prune(struct node *n)
             p->plus = NULL;
         else if (p->hash == n)
             p->hash = NULL;
-        else
-            for (size_t i = 0; i < p->nchildren; i++)
-                if (p->children[i] == n) {
-                    p->children[i] = p->children[--p->nchildren];
-                    break;
-                }
+        else {
+            kid_unlink(p, n);
+            kids_shrink(p);
+        }
         node_free(n);
         n = p;
     }
 }
 
-static int entry_put(struct entry **arr, size_t *n, void *owner, uint8_t options, uint32_t id)
+static int entry_put(struct entry **arr, uint32_t *n, void *owner, uint8_t options, uint32_t id)
 {
     for (size_t i = 0; i < *n; i++)
         if ((*arr)[i].owner == owner) {
@@ -177,6 +351,8 @@ static int entry_put(struct entry **arr, size_t *n, void *owner, uint8_t options
             return 0;
         }
     size_t cap = *n; /* entries grow one at a time */
+    if (*n == UINT32_MAX)
+        return -1;
     if (!ward_ok(vec_reserve_exact(arr, &cap, *n + 1, sizeof(**arr))))
         return -1;
     (*arr)[(*n)++] = (struct entry){owner, options, id};
@@ -191,6 +367,8 @@ static struct group *group_get(struct node *n, const uint8_t *g, size_t glen, bo
     if (!create)
         return NULL;
     size_t cap = n->ngroups; /* groups grow one at a time */
+    if (n->ngroups == UINT32_MAX)
+        return NULL;
     if (!ward_ok(VEC_RESERVE_EXACT(n->groups, cap, n->ngroups + 1)))
         return NULL;
     struct group *gr = &n->groups[n->ngroups];
@@ -225,7 +403,7 @@ int subtree_add(struct subtree *t, const uint8_t *filter, size_t len, void *owne
     return r;
 }
 
-static int entry_drop(struct entry *arr, size_t *n, void *owner)
+static int entry_drop(struct entry *arr, uint32_t *n, void *owner)
 {
     for (size_t i = 0; i < *n; i++)
         if (arr[i].owner == owner) {
@@ -280,14 +458,25 @@ static size_t drop_owner(struct node *n, void *owner, uint64_t *visits)
 {
     size_t removed = 0;
     *visits += n->nsubs + n->ngroups;
-    for (size_t i = n->nchildren; i-- > 0;) {
-        struct node *c = n->children[i];
+    /* An emptied child is unlinked at once and its slot looked at again, as
+     * kid_unlink may have moved a not yet visited child into it. A table's
+     * backward shift can also bring one already visited there from the
+     * wrapped start of the table; visiting it again removes nothing. */
+    for (uint32_t i = 0; i < kid_span(n);) {
+        struct node *c = kid_slots(n)[i];
+        if (!c) {
+            i++;
+            continue;
+        }
         removed += drop_owner(c, owner, visits);
         if (node_empty(c)) {
-            n->children[i] = n->children[--n->nchildren];
+            kid_unlink(n, c);
             node_free(c);
+        } else {
+            i++;
         }
     }
+    kids_shrink(n);
     struct node **wild[2] = {&n->plus, &n->hash};
     for (int k = 0; k < 2; k++) {
         if (!*wild[k])
@@ -313,7 +502,7 @@ static size_t drop_owner(struct node *n, void *owner, uint64_t *visits)
 
 size_t subtree_remove_owner(struct subtree *t, void *owner)
 {
-    size_t r = drop_owner(&t->root, owner, &t->visits);
+    size_t r = drop_owner(t->root, owner, &t->visits);
     t->count -= r;
     return r;
 }
@@ -383,7 +572,7 @@ void subtree_match(struct subtree *t, const uint8_t *topic, size_t len, subtree_
                    subtree_eligible_fn eligible, void *ctx)
 {
     struct match_ctx m = {fn, eligible, ctx};
-    match(&t->root, topic, len, 0, &m);
+    match(t->root, topic, len, 0, &m);
 }
 
 size_t subtree_count(const struct subtree *t)
@@ -404,8 +593,10 @@ static void each(struct node *n, subtree_match_fn fn, void *ctx)
             struct subtree_sub s = {e->owner, e->options, e->sub_id, n->filter, n->groups[g].name};
             fn(ctx, &s);
         }
-    for (size_t i = 0; i < n->nchildren; i++)
-        each(n->children[i], fn, ctx);
+    struct node **s = kid_slots(n);
+    for (uint32_t i = 0, span = kid_span(n); i < span; i++)
+        if (s[i])
+            each(s[i], fn, ctx);
     if (n->plus)
         each(n->plus, fn, ctx);
     if (n->hash)
@@ -415,7 +606,7 @@ static void each(struct node *n, subtree_match_fn fn, void *ctx)
 /* see topic_tree.h */
 void subtree_each(struct subtree *t, subtree_match_fn fn, void *ctx)
 {
-    each(&t->root, fn, ctx);
+    each(t->root, fn, ctx);
 }
 
 uint64_t subtree_visits(const struct subtree *t)

@@ -1,3 +1,5 @@
+#include <time.h>
+
 #include "broker/topic_tree.h"
 #include "mqtt/mqtt.h"
 #include "test.h"
@@ -270,6 +272,193 @@ TEST(malformed_share_refused)
     subtree_free(t);
 }
 
+/* Owners for the wide-level cases: one address each. */
+#define WIDE_MAX 100000
+static char wide_owner[WIDE_MAX];
+
+static int addf(struct subtree *t, const char *pre, size_t i, const char *post, void *owner)
+{
+    char f[64];
+    int n = snprintf(f, sizeof(f), "%s%zu%s", pre, i, post);
+    return subtree_add(t, (const uint8_t *)f, (size_t)n, owner, 1, 0);
+}
+
+static int delf(struct subtree *t, const char *pre, size_t i, const char *post, void *owner)
+{
+    char f[64];
+    int n = snprintf(f, sizeof(f), "%s%zu%s", pre, i, post);
+    return subtree_remove(t, (const uint8_t *)f, (size_t)n, owner);
+}
+
+struct one_hit {
+    void *owner;
+    const char *filter;
+    int n;
+};
+
+static void note_one(void *ctx, const struct subtree_sub *s)
+{
+    struct one_hit *h = ctx;
+    if (s->filter[0] != 'w' || s->filter[2] == '+' || s->filter[2] == '#')
+        return; /* the wildcard subscriptions next to the plain ones */
+    h->owner = s->owner;
+    h->filter = s->filter;
+    h->n++;
+}
+
+static struct one_hit matchf(struct subtree *t, const char *pre, size_t i, const char *post)
+{
+    char f[64];
+    int n = snprintf(f, sizeof(f), "%s%zu%s", pre, i, post);
+    struct one_hit h = {NULL, NULL, 0};
+    subtree_match(t, (const uint8_t *)f, (size_t)n, note_one, NULL, &h);
+    return h;
+}
+
+static void count_sub(void *ctx, const struct subtree_sub *s)
+{
+    (void)s;
+    (*(size_t *)ctx)++;
+}
+
+static size_t each_count(struct subtree *t)
+{
+    size_t n = 0;
+    subtree_each(t, count_sub, &n);
+    return n;
+}
+
+/* Every plain child below "w" is found, whatever order siblings were added
+ * and removed in (the table's probe runs survive removals), and '+' and '#'
+ * stay apart from the plain children at the same level. */
+TEST(wide_level_add_match_remove)
+{
+    enum { N = 3000 };
+    struct subtree *t = subtree_new();
+    ASSERT_EQ(add(t, "w/+/x", O(0), 0, 0), 1);
+    ASSERT_EQ(add(t, "w/#", O(1), 0, 0), 1);
+    for (size_t i = 0; i < N; i++)
+        ASSERT_EQ(addf(t, "w/", i, "/x", &wide_owner[i]), 1);
+    ASSERT_EQ(addf(t, "w/", 7, "/x", &wide_owner[7]), 0); /* replaced */
+    ASSERT_EQ(subtree_count(t), N + 2);
+    ASSERT_EQ(each_count(t), N + 2);
+    for (size_t i = 0; i < N; i++) {
+        struct one_hit h = matchf(t, "w/", i, "/x");
+        ASSERT_EQ(h.n, 1);
+        ASSERT(h.owner == &wide_owner[i]);
+    }
+    ASSERT_EQ(matchf(t, "w/", N, "/x").n, 0);
+    ASSERT_EQ(match(t, "w/3/x").n, 3);    /* plain, '+', '#' */
+    ASSERT_EQ(match(t, "w/nope/x").n, 2); /* '+', '#' */
+    ASSERT_EQ(match(t, "w/+/x").n, 2);    /* a topic's "+" is a plain level: the wildcards only */
+    ASSERT_EQ(delf(t, "w/", N + 1, "/x", &wide_owner[0]), 0);
+    ASSERT_EQ(delf(t, "w/", 5, "/x", &wide_owner[6]), 0); /* not its owner */
+    /* Remove in a scattered order, checking the rest after each step of the
+     * shrink (table halves, then short array, then a single child). */
+    size_t left = N;
+    for (size_t k = 0; k < N; k++) {
+        size_t i = (k * 7919) % N; /* 7919 is prime, N is not a multiple */
+        ASSERT_EQ(delf(t, "w/", i, "/x", &wide_owner[i]), 1);
+        ASSERT_EQ(matchf(t, "w/", i, "/x").n, 0);
+        left--;
+        if (left == N / 2 || left == 700 || left == 9 || left == 5 || left < 4) {
+            size_t found = 0;
+            for (size_t j = 0; j < N; j++)
+                found += (size_t)matchf(t, "w/", j, "/x").n;
+            ASSERT_EQ(found, left);
+            ASSERT_EQ(each_count(t), left + 2);
+        }
+    }
+    ASSERT_EQ(subtree_count(t), 2);
+    ASSERT_EQ(match(t, "w/3/x").n, 2);
+    /* The emptied level takes children again. */
+    ASSERT_EQ(addf(t, "w/", 3, "/x", &wide_owner[3]), 1);
+    ASSERT_EQ(matchf(t, "w/", 3, "/x").n, 1);
+    subtree_free(t);
+}
+
+/* Around the short array / table boundary, every size both ways. */
+TEST(small_and_table_boundary)
+{
+    struct subtree *t = subtree_new();
+    for (size_t n = 1; n <= 40; n++) {
+        for (size_t i = 0; i < n; i++)
+            ASSERT_EQ(addf(t, "w/", i, "", &wide_owner[i]), 1);
+        for (size_t i = 0; i < n; i++)
+            ASSERT_EQ(matchf(t, "w/", i, "").n, 1);
+        ASSERT_EQ(each_count(t), n);
+        for (size_t i = n; i-- > 0;) { /* newest first, then the rest */
+            ASSERT_EQ(delf(t, "w/", i, "", &wide_owner[i]), 1);
+            for (size_t j = 0; j < i; j++)
+                ASSERT_EQ(matchf(t, "w/", j, "").n, 1);
+        }
+        ASSERT_EQ(subtree_count(t), 0);
+        ASSERT_EQ(each_count(t), 0);
+    }
+    subtree_free(t);
+}
+
+/* Session end across a wide level: emptied children are freed while the
+ * level is walked, and none is skipped. */
+TEST(wide_remove_owner)
+{
+    enum { N = 2000 };
+    struct subtree *t = subtree_new();
+    for (size_t i = 0; i < N; i++) {
+        ASSERT_EQ(addf(t, "w/", i, "", O(1)), 1);
+        if (i % 3 == 0)
+            ASSERT_EQ(addf(t, "w/", i, "", O(2)), 1);
+    }
+    ASSERT_EQ(subtree_remove_owner(t, O(1)), N);
+    ASSERT_EQ(subtree_count(t), (N + 2) / 3);
+    ASSERT_EQ(each_count(t), (N + 2) / 3);
+    for (size_t i = 0; i < N; i++) {
+        struct one_hit h = matchf(t, "w/", i, "");
+        ASSERT_EQ(h.n, i % 3 == 0);
+        if (h.n)
+            ASSERT(h.owner == O(2));
+    }
+    ASSERT_EQ(subtree_remove_owner(t, O(2)), (N + 2) / 3);
+    ASSERT_EQ(subtree_count(t), 0);
+    ASSERT_EQ(each_count(t), 0);
+    ASSERT_EQ(matchf(t, "w/", 0, "").n, 0);
+    subtree_free(t);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Issue 17's shape: one subscription dev/ID/cmd per client. Prints timings
+ * (a measure, not an assertion: this machine is shared) and checks results. */
+TEST(many_devices_timing)
+{
+    struct subtree *t = subtree_new();
+    double a = now_s();
+    for (size_t i = 0; i < WIDE_MAX; i++)
+        ASSERT_EQ(addf(t, "dev/", i, "/cmd", &wide_owner[i]), 1);
+    double b = now_s();
+    for (size_t i = 0; i < WIDE_MAX; i++) {
+        char f[64];
+        int n = snprintf(f, sizeof(f), "dev/%zu/cmd", i);
+        struct hits h = {.n = 0};
+        subtree_match(t, (const uint8_t *)f, (size_t)n, collect, NULL, &h);
+        ASSERT_EQ(h.n, 1);
+        ASSERT(h.owner[0] == &wide_owner[i]);
+    }
+    double c = now_s();
+    for (size_t i = 0; i < WIDE_MAX; i++)
+        ASSERT_EQ(delf(t, "dev/", i, "/cmd", &wide_owner[i]), 1);
+    double d = now_s();
+    ASSERT_EQ(subtree_count(t), 0);
+    printf("  %d filters dev/ID/cmd: insert %.3f s, match %.3f s, remove %.3f s\n", WIDE_MAX, b - a,
+           c - b, d - c);
+    subtree_free(t);
+}
+
 int main(void)
 {
     RUN(exact_plus_hash);
@@ -281,5 +470,9 @@ int main(void)
     RUN(each_and_deep_levels);
     RUN(agrees_with_mqtt_topic_match);
     RUN(malformed_share_refused);
+    RUN(wide_level_add_match_remove);
+    RUN(small_and_table_boundary);
+    RUN(wide_remove_owner);
+    RUN(many_devices_timing);
     TEST_DONE();
 }
