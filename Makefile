@@ -94,6 +94,7 @@ bench: build
 	bench/flow.sh
 	bench/nats.sh
 	bench/persist.sh
+	bench/ws.sh
 
 # Unit-test line and branch coverage of src/ (CTest label `unit` only), and a
 # floor of COV_FLOOR% of lines for each of COV_FILES. gcov data is read once

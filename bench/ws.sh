@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# MQTT over WebSocket: ward and Debian's mosquitto (its websockets listener,
+# libwebsockets) side by side on the same loopback load from `ward bench
+# --ws /mqtt`, over ws:// and wss:// (server certificate from `ward cert
+# dev`), with each broker's plain TCP figure from the same run. Prints a
+# markdown table: delivered messages/s, ward/mosquitto, and ward's
+# WebSocket figure as a share of its own TCP figure (the target: >= 90%).
+#
+# Each case runs twice per broker and the better run is reported.
+#
+#   BENCH_SECONDS   seconds per case (default 3)
+#   BENCH_N         publishers/subscribers per case (default 20)
+#   BENCH_WORKERS   ward's worker threads (default 2)
+#   WARD            the ward binary (default build/ward)
+#   BENCH_ONLY      only the loads whose name contains this text ("q1", "fan-in")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WARD=${WARD:-build/ward}
+SECS=${BENCH_SECONDS:-3}
+N=${BENCH_N:-20}
+WORKERS=${BENCH_WORKERS:-2}
+ONLY=${BENCH_ONLY:-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+need "$WARD" mosquitto
+
+PKI="$TMP/pki"
+"$WARD" cert dev "$PKI" 2>/dev/null
+WSS_CLIENT=(--ws /mqtt -h localhost --cafile "$PKI/ca.crt")
+
+start_ward() {
+  WARD_PORT=$(free_port); WARD_WS=$(free_port); WARD_WSS=$(free_port)
+  "$WARD" serve --workers "$WORKERS" -l "tcp://127.0.0.1:$WARD_PORT" \
+    -l "ws://127.0.0.1:$WARD_WS/mqtt" -l "wss://127.0.0.1:$WARD_WSS/mqtt" \
+    --certfile "$PKI/server.crt" --keyfile "$PKI/server.key" \
+    --max-queued 1000000 --max-inflight 65535 --log-level warn >"$TMP/ward.log" 2>&1 &
+  WARD_PID=$!; PIDS+=("$WARD_PID")
+  wait_port "$WARD_PORT" && wait_port "$WARD_WS" && wait_port "$WARD_WSS" || {
+    echo "bench: ward did not start its listeners:" >&2; cat "$TMP/ward.log" >&2; exit 1; }
+}
+start_mosquitto() {
+  MOSQ_PORT=$(free_port); MOSQ_WS=$(free_port); MOSQ_WSS=$(free_port)
+  cat >"$TMP/mosquitto.conf" <<CONF
+user root
+per_listener_settings false
+allow_anonymous true
+persistence false
+max_queued_messages 1000000
+max_inflight_messages 0
+listener $MOSQ_PORT 127.0.0.1
+listener $MOSQ_WS 127.0.0.1
+protocol websockets
+listener $MOSQ_WSS 127.0.0.1
+protocol websockets
+certfile $PKI/server.crt
+keyfile $PKI/server.key
+CONF
+  mosquitto -c "$TMP/mosquitto.conf" >"$TMP/mosquitto.log" 2>&1 &
+  MOSQ_PID=$!; PIDS+=("$MOSQ_PID")
+  wait_port "$MOSQ_PORT" && wait_port "$MOSQ_WS" && wait_port "$MOSQ_WSS" || {
+    echo "bench: mosquitto did not start its listeners:" >&2; cat "$TMP/mosquitto.log" >&2; exit 1; }
+}
+
+# run_case PID PORT ARGS... -> "rate p50 p99 lost cpu_s" (better of two runs)
+run_case() {
+  local pid=$1 port=$2; shift 2
+  local best="0 0 0 0 0" best_rate=-1
+  for _ in 1 2; do
+    local c0 c1 out rate
+    c0=$(cpu_ticks "$pid")
+    out=$("$WARD" bench "$@" -p "$port" -d "$SECS" --json 2>/dev/null || true)
+    c1=$(cpu_ticks "$pid")
+    rate=$(echo "$out" | /usr/bin/python3 -c 'import json,sys
+try: d=json.load(sys.stdin); print(int(d["rate"]))
+except Exception: print(0)')
+    if [ "$rate" -gt "$best_rate" ]; then
+      best_rate=$rate
+      best=$(echo "$out" | /usr/bin/python3 -c 'import json,sys
+try: d=json.load(sys.stdin)
+except Exception: d={"rate":0,"p50_ms":0,"p99_ms":0,"lost":0}
+print(int(d["rate"]), "%.2f" % d["p50_ms"], "%.2f" % d["p99_ms"], d["lost"])')
+      best="$best $(awk -v a="$c0" -v b="$c1" -v t="$TICK" 'BEGIN {printf "%.2f", (b - a) / t}')"
+    fi
+  done
+  echo "$best"
+}
+
+LOADS=(
+  "p2p q0|p2p -n $N -q 0"
+  "p2p q1|p2p -n $N -q 1"
+  "fan-in q0|fanin -n $N -q 0"
+  "fan-in q1|fanin -n $N -q 1"
+)
+
+start_ward; start_mosquitto
+echo "# MQTT over WebSocket: ward vs mosquitto ($(nproc) cores, ${SECS}s per case, best of 2, 64-byte payloads, MQTT 3.1.1, $N clients)"
+echo
+echo "| case | ward msg/s | mosquitto | ward/mosq | ward vs its TCP | p50 ms w/m | p99 ms w/m | CPU s w/m | lost w/m |"
+echo "|---|---|---|---|---|---|---|---|---|"
+ratio() { if [ "${2:-0}" -gt 0 ]; then awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; else echo "-"; fi; }
+pct() { if [ "${2:-0}" -gt 0 ]; then awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f%%", 100 * a / b}'; else echo "-"; fi; }
+wanted() { [ -z "$ONLY" ] || [[ "${1,,}" == *"${ONLY,,}"* ]]; }
+for load in "${LOADS[@]}"; do
+  name=${load%%|*}; args=${load#*|}
+  wanted "$name" || continue
+  # shellcheck disable=SC2086
+  read -r tr tp50 tp99 tl tc <<<"$(run_case "$WARD_PID" "$WARD_PORT" $args -h 127.0.0.1)"
+  # shellcheck disable=SC2086
+  read -r mtr mtp50 mtp99 mtl mtc <<<"$(run_case "$MOSQ_PID" "$MOSQ_PORT" $args -h 127.0.0.1)"
+  echo "| $name TCP | $tr | $mtr | $(ratio "$tr" "$mtr") | 100% | $tp50/$mtp50 | $tp99/$mtp99 | $tc/$mtc | $tl/$mtl |"
+  # shellcheck disable=SC2086
+  read -r wr wp50 wp99 wl wc <<<"$(run_case "$WARD_PID" "$WARD_WS" $args -h 127.0.0.1 --ws /mqtt)"
+  # shellcheck disable=SC2086
+  read -r mr mp50 mp99 ml mc <<<"$(run_case "$MOSQ_PID" "$MOSQ_WS" $args -h 127.0.0.1 --ws /mqtt)"
+  echo "| $name ws | $wr | $mr | $(ratio "$wr" "$mr") | $(pct "$wr" "$tr") | $wp50/$mp50 | $wp99/$mp99 | $wc/$mc | $wl/$ml |"
+  # shellcheck disable=SC2086
+  read -r sr sp50 sp99 sl sc <<<"$(run_case "$WARD_PID" "$WARD_WSS" $args "${WSS_CLIENT[@]}")"
+  # shellcheck disable=SC2086
+  read -r nr np50 np99 nl nc <<<"$(run_case "$MOSQ_PID" "$MOSQ_WSS" $args "${WSS_CLIENT[@]}")"
+  echo "| $name wss | $sr | $nr | $(ratio "$sr" "$nr") | $(pct "$sr" "$tr") | $sp50/$np50 | $sp99/$np99 | $sc/$nc | $sl/$nl |"
+done
+echo
+echo "Peak RSS (VmHWM): ward $(awk '/VmHWM/ {print $2}' "/proc/$WARD_PID/status") kB, mosquitto $(awk '/VmHWM/ {print $2}' "/proc/$MOSQ_PID/status") kB"
