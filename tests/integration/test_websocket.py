@@ -214,7 +214,7 @@ def test_paho_wss_client_certificate(wsb, pki):
     c = paho_client(b, "rogue", True, pki, cert="client_rogue")
     try:
         c.connect("localhost", b.ws_port, keepalive=30)
-    except (ssl.SSLError, OSError):
+    except Exception:  # ssl.SSLError, OSError or paho's WebsocketConnectionError
         pass
     else:
         c.loop_start()
@@ -693,3 +693,46 @@ def test_refusal_logged_with_escaped_peer_input(ward_factory):
         time.sleep(0.05)
     assert "\x1b" not in b.log(), b.log()
     still_serves(b)
+
+
+def test_max_header_size_key(ward_factory, tmp_path):
+    """max_header_size = 1KB: a 2 KB upgrade request is refused with 431, a
+    900-byte one is upgraded."""
+    b = ws_conf(ward_factory, tmp_path, "max_header_size = 1KB")
+    pad = lambda n: ["X-Pad: " + "p" * (n - len(ws.request()) - 9)]
+    assert len(ws.request(extra=pad(2048))) == 2048
+    r = ws.upgrade(b.ws_port, ws.request(extra=pad(2048)))
+    assert r.status == 431, r
+    c = ws.WSClient(b.ws_port, req=ws.request(extra=pad(900)))
+    c.handshake("small-head")
+    c.disconnect()
+
+
+def test_max_frame_size_key(ward_factory, tmp_path):
+    """max_frame_size = 2KB: a 3000-byte message is closed with 1009 (in
+    one frame or in fragments); 2000 bytes pass."""
+    b = ws_conf(ward_factory, tmp_path, "max_frame_size = 2KB")
+    c = ws.connected(b.ws_port, "fits")
+    c.sub([("mf/t", 0)])
+    c.send(m.publish("mf/t", b"f" * (2000 - 8)))
+    assert len(c.expect(m.PUBLISH).payload) == 2000 - 8
+    c.disconnect()
+    c = ws.connected(b.ws_port, "too-big")
+    c.send(m.publish("mf/t", b"f" * 3000))
+    assert c.expect_ws_close() == 1009
+    c = ws.connected(b.ws_port, "too-big-frag")
+    c.send_frame(ws.BINARY, b"\x30" * 1500, fin=False)
+    c.send_frame(ws.CONT, b"\x30" * 1500, fin=False)
+    assert c.expect_ws_close() == 1009
+    still_serves(b)
+
+
+def test_same_origin(ward_factory, tmp_path):
+    """same_origin: a browser's Origin must name the Host it asked."""
+    b = ws_conf(ward_factory, tmp_path, "same_origin = true")
+    host = "127.0.0.1:%d" % b.ws_port
+    r = ws.upgrade(b.ws_port, ws.request(host=host, origin="http://other.example"))
+    assert r.status == 403, r
+    c = ws.WSClient(b.ws_port, req=ws.request(host=host, origin="http://" + host))
+    c.handshake("same")
+    c.disconnect()
