@@ -69,11 +69,15 @@ def wsb(request, tmp_path, ward_factory, pki):
     """`wsb(tls=None|"server"|"mutual")` starts the current kind of broker
     with a ws:// (or wss://, server certificate from `pki`; "mutual":
     client certificates required) listener on path /mqtt beside a TCP
-    one. A test marked mosquitto_deviates runs on ward only."""
+    one. A test marked mosquitto_deviates runs on ward only; one marked
+    ward_bug is a strict xfail on ward (it fails loudly once fixed)."""
     kind = request.param
     deviates = request.node.get_closest_marker("mosquitto_deviates")
     if kind == "mosquitto" and deviates:
         pytest.skip("mosquitto deviates: " + deviates.args[0])
+    bug = request.node.get_closest_marker("ward_bug")
+    if kind == "ward" and bug:
+        request.node.add_marker(pytest.mark.xfail(strict=True, reason="ward: " + bug.args[0]))
     started = []
 
     def make(tls=None, args=()):
@@ -408,13 +412,15 @@ def test_oversize_frame_closed_1009(wsb):
 
 @pytest.mark.mosquitto_deviates("libwebsockets takes the fragments")
 def test_oversize_message_across_fragments_closed_1009(wsb):
-    """The cap holds across fragments: 3 x 2 KiB continuation frames of one
-    message with max_packet_size 4 KiB."""
+    """The cap holds across fragments: 4 x 2 KiB fragments of one message
+    with max_packet_size 4 KiB. They carry PINGREQs, each a whole valid
+    packet, so the MQTT layer has nothing to refuse: the close is the
+    WebSocket layer's."""
     b = wsb(args=["--max-packet-size", "4096"])
     c = ws.connected(b.ws_port, "bigfrag")
-    c.send_frame(ws.BINARY, b"\x30\xff\x7f" + b"a" * 2045, fin=False)
-    c.send_frame(ws.CONT, b"a" * 2048, fin=False)
-    c.send_frame(ws.CONT, b"a" * 2048, fin=False)
+    c.send_frame(ws.BINARY, m.pingreq() * 1024, fin=False)
+    for _ in range(3):
+        c.send_frame(ws.CONT, m.pingreq() * 1024, fin=False)
     assert c.expect_ws_close() == 1009
     still_serves(b)
 
@@ -477,6 +483,8 @@ def test_unknown_subprotocol_400(wsb):
 
 
 @pytest.mark.mosquitto_deviates("libwebsockets upgrades version 8")
+@pytest.mark.ward_bug("the 426 lacks 'Sec-WebSocket-Version: 13' (RFC 6455 4.2.2 step 4: "
+                      "the versions the server understands); ws_upgrade_response in src/http")
 def test_version_8_426(wsb):
     b = wsb()
     r = refused(b, 426, ws.request(version="8"))
@@ -721,8 +729,8 @@ def test_max_frame_size_key(ward_factory, tmp_path):
     c.send(m.publish("mf/t", b"f" * 3000))
     assert c.expect_ws_close() == 1009
     c = ws.connected(b.ws_port, "too-big-frag")
-    c.send_frame(ws.BINARY, b"\x30" * 1500, fin=False)
-    c.send_frame(ws.CONT, b"\x30" * 1500, fin=False)
+    c.send_frame(ws.BINARY, m.pingreq() * 750, fin=False)  # whole packets: see above
+    c.send_frame(ws.CONT, m.pingreq() * 750, fin=False)
     assert c.expect_ws_close() == 1009
     still_serves(b)
 

@@ -74,7 +74,9 @@ async function main() {
   await all;
   for (let i = 0; i < count; i++)
     if (got[i] !== "m" + i) fail("message " + i + " is " + JSON.stringify(got[i]));
-  await pub.publishAsync(topic + "/kept", "kept", { qos, retain: true });
+  // QoS 1 at least: acknowledged once the broker kept it, so the late
+  // subscriber cannot overtake it (at QoS 0 it could get it live instead).
+  await pub.publishAsync(topic + "/kept", "kept", { qos: Math.max(qos, 1), retain: true });
   const late = await connect("js-late");
   const retained = new Promise((resolve) =>
     late.on("message", (t, payload, packet) => resolve([t, payload.toString(), packet.retain]))
