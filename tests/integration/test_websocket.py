@@ -53,11 +53,11 @@ def start_ward(ward_factory, scheme="ws", args=(), path="/mqtt", query=""):
     return b
 
 
-def start_mosquitto(tmp_path, tls_lines=""):
+def start_mosquitto(tmp_path, tls_lines="", extra=""):
     b = WsBroker()
     b.ws_port = free_port()
-    mq = Mosquitto(tmp_path, "listener %d %s\nprotocol websockets\n%s" % (b.ws_port, HOST,
-                                                                          tls_lines))
+    mq = Mosquitto(tmp_path, "%s\nlistener %d %s\nprotocol websockets\n%s" % (
+        extra, b.ws_port, HOST, tls_lines))
     assert wait_port(b.ws_port, proc=mq.proc), "mosquitto has no websockets listener"
     b.name, b.port, b.mosq, b.tls = "mosquitto", mq.port, mq, bool(tls_lines)
     b.alive = mq.alive
@@ -80,7 +80,7 @@ def wsb(request, tmp_path, ward_factory, pki):
         request.node.add_marker(pytest.mark.xfail(strict=True, reason="ward: " + bug.args[0]))
     started = []
 
-    def make(tls=None, args=()):
+    def make(tls=None, args=(), mosq=""):
         if kind == "ward":
             extra = list(args)
             if tls:
@@ -95,7 +95,7 @@ def wsb(request, tmp_path, ward_factory, pki):
             lines = "user root\ncertfile %s\nkeyfile %s\ncafile %s\nrequire_certificate %s\n" % (
                 pki["server_crt"], pki["server_key"], pki["ca"],
                 "true" if tls == "mutual" else "false")
-        b = start_mosquitto(tmp_path, lines)
+        b = start_mosquitto(tmp_path, lines, mosq)
         started.append(b.mosq)
         return b
 
@@ -770,3 +770,31 @@ def test_browser_recipe_optional_certificate_and_password(ward_factory, pki, tmp
     # A wrong certificate is refused even though certificates are optional.
     with pytest.raises((ssl.SSLError, OSError, AssertionError)):
         ws.connected(b.ws_port, "rogue", tls=client_ctx(pki, "client_rogue"))
+
+
+# ---------------------------------------------------------------- ward bench --ws
+
+@pytest.mark.parametrize("tls", [None, "server"], ids=["ws", "wss"])
+@pytest.mark.parametrize("scenario", ["p2p", "fanin"])
+def test_bench_over_websocket(wsb, pki, tls, scenario):
+    """`ward bench --ws /mqtt` (the load generator of bench/ws.sh) against
+    both brokers: every QoS 1 message arrives once, in order, and was
+    acknowledged; in frames of up to 64 KB each way."""
+    b = wsb(tls=tls, mosq="max_queued_messages 100000")  # mosquitto drops above 1000
+    cmd = [WARD, "bench", scenario, "-p", str(b.ws_port), "--ws", "/mqtt", "-n", "4", "-q", "1",
+           "-c", "3000", "-s", "200", "--json"]
+    cmd += ["-h", "localhost", "--cafile", pki["ca"]] if tls else ["-h", HOST]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = json.loads(r.stdout)
+    assert (d["sent"], d["received"], d["lost"], d["duplicates"], d["acked"]) == (
+        12000, 12000, 0, 0, 12000), d
+
+
+def test_bench_refused_upgrade_named(ward_factory):
+    b = start_ward(ward_factory)
+    r = subprocess.run([WARD, "bench", "p2p", "-h", HOST, "-p", str(b.ws_port), "--ws",
+                        "/wrong", "-n", "1", "-c", "1"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 1 and "refused the WebSocket upgrade: HTTP/1.1 404" in r.stderr, (
+        r.stdout + r.stderr)
