@@ -47,7 +47,10 @@ build: deps
 
 run: build
 	@[ -f $(DEV_PKI)/ca.crt ] || $(BUILD)/ward cert dev $(DEV_PKI)
-	$(BUILD)/ward serve --dev-pki $(DEV_PKI) --data $(DEV_DATA) $(WARD_ARGS)
+	$(BUILD)/ward serve --dev-pki $(DEV_PKI) --data $(DEV_DATA) \
+	  -l tcp://0.0.0.0:1883 -l ws://0.0.0.0:8083/mqtt -l wss://0.0.0.0:8084/mqtt \
+	  -l nats+ws://0.0.0.0:4224 --certfile $(DEV_PKI)/server.crt --keyfile $(DEV_PKI)/server.key \
+	  --cafile $(DEV_PKI)/ca.crt --client-cert optional $(WARD_ARGS)
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)

@@ -147,7 +147,9 @@ static const struct opt table[] = {
      .help = "tcp://HOST:PORT (repeatable; default tcp://0.0.0.0:1883);\n"
              "tls:// mtls:// with --certfile ...; NATS clients:\n"
              "nats:// nats+tls:// nats+mtls:// (TLS ones with the\n"
-             "same --certfile ... flags)"},
+             "same --certfile ... flags); WebSocket:\n"
+             "ws://HOST:PORT/PATH wss://HOST:PORT/PATH (path\n"
+             "/mqtt by default), nats+ws:// nats+wss://"},
     {"workers", 0, OPT_UINT, "N", AT(workers), RANGE(1, 256),
      .help = "worker threads (default: one per CPU)"},
     {"log-level", 0, OPT_CALL, "LEVEL", FN(log_level),
@@ -287,9 +289,12 @@ static int nats_ciphers(const char *list, char *c12, char *c13, size_t cap, char
 static int nats_config(struct serve_opts *o, const struct cfg_listener *l, unsigned i, char *url)
 {
     static char ciphers[MAX_URLS][2][1024];
-    bool tls = l->certfile != NULL;
+    bool ws = l->kind == CFG_LISTENER_NATS_WS;
+    bool tls = l->certfile != NULL && !(ws && l->ws_no_tls);
+    /* nats+wss: a required client certificate comes from ssl_config's verify. */
     snprintf(url, 300, "%s://%s",
-             !tls                      ? "nats"
+             ws                        ? (tls ? "nats+wss" : "nats+ws")
+             : !tls                    ? "nats"
              : l->fail_if_no_peer_cert ? "nats+mtls"
                                        : "nats+tls",
              l->bind);
@@ -357,19 +362,18 @@ static int listeners_from_config(struct serve_opts *o, const struct ward_config 
         const struct cfg_listener *l = &cfg->listeners[i];
         if (!l->enable)
             continue;
-        if (l->kind == CFG_LISTENER_WS || l->kind == CFG_LISTENER_WSS) {
-            fprintf(stderr,
-                    "ward serve: %s: listener '%s': WebSocket listeners are not available in "
-                    "this build yet\n",
-                    o->config, l->name);
+        static const char *const scheme[] = {
+            [CFG_LISTENER_TCP] = "tcp",   [CFG_LISTENER_SSL] = "tls",
+            [CFG_LISTENER_WS] = "ws",     [CFG_LISTENER_WSS] = "wss",
+            [CFG_LISTENER_NATS] = "nats", [CFG_LISTENER_NATS_WS] = "nats+ws"};
+        /* NanoMQ writes a WebSocket's path in bind: "0.0.0.0:8083/mqtt". */
+        snprintf(urls[o->nurls], 300, "%s://%s", scheme[l->kind], l->bind);
+        bool tls = l->kind == CFG_LISTENER_SSL || l->kind == CFG_LISTENER_WSS;
+        if (tls && ssl_config(o, l, &o->tls[o->nurls]) < 0)
             return 1;
-        }
-        snprintf(urls[o->nurls], 300, "%s://%s", l->kind == CFG_LISTENER_SSL ? "tls" : "tcp",
-                 l->bind);
-        if (l->kind == CFG_LISTENER_SSL && ssl_config(o, l, &o->tls[o->nurls]) < 0)
-            return 1;
-        o->has_tls[o->nurls] = l->kind == CFG_LISTENER_SSL;
-        if (l->kind == CFG_LISTENER_NATS && nats_config(o, l, o->nurls, urls[o->nurls]) < 0)
+        o->has_tls[o->nurls] = tls;
+        bool nats = l->kind == CFG_LISTENER_NATS || l->kind == CFG_LISTENER_NATS_WS;
+        if (nats && nats_config(o, l, o->nurls, urls[o->nurls]) < 0)
             return 1;
         o->listener_anon[o->nurls] = l->allow_anonymous;
         o->listener_password[o->nurls] = l->require_password;
@@ -385,6 +389,10 @@ static int listeners_from_config(struct serve_opts *o, const struct ward_config 
             .handshake_queue = l->handshake_queue,
             .max_output_bytes = l->max_output_bytes,
             .slow_consumer_timeout_ms = l->slow_consumer_timeout_ms,
+            .ws_origins = l->ws_allowed_origins,
+            .ws_same_origin = l->ws_same_origin,
+            .ws_max_message = l->ws_max_frame_size,
+            .ws_max_header = l->ws_max_header_size,
         };
         o->urls[o->nurls] = urls[o->nurls];
         o->nurls++;
@@ -529,8 +537,8 @@ static void reload(const struct serve_opts *flags, struct auth *a, struct broker
  * client certificate. */
 static bool url_tls(const char *url, bool *mutual)
 {
-    static const char *const tls[] = {"tls://", "ssl://", "mqtts://", "tls+mqtt-tcp://",
-                                      "nats+tls://"};
+    static const char *const tls[] = {"tls://",      "ssl://", "mqtts://",   "tls+mqtt-tcp://",
+                                      "nats+tls://", "wss://", "nats+wss://"};
     *mutual = strncmp(url, "mtls://", 7) == 0 || strncmp(url, "nats+mtls://", 12) == 0;
     for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++)
         if (strncmp(url, tls[i], strlen(tls[i])) == 0)
@@ -565,11 +573,10 @@ static void warn_expiry(const struct serve_opts *o, struct tls_server **tls)
     }
 }
 
-/* -l nats://, nats+tls://, nats+mtls:// */
+/* -l nats://, nats+tls://, nats+mtls://, nats+ws://, nats+wss:// */
 static bool url_nats(const char *url)
 {
-    return strncmp(url, "nats://", 7) == 0 || strncmp(url, "nats+tls://", 11) == 0 ||
-           strncmp(url, "nats+mtls://", 12) == 0;
+    return strncmp(url, "nats://", 7) == 0 || strncmp(url, "nats+", 5) == 0;
 }
 
 /* A NATS listener's net settings (its INFO greeting, the input a PUB of

@@ -18,7 +18,8 @@ enum cfg_listener_kind {
     CFG_LISTENER_SSL,
     CFG_LISTENER_WS,
     CFG_LISTENER_WSS,
-    CFG_LISTENER_NATS /* listeners.nats: the NATS client protocol, TLS with a tls { } block */
+    CFG_LISTENER_NATS,   /* listeners.nats: the NATS client protocol, TLS with a tls { } block */
+    CFG_LISTENER_NATS_WS /* listeners.nats_ws: NATS over WebSocket (nats-server's websocket { }) */
 };
 
 /* listeners.ssl.NAME.sni = [{host, certfile, keyfile}]: more certificates
@@ -104,6 +105,15 @@ struct cfg_listener {
     bool nats_verify_and_map;
     bool nats_handshake_first;
     char *nats_cipher_suites; /* IANA names, comma-separated */
+    /* WebSocket listeners (ws, wss, nats_ws) */
+    char *ws_allowed_origins;    /* comma-separated; NULL: any Origin */
+    bool ws_same_origin;         /* the Origin must be the Host the request went to */
+    uint32_t ws_max_frame_size;  /* one message's payload; 0: the listener's input bound */
+    uint32_t ws_max_header_size; /* the upgrade request's head */
+    bool ws_compression;         /* accepted; permessage-deflate is never negotiated */
+    bool ws_no_tls;              /* nats_ws: plain ws:// although a tls { } block is there */
+    char *ws_host;               /* nats_ws: host and port, when bind/listen is not given */
+    uint32_t ws_port;
 };
 
 struct cfg_bridge_topic {

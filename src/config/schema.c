@@ -84,6 +84,8 @@ static const struct key_spec global_keys[] = {
      "Highest keep alive granted; MQTT 5 clients asking for more get Server Keep Alive."},
     {"mqtt.topic_alias_max", K_U32, G(topic_alias_max), "10", 0, 65535, NULL,
      "Topic aliases a client may use towards the broker (MQTT 5)."},
+    {"mqtt.max_topic_alias", K_U32, G(topic_alias_max), NULL, 0, 65535, NULL,
+     "NanoMQ's name for topic_alias_max (its default nanomq.conf sets it)."},
     {"mqtt.max_qos", K_U32, G(max_qos), "2", 0, 2, NULL, "Highest QoS granted."},
     {"mqtt.retain_available", K_BOOL, G(retain_available), "true", 0, 0, NULL,
      "Whether retained messages are supported."},
@@ -834,6 +836,47 @@ static void free_strings(const struct key_spec *tab, size_t n, void *base);
 
 #define NATS_MAX_PAYLOAD_MAX 67108864.0 /* 64MB, nats-server's own ceiling */
 
+/* ---- WebSocket listeners (ws, wss, nats_ws) ---- */
+
+/* Keys of ws and wss blocks beyond listener_keys (and of nats_ws blocks). */
+static const struct key_spec ws_keys[] = {
+    {"max_frame_size", K_SIZE, L(ws_max_frame_size), "0", 0, 4294967295.0, NULL,
+     "Largest WebSocket message payload, its fragments together; more is refused with close "
+     "1009 (0: mqtt.max_packet_size and a few bytes, or a NATS listener's max_payload plus "
+     "max_control_line)."},
+    {"max_header_size", K_SIZE, L(ws_max_header_size), "8KB", 1024, 1048576, NULL,
+     "Largest HTTP upgrade request head (request line and headers); more is refused with 431. "
+     "The whole upgrade must be done within handshake_timeout of accept."},
+    {"allowed_origins", K_LIST, L(ws_allowed_origins), NULL, 0, 0, NULL,
+     "Browser Origins allowed to connect (\"https://app.example.com\", a word or a list); others "
+     "are refused with 403. Unset: any. Clients that send no Origin (not browsers) are let in."},
+    {"same_origin", K_BOOL, L(ws_same_origin), "false", 0, 0, NULL,
+     "A browser's Origin must be the host it sent the request to (its Host header); else 403."},
+};
+#define WS_KEY_NAMES                                                                               \
+    {                                                                                              \
+        "max_frame_size", "max_header_size", "allowed_origins", "same_origin"                      \
+    }
+
+/* nats-server's websocket { } names, beyond ws_keys and the NATS ones. */
+static const struct key_spec nats_ws_keys[] = {
+    {"host", K_STRING, L(ws_host), NULL, 0, 0, NULL,
+     "nats-server's host: with port, instead of bind (default 0.0.0.0)."},
+    {"port", K_U32, L(ws_port), "0", 0, 65535, NULL,
+     "nats-server's port: with host, instead of bind."},
+    {"no_tls", K_BOOL, L(ws_no_tls), "false", 0, 0, NULL,
+     "Plain ws:// (nats-server requires it or a tls { } block; ward takes plain by default)."},
+    {"compression", K_BOOL, L(ws_compression), "false", 0, 0, NULL,
+     "Accepted for nats-server's files; permessage-deflate is not negotiated, so clients send "
+     "uncompressed frames."},
+    {"handshake_timeout", K_MS, L(handshake_timeout_ms), NULL, 0, 600000, NULL,
+     "The TLS handshake and the HTTP upgrade must be done by then, from accept (default 10s)."},
+};
+#define NATS_WS_KEY_NAMES                                                                          \
+    {                                                                                              \
+        "host", "port", "no_tls", "compression", "handshake_timeout"                               \
+    }
+
 static const struct key_spec nats_keys[] = {
     {"bind", K_STRING, L(bind), NULL, 0, 0, NULL, "HOST:PORT to listen on (required)."},
     {"listen", K_STRING, L(bind), NULL, 0, 0, NULL, "nats-server's name for bind."},
@@ -1217,7 +1260,26 @@ static void load_nats_listener(struct loader *ld, const struct hocon_value *obj,
     /* Every listener field gets its listeners.ssl default first. */
     apply_table(ld, listener_keys, N(listener_keys), NULL, prefix, l);
     apply_table(ld, nats_keys, N(nats_keys), obj, prefix, l);
-    check_unknown(ld, obj, prefix, "", nats_keys, N(nats_keys), nats_skip, N(nats_skip));
+    if (l->kind == CFG_LISTENER_NATS_WS) {
+        static const char *const ws_names[] = WS_KEY_NAMES, *const nws_names[] = NATS_WS_KEY_NAMES;
+        const char *skip[N(nats_skip) + N(ws_names) + N(nws_names)];
+        size_t ns = 0;
+        for (size_t i = 0; i < N(nats_skip); i++)
+            skip[ns++] = nats_skip[i];
+        for (size_t i = 0; i < N(ws_names); i++)
+            skip[ns++] = ws_names[i];
+        for (size_t i = 0; i < N(nws_names); i++)
+            skip[ns++] = nws_names[i];
+        apply_table(ld, ws_keys, N(ws_keys), obj, prefix, l);
+        apply_table(ld, nats_ws_keys, N(nats_ws_keys), obj, prefix, l);
+        check_unknown(ld, obj, prefix, "", nats_keys, N(nats_keys), skip, ns);
+        /* nats-server's host and port stand for bind. */
+        if (!l->bind && l->ws_port &&
+            asprintf(&l->bind, "%s:%u", l->ws_host ? l->ws_host : "0.0.0.0", l->ws_port) < 0)
+            l->bind = NULL;
+    } else {
+        check_unknown(ld, obj, prefix, "", nats_keys, N(nats_keys), nats_skip, N(nats_skip));
+    }
     const struct hocon_value *tls = hocon_get(obj, "tls");
     for (size_t i = 0; tls && tls->type == HOCON_OBJECT && i < NATS_SSL_KEYS; i++) {
         const struct key_spec *ks = listener_key(nats_skip[i] + 4);
@@ -1253,6 +1315,8 @@ static void free_nats_perms(struct cfg_nats_perms *p)
 static void free_nats(struct cfg_listener *l)
 {
     free_strings(nats_keys, N(nats_keys), l);
+    free_strings(ws_keys, N(ws_keys), l);
+    free_strings(nats_ws_keys, N(nats_ws_keys), l);
     for (size_t i = 0; i < l->nats_nusers; i++) {
         free_strings(nats_user_keys, N(nats_user_keys), &l->nats_users[i]);
         free_nats_perms(&l->nats_users[i].perms);
@@ -1282,6 +1346,10 @@ static void print_nats(FILE *out, const struct cfg_listener *l)
     shown.nats_token = l->nats_token ? mask : NULL;
     shown.key_password = l->key_password ? mask : NULL;
     print_table(out, nats_keys, N(nats_keys), &shown, "  ");
+    if (l->kind == CFG_LISTENER_NATS_WS) {
+        print_table(out, ws_keys, N(ws_keys), &shown, "  ");
+        print_table(out, nats_ws_keys, N(nats_ws_keys), &shown, "  ");
+    }
     if (l->certfile) {
         fprintf(out, "  tls {\n");
         for (size_t i = 0; i < NATS_SSL_KEYS; i++)
@@ -1334,6 +1402,12 @@ static void reference_nats(FILE *out)
                  "certificate.\n");
     reference_table(out, "NATS users: `authorization { users = [{...}] }`", "", nats_user_keys,
                     N(nats_user_keys));
+    reference_table(out, "NATS over WebSocket: `listeners.nats_ws[.NAME] { ... }`", "",
+                    nats_ws_keys, N(nats_ws_keys));
+    fprintf(out, "\nA `listeners.nats_ws` block takes every key of `listeners.nats` (its `tls { }` "
+                 "block makes it wss://, unless `no_tls = true`) and those of WebSocket "
+                 "listeners below, with nats-server's `websocket { }` names. Any request path is "
+                 "served; no subprotocol is negotiated.\n");
     fprintf(out,
             "\nEach user may have `permissions { publish = SUBJECTS | { allow = SUBJECTS, deny "
             "= SUBJECTS }, subscribe = (the same; an entry \"SUBJECT QUEUE\" concerns that queue "
@@ -1346,11 +1420,9 @@ static void reference_nats(FILE *out)
 static const struct {
     const char *name;
     enum cfg_listener_kind kind;
-} listener_kinds[] = {{"tcp", CFG_LISTENER_TCP},
-                      {"ssl", CFG_LISTENER_SSL},
-                      {"ws", CFG_LISTENER_WS},
-                      {"wss", CFG_LISTENER_WSS},
-                      {"nats", CFG_LISTENER_NATS}};
+} listener_kinds[] = {{"tcp", CFG_LISTENER_TCP},   {"ssl", CFG_LISTENER_SSL},
+                      {"ws", CFG_LISTENER_WS},     {"wss", CFG_LISTENER_WSS},
+                      {"nats", CFG_LISTENER_NATS}, {"nats_ws", CFG_LISTENER_NATS_WS}};
 
 static void load_listener(struct loader *ld, const struct hocon_value *obj, const char *name,
                           enum cfg_listener_kind kind, const char *prefix, struct ward_config *cfg)
@@ -1362,14 +1434,17 @@ static void load_listener(struct loader *ld, const struct hocon_value *obj, cons
     struct cfg_listener *l = &n[cfg->nlisteners++];
     l->name = strdup(name);
     l->kind = kind;
-    if (kind == CFG_LISTENER_NATS) {
+    if (kind == CFG_LISTENER_NATS || kind == CFG_LISTENER_NATS_WS) {
         load_nats_listener(ld, obj, prefix, l);
         return;
     }
-    static const char *const skip[] = {"sni"};
+    static const char *const skip[] = {"sni", "max_frame_size", "max_header_size",
+                                       "allowed_origins", "same_origin"};
     static const char *const required[] = {"host", "certfile", "keyfile"};
+    bool ws = kind == CFG_LISTENER_WS || kind == CFG_LISTENER_WSS;
     apply_table(ld, listener_keys, N(listener_keys), obj, prefix, l);
-    check_unknown(ld, obj, prefix, "", listener_keys, N(listener_keys), skip, N(skip));
+    apply_table(ld, ws_keys, N(ws_keys), ws ? obj : NULL, prefix, l);
+    check_unknown(ld, obj, prefix, "", listener_keys, N(listener_keys), skip, ws ? N(skip) : 1);
     const struct hocon_value *sni = hocon_get(obj, "sni");
     if (sni) {
         char sp[600];
@@ -1406,7 +1481,7 @@ static void load_listeners(struct loader *ld, const struct hocon_value *ls, stru
             k++;
         if (k == N(listener_kinds)) {
             add_error(ld, m->val, "listeners",
-                      "unknown listener type '%s' (tcp, ssl, ws, wss, nats)", m->key);
+                      "unknown listener type '%s' (tcp, ssl, ws, wss, nats, nats_ws)", m->key);
             continue;
         }
         if (m->val->type != HOCON_OBJECT) {
@@ -1678,12 +1753,14 @@ void config_print(const struct ward_config *cfg, FILE *out)
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct cfg_listener *l = &cfg->listeners[i];
         fprintf(out, "listeners.%s.%s {\n", kind_label(l), l->name);
-        if (l->kind == CFG_LISTENER_NATS) {
+        if (l->kind == CFG_LISTENER_NATS || l->kind == CFG_LISTENER_NATS_WS) {
             print_nats(out, l);
             fprintf(out, "}\n");
             continue;
         }
         print_table(out, listener_keys, N(listener_keys), l, "  ");
+        if (l->kind == CFG_LISTENER_WS || l->kind == CFG_LISTENER_WSS)
+            print_table(out, ws_keys, N(ws_keys), l, "  ");
         if (l->nsni)
             fprintf(out, "  sni = [\n");
         for (size_t j = 0; j < l->nsni; j++) {
@@ -1740,6 +1817,12 @@ void config_print_reference(FILE *out)
                     N(listener_keys));
     reference_table(out, "TLS listener certificates by server name: `sni = [{...}]`", "", sni_keys,
                     N(sni_keys));
+    reference_table(out, "WebSocket listeners: `listeners.ws|wss|nats_ws[.NAME] { ... }` also take",
+                    "", ws_keys, N(ws_keys));
+    fprintf(out, "\nA WebSocket listener's `bind` may end in the path it serves, as NanoMQ writes "
+                 "it: `bind = \"0.0.0.0:8083/mqtt\"` (default `/mqtt`; NATS: any path). `wss` "
+                 "takes every TLS key of `ssl`. With `trusted_proxies`, a proxy's "
+                 "`X-Forwarded-For` names the client. See docs/websocket.md.\n");
     reference_nats(out);
     reference_table(out, "Bridges: `bridges.mqtt.NAME { ... }`", "", bridge_keys, N(bridge_keys));
     reference_table(out, "Bridge topics: `forwards = [{...}]`, `subscription = [{...}]`", "",

@@ -1,5 +1,6 @@
 /* The transport interface: how a connection moves bytes, whatever carries
- * them (plain TCP today; TLS and WebSocket implement the same table).
+ * them (plain TCP, TLS, and WebSocket over either implement the same
+ * table).
  *
  * Results of read/write: n > 0 bytes moved; TRANSPORT_EOF (0) the peer
  * closed; TRANSPORT_WANT_READ / TRANSPORT_WANT_WRITE nothing can move until
@@ -10,6 +11,7 @@
 #ifndef WARD_CORE_TRANSPORT_H
 #define WARD_CORE_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -29,6 +31,18 @@ struct transport_ops {
     const char *(*cause)(void *t);
     /* Releases the transport's state (not the socket, which net owns). */
     void (*destroy)(void *t);
+    /* Optional (NULL in transports with no output of their own). A
+     * transport may have to send something the layer above never queued
+     * (a WebSocket pong or close answer): pending() says so, and flush()
+     * writes it, returning 1 once all is written or a WANT/ERROR code, so
+     * it goes out even while net's own queue is empty. write() sends it
+     * first too, where the framing allows. */
+    bool (*pending)(void *t);
+    ssize_t (*flush)(void *t);
+    /* Optional: whether the next read() has something to return (bytes or
+     * the end of the stream) that no socket event would announce, because
+     * the transport already took it from the socket. */
+    bool (*readable)(void *t);
 };
 
 #endif

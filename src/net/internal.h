@@ -14,6 +14,7 @@
 #include "net/net.h"
 #include "net/proxy.h"
 #include "net/tcp.h"
+#include "net/ws.h"
 
 #define MAX_LISTENERS 16
 
@@ -41,6 +42,11 @@ struct listener {
     size_t max_output;         /* 0: the server's */
     uint32_t slow_consumer_ms; /* 0: the server's */
     size_t max_input;          /* 0: the server's */
+    /* WebSocket listeners: the upgrade's rules and the frame limits. */
+    bool ws;
+    struct ws_settings wss;
+    char *ws_path;     /* NULL: any path */
+    char **ws_origins; /* the allow-list's strings, owned */
     /* net_listen_opts.greeting; NULL: none, and none before the handshake
      * on a TLS listener with tls_handshake_first. */
     size_t (*greeting)(void *ctx, struct net_conn *c, uint8_t *buf, size_t cap);
@@ -56,6 +62,7 @@ enum phase {
     PH_GREETING,  /* TLS: writing the greeting in plaintext before the handshake */
     PH_QUEUED,    /* TLS: waiting for a handshake slot */
     PH_HANDSHAKE, /* TLS: handshake running */
+    PH_UPGRADE,   /* WebSocket: reading the upgrade request, writing the answer */
     PH_OPEN,      /* the handler has it */
     PH_LINGER,    /* graceful close: writing shut down, draining input */
 };
@@ -66,8 +73,13 @@ struct net_conn {
     enum src_kind kind;
     int fd;
     struct tcp_transport tcp;
-    const struct transport_ops *ops;
+    const struct transport_ops *ops; /* the outermost transport (tcp, tls or ws) */
     void *tstate;
+    /* Under a WebSocket: the transport it runs over (tcp or tls); NULL
+     * otherwise. */
+    const struct transport_ops *under_ops;
+    void *under;
+    void *tls_t; /* the TLS transport's state, whatever runs over it */
     struct worker *w;
     void *user;
     unsigned listener;
@@ -149,6 +161,8 @@ struct net_server {
 };
 
 /* listener.c */
+/* Frees what a listener allocated (not its socket). */
+void listener_free(struct listener *l);
 /* Counts st on l and logs `fmt` (with the peer) unless a line for the same
  * cause went out less than a second ago. */
 void listener_note(struct listener *l, enum net_stat st, const char *peer, const char *fmt, ...)

@@ -40,6 +40,8 @@ static const char *const stat_names[NET_NSTATS] = {
     [NET_ST_PROXY_REFUSED] = "proxy/refused",
     [NET_ST_GRACEFUL_CLOSES] = "graceful_closes",
     [NET_ST_SLOW_CONSUMERS] = "slow_consumers",
+    [NET_ST_WS_UPGRADES] = "websocket/upgrades",
+    [NET_ST_WS_REFUSED] = "websocket/refused",
 };
 
 const char *net_stat_name(enum net_stat st)
@@ -198,6 +200,70 @@ static bool scheme_is(const char *scheme, const char *const *names)
     return false;
 }
 
+/* The upgrade's rules and the frame limits of a WebSocket listener. l->ws
+ * and l->ws_path (the URL's, or NULL) are set; m has the merged settings. */
+static int ws_settings(struct listener *l, const struct net_listen_opts *m, char *err,
+                       size_t errlen)
+{
+    struct ws_settings *w = &l->wss;
+    if (m->ws_path) {
+        free(l->ws_path);
+        l->ws_path = *m->ws_path ? strdup(m->ws_path) : NULL;
+        if (*m->ws_path && !l->ws_path)
+            return snprintf(err, errlen, "out of memory"), -1;
+    }
+    if (l->ws_path && l->ws_path[0] != '/')
+        return snprintf(err, errlen, "WebSocket path '%s' must start with '/'", l->ws_path), -1;
+    w->rules.path = l->ws_path;
+    if (m->ws_origins && *m->ws_origins) {
+        size_t n = 1;
+        for (const char *p = m->ws_origins; *p; p++)
+            n += *p == ',';
+        l->ws_origins = calloc(n + 1, sizeof(char *));
+        if (!l->ws_origins)
+            return snprintf(err, errlen, "out of memory"), -1;
+        size_t k = 0;
+        for (const char *p = m->ws_origins; *p;) {
+            size_t len = strcspn(p, ",");
+            const char *e = p + len;
+            while (p < e && *p == ' ')
+                p++;
+            while (e > p && e[-1] == ' ')
+                e--;
+            if (e > p && !(l->ws_origins[k++] = strndup(p, (size_t)(e - p))))
+                return snprintf(err, errlen, "out of memory"), -1;
+            p += len + (p[len] == ',');
+        }
+        w->rules.origins = (const char *const *)l->ws_origins;
+        w->rules.norigins = k;
+    }
+    w->same_origin = m->ws_same_origin;
+    http_limits_defaults(&w->http);
+    w->http.max_head = m->ws_max_header ? m->ws_max_header : WS_DEFAULT_MAX_HEADER;
+    w->http.max_body = 0;
+    w->max_message = m->ws_max_message ? m->ws_max_message : l->max_input;
+    return 0;
+}
+
+static void listener_free_ws(struct listener *l)
+{
+    free(l->ws_path);
+    l->ws_path = NULL;
+    for (size_t i = 0; l->ws_origins && l->ws_origins[i]; i++)
+        free(l->ws_origins[i]);
+    free(l->ws_origins);
+    l->ws_origins = NULL;
+}
+
+/* see internal.h */
+void listener_free(struct listener *l)
+{
+    free(l->trusted);
+    l->trusted = NULL;
+    hsgate_free(&l->gate);
+    listener_free_ws(l);
+}
+
 /* a if set, else b */
 static uint32_t either(uint32_t a, uint32_t b)
 {
@@ -225,9 +291,16 @@ static int apply_opts(struct listener *l, const char *url, const struct net_list
         m.max_input = o->max_input ? o->max_input : m.max_input;
         m.greeting = o->greeting;
         m.tls_handshake_first = o->tls_handshake_first;
+        m.ws_path = o->ws_path;
+        m.ws_origins = o->ws_origins;
+        m.ws_same_origin = o->ws_same_origin;
+        m.ws_max_message = o->ws_max_message;
+        m.ws_max_header = o->ws_max_header;
     }
     l->max_input = m.max_input;
-    l->greeting = l->tls && m.tls_handshake_first ? NULL : m.greeting;
+    if (l->ws && ws_settings(l, &m, err, errlen) < 0)
+        return -1;
+    l->greeting = l->tls && !l->ws && m.tls_handshake_first ? NULL : m.greeting;
     l->max_output = m.max_output_bytes;
     l->slow_consumer_ms = m.slow_consumer_timeout_ms;
     const struct tls_server_config *tc = l->tls ? tls_server_config(l->tls) : NULL;
@@ -240,7 +313,9 @@ static int apply_opts(struct listener *l, const char *url, const struct net_list
     uint32_t cap = either(m.max_handshakes, either(tc ? tc->max_handshakes : 0, 1000));
     hsgate_init(&l->gate, cap, either(m.handshake_queue, cap));
     l->proxy = m.proxy_protocol;
-    if (l->proxy && parse_trusted(l, m.trusted_proxies ? m.trusted_proxies : "", err, errlen) < 0) {
+    /* A WebSocket listener trusts its proxies' X-Forwarded-For as well. */
+    bool trust = l->proxy || (l->ws && m.trusted_proxies);
+    if (trust && parse_trusted(l, m.trusted_proxies ? m.trusted_proxies : "", err, errlen) < 0) {
         char why[256];
         snprintf(why, sizeof(why), "%s", err);
         snprintf(err, errlen, "%s: %s", url, why);
@@ -253,10 +328,12 @@ static int apply_opts(struct listener *l, const char *url, const struct net_list
 int net_server_listen_opts(struct net_server *s, const char *url, struct tls_server *tls,
                            const struct net_listen_opts *opts, char *err, size_t errlen)
 {
-    static const char *const plain[] = {"tcp", "mqtt-tcp", "mqtt", "nats", NULL};
+    static const char *const plain[] = {"tcp", "mqtt-tcp", "mqtt", "nats", "ws", "nats+ws", NULL};
     static const char *const secure[] = {"tls",          "ssl",      "mqtts",     "mtls",
-                                         "tls+mqtt-tcp", "nats+tls", "nats+mtls", NULL};
-    char scheme[32], host[256], base[512], tp[1024];
+                                         "tls+mqtt-tcp", "nats+tls", "nats+mtls", "wss",
+                                         "nats+wss",     NULL};
+    static const char *const websocket[] = {"ws", "wss", "nats+ws", "nats+wss", NULL};
+    char scheme[32], host[256], base[512], tp[1024], path[256] = "";
     struct net_listen_opts q = {0};
     uint16_t port;
     if (s->nlisteners >= MAX_LISTENERS) {
@@ -267,32 +344,66 @@ int net_server_listen_opts(struct net_server *s, const char *url, struct tls_ser
     snprintf(base, sizeof(base), "%.*s", query ? (int)(query - url) : (int)strlen(url), url);
     if (query && parse_query(url, query + 1, &q, tp, sizeof(tp), err, errlen) < 0)
         return -1;
+    /* A WebSocket URL may end in the path it serves (NanoMQ's bind has it
+     * too: "0.0.0.0:8083/mqtt"). */
+    const char *sep = strstr(base, "://");
+    char *slash = strchr(sep ? sep + 3 : base, '/');
+    if (slash) {
+        snprintf(path, sizeof(path), "%s", slash);
+        *slash = '\0';
+    }
     if (tcp_parse_url(base, scheme, sizeof(scheme), host, sizeof(host), &port, err, errlen) < 0)
         return -1;
     if (!scheme_is(scheme, tls ? secure : plain)) {
         snprintf(err, errlen, "%s: unsupported scheme '%s' (%s)", url, scheme,
-                 tls ? "tls://, mtls:// or ssl://" : "tcp://, or tls:// with certificates");
+                 tls ? "tls://, mtls://, ssl:// or wss://"
+                     : "tcp://, ws://, or tls:// with certificates");
+        return -1;
+    }
+    bool ws = scheme_is(scheme, websocket);
+    if (*path && !ws) {
+        snprintf(err, errlen, "%s: only WebSocket listeners serve a path", url);
         return -1;
     }
     struct listener *l = &s->listeners[s->nlisteners];
     memset(l, 0, sizeof(*l));
     l->tls = tls;
+    l->ws = ws;
+    if (ws) {
+        bool nats = strncmp(scheme, "nats", 4) == 0;
+        l->ws_path = strdup(*path ? path : nats ? "/" : "/mqtt");
+        if (!l->ws_path) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        if (nats && !*path) { /* nats-server serves any path */
+            free(l->ws_path);
+            l->ws_path = NULL;
+        }
+        if (!nats) {
+            l->wss.rules.protocols = ws_mqtt_protocols;
+            l->wss.rules.nprotocols = WS_MQTT_NPROTOCOLS;
+            l->wss.rules.protocol_required = true;
+        }
+    }
     if (apply_opts(l, url, &q, opts, err, errlen) < 0) {
-        free(l->trusted);
-        hsgate_free(&l->gate);
+        listener_free(l);
         return -1;
     }
+    if (ws && !l->wss.max_message)
+        l->wss.max_message = s->cfg.max_input;
     l->fd = tcp_listen(host, port, &l->port, err, errlen);
     if (l->fd < 0) {
-        free(l->trusted);
-        hsgate_free(&l->gate);
+        listener_free(l);
         return -1;
     }
     pthread_mutex_init(&l->gate_lock, NULL);
     l->kind = SRC_LISTENER;
     l->index = s->nlisteners++;
-    bool named = tls || strcmp(scheme, "nats") == 0; /* else "tcp", whatever was written */
-    log_notice("listening on %s://%s:%u%s", named ? scheme : "tcp", *host ? host : "*", l->port,
+    /* else "tcp", whatever was written */
+    bool named = tls || ws || strcmp(scheme, "nats") == 0;
+    log_notice("listening on %s://%s:%u%s%s", named ? scheme : "tcp", *host ? host : "*", l->port,
+               ws ? (l->ws_path ? l->ws_path : " (any path)") : "",
                l->proxy ? " (PROXY protocol from trusted proxies)" : "");
     return 0;
 }

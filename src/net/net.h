@@ -4,8 +4,9 @@
  * sockets are spread across workers; a connection lives on one worker for its
  * whole life and every net_handler callback for it runs on that worker.
  *
- * Bytes move through a transport (src/core/transport.h): plain TCP today,
- * TLS and WebSocket later; the layers above never know which.
+ * Bytes move through a transport (src/core/transport.h): plain TCP, TLS,
+ * or WebSocket over either (src/net/ws.h); the layers above never know
+ * which.
  *
  * Output is batched: net_conn_send() appends to the connection's bounded
  * output queue and the owning worker writes everything queued once per loop
@@ -28,8 +29,9 @@ struct net_conn;
  * owning worker thread; different workers call them concurrently. net never
  * holds one of its own locks while calling them. */
 struct net_handler {
-    /* A connection is ready: accepted, its PROXY header (if any) read and
-     * its TLS handshake (if any) done, so net_conn_peer() and the TLS
+    /* A connection is ready: accepted, its PROXY header (if any) read,
+     * its TLS handshake (if any) done and its WebSocket upgrade (if any)
+     * answered with 101, so net_conn_peer() and the TLS
      * identity are final. Returns the upper layer's per-connection
      * pointer, passed to the other callbacks; NULL refuses the connection
      * (on_close is then not called). */
@@ -105,6 +107,21 @@ struct net_listen_opts {
     /* Bound on buffered unread input for this listener (0: the server's
      * max_input). NATS needs max_payload + max_control_line. */
     size_t max_input;
+    /* WebSocket listeners (ws://HOST:PORT/PATH, wss://, nats+ws://,
+     * nats+wss://). Each connection, after its TLS handshake if any, stays
+     * in the handshake phase until its HTTP upgrade is answered (within
+     * handshake_timeout from accept; no handshake slot is taken for it),
+     * and a greeting goes as the first frame after the 101. ws:// and
+     * wss:// require an MQTT subprotocol (mqtt, mqttv3.1, mqttv3.1.1,
+     * mqttv5) and serve the URL's path, "/mqtt" by default; nats+ws(s)://
+     * negotiates none and serves any path unless the URL names one. With
+     * trusted_proxies (no proxy_protocol needed), the last address of an
+     * X-Forwarded-For from such a proxy stands for the peer. */
+    const char *ws_path;     /* overrides the URL's path; "" serves any */
+    const char *ws_origins;  /* allowed Origins, comma-separated; NULL: any */
+    bool ws_same_origin;     /* nats-server's same_origin */
+    uint64_t ws_max_message; /* one message's payload, fragments included (0: max_input) */
+    size_t ws_max_header;    /* the upgrade request's head (0: 8 KiB) */
 };
 #define NET_GREETING_MAX 4096
 
@@ -119,12 +136,13 @@ struct net_listen_opts {
  * net_server_port() tells which. */
 WARD_WUR int net_server_listen(struct net_server *s, const char *url, char *err, size_t errlen);
 /* Adds a TLS listener ("tls://HOST:PORT", also "ssl://", "mqtts://",
- * "mtls://", "nats+tls://", "nats+mtls://"; plain listeners also take
- * "nats://"): every connection it accepts runs a TLS handshake (bounded by
- * handshake_timeout) before the handler sees it. At most max_handshakes
- * run at once; more wait in a bounded queue (handshake_queue), and while
- * the slots are contended every source address gets a fair share of them
- * (src/net/hsgate.h). The tls_server must outlive the net_server. */
+ * "mtls://", "nats+tls://", "nats+mtls://", and the WebSocket ones
+ * "wss://HOST:PORT/PATH" and "nats+wss://"; plain listeners also take
+ * "nats://", "ws://HOST:PORT/PATH" and "nats+ws://"): every connection it accepts runs a TLS
+ * handshake (bounded by handshake_timeout) before the handler sees it. At most max_handshakes run
+ * at once; more wait in a bounded queue (handshake_queue), and while the slots are contended every
+ * source address gets a fair share of them (src/net/hsgate.h). The tls_server must outlive the
+ * net_server. */
 WARD_WUR int net_server_listen_tls(struct net_server *s, const char *url, struct tls_server *tls,
                                    char *err, size_t errlen);
 /* Either of the above (tls NULL: plain TCP) with settings; opts may be NULL. */
@@ -163,6 +181,8 @@ enum net_stat {
     NET_ST_PROXY_REFUSED,    /* PROXY header untrusted, malformed, or missing */
     NET_ST_GRACEFUL_CLOSES,  /* closes that shut down writing, then drained input */
     NET_ST_SLOW_CONSUMERS,   /* closed: output over its bound for slow_consumer_timeout */
+    NET_ST_WS_UPGRADES,      /* WebSocket: upgrades answered with 101 */
+    NET_ST_WS_REFUSED,       /* WebSocket: upgrades refused (400, 403, 404 ...) */
     NET_NSTATS
 };
 /* "accepted", "refused/max_connections", ... as used under $SYS. */

@@ -43,6 +43,7 @@ static void begin_handshake(struct net_conn *c);
 static void fail(struct net_conn *c, const char *why);
 static void read_ready(struct net_conn *c);
 static bool flush(struct net_conn *c);
+static void set_address(struct net_conn *c, int family, const void *addr);
 
 static int push(struct net_conn ***arr, size_t *n, size_t *cap, struct net_conn *c)
 {
@@ -185,7 +186,7 @@ void net_conn_close(struct net_conn *c, const char *why)
 
 const struct tls_identity *net_conn_tls_identity(const struct net_conn *c)
 {
-    return c->tls ? tls_transport_identity(c->tstate) : NULL;
+    return c->tls ? tls_transport_identity(c->tls_t) : NULL;
 }
 
 struct tls_server *net_conn_tls_server(const struct net_conn *c)
@@ -211,7 +212,7 @@ uint64_t net_conn_tag(const struct net_conn *c)
 
 bool net_conn_tls_revoked(const struct net_conn *c)
 {
-    return c->tls && tls_transport_revoked(c->tstate, c->tls);
+    return c->tls && tls_transport_revoked(c->tls_t, c->tls);
 }
 
 const char *net_conn_peer(const struct net_conn *c)
@@ -381,8 +382,37 @@ static void open_conn(struct net_conn *c)
     }
     c->opened = true;
     /* Bytes that came with the end of the handshake are waiting. */
-    if (c->tls)
+    if (c->tls || c->under_ops)
         read_ready(c);
+}
+
+/* A WebSocket listener: the transport so far (tcp or tls) goes under a
+ * WebSocket, whose upgrade runs before the handler sees the connection. */
+static void begin_upgrade(struct net_conn *c)
+{
+    void *ws = ws_transport_new(&c->l->wss, c->ops, c->tstate);
+    if (!ws) {
+        log_error("net: out of memory for a WebSocket from %s", c->peer);
+        fail(c, "out of memory");
+        return;
+    }
+    c->under_ops = c->ops;
+    c->under = c->tstate;
+    c->ops = &ws_transport_ops;
+    c->tstate = ws;
+    c->phase = PH_UPGRADE;
+    c->hs_wants_write = false;
+    set_interest(c, false);
+    read_ready(c); /* TLS may hold the request already */
+}
+
+/* The transports are set up: the handler may have the connection. */
+static void ready(struct net_conn *c)
+{
+    if (c->l->ws)
+        begin_upgrade(c);
+    else
+        open_conn(c);
 }
 
 /* Queues the listener's greeting, if it has one, ahead of everything
@@ -413,8 +443,8 @@ static bool greet(struct net_conn *c)
         fail(c, "out of memory");
         return false;
     }
-    if (need && !l->tls)
-        schedule(c); /* a plain listener: it simply goes first in the output */
+    if (need && (!l->tls || c->phase == PH_UPGRADE))
+        schedule(c); /* plain, or after the upgrade: it simply goes first */
     return true;
 }
 
@@ -440,14 +470,15 @@ static void after_proxy(struct net_conn *c)
 {
     /* The handshake deadline counts from accept, queueing included. */
     c->deadline = c->accepted_ms + c->l->hs_timeout_ms;
-    if (!greet(c))
+    /* On a WebSocket the greeting is the first frame after the upgrade. */
+    if (!c->l->ws && !greet(c))
         return;
     if (c->l->tls && c->greeted)
         greeting_flush(c);
     else if (c->l->tls)
         gate_arrive(c);
     else
-        open_conn(c);
+        ready(c);
 }
 
 static void begin_handshake(struct net_conn *c)
@@ -462,6 +493,7 @@ static void begin_handshake(struct net_conn *c)
     c->tls = l->tls;
     c->ops = &tls_transport_ops;
     c->tstate = t;
+    c->tls_t = t;
     c->phase = PH_HANDSHAKE;
     set_interest(c, false);
     log_debug("%s: TLS handshake slot taken", c->peer);
@@ -474,9 +506,70 @@ static void begin_handshake(struct net_conn *c)
     }
 }
 
-/* Drives a TLS handshake. Returns true once done (the connection is open). */
+/* A trusted proxy's X-Forwarded-For names the client. */
+static void forwarded_for(struct net_conn *c)
+{
+    const char *f = ws_transport_forwarded(c->tstate);
+    if (!f || !c->trusted)
+        return;
+    uint8_t a[16];
+    int family = strchr(f, ':') ? AF_INET6 : AF_INET;
+    const char *ip = f;
+    char v6[64];
+    if (f[0] == '[') { /* "[v6]" or "[v6]:port" */
+        snprintf(v6, sizeof(v6), "%.*s", (int)strcspn(f + 1, "]"), f + 1);
+        ip = v6;
+        family = AF_INET6;
+    }
+    if (inet_pton(family, ip, a) != 1) {
+        char shown[64];
+        log_escape(f, strlen(f), shown, sizeof(shown));
+        log_notice("%s: X-Forwarded-For '%s' is not an address; ignored", c->peer, shown);
+        return;
+    }
+    log_info("%s: X-Forwarded-For: client %s", c->peer, ip);
+    snprintf(c->peer, sizeof(c->peer), "%s", family == AF_INET6 && f[0] != '[' ? f : ip);
+    set_address(c, family, a);
+}
+
+/* Drives a WebSocket upgrade. Returns true once done (never: the
+ * connection is then open and open_conn read what was there). */
+static bool upgrade(struct net_conn *c)
+{
+    struct listener *l = c->l;
+    ssize_t r = c->ops->handshake(c->tstate);
+    if (r == 1) {
+        atomic_fetch_add(&l->st[NET_ST_WS_UPGRADES], 1);
+        forwarded_for(c);
+        const char *proto = ws_transport_protocol(c->tstate);
+        log_debug("%s: WebSocket upgrade of %s%s%s", c->peer, ws_transport_path(c->tstate),
+                  proto ? ", subprotocol " : "", proto ? proto : "");
+        if (!greet(c))
+            return false;
+        open_conn(c);
+        return false;
+    }
+    if (r == TRANSPORT_WANT_READ || r == TRANSPORT_WANT_WRITE) {
+        c->hs_wants_write = r == TRANSPORT_WANT_WRITE;
+        set_interest(c, c->hs_wants_write);
+        return false;
+    }
+    int status = ws_transport_status(c->tstate);
+    if (status)
+        listener_note(l, NET_ST_WS_REFUSED, c->peer, "%s (%s)", c->ops->cause(c->tstate),
+                      ws_transport_path(c->tstate));
+    else
+        log_notice("%s: %s", c->peer, c->ops->cause(c->tstate));
+    fail(c, status ? "WebSocket upgrade refused" : "WebSocket upgrade failed");
+    return false;
+}
+
+/* Drives a TLS handshake or WebSocket upgrade. Returns true once done (the
+ * connection is open). */
 static bool handshake(struct net_conn *c)
 {
+    if (c->phase == PH_UPGRADE)
+        return upgrade(c);
     if (c->phase != PH_HANDSHAKE)
         return true;
     if (c->idle_deadline)
@@ -485,9 +578,9 @@ static bool handshake(struct net_conn *c)
     if (r == 1) {
         gate_leave(c);
         c->in_gate = false;
-        log_debug("%s: %s", c->peer, tls_transport_describe(c->tstate));
-        open_conn(c);
-        return false; /* open_conn read what was there */
+        log_debug("%s: %s", c->peer, tls_transport_describe(c->tls_t));
+        ready(c);
+        return false; /* open_conn (or the upgrade) read what was there */
     }
     if (r == TRANSPORT_WANT_READ || r == TRANSPORT_WANT_WRITE) {
         c->hs_wants_write = r == TRANSPORT_WANT_WRITE;
@@ -571,7 +664,9 @@ static void read_ready(struct net_conn *c)
             set_interest(c, c->events & EPOLLOUT);
             return;
         }
-        if ((size_t)n < want)
+        /* A short read drained the socket, unless the transport holds
+         * input of its own (a WebSocket's close behind the payload). */
+        if ((size_t)n < want && !(c->ops->readable && c->ops->readable(c->tstate)))
             return;
     }
 }
@@ -676,8 +771,21 @@ static bool flush(struct net_conn *c)
         }
         break; /* would block: wait for EPOLLOUT */
     }
+    /* The transport's own output (a WebSocket pong or close), which may
+     * wait behind net's queue but not for more of it. */
+    bool own = false;
+    if (buf_len(&c->out) == 0 && c->ops->pending && c->ops->pending(c->tstate)) {
+        ssize_t r = c->ops->flush(c->tstate);
+        if (r == TRANSPORT_ERROR) {
+            const char *cause = c->ops->cause(c->tstate);
+            pthread_mutex_unlock(&c->out_lock);
+            fail(c, cause);
+            return true;
+        }
+        own = r != 1;
+    }
     out_changed(c);
-    empty = buf_len(&c->out) == 0;
+    empty = buf_len(&c->out) == 0 && !own;
     bool drained = c->out_full && buf_len(&c->out) <= c->out_limit / 2;
     if (drained) {
         c->out_full = false;
@@ -686,9 +794,9 @@ static bool flush(struct net_conn *c)
     pthread_mutex_unlock(&c->out_lock);
     if (drained && c->opened && c->w->s->h->on_drain && !atomic_load(&c->closing))
         c->w->s->h->on_drain(c->user);
-    if (c->phase == PH_OPEN || c->phase == PH_HANDSHAKE)
+    if (c->phase == PH_OPEN || c->phase == PH_HANDSHAKE || c->phase == PH_UPGRADE)
         /* A handshake waiting to write keeps its EPOLLOUT interest. */
-        set_interest(c, !empty || (c->phase == PH_HANDSHAKE && c->hs_wants_write));
+        set_interest(c, !empty || (c->phase != PH_OPEN && c->hs_wants_write));
     return empty;
 }
 
@@ -734,6 +842,8 @@ static void destroy(struct net_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     c->ops->destroy(c->tstate);
+    if (c->under_ops)
+        c->under_ops->destroy(c->under);
     close(c->fd);
     buf_free(&c->in);
     buf_free(&c->out);
@@ -750,6 +860,13 @@ static void start_linger(struct net_conn *c, uint64_t now)
     c->w->s->h->on_close(c->user, why ? why : "closed");
     c->opened = false;
     c->user = NULL;
+    if (c->under_ops) { /* a close frame first (best effort), then what is under */
+        ws_transport_close(c->tstate, 1000);
+        c->ops->destroy(c->tstate);
+        c->ops = c->under_ops;
+        c->tstate = c->under;
+        c->under_ops = NULL;
+    }
     if (c->tls) {
         /* TLS ends first (close_notify, best effort); the drain reads raw. */
         c->ops->destroy(c->tstate);
@@ -865,10 +982,10 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
         fail(c, "epoll_ctl failed");
         return;
     }
+    for (size_t i = 0; i < l->ntrusted && !c->trusted; i++)
+        c->trusted = proxy_cidr_match(&l->trusted[i], AF_INET6, c->addr);
     if (l->proxy) {
         c->phase = PH_PROXY;
-        for (size_t i = 0; i < l->ntrusted && !c->trusted; i++)
-            c->trusted = proxy_cidr_match(&l->trusted[i], AF_INET6, c->addr);
         /* A peer waiting for a greeting sends nothing first: only a
          * trusted proxy's header is waited for (see net.h). */
         if (c->trusted || !l->greeting)
@@ -927,6 +1044,15 @@ static bool timed_out(struct net_conn *c, uint64_t now)
         listener_note(l, NET_ST_PROXY_REFUSED, c->peer, "no PROXY header or first byte in %u ms",
                       PROXY_TIMEOUT_MS);
         fail(c, "PROXY header timeout");
+        return true;
+    }
+    if (c->phase == PH_UPGRADE) {
+        if (now < c->deadline)
+            return false;
+        atomic_fetch_add(&l->st[NET_ST_HS_TIMEOUTS], 1);
+        log_notice("%s: WebSocket upgrade not done within %u ms of accept", c->peer,
+                   l->hs_timeout_ms);
+        fail(c, "WebSocket upgrade timeout");
         return true;
     }
     if (c->phase != PH_GREETING && c->phase != PH_QUEUED && c->phase != PH_HANDSHAKE)
@@ -1017,14 +1143,16 @@ static void handle_conn(struct net_conn *c, uint32_t events)
             fail(c, "peer closed");
             break;
         }
-        if (c->phase == PH_HANDSHAKE && (events & EPOLLOUT) && !(events & EPOLLIN))
+        if ((c->phase == PH_HANDSHAKE || c->phase == PH_UPGRADE) && (events & EPOLLOUT) &&
+            !(events & EPOLLIN))
             read_ready(c); /* a handshake that wanted to write can go on */
         if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
             read_ready(c);
         break;
     }
+    /* A transport's own output (a pong) goes out without waiting for more. */
     if (atomic_load(&c->closing) || c->phase == PH_LINGER || (events & EPOLLOUT) ||
-        atomic_load(&c->hs_go))
+        atomic_load(&c->hs_go) || (c->ops->pending && c->ops->pending(c->tstate)))
         service(c, clock_mono_ms());
 }
 
@@ -1200,8 +1328,7 @@ void net_server_free(struct net_server *s)
     for (unsigned i = 0; i < s->nlisteners; i++) {
         struct listener *l = &s->listeners[i];
         close(l->fd);
-        free(l->trusted);
-        hsgate_free(&l->gate);
+        listener_free(l);
         pthread_mutex_destroy(&l->gate_lock);
     }
     free(s->workers);

@@ -513,9 +513,6 @@ def test_listener_enable_and_bind(serve):
     assert rm.Client(b2.port, host="127.0.0.2").connect()[0] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="ward bug: listeners.ws is documented and passes `ward "
-                   "check`, but `ward serve` refuses it: 'WebSocket listeners are not available "
-                   "in this build yet'")
 def test_ws_listener(tmp_path):
     import paho.mqtt.client as paho
     port = free_port()
