@@ -660,6 +660,15 @@ def test_origin_allow_list(ward_factory, tmp_path):
     c = ws.WSClient(b.ws_port, req=ws.request(origin="https://console.example"))
     c.handshake("origin-ok")
     c.disconnect()
+    c = ws.WSClient(b.ws_port, req=ws.request(origin="HTTPS://Console.Example"))
+    c.disconnect()  # scheme and host compare case-insensitively
+
+
+def test_origin_list_lets_in_clients_without_origin(ward_factory, tmp_path):
+    """Only browsers send Origin (RFC 6455 1.6, 10.2): a device without one
+    is let in through an allow-list, as nats-server does and as the key's
+    documentation says."""
+    b = ws_conf(ward_factory, tmp_path, 'allowed_origins = ["https://console.example"]')
     still_serves(b)
 
 
