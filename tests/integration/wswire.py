@@ -7,6 +7,10 @@ Frames are built by `frame()`; the upgrade request by `request()`, any
 header of which can be left out, changed or added. `upgrade()` sends a
 request and reads the answer (a `Response`).
 
+python3-websockets is not used for these: its client masks every frame,
+sends text only as text, checks sizes and answers control frames itself,
+so it cannot send most of the frames above.
+
 `WSClient` is mqttwire's raw MQTT client carried in binary frames: every
 flow of mqttwire.Client (`handshake`, `sub`, `pub`, `collect`, `ping`,
 `expect_close` ...) works the same over WebSocket, each `send()` one
