@@ -21,18 +21,38 @@ void http_limits_defaults(struct http_limits *l)
     l->max_body = 0;
 }
 
-/* RFC 9110 section 5.6.2. */
+/* Byte classes, one table lookup per byte in the scanning loops. Built
+ * from the grammar's own definitions at compile time. */
+#define C_TCHAR 1 /* RFC 9110 section 5.6.2 */
+#define C_FIELD 2 /* a field value byte (5.5): VCHAR, obs-text, SP, HTAB */
+#define C_VCHAR 4 /* a request-target byte: visible ASCII */
+#define IS_ALNUM(c)                                                                                \
+    (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || ((c) >= '0' && (c) <= '9'))
+#define IS_TSYM(c)                                                                                 \
+    ((c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || (c) == '\'' ||          \
+     (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' ||           \
+     (c) == '`' || (c) == '|' || (c) == '~')
+#define CLASS(c)                                                                                   \
+    ((IS_ALNUM(c) || IS_TSYM(c) ? C_TCHAR : 0) |                                                   \
+     ((c) == '\t' || ((c) >= 0x20 && (c) != 0x7f) ? C_FIELD : 0) |                                 \
+     ((c) > 0x20 && (c) < 0x7f ? C_VCHAR : 0))
+#define ROW(b)                                                                                     \
+    CLASS(b), CLASS(b + 1), CLASS(b + 2), CLASS(b + 3), CLASS(b + 4), CLASS(b + 5), CLASS(b + 6),  \
+        CLASS(b + 7), CLASS(b + 8), CLASS(b + 9), CLASS(b + 10), CLASS(b + 11), CLASS(b + 12),     \
+        CLASS(b + 13), CLASS(b + 14), CLASS(b + 15)
+static const uint8_t byte_class[256] = {
+    ROW(0x00), ROW(0x10), ROW(0x20), ROW(0x30), ROW(0x40), ROW(0x50), ROW(0x60), ROW(0x70),
+    ROW(0x80), ROW(0x90), ROW(0xa0), ROW(0xb0), ROW(0xc0), ROW(0xd0), ROW(0xe0), ROW(0xf0),
+};
+
 static bool is_tchar(uint8_t c)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return byte_class[c] & C_TCHAR;
 }
 
-/* A field value byte (RFC 9110 section 5.5): VCHAR, obs-text, SP, HTAB. */
 static bool is_field_byte(uint8_t c)
 {
-    return c == '\t' || (c >= 0x20 && c != 0x7f);
+    return byte_class[c] & C_FIELD;
 }
 
 static bool is_ows(uint8_t c)
@@ -76,6 +96,16 @@ static enum http_parse_status refuse(struct scan *s, int status, const char *why
 static enum http_parse_status run_out(struct scan *s, int status, const char *why)
 {
     return s->capped ? refuse(s, status, why) : HTTP_PARSE_AGAIN;
+}
+
+/* Where the run of bytes of class `cls` from i ends. */
+static size_t scan_class(const struct scan *s, size_t i, uint8_t cls)
+{
+    const uint8_t *p = s->p;
+    size_t n = s->n;
+    while (i < n && (byte_class[p[i]] & cls))
+        i++;
+    return i;
 }
 
 /* Expects CRLF at *i. */
@@ -123,16 +153,14 @@ static enum http_parse_status request_line(struct scan *s, size_t *i, struct htt
     if (*i + 1 == s->n && s->p[*i] == '\r')
         return run_out(s, 431, "request line too long");
     size_t start = *i;
-    while (*i < s->n && is_tchar(s->p[*i]))
-        (*i)++;
+    *i = scan_class(s, *i, C_TCHAR);
     if (*i >= s->n)
         return run_out(s, 431, "request line too long");
     if (s->p[*i] != ' ' || *i == start)
         return refuse(s, 400, "malformed method");
     rq->method = (struct http_slice){(const char *)s->p + start, *i - start};
     start = ++*i;
-    while (*i < s->n && s->p[*i] > 0x20 && s->p[*i] < 0x7f)
-        (*i)++;
+    *i = scan_class(s, *i, C_VCHAR);
     if (*i >= s->n)
         return run_out(s, 414, "request target too long");
     if (s->p[*i] != ' ' || *i == start)
@@ -159,8 +187,7 @@ static enum http_parse_status field_line(struct scan *s, size_t *i, struct http_
     if (rq->nheaders >= max_headers)
         return refuse(s, 431, "too many header fields");
     size_t start = *i;
-    while (*i < s->n && is_tchar(s->p[*i]))
-        (*i)++;
+    *i = scan_class(s, *i, C_TCHAR);
     if (*i >= s->n)
         return run_out(s, 431, big);
     /* RFC 9112 section 5.1: no whitespace before the colon. */
@@ -172,11 +199,9 @@ static enum http_parse_status field_line(struct scan *s, size_t *i, struct http_
     while (*i < s->n && is_ows(s->p[*i]))
         (*i)++;
     start = *i;
-    while (*i < s->n && s->p[*i] != '\r' && s->p[*i] != '\n') {
-        if (!is_field_byte(s->p[*i]))
-            return refuse(s, 400, "control byte in a header value");
-        (*i)++;
-    }
+    *i = scan_class(s, *i, C_FIELD);
+    if (*i < s->n && s->p[*i] != '\r' && s->p[*i] != '\n')
+        return refuse(s, 400, "control byte in a header value");
     size_t stop = *i;
     while (stop > start && is_ows(s->p[stop - 1]))
         stop--;

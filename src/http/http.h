@@ -117,6 +117,11 @@ struct ws_upgrade {
     const char *why;    /* static, for the refusal body and the log */
     char accept[29];    /* Sec-WebSocket-Accept, base64 of SHA-1, NUL-terminated */
     const char *protocol; /* the chosen subprotocol (a rules->protocols entry), NULL if none */
+    /* With the 400 for no supported subprotocol: "offered: a, b" (or
+     * "offered: none"), the client's offer reduced to [A-Za-z0-9._-] and
+     * cut to fit, for the answer's body and the log; "" otherwise. (Also
+     * possible in status: 500 when SHA-1 is unavailable.) */
+    char detail[128];
 };
 
 /* Checks an upgrade request (GET, HTTP/1.1, Upgrade: websocket, Connection

@@ -212,8 +212,15 @@ static int ws_settings(struct listener *l, const struct net_listen_opts *m, char
         if (*m->ws_path && !l->ws_path)
             return snprintf(err, errlen, "out of memory"), -1;
     }
-    if (l->ws_path && l->ws_path[0] != '/')
-        return snprintf(err, errlen, "WebSocket path '%s' must start with '/'", l->ws_path), -1;
+    /* Compared with the request target as sent (not decoded). */
+    bool bad = l->ws_path && l->ws_path[0] != '/';
+    for (const char *p = l->ws_path; p && *p && !bad; p++)
+        bad = (unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == '#' || *p == '?';
+    if (bad)
+        return snprintf(err, errlen,
+                        "WebSocket path '%s': '/' then printable ASCII without spaces, '?' or '#'",
+                        l->ws_path),
+               -1;
     w->rules.path = l->ws_path;
     if (m->ws_origins && *m->ws_origins) {
         size_t n = 1;
@@ -298,8 +305,12 @@ static int apply_opts(struct listener *l, const char *url, const struct net_list
         m.ws_max_header = o->ws_max_header;
     }
     l->max_input = m.max_input;
-    if (l->ws && ws_settings(l, &m, err, errlen) < 0)
+    if (l->ws && ws_settings(l, &m, err, errlen) < 0) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", err);
+        snprintf(err, errlen, "%s: %s", url, why);
         return -1;
+    }
     l->greeting = l->tls && !l->ws && m.tls_handshake_first ? NULL : m.greeting;
     l->max_output = m.max_output_bytes;
     l->slow_consumer_ms = m.slow_consumer_timeout_ms;

@@ -1049,9 +1049,8 @@ static bool timed_out(struct net_conn *c, uint64_t now)
     if (c->phase == PH_UPGRADE) {
         if (now < c->deadline)
             return false;
-        atomic_fetch_add(&l->st[NET_ST_HS_TIMEOUTS], 1);
-        log_notice("%s: WebSocket upgrade not done within %u ms of accept", c->peer,
-                   l->hs_timeout_ms);
+        listener_note(l, NET_ST_HS_TIMEOUTS, c->peer,
+                      "WebSocket upgrade not done within %u ms of accept", l->hs_timeout_ms);
         fail(c, "WebSocket upgrade timeout");
         return true;
     }

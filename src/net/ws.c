@@ -43,6 +43,7 @@ struct ws {
     int status;
     const char *why;
     const char *protocol;
+    char detail[128]; /* ws_upgrade.detail: what a refused client offered */
     char path[96];
     char fwd[64];
     bool has_fwd;
@@ -69,7 +70,7 @@ struct ws {
     uint8_t ctlout[WS_CTLOUT];
     size_t ctlout_len, ctlout_off;
     bool close_queued;
-    char cause[160];
+    char cause[320];
 };
 
 /* ---- wslay callbacks ---- */
@@ -562,6 +563,7 @@ static ssize_t answer(struct ws *w, const struct http_request *rq)
     w->status = u.status;
     w->why = u.why ? u.why : http_reason(u.status);
     w->protocol = u.protocol;
+    snprintf(w->detail, sizeof(w->detail), "%s", u.detail); /* already reduced to safe bytes */
     if (!ward_ok(ws_upgrade_response(&w->hsout, &u))) {
         snprintf(w->cause, sizeof(w->cause), "out of memory for the WebSocket upgrade");
         return TRANSPORT_ERROR;
@@ -639,7 +641,8 @@ static ssize_t ws_handshake(void *t)
     buf_free(&w->hsout);
     if (w->status != 101) {
         w->state = WS_CLOSED;
-        snprintf(w->cause, sizeof(w->cause), "WebSocket upgrade refused: %d %s", w->status, w->why);
+        snprintf(w->cause, sizeof(w->cause), "WebSocket upgrade refused: %d %s%s%s%s", w->status,
+                 w->why, w->detail[0] ? " (" : "", w->detail, w->detail[0] ? ")" : "");
         return TRANSPORT_ERROR;
     }
     w->state = WS_OPEN;

@@ -42,6 +42,33 @@ TEST(refused)
     ASSERT_STR_EQ(out_text, "");
 }
 
+/* A listener that cannot be set up: status 1 and why, before anything
+ * starts. */
+#define FAILS(want, ...)                                                                           \
+    do {                                                                                           \
+        int rc__ = RUN_SERVE(__VA_ARGS__);                                                         \
+        if (rc__ != 1 || !strstr(err_text, want))                                                  \
+            TEST_FAIL_("%s: status %d, stderr \"%s\", wanted \"%s\"", #__VA_ARGS__, rc__,          \
+                       err_text, want);                                                            \
+    } while (0)
+
+TEST(websocket_urls)
+{
+    FAILS("tcp://127.0.0.1:0/mqtt: only WebSocket listeners serve a path", "-l",
+          "tcp://127.0.0.1:0/mqtt");
+    FAILS("wss://127.0.0.1:0/mqtt: a TLS listener needs certfile and keyfile", "-l",
+          "wss://127.0.0.1:0/mqtt");
+    FAILS("nats+wss://127.0.0.1:0: a TLS listener needs certfile and keyfile", "-l",
+          "nats+wss://127.0.0.1:0");
+    FAILS("ws://127.0.0.1:0mqtt: bad port '0mqtt'", "-l", "ws://127.0.0.1:0mqtt");
+    FAILS("WebSocket path '/a b'", "-l", "ws://127.0.0.1:0/a b");
+    FAILS("WebSocket path '/a#b'", "-l", "ws://127.0.0.1:0/a#b");
+    FAILS("wss://127.0.0.1:0: /nonexistent/cert.pem: cannot read", "-l", "ws://127.0.0.1:0", "-l",
+          "wss://127.0.0.1:0", "--certfile", "/nonexistent/cert.pem", "--keyfile",
+          "/nonexistent/key.pem");
+    ASSERT_STR_EQ(out_text, "");
+}
+
 TEST(help)
 {
     ASSERT_EQ(RUN_SERVE("--help"), 0);
@@ -50,6 +77,8 @@ TEST(help)
     ASSERT(strstr(out_text, "\n      --peer-cert-as-clientid F\n"));
     ASSERT(strstr(out_text, "\nTLS (for -l tls://HOST:PORT and mtls://HOST:PORT):\n"));
     ASSERT(strstr(out_text, "SIGHUP re-reads"));
+    ASSERT(strstr(out_text, "ws://HOST:PORT/PATH wss://HOST:PORT/PATH"));
+    ASSERT(strstr(out_text, "nats+ws:// nats+wss://"));
     ASSERT_STR_EQ(err_text, "");
     ASSERT_EQ(RUN_SERVE("-h"), 0);
     ASSERT(strncmp(out_text, "usage: ward serve ", 18) == 0);
@@ -58,6 +87,7 @@ TEST(help)
 int main(void)
 {
     RUN(refused);
+    RUN(websocket_urls);
     RUN(help);
     free(out_text);
     free(err_text);

@@ -108,6 +108,122 @@ TEST(nanomq_file_loads_unchanged)
     cfg_errors_free(&errs);
 }
 
+/* The listeners of NanoMQ's default nanomq.conf (0.19: a tcp block, a
+ * commented-out ssl block, a ws block whose bind carries the path) with
+ * the mqtt keys it sets that ward reads under other names. */
+TEST(nanomq_default_listeners)
+{
+    const char *text = "mqtt {\n"
+                       "    max_topic_alias = 1024\n"
+                       "    max_packet_size = 256MB\n"
+                       "}\n"
+                       "listeners.tcp {\n"
+                       "    bind = \"0.0.0.0:1883\"\n"
+                       "}\n"
+                       "# listeners.ssl {\n"
+                       "#   bind = \"0.0.0.0:8883\"\n"
+                       "# }\n"
+                       "listeners.ws {\n"
+                       "    bind = \"0.0.0.0:8083/mqtt\"\n"
+                       "}\n";
+    struct ward_config cfg;
+    struct cfg_errors errs;
+    int r = config_load_string("nanomq.conf", text, &cfg, &errs);
+    for (size_t i = 0; i < errs.count; i++)
+        fprintf(stderr, "%s\n", errs.msgs[i]);
+    ASSERT_EQ(r, 0);
+    ASSERT_EQ(cfg.topic_alias_max, 1024);
+    ASSERT_EQ(cfg.nlisteners, 2);
+    ASSERT_EQ(cfg.listeners[1].kind, CFG_LISTENER_WS);
+    ASSERT_STR_EQ(cfg.listeners[1].bind, "0.0.0.0:8083/mqtt");
+    ASSERT_EQ(cfg.listeners[1].ws_max_header_size, 8192);
+    ASSERT_EQ(cfg.listeners[1].ws_max_frame_size, 0);
+    ASSERT(!cfg.listeners[1].ws_same_origin);
+    ASSERT(cfg.listeners[1].ws_allowed_origins == NULL);
+    char *printed;
+    ASSERT_EQ(reload_printed(&cfg, &errs, &printed), 0);
+    ASSERT(strstr(printed, "listeners.ws.default {"));
+    ASSERT_STR_EQ(cfg.listeners[1].bind, "0.0.0.0:8083/mqtt");
+    free(printed);
+    config_free(&cfg);
+    cfg_errors_free(&errs);
+}
+
+TEST(websocket_listeners)
+{
+    const char *text = "listeners.wss.browsers {\n"
+                       "  bind = \"0.0.0.0:8084/mqtt\"\n"
+                       "  keyfile = \"k.pem\"\n  certfile = \"c.pem\"\n  cacertfile = \"ca.pem\"\n"
+                       "  verify_peer = true\n  fail_if_no_peer_cert = false\n"
+                       "  crlfile = \"crl.pem\"\n  tls_version = \"1.3\"\n"
+                       "  peer_cert_as_username = cn\n  require_password = true\n"
+                       "  max_frame_size = 64KB\n  max_header_size = 4KB\n"
+                       "  allowed_origins = [\"https://app.example\", \"https://ops.example\"]\n"
+                       "  same_origin = true\n  trusted_proxies = \"10.0.0.0/8\"\n"
+                       "}\n"
+                       "listeners.nats_ws.console {\n"
+                       "  host = \"127.0.0.1\"\n  port = 4224\n  no_tls = true\n"
+                       "  compression = true\n  allowed_origins = \"http://localhost:3000\"\n"
+                       "  handshake_timeout = 3s\n  max_payload = 2MB\n"
+                       "}\n"
+                       "listeners.nats_ws.secure {\n"
+                       "  listen = \"0.0.0.0:4443\"\n"
+                       "  tls { cert_file = \"c.pem\", key_file = \"k.pem\" }\n"
+                       "}\n";
+    struct ward_config cfg;
+    struct cfg_errors errs;
+    int r = config_load_string("w.conf", text, &cfg, &errs);
+    for (size_t i = 0; i < errs.count; i++)
+        fprintf(stderr, "%s\n", errs.msgs[i]);
+    ASSERT_EQ(r, 0);
+    ASSERT_EQ(cfg.nlisteners, 3);
+    const struct cfg_listener *w = &cfg.listeners[0];
+    ASSERT_EQ(w->kind, CFG_LISTENER_WSS);
+    ASSERT_STR_EQ(w->name, "browsers");
+    ASSERT(w->verify_peer && !w->fail_if_no_peer_cert && w->require_password);
+    ASSERT_STR_EQ(w->crlfile, "crl.pem");
+    ASSERT_EQ(w->ws_max_frame_size, 64 * 1024);
+    ASSERT_EQ(w->ws_max_header_size, 4096);
+    ASSERT_STR_EQ(w->ws_allowed_origins, "https://app.example,https://ops.example");
+    ASSERT(w->ws_same_origin);
+    const struct cfg_listener *n = &cfg.listeners[1];
+    ASSERT_EQ(n->kind, CFG_LISTENER_NATS_WS);
+    ASSERT_STR_EQ(n->bind, "127.0.0.1:4224");
+    ASSERT(n->ws_no_tls && n->ws_compression);
+    ASSERT_STR_EQ(n->ws_allowed_origins, "http://localhost:3000");
+    ASSERT_EQ(n->handshake_timeout_ms, 3000);
+    ASSERT_EQ(n->nats_max_payload, 2 << 20);
+    const struct cfg_listener *t = &cfg.listeners[2];
+    ASSERT_EQ(t->kind, CFG_LISTENER_NATS_WS);
+    ASSERT_STR_EQ(t->bind, "0.0.0.0:4443");
+    ASSERT_STR_EQ(t->certfile, "c.pem");
+    char *printed;
+    ASSERT_EQ(reload_printed(&cfg, &errs, &printed), 0);
+    ASSERT(strstr(printed, "listeners.nats_ws.console {"));
+    ASSERT_EQ(cfg.listeners[1].kind, CFG_LISTENER_NATS_WS);
+    ASSERT_STR_EQ(cfg.listeners[0].ws_allowed_origins, "https://app.example,https://ops.example");
+    ASSERT_EQ(cfg.listeners[0].ws_max_frame_size, 64 * 1024);
+    free(printed);
+    config_free(&cfg);
+    cfg_errors_free(&errs);
+
+    /* WebSocket keys belong to WebSocket listeners; their limits hold. */
+    expect_error("listeners.tcp { bind = \"0.0.0.0:1883\"\n  max_frame_size = 1KB }",
+                 "max_frame_size");
+    expect_error("listeners.ssl { bind = \"0.0.0.0:8883\"\n  keyfile = k\n  certfile = c\n"
+                 "  same_origin = true }",
+                 "same_origin");
+    expect_error("listeners.ws { bind = \"0.0.0.0:8083\"\n  max_header_size = 100 }",
+                 "max_header_size");
+    expect_error("listeners.ws { bind = \"0.0.0.0:8083\"\n  compression = true }", "compression");
+    expect_error("listeners.wss { bind = \"0.0.0.0:8084\" }", "needs certfile and keyfile");
+    expect_error("listeners.nats_ws { no_tls = true }", "bind");
+    expect_error("listeners.nats_ws { port = 70000 }", "port");
+    expect_error("listeners.nats_ws { port = 4224\n  same_origin = maybe }", "same_origin");
+    expect_error("listeners.nats_ws { port = 4224\n  path = \"/x\" }", "path");
+    expect_error("listeners.websocket { bind = \"0.0.0.0:1\" }", "nats_ws");
+}
+
 TEST(named_listeners)
 {
     struct ward_config cfg;
@@ -243,6 +359,8 @@ int main(void)
 {
     RUN(defaults);
     RUN(nanomq_file_loads_unchanged);
+    RUN(nanomq_default_listeners);
+    RUN(websocket_listeners);
     RUN(named_listeners);
     RUN(sni_certificates);
     RUN(every_error_is_listed_with_file_line_key);
