@@ -483,8 +483,6 @@ def test_unknown_subprotocol_400(wsb):
 
 
 @pytest.mark.mosquitto_deviates("libwebsockets upgrades version 8")
-@pytest.mark.ward_bug("the 426 lacks 'Sec-WebSocket-Version: 13' (RFC 6455 4.2.2 step 4: "
-                      "the versions the server understands); ws_upgrade_response in src/http")
 def test_version_8_426(wsb):
     b = wsb()
     r = refused(b, 426, ws.request(version="8"))
