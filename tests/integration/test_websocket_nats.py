@@ -294,3 +294,24 @@ def test_nats_ws_text_frame_refused(wsn):
     assert c.expect_ws_close() == 1003
     c2 = ws.WSClient(b.ws_port, path="/", protocols=())
     assert c2.recv_frame()[2].startswith(b"INFO")
+
+
+def test_nats_ws_config_tls_and_token(ward_factory, tmp_path, go_build, pki):
+    """docs/websocket.md's secure block: `listeners.nats_ws.NAME { listen
+    tls { cert_file key_file } authorization { token } }` serves wss:// and
+    holds clients to the token."""
+    port = free_port()
+    conf = tmp_path / "ward-natswss.conf"
+    conf.write_text('listeners.nats_ws.secure {\n  listen = "127.0.0.1:%d"\n'
+                    '  tls { cert_file = "%s", key_file = "%s" }\n'
+                    '  authorization { token = "s3cr3t" }\n}\n'
+                    % (port, pki["server_crt"], pki["server_key"]))
+    w = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
+    assert wait_port(port, proc=w.proc, timeout=15), w.read_log()
+    url = "wss://localhost:%d" % port
+    rc, out = goclient(go_build, url, "request", "-ca", pki["ca"], "-token", "s3cr3t")
+    assert rc == 0 and out.strip().endswith("ok request"), out
+    rc, out = goclient(go_build, url, "request", "-ca", pki["ca"], "-token", "wrong")
+    assert rc == 1 and "FAIL" in out and "uthorization" in out, out
+    rc, out = goclient(go_build, "ws://127.0.0.1:%d" % port, "request")
+    assert rc == 1, out  # plain ws:// to a wss listener
