@@ -555,9 +555,10 @@ static bool upgrade(struct net_conn *c)
         return false;
     }
     int status = ws_transport_status(c->tstate);
+    const char *path = ws_transport_path(c->tstate);
     if (status)
-        listener_note(l, NET_ST_WS_REFUSED, c->peer, "%s (%s)", c->ops->cause(c->tstate),
-                      ws_transport_path(c->tstate));
+        listener_note(l, NET_ST_WS_REFUSED, c->peer, "%s%s%s%s", c->ops->cause(c->tstate),
+                      *path ? " (" : "", path, *path ? ")" : "");
     else
         log_notice("%s: %s", c->peer, c->ops->cause(c->tstate));
     fail(c, status ? "WebSocket upgrade refused" : "WebSocket upgrade failed");

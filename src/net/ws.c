@@ -157,7 +157,8 @@ static void queue_ctl(struct ws *w, uint8_t op, const uint8_t *p, size_t len)
     uint8_t *o = w->ctlout + w->ctlout_len;
     o[0] = (uint8_t)(0x80 | op);
     o[1] = (uint8_t)len;
-    memcpy(o + 2, p, len);
+    if (len)
+        memcpy(o + 2, p, len);
     w->ctlout_len += need;
     if (op == WSLAY_CONNECTION_CLOSE)
         w->close_queued = true;
@@ -174,7 +175,8 @@ static void queue_close(struct ws *w, unsigned code, const char *reason)
         size_t r = reason ? strlen(reason) : 0;
         if (r > sizeof(p) - 2)
             r = sizeof(p) - 2;
-        memcpy(p + 2, reason, r);
+        if (r)
+            memcpy(p + 2, reason, r);
         n += r;
     }
     queue_ctl(w, WSLAY_CONNECTION_CLOSE, p, n);
