@@ -2,9 +2,10 @@
 # MQTT over WebSocket: ward and Debian's mosquitto (its websockets listener,
 # libwebsockets) side by side on the same loopback load from `ward bench
 # --ws /mqtt`, over ws:// and wss:// (server certificate from `ward cert
-# dev`), with each broker's plain TCP figure from the same run. Prints a
-# markdown table: delivered messages/s, ward/mosquitto, and ward's
-# WebSocket figure as a share of its own TCP figure (the target: >= 90%).
+# dev`), with each broker's plain TCP and TLS figures from the same run.
+# Prints a markdown table: delivered messages/s, ward/mosquitto, and ward's
+# ws figure as a share of its own TCP figure, wss of its TLS figure (the
+# target: >= 90%). About five minutes.
 #
 # Each case runs twice per broker, interleaved, and the better run is
 # reported. "CPU us/msg" is the broker's CPU time per delivered message in
@@ -28,20 +29,23 @@ need "$WARD" mosquitto
 
 PKI="$TMP/pki"
 "$WARD" cert dev "$PKI" 2>/dev/null
-WSS_CLIENT=(--ws /mqtt -h localhost --cafile "$PKI/ca.crt")
+TLS_CLIENT=(-h localhost --cafile "$PKI/ca.crt")
+WSS_CLIENT=(--ws /mqtt "${TLS_CLIENT[@]}")
 
 start_ward() {
-  WARD_PORT=$(free_port); WARD_WS=$(free_port); WARD_WSS=$(free_port)
+  WARD_PORT=$(free_port); WARD_WS=$(free_port); WARD_WSS=$(free_port); WARD_TLS=$(free_port)
   "$WARD" serve --workers "$WORKERS" -l "tcp://127.0.0.1:$WARD_PORT" \
     -l "ws://127.0.0.1:$WARD_WS/mqtt" -l "wss://127.0.0.1:$WARD_WSS/mqtt" \
+    -l "tls://127.0.0.1:$WARD_TLS" \
     --certfile "$PKI/server.crt" --keyfile "$PKI/server.key" \
     --max-queued 1000000 --max-inflight 65535 --log-level warn >"$TMP/ward.log" 2>&1 &
   WARD_PID=$!; PIDS+=("$WARD_PID")
-  wait_port "$WARD_PORT" && wait_port "$WARD_WS" && wait_port "$WARD_WSS" || {
+  wait_port "$WARD_PORT" && wait_port "$WARD_WS" && wait_port "$WARD_WSS" &&
+    wait_port "$WARD_TLS" || {
     echo "bench: ward did not start its listeners:" >&2; cat "$TMP/ward.log" >&2; exit 1; }
 }
 start_mosquitto() {
-  MOSQ_PORT=$(free_port); MOSQ_WS=$(free_port); MOSQ_WSS=$(free_port)
+  MOSQ_PORT=$(free_port); MOSQ_WS=$(free_port); MOSQ_WSS=$(free_port); MOSQ_TLS=$(free_port)
   cat >"$TMP/mosquitto.conf" <<CONF
 user root
 per_listener_settings false
@@ -56,10 +60,14 @@ listener $MOSQ_WSS 127.0.0.1
 protocol websockets
 certfile $PKI/server.crt
 keyfile $PKI/server.key
+listener $MOSQ_TLS 127.0.0.1
+certfile $PKI/server.crt
+keyfile $PKI/server.key
 CONF
   mosquitto -c "$TMP/mosquitto.conf" >"$TMP/mosquitto.log" 2>&1 &
   MOSQ_PID=$!; PIDS+=("$MOSQ_PID")
-  wait_port "$MOSQ_PORT" && wait_port "$MOSQ_WS" && wait_port "$MOSQ_WSS" || {
+  wait_port "$MOSQ_PORT" && wait_port "$MOSQ_WS" && wait_port "$MOSQ_WSS" &&
+    wait_port "$MOSQ_TLS" || {
     echo "bench: mosquitto did not start its listeners:" >&2; cat "$TMP/mosquitto.log" >&2; exit 1; }
 }
 
@@ -80,7 +88,7 @@ print(int(d["rate"]), "%.2f" % d["p50_ms"], "%.2f" % d["p99_ms"], d["lost"], "%.
 }
 
 # The better of two runs of each case; the two runs of a load's six cases
-# are interleaved (TCP, ws, wss, TCP, ws, wss), so a change in the load
+# are interleaved (TCP, ws, wss, TLS, then again), so a change in the load
 # others put on the machine touches every case alike.
 declare -A BEST
 keep() { # keep KEY "result": the result with the higher rate
@@ -98,16 +106,16 @@ LOADS=(
 start_ward; start_mosquitto
 echo "# MQTT over WebSocket: ward vs mosquitto ($(nproc) cores, ${SECS}s per case, best of 2, 64-byte payloads, MQTT 3.1.1, $N clients)"
 echo
-echo "| case | ward msg/s | mosquitto | ward/mosq | ward vs its TCP | CPU us/msg w/m | p50 ms w/m | p99 ms w/m | CPU s w/m | lost w/m |"
+echo "| case | ward msg/s | mosquitto | ward/mosq | ward vs its TCP/TLS | CPU us/msg w/m | p50 ms w/m | p99 ms w/m | CPU s w/m | lost w/m |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 ratio() { if [ "${2:-0}" -gt 0 ]; then awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; else echo "-"; fi; }
 pct() { if [ "${2:-0}" -gt 0 ]; then awk -v a="$1" -v b="$2" 'BEGIN {printf "%.0f%%", 100 * a / b}'; else echo "-"; fi; }
 wanted() { [ -z "$ONLY" ] || [[ "${1,,}" == *"${ONLY,,}"* ]]; }
-row() { # row NAME TRANSPORT: one line of the table from BEST
-  local w m t
+row() { # row NAME TRANSPORT BASE: one line of the table from BEST
+  local t
   read -r wr wp50 wp99 wl wc wus <<<"${BEST[w$2]}"
   read -r mr mp50 mp99 ml mc mus <<<"${BEST[m$2]}"
-  t=${BEST[wTCP]%% *}
+  t=${BEST[w$3]%% *}
   echo "| $1 $2 | $wr | $mr | $(ratio "$wr" "$mr") | $(pct "$wr" "$t") | $wus/$mus | $wp50/$mp50 | $wp99/$mp99 | $wc/$mc | $wl/$ml |"
 }
 for load in "${LOADS[@]}"; do
@@ -122,13 +130,17 @@ for load in "${LOADS[@]}"; do
     # shellcheck disable=SC2086
     keep wwss "$(run_once "$WARD_PID" "$WARD_WSS" $args "${WSS_CLIENT[@]}")"
     # shellcheck disable=SC2086
+    keep wTLS "$(run_once "$WARD_PID" "$WARD_TLS" $args "${TLS_CLIENT[@]}")"
+    # shellcheck disable=SC2086
     keep mTCP "$(run_once "$MOSQ_PID" "$MOSQ_PORT" $args -h 127.0.0.1)"
     # shellcheck disable=SC2086
     keep mws "$(run_once "$MOSQ_PID" "$MOSQ_WS" $args -h 127.0.0.1 --ws /mqtt)"
     # shellcheck disable=SC2086
     keep mwss "$(run_once "$MOSQ_PID" "$MOSQ_WSS" $args "${WSS_CLIENT[@]}")"
+    # shellcheck disable=SC2086
+    keep mTLS "$(run_once "$MOSQ_PID" "$MOSQ_TLS" $args "${TLS_CLIENT[@]}")"
   done
-  row "$name" TCP; row "$name" ws; row "$name" wss
+  row "$name" TCP TCP; row "$name" ws TCP; row "$name" TLS TLS; row "$name" wss TLS
 done
 echo
 echo "Peak RSS (VmHWM): ward $(awk '/VmHWM/ {print $2}' "/proc/$WARD_PID/status") kB, mosquitto $(awk '/VmHWM/ {print $2}' "/proc/$MOSQ_PID/status") kB"
