@@ -212,7 +212,8 @@ static const struct key_spec listener_keys[] = {
     {"peer_cert_as_clientid", K_ENUM, L(peer_cert_as_clientid), "none", 0, 0,
      "none cn dn san_dns san_email san_uri", "Take the client id from the client certificate."},
     {"handshake_timeout", K_MS, L(handshake_timeout_ms), "10s", 100, 600000, NULL,
-     "A TLS handshake not finished by then is dropped."},
+     "A TLS handshake (on ws and wss listeners: and the HTTP upgrade) not finished by then, "
+     "counted from accept, is dropped."},
     {"expiry_warn_days", K_U32, L(expiry_warn_days), "30", 0, 3650, NULL,
      "Warn when a certificate in use expires within this many days."},
     {"crl_strict", K_BOOL, L(crl_strict), "false", 0, 0, NULL,
@@ -1402,18 +1403,18 @@ static void reference_nats(FILE *out)
                  "certificate.\n");
     reference_table(out, "NATS users: `authorization { users = [{...}] }`", "", nats_user_keys,
                     N(nats_user_keys));
-    reference_table(out, "NATS over WebSocket: `listeners.nats_ws[.NAME] { ... }`", "",
-                    nats_ws_keys, N(nats_ws_keys));
-    fprintf(out, "\nA `listeners.nats_ws` block takes every key of `listeners.nats` (its `tls { }` "
-                 "block makes it wss://, unless `no_tls = true`) and those of WebSocket "
-                 "listeners below, with nats-server's `websocket { }` names. Any request path is "
-                 "served; no subprotocol is negotiated.\n");
     fprintf(out,
             "\nEach user may have `permissions { publish = SUBJECTS | { allow = SUBJECTS, deny "
             "= SUBJECTS }, subscribe = (the same; an entry \"SUBJECT QUEUE\" concerns that queue "
             "group), allow_responses = true | { max = N, expires = DURATION } }` (SUBJECTS: a "
             "subject or a list; `pub` and `sub` are accepted as short names). Plaintext "
             "passwords are refused: make a bcrypt hash with " NATS_BCRYPT_HOWTO ".\n");
+    reference_table(out, "NATS over WebSocket: `listeners.nats_ws[.NAME] { ... }`", "",
+                    nats_ws_keys, N(nats_ws_keys));
+    fprintf(out, "\nA `listeners.nats_ws` block takes every key of `listeners.nats` (its `tls { }` "
+                 "block makes it wss://, unless `no_tls = true`) and those of WebSocket "
+                 "listeners above, with nats-server's `websocket { }` names. Any request path is "
+                 "served; no subprotocol is negotiated.\n");
 }
 /* ---- end of NATS listeners ---- */
 

@@ -513,13 +513,17 @@ static void forwarded_for(struct net_conn *c)
     if (!f || !c->trusted)
         return;
     uint8_t a[16];
-    int family = strchr(f, ':') ? AF_INET6 : AF_INET;
+    const char *colon = strchr(f, ':');
+    int family = colon ? AF_INET6 : AF_INET;
     const char *ip = f;
-    char v6[64];
+    char bare[64];
     if (f[0] == '[') { /* "[v6]" or "[v6]:port" */
-        snprintf(v6, sizeof(v6), "%.*s", (int)strcspn(f + 1, "]"), f + 1);
-        ip = v6;
-        family = AF_INET6;
+        snprintf(bare, sizeof(bare), "%.*s", (int)strcspn(f + 1, "]"), f + 1);
+        ip = bare;
+    } else if (colon && !strchr(colon + 1, ':')) { /* "a.b.c.d:port" */
+        snprintf(bare, sizeof(bare), "%.*s", (int)(colon - f), f);
+        ip = bare;
+        family = AF_INET;
     }
     if (inet_pton(family, ip, a) != 1) {
         char shown[64];
@@ -528,7 +532,7 @@ static void forwarded_for(struct net_conn *c)
         return;
     }
     log_info("%s: X-Forwarded-For: client %s", c->peer, ip);
-    snprintf(c->peer, sizeof(c->peer), "%s", family == AF_INET6 && f[0] != '[' ? f : ip);
+    snprintf(c->peer, sizeof(c->peer), "%s", ip);
     set_address(c, family, a);
 }
 

@@ -1,5 +1,5 @@
 /* WebSocket as a transport: the upgrade, then frames carrying a byte
- * stream (encoded with wslay's frame API, decoded here; why in
+ * stream, encoded and decoded here (not with libwslay: measured in
  * docs/ARCHITECTURE.md). Contracts in ws.h. */
 #include "net/ws.h"
 
@@ -7,18 +7,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <wslay/wslay.h>
 
 #include "core/buf.h"
 #include "core/log.h"
 
-#define WS_SCRATCH  65536 /* raw bytes taken from the inner transport at once */
-#define WS_COALESCE 16384 /* payload bytes copied to go in one write with their header */
-#define WS_HS_CHUNK 4096
-#define WS_CTL_MAX  125 /* a control frame's payload (RFC 6455 5.5) */
+#define WS_SCRATCH     65536 /* raw bytes taken from the inner transport at once */
+#define WS_COALESCE    16384 /* payload bytes copied to go in one write with their header */
+#define WS_HS_CHUNK    4096
+#define WS_READ_ROUNDS 8   /* inner reads per read call at most */
+#define WS_CTL_MAX     125 /* a control frame's payload (RFC 6455 5.5) */
 /* Room for a pong and a close (2-byte header each), with a second pong
  * queued behind a first one that is partly written. */
 #define WS_CTLOUT (3 * (2 + WS_CTL_MAX))
+
+/* RFC 6455 opcodes and close codes. */
+enum {
+    OP_CONT = 0x0,
+    OP_TEXT = 0x1,
+    OP_BINARY = 0x2,
+    OP_CLOSE = 0x8,
+    OP_PING = 0x9,
+    OP_PONG = 0xa,
+};
+#define IS_CONTROL(op)        (((op)&0x8) != 0)
+#define CLOSE_PROTOCOL_ERROR  1002
+#define CLOSE_UNSUPPORTED     1003
+#define CLOSE_MESSAGE_TOO_BIG 1009
 
 const char *const ws_mqtt_protocols[WS_MQTT_NPROTOCOLS] = {"mqtt", "mqttv3.1", "mqttv3.1.1",
                                                            "mqttv5"};
@@ -33,9 +47,7 @@ struct ws {
     const struct ws_settings *s;
     const struct transport_ops *iops;
     void *in;
-    wslay_frame_context_ptr fr;
     enum ws_state state;
-    ssize_t io; /* what the inner transport said when a callback could not move bytes */
 
     /* the upgrade */
     struct buf hs;    /* the request; after it, frame bytes the client sent early */
@@ -64,7 +76,6 @@ struct ws {
 
     /* output */
     uint64_t tx_left; /* payload of the current data frame still to write */
-    bool tx_hdr;      /* the next tx_cb call carries the frame header */
     uint8_t stash[14];
     size_t stash_len; /* header bytes held back to go with the first payload */
     uint8_t ctlout[WS_CTLOUT];
@@ -72,69 +83,6 @@ struct ws {
     bool close_queued;
     char cause[320];
 };
-
-/* ---- wslay callbacks ---- */
-
-/* Data frames only. The header is held back and written together with the
- * first payload bytes (one write, one TLS record, one TCP segment for a
- * small message, instead of two). */
-static ssize_t tx_cb(const uint8_t *data, size_t len, int flags, void *user)
-{
-    (void)flags;
-    struct ws *w = user;
-    if (w->tx_hdr) {
-        if (len > sizeof(w->stash))
-            return -1;
-        memcpy(w->stash, data, len);
-        w->stash_len = len;
-        w->tx_hdr = false;
-        return (ssize_t)len;
-    }
-    ssize_t r;
-    if (!w->stash_len) {
-        r = w->iops->write(w->in, data, len);
-        if (r > 0)
-            return r;
-        w->io = r == 0 ? TRANSPORT_WANT_WRITE : r;
-        return -1;
-    }
-    /* The same thread always serves the same connection, so a retry after
-     * a short write hands TLS the same bytes (at least as many). */
-    static __thread uint8_t joined[sizeof(w->stash) + WS_COALESCE];
-    size_t take = len < WS_COALESCE ? len : WS_COALESCE;
-    memcpy(joined, w->stash, w->stash_len);
-    memcpy(joined + w->stash_len, data, take);
-    r = w->iops->write(w->in, joined, w->stash_len + take);
-    if (r <= 0) {
-        w->io = r == 0 ? TRANSPORT_WANT_WRITE : r;
-        return -1;
-    }
-    if ((size_t)r <= w->stash_len) {
-        memmove(w->stash, w->stash + r, w->stash_len - (size_t)r);
-        w->stash_len -= (size_t)r;
-        w->io = TRANSPORT_WANT_WRITE;
-        return -1;
-    }
-    r -= (ssize_t)w->stash_len;
-    w->stash_len = 0;
-    return r;
-}
-
-static int genmask_cb(uint8_t *buf, size_t len, void *user)
-{
-    (void)user; /* server frames are never masked */
-    memset(buf, 0, len);
-    return 0;
-}
-
-static ssize_t rx_unused(uint8_t *buf, size_t len, int flags, void *user)
-{
-    (void)buf, (void)len, (void)flags, (void)user;
-    return -1; /* frames are decoded in feed(), not by wslay */
-}
-
-static const struct wslay_frame_callbacks callbacks = {
-    .send_callback = tx_cb, .recv_callback = rx_unused, .genmask_callback = genmask_cb};
 
 /* ---- control output ---- */
 
@@ -150,7 +98,7 @@ static void queue_ctl(struct ws *w, uint8_t op, const uint8_t *p, size_t len)
         w->ctlout_off = w->ctlout_len = 0;
     size_t need = 2 + len;
     size_t room = sizeof(w->ctlout) - w->ctlout_len;
-    if (op == WSLAY_PONG && room < need + 2 + WS_CTL_MAX)
+    if (op == OP_PONG && room < need + 2 + WS_CTL_MAX)
         return;
     if (room < need) /* cannot happen for a close: see WS_CTLOUT */
         return;
@@ -160,7 +108,7 @@ static void queue_ctl(struct ws *w, uint8_t op, const uint8_t *p, size_t len)
     if (len)
         memcpy(o + 2, p, len);
     w->ctlout_len += need;
-    if (op == WSLAY_CONNECTION_CLOSE)
+    if (op == OP_CLOSE)
         w->close_queued = true;
 }
 
@@ -179,7 +127,7 @@ static void queue_close(struct ws *w, unsigned code, const char *reason)
             memcpy(p + 2, reason, r);
         n += r;
     }
-    queue_ctl(w, WSLAY_CONNECTION_CLOSE, p, n);
+    queue_ctl(w, OP_CLOSE, p, n);
 }
 
 /* Writes queued control frames; 1 when none is left. */
@@ -215,37 +163,37 @@ static ssize_t frame_start(struct ws *w, bool fin, uint8_t rsv, uint8_t op, bool
                            uint64_t len)
 {
     if (rsv)
-        return refuse(w, WSLAY_CODE_PROTOCOL_ERROR, "reserved bits set, no extension agreed");
+        return refuse(w, CLOSE_PROTOCOL_ERROR, "reserved bits set, no extension agreed");
     if (!masked)
-        return refuse(w, WSLAY_CODE_PROTOCOL_ERROR, "client frame not masked");
+        return refuse(w, CLOSE_PROTOCOL_ERROR, "client frame not masked");
     switch (op) {
-    case WSLAY_TEXT_FRAME:
-        return refuse(w, WSLAY_CODE_UNSUPPORTED_DATA, "text frame: only binary frames are served");
-    case WSLAY_CONTINUATION_FRAME:
+    case OP_TEXT:
+        return refuse(w, CLOSE_UNSUPPORTED, "text frame: only binary frames are served");
+    case OP_CONT:
         if (!w->msg_open)
-            return refuse(w, WSLAY_CODE_PROTOCOL_ERROR, "continuation frame without a message");
+            return refuse(w, CLOSE_PROTOCOL_ERROR, "continuation frame without a message");
         break;
-    case WSLAY_BINARY_FRAME:
+    case OP_BINARY:
         if (w->msg_open)
-            return refuse(w, WSLAY_CODE_PROTOCOL_ERROR, "new message inside a fragmented one");
+            return refuse(w, CLOSE_PROTOCOL_ERROR, "new message inside a fragmented one");
         break;
-    case WSLAY_CONNECTION_CLOSE:
-    case WSLAY_PING:
-    case WSLAY_PONG:
+    case OP_CLOSE:
+    case OP_PING:
+    case OP_PONG:
         if (len > WS_CTL_MAX || !fin)
-            return refuse(w, WSLAY_CODE_PROTOCOL_ERROR, "control frame fragmented or too long");
+            return refuse(w, CLOSE_PROTOCOL_ERROR, "control frame fragmented or too long");
         w->ctl_len = 0;
         w->op = op;
         w->frame_left = len;
         return 0;
     default:
-        return refuse(w, WSLAY_CODE_PROTOCOL_ERROR, "unknown opcode");
+        return refuse(w, CLOSE_PROTOCOL_ERROR, "unknown opcode");
     }
     if (len > w->s->max_message - w->msg_len) {
         char why[96];
         snprintf(why, sizeof(why), "message larger than %llu bytes",
                  (unsigned long long)w->s->max_message);
-        return refuse(w, WSLAY_CODE_MESSAGE_TOO_BIG, why);
+        return refuse(w, CLOSE_MESSAGE_TOO_BIG, why);
     }
     w->msg_len += len;
     w->msg_open = !fin;
@@ -273,16 +221,16 @@ static ssize_t header_done(struct ws *w)
         len = (uint64_t)h[2] << 8 | h[3];
         at = 4;
         if (len < 126)
-            return refuse(w, WSLAY_CODE_PROTOCOL_ERROR, "frame length not minimally encoded");
+            return refuse(w, CLOSE_PROTOCOL_ERROR, "frame length not minimally encoded");
     } else if (len == 127) {
         len = 0;
         for (int i = 0; i < 8; i++)
             len = len << 8 | h[2 + i];
         at = 10;
         if (len >> 63)
-            return refuse(w, WSLAY_CODE_PROTOCOL_ERROR, "frame length over 2^63");
+            return refuse(w, CLOSE_PROTOCOL_ERROR, "frame length over 2^63");
         if (len < 65536)
-            return refuse(w, WSLAY_CODE_PROTOCOL_ERROR, "frame length not minimally encoded");
+            return refuse(w, CLOSE_PROTOCOL_ERROR, "frame length not minimally encoded");
     }
     bool masked = (h[1] & 0x80) != 0;
     if (masked)
@@ -292,8 +240,8 @@ static ssize_t header_done(struct ws *w)
 }
 
 /* dst = src XOR the mask, from where the frame's payload is: a word at a
- * time (wslay does this a byte at a time, which cost a fifth of the
- * broker's CPU under load; see docs/ARCHITECTURE.md). */
+ * time (libwslay's decoder does it a byte at a time, which cost a fifth
+ * of the broker's CPU under load; see docs/ARCHITECTURE.md). */
 static void unmask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4], unsigned *pos)
 {
     size_t i = 0;
@@ -319,14 +267,14 @@ static void unmask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key
 /* A control frame is all in. 1: it was a close (stop reading). */
 static ssize_t control_end(struct ws *w)
 {
-    if (w->op == WSLAY_PING) {
-        queue_ctl(w, WSLAY_PONG, w->ctl, w->ctl_len);
+    if (w->op == OP_PING) {
+        queue_ctl(w, OP_PONG, w->ctl, w->ctl_len);
         return 0;
     }
-    if (w->op != WSLAY_CONNECTION_CLOSE)
+    if (w->op != OP_CLOSE)
         return 0; /* an unsolicited pong: nothing to do */
     if (w->ctl_len == 1)
-        return refuse(w, WSLAY_CODE_PROTOCOL_ERROR, "close frame with a 1-byte payload");
+        return refuse(w, CLOSE_PROTOCOL_ERROR, "close frame with a 1-byte payload");
     unsigned code = w->ctl_len >= 2 ? (unsigned)(w->ctl[0] << 8 | w->ctl[1]) : 0;
     queue_close(w, code, NULL); /* the peer's code echoed, as RFC 6455 5.5.1 suggests */
     w->state = WS_CLOSED;
@@ -358,7 +306,7 @@ static ssize_t feed(struct ws *w, const uint8_t *src, size_t n, uint8_t *out, si
             w->in_frame = true;
         }
         size_t k = n - i < w->frame_left ? n - i : (size_t)w->frame_left;
-        if (wslay_is_ctrl_frame(w->op)) {
+        if (IS_CONTROL(w->op)) {
             unmask(w->ctl + w->ctl_len, src + i, k, w->mask, &w->mask_pos);
             w->ctl_len += k;
         } else {
@@ -370,7 +318,7 @@ static ssize_t feed(struct ws *w, const uint8_t *src, size_t n, uint8_t *out, si
         if (w->frame_left)
             return 0; /* all of src is used */
         w->in_frame = false;
-        if (wslay_is_ctrl_frame(w->op)) {
+        if (IS_CONTROL(w->op)) {
             ssize_t c = control_end(w);
             if (c)
                 return c;
@@ -392,7 +340,9 @@ static ssize_t ws_read(void *t, void *buf, size_t len)
     static __thread uint8_t scratch[WS_SCRATCH];
     size_t got = 0;
     ssize_t last = TRANSPORT_WANT_READ;
-    while (got < len) {
+    /* Bounded like net's own read loop: a peer streaming control frames
+     * (no payload, so `got` stays 0) must not keep the worker here. */
+    for (int rounds = 0; got < len && rounds < WS_READ_ROUNDS; rounds++) {
         size_t room = len - got < sizeof(scratch) ? len - got : sizeof(scratch);
         const uint8_t *src = scratch;
         size_t n;
@@ -440,6 +390,56 @@ static bool ws_readable(void *t)
 
 /* ---- output ---- */
 
+/* A new frame's header, for len payload bytes, into the stash. */
+static void frame_header(struct ws *w, uint64_t len)
+{
+    uint8_t *h = w->stash;
+    h[0] = 0x80 | OP_BINARY;
+    if (len < 126) {
+        h[1] = (uint8_t)len;
+        w->stash_len = 2;
+    } else if (len < 65536) {
+        h[1] = 126;
+        h[2] = (uint8_t)(len >> 8);
+        h[3] = (uint8_t)len;
+        w->stash_len = 4;
+    } else {
+        h[1] = 127;
+        for (int i = 0; i < 8; i++)
+            h[2 + i] = (uint8_t)(len >> (56 - 8 * i));
+        w->stash_len = 10;
+    }
+    w->tx_left = len;
+}
+
+/* Payload bytes of the current frame written (> 0), or a WANT/ERROR code.
+ * The header goes in the same write as the first payload bytes (one TCP
+ * segment, one TLS record for a small message, instead of two). */
+static ssize_t write_payload(struct ws *w, const uint8_t *p, size_t n)
+{
+    if (!w->stash_len) {
+        ssize_t r = w->iops->write(w->in, p, n);
+        return r == 0 ? TRANSPORT_WANT_WRITE : r;
+    }
+    /* The same thread always serves the same connection, so a retry after
+     * a short write hands TLS the same bytes (at least as many). */
+    static __thread uint8_t joined[sizeof(w->stash) + WS_COALESCE];
+    size_t take = n < WS_COALESCE ? n : WS_COALESCE;
+    memcpy(joined, w->stash, w->stash_len);
+    memcpy(joined + w->stash_len, p, take);
+    ssize_t r = w->iops->write(w->in, joined, w->stash_len + take);
+    if (r <= 0)
+        return r == 0 ? TRANSPORT_WANT_WRITE : r;
+    if ((size_t)r <= w->stash_len) { /* only some of the header went */
+        memmove(w->stash, w->stash + r, w->stash_len - (size_t)r);
+        w->stash_len -= (size_t)r;
+        return TRANSPORT_WANT_WRITE;
+    }
+    r -= (ssize_t)w->stash_len;
+    w->stash_len = 0;
+    return r;
+}
+
 static ssize_t ws_write(void *t, const void *buf, size_t len)
 {
     struct ws *w = t;
@@ -455,27 +455,14 @@ static ssize_t ws_write(void *t, const void *buf, size_t len)
             snprintf(w->cause, sizeof(w->cause), "WebSocket closed");
         return TRANSPORT_ERROR;
     }
-    struct wslay_frame_iocb io = {.fin = 1, .opcode = WSLAY_BINARY_FRAME, .mask = 0};
-    if (!w->tx_left) {
-        w->tx_left = len;
-        w->tx_hdr = true;
-    }
-    io.payload_length = w->tx_left; /* read by wslay only for a new frame */
-    io.data = buf;
-    io.data_length = len < w->tx_left ? len : (size_t)w->tx_left;
-    w->io = TRANSPORT_WANT_WRITE;
-    ssize_t r = wslay_frame_send(w->fr, &io);
-    if (r > 0) {
+    if (!w->tx_left)
+        frame_header(w, len);
+    ssize_t r = write_payload(w, buf, len < w->tx_left ? len : (size_t)w->tx_left);
+    if (r > 0)
         w->tx_left -= (uint64_t)r;
-        return r;
-    }
-    if (r == 0 || r == WSLAY_ERR_WANT_WRITE) {
-        if (w->io == TRANSPORT_ERROR)
-            snprintf(w->cause, sizeof(w->cause), "%s", w->iops->cause(w->in));
-        return w->io;
-    }
-    snprintf(w->cause, sizeof(w->cause), "WebSocket frame encoding failed (%zd)", r);
-    return TRANSPORT_ERROR;
+    else if (r == TRANSPORT_ERROR)
+        snprintf(w->cause, sizeof(w->cause), "%s", w->iops->cause(w->in));
+    return r;
 }
 
 static bool ws_pending(void *t)
@@ -664,7 +651,6 @@ static void ws_destroy(void *t)
     struct ws *w = t;
     if (!w)
         return;
-    wslay_frame_context_free(w->fr);
     buf_free(&w->hs);
     buf_free(&w->hsout);
     free(w);
@@ -688,10 +674,6 @@ void *ws_transport_new(const struct ws_settings *s, const struct transport_ops *
     struct ws *w = calloc(1, sizeof(*w));
     if (!w)
         return NULL;
-    if (wslay_frame_context_init(&w->fr, &callbacks, w) != 0) {
-        free(w);
-        return NULL;
-    }
     w->s = s;
     w->iops = inner_ops;
     w->in = inner;

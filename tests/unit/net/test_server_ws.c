@@ -357,6 +357,31 @@ TEST(forwarded_for_only_from_trusted_proxies)
     ASSERT_STR_EQ(seen_peer, "198.51.100.7");
     pthread_mutex_unlock(&peer_lock);
     client_close(&c);
+    /* Some proxies add the client's port; IPv6 in brackets or not. */
+    static const char *const forms[][2] = {{"192.0.2.9:4711", "192.0.2.9"},
+                                           {"[2001:db8::7]:4711", "2001:db8::7"},
+                                           {"2001:db8::8", "2001:db8::8"}};
+    for (int i = 0; i < 3; i++) {
+        char h[256];
+        snprintf(h, sizeof(h), "Sec-WebSocket-Protocol: mqtt\r\nX-Forwarded-For: %s\r\n",
+                 forms[i][0]);
+        client_plain(&c, net_server_port(s, 0));
+        ASSERT_EQ(upgrade(&c, "/ws", h), 101);
+        expect_frame(&c, 0x82, "hello\n", 6);
+        pthread_mutex_lock(&peer_lock);
+        ASSERT_STR_EQ(seen_peer, forms[i][1]);
+        pthread_mutex_unlock(&peer_lock);
+        client_close(&c);
+    }
+    /* Not an address: the socket's peer stays. */
+    client_plain(&c, net_server_port(s, 0));
+    ASSERT_EQ(upgrade(&c, "/ws", "Sec-WebSocket-Protocol: mqtt\r\nX-Forwarded-For: unknown\r\n"),
+              101);
+    expect_frame(&c, 0x82, "hello\n", 6);
+    pthread_mutex_lock(&peer_lock);
+    ASSERT(strncmp(seen_peer, "127.0.0.1:", 10) == 0);
+    pthread_mutex_unlock(&peer_lock);
+    client_close(&c);
     client_plain(&c, net_server_port(s, 1));
     ASSERT_EQ(upgrade(&c, "/ws", xff), 101);
     expect_frame(&c, 0x82, "hello\n", 6);
@@ -364,7 +389,7 @@ TEST(forwarded_for_only_from_trusted_proxies)
     ASSERT(strncmp(seen_peer, "127.0.0.1:", 10) == 0);
     pthread_mutex_unlock(&peer_lock);
     client_close(&c);
-    ASSERT(wait_for(&closes, 2));
+    ASSERT(wait_for(&closes, 6));
     stop(s);
 }
 

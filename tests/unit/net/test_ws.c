@@ -10,6 +10,7 @@
 
 #include "net/tcp.h"
 #include "net/ws.h"
+#include "page_end.h"
 #include "test.h"
 
 #define KEY_LINE "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -303,6 +304,41 @@ TEST(frames_in_pieces_and_together)
     pair_close(&p);
 }
 
+/* Reads into buffers that end at a page boundary: payload never goes past
+ * what was asked, however frames and reads are cut. */
+TEST(reads_stay_inside_the_buffer)
+{
+    struct pair p;
+    pair_open(&p, 1 << 20);
+    upgraded(&p);
+    struct page_end pe;
+    page_end_open(&pe);
+    uint8_t wire[3000], msg[2500];
+    for (size_t i = 0; i < sizeof(msg); i++)
+        msg[i] = (uint8_t)(i * 5);
+    size_t n = frame(wire, true, 2, msg, 100, true);
+    n += frame(wire + n, false, 2, msg + 100, 1400, true);
+    n += frame(wire + n, true, 9, "ping", 4, true);
+    n += frame(wire + n, true, 0, msg + 1500, 1000, true);
+    put(&p, wire, n);
+    static const size_t asks[] = {1, 3, 7, 64, 125, 999};
+    uint8_t got[2500];
+    size_t total = 0;
+    for (int i = 0; i < 10000 && total < sizeof(msg); i++) {
+        size_t ask = asks[i % 6];
+        ssize_t r = ws_transport_ops.read(p.ws, pe.end - ask, ask);
+        if (r == TRANSPORT_WANT_READ)
+            continue;
+        ASSERT(r > 0 && (size_t)r <= ask);
+        memcpy(got + total, pe.end - ask, (size_t)r);
+        total += (size_t)r;
+    }
+    ASSERT_EQ(total, sizeof(msg));
+    ASSERT_MEM_EQ(got, msg, sizeof(msg));
+    page_end_close(&pe);
+    pair_close(&p);
+}
+
 TEST(fragments_are_one_stream)
 {
     struct pair p;
@@ -377,7 +413,7 @@ TEST(refused_frames)
     n = frame(w, false, 2, "ab", 2, true);
     n += frame(w + n, true, 2, "cd", 2, true); /* a new message inside a fragmented one */
     bad_frame(w, n, 1002, 1024);
-    /* A ping of 126 bytes, a fragmented ping: wslay refuses them. */
+    /* A ping of 126 bytes, a fragmented ping. */
     uint8_t big[126] = {0};
     bad_frame(w, frame(w, true, 9, big, 126, true), 1002, 1024);
     bad_frame(w, frame(w, false, 9, "p", 1, true), 1002, 1024);
@@ -639,6 +675,7 @@ int main(void)
     RUN(upgrade_peer_gone);
     RUN(forwarded_for_and_same_origin);
     RUN(frames_in_pieces_and_together);
+    RUN(reads_stay_inside_the_buffer);
     RUN(fragments_are_one_stream);
     RUN(refused_frames);
     RUN(close_handshake);
