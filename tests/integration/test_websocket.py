@@ -686,6 +686,13 @@ def test_forwarded_for_from_trusted_proxy(ward_factory, tmp_path):
     c.disconnect()
     line = [ln for ln in b.log().splitlines() if "'behind-proxy'" in ln and "connected" in ln]
     assert line and "203.0.113.7" in line[0], b.log()
+    # A chain: the last entry is what the trusted proxy itself saw; the
+    # earlier ones are whatever the client claimed.
+    c = ws.WSClient(b.ws_port, headers=["X-Forwarded-For: 198.51.100.9, 203.0.113.8"])
+    c.handshake("chained")
+    c.disconnect()
+    line = [ln for ln in b.log().splitlines() if "'chained'" in ln and "connected" in ln]
+    assert line and "203.0.113.8" in line[0] and "198.51.100.9" not in line[0], b.log()
 
 
 def test_forwarded_for_ignored_from_others(ward_factory, tmp_path):
