@@ -812,3 +812,15 @@ def test_bench_refused_upgrade_named(ward_factory):
                        timeout=60)
     assert r.returncode == 1 and "refused the WebSocket upgrade: HTTP/1.1 404" in r.stderr, (
         r.stdout + r.stderr)
+
+
+def test_bench_connects_over_websocket(wsb):
+    """`ward bench conn --ws`: upgrade, CONNECT, CONNACK, DISCONNECT, again;
+    no attempt fails on either broker."""
+    b = wsb()
+    r = subprocess.run([WARD, "bench", "conn", "-h", HOST, "-p", str(b.ws_port), "--ws", "/mqtt",
+                        "-n", "4", "-d", "0.5", "--json"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = json.loads(r.stdout)
+    assert d["connects"] >= 20 and d["connect_errors"] == 0, d
