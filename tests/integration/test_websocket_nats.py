@@ -211,11 +211,13 @@ def test_natsjs_wss(wsn, natsjs_ws, pki):
 
 # ---------------------------------------------------------------- frames
 
-def test_info_is_the_first_frame(wsn):
-    """After the 101 (no subprotocol needed for NATS), the server's INFO
-    comes as the first binary frame; a PING in two frames gets a PONG."""
+@pytest.mark.parametrize("path", ["/", "/nats/console"])
+def test_info_is_the_first_frame(wsn, path):
+    """After the 101 (no subprotocol needed for NATS, any path), the
+    server's INFO comes as the first binary frame; a PING in two frames
+    gets a PONG."""
     b = wsn()
-    c = ws.WSClient(b.ws_port, path="/", protocols=())
+    c = ws.WSClient(b.ws_port, path=path, protocols=())
     fin, op, payload = c.recv_frame()
     assert op == ws.BINARY and payload.startswith(b"INFO {"), (op, payload)
     c.send(b'CONNECT {"verbose":false,"protocol":1}\r\nPI')
