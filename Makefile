@@ -16,7 +16,7 @@ DEB_PKGS = build-essential cmake pkg-config clang libclang-rt-14-dev \
            mosquitto mosquitto-clients nats-server libnats-dev procps \
            golang-go golang-github-nats-io-go-nats-dev golang-github-nats-io-nkeys-dev \
            golang-golang-x-crypto-dev sqlite3 strace gcovr stress-ng nodejs \
-           libwslay-dev python3-websockets python3-prometheus-client chromium
+           python3-websockets python3-prometheus-client chromium
 
 .PHONY: all deps build run test test-asan test-tsan fuzz bench format clean
 
@@ -47,7 +47,7 @@ build: deps
 
 run: build
 	@[ -f $(DEV_PKI)/ca.crt ] || $(BUILD)/ward cert dev $(DEV_PKI)
-	$(BUILD)/ward serve --dev-pki $(DEV_PKI) --data $(DEV_DATA) \
+	$(BUILD)/ward serve --dev-pki $(DEV_PKI) --data $(DEV_DATA) --http 127.0.0.1:8081 \
 	  -l tcp://0.0.0.0:1883 -l ws://0.0.0.0:8083/mqtt -l wss://0.0.0.0:8084/mqtt \
 	  -l nats+ws://0.0.0.0:4224 --certfile $(DEV_PKI)/server.crt --keyfile $(DEV_PKI)/server.key \
 	  --cafile $(DEV_PKI)/ca.crt --client-cert optional $(WARD_ARGS)
@@ -98,6 +98,7 @@ bench: build
 	bench/nats.sh
 	bench/persist.sh
 	bench/ws.sh
+	bench/admin.sh
 
 # Unit-test line and branch coverage of src/ (CTest label `unit` only), and a
 # floor of COV_FLOOR% of lines for each of COV_FILES. gcov data is read once

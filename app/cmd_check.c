@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
+#include "admin/apikey.h"
+#include "admin_client.h"
 #include "auth/acl.h"
 #include "auth/passwd.h"
 #include "client/client.h"
@@ -37,6 +41,15 @@ static int check_auth_files(const struct ward_config *cfg)
         }
         acl_free(&acl);
     }
+    if (cfg->http.api_keys_file) {
+        struct apikey_db keys;
+        apikey_db_init(&keys);
+        if (apikey_load(&keys, cfg->http.api_keys_file, false, err, sizeof(err)) < 0) {
+            fprintf(stderr, "%s\n", err);
+            rc = -1;
+        }
+        apikey_db_free(&keys);
+    }
     return rc;
 }
 
@@ -66,6 +79,8 @@ static int print_masked(const struct ward_config *cfg, FILE *out)
     }
     shown.listeners = ls;
     shown.bridges = bs;
+    shown.http.key_password = cfg->http.key_password ? mask : NULL;
+    shown.http.nanomq_password = cfg->http.nanomq_password ? mask : NULL;
     config_print(&shown, out);
     free(ls);
     free(bs);
@@ -76,6 +91,7 @@ struct status_opts {
     bool on;
     const char *host, *user, *pass;
     uint16_t port;
+    const char *url, *key, *key_file, *data_dir, *cafile; /* the admin HTTP API */
 };
 
 /* The first plain TCP listener of the file, as a place to connect to. */
@@ -160,6 +176,29 @@ static int print_status(const struct ward_config *cfg, const struct status_opts 
     return 0;
 }
 
+/* With an admin HTTP server (http.bind, NanoMQ's http_server, or --url):
+ * `ward status`'s summary from its API; then the bridges from $SYS. */
+static int api_status(const char *path, const struct ward_config *cfg, const struct status_opts *so)
+{
+    if (!so->url && !cfg->http.bind && !cfg->http.nanomq_port)
+        return -1;
+    struct admin_target t = {.url = so->url,
+                             .key = so->key,
+                             .key_file = so->key_file,
+                             .data_dir = so->data_dir,
+                             .config = path};
+    char url[512], key[512], err[1024];
+    if (admin_client_resolve(&t, url, sizeof(url), key, sizeof(key), err, sizeof(err)) < 0) {
+        fprintf(stderr, "ward check: %s\n", err);
+        return 1;
+    }
+    struct admin_client ac = {.url = url, .key = key, .cafile = so->cafile, .timeout_ms = 5000};
+    printf("# the running broker, from its admin API:\n");
+    int rc = admin_client_summary(&ac, false, stdout);
+    OPENSSL_cleanse(key, sizeof(key));
+    return rc;
+}
+
 /* Validates the file at path, prints it, and asks the broker if so->on. */
 static int check_file(const char *path, const struct status_opts *so)
 {
@@ -179,7 +218,11 @@ static int check_file(const char *path, const struct status_opts *so)
         return 1;
     }
     printf("# %s is valid; effective configuration with defaults filled in:\n", path);
-    int rc = print_masked(&cfg, stdout) < 0 ? 1 : so->on ? print_status(&cfg, so) : 0;
+    int rc = print_masked(&cfg, stdout) < 0 ? 1 : 0;
+    if (rc == 0 && so->on) {
+        int api = api_status(path, &cfg, so);
+        rc = api > 0 ? api : print_status(&cfg, so);
+    }
     config_free(&cfg);
     return rc;
 }
@@ -196,13 +239,22 @@ static const struct opt table[] = {
     {"config", 'c', OPT_STRING, "FILE", AT(path),
      .help = "validate FILE and print the effective configuration\n(secrets as ******)"},
     {"status", 0, OPT_SET, NULL, AT(so.on),
-     .help = "also ask the running broker for each bridge's state"},
+     .help = "also ask the running broker: its admin HTTP API\n(as `ward status`) when the file "
+             "has one, and\neach bridge's state ($SYS)"},
     {"host", 'h', OPT_STRING, "HOST", AT(so.host),
      .help = "--status: the broker (default: the file's first TCP listener)"},
     {"port", 'p', OPT_UINT, "PORT", AT(so.port), .lo = 1, .hi = 65535,
      .help = "--status: its port"},
     {"username", 'u', OPT_STRING, "USER", AT(so.user), .help = "--status: user name"},
     {"pw", 'P', OPT_STRING, "PASS", AT(so.pass), .help = "--status: password"},
+    {"url", 0, OPT_STRING, "URL", AT(so.url),
+     .help = "--status: the admin HTTP API (default: the file's\nhttp.bind)"},
+    {"key", 'k', OPT_STRING, "KEY", AT(so.key), .help = "--status: an API key"},
+    {"key-file", 0, OPT_STRING, "F", AT(so.key_file),
+     .help = "--status: a key file (default: DATA/admin.key)"},
+    {"data", 0, OPT_STRING, "DIR", AT(so.data_dir),
+     .help = "--status: the broker's data directory"},
+    {"cafile", 0, OPT_STRING, "F", AT(so.cafile), .help = "--status over https: the CA"},
     {"print-reference", 0, OPT_SET, NULL, AT(reference),
      .help = "print docs/configuration.md (every key, type, default)"},
     {"help", 0, OPT_HELP, .help = "this help"},

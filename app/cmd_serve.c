@@ -7,6 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "admin/admin.h"
+#include "admin/api.h"
+#include "admin/page.h"
 #include "auth/auth.h"
 #include "broker/broker.h"
 #include "commands.h"
@@ -58,6 +61,7 @@ struct serve_opts {
     struct broker_nats_opts nats[MAX_URLS];
     const struct cfg_listener *nats_cfg[MAX_URLS]; /* its block: users, token ... */
     uint32_t max_payload;                          /* --max-payload, 0: not given */
+    const char *http_bind;                         /* --http HOST:PORT: the admin server */
 };
 
 static int add_url(struct opts *p, void *ctx, const char *const *a)
@@ -180,6 +184,9 @@ static const struct opt table[] = {
              "mtls://0.0.0.0:8884,\nnats://0.0.0.0:4222 and nats+mtls://0.0.0.0:4223"},
     {"max-payload", 0, OPT_CALL, "SIZE", FN(max_payload),
      .help = "NATS listeners: largest message payload\n(default 1MB, at most 64MB)"},
+    {"http", 0, OPT_STRING, "HOST:PORT", AT(http_bind),
+     .help =
+         "the admin HTTP server (health, metrics, API) on\nHOST:PORT (http.bind; off by default)"},
     {"data", 0, OPT_STRING, "DIR", AT(data_dir),
      .help = "keep durable state (sessions, queued and retained\nmessages) in DIR/ward.db; "
              "persistence.dir otherwise"},
@@ -668,6 +675,12 @@ struct running {
     struct serve_bridges *bridges;
     struct auth_nats *nats_auth[MAX_URLS]; /* a NATS listener's authorization { } */
     struct store *st;
+    struct admin *admin;     /* NULL: no admin HTTP server */
+    struct admin_page *page; /* GET / and /api/status (src/admin/page.h) */
+    struct tls_server *admin_tls;
+    struct admin_sources admin_src; /* what its endpoints read */
+    struct admin_listener admin_ls[MAX_URLS];
+    char admin_names[MAX_URLS][16];
 };
 
 static bool nats_has_authorization(const struct cfg_listener *l)
@@ -810,6 +823,8 @@ static int prepare(struct serve_opts *o, const struct serve_opts *flags, struct 
     return o->config && serve_bridges_check(cfg) < 0 ? -1 : 0;
 }
 
+static void admin_reload(struct running *r);
+
 /* Until SIGINT or SIGTERM: SIGHUP reloads; every few seconds changed
  * certificate, key, CA or CRL files are picked up without a signal, and
  * once a day expiry is checked again. */
@@ -834,8 +849,237 @@ static void serve_signals(struct serve_opts *o, const struct serve_opts *flags, 
         }
         reload(flags, r->a, r->b);
         reload_tls(o, r->tls, r->b, false);
+        admin_reload(r);
         serve_bridges_reload(r->bridges);
     }
+}
+
+/* ---- the admin HTTP server (docs/http-api.md) ---- */
+
+/* The data directory, where admin.key for `ward status` goes. */
+static const char *admin_key_dir(const struct serve_opts *flags, const struct ward_config *cfg)
+{
+    if (flags->data_dir)
+        return flags->data_dir;
+    if (!flags->config || (cfg->persistence_mode && strcmp(cfg->persistence_mode, "off") == 0))
+        return NULL;
+    return cfg->persistence_dir ? cfg->persistence_dir
+                                : (cfg->sqlite_enable ? cfg->sqlite_path : NULL);
+}
+
+/* http { } (or NanoMQ's http_server { }, or --http): where, how bounded.
+ * Returns false when the admin server is off. */
+static bool admin_settings(const struct serve_opts *o, const struct ward_config *cfg,
+                           struct admin_config *ac, char *bind, size_t cap)
+{
+    const struct cfg_http *h = o->config ? &cfg->http : NULL;
+    memset(ac, 0, sizeof(*ac));
+    ac->open_health = true;
+    if (h && h->bind)
+        snprintf(bind, cap, "%s", h->bind);
+    else if (h && h->nanomq_port) /* NanoMQ binds 0.0.0.0 by default; ward, loopback */
+        snprintf(bind, cap, "%s:%u", h->nanomq_ip_addr ? h->nanomq_ip_addr : "127.0.0.1",
+                 h->nanomq_port);
+    else
+        bind[0] = '\0';
+    if (o->http_bind)
+        snprintf(bind, cap, "%s", o->http_bind);
+    if (!bind[0] || (h && !h->enable && !o->http_bind))
+        return false;
+    ac->bind = bind;
+    if (!h)
+        return true;
+    ac->max_connections =
+        h->bind || !h->nanomq_limit_conn ? h->max_connections : h->nanomq_limit_conn;
+    ac->limits.max_head = h->max_head;
+    ac->limits.max_headers = h->max_headers;
+    ac->limits.max_body = h->bind || !h->nanomq_max_body ? h->max_body : h->nanomq_max_body;
+    ac->max_output = h->max_output;
+    ac->idle_timeout_ms = h->idle_timeout_ms;
+    ac->request_timeout_ms = h->request_timeout_ms;
+    ac->open_metrics = h->open_metrics;
+    ac->open_health = h->open_health;
+    ac->api_keys_file = h->api_keys_file;
+    ac->admin_ou = h->admin_ou;
+    ac->read_ou = h->read_ou;
+    return true;
+}
+
+/* HTTPS: the same TLS stack and keys as listeners.ssl. */
+static int admin_tls(const struct ward_config *cfg, struct running *r)
+{
+    const struct cfg_http *h = &cfg->http;
+    if (!h->certfile)
+        return 0;
+    struct tls_server_config t = {
+        .certfile = h->certfile,
+        .keyfile = h->keyfile,
+        .key_password = h->key_password,
+        .cafile = h->cacertfile,
+        .capath = h->capath,
+        .crlfile = h->crlfile,
+        .verify = !h->verify_peer           ? TLS_VERIFY_NONE
+                  : h->fail_if_no_peer_cert ? TLS_VERIFY_REQUIRED
+                                            : TLS_VERIFY_OPTIONAL,
+        .min_version = h->tls_version,
+        .ciphers = h->ciphers,
+        .ciphersuites = h->ciphersuites,
+    };
+    char err[1024];
+    if (!(r->admin_tls = tls_server_new(&t, err, sizeof(err)))) {
+        fprintf(stderr, "ward serve: http: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* NanoMQ's http_server username/password: one admin credential for HTTP
+ * Basic, never NanoMQ's well-known default. */
+static void admin_nanomq_basic(const struct ward_config *cfg, struct admin_config *ac)
+{
+    const struct cfg_http *h = &cfg->http;
+    if (h->nanomq_auth_type && strcmp(h->nanomq_auth_type, "jwt") == 0)
+        log_warn("http_server.auth_type = jwt: not supported by ward; use API keys "
+                 "(http.api_keys) with Bearer or Basic");
+    if (!h->nanomq_username || !h->nanomq_password)
+        return;
+    if (strcmp(h->nanomq_password, "public") == 0) {
+        log_warn("http_server.password is NanoMQ's default 'public': not accepted (ward has no "
+                 "default password); use `ward apikey add`");
+        return;
+    }
+    ac->basic_user = h->nanomq_username;
+    ac->basic_password = h->nanomq_password;
+}
+
+/* POST /api/v4/reload, on the admin thread: the main thread does what
+ * SIGHUP does, so a reload never runs twice at once. */
+static int admin_reload_request(void *ctx, char *err, size_t errlen)
+{
+    if (kill(getpid(), SIGHUP) < 0)
+        return snprintf(err, errlen, "%s", strerror(errno)), -1;
+    return 0;
+}
+
+static const char *admin_transport(const struct serve_opts *o, const struct running *r, unsigned i)
+{
+    /* ws://, wss://, nats+ws://, nats+wss://: the scheme ends in ws or wss. */
+    const char *end = strstr(o->urls[i], "://");
+    size_t n = end ? (size_t)(end - o->urls[i]) : 0;
+    bool ws =
+        (n >= 2 && strncmp(end - 2, "ws", 2) == 0) || (n >= 3 && strncmp(end - 3, "wss", 3) == 0);
+    return ws ? (r->tls[i] ? "wss" : "ws") : (r->tls[i] ? "tls" : "tcp");
+}
+
+/* The endpoints' view of the broker: listeners by port, protocol and
+ * transport. The bridges are added once they run (admin_begin). */
+static void admin_sources(const struct serve_opts *o, struct running *r)
+{
+    for (unsigned i = 0; i < o->nurls; i++) {
+        snprintf(r->admin_names[i], sizeof(r->admin_names[i]), "%u", net_server_port(r->s, i));
+        r->admin_ls[i] = (struct admin_listener){
+            .name = r->admin_names[i],
+            .index = i,
+            .protocol = o->is_nats[i] ? "nats" : "mqtt",
+            .transport = admin_transport(o, r, i),
+            .tls = r->tls[i],
+        };
+    }
+    r->admin_src = (struct admin_sources){
+        .broker = r->b,
+        .admin = r->admin,
+        .net = r->s,
+        .store = r->st,
+        .listeners = r->admin_ls,
+        .nlisteners = o->nurls,
+        .start_time_ms = clock_wall_ms(),
+        .reload = admin_reload_request,
+    };
+}
+
+/* The status page's view of the listeners (net's indexes) and bridges,
+ * and its routes; once the bridges run, before the server starts. */
+static int page_setup(const struct serve_opts *o, struct running *r)
+{
+    struct admin_page_sources src = {.broker = r->b, .net = r->s};
+    for (unsigned i = 0; i < o->nurls && i < ADMIN_PAGE_MAX_LISTENERS; i++) {
+        src.listeners[i] = (struct admin_page_listener){
+            .url = o->urls[i],
+            .protocol = o->is_nats[i] ? "nats" : "mqtt",
+            .transport = admin_transport(o, r, i),
+            .tls = r->tls[i],
+        };
+        src.nlisteners = i + 1;
+    }
+    for (size_t i = 0; i < r->admin_src.nbridges && i < ADMIN_PAGE_MAX_BRIDGES; i++)
+        src.bridges[src.nbridges++] = r->admin_src.bridges[i];
+    if (!(r->page = admin_page_new(&src)) || admin_page_register(r->admin, r->page) < 0) {
+        fprintf(stderr, "ward serve: http: cannot add the status page\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Builds the admin server (its listener bound, its routes added); off
+ * unless configured. The endpoints of src/admin (API, metrics, page) are
+ * added here, before admin_start(). */
+static int admin_setup(const struct serve_opts *o, const struct serve_opts *flags,
+                       const struct ward_config *cfg, struct running *r)
+{
+    static char bind[300];
+    struct admin_config ac;
+    if (!admin_settings(o, cfg, &ac, bind, sizeof(bind)))
+        return 0;
+    if (o->config) {
+        if (admin_tls(cfg, r) < 0)
+            return -1;
+        admin_nanomq_basic(cfg, &ac);
+    }
+    ac.tls = r->admin_tls;
+    ac.local_key_dir = admin_key_dir(flags, cfg);
+    char err[1024];
+    if (!(r->admin = admin_new(&ac, err, sizeof(err)))) {
+        fprintf(stderr, "ward serve: http: %s\n", err);
+        return -1;
+    }
+    admin_sources(o, r);
+    if (admin_api_register(r->admin, &r->admin_src) < 0) {
+        fprintf(stderr, "ward serve: http: cannot add the API's routes\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Once the bridges run: the status page, then the server. */
+static int admin_begin(const struct serve_opts *o, struct running *r)
+{
+    char err[1024];
+    if (!r->admin)
+        return 0;
+    r->admin_src.bridges = serve_bridges_list(r->bridges, &r->admin_src.nbridges);
+    if (page_setup(o, r) < 0)
+        return -1;
+    if (admin_start(r->admin, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ward serve: http: %s\n", err);
+        return -1;
+    }
+    if (admin_page_start(r->page) < 0) {
+        fprintf(stderr, "ward serve: http: cannot start the status page's sampling\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* SIGHUP: the API key file again (and the TLS files). */
+static void admin_reload(struct running *r)
+{
+    char err[1024];
+    if (!r->admin)
+        return;
+    if (admin_reload_keys(r->admin, err, sizeof(err)) < 0)
+        log_error("reload: http: %s; the running API keys stay", err);
+    if (r->admin_tls && tls_server_reload(r->admin_tls, err, sizeof(err)) < 0)
+        log_error("reload: http: %s; the running TLS material stays", err);
 }
 
 static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward_config *cfg)
@@ -854,7 +1098,8 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         fprintf(stderr, "ward serve: out of memory\n");
         goto out;
     }
-    if (prepare(o, flags, cfg, &r) < 0 || open_store(o, flags, cfg, &r) < 0)
+    if (prepare(o, flags, cfg, &r) < 0 || open_store(o, flags, cfg, &r) < 0 ||
+        admin_setup(o, flags, cfg, &r) < 0)
         goto out;
     if (broker_start(r.b) < 0 || net_server_start(r.s) < 0) {
         fprintf(stderr, "ward serve: cannot start threads\n");
@@ -862,17 +1107,27 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
     }
     if (o->config && !(r.bridges = serve_bridges_start(cfg, r.s, r.b)))
         goto stop;
+    if (admin_begin(o, &r) < 0)
+        goto stop;
     log_notice("ward %s serving with %u worker%s", WARD_VERSION, o->workers,
                o->workers == 1 ? "" : "s");
+    if (r.admin) /* listeners listen, stored state is loaded */
+        admin_set_ready(r.admin, true);
     serve_signals(o, flags, &r, &set);
     rc = 0;
 stop:
+    if (r.admin)
+        admin_set_ready(r.admin, false);
     serve_bridges_stop(r.bridges);
     broker_shutdown(r.b);
-    usleep(100 * 1000); /* let the DISCONNECTs reach the wire */
+    usleep(100 * 1000);  /* let the DISCONNECTs reach the wire */
+    admin_stop(r.admin); /* its handlers read the broker */
     net_server_stop(r.s);
     net_server_join(r.s);
 out:
+    admin_free(r.admin);
+    admin_page_free(r.page); /* its sampling thread reads the broker */
+    tls_server_free(r.admin_tls);
     /* The housekeeper publishes net_server_sys() in $SYS: stop it first. */
     broker_stop(r.b);
     net_server_free(r.s);
@@ -952,6 +1207,7 @@ static void merge_flags(struct serve_opts *o, const struct serve_opts *over)
     o->tls_flags = over->tls_flags;
     o->client_cert = over->client_cert;
     o->max_payload = over->max_payload;
+    o->http_bind = over->http_bind;
     if (o->nurls == 0)
         o->urls[o->nurls++] = "tcp://0.0.0.0:1883";
 }

@@ -10,5 +10,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_cert(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_passwd(int argc, char **argv);
+int cmd_apikey(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 #endif

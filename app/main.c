@@ -16,6 +16,8 @@ static const struct command {
     {"cert", cmd_cert, "certificate authority: init, server, client, revoke, crl, check ..."},
     {"check", cmd_check, "validate a configuration file"},
     {"passwd", cmd_passwd, "add, change or delete a user in a password file"},
+    {"apikey", cmd_apikey, "add, list or remove admin HTTP API keys"},
+    {"status", cmd_status, "a running broker's state, from its admin HTTP API"},
 };
 
 static void usage(FILE *out)

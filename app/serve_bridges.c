@@ -153,3 +153,10 @@ void serve_bridges_free(struct serve_bridges *sb)
     free(sb->b);
     free(sb);
 }
+
+/* see serve_bridges.h */
+struct bridge *const *serve_bridges_list(const struct serve_bridges *sb, size_t *n)
+{
+    *n = sb ? sb->n : 0;
+    return sb ? sb->b : NULL;
+}

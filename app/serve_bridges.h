@@ -22,5 +22,7 @@ void serve_bridges_reload(struct serve_bridges *sb);
 void serve_bridges_stop(struct serve_bridges *sb);
 /* Frees them, after the broker that publishes their status is gone. */
 void serve_bridges_free(struct serve_bridges *sb);
+/* The running bridges (for the admin API); *n is 0 with sb NULL. */
+struct bridge *const *serve_bridges_list(const struct serve_bridges *sb, size_t *n);
 
 #endif

@@ -16,6 +16,7 @@
 #include "broker/nats.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/recent.h"
 #include "core/vec.h"
 
 #define MQTT_MAX_PACKET 268435460u
@@ -375,6 +376,7 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
                       "client ids starting with $bridge/ are reserved for bridges");
     if (b->auth && (!c->auth_done || c->auth_cause != AUTH_OK)) {
         b->st.auth_failures++;
+        recent_refusal(net_conn_listener(c->nc), c->id, auth_cause_text(c->auth_cause));
         return refuse(c, auth_reason(c->auth_cause), auth_reason311(c->auth_cause),
                       auth_cause_text(c->auth_cause));
     }
@@ -540,6 +542,7 @@ static void handle_publish(struct client *c, struct mqtt_packet *pkt)
         return;
     if (!session_allowed(b, c->s, ACL_PUBLISH, (const char *)pub->topic.p, pub->topic.len)) {
         b->st.msgs_in++;
+        b->st.msgs_in_qos[pub->qos % 3]++;
         return publish_denied(c, pub);
     }
     if (pub->qos == 2 && session_rel_has(c->s, pub->packet_id)) {
@@ -568,6 +571,7 @@ static void handle_publish(struct client *c, struct mqtt_packet *pkt)
         msg_unref(m);
     }
     b->st.msgs_in++;
+    b->st.msgs_in_qos[pub->qos % 3]++;
     /* mqtt.overload = reject: a receiver was full and the message was
      * dropped for it; a v5 publisher hears 0x97. */
     uint8_t ack = 0;
@@ -853,6 +857,7 @@ static void *on_open(void *ctx, struct net_conn *nc)
     if (b->clients)
         b->clients->prev = c;
     b->clients = c;
+    b->listener_conns[net_conn_listener(nc) % 64]++;
     pthread_mutex_unlock(&b->lock);
     return c;
 }
@@ -1038,8 +1043,11 @@ static void on_close(void *user, const char *why)
         c->next->prev = c->prev;
     flow_forget(b, c);
     persist_client_gone(b, c);
+    b->listener_conns[net_conn_listener(c->nc) % 64]--;
     if (c->connected) {
         b->st.clients_connected--;
+        if (c->nats)
+            b->st.nats_connected--;
         log_notice("%s disconnected: %s", c->id, why);
     }
     if (c->nats)

@@ -38,6 +38,10 @@ struct broker_stats {
     uint64_t dropped_large;    /* larger than the receiver's Maximum Packet Size */
     uint64_t retained_dropped; /* refused by the retained store's limits */
     uint32_t clients_connected;
+    uint32_t nats_connected;   /* of clients_connected */
+    uint64_t msgs_in_qos[3];   /* msgs_in by QoS as published (NATS: 0) */
+    uint64_t msgs_out_qos[3];  /* msgs_out by QoS as delivered */
+    uint64_t queued, inflight; /* every session's delivery lists (session.c) */
 };
 
 struct match {
@@ -59,8 +63,10 @@ struct broker {
     size_t nbuckets;
     size_t nsessions;
     struct session *offline; /* sessions without a connection */
+    size_t noffline;         /* how many are on that list */
     struct client *clients;
     struct broker_stats st;
+    uint32_t listener_conns[64]; /* open connections per net listener index (inspect.h) */
     struct auth *auth;
     bool acl_active;                   /* auth has rules: check deliveries too */
     int8_t listener_anon[64];          /* broker_set_listener_anonymous */

@@ -14,6 +14,7 @@
 #include <sys/random.h>
 
 #include "auth/nats_users.h"
+#include "broker/inspect.h"
 #include "broker/internal.h"
 #include "broker/login.h"
 #include "core/base64.h"
@@ -77,6 +78,13 @@ static void make_ids(void)
     server_id[0] = 'N';
     for (size_t i = 0; i < sizeof(r); i++)
         server_id[i + 1] = abc[r[i] % 32];
+}
+
+/* see inspect.h */
+const char *broker_nats_server_id(void)
+{
+    pthread_once(&ids_once, make_ids);
+    return server_id;
 }
 
 /* The nonce a client signs with its NKey: unpredictable, one per
@@ -521,6 +529,7 @@ static void handle_connect(struct client *c, const struct nats_cmd *cmd)
         st->got_connect = true;
         c->connected = true;
         b->st.connects++;
+        b->st.nats_connected++;
         if (++b->st.clients_connected > b->st.clients_max)
             b->st.clients_max = b->st.clients_connected;
         snprintf(c->id, sizeof(c->id), "NATS client %" PRIu64 " '%s' (%s)", st->cid, ck->name,
@@ -638,6 +647,7 @@ static void no_responders(struct client *c, const struct nats_str *reply)
         memcpy(head + n, "\r\n", 2);
         nats_out_raw(c, head, n + 2);
         b->st.msgs_out++;
+        b->st.msgs_out_qos[0]++;
         return;
     }
 }
@@ -722,6 +732,7 @@ static void handle_pub(struct client *c, const struct nats_cmd *cmd, bool hpub)
         return;
     }
     b->st.msgs_in++;
+    b->st.msgs_in_qos[0]++;
     b->st.bytes_in += cmd->payload.len + cmd->headers.len;
     if (b->nmatches == 0 && cmd->reply.len && st->no_responders)
         no_responders(c, &cmd->reply);

@@ -185,6 +185,7 @@ bool nats_out_deliver(struct broker *b, struct nats_sub *ns, const struct msg *m
         return false;
     }
     b->st.msgs_out++;
+    b->st.msgs_out_qos[0]++;
     b->st.bytes_out += n;
     if (rlen)
         allow_response(c, r, rlen);

@@ -74,6 +74,7 @@ static bool send_publish(struct broker *b, struct client *c, const struct msg *m
         return false;
     }
     b->st.msgs_out++;
+    b->st.msgs_out_qos[qos % 3]++;
     return true;
 }
 

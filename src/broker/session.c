@@ -30,6 +30,8 @@ struct session *session_new(struct broker *b, const char *id)
         return NULL;
     }
     s->next_pid = 1;
+    s->queue.total = &b->st.queued;
+    s->inflight.total = &b->st.inflight;
     size_t h = hash_id(id) % b->nbuckets;
     s->hnext = b->buckets[h];
     b->buckets[h] = s;
@@ -47,6 +49,7 @@ void session_offline_add(struct broker *b, struct session *s)
         b->offline->oprev = s;
     b->offline = s;
     s->offline_listed = true;
+    b->noffline++;
 }
 
 void session_offline_remove(struct broker *b, struct session *s)
@@ -60,6 +63,7 @@ void session_offline_remove(struct broker *b, struct session *s)
     if (s->onext)
         s->onext->oprev = s->oprev;
     s->offline_listed = false;
+    b->noffline--;
 }
 
 static void drain(struct delivery_list *l)
@@ -173,6 +177,8 @@ void delivery_append(struct delivery_list *l, struct delivery *d)
         l->head = d;
     l->tail = d;
     l->count++;
+    if (l->total)
+        (*l->total)++;
 }
 
 struct delivery *delivery_pop(struct delivery_list *l)
@@ -184,6 +190,8 @@ struct delivery *delivery_pop(struct delivery_list *l)
     if (!l->head)
         l->tail = NULL;
     l->count--;
+    if (l->total)
+        (*l->total)--;
     d->next = NULL;
     return d;
 }
@@ -209,6 +217,8 @@ struct delivery *delivery_take(struct delivery_list *l, uint16_t pid)
         if (l->tail == d)
             l->tail = prev;
         l->count--;
+        if (l->total)
+            (*l->total)--;
         d->next = NULL;
         return d;
     }

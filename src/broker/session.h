@@ -39,6 +39,7 @@ struct delivery {
 struct delivery_list {
     struct delivery *head, *tail;
     uint32_t count;
+    uint64_t *total; /* the broker's count across sessions (st.queued, st.inflight), or NULL */
 };
 
 struct client;

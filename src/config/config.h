@@ -162,6 +162,33 @@ struct cfg_bridge {
     size_t nsubscriptions;
 };
 
+/* http { }: the admin HTTP server (docs/http-api.md), and NanoMQ's
+ * http_server { } mapped onto it. */
+struct cfg_http {
+    bool enable;
+    char *bind; /* NULL: off (unless http_server.port is set) */
+    uint32_t max_connections;
+    uint32_t max_head; /* request line and headers, bytes */
+    uint32_t max_headers;
+    uint32_t max_body;
+    uint32_t max_output;
+    uint32_t idle_timeout_ms;
+    uint32_t request_timeout_ms;
+    bool open_metrics, open_health;
+    char *api_keys_file; /* http.api_keys = {include "FILE"} */
+    char *admin_ou, *read_ou;
+    /* HTTPS: the ssl listeners' keys */
+    char *keyfile, *certfile, *cacertfile, *capath, *key_password, *crlfile;
+    bool verify_peer, fail_if_no_peer_cert;
+    char *tls_version, *ciphers, *ciphersuites;
+    /* NanoMQ's http_server { } */
+    uint32_t nanomq_port;
+    char *nanomq_ip_addr;
+    uint32_t nanomq_limit_conn;
+    uint32_t nanomq_max_body;
+    char *nanomq_username, *nanomq_password, *nanomq_auth_type;
+};
+
 struct ward_config {
     /* mqtt { } */
     uint32_t max_packet_size;
@@ -212,6 +239,7 @@ struct ward_config {
     char *acl_file;
     uint32_t hash_threads; /* password-checking threads, >= 1 */
     uint32_t max_pending;  /* password checks waiting or running at once */
+    struct cfg_http http;
     /* listeners and bridges */
     struct cfg_listener *listeners;
     size_t nlisteners;

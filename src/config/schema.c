@@ -153,6 +153,74 @@ static const struct key_spec global_keys[] = {
      "Accepted for NanoMQ compatibility (a word or a list); ward logs to standard error."},
     {"log.dir", K_STRING, G(log_dir), NULL, 0, 0, NULL, "Accepted for NanoMQ compatibility."},
     {"log.file", K_STRING, G(log_file), NULL, 0, 0, NULL, "Accepted for NanoMQ compatibility."},
+    {"http.enable", K_BOOL, G(http.enable), "true", 0, 0, NULL,
+     "The admin HTTP server (docs/http-api.md) runs when http.bind (or NanoMQ's "
+     "http_server.port) is set, unless this is false."},
+    {"http.bind", K_STRING, G(http.bind), NULL, 0, 0, NULL,
+     "HOST:PORT of the admin HTTP server (health, metrics, API, status page); unset: off. "
+     "Keep it on loopback unless it uses HTTPS and keys."},
+    {"http.max_connections", K_U32, G(http.max_connections), "64", 1, 100000, NULL,
+     "Most admin connections at once; more are closed at once and counted."},
+    {"http.max_head", K_SIZE, G(http.max_head), "8KB", 256, 65536, NULL,
+     "Largest request line and headers (431 beyond it)."},
+    {"http.max_headers", K_U32, G(http.max_headers), "32", 1, 64, NULL,
+     "Most header fields in one request (431 beyond it)."},
+    {"http.max_body", K_SIZE, G(http.max_body), "1MB", 0, 67108864.0, NULL,
+     "Largest request body (POST /api/v4/mqtt/publish; 413 beyond it)."},
+    {"http.max_output", K_SIZE, G(http.max_output), "4MB", 65536, 1073741824.0, NULL,
+     "Answer bytes queued per connection: pipelined requests wait past half of it, a client "
+     "that reads nothing for idle_timeout is closed."},
+    {"http.idle_timeout", K_MS, G(http.idle_timeout_ms), "30s", 100, 3600000, NULL,
+     "A keep-alive connection with no request under way is closed after this."},
+    {"http.request_timeout", K_MS, G(http.request_timeout_ms), "10s", 100, 600000, NULL,
+     "A request (and a new connection's first one) must be complete within this: 408 and "
+     "close otherwise (slow headers)."},
+    {"http.open_metrics", K_BOOL, G(http.open_metrics), "false", 0, 0, NULL,
+     "Serve /metrics and /api/v4/prometheus without a key (a Prometheus on loopback)."},
+    {"http.open_health", K_BOOL, G(http.open_health), "true", 0, 0, NULL,
+     "Serve /healthz and /readyz without a key (they tell only alive and ready)."},
+    {"http.admin_ou", K_STRING, G(http.admin_ou), NULL, 0, 0, NULL,
+     "HTTPS with client certificates: a verified certificate with this OU has the admin "
+     "scope."},
+    {"http.read_ou", K_STRING, G(http.read_ou), NULL, 0, 0, NULL, "The same for the read scope."},
+    {"http.keyfile", K_STRING, G(http.keyfile), NULL, 0, 0, NULL,
+     "HTTPS: the server's private key (with certfile, the admin server speaks HTTPS only)."},
+    {"http.certfile", K_STRING, G(http.certfile), NULL, 0, 0, NULL,
+     "HTTPS: the server's certificate (chain after it)."},
+    {"http.cacertfile", K_STRING, G(http.cacertfile), NULL, 0, 0, NULL,
+     "HTTPS: CAs trusted for client certificates."},
+    {"http.capath", K_STRING, G(http.capath), NULL, 0, 0, NULL, "HTTPS: a directory of CAs."},
+    {"http.key_password", K_STRING, G(http.key_password), NULL, 0, 0, NULL,
+     "HTTPS: the key's password."},
+    {"http.crlfile", K_STRING, G(http.crlfile), NULL, 0, 0, NULL,
+     "HTTPS: revoked client certificates."},
+    {"http.verify_peer", K_BOOL, G(http.verify_peer), "false", 0, 0, NULL,
+     "HTTPS: ask for a client certificate (as listeners.ssl)."},
+    {"http.fail_if_no_peer_cert", K_BOOL, G(http.fail_if_no_peer_cert), "false", 0, 0, NULL,
+     "HTTPS: with verify_peer, refuse clients without one (mutual TLS)."},
+    {"http.tls_version", K_ENUM, G(http.tls_version), "1.2", 0, 0, "1.2 1.3",
+     "HTTPS: the minimum TLS version."},
+    {"http.ciphers", K_STRING, G(http.ciphers), NULL, 0, 0, NULL, "HTTPS: TLS 1.2 ciphers."},
+    {"http.ciphersuites", K_STRING, G(http.ciphersuites), NULL, 0, 0, NULL,
+     "HTTPS: TLS 1.3 suites."},
+    {"http_server.port", K_U32, G(http.nanomq_port), NULL, 0, 65535, NULL,
+     "NanoMQ's admin port: the admin server on ip_addr:port when http.bind is not set "
+     "(0: unset)."},
+    {"http_server.ip_addr", K_STRING, G(http.nanomq_ip_addr), NULL, 0, 0, NULL,
+     "NanoMQ's admin address; unlike NanoMQ ward defaults to 127.0.0.1."},
+    {"http_server.limit_conn", K_U32, G(http.nanomq_limit_conn), NULL, 0, 100000, NULL,
+     "NanoMQ's name for http.max_connections (when that is not set)."},
+    {"http_server.max_body", K_SIZE, G(http.nanomq_max_body), NULL, 0, 67108864.0, NULL,
+     "NanoMQ's name for http.max_body (when that is not set)."},
+    {"http_server.username", K_STRING, G(http.nanomq_username), NULL, 0, 0, NULL,
+     "NanoMQ's HTTP Basic user: with password, an admin-scope credential (NanoMQ's default "
+     "password 'public' is refused: ward has no default password)."},
+    {"http_server.password", K_STRING, G(http.nanomq_password), NULL, 0, 0, NULL,
+     "NanoMQ's HTTP Basic password (see username); API keys (http.api_keys) are better: "
+     "they are stored hashed."},
+    {"http_server.auth_type", K_ENUM, G(http.nanomq_auth_type), NULL, 0, 0, "basic jwt",
+     "NanoMQ's choice of basic or jwt; ward takes Basic and Bearer keys, jwt is reported "
+     "and ignored."},
     {"auth.allow_anonymous", K_BOOL, G(allow_anonymous), "true", 0, 0, NULL,
      "Whether clients without credentials may connect (a listener can override)."},
     {"auth.no_match", K_ENUM, G(no_match), "allow", 0, 0, "allow deny",
@@ -296,7 +364,7 @@ static const struct key_spec topic_keys[] = {
 
 /* NanoMQ blocks ward reads but does not act on yet: a file that has them
  * still loads (with a warning) so NanoMQ users' files work unchanged. */
-static const char *const nanomq_ignored[] = {"http_server",
+static const char *const nanomq_ignored[] = {"http_server.jwt",
                                              "webhook",
                                              "rules",
                                              "exchange",
@@ -1524,9 +1592,32 @@ static void load_include_ref(struct loader *ld, const struct hocon_value *auth, 
     add_error(ld, v, key, "expected {include \"FILE\"} or a file name");
 }
 
+/* http { }: what would stop the admin server from starting. */
+static void check_http(struct loader *ld, const struct hocon_value *root, struct cfg_http *h)
+{
+    const struct hocon_value *at = hocon_get(root, "http");
+    if (!at)
+        at = hocon_get(root, "http_server");
+    if (!at)
+        return;
+    if (h->bind && !bind_ok(h->bind))
+        add_error(ld, hocon_path(root, "http.bind"), "http.bind", "'%s' is not HOST:PORT", h->bind);
+    if ((h->certfile != NULL) != (h->keyfile != NULL))
+        add_error(ld, at, "http", "HTTPS needs both certfile and keyfile");
+    if (h->fail_if_no_peer_cert && !h->verify_peer)
+        add_error(ld, at, "http", "fail_if_no_peer_cert needs verify_peer = true");
+    if (h->verify_peer && !h->cacertfile && !h->capath)
+        add_error(ld, at, "http", "verify_peer needs cacertfile (or capath)");
+    if ((h->verify_peer || h->admin_ou || h->read_ou) && !h->certfile)
+        add_error(ld, at, "http",
+                  "client certificates (verify_peer, admin_ou, read_ou) need "
+                  "HTTPS: certfile and keyfile");
+}
+
 static int load_root(struct loader *ld, const struct hocon_value *root, struct ward_config *cfg)
 {
-    static const char *const skip[] = {"listeners", "bridges", "auth.password", "auth.acl"};
+    static const char *const skip[] = {"listeners", "bridges", "auth.password", "auth.acl",
+                                       "http.api_keys"};
     memset(cfg, 0, sizeof(*cfg));
     apply_table(ld, global_keys, N(global_keys), root, "", cfg);
     check_unknown(ld, root, "", "", global_keys, N(global_keys), skip, N(skip));
@@ -1541,6 +1632,10 @@ static int load_root(struct loader *ld, const struct hocon_value *root, struct w
         load_include_ref(ld, auth, "password", &cfg->password_file);
         load_include_ref(ld, auth, "acl", &cfg->acl_file);
     }
+    const struct hocon_value *http = hocon_get(root, "http");
+    if (http && http->type == HOCON_OBJECT)
+        load_include_ref(ld, http, "api_keys", &cfg->http.api_keys_file);
+    check_http(ld, root, &cfg->http);
     return ld->errs->count ? -1 : 0;
 }
 
@@ -1649,6 +1744,7 @@ void config_free(struct ward_config *cfg)
     free(cfg->bridges);
     free(cfg->password_file);
     free(cfg->acl_file);
+    free(cfg->http.api_keys_file);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -1814,6 +1910,8 @@ void config_print_reference(FILE *out)
     reference_table(out, "Global keys", "", global_keys, N(global_keys));
     fprintf(out, "\n`auth.password = {include \"FILE\"}` names the password file written by "
                  "`ward passwd`; `auth.acl = {include \"FILE\"}` names the ACL rules file.\n");
+    fprintf(out, "\n`http.api_keys = {include \"FILE\"}` (or `http.api_keys = \"FILE\"`) names "
+                 "the API key file written by `ward apikey add`; it is read again on SIGHUP.\n");
     reference_table(out, "Listeners: `listeners.tcp|ssl|ws|wss[.NAME] { ... }`", "", listener_keys,
                     N(listener_keys));
     reference_table(out, "TLS listener certificates by server name: `sni = [{...}]`", "", sni_keys,

@@ -18,6 +18,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/recent.h"
 #include "core/vec.h"
 #include "net/internal.h"
 #include "tls/tls.h"
@@ -594,6 +595,7 @@ static bool handshake(struct net_conn *c)
     }
     /* Every failed handshake is logged with the peer and the cause. */
     log_notice("%s: %s", c->peer, c->ops->cause(c->tstate));
+    recent_refusal(c->listener, c->peer, c->ops->cause(c->tstate));
     fail(c, "TLS handshake failed");
     return false;
 }

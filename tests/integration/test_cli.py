@@ -219,7 +219,7 @@ def test_check_masks_secrets(tmp_path):
     assert [l.strip() for l in r.stdout.splitlines()].count('key_password = "******"') == 1
 
 
-COMMANDS = ["serve", "pub", "sub", "bench", "cert", "check", "passwd"]
+COMMANDS = ["serve", "pub", "sub", "bench", "cert", "check", "passwd", "apikey", "status"]
 
 
 def test_help_and_reference_come_from_the_same_tables():

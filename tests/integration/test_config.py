@@ -22,7 +22,9 @@ def test_nanomq_file_is_valid_and_printed_with_defaults():
     assert "bridges.mqtt.emqx1 {" in r.stdout
     assert 'server = "mqtt-tcp://127.0.0.1:1883"' in r.stdout
     assert "max_inflight_window = 1024" in r.stdout  # a default filled in
-    assert "http_server: NanoMQ setting not used by ward; ignored" in r.stderr
+    # http_server { } now configures the admin HTTP server (issue 16)
+    assert "http_server {" in r.stdout and "port = 8081" in r.stdout
+    assert "public" not in r.stdout  # its password is masked like every secret
 
 
 def test_every_error_listed(tmp_path):
