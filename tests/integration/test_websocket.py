@@ -710,7 +710,7 @@ def test_refusal_logged_with_escaped_peer_input(ward_factory):
     b = start_ward(ward_factory)
     r = ws.upgrade(b.ws_port, ws.request("/evil\x1b[31mred"))
     assert r.status in (400, 404), r
-    log = b.ward.wait_log("upgrade refused: %d" % r.status)
+    log = b.ward.wait_log("upgrade refused: %d" % r.status, timeout=10)
     assert "\x1b" not in log, log  # (later refusals are rate-limited in the log)
     still_serves(b)
 
