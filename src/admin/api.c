@@ -74,13 +74,34 @@ static bool query_count(const struct http_request *rq, const char *key, uint64_t
 struct page {
     uint64_t page, limit;
     size_t offset;
+    char *after; /* ?after=ID: a cursor (clients, sessions), NULL if none */
 };
+
+static void page_free(struct page *pg)
+{
+    free(pg->after);
+    pg->after = NULL;
+}
+
+/* ?after=ID, percent-decoded; false (400) if present and unreadable. */
+static bool cursor_of(const struct http_request *rq, struct page *pg)
+{
+    if (!(pg->after = malloc(ID_MAX)))
+        return false;
+    int r = query_get(rq, "after", pg->after, ID_MAX);
+    if (r <= 0 || !pg->after[0]) {
+        page_free(pg);
+        return r == 0;
+    }
+    return true;
+}
 
 /* ?_page=N (from 1) and ?_limit=M, as NanoMQ and EMQX take them. */
 static bool page_of(const struct http_request *rq, struct page *pg)
 {
     pg->page = 1;
     pg->limit = ADMIN_API_DEFAULT_LIMIT;
+    pg->after = NULL;
     if (!query_count(rq, "_page", 1, UINT32_MAX, &pg->page) ||
         !query_count(rq, "_limit", 1, ADMIN_API_MAX_LIMIT, &pg->limit))
         return false;
@@ -101,12 +122,13 @@ static bool path_tail(const struct http_request *rq, const char *prefix, char *o
 
 /* ---- answers ------------------------------------------------------------- */
 
-/* Ends a JSON answer: 200, or 500 if the writer failed (out of memory). */
+/* Ends a JSON answer: 200, or 500 if the writer failed (out of memory,
+ * or a page of large retained payloads past the server's reply bound). */
 static void finish(struct jsonw *w, struct admin_reply *rep)
 {
     if (!jsonw_done(w)) {
         buf_reset(&rep->body);
-        admin_reply_error(rep, 500, "out of memory");
+        admin_reply_error(rep, 500, "the answer does not fit: ask for a smaller _limit");
         return;
     }
     rep->status = 200;
@@ -121,9 +143,11 @@ static void begin(struct jsonw *w, struct admin_reply *rep)
     jsonw_kv_u64(w, "code", 0);
 }
 
-/* "meta": {"page", "limit", "count", "hasnext"}, then closes the answer. */
+/* "meta": {"page", "limit", "count", "hasnext"} and, when given, "last"
+ * (the cursor for the next page), then closes the answer. With a cursor
+ * the position is unknown: hasnext says the page is full. */
 static void end_page(struct jsonw *w, const struct page *pg, size_t total, size_t n,
-                     struct admin_reply *rep)
+                     const char *last, struct admin_reply *rep)
 {
     jsonw_array_end(w);
     jsonw_key(w, "meta");
@@ -131,7 +155,9 @@ static void end_page(struct jsonw *w, const struct page *pg, size_t total, size_
     jsonw_kv_u64(w, "page", pg->page);
     jsonw_kv_u64(w, "limit", pg->limit);
     jsonw_kv_u64(w, "count", total);
-    jsonw_kv_bool(w, "hasnext", pg->offset + n < total);
+    jsonw_kv_bool(w, "hasnext", pg->after ? n == pg->limit : pg->offset + n < total);
+    if (last)
+        jsonw_kv_string(w, "last", last);
     jsonw_object_end(w);
     jsonw_object_end(w);
     finish(w, rep);
@@ -194,6 +220,10 @@ static void write_client(struct jsonw *w, const struct broker_client_info *ci)
     jsonw_kv_u64(w, "inflight", ci->inflight);
     jsonw_kv_u64(w, "mqueue_len", ci->queued);
     jsonw_kv_u64(w, "pending_bytes", ci->pending_bytes);
+    jsonw_kv_u64(w, "recv_msg", ci->msgs_in);
+    jsonw_kv_u64(w, "send_msg", ci->msgs_out);
+    jsonw_kv_u64(w, "recv_oct", ci->bytes_in);
+    jsonw_kv_u64(w, "send_oct", ci->bytes_out);
     jsonw_object_end(w);
 }
 
@@ -212,27 +242,32 @@ void admin_api_clients(void *ctx, const struct http_request *rq, const char *who
 {
     const struct admin_sources *src = ctx;
     struct page pg;
-    if (!page_of(rq, &pg))
-        return admin_reply_error(rep, 400, "_page and _limit must be whole numbers in range");
+    if (!page_of(rq, &pg) || !cursor_of(rq, &pg))
+        return admin_reply_error(rep, 400, "_page, _limit or after is not readable");
     struct broker_client_info *ci = page_room(pg.limit, sizeof(*ci), rep);
-    if (!ci)
-        return;
     size_t total = 0;
-    int n = broker_inspect_clients(src->broker, pg.offset, pg.limit, false, ci, &total);
+    int n =
+        ci ? broker_inspect_clients(src->broker, pg.after, pg.offset, pg.limit, false, ci, &total)
+           : 0;
     if (n < 0) {
         free(ci);
-        return admin_reply_error(rep, 500, "out of memory");
+        page_free(&pg);
+        return n == -2 ? admin_reply_error(rep, 410, "the 'after' client is gone; start again")
+                       : admin_reply_error(rep, 500, "out of memory");
     }
-    struct jsonw w;
-    begin(&w, rep);
-    jsonw_key(&w, "data");
-    jsonw_array_begin(&w);
-    for (int i = 0; i < n; i++) {
-        write_client(&w, &ci[i]);
-        broker_client_info_clear(&ci[i]);
+    if (ci) {
+        struct jsonw w;
+        begin(&w, rep);
+        jsonw_key(&w, "data");
+        jsonw_array_begin(&w);
+        for (int i = 0; i < n; i++)
+            write_client(&w, &ci[i]);
+        end_page(&w, &pg, total, (size_t)n, n ? ci[n - 1].id : NULL, rep);
+        for (int i = 0; i < n; i++)
+            broker_client_info_clear(&ci[i]);
     }
     free(ci);
-    end_page(&w, &pg, total, (size_t)n, rep);
+    page_free(&pg);
 }
 
 /* see api.h */
@@ -282,11 +317,12 @@ void admin_api_subscriptions(void *ctx, const struct http_request *rq, const cha
     if (!page_of(rq, &pg))
         return admin_reply_error(rep, 400, "_page and _limit must be whole numbers in range");
     char *id = malloc(ID_MAX);
-    struct broker_sub_info *si = page_room(pg.limit, sizeof(*si), rep);
-    if (!id || !si) {
+    struct broker_sub_info *si = id ? page_room(pg.limit, sizeof(*si), rep) : NULL;
+    if (!si) { /* page_room answered, or: */
+        if (!id)
+            admin_reply_error(rep, 500, "out of memory");
         free(id);
-        free(si);
-        return si ? admin_reply_error(rep, 500, "out of memory") : (void)0;
+        return;
     }
     int has = query_get(rq, "clientid", id, ID_MAX);
     size_t total = 0;
@@ -313,7 +349,7 @@ void admin_api_subscriptions(void *ctx, const struct http_request *rq, const cha
         broker_sub_info_clear(&si[i]);
     }
     free(si);
-    end_page(&w, &pg, total, (size_t)n, rep);
+    end_page(&w, &pg, total, (size_t)n, NULL, rep);
 }
 
 /* ---- publish: a small JSON object reader --------------------------------- */
@@ -415,10 +451,13 @@ static bool unicode_escape(struct jin *in, char *out, size_t *o)
 }
 
 /* A string; in->p is past its opening quote. The decoded form is never
- * longer than the encoded one, so out has room for the input's rest. */
+ * longer than the encoded one, so out is sized by the encoded string. */
 static bool read_string(struct jin *in, char **val, size_t *len)
 {
-    char *out = malloc((size_t)(in->end - in->p) + 1);
+    const char *q = in->p;
+    while (q < in->end && *q != '"')
+        q += *q == '\\' && q + 1 < in->end ? 2 : 1;
+    char *out = malloc((size_t)(q - in->p) + 1);
     size_t o = 0;
     if (!out)
         return false;
@@ -658,7 +697,7 @@ void admin_api_retained(void *ctx, const struct http_request *rq, const char *wh
         write_retained(&w, ms[i], plain);
     broker_retained_release(ms, n > 0 ? (size_t)n : 0);
     free(ms);
-    end_page(&w, &pg, total, n > 0 ? (size_t)n : 0, rep);
+    end_page(&w, &pg, total, n > 0 ? (size_t)n : 0, NULL, rep);
 }
 
 /* see api.h */
@@ -728,27 +767,31 @@ void admin_api_sessions(void *ctx, const struct http_request *rq, const char *wh
 {
     const struct admin_sources *src = ctx;
     struct page pg;
-    if (!page_of(rq, &pg))
-        return admin_reply_error(rep, 400, "_page and _limit must be whole numbers in range");
+    if (!page_of(rq, &pg) || !cursor_of(rq, &pg))
+        return admin_reply_error(rep, 400, "_page, _limit or after is not readable");
     struct broker_session_info *si = page_room(pg.limit, sizeof(*si), rep);
-    if (!si)
-        return;
     size_t total = 0;
-    int n = broker_inspect_sessions(src->broker, pg.offset, pg.limit, si, &total);
+    int n =
+        si ? broker_inspect_sessions(src->broker, pg.after, pg.offset, pg.limit, si, &total) : 0;
     if (n < 0) {
         free(si);
-        return admin_reply_error(rep, 500, "out of memory");
+        page_free(&pg);
+        return n == -2 ? admin_reply_error(rep, 410, "the 'after' session is gone; start again")
+                       : admin_reply_error(rep, 500, "out of memory");
     }
-    struct jsonw w;
-    begin(&w, rep);
-    jsonw_key(&w, "data");
-    jsonw_array_begin(&w);
-    for (int i = 0; i < n; i++) {
-        write_session(&w, &si[i]);
-        broker_session_info_clear(&si[i]);
+    if (si) {
+        struct jsonw w;
+        begin(&w, rep);
+        jsonw_key(&w, "data");
+        jsonw_array_begin(&w);
+        for (int i = 0; i < n; i++)
+            write_session(&w, &si[i]);
+        end_page(&w, &pg, total, (size_t)n, n ? si[n - 1].id : NULL, rep);
+        for (int i = 0; i < n; i++)
+            broker_session_info_clear(&si[i]);
     }
     free(si);
-    end_page(&w, &pg, total, (size_t)n, rep);
+    page_free(&pg);
 }
 
 /* see api.h */

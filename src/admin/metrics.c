@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "admin/api.h"
@@ -217,15 +218,15 @@ static void tls_expiry_days(struct mw *w, const struct admin_listener *l, const 
 const char *admin_tls_cause_slug(int cause)
 {
     static const char *const slugs[] = {
-        "no_cert", "unknown_ca", "expired",          "not_yet_valid",
-        "revoked", "bad_usage",  "protocol_version", "no_shared_cipher",
-        "timeout", "plaintext",  "bad_cert",         "busy",
-        "other"};
+        "no_cert",     "unknown_ca", "expired",          "not_yet_valid",
+        "revoked",     "bad_usage",  "protocol_version", "no_shared_cipher",
+        "timeout",     "plaintext",  "bad_cert",         "busy",
+        "peer_closed", "other"};
     _Static_assert(sizeof(slugs) / sizeof(slugs[0]) == TLS_NCAUSES, "a slug per tls_cause");
     return cause >= 0 && cause < TLS_NCAUSES ? slugs[cause] : "other";
 }
 
-static void tls(struct mw *w, const struct admin_sources *src)
+static void tls(struct mw *w, const struct admin_sources *src, const struct broker_counters *k)
 {
     char lab[400];
     bool any = false;
@@ -233,6 +234,13 @@ static void tls(struct mw *w, const struct admin_sources *src)
         any = any || src->listeners[i].tls;
     if (!any)
         return;
+    family(w, "ward_tls_handshakes_total", "counter", "Completed TLS handshakes per listener.");
+    for (size_t i = 0; i < src->nlisteners; i++)
+        if (src->listeners[i].tls) {
+            listener_labels(&src->listeners[i], lab, sizeof(lab));
+            put(w, "ward_tls_handshakes_total{%s} %" PRIu64 "\n", lab,
+                k->listener_opened[src->listeners[i].index % BROKER_INSPECT_LISTENERS]);
+        }
     family(w, "ward_tls_handshake_failures_total", "counter",
            "Failed TLS handshakes per listener, by cause.");
     for (size_t i = 0; i < src->nlisteners; i++) {
@@ -345,8 +353,15 @@ static bool proc_stat(double *cpu_s, uint64_t *vsize, uint64_t *rss)
     return true;
 }
 
+/* Open descriptors. Since Linux 6.2 the size of /proc/self/fd is their
+ * count, which costs a few microseconds; listing the directory costs about
+ * 4 ms of CPU with 10,000 connections, so it is only the fallback for
+ * older kernels (whose size reads 0). */
 static uint64_t open_fds(void)
 {
+    struct stat st;
+    if (stat("/proc/self/fd", &st) == 0 && st.st_size > 0)
+        return (uint64_t)st.st_size;
     uint64_t n = 0;
     DIR *d = opendir("/proc/self/fd");
     if (!d)
@@ -388,7 +403,7 @@ struct ward_result admin_metrics_write(const struct admin_sources *src, struct b
     listeners(&w, src, &k);
     clients(&w, &k);
     messages(&w, &k);
-    tls(&w, src);
+    tls(&w, src, &k);
     bridges(&w, src);
     store(&w, src);
     admin_counters(&w, src);

@@ -3,10 +3,9 @@
  * nats-server. Field names follow what nats-server 2.9 answers.
  *
  * ward is one broker for MQTT and NATS: the message and byte totals of
- * /varz are the whole broker's; /connz lists the NATS connections only.
- * Per-connection message and byte counts are not kept (that would cost
- * every delivery a write to the connection's state), so /connz reports
- * them as 0. */
+ * /varz are the whole broker's; /connz lists the NATS connections only,
+ * each with its own message and byte counts (its in_bytes are payload and
+ * headers, as nats-server counts them; out_bytes the whole MSG lines). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,10 +228,10 @@ static void connz_one(struct jsonw *w, const struct admin_sources *src,
     kv_duration(w, "uptime", now - ci->connected_at_ms);
     kv_duration(w, "idle", now > ci->last_activity_ms ? now - ci->last_activity_ms : 0);
     jsonw_kv_u64(w, "pending_bytes", ci->pending_bytes);
-    jsonw_kv_u64(w, "in_msgs", 0);
-    jsonw_kv_u64(w, "out_msgs", 0);
-    jsonw_kv_u64(w, "in_bytes", 0);
-    jsonw_kv_u64(w, "out_bytes", 0);
+    jsonw_kv_u64(w, "in_msgs", ci->msgs_in);
+    jsonw_kv_u64(w, "out_msgs", ci->msgs_out);
+    jsonw_kv_u64(w, "in_bytes", ci->bytes_in);
+    jsonw_kv_u64(w, "out_bytes", ci->bytes_out);
     jsonw_kv_u64(w, "subscriptions", ci->subscriptions);
     if (ci->username)
         jsonw_kv_string(w, "authorized_user", ci->username);
@@ -259,7 +258,8 @@ void admin_natsmon_connz(void *ctx, const struct http_request *rq, const char *w
     if (!ci)
         return admin_reply_error(rep, 500, "out of memory");
     size_t total = 0;
-    int n = broker_inspect_clients(src->broker, (size_t)offset, (size_t)limit, true, ci, &total);
+    int n =
+        broker_inspect_clients(src->broker, NULL, (size_t)offset, (size_t)limit, true, ci, &total);
     if (n < 0) {
         free(ci);
         return admin_reply_error(rep, 500, "out of memory");

@@ -543,6 +543,7 @@ static void handle_publish(struct client *c, struct mqtt_packet *pkt)
     if (!session_allowed(b, c->s, ACL_PUBLISH, (const char *)pub->topic.p, pub->topic.len)) {
         b->st.msgs_in++;
         b->st.msgs_in_qos[pub->qos % 3]++;
+        c->msgs_in++;
         return publish_denied(c, pub);
     }
     if (pub->qos == 2 && session_rel_has(c->s, pub->packet_id)) {
@@ -572,6 +573,7 @@ static void handle_publish(struct client *c, struct mqtt_packet *pkt)
     }
     b->st.msgs_in++;
     b->st.msgs_in_qos[pub->qos % 3]++;
+    c->msgs_in++;
     /* mqtt.overload = reject: a receiver was full and the message was
      * dropped for it; a v5 publisher hears 0x97. */
     uint8_t ack = 0;
@@ -858,6 +860,7 @@ static void *on_open(void *ctx, struct net_conn *nc)
         b->clients->prev = c;
     b->clients = c;
     b->listener_conns[net_conn_listener(nc) % 64]++;
+    b->listener_opened[net_conn_listener(nc) % 64]++;
     pthread_mutex_unlock(&b->lock);
     return c;
 }
@@ -973,6 +976,7 @@ static size_t on_data(void *user, const uint8_t *data, size_t len)
         }
         off += used;
         b->st.bytes_in += used;
+        c->bytes_in += used;
     }
     c->scanned = ahead > off ? ahead - off : 0;
     /* A packet begun and not finished starts mqtt.packet_timeout's clock. */

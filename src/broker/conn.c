@@ -33,6 +33,7 @@ bool client_send(struct client *c, const struct mqtt_packet *p)
         return false;
     }
     b->st.bytes_out += n;
+    c->bytes_out += n;
     return true;
 }
 

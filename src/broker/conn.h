@@ -66,6 +66,9 @@ struct client {
     size_t rb_head, rb_n, rb_cap;
     bool rb_draining;
     bool pump_listed; /* persist.c: has sends waiting for a commit */
+    /* This connection's traffic (inspect.h): messages (PUBLISH, NATS
+     * PUB/MSG) and protocol bytes; counted where the broker's totals are. */
+    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
     bool cert_read, has_cert;
     struct tls_identity cert;
     const char *cert_user, *cert_clientid;

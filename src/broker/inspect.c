@@ -43,6 +43,7 @@ void broker_inspect_counters(struct broker *b, struct broker_counters *out)
     out->clients_max = (uint32_t)st->clients_max;
     out->nats_connected = st->nats_connected;
     memcpy(out->listener_conns, b->listener_conns, sizeof(out->listener_conns));
+    memcpy(out->listener_opened, b->listener_opened, sizeof(out->listener_opened));
     out->sessions = b->nsessions;
     out->sessions_offline = b->noffline;
     out->subscriptions = subtree_count(b->subs);
@@ -53,6 +54,8 @@ void broker_inspect_counters(struct broker *b, struct broker_counters *out)
     out->producers_waiting = (uint32_t)b->nthrottled;
     pthread_mutex_unlock(&b->lock);
 }
+
+static struct client *client_by_id(struct broker *b, const char *id);
 
 static size_t cap_limit(size_t limit)
 {
@@ -96,7 +99,7 @@ static int client_copy(const struct client *c, struct broker_client_info *ci)
     if (c->nats && c->nats->user[0])
         user = c->nats->user;
     if (dup_or_null(&ci->id, s->id) < 0 || dup_or_null(&ci->username, user) < 0 ||
-        dup_or_null(&ci->cert_cn, c->has_cert ? c->cert.cn : NULL) < 0 || !ci->id) {
+        dup_or_null(&ci->cert_cn, s->cert_cn) < 0 || !ci->id) {
         broker_client_info_clear(ci);
         return -1;
     }
@@ -115,19 +118,33 @@ static int client_copy(const struct client *c, struct broker_client_info *ci)
     ci->queued = s->queue.count;
     ci->inflight = s->inflight.count;
     ci->pending_bytes = net_conn_pending(c->nc);
+    ci->msgs_in = c->msgs_in;
+    ci->msgs_out = c->msgs_out;
+    ci->bytes_in = c->bytes_in;
+    ci->bytes_out = c->bytes_out;
     return 0;
 }
 
 /* see inspect.h */
-int broker_inspect_clients(struct broker *b, size_t offset, size_t limit, bool nats_only,
-                           struct broker_client_info *out, size_t *total)
+int broker_inspect_clients(struct broker *b, const char *after, size_t offset, size_t limit,
+                           bool nats_only, struct broker_client_info *out, size_t *total)
 {
     limit = cap_limit(limit);
     size_t n = 0, seen = 0;
     int rc = 0;
     pthread_mutex_lock(&b->lock);
     *total = nats_only ? b->st.nats_connected : b->st.clients_connected;
-    for (struct client *c = b->clients; c && n < limit; c = c->next) {
+    struct client *from = b->clients;
+    if (after) {
+        struct client *a = client_by_id(b, after);
+        if (!a) {
+            pthread_mutex_unlock(&b->lock);
+            return -2;
+        }
+        from = a->next;
+        offset = 0;
+    }
+    for (struct client *c = from; c && n < limit; c = c->next) {
         if (!listed(c) || (nats_only && !c->nats))
             continue;
         if (seen++ < offset)
@@ -239,24 +256,43 @@ static bool walk_one(struct walk *w, const struct session *s)
 }
 
 /* see inspect.h */
-int broker_inspect_sessions(struct broker *b, size_t offset, size_t limit,
+/* Where a cursor page resumes: in the clients list, or (*online NULL) in
+ * the offline list at *offline. False if the session is not listed. */
+static bool resume_after(struct broker *b, const char *after, struct client **online,
+                         struct session **offline)
+{
+    struct session *a = session_find(b, after);
+    if (a && a->c && listed(a->c) && a->c->s == a) {
+        *online = a->c->next;
+        *offline = b->offline;
+        return true;
+    }
+    if (a && a->offline_listed) {
+        *online = NULL;
+        *offline = a->onext;
+        return true;
+    }
+    return false;
+}
+
+int broker_inspect_sessions(struct broker *b, const char *after, size_t offset, size_t limit,
                             struct broker_session_info *out, size_t *total)
 {
-    struct walk w = {.offset = offset, .limit = cap_limit(limit), .out = out};
-    if (!w.limit) {
-        pthread_mutex_lock(&b->lock);
-        *total = b->nsessions;
-        pthread_mutex_unlock(&b->lock);
-        return 0;
-    }
+    struct walk w = {.offset = after ? 0 : offset, .limit = cap_limit(limit), .out = out};
     pthread_mutex_lock(&b->lock);
     w.now = clock_mono_ms();
     *total = b->nsessions;
-    bool more = true;
-    for (struct client *c = b->clients; c && more; c = c->next)
+    struct client *online = b->clients;
+    struct session *offline = b->offline;
+    if (after && !resume_after(b, after, &online, &offline)) {
+        pthread_mutex_unlock(&b->lock);
+        return -2;
+    }
+    bool more = w.limit > 0;
+    for (struct client *c = online; c && more; c = c->next)
         if (listed(c) && !c->nats && c->s->c == c)
             more = walk_one(&w, c->s);
-    for (struct session *s = b->offline; s && more; s = s->onext)
+    for (struct session *s = offline; s && more; s = s->onext)
         more = walk_one(&w, s);
     pthread_mutex_unlock(&b->lock);
     if (w.rc < 0) {
@@ -312,51 +348,68 @@ void broker_sub_info_clear(struct broker_sub_info *si)
     memset(si, 0, sizeof(*si));
 }
 
+/* A page of subscriptions, walked session by session (each keeps its own
+ * filters and their options): the walk skips whole sessions up to the
+ * offset and stops when the page is full. */
 struct sub_walk {
-    const void *owner; /* filtered: the session whose subscriptions are wanted */
-    const struct client *nats_client;
-    bool filtered;
     size_t offset, limit, seen, n;
     struct broker_sub_info *out;
     int rc;
 };
 
-static void sub_visit(void *ctx, const struct subtree_sub *sub)
+static bool sub_add(struct sub_walk *w, const char *client_id, const char *topic, uint8_t qos,
+                    bool nats)
 {
-    struct sub_walk *w = ctx;
-    if (w->rc < 0 || w->n >= w->limit)
-        return;
-    struct nats_sub *ns = nats_sub_of(sub->owner);
-    if (w->filtered && (ns ? ns->c != w->nats_client : sub->owner != w->owner))
-        return;
-    if (w->seen++ < w->offset)
-        return;
     struct broker_sub_info *si = &w->out[w->n];
     memset(si, 0, sizeof(*si));
-    const struct session *s = ns ? ns->c->s : sub->owner;
-    si->nats = ns != NULL;
-    si->qos = ns ? 0 : (uint8_t)(sub->options & 3u);
-    si->client_id = strdup(s->id);
-    if (ns)
-        si->topic = strdup(ns->subject);
-    else if (sub->group) {
-        size_t n = strlen("$share///") + strlen(sub->group) + strlen(sub->filter);
-        if ((si->topic = malloc(n)))
-            snprintf(si->topic, n, "$share/%s/%s", sub->group, sub->filter);
-    } else
-        si->topic = strdup(sub->filter);
-    if (!si->client_id || !si->topic) {
+    si->nats = nats;
+    si->qos = qos;
+    if (!(si->client_id = strdup(client_id)) || !(si->topic = strdup(topic))) {
         broker_sub_info_clear(si);
         w->rc = -1;
-        return;
+        return false;
     }
-    w->n++;
+    return ++w->n < w->limit;
 }
 
-/* The number of subscriptions one client holds; under the lock. */
-static size_t subs_of(const struct session *s, const struct client *nc)
+/* One MQTT session's subscriptions; false once the page is full. */
+static bool subs_of_session(struct sub_walk *w, const struct session *s)
 {
-    return nc ? nc->nats->nsubs : s->nsubs;
+    if (w->seen + s->nsubs <= w->offset) {
+        w->seen += s->nsubs;
+        return true;
+    }
+    for (uint32_t i = 0; i < s->nsubs; i++)
+        if (w->seen++ >= w->offset &&
+            !sub_add(w, s->id, s->subs[i], (uint8_t)(s->sub_opts[i] & 3u), false))
+            return false;
+    return true;
+}
+
+static bool subs_of_nats(struct sub_walk *w, const struct client *c)
+{
+    if (w->seen + c->nats->nsubs <= w->offset) {
+        w->seen += c->nats->nsubs;
+        return true;
+    }
+    for (const struct nats_sub *ns = c->nats->subs; ns; ns = ns->next)
+        if (w->seen++ >= w->offset && !sub_add(w, c->s->id, ns->subject, 0, true))
+            return false;
+    return true;
+}
+
+/* Every subscription: online MQTT sessions, offline ones, NATS clients. */
+static void subs_all(struct broker *b, struct sub_walk *w)
+{
+    bool more = true;
+    for (struct client *c = b->clients; c && more; c = c->next)
+        if (!c->nats && c->s && c->s->c == c)
+            more = subs_of_session(w, c->s);
+    for (struct session *s = b->offline; s && more; s = s->onext)
+        more = subs_of_session(w, s);
+    for (struct client *c = b->clients; c && more; c = c->next)
+        if (c->nats && c->s)
+            more = subs_of_nats(w, c);
 }
 
 /* see inspect.h */
@@ -367,23 +420,15 @@ int broker_inspect_subs(struct broker *b, const char *client_id, size_t offset, 
     pthread_mutex_lock(&b->lock);
     *total = subtree_count(b->subs);
     if (client_id) {
-        w.filtered = true;
-        if (strncmp(client_id, "nats:", 5) == 0) {
-            struct client *c = client_by_id(b, client_id);
-            w.nats_client = c;
-            w.owner = c ? c->s : NULL;
-        } else
-            w.owner = session_find(b, client_id);
-        *total = w.owner ? subs_of(w.owner, w.nats_client) : 0;
-    }
-    /* A NATS client's subscriptions are in its own list. An MQTT
-     * session's list has its filters but not their options, so the tree
-     * is walked (pointer hops, nothing copied but the page). */
-    if (w.nats_client)
-        for (struct nats_sub *ns = w.nats_client->nats->subs; ns && w.rc == 0; ns = ns->next)
-            sub_visit(&w, &(struct subtree_sub){.owner = nats_owner(ns)});
-    else if (w.limit && (w.owner || !client_id))
-        subtree_each(b->subs, sub_visit, &w);
+        struct client *nc = strncmp(client_id, "nats:", 5) == 0 ? client_by_id(b, client_id) : NULL;
+        struct session *s = nc ? NULL : session_find(b, client_id);
+        *total = nc ? nc->nats->nsubs : s ? s->nsubs : 0;
+        if (w.limit && nc)
+            subs_of_nats(&w, nc);
+        else if (w.limit && s)
+            subs_of_session(&w, s);
+    } else if (w.limit)
+        subs_all(b, &w);
     pthread_mutex_unlock(&b->lock);
     if (w.rc < 0) {
         for (size_t i = 0; i < w.n; i++)

@@ -46,8 +46,9 @@ struct broker_counters {
     uint64_t connects, auth_failures, acl_denied;
     uint64_t sessions_refused, subs_refused, packet_timeouts, slow_consumers, throttled;
     uint32_t clients_connected, clients_max;
-    uint32_t nats_connected;                           /* of clients_connected */
-    uint32_t listener_conns[BROKER_INSPECT_LISTENERS]; /* open connections per listener index */
+    uint32_t nats_connected;                            /* of clients_connected */
+    uint32_t listener_conns[BROKER_INSPECT_LISTENERS];  /* open connections per listener index */
+    uint64_t listener_opened[BROKER_INSPECT_LISTENERS]; /* ever opened (TLS: handshakes done) */
     uint64_t sessions, sessions_offline; /* MQTT sessions held, those without a connection */
     uint64_t subscriptions;              /* in the subscription tree (MQTT and NATS) */
     uint64_t retained, retained_bytes;   /* $SYS topics included */
@@ -74,7 +75,9 @@ struct broker_client_info {
     uint64_t last_activity_ms; /* unix time, ms, of the last byte read */
     uint32_t subscriptions;
     uint32_t queued, inflight;
-    size_t pending_bytes; /* output queued in net, not yet written */
+    size_t pending_bytes;         /* output queued in net, not yet written */
+    uint64_t msgs_in, msgs_out;   /* its application messages (PUBLISH; NATS PUB, MSG) */
+    uint64_t bytes_in, bytes_out; /* its protocol bytes (NATS: payload and headers in) */
 };
 void broker_client_info_clear(struct broker_client_info *ci);
 
@@ -82,9 +85,15 @@ void broker_client_info_clear(struct broker_client_info *ci);
  * `offset`, at most `limit` (capped at BROKER_INSPECT_MAX_PAGE) into
  * out[]. *total is how many clients are connected. Returns how many were
  * filled, or -1 (out of memory; nothing to clear). nats_only: NATS
- * clients only (then *total counts those). */
-WARD_WUR int broker_inspect_clients(struct broker *b, size_t offset, size_t limit, bool nats_only,
-                                    struct broker_client_info *out, size_t *total);
+ * clients only (then *total counts those).
+ *
+ * With `after` (the id of the last entry of the previous page) the page
+ * starts right after that client instead, whatever the offset: a cursor,
+ * whose cost is the page's alone however deep it is, where an offset
+ * walks every entry before it. -2 if that client is no longer listed. */
+WARD_WUR int broker_inspect_clients(struct broker *b, const char *after, size_t offset,
+                                    size_t limit, bool nats_only, struct broker_client_info *out,
+                                    size_t *total);
 /* The connected client with this id ("nats:CID" for NATS). Returns 0
  * (filled), 1 (no such client connected) or -1 (out of memory). */
 WARD_WUR int broker_inspect_client(struct broker *b, const char *id,
@@ -108,10 +117,11 @@ struct broker_session_info {
     bool will_pending;
 };
 void broker_session_info_clear(struct broker_session_info *si);
-/* Sessions: online ones first, then offline ones, as for clients. *total
- * is how many sessions the broker holds. */
-WARD_WUR int broker_inspect_sessions(struct broker *b, size_t offset, size_t limit,
-                                     struct broker_session_info *out, size_t *total);
+/* Sessions: online ones first, then offline ones, with offset or cursor
+ * as for clients (-2: the `after` session is gone). *total is how many
+ * sessions the broker holds. */
+WARD_WUR int broker_inspect_sessions(struct broker *b, const char *after, size_t offset,
+                                     size_t limit, struct broker_session_info *out, size_t *total);
 /* Returns 0 (filled), 1 (no such session) or -1 (out of memory). */
 WARD_WUR int broker_inspect_session(struct broker *b, const char *id,
                                     struct broker_session_info *out);

@@ -66,7 +66,8 @@ struct broker {
     size_t noffline;         /* how many are on that list */
     struct client *clients;
     struct broker_stats st;
-    uint32_t listener_conns[64]; /* open connections per net listener index (inspect.h) */
+    uint32_t listener_conns[64];  /* open connections per net listener index (inspect.h) */
+    uint64_t listener_opened[64]; /* connections handed to the broker (TLS: handshake done) */
     struct auth *auth;
     bool acl_active;                   /* auth has rules: check deliveries too */
     int8_t listener_anon[64];          /* broker_set_listener_anonymous */

@@ -648,6 +648,7 @@ static void no_responders(struct client *c, const struct nats_str *reply)
         nats_out_raw(c, head, n + 2);
         b->st.msgs_out++;
         b->st.msgs_out_qos[0]++;
+        c->msgs_out++;
         return;
     }
 }
@@ -734,6 +735,8 @@ static void handle_pub(struct client *c, const struct nats_cmd *cmd, bool hpub)
     b->st.msgs_in++;
     b->st.msgs_in_qos[0]++;
     b->st.bytes_in += cmd->payload.len + cmd->headers.len;
+    c->msgs_in++;
+    c->bytes_in += cmd->payload.len + cmd->headers.len;
     if (b->nmatches == 0 && cmd->reply.len && st->no_responders)
         no_responders(c, &cmd->reply);
     msg_unref(m);

@@ -187,6 +187,8 @@ bool nats_out_deliver(struct broker *b, struct nats_sub *ns, const struct msg *m
     b->st.msgs_out++;
     b->st.msgs_out_qos[0]++;
     b->st.bytes_out += n;
+    c->msgs_out++;
+    c->bytes_out += n;
     if (rlen)
         allow_response(c, r, rlen);
     /* UNSUB <sid> <max> counts every message since SUB, as nats-server. */
@@ -206,6 +208,7 @@ bool nats_out_raw(struct client *c, const void *p, size_t n)
         return false;
     }
     c->b->st.bytes_out += n;
+    c->bytes_out += n;
     return true;
 }
 

@@ -75,6 +75,7 @@ static bool send_publish(struct broker *b, struct client *c, const struct msg *m
     }
     b->st.msgs_out++;
     b->st.msgs_out_qos[qos % 3]++;
+    c->msgs_out++;
     return true;
 }
 

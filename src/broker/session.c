@@ -77,16 +77,22 @@ static void drain(struct delivery_list *l)
 int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len,
                       uint8_t options, uint32_t sub_id)
 {
-    if (!ward_ok(VEC_RESERVE(s->subs, s->capsubs, (size_t)s->nsubs + 1)))
+    if (!ward_ok(VEC_RESERVE(s->subs, s->capsubs, (size_t)s->nsubs + 1)) ||
+        !ward_ok(VEC_RESERVE(s->sub_opts, s->capopts, (size_t)s->nsubs + 1)))
         return -1;
     char *copy = strndup((const char *)filter, len);
     if (!copy)
         return -1;
     int r = subtree_add(b->subs, filter, len, s, options, sub_id);
-    if (r == 1)
+    if (r == 1) {
+        s->sub_opts[s->nsubs] = options;
         s->subs[s->nsubs++] = copy;
-    else
-        free(copy); /* replaced (already listed) or failed */
+        return r;
+    }
+    free(copy); /* replaced (already listed) or failed */
+    for (uint32_t i = 0; r == 0 && i < s->nsubs; i++)
+        if (strlen(s->subs[i]) == len && memcmp(s->subs[i], filter, len) == 0)
+            s->sub_opts[i] = options;
     return r;
 }
 
@@ -108,6 +114,7 @@ int session_unsubscribe(struct broker *b, struct session *s, const uint8_t *filt
         if (strlen(s->subs[i]) == len && memcmp(s->subs[i], filter, len) == 0) {
             free(s->subs[i]);
             s->subs[i] = s->subs[--s->nsubs];
+            s->sub_opts[i] = s->sub_opts[s->nsubs];
             break;
         }
     return 1;
@@ -129,6 +136,7 @@ void session_end(struct broker *b, struct session *s)
         free(s->subs[i]);
     }
     free(s->subs);
+    free(s->sub_opts);
     struct session **pp = &b->buckets[hash_id(s->id) % b->nbuckets];
     while (*pp && *pp != s)
         pp = &(*pp)->hnext;

@@ -65,6 +65,8 @@ struct session {
     char **subs;      /* its filters as subscribed ($share/GROUP/ included) */
     uint32_t nsubs;
     size_t capsubs;
+    uint8_t *sub_opts; /* each filter's options byte, for inspection (inspect.h) */
+    size_t capopts;
     char *owner;    /* the identity that made it ("" anonymous); only it may resume it */
     char *username; /* for ACLs: the verified user name, or NULL */
     char *cert_cn;  /* and its certificate's identity, when it had one */

@@ -113,9 +113,10 @@ struct ws_upgrade_rules {
 };
 
 struct ws_upgrade {
-    int status;         /* 101, or the refusal: 400, 403 (Origin), 404 (path), 405 (not GET), 426 (version) */
-    const char *why;    /* static, for the refusal body and the log */
-    char accept[29];    /* Sec-WebSocket-Accept, base64 of SHA-1, NUL-terminated */
+    int status; /* 101, or the refusal: 400, 403 (Origin), 404 (path), 405 (not GET), 426 (version)
+                 */
+    const char *why;      /* static, for the refusal body and the log */
+    char accept[29];      /* Sec-WebSocket-Accept, base64 of SHA-1, NUL-terminated */
     const char *protocol; /* the chosen subprotocol (a rules->protocols entry), NULL if none */
     /* With the 400 for no supported subprotocol: "offered: a, b" (or
      * "offered: none"), the client's offer reduced to [A-Za-z0-9._-] and

@@ -54,19 +54,13 @@ struct tls_server {
 };
 
 static const char *const cause_names[TLS_NCAUSES] = {
-    "no client certificate",
-    "unknown CA",
-    "certificate expired",
-    "certificate not yet valid",
-    "certificate revoked",
-    "wrong key usage",
-    "protocol version",
-    "no shared cipher",
-    "handshake timeout",
-    "plaintext on a TLS port",
-    "bad certificate",
-    "too many handshakes at once",
-    "other",
+    "no client certificate", "unknown CA",
+    "certificate expired",   "certificate not yet valid",
+    "certificate revoked",   "wrong key usage",
+    "protocol version",      "no shared cipher",
+    "handshake timeout",     "plaintext on a TLS port",
+    "bad certificate",       "too many handshakes at once",
+    "closed by the peer",    "other",
 };
 
 const char *tls_cause_name(enum tls_cause c)
@@ -763,6 +757,8 @@ static enum tls_cause cause_of_reason(int r)
     case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
     case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
         return TLS_CAUSE_BAD_CERT;
+    case SSL_R_UNEXPECTED_EOF_WHILE_READING:
+        return TLS_CAUSE_PEER_CLOSED;
     default:
         return TLS_CAUSE_OTHER;
     }
@@ -789,7 +785,7 @@ static ssize_t handshake_failed(struct tls_conn *t, int sslerr)
         c = cause_of_reason(ERR_GET_REASON(e));
         ERR_error_string_n(e, detail, sizeof(detail));
     } else {
-        c = TLS_CAUSE_OTHER;
+        c = sslerr == SSL_ERROR_SYSCALL ? TLS_CAUSE_PEER_CLOSED : TLS_CAUSE_OTHER;
         snprintf(detail, sizeof(detail), "%s",
                  sslerr == SSL_ERROR_SYSCALL ? "connection closed during the handshake"
                                              : "handshake failed");

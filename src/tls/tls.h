@@ -73,6 +73,7 @@ enum tls_cause {
     TLS_CAUSE_PLAINTEXT,
     TLS_CAUSE_BAD_CERT,
     TLS_CAUSE_BUSY,
+    TLS_CAUSE_PEER_CLOSED, /* the peer closed before finishing (port probes, health checks) */
     TLS_CAUSE_OTHER,
     TLS_NCAUSES
 };

@@ -108,11 +108,20 @@ def test_parses_and_moves_with_traffic(ward_factory, tmp_path, pki):
         except (ssl.SSLError, ConnectionError, OSError):
             pass
 
-    def failures():  # (wait_port's probe counts as "other": it closed without a word)
+    def failures():  # (wait_port's probe counts as "peer_closed": it closed without a word)
         f = scrape(rig)
         return value(f, "ward_tls_handshake_failures", listener=str(rig.tls_port),
                      cause="unknown_ca") == 1
     wait_until(failures, what="a TLS failure counted")
+    # A client with a good certificate: one handshake done.
+    before = value(scrape(rig), "ward_tls_handshakes", listener=str(rig.tls_port))
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    ctx.load_cert_chain(pki["client_crt"], pki["client_key"])
+    with socket.create_connection(("127.0.0.1", rig.tls_port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"\x10\x0e\x00\x04MQTT\x04\x02\x00\x3c\x00\x02tt")
+            assert s.recv(4) == b"\x20\x02\x00\x00"
+    assert value(scrape(rig), "ward_tls_handshakes", listener=str(rig.tls_port)) == before + 1
     for c in (sub, pub):
         c.loop_stop()
         c.disconnect()
@@ -184,3 +193,20 @@ def test_bridge_state_and_traffic(ward_factory, tmp_path):
                what="the bridge down")
     # The broker stays ready with its upstream gone.
     assert rig.request("GET", "/readyz", key="read")[0] == 200
+
+
+def test_websocket_listener_counted(ward_factory, tmp_path):
+    from conftest import free_port, wait_port
+    ws_port = free_port()
+    rig = Rig(ward_factory, tmp_path, extra='listeners.ws { bind = "127.0.0.1:%d" }\n' % ws_port)
+    assert wait_port(ws_port, proc=rig.w.proc)
+    c = mqtt.Client("over-ws", transport="websockets")
+    c.connect("127.0.0.1", ws_port)
+    c.loop_start()
+    wait_until(c.is_connected, what="the WebSocket client connected")
+    fams = wait_until(lambda: (lambda f: f if value(f, "ward_connections", listener=str(ws_port),
+                                                    transport="ws") == 1 else None)(scrape(rig)),
+                      what="one WebSocket connection counted")
+    assert value(fams, "ward_clients_connected", protocol="mqtt") == 1
+    c.loop_stop()
+    c.disconnect()

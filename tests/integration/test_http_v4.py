@@ -48,7 +48,19 @@ def test_clients_paging_bounds_and_kick(rig):
     cs = [paho(rig, "dev-%d" % i) for i in range(1, 5)]
     d = rig.json("GET", "/api/v4/clients?_limit=2", key="read")
     assert d["code"] == 0 and len(d["data"]) == 2
-    assert d["meta"] == {"page": 1, "limit": 2, "count": 5, "hasnext": True}
+    assert d["meta"] == {"page": 1, "limit": 2, "count": 5, "hasnext": True,
+                         "last": d["data"][1]["client_id"]}
+    # The same list by cursor: every client once.
+    seen, after = [], None
+    for _ in range(5):
+        q = "/api/v4/clients?_limit=2" + ("&after=" + urllib.parse.quote(after) if after else "")
+        d = rig.json("GET", q, key="read")
+        seen += [c["client_id"] for c in d["data"]]
+        if not d["meta"]["hasnext"]:
+            break
+        after = d["meta"]["last"]
+    assert sorted(seen) == ["dev-%d" % i for i in range(5)]
+    assert rig.request("GET", "/api/v4/clients?after=nobody", key="read")[0] == 410
     ids = set()
     for page in (1, 2, 3):
         d = rig.json("GET", "/api/v4/clients?_page=%d&_limit=2" % page, key="read")
@@ -104,6 +116,9 @@ def test_subscriptions_and_publish(rig):
                           "encoding": "base64", "qos": 2}) == {"code": 0}
     wait_until(lambda: len(got) == 2, what="2 messages")
     assert sorted(got) == [("a/x", b"hi", 1), ("b/y", b"\x00\xff", 2)]
+    w = wait_until(lambda: (lambda d: d if d["send_msg"] == 2 else None)(
+        rig.json("GET", "/api/v4/clients/watcher")["data"][0]), what="send_msg 2")
+    assert w["recv_msg"] == 0 and w["send_oct"] > 0 and w["recv_oct"] > 0
     for body in ('{"topic":"a/+","payload":"x"}', "not json", '{"topic":"a","qos":7}',
                  '{"topic":"$SYS/x"}', '{"payload":"x"}'):
         st, _, data = rig.request("POST", "/api/v4/mqtt/publish", body=body)
@@ -180,6 +195,9 @@ def test_nats_monitoring(rig):
     assert v["in_msgs"] >= 1 and v["subscriptions"] == 2 and v["server_id"]
     c = rig.json("GET", "/connz?subs=1", key="read")
     assert c["num_connections"] == 2 and c["total"] == 2
+    by_subs = {len(x.get("subscriptions_list", [])): x for x in c["connections"]}
+    assert by_subs[2]["out_msgs"] == 1 and by_subs[0]["in_msgs"] == 1
+    assert by_subs[0]["in_bytes"] == 5
     lists = sorted(sorted(x.get("subscriptions_list", [])) for x in c["connections"])
     assert lists == [[], ["x.>", "y"]]
     c = rig.json("GET", "/connz?limit=1&offset=1", key="read")

@@ -68,6 +68,9 @@ static inline void answer_free(struct answer *an)
     an->text = NULL;
 }
 
+/* The bound of a handler's answer body (the server's is 64 MiB). */
+static size_t answer_limit = 64u << 20;
+
 /* Parses raw (a whole request) and calls fn with ctx. */
 static inline struct answer call_raw(admin_fn fn, void *ctx, const char *raw)
 {
@@ -82,7 +85,7 @@ static inline struct answer call_raw(admin_fn fn, void *ctx, const char *raw)
     struct admin_reply rep;
     memset(&rep, 0, sizeof(rep));
     rep.status = 200;
-    buf_init(&rep.body, 64u << 20);
+    buf_init(&rep.body, answer_limit);
     fn(ctx, &rq, "test", &rep);
     struct answer an = {.status = rep.status, .content_type = rep.content_type};
     an.text = calloc(1, buf_len(&rep.body) + 1);

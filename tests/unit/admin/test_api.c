@@ -18,11 +18,29 @@ TEST(clients_paged_and_bounded)
     ASSERT_HAS(an.text, "\"client_id\":\"c2\"");
     ASSERT_HAS(an.text, "\"client_id\":\"c1\"");
     ASSERT(!strstr(an.text, "\"c0\""));
-    ASSERT_HAS(an.text, "\"meta\":{\"page\":1,\"limit\":2,\"count\":3,\"hasnext\":true}");
+    ASSERT_HAS(an.text,
+               "\"meta\":{\"page\":1,\"limit\":2,\"count\":3,\"hasnext\":true,\"last\":\"c1\"}");
+    answer_free(&an);
+    /* The cursor: the page after c1 holds c0 alone. */
+    an = call(admin_api_clients, &a.src, "GET", "/api/v4/clients?_limit=2&after=c1", NULL);
+    ASSERT_EQ(an.status, 200);
+    ASSERT_HAS(an.text, "\"data\":[{\"client_id\":\"c0\"");
+    ASSERT_HAS(an.text, "\"hasnext\":false,\"last\":\"c0\"}");
+    answer_free(&an);
+    an = call(admin_api_clients, &a.src, "GET", "/api/v4/clients?after=c0", NULL);
+    ASSERT_HAS(an.text, "\"data\":[]");
+    ASSERT(!strstr(an.text, "\"last\""));
+    answer_free(&an);
+    an = call(admin_api_clients, &a.src, "GET", "/api/v4/clients?after=gone", NULL);
+    ASSERT_EQ(an.status, 410);
+    answer_free(&an);
+    an = call(admin_api_clients, &a.src, "GET", "/api/v4/clients?after=%zz", NULL);
+    ASSERT_EQ(an.status, 400);
     answer_free(&an);
     an = call(admin_api_clients, &a.src, "GET", "/api/v4/clients?_page=2&_limit=2", NULL);
     ASSERT_HAS(an.text, "\"client_id\":\"c0\"");
     ASSERT_HAS(an.text, "\"proto_ver\":4");
+    ASSERT_HAS(an.text, "\"recv_msg\":0,\"send_msg\":0,\"recv_oct\":");
     ASSERT_HAS(an.text, "\"hasnext\":false");
     answer_free(&an);
     an = call(admin_api_clients, &a.src, "GET", "/api/v4/clients?_page=9", NULL);
@@ -225,6 +243,15 @@ TEST(retained_list_get_delete)
     an = call(admin_api_retained, &a.src, "GET", "/api/v4/retained", NULL);
     ASSERT_HAS(an.text, "\"count\":1");
     answer_free(&an);
+    /* A page that cannot fit the reply bound is refused whole, with advice. */
+    static uint8_t big[100000];
+    ASSERT_EQ(broker_publish(a.r.b, "r/big", big, sizeof(big), 0, true), 0);
+    answer_limit = 64000;
+    an = call(admin_api_retained, &a.src, "GET", "/api/v4/retained", NULL);
+    answer_limit = 64u << 20;
+    ASSERT_EQ(an.status, 500);
+    ASSERT_HAS(an.text, "smaller _limit");
+    answer_free(&an);
     arig_stop(&a);
 }
 
@@ -256,6 +283,9 @@ TEST(sessions_listed_and_ended)
     answer_free(&an);
     an = call(admin_api_sessions, &a.src, "GET", "/api/v4/sessions?_page=a", NULL);
     ASSERT_EQ(an.status, 400);
+    answer_free(&an);
+    an = call(admin_api_sessions, &a.src, "GET", "/api/v4/sessions?after=live", NULL);
+    ASSERT_EQ(an.status, 410); /* ended above */
     answer_free(&an);
     close(fd);
     arig_stop(&a);

@@ -2,6 +2,8 @@
  * family announced by HELP and TYPE first, counters named _total, label
  * values escaped), values move with real traffic, and a scrape costs the
  * same whatever the number of sessions. */
+#include <fcntl.h>
+
 #include "api_fixture.h"
 
 /* The value of the sample whose line starts with `series` + ' '; fails the
@@ -148,6 +150,25 @@ TEST(scrape_does_not_walk_sessions)
     arig_stop(&a);
 }
 
+/* process_open_fds counts descriptors: 100 more show as 100 more. */
+TEST(open_fds_counted)
+{
+    struct arig a;
+    arig_start(&a);
+    char *m = scrape(&a);
+    double before = sample(m, "process_open_fds");
+    free(m);
+    int fds[100];
+    for (int i = 0; i < 100; i++)
+        ASSERT((fds[i] = open("/dev/null", O_RDONLY)) >= 0);
+    m = scrape(&a);
+    ASSERT_EQ(sample(m, "process_open_fds"), before + 100);
+    free(m);
+    for (int i = 0; i < 100; i++)
+        close(fds[i]);
+    arig_stop(&a);
+}
+
 TEST(write_fails_cleanly_when_out_of_room)
 {
     struct arig a;
@@ -164,6 +185,7 @@ int main(void)
     RUN(well_formed_and_moves_with_traffic);
     RUN(no_store_no_bridges_no_tls_families);
     RUN(scrape_does_not_walk_sessions);
+    RUN(open_fds_counted);
     RUN(write_fails_cleanly_when_out_of_room);
     TEST_DONE();
 }

@@ -74,6 +74,10 @@ TEST(connz_pages_and_subscriptions)
     int f1 = nats_client(&a, "SUB a 1\r\nSUB b q 2\r\n"), f2 = nats_client(&a, "");
     int mq = rig_connect(&a.r, "mqtt-one", 4); /* not listed: /connz is NATS only */
     rig_client(&a.r, "mqtt-one");
+    send_str(f2, "PUB a 2\r\nhi\r\n");
+    char line[256];
+    read_crlf_line(f1, line, sizeof(line));
+    ASSERT_STR_EQ(line, "MSG a 1 2");
     struct answer an = call(admin_natsmon_connz, &a.src, "GET", "/connz", NULL);
     ASSERT_EQ(an.status, 200);
     ASSERT_HAS(an.text, "\"num_connections\":2");
@@ -82,6 +86,9 @@ TEST(connz_pages_and_subscriptions)
     ASSERT_HAS(an.text, "\"limit\":1024");
     ASSERT_HAS(an.text, "\"kind\":\"Client\",\"type\":\"nats\",\"ip\":\"127.0.0.1\",\"port\":");
     ASSERT_HAS(an.text, "\"subscriptions\":2");
+    /* Each connection's own counts: f2 sent one message, f1 got it. */
+    ASSERT_HAS(an.text, "\"in_msgs\":1,\"out_msgs\":0,\"in_bytes\":2,");
+    ASSERT_HAS(an.text, "\"in_msgs\":0,\"out_msgs\":1,\"in_bytes\":0,");
     ASSERT(!strstr(an.text, "subscriptions_list"));
     ASSERT(!strstr(an.text, "mqtt-one"));
     answer_free(&an);

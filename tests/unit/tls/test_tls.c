@@ -893,7 +893,10 @@ TEST(plaintext_on_tls_port)
     ASSERT(write(sv[1], "\x16\x03\x01", 3) == 3);
     close(sv[1]);
     ASSERT_EQ(tls_transport_ops.write(st, "x", 1), TRANSPORT_ERROR);
-    ASSERT(strstr(tls_transport_ops.cause(st), "TLS handshake failed: other"));
+    ASSERT(strstr(tls_transport_ops.cause(st), "TLS handshake failed: closed by the peer"));
+    tls_server_counters(s, counts);
+    ASSERT_EQ(counts[TLS_CAUSE_PEER_CLOSED], 1);
+    ASSERT_EQ(counts[TLS_CAUSE_OTHER], 0);
     tls_transport_ops.destroy(st);
     close(sv[0]);
     tls_server_free(s);
