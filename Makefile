@@ -97,6 +97,7 @@ bench: build
 	bench/flow.sh
 	bench/nats.sh
 	bench/persist.sh
+	bench/ws.sh
 	bench/admin.sh
 
 # Unit-test line and branch coverage of src/ (CTest label `unit` only), and a

@@ -34,6 +34,7 @@ struct bench_opts {
     unsigned window; /* QoS 1 messages in flight per publisher */
     bool json;
     struct tls_client *tls; /* NULL: plain TCP */
+    const char *ws_path;    /* MQTT over WebSocket on this path (wss with tls); NULL: none */
     double hold_s;          /* idle mode: keep the connections this long */
     uint64_t ack_delay_ns;  /* subscribers hold each PUBACK this long (pipelined) */
     bool persistent;        /* clean session false (3.1.1), session expiry (5) */
@@ -54,6 +55,39 @@ struct bench_report {
     uint64_t connects, connect_errors; /* conn mode */
     char error[256];
 };
+
+/* MQTT over WebSocket (--ws PATH): after the upgrade, each flush of a
+ * connection's queued packets goes out as one masked binary frame (at most
+ * BENCH_WS_FRAME payload bytes), and what the broker sends is turned back
+ * into a byte stream in place, whatever its framing. */
+#define BENCH_WS_FRAME 65536u
+#define BENCH_WS_HEAD  14u /* the longest client frame header: 2 + 8 + mask */
+
+/* Where the reading side is in the broker's frames. Zeroed to start. */
+struct bench_ws_in {
+    uint64_t rem; /* payload bytes left in the frame being read */
+    bool skip;    /* ... of a control frame: dropped */
+    uint8_t hlen; /* header bytes kept from an earlier read */
+    uint8_t hdr[10];
+};
+
+/* The upgrade request for `path` on `host` into out (NUL-terminated).
+ * Returns its length, 0 if it does not fit. */
+size_t bench_ws_request(char *out, size_t cap, const char *host, const char *path);
+
+/* Looks at the broker's answer to the upgrade in p[0..n): 1 with *head
+ * the length of a "101" head, 0 if the head is not complete yet, -1 for
+ * any other answer (or a head over 4 KiB). */
+int bench_ws_response(const uint8_t *p, size_t n, size_t *head);
+
+/* One binary frame of payload[0..n), masked with key, into out (room for
+ * n + BENCH_WS_HEAD). Returns the frame's length. */
+size_t bench_ws_frame(uint8_t *out, const uint8_t *payload, size_t n, uint32_t key);
+
+/* Replaces the frames in p[0..n) (continuing s) by their data payloads,
+ * in place. Returns how many payload bytes p now starts with, or -1: a
+ * close frame, a masked or a reserved-bit frame from the broker. */
+long bench_ws_deframe(struct bench_ws_in *s, uint8_t *p, size_t n);
 
 /* Parses `ward bench SCENARIO [options]` (argv[0] is "bench"). Returns 0
  * with *o and *tls filled (o->tls is NULL: the caller makes it from *tls),

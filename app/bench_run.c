@@ -26,7 +26,7 @@
 
 enum phase { SETUP, RUN, DRAIN, STOP };
 enum role { PUB, SUB, CONN, IDLE };
-enum state { TCP, TLS, CONNACK, SUBACK, READY, CLOSED };
+enum state { TCP, TLS, WSUP, CONNACK, SUBACK, READY, CLOSED };
 
 struct bc {
     int fd;
@@ -48,6 +48,12 @@ struct bc {
     struct bench_seen acked; /* PUB: the messages the broker acknowledged */
     struct bench_seen *seen; /* SUB: per publisher */
     struct bench_acks held;  /* SUB: PUBACKs held back (--ack-delay) */
+    /* --ws: the frame being written (masked out of out[]) and the reading
+     * side's place in the broker's frames */
+    uint8_t *wout;
+    size_t wlen, wpos;
+    uint32_t mask;
+    struct bench_ws_in wsin;
 };
 
 struct bench {
@@ -121,11 +127,136 @@ static uint64_t get64(const uint8_t *p)
     return v;
 }
 
+/* ---- WebSocket (--ws) ---- */
+
+/* see bench.h */
+size_t bench_ws_request(char *out, size_t cap, const char *host, const char *path)
+{
+    /* The key only has to be 16 bytes in base64: "ward bench key!!". */
+    int n = snprintf(out, cap,
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: d2FyZCBiZW5jaCBrZXkhIQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
+                     path, host);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+/* see bench.h */
+int bench_ws_response(const uint8_t *p, size_t n, size_t *head)
+{
+    static const char status[] = "HTTP/1.1 101 ";
+    size_t k = strlen(status);
+    if (memcmp(p, status, n < k ? n : k) != 0)
+        return -1;
+    for (size_t i = 3; i < n && i < 4096; i++) {
+        if (memcmp(p + i - 3, "\r\n\r\n", 4) == 0) {
+            *head = i + 1;
+            return i + 1 > k ? 1 : -1;
+        }
+    }
+    return n >= 4096 ? -1 : 0;
+}
+
+/* see bench.h */
+size_t bench_ws_frame(uint8_t *out, const uint8_t *payload, size_t n, uint32_t key)
+{
+    size_t h = 2;
+    out[0] = 0x82; /* FIN, binary */
+    if (n < 126) {
+        out[1] = (uint8_t)(0x80 | n);
+    } else if (n < 65536) {
+        out[1] = 0x80 | 126;
+        out[2] = (uint8_t)(n >> 8);
+        out[3] = (uint8_t)n;
+        h = 4;
+    } else {
+        out[1] = 0x80 | 127;
+        put64(out + 2, n);
+        h = 10;
+    }
+    uint8_t k[8];
+    for (int i = 0; i < 8; i++)
+        k[i] = (uint8_t)(key >> (8 * (3 - i % 4)));
+    memcpy(out + h, k, 4);
+    h += 4;
+    /* Eight bytes at a time: the mask repeats every four, so a doubled key
+     * lines up with every aligned group of eight. */
+    uint64_t k64;
+    memcpy(&k64, k, 8);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, payload + i, 8);
+        v ^= k64;
+        memcpy(out + h + i, &v, 8);
+    }
+    for (; i < n; i++)
+        out[h + i] = payload[i] ^ k[i % 4];
+    return h + n;
+}
+
+/* The header length the bytes so far call for (2 until the length byte). */
+static size_t ws_head_need(const struct bench_ws_in *s)
+{
+    if (s->hlen < 2)
+        return 2;
+    uint8_t len = s->hdr[1] & 0x7f;
+    return len == 127 ? 10 : len == 126 ? 4 : 2;
+}
+
+/* see bench.h */
+long bench_ws_deframe(struct bench_ws_in *s, uint8_t *p, size_t n)
+{
+    size_t r = 0, w = 0;
+    while (r < n) {
+        if (s->rem) {
+            size_t take = s->rem < n - r ? (size_t)s->rem : n - r;
+            if (!s->skip && w != r)
+                memmove(p + w, p + r, take);
+            w += s->skip ? 0 : take;
+            r += take;
+            s->rem -= take;
+            continue;
+        }
+        while (r < n && s->hlen < ws_head_need(s))
+            s->hdr[s->hlen++] = p[r++];
+        if (s->hlen < ws_head_need(s))
+            break;
+        uint8_t op = s->hdr[0] & 0x0f;
+        if (op == 8 || (s->hdr[0] & 0x70) || (s->hdr[1] & 0x80))
+            return -1; /* a close, or nothing a server may send */
+        uint64_t len = s->hdr[1] & 0x7f;
+        if (len == 126)
+            len = (uint64_t)s->hdr[2] << 8 | s->hdr[3];
+        else if (len == 127)
+            len = get64(s->hdr + 2);
+        s->rem = len;
+        s->skip = op >= 8; /* ping, pong: never asked for, dropped */
+        s->hlen = 0;
+    }
+    return (long)w;
+}
+
+/* Frames the queued packets (at most BENCH_WS_FRAME bytes of them). */
+static int ws_frame_out(struct bc *c)
+{
+    size_t n = c->outlen - c->outpos;
+    if (n > BENCH_WS_FRAME)
+        n = BENCH_WS_FRAME;
+    if (!c->wout && !(c->wout = malloc(BENCH_WS_FRAME + BENCH_WS_HEAD)))
+        return -1;
+    c->mask = c->mask * 1103515245u + 12345u; /* masks need not be strong here */
+    c->wlen = bench_ws_frame(c->wout, c->out + c->outpos, n, c->mask);
+    c->wpos = 0;
+    c->outpos += n;
+    return 0;
+}
+
 /* ---- output ---- */
 
-static int queue_packet(struct bc *c, const struct mqtt_packet *p)
+/* Room for need more bytes in out. */
+static int reserve_out(struct bc *c, size_t need)
 {
-    size_t need = mqtt_encoded_size(&c->codec, p);
     if (c->outlen + need > c->outcap) {
         if (c->outpos) { /* compact first */
             memmove(c->out, c->out + c->outpos, c->outlen - c->outpos);
@@ -143,6 +274,13 @@ static int queue_packet(struct bc *c, const struct mqtt_packet *p)
             c->outcap = cap;
         }
     }
+    return 0;
+}
+
+static int queue_packet(struct bc *c, const struct mqtt_packet *p)
+{
+    if (reserve_out(c, mqtt_encoded_size(&c->codec, p)) < 0)
+        return -1;
     size_t n = mqtt_encode(&c->codec, p, c->out + c->outlen, c->outcap - c->outlen);
     if (!n)
         return -1;
@@ -156,9 +294,36 @@ static void watch(struct bc *c, bool want_write)
     epoll_ctl(c->w->ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
+/* --ws: writes the frame in progress, then frames what is queued. */
+static int ws_flush(struct bc *c)
+{
+    for (;;) {
+        if (c->wpos == c->wlen) {
+            if (c->outpos == c->outlen) {
+                c->outpos = c->outlen = 0;
+                return 0;
+            }
+            if (ws_frame_out(c) < 0)
+                return -1;
+        }
+        ssize_t n = c->ops->write(c->t, c->wout + c->wpos, c->wlen - c->wpos);
+        if (n > 0) {
+            c->wpos += (size_t)n;
+            continue;
+        }
+        if (n == TRANSPORT_WANT_WRITE || n == TRANSPORT_WANT_READ) {
+            watch(c, true);
+            return 0;
+        }
+        return -1;
+    }
+}
+
 /* Writes what is queued. Returns -1 if the connection failed. */
 static int flush(struct bc *c)
 {
+    if (c->w->b->o->ws_path && c->state != WSUP)
+        return ws_flush(c);
     while (c->outpos < c->outlen) {
         ssize_t n = c->ops->write(c->t, c->out + c->outpos, c->outlen - c->outpos);
         if (n > 0) {
@@ -195,6 +360,9 @@ static int open_socket(struct bc *c)
     c->ops = &tcp_transport_ops;
     c->t = &c->tcp;
     c->inlen = c->outlen = c->outpos = 0;
+    c->wlen = c->wpos = 0;
+    c->wsin = (struct bench_ws_in){0};
+    c->mask = c->idx * 2654435761u + (uint32_t)getpid();
     c->codec = (struct mqtt_codec){.version = c->w->b->o->version, .is_server = false};
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
     return epoll_ctl(c->w->ep, EPOLL_CTL_ADD, c->fd, &ev);
@@ -248,6 +416,43 @@ static void conn_close(struct bc *c)
     }
     c->fd = -1;
     c->state = CLOSED;
+}
+
+/* The transport is up: the WebSocket upgrade first (--ws), else CONNECT. */
+static int start_session(struct bc *c)
+{
+    const struct bench_opts *o = c->w->b->o;
+    if (!o->ws_path) {
+        send_connect(c);
+        return 0;
+    }
+    char req[1024];
+    size_t n = bench_ws_request(req, sizeof(req), o->host, o->ws_path);
+    if (!n || reserve_out(c, n) < 0)
+        return -1;
+    memcpy(c->out + c->outlen, req, n);
+    c->outlen += n;
+    c->state = WSUP;
+    return 0;
+}
+
+/* --ws: the broker's answer to the upgrade, then the CONNECT. Returns how
+ * many bytes of in[] the answer took (0: not complete), or -1. */
+static long ws_upgraded(struct bc *c)
+{
+    size_t head;
+    int r = bench_ws_response(c->in, c->inlen, &head);
+    if (r < 0) {
+        const uint8_t *eol = memchr(c->in, '\r', c->inlen);
+        size_t len = eol ? (size_t)(eol - c->in) : c->inlen;
+        set_error(c->w->b, "the broker refused the WebSocket upgrade: %.*s",
+                  (int)(len > 80 ? 80 : len), (const char *)c->in);
+        return -1;
+    }
+    if (r == 0)
+        return 0;
+    send_connect(c);
+    return (long)head;
 }
 
 /* conn mode: one connect/CONNACK/DISCONNECT cycle done; start the next. */
@@ -365,6 +570,30 @@ static int on_packet(struct bc *c, struct mqtt_packet *p)
     }
 }
 
+/* --ws: n bytes were read at in + inlen. Before the upgrade they are the
+ * broker's answer (*off: where the frames after it start, already turned
+ * into payload); after it, frames, turned into the MQTT byte stream in
+ * place. Returns -1 if the connection must go. */
+static int ws_input(struct bc *c, size_t n, size_t *off)
+{
+    size_t start = c->inlen;
+    if (c->state == WSUP) {
+        c->inlen += n;
+        long head = ws_upgraded(c);
+        if (head <= 0)
+            return (int)head;
+        start = (size_t)head;
+        n = c->inlen - start;
+        c->inlen = start;
+        *off = start;
+    }
+    long got = bench_ws_deframe(&c->wsin, c->in + start, n);
+    if (got < 0)
+        return -1;
+    c->inlen += (size_t)got;
+    return 0;
+}
+
 static int on_readable(struct bc *c)
 {
     for (;;) {
@@ -381,8 +610,13 @@ static int on_readable(struct bc *c)
             return -1;
         if (n < 0)
             return 0;
-        c->inlen += (size_t)n;
         size_t off = 0, used;
+        if (c->w->b->o->ws_path && ws_input(c, (size_t)n, &off) < 0)
+            return -1;
+        if (!c->w->b->o->ws_path)
+            c->inlen += (size_t)n;
+        if (c->state == WSUP)
+            continue; /* the answer to the upgrade is not complete yet */
         struct mqtt_packet p;
         while (off < c->inlen) {
             int rc = mqtt_decode(&c->codec, c->in + off, c->inlen - off, &p, &used);
@@ -521,8 +755,9 @@ static int tcp_done(struct bc *c)
         c->t = tls_client_transport_new(b->o->tls, c->fd, b->o->host);
         c->ops = &tls_transport_ops;
         c->state = TLS;
-    } else {
-        send_connect(c);
+    } else if (start_session(c) < 0) {
+        attempt_failed(c, "out of memory", false);
+        return -1;
     }
     return 0;
 }
@@ -540,7 +775,10 @@ static int tls_step(struct bc *c)
         watch(c, r == TRANSPORT_WANT_WRITE);
         return 0;
     }
-    send_connect(c);
+    if (start_session(c) < 0) {
+        attempt_failed(c, "out of memory", false);
+        return -1;
+    }
     return 1;
 }
 
@@ -715,6 +953,7 @@ static void free_conn(struct bc *c)
     bench_acks_free(&c->held);
     free(c->in);
     free(c->out);
+    free(c->wout);
     free(c);
 }
 

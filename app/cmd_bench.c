@@ -97,6 +97,9 @@ static const struct opt table[] = {
      .help = "publishers and subscribers keep their sessions\n(clean session false; MQTT 5: "
              "session expiry 1 h)\non topics of this run's own: a broker with\npersistence stores "
              "every QoS 1 message"},
+    {"ws", 0, OPT_STRING, "PATH", AT(o.ws_path),
+     .help = "MQTT over WebSocket: upgrade on PATH (/mqtt) first;\nwith the TLS options, "
+             "wss"},
     {"help", 0, OPT_HELP, .help = "this help"},
     {.kind = OPT_SECTION, .help = "TLS (on with --cafile or --cert):"},
     {"cafile", 0, OPT_STRING, "F", AT(tls.cafile), .help = "trust these CAs"},
@@ -146,6 +149,8 @@ int bench_parse(int argc, char **argv, struct bench_opts *o, struct tls_client_c
     int rc = opts_parse(&cli_opts, &cli, argc, argv, 2, NULL);
     if (rc)
         return rc;
+    if (cli.o.ws_path && (cli.o.ws_path[0] != '/' || strpbrk(cli.o.ws_path, " \r\n")))
+        return opts_fail(&cli_opts, "--ws: '%s' is not a path (/mqtt)", cli.o.ws_path);
     cli.o.pubs = cli.o.mode == BENCH_FANOUT ? 1 : cli.n;
     cli.o.subs = cli.o.mode == BENCH_FANIN ? 1 : cli.n;
     cli.o.clients = cli.n;

@@ -189,6 +189,158 @@ TEST(json_report_escapes_the_error)
     free(t);
 }
 
+TEST(ws_option)
+{
+    ASSERT_EQ(PARSE("p2p"), 0);
+    ASSERT(o.ws_path == NULL);
+    ASSERT_EQ(PARSE("fanin", "--ws", "/mqtt"), 0);
+    ASSERT_STR_EQ(o.ws_path, "/mqtt");
+    REFUSED("ward bench: --ws: 'mqtt' is not a path (/mqtt)", PARSE("p2p", "--ws", "mqtt"));
+    REFUSED("ward bench: --ws: '/a b' is not a path", PARSE("p2p", "--ws", "/a b"));
+    REFUSED("ward bench: --ws: '/a\r\nX: y' is not a path", PARSE("p2p", "--ws", "/a\r\nX: y"));
+    REFUSED("ward bench: --ws: missing argument PATH", PARSE("p2p", "--ws"));
+}
+
+TEST(ws_request_and_response)
+{
+    char req[256];
+    size_t n = bench_ws_request(req, sizeof(req), "127.0.0.1", "/mqtt");
+    ASSERT_EQ(n, strlen(req));
+    ASSERT(strncmp(req, "GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\n", 37) == 0);
+    ASSERT(strstr(req, "\r\nSec-WebSocket-Key: d2FyZCBiZW5jaCBrZXkhIQ==\r\n"));
+    ASSERT(strstr(req, "\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"));
+    ASSERT_EQ(bench_ws_request(req, 40, "127.0.0.1", "/mqtt"), 0); /* does not fit */
+
+    const char ok[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x82";
+    size_t head = 0, len = sizeof(ok) - 1;
+    ASSERT_EQ(bench_ws_response((const uint8_t *)ok, len, &head), 1);
+    ASSERT_EQ(head, len - 1);            /* the frame after the head is not part of it */
+    for (size_t i = 0; i < len - 1; i++) /* every prefix: not complete yet */
+        ASSERT_EQ(bench_ws_response((const uint8_t *)ok, i, &head), 0);
+    const char *bad[] = {"HTTP/1.1 400 Bad Request\r\n\r\n", "HTTP/1.1 1010\r\n\r\n",
+                         "HTTP/1.0 101 x\r\n\r\n", "SSH-2.0-x\r\n\r\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ASSERT_EQ(bench_ws_response((const uint8_t *)bad[i], strlen(bad[i]), &head), -1);
+    static uint8_t endless[5000];
+    memcpy(endless, "HTTP/1.1 101 ", 13);
+    memset(endless + 13, 'a', sizeof(endless) - 13);
+    ASSERT_EQ(bench_ws_response(endless, sizeof(endless), &head), -1); /* over 4 KiB */
+}
+
+/* Checks one client frame against RFC 6455 5.2 and unmasks its payload. */
+static size_t unframe(const uint8_t *f, size_t len, uint8_t *out)
+{
+    ASSERT_EQ(f[0], 0x82);
+    ASSERT(f[1] & 0x80);
+    size_t n = f[1] & 0x7f, h = 2;
+    if (n == 126) {
+        n = (size_t)f[2] << 8 | f[3];
+        h = 4;
+    } else if (n == 127) {
+        n = 0;
+        for (int i = 0; i < 8; i++)
+            n = n << 8 | f[2 + i];
+        h = 10;
+    }
+    ASSERT_EQ(len, h + 4 + n);
+    for (size_t i = 0; i < n; i++)
+        out[i] = f[h + 4 + i] ^ f[h + i % 4];
+    return n;
+}
+
+TEST(ws_frames_are_masked)
+{
+    static uint8_t payload[70000], frame[70000 + BENCH_WS_HEAD], back[70000];
+    for (size_t i = 0; i < sizeof(payload); i++)
+        payload[i] = (uint8_t)(i * 7 + 3);
+    static const size_t sizes[] = {0, 1, 7, 8, 9, 125, 126, 127, 65535, 65536, 70000};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        size_t n = sizes[k];
+        size_t len = bench_ws_frame(frame, payload, n, 0xa1b2c3d4u + (uint32_t)k);
+        ASSERT_EQ(len, n + 6 + (n >= 126 ? 2 : 0) + (n >= 65536 ? 6 : 0));
+        ASSERT_EQ(unframe(frame, len, back), n);
+        ASSERT(n == 0 || memcmp(back, payload, n) == 0);
+        if (n >= 8) /* masked: the bytes on the wire differ */
+            ASSERT(memcmp(frame + len - n, payload, n) != 0);
+    }
+}
+
+/* A server frame (unmasked) of op with payload p[0..n) at out. */
+static size_t server_frame(uint8_t *out, uint8_t op, const void *p, size_t n)
+{
+    size_t h = 2;
+    out[0] = 0x80 | op;
+    if (n < 126) {
+        out[1] = (uint8_t)n;
+    } else if (n < 65536) {
+        out[1] = 126;
+        out[2] = (uint8_t)(n >> 8);
+        out[3] = (uint8_t)n;
+        h = 4;
+    } else {
+        out[1] = 127;
+        for (int i = 0; i < 8; i++)
+            out[2 + i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+        h = 10;
+    }
+    memcpy(out + h, p, n);
+    return h + n;
+}
+
+TEST(ws_deframe_in_any_pieces)
+{
+    /* Data frames of every header size with a ping and a pong between
+     * them, delivered in pieces of every size from 1 byte up: the payload
+     * bytes come out in order and the control frames are dropped. */
+    static uint8_t stream[80000], want[80000], buf[80000];
+    size_t len = 0, wlen = 0;
+    static const size_t sizes[] = {3, 0, 200, 70000, 1};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        uint8_t p[70000];
+        for (size_t i = 0; i < sizes[k]; i++)
+            p[i] = (uint8_t)(k * 31 + i);
+        len += server_frame(stream + len, 2, p, sizes[k]);
+        memcpy(want + wlen, p, sizes[k]);
+        wlen += sizes[k];
+        len += server_frame(stream + len, k % 2 ? 9 : 10, "ctl", 3);
+    }
+    static const size_t pieces[] = {1, 2, 3, 5, 9, 13, 127, 4096, 80000};
+    for (size_t k = 0; k < sizeof(pieces) / sizeof(pieces[0]); k++) {
+        struct bench_ws_in s = {0};
+        size_t got = 0;
+        for (size_t off = 0; off < len; off += pieces[k]) {
+            size_t n = len - off < pieces[k] ? len - off : pieces[k];
+            memcpy(buf + got, stream + off, n);
+            long r = bench_ws_deframe(&s, buf + got, n);
+            ASSERT(r >= 0 && (size_t)r <= n);
+            got += (size_t)r;
+        }
+        ASSERT_EQ(got, wlen);
+        ASSERT(memcmp(buf, want, wlen) == 0);
+        ASSERT(s.rem == 0 && s.hlen == 0);
+    }
+}
+
+TEST(ws_deframe_refusals)
+{
+    uint8_t f[32];
+    struct bench_ws_in s = {0};
+    size_t n = server_frame(f, 8, "\x03\xe8", 2); /* close 1000 */
+    ASSERT_EQ(bench_ws_deframe(&s, f, n), -1);
+    s = (struct bench_ws_in){0};
+    n = server_frame(f, 2, "ab", 2);
+    f[1] |= 0x80; /* a masked server frame */
+    ASSERT_EQ(bench_ws_deframe(&s, f, n), -1);
+    s = (struct bench_ws_in){0};
+    n = server_frame(f, 2, "ab", 2);
+    f[0] |= 0x40; /* RSV1 without an extension */
+    ASSERT_EQ(bench_ws_deframe(&s, f, n), -1);
+    s = (struct bench_ws_in){0};
+    n = server_frame(f, 2, "ab", 2);
+    ASSERT_EQ(bench_ws_deframe(&s, f, n), 2);
+    ASSERT(memcmp(f, "ab", 2) == 0);
+}
+
 int main(void)
 {
     RUN(defaults_per_scenario);
@@ -197,6 +349,11 @@ int main(void)
     RUN(ack_delay);
     RUN(table_report);
     RUN(json_report_escapes_the_error);
+    RUN(ws_option);
+    RUN(ws_request_and_response);
+    RUN(ws_frames_are_masked);
+    RUN(ws_deframe_in_any_pieces);
+    RUN(ws_deframe_refusals);
     free(err_text);
     TEST_DONE();
 }
