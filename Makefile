@@ -66,8 +66,9 @@ test-asan: deps
 
 # ThreadSanitizer: the unit tests and the integration tests that put several
 # threads on the same state (bridges, TLS and ACL reloads on SIGHUP, the
-# password pool, backpressure across workers, session takeovers, the admin server's timer and history threads, the
-# multi-threaded bench). The rest add little under TSan and would double its
+# password pool, backpressure across workers, session takeovers, the admin
+# server's timer and history threads, the multi-threaded bench). The rest add
+# little under TSan and would double its
 # time. Not part of `make test`, which it would take past 15 minutes here
 # (see docs/ARCHITECTURE.md, "Sanitizers").
 TSAN_TESTS ?= ^(unit/|integration/test_(auth|auth_pool|bench|bridge|flow|http_api|http_metrics|identity|mqtt_session|nats_clients|nats_protocol|persistence|tls|websocket)$$)
