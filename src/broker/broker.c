@@ -1236,11 +1236,13 @@ static void check_clients(struct broker *b, uint64_t now)
     }
 }
 
+/* Only sessions whose deadline has come are looked at (session.h's heap):
+ * each turn publishes a will or ends the session, so the loop is bounded by
+ * the number of offline sessions. */
 static void check_sessions(struct broker *b, uint64_t now)
 {
-    struct session *s = b->offline;
-    while (s) {
-        struct session *next = s->onext;
+    struct session *s;
+    while ((s = session_deadline_due(b, now))) {
         if (s->will && s->will_at && now >= s->will_at) {
             route_internal(b, s->will);
             msg_unref(s->will);
@@ -1249,7 +1251,8 @@ static void check_sessions(struct broker *b, uint64_t now)
         }
         if (s->expiry_s != SESSION_NEVER_EXPIRES && now >= s->expire_at)
             end_session(b, s);
-        s = next;
+        else
+            session_deadline_update(b, s);
     }
 }
 
@@ -1386,6 +1389,7 @@ void broker_free(struct broker *b)
     for (size_t i = 0; b->buckets && i < b->nbuckets; i++)
         while (b->buckets[i])
             session_end(b, b->buckets[i]);
+    session_deadlines_free(b);
     subtree_free(b->subs);
     retain_free(b->retained);
     free(b->buckets);
