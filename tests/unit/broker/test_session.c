@@ -311,6 +311,30 @@ TEST(will_then_expiry_at_their_times)
     broker_free(b);
 }
 
+/* A session the heap could not take (no memory) is found again by a walk of
+ * the offline list on the next look, not lost until it reconnects. */
+TEST(missed_insertion_is_refiled)
+{
+    struct broker *b = mkbroker();
+    struct session *in = offline_with(b, "in", 800);
+    struct session *s = session_new(b, "lost");
+    s->expiry_s = SESSION_NEVER_EXPIRES;
+    session_offline_add(b, s);
+    ASSERT_EQ(s->heap_pos, 0);
+    /* As a failed insertion leaves it: listed, due, not in the heap. */
+    s->expiry_s = 10;
+    s->expire_at = 500;
+    b->deadlines.missed = true;
+    ASSERT(session_deadline_due(b, 600) == s);
+    ASSERT(!b->deadlines.missed);
+    ASSERT_EQ(b->deadlines.n, 2);
+    check_heap(b);
+    session_end(b, s);
+    ASSERT(session_deadline_due(b, 799) == NULL);
+    ASSERT(session_deadline_due(b, 800) == in);
+    broker_free(b);
+}
+
 /* The housekeeping question at 100,000 offline sessions, none due: the
  * walk broker.c made every 100 ms before, and the heap's answer now. */
 TEST(many_sessions_cost_per_tick)
@@ -446,6 +470,7 @@ int main(void)
     RUN(removal_from_the_middle);
     RUN(no_deadline_no_entry);
     RUN(will_then_expiry_at_their_times);
+    RUN(missed_insertion_is_refiled);
     RUN(many_sessions_cost_per_tick);
     RUN(sessions_loaded_from_the_store_get_deadlines);
     TEST_DONE();
