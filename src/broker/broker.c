@@ -1304,6 +1304,23 @@ static uint64_t check_clients(struct broker *b, uint64_t now)
     return min64(next, now + clients_walk_gap(b, min_slow));
 }
 
+/* What the last walk of the clients saw. A new connection goes first in the
+ * list, and broker_reconfigure may shorten a clock: either means a walk now
+ * rather than at the time the last one scheduled. */
+struct clients_walk {
+    uint64_t due;
+    const struct client *head;
+    uint32_t packet_ms, connect_ms;
+    double keepalive_multiplier;
+};
+
+static bool clients_walk_needed(const struct broker *b, const struct clients_walk *w, uint64_t now)
+{
+    return now >= w->due || b->clients != w->head || b->cfg.packet_timeout_ms != w->packet_ms ||
+           b->cfg.connect_timeout_ms != w->connect_ms ||
+           b->cfg.keepalive_multiplier != w->keepalive_multiplier;
+}
+
 /* Only sessions whose deadline has come are looked at (session.h's heap):
  * each turn publishes a will or ends the session, so the loop is bounded by
  * the number of offline sessions. */
@@ -1358,14 +1375,16 @@ static void check_memory(struct broker *b, uint64_t now)
 static void *housekeeping(void *arg)
 {
     struct broker *b = arg;
-    uint64_t clients_due = 0;
-    const struct client *head = NULL; /* a new connection goes first in the list */
+    struct clients_walk walk = {0};
     pthread_mutex_lock(&b->lock);
     while (!b->stop) {
         uint64_t now = clock_mono_ms();
-        if (now >= clients_due || b->clients != head) {
-            clients_due = check_clients(b, now);
-            head = b->clients;
+        if (clients_walk_needed(b, &walk, now)) {
+            walk = (struct clients_walk){.due = check_clients(b, now),
+                                         .head = b->clients,
+                                         .packet_ms = b->cfg.packet_timeout_ms,
+                                         .connect_ms = b->cfg.connect_timeout_ms,
+                                         .keepalive_multiplier = b->cfg.keepalive_multiplier};
         }
         check_sessions(b, now);
         check_memory(b, now);
