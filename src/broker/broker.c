@@ -1194,53 +1194,140 @@ static void publish_sys(struct broker *b, uint64_t now)
         publish_tls(b, i);
 }
 
-static void check_clients(struct broker *b, uint64_t now)
+/* The housekeeping tick, and the longest the walks of the clients may be
+ * apart. */
+#define TICK_MS             100u
+#define CLIENTS_WALK_MAX_MS 1000u
+
+static uint64_t min64(uint64_t a, uint64_t b)
 {
-    for (struct client *c = b->clients; c; c = c->next) {
-        if (c->closing)
-            continue;
-        if (c->nats) { /* NATS has its own clocks: PINGs, auth_timeout */
-            nats_tick(b, c, now);
-            if (!c->closing && c->partial_since_ms &&
-                now - c->partial_since_ms > b->cfg.packet_timeout_ms) {
-                b->st.packet_timeouts++;
-                log_notice("%s: command not completed within packet_timeout; closing", c->id);
-                client_close(c, "packet timeout");
-            }
-            continue;
-        }
-        if (!c->connected && now - c->opened_ms > b->cfg.connect_timeout_ms) {
-            log_notice("%s: no CONNECT within %u ms; closing", c->id, b->cfg.connect_timeout_ms);
-            client_close(c, "connect timeout");
-            continue;
-        }
-        if (flow_stalled(b, c, now)) {
-            b->st.slow_consumers++;
-            client_kick(c, MQTT_RC_QUOTA_EXCEEDED,
-                        "slow consumer: its full queue held producers for slow_consumer_timeout");
-            continue;
-        }
-        /* Neither clock runs against a connection ward is not reading. */
-        if (c->throttled)
-            continue;
-        if (c->partial_since_ms && now - c->partial_since_ms > b->cfg.packet_timeout_ms) {
-            b->st.packet_timeouts++;
-            client_kick(c, MQTT_RC_KEEP_ALIVE_TIMEOUT,
-                        "packet not completed within packet_timeout");
-            continue;
-        }
-        uint64_t limit = (uint64_t)((double)c->keepalive * 1000.0 * b->cfg.keepalive_multiplier);
-        /* MQTT-3.1.2-24: silent for 1.5 x keep alive: the will goes out. */
-        if (c->connected && c->keepalive && now - c->last_rx_ms > limit)
-            client_kick(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
-    }
+    return a < b ? a : b;
 }
 
+static uint32_t slow_consumer_ms(const struct client *c)
+{
+    return c->nc ? net_conn_slow_consumer_ms(c->nc) : 0;
+}
+
+/* One client's clocks. */
+static void check_client(struct broker *b, struct client *c, uint64_t now)
+{
+    if (c->closing)
+        return;
+    if (c->nats) { /* NATS has its own clocks: PINGs, auth_timeout */
+        nats_tick(b, c, now);
+        if (!c->closing && c->partial_since_ms &&
+            now - c->partial_since_ms > b->cfg.packet_timeout_ms) {
+            b->st.packet_timeouts++;
+            log_notice("%s: command not completed within packet_timeout; closing", c->id);
+            client_close(c, "packet timeout");
+        }
+        return;
+    }
+    if (!c->connected && now - c->opened_ms > b->cfg.connect_timeout_ms) {
+        log_notice("%s: no CONNECT within %u ms; closing", c->id, b->cfg.connect_timeout_ms);
+        client_close(c, "connect timeout");
+        return;
+    }
+    if (flow_stalled(b, c, now)) {
+        b->st.slow_consumers++;
+        client_kick(c, MQTT_RC_QUOTA_EXCEEDED,
+                    "slow consumer: its full queue held producers for slow_consumer_timeout");
+        return;
+    }
+    /* Neither clock runs against a connection ward is not reading. */
+    if (c->throttled)
+        return;
+    if (c->partial_since_ms && now - c->partial_since_ms > b->cfg.packet_timeout_ms) {
+        b->st.packet_timeouts++;
+        client_kick(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "packet not completed within packet_timeout");
+        return;
+    }
+    uint64_t limit = (uint64_t)((double)c->keepalive * 1000.0 * b->cfg.keepalive_multiplier);
+    /* MQTT-3.1.2-24: silent for 1.5 x keep alive: the will goes out. */
+    if (c->connected && c->keepalive && now - c->last_rx_ms > limit)
+        client_kick(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+}
+
+/* The earliest time check_client could act on c if nothing about c changes
+ * before then: each clock fires at `since + limit + 1` (the checks are
+ * `now - since > limit`). NATS clients (nats.c keeps their clocks) and
+ * throttled ones (their clocks resume, maybe overdue) want every tick. */
+static uint64_t client_due(const struct broker *b, const struct client *c, uint64_t now)
+{
+    if (c->closing)
+        return UINT64_MAX;
+    if (c->nats || c->throttled)
+        return now + TICK_MS;
+    uint64_t due = UINT64_MAX;
+    if (!c->connected)
+        due = c->opened_ms + b->cfg.connect_timeout_ms + 1;
+    uint32_t slow = slow_consumer_ms(c);
+    if (slow && c->s && !c->internal && c->s->blocking)
+        due = min64(due, c->s->blocking_since_ms + slow + 1);
+    if (c->partial_since_ms)
+        due = min64(due, c->partial_since_ms + b->cfg.packet_timeout_ms + 1);
+    uint64_t limit = (uint64_t)((double)c->keepalive * 1000.0 * b->cfg.keepalive_multiplier);
+    if (c->connected && c->keepalive)
+        due = min64(due, c->last_rx_ms + limit + 1);
+    return due;
+}
+
+/* How far apart the walks may be: no further than the shortest clock a
+ * client can start between two walks (a partial packet, a first keep-alive
+ * of 1 s, a full queue), so the next walk sees it in time and schedules it
+ * exactly. A new connection makes housekeeping walk at once. */
+static uint64_t clients_walk_gap(const struct broker *b, uint32_t min_slow_ms)
+{
+    uint64_t gap = CLIENTS_WALK_MAX_MS;
+    gap = min64(gap, b->cfg.packet_timeout_ms);
+    gap = min64(gap, b->cfg.connect_timeout_ms);
+    gap = min64(gap, (uint64_t)(1000.0 * b->cfg.keepalive_multiplier));
+    gap = min64(gap, min_slow_ms);
+    return gap < TICK_MS ? TICK_MS : gap;
+}
+
+/* Keep-alive, CONNECT, packet and slow-consumer timeouts. Walking every
+ * client is the cost, so it happens when a clock is due, not every tick.
+ * Returns when the next walk is needed. */
+static uint64_t check_clients(struct broker *b, uint64_t now)
+{
+    uint64_t next = UINT64_MAX;
+    uint32_t min_slow = UINT32_MAX;
+    for (struct client *c = b->clients; c; c = c->next) {
+        check_client(b, c, now);
+        uint32_t slow = slow_consumer_ms(c);
+        if (slow && slow < min_slow)
+            min_slow = slow;
+        next = min64(next, client_due(b, c, now));
+    }
+    return min64(next, now + clients_walk_gap(b, min_slow));
+}
+
+/* What the last walk of the clients saw. A new connection goes first in the
+ * list, and broker_reconfigure may shorten a clock: either means a walk now
+ * rather than at the time the last one scheduled. */
+struct clients_walk {
+    uint64_t due;
+    const struct client *head;
+    uint32_t packet_ms, connect_ms;
+    double keepalive_multiplier;
+};
+
+static bool clients_walk_needed(const struct broker *b, const struct clients_walk *w, uint64_t now)
+{
+    return now >= w->due || b->clients != w->head || b->cfg.packet_timeout_ms != w->packet_ms ||
+           b->cfg.connect_timeout_ms != w->connect_ms ||
+           b->cfg.keepalive_multiplier != w->keepalive_multiplier;
+}
+
+/* Only sessions whose deadline has come are looked at (session.h's heap):
+ * each turn publishes a will or ends the session, so the loop is bounded by
+ * the number of offline sessions. */
 static void check_sessions(struct broker *b, uint64_t now)
 {
-    struct session *s = b->offline;
-    while (s) {
-        struct session *next = s->onext;
+    struct session *s;
+    while ((s = session_deadline_due(b, now))) {
         if (s->will && s->will_at && now >= s->will_at) {
             route_internal(b, s->will);
             msg_unref(s->will);
@@ -1249,7 +1336,8 @@ static void check_sessions(struct broker *b, uint64_t now)
         }
         if (s->expiry_s != SESSION_NEVER_EXPIRES && now >= s->expire_at)
             end_session(b, s);
-        s = next;
+        else
+            session_deadline_update(b, s);
     }
 }
 
@@ -1287,10 +1375,17 @@ static void check_memory(struct broker *b, uint64_t now)
 static void *housekeeping(void *arg)
 {
     struct broker *b = arg;
+    struct clients_walk walk = {0};
     pthread_mutex_lock(&b->lock);
     while (!b->stop) {
         uint64_t now = clock_mono_ms();
-        check_clients(b, now);
+        if (clients_walk_needed(b, &walk, now)) {
+            walk = (struct clients_walk){.due = check_clients(b, now),
+                                         .head = b->clients,
+                                         .packet_ms = b->cfg.packet_timeout_ms,
+                                         .connect_ms = b->cfg.connect_timeout_ms,
+                                         .keepalive_multiplier = b->cfg.keepalive_multiplier};
+        }
         check_sessions(b, now);
         check_memory(b, now);
         if (b->cfg.sys_interval_s && now >= b->next_sys_ms) {
@@ -1299,7 +1394,7 @@ static void *housekeeping(void *arg)
         }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000000L;
+        ts.tv_nsec += TICK_MS * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
@@ -1386,6 +1481,7 @@ void broker_free(struct broker *b)
     for (size_t i = 0; b->buckets && i < b->nbuckets; i++)
         while (b->buckets[i])
             session_end(b, b->buckets[i]);
+    session_deadlines_free(b);
     subtree_free(b->subs);
     retain_free(b->retained);
     free(b->buckets);

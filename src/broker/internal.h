@@ -62,8 +62,9 @@ struct broker {
     struct session **buckets;
     size_t nbuckets;
     size_t nsessions;
-    struct session *offline; /* sessions without a connection */
-    size_t noffline;         /* how many are on that list */
+    struct session *offline;       /* sessions without a connection */
+    size_t noffline;               /* how many are on that list */
+    struct session_heap deadlines; /* offline sessions by next will or expiry (session.c) */
     struct client *clients;
     struct broker_stats st;
     uint32_t listener_conns[64];  /* open connections per net listener index (inspect.h) */

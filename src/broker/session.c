@@ -1,6 +1,6 @@
-/* Sessions: the table keyed by client id, the offline list, each session's
- * subscriptions, outbound packet identifiers, delivery lists and inbound
- * QoS 2 state (see session.h). */
+/* Sessions: the table keyed by client id, the offline list and its deadline
+ * heap, each session's subscriptions, outbound packet identifiers, delivery
+ * lists and inbound QoS 2 state (see session.h). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,21 +39,148 @@ struct session *session_new(struct broker *b, const char *id)
     return s;
 }
 
+/* ---- deadlines: a binary min-heap of offline sessions ---------------------
+ * Each session keeps its position (heap_pos, 1-based), so one that comes back
+ * online, is taken over or ends leaves the heap in O(log n) from anywhere. */
+
+static void heap_set(struct session_heap *h, size_t i, struct session *s)
+{
+    h->v[i] = s;
+    s->heap_pos = i + 1;
+}
+
+static void heap_up(struct session_heap *h, size_t i)
+{
+    struct session *s = h->v[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (h->v[parent]->deadline <= s->deadline)
+            break;
+        heap_set(h, i, h->v[parent]);
+        i = parent;
+    }
+    heap_set(h, i, s);
+}
+
+static void heap_down(struct session_heap *h, size_t i)
+{
+    struct session *s = h->v[i];
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= h->n)
+            break;
+        if (child + 1 < h->n && h->v[child + 1]->deadline < h->v[child]->deadline)
+            child++;
+        if (s->deadline <= h->v[child]->deadline)
+            break;
+        heap_set(h, i, h->v[child]);
+        i = child;
+    }
+    heap_set(h, i, s);
+}
+
+static void heap_remove(struct session_heap *h, struct session *s)
+{
+    if (!s->heap_pos)
+        return;
+    size_t i = s->heap_pos - 1;
+    s->heap_pos = 0;
+    struct session *last = h->v[--h->n];
+    if (last == s)
+        return;
+    /* The last one fills the hole and goes whichever way its key says. */
+    h->v[i] = last;
+    last->heap_pos = i + 1;
+    heap_up(h, i);
+    heap_down(h, last->heap_pos - 1);
+}
+
+static bool heap_insert(struct session_heap *h, struct session *s)
+{
+    if (!ward_ok(VEC_RESERVE(h->v, h->cap, h->n + 1)))
+        return false;
+    h->v[h->n++] = s;
+    heap_up(h, h->n - 1);
+    return true;
+}
+
+/* see session.h */
+uint64_t session_next_deadline(const struct session *s)
+{
+    uint64_t d = 0;
+    if (s->will && s->will_at)
+        d = s->will_at;
+    if (s->expiry_s != SESSION_NEVER_EXPIRES && (!d || s->expire_at < d))
+        d = s->expire_at ? s->expire_at : 1; /* 0 means none: an expiry at 0 is due */
+    return d;
+}
+
+/* see session.h */
+void session_deadline_update(struct broker *b, struct session *s)
+{
+    struct session_heap *h = &b->deadlines;
+    uint64_t d = s->offline_listed ? session_next_deadline(s) : 0;
+    if (!d) {
+        heap_remove(h, s);
+        return;
+    }
+    uint64_t old = s->deadline;
+    s->deadline = d;
+    if (!s->heap_pos) {
+        if (!heap_insert(h, s))
+            h->missed = true;
+    } else if (d < old) {
+        heap_up(h, s->heap_pos - 1);
+    } else if (d > old) {
+        heap_down(h, s->heap_pos - 1);
+    }
+}
+
+/* After a failed insertion: files every offline session with a deadline
+ * that is not in the heap. A walk, but only while memory was short. */
+static void heap_refile(struct broker *b)
+{
+    b->deadlines.missed = false;
+    for (struct session *s = b->offline; s; s = s->onext)
+        if (!s->heap_pos)
+            session_deadline_update(b, s);
+}
+
+/* see session.h */
+struct session *session_deadline_due(struct broker *b, uint64_t now_ms)
+{
+    struct session_heap *h = &b->deadlines;
+    if (h->missed)
+        heap_refile(b);
+    if (h->n == 0 || h->v[0]->deadline > now_ms)
+        return NULL;
+    return h->v[0];
+}
+
+/* see session.h */
+void session_deadlines_free(struct broker *b)
+{
+    free(b->deadlines.v);
+    b->deadlines = (struct session_heap){0};
+}
+
 void session_offline_add(struct broker *b, struct session *s)
 {
-    if (s->offline_listed)
-        return;
-    s->oprev = NULL;
-    s->onext = b->offline;
-    if (b->offline)
-        b->offline->oprev = s;
-    b->offline = s;
-    s->offline_listed = true;
-    b->noffline++;
+    if (!s->offline_listed) {
+        s->oprev = NULL;
+        s->onext = b->offline;
+        if (b->offline)
+            b->offline->oprev = s;
+        b->offline = s;
+        s->offline_listed = true;
+        b->noffline++;
+    }
+    session_deadline_update(b, s);
 }
 
 void session_offline_remove(struct broker *b, struct session *s)
 {
+    heap_remove(&b->deadlines, s);
     if (!s->offline_listed)
         return;
     if (s->oprev)

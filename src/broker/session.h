@@ -1,6 +1,6 @@
 /* Sessions (src/broker/session.c): the table keyed by client id, the offline
- * list, each session's own subscriptions, outbound packet identifiers,
- * delivery lists and inbound QoS 2 state.
+ * list with its deadlines, each session's own subscriptions, outbound packet
+ * identifiers, delivery lists and inbound QoS 2 state.
  *
  * session.c is the bottom of the broker's files: it calls nothing in
  * conn.c, route.c or broker.c. A session's will is the caller's to publish
@@ -44,12 +44,23 @@ struct delivery_list {
 
 struct client;
 
+/* Offline sessions by their next deadline (a pending will or the expiry), a
+ * binary min-heap, so housekeeping looks only at sessions that are due
+ * instead of walking every offline session each tick. */
+struct session_heap {
+    struct session **v;
+    size_t n, cap;
+    bool missed; /* an insertion failed (no memory): look for it again */
+};
+
 struct session {
     char *id;
     struct client *c; /* NULL while offline */
     struct session *hnext;
     struct session *oprev, *onext; /* offline list */
     bool offline_listed;
+    size_t heap_pos;   /* 1 + its index in the broker's deadline heap; 0: not in it */
+    uint64_t deadline; /* its heap key: the earlier of will_at and expire_at */
     uint32_t expiry_s; /* SESSION_NEVER_EXPIRES for 3.1.1 persistent sessions */
     uint64_t expire_at;
     struct delivery_list inflight;
@@ -89,8 +100,27 @@ struct session *session_new(struct broker *b, const char *id);
  * never by walking the tree), queued and in-flight messages and its will
  * (unpublished: publishing it is the caller's), and frees it. */
 void session_end(struct broker *b, struct session *s);
+/* Lists s as offline and files it under its next deadline (session_deadline_
+ * update), so will_at / expire_at are set before this is called. Listing a
+ * listed session again only refiles it. Removing takes it off both. */
 void session_offline_add(struct broker *b, struct session *s);
 void session_offline_remove(struct broker *b, struct session *s);
+
+/* The earliest of an offline session's deadlines: will_at while a will is
+ * pending, expire_at unless it never expires. 0: it has none. */
+uint64_t session_next_deadline(const struct session *s);
+/* Refiles an offline session after its will_at, will or expiry changed:
+ * moves it in the heap, adds it, or takes it out (no deadline, or online).
+ * O(log n). If memory runs out the heap marks itself missed, and
+ * session_deadline_due finds the session by walking the list instead. */
+void session_deadline_update(struct broker *b, struct session *s);
+/* The offline session whose deadline is earliest if that is at or before
+ * now_ms, else NULL. The caller acts on it (publishes the will, ends it)
+ * and refiles it with session_deadline_update or ends it; otherwise the
+ * same session comes back. */
+struct session *session_deadline_due(struct broker *b, uint64_t now_ms);
+/* Frees the heap's array (broker_free, after every session has ended). */
+void session_deadlines_free(struct broker *b);
 
 /* Subscribes the session to filter in the broker's tree and remembers it.
  * Returns 1 if added, 0 if an existing one was replaced, -1 on allocation
