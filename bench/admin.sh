@@ -17,6 +17,7 @@
 #   ADMIN_CLIENTS (10000)  ADMIN_SCRAPES (200)  ADMIN_MAX_MS (50)
 #   ADMIN_N (20)  ADMIN_SECONDS (5)  ADMIN_ROUNDS (3)  BENCH_WORKERS (2)  WARD (build/ward)
 #   ADMIN_PATH (/metrics): the endpoint scraped (/api/status: the status page's)
+#   ADMIN_OFFLINE (0): offline sessions in the store at start (the issue's 100000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WARD=${WARD:-build/ward}
@@ -28,6 +29,7 @@ SECS=${ADMIN_SECONDS:-5}
 WORKERS=${BENCH_WORKERS:-2}
 SCRAPE_PATH=${ADMIN_PATH:-/metrics}
 ROUNDS=${ADMIN_ROUNDS:-3}
+OFFLINE=${ADMIN_OFFLINE:-0}
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 need "$WARD" curl
@@ -43,7 +45,23 @@ http {
   api_keys = {include "$TMP/keys"}
 }
 CONF
-"$WARD" serve -c "$TMP/ward.conf" --workers "$WORKERS" --log-level warn >"$TMP/ward.log" 2>&1 &
+# ADMIN_OFFLINE offline sessions (persistent, a day to live) loaded from the
+# store at start: a scrape must not walk them. They are written straight into
+# a store the broker created (its schema), as a restart would find them.
+DATA=()
+if [ "$OFFLINE" -gt 0 ]; then
+  need sqlite3
+  DATA=(--data "$TMP/data")
+  "$WARD" serve -l "tcp://127.0.0.1:$PORT" "${DATA[@]}" --log-level notice >"$TMP/seed.log" 2>&1 &
+  seed_pid=$!
+  for _ in $(seq 100); do grep -q serving "$TMP/seed.log" && break; sleep 0.1; done
+  kill "$seed_pid"; wait "$seed_pid" || true
+  at=$(($(date +%s%3N) + 86400000))
+  sqlite3 "$TMP/data/ward.db" "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n WHERE i < $OFFLINE-1)
+    INSERT INTO sessions(id,owner,username,cert_cn,cert_ou,expiry_s,expire_at,protocol,bridge,will_msg_id,will_delay_s)
+    SELECT 'offline-'||i,'',NULL,NULL,NULL,86400,$at+i,5,0,0,0 FROM n;"
+fi
+"$WARD" serve -c "$TMP/ward.conf" "${DATA[@]}" --workers "$WORKERS" --log-level warn >"$TMP/ward.log" 2>&1 &
 WARD_PID=$!; PIDS+=("$WARD_PID")
 wait_port "$PORT" && wait_port "$HTTP" || { cat "$TMP/ward.log" >&2; exit 2; }
 URL="http://127.0.0.1:$HTTP$SCRAPE_PATH"
@@ -101,6 +119,8 @@ echo
 echo "| figure | value |"
 echo "|---|---|"
 echo "| idle MQTT clients connected (/api/status) | $open |"
+offline=$(grep -m1 "^ward_sessions{state=\"offline\"}" "$TMP/scrapes" | awk "{print \$2}")
+echo "| offline sessions (seeded; ward_sessions{state=\"offline\"}) | $OFFLINE; ${offline:-?} |"
 echo "| scrapes of $SCRAPE_PATH (one keep-alive connection) | $SCRAPES, $((bytes / SCRAPES)) bytes each |"
 echo "| broker CPU over the scrapes | $(ms $((c1 - c0))) ms |"
 echo "| broker CPU over the same wall time, no scrapes | $(ms $((c3 - c2))) ms |"
