@@ -57,6 +57,17 @@ def connect(port, cid, clean=True, v5=False, user=None, password=None, expiry=No
     return c, got
 
 
+def subscribed(c, topic, qos=0):
+    """Subscribes and waits for the SUBACK (a message published before it
+    would not match)."""
+    done = threading.Event()
+    prev = c.on_subscribe
+    c.on_subscribe = lambda *a: done.set()
+    c.subscribe(topic, qos)
+    assert done.wait(5), "no SUBACK for %r" % (topic,)
+    c.on_subscribe = prev
+
+
 def close(c):
     c.disconnect()
     c.loop_stop()
@@ -126,9 +137,7 @@ def test_kill9_in_qos1_and_qos2_streams(tmp_path):
 
     sub.on_message = on_message
     sub.reconnect_delay_set(0.05, 0.2)
-    sub.subscribe("stream/#", 2)
-    assert wait_for(lambda: w.read_log().count("connected") >= 1)
-    time.sleep(0.2)  # SUBACK; a message published before it would not match
+    subscribed(sub, "stream/#", 2)
     acked = {}
     try:
         for rnd in range(ROUNDS):
@@ -180,8 +189,7 @@ def test_retained_and_subscriptions_survive_kill9(tmp_path):
     port, data = free_port(), tmp_path / "data"
     w = start(tmp_path, port, data)
     c, _ = connect(port, "keeper", clean=False)
-    c.subscribe("cfg/+", 1)
-    time.sleep(0.2)
+    subscribed(c, "cfg/+", 1)
     close(c)
     p, _ = connect(port, "setter")
     infos = [p.publish("cfg/%d" % i, "value-%d" % i, 1, retain=True) for i in range(20)]
@@ -474,9 +482,7 @@ def test_bridge_backlog_survives_kill9_while_link_down(tmp_path):
     up = start_up(tmp_path, up_port, up_data)
     obs = Observer(up_port)
     st = obs.connect()
-    obs.c.subscribe("b/#", 2)
-    assert wait_for(lambda: "observer" in up.read_log())
-    time.sleep(0.2)  # SUBACK
+    subscribed(obs.c, "b/#", 2)
     obs.close()
     up.stop()
     edge = start_edge(tmp_path, port, data, up_port)
@@ -526,9 +532,7 @@ def test_bridge_kill9_mid_stream(tmp_path):
     up = start_up(tmp_path, up_port, up_data)
     obs = Observer(up_port)
     obs.connect()
-    obs.c.subscribe([("b/#", 2), ("c/#", 2)])
-    assert wait_for(lambda: "observer" in up.read_log())
-    time.sleep(0.2)  # SUBACK
+    subscribed(obs.c, [("b/#", 2), ("c/#", 2)])
     edge = start_edge(tmp_path, port, data, up_port,
                       'mqtt { max_mqueue_len = 100000 }\n')
     try:
