@@ -120,6 +120,10 @@ struct net_conn {
     struct hsgate_entry gate; /* guarded by l->gate_lock */
     bool hs_wants_write;
     struct net_conn *prev, *next; /* owner's list of connections */
+    /* On the owner's watched list: something sweep() must check (owner
+     * only, as is the list). */
+    bool watched;
+    struct net_conn *wprev, *wnext;
 };
 
 struct worker {
@@ -132,6 +136,10 @@ struct worker {
     int spare; /* a descriptor kept to accept-and-close when out of them */
     uint64_t paused_until[MAX_LISTENERS]; /* accepting paused after a failure */
     struct net_conn *conns;
+    /* The connections sweep() looks at: before PH_OPEN (a deadline),
+     * closing or lingering, or output refused with a slow-consumer
+     * timeout. Idle open connections are not on it. */
+    struct net_conn *watched;
     /* Connections with output queued by this worker itself (owner only). */
     struct net_conn **dirty;
     size_t ndirty, capdirty;
@@ -178,6 +186,8 @@ int listener_resume(struct worker *w, uint64_t now, int max);
 void listener_fd_budget(struct net_server *s);
 
 /* server.c */
+/* For tests: sweeps run, and connections they looked at (all workers). */
+extern _Atomic uint64_t net_sweeps, net_sweep_visits;
 void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
                const struct sockaddr_storage *ss);
 

@@ -40,6 +40,38 @@ struct adopted {
 
 static __thread struct worker *tl_worker;
 
+/* see internal.h */
+_Atomic uint64_t net_sweeps, net_sweep_visits;
+
+/* Owner only: sweep() looks at c from now on (until it finds nothing to
+ * check). */
+static void watch(struct net_conn *c)
+{
+    if (c->watched)
+        return;
+    struct worker *w = c->w;
+    c->watched = true;
+    c->wprev = NULL;
+    c->wnext = w->watched;
+    if (w->watched)
+        w->watched->wprev = c;
+    w->watched = c;
+}
+
+static void unwatch(struct net_conn *c)
+{
+    if (!c->watched)
+        return;
+    if (c->wprev)
+        c->wprev->wnext = c->wnext;
+    else
+        c->w->watched = c->wnext;
+    if (c->wnext)
+        c->wnext->wprev = c->wprev;
+    c->watched = false;
+    c->wprev = c->wnext = NULL;
+}
+
 static void begin_handshake(struct net_conn *c);
 static void fail(struct net_conn *c, const char *why);
 static void read_ready(struct net_conn *c);
@@ -96,9 +128,12 @@ static int send_bounded(struct net_conn *c, const void *data, size_t len, size_t
     size_t queued = buf_len(&c->out);
     if ((bound && queued && queued + len > bound) || !ward_ok(buf_append(&c->out, data, len))) {
         c->out_full = true;
-        if (!c->out_full_since)
+        bool started = !c->out_full_since;
+        if (started)
             c->out_full_since = clock_mono_ms();
         pthread_mutex_unlock(&c->out_lock);
+        if (started && c->slow_ms)
+            schedule(c); /* its owner puts it on the watched list */
         return -1;
     }
     out_changed(c);
@@ -133,12 +168,16 @@ bool net_conn_writable(struct net_conn *c, size_t len)
     pthread_mutex_lock(&c->out_lock);
     size_t queued = buf_len(&c->out);
     bool ok = !c->out_limit || !queued || queued + len <= c->out_limit;
+    bool started = false;
     if (!ok) { /* found full: as a refused send would */
         c->out_full = true;
-        if (!c->out_full_since)
+        started = !c->out_full_since;
+        if (started)
             c->out_full_since = clock_mono_ms();
     }
     pthread_mutex_unlock(&c->out_lock);
+    if (started && c->slow_ms)
+        schedule(c); /* its owner puts it on the watched list */
     return ok;
 }
 
@@ -319,6 +358,7 @@ static void fail(struct net_conn *c, const char *why)
     atomic_compare_exchange_strong(&c->why, &expected, why);
     atomic_store(&c->closing, true);
     c->failed = true;
+    watch(c); /* owner only, as fail() is: the next sweep closes it */
     /* Nothing more can be written: drop what is queued. */
     pthread_mutex_lock(&c->out_lock);
     buf_reset(&c->out);
@@ -848,6 +888,7 @@ static void destroy(struct net_conn *c)
         w->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    unwatch(c);
     c->ops->destroy(c->tstate);
     if (c->under_ops)
         c->under_ops->destroy(c->under);
@@ -909,7 +950,11 @@ static void service(struct net_conn *c, uint64_t now)
      * (it sees flush_queued false), and one asked before is taken here. */
     pthread_mutex_lock(&c->out_lock);
     c->flush_queued = false;
+    /* A refused send schedules c when the slow-consumer clock starts. */
+    bool full = c->out_full_since != 0;
     pthread_mutex_unlock(&c->out_lock);
+    if (full && c->slow_ms)
+        watch(c);
     if (atomic_exchange(&c->resume_req, false) && c->held && c->phase == PH_OPEN)
         resume(c);
     /* Read `closing` before flushing: whatever was queued before the close
@@ -917,6 +962,8 @@ static void service(struct net_conn *c, uint64_t now)
      * flush. Read after, a close racing the flush could destroy the
      * connection with that last packet still queued. */
     bool closing = atomic_load(&c->closing);
+    if (closing)
+        watch(c); /* close_deadline, then the linger */
     bool empty = flush(c);
     if (!closing)
         return;
@@ -977,6 +1024,7 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
     if (w->conns)
         w->conns->prev = c;
     w->conns = c;
+    watch(c); /* the PROXY header or handshake deadline; off once open */
     c->linger_left = LINGER_BYTES;
     c->accepted_ms = clock_mono_ms();
     c->deadline = c->accepted_ms + PROXY_TIMEOUT_MS;
@@ -1099,25 +1147,56 @@ static bool slow_consumer(struct net_conn *c, uint64_t now)
     return true;
 }
 
-/* Deadlines: closing connections, drains, PROXY headers, handshakes. */
+/* Whether sweep() must keep looking at c: a deadline before PH_OPEN, a
+ * close or linger under way, or a slow-consumer clock running. A clock
+ * started later by another thread schedules c, and service() watches it
+ * again. */
+static bool needs_watch(struct net_conn *c)
+{
+    if (c->phase != PH_OPEN || atomic_load(&c->closing))
+        return true;
+    if (!c->slow_ms)
+        return false;
+    pthread_mutex_lock(&c->out_lock);
+    bool full = c->out_full_since != 0;
+    pthread_mutex_unlock(&c->out_lock);
+    return full;
+}
+
+/* Deadlines: closing connections, drains, PROXY headers, handshakes, slow
+ * consumers. Only watched connections are looked at, except at shutdown. */
 static void sweep(struct worker *w, bool all)
 {
     uint64_t now = clock_mono_ms();
-    struct net_conn *c = w->conns;
-    while (c) {
-        struct net_conn *next = c->next;
-        if (all) {
+    if (all) {
+        struct net_conn *c = w->conns;
+        while (c) {
+            struct net_conn *next = c->next;
             const char *expected = NULL;
             atomic_compare_exchange_strong(&c->why, &expected, "server shutting down");
             atomic_store(&c->closing, true);
             if (c->phase != PH_LINGER)
                 flush(c);
             destroy(c);
-        } else if (atomic_load(&c->closing) || c->phase == PH_LINGER || timed_out(c, now) ||
-                   slow_consumer(c, now)) {
-            service(c, now);
+            c = next;
         }
-        c = next;
+    } else {
+        atomic_fetch_add_explicit(&net_sweeps, 1, memory_order_relaxed);
+        uint64_t visits = 0;
+        /* service() destroys only the connection it is given, and watch()
+         * adds at the head: `next` stays valid. */
+        struct net_conn *c = w->watched;
+        while (c) {
+            struct net_conn *next = c->wnext;
+            visits++;
+            if (atomic_load(&c->closing) || c->phase == PH_LINGER || timed_out(c, now) ||
+                slow_consumer(c, now))
+                service(c, now);
+            else if (!needs_watch(c))
+                unwatch(c);
+            c = next;
+        }
+        atomic_fetch_add_explicit(&net_sweep_visits, visits, memory_order_relaxed);
     }
     if (w->index == 0)
         for (unsigned i = 0; i < w->s->nlisteners; i++)

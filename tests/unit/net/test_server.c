@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "net/internal.h"
 #include "net/net.h"
 #include "net_fixture.h"
 #include "test.h"
@@ -486,6 +487,86 @@ TEST(close_while_peer_sends_is_graceful)
     atomic_store(&bye_mode, false);
 }
 
+static bool wait_sweeps(uint64_t want)
+{
+    for (int i = 0; i < 500; i++) { /* 5 s */
+        if (atomic_load(&net_sweeps) >= want)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+/* Idle open connections are off the watched list: a sweep does not look
+ * at them, while a slow consumer and a WebSocket upgrade deadline among
+ * them still fire. */
+TEST(sweep_skips_idle_connections)
+{
+    enum { IDLE = 1000 };
+    atomic_store(&hold_next, false);
+    struct net_config cfg = {
+        .workers = 1, .max_input = 1 << 16, .max_output = 4096, .slow_consumer_timeout_ms = 200};
+    struct net_server *s = net_server_new(&cfg, &hold_handler, NULL);
+    char err[256];
+    ASSERT_EQ(net_server_listen(s, "tcp://127.0.0.1:0", err, sizeof(err)), 0);
+    struct net_listen_opts o = {.handshake_timeout_ms = 300};
+    ASSERT_EQ(net_server_listen_opts(s, "ws://127.0.0.1:0", NULL, &o, err, sizeof(err)), 0);
+    ASSERT_EQ(net_server_start(s), 0);
+    int opens0 = atomic_load(&opens), closed0 = atomic_load(&closes);
+    static int fds[IDLE];
+    for (int i = 0; i < IDLE; i++)
+        fds[i] = dial(net_server_port(s, 0));
+    ASSERT(wait_for(&opens, opens0 + IDLE));
+    /* The first sweep after the opens takes them off the list. */
+    ASSERT(wait_sweeps(atomic_load(&net_sweeps) + 2));
+    uint64_t visits0 = atomic_load(&net_sweep_visits), sweeps0 = atomic_load(&net_sweeps);
+    ASSERT(wait_sweeps(sweeps0 + 3));
+    ASSERT_EQ(atomic_load(&net_sweep_visits), visits0);
+
+    /* An upgrade that never comes, and a consumer that never reads. */
+    int ws = dial(net_server_port(s, 1));
+    int calls0 = atomic_load(&held_calls);
+    int fd = dial(net_server_port(s, 0));
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    ASSERT(wait_for(&opens, opens0 + IDLE + 1));
+    struct net_conn *c = atomic_load(&last_conn);
+    ASSERT_EQ(write(fd, "x", 1), 1);
+    ASSERT(wait_for(&held_calls, calls0 + 1));
+    /* As in slow_consumer_closed: sending stops 100 ms into the refusals,
+     * before the close 100 ms later. */
+    static char chunk[4096];
+    uint64_t refused_since = 0;
+    for (int i = 0; i < 5000; i++) {
+        uint64_t now = clock_mono_ms();
+        if (refused_since && now - refused_since >= 100)
+            break;
+        int r = net_conn_send(c, chunk, sizeof(chunk));
+        ASSERT(r == 0 || r == -1);
+        refused_since = r == 0 ? 0 : refused_since ? refused_since : now;
+        usleep(1000);
+    }
+    ASSERT(refused_since != 0);
+    ASSERT(wait_for(&closes, closed0 + 1));
+    char b;
+    ASSERT_EQ(read(ws, &b, 1), 0); /* closed at the upgrade deadline */
+    uint64_t st[NET_NSTATS];
+    ASSERT(net_server_listener_stats(s, 0, st));
+    ASSERT_EQ(st[NET_ST_SLOW_CONSUMERS], 1);
+    ASSERT(net_server_listener_stats(s, 1, st));
+    ASSERT_EQ(st[NET_ST_HS_TIMEOUTS], 1);
+    /* Only the two were looked at, never the idle ones. */
+    /* Visits are counted after their sweep: read them first. */
+    uint64_t visits = atomic_load(&net_sweep_visits) - visits0;
+    ASSERT(visits <= 2 * (atomic_load(&net_sweeps) - sweeps0));
+    ASSERT_EQ(atomic_load(&closes), closed0 + 1);
+    close(ws);
+    close(fd);
+    for (int i = 0; i < IDLE; i++)
+        close(fds[i]);
+    stop(s);
+}
+
 int main(void)
 {
     RUN(echo_many_connections);
@@ -501,5 +582,6 @@ int main(void)
     RUN(adopt_before_start_refused);
     RUN(accepted_not_internal);
     RUN(close_while_peer_sends_is_graceful);
+    RUN(sweep_skips_idle_connections);
     TEST_DONE();
 }
