@@ -25,14 +25,25 @@ def _ephemeral_low():
         return 32768
 
 
+_next_port = None
+
+
 def free_port(host="127.0.0.1"):
     """A free port below the kernel's ephemeral range, so a client's own
     outgoing connection can never take it while a test restarts a broker
     on it (seen: "Address already in use" after kill -9)."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     low = _ephemeral_low()
+    first = max(1024, low - 12000)
     for _ in range(200):
-        port = random.randrange(max(1024, low - 12000), low)
+        # Walked in order from a random start, so one test process never
+        # hands out the same port twice (two ports asked for in a row were
+        # once the same: nothing holds a port between the check and its use).
+        global _next_port
+        if _next_port is None or not first <= _next_port < low:
+            _next_port = random.randrange(first, low)
+        port = _next_port
+        _next_port = first if _next_port + 1 >= low else _next_port + 1
         with socket.socket(fam, socket.SOCK_STREAM) as s:
             try:
                 s.bind((host, port))
