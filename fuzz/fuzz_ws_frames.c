@@ -60,15 +60,13 @@ static void in_destroy(void *t)
     (void)t;
 }
 
-static const struct transport_ops inner_ops = {.name = "mem",
-                                               .read = in_read,
-                                               .write = in_write,
-                                               .cause = in_cause,
-                                               .destroy = in_destroy};
+static const struct transport_ops inner_ops = {
+    .name = "mem", .read = in_read, .write = in_write, .cause = in_cause, .destroy = in_destroy};
 
-static const char canned[] = "GET /mqtt HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
-                             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                             "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n";
+static const char canned[] =
+    "GET /mqtt HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
