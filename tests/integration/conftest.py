@@ -7,6 +7,7 @@ that crashed or logged a sanitizer report fails the test that used it.
 import os
 import signal
 import random
+import shutil
 import socket
 import subprocess
 import time
@@ -464,3 +465,28 @@ def nats_build(tmp_path_factory):
         return exe
 
     return build
+
+
+NPM_TIMEOUT = 180
+
+
+def npm_install(tmp_path_factory, src_dir, what):
+    """Copies the package.json, lockfile and .mjs scripts of src_dir into a
+    fresh directory and runs `npm ci` there (a failed install fails the
+    test: the JavaScript clients are required independent clients).
+    Returns (node, directory)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    assert node and npm, "%s needs Node.js and npm (Debian: nodejs, npm)" % what
+    d = tmp_path_factory.mktemp(os.path.basename(src_dir.rstrip("/")) or "js")
+    for name in os.listdir(src_dir):
+        if name.endswith((".json", ".mjs")):
+            shutil.copy(os.path.join(src_dir, name), str(d / name))
+    env = dict(os.environ, npm_config_update_notifier="false")
+    try:
+        r = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=str(d), env=env,
+                           capture_output=True, text=True, timeout=NPM_TIMEOUT)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail("npm ci did not finish in %d s:\n%s%s" % (NPM_TIMEOUT, e.stdout, e.stderr))
+    if r.returncode != 0:
+        pytest.fail("npm ci failed (%d):\n%s%s" % (r.returncode, r.stdout, r.stderr))
+    return node, d

@@ -13,7 +13,6 @@ crossings."""
 import json
 import os
 import select
-import shutil
 import signal
 import socket
 import ssl
@@ -27,30 +26,16 @@ from paho.mqtt.properties import Properties
 import pytest
 
 import tls_pki
-from conftest import NO_WARD_NATS, free_port, wait_port, ward_speaks_nats
+from conftest import NO_WARD_NATS, free_port, npm_install, wait_port, ward_speaks_nats
 
 JS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nats", "js")
-NPM_TIMEOUT = 180
 
 
 @pytest.fixture(scope="session")
 def natsjs(tmp_path_factory):
     """The installed client: `natsjs(args, timeout)` runs client.mjs with
     the JSON args and returns (exit status, stdout + stderr)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    assert node and npm, "nats.js needs Node.js and npm (Debian: nodejs, npm)"
-    d = tmp_path_factory.mktemp("natsjs")
-    for name in os.listdir(JS_DIR):
-        if name.endswith((".json", ".mjs")):
-            shutil.copy(os.path.join(JS_DIR, name), str(d / name))
-    env = dict(os.environ, npm_config_update_notifier="false")
-    try:
-        r = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=str(d), env=env,
-                           capture_output=True, text=True, timeout=NPM_TIMEOUT)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail("npm ci did not finish in %d s:\n%s%s" % (NPM_TIMEOUT, e.stdout, e.stderr))
-    if r.returncode != 0:
-        pytest.fail("npm ci failed (%d):\n%s%s" % (r.returncode, r.stdout, r.stderr))
+    node, d = npm_install(tmp_path_factory, JS_DIR, "nats.js")
     script = str(d / "client.mjs")
 
     def run(args, timeout=40):

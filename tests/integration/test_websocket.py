@@ -12,8 +12,6 @@ normal client, which the test checks."""
 import json
 import os
 import queue
-import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -24,10 +22,9 @@ import pytest
 import mqttwire as m
 import tls_pki
 import wswire as ws
-from conftest import WARD, Mosquitto, free_port, wait_port
+from conftest import WARD, Mosquitto, free_port, npm_install, wait_port
 
 JS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ws")
-NPM_TIMEOUT = 180
 HOST = "127.0.0.1"
 
 
@@ -239,20 +236,7 @@ def mqttjs(tmp_path_factory):
     (exit status, output). The package is installed once per session with
     `npm ci` (a failed install fails the tests: MQTT.js is a required
     independent client)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    assert node and npm, "MQTT.js needs Node.js and npm (Debian: nodejs, npm)"
-    d = tmp_path_factory.mktemp("wsjs")
-    for name in os.listdir(JS_DIR):
-        if name.endswith((".json", ".mjs")):
-            shutil.copy(os.path.join(JS_DIR, name), str(d / name))
-    env = dict(os.environ, npm_config_update_notifier="false")
-    try:
-        r = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=str(d), env=env,
-                           capture_output=True, text=True, timeout=NPM_TIMEOUT)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail("npm ci did not finish in %d s:\n%s%s" % (NPM_TIMEOUT, e.stdout, e.stderr))
-    if r.returncode != 0:
-        pytest.fail("npm ci failed (%d):\n%s%s" % (r.returncode, r.stdout, r.stderr))
+    node, d = npm_install(tmp_path_factory, JS_DIR, "MQTT.js")
 
     def run(args, timeout=40):
         r = subprocess.run([node, str(d / "mqttjs.mjs"), json.dumps(args)], cwd=str(d),

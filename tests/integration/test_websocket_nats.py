@@ -10,8 +10,6 @@ beside a plain NATS listener of the same server so messages cross between
 the two. The MQTT <-> NATS-over-WebSocket crossings are ward only."""
 import json
 import os
-import shutil
-import ssl
 import subprocess
 import types
 
@@ -20,11 +18,10 @@ import pytest
 import mqttwire as m
 import tls_pki
 import wswire as ws
-from conftest import NatsServer, free_port, wait_port
+from conftest import NatsServer, free_port, npm_install, wait_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WS_DIR = os.path.join(HERE, "ws")
-NPM_TIMEOUT = 180
 
 
 @pytest.fixture(scope="module")
@@ -174,20 +171,7 @@ def natsjs_ws(tmp_path_factory):
     """`natsjs_ws(args, env)` runs ws/natsws.mjs on Node with
     --experimental-websocket; the package is installed once per session
     with `npm ci` (a failed install fails the tests)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    assert node and npm, "nats.js needs Node.js and npm (Debian: nodejs, npm)"
-    d = tmp_path_factory.mktemp("natsjs-ws")
-    for name in os.listdir(WS_DIR):
-        if name.endswith((".json", ".mjs")):
-            shutil.copy(os.path.join(WS_DIR, name), str(d / name))
-    env = dict(os.environ, npm_config_update_notifier="false")
-    try:
-        r = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=str(d), env=env,
-                           capture_output=True, text=True, timeout=NPM_TIMEOUT)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail("npm ci did not finish in %d s:\n%s%s" % (NPM_TIMEOUT, e.stdout, e.stderr))
-    if r.returncode != 0:
-        pytest.fail("npm ci failed (%d):\n%s%s" % (r.returncode, r.stdout, r.stderr))
+    node, d = npm_install(tmp_path_factory, WS_DIR, "nats.js")
 
     def go(args, extra_env=None):
         e = dict(os.environ, **(extra_env or {}))
