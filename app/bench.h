@@ -13,7 +13,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum bench_mode { BENCH_P2P, BENCH_FANIN, BENCH_FANOUT, BENCH_CONN, BENCH_IDLE };
+enum bench_mode { BENCH_P2P, BENCH_FANIN, BENCH_FANOUT, BENCH_CONN, BENCH_IDLE, BENCH_STORM };
+
+struct bench_hist;
 
 struct tls_client;
 struct tls_client_config;
@@ -38,7 +40,31 @@ struct bench_opts {
     double hold_s;          /* idle mode: keep the connections this long */
     uint64_t ack_delay_ns;  /* subscribers hold each PUBACK this long (pipelined) */
     bool persistent;        /* clean session false (3.1.1), session expiry (5) */
+    /* --source: connection i binds to address src_first + i % src_count
+     * (IPv4, host order), so one address's ephemeral ports (about 28,000)
+     * do not bound a run and several generators can share the machine.
+     * src_count 0: the kernel picks. */
+    uint32_t src_first, src_count;
+    unsigned keepalive_s; /* idle, storm: PINGREQ this often (and CONNECT's keep alive); 0: none */
+    unsigned procs;       /* generator processes (cmd_bench forks them); 0 or 1: this one */
+    /* Set by cmd_bench for each process of --procs: */
+    unsigned idx_base;           /* the process's first connection index */
+    int ctl_fd;                  /* the socket to the parent (bench_ctl_*); -1: none */
+    struct bench_hist *hist_out; /* non-NULL: the run's latency samples are added here */
 };
+
+/* How long idle and storm wait for all their connections (connect or
+ * reconnect) before giving up. */
+#define BENCH_CONNECT_TIMEOUT_S 120u
+
+/* --procs: a child process tells its parent over ctl_fd that all its
+ * connections are up (BENCH_CTL_CONNECTED), then waits for the parent's
+ * BENCH_CTL_GO before holding them (idle) or dropping them (storm), so all
+ * processes measure the same moment. At the end it sends BENCH_CTL_REPORT,
+ * its struct bench_report and its struct bench_hist. */
+#define BENCH_CTL_CONNECTED 'C'
+#define BENCH_CTL_GO        'G'
+#define BENCH_CTL_REPORT    'R'
 
 /* --persistent with MQTT 5: the session expiry asked for, long enough to
  * outlast any run and a broker restart between runs. */
@@ -53,8 +79,24 @@ struct bench_report {
     double msgs_per_s;
     double p50_ms, p99_ms, max_ms;
     uint64_t connects, connect_errors; /* conn mode */
+    /* idle and storm: from the first connect to the last CONNACK. The
+     * latency figures above are the ping round trips (idle --keepalive) or
+     * the reconnects' CONNACK latencies (storm). */
+    double connect_s;
+    /* --keepalive: PINGREQs sent, answered, answered after more than
+     * BENCH_PING_LATE_MS, and not answered within one period (a ping sent
+     * less than BENCH_PING_LATE_MS before the end is not counted). */
+    uint64_t pings, pongs, pings_late, pings_missing;
+    /* storm: from the drop to the last CONNACK, and the attempts the broker
+     * refused or dropped (each tried again, at most BENCH_STORM_ATTEMPTS
+     * times per client) */
+    double reconnect_s;
+    uint64_t refused;
     char error[256];
 };
+
+#define BENCH_PING_LATE_MS   1000u
+#define BENCH_STORM_ATTEMPTS 50u
 
 /* MQTT over WebSocket (--ws PATH): after the upgrade, each flush of a
  * connection's queued packets goes out as one masked binary frame (at most
@@ -93,6 +135,12 @@ long bench_ws_deframe(struct bench_ws_in *s, uint8_t *p, size_t n);
  * with *o and *tls filled (o->tls is NULL: the caller makes it from *tls),
  * OPTS_HELP after printing the help, or OPTS_USAGE (2) after an error. */
 int bench_parse(int argc, char **argv, struct bench_opts *o, struct tls_client_config *tls);
+
+/* --source: "A.B.C.D", "A.B.C.D-A.B.C.D" (ascending, at most 65536
+ * addresses) or a count N from 1 to 254 (127.0.0.2 to 127.0.0.N+1: loopback
+ * addresses other than 127.0.0.1, which other programs use). Returns 0 with
+ * *first (host order) and *count set, or -1. */
+int bench_parse_source(const char *s, uint32_t *first, uint32_t *count);
 
 /* A duration for --ack-delay: a decimal number with the unit us, ms (the
  * default when none is written) or s, from 0 to 60 s. Returns 0 with *ns

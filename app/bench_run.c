@@ -1,8 +1,10 @@
 /* see bench.h */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -23,6 +25,11 @@
 #define HDR_LEN       20           /* publisher id (4), sequence (8), send time (8) */
 #define OUT_HIGH      (256u << 10) /* stop producing above this much unsent */
 #define PRODUCE_BATCH 64           /* messages one publisher queues per pass */
+/* Buffers start this big: 64 KiB for the streams, 4 KiB for the idle
+ * connections (18,000 of them must not cost the generator 2 GiB). */
+#define BUF_STREAM   65536u
+#define BUF_IDLE     4096u
+#define PING_TICK_NS 50000000ull /* pings due are sent at most this late (one pass per tick) */
 
 enum phase { SETUP, RUN, DRAIN, STOP };
 enum role { PUB, SUB, CONN, IDLE };
@@ -54,6 +61,11 @@ struct bc {
     size_t wlen, wpos;
     uint32_t mask;
     struct bench_ws_in wsin;
+    /* idle, storm */
+    uint64_t connect_ns;   /* when this attempt began */
+    uint64_t next_ping_ns; /* --keepalive: the next PINGREQ */
+    uint64_t ping_ns;      /* ... the one waiting for its PINGRESP (0: none) */
+    unsigned attempts;     /* storm: reconnect attempts */
 };
 
 struct bench {
@@ -67,6 +79,13 @@ struct bench {
     atomic_uint_fast64_t sent, received, duplicates, out_of_order, connects, conn_errors;
     atomic_uint_fast64_t pubs_done, acked;
     atomic_uint quiet_workers; /* workers that saw the run end (produce no more) */
+    atomic_uint_fast64_t pings, pongs, pings_late, pings_missing, refused;
+    /* storm: set when the connections are to be dropped; workers that have
+     * dropped theirs (all drop before any reconnects) */
+    atomic_int storm;
+    atomic_uint dropped_workers;
+    uint64_t storm_ns;     /* when storm was set */
+    uint64_t connected_ns; /* the last CONNACK before the storm */
     unsigned nworkers;
     uint64_t run_start_ns;
     char error[256];
@@ -82,6 +101,8 @@ struct worker {
     struct bench_hist hist;
     uint64_t last_rx_ns;
     uint64_t wake_ns; /* the next timer: a held PUBACK, a paced message */
+    atomic_uint_fast64_t last_connack_ns;
+    bool stormed;
 };
 
 static uint64_t now_ns(void)
@@ -264,7 +285,7 @@ static int reserve_out(struct bc *c, size_t need)
             c->outpos = 0;
         }
         if (c->outlen + need > c->outcap) {
-            size_t cap = (c->outcap ? c->outcap : 65536);
+            size_t cap = c->outcap ? c->outcap : c->role == IDLE ? BUF_IDLE : BUF_STREAM;
             while (cap < c->outlen + need)
                 cap *= 2;
             uint8_t *n = realloc(c->out, cap);
@@ -345,11 +366,25 @@ static int flush(struct bc *c)
 static int open_socket(struct bc *c)
 {
     struct addrinfo *a = c->role == SUB && c->w->b->sub_addr ? c->w->b->sub_addr : c->w->b->addr;
+    const struct bench_opts *o = c->w->b->o;
     c->fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0)
         return -1;
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (o->src_count) { /* resolve() kept IPv4 addresses only */
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        src.sin_addr.s_addr = htonl(o->src_first + (o->idx_base + c->idx) % o->src_count);
+        /* the port is chosen at connect(), for this source and destination
+         * pair, not at bind() among all of the address's ports */
+        setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+        if (bind(c->fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
+            close(c->fd);
+            c->fd = -1;
+            return -1;
+        }
+    }
+    c->connect_ns = now_ns();
     if (connect(c->fd, a->ai_addr, a->ai_addrlen) < 0 && errno != EINPROGRESS) {
         close(c->fd);
         c->fd = -1;
@@ -380,7 +415,8 @@ static void send_connect(struct bc *c)
      * stores every QoS 1 message queued or in flight for it). */
     bool persistent = c->w->b->o->persistent && (c->role == PUB || c->role == SUB);
     p.u.connect.clean_start = !persistent;
-    p.u.connect.keep_alive = 120;
+    unsigned ka = c->w->b->o->keepalive_s;
+    p.u.connect.keep_alive = (uint16_t)(ka ? ka : 120);
     p.u.connect.client_id = (struct mqtt_str){(const uint8_t *)id, strlen(id)};
     if (c->codec.version == MQTT_V5) { /* let the window be ours, not a default */
         p.u.connect.props.present = MQTT_HAS(MQTT_PROP_RECEIVE_MAX);
@@ -455,6 +491,83 @@ static long ws_upgraded(struct bc *c)
     return (long)head;
 }
 
+/* A connection that went wrong outside an attempt: the run fails. */
+static void conn_lost(struct bc *c, const char *what)
+{
+    struct bench *b = c->w->b;
+    if (atomic_load(&b->phase) < STOP && !has_error(b))
+        set_error(b, "%s", what);
+    atomic_fetch_add(&b->failed, 1);
+    conn_close(c);
+}
+
+/* storm: the broker refused or dropped a reconnect. It is counted and
+ * tried again at once, as a client would, at most BENCH_STORM_ATTEMPTS
+ * times. Returns false outside a storm (the caller handles the failure). */
+static bool storm_retry(struct bc *c)
+{
+    struct bench *b = c->w->b;
+    if (c->role != IDLE || !atomic_load(&b->storm))
+        return false;
+    atomic_fetch_add(&b->refused, 1);
+    conn_close(c);
+    if (++c->attempts >= BENCH_STORM_ATTEMPTS) {
+        set_error(b, "a client was refused %u times in the storm", c->attempts);
+        atomic_fetch_add(&b->failed, 1);
+    } else if (open_socket(c) < 0) {
+        set_error(b, "cannot open a socket: %s", strerror(errno));
+        atomic_fetch_add(&b->failed, 1);
+    }
+    return true;
+}
+
+/* storm: the connection goes as in a network blip: no DISCONNECT, no TLS
+ * close_notify on the wire, a reset (linger 0). The TLS transport still
+ * ends properly here, so it keeps its session for --resume: its socket is
+ * swapped for /dev/null first, and what it writes on the way out goes
+ * there. */
+static void blip(struct bc *c)
+{
+    struct bench *b = c->w->b;
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+    if (c->ping_ns) { /* never answered, never will be: not counted */
+        atomic_fetch_sub(&b->pings, 1);
+        c->ping_ns = 0;
+    }
+    if (c->t && c->t != &c->tcp) {
+        epoll_ctl(c->w->ep, EPOLL_CTL_DEL, c->fd, NULL);
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, c->fd); /* closes the socket: the reset goes now */
+            close(null);
+        }
+    }
+    conn_close(c);
+}
+
+/* storm, in each worker: its connections dropped; once every worker has
+ * dropped its own, all reconnected at once. */
+static void storm_worker(struct worker *w)
+{
+    struct bench *b = w->b;
+    w->stormed = true;
+    for (size_t i = 0; i < w->n; i++)
+        if (w->conns[i]->fd >= 0)
+            blip(w->conns[i]);
+    atomic_fetch_add(&b->dropped_workers, 1);
+    for (int i = 0; i < 50000 && atomic_load(&b->dropped_workers) < b->nworkers; i++)
+        usleep(100); /* 5 s at most */
+    for (size_t i = 0; i < w->n; i++) {
+        struct bc *c = w->conns[i];
+        c->attempts = 0;
+        if (open_socket(c) < 0) {
+            set_error(b, "cannot open a socket: %s", strerror(errno));
+            atomic_fetch_add(&b->failed, 1);
+        }
+    }
+}
+
 /* conn mode: one connect/CONNACK/DISCONNECT cycle done; start the next. */
 static void conn_cycle(struct bc *c)
 {
@@ -516,10 +629,47 @@ static void on_puback(struct bc *c, uint16_t pid)
         atomic_fetch_add(&c->w->b->acked, 1);
 }
 
-/* Returns 1 if the connection was cycled (conn mode), 0, or -1. */
+/* idle, storm: a connection is up (again). */
+static void idle_ready(struct bc *c)
+{
+    struct bench *b = c->w->b;
+    uint64_t t = now_ns();
+    if (!atomic_load(&b->storm))
+        atomic_fetch_add(&b->connects, 1);
+    else if (b->o->mode == BENCH_STORM)
+        bench_hist_add(&c->w->hist, t - c->connect_ns);
+    atomic_store(&c->w->last_connack_ns, t);
+    if (b->o->keepalive_s) {
+        c->ping_ns = 0;
+        c->next_ping_ns = t + (uint64_t)b->o->keepalive_s * 1000000000ull;
+        if (c->next_ping_ns < c->w->wake_ns)
+            c->w->wake_ns = c->next_ping_ns;
+    }
+}
+
+/* --keepalive: a PINGRESP. An answer to a ping already counted missing
+ * (or never sent) is ignored. */
+static void on_pingresp(struct bc *c)
+{
+    struct bench *b = c->w->b;
+    if (!c->ping_ns)
+        return;
+    uint64_t rtt = now_ns() - c->ping_ns;
+    c->ping_ns = 0;
+    atomic_fetch_add(&b->pongs, 1);
+    if (rtt > BENCH_PING_LATE_MS * 1000000ull)
+        atomic_fetch_add(&b->pings_late, 1);
+    if (b->o->mode == BENCH_IDLE)
+        bench_hist_add(&c->w->hist, rtt);
+}
+
+/* Returns 1 if the connection was cycled (conn mode) or is being tried
+ * again (storm), 0, or -1. */
 static int on_connack(struct bc *c, const struct mqtt_connack *ack)
 {
     struct bench *b = c->w->b;
+    if (ack->reason && storm_retry(c))
+        return 1;
     if (ack->reason) {
         char rc[8];
         snprintf(rc, sizeof(rc), "0x%02x", ack->reason);
@@ -536,9 +686,9 @@ static int on_connack(struct bc *c, const struct mqtt_connack *ack)
         return 0;
     }
     c->state = READY;
-    atomic_fetch_add(&b->ready, 1);
     if (c->role == IDLE)
-        atomic_fetch_add(&b->connects, 1);
+        idle_ready(c);
+    atomic_fetch_add(&b->ready, 1);
     return 0;
 }
 
@@ -561,6 +711,9 @@ static int on_packet(struct bc *c, struct mqtt_packet *p)
         return 0;
     case MQTT_PUBACK:
         on_puback(c, p->u.ack.packet_id);
+        return 0;
+    case MQTT_PINGRESP:
+        on_pingresp(c);
         return 0;
     case MQTT_DISCONNECT:
         set_error(b, "the broker disconnected a client: %s", mqtt_rc_name(p->u.disconnect.reason));
@@ -597,8 +750,9 @@ static int ws_input(struct bc *c, size_t n, size_t *off)
 static int on_readable(struct bc *c)
 {
     for (;;) {
-        if (c->incap - c->inlen < 16384) {
-            size_t cap = c->incap ? c->incap * 2 : 65536;
+        size_t room = c->role == IDLE ? BUF_IDLE / 4 : 16384;
+        if (c->incap - c->inlen < room) {
+            size_t cap = c->incap ? c->incap * 2 : c->role == IDLE ? BUF_IDLE : BUF_STREAM;
             uint8_t *n = realloc(c->in, cap);
             if (!n)
                 return -1;
@@ -629,7 +783,7 @@ static int on_readable(struct bc *c)
             if (r < 0)
                 return -1;
             if (r > 0)
-                return 0; /* the connection was recycled (conn mode) */
+                return 0; /* the connection was recycled (conn mode, storm) */
         }
         memmove(c->in, c->in + off, c->inlen - off);
         c->inlen -= off;
@@ -723,6 +877,8 @@ static void conn_refused(struct bc *c)
 static void attempt_failed(struct bc *c, const char *cause, bool cause_in_conn)
 {
     struct bench *b = c->w->b;
+    if (storm_retry(c))
+        return;
     if (c->role == CONN) {
         atomic_fetch_add(&b->conn_errors, 1);
         if (cause_in_conn)
@@ -790,11 +946,13 @@ static void read_failed(struct bc *c)
         return conn_close(c);
     if (c->role == CONN)
         return conn_refused(c);
-    if (atomic_load(&b->phase) < STOP && !has_error(b))
-        set_error(b, "a %s connection was closed by the broker",
-                  c->role == PUB ? "publisher" : "subscriber");
-    atomic_fetch_add(&b->failed, 1);
-    conn_close(c);
+    if (c->state != READY && storm_retry(c))
+        return;
+    static const char *const what[] = {"publisher", "subscriber", "", "idle"};
+    char cause[80];
+    snprintf(cause, sizeof(cause), "a%s %s connection was closed by the broker",
+             c->role == IDLE ? "n" : "", what[c->role]);
+    conn_lost(c, cause);
 }
 
 static void on_event(struct bc *c, uint32_t events)
@@ -811,8 +969,9 @@ static void on_event(struct bc *c, uint32_t events)
     if (c->fd >= 0 && flush(c) < 0) {
         if (c->role == CONN)
             return conn_refused(c);
-        atomic_fetch_add(&c->w->b->failed, 1);
-        conn_close(c);
+        if (c->state != READY && storm_retry(c))
+            return;
+        conn_lost(c, "writing to the broker failed");
     } else if (c->fd >= 0 && c->outpos == c->outlen && (events & EPOLLOUT)) {
         watch(c, false);
     }
@@ -835,6 +994,32 @@ static uint64_t release_acks(struct bc *c, uint64_t t)
     return bench_acks_next(&c->held);
 }
 
+/* --keepalive: c's PINGREQ if it is due (the one before, still not
+ * answered a whole period later, is counted missing). Returns when the next
+ * is due. */
+static uint64_t ping(struct bc *c, uint64_t t)
+{
+    struct bench *b = c->w->b;
+    uint64_t period = (uint64_t)b->o->keepalive_s * 1000000000ull;
+    if (t < c->next_ping_ns)
+        return c->next_ping_ns;
+    if (c->ping_ns) {
+        atomic_fetch_add(&b->pings_missing, 1);
+        c->ping_ns = 0;
+    }
+    struct mqtt_packet p = {.type = MQTT_PINGREQ};
+    if (queue_packet(c, &p) == 0) {
+        c->ping_ns = t;
+        atomic_fetch_add(&b->pings, 1);
+    }
+    c->next_ping_ns += period;
+    if (c->next_ping_ns <= t)
+        c->next_ping_ns = t + period;
+    if (flush(c) < 0)
+        conn_lost(c, "writing a PINGREQ failed");
+    return c->next_ping_ns;
+}
+
 /* One pass over the worker's connections: due PUBACKs out, and (producing)
  * the publishers' next messages. Sets w->wake_ns: now if a publisher may
  * have more to send at once, else the next timer (a held PUBACK, a paced
@@ -844,11 +1029,16 @@ static uint64_t release_acks(struct bc *c, uint64_t t)
 static void tick(struct worker *w, bool producing)
 {
     const struct bench_opts *o = w->b->o;
-    uint64_t t = now_ns(), wake = UINT64_MAX, paced = UINT64_MAX;
+    uint64_t t = now_ns(), wake = UINT64_MAX, paced = UINT64_MAX, pings = UINT64_MAX;
     for (size_t i = 0; i < w->n; i++) {
         struct bc *c = w->conns[i];
         if (c->fd < 0 || c->state != READY)
             continue;
+        if (c->role == IDLE && o->keepalive_s) {
+            uint64_t d = ping(c, t);
+            pings = d < pings ? d : pings;
+            continue;
+        }
         if (c->role == SUB && c->held.len) {
             uint64_t d = release_acks(c, t);
             wake = d < wake ? d : wake;
@@ -865,6 +1055,9 @@ static void tick(struct worker *w, bool producing)
     }
     if (paced != UINT64_MAX && paced < t + 1000000)
         paced = t + 1000000;
+    if (pings != UINT64_MAX && pings < t + PING_TICK_NS)
+        pings = t + PING_TICK_NS; /* one pass for all the pings due about then */
+    wake = pings < wake ? pings : wake;
     w->wake_ns = paced < wake ? paced : wake;
 }
 
@@ -892,6 +1085,8 @@ static void *worker_main(void *arg)
     bool quiet = false;
     for (int phase; (phase = atomic_load(&b->phase)) != STOP;) {
         bool producing = phase == RUN && b->o->mode != BENCH_CONN;
+        if (atomic_load(&b->storm) && !w->stormed)
+            storm_worker(w);
         if (phase >= DRAIN && !quiet) { /* sent is final from here on */
             quiet = true;
             atomic_fetch_add(&b->quiet_workers, 1);
@@ -901,7 +1096,9 @@ static void *worker_main(void *arg)
         int n = wait_events(w, evs, 256);
         for (int i = 0; i < n; i++)
             on_event(evs[i].data.ptr, evs[i].events);
-        if (producing || w->wake_ns != UINT64_MAX)
+        /* a pass over every connection only when a timer is due: 9,000
+         * idle connections are not walked for each batch of events */
+        if (producing || (w->wake_ns != UINT64_MAX && now_ns() >= w->wake_ns))
             tick(w, producing);
     }
     return NULL;
@@ -987,6 +1184,17 @@ static uint64_t acked_lost(struct bench *b, struct worker *ws, unsigned nw)
     return lost;
 }
 
+/* The latest CONNACK any worker has seen. */
+static uint64_t last_connack(struct worker *ws, unsigned nw)
+{
+    uint64_t last = 0;
+    for (unsigned i = 0; i < nw; i++) {
+        uint64_t t = atomic_load(&ws[i].last_connack_ns);
+        last = t > last ? t : last;
+    }
+    return last;
+}
+
 static void summarize(struct bench *b, struct worker *ws, unsigned nw, struct bench_report *r,
                       uint64_t end_ns)
 {
@@ -1010,12 +1218,36 @@ static void summarize(struct bench *b, struct worker *ws, unsigned nw, struct be
     r->lost = r->expected > r->received ? r->expected - r->received : 0;
     r->connects = atomic_load(&b->connects);
     r->connect_errors = atomic_load(&b->conn_errors);
+    r->pings = atomic_load(&b->pings);
+    r->pongs = atomic_load(&b->pongs);
+    r->pings_late = atomic_load(&b->pings_late);
+    r->pings_missing = atomic_load(&b->pings_missing);
+    for (unsigned i = 0; i < nw; i++) { /* pings still out at the end */
+        for (size_t j = 0; j < ws[i].n; j++) {
+            uint64_t sent = ws[i].conns[j]->ping_ns;
+            if (sent && end_ns - sent > BENCH_PING_LATE_MS * 1000000ull)
+                r->pings_missing++;
+            else if (sent)
+                r->pings--; /* too recent to judge */
+        }
+    }
+    r->refused = atomic_load(&b->refused);
+    if (b->connected_ns > b->run_start_ns)
+        r->connect_s = (double)(b->connected_ns - b->run_start_ns) / 1e9;
+    uint64_t back = last_connack(ws, nw);
+    if (o->mode == BENCH_STORM && b->storm_ns && back > b->storm_ns &&
+        atomic_load(&b->ready) >= o->clients)
+        r->reconnect_s = (double)(back - b->storm_ns) / 1e9;
+    if (o->hist_out)
+        bench_hist_merge(o->hist_out, &h);
     uint64_t stop = o->mode == BENCH_CONN ? end_ns : (last_rx ? last_rx : end_ns);
     r->elapsed_s = (double)(stop - b->run_start_ns) / 1e9;
     if (r->elapsed_s <= 0)
         r->elapsed_s = 1e-9;
     r->msgs_per_s =
-        (double)(o->mode == BENCH_CONN || o->mode == BENCH_IDLE ? r->connects : r->received) /
+        (double)(o->mode == BENCH_CONN || o->mode == BENCH_IDLE || o->mode == BENCH_STORM
+                     ? r->connects
+                     : r->received) /
         r->elapsed_s;
     r->p50_ms = bench_hist_quantile(&h, 0.50);
     r->p99_ms = bench_hist_quantile(&h, 0.99);
@@ -1027,18 +1259,52 @@ static void sleep_ms(unsigned ms)
     usleep(ms * 1000u);
 }
 
-/* Waits until every connection is ready (or one failed). */
-static int wait_ready(struct bench *b, unsigned want)
+/* Waits until every connection is ready (or one failed), at most secs. */
+static int wait_ready(struct bench *b, unsigned want, unsigned secs)
 {
-    for (int i = 0; i < 3000; i++) { /* 30 s */
+    for (unsigned i = 0; i < secs * 100; i++) {
         if (atomic_load(&b->failed) || has_error(b))
             return -1;
         if (atomic_load(&b->ready) >= want)
             return 0;
         sleep_ms(10);
     }
-    set_error(b, "timed out setting up the connections");
+    set_error(b, "timed out: %u of %u connections up after %u s", atomic_load(&b->ready), want,
+              secs);
     return -1;
+}
+
+/* idle, storm: all connected. Says so (the caller measures the broker
+ * now), or, a process of --procs, tells its parent and waits for the word
+ * to go on. */
+static int announce(struct bench *b, unsigned total)
+{
+    const struct bench_opts *o = b->o;
+    if (o->ctl_fd < 0) {
+        printf("connected %u\n", total);
+        fflush(stdout);
+        return 0;
+    }
+    char c = BENCH_CTL_CONNECTED;
+    struct pollfd p = {.fd = o->ctl_fd, .events = POLLIN};
+    if (write(o->ctl_fd, &c, 1) != 1 || poll(&p, 1, (int)BENCH_CONNECT_TIMEOUT_S * 2000) != 1 ||
+        read(o->ctl_fd, &c, 1) != 1 || c != BENCH_CTL_GO) {
+        set_error(b, "no word from the parent process");
+        return -1;
+    }
+    return 0;
+}
+
+/* Holds the connections secs seconds; -1 as soon as one fails. */
+static int hold(struct bench *b, double secs)
+{
+    uint64_t end = now_ns() + (uint64_t)(secs * 1e9);
+    while (now_ns() < end) {
+        if (atomic_load(&b->failed) || has_error(b))
+            return -1;
+        sleep_ms(10);
+    }
+    return atomic_load(&b->failed) || has_error(b) ? -1 : 0;
 }
 
 /* Lets what is in flight arrive (and, QoS 1, be acknowledged to its
@@ -1102,6 +1368,8 @@ static int resolve(struct bench *b, struct addrinfo **res, struct bench_report *
         return -1;
     }
     for (struct addrinfo *a = *res; a && !b->addr; a = a->ai_next) {
+        if (o->src_count && a->ai_family != AF_INET)
+            continue; /* --source addresses are IPv4 */
         int fd = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) == 0)
             b->addr = a;
@@ -1146,7 +1414,8 @@ static struct worker *make_workers(struct bench *b, unsigned nw, unsigned total)
         make_conn(b, &ws[k % nw], PUB, i);
     for (unsigned i = 0; o->mode == BENCH_CONN && i < o->clients; i++, k++)
         make_conn(b, &ws[k % nw], CONN, i);
-    for (unsigned i = 0; o->mode == BENCH_IDLE && i < o->clients; i++, k++)
+    for (unsigned i = 0; (o->mode == BENCH_IDLE || o->mode == BENCH_STORM) && i < o->clients;
+         i++, k++)
         make_conn(b, &ws[k % nw], IDLE, i);
     return ws;
 }
@@ -1166,6 +1435,7 @@ static void free_workers(struct worker *ws, unsigned nw)
  * to its worker by pthread_create, and never written by two threads. */
 static void open_all(struct bench *b, struct worker *ws, unsigned nw)
 {
+    b->run_start_ns = now_ns(); /* idle, storm: connect_s counts from here */
     if (b->o->mode == BENCH_CONN) {
         atomic_store(&b->phase, RUN); /* sockets open in RUN for conn mode */
         b->run_start_ns = now_ns();
@@ -1184,17 +1454,21 @@ static int drive(struct bench *b, struct worker *ws, unsigned nw, unsigned total
         sleep_ms((unsigned)(o->duration_s * 1000));
         return 0;
     }
-    if (o->mode == BENCH_IDLE) {
-        b->run_start_ns = now_ns();
-        if (wait_ready(b, total) < 0)
+    if (o->mode == BENCH_IDLE || o->mode == BENCH_STORM) {
+        if (wait_ready(b, total, BENCH_CONNECT_TIMEOUT_S) < 0)
             return -1;
+        b->connected_ns = last_connack(ws, nw);
         /* All connected: hold them idle (the caller measures the broker). */
-        printf("connected %u\n", total);
-        fflush(stdout);
-        sleep_ms((unsigned)(o->hold_s * 1000));
-        return 0;
+        if (announce(b, total) < 0 || hold(b, o->hold_s) < 0)
+            return -1;
+        if (o->mode == BENCH_IDLE)
+            return 0;
+        atomic_store(&b->ready, 0);
+        b->storm_ns = now_ns();
+        atomic_store(&b->storm, 1);
+        return wait_ready(b, total, BENCH_CONNECT_TIMEOUT_S);
     }
-    if (wait_ready(b, total) < 0)
+    if (wait_ready(b, total, 30) < 0)
         return -1;
     run_phases(b);
     return 0;
@@ -1207,8 +1481,8 @@ int bench_run(const struct bench_opts *o, struct bench_report *r)
     struct bench b = {.o = o, .nworkers = o->threads ? o->threads : 2};
     struct addrinfo *res = NULL;
     unsigned nw = o->threads ? o->threads : 2;
-    unsigned total =
-        o->mode == BENCH_CONN || o->mode == BENCH_IDLE ? o->clients : o->pubs + o->subs;
+    bool many = o->mode == BENCH_CONN || o->mode == BENCH_IDLE || o->mode == BENCH_STORM;
+    unsigned total = many ? o->clients : o->pubs + o->subs;
     if (resolve(&b, &res, r) < 0) {
         if (res)
             freeaddrinfo(res);
