@@ -104,7 +104,7 @@ static int source(struct opts *p, void *ctx, const char *const *a)
     struct bench_cli *cli = ctx;
     if (bench_parse_source(a[0], &cli->o.src_first, &cli->o.src_count) < 0)
         return opts_fail(p,
-                         "--source: '%s' is not an IPv4 address, a range A-B of at most "
+                         "'%s' is not an IPv4 address, a range A-B of at most "
                          "65536 or a count from 1 to 254",
                          a[0]);
     return 0;
@@ -547,6 +547,11 @@ int cmd_bench(int argc, char **argv)
     bench_print(stdout, &o, &r, argv[1]);
     if (rc < 0) {
         fprintf(stderr, "ward bench: %s\n", r.error);
+        return 1;
+    }
+    if (r.pings_missing) {
+        fprintf(stderr, "ward bench: %llu PINGREQs without a PINGRESP within %u s\n",
+                (unsigned long long)r.pings_missing, o.keepalive_s);
         return 1;
     }
     if (o.qos == 1 && (r.lost || r.duplicates || r.out_of_order || r.acked_lost)) {

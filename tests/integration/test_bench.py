@@ -2,7 +2,9 @@
 ward and mosquitto report exact counts, QoS 1 with nothing lost, duplicated
 or out of order, and clear failures."""
 import json
+import socket
 import subprocess
+import threading
 
 import pytest
 
@@ -133,3 +135,135 @@ def test_persistent_sessions(broker, version):
     r = bench("p2p", "-h", "127.0.0.1", "-p", str(broker.port), "-n", "1", "-q", "1", "-c", "10",
               "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["persistent"] is False
+
+
+class Mute:
+    """A fake broker on loopback: it answers every CONNECT with a CONNACK
+    and then reads and ignores everything (PINGREQs unanswered), and notes
+    the address each client came from. Its threads end with close()."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.peers = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._accept)]
+        self.threads[0].start()
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                c, addr = self.sock.accept()
+            except socket.timeout:
+                continue
+            self.peers.append(addr[0])
+            t = threading.Thread(target=self._serve, args=(c,))
+            self.threads.append(t)
+            t.start()
+
+    def _serve(self, c):
+        c.settimeout(0.2)
+        answered = False
+        with c:
+            while not self.stop.is_set():
+                try:
+                    data = c.recv(4096)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                if not data:
+                    return
+                if not answered:  # the CONNECT (3.1.1): accepted
+                    c.sendall(bytes([0x20, 2, 0, 0]))
+                    answered = True
+
+    def close(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=5)
+        self.sock.close()
+
+
+@pytest.fixture
+def mute():
+    m = Mute()
+    yield m
+    m.close()
+
+
+def test_storm(broker):
+    """All 50 dropped at once without DISCONNECT and reconnected at once:
+    every one back, none refused, CONNACK latencies reported."""
+    r = bench("storm", "-h", "127.0.0.1", "-p", str(broker.port), "-n", "50", "--hold", "0",
+              "--json")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "connected 50"
+    d = json.loads(r.stdout.splitlines()[-1])
+    assert d["connects"] == 50 and d["refused"] == 0 and d["error"] == ""
+    assert d["reconnect_s"] > 0 and d["p99_ms"] >= d["p50_ms"] > 0
+
+
+def test_storm_refused_reconnect_fails(ward_factory):
+    w = ward_factory(["--allow-anonymous", "false"]).start()
+    r = bench("storm", "-h", "127.0.0.1", "-p", str(w.port), "-n", "5", "--hold", "0")
+    assert r.returncode == 1 and "not authorized (0x05)" in r.stderr, r.stderr
+
+
+def test_procs(broker):
+    r = bench("idle", "-h", "127.0.0.1", "-p", str(broker.port), "-n", "100", "--procs", "2",
+              "--hold", "0.2", "--json")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "connected 100" and len(lines) == 2  # one line, one report
+    d = json.loads(lines[-1])
+    assert d["procs"] == 2 and d["connects"] == 100 and d["error"] == ""
+    r = bench("conn", "-h", "127.0.0.1", "-p", str(broker.port), "-n", "4", "--procs", "2",
+              "-d", "0.5", "--json")
+    d = json.loads(r.stdout)
+    assert r.returncode == 0 and d["connects"] > 4 and d["connect_errors"] == 0
+    # A process that cannot connect fails the run, with its cause.
+    r = bench("idle", "-h", "127.0.0.1", "-p", str(free_port()), "-n", "4", "--procs", "2")
+    assert r.returncode == 1 and "cannot connect" in r.stderr, r.stderr
+    for bad in (["p2p", "--procs", "2"], ["idle", "-n", "2", "--procs", "3"],
+                ["idle", "--procs", "65"]):
+        assert bench(*bad).returncode == 2, bad
+
+
+def test_keepalive(ward):
+    r = bench("idle", "-h", "127.0.0.1", "-p", str(ward.port), "-n", "5", "--keepalive", "1",
+              "--hold", "2.5", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout.splitlines()[-1])
+    assert d["keepalive_s"] == 1 and d["pings"] >= 5
+    assert d["pongs"] == d["pings"] and d["pings_missing"] == 0
+    assert d["p99_ms"] >= d["p50_ms"] > 0
+
+
+def test_keepalive_unanswered(mute):
+    """A broker that never answers PINGREQ: the pings are counted missing
+    and the run fails."""
+    r = bench("idle", "-h", "127.0.0.1", "-p", str(mute.port), "-n", "2", "--keepalive", "1",
+              "--hold", "2.5", "--json")
+    assert r.returncode == 1 and "PINGRESP" in r.stderr, r.stderr
+    d = json.loads(r.stdout.splitlines()[-1])
+    assert d["pings_missing"] >= 2 and d["pongs"] == 0
+
+
+def test_source_range(mute):
+    r = bench("idle", "-h", "127.0.0.1", "-p", str(mute.port), "-n", "6", "--source",
+              "127.0.0.2-127.0.0.4", "--hold", "0")
+    assert r.returncode == 0, r.stderr
+    # (the first connection is the generator's probe of the broker, from
+    # the kernel's choice of address)
+    assert sorted(mute.peers[1:]) == ["127.0.0.2"] * 2 + ["127.0.0.3"] * 2 + ["127.0.0.4"] * 2
+    for bad in ("127.0.0.4-127.0.0.2", "0", "255", "localhost", "127.0.0.1-"):
+        r = bench("idle", "--source", bad)
+        assert r.returncode == 2 and "--source" in r.stderr, bad
+    # An address this machine does not have: a clear error, not a hang.
+    r = bench("idle", "-h", "127.0.0.1", "-p", str(mute.port), "-n", "1", "--source",
+              "192.0.2.1")
+    assert r.returncode == 1 and "cannot" in r.stderr, r.stderr

@@ -171,7 +171,24 @@ TEST(table_report)
     free(t);
     ASSERT_EQ(PARSE("idle", "-n", "4", "--hold", "2"), 0);
     t = print_report(&c);
-    ASSERT_STR_EQ(t, "p2p: 120 connections made and held for 2.0 s\n");
+    ASSERT_STR_EQ(t, "p2p: 120 connections made in 0.00 s and held for 2.0 s\n");
+    free(t);
+    ASSERT_EQ(PARSE("storm", "-n", "4", "--hold", "0", "--keepalive", "5"), 0);
+    struct bench_report st = {.connects = 4,
+                              .connect_s = 0.5,
+                              .reconnect_s = 1.25,
+                              .refused = 3,
+                              .p50_ms = 1,
+                              .p99_ms = 2,
+                              .max_ms = 3,
+                              .pings = 8,
+                              .pongs = 7,
+                              .pings_missing = 1};
+    t = print_report(&st);
+    ASSERT_STR_EQ(t, "p2p: 4 connections made in 0.50 s and held for 0.0 s\n"
+                     "  dropped at once and reconnected in 1.250 s, 3 attempts refused\n"
+                     "  CONNACK latency p50 1.000 ms  p99 2.000 ms  max 3.000 ms\n"
+                     "  pings every 5 s: 8 sent, 7 answered, 0 late (> 1000 ms), 1 missing\n");
     free(t);
 }
 
@@ -184,6 +201,9 @@ TEST(json_report_escapes_the_error)
     ASSERT(strncmp(t, "{\"scenario\": \"p2p\", \"qos\": 0, \"size\": 64, \"pubs\": 1, ", 50) == 0);
     ASSERT(strstr(t, "\"sent\": 5, \"received\": 5, \"expected\": 5, \"lost\": 0, "));
     ASSERT(strstr(t, "\"acked\": 0, \"acked_lost\": 0, \"ack_delay_ms\": 0.000, "));
+    ASSERT(strstr(t, "\"procs\": 1, \"sources\": 0, \"keepalive_s\": 0, \"connect_s\": 0.000, "
+                     "\"pings\": 0, \"pongs\": 0, \"pings_late\": 0, \"pings_missing\": 0, "
+                     "\"reconnect_s\": 0.000, \"refused\": 0, "));
     ASSERT(strstr(t, "\"error\": \"say \\\"no\\\"\\\\\\u000a\\u0009\"}\n"));
     ASSERT_EQ(strchr(t, '\n') - t, (long)strlen(t) - 1); /* one line */
     free(t);
@@ -341,6 +361,47 @@ TEST(ws_deframe_refusals)
     ASSERT(memcmp(f, "ab", 2) == 0);
 }
 
+TEST(scale_options)
+{
+    uint32_t first = 7, count = 7;
+    ASSERT_EQ(bench_parse_source("127.0.0.2-127.0.0.40", &first, &count), 0);
+    ASSERT(first == 0x7f000002u && count == 39);
+    ASSERT_EQ(bench_parse_source("127.0.0.9", &first, &count), 0);
+    ASSERT(first == 0x7f000009u && count == 1);
+    ASSERT_EQ(bench_parse_source("127.0.0.255-127.0.1.0", &first, &count), 0);
+    ASSERT(first == 0x7f0000ffu && count == 2);
+    ASSERT_EQ(bench_parse_source("3", &first, &count), 0);
+    ASSERT(first == 0x7f000002u && count == 3);
+    ASSERT_EQ(bench_parse_source("10.0.0.0-10.0.255.255", &first, &count), 0);
+    ASSERT_EQ(count, 65536);
+    static const char *const bad[] = {"",           "0",
+                                      "255",        "-1",
+                                      "1.2.3",      "127.0.0.2-",
+                                      "-127.0.0.2", "127.0.0.3-127.0.0.2",
+                                      "::1",        "10.0.0.0-10.1.0.0",
+                                      "127.0.0.1 ", "0003x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        first = count = 7;
+        ASSERT_EQ(bench_parse_source(bad[i], &first, &count), -1);
+        ASSERT(first == 7 && count == 7);
+    }
+    ASSERT_EQ(PARSE("storm", "-n", "9", "--procs", "3", "--keepalive", "30", "--source",
+                    "127.0.0.2-127.0.0.3", "--hold", "0"),
+              0);
+    ASSERT(o.mode == BENCH_STORM && o.clients == 9 && o.procs == 3 && o.keepalive_s == 30);
+    ASSERT(o.src_first == 0x7f000002u && o.src_count == 2 && o.ctl_fd == -1 && o.hold_s == 0);
+    ASSERT_EQ(PARSE("idle"), 0);
+    ASSERT(o.procs == 0 && o.keepalive_s == 0 && o.src_count == 0 && o.ctl_fd == -1);
+    REFUSED("ward bench: --procs: only for idle, storm and conn", PARSE("p2p", "--procs", "2"));
+    REFUSED("ward bench: --procs: more processes (3) than connections (2)",
+            PARSE("idle", "-n", "2", "--procs", "3"));
+    REFUSED("ward bench: --keepalive: '0' is not a number from 1 to 65535",
+            PARSE("idle", "--keepalive", "0"));
+    REFUSED("ward bench: --source: 'x' is not an IPv4 address, a range A-B of at most 65536 or a "
+            "count from 1 to 254",
+            PARSE("idle", "--source", "x"));
+}
+
 int main(void)
 {
     RUN(defaults_per_scenario);
@@ -354,6 +415,7 @@ int main(void)
     RUN(ws_frames_are_masked);
     RUN(ws_deframe_in_any_pieces);
     RUN(ws_deframe_refusals);
+    RUN(scale_options);
     free(err_text);
     TEST_DONE();
 }
