@@ -47,6 +47,7 @@ struct bench_opts {
     uint32_t src_first, src_count;
     unsigned keepalive_s; /* idle, storm: PINGREQ this often (and CONNECT's keep alive); 0: none */
     unsigned procs;       /* generator processes (cmd_bench forks them); 0 or 1: this one */
+    double connect_rate;  /* idle, storm: connections opened per second at first; 0: all at once */
     /* Set by cmd_bench for each process of --procs: */
     unsigned idx_base;           /* the process's first connection index */
     int ctl_fd;                  /* the socket to the parent (bench_ctl_*); -1: none */
@@ -78,7 +79,9 @@ struct bench_report {
     double elapsed_s;
     double msgs_per_s;
     double p50_ms, p99_ms, max_ms;
-    uint64_t connects, connect_errors; /* conn mode */
+    /* conn mode; idle and storm: connect_errors counts the attempts the
+     * broker refused or dropped before the storm (each tried again) */
+    uint64_t connects, connect_errors;
     /* idle and storm: from the first connect to the last CONNACK. The
      * latency figures above are the ping round trips (idle --keepalive) or
      * the reconnects' CONNACK latencies (storm). */
@@ -92,6 +95,7 @@ struct bench_report {
      * times per client) */
     double reconnect_s;
     uint64_t refused;
+    char last_refusal[160]; /* idle, storm: the cause of the last refused attempt */
     char error[256];
 };
 

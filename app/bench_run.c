@@ -89,6 +89,7 @@ struct bench {
     unsigned nworkers;
     uint64_t run_start_ns;
     char error[256];
+    char last_refusal[160]; /* idle, storm: why the last attempt failed */
     pthread_mutex_t err_lock;
 };
 
@@ -103,6 +104,9 @@ struct worker {
     uint64_t wake_ns; /* the next timer: a held PUBACK, a paced message */
     atomic_uint_fast64_t last_connack_ns;
     bool stormed;
+    /* --connect-rate: connections opened so far, and when the next is */
+    size_t opened;
+    uint64_t open_next_ns, open_period_ns;
 };
 
 static uint64_t now_ns(void)
@@ -501,18 +505,26 @@ static void conn_lost(struct bc *c, const char *what)
     conn_close(c);
 }
 
-/* storm: the broker refused or dropped a reconnect. It is counted and
- * tried again at once, as a client would, at most BENCH_STORM_ATTEMPTS
- * times. Returns false outside a storm (the caller handles the failure). */
-static bool storm_retry(struct bc *c)
+/* idle, storm: the broker refused or dropped an attempt to connect (a
+ * broker may shed handshakes under load). It is counted (connect_errors
+ * before a storm, refused in it) and tried again at once, as a client
+ * would, at most BENCH_STORM_ATTEMPTS times per client; the last cause
+ * is kept. Returns false for the other modes (the caller handles it). */
+static bool retry_connect(struct bc *c, const char *cause)
 {
     struct bench *b = c->w->b;
-    if (c->role != IDLE || !atomic_load(&b->storm))
+    if (c->role != IDLE)
         return false;
-    atomic_fetch_add(&b->refused, 1);
+    atomic_fetch_add(atomic_load(&b->storm) ? &b->refused : &b->conn_errors, 1);
+    if (cause) {
+        pthread_mutex_lock(&b->err_lock);
+        snprintf(b->last_refusal, sizeof(b->last_refusal), "%s", cause);
+        pthread_mutex_unlock(&b->err_lock);
+    }
     conn_close(c);
     if (++c->attempts >= BENCH_STORM_ATTEMPTS) {
-        set_error(b, "a client was refused %u times in the storm", c->attempts);
+        set_error(b, "a client was refused %u times (%s)", c->attempts,
+                  cause ? cause : "closed before its CONNACK");
         atomic_fetch_add(&b->failed, 1);
     } else if (open_socket(c) < 0) {
         set_error(b, "cannot open a socket: %s", strerror(errno));
@@ -668,13 +680,17 @@ static void on_pingresp(struct bc *c)
 static int on_connack(struct bc *c, const struct mqtt_connack *ack)
 {
     struct bench *b = c->w->b;
-    if (ack->reason && storm_retry(c))
-        return 1;
     if (ack->reason) {
-        char rc[8];
-        snprintf(rc, sizeof(rc), "0x%02x", ack->reason);
-        set_error(b, "the broker refused the connection: %s (%s)",
-                  mqtt_connack_name(c->codec.version, ack->reason), rc);
+        char why[120];
+        snprintf(why, sizeof(why), "the broker refused the connection: %s (0x%02x)",
+                 mqtt_connack_name(c->codec.version, ack->reason), ack->reason);
+        /* server unavailable (3.1.1), unavailable, busy, quota, rate (5):
+         * a client tries again; a refusal of the client itself ends it */
+        bool again = ack->reason == 3 || ack->reason == 0x88 || ack->reason == 0x89 ||
+                     ack->reason == 0x97 || ack->reason == 0x9f;
+        if (again && retry_connect(c, why))
+            return 1;
+        set_error(b, "%s", why);
         return -1;
     }
     if (c->role == CONN) {
@@ -877,7 +893,7 @@ static void conn_refused(struct bc *c)
 static void attempt_failed(struct bc *c, const char *cause, bool cause_in_conn)
 {
     struct bench *b = c->w->b;
-    if (storm_retry(c))
+    if (retry_connect(c, cause))
         return;
     if (c->role == CONN) {
         atomic_fetch_add(&b->conn_errors, 1);
@@ -946,7 +962,7 @@ static void read_failed(struct bc *c)
         return conn_close(c);
     if (c->role == CONN)
         return conn_refused(c);
-    if (c->state != READY && storm_retry(c))
+    if (c->state != READY && retry_connect(c, "closed by the broker before its CONNACK"))
         return;
     static const char *const what[] = {"publisher", "subscriber", "", "idle"};
     char cause[80];
@@ -969,7 +985,7 @@ static void on_event(struct bc *c, uint32_t events)
     if (c->fd >= 0 && flush(c) < 0) {
         if (c->role == CONN)
             return conn_refused(c);
-        if (c->state != READY && storm_retry(c))
+        if (c->state != READY && retry_connect(c, "writing to the broker failed"))
             return;
         conn_lost(c, "writing to the broker failed");
     } else if (c->fd >= 0 && c->outpos == c->outlen && (events & EPOLLOUT)) {
@@ -1068,12 +1084,25 @@ static int wait_events(struct worker *w, struct epoll_event *evs, int max)
     uint64_t t = now_ns(), until = t + 20000000;
     if (w->wake_ns < until)
         until = w->wake_ns > t ? w->wake_ns : t;
+    if (w->opened < w->n && w->open_next_ns < until)
+        until = w->open_next_ns > t ? w->open_next_ns : t;
     uint64_t ns = until - t;
     struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
     int n = epoll_pwait2(w->ep, evs, max, &ts, NULL);
     if (n < 0 && errno == ENOSYS) /* kernels before 5.11: millisecond timers */
         n = epoll_wait(w->ep, evs, max, (int)((ns + 999999) / 1000000));
     return n;
+}
+
+/* --connect-rate: opens the connections that are due. */
+static void open_due(struct worker *w)
+{
+    uint64_t t = now_ns();
+    while (w->opened < w->n && w->open_next_ns <= t) {
+        if (open_socket(w->conns[w->opened++]) < 0)
+            set_error(w->b, "cannot open a socket: %s", strerror(errno));
+        w->open_next_ns += w->open_period_ns;
+    }
 }
 
 static void *worker_main(void *arg)
@@ -1093,6 +1122,8 @@ static void *worker_main(void *arg)
         }
         if (producing && w->wake_ns == UINT64_MAX && b->o->rate <= 0)
             w->wake_ns = 0; /* the first pass of the run */
+        if (w->opened < w->n)
+            open_due(w);
         int n = wait_events(w, evs, 256);
         for (int i = 0; i < n; i++)
             on_event(evs[i].data.ptr, evs[i].events);
@@ -1232,6 +1263,7 @@ static void summarize(struct bench *b, struct worker *ws, unsigned nw, struct be
         }
     }
     r->refused = atomic_load(&b->refused);
+    snprintf(r->last_refusal, sizeof(r->last_refusal), "%s", b->last_refusal);
     if (b->connected_ns > b->run_start_ns)
         r->connect_s = (double)(b->connected_ns - b->run_start_ns) / 1e9;
     uint64_t back = last_connack(ws, nw);
@@ -1435,15 +1467,25 @@ static void free_workers(struct worker *ws, unsigned nw)
  * to its worker by pthread_create, and never written by two threads. */
 static void open_all(struct bench *b, struct worker *ws, unsigned nw)
 {
+    const struct bench_opts *o = b->o;
     b->run_start_ns = now_ns(); /* idle, storm: connect_s counts from here */
-    if (b->o->mode == BENCH_CONN) {
+    if (o->mode == BENCH_CONN) {
         atomic_store(&b->phase, RUN); /* sockets open in RUN for conn mode */
         b->run_start_ns = now_ns();
     }
-    for (unsigned i = 0; i < nw; i++)
+    if ((o->mode == BENCH_IDLE || o->mode == BENCH_STORM) && o->connect_rate > 0) {
+        for (unsigned i = 0; i < nw; i++) { /* each worker opens its share at its pace */
+            ws[i].open_next_ns = b->run_start_ns;
+            ws[i].open_period_ns = (uint64_t)(1e9 * nw / o->connect_rate);
+        }
+        return;
+    }
+    for (unsigned i = 0; i < nw; i++) {
         for (size_t j = 0; j < ws[i].n; j++)
             if (open_socket(ws[i].conns[j]) < 0)
                 set_error(b, "cannot open a socket: %s", strerror(errno));
+        ws[i].opened = ws[i].n;
+    }
 }
 
 /* Runs the scenario's phases on the open sockets. Returns 0, or -1. */

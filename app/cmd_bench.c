@@ -153,6 +153,8 @@ static const struct opt table[] = {
     {"source", 0, OPT_CALL, "ADDRS", .call = source, .nargs = 1,
      .help = "bind the connections to these IPv4 addresses in\nturn: A.B.C.D, A.B.C.D-A.B.C.D "
              "or a count N\n(127.0.0.2 to 127.0.0.N+1), past one address's\nephemeral ports"},
+    {"connect-rate", 0, OPT_DOUBLE, "N", AT(o.connect_rate), REAL(0, 1e6),
+     .help = "idle, storm: open N connections a second at first\n(default 0: all at once)"},
     {"procs", 0, OPT_UINT, "N", AT(o.procs), RANGE(1, 64),
      .help = "idle, storm, conn: N generator processes sharing\n-n (each with its own "
              "descriptor limit); one report"},
@@ -277,11 +279,13 @@ static void print_json(FILE *out, const struct bench_opts *o, const struct bench
     fprintf(out,
             "\"procs\": %u, \"sources\": %u, \"keepalive_s\": %u, \"connect_s\": %.3f, "
             "\"pings\": %llu, \"pongs\": %llu, \"pings_late\": %llu, \"pings_missing\": %llu, "
-            "\"reconnect_s\": %.3f, \"refused\": %llu, \"error\": ",
+            "\"reconnect_s\": %.3f, \"refused\": %llu, \"last_refusal\": ",
             o->procs ? o->procs : 1, o->src_count, o->keepalive_s, r->connect_s,
             (unsigned long long)r->pings, (unsigned long long)r->pongs,
             (unsigned long long)r->pings_late, (unsigned long long)r->pings_missing, r->reconnect_s,
             (unsigned long long)r->refused);
+    json_string(out, r->last_refusal);
+    fprintf(out, ", \"error\": ");
     json_string(out, r->error);
     fprintf(out, "}\n");
 }
@@ -295,6 +299,9 @@ void bench_print(FILE *out, const struct bench_opts *o, const struct bench_repor
     if (o->mode == BENCH_IDLE || o->mode == BENCH_STORM) {
         fprintf(out, "%s: %llu connections made in %.2f s and held for %.1f s\n", name,
                 (unsigned long long)r->connects, r->connect_s, o->hold_s);
+        if (r->connect_errors)
+            fprintf(out, "  %llu attempts refused or dropped while connecting (tried again)\n",
+                    (unsigned long long)r->connect_errors);
         if (o->mode == BENCH_STORM)
             fprintf(out,
                     "  dropped at once and reconnected in %.3f s, %llu attempts refused\n"
@@ -311,6 +318,8 @@ void bench_print(FILE *out, const struct bench_opts *o, const struct bench_repor
         if (o->keepalive_s && o->mode == BENCH_IDLE)
             fprintf(out, "  ping round trip p50 %.3f ms  p99 %.3f ms  max %.3f ms\n", r->p50_ms,
                     r->p99_ms, r->max_ms);
+        if (r->last_refusal[0])
+            fprintf(out, "  the last refusal: %s\n", r->last_refusal);
         return;
     }
     if (o->mode == BENCH_CONN) {
@@ -370,6 +379,7 @@ static _Noreturn void child_run(struct bench_opts *o, int fd, unsigned idx_base,
     static struct bench_hist h;
     struct bench_report r;
     o->clients = n;
+    o->connect_rate /= o->procs; /* the rate is the run's */
     o->idx_base = idx_base;
     o->ctl_fd = fd;
     o->hist_out = &h;
@@ -391,6 +401,8 @@ static void add_report(struct bench_report *t, const struct bench_report *r, uns
     t->pings_late += r->pings_late;
     t->pings_missing += r->pings_missing;
     t->refused += r->refused;
+    if (r->last_refusal[0])
+        memcpy(t->last_refusal, r->last_refusal, sizeof(t->last_refusal));
     t->elapsed_s = r->elapsed_s > t->elapsed_s ? r->elapsed_s : t->elapsed_s;
     t->connect_s = r->connect_s > t->connect_s ? r->connect_s : t->connect_s;
     t->reconnect_s = r->reconnect_s > t->reconnect_s ? r->reconnect_s : t->reconnect_s;
@@ -519,6 +531,9 @@ static int check_fds(const struct bench_opts *o)
 
 int cmd_bench(int argc, char **argv)
 {
+    /* A broker may close a connection under a write (a shed handshake):
+     * that is an error to count, not a reason to die. */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         opts_help(&cli_opts, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -10,7 +10,9 @@
 #
 #   IDLE_N          plain connections (default 2000; the run: 18000)
 #   IDLE_TLS_N      mutual TLS connections (default 2000; the issue's: 10000)
-#   IDLE_KEEPALIVE  keep alive and ping period, seconds (default 5)
+#   IDLE_KEEPALIVE  keep alive and ping period, seconds (default 10); the
+#                   connections are held one period past the stream
+#   IDLE_RATE       connections opened per second at first (default 1000)
 #   IDLE_STREAM     seconds the stream runs while the connections are held (5)
 #   IDLE_SOURCES    the generator's source addresses (127.0.0.2-127.0.0.9)
 #   IDLE_ONLY       only these brokers ("ward mosquitto nats") and cases
@@ -25,7 +27,8 @@ cd "$(dirname "$0")/.."
 WARD=${WARD:-build/ward}
 N=${IDLE_N:-2000}
 TLS_N=${IDLE_TLS_N:-2000}
-KA=${IDLE_KEEPALIVE:-5}
+KA=${IDLE_KEEPALIVE:-10}
+RATE=${IDLE_RATE:-1000}
 STREAM=${IDLE_STREAM:-5}
 SOURCES=${IDLE_SOURCES:-127.0.0.2-127.0.0.9}
 ONLY=${IDLE_ONLY:-}
@@ -107,7 +110,7 @@ measure() {
   rss0=$(rss_kb "$BPID")
   procs=$(( (n + 8999) / 9000 ))
   "$WARD" bench idle -h 127.0.0.1 "${tls[@]}" -p "$BPORT" -n "$n" --procs "$procs" \
-    --source "$SOURCES" --keepalive "$KA" --hold $((STREAM + 2 * KA + 2)) --json \
+    --source "$SOURCES" --keepalive "$KA" --connect-rate "$RATE" --hold $((STREAM + KA + 3)) --json \
     >"$TMP/idle.out" 2>"$TMP/idle.err" &
   gen=$!
   if ! wait_line "$TMP/idle.out" connected "$gen" 150; then
@@ -133,7 +136,7 @@ measure() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else print "-"}'; }
 
-echo "# Idle connections: broker RSS growth per connection ($(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), MQTT 3.1.1, keep alive ${KA}s, $(date -u '+%Y-%m-%d %H:%M') UTC)"
+echo "# Idle connections: broker RSS growth per connection ($(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), MQTT 3.1.1, keep alive ${KA}s, ${RATE} connects/s, $(date -u '+%Y-%m-%d %H:%M') UTC)"
 echo
 echo "| case | connections | KB/conn ward | mosquitto | nats-server | ward/mosq | ward/nats | growth MB w/m/n | connect s w/m/n | pings answered w/m/n | missing w/m/n | stream p50 ms w/m/n | p99 ms w/m/n | stream lost w/m/n |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"

@@ -11,6 +11,8 @@
 #
 #   STORM_N         plain clients (default 2000; the issue's run: 10000)
 #   STORM_TLS_N     mutual TLS clients (default 2000; the issue's: 10000)
+#   STORM_RATE      connections opened per second before the storm (default
+#                   1000; the reconnect is all at once)
 #   STORM_SOURCES   the generator's source addresses (127.0.0.2-127.0.0.9)
 #   STORM_ONLY      only these brokers ("ward mosquitto nats") and cases
 #                   ("plain mtls"), e.g. STORM_ONLY="ward mtls"
@@ -21,6 +23,7 @@ cd "$(dirname "$0")/.."
 WARD=${WARD:-build/ward}
 N=${STORM_N:-2000}
 TLS_N=${STORM_TLS_N:-2000}
+RATE=${STORM_RATE:-1000}
 SOURCES=${STORM_SOURCES:-127.0.0.2-127.0.0.9}
 ONLY=${STORM_ONLY:-}
 WORKERS=${BENCH_WORKERS:-2}
@@ -89,7 +92,7 @@ storm() {
   [ "$c" = mtls ] && tls=("${TLSC[@]}")
   start "$b" "$c"
   timeout 300 "$WARD" bench storm -h 127.0.0.1 "${tls[@]}" -p "$BPORT" -n "$n" \
-    --procs $(( (n + 8999) / 9000 )) --source "$SOURCES" --hold 1 --json \
+    --procs $(( (n + 8999) / 9000 )) --source "$SOURCES" --connect-rate "$RATE" --hold 1 --json \
     >"$TMP/storm.out" 2>"$TMP/storm.err" || rc=$?
   stop
   /usr/bin/python3 -c 'import json,sys

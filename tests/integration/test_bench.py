@@ -235,10 +235,10 @@ def test_procs(broker):
 
 def test_keepalive(ward):
     r = bench("idle", "-h", "127.0.0.1", "-p", str(ward.port), "-n", "5", "--keepalive", "1",
-              "--hold", "2.5", "--json")
+              "--hold", "2.5", "--connect-rate", "100", "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout.splitlines()[-1])
-    assert d["keepalive_s"] == 1 and d["pings"] >= 5
+    assert d["keepalive_s"] == 1 and d["pings"] >= 5 and d["connects"] == 5
     assert d["pongs"] == d["pings"] and d["pings_missing"] == 0
     assert d["p99_ms"] >= d["p50_ms"] > 0
 

@@ -171,7 +171,8 @@ TEST(table_report)
     free(t);
     ASSERT_EQ(PARSE("idle", "-n", "4", "--hold", "2"), 0);
     t = print_report(&c);
-    ASSERT_STR_EQ(t, "p2p: 120 connections made in 0.00 s and held for 2.0 s\n");
+    ASSERT_STR_EQ(t, "p2p: 120 connections made in 0.00 s and held for 2.0 s\n"
+                     "  1 attempts refused or dropped while connecting (tried again)\n");
     free(t);
     ASSERT_EQ(PARSE("storm", "-n", "4", "--hold", "0", "--keepalive", "5"), 0);
     struct bench_report st = {.connects = 4,
@@ -183,12 +184,14 @@ TEST(table_report)
                               .max_ms = 3,
                               .pings = 8,
                               .pongs = 7,
-                              .pings_missing = 1};
+                              .pings_missing = 1,
+                              .last_refusal = "closed by the broker before its CONNACK"};
     t = print_report(&st);
     ASSERT_STR_EQ(t, "p2p: 4 connections made in 0.50 s and held for 0.0 s\n"
                      "  dropped at once and reconnected in 1.250 s, 3 attempts refused\n"
                      "  CONNACK latency p50 1.000 ms  p99 2.000 ms  max 3.000 ms\n"
-                     "  pings every 5 s: 8 sent, 7 answered, 0 late (> 1000 ms), 1 missing\n");
+                     "  pings every 5 s: 8 sent, 7 answered, 0 late (> 1000 ms), 1 missing\n"
+                     "  the last refusal: closed by the broker before its CONNACK\n");
     free(t);
 }
 
@@ -203,7 +206,7 @@ TEST(json_report_escapes_the_error)
     ASSERT(strstr(t, "\"acked\": 0, \"acked_lost\": 0, \"ack_delay_ms\": 0.000, "));
     ASSERT(strstr(t, "\"procs\": 1, \"sources\": 0, \"keepalive_s\": 0, \"connect_s\": 0.000, "
                      "\"pings\": 0, \"pongs\": 0, \"pings_late\": 0, \"pings_missing\": 0, "
-                     "\"reconnect_s\": 0.000, \"refused\": 0, "));
+                     "\"reconnect_s\": 0.000, \"refused\": 0, \"last_refusal\": \"\", "));
     ASSERT(strstr(t, "\"error\": \"say \\\"no\\\"\\\\\\u000a\\u0009\"}\n"));
     ASSERT_EQ(strchr(t, '\n') - t, (long)strlen(t) - 1); /* one line */
     free(t);
@@ -386,10 +389,11 @@ TEST(scale_options)
         ASSERT(first == 7 && count == 7);
     }
     ASSERT_EQ(PARSE("storm", "-n", "9", "--procs", "3", "--keepalive", "30", "--source",
-                    "127.0.0.2-127.0.0.3", "--hold", "0"),
+                    "127.0.0.2-127.0.0.3", "--hold", "0", "--connect-rate", "500"),
               0);
     ASSERT(o.mode == BENCH_STORM && o.clients == 9 && o.procs == 3 && o.keepalive_s == 30);
     ASSERT(o.src_first == 0x7f000002u && o.src_count == 2 && o.ctl_fd == -1 && o.hold_s == 0);
+    ASSERT(o.connect_rate == 500);
     ASSERT_EQ(PARSE("idle"), 0);
     ASSERT(o.procs == 0 && o.keepalive_s == 0 && o.src_count == 0 && o.ctl_fd == -1);
     REFUSED("ward bench: --procs: only for idle, storm and conn", PARSE("p2p", "--procs", "2"));
