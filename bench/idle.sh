@@ -122,7 +122,7 @@ measure() {
   rss1=$(rss_kb "$BPID")
   "$WARD" bench p2p -h 127.0.0.1 "${tls[@]}" -p "$BPORT" -n 1 -q 1 -r 100 -d "$STREAM" --json \
     >"$TMP/stream.out" 2>/dev/null || true
-  wait "$gen" || true
+  wait "$gen" || echo "bench: $b $c: the generator: $(tail -c 300 "$TMP/idle.err")" >&2
   stop
   local kb mb
   kb=$(awk -v a="$rss0" -v b="$rss1" -v n="$n" 'BEGIN {printf "%.2f", (b - a) / n}')
