@@ -87,9 +87,10 @@ struct bench_report {
      * the reconnects' CONNACK latencies (storm). */
     double connect_s;
     /* --keepalive: PINGREQs sent, answered, answered after more than
-     * BENCH_PING_LATE_MS, and not answered within one period (a ping sent
-     * less than BENCH_PING_LATE_MS before the end is not counted). */
+     * BENCH_PING_LATE_MS, and not answered within one period (a ping still
+     * out at the end, sent less than a period before, is not counted). */
     uint64_t pings, pongs, pings_late, pings_missing;
+    uint64_t conns_missing; /* connections with at least one ping missing */
     /* storm: from the drop to the last CONNACK, and the attempts the broker
      * refused or dropped (each tried again, at most BENCH_STORM_ATTEMPTS
      * times per client) */

@@ -279,11 +279,12 @@ static void print_json(FILE *out, const struct bench_opts *o, const struct bench
     fprintf(out,
             "\"procs\": %u, \"sources\": %u, \"keepalive_s\": %u, \"connect_s\": %.3f, "
             "\"pings\": %llu, \"pongs\": %llu, \"pings_late\": %llu, \"pings_missing\": %llu, "
+            "\"conns_missing\": %llu, "
             "\"reconnect_s\": %.3f, \"refused\": %llu, \"last_refusal\": ",
             o->procs ? o->procs : 1, o->src_count, o->keepalive_s, r->connect_s,
             (unsigned long long)r->pings, (unsigned long long)r->pongs,
-            (unsigned long long)r->pings_late, (unsigned long long)r->pings_missing, r->reconnect_s,
-            (unsigned long long)r->refused);
+            (unsigned long long)r->pings_late, (unsigned long long)r->pings_missing,
+            (unsigned long long)r->conns_missing, r->reconnect_s, (unsigned long long)r->refused);
     json_string(out, r->last_refusal);
     fprintf(out, ", \"error\": ");
     json_string(out, r->error);
@@ -400,6 +401,7 @@ static void add_report(struct bench_report *t, const struct bench_report *r, uns
     t->pongs += r->pongs;
     t->pings_late += r->pings_late;
     t->pings_missing += r->pings_missing;
+    t->conns_missing += r->conns_missing;
     t->refused += r->refused;
     if (r->last_refusal[0])
         memcpy(t->last_refusal, r->last_refusal, sizeof(t->last_refusal));
@@ -565,8 +567,10 @@ int cmd_bench(int argc, char **argv)
         return 1;
     }
     if (r.pings_missing) {
-        fprintf(stderr, "ward bench: %llu PINGREQs without a PINGRESP within %u s\n",
-                (unsigned long long)r.pings_missing, o.keepalive_s);
+        fprintf(stderr,
+                "ward bench: %llu PINGREQs (on %llu connections) without a PINGRESP within %u s\n",
+                (unsigned long long)r.pings_missing, (unsigned long long)r.conns_missing,
+                o.keepalive_s);
         return 1;
     }
     if (o.qos == 1 && (r.lost || r.duplicates || r.out_of_order || r.acked_lost)) {

@@ -206,6 +206,7 @@ TEST(json_report_escapes_the_error)
     ASSERT(strstr(t, "\"acked\": 0, \"acked_lost\": 0, \"ack_delay_ms\": 0.000, "));
     ASSERT(strstr(t, "\"procs\": 1, \"sources\": 0, \"keepalive_s\": 0, \"connect_s\": 0.000, "
                      "\"pings\": 0, \"pongs\": 0, \"pings_late\": 0, \"pings_missing\": 0, "
+                     "\"conns_missing\": 0, "
                      "\"reconnect_s\": 0.000, \"refused\": 0, \"last_refusal\": \"\", "));
     ASSERT(strstr(t, "\"error\": \"say \\\"no\\\"\\\\\\u000a\\u0009\"}\n"));
     ASSERT_EQ(strchr(t, '\n') - t, (long)strlen(t) - 1); /* one line */
