@@ -97,6 +97,10 @@ def test_tls_rows(ward_factory, tmp_path):
     assert r.returncode == 0 and d["received"] == d["expected"] == 400, r.stderr
     r = bench("idle", "-n", "50", "--hold", "0.5", *tls)
     assert r.returncode == 0 and json.loads(r.stdout.splitlines()[-1])["connects"] == 50
+    # A storm over mTLS, offering the sessions of the dropped connections.
+    r = bench("storm", "-n", "20", "--hold", "0", "--resume", *tls)
+    d = json.loads(r.stdout.splitlines()[-1])
+    assert r.returncode == 0 and d["connects"] == 20 and d["reconnect_s"] > 0, r.stderr
     # Without a client certificate the mTLS listener refuses: a clear error.
     r = bench("conn", "-n", "1", "-d", "1", "-h", "localhost", "-p", str(port), "--cafile",
               pki + "/ca.crt", "--json")
