@@ -95,6 +95,12 @@ storm() {
     --procs $(( (n + 8999) / 9000 )) --source "$SOURCES" --connect-rate "$RATE" --hold 1 --json \
     >"$TMP/storm.out" 2>"$TMP/storm.err" || rc=$?
   stop
+  # the broker's own words about refusals (ward's log, warn level)
+  grep -h -i -E "refus|evict|slot" "$TMP/$b-$c.log" 2>/dev/null | tail -n 3 >"$TMP/notes-$b-$c" || true
+  /usr/bin/python3 -c 'import json,sys
+try: r=json.loads(open(sys.argv[1]).read().splitlines()[-1]).get("last_refusal")
+except Exception: r=None
+if r: print("the generator: the last refusal:", r)' "$TMP/storm.out" >>"$TMP/notes-$b-$c"
   /usr/bin/python3 -c 'import json,sys
 try: d=json.loads(open(sys.argv[1]).read().splitlines()[-1])
 except Exception: d={}
@@ -124,4 +130,10 @@ for c in plain mtls; do
   read -r nc nr nx n5 n9 nm ne <<<"${R[nats]}"
   name=$c; [ "$c" = mtls ] && name="mTLS, resumed"
   echo "| $name | $n | $wr | $mr | $nr | $(ratio "$wr" "$mr") | $(ratio "$wr" "$nr") | $wx/$mx/$nx | $w5/$m5/$n5 | $w9/$m9/$n9 | $wm/$mm/$nm | $wc/$mc/$nc | $we/$me/$ne |"
+done
+echo
+for f in "$TMP"/notes-*; do
+  [ -s "$f" ] || continue
+  echo "Refusals, ${f##*/notes-}:"
+  sed 's/^/    /' "$f"
 done
