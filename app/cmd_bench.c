@@ -197,7 +197,8 @@ static struct opts cli_opts = {
              "           reconnect all, refusals, CONNACK latency\n"
              "options:\n",
     .footer = "exit status: 0 run complete (QoS 1: nothing lost, duplicated or out of order),\n"
-              "1 the run failed or QoS 1 guarantees were broken, 2 usage error.\n",
+              "1 the run failed, QoS 1 guarantees were broken or a PINGREQ went unanswered\n"
+              "(--keepalive), 2 usage error.\n",
 };
 
 /* see bench.h */
