@@ -1262,11 +1262,11 @@ static void summarize(struct bench *b, struct worker *ws, unsigned nw, struct be
             /* as in the run: missing once a whole period went by (a
              * second is too short: another process of --procs closing
              * its 9,000 connections keeps a broker busy that long) */
-            if (sent && end_ns - sent > (uint64_t)o->keepalive_s * 1000000000ull) {
+            if (sent && end_ns > sent && end_ns - sent > (uint64_t)o->keepalive_s * 1000000000ull) {
                 r->pings_missing++;
                 c->missed = true;
             } else if (sent) {
-                r->pings--; /* too recent to judge */
+                r->pings--; /* too recent to judge, or sent after the end */
             }
             r->conns_missing += c->missed;
         }
