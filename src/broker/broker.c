@@ -244,7 +244,7 @@ static struct session *attach(struct client *c, const char *id, bool clean, bool
         s->will = NULL;
     }
     s->will_at = 0;
-    if (!s->owner && !(s->owner = strdup(c->owner))) {
+    if (!s->owner && !(s->owner = strdup(client_owner(c)))) {
         session_offline_add(b, s);
         return NULL;
     }
@@ -275,16 +275,18 @@ static const char *verified_user(struct client *c, const struct mqtt_connect *ck
 
 /* Who owns the sessions this connection makes: a verified user, else a
  * verified certificate's subject, else nobody in particular (anonymous). */
-static void set_owner(struct client *c, const char *user)
+static bool set_owner(struct client *c, const char *user)
 {
+    char owner[600];
     if (c->internal)
-        snprintf(c->owner, sizeof(c->owner), "internal");
+        snprintf(owner, sizeof(owner), "internal");
     else if (user)
-        snprintf(c->owner, sizeof(c->owner), "user:%s", user);
+        snprintf(owner, sizeof(owner), "user:%s", user);
     else if (c->has_cert)
-        snprintf(c->owner, sizeof(c->owner), "cert:%s", c->cert.dn);
+        snprintf(owner, sizeof(owner), "cert:%s", c->cert->dn);
     else
-        c->owner[0] = '\0';
+        owner[0] = '\0';
+    return client_set_owner(c, owner);
 }
 
 /* clientid_must_match (listener): 0 when the client id is acceptable. */
@@ -295,7 +297,7 @@ static const char *id_mismatch(struct client *c, const char *id, const char *use
         return user && strcmp(user, id) == 0 ? NULL
                                              : "the client id must be the verified user name";
     case BROKER_ID_MATCH_CERT_CN:
-        return c->has_cert && strcmp(c->cert.cn, id) == 0
+        return c->has_cert && strcmp(c->cert->cn, id) == 0
                    ? NULL
                    : "the client id must be the certificate's common name";
     case BROKER_ID_MATCH_NONE:
@@ -309,7 +311,7 @@ static const char *id_mismatch(struct client *c, const char *id, const char *use
 static bool owned_by_other(struct client *c, const char *id)
 {
     struct session *s = session_find(c->b, id);
-    return s && s->owner && strcmp(s->owner, c->owner) != 0;
+    return s && s->owner && strcmp(s->owner, client_owner(c)) != 0;
 }
 
 static int dup_opt(char **dst, const char *src)
@@ -325,8 +327,8 @@ static int set_identity(struct client *c, struct session *s, const char *user)
 {
     if (dup_opt(&s->username, user) < 0)
         return -1;
-    if (dup_opt(&s->cert_cn, c->has_cert ? c->cert.cn : NULL) < 0 ||
-        dup_opt(&s->cert_ou, c->has_cert ? c->cert.ou : NULL) < 0)
+    if (dup_opt(&s->cert_cn, c->has_cert ? c->cert->cn : NULL) < 0 ||
+        dup_opt(&s->cert_ou, c->has_cert ? c->cert->ou : NULL) < 0)
         return -1;
     return 0;
 }
@@ -340,12 +342,12 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
     c->codec.version = ck->version;
     if (v5)
         read_connect_props(c, ck);
-    snprintf(c->id, sizeof(c->id), "client '%.*s' (%s)", (int)ck->client_id.len, ck->client_id.p,
-             net_conn_peer(c->nc));
+    client_label(c, "client '%.*s' (%s)", (int)ck->client_id.len, ck->client_id.p,
+                 net_conn_peer(c->nc));
     if (v5 && (ck->props.present & MQTT_HAS(MQTT_PROP_AUTH_METHOD)))
         return refuse(c, MQTT_RC_BAD_AUTH_METHOD, 0, "no enhanced authentication method");
     client_read_cert(c);
-    if (c->has_cert && c->cert.ambiguous)
+    if (c->has_cert && c->cert->ambiguous)
         return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_RC311_NOT_AUTHORIZED,
                       "the certificate's names are ambiguous (a NUL or control character, a "
                       "repeated CN or OU, or too long): no identity can be taken from it");
@@ -368,7 +370,7 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
         memcpy(id, ck->client_id.p, ck->client_id.len);
         id[ck->client_id.len] = '\0';
     }
-    snprintf(c->id, sizeof(c->id), "client '%s' (%s)", id, net_conn_peer(c->nc));
+    client_label(c, "client '%s' (%s)", id, net_conn_peer(c->nc));
     /* "$bridge/NAME" belongs to this broker's own bridges: a client taking
      * it over would cut a bridge off. */
     if (!c->internal && strncmp(id, "$bridge/", 8) == 0)
@@ -385,7 +387,9 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
     const char *bad_id = id_mismatch(c, id, user);
     if (bad_id)
         return refuse(c, MQTT_RC_CLIENT_ID_NOT_VALID, MQTT_RC311_IDENTIFIER_REJECTED, bad_id);
-    set_owner(c, user);
+    if (!set_owner(c, user))
+        return refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_RC311_SERVER_UNAVAILABLE,
+                      "out of memory");
     if (owned_by_other(c, id)) {
         b->st.auth_failures++;
         return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_RC311_NOT_AUTHORIZED,
@@ -840,9 +844,14 @@ static void *on_open(void *ctx, struct net_conn *nc)
     c->nc = nc;
     c->codec.is_server = true;
     c->opened_ms = c->last_rx_ms = clock_mono_ms();
-    snprintf(c->id, sizeof(c->id), "client from %s", net_conn_peer(nc));
+    client_label(c, "client from %s", net_conn_peer(nc));
+    if (!c->id) {
+        free(c);
+        return NULL;
+    }
     if (b->nats[net_conn_listener(nc) % 64] && !nats_open(b, c)) {
         nats_free(c);
+        free(c->id);
         free(c);
         return NULL;
     }
@@ -1029,6 +1038,9 @@ static void client_free(struct client *c)
     free(c->alias_in_len);
     for (uint16_t i = 0; i < c->nalias_out; i++)
         free(c->alias_out[i]);
+    free(c->alias_out);
+    free(c->owner);
+    free(c->id);
     route_retained_forget(c);
     nats_free(c);
     free(c);

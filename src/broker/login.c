@@ -20,10 +20,10 @@ void client_read_cert(struct client *c)
     if (!id || !id->verified || !ts)
         return;
     c->has_cert = true;
-    c->cert = *id;
+    c->cert = id;
     const struct tls_server_config *tc = tls_server_config(ts);
-    c->cert_user = tls_identity_get(&c->cert, tc->as_username);
-    c->cert_clientid = tls_identity_get(&c->cert, tc->as_clientid);
+    c->cert_user = tls_identity_get(c->cert, tc->as_username);
+    c->cert_clientid = tls_identity_get(c->cert, tc->as_clientid);
 }
 
 /* A password check running on auth's hashing threads for one connection.

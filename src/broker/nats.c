@@ -202,7 +202,7 @@ bool nats_open(struct broker *b, struct client *c)
     s->c = c;
     c->s = s;
     c->nats = st;
-    snprintf(c->id, sizeof(c->id), "NATS client %" PRIu64 " (%s)", st->cid, net_conn_peer(c->nc));
+    client_label(c, "NATS client %" PRIu64 " (%s)", st->cid, net_conn_peer(c->nc));
     if (!net_conn_greeted(c->nc)) {
         uint8_t buf[2048];
         size_t n = info(b, c->nc, st->cid, buf, sizeof(buf));
@@ -315,7 +315,7 @@ static bool check_token(const void *users, const uint8_t *secret, size_t len)
  * up among the listed users. */
 static const struct auth_nats_entry *map_cert(const struct client *c, const struct auth_nats *u)
 {
-    const char *names[] = {c->cert.san_email, c->cert.san_dns, c->cert.dn, c->cert.cn};
+    const char *names[] = {c->cert->san_email, c->cert->san_dns, c->cert->dn, c->cert->cn};
     for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
         const struct auth_nats_entry *e = names[i][0] ? auth_nats_find_user(u, names[i]) : NULL;
         if (e)
@@ -345,7 +345,7 @@ static bool login(struct client *c, const struct nats_connect *ck)
     const struct auth_nats *u = o->users;
     const struct auth_nats_entry *e = NULL;
     client_read_cert(c);
-    if (c->has_cert && c->cert.ambiguous) {
+    if (c->has_cert && c->cert->ambiguous) {
         decided(c, AUTH_NO_CREDENTIALS, NULL, NULL);
         return true;
     }
@@ -434,18 +434,19 @@ static int set_identity(struct client *c)
     if (user)
         snprintf(owner, sizeof(owner), "user:%s", user);
     else if (c->has_cert)
-        snprintf(owner, sizeof(owner), "cert:%s", c->cert.dn);
+        snprintf(owner, sizeof(owner), "cert:%s", c->cert->dn);
     else
         owner[0] = '\0';
-    snprintf(c->owner, sizeof(c->owner), "%s", owner);
+    if (!client_set_owner(c, owner))
+        return -1;
     free(s->owner);
     free(s->username);
     free(s->cert_cn);
     free(s->cert_ou);
     s->owner = strdup(owner);
     s->username = user ? strdup(user) : NULL;
-    s->cert_cn = c->has_cert && c->cert.cn[0] ? strdup(c->cert.cn) : NULL;
-    s->cert_ou = c->has_cert && c->cert.ou[0] ? strdup(c->cert.ou) : NULL;
+    s->cert_cn = c->has_cert && c->cert->cn[0] ? strdup(c->cert->cn) : NULL;
+    s->cert_ou = c->has_cert && c->cert->ou[0] ? strdup(c->cert->ou) : NULL;
     st->perms = st->entry ? auth_nats_entry_perms(st->entry) : NULL;
     return s->owner && (!user || s->username) ? 0 : -1;
 }
@@ -532,8 +533,8 @@ static void handle_connect(struct client *c, const struct nats_cmd *cmd)
         b->st.nats_connected++;
         if (++b->st.clients_connected > b->st.clients_max)
             b->st.clients_max = b->st.clients_connected;
-        snprintf(c->id, sizeof(c->id), "NATS client %" PRIu64 " '%s' (%s)", st->cid, ck->name,
-                 net_conn_peer(c->nc));
+        client_label(c, "NATS client %" PRIu64 " '%s' (%s)", st->cid, ck->name,
+                     net_conn_peer(c->nc));
         log_info("%s connected%s%s", c->id, c->s->owner[0] ? " as " : "", c->s->owner);
     }
     ok(c);
