@@ -27,7 +27,8 @@ void service_stopping(void);
  * gone round its event loop within the last half interval (at least
  * SERVICE_MIN_STALL_MS). A stalled worker stops the pings, so systemd
  * restarts ward, and is logged by number. Returns NULL when no watchdog was
- * asked for, or when the thread cannot start (logged). s must outlive it. */
+ * asked for (or there is no NOTIFY_SOCKET to ping), or when the thread
+ * cannot start (logged). s must outlive it. */
 #define SERVICE_MIN_STALL_MS 1000u
 struct service_watchdog;
 struct service_watchdog *service_watchdog_start(struct net_server *s);

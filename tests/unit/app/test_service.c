@@ -260,6 +260,8 @@ static void watchdog_unenv(void)
 
 TEST(watchdog_only_when_asked)
 {
+    struct notify_sock n;
+    notify_open(&n);
     struct net_server *s = start(1);
     watchdog_unenv();
     ASSERT(service_watchdog_start(s) == NULL); /* no WATCHDOG_USEC */
@@ -269,9 +271,14 @@ TEST(watchdog_only_when_asked)
     ASSERT(service_watchdog_start(s) == NULL); /* no interval */
     watchdog_env("bogus", (long)getpid());
     ASSERT(service_watchdog_start(s) == NULL);
+    unsetenv("NOTIFY_SOCKET");
+    watchdog_env("200000", (long)getpid());
+    ASSERT(service_watchdog_start(s) == NULL); /* nobody to ping */
     watchdog_unenv();
     service_watchdog_stop(NULL);
     stop(s);
+    ASSERT(!notify_waiting(&n));
+    notify_close(&n);
 }
 
 /* Polls until *counter reaches want (at most 10 s). */
