@@ -1104,6 +1104,11 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         fprintf(stderr, "ward serve: out of memory\n");
         goto out;
     }
+    char why[2048];
+    if (service_refuse_listen_fds(why, sizeof(why)) < 0) {
+        fprintf(stderr, "ward serve: %s\n", why);
+        goto out;
+    }
     if (prepare(o, flags, cfg, &r) < 0 || open_store(o, flags, cfg, &r) < 0 ||
         admin_setup(o, flags, cfg, &r) < 0)
         goto out;

@@ -1,13 +1,17 @@
 /* see service.h */
 #include "service.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 
 #include <systemd/sd-daemon.h>
@@ -45,6 +49,81 @@ void service_reloading(void)
 void service_stopping(void)
 {
     notify("STOPPING=1\nSTATUS=shutting down");
+}
+
+/* ---- socket activation ---- */
+
+/* A unix socket's address: its path, "@name" when abstract. */
+static void unix_addr(const struct sockaddr_un *a, socklen_t sl, char *out, size_t cap)
+{
+    size_t len = sl > offsetof(struct sockaddr_un, sun_path)
+                     ? (size_t)sl - offsetof(struct sockaddr_un, sun_path)
+                     : 0;
+    if (len == 0)
+        snprintf(out, cap, "unix, unbound");
+    else if (a->sun_path[0] == '\0')
+        snprintf(out, cap, "unix @%.*s", (int)(len - 1), a->sun_path + 1);
+    else
+        snprintf(out, cap, "unix %.*s", (int)strnlen(a->sun_path, len), a->sun_path);
+}
+
+static void sock_addr(int fd, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+        snprintf(out, cap, "not a socket");
+    } else if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        snprintf(out, cap, "%s:%u", host, ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        snprintf(out, cap, "[%s]:%u", host, ntohs(a->sin6_port));
+    } else if (ss.ss_family == AF_UNIX) {
+        unix_addr((struct sockaddr_un *)&ss, sl, out, cap);
+    } else {
+        snprintf(out, cap, "address family %u", ss.ss_family);
+    }
+}
+
+/* "fd 3 (ward.socket): 127.0.0.1:1883, listening" and the like. */
+static size_t describe_fd(int fd, const char *name, char *out, size_t cap)
+{
+    char addr[300];
+    sock_addr(fd, addr, sizeof(addr));
+    bool listening = sd_is_socket(fd, AF_UNSPEC, 0, 1) > 0;
+    int n = snprintf(out, cap, "fd %d (%s): %s%s", fd, name ? name : "unnamed", addr,
+                     listening ? ", listening" : "");
+    return n < 0 ? 0 : (size_t)n;
+}
+
+int service_refuse_listen_fds(char *err, size_t errlen)
+{
+    char **names = NULL;
+    int n = sd_listen_fds_with_names(0, &names);
+    if (n <= 0) {
+        if (n < 0)
+            snprintf(err, errlen, "LISTEN_FDS: %s", strerror(-n));
+        return n < 0 ? -1 : 0;
+    }
+    size_t len = (size_t)snprintf(err, errlen,
+                                  "systemd passed %d socket%s (socket activation), which ward "
+                                  "cannot take yet; remove the .socket unit:",
+                                  n, n == 1 ? "" : "s");
+    for (int i = 0; i < n; i++) {
+        if (len + 2 < errlen) {
+            len += (size_t)snprintf(err + len, errlen - len, "%s", i ? "; " : " ");
+            len += describe_fd(SD_LISTEN_FDS_START + i, names ? names[i] : NULL, err + len,
+                               errlen - len);
+        }
+        if (names)
+            free(names[i]);
+    }
+    free(names);
+    return -1;
 }
 
 /* ---- the watchdog ---- */

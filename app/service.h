@@ -7,6 +7,7 @@
 #define WARD_APP_SERVICE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct net_server;
@@ -20,6 +21,13 @@ void service_ready(unsigned nlisteners);
 void service_reloading(void);
 /* STOPPING=1: call when shutdown begins (SIGTERM, SIGINT). */
 void service_stopping(void);
+
+/* Socket activation (LISTEN_FDS) is not supported yet: net binds every
+ * listener itself. Listening sockets passed by systemd would make that
+ * bind fail with a puzzling "address in use", so they are refused first,
+ * each named (fd, its LISTEN_FDNAMES name, its address). Returns 0 when
+ * none were passed to this process, else -1 with the message in err. */
+int service_refuse_listen_fds(char *err, size_t errlen);
 
 /* The watchdog. When systemd asked for one (WatchdogSec=, so WATCHDOG_USEC
  * and WATCHDOG_PID in the environment), a thread sends WATCHDOG=1 every half

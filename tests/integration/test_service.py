@@ -138,6 +138,28 @@ def test_no_ready_when_start_fails(notify, ward_factory):
     assert waiting(notify) == []
 
 
+def test_socket_activation_refused(tmp_path):
+    """Sockets passed by systemd (LISTEN_FDS) cannot be used yet: ward
+    refuses them by name instead of failing to bind their address."""
+    with socket.socket() as passed:
+        passed.bind(("127.0.0.1", 0))
+        passed.listen(1)
+        port = passed.getsockname()[1]
+
+        def as_systemd_would():  # in the child, just before exec
+            os.dup2(passed.fileno(), 3)
+            os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()),
+                              LISTEN_FDNAMES="ward.socket")
+
+        r = subprocess.run([WARD, "serve", "-l", "tcp://127.0.0.1:%d" % port],
+                           capture_output=True, text=True, timeout=WAIT, close_fds=False,
+                           preexec_fn=as_systemd_would)
+    assert r.returncode == 1, r
+    assert ("ward serve: systemd passed 1 socket (socket activation), which ward cannot take "
+            "yet; remove the .socket unit: fd 3 (ward.socket): 127.0.0.1:%d, listening\n"
+            % port) == r.stderr, r.stderr
+
+
 def run(*cmd):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=WAIT, check=True).stdout
 

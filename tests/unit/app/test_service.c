@@ -3,7 +3,10 @@
  * every net worker goes round its loop (net_server_alive), which the first
  * cases check on their own. A worker is stalled by a handler that blocks in
  * on_open until the test lets it go. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
@@ -242,6 +245,96 @@ TEST(notify_to_a_missing_socket_is_logged)
     free(err);
 }
 
+/* ---- socket activation: refused, every passed socket named ---- */
+
+/* Puts fd at `at` (systemd's SD_LISTEN_FDS_START and on), keeping what was
+ * there in *saved (-1: nothing). */
+static void place_fd(int fd, int at, int *saved)
+{
+    *saved = fcntl(at, F_GETFD) >= 0 ? dup(at) : -1;
+    ASSERT_EQ(dup2(fd, at), at);
+    close(fd);
+}
+
+static void restore_fd(int at, int saved)
+{
+    close(at);
+    if (saved >= 0) {
+        ASSERT_EQ(dup2(saved, at), at);
+        close(saved);
+    }
+}
+
+static void listen_env(const char *fds, long pid, const char *names)
+{
+    char p[32];
+    snprintf(p, sizeof(p), "%ld", pid);
+    ASSERT_EQ(setenv("LISTEN_FDS", fds, 1), 0);
+    ASSERT_EQ(setenv("LISTEN_PID", p, 1), 0);
+    if (names)
+        ASSERT_EQ(setenv("LISTEN_FDNAMES", names, 1), 0);
+    else
+        unsetenv("LISTEN_FDNAMES");
+}
+
+static void listen_unenv(void)
+{
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDNAMES");
+}
+
+TEST(listen_fds_refused)
+{
+    char err[1024] = "untouched";
+    listen_unenv();
+    ASSERT_EQ(service_refuse_listen_fds(err, sizeof(err)), 0); /* none passed */
+    ASSERT_STR_EQ(err, "untouched");
+
+    /* A listening TCP socket at fd 3, a unix datagram socket at fd 4. */
+    int tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ASSERT_EQ(bind(tcp, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ASSERT_EQ(listen(tcp, 1), 0);
+    socklen_t sl = sizeof(sa);
+    ASSERT_EQ(getsockname(tcp, (struct sockaddr *)&sa, &sl), 0);
+    int dgram = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT(tcp >= 0 && dgram >= 0);
+    int saved3, saved4;
+    place_fd(tcp, 3, &saved3);
+    place_fd(dgram, 4, &saved4);
+
+    listen_env("2", (long)getpid() + 1, NULL); /* meant for another process */
+    ASSERT_EQ(service_refuse_listen_fds(err, sizeof(err)), 0);
+
+    listen_env("2", (long)getpid(), "ward-mqtt.socket:ward-odd.socket");
+    ASSERT_EQ(service_refuse_listen_fds(err, sizeof(err)), -1);
+    char want[256];
+    snprintf(want, sizeof(want),
+             "systemd passed 2 sockets (socket activation), which ward cannot take yet; remove "
+             "the .socket unit: fd 3 (ward-mqtt.socket): 127.0.0.1:%u, listening; fd 4 "
+             "(ward-odd.socket): unix, unbound",
+             ntohs(sa.sin_port));
+    ASSERT_STR_EQ(err, want);
+
+    listen_env("1", (long)getpid(), NULL);
+    ASSERT_EQ(service_refuse_listen_fds(err, sizeof(err)), -1);
+    if (!strstr(err, "passed 1 socket (") || !strstr(err, ": fd 3 (unknown): 127.0.0.1:"))
+        TEST_FAIL_("err: \"%s\"", err);
+
+    char small[40]; /* a short buffer: cut, terminated */
+    ASSERT_EQ(service_refuse_listen_fds(small, sizeof(small)), -1);
+    ASSERT_EQ(strlen(small), sizeof(small) - 1);
+
+    listen_env("many", (long)getpid(), NULL);
+    ASSERT_EQ(service_refuse_listen_fds(err, sizeof(err)), -1);
+    ASSERT(strncmp(err, "LISTEN_FDS: ", 12) == 0);
+
+    listen_unenv();
+    restore_fd(4, saved4);
+    restore_fd(3, saved3);
+}
+
 /* ---- the watchdog ---- */
 
 static void watchdog_env(const char *usec, long pid)
@@ -338,6 +431,7 @@ int main(void)
     RUN(notify_states);
     RUN(notify_without_socket_sends_nothing);
     RUN(notify_to_a_missing_socket_is_logged);
+    RUN(listen_fds_refused);
     RUN(watchdog_only_when_asked);
     RUN(watchdog_pings_while_workers_turn);
     TEST_DONE();
