@@ -1122,8 +1122,7 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         goto stop;
     char version[512];
     version_line(version, sizeof(version));
-    log_notice("ward %s serving with %u worker%s", version, o->workers,
-               o->workers == 1 ? "" : "s");
+    log_notice("ward %s serving with %u worker%s", version, o->workers, o->workers == 1 ? "" : "s");
     if (r.admin) /* listeners listen, stored state is loaded */
         admin_set_ready(r.admin, true);
     service_ready(o->nurls); /* systemd: the same moment */
