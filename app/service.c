@@ -137,6 +137,7 @@ struct service_watchdog {
     pthread_cond_t wake; /* on CLOCK_MONOTONIC */
     bool stop;           /* under lock */
     bool stalled;        /* the last check found a stall (watchdog thread only) */
+    bool send_failed;    /* the last ping could not be sent (watchdog thread only) */
     _Atomic uint64_t sent, withheld;
 };
 
@@ -158,8 +159,12 @@ static void check(struct service_watchdog *wd)
     if (wd->stalled)
         log_notice("watchdog: every net worker turns again; WATCHDOG=1 resumed");
     wd->stalled = false;
-    notify("WATCHDOG=1");
-    atomic_fetch_add(&wd->sent, 1);
+    int rc = sd_notify(0, "WATCHDOG=1");
+    if (rc < 0 && !wd->send_failed) /* once, not every half interval */
+        log_warn("systemd: cannot send WATCHDOG=1: %s", strerror(-rc));
+    wd->send_failed = rc < 0;
+    if (rc >= 0)
+        atomic_fetch_add(&wd->sent, 1);
 }
 
 static void *watchdog_main(void *arg)

@@ -251,9 +251,10 @@ TEST(notify_to_a_missing_socket_is_logged)
  * there in *saved (-1: nothing). */
 static void place_fd(int fd, int at, int *saved)
 {
-    *saved = fcntl(at, F_GETFD) >= 0 ? dup(at) : -1;
+    *saved = fd != at && fcntl(at, F_GETFD) >= 0 ? dup(at) : -1;
     ASSERT_EQ(dup2(fd, at), at);
-    close(fd);
+    if (fd != at)
+        close(fd);
 }
 
 static void restore_fd(int at, int saved)
@@ -424,6 +425,30 @@ TEST(watchdog_pings_while_workers_turn)
     notify_close(&n);
 }
 
+/* A notification socket that went away: one line says so, not one per
+ * ping. */
+TEST(watchdog_send_failure_logged_once)
+{
+    struct net_server *s = start(1);
+    ASSERT_EQ(setenv("NOTIFY_SOCKET", "/nonexistent/ward-unit/notify", 1), 0);
+    watchdog_env("200000", (long)getpid());
+    struct capture cap;
+    capture_begin(&cap, stderr);
+    struct service_watchdog *wd = service_watchdog_start(s);
+    ASSERT(wd != NULL);
+    sleep_ms(600); /* several checks, 100 ms apart */
+    service_watchdog_stop(wd);
+    char *err = capture_end(&cap);
+    static const char line[] = "systemd: cannot send WATCHDOG=1";
+    const char *first = strstr(err, line);
+    if (!first || strstr(first + sizeof(line) - 1, line))
+        TEST_FAIL_("stderr: \"%s\"", err);
+    free(err);
+    watchdog_unenv();
+    unsetenv("NOTIFY_SOCKET");
+    stop(s);
+}
+
 int main(void)
 {
     RUN(alive_idle_workers);
@@ -434,5 +459,6 @@ int main(void)
     RUN(listen_fds_refused);
     RUN(watchdog_only_when_asked);
     RUN(watchdog_pings_while_workers_turn);
+    RUN(watchdog_send_failure_logged_once);
     TEST_DONE();
 }
