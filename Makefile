@@ -16,7 +16,8 @@ DEB_PKGS = build-essential cmake pkg-config clang libclang-rt-14-dev \
            mosquitto mosquitto-clients nats-server libnats-dev procps \
            golang-go golang-github-nats-io-go-nats-dev golang-github-nats-io-nkeys-dev \
            golang-golang-x-crypto-dev sqlite3 strace gcovr stress-ng nodejs \
-           python3-websockets python3-prometheus-client chromium
+           python3-websockets python3-prometheus-client chromium \
+           libsystemd-dev
 
 .PHONY: all deps build run test test-asan test-tsan fuzz bench format clean
 

@@ -19,8 +19,10 @@
 #include "net/net.h"
 #include "opts.h"
 #include "serve_bridges.h"
+#include "service.h"
 #include "store/store.h"
 #include "tls/tls.h"
+#include "version.h"
 
 #include <openssl/ssl.h>
 
@@ -845,12 +847,15 @@ static void serve_signals(struct serve_opts *o, const struct serve_opts *flags, 
         }
         if (sig != SIGHUP) {
             log_notice("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            service_stopping();
             return;
         }
+        service_reloading();
         reload(flags, r->a, r->b);
         reload_tls(o, r->tls, r->b, false);
         admin_reload(r);
         serve_bridges_reload(r->bridges);
+        service_ready(o->nurls);
     }
 }
 
@@ -1092,10 +1097,16 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
                             .max_output = o->max_output ? o->max_output : 1u << 20,
                             .slow_consumer_timeout_ms = o->slow_consumer_ms};
     struct running r = {.b = broker_new(&o->bc), .a = auth_new()};
+    struct service_watchdog *wd = NULL;
     r.s = r.b ? net_server_new(&nc, broker_net_handler(), r.b) : NULL;
     int rc = 1;
     if (!r.s || !r.a) {
         fprintf(stderr, "ward serve: out of memory\n");
+        goto out;
+    }
+    char why[2048];
+    if (service_refuse_listen_fds(why, sizeof(why)) < 0) {
+        fprintf(stderr, "ward serve: %s\n", why);
         goto out;
     }
     if (prepare(o, flags, cfg, &r) < 0 || open_store(o, flags, cfg, &r) < 0 ||
@@ -1109,13 +1120,17 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         goto stop;
     if (admin_begin(o, &r) < 0)
         goto stop;
-    log_notice("ward %s serving with %u worker%s", WARD_VERSION, o->workers,
-               o->workers == 1 ? "" : "s");
+    char version[512];
+    version_line(version, sizeof(version));
+    log_notice("ward %s serving with %u worker%s", version, o->workers, o->workers == 1 ? "" : "s");
     if (r.admin) /* listeners listen, stored state is loaded */
         admin_set_ready(r.admin, true);
+    service_ready(o->nurls); /* systemd: the same moment */
+    wd = service_watchdog_start(r.s);
     serve_signals(o, flags, &r, &set);
     rc = 0;
 stop:
+    service_watchdog_stop(wd); /* before the workers stop turning */
     if (r.admin)
         admin_set_ready(r.admin, false);
     serve_bridges_stop(r.bridges);

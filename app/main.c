@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "version.h"
 
 static const struct command {
     const char *name;
@@ -25,7 +26,8 @@ static void usage(FILE *out)
     fprintf(out, "usage: ward COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "  %-8s %s\n", "version", "print the version");
+    fprintf(out, "  %-8s %s\n", "version",
+            "the version, git revision and library versions (also --version)");
     fprintf(out, "\n'ward COMMAND --help' describes each command; 'ward help --markdown'\n"
                  "prints them all as docs/cli.md.\n");
 }
@@ -60,7 +62,9 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
-        printf("ward %s\n", WARD_VERSION);
+        char text[1024];
+        version_report(text, sizeof(text));
+        fputs(text, stdout);
         return 0;
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)

@@ -158,6 +158,8 @@ struct worker {
     size_t nserving;
     /* Sockets handed over by net_server_adopt(), guarded by pending_lock. */
     struct adopted *adopt;
+    /* clock_mono_ms() at the end of the last loop turn (net_server_alive). */
+    _Atomic uint64_t last_loop_ms;
 };
 
 struct net_server {

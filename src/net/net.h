@@ -160,6 +160,15 @@ void net_server_stop(struct net_server *s);
 /* Waits for the workers to finish after net_server_stop(). */
 void net_server_join(struct net_server *s);
 void net_server_free(struct net_server *s);
+/* Whether every worker has gone round its event loop within the last
+ * max_age_ms (an idle worker turns every 100 ms, a busy one after each
+ * batch of events): a liveness check for a service watchdog. false before
+ * net_server_start() and after net_server_join(); on false, *stalled (if
+ * not NULL) is the first worker found stalled and *age_ms (if not NULL) how
+ * long since its last turn. Any thread may call it between
+ * net_server_start() and net_server_stop(). */
+bool net_server_alive(const struct net_server *s, uint64_t max_age_ms, unsigned *stalled,
+                      uint64_t *age_ms);
 /* Number of open connections (all workers). */
 uint32_t net_server_conn_count(const struct net_server *s);
 /* Connections the file-descriptor limit allows (after net_server_start). */

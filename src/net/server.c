@@ -1298,6 +1298,7 @@ static void *worker_main(void *arg)
             handle_event(w, &evs[i]);
         flush_lists(w);
         uint64_t now = clock_mono_ms();
+        atomic_store_explicit(&w->last_loop_ms, now, memory_order_relaxed);
         if (now - last_sweep >= SWEEP_MS) {
             sweep(w, false);
             last_sweep = now;
@@ -1355,6 +1356,7 @@ static int worker_init(struct net_server *s, struct worker *w, unsigned i)
     w->kind = SRC_WAKE;
     w->s = s;
     w->index = i;
+    w->last_loop_ms = clock_mono_ms(); /* a fresh worker counts as alive */
     pthread_mutex_init(&w->pending_lock, NULL);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -1446,6 +1448,27 @@ void net_server_free(struct net_server *s)
     }
     free(s->workers);
     free(s);
+}
+
+/* see net.h */
+bool net_server_alive(const struct net_server *s, uint64_t max_age_ms, unsigned *stalled,
+                      uint64_t *age_ms)
+{
+    if (!s->started)
+        return false;
+    uint64_t now = clock_mono_ms();
+    for (unsigned i = 0; i < s->cfg.workers; i++) {
+        uint64_t t = atomic_load_explicit(&s->workers[i].last_loop_ms, memory_order_relaxed);
+        uint64_t age = now > t ? now - t : 0; /* a stamp taken after `now` is fresh */
+        if (age > max_age_ms) {
+            if (stalled)
+                *stalled = i;
+            if (age_ms)
+                *age_ms = age;
+            return false;
+        }
+    }
+    return true;
 }
 
 uint32_t net_server_conn_count(const struct net_server *s)
