@@ -15,6 +15,11 @@
 
 #include "core/log.h"
 
+/* The accept queue: as deep as the kernel allows (net.core.somaxconn caps
+ * it; docs/ARCHITECTURE.md, "Sizing"), so a reconnect storm waits in it
+ * instead of having its SYNs dropped and retried a second later. */
+#define LISTEN_BACKLOG 65535
+
 static ssize_t tcp_read(void *t, void *buf, size_t len)
 {
     struct tcp_transport *tt = t;
@@ -116,7 +121,7 @@ int tcp_listen(const char *host, uint16_t port, uint16_t *bound, char *err, size
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+        bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
         snprintf(err, errlen, "cannot listen on %s:%u: %s", host, port, strerror(errno));
         if (fd >= 0)
             close(fd);
