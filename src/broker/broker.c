@@ -333,7 +333,7 @@ static int set_identity(struct client *c, struct session *s, const char *user)
     return 0;
 }
 
-static void handle_connect(struct client *c, struct mqtt_packet *pkt)
+static void connect_packet(struct client *c, struct mqtt_packet *pkt)
 {
     struct broker *b = c->b;
     struct mqtt_connect *ck = &pkt->u.connect;
@@ -800,6 +800,13 @@ static void handle_auth(struct client *c, struct mqtt_packet *pkt)
     client_kick(c, MQTT_RC_PROTOCOL_ERROR, "AUTH without an authentication method");
 }
 
+/* The certificate's copy is needed only while the CONNECT is handled. */
+static void handle_connect(struct client *c, struct mqtt_packet *pkt)
+{
+    connect_packet(c, pkt);
+    client_drop_cert(c);
+}
+
 typedef void (*packet_handler)(struct client *c, struct mqtt_packet *pkt);
 
 static const packet_handler handlers[16] = {
@@ -1039,6 +1046,7 @@ static void client_free(struct client *c)
     for (uint16_t i = 0; i < c->nalias_out; i++)
         free(c->alias_out[i]);
     free(c->alias_out);
+    client_drop_cert(c);
     free(c->owner);
     free(c->id);
     route_retained_forget(c);

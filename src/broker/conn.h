@@ -47,11 +47,11 @@ struct client {
     /* This connection's traffic (inspect.h): messages (PUBLISH, NATS
      * PUB/MSG) and protocol bytes; counted where the broker's totals are. */
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
-    /* A verified client certificate (mTLS), read once after the handshake:
-     * the TLS transport's own identity (it outlives the client), no copy
-     * per connection; NULL unless has_cert. cert_user / cert_clientid are
-     * what peer_cert_as_username/_clientid make of it (NULL: not
-     * configured or no such field). */
+    /* A verified client certificate (mTLS), read while a CONNECT is
+     * handled (login.h: client_read_cert, client_drop_cert); NULL
+     * otherwise. cert_user / cert_clientid are what
+     * peer_cert_as_username/_clientid make of it (NULL: not configured or
+     * no such field). */
     const struct tls_identity *cert;
     const char *cert_user, *cert_clientid;
     struct mqtt_codec codec;

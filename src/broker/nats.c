@@ -871,6 +871,7 @@ static void handle(struct client *c, const struct nats_cmd *cmd)
     switch (cmd->op) {
     case NATS_OP_CONNECT:
         handle_connect(c, cmd);
+        client_drop_cert(c); /* the copy is needed only while CONNECT is handled */
         break;
     case NATS_OP_PUB:
     case NATS_OP_HPUB:
