@@ -1105,12 +1105,17 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         goto out;
     }
     char why[2048];
-    if (service_refuse_listen_fds(why, sizeof(why)) < 0) {
+    if (service_offer_listen_fds(r.s, why, sizeof(why)) < 0) {
         fprintf(stderr, "ward serve: %s\n", why);
         goto out;
     }
-    if (prepare(o, flags, cfg, &r) < 0 || open_store(o, flags, cfg, &r) < 0 ||
-        admin_setup(o, flags, cfg, &r) < 0)
+    if (prepare(o, flags, cfg, &r) < 0)
+        goto out;
+    if (service_check_listen_fds(r.s, why, sizeof(why)) < 0) {
+        fprintf(stderr, "ward serve: %s\n", why);
+        goto out;
+    }
+    if (open_store(o, flags, cfg, &r) < 0 || admin_setup(o, flags, cfg, &r) < 0)
         goto out;
     if (broker_start(r.b) < 0 || net_server_start(r.s) < 0) {
         fprintf(stderr, "ward serve: cannot start threads\n");

@@ -100,29 +100,63 @@ static size_t describe_fd(int fd, const char *name, char *out, size_t cap)
     return n < 0 ? 0 : (size_t)n;
 }
 
-int service_refuse_listen_fds(char *err, size_t errlen)
+/* LISTEN_FDNAMES, kept for naming a socket no listener took. */
+static char **passed_names;
+static int npassed;
+
+static void free_names(void)
 {
-    char **names = NULL;
-    int n = sd_listen_fds_with_names(0, &names);
-    if (n <= 0) {
-        if (n < 0)
-            snprintf(err, errlen, "LISTEN_FDS: %s", strerror(-n));
-        return n < 0 ? -1 : 0;
+    for (int i = 0; passed_names && i < npassed; i++)
+        free(passed_names[i]);
+    free(passed_names);
+    passed_names = NULL;
+}
+
+/* see service.h */
+int service_offer_listen_fds(struct net_server *s, char *err, size_t errlen)
+{
+    /* unset_environment: programs ward starts must not take them for theirs */
+    int n = sd_listen_fds_with_names(1, &passed_names);
+    if (n < 0) {
+        snprintf(err, errlen, "LISTEN_FDS: %s", strerror(-n));
+        return -1;
+    }
+    npassed = n;
+    int fds[64];
+    unsigned k = 0;
+    for (int i = 0; i < n && k < sizeof(fds) / sizeof(fds[0]); i++)
+        fds[k++] = SD_LISTEN_FDS_START + i;
+    net_server_inherit(s, fds, k);
+    if (n > 0)
+        log_notice("systemd passed %d listening socket%s", n, n == 1 ? "" : "s");
+    return n;
+}
+
+/* see service.h */
+int service_check_listen_fds(const struct net_server *s, char *err, size_t errlen)
+{
+    int fds[64];
+    unsigned n = net_server_inherited_unused(s, fds, sizeof(fds) / sizeof(fds[0]));
+    int offered = npassed < 16 ? npassed : 16; /* net takes at most MAX_LISTENERS */
+    if (n == 0 && npassed <= offered) {
+        free_names();
+        return 0;
     }
     size_t len = (size_t)snprintf(err, errlen,
-                                  "systemd passed %d socket%s (socket activation), which ward "
-                                  "cannot take yet; remove the .socket unit:",
-                                  n, n == 1 ? "" : "s");
-    for (int i = 0; i < n; i++) {
-        if (len + 2 < errlen) {
-            len += (size_t)snprintf(err + len, errlen - len, "%s", i ? "; " : " ");
-            len += describe_fd(SD_LISTEN_FDS_START + i, names ? names[i] : NULL, err + len,
-                               errlen - len);
-        }
-        if (names)
-            free(names[i]);
+                                  "systemd passed socket%s no listener of the configuration "
+                                  "has the address of; add the listener or remove it from the "
+                                  ".socket unit:",
+                                  n == 1 ? "" : "s");
+    for (unsigned i = 0; i < n && len + 2 < errlen; i++) {
+        int idx = fds[i] - SD_LISTEN_FDS_START;
+        len += (size_t)snprintf(err + len, errlen - len, "%s", i ? "; " : " ");
+        len += describe_fd(fds[i], passed_names && idx < npassed ? passed_names[idx] : NULL,
+                           err + len, errlen - len);
     }
-    free(names);
+    for (int i = offered; i < npassed && len + 2 < errlen; i++)
+        len += (size_t)snprintf(err + len, errlen - len, "; fd %d: more than 16 listeners",
+                                SD_LISTEN_FDS_START + i);
+    free_names();
     return -1;
 }
 

@@ -22,12 +22,16 @@ void service_reloading(void);
 /* STOPPING=1: call when shutdown begins (SIGTERM, SIGINT). */
 void service_stopping(void);
 
-/* Socket activation (LISTEN_FDS) is not supported yet: net binds every
- * listener itself. Listening sockets passed by systemd would make that
- * bind fail with a puzzling "address in use", so they are refused first,
- * each named (fd, its LISTEN_FDNAMES name, its address). Returns 0 when
- * none were passed to this process, else -1 with the message in err. */
-int service_refuse_listen_fds(char *err, size_t errlen);
+/* Socket activation (a ward.socket unit): the listening sockets systemd
+ * passed (LISTEN_FDS) are offered to s, whose listeners each use the one
+ * with their address instead of binding (net_server_inherit). Call before
+ * the listeners are added. Returns how many were passed (0: started some
+ * other way), or -1 with why in err. */
+int service_offer_listen_fds(struct net_server *s, char *err, size_t errlen);
+/* After the listeners were added: a passed socket no listener took is an
+ * error naming it (fd, its LISTEN_FDNAMES name, its address), since
+ * connections to it would wait for ever. Returns 0, or -1 with err. */
+int service_check_listen_fds(const struct net_server *s, char *err, size_t errlen);
 
 /* The watchdog. When systemd asked for one (WatchdogSec=, so WATCHDOG_USEC
  * and WATCHDOG_PID in the environment), a thread sends WATCHDOG=1 every half

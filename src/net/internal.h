@@ -169,6 +169,10 @@ struct net_server {
     struct listener listeners[MAX_LISTENERS];
     unsigned nlisteners;
     struct listener internal; /* the pseudo-listener of adopted sockets */
+    /* Listening sockets passed in (socket activation, net_server_inherit);
+     * taken by the listener with their address, -1 once taken. */
+    int inherited[MAX_LISTENERS];
+    unsigned ninherited;
     struct worker *workers;
     _Atomic bool stopping;
     _Atomic uint32_t nconns;

@@ -173,6 +173,15 @@ bool net_server_alive(const struct net_server *s, uint64_t max_age_ms, unsigned 
 uint32_t net_server_conn_count(const struct net_server *s);
 /* Connections the file-descriptor limit allows (after net_server_start). */
 uint32_t net_server_fd_budget(const struct net_server *s);
+/* Socket activation: listening sockets someone else bound (systemd's
+ * LISTEN_FDS; at most MAX_LISTENERS, the rest are ignored), offered to the
+ * listeners added after this call: a listener whose host and port one of
+ * them has uses it instead of binding its own. Call before any
+ * net_server_listen*. */
+void net_server_inherit(struct net_server *s, const int *fds, unsigned n);
+/* The offered sockets no listener took (their descriptors in fds, at most
+ * cap); they stay open and are the caller's. Returns how many. */
+unsigned net_server_inherited_unused(const struct net_server *s, int *fds, unsigned cap);
 
 /* Counters per listener, for $SYS and tests. */
 enum net_stat {

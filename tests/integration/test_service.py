@@ -138,26 +138,61 @@ def test_no_ready_when_start_fails(notify, ward_factory):
     assert waiting(notify) == []
 
 
-def test_socket_activation_refused(tmp_path):
-    """Sockets passed by systemd (LISTEN_FDS) cannot be used yet: ward
-    refuses them by name instead of failing to bind their address."""
+def passing_sockets(socks, names):
+    """A preexec_fn putting socks at fd 3, 4, ... with LISTEN_* set, as
+    systemd does just before it starts the service."""
+    def as_systemd_would():  # in the child, just before exec
+        for i, sk in enumerate(socks):
+            os.dup2(sk.fileno(), 3 + i)
+        os.environ.update(LISTEN_FDS=str(len(socks)), LISTEN_PID=str(os.getpid()),
+                          LISTEN_FDNAMES=":".join(names))
+    return as_systemd_would
+
+
+def test_socket_activation_uses_the_passed_socket(tmp_path):
+    """A socket systemd bound and passed (LISTEN_FDS) is the listener with
+    its address: ward does not bind it again (which would fail: the port is
+    taken) and serves MQTT on it."""
     with socket.socket() as passed:
+        passed.bind(("127.0.0.1", 0))
+        passed.listen(16)
+        port = passed.getsockname()[1]
+        p = subprocess.Popen([WARD, "serve", "-l", "tcp://127.0.0.1:%d" % port],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             close_fds=False, preexec_fn=passing_sockets([passed], ["ward.socket"]))
+    try:
+        lines = []
+        for line in p.stderr:  # bounded: ward logs the listener or exits
+            lines.append(line)
+            if "serving with" in line or "listening on" in line and "systemd" in line:
+                break
+        assert any("listening on tcp://127.0.0.1:%d (a socket systemd passed)" % port in l
+                   for l in lines), lines
+        r = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-t", "t",
+                            "-m", "m", "-q", "1"], capture_output=True, text=True, timeout=WAIT)
+        assert r.returncode == 0, r
+    finally:
+        p.terminate()
+        p.wait(timeout=WAIT)
+
+
+def test_socket_activation_unknown_socket_refused(tmp_path):
+    """A passed socket no listener has the address of is refused by name:
+    systemd would otherwise hold connections on it that nobody accepts."""
+    with socket.socket() as passed, socket.socket() as mine:
         passed.bind(("127.0.0.1", 0))
         passed.listen(1)
         port = passed.getsockname()[1]
-
-        def as_systemd_would():  # in the child, just before exec
-            os.dup2(passed.fileno(), 3)
-            os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()),
-                              LISTEN_FDNAMES="ward.socket")
-
-        r = subprocess.run([WARD, "serve", "-l", "tcp://127.0.0.1:%d" % port],
+        mine.bind(("127.0.0.1", 0))
+        other = mine.getsockname()[1]
+        mine.close()
+        r = subprocess.run([WARD, "serve", "-l", "tcp://127.0.0.1:%d" % other],
                            capture_output=True, text=True, timeout=WAIT, close_fds=False,
-                           preexec_fn=as_systemd_would)
+                           preexec_fn=passing_sockets([passed], ["ward.socket"]))
     assert r.returncode == 1, r
-    assert ("ward serve: systemd passed 1 socket (socket activation), which ward cannot take "
-            "yet; remove the .socket unit: fd 3 (ward.socket): 127.0.0.1:%d, listening\n"
-            % port) == r.stderr, r.stderr
+    assert ("ward serve: systemd passed socket no listener of the configuration has the address "
+            "of; add the listener or remove it from the .socket unit: fd 3 (ward.socket): "
+            "127.0.0.1:%d, listening\n" % port) in r.stderr, r.stderr
 
 
 def run(*cmd):
