@@ -64,8 +64,7 @@ int privs_lookup(const char *user, const char *group, struct privs_target *t, ch
      * primary group, which getgrouplist always includes). */
     int n = PRIVS_MAX_GROUPS;
     if (getgrouplist(p->pw_name, p->pw_gid, t->groups, &n) < 0)
-        return snprintf(err, errlen, "user '%s' is in more than %d groups", user,
-                        PRIVS_MAX_GROUPS),
+        return snprintf(err, errlen, "user '%s' is in more than %d groups", user, PRIVS_MAX_GROUPS),
                -1;
     t->ngroups = n;
     if (group && lookup_group(group, t, err, errlen) < 0)
