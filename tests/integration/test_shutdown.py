@@ -128,7 +128,7 @@ def stuck_subscriber(port):
 
 
 def test_refuses_new_connections_while_draining(ward_factory, tmp_path):
-    w = serve_conf(ward_factory, tmp_path, 
+    w = serve_conf(ward_factory, tmp_path,
                    "system.shutdown_timeout = 20s\nmqtt.overload = drop\n")
     stuck = stuck_subscriber(w.port)
     v5 = m.connected(w.port, "v5", v5=True)
@@ -146,7 +146,7 @@ def test_refuses_new_connections_while_draining(ward_factory, tmp_path):
 
 
 def test_shutdown_timeout_bounds_the_wait(ward_factory, tmp_path):
-    w = serve_conf(ward_factory, tmp_path, 
+    w = serve_conf(ward_factory, tmp_path,
                    "system.shutdown_timeout = 300ms\nmqtt.overload = drop\n")
     stuck = stuck_subscriber(w.port)
     w.signal(signal.SIGINT)
