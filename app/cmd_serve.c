@@ -1237,16 +1237,19 @@ static int drop_privileges(const struct serve_opts *o, const struct serve_opts *
     return rc;
 }
 
-/* SIGTERM or SIGINT: stop accepting, bridges first (their backlog stays in
- * their stored session), then tell every client and wait, bounded, for
- * their connections to close and the store to commit. */
+/* SIGTERM or SIGINT: stop accepting, tell every client, let the bridges
+ * deliver their backlog upstream and stop, and wait for the client
+ * connections to close and the store to commit; system.shutdown_timeout
+ * bounds it all. */
 static void shut_down(const struct serve_opts *o, struct running *r)
 {
-    uint64_t t0 = clock_mono_ms();
+    uint64_t t0 = clock_mono_ms(), end = t0 + o->shutdown_timeout_ms;
     net_server_stop_accepting(r->s);
-    serve_bridges_stop(r->bridges);
     broker_shutdown(r->b);
-    if (broker_wait_flushed(r->b, o->shutdown_timeout_ms))
+    serve_bridges_drain(r->bridges, r->b, o->shutdown_timeout_ms);
+    serve_bridges_stop(r->bridges);
+    uint64_t now = clock_mono_ms();
+    if (broker_wait_flushed(r->b, now < end ? (uint32_t)(end - now) : 0))
         log_notice("shutdown: clients closed and state committed in %llu ms",
                    (unsigned long long)(clock_mono_ms() - t0));
     else

@@ -1065,7 +1065,7 @@ static void on_close(void *user, const char *why)
         nats_closed(c);
     else if (c->s)
         detach(b, c);
-    if (b->shutting_down && !b->clients)
+    if (b->shutting_down)
         pthread_cond_broadcast(&b->quiet);
     pthread_mutex_unlock(&b->lock);
     if (c->auth_wait) /* a password check still running finishes into nothing */
@@ -1468,7 +1468,7 @@ void broker_shutdown(struct broker *b)
     pthread_mutex_lock(&b->lock);
     b->shutting_down = true;
     for (struct client *c = b->clients; c; c = c->next) {
-        if (c->closing)
+        if (c->closing || c->internal) /* a bridge's: it stops on its own */
             continue;
         if (c->nats)
             nats_lame_duck(c);
@@ -1495,6 +1495,15 @@ static struct timespec mono_after(uint32_t ms)
     return ts;
 }
 
+/* Whether a client other than the in-process ones is left. */
+static bool external_left(const struct broker *b)
+{
+    for (const struct client *c = b->clients; c; c = c->next)
+        if (!c->internal)
+            return true;
+    return false;
+}
+
 /* see broker.h */
 bool broker_wait_flushed(struct broker *b, uint32_t timeout_ms)
 {
@@ -1504,14 +1513,14 @@ bool broker_wait_flushed(struct broker *b, uint32_t timeout_ms)
     /* A client leaves the list in on_close, which net calls once its
      * output (the DISCONNECT or lame duck INFO last) is written, or its
      * close grace period is over. */
-    while (b->clients && !timed_out)
+    while (external_left(b) && !timed_out)
         timed_out = pthread_cond_timedwait(&b->quiet, &b->lock, &until) == ETIMEDOUT;
     /* The sessions that went offline wrote their rows in on_close: the
      * ticket is taken after the last of them. */
     uint64_t ticket = persist_flush(b);
     while (!persist_committed(b, ticket) && !timed_out)
         timed_out = pthread_cond_timedwait(&b->quiet, &b->lock, &until) == ETIMEDOUT;
-    bool done = !b->clients && persist_committed(b, ticket);
+    bool done = !external_left(b) && persist_committed(b, ticket);
     pthread_mutex_unlock(&b->lock);
     return done;
 }

@@ -64,13 +64,15 @@ struct broker *broker_new(const struct broker_config *cfg);
 int broker_start(struct broker *b);
 /* Tells MQTT 5 clients the server is shutting down (DISCONNECT 0x8B),
  * NATS clients that it is going away (nats-server's lame duck INFO,
- * "ldm":true), and closes every connection once that is written; a
- * connection that becomes ready afterwards is refused. Wills are not
- * published. Call after net_server_stop_accepting() and before
- * net_server_stop(). */
+ * "ldm":true), and closes every client connection once that is written;
+ * in-process ones (bridges) are left to finish their backlog and stop on
+ * their own (net_server_stop closes what is left of them). A connection
+ * that becomes ready afterwards is refused. Wills are not published. Call
+ * after net_server_stop_accepting() and before net_server_stop(). */
 void broker_shutdown(struct broker *b);
-/* After broker_shutdown(): waits until every client connection is closed
- * (its output written, or net's close grace period over), then until the
+/* After broker_shutdown(): waits until every client connection but the
+ * in-process ones is closed (its output written, or net's close grace
+ * period over), then until the
  * store has committed everything written so far (the offline sessions'
  * rows, their queued messages). True if all that happened within
  * timeout_ms; false if the time ran out first. Thread-safe. */
