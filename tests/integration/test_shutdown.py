@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import serve_conf, wait_port
+from conftest import free_port, serve_conf, wait_port
 import mqttwire as m
 import natswire
 
@@ -19,7 +19,7 @@ STREAM_MAX = 20000  # messages the publisher sends at most
 WINDOW = 50  # QoS 1 PUBLISHes in flight at once
 
 
-def publisher(port, acked, done):
+def publisher(port, acked, done, topic="s/x"):
     """Streams QoS 1 PUBLISHes s/0, s/1 ... with WINDOW in flight, recording
     each payload whose PUBACK arrived, until the broker closes the
     connection (or STREAM_MAX were sent)."""
@@ -30,7 +30,7 @@ def publisher(port, acked, done):
             while sent < STREAM_MAX and len(inflight) < WINDOW:
                 pid = sent % 65000 + 1
                 payload = b"m%d" % sent
-                c.send(m.publish("s/x", payload, qos=1, pid=pid))
+                c.send(m.publish(topic, payload, qos=1, pid=pid))
                 inflight[pid] = payload
                 sent += 1
             p = c.recv(5)
@@ -45,9 +45,9 @@ def publisher(port, acked, done):
         done.set()
 
 
-def reader(c, got, stop_at=None):
-    """Acknowledges and records every PUBLISH until the broker closes (or
-    nothing comes for 5 s)."""
+def reader(c, got):
+    """Acknowledges and records every PUBLISH until the connection closes
+    (either side) or nothing comes for 5 s."""
     try:
         while True:
             p = c.recv(5)
@@ -56,7 +56,7 @@ def reader(c, got, stop_at=None):
             if p.type == m.PUBLISH:
                 got.add(p.payload)
                 c.send(m.ack(m.PUBACK, p.pid))
-    except m.Closed:
+    except (m.Closed, OSError):
         return
 
 
@@ -158,7 +158,7 @@ def test_shutdown_timeout_bounds_the_wait(ward_factory, tmp_path):
 
 
 def test_nats_client_gets_lame_duck_info(ward_factory, tmp_path):
-    nport = __import__("conftest").free_port()
+    nport = free_port()
     w = ward_factory(["-l", "nats://127.0.0.1:%d" % nport]).start()
     assert wait_port(nport, proc=w.proc)
     c = natswire.connect(nport)
@@ -178,3 +178,46 @@ def test_v5_client_hears_0x8b_and_311_client_is_closed(ward):
     assert v5.expect(m.DISCONNECT, 5).rc == 0x8B
     assert v3.expect_close(5) == []  # 3.1.1 has no server DISCONNECT
     assert ward.proc.wait(timeout=10) == 0, ward.read_log()
+
+
+def test_bridge_delivers_its_backlog_before_exit(ward_factory, tmp_path):
+    """An edge ward forwarding f/# upstream (QoS 1) gets SIGTERM in the
+    middle of a stream: what it acknowledged to its publisher reaches the
+    upstream's subscriber before it exits, not at its next start."""
+    up = ward_factory().start()
+    sub = m.connected(up.port, "up-sub", v5=False, clean=False)
+    sub.sub([("f/#", 1)])
+    got = set()
+    t_sub = threading.Thread(target=reader, args=(sub, got), daemon=True)
+    t_sub.start()
+    port = free_port()
+    conf = tmp_path / "edge.conf"
+    conf.write_text('listeners.tcp { bind = "127.0.0.1:%d" }\n'
+                    'bridges.mqtt.hub {\n  server = "mqtt-tcp://127.0.0.1:%d"\n  proto_ver = 5\n'
+                    '  clientid = "edge-hub"\n'
+                    '  forwards = [ { local_topic = "f/#", remote_topic = "", qos = 1 } ]\n}\n'
+                    % (port, up.port))
+    edge = ward_factory(["-c", str(conf)], port=port, listen=False).start(wait=False)
+    assert wait_port(port, proc=edge.proc), edge.read_log()
+    edge.wait_log("bridge hub: connected to", 10)
+    acked, done = set(), threading.Event()
+    t_pub = threading.Thread(target=publisher, args=(port, acked, done, "f/x"), daemon=True)
+    t_pub.start()
+    deadline = time.monotonic() + 10
+    while len(acked) < 300 and not done.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(acked) >= 300 and not done.is_set(), "the stream did not get going"
+    edge.signal(signal.SIGTERM)
+    assert edge.proc.wait(timeout=10) == 0, edge.read_log()
+    assert done.wait(10)
+    assert "bridges still had" not in edge.read_log()
+    # Delivered before the edge exited: the upstream needs nothing more
+    # from it.
+    deadline = time.monotonic() + 10
+    while not acked <= got and time.monotonic() < deadline:
+        time.sleep(0.02)
+    missing = acked - got
+    sub.close()
+    t_sub.join(10)
+    assert not missing, "%d of %d acknowledged messages not forwarded before the exit" % (
+        len(missing), len(acked))
