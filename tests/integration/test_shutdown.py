@@ -217,7 +217,8 @@ def test_bridge_delivers_its_backlog_before_exit(ward_factory, tmp_path):
     while not acked <= got and time.monotonic() < deadline:
         time.sleep(0.02)
     missing = acked - got
-    sub.close()
+    sub.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader's recv
     t_sub.join(10)
+    sub.close()
     assert not missing, "%d of %d acknowledged messages not forwarded before the exit" % (
         len(missing), len(acked))
