@@ -1140,8 +1140,7 @@ static const char *admin_key_dir(const struct serve_opts *flags, const struct wa
 
 /* Everything a reload or a later start of a part reads or writes. */
 static void collect_needs(const struct serve_opts *o, const struct serve_opts *flags,
-                          const struct ward_config *cfg, const struct running *r,
-                          struct needs *nd)
+                          const struct ward_config *cfg, const struct running *r, struct needs *nd)
 {
     static char db[3][4200];
     struct auth_settings as;
@@ -1397,7 +1396,8 @@ int cmd_serve(int argc, char **argv)
     static char urls[MAX_URLS][300];
     broker_config_defaults(&o.bc);
     o.slow_consumer_ms = 30000; /* mqtt.slow_consumer_timeout's default without a file */
-    o.shutdown_timeout_ms = 5000; /* system.shutdown_timeout's */
+    /* system.shutdown_timeout's default without a file */
+    o.shutdown_timeout_ms = 5000;
     for (unsigned i = 0; i < MAX_URLS; i++) {
         o.listener_anon[i] = -1;
         o.listener_overload[i] = -1;
