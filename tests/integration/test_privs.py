@@ -146,3 +146,14 @@ def test_root_without_user_warns_once(ward):
     log = ward.wait_log("serving with")
     assert log.count("running as root: set system.user") == 1
     assert ids(ward.proc.pid)[0][0] == 0
+
+
+def test_changing_user_without_root_is_refused():
+    """Started as nobody, ward cannot become another user: a clear error,
+    not a half-done start."""
+    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", WARD,
+                        "serve", "--user", "daemon", "-l", "tcp://127.0.0.1:%d" % free_port()],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode != 0
+    assert ("system.user 'daemon': changing user needs root (running as uid %d); not starting"
+            % NOBODY.pw_uid) in r.stderr, r.stderr
