@@ -1041,6 +1041,8 @@ static void client_free(struct client *c)
     free(c);
 }
 
+static bool external_left(const struct broker *b);
+
 static void on_close(void *user, const char *why)
 {
     struct client *c = user;
@@ -1065,7 +1067,7 @@ static void on_close(void *user, const char *why)
         nats_closed(c);
     else if (c->s)
         detach(b, c);
-    if (b->shutting_down)
+    if (b->shutting_down && !external_left(b)) /* broker_wait_flushed's wait is over */
         pthread_cond_broadcast(&b->quiet);
     pthread_mutex_unlock(&b->lock);
     if (c->auth_wait) /* a password check still running finishes into nothing */
