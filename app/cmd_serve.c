@@ -1197,6 +1197,8 @@ static int drop_privileges(const struct serve_opts *o, const struct serve_opts *
     char err[1024];
     struct privs_target t;
     if (!user) {
+        if (o->config && cfg->group)
+            log_warn("system.group is set without system.user: ignored");
         if (geteuid() == 0)
             log_warn("running as root: set system.user (or --user) to run as an unprivileged "
                      "user once the listeners are open");
