@@ -4,6 +4,7 @@ configuration file and write the data directory, refuses to start with a
 clear error otherwise, then runs as that user. Without it, root is warned
 about. These tests run as root (as the project's tests do) and use the
 system's `nobody` user."""
+import grp
 import os
 import pwd
 import shutil
@@ -157,3 +158,22 @@ def test_changing_user_without_root_is_refused():
     assert r.returncode != 0
     assert ("system.user 'daemon': changing user needs root (running as uid %d); not starting"
             % NOBODY.pw_uid) in r.stderr, r.stderr
+
+
+def test_group_setting(ward_factory, pki):
+    """system.group replaces the user's primary group; --user on the
+    command line wins over system.user."""
+    daemon = grp.getgrnam("daemon")
+    port = free_port()
+    path = os.path.join(pki["dir"], "group.conf")
+    with open(path, "w") as f:
+        f.write('system.user = "no-such-user-ward"\nsystem.group = "daemon"\n'
+                'listeners.tcp { bind = "127.0.0.1:%d" }\n' % port)
+    os.chmod(path, 0o644)
+    w = ward_factory(["-c", path, "--user", "nobody"], port=port, listen=False).start(wait=False)
+    assert wait_port(port, proc=w.proc), w.read_log()
+    uids, gids = ids(w.proc.pid)
+    assert uids == [NOBODY.pw_uid] * 4
+    assert gids == [daemon.gr_gid] * 4
+    assert "group daemon (gid %d)" % daemon.gr_gid in w.wait_log("running as user nobody")
+    assert w.stop() == 0
