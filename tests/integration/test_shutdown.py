@@ -3,7 +3,6 @@ MQTT 5 clients DISCONNECT 0x8B and NATS clients nats-server's lame duck
 INFO ("ldm":true), waits (bounded by system.shutdown_timeout) for their
 connections to close and the store to commit, and exits 0. Nothing a
 publisher saw acknowledged is lost across the restart."""
-import os
 import signal
 import socket
 import threading
