@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/vec.h"
 #include "net/net.h"
 #include "opts.h"
 #include "privs.h"
@@ -1096,11 +1097,16 @@ static void admin_reload(struct running *r)
 /* ---- system.user: the privilege drop (app/privs.h) ---- */
 
 /* What must stay readable or writable after the drop, each named for the
- * error; kept on the heap (a few hundred entries). */
+ * error (as many as listeners, certificates and bridges make). */
+struct need_item {
+    const char *path;
+    enum privs_need k;
+    char what[160];
+};
 struct needs {
-    struct privs_path p[512];
-    char what[512][160];
-    size_t n;
+    struct need_item *items;
+    size_t n, cap;
+    bool oom;
 };
 
 static void need(struct needs *nd, const char *path, enum privs_need k, const char *fmt, ...)
@@ -1108,14 +1114,41 @@ static void need(struct needs *nd, const char *path, enum privs_need k, const ch
 
 static void need(struct needs *nd, const char *path, enum privs_need k, const char *fmt, ...)
 {
-    if (!path || !*path || nd->n == sizeof(nd->p) / sizeof(nd->p[0]))
+    if (!path || !*path)
         return;
+    if (!ward_ok(VEC_RESERVE(nd->items, nd->cap, nd->n + 1))) {
+        nd->oom = true;
+        return;
+    }
+    struct need_item *it = &nd->items[nd->n++];
+    it->path = path;
+    it->k = k;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(nd->what[nd->n], sizeof(nd->what[0]), fmt, ap);
+    vsnprintf(it->what, sizeof(it->what), fmt, ap);
     va_end(ap);
-    nd->p[nd->n] = (struct privs_path){path, nd->what[nd->n], k};
-    nd->n++;
+}
+
+/* The user checks every item; 0, or -1 with the first failure printed. */
+static int check_needs(const struct needs *nd, const struct privs_target *t)
+{
+    char err[1024];
+    struct privs_path *p = calloc(nd->n ? nd->n : 1, sizeof(*p));
+    if (!p || nd->oom) {
+        free(p);
+        fprintf(stderr, "ward serve: out of memory\n");
+        return -1;
+    }
+    for (size_t i = 0; i < nd->n; i++)
+        p[i] = (struct privs_path){nd->items[i].path, nd->items[i].what, nd->items[i].k};
+    int rc = privs_check(t, p, nd->n, err, sizeof(err));
+    if (rc < 0)
+        fprintf(stderr,
+                "ward serve: system.user: %s; not starting (a reload after dropping root would "
+                "fail)\n",
+                err);
+    free(p);
+    return rc;
 }
 
 /* A TLS server's files: read again on SIGHUP and when they change. */
@@ -1217,19 +1250,12 @@ static int drop_privileges(const struct serve_opts *o, const struct serve_opts *
                 t.user, (unsigned)geteuid());
         return -1;
     }
-    struct needs *nd = calloc(1, sizeof(*nd));
-    if (!nd) {
-        fprintf(stderr, "ward serve: out of memory\n");
-        return -1;
-    }
-    collect_needs(o, flags, cfg, r, nd);
+    struct needs nd = {0};
+    collect_needs(o, flags, cfg, r, &nd);
     int rc = make_data_dir(admin_key_dir(flags, cfg), &t);
-    if (rc == 0 && (rc = privs_check(&t, nd->p, nd->n, err, sizeof(err))) < 0)
-        fprintf(stderr,
-                "ward serve: system.user: %s; not starting (a reload after dropping root would "
-                "fail)\n",
-                err);
-    free(nd);
+    if (rc == 0)
+        rc = check_needs(&nd, &t);
+    free(nd.items);
     if (rc == 0 && (rc = privs_drop(&t, err, sizeof(err))) < 0)
         fprintf(stderr, "ward serve: system.user '%s': %s; not starting\n", t.user, err);
     if (rc == 0)
