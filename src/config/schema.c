@@ -150,7 +150,8 @@ static const struct key_spec global_keys[] = {
     {"system.shutdown_timeout", K_MS, G(shutdown_timeout_ms), "5s", 0, 600000, NULL,
      "On SIGTERM or SIGINT ward stops accepting, tells clients it is going away (v5: "
      "DISCONNECT 0x8B; NATS: lame duck INFO), then waits at most this long for their "
-     "connections to close and the store to commit before it exits."},
+     "connections to close, the bridges to deliver their backlog upstream and the store to "
+     "commit before it exits 0."},
     {"system.user", K_STRING, G(user), NULL, 0, 0, NULL,
      "Started as root, ward opens its listeners, checks that this user can read every "
      "configured key, certificate, CA, CRL, password, ACL and API key file and write the data "
