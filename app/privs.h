@@ -9,8 +9,9 @@
  * Threads: `ward serve` calls both before it starts any thread, so each
  * call changes the one thread there is. (glibc would apply setuid, setgid
  * and setgroups to every thread of the process anyway, through its setxid
- * signal, as POSIX requires; the temporary seteuid of the check would then
- * hit every thread too, which is why it must run before any starts.) */
+ * signal, as POSIX requires, which tests/unit/app/test_privs.c checks; the
+ * temporary seteuid of the check would then hit every thread too, which is
+ * why it must run before any starts.) */
 #ifndef WARD_APP_PRIVS_H
 #define WARD_APP_PRIVS_H
 
