@@ -2,6 +2,7 @@
  * through a table, plus connection life cycle, housekeeping and $SYS. */
 #include "broker/broker.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -869,6 +870,12 @@ static void *on_open(void *ctx, struct net_conn *nc)
         c->auth_cause = AUTH_OK;
     }
     pthread_mutex_lock(&b->lock);
+    if (b->shutting_down) { /* a handshake that ended after broker_shutdown */
+        pthread_mutex_unlock(&b->lock);
+        nats_free(c);
+        free(c);
+        return NULL;
+    }
     /* Under the lock: broker_reconfigure() may change it on another thread. */
     c->codec.max_packet_size = b->cfg.max_packet_size;
     c->next = b->clients;
@@ -1054,6 +1061,8 @@ static void client_free(struct client *c)
     free(c);
 }
 
+static bool external_left(const struct broker *b);
+
 static void on_close(void *user, const char *why)
 {
     struct client *c = user;
@@ -1078,6 +1087,8 @@ static void on_close(void *user, const char *why)
         nats_closed(c);
     else if (c->s)
         detach(b, c);
+    if (b->shutting_down && !external_left(b)) /* broker_wait_flushed's wait is over */
+        pthread_cond_broadcast(&b->quiet);
     pthread_mutex_unlock(&b->lock);
     if (c->auth_wait) /* a password check still running finishes into nothing */
         client_auth_end(c, true);
@@ -1445,6 +1456,12 @@ struct broker *broker_new(const struct broker_config *cfg)
         b->cfg.max_packet_size = MQTT_MAX_PACKET;
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->wake, NULL);
+    /* broker_wait_flushed's deadline must not move with the wall clock. */
+    pthread_condattr_t mono;
+    pthread_condattr_init(&mono);
+    pthread_condattr_setclock(&mono, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->quiet, &mono);
+    pthread_condattr_destroy(&mono);
     b->nbuckets = 16384;
     b->buckets = calloc(b->nbuckets, sizeof(*b->buckets));
     b->subs = subtree_new();
@@ -1472,10 +1489,62 @@ void broker_shutdown(struct broker *b)
 {
     pthread_mutex_lock(&b->lock);
     b->shutting_down = true;
-    for (struct client *c = b->clients; c; c = c->next)
-        if (c->connected)
+    for (struct client *c = b->clients; c; c = c->next) {
+        if (c->closing || c->internal) /* a bridge's: it stops on its own */
+            continue;
+        if (c->nats)
+            nats_lame_duck(c);
+        else if (c->connected)
             client_kick(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
+        else /* no CONNACK yet: MQTT has nothing to say to it (4.13) */
+            client_close(c, "server shutting down");
+    }
+    pthread_cond_broadcast(&b->quiet);
     pthread_mutex_unlock(&b->lock);
+}
+
+/* The absolute CLOCK_MONOTONIC time `ms` from now. */
+static struct timespec mono_after(uint32_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* Whether a client other than the in-process ones is left. */
+static bool external_left(const struct broker *b)
+{
+    for (const struct client *c = b->clients; c; c = c->next)
+        if (!c->internal)
+            return true;
+    return false;
+}
+
+/* see broker.h */
+bool broker_wait_flushed(struct broker *b, uint32_t timeout_ms)
+{
+    struct timespec until = mono_after(timeout_ms);
+    bool timed_out = false;
+    pthread_mutex_lock(&b->lock);
+    /* A client leaves the list in on_close, which net calls once its
+     * output (the DISCONNECT or lame duck INFO last) is written, or its
+     * close grace period is over. */
+    while (external_left(b) && !timed_out)
+        timed_out = pthread_cond_timedwait(&b->quiet, &b->lock, &until) == ETIMEDOUT;
+    /* The sessions that went offline wrote their rows in on_close: the
+     * ticket is taken after the last of them. */
+    uint64_t ticket = persist_flush(b);
+    while (!persist_committed(b, ticket) && !timed_out)
+        timed_out = pthread_cond_timedwait(&b->quiet, &b->lock, &until) == ETIMEDOUT;
+    bool done = !external_left(b) && persist_committed(b, ticket);
+    pthread_mutex_unlock(&b->lock);
+    return done;
 }
 
 /* see broker.h */
@@ -1510,6 +1579,7 @@ void broker_free(struct broker *b)
     free(b->matches);
     free(b->scratch);
     pthread_cond_destroy(&b->wake);
+    pthread_cond_destroy(&b->quiet);
     pthread_mutex_destroy(&b->lock);
     free(b);
 }

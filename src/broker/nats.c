@@ -124,7 +124,8 @@ static bool auth_required(struct broker *b, const struct net_conn *nc)
     return b->auth && !auth_anonymous_ok(b->auth, b->listener_anon[net_conn_listener(nc) % 64]);
 }
 
-static size_t info(struct broker *b, struct net_conn *nc, uint64_t cid, uint8_t *buf, size_t cap)
+static size_t info(struct broker *b, struct net_conn *nc, uint64_t cid, bool ldm, uint8_t *buf,
+                   size_t cap)
 {
     pthread_once(&ids_once, make_ids);
     const struct broker_nats_opts *o = opts_of(b, nc);
@@ -161,6 +162,7 @@ static size_t info(struct broker *b, struct net_conn *nc, uint64_t cid, uint8_t 
         .client_id = cid,
         .client_ip = ip,
         .nonce = nkeys ? nonce : NULL,
+        .ldm = ldm,
     };
     return nats_info_encode(&in, (char *)buf, cap);
 }
@@ -172,7 +174,7 @@ size_t broker_nats_greeting(void *ctx, struct net_conn *c, uint8_t *buf, size_t 
         return 0;
     uint64_t cid = atomic_fetch_add(&next_cid, 1);
     net_conn_set_tag(c, cid);
-    return info(b, c, cid, buf, cap);
+    return info(b, c, cid, false, buf, cap);
 }
 
 /* ---- connection life ----------------------------------------------------- */
@@ -205,11 +207,28 @@ bool nats_open(struct broker *b, struct client *c)
     client_label(c, "NATS client %" PRIu64 " (%s)", st->cid, net_conn_peer(c->nc));
     if (!net_conn_greeted(c->nc)) {
         uint8_t buf[2048];
-        size_t n = info(b, c->nc, st->cid, buf, sizeof(buf));
+        size_t n = info(b, c->nc, st->cid, false, buf, sizeof(buf));
         if (!n || net_conn_send(c->nc, buf, n) < 0)
             return false; /* nats_free follows in the caller */
     }
     return true;
+}
+
+/* see nats.h */
+void nats_lame_duck(struct client *c)
+{
+    if (c->closing)
+        return;
+    /* nats-server's lame duck INFO: a client that sees "ldm" knows the
+     * server is going away and reconnects elsewhere rather than here. The
+     * INFO a client gets before its CONNECT greets it; this one, after,
+     * is an update (the protocol allows INFO at any time). */
+    uint8_t buf[2048];
+    size_t n = info(c->b, c->nc, c->nats->cid, true, buf, sizeof(buf));
+    if (n)
+        nats_out_raw(c, buf, n);
+    if (!c->closing)
+        client_close(c, "server shutting down");
 }
 
 void nats_closed(struct client *c)

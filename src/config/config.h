@@ -226,6 +226,10 @@ struct ward_config {
     /* system { } */
     uint32_t workers;      /* 0: one per CPU */
     uint32_t memory_limit; /* bytes, 0: automatic */
+
+    uint32_t shutdown_timeout_ms; /* SIGTERM: most time to wait for clients and the store */
+    char *user;                   /* run as this user after binding (NULL: stay) */
+    char *group;                  /* with user; NULL: the user's primary group */
     /* log { } */
     char *log_level;
     char *log_to;

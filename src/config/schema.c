@@ -147,6 +147,19 @@ static const struct key_spec global_keys[] = {
      "Worker threads, each with its own event loop (0: one per CPU)."},
     {"system.num_taskq_thread", K_U32, G(workers), NULL, 0, 256, NULL,
      "NanoMQ's name for system.workers."},
+    {"system.shutdown_timeout", K_MS, G(shutdown_timeout_ms), "5s", 0, 600000, NULL,
+     "On SIGTERM or SIGINT ward stops accepting, tells clients it is going away (v5: "
+     "DISCONNECT 0x8B; NATS: lame duck INFO), then waits at most this long for their "
+     "connections to close, the bridges to deliver their backlog upstream and the store to "
+     "commit before it exits 0."},
+    {"system.user", K_STRING, G(user), NULL, 0, 0, NULL,
+     "Started as root, ward opens its listeners, checks that this user can read every "
+     "configured key, certificate, CA, CRL, password, ACL and API key file and write the data "
+     "directory (refusing to start otherwise), then runs as this user. ward serve --user "
+     "overrides it. Unset: ward keeps the user it was started as (a warning if root)."},
+    {"system.group", K_STRING, G(group), NULL, 0, 0, NULL,
+     "The group with system.user (default: that user's primary group); the user's "
+     "supplementary groups are kept."},
     {"log.level", K_ENUM, G(log_level), "notice", 0, 0, "error warn notice info debug",
      "Least severe level logged."},
     {"log.to", K_LIST, G(log_to), "console", 0, 0, NULL,

@@ -175,6 +175,7 @@ struct net_server {
     unsigned ninherited;
     struct worker *workers;
     _Atomic bool stopping;
+    _Atomic bool accept_stopped; /* net_server_stop_accepting */
     _Atomic uint32_t nconns;
     uint32_t fd_budget; /* connections the descriptor limit allows; 0: not known */
     bool started;

@@ -522,6 +522,10 @@ int listener_resume(struct worker *w, uint64_t now, int max)
             continue;
         }
         struct listener *l = &w->s->listeners[i];
+        if (atomic_load(&w->s->accept_stopped)) { /* net_server_stop_accepting */
+            w->paused_until[i] = 0;
+            continue;
+        }
         struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = l};
         if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, l->fd, &ev) < 0 && errno != EEXIST) {
             /* Left paused: tried again after another pause. */
@@ -543,8 +547,8 @@ int listener_resume(struct worker *w, uint64_t now, int max)
  * moment. Returns true to go on accepting. */
 static bool accept_failed(struct worker *w, struct listener *l, int err)
 {
-    if (err == EAGAIN || err == EWOULDBLOCK)
-        return false;
+    if (err == EAGAIN || err == EWOULDBLOCK || atomic_load(&w->s->accept_stopped))
+        return false; /* after net_server_stop_accepting: EINVAL, not a failure */
     if (err == EINTR || err == ECONNABORTED || err == EPROTO)
         return true;
     listener_note(l, NET_ST_ACCEPT_ERRORS, "accept", "%s", strerror(err));

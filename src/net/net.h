@@ -154,6 +154,12 @@ uint16_t net_server_port(const struct net_server *s, unsigned i);
  * soft RLIMIT_NOFILE to the hard limit and works out how many connections
  * the descriptors allow (logged if fewer than max_connections). */
 WARD_WUR int net_server_start(struct net_server *s);
+/* Stops accepting on every listener at once: no worker accepts any more,
+ * connections waiting in a listener's backlog are reset and new ones are
+ * refused (the sockets stop listening; their descriptors stay open until
+ * net_server_free). Open connections go on. Idempotent; call from one
+ * thread (the one that stops the server), after net_server_start(). */
+void net_server_stop_accepting(struct net_server *s);
 /* Asks the workers to stop: closes listeners and connections (on_close runs
  * for each). Async-signal-safe. */
 void net_server_stop(struct net_server *s);

@@ -1398,6 +1398,23 @@ int net_server_start(struct net_server *s)
     return 0;
 }
 
+/* see net.h */
+void net_server_stop_accepting(struct net_server *s)
+{
+    if (atomic_exchange(&s->accept_stopped, true))
+        return;
+    /* epoll_ctl is safe while the worker waits; ENOENT: paused, and
+     * listener_resume no longer adds it back. */
+    for (unsigned i = 0; s->workers && i < s->cfg.workers; i++)
+        for (unsigned k = 0; k < s->nlisteners; k++)
+            (void)epoll_ctl(s->workers[i].epfd, EPOLL_CTL_DEL, s->listeners[k].fd, NULL);
+    /* On Linux shutdown() takes a listening socket out of LISTEN: its
+     * backlog is reset and new connections are refused at once, and the
+     * descriptor number cannot be reused under a worker still holding it. */
+    for (unsigned k = 0; k < s->nlisteners; k++)
+        (void)shutdown(s->listeners[k].fd, SHUT_RDWR);
+}
+
 void net_server_stop(struct net_server *s)
 {
     atomic_store(&s->stopping, true);
