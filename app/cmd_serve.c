@@ -19,6 +19,7 @@
 #include "net/net.h"
 #include "opts.h"
 #include "serve_bridges.h"
+#include "serve_log.h"
 #include "store/store.h"
 #include "tls/tls.h"
 
@@ -37,6 +38,7 @@ struct serve_opts {
     unsigned nurls;
     unsigned workers;
     const char *log_level;
+    struct serve_log_flags log; /* --log-file, --log-format */
     const char *dev_pki;
     const char *data_dir; /* --data DIR: persistence on (process mode) */
     uint32_t max_connections;
@@ -78,6 +80,14 @@ static int log_level(struct opts *p, void *ctx, const char *const *a)
     if (log_level_parse(a[0]) < 0)
         return opts_fail(p, "unknown level '%s' (error, warn, notice, info or debug)", a[0]);
     ((struct serve_opts *)ctx)->log_level = a[0];
+    return 0;
+}
+
+static int log_format(struct opts *p, void *ctx, const char *const *a)
+{
+    if (strcmp(a[0], "text") != 0 && strcmp(a[0], "json") != 0)
+        return opts_fail(p, "unknown log format '%s' (text or json)", a[0]);
+    ((struct serve_opts *)ctx)->log.format = a[0];
     return 0;
 }
 
@@ -158,6 +168,10 @@ static const struct opt table[] = {
      .help = "worker threads (default: one per CPU)"},
     {"log-level", 0, OPT_CALL, "LEVEL", FN(log_level),
      .help = "error, warn, notice, info or debug"},
+    {"log-file", 0, OPT_STRING, "PATH", AT(log.file),
+     .help = "also log to PATH (rotated as log.rotation says)"},
+    {"log-format", 0, OPT_CALL, "FORMAT", FN(log_format),
+     .help = "text (default) or json: one JSON object per line"},
     {"max-packet-size", 0, OPT_UINT, "N", AT(bc.max_packet_size), RANGE(64, 268435460u),
      .help = "largest packet in bytes (default 1048576)"},
     {"max-connections", 0, OPT_UINT, "N", AT(max_connections), RANGE(1, 10000000u),
@@ -442,6 +456,7 @@ static void block_signals(sigset_t *set)
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1); /* reopen the log file (logrotate) */
     pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
@@ -843,6 +858,10 @@ static void serve_signals(struct serve_opts *o, const struct serve_opts *flags, 
             }
             continue;
         }
+        if (sig == SIGUSR1) {
+            log_reopen();
+            continue;
+        }
         if (sig != SIGHUP) {
             log_notice("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
             return;
@@ -1085,7 +1104,9 @@ static void admin_reload(struct running *r)
 static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward_config *cfg)
 {
     sigset_t set;
-    block_signals(&set);
+    block_signals(&set); /* before the logger thread, which must not take them */
+    if (serve_log_start(o->config ? cfg : NULL, &flags->log) < 0)
+        return 1;
     struct net_config nc = {.workers = o->workers,
                             .max_connections = o->max_connections,
                             .max_input = o->bc.max_packet_size + 8u,
@@ -1139,6 +1160,7 @@ out:
         tls_server_free(r.tls[i]);
         auth_nats_free(r.nats_auth[i]);
     }
+    serve_log_stop();
     return rc;
 }
 
