@@ -283,11 +283,13 @@ static int open_file(const char *path, uint64_t *size)
 
 static void emit(const struct rec *r, bool rotate);
 
-/* A problem with a sink, told through the others (and the old file): built
- * as a record so every format applies, never rotating (no recursion). */
-static void sink_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A line about the sinks themselves, built as a record so every format
+ * applies. Trouble (an error) also goes to standard error and never
+ * rotates the file (no recursion). */
+static void sink_line(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
-static void sink_error(const char *fmt, ...)
+static void sink_line(enum log_level level, const char *fmt, ...)
 {
     struct {
         struct rec r;
@@ -300,10 +302,11 @@ static void sink_error(const char *fmt, ...)
     int m = vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
     va_end(ap);
     e.r = (struct rec){.len = m < 0 ? 0 : (uint32_t)strnlen(e.msg, sizeof(e.msg)),
-                       .level = LOG_ERROR,
+                       .level = (uint32_t)level,
                        .sec = ts.tv_sec,
                        .nsec = ts.tv_nsec};
-    emit(&e.r, false);
+    if ((int)level <= atomic_load(&current_level))
+        emit(&e.r, level != LOG_ERROR);
 }
 
 static void rotated_name(char *out, size_t cap, unsigned i)
@@ -330,15 +333,15 @@ static void rotate(void)
     uint64_t size = 0;
     if (rename(sinks.path, to) < 0) {
         sinks.size = 0;
-        sink_error("log: cannot rotate %s to %s: %s; still writing to it", sinks.path, to,
-                   strerror(errno));
+        sink_line(LOG_ERROR, "log: cannot rotate %s to %s: %s; still writing to it", sinks.path, to,
+                  strerror(errno));
         return;
     }
     int fd = open_file(sinks.path, &size);
     if (fd < 0) {
         sinks.size = 0;
-        sink_error("log: cannot open %s after rotating it: %s; still writing to %s", sinks.path,
-                   strerror(errno), to);
+        sink_line(LOG_ERROR, "log: cannot open %s after rotating it: %s; still writing to %s",
+                  sinks.path, strerror(errno), to);
         return;
     }
     close(sinks.fd);
@@ -397,8 +400,9 @@ static void syslog_write(const struct rec *r)
     }
     if (!sinks.sock_failed) {
         sinks.sock_failed = true;
-        sink_error("log: syslog socket %s: %s; lines for syslog are lost until it works again",
-                   sinks.sock_path, strerror(e));
+        sink_line(LOG_ERROR,
+                  "log: syslog socket %s: %s; lines for syslog are lost until it works again",
+                  sinks.sock_path, strerror(e));
     }
 }
 
@@ -478,13 +482,14 @@ static void reopen_file(void)
         return;
     int fd = open_file(sinks.path, &size);
     if (fd < 0) {
-        sink_error("log: cannot reopen %s: %s; still writing to the file already open", sinks.path,
-                   strerror(errno));
+        sink_line(LOG_ERROR, "log: cannot reopen %s: %s; still writing to the file already open",
+                  sinks.path, strerror(errno));
         return;
     }
     close(sinks.fd);
     sinks.fd = fd;
     sinks.size = size;
+    sink_line(LOG_NOTICE, "log: reopened %s", sinks.path);
 }
 
 uint64_t log_dropped(void)
