@@ -70,6 +70,7 @@ static struct {
     bool stopping, finished, reopen;
     char *buf;
     size_t cap, head, tail, used;
+    uint64_t reported; /* drops already reported when the logger started */
     pthread_t thread;
 } q = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -594,7 +595,7 @@ static void *logger(void *arg)
 {
     (void)arg;
     char *batch = malloc(BATCH_MAX);
-    uint64_t reported = atomic_load(&dropped_lines);
+    uint64_t reported = q.reported;
     pthread_mutex_lock(&q.mu);
     for (;;) {
         while (q.used == 0 && !q.stopping && !q.reopen)
@@ -642,6 +643,9 @@ int log_start(void)
     pthread_condattr_destroy(&ca);
     q.head = q.tail = q.used = 0;
     q.stopping = q.finished = q.reopen = false;
+    /* Read here, not in the thread: lines dropped before it first runs
+     * must be reported too. */
+    q.reported = atomic_load(&dropped_lines);
     q.running = q.buf != NULL;
     if (q.running && pthread_create(&q.thread, NULL, logger, NULL) != 0)
         q.running = false;
@@ -681,6 +685,8 @@ void log_stop(uint32_t timeout_ms)
         return;
     }
     pthread_join(q.thread, NULL);
+    pthread_cond_destroy(&q.wake);
+    pthread_cond_destroy(&q.done);
     free(q.buf);
     q.buf = NULL;
 }
