@@ -237,7 +237,8 @@ static int parse(int argc, char **argv, struct serve_opts *o)
                      .n = sizeof(table) / sizeof(table[0]),
                      .usage = "usage: ward serve [-c FILE] [-l URL ...] [--workers N] [options]\n",
                      .footer = "SIGHUP re-reads the configuration file, the password file and "
-                               "the ACL.\n"};
+                               "the ACL.\n"
+                               "SIGUSR1 reopens the log file (logrotate).\n"};
     return opts_parse(&p, o, argc, argv, 1, NULL);
 }
 
