@@ -226,12 +226,22 @@ int log_facility_parse(const char *name)
 
 /* ---- formatting and the sinks (under sinks.mu) --------------------------- */
 
+/* Under sinks.mu, like every caller: the date and time of the last second
+ * seen is kept, so a burst of lines formats it once. */
 static size_t format_time(const struct rec *r, char *out, size_t cap)
 {
-    struct tm tm;
-    time_t t = (time_t)r->sec;
-    gmtime_r(&t, &tm);
-    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    static int64_t last_sec = -1;
+    static char last[32];
+    static size_t last_len;
+    if (r->sec != last_sec) {
+        struct tm tm;
+        time_t t = (time_t)r->sec;
+        gmtime_r(&t, &tm);
+        last_len = strftime(last, sizeof(last), "%Y-%m-%dT%H:%M:%S", &tm);
+        last_sec = r->sec;
+    }
+    memcpy(out, last, last_len);
+    size_t n = last_len;
     n += (size_t)snprintf(out + n, cap - n, ".%03dZ", (int)(r->nsec / 1000000));
     return n;
 }
@@ -283,6 +293,32 @@ static int open_file(const char *path, uint64_t *size)
 }
 
 static void emit(const struct rec *r, bool rotate);
+
+/* While the logger thread writes a batch, the lines for standard error and
+ * for the file are gathered here and written with one write(2) per sink
+ * when a buffer fills or the batch ends, not one per line. */
+#define OUT_MAX (64u * 1024u)
+static struct {
+    bool on;
+    size_t con, file;
+    char con_buf[OUT_MAX], file_buf[OUT_MAX];
+} gather;
+
+static int write_all(int fd, const char *p, size_t n);
+
+static void flush_console(void)
+{
+    if (gather.con)
+        (void)write_all(STDERR_FILENO, gather.con_buf, gather.con);
+    gather.con = 0;
+}
+
+static void flush_file(void)
+{
+    if (gather.file && write_all(sinks.fd, gather.file_buf, gather.file) == 0)
+        sinks.size += gather.file;
+    gather.file = 0;
+}
 
 /* A line about the sinks themselves, built as a record so every format
  * applies. Trouble (an error) also goes to standard error and never
@@ -352,10 +388,32 @@ static void rotate(void)
 
 static void file_write(const char *line, size_t n, bool may_rotate)
 {
-    if (may_rotate && sinks.rot_size && sinks.size > 0 && sinks.size + n > sinks.rot_size)
+    uint64_t size = sinks.size + gather.file;
+    if (may_rotate && sinks.rot_size && size > 0 && size + n > sinks.rot_size) {
+        flush_console(); /* what came before stays before the rotation's lines */
+        flush_file();
         rotate();
-    if (write_all(sinks.fd, line, n) == 0)
+    }
+    if (gather.on && may_rotate) {
+        if (gather.file + n > OUT_MAX)
+            flush_file();
+        memcpy(gather.file_buf + gather.file, line, n);
+        gather.file += n;
+    } else if (write_all(sinks.fd, line, n) == 0) {
         sinks.size += n;
+    }
+}
+
+static void console_write(const char *line, size_t n, bool may_rotate)
+{
+    if (gather.on && may_rotate) {
+        if (gather.con + n > OUT_MAX)
+            flush_console();
+        memcpy(gather.con_buf + gather.con, line, n);
+        gather.con += n;
+        return;
+    }
+    (void)write_all(STDERR_FILENO, line, n);
 }
 
 static int syslog_connect(const char *path)
@@ -422,8 +480,12 @@ static void emit(const struct rec *r, bool may_rotate)
     bool console = (sinks.to & LOG_TO_CONSOLE) || sinks.to == 0;
     /* A sink's own trouble also goes to standard error, where a service
      * manager still sees it. */
+    if (!may_rotate) { /* after what is gathered, not before it */
+        flush_console();
+        flush_file();
+    }
     if (console || !may_rotate)
-        (void)write_all(STDERR_FILENO, line, n);
+        console_write(line, n, may_rotate);
     if ((sinks.to & LOG_TO_FILE) && sinks.fd >= 0)
         file_write(line, n, may_rotate);
     if ((sinks.to & LOG_TO_SYSLOG) && may_rotate)
@@ -567,6 +629,7 @@ static size_t dequeue(char *batch, size_t cap)
 static void write_batch(const char *batch, size_t n, uint64_t *reported)
 {
     pthread_mutex_lock(&sinks.mu);
+    gather.on = true;
     for (size_t off = 0; off < n;) {
         const struct rec *r = (const struct rec *)(const void *)(batch + off);
         emit(r, true);
@@ -588,6 +651,9 @@ static void write_batch(const char *batch, size_t n, uint64_t *reported)
         emit(&e.r, true);
         *reported = d;
     }
+    flush_console();
+    flush_file();
+    gather.on = false;
     pthread_mutex_unlock(&sinks.mu);
 }
 
