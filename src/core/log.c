@@ -353,8 +353,8 @@ static void rotated_name(char *out, size_t cap, unsigned i)
 
 /* path.N-1 -> path.N ... path -> path.1, then a new path. If anything
  * fails the current file stays in use and the next try waits for another
- * rotation.size bytes, so a full or read-only directory costs one line
- * per rotation, not one per event. */
+ * rotation.size bytes (counted after the error line), so a full or read-only directory costs one
+ * line per rotation, not one per event. */
 static void rotate(void)
 {
     char from[PATH_MAX + 16], to[PATH_MAX + 16];
@@ -363,22 +363,27 @@ static void rotate(void)
     for (unsigned i = sinks.rot_count; i > 1; i--) {
         rotated_name(from, sizeof(from), i - 1);
         rotated_name(to, sizeof(to), i);
-        if (rename(from, to) < 0 && errno != ENOENT)
-            break;
+        if (rename(from, to) < 0 && errno != ENOENT) {
+            /* path.1 stays: the current file must not replace it. */
+            sink_line(LOG_ERROR, "log: cannot rotate %s to %s: %s; still writing to %s", from, to,
+                      strerror(errno), sinks.path);
+            sinks.size = 0;
+            return;
+        }
     }
     rotated_name(to, sizeof(to), 1);
     uint64_t size = 0;
     if (rename(sinks.path, to) < 0) {
-        sinks.size = 0;
         sink_line(LOG_ERROR, "log: cannot rotate %s to %s: %s; still writing to it", sinks.path, to,
                   strerror(errno));
+        sinks.size = 0;
         return;
     }
     int fd = open_file(sinks.path, &size);
     if (fd < 0) {
-        sinks.size = 0;
         sink_line(LOG_ERROR, "log: cannot open %s after rotating it: %s; still writing to %s",
                   sinks.path, strerror(errno), to);
+        sinks.size = 0;
         return;
     }
     close(sinks.fd);

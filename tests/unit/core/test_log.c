@@ -190,6 +190,38 @@ TEST(file_rotates_by_size)
     cleanup_tmpdir();
 }
 
+/* A rotation that cannot shift the old files (here ward.log.2 is a
+ * directory) says so once and keeps writing to the current file; path.1
+ * is not overwritten. */
+TEST(failed_rotation_keeps_writing)
+{
+    char path[128], name[160], buf[8192], err[256];
+    make_tmpdir();
+    snprintf(path, sizeof(path), "%s/w.log", tmpdir);
+    snprintf(name, sizeof(name), "%s.2", path);
+    ASSERT_EQ(mkdir(name, 0700), 0);
+    snprintf(name, sizeof(name), "%s.2/keep", path);
+    FILE *f = fopen(name, "w");
+    ASSERT(f != NULL);
+    fclose(f);
+    struct log_config c = {
+        .to = LOG_TO_FILE, .path = path, .rotation_size = 200, .rotation_count = 2};
+    ASSERT_EQ(log_configure(&c, err, sizeof(err)), 0);
+    struct capture cap;
+    capture_start(&cap);
+    for (int i = 0; i < 8; i++) /* ~60 bytes each: one rotation, then a failed one */
+        log_notice("line %02d of the failing rotation", i);
+    capture_end(&cap, buf, sizeof(buf));
+    ASSERT(strstr(buf, "cannot rotate") && strstr(buf, ".1 to ") && strstr(buf, ".2: "));
+    ASSERT(strchr(buf, '\n') == buf + strlen(buf) - 1); /* one line */
+    snprintf(name, sizeof(name), "%s.1", path);
+    ASSERT(slurp(name, buf, sizeof(buf)) > 0 && strstr(buf, "line 00"));
+    ASSERT(slurp(path, buf, sizeof(buf)) > 0 && strstr(buf, "line 07"));
+    ASSERT(strstr(buf, "cannot rotate"));
+    console_only();
+    cleanup_tmpdir();
+}
+
 TEST(reopen_after_rename_and_failed_reopen)
 {
     char path[128], moved[200], dir2[160], buf[4096], err[256];
@@ -383,6 +415,7 @@ int main(void)
     RUN(json_escape);
     RUN(parse_sinks_and_facilities);
     RUN(file_rotates_by_size);
+    RUN(failed_rotation_keeps_writing);
     RUN(reopen_after_rename_and_failed_reopen);
     RUN(configure_refuses_unopenable_file);
     RUN(json_lines);
