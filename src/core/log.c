@@ -353,8 +353,8 @@ static void rotated_name(char *out, size_t cap, unsigned i)
 
 /* path.N-1 -> path.N ... path -> path.1, then a new path. If anything
  * fails the current file stays in use and the next try waits for another
- * rotation.size bytes (counted after the error line), so a full or read-only directory costs one
- * line per rotation, not one per event. */
+ * rotation.size bytes (counted after the error line), so a full or
+ * read-only directory costs one line per rotation, not one per event. */
 static void rotate(void)
 {
     char from[PATH_MAX + 16], to[PATH_MAX + 16];
