@@ -68,6 +68,8 @@ static struct {
     pthread_cond_t done; /* log_stop: the logger drained and left */
     bool running;        /* log_msg queues (under mu) */
     bool stopping, finished, reopen;
+    bool detached; /* log_stop gave up waiting: the logger frees buf itself */
+    bool conds_ready;
     char *buf;
     size_t cap, head, tail, used;
     uint64_t reported; /* drops already reported when the logger started */
@@ -665,7 +667,7 @@ static void write_batch(const char *batch, size_t n, uint64_t *reported)
 static void *logger(void *arg)
 {
     (void)arg;
-    char *batch = malloc(BATCH_MAX);
+    static char batch[BATCH_MAX]; /* one logger at a time */
     uint64_t reported = q.reported;
     pthread_mutex_lock(&q.mu);
     for (;;) {
@@ -680,7 +682,7 @@ static void *logger(void *arg)
             pthread_mutex_lock(&q.mu);
             continue;
         }
-        if (q.used == 0 || !batch) /* stopping (or no memory: drain nothing) */
+        if (q.used == 0) /* and stopping */
             break;
         size_t n = dequeue(batch, BATCH_MAX);
         pthread_mutex_unlock(&q.mu);
@@ -691,8 +693,11 @@ static void *logger(void *arg)
     q.running = false;
     q.finished = true;
     pthread_cond_broadcast(&q.done);
+    if (q.detached) { /* the sink came back after log_stop's timeout */
+        free(q.buf);
+        q.buf = NULL;
+    }
     pthread_mutex_unlock(&q.mu);
-    free(batch);
     return NULL;
 }
 
@@ -707,13 +712,16 @@ int log_start(void)
     if (!q.cap)
         q.cap = LOG_QUEUE_DEFAULT;
     q.buf = malloc(q.cap);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&q.wake, NULL);
-    pthread_cond_init(&q.done, &ca);
-    pthread_condattr_destroy(&ca);
+    if (!q.conds_ready) { /* once: a detached logger may still use them */
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&q.wake, NULL);
+        pthread_cond_init(&q.done, &ca);
+        pthread_condattr_destroy(&ca);
+        q.conds_ready = true;
+    }
     q.head = q.tail = q.used = 0;
-    q.stopping = q.finished = q.reopen = false;
+    q.stopping = q.finished = q.reopen = q.detached = false;
     /* Read here, not in the thread: lines dropped before it first runs
      * must be reported too. */
     q.reported = atomic_load(&dropped_lines);
@@ -749,15 +757,16 @@ void log_stop(uint32_t timeout_ms)
     int rc = 0;
     while (!q.finished && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&q.done, &q.mu, &until);
-    bool finished = q.finished;
+    /* Stuck in a write: the logger is left to finish (and free the queue)
+     * on its own; a later log_stop may still wait for that. */
+    bool finished = q.finished, detached = q.detached;
+    q.detached = detached || !finished;
     pthread_mutex_unlock(&q.mu);
-    if (!finished) { /* stuck in a write: leave it and its queue behind */
+    if (!detached && !finished)
         pthread_detach(q.thread);
+    if (detached || !finished)
         return;
-    }
     pthread_join(q.thread, NULL);
-    pthread_cond_destroy(&q.wake);
-    pthread_cond_destroy(&q.done);
     free(q.buf);
     q.buf = NULL;
 }

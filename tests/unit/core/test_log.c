@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -406,6 +407,34 @@ TEST(stop_flushes_the_queue)
     cleanup_tmpdir();
 }
 
+/* A sink that never takes its lines (a FIFO nobody reads): log_stop gives
+ * up after its timeout instead of hanging the exit, and the logger, once
+ * the sink fails or moves again, finishes on its own. */
+TEST(stop_is_bounded_by_its_timeout)
+{
+    char path[128], err[256];
+    make_tmpdir();
+    snprintf(path, sizeof(path), "%s/fifo", tmpdir);
+    ASSERT_EQ(mkfifo(path, 0600), 0);
+    signal(SIGPIPE, SIG_IGN);
+    int rd = open(path, O_RDONLY | O_NONBLOCK); /* so the writer's open does not wait */
+    ASSERT(rd >= 0);
+    struct log_config c = {.to = LOG_TO_FILE, .path = path, .queue_size = LOG_QUEUE_MIN};
+    ASSERT_EQ(log_configure(&c, err, sizeof(err)), 0);
+    ASSERT_EQ(log_start(), 0);
+    for (int i = 0; i < 5000; i++) /* far more than the FIFO and the queue hold */
+        log_notice("stuck line %d ..........................................", i);
+    log_stop(100); /* returns: the logger is stuck in write(2) */
+    /* The reader goes: the stuck write fails (EPIPE), the logger finishes
+     * what is queued on its own, and log_stop sees it finish. */
+    close(rd);
+    log_stop(10000);
+    console_only();
+    ASSERT_EQ(log_start(), 0); /* and a new one starts */
+    log_stop(5000);
+    cleanup_tmpdir();
+}
+
 int main(void)
 {
     RUN(parse_levels);
@@ -422,5 +451,6 @@ int main(void)
     RUN(syslog_datagram);
     RUN(full_pipe_drops_instead_of_blocking);
     RUN(stop_flushes_the_queue);
+    RUN(stop_is_bounded_by_its_timeout);
     TEST_DONE();
 }
