@@ -23,6 +23,7 @@
 #include "opts.h"
 #include "privs.h"
 #include "serve_bridges.h"
+#include "serve_log.h"
 #include "service.h"
 #include "store/store.h"
 #include "tls/tls.h"
@@ -43,6 +44,7 @@ struct serve_opts {
     unsigned nurls;
     unsigned workers;
     const char *log_level;
+    struct serve_log_flags log; /* --log-file, --log-format */
     const char *dev_pki;
     const char *data_dir; /* --data DIR: persistence on (process mode) */
     uint32_t max_connections;
@@ -86,6 +88,14 @@ static int log_level(struct opts *p, void *ctx, const char *const *a)
     if (log_level_parse(a[0]) < 0)
         return opts_fail(p, "unknown level '%s' (error, warn, notice, info or debug)", a[0]);
     ((struct serve_opts *)ctx)->log_level = a[0];
+    return 0;
+}
+
+static int log_format(struct opts *p, void *ctx, const char *const *a)
+{
+    if (strcmp(a[0], "text") != 0 && strcmp(a[0], "json") != 0)
+        return opts_fail(p, "unknown log format '%s' (text or json)", a[0]);
+    ((struct serve_opts *)ctx)->log.format = a[0];
     return 0;
 }
 
@@ -166,6 +176,10 @@ static const struct opt table[] = {
      .help = "worker threads (default: one per CPU)"},
     {"log-level", 0, OPT_CALL, "LEVEL", FN(log_level),
      .help = "error, warn, notice, info or debug"},
+    {"log-file", 0, OPT_STRING, "PATH", AT(log.file),
+     .help = "also log to PATH (rotated as log.rotation says)"},
+    {"log-format", 0, OPT_CALL, "FORMAT", FN(log_format),
+     .help = "text (default) or json: one JSON object per line"},
     {"max-packet-size", 0, OPT_UINT, "N", AT(bc.max_packet_size), RANGE(64, 268435460u),
      .help = "largest packet in bytes (default 1048576)"},
     {"max-connections", 0, OPT_UINT, "N", AT(max_connections), RANGE(1, 10000000u),
@@ -237,7 +251,8 @@ static int parse(int argc, char **argv, struct serve_opts *o)
                      .footer = "SIGHUP re-reads the configuration file, the password file and "
                                "the ACL.\nSIGTERM and SIGINT stop accepting, disconnect the "
                                "clients, let the store\ncommit, and exit 0 "
-                               "(system.shutdown_timeout bounds the wait).\n"};
+                               "(system.shutdown_timeout bounds the wait).\n"
+                               "SIGUSR1 reopens the log file (logrotate).\n"};
     return opts_parse(&p, o, argc, argv, 1, NULL);
 }
 
@@ -456,6 +471,7 @@ static void block_signals(sigset_t *set)
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1); /* reopen the log file (logrotate) */
     pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
@@ -857,6 +873,10 @@ static void serve_signals(struct serve_opts *o, const struct serve_opts *flags, 
             }
             continue;
         }
+        if (sig == SIGUSR1) {
+            log_reopen();
+            continue;
+        }
         if (sig != SIGHUP) {
             log_notice("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
             service_stopping();
@@ -1199,6 +1219,17 @@ static void collect_needs(const struct serve_opts *o, const struct serve_opts *f
         need(nd, b->ssl.keyfile, PRIVS_READ, "the key of bridge %s", b->name);
         need(nd, b->ssl.cacertfile, PRIVS_READ, "the CA file of bridge %s", b->name);
     }
+    static char logdir[4200];
+    const char *logfile = serve_log_file();
+    if (logfile) {
+        need(nd, logfile, PRIVS_WRITE_FILE, "the log file");
+        const char *slash = strrchr(logfile, '/');
+        snprintf(logdir, sizeof(logdir), "%.*s", slash ? (int)(slash - logfile) : 1,
+                 slash ? logfile : ".");
+        if (!logdir[0]) /* a file in / */
+            snprintf(logdir, sizeof(logdir), "/");
+        need(nd, logdir, PRIVS_WRITE_DIR, "the log directory (rotation)");
+    }
     const char *dir = admin_key_dir(flags, cfg);
     if (!dir)
         return;
@@ -1293,7 +1324,9 @@ static void shut_down(const struct serve_opts *o, struct running *r)
 static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward_config *cfg)
 {
     sigset_t set;
-    block_signals(&set);
+    block_signals(&set); /* before any thread, which must not take them */
+    if (serve_log_start(o->config ? cfg : NULL, &flags->log) < 0)
+        return 1;
     struct net_config nc = {.workers = o->workers,
                             .max_connections = o->max_connections,
                             .max_input = o->bc.max_packet_size + 8u,
@@ -1322,6 +1355,7 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
      * dropped; the store is opened as the user, so its files are the
      * user's. */
     if (admin_setup(o, flags, cfg, &r) < 0 || drop_privileges(o, flags, cfg, &r) < 0 ||
+        serve_log_begin() < 0 ||
         open_store(o, flags, cfg, &r) < 0)
         goto out;
     r.admin_src.store = r.st; /* admin_setup ran before the store opened */
@@ -1365,6 +1399,7 @@ out:
         tls_server_free(r.tls[i]);
         auth_nats_free(r.nats_auth[i]);
     }
+    serve_log_stop();
     return rc;
 }
 

@@ -235,6 +235,13 @@ struct ward_config {
     char *log_to;
     char *log_dir;
     char *log_file;
+    uint32_t log_rotation_size; /* bytes, 0: never rotated */
+    uint32_t log_rotation_count;
+    char *log_format; /* text | json */
+    char *log_syslog_facility;
+    char *log_syslog_socket;
+    uint32_t log_queue_size; /* bytes */
+    uint32_t log_flush_timeout_ms;
     /* auth { } */
     bool allow_anonymous;
     char *no_match;    /* allow | deny */

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "config/hocon.h"
+#include "core/log.h"
 #include "core/vec.h"
 
 enum kind {
@@ -163,9 +164,31 @@ static const struct key_spec global_keys[] = {
     {"log.level", K_ENUM, G(log_level), "notice", 0, 0, "error warn notice info debug",
      "Least severe level logged."},
     {"log.to", K_LIST, G(log_to), "console", 0, 0, NULL,
-     "Accepted for NanoMQ compatibility (a word or a list); ward logs to standard error."},
-    {"log.dir", K_STRING, G(log_dir), NULL, 0, 0, NULL, "Accepted for NanoMQ compatibility."},
-    {"log.file", K_STRING, G(log_file), NULL, 0, 0, NULL, "Accepted for NanoMQ compatibility."},
+     "Where lines go: console (standard error), file, syslog, or a list of them "
+     "(docs/logging.md)."},
+    {"log.dir", K_STRING, G(log_dir), NULL, 0, 0, NULL,
+     "Directory of log.file when that is relative; unset: the working directory."},
+    {"log.file", K_STRING, G(log_file), "ward.log", 0, 0, NULL,
+     "The file sink's file, opened (and created) at start, before privileges are dropped."},
+    {"log.rotation.size", K_SIZE, G(log_rotation_size), "10MB", 0, 4294967295.0, NULL,
+     "The file is rotated (ward.log -> ward.log.1 ...) before a line would take it past "
+     "this size; 0: never (leave it to logrotate and SIGUSR1)."},
+    {"log.rotation.count", K_U32, G(log_rotation_count), "5", 1, 1000, NULL,
+     "Rotated files kept (ward.log.1 is the newest); the oldest is deleted."},
+    {"log.format", K_ENUM, G(log_format), "text", 0, 0, "text json",
+     "Lines on the console and in the file: text (time level message) or json (one object "
+     "per line: time, level, msg) for log shippers. Syslog always gets the text."},
+    {"log.syslog_facility", K_ENUM, G(log_syslog_facility), "daemon", 0, 0,
+     "user daemon local0 local1 local2 local3 local4 local5 local6 local7",
+     "Syslog facility of ward's messages."},
+    {"log.syslog_socket", K_STRING, G(log_syslog_socket), "/dev/log", 0, 0, NULL,
+     "The unix datagram socket syslog messages (RFC 3164) are sent to; journald and "
+     "rsyslog listen on /dev/log."},
+    {"log.queue_size", K_SIZE, G(log_queue_size), "1MB", 16384, 1073741824.0, NULL,
+     "Bytes of log lines waiting for the logger thread; when it is full (a stalled pipe or "
+     "disk) lines are dropped and counted (ward_log_dropped_lines_total), never waited for."},
+    {"log.flush_timeout", K_MS, G(log_flush_timeout_ms), "2s", 0, 60000, NULL,
+     "At exit, the longest wait for queued lines to be written."},
     {"http.enable", K_BOOL, G(http.enable), "true", 0, 0, NULL,
      "The admin HTTP server (docs/http-api.md) runs when http.bind (or NanoMQ's "
      "http_server.port) is set, unless this is false."},
@@ -395,7 +418,6 @@ static const char *const nanomq_ignored[] = {"http_server.jwt",
                                              "system.daemon",
                                              "system.max_taskq_thread",
                                              "system.parallel",
-                                             "log.rotation",
                                              "auth.cache",
                                              "auth.http_auth",
                                              "mqtt.max_awaiting_rel",
@@ -1627,6 +1649,18 @@ static void check_http(struct loader *ld, const struct hocon_value *root, struct
                   "HTTPS: certfile and keyfile");
 }
 
+/* log { }: the sink names (a misspelt one would silently log nowhere). */
+static void check_log(struct loader *ld, const struct hocon_value *root, struct ward_config *cfg)
+{
+    unsigned to;
+    const char *bad = NULL;
+    if (cfg->log_to && log_sinks_parse(cfg->log_to, &to, &bad) < 0)
+        add_error(ld, hocon_path(root, "log.to"), "log.to",
+                  "unknown sink '%.*s' (console, file or syslog)", (int)strcspn(bad, ", "), bad);
+    if (cfg->log_file && !*cfg->log_file)
+        add_error(ld, hocon_path(root, "log.file"), "log.file", "empty file name");
+}
+
 static int load_root(struct loader *ld, const struct hocon_value *root, struct ward_config *cfg)
 {
     static const char *const skip[] = {"listeners", "bridges", "auth.password", "auth.acl",
@@ -1649,6 +1683,7 @@ static int load_root(struct loader *ld, const struct hocon_value *root, struct w
     if (http && http->type == HOCON_OBJECT)
         load_include_ref(ld, http, "api_keys", &cfg->http.api_keys_file);
     check_http(ld, root, &cfg->http);
+    check_log(ld, root, cfg);
     return ld->errs->count ? -1 : 0;
 }
 
@@ -1773,7 +1808,8 @@ void cfg_errors_free(struct cfg_errors *errs)
 static void print_value(FILE *out, const struct key_spec *ks, const void *base, const char *ind)
 {
     const char *field = (const char *)base + ks->off;
-    const char *name = strrchr(ks->key, '.') ? strrchr(ks->key, '.') + 1 : ks->key;
+    /* Inside its block: "rotation.size" for log.rotation.size. */
+    const char *name = strchr(ks->key, '.') ? strchr(ks->key, '.') + 1 : ks->key;
     switch (ks->kind) {
     case K_BOOL:
         fprintf(out, "%s%s = %s\n", ind, name, *(const bool *)field ? "true" : "false");

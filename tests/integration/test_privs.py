@@ -129,6 +129,20 @@ def test_data_dir_not_writable_is_refused(pki):
     assert "user 'nobody' cannot create files in %s (the data directory)" % data in err, err
 
 
+def test_log_directory_not_writable_is_refused(pki):
+    """The log file is opened as root at start, but reopening (SIGUSR1) and
+    rotating happen as the user: a directory it cannot write is refused."""
+    logs = os.path.join(pki["dir"], "logs")
+    os.mkdir(logs, 0o755)  # root's
+    data = os.path.join(pki["dir"], "data")
+    os.mkdir(data, 0o700)
+    os.chown(data, NOBODY.pw_uid, NOBODY.pw_gid)
+    extra = 'log { to = [console, file], dir = "%s" }\n' % logs
+    err = refused(["-c", conf(pki, free_port(), free_port(), extra=extra)])
+    log = os.path.join(logs, "ward.log")
+    assert "user 'nobody' cannot" in err and log in err and "(the log file)" in err, err
+
+
 def test_unreadable_config_file_is_refused(pki):
     path = conf(pki, free_port(), free_port())
     os.chmod(path, 0o600)  # SIGHUP could not read it after the drop
