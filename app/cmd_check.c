@@ -230,6 +230,7 @@ static int check_file(const char *path, const struct status_opts *so)
 struct check_cli {
     const char *path;
     bool reference;
+    bool man; /* --print-reference as ward.conf(5) */
     struct status_opts so;
 };
 
@@ -257,6 +258,8 @@ static const struct opt table[] = {
     {"cafile", 0, OPT_STRING, "F", AT(so.cafile), .help = "--status over https: the CA"},
     {"print-reference", 0, OPT_SET, NULL, AT(reference),
      .help = "print docs/configuration.md (every key, type, default)"},
+    {"man", 0, OPT_SET, NULL, AT(man),
+     .help = "with --print-reference: as the ward.conf(5) man page"},
     {"help", 0, OPT_HELP, .help = "this help"},
 };
 
@@ -268,7 +271,7 @@ int cmd_check(int argc, char **argv)
                      .n = sizeof(table) / sizeof(table[0]),
                      .usage = "usage: ward check -c FILE [--status [-h HOST] [-p PORT] [-u USER] "
                               "[-P PASS]]\n"
-                              "       ward check --print-reference\n"};
+                              "       ward check --print-reference [--man]\n"};
     if (argc == 2 && strcmp(argv[1], "-h") == 0) { /* -h alone: help, as before */
         opts_help(&p, stdout);
         return 0;
@@ -276,6 +279,8 @@ int cmd_check(int argc, char **argv)
     int rc = opts_parse(&p, &cli, argc, argv, 1, NULL);
     if (rc)
         return rc == OPTS_HELP ? 0 : rc;
+    if (cli.reference && cli.man)
+        return config_print_reference_man(stdout) == 0 ? 0 : 1;
     if (cli.reference) {
         config_print_reference(stdout);
         return 0;
