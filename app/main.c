@@ -2,8 +2,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "commands.h"
 #include "opts.h"
+
+#include "commands.h"
 
 static const struct command {
     const char *name;
@@ -28,7 +29,7 @@ static void usage(FILE *out)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "  %-8s %s\n", "version", "print the version");
     fprintf(out, "\n'ward COMMAND --help' describes each command; 'ward help --markdown'\n"
-                 "prints them all as docs/cli.md, 'ward help --man' as the ward(1) man page.\n");
+                 "prints them all as docs/cli.md.\n");
 }
 
 /* `ward help --markdown`: the command-line reference (docs/cli.md), made
