@@ -6,7 +6,8 @@ apt-get, checks its files, user and state directory, runs the unit's
 ExecStart command line as systemd would (user ward, NOTIFY_SOCKET bound here,
 WATCHDOG_USEC set) and asserts READY=1 and WATCHDOG=1, verifies the unit with
 systemd-analyze (verify, and an exposure score of at most 2.5), publishes with
-mosquitto_pub over mutual TLS with the package's own PKI, and purges the
+mosquitto_pub over mutual TLS with the package's own PKI, upgrades over a
+broken configuration (reported, the broker left alone), and purges the
 package. It installs software system-wide, so it runs only as root, only in
 a plain build (a sanitizer build runs the same tree; once is enough), one at
 a time on a machine (a lock), and never over a ward package it did not
@@ -268,6 +269,16 @@ def test_package():
         pings = notifications(notify, lambda f: f.get("WATCHDOG") == "1", 5.0)
         pings += notifications(notify, lambda f: f.get("WATCHDOG") == "1", 5.0)
         assert sum(f.get("WATCHDOG") == "1" for f in pings) >= 2, "no WATCHDOG=1: %s" % pings
+
+        # An upgrade (the same package again) over a configuration the new
+        # ward refuses: reported, the package still configured, the broker
+        # untouched.
+        with open(CONF, "a") as f:
+            f.write("\nmqtt.max_qos = 7\n")
+        r = run(["dpkg", "-i", "--force-confold", debs[0]], cwd=work, timeout=120)
+        assert "ward.service was NOT restarted" in r.stderr, r.stderr
+        assert "mqtt.max_qos: 7 is out of range" in r.stderr, r.stderr
+        assert installed() and proc.poll() is None
         stop(proc)
         assert proc.returncode == 0, open(os.path.join(work, "ward.log")).read()
 
