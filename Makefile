@@ -150,6 +150,7 @@ deb: deps
 	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/src
 	git ls-files -z | xargs -0 cp --parents -t $(BUILD)/deb/src
 	cd $(BUILD)/deb/src && DEB_BUILD_OPTIONS="nocheck parallel=$(JOBS) $(DEB_BUILD_OPTIONS)" \
+	  WARD_GIT_REV=$$(git -C $(CURDIR) describe --always --dirty 2>/dev/null) \
 	  dpkg-buildpackage -us -uc -b
 	rm -rf $(BUILD)/deb/src
 	@ls -1 $(BUILD)/deb/*.deb
