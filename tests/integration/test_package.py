@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -92,32 +93,45 @@ def as_ward():
     return drop
 
 
-def listen_notify(dirpath):
-    """systemd's notification socket, writable by user ward."""
-    os.chmod(os.path.dirname(dirpath), 0o711)
-    os.mkdir(dirpath, 0o755)
-    path = os.path.join(dirpath, "notify")
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    s.bind(path)
-    os.chmod(path, 0o666)
-    return s, path
+class Notify:
+    """systemd's notification socket, writable by user ward, read all the
+    time as systemd reads it (an unread socket fills after a few datagrams,
+    and then the broker's next notification would wait)."""
 
+    def __init__(self, dirpath):
+        os.chmod(os.path.dirname(dirpath), 0o711)
+        os.mkdir(dirpath, 0o755)
+        self.path = os.path.join(dirpath, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        os.chmod(self.path, 0o666)
+        self.sock.settimeout(0.1)
+        self.got = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
 
-def notifications(sock, until, timeout):
-    """Datagrams received until until(fields) holds or timeout passes."""
-    got = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            data = sock.recv(4096).decode()
-        except socket.timeout:
-            break
-        fields = dict(l.split("=", 1) for l in data.split("\n") if "=" in l)
-        got.append(fields)
-        if until(fields):
-            break
-    return got
+    def _read(self):
+        while not self.done.is_set():
+            try:
+                data = self.sock.recv(4096).decode()
+            except socket.timeout:
+                continue
+            self.got.append(dict(l.split("=", 1) for l in data.split("\n") if "=" in l))
+
+    def wait(self, pred, count=1, timeout=WAIT):
+        """True once count notifications satisfy pred (at most timeout s)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(1 for f in list(self.got) if pred(f)) >= count:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def close(self):
+        self.done.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
 
 
 def local_ports(text, ports):
@@ -253,8 +267,8 @@ def test_package():
 
         # ExecStart as systemd runs it: user ward, cwd /, NOTIFY_SOCKET and
         # WATCHDOG_USEC (WatchdogSec= in microseconds; 1 s here).
-        notify, path = listen_notify(os.path.join(work, "run"))
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "NOTIFY_SOCKET": path,
+        notify = Notify(os.path.join(work, "run"))
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "NOTIFY_SOCKET": notify.path,
                "WATCHDOG_USEC": "1000000", "HOME": "/var/lib/ward", "USER": "ward"}
         log = open(os.path.join(work, "ward.log"), "w")
         proc = subprocess.Popen(unit_values("ExecStart")[0].split(), env=env, cwd="/",
@@ -265,11 +279,9 @@ def test_package():
 
         # Type=notify: READY=1 once serving, then WATCHDOG=1 every
         # WATCHDOG_USEC/2 (two pings within a few intervals).
-        got = notifications(notify, lambda f: f.get("READY") == "1", WAIT)
-        assert any(f.get("READY") == "1" for f in got), "no READY=1: %s" % got
-        pings = notifications(notify, lambda f: f.get("WATCHDOG") == "1", 5.0)
-        pings += notifications(notify, lambda f: f.get("WATCHDOG") == "1", 5.0)
-        assert sum(f.get("WATCHDOG") == "1" for f in pings) >= 2, "no WATCHDOG=1: %s" % pings
+        assert notify.wait(lambda f: f.get("READY") == "1"), "no READY=1: %s" % notify.got
+        assert notify.wait(lambda f: f.get("WATCHDOG") == "1", count=2), \
+            "no WATCHDOG=1: %s" % notify.got
 
         # An upgrade (the same package again) over a configuration the new
         # ward refuses: reported, the package still configured, the broker
