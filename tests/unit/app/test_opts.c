@@ -289,7 +289,7 @@ TEST(man_escapes_roff)
 {
     static const struct opt tab[] = {
         {"x", 0, OPT_STRING, "A\\B", OPT_AT(struct t, str),
-         .help = ".so /etc/passwd\n'br\nback\\slash and a.dot"},
+         .help = ".so /etc/passwd\n'br\n\\fBback\\slash and a.dot"},
     };
     struct opts p = opts_for(1, 0);
     p.table = tab;
@@ -303,7 +303,7 @@ TEST(man_escapes_roff)
     fclose(f);
     ASSERT(strstr(out, "\n.PP\n.nf\n\\&.usage\n.fi\n"));
     ASSERT(strstr(out, "\\fB\\-\\-x\\fR \\fIA\\eB\\fR\n"
-                       "\\&.so /etc/passwd\n\\&'br\nback\\eslash and a.dot\n"));
+                       "\\&.so /etc/passwd\n\\&'br\n\\efBback\\eslash and a.dot\n"));
     ASSERT(!strstr(out, "\n.so"));
     free(out);
     f = open_memstream(&out, &len);
