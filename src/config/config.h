@@ -280,6 +280,13 @@ void cfg_errors_free(struct cfg_errors *errs);
 void config_print(const struct ward_config *cfg, FILE *out);
 /* Prints docs/configuration.md: every key, type, default and meaning. */
 void config_print_reference(FILE *out);
+/* The same as the ward.conf(5) man page (roff), made from what
+ * config_print_reference() prints. Returns 0, or -1 out of memory. */
+int config_print_reference_man(FILE *out);
+/* Renders md, Markdown as config_print_reference() writes it, as
+ * ward.conf(5); text is escaped for roff (a line starting with '.' or
+ * '\'', a backslash). Exposed for the tests. */
+void config_reference_man(const char *md, FILE *out);
 
 /* "256KB", "1MB", "1024" -> bytes. Returns 0, or -1 if malformed/out of range. */
 WARD_WUR int config_parse_size(const char *s, uint64_t *out);
