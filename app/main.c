@@ -31,7 +31,7 @@ static void usage(FILE *out)
     fprintf(out, "  %-8s %s\n", "version",
             "the version, git revision and library versions (also --version)");
     fprintf(out, "\n'ward COMMAND --help' describes each command; 'ward help --markdown'\n"
-                 "prints them all as docs/cli.md.\n");
+                 "prints them all as docs/cli.md, 'ward help --man' as the ward(1) page.\n");
 }
 
 /* `ward help --markdown`: the command-line reference (docs/cli.md), made
