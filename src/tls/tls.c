@@ -57,6 +57,7 @@ struct tls_server {
      * when that was (ms, CLOCK_MONOTONIC): see trim_after_burst(). */
     _Atomic uint32_t hs_running, hs_ended;
     _Atomic int64_t trimmed_ms;
+    _Atomic uint64_t trims;
     /* Indexed by thread_slot(); each entry is touched by its thread only
      * (and by tls_server_free, once the threads are gone). */
     struct thread_ctx threads[MAX_THREADS];
@@ -555,6 +556,11 @@ void tls_server_counters(const struct tls_server *s, uint64_t out[TLS_NCAUSES])
         out[i] = atomic_load(&s->counters[i]);
 }
 
+uint64_t tls_server_trims(const struct tls_server *s)
+{
+    return atomic_load(&s->trims);
+}
+
 long tls_server_days_left(const struct tls_server *s)
 {
     pthread_mutex_lock((pthread_mutex_t *)&s->lock);
@@ -913,6 +919,7 @@ static void handshake_ended(struct tls_conn *t)
     if (now - last < 1000 || !atomic_compare_exchange_strong(&s->trimmed_ms, &last, now))
         return;
     atomic_store(&s->hs_ended, 0);
+    atomic_fetch_add(&s->trims, 1);
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif

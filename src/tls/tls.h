@@ -101,6 +101,8 @@ bool tls_server_files_changed(struct tls_server *s);
 void tls_server_free(struct tls_server *s);
 const struct tls_server_config *tls_server_config(const struct tls_server *s);
 void tls_server_counters(const struct tls_server *s, uint64_t out[TLS_NCAUSES]);
+/* How many times the heap was trimmed after a burst of handshakes (trim_after). */
+uint64_t tls_server_trims(const struct tls_server *s);
 /* Days until the server certificate expires. */
 long tls_server_days_left(const struct tls_server *s);
 
