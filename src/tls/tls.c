@@ -56,6 +56,7 @@ struct tls_server {
     /* Handshakes running, ended since the allocator was last trimmed, and
      * when that was (ms, CLOCK_MONOTONIC): see trim_after_burst(). */
     _Atomic uint32_t hs_running, hs_ended;
+    _Atomic uint32_t conns; /* server connections open */
     _Atomic int64_t trimmed_ms;
     _Atomic uint64_t trims;
     /* Indexed by thread_slot(); each entry is touched by its thread only
@@ -885,6 +886,12 @@ static int server_handshake(SSL *ssl)
     return r;
 }
 
+/* see tls.h */
+bool tls_trim_due(uint32_t ended, uint32_t conns, uint32_t after, int64_t since_ms)
+{
+    return after != UINT32_MAX && ended >= after && ended >= conns / 4 && since_ms >= 1000;
+}
+
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -897,12 +904,17 @@ static int64_t now_ms(void)
  * transcript, the client's chain being verified) between the few KB an
  * idle connection keeps; after a burst of them, glibc's heap holds those
  * freed pages between kept objects, resident, and only gives back its
- * top: 2,000 mutual TLS connections made at once left about 9 KB per
- * connection resident in freed chunks (bench/README.md). So when the last
- * running handshake of a listener ends, at least trim_after have ended
- * since the last trim and a second has passed, the pages the heap holds
- * free go back to the kernel (malloc_trim: a walk of the free lists; about
- * a millisecond per 100 MB of heap). */
+ * top: 2,000 connections made at once left about 13 KB per connection
+ * resident in freed chunks (bench/README.md). So after a burst the pages
+ * the heap holds free go back to the kernel: when the last running
+ * handshake of a listener ends, a second has passed since the last time
+ * and at least trim_after handshakes, and a quarter as many as there are
+ * connections open, have ended since. malloc_trim walks every free chunk
+ * and advises each free page away, trimmed before or not: about 3 ms per
+ * 1,000 connections held, on this thread, whatever was freed. Tying it
+ * to the handshakes ended since, in proportion to the connections held,
+ * bounds its share of the handshakes' CPU (about 1%) under steady
+ * reconnects, while a storm gets one trim when it is over. */
 static void handshake_ended(struct tls_conn *t)
 {
     if (!t->running)
@@ -910,13 +922,12 @@ static void handshake_ended(struct tls_conn *t)
     t->running = false;
     struct tls_server *s = t->srv;
     uint32_t ended = atomic_fetch_add(&s->hs_ended, 1) + 1;
-    if (atomic_fetch_sub(&s->hs_running, 1) != 1 || s->cfg.trim_after == UINT32_MAX)
+    if (atomic_fetch_sub(&s->hs_running, 1) != 1)
         return;
     uint32_t after = s->cfg.trim_after ? s->cfg.trim_after : TLS_TRIM_AFTER_DEFAULT;
-    if (ended < after)
-        return;
     int64_t now = now_ms(), last = atomic_load(&s->trimmed_ms);
-    if (now - last < 1000 || !atomic_compare_exchange_strong(&s->trimmed_ms, &last, now))
+    if (!tls_trim_due(ended, atomic_load(&s->conns), after, now - last) ||
+        !atomic_compare_exchange_strong(&s->trimmed_ms, &last, now))
         return;
     atomic_store(&s->hs_ended, 0);
     atomic_fetch_add(&s->trims, 1);
@@ -1028,6 +1039,8 @@ static void keep_session(struct tls_conn *t);
 static void tls_destroy(void *arg)
 {
     struct tls_conn *t = arg;
+    if (t->srv)
+        atomic_fetch_sub(&t->srv->conns, 1);
     handshake_ended(t);
     keep_session(t);
     if (t->done)
@@ -1131,6 +1144,7 @@ void *tls_transport_new(struct tls_server *s, int fd, const char *peer)
     t->srv = s;
     t->running = true;
     atomic_fetch_add(&s->hs_running, 1);
+    atomic_fetch_add(&s->conns, 1);
     SSL_set_fd(t->ssl, fd);
     SSL_set_accept_state(t->ssl);
     return t;

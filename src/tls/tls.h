@@ -57,9 +57,10 @@ struct tls_server_config {
     uint32_t max_handshakes;   /* in progress at once; 0: 1000 */
     uint32_t expiry_warn_days; /* 0: 30 */
     /* Once no handshake is running and this many have ended since the last
-     * time (at most once a second), the allocator gives the memory they
-     * freed back to the kernel (glibc's malloc_trim). 0: TLS_TRIM_AFTER_DEFAULT;
-     * UINT32_MAX: never. */
+     * time, and a quarter as many as there are connections open (at most
+     * once a second), the allocator gives the memory they freed back to the
+     * kernel (glibc's malloc_trim). 0: TLS_TRIM_AFTER_DEFAULT; UINT32_MAX:
+     * never. */
     uint32_t trim_after;
     struct tls_sni sni[TLS_MAX_SNI]; /* extra certificates by server name */
     unsigned nsni;
@@ -101,6 +102,10 @@ bool tls_server_files_changed(struct tls_server *s);
 void tls_server_free(struct tls_server *s);
 const struct tls_server_config *tls_server_config(const struct tls_server *s);
 void tls_server_counters(const struct tls_server *s, uint64_t out[TLS_NCAUSES]);
+/* Whether to trim once no handshake is running: ended handshakes since the
+ * last trim, connections open, trim_after (UINT32_MAX: never), ms since the
+ * last trim. Exposed for its test. */
+bool tls_trim_due(uint32_t ended, uint32_t conns, uint32_t after, int64_t since_ms);
 /* How many times the heap was trimmed after a burst of handshakes (trim_after). */
 uint64_t tls_server_trims(const struct tls_server *s);
 /* Days until the server certificate expires. */

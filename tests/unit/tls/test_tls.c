@@ -1315,6 +1315,19 @@ TEST(trim_after_handshakes)
     tls_client_free(c);
 }
 
+/* The rule itself: enough ended since the last trim, in proportion to the
+ * connections open, and a second since the last one. */
+TEST(trim_rule)
+{
+    ASSERT(tls_trim_due(256, 0, 256, 1000));
+    ASSERT(!tls_trim_due(255, 0, 256, 1000 * 60));      /* too few ended */
+    ASSERT(!tls_trim_due(256, 0, 256, 999));            /* too soon */
+    ASSERT(!tls_trim_due(2499, 10000, 256, 1000 * 60)); /* < a quarter of 10,000 open */
+    ASSERT(tls_trim_due(2500, 10000, 256, 1000));
+    ASSERT(tls_trim_due(300, 1000, 256, 5000));
+    ASSERT(!tls_trim_due(UINT32_MAX - 1, 0, UINT32_MAX, 1000 * 60)); /* never */
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN); /* a write to a closed peer is an error, not a signal */
@@ -1348,5 +1361,6 @@ int main(int argc, char **argv)
     RUN(client_resumes);
     RUN(identity_worked_out_per_connection);
     RUN(trim_after_handshakes);
+    RUN(trim_rule);
     SCRATCH_DONE();
 }
