@@ -933,6 +933,8 @@ static void handshake_ended(struct tls_conn *t)
     atomic_fetch_add(&s->trims, 1);
 #ifdef __GLIBC__
     malloc_trim(0);
+    log_debug("tls: freed handshake memory given back after %u handshakes (%lld ms)", ended,
+              (long long)(now_ms() - now));
 #endif
 }
 
