@@ -54,7 +54,7 @@ struct tls_server {
     _Atomic uint64_t counters[TLS_NCAUSES];
     _Atomic uint64_t gen; /* bumped by every successful load */
     /* Handshakes running, ended since the allocator was last trimmed, and
-     * when that was (ms, CLOCK_MONOTONIC): see trim_after_burst(). */
+     * when that was (ms, CLOCK_MONOTONIC): see handshake_ended(). */
     _Atomic uint32_t hs_running, hs_ended;
     _Atomic uint32_t conns; /* server connections open */
     _Atomic int64_t trimmed_ms;
