@@ -101,6 +101,7 @@ bench: build
 	bench/persist.sh
 	bench/ws.sh
 	bench/admin.sh
+	bench/handshake.sh
 
 # Unit-test line and branch coverage of src/ (CTest label `unit` only), and a
 # floor of COV_FLOOR% of lines for each of COV_FILES. gcov data is read once
