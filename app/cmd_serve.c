@@ -282,6 +282,7 @@ static int ssl_config(const struct serve_opts *o, const struct cfg_listener *l,
     t->expiry_warn_days = l->expiry_warn_days;
     t->crl_strict = l->crl_strict;
     t->max_handshakes = l->max_handshakes;
+    t->trim_after = l->heap_trim_after ? l->heap_trim_after : UINT32_MAX;
     int u = l->peer_cert_as_username ? tls_id_field_parse(l->peer_cert_as_username) : 0;
     int c = l->peer_cert_as_clientid ? tls_id_field_parse(l->peer_cert_as_clientid) : 0;
     if (u < 0 || c < 0) {
@@ -1355,8 +1356,7 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
      * dropped; the store is opened as the user, so its files are the
      * user's. */
     if (admin_setup(o, flags, cfg, &r) < 0 || drop_privileges(o, flags, cfg, &r) < 0 ||
-        serve_log_begin() < 0 ||
-        open_store(o, flags, cfg, &r) < 0)
+        serve_log_begin() < 0 || open_store(o, flags, cfg, &r) < 0)
         goto out;
     r.admin_src.store = r.st; /* admin_setup ran before the store opened */
     if (broker_start(r.b) < 0 || net_server_start(r.s) < 0) {

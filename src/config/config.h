@@ -87,6 +87,7 @@ struct cfg_listener {
     uint32_t max_handshakes;
     uint32_t handshake_queue;           /* 0: as many as max_handshakes */
     uint32_t handshake_idle_timeout_ms; /* 0: a quarter of handshake_timeout */
+    uint32_t heap_trim_after;           /* tls_server_config.trim_after; 0: never */
     bool proxy_protocol;
     char *trusted_proxies; /* comma-separated CIDR ranges */
     /* NATS listeners (listeners.nats): nats-server's option names. Their

@@ -328,6 +328,10 @@ static const struct key_spec listener_keys[] = {
     {"handshake_queue", K_U32, L(handshake_queue), "0", 0, 1000000, NULL,
      "TLS connections that may wait for a handshake slot (0: as many as max_handshakes); when "
      "full, a newcomer takes the place of the source with the most waiting, or is refused."},
+    {"heap_trim_after", K_U32, L(heap_trim_after), "256", 0, 4294967294.0, NULL,
+     "Once no TLS handshake is running and this many have ended since the last time (at most "
+     "once a second), the memory they freed is given back to the kernel (malloc_trim): a "
+     "reconnect storm does not leave its peak resident. 0: never."},
     {"handshake_idle_timeout", K_MS, L(handshake_idle_timeout_ms), "0", 0, 600000, NULL,
      "A TLS connection that has sent nothing yet is dropped after this (0: a quarter of "
      "handshake_timeout)."},

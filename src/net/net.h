@@ -278,7 +278,8 @@ bool net_conn_local(const struct net_conn *c, char *host, size_t cap, uint16_t *
 /* The index of the listener that accepted the connection. */
 unsigned net_conn_listener(const struct net_conn *c);
 /* The peer's certificate identity on a TLS connection after its
- * handshake; NULL on plain TCP. */
+ * handshake, worked out per call into the calling thread's storage (valid
+ * until its next call: copy what you keep); NULL on plain TCP. */
 const struct tls_identity *net_conn_tls_identity(const struct net_conn *c);
 /* The TLS settings of the connection's listener, NULL on plain TCP (also
  * in the greeting hook, before the handshake). */

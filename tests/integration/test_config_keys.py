@@ -850,3 +850,18 @@ def test_sni(serve, pki):
     assert served("a.wild.test") == ("CN=localhost", "2048")  # the wildcard's (RSA) one
     assert served("localhost") == ("CN=localhost", "256")  # no match: the listener's own
     assert served("wild.test") == ("CN=localhost", "256")  # "*." needs a label
+
+
+@pytest.mark.parametrize("after", [1, 0])
+def test_heap_trim_after(serve, pki, after):
+    """heap_trim_after: once that many handshakes ended, the memory they
+    freed goes back to the kernel (logged at debug); 0 never trims."""
+    b = tls_serve(serve, pki, "log.level = debug\n", heap_trim_after=after)
+    for i in range(3):
+        assert tls_client(b.port, pki, cid="trim%d" % i) == "ok"
+    needle = "tls: freed handshake memory given back"
+    if after:
+        assert b.wait_log(needle, timeout=10), b.read_log()
+    else:
+        b.stop()  # every line written: a trim would be among them
+        assert needle not in b.read_log()
