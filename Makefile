@@ -16,7 +16,8 @@ DEB_PKGS = build-essential cmake pkg-config clang libclang-rt-14-dev \
            mosquitto mosquitto-clients nats-server libnats-dev procps \
            golang-go golang-github-nats-io-go-nats-dev golang-github-nats-io-nkeys-dev \
            golang-golang-x-crypto-dev sqlite3 strace gcovr stress-ng nodejs \
-           python3-websockets python3-prometheus-client chromium
+           python3-websockets python3-prometheus-client chromium \
+           libsystemd-dev
 
 .PHONY: all deps build run test test-asan test-tsan fuzz bench format clean
 
@@ -100,6 +101,7 @@ bench: build
 	bench/persist.sh
 	bench/ws.sh
 	bench/admin.sh
+	bench/handshake.sh
 	bench/idle.sh
 	bench/storm.sh
 
@@ -130,6 +132,32 @@ coverage: deps
 	  gcovr -r . -a $(COV_BUILD)/coverage.json -f $$f --fail-under-line $(COV_FLOOR) >/dev/null \
 	    || { echo "coverage: $$f is below $(COV_FLOOR)% of lines"; fail=1; }; \
 	done; exit $$fail
+
+# `make install` (PREFIX, DESTDIR): the binary, ward(1) and ward.conf(5),
+# an example configuration and ward.service. `make uninstall` removes what
+# the last install from $(BUILD) wrote (its install_manifest.txt). `make
+# deb`: the Debian package, built from a copy of the tree (git ls-files) so
+# the worktree stays clean; the .deb files land in $(BUILD)/deb.
+# tests/integration/test_package.py builds and installs it too.
+DEB_PKGS += debhelper dpkg-dev fakeroot systemd groff-base man-db libsystemd-dev
+PREFIX ?= /usr/local
+.PHONY: install uninstall deb
+install: build
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+uninstall:
+	DESTDIR=$(DESTDIR) cmake --build $(BUILD) --target uninstall
+
+deb: deps
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/src
+	git ls-files -z | xargs -0 cp --parents -t $(BUILD)/deb/src
+	cd $(BUILD)/deb/src && DEB_BUILD_OPTIONS="nocheck parallel=$(JOBS) $(DEB_BUILD_OPTIONS)" \
+	  WARD_GIT_REV=$$(git -C $(CURDIR) describe --always --dirty 2>/dev/null) \
+	  dpkg-buildpackage -us -uc -b
+	rm -rf $(BUILD)/deb/src
+	@ls -1 $(BUILD)/deb/*.deb
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

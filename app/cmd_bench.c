@@ -545,6 +545,10 @@ int cmd_bench(int argc, char **argv)
         opts_markdown(&cli_opts, stdout);
         return 0;
     }
+    if (strcmp(argv[1], "--help-man") == 0) {
+        opts_man(&cli_opts, stdout);
+        return 0;
+    }
     struct bench_opts o;
     struct tls_client_config tc;
     int rc = bench_parse(argc, argv, &o, &tc);

@@ -896,6 +896,10 @@ int cmd_cert(int argc, char **argv)
         opts_markdown(&cli_opts, stdout);
         return 0;
     }
+    if (strcmp(argv[1], "--help-man") == 0) {
+        opts_man(&cli_opts, stdout);
+        return 0;
+    }
     struct cert_opts o;
     int rc = parse(argc, argv, &o);
     if (rc)

@@ -199,8 +199,9 @@ static int api_status(const char *path, const struct ward_config *cfg, const str
     return rc;
 }
 
-/* Validates the file at path, prints it, and asks the broker if so->on. */
-static int check_file(const char *path, const struct status_opts *so)
+/* Validates the file at path, prints it unless quiet, and asks the broker if
+ * so->on. */
+static int check_file(const char *path, const struct status_opts *so, bool quiet)
 {
     struct ward_config cfg;
     struct cfg_errors errs;
@@ -217,8 +218,11 @@ static int check_file(const char *path, const struct status_opts *so)
         config_free(&cfg);
         return 1;
     }
-    printf("# %s is valid; effective configuration with defaults filled in:\n", path);
-    int rc = print_masked(&cfg, stdout) < 0 ? 1 : 0;
+    int rc = 0;
+    if (!quiet) {
+        printf("# %s is valid; effective configuration with defaults filled in:\n", path);
+        rc = print_masked(&cfg, stdout) < 0 ? 1 : 0;
+    }
     if (rc == 0 && so->on) {
         int api = api_status(path, &cfg, so);
         rc = api > 0 ? api : print_status(&cfg, so);
@@ -230,6 +234,8 @@ static int check_file(const char *path, const struct status_opts *so)
 struct check_cli {
     const char *path;
     bool reference;
+    bool man;   /* --print-reference as ward.conf(5) */
+    bool quiet; /* -c: only the status and the errors (ExecReload, postinst) */
     struct status_opts so;
 };
 
@@ -238,6 +244,8 @@ struct check_cli {
 static const struct opt table[] = {
     {"config", 'c', OPT_STRING, "FILE", AT(path),
      .help = "validate FILE and print the effective configuration\n(secrets as ******)"},
+    {"quiet", 'q', OPT_SET, NULL, AT(quiet),
+     .help = "with -c: print only errors; the exit status tells\n(ward.service's ExecReload)"},
     {"status", 0, OPT_SET, NULL, AT(so.on),
      .help = "also ask the running broker: its admin HTTP API\n(as `ward status`) when the file "
              "has one, and\neach bridge's state ($SYS)"},
@@ -257,6 +265,8 @@ static const struct opt table[] = {
     {"cafile", 0, OPT_STRING, "F", AT(so.cafile), .help = "--status over https: the CA"},
     {"print-reference", 0, OPT_SET, NULL, AT(reference),
      .help = "print docs/configuration.md (every key, type, default)"},
+    {"man", 0, OPT_SET, NULL, AT(man),
+     .help = "with --print-reference: as the ward.conf(5) man page"},
     {"help", 0, OPT_HELP, .help = "this help"},
 };
 
@@ -266,9 +276,10 @@ int cmd_check(int argc, char **argv)
     struct opts p = {.prog = "ward check",
                      .table = table,
                      .n = sizeof(table) / sizeof(table[0]),
-                     .usage = "usage: ward check -c FILE [--status [-h HOST] [-p PORT] [-u USER] "
-                              "[-P PASS]]\n"
-                              "       ward check --print-reference\n"};
+                     .usage =
+                         "usage: ward check -c FILE [-q] [--status [-h HOST] [-p PORT] [-u USER] "
+                         "[-P PASS]]\n"
+                         "       ward check --print-reference [--man]\n"};
     if (argc == 2 && strcmp(argv[1], "-h") == 0) { /* -h alone: help, as before */
         opts_help(&p, stdout);
         return 0;
@@ -276,11 +287,13 @@ int cmd_check(int argc, char **argv)
     int rc = opts_parse(&p, &cli, argc, argv, 1, NULL);
     if (rc)
         return rc == OPTS_HELP ? 0 : rc;
+    if (cli.reference && cli.man)
+        return config_print_reference_man(stdout) == 0 ? 0 : 1;
     if (cli.reference) {
         config_print_reference(stdout);
         return 0;
     }
     if (!cli.path)
         return opts_fail(&p, "%s", "a configuration file is needed (-c FILE)");
-    return check_file(cli.path, &cli.so);
+    return check_file(cli.path, &cli.so, cli.quiet);
 }

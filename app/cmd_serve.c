@@ -2,9 +2,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "admin/admin.h"
@@ -16,11 +18,16 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/vec.h"
 #include "net/net.h"
 #include "opts.h"
+#include "privs.h"
 #include "serve_bridges.h"
+#include "serve_log.h"
+#include "service.h"
 #include "store/store.h"
 #include "tls/tls.h"
+#include "version.h"
 
 #include <openssl/ssl.h>
 
@@ -37,6 +44,7 @@ struct serve_opts {
     unsigned nurls;
     unsigned workers;
     const char *log_level;
+    struct serve_log_flags log; /* --log-file, --log-format */
     const char *dev_pki;
     const char *data_dir; /* --data DIR: persistence on (process mode) */
     uint32_t max_connections;
@@ -62,6 +70,8 @@ struct serve_opts {
     const struct cfg_listener *nats_cfg[MAX_URLS]; /* its block: users, token ... */
     uint32_t max_payload;                          /* --max-payload, 0: not given */
     const char *http_bind;                         /* --http HOST:PORT: the admin server */
+    const char *user;                              /* --user: system.user */
+    uint32_t shutdown_timeout_ms;                  /* system.shutdown_timeout */
 };
 
 static int add_url(struct opts *p, void *ctx, const char *const *a)
@@ -78,6 +88,14 @@ static int log_level(struct opts *p, void *ctx, const char *const *a)
     if (log_level_parse(a[0]) < 0)
         return opts_fail(p, "unknown level '%s' (error, warn, notice, info or debug)", a[0]);
     ((struct serve_opts *)ctx)->log_level = a[0];
+    return 0;
+}
+
+static int log_format(struct opts *p, void *ctx, const char *const *a)
+{
+    if (strcmp(a[0], "text") != 0 && strcmp(a[0], "json") != 0)
+        return opts_fail(p, "unknown log format '%s' (text or json)", a[0]);
+    ((struct serve_opts *)ctx)->log.format = a[0];
     return 0;
 }
 
@@ -158,6 +176,10 @@ static const struct opt table[] = {
      .help = "worker threads (default: one per CPU)"},
     {"log-level", 0, OPT_CALL, "LEVEL", FN(log_level),
      .help = "error, warn, notice, info or debug"},
+    {"log-file", 0, OPT_STRING, "PATH", AT(log.file),
+     .help = "also log to PATH (rotated as log.rotation says)"},
+    {"log-format", 0, OPT_CALL, "FORMAT", FN(log_format),
+     .help = "text (default) or json: one JSON object per line"},
     {"max-packet-size", 0, OPT_UINT, "N", AT(bc.max_packet_size), RANGE(64, 268435460u),
      .help = "largest packet in bytes (default 1048576)"},
     {"max-connections", 0, OPT_UINT, "N", AT(max_connections), RANGE(1, 10000000u),
@@ -190,6 +212,10 @@ static const struct opt table[] = {
     {"data", 0, OPT_STRING, "DIR", AT(data_dir),
      .help = "keep durable state (sessions, queued and retained\nmessages) in DIR/ward.db; "
              "persistence.dir otherwise"},
+    {"user", 0, OPT_STRING, "USER", AT(user),
+     .help = "started as root: open the listeners, check USER can\nread the key and "
+             "configuration files and write the\ndata directory, then run as USER "
+             "(system.user)"},
     {"help", 'h', OPT_HELP, .help = "this help"},
     {.kind = OPT_SECTION, .help = "TLS (for -l tls://HOST:PORT and mtls://HOST:PORT):"},
     {"certfile", 0, OPT_STRING, "F", TLS(certfile), .help = "the server's certificate (and chain)"},
@@ -223,7 +249,10 @@ static int parse(int argc, char **argv, struct serve_opts *o)
                      .n = sizeof(table) / sizeof(table[0]),
                      .usage = "usage: ward serve [-c FILE] [-l URL ...] [--workers N] [options]\n",
                      .footer = "SIGHUP re-reads the configuration file, the password file and "
-                               "the ACL.\n"};
+                               "the ACL.\nSIGTERM and SIGINT stop accepting, disconnect the "
+                               "clients, let the store\ncommit, and exit 0 "
+                               "(system.shutdown_timeout bounds the wait).\n"
+                               "SIGUSR1 reopens the log file (logrotate).\n"};
     return opts_parse(&p, o, argc, argv, 1, NULL);
 }
 
@@ -253,6 +282,7 @@ static int ssl_config(const struct serve_opts *o, const struct cfg_listener *l,
     t->expiry_warn_days = l->expiry_warn_days;
     t->crl_strict = l->crl_strict;
     t->max_handshakes = l->max_handshakes;
+    t->trim_after = l->heap_trim_after ? l->heap_trim_after : UINT32_MAX;
     int u = l->peer_cert_as_username ? tls_id_field_parse(l->peer_cert_as_username) : 0;
     int c = l->peer_cert_as_clientid ? tls_id_field_parse(l->peer_cert_as_clientid) : 0;
     if (u < 0 || c < 0) {
@@ -442,6 +472,7 @@ static void block_signals(sigset_t *set)
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1); /* reopen the log file (logrotate) */
     pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
@@ -843,14 +874,21 @@ static void serve_signals(struct serve_opts *o, const struct serve_opts *flags, 
             }
             continue;
         }
+        if (sig == SIGUSR1) {
+            log_reopen();
+            continue;
+        }
         if (sig != SIGHUP) {
             log_notice("%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            service_stopping();
             return;
         }
+        service_reloading();
         reload(flags, r->a, r->b);
         reload_tls(o, r->tls, r->b, false);
         admin_reload(r);
         serve_bridges_reload(r->bridges);
+        service_ready(o->nurls);
     }
 }
 
@@ -1082,25 +1120,245 @@ static void admin_reload(struct running *r)
         log_error("reload: http: %s; the running TLS material stays", err);
 }
 
+/* ---- system.user: the privilege drop (app/privs.h) ---- */
+
+/* What must stay readable or writable after the drop, each named for the
+ * error (as many as listeners, certificates and bridges make). */
+struct need_item {
+    const char *path;
+    enum privs_need k;
+    char what[160];
+};
+struct needs {
+    struct need_item *items;
+    size_t n, cap;
+    bool oom;
+};
+
+static void need(struct needs *nd, const char *path, enum privs_need k, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void need(struct needs *nd, const char *path, enum privs_need k, const char *fmt, ...)
+{
+    if (!path || !*path)
+        return;
+    if (!ward_ok(VEC_RESERVE(nd->items, nd->cap, nd->n + 1))) {
+        nd->oom = true;
+        return;
+    }
+    struct need_item *it = &nd->items[nd->n++];
+    it->path = path;
+    it->k = k;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(it->what, sizeof(it->what), fmt, ap);
+    va_end(ap);
+}
+
+/* The user checks every item; 0, or -1 with the first failure printed. */
+static int check_needs(const struct needs *nd, const struct privs_target *t)
+{
+    char err[1024];
+    struct privs_path *p = calloc(nd->n ? nd->n : 1, sizeof(*p));
+    if (!p || nd->oom) {
+        free(p);
+        fprintf(stderr, "ward serve: out of memory\n");
+        return -1;
+    }
+    for (size_t i = 0; i < nd->n; i++)
+        p[i] = (struct privs_path){nd->items[i].path, nd->items[i].what, nd->items[i].k};
+    int rc = privs_check(t, p, nd->n, err, sizeof(err));
+    if (rc < 0)
+        fprintf(stderr,
+                "ward serve: system.user: %s; not starting (a reload after dropping root would "
+                "fail)\n",
+                err);
+    free(p);
+    return rc;
+}
+
+/* A TLS server's files: read again on SIGHUP and when they change. */
+static void need_tls(struct needs *nd, const struct tls_server *t, const char *where)
+{
+    const struct tls_server_config *c = t ? tls_server_config(t) : NULL;
+    if (!c)
+        return;
+    need(nd, c->certfile, PRIVS_READ, "the certificate of %s", where);
+    need(nd, c->keyfile, PRIVS_READ, "the key of %s", where);
+    need(nd, c->cafile, PRIVS_READ, "the CA file of %s", where);
+    need(nd, c->capath, PRIVS_READ_DIR, "the CA directory of %s", where);
+    need(nd, c->crlfile, PRIVS_READ, "the CRL of %s", where);
+    for (unsigned k = 0; k < c->nsni; k++) {
+        need(nd, c->sni[k].certfile, PRIVS_READ, "the certificate for %s on %s", c->sni[k].host,
+             where);
+        need(nd, c->sni[k].keyfile, PRIVS_READ, "the key for %s on %s", c->sni[k].host, where);
+    }
+}
+
+static const char *admin_key_dir(const struct serve_opts *flags, const struct ward_config *cfg);
+
+/* Everything a reload or a later start of a part reads or writes. */
+static void collect_needs(const struct serve_opts *o, const struct serve_opts *flags,
+                          const struct ward_config *cfg, const struct running *r, struct needs *nd)
+{
+    static char db[3][4200];
+    struct auth_settings as;
+    auth_settings(flags, o->config ? cfg : NULL, &as);
+    need(nd, flags->config, PRIVS_READ, "the configuration file");
+    need(nd, as.password_file, PRIVS_READ, "the password file");
+    need(nd, as.acl_file, PRIVS_READ, "the ACL file");
+    for (unsigned i = 0; i < o->nurls; i++)
+        need_tls(nd, r->tls[i], o->urls[i]);
+    need_tls(nd, r->admin_tls, "the admin HTTP server");
+    if (r->admin && o->config)
+        need(nd, cfg->http.api_keys_file, PRIVS_READ, "the API key file");
+    for (size_t i = 0; o->config && i < cfg->nbridges; i++) {
+        const struct cfg_bridge *b = &cfg->bridges[i];
+        if (!b->enable || !b->ssl.enable)
+            continue;
+        need(nd, b->ssl.certfile, PRIVS_READ, "the certificate of bridge %s", b->name);
+        need(nd, b->ssl.keyfile, PRIVS_READ, "the key of bridge %s", b->name);
+        need(nd, b->ssl.cacertfile, PRIVS_READ, "the CA file of bridge %s", b->name);
+    }
+    static char logdir[4200];
+    const char *logfile = serve_log_file();
+    if (logfile) {
+        need(nd, logfile, PRIVS_WRITE_FILE, "the log file");
+        const char *slash = strrchr(logfile, '/');
+        snprintf(logdir, sizeof(logdir), "%.*s", slash ? (int)(slash - logfile) : 1,
+                 slash ? logfile : ".");
+        if (!logdir[0]) /* a file in / */
+            snprintf(logdir, sizeof(logdir), "/");
+        need(nd, logdir, PRIVS_WRITE_DIR, "the log directory (rotation)");
+    }
+    const char *dir = admin_key_dir(flags, cfg);
+    if (!dir)
+        return;
+    need(nd, dir, PRIVS_WRITE_DIR, "the data directory");
+    static const char *const files[] = {"ward.db", "ward.db-wal", "ward.db-shm"};
+    for (size_t k = 0; k < 3; k++) {
+        snprintf(db[k], sizeof(db[k]), "%s/%s", dir, files[k]);
+        need(nd, db[k], PRIVS_WRITE_FILE, "the store");
+    }
+}
+
+/* A data directory that does not exist yet is made for the user (the
+ * store would make it, as the user, only if its parent let it). */
+static int make_data_dir(const char *dir, const struct privs_target *t)
+{
+    struct stat sb;
+    if (!dir || stat(dir, &sb) == 0 || errno != ENOENT)
+        return 0;
+    if (mkdir(dir, 0700) != 0 || chown(dir, t->uid, t->gid) != 0) {
+        fprintf(stderr, "ward serve: cannot make the data directory %s for user '%s': %s\n", dir,
+                t->user, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* system.user (or --user), once the listeners are open and before any
+ * thread starts: checks, then drops root for good. Without one, running
+ * as root is only warned about (tests and `make run` do). */
+static int drop_privileges(const struct serve_opts *o, const struct serve_opts *flags,
+                           const struct ward_config *cfg, const struct running *r)
+{
+    const char *user = flags->user ? flags->user : o->config ? cfg->user : NULL;
+    char err[1024];
+    struct privs_target t;
+    if (!user) {
+        if (o->config && cfg->group)
+            log_warn("system.group is set without system.user: ignored");
+        if (geteuid() == 0)
+            log_warn("running as root: set system.user (or --user) to run as an unprivileged "
+                     "user once the listeners are open");
+        return 0;
+    }
+    if (privs_lookup(user, o->config ? cfg->group : NULL, &t, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ward serve: system.user: %s; not starting\n", err);
+        return -1;
+    }
+    if (geteuid() != 0) {
+        if (geteuid() == t.uid)
+            return 0; /* started as that user already */
+        fprintf(stderr,
+                "ward serve: system.user '%s': changing user needs root (running as uid %u); "
+                "not starting\n",
+                t.user, (unsigned)geteuid());
+        return -1;
+    }
+    struct needs nd = {0};
+    collect_needs(o, flags, cfg, r, &nd);
+    int rc = make_data_dir(admin_key_dir(flags, cfg), &t);
+    if (rc == 0)
+        rc = check_needs(&nd, &t);
+    free(nd.items);
+    if (rc == 0 && (rc = privs_drop(&t, err, sizeof(err))) < 0)
+        fprintf(stderr, "ward serve: system.user '%s': %s; not starting\n", t.user, err);
+    if (rc == 0)
+        log_notice("running as user %s (uid %u), group %s (gid %u)", t.user, (unsigned)t.uid,
+                   t.group, (unsigned)t.gid);
+    return rc;
+}
+
+/* SIGTERM or SIGINT: stop accepting, tell every client, let the bridges
+ * deliver their backlog upstream and stop, and wait for the client
+ * connections to close and the store to commit; system.shutdown_timeout
+ * bounds it all. */
+static void shut_down(const struct serve_opts *o, struct running *r)
+{
+    uint64_t t0 = clock_mono_ms(), end = t0 + o->shutdown_timeout_ms;
+    net_server_stop_accepting(r->s);
+    broker_shutdown(r->b);
+    serve_bridges_drain(r->bridges, r->b, o->shutdown_timeout_ms);
+    serve_bridges_stop(r->bridges);
+    uint64_t now = clock_mono_ms();
+    if (broker_wait_flushed(r->b, now < end ? (uint32_t)(end - now) : 0))
+        log_notice("shutdown: clients closed and state committed in %llu ms",
+                   (unsigned long long)(clock_mono_ms() - t0));
+    else
+        log_warn("shutdown: not done within system.shutdown_timeout (%u ms); closing what is "
+                 "left",
+                 o->shutdown_timeout_ms);
+}
+
 static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward_config *cfg)
 {
     sigset_t set;
-    block_signals(&set);
+    block_signals(&set); /* before any thread, which must not take them */
+    if (serve_log_start(o->config ? cfg : NULL, &flags->log) < 0)
+        return 1;
     struct net_config nc = {.workers = o->workers,
                             .max_connections = o->max_connections,
                             .max_input = o->bc.max_packet_size + 8u,
                             .max_output = o->max_output ? o->max_output : 1u << 20,
                             .slow_consumer_timeout_ms = o->slow_consumer_ms};
     struct running r = {.b = broker_new(&o->bc), .a = auth_new()};
+    struct service_watchdog *wd = NULL;
     r.s = r.b ? net_server_new(&nc, broker_net_handler(), r.b) : NULL;
     int rc = 1;
     if (!r.s || !r.a) {
         fprintf(stderr, "ward serve: out of memory\n");
         goto out;
     }
-    if (prepare(o, flags, cfg, &r) < 0 || open_store(o, flags, cfg, &r) < 0 ||
-        admin_setup(o, flags, cfg, &r) < 0)
+    char why[2048];
+    if (service_offer_listen_fds(r.s, why, sizeof(why)) < 0) {
+        fprintf(stderr, "ward serve: %s\n", why);
         goto out;
+    }
+    if (prepare(o, flags, cfg, &r) < 0)
+        goto out;
+    if (service_check_listen_fds(r.s, why, sizeof(why)) < 0) {
+        fprintf(stderr, "ward serve: %s\n", why);
+        goto out;
+    }
+    /* Listeners (the admin one too) are bound as root, then root is
+     * dropped; the store is opened as the user, so its files are the
+     * user's. */
+    if (admin_setup(o, flags, cfg, &r) < 0 || drop_privileges(o, flags, cfg, &r) < 0 ||
+        serve_log_begin() < 0 || open_store(o, flags, cfg, &r) < 0)
+        goto out;
+    r.admin_src.store = r.st; /* admin_setup ran before the store opened */
     if (broker_start(r.b) < 0 || net_server_start(r.s) < 0) {
         fprintf(stderr, "ward serve: cannot start threads\n");
         goto out;
@@ -1109,18 +1367,20 @@ static int run(struct serve_opts *o, const struct serve_opts *flags, struct ward
         goto stop;
     if (admin_begin(o, &r) < 0)
         goto stop;
-    log_notice("ward %s serving with %u worker%s", WARD_VERSION, o->workers,
-               o->workers == 1 ? "" : "s");
+    char version[512];
+    version_line(version, sizeof(version));
+    log_notice("ward %s serving with %u worker%s", version, o->workers, o->workers == 1 ? "" : "s");
     if (r.admin) /* listeners listen, stored state is loaded */
         admin_set_ready(r.admin, true);
+    service_ready(o->nurls); /* systemd: the same moment */
+    wd = service_watchdog_start(r.s);
     serve_signals(o, flags, &r, &set);
     rc = 0;
 stop:
+    service_watchdog_stop(wd); /* before the workers stop turning */
     if (r.admin)
         admin_set_ready(r.admin, false);
-    serve_bridges_stop(r.bridges);
-    broker_shutdown(r.b);
-    usleep(100 * 1000);  /* let the DISCONNECTs reach the wire */
+    shut_down(o, &r);
     admin_stop(r.admin); /* its handlers read the broker */
     net_server_stop(r.s);
     net_server_join(r.s);
@@ -1139,6 +1399,7 @@ out:
         tls_server_free(r.tls[i]);
         auth_nats_free(r.nats_auth[i]);
     }
+    serve_log_stop();
     return rc;
 }
 
@@ -1219,6 +1480,8 @@ int cmd_serve(int argc, char **argv)
     static char urls[MAX_URLS][300];
     broker_config_defaults(&o.bc);
     o.slow_consumer_ms = 30000; /* mqtt.slow_consumer_timeout's default without a file */
+    /* system.shutdown_timeout's default without a file */
+    o.shutdown_timeout_ms = 5000;
     for (unsigned i = 0; i < MAX_URLS; i++) {
         o.listener_anon[i] = -1;
         o.listener_overload[i] = -1;
@@ -1236,6 +1499,7 @@ int cmd_serve(int argc, char **argv)
         o.max_connections = cfg.max_connections;
         o.max_output = cfg.max_output_bytes;
         o.slow_consumer_ms = cfg.slow_consumer_timeout_ms;
+        o.shutdown_timeout_ms = cfg.shutdown_timeout_ms;
         log_set_level((enum log_level)log_level_parse(cfg.log_level));
     }
     struct serve_opts over = o;

@@ -191,6 +191,10 @@ static int parse_long(struct opts *p, void *ctx, int argc, char **argv, int *i)
         opts_markdown(p, p->out ? p->out : stdout);
         return OPTS_HELP;
     }
+    if (!o && strcmp(name, "help-man") == 0) {
+        opts_man(p, p->out ? p->out : stdout);
+        return OPTS_HELP;
+    }
     if (!o)
         return opts_fail(p, "unknown option '--%.*s'", (int)len, name);
     snprintf(p->spelled_buf, sizeof(p->spelled_buf), "--%.*s", (int)len, name);
@@ -403,4 +407,78 @@ void opts_markdown(const struct opts *p, FILE *out)
     if (p->footer)
         fprintf(out, "\n%s", p->footer);
     fputs("\n", out);
+}
+
+/* see opts.h */
+void opts_roff(FILE *out, const char *s, bool minus)
+{
+    bool bol = true;
+    for (; *s; s++) {
+        if (bol && (*s == '.' || *s == '\''))
+            fputs("\\&", out);
+        bol = *s == '\n';
+        if (*s == '\\')
+            fputs("\\e", out);
+        else if (*s == '-' && minus)
+            fputs("\\-", out);
+        else
+            fputc(*s, out);
+    }
+}
+
+/* .TP, then "\fB-p\fR, \fB--port\fR \fIPORT\fR", then the help text. */
+static void man_item(const struct opt *o, FILE *out)
+{
+    fputs(".TP\n", out);
+    if (o->letter) {
+        char l[3] = {'-', o->letter, 0};
+        fputs("\\fB", out);
+        opts_roff(out, l, true);
+        fputs(o->name ? "\\fR, " : "\\fR", out);
+    }
+    if (o->name) {
+        fputs("\\fB\\-\\-", out);
+        opts_roff(out, o->name, true);
+        fputs("\\fR", out);
+    }
+    if (o->arg) {
+        fputs(" \\fI", out);
+        opts_roff(out, o->arg, false);
+        fputs("\\fR", out);
+    }
+    fputs("\n", out);
+    opts_roff(out, o->help, false);
+    fputs("\n", out);
+}
+
+/* Verbatim lines (usage, footer): no filling, no adjusting. */
+static void man_verbatim(FILE *out, const char *s)
+{
+    fputs(".PP\n.nf\n", out);
+    opts_roff(out, s, false);
+    if (*s && s[strlen(s) - 1] != '\n')
+        fputs("\n", out);
+    fputs(".fi\n", out);
+}
+
+/* see opts.h */
+void opts_man(const struct opts *p, FILE *out)
+{
+    fputs(".SS \"", out);
+    opts_roff(out, p->prog, false);
+    fputs("\"\n", out);
+    if (p->usage)
+        man_verbatim(out, p->usage);
+    for (size_t i = 0; i < p->n; i++) {
+        const struct opt *o = &p->table[i];
+        if (o->kind == OPT_SECTION && (!o->only || (o->only & p->mask))) {
+            fputs(".PP\n", out);
+            opts_roff(out, o->help, false);
+            fputs("\n", out);
+        } else if (applies(p, o) && o->help) {
+            man_item(o, out);
+        }
+    }
+    if (p->footer)
+        man_verbatim(out, p->footer);
 }

@@ -97,6 +97,19 @@ void opts_help(const struct opts *p, FILE *out);
  * --help. */
 void opts_markdown(const struct opts *p, FILE *out);
 
+/* The same as a roff section for the ward(1) man page (.SS PROG, the usage
+ * verbatim, one .TP per option): `ward help --man` prints the whole page.
+ * Every command also accepts --help-man, which prints it and ends like
+ * --help. Text is escaped for roff, so a line of help that starts with '.'
+ * or holds a '\' prints as written. */
+void opts_man(const struct opts *p, FILE *out);
+
+/* Prints s as roff text: a backslash as \e, \& before a '.' or '\'' that
+ * would start a line (roff would take the line as a request), and, with
+ * minus, each '-' as \- (option names: a minus that can be copied, never a
+ * hyphen). Each \n in s starts a new output line. */
+void opts_roff(FILE *out, const char *s, bool minus);
+
 /* Prints "PROG: OPTION: message" (OPTION while an option is being parsed)
  * and a line pointing to --help. Returns OPTS_USAGE. */
 int opts_fail(struct opts *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -11,6 +11,8 @@
 
 #include "bridge/bridge.h"
 #include "broker/broker.h"
+#include "broker/inspect.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "net/net.h"
 
@@ -136,6 +138,47 @@ void serve_bridges_reload(struct serve_bridges *sb)
 {
     for (size_t i = 0; sb && i < sb->n; i++)
         bridge_reload(sb->b[i]);
+}
+
+/* Messages the broker still waits for bridge b to have acknowledged
+ * upstream (its session's queued and in-flight deliveries); 0 when its
+ * link is down, as nothing would move then. */
+static uint64_t backlog(struct bridge *b, struct broker *br)
+{
+    struct bridge_status st;
+    bridge_status(b, &st);
+    if (!st.connected)
+        return 0;
+    char id[160];
+    snprintf(id, sizeof(id), "$bridge/%s", st.name);
+    struct broker_session_info si = {0};
+    if (broker_inspect_session(br, id, &si) != 0)
+        return 0;
+    uint64_t n = (uint64_t)si.queued + si.inflight;
+    broker_session_info_clear(&si);
+    return n;
+}
+
+/* see serve_bridges.h */
+bool serve_bridges_drain(struct serve_bridges *sb, struct broker *br, uint32_t timeout_ms)
+{
+    uint64_t end = clock_mono_ms() + timeout_ms;
+    for (;;) {
+        uint64_t left = 0;
+        for (size_t i = 0; sb && i < sb->n; i++)
+            left += backlog(sb->b[i], br);
+        if (left == 0)
+            return true;
+        if (clock_mono_ms() >= end) {
+            log_warn("shutdown: bridges still had %" PRIu64 " message%s to deliver upstream; "
+                     "they stay stored",
+                     left, left == 1 ? "" : "s");
+            return false;
+        }
+        /* A bridge tells nothing when an acknowledgement comes: looked at
+         * every 10 ms, never past the deadline. */
+        usleep(10 * 1000);
+    }
 }
 
 void serve_bridges_stop(struct serve_bridges *sb)

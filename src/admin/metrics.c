@@ -18,6 +18,7 @@
 #include "bridge/bridge.h"
 #include "broker/inspect.h"
 #include "core/clock.h"
+#include "core/log.h"
 #include "net/net.h"
 #include "store/store.h"
 #include "tls/tls.h"
@@ -407,6 +408,9 @@ struct ward_result admin_metrics_write(const struct admin_sources *src, struct b
     bridges(&w, src);
     store(&w, src);
     admin_counters(&w, src);
+    value(&w, "ward_log_dropped_lines_total", "counter",
+          "Log lines dropped because the log queue was full (a stalled pipe or disk).",
+          log_dropped());
     process(&w, src);
     return w.failed ? WARD_RESULT_ERR(WARD_ERR_NOMEM) : WARD_RESULT_OK;
 }

@@ -2,6 +2,7 @@
  * through a table, plus connection life cycle, housekeeping and $SYS. */
 #include "broker/broker.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -244,7 +245,7 @@ static struct session *attach(struct client *c, const char *id, bool clean, bool
         s->will = NULL;
     }
     s->will_at = 0;
-    if (!s->owner && !(s->owner = strdup(c->owner))) {
+    if (!s->owner && !(s->owner = strdup(client_owner(c)))) {
         session_offline_add(b, s);
         return NULL;
     }
@@ -275,16 +276,18 @@ static const char *verified_user(struct client *c, const struct mqtt_connect *ck
 
 /* Who owns the sessions this connection makes: a verified user, else a
  * verified certificate's subject, else nobody in particular (anonymous). */
-static void set_owner(struct client *c, const char *user)
+static bool set_owner(struct client *c, const char *user)
 {
+    char owner[600];
     if (c->internal)
-        snprintf(c->owner, sizeof(c->owner), "internal");
+        snprintf(owner, sizeof(owner), "internal");
     else if (user)
-        snprintf(c->owner, sizeof(c->owner), "user:%s", user);
+        snprintf(owner, sizeof(owner), "user:%s", user);
     else if (c->has_cert)
-        snprintf(c->owner, sizeof(c->owner), "cert:%s", c->cert.dn);
+        snprintf(owner, sizeof(owner), "cert:%s", c->cert->dn);
     else
-        c->owner[0] = '\0';
+        owner[0] = '\0';
+    return client_set_owner(c, owner);
 }
 
 /* clientid_must_match (listener): 0 when the client id is acceptable. */
@@ -295,7 +298,7 @@ static const char *id_mismatch(struct client *c, const char *id, const char *use
         return user && strcmp(user, id) == 0 ? NULL
                                              : "the client id must be the verified user name";
     case BROKER_ID_MATCH_CERT_CN:
-        return c->has_cert && strcmp(c->cert.cn, id) == 0
+        return c->has_cert && strcmp(c->cert->cn, id) == 0
                    ? NULL
                    : "the client id must be the certificate's common name";
     case BROKER_ID_MATCH_NONE:
@@ -309,7 +312,7 @@ static const char *id_mismatch(struct client *c, const char *id, const char *use
 static bool owned_by_other(struct client *c, const char *id)
 {
     struct session *s = session_find(c->b, id);
-    return s && s->owner && strcmp(s->owner, c->owner) != 0;
+    return s && s->owner && strcmp(s->owner, client_owner(c)) != 0;
 }
 
 static int dup_opt(char **dst, const char *src)
@@ -325,13 +328,13 @@ static int set_identity(struct client *c, struct session *s, const char *user)
 {
     if (dup_opt(&s->username, user) < 0)
         return -1;
-    if (dup_opt(&s->cert_cn, c->has_cert ? c->cert.cn : NULL) < 0 ||
-        dup_opt(&s->cert_ou, c->has_cert ? c->cert.ou : NULL) < 0)
+    if (dup_opt(&s->cert_cn, c->has_cert ? c->cert->cn : NULL) < 0 ||
+        dup_opt(&s->cert_ou, c->has_cert ? c->cert->ou : NULL) < 0)
         return -1;
     return 0;
 }
 
-static void handle_connect(struct client *c, struct mqtt_packet *pkt)
+static void connect_packet(struct client *c, struct mqtt_packet *pkt)
 {
     struct broker *b = c->b;
     struct mqtt_connect *ck = &pkt->u.connect;
@@ -340,12 +343,12 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
     c->codec.version = ck->version;
     if (v5)
         read_connect_props(c, ck);
-    snprintf(c->id, sizeof(c->id), "client '%.*s' (%s)", (int)ck->client_id.len, ck->client_id.p,
-             net_conn_peer(c->nc));
+    client_label(c, "client '%.*s' (%s)", (int)ck->client_id.len, ck->client_id.p,
+                 net_conn_peer(c->nc));
     if (v5 && (ck->props.present & MQTT_HAS(MQTT_PROP_AUTH_METHOD)))
         return refuse(c, MQTT_RC_BAD_AUTH_METHOD, 0, "no enhanced authentication method");
     client_read_cert(c);
-    if (c->has_cert && c->cert.ambiguous)
+    if (c->has_cert && c->cert->ambiguous)
         return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_RC311_NOT_AUTHORIZED,
                       "the certificate's names are ambiguous (a NUL or control character, a "
                       "repeated CN or OU, or too long): no identity can be taken from it");
@@ -368,7 +371,7 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
         memcpy(id, ck->client_id.p, ck->client_id.len);
         id[ck->client_id.len] = '\0';
     }
-    snprintf(c->id, sizeof(c->id), "client '%s' (%s)", id, net_conn_peer(c->nc));
+    client_label(c, "client '%s' (%s)", id, net_conn_peer(c->nc));
     /* "$bridge/NAME" belongs to this broker's own bridges: a client taking
      * it over would cut a bridge off. */
     if (!c->internal && strncmp(id, "$bridge/", 8) == 0)
@@ -385,7 +388,9 @@ static void handle_connect(struct client *c, struct mqtt_packet *pkt)
     const char *bad_id = id_mismatch(c, id, user);
     if (bad_id)
         return refuse(c, MQTT_RC_CLIENT_ID_NOT_VALID, MQTT_RC311_IDENTIFIER_REJECTED, bad_id);
-    set_owner(c, user);
+    if (!set_owner(c, user))
+        return refuse(c, MQTT_RC_SERVER_UNAVAILABLE, MQTT_RC311_SERVER_UNAVAILABLE,
+                      "out of memory");
     if (owned_by_other(c, id)) {
         b->st.auth_failures++;
         return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_RC311_NOT_AUTHORIZED,
@@ -796,6 +801,13 @@ static void handle_auth(struct client *c, struct mqtt_packet *pkt)
     client_kick(c, MQTT_RC_PROTOCOL_ERROR, "AUTH without an authentication method");
 }
 
+/* The certificate's copy is needed only while the CONNECT is handled. */
+static void handle_connect(struct client *c, struct mqtt_packet *pkt)
+{
+    connect_packet(c, pkt);
+    client_drop_cert(c);
+}
+
 typedef void (*packet_handler)(struct client *c, struct mqtt_packet *pkt);
 
 static const packet_handler handlers[16] = {
@@ -840,9 +852,14 @@ static void *on_open(void *ctx, struct net_conn *nc)
     c->nc = nc;
     c->codec.is_server = true;
     c->opened_ms = c->last_rx_ms = clock_mono_ms();
-    snprintf(c->id, sizeof(c->id), "client from %s", net_conn_peer(nc));
+    client_label(c, "client from %s", net_conn_peer(nc));
+    if (!c->id) {
+        free(c);
+        return NULL;
+    }
     if (b->nats[net_conn_listener(nc) % 64] && !nats_open(b, c)) {
         nats_free(c);
+        free(c->id);
         free(c);
         return NULL;
     }
@@ -853,6 +870,12 @@ static void *on_open(void *ctx, struct net_conn *nc)
         c->auth_cause = AUTH_OK;
     }
     pthread_mutex_lock(&b->lock);
+    if (b->shutting_down) { /* a handshake that ended after broker_shutdown */
+        pthread_mutex_unlock(&b->lock);
+        nats_free(c);
+        free(c);
+        return NULL;
+    }
     /* Under the lock: broker_reconfigure() may change it on another thread. */
     c->codec.max_packet_size = b->cfg.max_packet_size;
     c->next = b->clients;
@@ -1029,10 +1052,16 @@ static void client_free(struct client *c)
     free(c->alias_in_len);
     for (uint16_t i = 0; i < c->nalias_out; i++)
         free(c->alias_out[i]);
+    free(c->alias_out);
+    client_drop_cert(c);
+    free(c->owner);
+    free(c->id);
     route_retained_forget(c);
     nats_free(c);
     free(c);
 }
+
+static bool external_left(const struct broker *b);
 
 static void on_close(void *user, const char *why)
 {
@@ -1058,6 +1087,8 @@ static void on_close(void *user, const char *why)
         nats_closed(c);
     else if (c->s)
         detach(b, c);
+    if (b->shutting_down && !external_left(b)) /* broker_wait_flushed's wait is over */
+        pthread_cond_broadcast(&b->quiet);
     pthread_mutex_unlock(&b->lock);
     if (c->auth_wait) /* a password check still running finishes into nothing */
         client_auth_end(c, true);
@@ -1425,6 +1456,12 @@ struct broker *broker_new(const struct broker_config *cfg)
         b->cfg.max_packet_size = MQTT_MAX_PACKET;
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->wake, NULL);
+    /* broker_wait_flushed's deadline must not move with the wall clock. */
+    pthread_condattr_t mono;
+    pthread_condattr_init(&mono);
+    pthread_condattr_setclock(&mono, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->quiet, &mono);
+    pthread_condattr_destroy(&mono);
     b->nbuckets = 16384;
     b->buckets = calloc(b->nbuckets, sizeof(*b->buckets));
     b->subs = subtree_new();
@@ -1452,10 +1489,62 @@ void broker_shutdown(struct broker *b)
 {
     pthread_mutex_lock(&b->lock);
     b->shutting_down = true;
-    for (struct client *c = b->clients; c; c = c->next)
-        if (c->connected)
+    for (struct client *c = b->clients; c; c = c->next) {
+        if (c->closing || c->internal) /* a bridge's: it stops on its own */
+            continue;
+        if (c->nats)
+            nats_lame_duck(c);
+        else if (c->connected)
             client_kick(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
+        else /* no CONNACK yet: MQTT has nothing to say to it (4.13) */
+            client_close(c, "server shutting down");
+    }
+    pthread_cond_broadcast(&b->quiet);
     pthread_mutex_unlock(&b->lock);
+}
+
+/* The absolute CLOCK_MONOTONIC time `ms` from now. */
+static struct timespec mono_after(uint32_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* Whether a client other than the in-process ones is left. */
+static bool external_left(const struct broker *b)
+{
+    for (const struct client *c = b->clients; c; c = c->next)
+        if (!c->internal)
+            return true;
+    return false;
+}
+
+/* see broker.h */
+bool broker_wait_flushed(struct broker *b, uint32_t timeout_ms)
+{
+    struct timespec until = mono_after(timeout_ms);
+    bool timed_out = false;
+    pthread_mutex_lock(&b->lock);
+    /* A client leaves the list in on_close, which net calls once its
+     * output (the DISCONNECT or lame duck INFO last) is written, or its
+     * close grace period is over. */
+    while (external_left(b) && !timed_out)
+        timed_out = pthread_cond_timedwait(&b->quiet, &b->lock, &until) == ETIMEDOUT;
+    /* The sessions that went offline wrote their rows in on_close: the
+     * ticket is taken after the last of them. */
+    uint64_t ticket = persist_flush(b);
+    while (!persist_committed(b, ticket) && !timed_out)
+        timed_out = pthread_cond_timedwait(&b->quiet, &b->lock, &until) == ETIMEDOUT;
+    bool done = !external_left(b) && persist_committed(b, ticket);
+    pthread_mutex_unlock(&b->lock);
+    return done;
 }
 
 /* see broker.h */
@@ -1490,6 +1579,7 @@ void broker_free(struct broker *b)
     free(b->matches);
     free(b->scratch);
     pthread_cond_destroy(&b->wake);
+    pthread_cond_destroy(&b->quiet);
     pthread_mutex_destroy(&b->lock);
     free(b);
 }

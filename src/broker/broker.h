@@ -62,9 +62,21 @@ void broker_config_defaults(struct broker_config *cfg);
 struct broker *broker_new(const struct broker_config *cfg);
 /* Starts the housekeeping thread. Returns 0 or -1. */
 int broker_start(struct broker *b);
-/* Tells MQTT 5 clients the server is shutting down (DISCONNECT 0x8B) and
- * closes every connection; call before net_server_stop(). */
+/* Tells MQTT 5 clients the server is shutting down (DISCONNECT 0x8B),
+ * NATS clients that it is going away (nats-server's lame duck INFO,
+ * "ldm":true), and closes every client connection once that is written;
+ * in-process ones (bridges) are left to finish their backlog and stop on
+ * their own (net_server_stop closes what is left of them). A connection
+ * that becomes ready afterwards is refused. Wills are not published. Call
+ * after net_server_stop_accepting() and before net_server_stop(). */
 void broker_shutdown(struct broker *b);
+/* After broker_shutdown(): waits until every client connection but the
+ * in-process ones is closed (its output written, or net's close grace
+ * period over), then until the
+ * store has committed everything written so far (the offline sessions'
+ * rows, their queued messages). True if all that happened within
+ * timeout_ms; false if the time ran out first. Thread-safe. */
+bool broker_wait_flushed(struct broker *b, uint32_t timeout_ms);
 /* Stops the housekeeping thread, so $SYS sources (broker_add_sys_source)
  * are no longer called and may be freed; idempotent, NULL is a no-op. */
 void broker_stop(struct broker *b);

@@ -2,7 +2,10 @@
  * refusals and closes (see conn.h). */
 #include "broker/conn.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "broker/internal.h"
 #include "core/log.h"
@@ -53,6 +56,32 @@ void client_kick(struct client *c, uint8_t rc, const char *why)
 }
 
 /* see conn.h */
+/* see conn.h */
+void client_label(struct client *c, const char *fmt, ...)
+{
+    char buf[CLIENT_LABEL_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    char *label = strdup(buf);
+    if (!label)
+        return;
+    free(c->id);
+    c->id = label;
+}
+
+/* see conn.h */
+bool client_set_owner(struct client *c, const char *owner)
+{
+    char *copy = NULL;
+    if (owner && owner[0] && !(copy = strdup(owner)))
+        return false;
+    free(c->owner);
+    c->owner = copy;
+    return true;
+}
+
 void client_close(struct client *c, const char *why)
 {
     c->closing = true;

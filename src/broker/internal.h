@@ -108,6 +108,9 @@ struct broker {
     bool stop;
     pthread_t housekeeper;
     pthread_cond_t wake;
+    /* Broadcast at shutdown when the last client is gone and after each
+     * store commit: broker_wait_flushed() waits on it. */
+    pthread_cond_t quiet;
     bool housekeeping;
 };
 

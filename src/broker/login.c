@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "broker/internal.h"
+#include "core/log.h"
 
 /* see login.h */
 void client_read_cert(struct client *c)
@@ -19,11 +20,26 @@ void client_read_cert(struct client *c)
     struct tls_server *ts = net_conn_tls_server(c->nc);
     if (!id || !id->verified || !ts)
         return;
+    struct tls_identity *copy = malloc(sizeof(*copy));
+    if (!copy) { /* no identity to take: as a connection without one */
+        log_error("%s: out of memory reading its certificate", c->id);
+        return;
+    }
+    *copy = *id;
     c->has_cert = true;
-    c->cert = *id;
+    c->cert = copy;
     const struct tls_server_config *tc = tls_server_config(ts);
-    c->cert_user = tls_identity_get(&c->cert, tc->as_username);
-    c->cert_clientid = tls_identity_get(&c->cert, tc->as_clientid);
+    c->cert_user = tls_identity_get(c->cert, tc->as_username);
+    c->cert_clientid = tls_identity_get(c->cert, tc->as_clientid);
+}
+
+/* see login.h */
+void client_drop_cert(struct client *c)
+{
+    free((struct tls_identity *)c->cert);
+    c->cert = NULL;
+    c->cert_user = c->cert_clientid = NULL;
+    c->cert_read = false;
 }
 
 /* A password check running on auth's hashing threads for one connection.

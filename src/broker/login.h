@@ -10,9 +10,14 @@
 struct auth_request;
 struct client;
 
-/* Reads the verified client certificate once (c->has_cert, c->cert and
- * what peer_cert_as_username/_clientid make of it). */
+/* Reads the verified client certificate (c->has_cert, c->cert and what
+ * peer_cert_as_username/_clientid make of it) unless it is read already.
+ * c->cert is a copy (the TLS layer works the identity out per call), kept
+ * only while a CONNECT is handled: client_drop_cert frees it after, so an
+ * idle mTLS connection holds no copy; has_cert stays, and a later CONNECT
+ * reads the certificate again. */
 void client_read_cert(struct client *c);
+void client_drop_cert(struct client *c);
 /* Hands a check to auth's hashing threads. Returns true when the verdict
  * is in c already (c->auth_cause, c->user_verified: no hash was needed,
  * or the queue is full), false when it will come: the caller holds the

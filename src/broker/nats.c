@@ -124,7 +124,8 @@ static bool auth_required(struct broker *b, const struct net_conn *nc)
     return b->auth && !auth_anonymous_ok(b->auth, b->listener_anon[net_conn_listener(nc) % 64]);
 }
 
-static size_t info(struct broker *b, struct net_conn *nc, uint64_t cid, uint8_t *buf, size_t cap)
+static size_t info(struct broker *b, struct net_conn *nc, uint64_t cid, bool ldm, uint8_t *buf,
+                   size_t cap)
 {
     pthread_once(&ids_once, make_ids);
     const struct broker_nats_opts *o = opts_of(b, nc);
@@ -161,6 +162,7 @@ static size_t info(struct broker *b, struct net_conn *nc, uint64_t cid, uint8_t 
         .client_id = cid,
         .client_ip = ip,
         .nonce = nkeys ? nonce : NULL,
+        .ldm = ldm,
     };
     return nats_info_encode(&in, (char *)buf, cap);
 }
@@ -172,7 +174,7 @@ size_t broker_nats_greeting(void *ctx, struct net_conn *c, uint8_t *buf, size_t 
         return 0;
     uint64_t cid = atomic_fetch_add(&next_cid, 1);
     net_conn_set_tag(c, cid);
-    return info(b, c, cid, buf, cap);
+    return info(b, c, cid, false, buf, cap);
 }
 
 /* ---- connection life ----------------------------------------------------- */
@@ -202,14 +204,31 @@ bool nats_open(struct broker *b, struct client *c)
     s->c = c;
     c->s = s;
     c->nats = st;
-    snprintf(c->id, sizeof(c->id), "NATS client %" PRIu64 " (%s)", st->cid, net_conn_peer(c->nc));
+    client_label(c, "NATS client %" PRIu64 " (%s)", st->cid, net_conn_peer(c->nc));
     if (!net_conn_greeted(c->nc)) {
         uint8_t buf[2048];
-        size_t n = info(b, c->nc, st->cid, buf, sizeof(buf));
+        size_t n = info(b, c->nc, st->cid, false, buf, sizeof(buf));
         if (!n || net_conn_send(c->nc, buf, n) < 0)
             return false; /* nats_free follows in the caller */
     }
     return true;
+}
+
+/* see nats.h */
+void nats_lame_duck(struct client *c)
+{
+    if (c->closing)
+        return;
+    /* nats-server's lame duck INFO: a client that sees "ldm" knows the
+     * server is going away and reconnects elsewhere rather than here. The
+     * INFO a client gets before its CONNECT greets it; this one, after,
+     * is an update (the protocol allows INFO at any time). */
+    uint8_t buf[2048];
+    size_t n = info(c->b, c->nc, c->nats->cid, true, buf, sizeof(buf));
+    if (n)
+        nats_out_raw(c, buf, n);
+    if (!c->closing)
+        client_close(c, "server shutting down");
 }
 
 void nats_closed(struct client *c)
@@ -315,7 +334,7 @@ static bool check_token(const void *users, const uint8_t *secret, size_t len)
  * up among the listed users. */
 static const struct auth_nats_entry *map_cert(const struct client *c, const struct auth_nats *u)
 {
-    const char *names[] = {c->cert.san_email, c->cert.san_dns, c->cert.dn, c->cert.cn};
+    const char *names[] = {c->cert->san_email, c->cert->san_dns, c->cert->dn, c->cert->cn};
     for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
         const struct auth_nats_entry *e = names[i][0] ? auth_nats_find_user(u, names[i]) : NULL;
         if (e)
@@ -345,7 +364,7 @@ static bool login(struct client *c, const struct nats_connect *ck)
     const struct auth_nats *u = o->users;
     const struct auth_nats_entry *e = NULL;
     client_read_cert(c);
-    if (c->has_cert && c->cert.ambiguous) {
+    if (c->has_cert && c->cert->ambiguous) {
         decided(c, AUTH_NO_CREDENTIALS, NULL, NULL);
         return true;
     }
@@ -434,18 +453,19 @@ static int set_identity(struct client *c)
     if (user)
         snprintf(owner, sizeof(owner), "user:%s", user);
     else if (c->has_cert)
-        snprintf(owner, sizeof(owner), "cert:%s", c->cert.dn);
+        snprintf(owner, sizeof(owner), "cert:%s", c->cert->dn);
     else
         owner[0] = '\0';
-    snprintf(c->owner, sizeof(c->owner), "%s", owner);
+    if (!client_set_owner(c, owner))
+        return -1;
     free(s->owner);
     free(s->username);
     free(s->cert_cn);
     free(s->cert_ou);
     s->owner = strdup(owner);
     s->username = user ? strdup(user) : NULL;
-    s->cert_cn = c->has_cert && c->cert.cn[0] ? strdup(c->cert.cn) : NULL;
-    s->cert_ou = c->has_cert && c->cert.ou[0] ? strdup(c->cert.ou) : NULL;
+    s->cert_cn = c->has_cert && c->cert->cn[0] ? strdup(c->cert->cn) : NULL;
+    s->cert_ou = c->has_cert && c->cert->ou[0] ? strdup(c->cert->ou) : NULL;
     st->perms = st->entry ? auth_nats_entry_perms(st->entry) : NULL;
     return s->owner && (!user || s->username) ? 0 : -1;
 }
@@ -532,8 +552,8 @@ static void handle_connect(struct client *c, const struct nats_cmd *cmd)
         b->st.nats_connected++;
         if (++b->st.clients_connected > b->st.clients_max)
             b->st.clients_max = b->st.clients_connected;
-        snprintf(c->id, sizeof(c->id), "NATS client %" PRIu64 " '%s' (%s)", st->cid, ck->name,
-                 net_conn_peer(c->nc));
+        client_label(c, "NATS client %" PRIu64 " '%s' (%s)", st->cid, ck->name,
+                     net_conn_peer(c->nc));
         log_info("%s connected%s%s", c->id, c->s->owner[0] ? " as " : "", c->s->owner);
     }
     ok(c);
@@ -870,6 +890,7 @@ static void handle(struct client *c, const struct nats_cmd *cmd)
     switch (cmd->op) {
     case NATS_OP_CONNECT:
         handle_connect(c, cmd);
+        client_drop_cert(c); /* the copy is needed only while CONNECT is handled */
         break;
     case NATS_OP_PUB:
     case NATS_OP_HPUB:

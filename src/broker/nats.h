@@ -20,6 +20,9 @@ struct client;
 bool nats_open(struct broker *b, struct client *c);
 /* on_data for a NATS connection (takes the broker lock itself). */
 size_t nats_data(struct client *c, const uint8_t *data, size_t len);
+/* Under the broker lock, at shutdown: sends nats-server's lame duck INFO
+ * ("ldm":true) and closes the connection once it is written. */
+void nats_lame_duck(struct client *c);
 /* Under the broker lock, when the connection is gone: its subscriptions
  * leave the tree. */
 void nats_closed(struct client *c);

@@ -569,6 +569,7 @@ static void on_commit(void *ctx, uint64_t ticket, bool ok)
         }
         p->npump = keep;
     }
+    pthread_cond_broadcast(&b->quiet);
     pthread_mutex_unlock(&b->lock);
 }
 
@@ -618,6 +619,17 @@ void persist_hold_publish(struct broker *b, struct session *s, struct delivery *
         c->pump_listed = true;
     }
     d->held_ticket = p->last_ticket;
+}
+
+/* see persist.h */
+uint64_t persist_flush(struct broker *b)
+{
+    struct persist *p = b->persist;
+    if (!p)
+        return 0;
+    p->last_ticket = store_barrier(p->st);
+    p->dirty = false;
+    return p->last_ticket;
 }
 
 /* see persist.h */

@@ -63,6 +63,9 @@ bool persist_refuses(struct broker *b, struct session *from);
  * and be a new message to the receiver. Sets d->held_ticket (transmit then
  * waits) and lists the client for the pump after that commit. */
 void persist_hold_publish(struct broker *b, struct session *s, struct delivery *d);
+/* Asks the store to commit everything written so far; returns the ticket
+ * persist_committed() then tells about (0 without a store). */
+uint64_t persist_flush(struct broker *b);
 /* Whether the commit of `ticket` is done (true without a store). */
 bool persist_committed(const struct broker *b, uint64_t ticket);
 

@@ -29,6 +29,9 @@ static void apply_alias(struct client *c, struct mqtt_publish *pub, const struct
             pub->props.topic_alias = (uint16_t)(i + 1);
             return;
         }
+    if (c->nalias_out < cap && !c->alias_out &&
+        !(c->alias_out = calloc(OUT_ALIAS_CAP, sizeof(*c->alias_out))))
+        return;
     if (c->nalias_out < cap && (c->alias_out[c->nalias_out] = strdup(m->topic))) {
         pub->props.present |= MQTT_HAS(MQTT_PROP_TOPIC_ALIAS);
         pub->props.topic_alias = ++c->nalias_out;

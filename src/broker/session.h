@@ -58,23 +58,17 @@ struct session {
     struct client *c; /* NULL while offline */
     struct session *hnext;
     struct session *oprev, *onext; /* offline list */
-    bool offline_listed;
-    size_t heap_pos;   /* 1 + its index in the broker's deadline heap; 0: not in it */
-    uint64_t deadline; /* its heap key: the earlier of will_at and expire_at */
-    uint32_t expiry_s; /* SESSION_NEVER_EXPIRES for 3.1.1 persistent sessions */
+    size_t heap_pos;               /* 1 + its index in the broker's deadline heap; 0: not in it */
+    uint64_t deadline;             /* its heap key: the earlier of will_at and expire_at */
     uint64_t expire_at;
     struct delivery_list inflight;
     struct delivery_list queue;
-    uint16_t next_pid;
     uint8_t *pid_used; /* bitmap of outbound ids in flight, 8 KiB, lazily made */
     uint16_t *rel_ids; /* inbound QoS 2 ids awaiting PUBREL */
-    uint32_t nrel;
     size_t caprel;
     struct msg *will;
-    uint32_t will_delay_s;
     uint64_t will_at; /* non-zero: a delayed will is pending */
     char **subs;      /* its filters as subscribed ($share/GROUP/ included) */
-    uint32_t nsubs;
     size_t capsubs;
     uint8_t *sub_opts; /* each filter's options byte, for inspection (inspect.h) */
     size_t capopts;
@@ -82,16 +76,22 @@ struct session {
     char *username; /* for ACLs: the verified user name, or NULL */
     char *cert_cn;  /* and its certificate's identity, when it had one */
     char *cert_ou;
-    bool trusted;  /* an in-process client (a bridge): no ACL applies */
-    bool blocking; /* flow.c: its full queue holds producers back */
     uint64_t blocking_since_ms;
-    bool bridge;        /* MQTT 3.1.1 bridge flag: no local, retain as published */
-    uint32_t match_gen; /* merging overlapping subscriptions in route.c */
-    uint32_t match_idx;
-    bool persist;            /* persist.c: kept in the store */
-    uint8_t protocol;        /* MQTT protocol level of its last connection */
     uint64_t next_seq;       /* persist.c: the last delivery's seq */
     struct msg *stored_will; /* persist.c: the will the store's row names (a reference) */
+    uint32_t expiry_s;       /* SESSION_NEVER_EXPIRES for 3.1.1 persistent sessions */
+    uint32_t nrel;
+    uint32_t will_delay_s;
+    uint32_t nsubs;
+    uint32_t match_gen; /* merging overlapping subscriptions in route.c */
+    uint32_t match_idx;
+    uint16_t next_pid;
+    uint8_t protocol; /* MQTT protocol level of its last connection */
+    bool offline_listed;
+    bool trusted;  /* an in-process client (a bridge): no ACL applies */
+    bool blocking; /* flow.c: its full queue holds producers back */
+    bool bridge;   /* MQTT 3.1.1 bridge flag: no local, retain as published */
+    bool persist;  /* persist.c: kept in the store */
 };
 
 struct session *session_find(struct broker *b, const char *id);

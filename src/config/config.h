@@ -87,6 +87,7 @@ struct cfg_listener {
     uint32_t max_handshakes;
     uint32_t handshake_queue;           /* 0: as many as max_handshakes */
     uint32_t handshake_idle_timeout_ms; /* 0: a quarter of handshake_timeout */
+    uint32_t heap_trim_after;           /* tls_server_config.trim_after; 0: never */
     bool proxy_protocol;
     char *trusted_proxies; /* comma-separated CIDR ranges */
     /* NATS listeners (listeners.nats): nats-server's option names. Their
@@ -226,11 +227,22 @@ struct ward_config {
     /* system { } */
     uint32_t workers;      /* 0: one per CPU */
     uint32_t memory_limit; /* bytes, 0: automatic */
+
+    uint32_t shutdown_timeout_ms; /* SIGTERM: most time to wait for clients and the store */
+    char *user;                   /* run as this user after binding (NULL: stay) */
+    char *group;                  /* with user; NULL: the user's primary group */
     /* log { } */
     char *log_level;
     char *log_to;
     char *log_dir;
     char *log_file;
+    uint32_t log_rotation_size; /* bytes, 0: never rotated */
+    uint32_t log_rotation_count;
+    char *log_format; /* text | json */
+    char *log_syslog_facility;
+    char *log_syslog_socket;
+    uint32_t log_queue_size; /* bytes */
+    uint32_t log_flush_timeout_ms;
     /* auth { } */
     bool allow_anonymous;
     char *no_match;    /* allow | deny */
@@ -269,6 +281,13 @@ void cfg_errors_free(struct cfg_errors *errs);
 void config_print(const struct ward_config *cfg, FILE *out);
 /* Prints docs/configuration.md: every key, type, default and meaning. */
 void config_print_reference(FILE *out);
+/* The same as the ward.conf(5) man page (roff), made from what
+ * config_print_reference() prints. Returns 0, or -1 out of memory. */
+int config_print_reference_man(FILE *out);
+/* Renders md, Markdown as config_print_reference() writes it, as
+ * ward.conf(5); text is escaped for roff (a line starting with '.' or
+ * '\'', a backslash). Exposed for the tests. */
+void config_reference_man(const char *md, FILE *out);
 
 /* "256KB", "1MB", "1024" -> bytes. Returns 0, or -1 if malformed/out of range. */
 WARD_WUR int config_parse_size(const char *s, uint64_t *out);

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "config/hocon.h"
+#include "core/log.h"
 #include "core/vec.h"
 
 enum kind {
@@ -147,12 +148,47 @@ static const struct key_spec global_keys[] = {
      "Worker threads, each with its own event loop (0: one per CPU)."},
     {"system.num_taskq_thread", K_U32, G(workers), NULL, 0, 256, NULL,
      "NanoMQ's name for system.workers."},
+    {"system.shutdown_timeout", K_MS, G(shutdown_timeout_ms), "5s", 0, 600000, NULL,
+     "On SIGTERM or SIGINT ward stops accepting, tells clients it is going away (v5: "
+     "DISCONNECT 0x8B; NATS: lame duck INFO), then waits at most this long for their "
+     "connections to close, the bridges to deliver their backlog upstream and the store to "
+     "commit before it exits 0."},
+    {"system.user", K_STRING, G(user), NULL, 0, 0, NULL,
+     "Started as root, ward opens its listeners, checks that this user can read every "
+     "configured key, certificate, CA, CRL, password, ACL and API key file and write the data "
+     "directory (refusing to start otherwise), then runs as this user. ward serve --user "
+     "overrides it. Unset: ward keeps the user it was started as (a warning if root)."},
+    {"system.group", K_STRING, G(group), NULL, 0, 0, NULL,
+     "The group with system.user (default: that user's primary group); the user's "
+     "supplementary groups are kept."},
     {"log.level", K_ENUM, G(log_level), "notice", 0, 0, "error warn notice info debug",
      "Least severe level logged."},
     {"log.to", K_LIST, G(log_to), "console", 0, 0, NULL,
-     "Accepted for NanoMQ compatibility (a word or a list); ward logs to standard error."},
-    {"log.dir", K_STRING, G(log_dir), NULL, 0, 0, NULL, "Accepted for NanoMQ compatibility."},
-    {"log.file", K_STRING, G(log_file), NULL, 0, 0, NULL, "Accepted for NanoMQ compatibility."},
+     "Where lines go: console (standard error), file, syslog, or a list of them "
+     "(docs/logging.md)."},
+    {"log.dir", K_STRING, G(log_dir), NULL, 0, 0, NULL,
+     "Directory of log.file when that is relative; unset: the working directory."},
+    {"log.file", K_STRING, G(log_file), "ward.log", 0, 0, NULL,
+     "The file sink's file, opened (and created) at start, before privileges are dropped."},
+    {"log.rotation.size", K_SIZE, G(log_rotation_size), "10MB", 0, 4294967295.0, NULL,
+     "The file is rotated (ward.log -> ward.log.1 ...) before a line would take it past "
+     "this size; 0: never (leave it to logrotate and SIGUSR1)."},
+    {"log.rotation.count", K_U32, G(log_rotation_count), "5", 1, 1000, NULL,
+     "Rotated files kept (ward.log.1 is the newest); the oldest is deleted."},
+    {"log.format", K_ENUM, G(log_format), "text", 0, 0, "text json",
+     "Lines on the console and in the file: text (time level message) or json (one object "
+     "per line: time, level, msg) for log shippers. Syslog always gets the text."},
+    {"log.syslog_facility", K_ENUM, G(log_syslog_facility), "daemon", 0, 0,
+     "user daemon local0 local1 local2 local3 local4 local5 local6 local7",
+     "Syslog facility of ward's messages."},
+    {"log.syslog_socket", K_STRING, G(log_syslog_socket), "/dev/log", 0, 0, NULL,
+     "The unix datagram socket syslog messages (RFC 3164) are sent to; journald and "
+     "rsyslog listen on /dev/log."},
+    {"log.queue_size", K_SIZE, G(log_queue_size), "1MB", 16384, 1073741824.0, NULL,
+     "Bytes of log lines waiting for the logger thread; when it is full (a stalled pipe or "
+     "disk) lines are dropped and counted (ward_log_dropped_lines_total), never waited for."},
+    {"log.flush_timeout", K_MS, G(log_flush_timeout_ms), "2s", 0, 60000, NULL,
+     "At exit, the longest wait for queued lines to be written."},
     {"http.enable", K_BOOL, G(http.enable), "true", 0, 0, NULL,
      "The admin HTTP server (docs/http-api.md) runs when http.bind (or NanoMQ's "
      "http_server.port) is set, unless this is false."},
@@ -292,6 +328,10 @@ static const struct key_spec listener_keys[] = {
     {"handshake_queue", K_U32, L(handshake_queue), "0", 0, 1000000, NULL,
      "TLS connections that may wait for a handshake slot (0: as many as max_handshakes); when "
      "full, a newcomer takes the place of the source with the most waiting, or is refused."},
+    {"heap_trim_after", K_U32, L(heap_trim_after), "256", 0, 4294967294.0, NULL,
+     "Once no TLS handshake is running and this many have ended since the last time (at most "
+     "once a second), the memory they freed is given back to the kernel (malloc_trim): a "
+     "reconnect storm does not leave its peak resident. 0: never."},
     {"handshake_idle_timeout", K_MS, L(handshake_idle_timeout_ms), "0", 0, 600000, NULL,
      "A TLS connection that has sent nothing yet is dropped after this (0: a quarter of "
      "handshake_timeout)."},
@@ -382,7 +422,6 @@ static const char *const nanomq_ignored[] = {"http_server.jwt",
                                              "system.daemon",
                                              "system.max_taskq_thread",
                                              "system.parallel",
-                                             "log.rotation",
                                              "auth.cache",
                                              "auth.http_auth",
                                              "mqtt.max_awaiting_rel",
@@ -1614,6 +1653,18 @@ static void check_http(struct loader *ld, const struct hocon_value *root, struct
                   "HTTPS: certfile and keyfile");
 }
 
+/* log { }: the sink names (a misspelt one would silently log nowhere). */
+static void check_log(struct loader *ld, const struct hocon_value *root, struct ward_config *cfg)
+{
+    unsigned to;
+    const char *bad = NULL;
+    if (cfg->log_to && log_sinks_parse(cfg->log_to, &to, &bad) < 0)
+        add_error(ld, hocon_path(root, "log.to"), "log.to",
+                  "unknown sink '%.*s' (console, file or syslog)", (int)strcspn(bad, ", "), bad);
+    if (cfg->log_file && !*cfg->log_file)
+        add_error(ld, hocon_path(root, "log.file"), "log.file", "empty file name");
+}
+
 static int load_root(struct loader *ld, const struct hocon_value *root, struct ward_config *cfg)
 {
     static const char *const skip[] = {"listeners", "bridges", "auth.password", "auth.acl",
@@ -1636,6 +1687,7 @@ static int load_root(struct loader *ld, const struct hocon_value *root, struct w
     if (http && http->type == HOCON_OBJECT)
         load_include_ref(ld, http, "api_keys", &cfg->http.api_keys_file);
     check_http(ld, root, &cfg->http);
+    check_log(ld, root, cfg);
     return ld->errs->count ? -1 : 0;
 }
 
@@ -1760,7 +1812,8 @@ void cfg_errors_free(struct cfg_errors *errs)
 static void print_value(FILE *out, const struct key_spec *ks, const void *base, const char *ind)
 {
     const char *field = (const char *)base + ks->off;
-    const char *name = strrchr(ks->key, '.') ? strrchr(ks->key, '.') + 1 : ks->key;
+    /* Inside its block: "rotation.size" for log.rotation.size. */
+    const char *name = strchr(ks->key, '.') ? strchr(ks->key, '.') + 1 : ks->key;
     switch (ks->kind) {
     case K_BOOL:
         fprintf(out, "%s%s = %s\n", ind, name, *(const bool *)field ? "true" : "false");
@@ -1926,4 +1979,117 @@ void config_print_reference(FILE *out)
     reference_table(out, "Bridges: `bridges.mqtt.NAME { ... }`", "", bridge_keys, N(bridge_keys));
     reference_table(out, "Bridge topics: `forwards = [{...}]`, `subscription = [{...}]`", "",
                     topic_keys, N(topic_keys));
+}
+
+/* The ward.conf(5) man page is made from the Markdown reference above, so
+ * whatever that prints (every table and note, including ones added later)
+ * reaches the page too. Only what config_print_reference() writes needs
+ * handling: "# " and "## " headings, tables of key | type | default |
+ * meaning, paragraphs, and `code`. */
+
+/* Roff text: `code` in bold, a backslash as \e, and \& before a '.' or '\''
+ * that would start the line (roff would take the line as a request). */
+static void man_inline(FILE *out, const char *s, size_t len)
+{
+    bool code = false;
+    for (size_t i = 0; i < len; i++) {
+        if (i == 0 && (s[i] == '.' || s[i] == '\''))
+            fputs("\\&", out);
+        if (s[i] == '`')
+            fputs((code = !code) ? "\\fB" : "\\fR", out);
+        else if (s[i] == '\\')
+            fputs("\\e", out);
+        else
+            fputc(s[i], out);
+    }
+    if (code)
+        fputs("\\fR", out);
+}
+
+/* "| `key` | type | default | meaning |" -> .TP, "key (type; default: D)",
+ * meaning. Cells are split at " | ": the schema's texts hold no " | ". */
+static void man_key_row(FILE *out, const char *line, size_t len)
+{
+    const char *cell[4], *end = line + len;
+    size_t clen[4], n = 0;
+    const char *p = line + 2; /* after "| " */
+    while (n < 4 && p < end) {
+        const char *bar = memmem(p, (size_t)(end - p), " |", 2);
+        if (!bar)
+            bar = end;
+        cell[n] = p;
+        clen[n++] = (size_t)(bar - p);
+        p = bar + 3; /* past " | " */
+    }
+    if (n < 4) { /* not a key row: keep its text */
+        fputs(".PP\n", out);
+        man_inline(out, line, len);
+        fputs("\n", out);
+        return;
+    }
+    fputs(".TP\n", out);
+    man_inline(out, cell[0], clen[0]);
+    fputs(" (", out);
+    man_inline(out, cell[1], clen[1]);
+    fputs("; default: ", out);
+    man_inline(out, cell[2], clen[2]);
+    fputs(")\n", out);
+    man_inline(out, cell[3], clen[3]);
+    fputs("\n", out);
+}
+
+/* see config.h */
+void config_reference_man(const char *md, FILE *out)
+{
+    fprintf(out,
+            ".TH WARD.CONF 5 \"\" \"ward %s\" \"ward manual\"\n"
+            ".\\\" Generated by `ward check --print-reference --man`; do not edit.\n"
+            ".SH NAME\nward.conf \\- configuration file of the ward broker\n"
+            ".SH SYNOPSIS\n.I /etc/ward/ward.conf\n.br\n.B ward serve \\-c\n"
+            ".I FILE\n.br\n.B ward check \\-c\n.I FILE\n.SH DESCRIPTION\n",
+            WARD_VERSION);
+    bool keys = false;
+    while (*md) {
+        const char *nl = strchr(md, '\n');
+        size_t len = nl ? (size_t)(nl - md) : strlen(md);
+        if (len == 0 || strncmp(md, "# ", 2) == 0 || strncmp(md, "| key |", 7) == 0 ||
+            strncmp(md, "|---", 4) == 0 || strncmp(md, "Generated by `", 14) == 0) {
+            /* the title is .TH's, table heads are implied by .TP, and the
+             * note on how docs/configuration.md is made concerns that file */
+        } else if (strncmp(md, "## ", 3) == 0) {
+            fputs(keys ? ".SS\n" : ".SH KEYS\n.SS\n", out);
+            keys = true;
+            man_inline(out, md + 3, len - 3);
+            fputs("\n", out);
+        } else if (strncmp(md, "| ", 2) == 0) {
+            man_key_row(out, md, len);
+        } else {
+            fputs(".PP\n", out);
+            man_inline(out, md, len);
+            fputs("\n", out);
+        }
+        md += len + (nl != NULL);
+    }
+    fputs(".SH FILES\n.TP\n.I /etc/ward/ward.conf\nthe packaged service's configuration; "
+          "\\fBsystemctl reload ward\\fR checks it (\\fBward check \\-c\\fR) and then sends "
+          "SIGHUP\n.SH SEE ALSO\n\\fBward\\fR(1)\n",
+          out);
+}
+
+/* see config.h */
+int config_print_reference_man(FILE *out)
+{
+    char *md = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&md, &len);
+    if (!f)
+        return -1;
+    config_print_reference(f);
+    if (fclose(f) != 0) {
+        free(md);
+        return -1;
+    }
+    config_reference_man(md, out);
+    free(md);
+    return 0;
 }

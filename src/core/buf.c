@@ -15,6 +15,15 @@ void buf_free(struct buf *b)
     memset(b, 0, sizeof(*b));
 }
 
+void buf_release(struct buf *b)
+{
+    if (buf_len(b) || !b->data)
+        return;
+    free(b->data);
+    b->data = NULL;
+    b->rpos = b->wpos = b->cap = 0;
+}
+
 struct ward_result buf_reserve(struct buf *b, size_t n)
 {
     if (b->cap - b->wpos >= n)

@@ -21,6 +21,9 @@ struct buf {
 
 void buf_init(struct buf *b, size_t limit);
 void buf_free(struct buf *b);
+/* Frees the storage of an empty buffer, keeping its limit: an idle
+ * connection holds no buffer memory. Does nothing if bytes are queued. */
+void buf_release(struct buf *b);
 
 static inline size_t buf_len(const struct buf *b)
 {

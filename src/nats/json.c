@@ -553,6 +553,7 @@ size_t nats_info_encode(const struct nats_info *i, char *buf, size_t cap)
         }
         put(&w, "]", 1);
     }
+    put_bool(&w, "ldm", i->ldm, true);
     /* nats-server puts a space before the line end. */
     puts_(&w, "} \r\n");
     if (w.full)

@@ -160,9 +160,10 @@ struct nats_info {
     const char *nonce; /* NULL: none */
     const char *const *connect_urls;
     size_t nconnect_urls;
+    bool ldm; /* lame duck mode: the server is going away (nats-server's "ldm") */
 };
 /* "INFO {...} \r\n" in nats-server's field order and spacing (its "go" and "git_commit" left out;
- * auth_required, tls_*, client_id, client_ip, nonce and connect_urls only when set, as its
+ * auth_required, tls_*, client_id, client_ip, nonce, connect_urls and ldm only when set, as its
  * omitempty), strings escaped as Go's encoder does (<, >, & too). NULL strings are "". Returns the
  * length (buf is NUL-terminated), or 0 if cap is too small. */
 WARD_WUR size_t nats_info_encode(const struct nats_info *i, char *buf, size_t cap);

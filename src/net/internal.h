@@ -69,6 +69,9 @@ enum phase {
 
 struct worker;
 
+/* Fields are ordered by size so the struct has no holes: an idle
+ * connection costs this struct and nothing else in net (its buffers are
+ * freed while empty). */
 struct net_conn {
     enum src_kind kind;
     int fd;
@@ -82,48 +85,47 @@ struct net_conn {
     void *tls_t; /* the TLS transport's state, whatever runs over it */
     struct worker *w;
     void *user;
-    unsigned listener;
-    char peer[64];
-    uint8_t addr[16]; /* the peer (after a PROXY header, the client) */
+    struct tls_server *tls;
+    struct listener *l;
+    struct net_conn *prev, *next; /* owner's list of connections */
+    /* On the owner's watched list: something sweep() must check (owner
+     * only, as is the list). */
+    struct net_conn *wprev, *wnext;
+    const char *_Atomic why;
     struct buf in;
     pthread_mutex_t out_lock;
     struct buf out;          /* guarded by out_lock */
     _Atomic size_t out_len;  /* buf_len(&out), stored under out_lock, read without it */
-    bool flush_queued;       /* guarded by out_lock: on a flush list already */
     size_t out_limit;        /* the output bound (the buf itself is unbounded) */
-    bool out_full;           /* guarded by out_lock: a send was refused since the last drain */
-    uint64_t out_full_since; /* guarded by out_lock: when, 0 if not */
-    uint32_t slow_ms;        /* slow-consumer timeout, 0: none */
-    bool held;               /* owner only: input held by net_conn_hold_input */
-    _Atomic bool resume_req; /* net_conn_resume_input asked */
-    _Atomic bool closing;
-    _Atomic bool hs_go; /* given a handshake slot by another connection's exit */
-    const char *_Atomic why;
-    enum phase phase; /* owner only, as are the fields to prev */
-    bool opened;      /* on_open succeeded and on_close has not run */
-    bool failed;      /* an error: no graceful close */
-    bool in_gate;     /* has been through the handshake gate */
-    bool trusted;     /* the socket peer is a trusted proxy */
-    bool linger_done; /* the peer closed, or the drain budget is spent */
-    bool rd_eof;      /* the peer closed its sending side */
-    bool released;    /* no longer counted in nconns */
-    bool greeted;     /* the listener's greeting was queued or written */
-    uint64_t tag;     /* net_conn_set_tag */
+    uint64_t out_full_since; /* guarded by out_lock: when a send was refused, 0 if not */
+    uint64_t tag;            /* net_conn_set_tag */
     uint64_t accepted_ms;
     uint64_t close_deadline; /* flushing before a close */
     uint64_t deadline;       /* PROXY header, handshake (from accept), or drain */
     uint64_t idle_deadline;  /* handshake while nothing was received; 0: none */
     size_t linger_left;
-    uint32_t events; /* registered with epoll */
-    struct tls_server *tls;
-    struct listener *l;
     struct hsgate_entry gate; /* guarded by l->gate_lock */
+    uint32_t slow_ms;         /* slow-consumer timeout, 0: none */
+    uint32_t events;          /* registered with epoll */
+    enum phase phase;         /* owner only, as are the fields from here to hs_wants_write */
+    uint8_t addr[16];         /* the peer (after a PROXY header, the client) */
+    char peer[48];            /* "[IPv6]:port" at most */
+    bool opened;              /* on_open succeeded and on_close has not run */
+    bool failed;              /* an error: no graceful close */
+    bool in_gate;             /* has been through the handshake gate */
+    bool trusted;             /* the socket peer is a trusted proxy */
+    bool linger_done;         /* the peer closed, or the drain budget is spent */
+    bool rd_eof;              /* the peer closed its sending side */
+    bool released;            /* no longer counted in nconns */
+    bool greeted;             /* the listener's greeting was queued or written */
     bool hs_wants_write;
-    struct net_conn *prev, *next; /* owner's list of connections */
-    /* On the owner's watched list: something sweep() must check (owner
-     * only, as is the list). */
     bool watched;
-    struct net_conn *wprev, *wnext;
+    bool held;               /* owner only: input held by net_conn_hold_input */
+    bool flush_queued;       /* guarded by out_lock: on a flush list already */
+    bool out_full;           /* guarded by out_lock: a send was refused since the last drain */
+    _Atomic bool resume_req; /* net_conn_resume_input asked */
+    _Atomic bool closing;
+    _Atomic bool hs_go; /* given a handshake slot by another connection's exit */
 };
 
 struct worker {
@@ -140,6 +142,10 @@ struct worker {
      * closing or lingering, or output refused with a slow-consumer
      * timeout. Idle open connections are not on it. */
     struct net_conn *watched;
+    /* Where input is read before the handler takes it (READ_CHUNK bytes,
+     * owner only); busy while a handler runs on it. */
+    uint8_t *rbuf;
+    bool rbuf_busy;
     /* Connections with output queued by this worker itself (owner only). */
     struct net_conn **dirty;
     size_t ndirty, capdirty;
@@ -152,6 +158,8 @@ struct worker {
     size_t nserving;
     /* Sockets handed over by net_server_adopt(), guarded by pending_lock. */
     struct adopted *adopt;
+    /* clock_mono_ms() at the end of the last loop turn (net_server_alive). */
+    _Atomic uint64_t last_loop_ms;
 };
 
 struct net_server {
@@ -161,8 +169,13 @@ struct net_server {
     struct listener listeners[MAX_LISTENERS];
     unsigned nlisteners;
     struct listener internal; /* the pseudo-listener of adopted sockets */
+    /* Listening sockets passed in (socket activation, net_server_inherit);
+     * taken by the listener with their address, -1 once taken. */
+    int inherited[MAX_LISTENERS];
+    unsigned ninherited;
     struct worker *workers;
     _Atomic bool stopping;
+    _Atomic bool accept_stopped; /* net_server_stop_accepting */
     _Atomic uint32_t nconns;
     uint32_t fd_budget; /* connections the descriptor limit allows; 0: not known */
     bool started;

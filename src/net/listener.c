@@ -403,7 +403,22 @@ int net_server_listen_opts(struct net_server *s, const char *url, struct tls_ser
     }
     if (ws && !l->wss.max_message)
         l->wss.max_message = s->cfg.max_input;
-    l->fd = tcp_listen(host, port, &l->port, err, errlen);
+    l->fd = -1;
+    bool passed = false;
+    for (unsigned i = 0; i < s->ninherited && l->fd < 0; i++) {
+        int fd = s->inherited[i];
+        if (fd < 0 || !tcp_listener_matches(fd, host, port))
+            continue;
+        if (tcp_adopt_listener(fd, &l->port, err, errlen) < 0) {
+            listener_free(l);
+            return -1;
+        }
+        l->fd = fd;
+        s->inherited[i] = -1;
+        passed = true;
+    }
+    if (l->fd < 0)
+        l->fd = tcp_listen(host, port, &l->port, err, errlen);
     if (l->fd < 0) {
         listener_free(l);
         return -1;
@@ -413,9 +428,10 @@ int net_server_listen_opts(struct net_server *s, const char *url, struct tls_ser
     l->index = s->nlisteners++;
     /* else "tcp", whatever was written */
     bool named = tls || ws || strcmp(scheme, "nats") == 0;
-    log_notice("listening on %s://%s:%u%s%s", named ? scheme : "tcp", *host ? host : "*", l->port,
+    log_notice("listening on %s://%s:%u%s%s%s", named ? scheme : "tcp", *host ? host : "*", l->port,
                ws ? (l->ws_path ? l->ws_path : " (any path)") : "",
-               l->proxy ? " (PROXY protocol from trusted proxies)" : "");
+               l->proxy ? " (PROXY protocol from trusted proxies)" : "",
+               passed ? " (a socket systemd passed)" : "");
     return 0;
 }
 
@@ -506,6 +522,10 @@ int listener_resume(struct worker *w, uint64_t now, int max)
             continue;
         }
         struct listener *l = &w->s->listeners[i];
+        if (atomic_load(&w->s->accept_stopped)) { /* net_server_stop_accepting */
+            w->paused_until[i] = 0;
+            continue;
+        }
         struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = l};
         if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, l->fd, &ev) < 0 && errno != EEXIST) {
             /* Left paused: tried again after another pause. */
@@ -527,8 +547,8 @@ int listener_resume(struct worker *w, uint64_t now, int max)
  * moment. Returns true to go on accepting. */
 static bool accept_failed(struct worker *w, struct listener *l, int err)
 {
-    if (err == EAGAIN || err == EWOULDBLOCK)
-        return false;
+    if (err == EAGAIN || err == EWOULDBLOCK || atomic_load(&w->s->accept_stopped))
+        return false; /* after net_server_stop_accepting: EINVAL, not a failure */
     if (err == EINTR || err == ECONNABORTED || err == EPROTO)
         return true;
     listener_note(l, NET_ST_ACCEPT_ERRORS, "accept", "%s", strerror(err));
@@ -616,6 +636,24 @@ void listener_fd_budget(struct net_server *s)
     else
         log_info("net: the file descriptor limit (%llu, %u in use) allows %u connections",
                  (unsigned long long)rl.rlim_cur, used, s->fd_budget);
+}
+
+/* see net.h */
+void net_server_inherit(struct net_server *s, const int *fds, unsigned n)
+{
+    s->ninherited = n < MAX_LISTENERS ? n : MAX_LISTENERS;
+    for (unsigned i = 0; i < s->ninherited; i++)
+        s->inherited[i] = fds[i];
+}
+
+/* see net.h */
+unsigned net_server_inherited_unused(const struct net_server *s, int *fds, unsigned cap)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < s->ninherited; i++)
+        if (s->inherited[i] >= 0 && n < cap)
+            fds[n++] = s->inherited[i];
+    return n;
 }
 
 uint32_t net_server_fd_budget(const struct net_server *s)

@@ -154,16 +154,40 @@ uint16_t net_server_port(const struct net_server *s, unsigned i);
  * soft RLIMIT_NOFILE to the hard limit and works out how many connections
  * the descriptors allow (logged if fewer than max_connections). */
 WARD_WUR int net_server_start(struct net_server *s);
+/* Stops accepting on every listener at once: no worker accepts any more,
+ * connections waiting in a listener's backlog are reset and new ones are
+ * refused (the sockets stop listening; their descriptors stay open until
+ * net_server_free). Open connections go on. Idempotent; call from one
+ * thread (the one that stops the server), after net_server_start(). */
+void net_server_stop_accepting(struct net_server *s);
 /* Asks the workers to stop: closes listeners and connections (on_close runs
  * for each). Async-signal-safe. */
 void net_server_stop(struct net_server *s);
 /* Waits for the workers to finish after net_server_stop(). */
 void net_server_join(struct net_server *s);
 void net_server_free(struct net_server *s);
+/* Whether every worker has gone round its event loop within the last
+ * max_age_ms (an idle worker turns every 100 ms, a busy one after each
+ * batch of events): a liveness check for a service watchdog. false before
+ * net_server_start() and after net_server_join(); on false, *stalled (if
+ * not NULL) is the first worker found stalled and *age_ms (if not NULL) how
+ * long since its last turn. Any thread may call it between
+ * net_server_start() and net_server_stop(). */
+bool net_server_alive(const struct net_server *s, uint64_t max_age_ms, unsigned *stalled,
+                      uint64_t *age_ms);
 /* Number of open connections (all workers). */
 uint32_t net_server_conn_count(const struct net_server *s);
 /* Connections the file-descriptor limit allows (after net_server_start). */
 uint32_t net_server_fd_budget(const struct net_server *s);
+/* Socket activation: listening sockets someone else bound (systemd's
+ * LISTEN_FDS; at most MAX_LISTENERS, the rest are ignored), offered to the
+ * listeners added after this call: a listener whose host and port one of
+ * them has uses it instead of binding its own. Call before any
+ * net_server_listen*. */
+void net_server_inherit(struct net_server *s, const int *fds, unsigned n);
+/* The offered sockets no listener took (their descriptors in fds, at most
+ * cap); they stay open and are the caller's. Returns how many. */
+unsigned net_server_inherited_unused(const struct net_server *s, int *fds, unsigned cap);
 
 /* Counters per listener, for $SYS and tests. */
 enum net_stat {
@@ -254,7 +278,8 @@ bool net_conn_local(const struct net_conn *c, char *host, size_t cap, uint16_t *
 /* The index of the listener that accepted the connection. */
 unsigned net_conn_listener(const struct net_conn *c);
 /* The peer's certificate identity on a TLS connection after its
- * handshake; NULL on plain TCP. */
+ * handshake, worked out per call into the calling thread's storage (valid
+ * until its next call: copy what you keep); NULL on plain TCP. */
 const struct tls_identity *net_conn_tls_identity(const struct net_conn *c);
 /* The TLS settings of the connection's listener, NULL on plain TCP (also
  * in the greeting hook, before the handshake). */

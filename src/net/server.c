@@ -277,7 +277,7 @@ bool net_conn_local(const struct net_conn *c, char *host, size_t cap, uint16_t *
 
 unsigned net_conn_listener(const struct net_conn *c)
 {
-    return c->listener;
+    return c->l->index;
 }
 
 uint32_t net_conn_slow_consumer_ms(const struct net_conn *c)
@@ -573,7 +573,7 @@ static void forwarded_for(struct net_conn *c)
         return;
     }
     log_info("%s: X-Forwarded-For: client %s", c->peer, ip);
-    snprintf(c->peer, sizeof(c->peer), "%s", ip);
+    snprintf(c->peer, sizeof(c->peer), "%.47s", ip);
     set_address(c, family, a);
 }
 
@@ -635,7 +635,7 @@ static bool handshake(struct net_conn *c)
     }
     /* Every failed handshake is logged with the peer and the cause. */
     log_notice("%s: %s", c->peer, c->ops->cause(c->tstate));
-    recent_refusal(c->listener, c->peer, c->ops->cause(c->tstate));
+    recent_refusal(c->l->index, c->peer, c->ops->cause(c->tstate));
     fail(c, "TLS handshake failed");
     return false;
 }
@@ -681,6 +681,7 @@ static void read_ready(struct net_conn *c)
     }
     if (!handshake(c))
         return;
+    struct worker *w = c->w;
     for (int i = 0; i < READS_PER_TURN && !atomic_load(&c->closing); i++) {
         size_t want = READ_CHUNK;
         if (c->in.limit && c->in.limit - buf_len(&c->in) < want)
@@ -689,11 +690,22 @@ static void read_ready(struct net_conn *c)
             set_interest(c, c->events & EPOLLOUT);
             return;
         }
-        if (want == 0 || !ward_ok(buf_reserve(&c->in, want))) {
-            fail(c, "input limit");
-            return;
+        /* With nothing kept from before, bytes are read into the worker's
+         * buffer and handed over from there; only a partial packet (or
+         * held input) is copied to the connection's own, which is freed
+         * again once empty. An idle connection holds no input buffer. */
+        bool direct = buf_len(&c->in) == 0 && w->rbuf && !w->rbuf_busy;
+        uint8_t *dst;
+        if (direct) {
+            dst = w->rbuf;
+        } else {
+            if (want == 0 || !ward_ok(buf_reserve(&c->in, want))) {
+                fail(c, "input limit");
+                return;
+            }
+            dst = buf_tail(&c->in);
         }
-        ssize_t n = c->ops->read(c->tstate, buf_tail(&c->in), want);
+        ssize_t n = c->ops->read(c->tstate, dst, want);
         if (n == TRANSPORT_EOF) {
             fail(c, "peer closed");
             return;
@@ -702,11 +714,24 @@ static void read_ready(struct net_conn *c)
             fail(c, c->ops->cause(c->tstate));
             return;
         }
-        if (n < 0)
+        if (n < 0) {
+            buf_release(&c->in);
             return; /* nothing more for now */
-        buf_commit(&c->in, (size_t)n);
-        size_t used = h->on_data(c->user, buf_head(&c->in), buf_len(&c->in));
-        buf_consume(&c->in, used);
+        }
+        if (direct) {
+            w->rbuf_busy = true;
+            size_t used = h->on_data(c->user, dst, (size_t)n);
+            w->rbuf_busy = false;
+            if (used < (size_t)n && !ward_ok(buf_append(&c->in, dst + used, (size_t)n - used))) {
+                fail(c, "input limit");
+                return;
+            }
+        } else {
+            buf_commit(&c->in, (size_t)n);
+            size_t used = h->on_data(c->user, buf_head(&c->in), buf_len(&c->in));
+            buf_consume(&c->in, used);
+            buf_release(&c->in);
+        }
         if (input_full(c)) { /* flow control: read no more until resumed */
             set_interest(c, c->events & EPOLLOUT);
             return;
@@ -727,6 +752,7 @@ static void resume(struct net_conn *c)
     if (buf_len(&c->in)) {
         size_t used = c->w->s->h->on_data(c->user, buf_head(&c->in), buf_len(&c->in));
         buf_consume(&c->in, used);
+        buf_release(&c->in);
         if (c->held)
             return;
     }
@@ -792,7 +818,7 @@ static void proxy_ready(struct net_conn *c)
         char real[64];
         proxy_addr_format(&r.src, real, sizeof(real));
         log_info("%s: PROXY v%d: client %s", c->peer, r.version, real);
-        snprintf(c->peer, sizeof(c->peer), "%s", real);
+        snprintf(c->peer, sizeof(c->peer), "%.47s", real);
         set_address(c, r.src.family, r.src.addr);
     }
     after_proxy(c);
@@ -832,6 +858,7 @@ static bool flush(struct net_conn *c)
         own = r != 1;
     }
     out_changed(c);
+    buf_release(&c->out); /* an idle connection holds no output buffer */
     empty = buf_len(&c->out) == 0 && !own;
     bool drained = c->out_full && buf_len(&c->out) <= c->out_limit / 2;
     if (drained) {
@@ -1000,10 +1027,9 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
     c->ops = &tcp_transport_ops;
     c->tstate = &c->tcp;
     c->w = w;
-    c->listener = l->index;
     c->l = l;
     if (name)
-        snprintf(c->peer, sizeof(c->peer), "%s", name);
+        snprintf(c->peer, sizeof(c->peer), "%.47s", name);
     else
         tcp_peer_name(fd, c->peer, sizeof(c->peer));
     if (ss && ss->ss_family == AF_INET)
@@ -1272,6 +1298,7 @@ static void *worker_main(void *arg)
             handle_event(w, &evs[i]);
         flush_lists(w);
         uint64_t now = clock_mono_ms();
+        atomic_store_explicit(&w->last_loop_ms, now, memory_order_relaxed);
         if (now - last_sweep >= SWEEP_MS) {
             sweep(w, false);
             last_sweep = now;
@@ -1329,11 +1356,13 @@ static int worker_init(struct net_server *s, struct worker *w, unsigned i)
     w->kind = SRC_WAKE;
     w->s = s;
     w->index = i;
+    w->last_loop_ms = clock_mono_ms(); /* a fresh worker counts as alive */
     pthread_mutex_init(&w->pending_lock, NULL);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (w->epfd < 0 || w->evfd < 0)
+    w->rbuf = malloc(READ_CHUNK);
+    if (w->epfd < 0 || w->evfd < 0 || !w->rbuf)
         return -1;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev) < 0) {
@@ -1369,6 +1398,23 @@ int net_server_start(struct net_server *s)
     return 0;
 }
 
+/* see net.h */
+void net_server_stop_accepting(struct net_server *s)
+{
+    if (atomic_exchange(&s->accept_stopped, true))
+        return;
+    /* epoll_ctl is safe while the worker waits; ENOENT: paused, and
+     * listener_resume no longer adds it back. */
+    for (unsigned i = 0; s->workers && i < s->cfg.workers; i++)
+        for (unsigned k = 0; k < s->nlisteners; k++)
+            (void)epoll_ctl(s->workers[i].epfd, EPOLL_CTL_DEL, s->listeners[k].fd, NULL);
+    /* On Linux shutdown() takes a listening socket out of LISTEN: its
+     * backlog is reset and new connections are refused at once, and the
+     * descriptor number cannot be reused under a worker still holding it. */
+    for (unsigned k = 0; k < s->nlisteners; k++)
+        (void)shutdown(s->listeners[k].fd, SHUT_RDWR);
+}
+
 void net_server_stop(struct net_server *s)
 {
     atomic_store(&s->stopping, true);
@@ -1400,6 +1446,7 @@ void net_server_free(struct net_server *s)
             close(w->evfd);
         if (w->spare >= 0)
             close(w->spare);
+        free(w->rbuf);
         free(w->dirty);
         free(w->pending);
         while (w->adopt) {
@@ -1418,6 +1465,27 @@ void net_server_free(struct net_server *s)
     }
     free(s->workers);
     free(s);
+}
+
+/* see net.h */
+bool net_server_alive(const struct net_server *s, uint64_t max_age_ms, unsigned *stalled,
+                      uint64_t *age_ms)
+{
+    if (!s->started)
+        return false;
+    uint64_t now = clock_mono_ms();
+    for (unsigned i = 0; i < s->cfg.workers; i++) {
+        uint64_t t = atomic_load_explicit(&s->workers[i].last_loop_ms, memory_order_relaxed);
+        uint64_t age = now > t ? now - t : 0; /* a stamp taken after `now` is fresh */
+        if (age > max_age_ms) {
+            if (stalled)
+                *stalled = i;
+            if (age_ms)
+                *age_ms = age;
+            return false;
+        }
+    }
+    return true;
 }
 
 uint32_t net_server_conn_count(const struct net_server *s)

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,6 +15,11 @@
 #include <unistd.h>
 
 #include "core/log.h"
+
+/* The accept queue: as deep as the kernel allows (net.core.somaxconn caps
+ * it; docs/ARCHITECTURE.md, "Sizing"), so a reconnect storm waits in it
+ * instead of having its SYNs dropped and retried a second later. */
+#define LISTEN_BACKLOG 65535
 
 static ssize_t tcp_read(void *t, void *buf, size_t len)
 {
@@ -116,7 +122,7 @@ int tcp_listen(const char *host, uint16_t port, uint16_t *bound, char *err, size
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+        bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
         snprintf(err, errlen, "cannot listen on %s:%u: %s", host, port, strerror(errno));
         if (fd >= 0)
             close(fd);
@@ -203,4 +209,70 @@ int tcp_connect(const char *host, uint16_t port, int timeout_ms, char *err, size
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) /* still usable */
         log_debug("%s port %u: TCP_NODELAY: %s", host, port, strerror(errno));
     return fd;
+}
+
+/* The address and port of a socket address, for comparing. */
+static bool same_address(const struct sockaddr *a, const struct sockaddr *b)
+{
+    if (a->sa_family != b->sa_family)
+        return false;
+    if (a->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+/* see tcp.h */
+bool tcp_listener_matches(int fd, const char *host, uint16_t port)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (port == 0 || getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+        return false;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    if (getaddrinfo(*host ? host : NULL, portstr, &hints, &res) != 0)
+        return false;
+    bool match = false;
+    for (struct addrinfo *ai = res; ai && !match; ai = ai->ai_next)
+        match = same_address((const struct sockaddr *)&ss, ai->ai_addr);
+    freeaddrinfo(res);
+    return match;
+}
+
+/* see tcp.h */
+int tcp_adopt_listener(int fd, uint16_t *bound, char *err, size_t errlen)
+{
+    int type = 0, listening = 0;
+    socklen_t tl = sizeof(type), ll = sizeof(listening);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ll) < 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+        snprintf(err, errlen, "passed descriptor %d: %s", fd, strerror(errno));
+        return -1;
+    }
+    if (type != SOCK_STREAM || !listening) {
+        snprintf(err, errlen, "passed descriptor %d is not a listening stream socket", fd);
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        snprintf(err, errlen, "passed descriptor %d: %s", fd, strerror(errno));
+        return -1;
+    }
+    *bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                            : ((struct sockaddr_in *)&ss)->sin_port);
+    return 0;
 }

@@ -17,6 +17,8 @@
 #include "core/result.h"
 #include "core/transport.h"
 
+#define TLS_TRIM_AFTER_DEFAULT 256
+
 enum tls_verify { TLS_VERIFY_NONE, TLS_VERIFY_OPTIONAL, TLS_VERIFY_REQUIRED };
 
 /* Which certificate field becomes the MQTT user name or client id. */
@@ -52,8 +54,14 @@ struct tls_server_config {
     uint32_t verify_depth;    /* 1 + most intermediate CAs above a client's; 0: default */
     bool crl_strict;          /* refuse everyone when the CRL is past next update */
     uint32_t handshake_timeout_ms;
-    uint32_t max_handshakes;         /* in progress at once; 0: 1000 */
-    uint32_t expiry_warn_days;       /* 0: 30 */
+    uint32_t max_handshakes;   /* in progress at once; 0: 1000 */
+    uint32_t expiry_warn_days; /* 0: 30 */
+    /* Once no handshake is running and this many have ended since the last
+     * time, and a quarter as many as there are connections open (at most
+     * once a second), the allocator gives the memory they freed back to the
+     * kernel (glibc's malloc_trim). 0: TLS_TRIM_AFTER_DEFAULT; UINT32_MAX:
+     * never. */
+    uint32_t trim_after;
     struct tls_sni sni[TLS_MAX_SNI]; /* extra certificates by server name */
     unsigned nsni;
     enum tls_id_field as_username, as_clientid;
@@ -94,6 +102,12 @@ bool tls_server_files_changed(struct tls_server *s);
 void tls_server_free(struct tls_server *s);
 const struct tls_server_config *tls_server_config(const struct tls_server *s);
 void tls_server_counters(const struct tls_server *s, uint64_t out[TLS_NCAUSES]);
+/* Whether to trim once no handshake is running: ended handshakes since the
+ * last trim, connections open, trim_after (UINT32_MAX: never), ms since the
+ * last trim. Exposed for its test. */
+bool tls_trim_due(uint32_t ended, uint32_t conns, uint32_t after, int64_t since_ms);
+/* How many times the heap was trimmed after a burst of handshakes (trim_after). */
+uint64_t tls_server_trims(const struct tls_server *s);
 /* Days until the server certificate expires. */
 long tls_server_days_left(const struct tls_server *s);
 
@@ -123,9 +137,13 @@ WARD_WUR int tls_id_field_parse(const char *s);
 /* The transport. tls_transport_new takes over nothing: net still owns fd. */
 extern const struct transport_ops tls_transport_ops;
 WARD_WUR void *tls_transport_new(struct tls_server *s, int fd, const char *peer);
-/* Valid after the handshake; NULL before. */
+/* After the handshake, the peer's identity worked out from its certificate
+ * (kept by the session, not copied per connection) into the calling
+ * thread's storage: valid until this thread's next call (copy what you
+ * keep). NULL before the handshake. */
 const struct tls_identity *tls_transport_identity(void *t);
-/* The protocol and cipher negotiated, for logs ("TLSv1.3 TLS_AES_128_GCM_SHA256"). */
+/* The protocol and cipher negotiated, for logs ("TLSv1.3 TLS_AES_128_GCM_SHA256"),
+ * in the calling thread's storage until its next call; "" before the handshake. */
 const char *tls_transport_describe(void *t);
 /* True once the handshake is done. */
 bool tls_transport_ready(void *t);

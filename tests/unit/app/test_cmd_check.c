@@ -1,5 +1,7 @@
 /* ward check: secrets in the file never reach the output; its command line
  * refuses what it cannot use. */
+#include <fcntl.h>
+
 #include "app/cli_fixture.h"
 #include "app/commands.h"
 #include "test.h"
@@ -50,6 +52,40 @@ TEST(secrets_are_masked)
     ASSERT(strstr(out_text, "  certfile = \"/nonexistent/server.crt\"\n"));
 }
 
+/* -q: the exit status and the errors only (ward.service's ExecReload, the
+ * package's postinst). */
+TEST(quiet)
+{
+    char path[] = "/tmp/ward-unit-check-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT(fd >= 0);
+    ASSERT_EQ(write(fd, secrets_conf, sizeof(secrets_conf) - 1), (long)sizeof(secrets_conf) - 1);
+    close(fd);
+    int rc = RUN_CHECK("-q", "-c", path);
+    ASSERT_EQ(rc, 0);
+    ASSERT_STR_EQ(out_text, "");
+    ASSERT_STR_EQ(err_text, "");
+    fd = open(path, O_WRONLY | O_APPEND);
+    ASSERT(fd >= 0);
+    ASSERT_EQ(write(fd, "mqtt.max_qos = 7\n", 17), 17);
+    close(fd);
+    rc = RUN_CHECK("-c", path, "--quiet");
+    unlink(path);
+    ASSERT_EQ(rc, 1);
+    ASSERT_STR_EQ(out_text, "");
+    ASSERT(strstr(err_text, "mqtt.max_qos: 7 is out of range"));
+}
+
+/* --print-reference --man: ward.conf(5), every table of the reference in it. */
+TEST(reference_as_man_page)
+{
+    ASSERT_EQ(RUN_CHECK("--print-reference", "--man"), 0);
+    ASSERT(strncmp(out_text, ".TH WARD.CONF 5 ", 16) == 0);
+    ASSERT(strstr(out_text, "\n.TP\n\\fBmqtt.max_packet_size\\fR ("));
+    ASSERT(strstr(out_text, "\n.SH SEE ALSO\n"));
+    ASSERT(!strstr(out_text, "\n| "));
+}
+
 TEST(command_line)
 {
     ASSERT_EQ(RUN_CHECK("--bogus"), 2);
@@ -76,6 +112,8 @@ TEST(command_line)
 int main(void)
 {
     RUN(secrets_are_masked);
+    RUN(quiet);
+    RUN(reference_as_man_page);
     RUN(command_line);
     free(out_text);
     free(err_text);

@@ -266,6 +266,53 @@ TEST(markdown_from_the_table)
     free(out);
 }
 
+TEST(man_from_the_table)
+{
+    struct t t;
+    char *out;
+    ASSERT_EQ(PARSE(&t, &out, "--help-man"), OPTS_HELP); /* built in, not in the table */
+    ASSERT(strncmp(out, ".SS \"ward t\"\n.PP\n.nf\nusage: ward t [options]\n.fi\n", 46) == 0);
+    ASSERT(strstr(out, "\n.TP\n\\fB\\-f\\fR, \\fB\\-\\-flag\\fR\na flag\n"));
+    ASSERT(strstr(out, "\n.TP\n\\fB\\-c\\fR\nclears keep\n"));
+    ASSERT(strstr(out, "\n.TP\n\\fB\\-P\\fR, \\fB\\-\\-pair\\fR \\fIKEY VALUE\\fR\n"));
+    ASSERT(strstr(out, "\n.PP\nSection:\n.TP\n\\fB\\-\\-a\\-very\\-long\\-option\\-name\\fR "
+                       "\\fIVALUE\\fR\nfirst\nsecond\n"));
+    ASSERT(strstr(out, "\n.PP\n.nf\nthe end\n.fi\n"));
+    ASSERT(!strstr(out, "only-b"));
+    ASSERT(!strstr(out, "hidden"));
+    free(out);
+}
+
+/* Help text is the author's, never roff: a line that starts with '.' or '\''
+ * would be a request, and a backslash an escape; both print as written. */
+TEST(man_escapes_roff)
+{
+    static const struct opt tab[] = {
+        {"x", 0, OPT_STRING, "A\\B", OPT_AT(struct t, str),
+         .help = ".so /etc/passwd\n'br\n\\fBback\\slash and a.dot"},
+    };
+    struct opts p = opts_for(1, 0);
+    p.table = tab;
+    p.n = 1;
+    p.usage = ".usage\n";
+    p.footer = NULL;
+    char *out = NULL;
+    size_t len;
+    FILE *f = open_memstream(&out, &len);
+    opts_man(&p, f);
+    fclose(f);
+    ASSERT(strstr(out, "\n.PP\n.nf\n\\&.usage\n.fi\n"));
+    ASSERT(strstr(out, "\\fB\\-\\-x\\fR \\fIA\\eB\\fR\n"
+                       "\\&.so /etc/passwd\n\\&'br\n\\efBback\\eslash and a.dot\n"));
+    ASSERT(!strstr(out, "\n.so"));
+    free(out);
+    f = open_memstream(&out, &len);
+    opts_roff(f, "-a.b\n-c", true);
+    fclose(f);
+    ASSERT_STR_EQ(out, "\\-a.b\n\\-c");
+    free(out);
+}
+
 /* Parses "t" with a one- or two-entry table; returns what was printed. */
 static char *with_table(const struct opt *tab, size_t n, int *rc)
 {
@@ -349,6 +396,8 @@ int main(void)
     RUN(only_and_mask);
     RUN(help_from_the_table);
     RUN(markdown_from_the_table);
+    RUN(man_from_the_table);
+    RUN(man_escapes_roff);
     RUN(broken_tables_are_refused);
     RUN(uint_parser);
     TEST_DONE();

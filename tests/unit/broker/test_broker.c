@@ -1648,6 +1648,33 @@ TEST(will_discarded_when_taken_over_after_disconnect)
     rig_stop(&r);
 }
 
+/* broker_shutdown: every kind of client is told (as its protocol allows)
+ * and closed, broker_wait_flushed sees them gone, and a connection that
+ * arrives afterwards is refused. */
+TEST(shutdown_then_wait_flushed)
+{
+    struct rig r;
+    rig_start(&r, NULL);
+    struct conn v5, v3, raw, late;
+    join(&v5, r.port, MQTT_V5, "five");
+    join(&v3, r.port, MQTT_V311, "three");
+    conn_open(&raw, r.port, MQTT_V5); /* no CONNECT yet */
+    expect_nothing(&v5);              /* all three are the broker's now */
+    broker_shutdown(r.b);
+    expect_kicked(&v5, MQTT_RC_SERVER_SHUTTING_DOWN);
+    expect_closed(&v3);
+    expect_closed(&raw);
+    ASSERT(broker_wait_flushed(r.b, 5000));
+    conn_open(&late, r.port, MQTT_V5); /* net still accepts here: the broker refuses */
+    expect_closed(&late);
+    ASSERT(broker_wait_flushed(r.b, 0));
+    conn_close(&v5);
+    conn_close(&v3);
+    conn_close(&raw);
+    conn_close(&late);
+    rig_stop(&r);
+}
+
 /* With an argument, only the tests whose names contain it run. */
 #define RUN_IF(name)                                                                               \
     do {                                                                                           \
@@ -1687,5 +1714,6 @@ int main(int argc, char **argv)
     RUN_IF(tls_kick_revoked);
     RUN_IF(tls_sys_topics);
     RUN_IF(will_discarded_when_taken_over_after_disconnect);
+    RUN_IF(shutdown_then_wait_flushed);
     SCRATCH_DONE();
 }

@@ -88,10 +88,33 @@ TEST(close_after_what_is_queued)
     rig_stop(&r);
 }
 
+/* The label and the owner are allocated to their length: the label is cut
+ * at CLIENT_LABEL_MAX, an empty owner holds nothing. */
+TEST(label_and_owner_fit_their_text)
+{
+    struct client c = {0};
+    client_label(&c, "client '%s' (%s)", "a", "127.0.0.1:1");
+    ASSERT_STR_EQ(c.id, "client 'a' (127.0.0.1:1)");
+    char big[1000];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    client_label(&c, "client '%s'", big);
+    ASSERT_EQ(strlen(c.id), CLIENT_LABEL_MAX - 1);
+    ASSERT(client_set_owner(&c, "user:alice"));
+    ASSERT_STR_EQ(client_owner(&c), "user:alice");
+    ASSERT(client_set_owner(&c, ""));
+    ASSERT(c.owner == NULL);
+    ASSERT_STR_EQ(client_owner(&c), "");
+    ASSERT(client_set_owner(&c, NULL));
+    ASSERT_STR_EQ(client_owner(&c), "");
+    free(c.id);
+}
+
 int main(void)
 {
     RUN(publish_meets_the_bound_control_passes_it);
     RUN(kick_says_why_in_v5_only);
     RUN(close_after_what_is_queued);
+    RUN(label_and_owner_fit_their_text);
     TEST_DONE();
 }

@@ -355,6 +355,57 @@ TEST(reference_mentions_every_key)
     free(buf);
 }
 
+/* ward.conf(5) is made from the Markdown reference: every key of it is a
+ * .TP item of the page. */
+TEST(man_page_has_every_key)
+{
+    char *md = NULL, *man = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&md, &len);
+    config_print_reference(f);
+    fclose(f);
+    f = open_memstream(&man, &len);
+    ASSERT_EQ(config_print_reference_man(f), 0);
+    fclose(f);
+    ASSERT(strncmp(man, ".TH WARD.CONF 5 ", 16) == 0);
+    ASSERT(strstr(man, "\n.SH KEYS\n.SS\nGlobal keys\n.TP\n\\fBmqtt.max_packet_size\\fR (a size"));
+    size_t keys = 0;
+    for (const char *p = md; (p = strstr(p, "\n| `")) != NULL; p++) {
+        const char *end = strstr(p + 4, "` |");
+        ASSERT(end != NULL);
+        char want[200];
+        snprintf(want, sizeof(want), "\n.TP\n\\fB%.*s\\fR (", (int)(end - p - 4), p + 4);
+        if (!strstr(man, want))
+            TEST_FAIL_("%s is not in the man page", want + 10);
+        keys++;
+    }
+    ASSERT(keys > 100);
+    ASSERT(!strstr(man, "\n|"));
+    ASSERT(!strstr(man, "a test keeps this file"));
+    free(md);
+    free(man);
+}
+
+/* Text reaches roff as text: a line starting with '.' or '\'' is not a
+ * request, a backslash is not an escape, `code` is bold and closed. */
+TEST(man_escapes_roff)
+{
+    char *man = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&man, &len);
+    config_reference_man("# T\n\n.so /etc/passwd\n\n'br\n\n## A `b`\n\n"
+                         "| key | type | default | meaning |\n|---|---|---|---|\n"
+                         "| `.k` | a string | C:\\x | \\fBno `open |\n",
+                         f);
+    fclose(f);
+    ASSERT(strstr(man, "\n.PP\n\\&.so /etc/passwd\n.PP\n\\&'br\n"));
+    ASSERT(strstr(man, "\n.SH KEYS\n.SS\nA \\fBb\\fR\n"));
+    ASSERT(strstr(man, "\n.TP\n\\fB.k\\fR (a string; default: C:\\ex)\n\\efBno \\fBopen\\fR\n"));
+    ASSERT(!strstr(man, "\n.so"));
+    ASSERT(!strstr(man, "\n# T"));
+    free(man);
+}
+
 int main(void)
 {
     RUN(defaults);
@@ -367,5 +418,7 @@ int main(void)
     RUN(type_and_semantic_errors);
     RUN(sizes_and_durations);
     RUN(reference_mentions_every_key);
+    RUN(man_page_has_every_key);
+    RUN(man_escapes_roff);
     TEST_DONE();
 }

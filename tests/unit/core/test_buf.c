@@ -56,11 +56,33 @@ TEST(reserve_commit)
     buf_free(&b);
 }
 
+TEST(release_frees_only_when_empty)
+{
+    struct buf b;
+    buf_init(&b, 64);
+    buf_release(&b); /* nothing allocated: a no-op */
+    ASSERT(b.data == NULL);
+    ASSERT(ward_ok(buf_append(&b, "abc", 3)));
+    buf_release(&b); /* bytes queued: kept */
+    ASSERT(b.data != NULL);
+    ASSERT_MEM_EQ(buf_head(&b), "abc", 3);
+    buf_consume(&b, 3);
+    buf_release(&b);
+    ASSERT(b.data == NULL);
+    ASSERT_EQ(b.cap, 0);
+    ASSERT_EQ(b.limit, 64); /* the bound survives the release */
+    ASSERT(ward_ok(buf_append(&b, "xy", 2)));
+    uint8_t big[63] = {0};
+    ASSERT_EQ(buf_append(&b, big, sizeof(big)).err, WARD_ERR_LIMIT);
+    buf_free(&b);
+}
+
 int main(void)
 {
     RUN(append_consume);
     RUN(limit_refuses_growth);
     RUN(grows_large);
     RUN(reserve_commit);
+    RUN(release_frees_only_when_empty);
     TEST_DONE();
 }

@@ -299,6 +299,10 @@ TEST(info_encode)
     ASSERT(nats_info_encode(&bare, buf, sizeof buf) > 0);
     ASSERT(strstr(buf, "\"tls_required\":true,\"tls_verify\":true,\"tls_available\":true,"
                        "\"max_payload\":5"));
+    /* Lame duck mode: "ldm":true last, as nats-server's Info orders it. */
+    bare.ldm = true;
+    ASSERT(nats_info_encode(&bare, buf, sizeof buf) > 0);
+    ASSERT(strstr(buf, "\"max_payload\":5,\"ldm\":true} \r\n"));
 
     /* Strings escaped as Go writes them: nothing breaks the line. */
     struct nats_info evil = {.server_name = "a\"b\\c\r\n<x>&\x01\xe2\x80\xa8\xff\xc3\xa9"};

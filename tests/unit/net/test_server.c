@@ -1,4 +1,5 @@
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -567,6 +568,37 @@ TEST(sweep_skips_idle_connections)
     stop(s);
 }
 
+/* net_server_stop_accepting: a new connect is refused at once (not left
+ * in the backlog), open connections go on, and no worker counts the
+ * stopped listener's accept() failures as errors. */
+TEST(stop_accepting_refuses_and_keeps_open_ones)
+{
+    struct net_server *s = start(2, 0);
+    uint16_t port = net_server_port(s, 0);
+    int fd = dial(port);
+    char back[8];
+    ASSERT_EQ(write(fd, "open", 4), 4); /* accepted (not in the backlog) */
+    ASSERT_EQ(read_n(fd, back, 4), 4);
+    net_server_stop_accepting(s);
+    net_server_stop_accepting(s); /* idempotent */
+    int nfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(nfd, (struct sockaddr *)&a, sizeof(a)), -1);
+    ASSERT_EQ(errno, ECONNREFUSED);
+    close(nfd);
+    ASSERT_EQ(write(fd, "still", 5), 5);
+    ASSERT_EQ(read_n(fd, back, 5), 5);
+    ASSERT_MEM_EQ(back, "still", 5);
+    uint64_t st[NET_NSTATS];
+    ASSERT(net_server_listener_stats(s, 0, st));
+    ASSERT_EQ(st[NET_ST_ACCEPTED], 1);
+    ASSERT_EQ(st[NET_ST_ACCEPT_ERRORS], 0);
+    ASSERT_EQ(st[NET_ST_ACCEPT_PAUSES], 0);
+    close(fd);
+    stop(s);
+}
+
 int main(void)
 {
     RUN(echo_many_connections);
@@ -583,5 +615,6 @@ int main(void)
     RUN(accepted_not_internal);
     RUN(close_while_peer_sends_is_graceful);
     RUN(sweep_skips_idle_connections);
+    RUN(stop_accepting_refuses_and_keeps_open_ones);
     TEST_DONE();
 }

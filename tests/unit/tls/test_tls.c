@@ -1209,6 +1209,125 @@ TEST(client_resumes)
     tls_server_free(s);
 }
 
+/* The identity and the description are worked out when asked, from the
+ * connection asked about: calls for two connections, alternating, each
+ * answer for their own. */
+TEST(identity_worked_out_per_connection)
+{
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_OPTIONAL);
+    struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
+    ASSERT(s);
+    struct tls_client_config with = {.cafile = scratch_path("ca.crt"),
+                                     .certfile = scratch_path("cli.crt"),
+                                     .keyfile = scratch_path("cli.key")};
+    struct tls_client_config without = {.cafile = scratch_path("ca.crt")};
+    struct tls_client *c1 = tls_client_new(&with, err, sizeof(err));
+    struct tls_client *c2 = tls_client_new(&without, err, sizeof(err));
+    ASSERT(c1 && c2);
+    void *st1, *ct1, *st2, *ct2;
+    ssize_t rc;
+    ASSERT_EQ(pair(s, c1, &st1, &ct1, &rc), 1);
+    ASSERT_EQ(pair(s, c2, &st2, &ct2, &rc), 1);
+    for (int round = 0; round < 2; round++) {
+        const struct tls_identity *id = tls_transport_identity(st1);
+        ASSERT(id && id->verified && !id->ambiguous);
+        ASSERT_STR_EQ(id->cn, "dev-7");
+        ASSERT_STR_EQ(id->ou, "Devices");
+        ASSERT_STR_EQ(id->san_email, "d7@x.test");
+        ASSERT(id->serial[0]);
+        id = tls_transport_identity(st2);
+        ASSERT(id && !id->verified);
+        ASSERT_STR_EQ(id->cn, "");
+        ASSERT_STR_EQ(id->serial, "");
+    }
+    ASSERT(strncmp(tls_transport_describe(st1), "TLSv1.3 ", 8) == 0);
+    done(st1, ct1);
+    done(st2, ct2);
+    /* Before its handshake a connection has neither. */
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    void *fresh = tls_transport_new(s, sv[0], "peer");
+    ASSERT(fresh);
+    ASSERT(tls_transport_identity(fresh) == NULL);
+    ASSERT_STR_EQ(tls_transport_describe(fresh), "");
+    ASSERT_STR_EQ(tls_transport_ops.cause(fresh), "TLS error");
+    tls_transport_ops.destroy(fresh);
+    close(sv[0]);
+    close(sv[1]);
+    tls_client_free(c1);
+    tls_client_free(c2);
+    tls_server_free(s);
+}
+
+/* The heap is trimmed once no handshake runs and trim_after have ended
+ * (failed ones and ones closed before the end count); never with
+ * UINT32_MAX. */
+TEST(trim_after_handshakes)
+{
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
+    sc.trim_after = 3;
+    struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
+    ASSERT(s);
+    struct tls_client_config cc = {.cafile = scratch_path("ca.crt"),
+                                   .certfile = scratch_path("cli.crt"),
+                                   .keyfile = scratch_path("cli.key")};
+    struct tls_client *c = tls_client_new(&cc, err, sizeof(err));
+    ASSERT(c);
+    /* One still in its handshake holds the trim back. */
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    void *waiting = tls_transport_new(s, sv[0], "peer");
+    ASSERT(waiting);
+    void *st, *ct;
+    ssize_t rc;
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(pair(s, c, &st, &ct, &rc), 1);
+        done(st, ct);
+    }
+    ASSERT_EQ(tls_server_trims(s), 0);
+    tls_transport_ops.destroy(waiting); /* the last running one ends: 4 ended */
+    close(sv[0]);
+    close(sv[1]);
+    ASSERT_EQ(tls_server_trims(s), 1);
+    tls_server_free(s);
+
+    /* A refused handshake counts as ended. */
+    sc.trim_after = 1;
+    s = tls_server_new(&sc, err, sizeof(err));
+    ASSERT(s);
+    struct tls_client_config nocert = {.cafile = scratch_path("ca.crt")};
+    struct tls_client *c2 = tls_client_new(&nocert, err, sizeof(err));
+    ASSERT_EQ(pair(s, c2, &st, &ct, &rc), TRANSPORT_ERROR);
+    ASSERT_EQ(tls_server_trims(s), 1);
+    done(st, ct);
+    tls_client_free(c2);
+    tls_server_free(s);
+
+    sc.trim_after = UINT32_MAX;
+    s = tls_server_new(&sc, err, sizeof(err));
+    ASSERT(s);
+    for (int i = 0; i < 3; i++) {
+        ASSERT_EQ(pair(s, c, &st, &ct, &rc), 1);
+        done(st, ct);
+    }
+    ASSERT_EQ(tls_server_trims(s), 0);
+    tls_server_free(s);
+    tls_client_free(c);
+}
+
+/* The rule itself: enough ended since the last trim, in proportion to the
+ * connections open, and a second since the last one. */
+TEST(trim_rule)
+{
+    ASSERT(tls_trim_due(256, 0, 256, 1000));
+    ASSERT(!tls_trim_due(255, 0, 256, 1000 * 60));      /* too few ended */
+    ASSERT(!tls_trim_due(256, 0, 256, 999));            /* too soon */
+    ASSERT(!tls_trim_due(2499, 10000, 256, 1000 * 60)); /* < a quarter of 10,000 open */
+    ASSERT(tls_trim_due(2500, 10000, 256, 1000));
+    ASSERT(tls_trim_due(300, 1000, 256, 5000));
+    ASSERT(!tls_trim_due(UINT32_MAX - 1, 0, UINT32_MAX, 1000 * 60)); /* never */
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN); /* a write to a closed peer is an error, not a signal */
@@ -1240,5 +1359,8 @@ int main(int argc, char **argv)
     RUN(more_context_errors);
     RUN(client_context_errors);
     RUN(client_resumes);
+    RUN(identity_worked_out_per_connection);
+    RUN(trim_after_handshakes);
+    RUN(trim_rule);
     SCRATCH_DONE();
 }
