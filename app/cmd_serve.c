@@ -424,6 +424,7 @@ static int listeners_from_config(struct serve_opts *o, const struct ward_config 
             .max_handshakes = l->max_handshakes,
             .handshake_idle_timeout_ms = l->handshake_idle_timeout_ms,
             .handshake_queue = l->handshake_queue,
+            .handshake_queue_timeout_ms = l->handshake_queue_timeout_ms,
             .max_output_bytes = l->max_output_bytes,
             .slow_consumer_timeout_ms = l->slow_consumer_timeout_ms,
             .ws_origins = l->ws_allowed_origins,

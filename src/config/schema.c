@@ -317,7 +317,7 @@ static const struct key_spec listener_keys[] = {
      "none cn dn san_dns san_email san_uri", "Take the client id from the client certificate."},
     {"handshake_timeout", K_MS, L(handshake_timeout_ms), "10s", 100, 600000, NULL,
      "A TLS handshake (on ws and wss listeners: and the HTTP upgrade) not finished by then, "
-     "counted from accept, is dropped."},
+     "counted from accept or, after a wait for a slot, from the slot, is dropped."},
     {"expiry_warn_days", K_U32, L(expiry_warn_days), "30", 0, 3650, NULL,
      "Warn when a certificate in use expires within this many days."},
     {"crl_strict", K_BOOL, L(crl_strict), "false", 0, 0, NULL,
@@ -326,8 +326,12 @@ static const struct key_spec listener_keys[] = {
      "TLS handshakes in progress at once; more wait in the handshake queue, and while they do "
      "each source address gets a fair share of the slots."},
     {"handshake_queue", K_U32, L(handshake_queue), "0", 0, 1000000, NULL,
-     "TLS connections that may wait for a handshake slot (0: as many as max_handshakes); when "
-     "full, a newcomer takes the place of the source with the most waiting, or is refused."},
+     "TLS connections that may wait for a handshake slot (0: 16 times max_handshakes; a waiting "
+     "connection holds its socket, no TLS state); when full, a newcomer takes the place of the "
+     "source with the most waiting, or is refused."},
+    {"handshake_queue_timeout", K_MS, L(handshake_queue_timeout_ms), "60s", 100, 3600000, NULL,
+     "How long a TLS connection may wait for a handshake slot; its handshake_timeout starts when "
+     "it gets one. A reconnect storm of more clients than max_handshakes waits, none refused."},
     {"heap_trim_after", K_U32, L(heap_trim_after), "256", 0, 4294967294.0, NULL,
      "Once no TLS handshake is running and this many have ended since the last time (at most "
      "once a second), the memory they freed is given back to the kernel (malloc_trim): a "
@@ -1062,6 +1066,7 @@ static const char *const nats_skip[] = {
     "tls.expiry_warn_days",
     "tls.max_handshakes",
     "tls.handshake_queue",
+    "tls.handshake_queue_timeout",
     "tls.handshake_idle_timeout",
     "tls.capath",
     "tls.key_password",

@@ -152,20 +152,17 @@ static uint32_t share(const struct hsgate *g)
     return g->cap / n ? g->cap / n : 1;
 }
 
-/* The oldest running handshake of a source above its share, preferring one
- * that has sent nothing. */
+/* The oldest running handshake of a source above its share that has sent
+ * nothing yet. One that is under way is never cut short: in a reconnect
+ * storm every client sends its ClientHello at once, and a newcomer waits
+ * for the next freed slot (which goes to the source holding the fewest)
+ * instead of costing another client its handshake. */
 static struct hsgate_entry *victim_active(const struct hsgate *g, uint32_t fair)
 {
-    struct hsgate_entry *any = NULL;
-    for (struct hsgate_entry *e = g->act_head; e; e = e->next) {
-        if (find(g, e->src)->active <= fair)
-            continue;
-        if (e->idle)
+    for (struct hsgate_entry *e = g->act_head; e; e = e->next)
+        if (e->idle && find(g, e->src)->active > fair)
             return e;
-        if (!any)
-            any = e;
-    }
-    return any;
+    return NULL;
 }
 
 /* The oldest waiting connection of the source with the most waiting, if

@@ -4,8 +4,8 @@
  * share (cap / number of sources with a connection running or waiting):
  *
  * - a newcomer from a source below its share takes the slot of the oldest
- *   handshake of a source above its share (preferring one that has sent
- *   nothing yet), which the caller closes;
+ *   handshake of a source above its share that has sent nothing yet (a
+ *   handshake under way is never cut short), which the caller closes;
  * - a freed slot goes to the oldest waiting connection of the source that
  *   holds the fewest slots;
  * - when the queue is full, a newcomer takes the place of the oldest waiting

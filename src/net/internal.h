@@ -39,6 +39,7 @@ struct listener {
     struct proxy_cidr *trusted;
     size_t ntrusted;
     uint32_t hs_timeout_ms, hs_idle_ms;
+    uint32_t hs_queue_ms;      /* longest wait for a handshake slot */
     size_t max_output;         /* 0: the server's */
     uint32_t slow_consumer_ms; /* 0: the server's */
     size_t max_input;          /* 0: the server's */

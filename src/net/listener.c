@@ -130,6 +130,8 @@ static int query_item(char *item, struct net_listen_opts *o, char *tp, size_t tp
         return parse_ms(v, &o->slow_consumer_timeout_ms);
     if (strcmp(item, "handshake_queue") == 0)
         return parse_u32(v, &o->handshake_queue);
+    if (strcmp(item, "handshake_queue_timeout") == 0)
+        return parse_ms(v, &o->handshake_queue_timeout_ms);
     if (strcmp(item, "handshake_timeout") == 0)
         return parse_ms(v, &o->handshake_timeout_ms);
     if (strcmp(item, "handshake_idle_timeout") == 0)
@@ -292,6 +294,8 @@ static int apply_opts(struct listener *l, const char *url, const struct net_list
         m.handshake_idle_timeout_ms =
             either(o->handshake_idle_timeout_ms, m.handshake_idle_timeout_ms);
         m.handshake_queue = either(o->handshake_queue, m.handshake_queue);
+        m.handshake_queue_timeout_ms =
+            either(o->handshake_queue_timeout_ms, m.handshake_queue_timeout_ms);
         m.max_output_bytes = o->max_output_bytes ? o->max_output_bytes : m.max_output_bytes;
         m.slow_consumer_timeout_ms =
             either(o->slow_consumer_timeout_ms, m.slow_consumer_timeout_ms);
@@ -322,7 +326,14 @@ static int apply_opts(struct listener *l, const char *url, const struct net_list
     if (l->hs_idle_ms > l->hs_timeout_ms)
         l->hs_idle_ms = l->hs_timeout_ms;
     uint32_t cap = either(m.max_handshakes, either(tc ? tc->max_handshakes : 0, 1000));
-    hsgate_init(&l->gate, cap, either(m.handshake_queue, cap));
+    /* A waiting connection costs its socket and a net_conn, no TLS state:
+     * the queue is deep by default, so a reconnect storm waits for slots
+     * instead of being refused (each wait bounded by hs_queue_ms). */
+    uint32_t qcap = m.handshake_queue       ? m.handshake_queue
+                    : cap > UINT32_MAX / 16 ? UINT32_MAX
+                                            : cap * 16;
+    hsgate_init(&l->gate, cap, qcap);
+    l->hs_queue_ms = either(m.handshake_queue_timeout_ms, 60000);
     l->proxy = m.proxy_protocol;
     /* A WebSocket listener trusts its proxies' X-Forwarded-For as well. */
     bool trust = l->proxy || (l->ws && m.trusted_proxies);

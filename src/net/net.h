@@ -77,13 +77,18 @@ struct net_listen_opts {
     bool proxy_protocol;
     const char *trusted_proxies;
     /* TLS listeners; 0 takes the tls_server's setting. */
-    uint32_t handshake_timeout_ms; /* from accept to the end of the handshake */
-    uint32_t max_handshakes;       /* handshakes running at once */
+    /* From the start of the handshake (at accept, or when a connection that
+     * waited gets its slot) to its end. */
+    uint32_t handshake_timeout_ms;
+    uint32_t max_handshakes; /* handshakes running at once */
     /* A connection that has sent nothing yet is closed after this (0: a
      * quarter of handshake_timeout). */
     uint32_t handshake_idle_timeout_ms;
-    /* Connections waiting for a handshake slot (0: max_handshakes). */
+    /* Connections waiting for a handshake slot (0: 16 x max_handshakes:
+     * a waiting connection holds no TLS state, only its socket), and how
+     * long one may wait (0: 60 s). */
     uint32_t handshake_queue;
+    uint32_t handshake_queue_timeout_ms;
     /* Output bound and slow-consumer timeout (0: the server's). */
     size_t max_output_bytes;
     uint32_t slow_consumer_timeout_ms;
@@ -129,7 +134,8 @@ struct net_listen_opts {
  * address, "[v6]" or "0.0.0.0"/"[::]"), optionally followed by listener
  * settings as a query: "?max_connections=100&proxy_protocol=true&
  * trusted_proxies=10.0.0.0/8,127.0.0.1&handshake_timeout=5s&
- * handshake_idle_timeout=1s&max_handshakes=100&handshake_queue=500"
+ * handshake_idle_timeout=1s&max_handshakes=100&handshake_queue=500&
+ * handshake_queue_timeout=30s"
  * (durations as 500ms, 5s, 2m or seconds). Values in opts, when given,
  * win over the query. Returns 0, or -1 with a message in err. Must be
  * called before net_server_start(). Port 0 picks a free port:

@@ -396,6 +396,8 @@ static void gate_arrive(struct net_conn *c)
     }
     if (v == HSGATE_QUEUED) {
         c->phase = PH_QUEUED;
+        /* The wait has its own bound; the handshake's starts with its slot. */
+        c->deadline = clock_mono_ms() + l->hs_queue_ms;
         /* Nothing is read while waiting: only the peer giving up is seen. */
         set_events(c, EPOLLRDHUP);
         atomic_fetch_add(&l->st[NET_ST_HS_QUEUED], 1);
@@ -509,7 +511,9 @@ static void greeting_flush(struct net_conn *c)
 
 static void after_proxy(struct net_conn *c)
 {
-    /* The handshake deadline counts from accept, queueing included. */
+    /* From accept: the greeting, if any, must be read within the
+     * handshake's time; waiting for a slot and the handshake itself get
+     * their own deadlines (gate_arrive, begin_handshake). */
     c->deadline = c->accepted_ms + c->l->hs_timeout_ms;
     /* On a WebSocket the greeting is the first frame after the upgrade. */
     if (!c->l->ws && !greet(c))
@@ -536,6 +540,7 @@ static void begin_handshake(struct net_conn *c)
     c->tstate = t;
     c->tls_t = t;
     c->phase = PH_HANDSHAKE;
+    c->deadline = clock_mono_ms() + l->hs_timeout_ms;
     set_interest(c, false);
     log_debug("%s: TLS handshake slot taken", c->peer);
     uint8_t b;
@@ -1147,7 +1152,7 @@ static bool timed_out(struct net_conn *c, uint64_t now)
                    tls_cause_name(TLS_CAUSE_TIMEOUT), l->hs_idle_ms);
     else
         log_notice("%s: TLS handshake failed: %s%s", c->peer, tls_cause_name(TLS_CAUSE_TIMEOUT),
-                   c->phase == PH_QUEUED     ? " (waiting for a slot)"
+                   c->phase == PH_QUEUED     ? " (waiting for a slot: handshake_queue_timeout)"
                    : c->phase == PH_GREETING ? " (the peer did not read the greeting)"
                                              : "");
     fail(c, idle ? "TLS handshake idle timeout" : "TLS handshake timeout");

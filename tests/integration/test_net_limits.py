@@ -338,6 +338,41 @@ def test_max_handshakes_queue_instead_of_refusing(net_ward, pki):
     hold[1].close()
 
 
+def test_waiting_for_a_slot_does_not_eat_the_handshake_time(net_ward, pki):
+    """A connection that waited for a slot longer than handshake_timeout
+    still gets the whole handshake_timeout once its slot comes (a reconnect
+    storm waits, none refused); the wait itself is bounded by
+    handshake_queue_timeout."""
+    port = free_port()
+    b = net_ward(["tls://127.0.0.1:%d?max_handshakes=1&handshake_timeout=2s"
+                  "&handshake_idle_timeout=2s&handshake_queue_timeout=20s" % port],
+                 tls_args(pki), log_level="debug")
+    hold = tcp(port)  # the one slot, idle until its 2 s are up
+    b.wait_log("TLS handshake slot taken", timeout=DEADLINE)
+    t0 = time.monotonic()
+    assert tls_client(pki, port) is None  # waited ~2 s, then its own 2 s
+    waited = time.monotonic() - t0
+    assert waited >= 1.5, waited
+    log = b.read_log()
+    assert "waiting for a TLS handshake slot" in log
+    assert "TLS handshake refused" not in log
+    hold.close()
+
+
+def test_handshake_queue_timeout(net_ward, pki):
+    port = free_port()
+    b = net_ward(["tls://127.0.0.1:%d?max_handshakes=1&handshake_timeout=30s"
+                  "&handshake_idle_timeout=30s&handshake_queue_timeout=500ms" % port],
+                 tls_args(pki), log_level="debug")
+    hold = tcp(port)
+    b.wait_log("TLS handshake slot taken", timeout=DEADLINE)
+    waiter = tcp(port)
+    assert wait_closed([waiter], 1)
+    b.wait_log("handshake timeout (waiting for a slot: handshake_queue_timeout)")
+    hold.close()
+    waiter.close()
+
+
 def test_one_address_cannot_take_every_slot(net_ward, pki):
     port = free_port()
     b = net_ward(["tls://127.0.0.1:%d?max_handshakes=4&handshake_queue=4&handshake_timeout=60s"

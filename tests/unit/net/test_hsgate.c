@@ -90,6 +90,37 @@ TEST(newcomer_takes_a_slot_from_the_flooder)
     hsgate_free(&g);
 }
 
+/* Every handshake of the busy source is under way (a reconnect storm, not
+ * a slow-loris): the newcomer waits instead of cutting one short, and the
+ * next freed slot is its. */
+TEST(handshakes_under_way_are_not_cut_short)
+{
+    struct hsgate g;
+    hsgate_init(&g, 2, 4);
+    struct hsgate_entry f[2], real;
+    for (int i = 0; i < 2; i++) {
+        src(&f[i], 7);
+        f[i].idle = false;
+        ASSERT_EQ(arrive(&g, &f[i]), HSGATE_ADMITTED);
+    }
+    struct hsgate_entry more;
+    src(&more, 7);
+    more.idle = false;
+    ASSERT_EQ(arrive(&g, &more), HSGATE_QUEUED);
+    src(&real, 9);
+    struct hsgate_entry *ev = NULL;
+    ASSERT_EQ(hsgate_arrive(&g, &real, &ev), HSGATE_QUEUED);
+    ASSERT(ev == NULL);
+    ASSERT_EQ(f[0].state, HSGATE_ACTIVE);
+    ASSERT_EQ(f[1].state, HSGATE_ACTIVE);
+    /* A slot frees: the source holding the fewest (9, none) gets it, ahead
+     * of 7's older waiter. */
+    ASSERT(hsgate_leave(&g, &f[0]) == &real);
+    ASSERT_EQ(real.state, HSGATE_ACTIVE);
+    ASSERT(hsgate_leave(&g, &f[1]) == &more);
+    hsgate_free(&g);
+}
+
 /* A full queue of one source's connections: a newcomer from another source
  * takes the oldest place of the source with the most waiting. */
 TEST(full_queue_evicts_the_biggest_waiter)
@@ -188,6 +219,7 @@ int main(void)
 {
     RUN(cap_then_queue_then_refuse);
     RUN(newcomer_takes_a_slot_from_the_flooder);
+    RUN(handshakes_under_way_are_not_cut_short);
     RUN(full_queue_evicts_the_biggest_waiter);
     RUN(freed_slot_goes_to_fewest_slots);
     RUN(table_churn);
