@@ -127,7 +127,7 @@ measure() {
   local kb mb
   kb=$(awk -v a="$rss0" -v b="$rss1" -v n="$n" 'BEGIN {printf "%.2f", (b - a) / n}')
   mb=$(awk -v a="$rss0" -v b="$rss1" 'BEGIN {printf "%.1f", (b - a) / 1024}')
-  read -r cs pings pongs missing err <<<"$(jget "$TMP/idle.out" connect_s pings pongs pings_missing)"
+  read -r cs pings pongs missing <<<"$(jget "$TMP/idle.out" connect_s pings pongs pings_missing)"
   read -r p50 p99 lost <<<"$(jget "$TMP/stream.out" p50_ms p99_ms lost)"
   local pct
   pct=$(awk -v a="$pongs" -v b="$pings" 'BEGIN {if (b + 0 > 0) printf "%.1f%%", 100 * a / b; else print "-"}')
