@@ -85,7 +85,7 @@ struct cfg_listener {
     uint32_t expiry_warn_days;
     bool crl_strict;
     uint32_t max_handshakes;
-    uint32_t handshake_queue;           /* 0: 16 x max_handshakes */
+    uint32_t handshake_queue; /* 0: 16 x max_handshakes */
     uint32_t handshake_queue_timeout_ms;
     uint32_t handshake_idle_timeout_ms; /* 0: a quarter of handshake_timeout */
     uint32_t heap_trim_after;           /* tls_server_config.trim_after; 0: never */
