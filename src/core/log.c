@@ -322,6 +322,26 @@ static void flush_file(void)
     gather.file = 0;
 }
 
+/* A record and its text, as log_msg and sink_line build them. */
+struct rec_line {
+    struct rec r;
+    char msg[MSG_MAX];
+};
+
+static void rec_format(struct rec_line *e, enum log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static void rec_format(struct rec_line *e, enum log_level level, const char *fmt, va_list ap)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int m = vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+    e->r = (struct rec){.len = m < 0 ? 0 : (uint32_t)strnlen(e->msg, sizeof(e->msg)),
+                        .level = (uint32_t)level,
+                        .sec = ts.tv_sec,
+                        .nsec = ts.tv_nsec};
+}
+
 /* A line about the sinks themselves, built as a record so every format
  * applies. Trouble (an error) also goes to standard error and never
  * rotates the file (no recursion). */
@@ -330,20 +350,11 @@ static void sink_line(enum log_level level, const char *fmt, ...)
 
 static void sink_line(enum log_level level, const char *fmt, ...)
 {
-    struct {
-        struct rec r;
-        char msg[MSG_MAX];
-    } e;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    struct rec_line e;
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
+    rec_format(&e, level, fmt, ap);
     va_end(ap);
-    e.r = (struct rec){.len = m < 0 ? 0 : (uint32_t)strnlen(e.msg, sizeof(e.msg)),
-                       .level = (uint32_t)level,
-                       .sec = ts.tv_sec,
-                       .nsec = ts.tv_nsec};
     if ((int)level <= atomic_load(&current_level))
         emit(&e.r, level != LOG_ERROR);
 }
@@ -790,20 +801,11 @@ void log_msg(enum log_level level, const char *fmt, ...)
 {
     if ((int)level > atomic_load(&current_level))
         return;
-    struct {
-        struct rec r;
-        char msg[MSG_MAX];
-    } e;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    struct rec_line e;
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(e.msg, sizeof(e.msg), fmt, ap);
+    rec_format(&e, level, fmt, ap);
     va_end(ap);
-    e.r = (struct rec){.len = m < 0 ? 0 : (uint32_t)strnlen(e.msg, sizeof(e.msg)),
-                       .level = (uint32_t)level,
-                       .sec = ts.tv_sec,
-                       .nsec = ts.tv_nsec};
     int queued = enqueue(&e.r);
     if (queued == 0)
         atomic_fetch_add(&dropped_lines, 1);
