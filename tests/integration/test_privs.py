@@ -107,6 +107,9 @@ def test_drop_serves_tls_as_user_and_reloads(ward_factory, pki):
 def test_user_on_the_command_line(ward_factory, pki):
     data = os.path.join(pki["dir"], "cli-data")
     w = ward_factory(["--user", "nobody", "--data", data]).start()
+    # The port accepts (into the kernel's backlog) as soon as it is bound,
+    # which is before the drop: the start line comes after it.
+    w.wait_log("serving with")
     assert ids(w.proc.pid)[0] == [NOBODY.pw_uid] * 4
     c = m.connected(w.port, "cli", v5=True)
     c.disconnect()
@@ -186,6 +189,7 @@ def test_group_setting(ward_factory, pki):
     os.chmod(path, 0o644)
     w = ward_factory(["-c", path, "--user", "nobody"], port=port, listen=False).start(wait=False)
     assert wait_port(port, proc=w.proc), w.read_log()
+    w.wait_log("serving with")  # the port is bound before the drop
     uids, gids = ids(w.proc.pid)
     assert uids == [NOBODY.pw_uid] * 4
     assert gids == [daemon.gr_gid] * 4
