@@ -125,6 +125,18 @@ class Ward:
             time.sleep(0.05)
         raise AssertionError("%r not in ward's log:\n%s" % (needle, self.read_log()))
 
+    def wait_count(self, needle, n, timeout=10.0):
+        """Waits until `needle` is in the log at least n times; returns the
+        log. ward's logger thread writes a line a moment after the event
+        that logged it, so a count read at once can come up short."""
+        deadline = time.monotonic() + timeout
+        while self.read_log().count(needle) < n:
+            if time.monotonic() >= deadline:
+                raise AssertionError("%r not %d times in ward's log:\n%s"
+                                     % (needle, n, self.read_log()))
+            time.sleep(0.02)
+        return self.read_log()
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 

@@ -140,7 +140,8 @@ def test_guesses_are_hashed_off_the_workers(ward_factory, tmp_path):
     seen = auth_counters(alice, 41)
     assert seen[-1] == (41, 0), seen
     assert all(on_workers == 0 for _, on_workers in seen), seen
-    log = w.read_log()
+    w.wait_count("unknown user", 20)
+    log = w.wait_count("wrong password", 20)
     assert log.count("unknown user") == 20 and log.count("wrong password") == 20, log
     # The good password is remembered: logging in again hashes nothing.
     m.connected(w.port, "again", username="alice", password=b"alice-pw").close()
@@ -168,7 +169,7 @@ def test_a_full_queue_refuses_at_once(ward_factory, tmp_path):
     # nothing.
     seen = auth_counters(watch, len(bad))
     assert seen[-1] == (len(bad), 0), (seen, rcs)
-    log = w.read_log()
+    log = w.wait_count("too many password checks pending", len(busy))
     assert log.count("too many password checks pending") == len(busy), log
     # The overload warning is rate-limited (at most once a second).
     warnings = log.count("password checks already pending (auth.max_pending)")

@@ -308,8 +308,12 @@ def test_handshake_timeouts_idle_is_shorter(net_ward, pki):
     started.settimeout(DEADLINE)
     assert closed_by_peer(started)
     started_after = time.monotonic() - t0
-    log = b.read_log()
-    assert log.count("TLS handshake failed: handshake timeout") == 2
+    # The line is written by the logger thread, a moment after the close.
+    deadline = time.monotonic() + DEADLINE
+    while b.read_log().count("TLS handshake failed: handshake timeout") < 2:
+        assert time.monotonic() < deadline, b.read_log()
+        time.sleep(0.02)
+    assert b.read_log().count("TLS handshake failed: handshake timeout") == 2
     assert idle_after >= 0.4 and started_after >= 5.5
     idle.close()
     started.close()

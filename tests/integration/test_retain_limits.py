@@ -74,7 +74,8 @@ def test_message_limit_keeps_first_three(limited):
     # The refusals are counted in $SYS...
     dropped_becomes(limited.port, 2)
     # ... and logged once, not once per refusal (at most once a minute).
-    assert limited.read_log().count("retained store full") == 1, limited.read_log()
+    log = limited.wait_count("retained store full", 1)
+    assert log.count("retained store full") == 1, log
 
 
 def test_full_store_replaces_and_clears(limited):
