@@ -579,7 +579,12 @@ void persist_ack(struct client *c, enum mqtt_type t, uint16_t pid, uint8_t reaso
     struct persist *p = c->b->persist;
     if (p)
         p->refused = false; /* the PUBLISH it answers is done with */
-    if (!p || (!p->dirty && p->head == p->n))
+    /* At once only if everything written so far is committed. "Not dirty"
+     * is not enough: a barrier taken since the last write (a QoS 2 PUBLISH
+     * held for its packet id, persist_hold_publish) clears the flag before
+     * its commit, and this PUBLISH's rows may be in that very batch (a
+     * PUBCOMP sent early lost an acknowledged message across kill -9). */
+    if (!p || (!p->dirty && p->head == p->n && p->last_ticket <= p->committed))
         return send_ack(c, (uint8_t)t, pid, reason);
     if (p->dirty) {
         p->last_ticket = store_barrier(p->st);
