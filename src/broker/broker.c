@@ -873,6 +873,7 @@ static void *on_open(void *ctx, struct net_conn *nc)
     if (b->shutting_down) { /* a handshake that ended after broker_shutdown */
         pthread_mutex_unlock(&b->lock);
         nats_free(c);
+        free(c->id);
         free(c);
         return NULL;
     }
