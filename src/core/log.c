@@ -322,24 +322,42 @@ static void flush_file(void)
     gather.file = 0;
 }
 
-/* A record and its text, as log_msg and sink_line build them. */
+/* A record and its text, as log_msg and sink_line build them: bytes laid
+ * out as in the ring (struct rec, then its text), not a struct holding
+ * one, which C allows only at the end (clang refuses it). */
 struct rec_line {
-    struct rec r;
-    char msg[MSG_MAX];
+    _Alignas(struct rec) unsigned char buf[sizeof(struct rec) + MSG_MAX];
 };
+
+static struct rec *rec_of(struct rec_line *e)
+{
+    return (struct rec *)(void *)e->buf;
+}
 
 static void rec_format(struct rec_line *e, enum log_level level, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
 static void rec_format(struct rec_line *e, enum log_level level, const char *fmt, va_list ap)
 {
+    struct rec *r = rec_of(e);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    int m = vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-    e->r = (struct rec){.len = m < 0 ? 0 : (uint32_t)strnlen(e->msg, sizeof(e->msg)),
-                        .level = (uint32_t)level,
-                        .sec = ts.tv_sec,
-                        .nsec = ts.tv_nsec};
+    int m = vsnprintf(r->msg, MSG_MAX, fmt, ap);
+    r->len = m < 0 ? 0 : (uint32_t)strnlen(r->msg, MSG_MAX);
+    r->level = (uint32_t)level;
+    r->sec = ts.tv_sec;
+    r->nsec = ts.tv_nsec;
+}
+
+static void rec_printf(struct rec_line *e, enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void rec_printf(struct rec_line *e, enum log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    rec_format(e, level, fmt, ap);
+    va_end(ap);
 }
 
 /* A line about the sinks themselves, built as a record so every format
@@ -356,7 +374,7 @@ static void sink_line(enum log_level level, const char *fmt, ...)
     rec_format(&e, level, fmt, ap);
     va_end(ap);
     if ((int)level <= atomic_load(&current_level))
-        emit(&e.r, level != LOG_ERROR);
+        emit(rec_of(&e), level != LOG_ERROR);
 }
 
 static void rotated_name(char *out, size_t cap, unsigned i)
@@ -655,18 +673,10 @@ static void write_batch(const char *batch, size_t n, uint64_t *reported)
     }
     uint64_t d = atomic_load(&dropped_lines);
     if (d > *reported) {
-        struct {
-            struct rec r;
-            char msg[128];
-        } e;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int m =
-            snprintf(e.msg, sizeof(e.msg), "log: %llu log lines dropped (the log queue was full)",
-                     (unsigned long long)(d - *reported));
-        e.r = (struct rec){
-            .len = (uint32_t)m, .level = LOG_WARN, .sec = ts.tv_sec, .nsec = ts.tv_nsec};
-        emit(&e.r, true);
+        struct rec_line e;
+        rec_printf(&e, LOG_WARN, "log: %llu log lines dropped (the log queue was full)",
+                   (unsigned long long)(d - *reported));
+        emit(rec_of(&e), true);
         *reported = d;
     }
     flush_console();
@@ -806,12 +816,12 @@ void log_msg(enum log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     rec_format(&e, level, fmt, ap);
     va_end(ap);
-    int queued = enqueue(&e.r);
+    int queued = enqueue(rec_of(&e));
     if (queued == 0)
         atomic_fetch_add(&dropped_lines, 1);
     if (queued >= 0)
         return;
     pthread_mutex_lock(&sinks.mu);
-    emit(&e.r, true);
+    emit(rec_of(&e), true);
     pthread_mutex_unlock(&sinks.mu);
 }
