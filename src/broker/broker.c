@@ -1504,20 +1504,6 @@ void broker_shutdown(struct broker *b)
     pthread_mutex_unlock(&b->lock);
 }
 
-/* The absolute CLOCK_MONOTONIC time `ms` from now. */
-static struct timespec mono_after(uint32_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* Whether a client other than the in-process ones is left. */
 static bool external_left(const struct broker *b)
 {
@@ -1530,7 +1516,7 @@ static bool external_left(const struct broker *b)
 /* see broker.h */
 bool broker_wait_flushed(struct broker *b, uint32_t timeout_ms)
 {
-    struct timespec until = mono_after(timeout_ms);
+    struct timespec until = clock_mono_after(timeout_ms);
     bool timed_out = false;
     pthread_mutex_lock(&b->lock);
     /* A client leaves the list in on_close, which net calls once its

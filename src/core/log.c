@@ -1,4 +1,5 @@
 #include "core/log.h"
+#include "core/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -760,14 +761,7 @@ int log_start(void)
 
 void log_stop(uint32_t timeout_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = clock_mono_after(timeout_ms);
     pthread_mutex_lock(&q.mu);
     if (!q.buf) {
         pthread_mutex_unlock(&q.mu);
