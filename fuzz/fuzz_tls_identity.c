@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tls/provider.c"
 #include "tls/tls.c"
 
 static void terminated(const char *field, size_t cap)

@@ -1,6 +1,8 @@
 /* see tls.h */
 #include "tls/tls.h"
 
+#include "tls/provider.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -48,6 +50,10 @@ struct file_stamp {
 struct tls_server {
     struct tls_server_config cfg; /* strings owned (copies) */
     pthread_mutex_t lock;         /* guards ctx */
+    /* The shared contexts' library context: the handshake filter
+     * (provider.h), or the global one if OpenSSL refused it (not freed). */
+    OSSL_LIB_CTX *lib;
+    bool own_lib;
     SSL_CTX *ctx;
     SSL_CTX *sni_ctx[TLS_MAX_SNI]; /* guarded by lock too */
     struct file_stamp stamps[MAX_FILES];
@@ -219,25 +225,44 @@ static int load_crls(SSL_CTX *ctx, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* The private key is read in the global library context, not the
+ * SSL_CTX's: a worker's context has no private-key decoders (provider.h).
+ * OpenSSL moves the key into the context's provider on first use. */
+static EVP_PKEY *read_key(const struct tls_server_config *c)
+{
+    BIO *in = BIO_new_file(c->keyfile, "r");
+    if (!in)
+        return NULL;
+    EVP_PKEY *key = PEM_read_bio_PrivateKey_ex(in, NULL, password_cb, (void *)c->key_password,
+                                               OSSL_LIB_CTX_get0_global_default(), NULL);
+    BIO_free(in);
+    return key;
+}
+
 static int load_identity(SSL_CTX *ctx, const struct tls_server_config *c, char *err, size_t errlen)
 {
     if (SSL_CTX_use_certificate_chain_file(ctx, c->certfile) != 1) {
         ossl_err(err, errlen, "%s: cannot read the certificate chain%s", c->certfile, "");
         return -1;
     }
-    SSL_CTX_set_default_passwd_cb(ctx, password_cb);
-    SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)c->key_password);
-    if (SSL_CTX_use_PrivateKey_file(ctx, c->keyfile, SSL_FILETYPE_PEM) != 1) {
-        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
-            snprintf(err, errlen, "%s does not match %s", c->keyfile, c->certfile);
-            ERR_clear_error();
-            return -1;
-        }
+    EVP_PKEY *key = read_key(c);
+    if (!key) {
         bool enc = file_says_encrypted(c->keyfile);
         ossl_err(err, errlen, "%s: %s", c->keyfile,
                  enc ? (c->key_password ? "cannot decrypt the private key: wrong key_password"
                                         : "the private key is encrypted: set key_password")
                      : "cannot read the private key");
+        return -1;
+    }
+    int used = SSL_CTX_use_PrivateKey(ctx, key);
+    EVP_PKEY_free(key); /* the context holds its own reference */
+    if (used != 1) {
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            snprintf(err, errlen, "%s does not match %s", c->keyfile, c->certfile);
+            ERR_clear_error();
+            return -1;
+        }
+        ossl_err(err, errlen, "%s: %s", c->keyfile, "the private key cannot be used");
         return -1;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -407,7 +432,7 @@ static int build_all(struct tls_server *s, SSL_CTX **main, SSL_CTX **sni, char *
 {
     memset(sni, 0, TLS_MAX_SNI * sizeof(*sni));
     /* Named, not NULL: handshakes run with another default (server_handshake). */
-    OSSL_LIB_CTX *lib = OSSL_LIB_CTX_get0_global_default();
+    OSSL_LIB_CTX *lib = s->lib;
     if (!(*main = build_server_ctx(s, &s->cfg, lib, err, errlen)))
         return -1;
     for (unsigned i = 0; i < s->cfg.nsni && i < TLS_MAX_SNI; i++) {
@@ -461,6 +486,10 @@ struct tls_server *tls_server_new(const struct tls_server_config *cfg, char *err
         s->cfg.sni[i].keyfile = dup_or_null(cfg->sni[i].keyfile);
     }
     stamp_files(s);
+    s->lib = tls_provider_libctx_new();
+    s->own_lib = s->lib != NULL;
+    if (!s->lib)
+        s->lib = OSSL_LIB_CTX_get0_global_default();
     atomic_store(&s->gen, 1);
     if (build_all(s, &s->ctx, s->sni_ctx, err, errlen) < 0) {
         tls_server_free(s);
@@ -532,6 +561,8 @@ void tls_server_free(struct tls_server *s)
         free((char *)s->cfg.sni[i].certfile);
         free((char *)s->cfg.sni[i].keyfile);
     }
+    if (s->own_lib)
+        OSSL_LIB_CTX_free(s->lib);
     free((char *)s->cfg.certfile);
     free((char *)s->cfg.keyfile);
     free((char *)s->cfg.key_password);
@@ -1084,7 +1115,7 @@ static SSL_CTX *make_copy(struct tls_server *s, struct thread_ctx *tc, uint64_t 
 {
     unsigned char keys[80];
     char err[256];
-    if (!tc->lib && !(tc->lib = OSSL_LIB_CTX_new()))
+    if (!tc->lib && !(tc->lib = tls_provider_libctx_new()) && !(tc->lib = OSSL_LIB_CTX_new()))
         return NULL;
     if (tls_server_files_changed(s))
         return NULL;
