@@ -38,8 +38,8 @@ static const char *const CIPHERS[] = {"AES-128-GCM",
                                       NULL};
 static const char *const MACS[] = {"HMAC", NULL};
 static const char *const KDFS[] = {"TLS13-KDF", "TLS1-PRF", "HKDF", NULL};
-static const char *const KEYMGMTS[] = {"EC",      "RSA",   "RSA-PSS", "X25519", "X448",
-                                       "ED25519", "ED448", "DH",      "DHX",    "HMAC", NULL};
+static const char *const KEYMGMTS[] = {"EC",    "RSA", "RSA-PSS", "X25519", "X448", "ED25519",
+                                       "ED448", "DH",  "DHX",     "HMAC",   NULL};
 static const char *const KEYEXCHS[] = {"ECDH", "X25519", "X448", "DH", NULL};
 static const char *const SIGNATURES[] = {"ECDSA", "RSA", "ED25519", "ED448", "HMAC", NULL};
 static const char *const ASYM_CIPHERS[] = {"RSA", NULL};
@@ -54,10 +54,14 @@ static const struct {
     int op;
     const char *const *names;
 } KEPT[] = {
-    {OSSL_OP_DIGEST, DIGESTS},       {OSSL_OP_CIPHER, CIPHERS},
-    {OSSL_OP_MAC, MACS},             {OSSL_OP_KDF, KDFS},
-    {OSSL_OP_KEYMGMT, KEYMGMTS},     {OSSL_OP_KEYEXCH, KEYEXCHS},
-    {OSSL_OP_SIGNATURE, SIGNATURES}, {OSSL_OP_ASYM_CIPHER, ASYM_CIPHERS},
+    {OSSL_OP_DIGEST, DIGESTS},
+    {OSSL_OP_CIPHER, CIPHERS},
+    {OSSL_OP_MAC, MACS},
+    {OSSL_OP_KDF, KDFS},
+    {OSSL_OP_KEYMGMT, KEYMGMTS},
+    {OSSL_OP_KEYEXCH, KEYEXCHS},
+    {OSSL_OP_SIGNATURE, SIGNATURES},
+    {OSSL_OP_ASYM_CIPHER, ASYM_CIPHERS},
     {OSSL_OP_DECODER, DECODERS},
 };
 #define NKEPT (sizeof(KEPT) / sizeof(KEPT[0]))
@@ -83,6 +87,16 @@ struct inner {
 };
 static pthread_mutex_t inners_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct inner *inners;
+
+/* Each context made here, with the reference OSSL_PROVIDER_load gave:
+ * it must be dropped before the context is freed, or the provider object
+ * outlives it. Guarded by inners_lock. */
+struct outer {
+    OSSL_LIB_CTX *lib;
+    OSSL_PROVIDER *prov;
+    struct outer *next;
+};
+static struct outer *outers;
 
 /* Whether one of the colon-separated names is in set. */
 static bool named(const char *names, const char *const *set)
@@ -229,16 +243,41 @@ OSSL_LIB_CTX *tls_provider_libctx_new(void)
     for (unsigned i = 0; i < NKEPT; i++)
         if (!tmpl.nkept[i])
             return NULL; /* not the default provider this was written for */
-    OSSL_LIB_CTX *lib = OSSL_LIB_CTX_new();
-    if (!lib)
+    struct outer *o = calloc(1, sizeof(*o));
+    if (!o)
         return NULL;
-    if (OSSL_PROVIDER_add_builtin(lib, FILTER_NAME, filter_init) != 1 ||
-        !OSSL_PROVIDER_load(lib, FILTER_NAME)) {
-        OSSL_LIB_CTX_free(lib);
+    o->lib = OSSL_LIB_CTX_new();
+    if (!o->lib || OSSL_PROVIDER_add_builtin(o->lib, FILTER_NAME, filter_init) != 1 ||
+        !(o->prov = OSSL_PROVIDER_load(o->lib, FILTER_NAME))) {
+        OSSL_LIB_CTX_free(o->lib);
+        free(o);
         ERR_clear_error();
         return NULL;
     }
-    return lib;
+    pthread_mutex_lock(&inners_lock);
+    o->next = outers;
+    outers = o;
+    pthread_mutex_unlock(&inners_lock);
+    return o->lib;
+}
+
+/* see provider.h */
+void tls_provider_libctx_free(OSSL_LIB_CTX *lib)
+{
+    if (!lib)
+        return;
+    pthread_mutex_lock(&inners_lock);
+    struct outer **pp = &outers;
+    while (*pp && (*pp)->lib != lib)
+        pp = &(*pp)->next;
+    struct outer *o = *pp;
+    if (o)
+        *pp = o->next;
+    pthread_mutex_unlock(&inners_lock);
+    if (o)
+        OSSL_PROVIDER_unload(o->prov);
+    OSSL_LIB_CTX_free(lib);
+    free(o);
 }
 
 /* see provider.h */

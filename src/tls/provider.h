@@ -38,9 +38,12 @@
 
 /* A new library context with only the filter loaded (each has its own
  * inner default provider, so contexts share no locks). NULL if OpenSSL
- * refuses; the caller then falls back to OSSL_LIB_CTX_new(). Freed with
- * OSSL_LIB_CTX_free(), which also frees the inner context. */
+ * refuses; the caller then falls back to OSSL_LIB_CTX_new(). */
 OSSL_LIB_CTX *tls_provider_libctx_new(void);
+
+/* Frees a context made by tls_provider_libctx_new (and its inner one), or
+ * any other context with OSSL_LIB_CTX_free (never the global default). */
+void tls_provider_libctx_free(OSSL_LIB_CTX *lib);
 
 /* How many algorithms of operation op (OSSL_OP_*) the filter offers; 0
  * for an operation offered whole (tests, docs). */

@@ -553,7 +553,7 @@ void tls_server_free(struct tls_server *s)
     SSL_CTX_free(s->ctx);
     for (unsigned i = 0; i < MAX_THREADS; i++) {
         SSL_CTX_free(s->threads[i].ctx);
-        OSSL_LIB_CTX_free(s->threads[i].lib);
+        tls_provider_libctx_free(s->threads[i].lib);
     }
     for (unsigned i = 0; i < TLS_MAX_SNI; i++) {
         SSL_CTX_free(s->sni_ctx[i]);
@@ -562,7 +562,7 @@ void tls_server_free(struct tls_server *s)
         free((char *)s->cfg.sni[i].keyfile);
     }
     if (s->own_lib)
-        OSSL_LIB_CTX_free(s->lib);
+        tls_provider_libctx_free(s->lib);
     free((char *)s->cfg.certfile);
     free((char *)s->cfg.keyfile);
     free((char *)s->cfg.key_password);

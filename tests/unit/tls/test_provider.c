@@ -79,7 +79,7 @@ TEST(offers_fewer_decoders_and_the_rest_whole)
     unsigned char r[16] = {0}, zero[16] = {0};
     ASSERT_EQ(RAND_bytes_ex(lib, r, sizeof(r), 0), 1);
     ASSERT(memcmp(r, zero, sizeof(r)) != 0);
-    OSSL_LIB_CTX_free(lib);
+    tls_provider_libctx_free(lib);
 }
 
 TEST(certificate_keys_decoded)
@@ -99,7 +99,7 @@ TEST(certificate_keys_decoded)
         X509_free(x);
         EVP_PKEY_free(keys[i]);
     }
-    OSSL_LIB_CTX_free(lib);
+    tls_provider_libctx_free(lib);
 }
 
 TEST(dsa_keys_and_private_keys_are_not_decoded)
@@ -131,12 +131,12 @@ TEST(dsa_keys_and_private_keys_are_not_decoded)
     ASSERT(d);
     ASSERT_EQ(OSSL_DECODER_CTX_get_num_decoders(d), 0);
     OSSL_DECODER_CTX_free(d);
-    d = OSSL_DECODER_CTX_new_for_pkey(&k, "DER", "SubjectPublicKeyInfo", "EC",
-                                      EVP_PKEY_PUBLIC_KEY, lib, NULL);
+    d = OSSL_DECODER_CTX_new_for_pkey(&k, "DER", "SubjectPublicKeyInfo", "EC", EVP_PKEY_PUBLIC_KEY,
+                                      lib, NULL);
     ASSERT(d && OSSL_DECODER_CTX_get_num_decoders(d) > 0);
     OSSL_DECODER_CTX_free(d);
     ERR_clear_error();
-    OSSL_LIB_CTX_free(lib);
+    tls_provider_libctx_free(lib);
 }
 
 /* Runs both sides over a BIO pair until both are done or one fails. */
@@ -217,7 +217,7 @@ static void run_case(const struct case_ *k)
     X509_free(ccrt);
     X509_free(scrt);
     EVP_PKEY_free(ckey);
-    OSSL_LIB_CTX_free(lib);
+    tls_provider_libctx_free(lib);
 }
 
 TEST(handshakes)
@@ -250,7 +250,7 @@ TEST(suite_without_its_cipher_is_refused)
     ASSERT_EQ(SSL_CTX_set_cipher_list(ctx, "DES-CBC3-SHA"), 0);
     ERR_clear_error();
     SSL_CTX_free(ctx);
-    OSSL_LIB_CTX_free(lib);
+    tls_provider_libctx_free(lib);
 }
 
 /* Each context has its own inner default provider, torn down with it. */
@@ -262,7 +262,7 @@ TEST(many_contexts_made_and_freed)
         EVP_MD *md = EVP_MD_fetch(lib, "SHA256", NULL);
         ASSERT(md);
         EVP_MD_free(md);
-        OSSL_LIB_CTX_free(lib);
+        tls_provider_libctx_free(lib);
     }
 }
 
