@@ -16,6 +16,7 @@
 #include "core/clock.h"
 #include "net/tcp.h"
 #include "opts.h"
+#include "privs.h"
 #include "serve_bridges.h"
 
 /* The password file and the ACL are part of the configuration: a file that
@@ -51,6 +52,26 @@ static int check_auth_files(const struct ward_config *cfg)
         apikey_db_free(&keys);
     }
     return rc;
+}
+
+/* system.user and system.group must exist here, or `ward serve` started
+ * as root would refuse to start (whether the user can read every file is
+ * checked by `ward serve` itself, which needs root to switch to it). */
+static int check_user(const struct ward_config *cfg)
+{
+    char err[256];
+    struct privs_target t;
+    if (!cfg->user)
+        return 0;
+    if (privs_lookup(cfg->user, NULL, &t, err, sizeof(err)) < 0) {
+        fprintf(stderr, "system.user: %s\n", err);
+        return -1;
+    }
+    if (cfg->group && privs_lookup(cfg->user, cfg->group, &t, err, sizeof(err)) < 0) {
+        fprintf(stderr, "system.group: %s\n", err);
+        return -1;
+    }
+    return 0;
 }
 
 /* Secrets never reach the output: what `ward check` prints is often pasted
@@ -214,7 +235,7 @@ static int check_file(const char *path, const struct status_opts *so, bool quiet
         return 1;
     }
     cfg_errors_free(&errs);
-    if (check_auth_files(&cfg) < 0 || serve_bridges_check(&cfg) < 0) {
+    if (check_auth_files(&cfg) < 0 || check_user(&cfg) < 0 || serve_bridges_check(&cfg) < 0) {
         config_free(&cfg);
         return 1;
     }

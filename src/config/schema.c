@@ -157,7 +157,8 @@ static const struct key_spec global_keys[] = {
      "Started as root, ward opens its listeners, checks that this user can read every "
      "configured key, certificate, CA, CRL, password, ACL and API key file and write the data "
      "directory (refusing to start otherwise), then runs as this user. ward serve --user "
-     "overrides it. Unset: ward keeps the user it was started as (a warning if root)."},
+     "overrides it. Unset: ward keeps the user it was started as (a warning if root). ward "
+     "check fails if the user (or system.group) does not exist."},
     {"system.group", K_STRING, G(group), NULL, 0, 0, NULL,
      "The group with system.user (default: that user's primary group); the user's "
      "supplementary groups are kept."},

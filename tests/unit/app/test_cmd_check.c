@@ -76,6 +76,30 @@ TEST(quiet)
     ASSERT(strstr(err_text, "mqtt.max_qos: 7 is out of range"));
 }
 
+/* system.user and system.group must exist, or `ward serve` would refuse
+ * to start as root: the check says so now, not at the next restart. */
+static int check_text(const char *conf)
+{
+    char path[] = "/tmp/ward-unit-check-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT(fd >= 0);
+    ASSERT_EQ(write(fd, conf, strlen(conf)), (long)strlen(conf));
+    close(fd);
+    int rc = RUN_CHECK("-q", "-c", path);
+    unlink(path);
+    return rc;
+}
+
+TEST(system_user_must_exist)
+{
+    ASSERT_EQ(check_text("system.user = \"root\"\n"), 0);
+    ASSERT_EQ(check_text("system.user = \"0\"\nsystem.group = \"0\"\n"), 0);
+    ASSERT_EQ(check_text("system.user = \"no-such-user-w4rd\"\n"), 1);
+    ASSERT(strstr(err_text, "system.user: no user 'no-such-user-w4rd' on this system"));
+    ASSERT_EQ(check_text("system.user = \"root\"\nsystem.group = \"no-such-group-w4rd\"\n"), 1);
+    ASSERT(strstr(err_text, "system.group: no group 'no-such-group-w4rd' on this system"));
+}
+
 /* --print-reference --man: ward.conf(5), every table of the reference in it. */
 TEST(reference_as_man_page)
 {
@@ -113,6 +137,7 @@ int main(void)
 {
     RUN(secrets_are_masked);
     RUN(quiet);
+    RUN(system_user_must_exist);
     RUN(reference_as_man_page);
     RUN(command_line);
     free(out_text);
