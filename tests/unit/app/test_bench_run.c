@@ -1,0 +1,223 @@
+/* ward bench's load generator (app/bench_run.c) on small bounded runs
+ * against a broker in this process: every scenario's report adds up (what
+ * was sent, received, acknowledged, connected); and a run that cannot go
+ * on stops with the cause in the report (nothing listening, a broker that
+ * refuses connections or closes them). The options come from bench_parse,
+ * as `ward bench` makes them. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "app/bench.h"
+#include "app/cli_fixture.h"
+#include "broker/broker.h"
+#include "core/log.h"
+#include "mqtt/mqtt.h"
+#include "net/net.h"
+#include "tls/tls.h"
+#include "test.h"
+
+/* A broker behind a net server on 127.0.0.1, on a port of its own. */
+struct live {
+    struct broker *b;
+    struct net_server *s;
+    char port[8];
+};
+
+static void live_start(struct live *l, uint32_t max_sessions, uint32_t max_connections)
+{
+    char err[256];
+    struct broker_config bc;
+    broker_config_defaults(&bc);
+    if (max_sessions)
+        bc.max_sessions = max_sessions;
+    l->b = broker_new(&bc);
+    ASSERT(l->b);
+    struct net_config nc = {.workers = 1,
+                            .max_connections = max_connections,
+                            .max_input = 1 << 20,
+                            .max_output = 1 << 20};
+    l->s = net_server_new(&nc, broker_net_handler(), l->b);
+    ASSERT(l->s);
+    ASSERT_EQ(net_server_listen(l->s, "tcp://127.0.0.1:0", err, sizeof(err)), 0);
+    snprintf(l->port, sizeof(l->port), "%u", net_server_port(l->s, 0));
+    ASSERT_EQ(broker_start(l->b), 0);
+    ASSERT_EQ(net_server_start(l->s), 0);
+}
+
+static void live_stop(struct live *l)
+{
+    broker_shutdown(l->b);
+    net_server_stop(l->s);
+    net_server_join(l->s);
+    broker_free(l->b);
+    net_server_free(l->s);
+}
+
+static struct live broker;
+static struct bench_opts o;
+static struct tls_client_config tc; /* no TLS here: left empty */
+static struct bench_report r;
+
+static int parse_main(int argc, char **argv)
+{
+    return bench_parse(argc, argv, &o, &tc);
+}
+
+/* Parses `ward bench SCENARIO -h 127.0.0.1 -p PORT -t 1 args...` and runs
+ * it; returns bench_run's result, with what it printed in out_text. */
+#define BENCH(port, scenario, ...)                                                                 \
+    bench(CLI_ARGS("bench", scenario, "-h", "127.0.0.1", "-p", (port), "-t", "1", __VA_ARGS__))
+
+static int bench(const char *const *args)
+{
+    if (cli_run(parse_main, args) != 0)
+        TEST_FAIL_("bench_parse refused the options: %s", err_text);
+    struct capture c;
+    capture_begin(&c, stdout);
+    int rc = bench_run(&o, &r);
+    free(out_text);
+    out_text = capture_end(&c);
+    return rc;
+}
+
+/* A run that went well: no error, nothing lost, duplicated or reordered. */
+static void assert_clean(int rc)
+{
+    if (rc != 0 || r.error[0])
+        TEST_FAIL_("the run failed (%d): %s", rc, r.error);
+    ASSERT_EQ(r.lost, 0);
+    ASSERT_EQ(r.duplicates, 0);
+    ASSERT_EQ(r.out_of_order, 0);
+    ASSERT(r.elapsed_s > 0);
+}
+
+TEST(p2p_qos1_counts_add_up)
+{
+    assert_clean(BENCH(broker.port, "p2p", "-n", "2", "-c", "25", "-q", "1", "-d", "0.1"));
+    ASSERT_EQ(r.sent, 50); /* -c is per publisher */
+    ASSERT_EQ(r.expected, 50);
+    ASSERT_EQ(r.received, 50);
+    ASSERT_EQ(r.acked, 50);
+    ASSERT_EQ(r.acked_lost, 0);
+    ASSERT(r.msgs_per_s > 0);
+    ASSERT(r.p50_ms > 0 && r.p50_ms <= r.p99_ms && r.p99_ms <= r.max_ms);
+    ASSERT_STR_EQ(out_text, ""); /* the report is the caller's to print */
+}
+
+TEST(fanout_and_fanin)
+{
+    assert_clean(BENCH(broker.port, "fanout", "-n", "3", "-c", "10", "-d", "0.1"));
+    ASSERT_EQ(r.sent, 10);
+    ASSERT_EQ(r.expected, 30); /* every subscriber gets every message */
+    ASSERT_EQ(r.received, 30);
+    ASSERT_EQ(r.acked, 0); /* QoS 0 */
+    assert_clean(BENCH(broker.port, "fanin", "-n", "3", "-c", "10", "-q", "1", "-d", "0.1"));
+    ASSERT_EQ(r.sent, 30);
+    ASSERT_EQ(r.received, 30);
+    ASSERT_EQ(r.acked, 30);
+}
+
+TEST(mqtt5_with_large_messages)
+{
+    assert_clean(BENCH(broker.port, "p2p", "-n", "1", "-c", "20", "-q", "1", "-V", "5", "-s",
+                       "65536", "-d", "0.1"));
+    ASSERT_EQ(r.received, 20);
+    ASSERT_EQ(r.acked, 20);
+}
+
+TEST(connection_scenarios)
+{
+    assert_clean(BENCH(broker.port, "conn", "-n", "2", "-d", "0.2"));
+    ASSERT(r.connects > 0);
+    ASSERT_EQ(r.connect_errors, 0);
+    ASSERT(r.msgs_per_s > 0);
+    ASSERT_EQ(r.sent, 0);
+    /* idle: all connected (said on stdout, for whoever measures the
+     * broker then), held, and done. */
+    assert_clean(BENCH(broker.port, "idle", "-n", "4", "--hold", "0"));
+    ASSERT_STR_EQ(out_text, "connected 4\n");
+    ASSERT_EQ(r.connects, 4);
+    ASSERT_EQ(r.connect_errors, 0);
+    ASSERT(r.connect_s > 0);
+    /* storm: all dropped at once and connected again. */
+    assert_clean(BENCH(broker.port, "storm", "-n", "4", "--hold", "0"));
+    ASSERT_STR_EQ(out_text, "connected 4\n");
+    ASSERT_EQ(r.refused, 0);
+    ASSERT(r.reconnect_s > 0);
+    ASSERT_STR_EQ(r.last_refusal, "");
+}
+
+/* A TCP port on 127.0.0.1 that nothing listens on. */
+static uint16_t closed_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    ASSERT_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ASSERT_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+TEST(nothing_listening)
+{
+    char port[8], want[96];
+    snprintf(port, sizeof(port), "%u", closed_port());
+    ASSERT_EQ(BENCH(port, "p2p", "-n", "1", "-c", "1"), -1);
+    snprintf(want, sizeof(want), "cannot connect to 127.0.0.1 port %s: Connection refused", port);
+    ASSERT_STR_EQ(r.error, want);
+    ASSERT_EQ(r.sent, 0);
+}
+
+TEST(broker_refuses_connections)
+{
+    /* One session at most: the second client of p2p is refused, which
+     * ends a run of publishers and subscribers. */
+    struct live l;
+    live_start(&l, 1, 0);
+    ASSERT_EQ(BENCH(l.port, "p2p", "-n", "1", "-c", "1"), -1);
+    ASSERT_STR_EQ(r.error, "the broker refused the connection: server unavailable (0x03)");
+    ASSERT_EQ(BENCH(l.port, "p2p", "-n", "1", "-c", "1", "-V", "5"), -1);
+    ASSERT_STR_EQ(r.error, "the broker refused the connection: quota exceeded (0x97)");
+    /* idle tries a refused client again, as a client would, but not for
+     * ever. */
+    ASSERT_EQ(BENCH(l.port, "idle", "-n", "2", "--hold", "0"), -1);
+    char want[200];
+    snprintf(want, sizeof(want),
+             "a client was refused %u times (the broker refused the connection: server "
+             "unavailable (0x03))",
+             BENCH_STORM_ATTEMPTS);
+    ASSERT_STR_EQ(r.error, want);
+    ASSERT_EQ(r.connect_errors, BENCH_STORM_ATTEMPTS);
+    ASSERT_STR_EQ(r.last_refusal, "the broker refused the connection: server unavailable (0x03)");
+    live_stop(&l);
+}
+
+TEST(broker_closes_connections)
+{
+    /* One connection at most: the second is accepted and closed at once. */
+    struct live l;
+    live_start(&l, 0, 1);
+    ASSERT_EQ(BENCH(l.port, "p2p", "-n", "1", "-c", "1"), -1);
+    if (!strstr(r.error, " connection was closed by the broker"))
+        TEST_FAIL_("error \"%s\"", r.error);
+    live_stop(&l);
+}
+
+int main(void)
+{
+    log_set_level(LOG_ERROR);
+    live_start(&broker, 0, 0);
+    RUN(p2p_qos1_counts_add_up);
+    RUN(fanout_and_fanin);
+    RUN(mqtt5_with_large_messages);
+    RUN(connection_scenarios);
+    RUN(nothing_listening);
+    RUN(broker_refuses_connections);
+    RUN(broker_closes_connections);
+    live_stop(&broker);
+    free(out_text);
+    free(err_text);
+    TEST_DONE();
+}
