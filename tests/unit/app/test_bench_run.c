@@ -54,7 +54,7 @@ static void live_stop(struct live *l)
     net_server_free(l->s);
 }
 
-static struct live broker;
+static struct live main_broker;
 static struct bench_opts o;
 static struct tls_client_config tc; /* no TLS here: left empty */
 static struct bench_report r;
@@ -94,7 +94,7 @@ static void assert_clean(int rc)
 
 TEST(p2p_qos1_counts_add_up)
 {
-    assert_clean(BENCH(broker.port, "p2p", "-n", "2", "-c", "25", "-q", "1", "-d", "0.1"));
+    assert_clean(BENCH(main_broker.port, "p2p", "-n", "2", "-c", "25", "-q", "1", "-d", "0.1"));
     ASSERT_EQ(r.sent, 50); /* -c is per publisher */
     ASSERT_EQ(r.expected, 50);
     ASSERT_EQ(r.received, 50);
@@ -107,12 +107,12 @@ TEST(p2p_qos1_counts_add_up)
 
 TEST(fanout_and_fanin)
 {
-    assert_clean(BENCH(broker.port, "fanout", "-n", "3", "-c", "10", "-d", "0.1"));
+    assert_clean(BENCH(main_broker.port, "fanout", "-n", "3", "-c", "10", "-d", "0.1"));
     ASSERT_EQ(r.sent, 10);
     ASSERT_EQ(r.expected, 30); /* every subscriber gets every message */
     ASSERT_EQ(r.received, 30);
     ASSERT_EQ(r.acked, 0); /* QoS 0 */
-    assert_clean(BENCH(broker.port, "fanin", "-n", "3", "-c", "10", "-q", "1", "-d", "0.1"));
+    assert_clean(BENCH(main_broker.port, "fanin", "-n", "3", "-c", "10", "-q", "1", "-d", "0.1"));
     ASSERT_EQ(r.sent, 30);
     ASSERT_EQ(r.received, 30);
     ASSERT_EQ(r.acked, 30);
@@ -120,7 +120,7 @@ TEST(fanout_and_fanin)
 
 TEST(mqtt5_with_large_messages)
 {
-    assert_clean(BENCH(broker.port, "p2p", "-n", "1", "-c", "20", "-q", "1", "-V", "5", "-s",
+    assert_clean(BENCH(main_broker.port, "p2p", "-n", "1", "-c", "20", "-q", "1", "-V", "5", "-s",
                        "65536", "-d", "0.1"));
     ASSERT_EQ(r.received, 20);
     ASSERT_EQ(r.acked, 20);
@@ -128,20 +128,20 @@ TEST(mqtt5_with_large_messages)
 
 TEST(connection_scenarios)
 {
-    assert_clean(BENCH(broker.port, "conn", "-n", "2", "-d", "0.2"));
+    assert_clean(BENCH(main_broker.port, "conn", "-n", "2", "-d", "0.2"));
     ASSERT(r.connects > 0);
     ASSERT_EQ(r.connect_errors, 0);
     ASSERT(r.msgs_per_s > 0);
     ASSERT_EQ(r.sent, 0);
     /* idle: all connected (said on stdout, for whoever measures the
      * broker then), held, and done. */
-    assert_clean(BENCH(broker.port, "idle", "-n", "4", "--hold", "0"));
+    assert_clean(BENCH(main_broker.port, "idle", "-n", "4", "--hold", "0"));
     ASSERT_STR_EQ(out_text, "connected 4\n");
     ASSERT_EQ(r.connects, 4);
     ASSERT_EQ(r.connect_errors, 0);
     ASSERT(r.connect_s > 0);
     /* storm: all dropped at once and connected again. */
-    assert_clean(BENCH(broker.port, "storm", "-n", "4", "--hold", "0"));
+    assert_clean(BENCH(main_broker.port, "storm", "-n", "4", "--hold", "0"));
     ASSERT_STR_EQ(out_text, "connected 4\n");
     ASSERT_EQ(r.refused, 0);
     ASSERT(r.reconnect_s > 0);
@@ -208,7 +208,7 @@ TEST(broker_closes_connections)
 int main(void)
 {
     log_set_level(LOG_ERROR);
-    live_start(&broker, 0, 0);
+    live_start(&main_broker, 0, 0);
     RUN(p2p_qos1_counts_add_up);
     RUN(fanout_and_fanin);
     RUN(mqtt5_with_large_messages);
@@ -216,7 +216,7 @@ int main(void)
     RUN(nothing_listening);
     RUN(broker_refuses_connections);
     RUN(broker_closes_connections);
-    live_stop(&broker);
+    live_stop(&main_broker);
     free(out_text);
     free(err_text);
     TEST_DONE();

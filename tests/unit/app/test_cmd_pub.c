@@ -261,10 +261,8 @@ TEST(broker_refuses_the_message)
     bc.retain_available = false;
     struct live l;
     live_start(&l, &bc, a);
-    const char *base[] = {"pub", "-h", "127.0.0.1", "-p", l.port, "-t", "t"};
 #define PUB_TO(...)                                                                                \
-    cli_run(cmd_pub,                                                                               \
-            CLI_ARGS(base[0], base[1], base[2], base[3], base[4], base[5], base[6], __VA_ARGS__))
+    cli_run(cmd_pub, CLI_ARGS("pub", "-h", "127.0.0.1", "-p", l.port, "-t", "t", __VA_ARGS__))
     /* MQTT 5 QoS 1 and 2: the PUBACK / PUBREC says why. */
     ASSERT_EQ(PUB_TO("-m", "x", "-q", "1"), EXIT_REFUSED);
     ASSERT_STR_EQ(err_text, "ward pub: the broker refused the message: not authorized (0x87)\n");
