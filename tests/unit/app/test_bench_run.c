@@ -1,8 +1,9 @@
 /* ward bench's load generator (app/bench_run.c) on small bounded runs
  * against a broker in this process: every scenario's report adds up (what
- * was sent, received, acknowledged, connected); and a run that cannot go
- * on stops with the cause in the report (nothing listening, a broker that
- * refuses connections or closes them). The options come from bench_parse,
+ * was sent, received, acknowledged, connected, pinged), over TCP and
+ * WebSocket, with the pacing options; and a run that cannot go on stops
+ * with the cause in the report (nothing listening, a refused WebSocket
+ * upgrade, a broker that refuses connections or closes them). The options come from bench_parse,
  * as `ward bench` makes them. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -22,6 +23,8 @@ struct live {
     struct broker *b;
     struct net_server *s;
     char port[8];
+    char ws_port[8];   /* MQTT over WebSocket on /mqtt */
+    char tcp2_port[8]; /* a second plain listener */
 };
 
 static void live_start(struct live *l, uint32_t max_sessions, uint32_t max_connections)
@@ -40,7 +43,11 @@ static void live_start(struct live *l, uint32_t max_sessions, uint32_t max_conne
     l->s = net_server_new(&nc, broker_net_handler(), l->b);
     ASSERT(l->s);
     ASSERT_EQ(net_server_listen(l->s, "tcp://127.0.0.1:0", err, sizeof(err)), 0);
+    ASSERT_EQ(net_server_listen(l->s, "ws://127.0.0.1:0/mqtt", err, sizeof(err)), 0);
+    ASSERT_EQ(net_server_listen(l->s, "tcp://127.0.0.1:0", err, sizeof(err)), 0);
     snprintf(l->port, sizeof(l->port), "%u", net_server_port(l->s, 0));
+    snprintf(l->ws_port, sizeof(l->ws_port), "%u", net_server_port(l->s, 1));
+    snprintf(l->tcp2_port, sizeof(l->tcp2_port), "%u", net_server_port(l->s, 2));
     ASSERT_EQ(broker_start(l->b), 0);
     ASSERT_EQ(net_server_start(l->s), 0);
 }
@@ -148,6 +155,53 @@ TEST(connection_scenarios)
     ASSERT_STR_EQ(r.last_refusal, "");
 }
 
+TEST(transports_and_pacing)
+{
+    /* MQTT over WebSocket, messages larger than one frame. */
+    assert_clean(BENCH(main_broker.ws_port, "p2p", "-n", "2", "-c", "10", "-q", "1", "-s", "65536",
+                       "--ws", "/mqtt"));
+    ASSERT_EQ(r.received, 20);
+    ASSERT_EQ(r.acked, 20);
+    /* Subscribers on another listener than the publishers. */
+    assert_clean(BENCH(main_broker.port, "fanout", "-n", "2", "-c", "10", "--sub-port",
+                       main_broker.tcp2_port));
+    ASSERT_EQ(r.received, 20);
+    /* Subscribers that hold each PUBACK a while still get everything. */
+    assert_clean(
+        BENCH(main_broker.port, "fanin", "-n", "2", "-c", "10", "-q", "1", "--ack-delay", "2ms"));
+    ASSERT_EQ(r.received, 20);
+    ASSERT_EQ(r.acked, 20);
+    /* Connections opened at a pace, from other loopback addresses. */
+    assert_clean(BENCH(main_broker.port, "idle", "-n", "4", "--hold", "0", "--connect-rate", "200",
+                       "--source", "2"));
+    ASSERT_STR_EQ(out_text, "connected 4\n");
+    ASSERT_EQ(r.connects, 4);
+}
+
+TEST(idle_keepalive_pings)
+{
+    /* Held 1.5 s with a ping every second: each connection pings once,
+     * and the broker answers every ping. */
+    assert_clean(BENCH(main_broker.port, "idle", "-n", "2", "--hold", "1.5", "--keepalive", "1"));
+    ASSERT(r.pings >= 2);
+    ASSERT_EQ(r.pongs, r.pings);
+    ASSERT_EQ(r.pings_missing, 0);
+    ASSERT_EQ(r.conns_missing, 0);
+    ASSERT(r.p50_ms > 0); /* the ping round trips */
+}
+
+TEST(websocket_refused)
+{
+    /* A path the listener does not serve: the upgrade is refused. */
+    ASSERT_EQ(BENCH(main_broker.ws_port, "p2p", "-n", "1", "-c", "1", "--ws", "/other"), -1);
+    ASSERT_STR_EQ(r.error, "the broker refused the WebSocket upgrade: HTTP/1.1 404 Not Found");
+    ASSERT_EQ(r.sent, 0);
+    /* Plain MQTT to a WebSocket listener is not an HTTP request. */
+    ASSERT_EQ(BENCH(main_broker.ws_port, "p2p", "-n", "1", "-c", "1"), -1);
+    if (!strstr(r.error, " connection was closed by the broker"))
+        TEST_FAIL_("error \"%s\"", r.error);
+}
+
 /* A TCP port on 127.0.0.1 that nothing listens on. */
 static uint16_t closed_port(void)
 {
@@ -213,6 +267,9 @@ int main(void)
     RUN(fanout_and_fanin);
     RUN(mqtt5_with_large_messages);
     RUN(connection_scenarios);
+    RUN(transports_and_pacing);
+    RUN(idle_keepalive_pings);
+    RUN(websocket_refused);
     RUN(nothing_listening);
     RUN(broker_refuses_connections);
     RUN(broker_closes_connections);
