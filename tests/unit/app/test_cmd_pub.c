@@ -1,8 +1,9 @@
 /* ward pub against a broker in this process, on loopback: what a
  * subscriber receives for each source of the message (-m, -n, -f, -l, -s),
- * QoS, retain and user properties; and each failure with its status and
- * message (nothing listening, an unreadable file, a broker that refuses the
- * message or the connection, a bad command line). Every wait for a message
+ * QoS, retain and user properties, over TCP and TLS; and each failure with
+ * its status and message (nothing listening, an unreadable file, a broker
+ * that refuses the message or the connection, a certificate from an unknown
+ * CA or for another name, a bad command line). Every wait for a message
  * is client_next with a deadline, so a message that never comes fails the
  * test instead of hanging it. */
 #include <arpa/inet.h>
@@ -16,7 +17,9 @@
 #include "broker/broker.h"
 #include "core/log.h"
 #include "net/net.h"
+#include "pki_fixture.h"
 #include "scratch.h"
+#include "tls/tls.h"
 #include "test.h"
 
 #define WAIT_MS 5000
@@ -26,9 +29,11 @@ struct live {
     struct broker *b;
     struct net_server *s;
     char port[8];
+    char tls_port[8]; /* with a tls_server: MQTT over TLS here */
 };
 
-static void live_start(struct live *l, const struct broker_config *bc, struct auth *a)
+static void live_start_tls(struct live *l, const struct broker_config *bc, struct auth *a,
+                           struct tls_server *tls)
 {
     char err[256];
     l->b = broker_new(bc);
@@ -41,8 +46,17 @@ static void live_start(struct live *l, const struct broker_config *bc, struct au
     ASSERT(l->s);
     ASSERT_EQ(net_server_listen(l->s, "tcp://127.0.0.1:0", err, sizeof(err)), 0);
     snprintf(l->port, sizeof(l->port), "%u", net_server_port(l->s, 0));
+    if (tls) {
+        ASSERT_EQ(net_server_listen_tls(l->s, "tls://127.0.0.1:0", tls, err, sizeof(err)), 0);
+        snprintf(l->tls_port, sizeof(l->tls_port), "%u", net_server_port(l->s, 1));
+    }
     ASSERT_EQ(broker_start(l->b), 0);
     ASSERT_EQ(net_server_start(l->s), 0);
+}
+
+static void live_start(struct live *l, const struct broker_config *bc, struct auth *a)
+{
+    live_start_tls(l, bc, a, NULL);
 }
 
 static void live_stop(struct live *l)
@@ -306,6 +320,64 @@ TEST(broker_refuses_the_connection)
     auth_free(a);
 }
 
+TEST(over_tls)
+{
+    char err[256];
+    struct tls_server_config sc = {.certfile = scratch_path("srv.crt"),
+                                   .keyfile = scratch_path("srv.key"),
+                                   .verify = TLS_VERIFY_NONE};
+    struct tls_server *t = tls_server_new(&sc, err, sizeof(err));
+    if (!t)
+        TEST_FAIL_("tls_server_new: %s", err);
+    struct broker_config bc;
+    broker_config_defaults(&bc);
+    struct live l;
+    live_start_tls(&l, &bc, NULL, t);
+    struct client *w = watch(&l, "s/#");
+#define PUB_TLS(...)                                                                               \
+    cli_run(cmd_pub, CLI_ARGS("pub", "-h", "127.0.0.1", "-p", l.tls_port, "-t", "s/x", __VA_ARGS__))
+    /* --cafile turns TLS on and trusts the test CA. */
+    OK(PUB_TLS("-m", "sealed", "-q", "1", "--cafile", scratch_path("ca.crt")));
+    EXPECT_TEXT(w, "s/x", "sealed", 1);
+    /* Each refusal is status 1, naming the broker and the cause. */
+    char want[200];
+    static const char unknown_ca[] =
+        "TLS handshake failed: unknown CA (unable to get local issuer certificate)";
+    snprintf(want, sizeof(want), "ward pub: 127.0.0.1:%s: %s\n", l.tls_port, unknown_ca);
+    ASSERT_EQ(PUB_TLS("-m", "x", "--cafile", scratch_path("other-ca.crt")), EXIT_REFUSED);
+    ASSERT_STR_EQ(err_text, want);
+    ASSERT_EQ(PUB_TLS("-m", "x", "--tls"), EXIT_REFUSED); /* the system's CAs */
+    ASSERT_STR_EQ(err_text, want);
+    /* Plain MQTT to a TLS listener: the listener drops it, which the
+     * client sees as a close or, with its CONNECT unread there, a reset. */
+    ASSERT_EQ(PUB_TLS("-m", "x"), EXIT_REFUSED);
+    snprintf(want, sizeof(want), "ward pub: 127.0.0.1:%s: ", l.tls_port);
+    const char *cause = err_text + strlen(want);
+    if (strncmp(err_text, want, strlen(want)) != 0 ||
+        (strcmp(cause, "the server closed the connection\n") != 0 &&
+         strcmp(cause, "connection lost: Connection reset by peer\n") != 0))
+        TEST_FAIL_("stderr \"%s\"", err_text);
+    /* The certificate must name the server asked for, unless --insecure. */
+    snprintf(want, sizeof(want),
+             "ward pub: 127.0.0.1:%s: TLS handshake failed: bad certificate (the certificate "
+             "does not name 'elsewhere.example')\n",
+             l.tls_port);
+    ASSERT_EQ(
+        PUB_TLS("-m", "x", "--cafile", scratch_path("ca.crt"), "--servername", "elsewhere.example"),
+        EXIT_REFUSED);
+    ASSERT_STR_EQ(err_text, want);
+    ASSERT_EQ(PUB_TLS("-m", "unchecked name", "--cafile", scratch_path("ca.crt"), "--servername",
+                      "elsewhere.example", "--insecure"),
+              0);
+    ASSERT_STR_EQ(err_text, "ward pub: --insecure: the server's host name is not checked (its "
+                            "certificate chain still is)\n");
+    EXPECT_TEXT(w, "s/x", "unchecked name", 0); /* and none of the refused ones came */
+#undef PUB_TLS
+    unwatch(w);
+    live_stop(&l);
+    tls_server_free(t);
+}
+
 TEST(command_line_refusals)
 {
 #define REFUSED(want, call) CLI_REFUSED(EXIT_USAGE, want, call, #call)
@@ -328,6 +400,13 @@ int main(void)
 {
     char dir[] = "/tmp/ward-unit-pub-XXXXXX";
     scratch_open(dir);
+    pki_fixture_ca();
+    pki_fixture_csr("srv", "/CN=localhost");
+    pki_fixture_sign("srv",
+                     "subjectAltName=DNS:localhost,IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n");
+    /* A second CA, which signed nothing the broker shows. */
+    scratch_sh("openssl req -x509 " PKI_EC " -keyout other-ca.key -out other-ca.crt -days 2 "
+               "-subj /CN=OtherCA");
     log_set_level(LOG_ERROR); /* the broker's lines would land in what ward pub printed */
     struct broker_config bc;
     broker_config_defaults(&bc);
@@ -340,6 +419,7 @@ int main(void)
     RUN(nothing_listening);
     RUN(broker_refuses_the_message);
     RUN(broker_refuses_the_connection);
+    RUN(over_tls);
     RUN(command_line_refusals);
     live_stop(&main_broker);
     free(out_text);
