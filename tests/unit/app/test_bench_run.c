@@ -6,6 +6,7 @@
  * upgrade, a broker that refuses connections or closes them). The options come from bench_parse,
  * as `ward bench` makes them. */
 #include <arpa/inet.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -15,6 +16,8 @@
 #include "core/log.h"
 #include "mqtt/mqtt.h"
 #include "net/net.h"
+#include "pki_fixture.h"
+#include "scratch.h"
 #include "tls/tls.h"
 #include "test.h"
 
@@ -25,7 +28,10 @@ struct live {
     char port[8];
     char ws_port[8];   /* MQTT over WebSocket on /mqtt */
     char tcp2_port[8]; /* a second plain listener */
+    char tls_port[8];  /* MQTT over TLS */
 };
+
+static struct tls_server *tls;
 
 static void live_start(struct live *l, uint32_t max_sessions, uint32_t max_connections)
 {
@@ -48,6 +54,8 @@ static void live_start(struct live *l, uint32_t max_sessions, uint32_t max_conne
     snprintf(l->port, sizeof(l->port), "%u", net_server_port(l->s, 0));
     snprintf(l->ws_port, sizeof(l->ws_port), "%u", net_server_port(l->s, 1));
     snprintf(l->tcp2_port, sizeof(l->tcp2_port), "%u", net_server_port(l->s, 2));
+    ASSERT_EQ(net_server_listen_tls(l->s, "tls://127.0.0.1:0", tls, err, sizeof(err)), 0);
+    snprintf(l->tls_port, sizeof(l->tls_port), "%u", net_server_port(l->s, 3));
     ASSERT_EQ(broker_start(l->b), 0);
     ASSERT_EQ(net_server_start(l->s), 0);
 }
@@ -63,7 +71,7 @@ static void live_stop(struct live *l)
 
 static struct live main_broker;
 static struct bench_opts o;
-static struct tls_client_config tc; /* no TLS here: left empty */
+static struct tls_client_config tc;
 static struct bench_report r;
 
 static int parse_main(int argc, char **argv)
@@ -72,7 +80,9 @@ static int parse_main(int argc, char **argv)
 }
 
 /* Parses `ward bench SCENARIO -h 127.0.0.1 -p PORT -t 1 args...` and runs
- * it; returns bench_run's result, with what it printed in out_text. */
+ * it (with a TLS client context made from the TLS options, if any, as
+ * cmd_bench makes it); returns bench_run's result, with what it printed in
+ * out_text. */
 #define BENCH(port, scenario, ...)                                                                 \
     bench(CLI_ARGS("bench", scenario, "-h", "127.0.0.1", "-p", (port), "-t", "1", __VA_ARGS__))
 
@@ -80,11 +90,15 @@ static int bench(const char *const *args)
 {
     if (cli_run(parse_main, args) != 0)
         TEST_FAIL_("bench_parse refused the options: %s", err_text);
+    char err[256];
+    if (tc.cafile && !(o.tls = tls_client_new(&tc, err, sizeof(err))))
+        TEST_FAIL_("tls_client_new: %s", err);
     struct capture c;
     capture_begin(&c, stdout);
     int rc = bench_run(&o, &r);
     free(out_text);
     out_text = capture_end(&c);
+    tls_client_free(o.tls);
     return rc;
 }
 
@@ -178,6 +192,29 @@ TEST(transports_and_pacing)
     ASSERT_EQ(r.connects, 4);
 }
 
+TEST(over_tls)
+{
+    const char *ca = scratch_path("ca.crt");
+    assert_clean(
+        BENCH(main_broker.tls_port, "p2p", "-n", "2", "-c", "10", "-q", "1", "--cafile", ca));
+    ASSERT_EQ(r.received, 20);
+    assert_clean(
+        BENCH(main_broker.tls_port, "storm", "-n", "3", "--hold", "0", "--cafile", ca, "--resume"));
+    ASSERT_STR_EQ(out_text, "connected 3\n");
+    ASSERT(r.reconnect_s > 0);
+    /* A CA that did not sign the broker's certificate ends the run. */
+    static const char unknown_ca[] =
+        "TLS handshake failed: unknown CA (unable to get local issuer certificate)";
+    const char *other = scratch_path("other-ca.crt");
+    ASSERT_EQ(BENCH(main_broker.tls_port, "p2p", "-n", "1", "-c", "1", "--cafile", other), -1);
+    ASSERT_STR_EQ(r.error, unknown_ca);
+    ASSERT_EQ(r.sent, 0);
+    /* conn tries again after each refusal; when none succeeds, it says why. */
+    ASSERT_EQ(BENCH(main_broker.tls_port, "conn", "-n", "1", "-d", "0.1", "--cafile", other), -1);
+    ASSERT_STR_EQ(r.error, unknown_ca);
+    ASSERT(r.connects == 0 && r.connect_errors > 1);
+}
+
 TEST(idle_keepalive_pings)
 {
     /* Held 1.5 s with a ping every second: each connection pings once,
@@ -262,19 +299,38 @@ TEST(broker_closes_connections)
 int main(void)
 {
     log_set_level(LOG_ERROR);
+    /* As cmd_bench does before bench_run: a connection the broker closed
+     * is an error in the report, not the end of the process. */
+    signal(SIGPIPE, SIG_IGN);
+    char dir[] = "/tmp/ward-unit-bench-XXXXXX";
+    scratch_open(dir);
+    pki_fixture_ca();
+    pki_fixture_csr("srv", "/CN=localhost");
+    pki_fixture_sign("srv",
+                     "subjectAltName=DNS:localhost,IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n");
+    scratch_sh("openssl req -x509 " PKI_EC " -keyout other-ca.key -out other-ca.crt -days 2 "
+               "-subj /CN=OtherCA");
+    char err[256];
+    struct tls_server_config sc = {.certfile = scratch_path("srv.crt"),
+                                   .keyfile = scratch_path("srv.key"),
+                                   .verify = TLS_VERIFY_NONE};
+    if (!(tls = tls_server_new(&sc, err, sizeof(err))))
+        TEST_FAIL_("tls_server_new: %s", err);
     live_start(&main_broker, 0, 0);
     RUN(p2p_qos1_counts_add_up);
     RUN(fanout_and_fanin);
     RUN(mqtt5_with_large_messages);
     RUN(connection_scenarios);
     RUN(transports_and_pacing);
+    RUN(over_tls);
     RUN(idle_keepalive_pings);
     RUN(websocket_refused);
     RUN(nothing_listening);
     RUN(broker_refuses_connections);
     RUN(broker_closes_connections);
     live_stop(&main_broker);
+    tls_server_free(tls);
     free(out_text);
     free(err_text);
-    TEST_DONE();
+    SCRATCH_DONE();
 }
