@@ -1,13 +1,13 @@
 /* ward bench's load generator (app/bench_run.c) on small bounded runs
  * against a broker in this process: every scenario's report adds up (what
- * was sent, received, acknowledged, connected, pinged), over TCP and
- * WebSocket, with the pacing options; and a run that cannot go on stops
- * with the cause in the report (nothing listening, a refused WebSocket
- * upgrade, a broker that refuses connections or closes them). The options come from bench_parse,
- * as `ward bench` makes them. */
+ * was sent, received, acknowledged, connected, pinged), over TCP, WebSocket
+ * and TLS, with the pacing options; and a run that cannot go on stops with
+ * the cause in the report (nothing listening, a refused WebSocket upgrade,
+ * an unknown CA, a broker that refuses connections or closes them). The
+ * options come from bench_parse, as `ward bench` makes them. */
 #include <arpa/inet.h>
-#include <signal.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include "app/bench.h"
@@ -31,6 +31,7 @@ struct live {
     char tls_port[8];  /* MQTT over TLS */
 };
 
+/* The brokers' TLS listeners' certificate (the test PKI's srv.crt). */
 static struct tls_server *tls;
 
 static void live_start(struct live *l, uint32_t max_sessions, uint32_t max_connections)
@@ -209,10 +210,11 @@ TEST(over_tls)
     ASSERT_EQ(BENCH(main_broker.tls_port, "p2p", "-n", "1", "-c", "1", "--cafile", other), -1);
     ASSERT_STR_EQ(r.error, unknown_ca);
     ASSERT_EQ(r.sent, 0);
-    /* conn tries again after each refusal; when none succeeds, it says why. */
+    /* conn counts each refused attempt and tries again; when none
+     * succeeded, it says why. */
     ASSERT_EQ(BENCH(main_broker.tls_port, "conn", "-n", "1", "-d", "0.1", "--cafile", other), -1);
     ASSERT_STR_EQ(r.error, unknown_ca);
-    ASSERT(r.connects == 0 && r.connect_errors > 1);
+    ASSERT(r.connects == 0 && r.connect_errors >= 1);
 }
 
 TEST(idle_keepalive_pings)
