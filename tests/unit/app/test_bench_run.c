@@ -74,6 +74,7 @@ static struct live main_broker;
 static struct bench_opts o;
 static struct tls_client_config tc;
 static struct bench_report r;
+static int parent_fd = -1; /* when >= 0: the run is a --procs child talking on it */
 
 static int parse_main(int argc, char **argv)
 {
@@ -91,6 +92,8 @@ static int bench(const char *const *args)
 {
     if (cli_run(parse_main, args) != 0)
         TEST_FAIL_("bench_parse refused the options: %s", err_text);
+    if (parent_fd >= 0)
+        o.ctl_fd = parent_fd;
     char err[256];
     if (tc.cafile && !(o.tls = tls_client_new(&tc, err, sizeof(err))))
         TEST_FAIL_("tls_client_new: %s", err);
@@ -217,6 +220,33 @@ TEST(over_tls)
     ASSERT(r.connects == 0 && r.connect_errors >= 1);
 }
 
+TEST(child_waits_for_its_parent)
+{
+    /* A process of --procs tells its parent when all its connections are
+     * up, and goes on at the parent's word. The word is written before the
+     * run here, so the child finds it at once. */
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    parent_fd = sv[1];
+    char c = BENCH_CTL_GO;
+    ASSERT_EQ(write(sv[0], &c, 1), 1);
+    assert_clean(BENCH(main_broker.port, "idle", "-n", "3", "--hold", "0"));
+    ASSERT_STR_EQ(out_text, ""); /* told the parent, not stdout */
+    ASSERT_EQ(read(sv[0], &c, 1), 1);
+    ASSERT_EQ(c, BENCH_CTL_CONNECTED);
+    ASSERT_EQ(r.connects, 3);
+    /* Any other word ends the run. */
+    c = 'X';
+    ASSERT_EQ(write(sv[0], &c, 1), 1);
+    ASSERT_EQ(BENCH(main_broker.port, "storm", "-n", "2", "--hold", "0"), -1);
+    ASSERT_STR_EQ(r.error, "no word from the parent process");
+    ASSERT_EQ(read(sv[0], &c, 1), 1);
+    ASSERT_EQ(c, BENCH_CTL_CONNECTED);
+    parent_fd = -1;
+    close(sv[0]);
+    close(sv[1]);
+}
+
 TEST(idle_keepalive_pings)
 {
     /* Held 1.5 s with a ping every second: each connection pings once,
@@ -325,6 +355,7 @@ int main(void)
     RUN(connection_scenarios);
     RUN(transports_and_pacing);
     RUN(over_tls);
+    RUN(child_waits_for_its_parent);
     RUN(idle_keepalive_pings);
     RUN(websocket_refused);
     RUN(nothing_listening);
