@@ -1,8 +1,8 @@
 /* ward passwd: the password file it writes (one PBKDF2 hash per user, mode
  * 0600) is one the broker's loader reads and checks passwords against;
  * changing, adding and deleting users; the password from the first line of
- * standard input; --bcrypt hashes; and every refusal, with its message,
- * status, and the file left as it was. */
+ * standard input, or asked for twice on a terminal; --bcrypt hashes; and
+ * every refusal, with its message, status, and the file left as it was. */
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
