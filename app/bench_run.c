@@ -1556,6 +1556,11 @@ int bench_run(const struct bench_opts *o, struct bench_report *r)
         summarize(&b, ws, nw, r, end);
     else
         set_error(&b, "out of memory");
+    /* conn counts failed attempts and tries again; but when not one
+     * succeeded, the run fails with the cause attempt_failed named (a TLS
+     * handshake refused, say) instead of ending well with only a count. */
+    if (o->mode == BENCH_CONN && rc == 0 && ws && r->connects == 0 && b.error[0])
+        rc = -1;
     if (b.error[0] && (rc < 0 || o->mode != BENCH_CONN))
         snprintf(r->error, sizeof(r->error), "%s", b.error);
     if (b.error[0] && rc == 0 && o->mode != BENCH_CONN && atomic_load(&b.failed))
