@@ -1,6 +1,7 @@
 /* `ward passwd FILE USER`: adds or changes a user in a password file (the
  * password from a prompt on a terminal, else the first line of standard
- * input); `-D` deletes the user; `-c` converts a NanoMQ plaintext file.
+ * input); `-D` deletes the user; `-c FILE` hashes the plaintext passwords
+ * of a NanoMQ password file in place.
  * `ward passwd --bcrypt`: prints a bcrypt hash of the password, for the
  * users of a NATS listener's authorization { } block (nats-server's form). */
 #include <stdio.h>
@@ -41,12 +42,15 @@ static int get_password(char *pw, size_t cap)
 
 struct passwd_opts {
     bool del;
+    bool convert;
     bool bcrypt;
     unsigned cost;
 };
 
 static const struct opt table[] = {
     {NULL, 'D', OPT_SET, NULL, OPT_AT(struct passwd_opts, del), .help = "delete USER from FILE"},
+    {NULL, 'c', OPT_SET, NULL, OPT_AT(struct passwd_opts, convert),
+     .help = "hash the plaintext passwords of FILE (NanoMQ's\npassword file) in place; no USER"},
     {"bcrypt", 0, OPT_SET, NULL, OPT_AT(struct passwd_opts, bcrypt),
      .help = "print a bcrypt hash of the password instead\n(no FILE or USER), for a NATS "
              "listener's\nauthorization { users = [...] }"},
@@ -71,6 +75,26 @@ static int print_bcrypt(unsigned cost)
 out:
     OPENSSL_cleanse(pw, sizeof(pw));
     return rc;
+}
+
+/* -c: every plaintext password of file hashed, the file rewritten (only
+ * if there was one). Returns the exit status. */
+static int convert(const char *file)
+{
+    struct passwd_db db;
+    char err[1024];
+    size_t n = 0;
+    passwd_db_init(&db);
+    int rc = passwd_convert(&db, file, &n, err, sizeof(err));
+    if (rc == 0 && n)
+        rc = passwd_save(&db, file, err, sizeof(err));
+    passwd_db_free(&db);
+    if (rc < 0) {
+        fprintf(stderr, "ward passwd: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "%s: %zu plaintext password%s hashed\n", file, n, n == 1 ? "" : "s");
+    return 0;
 }
 
 /* Sets (or with del, deletes) user in file. Returns the exit status. */
@@ -115,6 +139,7 @@ int cmd_passwd(int argc, char **argv)
         .n = sizeof(table) / sizeof(table[0]),
         .max_pos = 2,
         .usage = "usage: ward passwd [-D] FILE USER\n"
+                 "       ward passwd -c FILE\n"
                  "       ward passwd --bcrypt [--cost N]\n"
                  "  Adds USER to FILE or changes their password; FILE is created if needed.\n"
                  "  The password is prompted for on a terminal, otherwise read as the first\n"
@@ -126,12 +151,16 @@ int cmd_passwd(int argc, char **argv)
     int rc = opts_parse(&p, &o, argc, argv, 1, &npos);
     if (rc)
         return rc == OPTS_HELP ? 0 : rc;
-    if (o.bcrypt && (npos != 0 || o.del))
-        return opts_fail(&p, "%s", "--bcrypt takes no FILE, USER or -D");
+    if (o.bcrypt && (npos != 0 || o.del || o.convert))
+        return opts_fail(&p, "%s", "--bcrypt takes no FILE, USER, -D or -c");
     if (o.cost && !o.bcrypt)
         return opts_fail(&p, "%s", "--cost goes with --bcrypt");
     if (o.bcrypt)
         return print_bcrypt(o.cost);
+    if (o.convert && (npos != 1 || o.del))
+        return opts_fail(&p, "%s", "-c takes FILE alone (no USER or -D)");
+    if (o.convert)
+        return convert(argv[1]);
     if (npos != 2)
         return opts_fail(&p, "%s", "FILE and USER are needed");
     return update(argv[1], argv[2], o.del);

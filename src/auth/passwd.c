@@ -277,43 +277,59 @@ bool passwd_check(struct passwd_db *db, const char *user, size_t ulen, const uin
     return passwd_verify(db, user, ulen, password, plen, NULL) == PASSWD_OK;
 }
 
-/* see passwd.h */
-int passwd_load(struct passwd_db *db, const char *path, char *err, size_t errlen)
+/* One entry of the file into db: a hash, or with convert (counted in
+ * *converted) a plaintext password, hashed. 0, or -1 with the cause. */
+static int load_entry(struct passwd_db *db, const char *path, const struct hocon_member *m,
+                      size_t *converted, char *err, size_t errlen)
+{
+    const char *key = m->key, *file = m->val->file;
+    unsigned line = m->val->line;
+    if (m->val->type != HOCON_STRING)
+        return snprintf(err, errlen, "%s:%u: %s: expected a password hash string", file, line, key),
+               -1;
+    const char *v = m->val->str;
+    if (strncmp(v, SCHEME, strlen(SCHEME)) != 0) {
+        if (!converted)
+            return snprintf(err, errlen,
+                            "%s:%u: %s: plaintext or unknown password format; ward stores only "
+                            "hashes: run `ward passwd -c %s` to hash the plaintext ones",
+                            file, line, key, path),
+                   -1;
+        /* "$id$...": another program's hash, which hashed again would
+         * only ever accept the hash itself as the password. */
+        if (v[0] == '$' && strchr(v + 1, '$'))
+            return snprintf(err, errlen,
+                            "%s:%u: %s: a hash of another scheme, not a plaintext password: "
+                            "set it again with `ward passwd %s %s`",
+                            file, line, key, path, key),
+                   -1;
+        char why[256];
+        if (passwd_set(db, key, v, strlen(v), why, sizeof(why)) < 0)
+            return snprintf(err, errlen, "%s:%u: %s: %s", file, line, key, why), -1;
+        (*converted)++;
+        return 0;
+    }
+    struct passwd_entry e = {0};
+    if (passwd_parse_hash(v, &e) < 0 || !valid_user(key))
+        return snprintf(err, errlen, "%s:%u: %s: malformed password hash", file, line, key), -1;
+    struct passwd_entry *s = slot(db, key);
+    if (!s)
+        return snprintf(err, errlen, "%s: out of memory", path), -1;
+    char *u = s->user;
+    *s = e;
+    s->user = u;
+    return 0;
+}
+
+static int load(struct passwd_db *db, const char *path, size_t *converted, char *err, size_t errlen)
 {
     struct hocon_doc doc;
     if (hocon_parse_file(path, &doc, err, errlen) < 0)
         return -1;
     int rc = 0;
     const struct hocon_value *root = doc.root;
-    for (size_t i = 0; i < root->count && rc == 0; i++) {
-        const struct hocon_member *m = &root->members[i];
-        struct passwd_entry e = {0};
-        if (m->val->type != HOCON_STRING) {
-            snprintf(err, errlen, "%s:%u: %s: expected a password hash string", m->val->file,
-                     m->val->line, m->key);
-            rc = -1;
-        } else if (strncmp(m->val->str, SCHEME, strlen(SCHEME)) != 0) {
-            snprintf(err, errlen,
-                     "%s:%u: %s: plaintext or unknown password format; ward stores only "
-                     "hashes: run `ward passwd %s %s`",
-                     m->val->file, m->val->line, m->key, path, m->key);
-            rc = -1;
-        } else if (passwd_parse_hash(m->val->str, &e) < 0 || !valid_user(m->key)) {
-            snprintf(err, errlen, "%s:%u: %s: malformed password hash", m->val->file, m->val->line,
-                     m->key);
-            rc = -1;
-        } else {
-            struct passwd_entry *s = slot(db, m->key);
-            if (!s) {
-                snprintf(err, errlen, "%s: out of memory", path);
-                rc = -1;
-            } else {
-                char *u = s->user;
-                *s = e;
-                s->user = u;
-            }
-        }
-    }
+    for (size_t i = 0; i < root->count && rc == 0; i++)
+        rc = load_entry(db, path, &root->members[i], converted, err, errlen);
     hocon_doc_free(&doc);
     if (rc < 0) {
         for (size_t i = 0; i < db->count; i++)
@@ -322,6 +338,20 @@ int passwd_load(struct passwd_db *db, const char *path, char *err, size_t errlen
     }
     set_dummy_iterations(db);
     return rc;
+}
+
+/* see passwd.h */
+int passwd_load(struct passwd_db *db, const char *path, char *err, size_t errlen)
+{
+    return load(db, path, NULL, err, errlen);
+}
+
+/* see passwd.h */
+int passwd_convert(struct passwd_db *db, const char *path, size_t *converted, char *err,
+                   size_t errlen)
+{
+    *converted = 0;
+    return load(db, path, converted, err, errlen);
 }
 
 /* see passwd.h */

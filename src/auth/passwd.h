@@ -51,6 +51,12 @@ void passwd_db_free(struct passwd_db *db);
  * then left empty). A file that does not exist is an error here; `ward
  * passwd` creates it. */
 WARD_WUR int passwd_load(struct passwd_db *db, const char *path, char *err, size_t errlen);
+/* passwd_load for `ward passwd -c`: a plaintext password (NanoMQ's
+ * password file) is hashed as it is read, and counted in *converted; a
+ * value that looks like another program's hash ("$id$...") is an error,
+ * as a malformed hash of ward's own scheme is. */
+WARD_WUR int passwd_convert(struct passwd_db *db, const char *path, size_t *converted, char *err,
+                            size_t errlen);
 /* Writes the db to `path` atomically (temporary file, fsync, rename), mode
  * 0600. Returns 0, or -1 with the cause in err. */
 WARD_WUR int passwd_save(const struct passwd_db *db, const char *path, char *err, size_t errlen);

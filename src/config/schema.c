@@ -1968,7 +1968,9 @@ void config_print_reference(FILE *out)
                  "on are reported and ignored. Command-line flags override the file.\n");
     reference_table(out, "Global keys", "", global_keys, N(global_keys));
     fprintf(out, "\n`auth.password = {include \"FILE\"}` names the password file written by "
-                 "`ward passwd`; `auth.acl = {include \"FILE\"}` names the ACL rules file.\n");
+                 "`ward passwd` (a NanoMQ password file, with plaintext passwords, is refused "
+                 "at start: `ward passwd -c FILE` hashes them in place); `auth.acl = {include "
+                 "\"FILE\"}` names the ACL rules file.\n");
     fprintf(out, "\n`http.api_keys = {include \"FILE\"}` (or `http.api_keys = \"FILE\"`) names "
                  "the API key file written by `ward apikey add`; it is read again on SIGHUP.\n");
     reference_table(out, "Listeners: `listeners.tcp|ssl|ws|wss[.NAME] { ... }`", "", listener_keys,

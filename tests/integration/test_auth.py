@@ -312,6 +312,15 @@ def test_bad_files_stop_the_start(tmp_path):
     r = subprocess.run([WARD, "check", "-c", str(conf)], capture_output=True, text=True,
                        timeout=20)
     assert r.returncode == 1 and "plaintext" in r.stderr
+    assert "run `ward passwd -c %s`" % (tmp_path / "pw.conf") in r.stderr
+    # What the refusal says to run converts the file, and then it passes.
+    r = subprocess.run([WARD, "passwd", "-c", str(tmp_path / "pw.conf")], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 0 and "1 plaintext password hashed" in r.stderr, r.stderr
+    assert "public" not in (tmp_path / "pw.conf").read_text()
+    r = subprocess.run([WARD, "check", "-q", "-c", str(conf)], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode == 0, r.stderr
 
 
 def test_ward_passwd_command(tmp_path):

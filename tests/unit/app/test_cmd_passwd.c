@@ -226,6 +226,46 @@ TEST(bcrypt_hash_on_stdout)
     ASSERT_STR_EQ(err_text, "ward passwd: empty password refused\n");
 }
 
+/* -c: a NanoMQ password file (plaintext) hashed in place, what the
+ * broker's refusal of such a file tells the user to run. */
+TEST(converts_a_plaintext_file)
+{
+    const char *f = scratch_path("nanomq.passwd");
+    scratch_write("nanomq.passwd", "# NanoMQ\n\"admin\": \"public\"\n\"dev\" = \"s3cret\"\n");
+    struct passwd_db db;
+    char err[512];
+    passwd_db_init(&db);
+    ASSERT_EQ(passwd_load(&db, f, err, sizeof(err)), -1);
+    ASSERT(strstr(err, "run `ward passwd -c "));
+    passwd_db_free(&db);
+    ASSERT_EQ(PASSWD("-c", f), 0);
+    char want[400];
+    snprintf(want, sizeof(want), "%s: 2 plaintext passwords hashed\n", f);
+    ASSERT_STR_EQ(err_text, want);
+    ASSERT_EQ(verify(f, "admin", "public"), PASSWD_OK);
+    ASSERT_EQ(verify(f, "dev", "s3cret"), PASSWD_OK);
+    ASSERT_EQ(verify(f, "dev", "public"), PASSWD_WRONG);
+    char *text = slurp(f);
+    ASSERT(!strstr(text, "public") && !strstr(text, "s3cret"));
+    /* Again: nothing left to hash, the file is not rewritten. */
+    ASSERT_EQ(PASSWD("-c", f), 0);
+    snprintf(want, sizeof(want), "%s: 0 plaintext passwords hashed\n", f);
+    ASSERT_STR_EQ(err_text, want);
+    char *again = slurp(f);
+    ASSERT_STR_EQ(again, text);
+    free(again);
+    free(text);
+    /* Another program's hash is not taken for a password; nothing written. */
+    scratch_write("crypt.passwd", "\"a\" = \"x\"\n\"b\" = \"$6$salt$hash\"\n");
+    const char *c = scratch_path("crypt.passwd");
+    ASSERT_EQ(PASSWD("-c", c), 1);
+    ASSERT(strstr(err_text, "crypt.passwd:2: b: a hash of another scheme"));
+    text = slurp(c);
+    ASSERT_STR_EQ(text, "\"a\" = \"x\"\n\"b\" = \"$6$salt$hash\"\n");
+    free(text);
+    ASSERT_EQ(PASSWD("-c", scratch_path("missing.passwd")), 1);
+}
+
 TEST(command_line_refusals)
 {
     const char *f = scratch_path("usage.passwd");
@@ -233,16 +273,19 @@ TEST(command_line_refusals)
     REFUSED("ward passwd: FILE and USER are needed", cli_run(cmd_passwd, CLI_ARGS("passwd")));
     REFUSED("ward passwd: FILE and USER are needed", PASSWD("-D", f));
     REFUSED("ward passwd: unexpected argument 'extra'", PASSWD(f, "alice", "extra"));
-    REFUSED("ward passwd: --bcrypt takes no FILE, USER or -D", PASSWD("--bcrypt", f));
-    REFUSED("ward passwd: --bcrypt takes no FILE, USER or -D", PASSWD("--bcrypt", f, "alice"));
-    REFUSED("ward passwd: --bcrypt takes no FILE, USER or -D", PASSWD("--bcrypt", "-D"));
+    REFUSED("ward passwd: --bcrypt takes no FILE, USER, -D or -c", PASSWD("--bcrypt", f));
+    REFUSED("ward passwd: --bcrypt takes no FILE, USER, -D or -c", PASSWD("--bcrypt", f, "alice"));
+    REFUSED("ward passwd: --bcrypt takes no FILE, USER, -D or -c", PASSWD("--bcrypt", "-D"));
+    REFUSED("ward passwd: --bcrypt takes no FILE, USER, -D or -c", PASSWD("--bcrypt", "-c"));
+    REFUSED("ward passwd: -c takes FILE alone (no USER or -D)", PASSWD("-c", f, "alice"));
+    REFUSED("ward passwd: -c takes FILE alone (no USER or -D)", PASSWD("-c", "-D", f));
+    REFUSED("ward passwd: -c takes FILE alone (no USER or -D)", PASSWD("-c"));
     REFUSED("ward passwd: --cost goes with --bcrypt", PASSWD("--cost", "5", f, "alice"));
     REFUSED("ward passwd: --cost: '3' is not a number from 4 to 16",
             PASSWD("--bcrypt", "--cost", "3"));
     REFUSED("ward passwd: --cost: '17' is not a number from 4 to 16",
             PASSWD("--bcrypt", "--cost", "17"));
     REFUSED("ward passwd: --cost: missing argument N", PASSWD("--bcrypt", "--cost"));
-    REFUSED("ward passwd: unknown option '-c'", PASSWD("-c", f, "alice"));
     REFUSED("ward passwd: unknown option '--delete'", PASSWD("--delete", f, "alice"));
     ASSERT_EQ(access(f, F_OK), -1); /* none of them wrote anything */
 }
@@ -365,6 +408,7 @@ int main(void)
     RUN(a_file_it_cannot_read_or_write);
     RUN(bcrypt_hash_on_stdout);
     RUN(terminal_asks_twice);
+    RUN(converts_a_plaintext_file);
     RUN(command_line_refusals);
     RUN(help);
     free(out_text);
