@@ -90,6 +90,21 @@ static int man(void)
     return 0;
 }
 
+/* `ward help COMMAND`: that command's --help; anything else is refused
+ * (as an unknown command is), not answered with the usage and status 0. */
+static int help_topic(int argc, char **argv)
+{
+    for (size_t i = 0; argc == 3 && i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(argv[2], commands[i].name) == 0) {
+            char *args[] = {(char *)commands[i].name, "--help", NULL};
+            return commands[i].run(2, args);
+        }
+    fprintf(stderr, "ward: help: unknown topic '%s'%s\n", argv[2],
+            argc > 3 ? " (one command, --markdown or --man)" : "");
+    usage(stderr);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -101,10 +116,13 @@ int main(int argc, char **argv)
         return markdown();
     if (strcmp(name, "help") == 0 && argc == 3 && strcmp(argv[2], "--man") == 0)
         return man();
-    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
+    if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 ||
+        (strcmp(name, "help") == 0 && argc == 2)) {
         usage(stdout);
         return 0;
     }
+    if (strcmp(name, "help") == 0)
+        return help_topic(argc, argv);
     if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
         char text[1024];
         version_report(text, sizeof(text));

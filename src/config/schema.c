@@ -675,7 +675,7 @@ bad:
 static void apply_table(struct loader *ld, const struct key_spec *tab, size_t n,
                         const struct hocon_value *obj, const char *prefix, void *base)
 {
-    char full[512];
+    char full[1280]; /* prefix (at most 1199 bytes) and key */
     for (size_t i = 0; i < n; i++) {
         const struct hocon_value *v = obj ? hocon_path(obj, tab[i].key) : NULL;
         /* Aliases (def NULL) only store when present, so they never reset
@@ -739,7 +739,7 @@ static void unknown_key(struct loader *ld, const struct hocon_value *v, const ch
             best = tab[i].key;
         }
     }
-    char full[512];
+    char full[1280]; /* prefix (at most 1199 bytes) and key */
     snprintf(full, sizeof(full), "%s%s", prefix, rel);
     if (best)
         add_error(ld, v, full, "unknown key (did you mean '%s%s'?)", prefix, best);

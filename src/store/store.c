@@ -1253,8 +1253,11 @@ static enum open_result try_open(struct store *st, char *cause, size_t clen, cha
 static int move_one(const char *path, const char *aside, const char *suffix)
 {
     char from[4200], to[4200];
-    snprintf(from, sizeof(from), "%s%s", path, suffix);
-    snprintf(to, sizeof(to), "%s%s", aside, suffix);
+    if ((size_t)snprintf(from, sizeof(from), "%s%s", path, suffix) >= sizeof(from) ||
+        (size_t)snprintf(to, sizeof(to), "%s%s", aside, suffix) >= sizeof(to)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
     if (rename(from, to) == 0 || errno == ENOENT)
         return 0;
     return -1;

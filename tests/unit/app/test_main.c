@@ -50,11 +50,15 @@ TEST(help_in_every_spelling)
         ASSERT_STR_EQ(err_text, "");
         assert_usage(out_text);
     }
-    /* `help` with anything but --markdown or --man is the plain usage. */
-    ASSERT_EQ(WARD("help", "--bogus"), 0);
-    assert_usage(out_text);
-    ASSERT_EQ(WARD("help", "--markdown", "extra"), 0);
-    assert_usage(out_text);
+    /* `help COMMAND` is that command's --help; any other topic is refused. */
+    ASSERT_EQ(WARD("help", "passwd"), 0);
+    ASSERT(strstr(out_text, "usage: ward passwd"));
+    ASSERT_EQ(WARD("help", "--bogus"), 2);
+    ASSERT(strncmp(err_text, "ward: help: unknown topic '--bogus'\nusage:", 42) == 0);
+    assert_usage(strstr(err_text, "usage:"));
+    ASSERT_EQ(WARD("help", "--markdown", "extra"), 2);
+    ASSERT(strstr(err_text, "ward: help: unknown topic '--markdown' (one command, --markdown or "
+                            "--man)\n"));
 }
 
 TEST(version_in_both_spellings)
@@ -105,7 +109,7 @@ TEST(arguments_after_the_name_are_passed_on)
     ASSERT(strstr(err_text, "a message is required"));
     /* ... and the command's status is main's. */
     ASSERT_EQ(WARD("passwd", "--bcrypt", "FILE"), 2);
-    ASSERT(strstr(err_text, "ward passwd: --bcrypt takes no FILE, USER or -D"));
+    ASSERT(strstr(err_text, "ward passwd: --bcrypt takes no FILE, USER, -D or -c"));
     ASSERT_EQ(WARD("bench", "nosuch"), 2);
     ASSERT(strstr(err_text, "ward bench: unknown scenario 'nosuch'"));
 }
