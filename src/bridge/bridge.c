@@ -1493,6 +1493,7 @@ static void *bridge_main(void *arg)
         side_send(&b->up, &p);
         side_flush(&b->up, &why);
         log_notice("bridge %s: disconnected from %s:%u", b->cfg->name, b->host, b->port);
+        set_connected(b, false); /* the status after a stop says so */
     }
     side_close(&b->up);
     side_close(&b->local);

@@ -1026,11 +1026,16 @@ TEST(stop_disconnects_upstream)
     fx_init(&f, MQTT_V5);
     fx_start(&f);
     fx_connect(&f);
+    struct bridge_status st;
+    bridge_status(f.b, &st);
+    ASSERT(st.connected);
     bridge_stop(f.b);
     struct mqtt_packet p = expect(f.up, MQTT_DISCONNECT);
     ASSERT_EQ(p.u.disconnect.reason, 0);
     expect_eof(f.up);
     expect_eof(f.local);
+    bridge_status(f.b, &st); /* a stopped bridge is not connected */
+    ASSERT(!st.connected);
     fx_end(&f);
 }
 
