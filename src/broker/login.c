@@ -22,7 +22,7 @@ void client_read_cert(struct client *c)
         return;
     struct tls_identity *copy = malloc(sizeof(*copy));
     if (!copy) { /* no identity to take: as a connection without one */
-        log_error("%s: out of memory reading its certificate", c->id);
+        log_error("%s: out of memory reading its certificate", CLIENT_NAME(c));
         return;
     }
     *copy = *id;
