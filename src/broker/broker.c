@@ -246,7 +246,7 @@ static struct session *attach(struct client *c, const char *id, bool clean, bool
         s->will = NULL;
     }
     s->will_at = 0;
-    if (!s->owner && !(s->owner = strdup(client_owner(c)))) {
+    if (!s->owner && !session_set_owner(s, client_owner(c))) {
         session_offline_add(b, s);
         return NULL;
     }

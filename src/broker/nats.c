@@ -246,7 +246,7 @@ void nats_free(struct client *c)
         return;
     if (s) {
         free(s->id);
-        free(s->owner);
+        session_free_owner(s);
         free(s->username);
         free(s->cert_cn);
         free(s->cert_ou);
@@ -458,16 +458,15 @@ static int set_identity(struct client *c)
         owner[0] = '\0';
     if (!client_set_owner(c, owner))
         return -1;
-    free(s->owner);
     free(s->username);
     free(s->cert_cn);
     free(s->cert_ou);
-    s->owner = strdup(owner);
+    bool owned = session_set_owner(s, owner);
     s->username = user ? strdup(user) : NULL;
     s->cert_cn = c->has_cert && c->cert->cn[0] ? strdup(c->cert->cn) : NULL;
     s->cert_ou = c->has_cert && c->cert->ou[0] ? strdup(c->cert->ou) : NULL;
     st->perms = st->entry ? auth_nats_entry_perms(st->entry) : NULL;
-    return s->owner && (!user || s->username) ? 0 : -1;
+    return owned && (!user || s->username) ? 0 : -1;
 }
 
 /* Before the lock: a CONNECT at the head of the input is authenticated

@@ -806,7 +806,7 @@ static int load_session(void *ctx, const struct store_session *r)
         return -1;
     uint64_t now = clock_mono_ms();
     s->persist = true;
-    s->owner = strdup(r->owner ? r->owner : "");
+    session_set_owner(s, r->owner ? r->owner : ""); /* checked below: NULL if it failed */
     s->username = dup_or_null(r->username);
     s->cert_cn = dup_or_null(r->cert_cn);
     s->cert_ou = dup_or_null(r->cert_ou);

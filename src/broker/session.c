@@ -274,12 +274,34 @@ void session_end(struct broker *b, struct session *s)
     drain(&s->queue);
     free(s->pid_used);
     free(s->rel_ids);
-    free(s->owner);
+    session_free_owner(s);
     free(s->username);
     free(s->cert_cn);
     free(s->cert_ou);
     free(s->id);
     free(s);
+}
+
+/* The owner of every anonymous session. */
+static char anonymous[1];
+
+/* see session.h */
+bool session_set_owner(struct session *s, const char *owner)
+{
+    char *copy = owner[0] ? strdup(owner) : anonymous;
+    if (!copy)
+        return false;
+    session_free_owner(s);
+    s->owner = copy;
+    return true;
+}
+
+/* see session.h */
+void session_free_owner(struct session *s)
+{
+    if (s->owner != anonymous)
+        free(s->owner);
+    s->owner = NULL;
 }
 
 uint16_t session_pid_take(struct session *s)

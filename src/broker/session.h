@@ -94,6 +94,13 @@ struct session {
     bool persist;  /* persist.c: kept in the store */
 };
 
+/* Sets the session's owner to a copy of owner ("" for an anonymous one:
+ * every anonymous session shares one empty string instead of allocating
+ * its own). False if memory runs out; the old owner is then kept. */
+bool session_set_owner(struct session *s, const char *owner);
+/* Frees the owner and leaves it NULL (session_end does this). */
+void session_free_owner(struct session *s);
+
 struct session *session_find(struct broker *b, const char *id);
 struct session *session_new(struct broker *b, const char *id);
 /* Ends a session: drops its subscriptions (its own, found through its list,

@@ -41,6 +41,34 @@ TEST(table_find_new_end)
     broker_free(b);
 }
 
+/* Anonymous sessions share one empty owner instead of an allocation each;
+ * a named owner is a copy of its own. Ending either frees what it owns
+ * (ASan reports a leak or a bad free otherwise). */
+TEST(owner_anonymous_shared_named_copied)
+{
+    struct broker *b = mkbroker();
+    struct session *a = session_new(b, "a"), *c = session_new(b, "c"), *n = session_new(b, "n");
+    ASSERT(a->owner == NULL); /* not decided yet */
+    ASSERT(session_set_owner(a, ""));
+    ASSERT(session_set_owner(c, ""));
+    ASSERT_STR_EQ(a->owner, "");
+    ASSERT(a->owner == c->owner);
+    char name[] = "user:alice";
+    ASSERT(session_set_owner(n, name));
+    name[0] = 'X'; /* a copy: the caller's buffer may change */
+    ASSERT_STR_EQ(n->owner, "user:alice");
+    ASSERT(session_set_owner(n, "")); /* the copy is freed */
+    ASSERT(n->owner == a->owner);
+    ASSERT(session_set_owner(a, "user:bob"));
+    ASSERT_STR_EQ(a->owner, "user:bob");
+    ASSERT_STR_EQ(c->owner, ""); /* the shared one is untouched */
+    session_free_owner(a);
+    ASSERT(a->owner == NULL);
+    session_end(b, a);
+    session_end(b, c);
+    broker_free(b);
+}
+
 TEST(many_sessions_hash)
 {
     struct broker *b = mkbroker();
@@ -473,5 +501,6 @@ int main(void)
     RUN(missed_insertion_is_refiled);
     RUN(many_sessions_cost_per_tick);
     RUN(sessions_loaded_from_the_store_get_deadlines);
+    RUN(owner_anonymous_shared_named_copied);
     TEST_DONE();
 }
