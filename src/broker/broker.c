@@ -262,8 +262,8 @@ static struct session *attach(struct client *c, const char *id, bool clean, bool
 static const char *verified_user(struct client *c, const struct mqtt_connect *ck, char *buf,
                                  size_t cap)
 {
-    if (c->cert_user)
-        return c->cert_user;
+    if (client_cert_user(c))
+        return client_cert_user(c);
     if (!ck->has_username)
         return NULL;
     if (!c->user_verified) {
@@ -353,8 +353,8 @@ static void connect_packet(struct client *c, struct mqtt_packet *pkt)
         return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_RC311_NOT_AUTHORIZED,
                       "the certificate's names are ambiguous (a NUL or control character, a "
                       "repeated CN or OU, or too long): no identity can be taken from it");
-    if (c->cert_clientid) { /* peer_cert_as_clientid: the certificate names the client */
-        snprintf(id, sizeof(id), "%s", c->cert_clientid);
+    if (client_cert_clientid(c)) { /* peer_cert_as_clientid: the certificate names the client */
+        snprintf(id, sizeof(id), "%s", client_cert_clientid(c));
     } else if (ck->client_id.len == 0) {
         /* MQTT-3.1.3-8: 3.1.1 needs clean session for a server-made id. */
         if (!v5 && !ck->clean_start)
@@ -608,7 +608,7 @@ static void complete(struct client *c, uint16_t pid, uint8_t qos, bool need_pubr
         log_debug("%s: acknowledgement for unknown packet id %u ignored", CLIENT_NAME(c), pid);
         return;
     }
-    delivery_take(&s->inflight, pid);
+    session_inflight_take(c->b, s, pid);
     session_pid_release(s, pid);
     persist_delivery_done(c->b, s, d);
     delivery_free(d);

@@ -59,12 +59,10 @@ struct client {
      * PUB/MSG) and protocol bytes; counted where the broker's totals are. */
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
     /* A verified client certificate (mTLS), read while a CONNECT is
-     * handled (login.h: client_read_cert, client_drop_cert); NULL
-     * otherwise. cert_user / cert_clientid are what
-     * peer_cert_as_username/_clientid make of it (NULL: not configured or
-     * no such field). */
+     * handled (login.h: client_read_cert, client_drop_cert, and
+     * client_cert_user / client_cert_clientid for what
+     * peer_cert_as_username/_clientid make of it); NULL otherwise. */
     const struct tls_identity *cert;
-    const char *cert_user, *cert_clientid;
     struct mqtt_codec codec;
     enum auth_cause auth_cause; /* decided before the lock (may be slow) */
     uint32_t max_packet;        /* the client's Maximum Packet Size, 0 = protocol max */

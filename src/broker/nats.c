@@ -447,8 +447,8 @@ static int set_identity(struct client *c)
     const char *user = NULL;
     if (st->user[0] && (st->entry || c->user_verified))
         user = st->user;
-    else if (c->has_cert && c->cert_user)
-        user = c->cert_user;
+    else if (c->has_cert && client_cert_user(c))
+        user = client_cert_user(c);
     char owner[600];
     if (user)
         snprintf(owner, sizeof(owner), "user:%s", user);

@@ -214,14 +214,14 @@ void route_pump(struct broker *b, struct client *c)
      * it waits in the queue (where backpressure sees it) for on_drain. */
     while (s->queue.head && s->inflight.count < window(b, c) &&
            net_conn_writable(c->nc, msg_wire_size(s->queue.head->m))) {
-        struct delivery *d = delivery_pop(&s->queue);
+        struct delivery *d = session_queue_pop(b, s);
         if (msg_expired(d->m, now) || !still_allowed(b, s, d->m) ||
             !(d->pid = session_pid_take(s))) {
             persist_delivery_done(b, s, d);
             delivery_free(d);
             continue;
         }
-        delivery_append(&s->inflight, d);
+        session_inflight_add(b, s, d);
         persist_delivery_update(b, s, d);
         persist_hold_publish(b, s, d);
         transmit(b, c, d);
@@ -237,7 +237,7 @@ void route_resend(struct broker *b, struct client *c)
     for (struct delivery *d = s->inflight.head, *next; d; d = next) {
         next = d->next;
         if (!d->pubrel_sent && !still_allowed(b, s, d->m)) {
-            delivery_take(&s->inflight, d->pid);
+            session_inflight_take(b, s, d->pid);
             session_pid_release(s, d->pid);
             persist_delivery_done(b, s, d);
             delivery_free(d);
@@ -312,7 +312,7 @@ void route_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t q
     if (nsub)
         memcpy(d->sub_ids, sub_ids, nsub * sizeof(*sub_ids));
     persist_delivery_new(b, s, d);
-    delivery_append(&s->queue, d);
+    session_queue_add(b, s, d);
     if (online(s))
         route_pump(b, s->c);
     persist_delivery_queued(b, s);

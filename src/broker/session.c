@@ -30,8 +30,6 @@ struct session *session_new(struct broker *b, const char *id)
         return NULL;
     }
     s->next_pid = 1;
-    s->queue.total = &b->st.queued;
-    s->inflight.total = &b->st.inflight;
     size_t h = hash_id(id) % b->nbuckets;
     s->hnext = b->buckets[h];
     b->buckets[h] = s;
@@ -193,11 +191,14 @@ void session_offline_remove(struct broker *b, struct session *s)
     b->noffline--;
 }
 
-static void drain(struct delivery_list *l)
+/* Frees a list's deliveries, taking them off the broker's count. */
+static void drain(struct delivery_list *l, uint64_t *total)
 {
     struct delivery *d;
-    while ((d = delivery_pop(l)))
+    while ((d = delivery_pop(l))) {
+        (*total)--;
         delivery_free(d);
+    }
 }
 
 /* see session.h */
@@ -270,8 +271,8 @@ void session_end(struct broker *b, struct session *s)
     if (*pp)
         *pp = s->hnext;
     b->nsessions--;
-    drain(&s->inflight);
-    drain(&s->queue);
+    drain(&s->inflight, &b->st.inflight);
+    drain(&s->queue, &b->st.queued);
     free(s->pid_used);
     free(s->rel_ids);
     session_free_owner(s);
@@ -334,8 +335,6 @@ void delivery_append(struct delivery_list *l, struct delivery *d)
         l->head = d;
     l->tail = d;
     l->count++;
-    if (l->total)
-        (*l->total)++;
 }
 
 struct delivery *delivery_pop(struct delivery_list *l)
@@ -347,8 +346,6 @@ struct delivery *delivery_pop(struct delivery_list *l)
     if (!l->head)
         l->tail = NULL;
     l->count--;
-    if (l->total)
-        (*l->total)--;
     d->next = NULL;
     return d;
 }
@@ -374,12 +371,42 @@ struct delivery *delivery_take(struct delivery_list *l, uint16_t pid)
         if (l->tail == d)
             l->tail = prev;
         l->count--;
-        if (l->total)
-            (*l->total)--;
         d->next = NULL;
         return d;
     }
     return NULL;
+}
+
+/* see session.h */
+void session_queue_add(struct broker *b, struct session *s, struct delivery *d)
+{
+    delivery_append(&s->queue, d);
+    b->st.queued++;
+}
+
+/* see session.h */
+struct delivery *session_queue_pop(struct broker *b, struct session *s)
+{
+    struct delivery *d = delivery_pop(&s->queue);
+    if (d)
+        b->st.queued--;
+    return d;
+}
+
+/* see session.h */
+void session_inflight_add(struct broker *b, struct session *s, struct delivery *d)
+{
+    delivery_append(&s->inflight, d);
+    b->st.inflight++;
+}
+
+/* see session.h */
+struct delivery *session_inflight_take(struct broker *b, struct session *s, uint16_t pid)
+{
+    struct delivery *d = delivery_take(&s->inflight, pid);
+    if (d)
+        b->st.inflight--;
+    return d;
 }
 
 void delivery_free(struct delivery *d)

@@ -36,10 +36,12 @@ struct delivery {
     uint32_t sub_ids[MQTT_MAX_SUB_IDS];
 };
 
+/* The broker's count across sessions (st.queued, st.inflight) is kept by
+ * the session_queue_ / session_inflight_ functions, not by the list, so
+ * that a session does not carry a pointer to it in each list. */
 struct delivery_list {
     struct delivery *head, *tail;
     uint32_t count;
-    uint64_t *total; /* the broker's count across sessions (st.queued, st.inflight), or NULL */
 };
 
 struct client;
@@ -142,6 +144,14 @@ int session_unsubscribe(struct broker *b, struct session *s, const uint8_t *filt
 /* A free outbound packet identifier, marked used. 0 if all are in use. */
 uint16_t session_pid_take(struct session *s);
 void session_pid_release(struct session *s, uint16_t pid);
+/* A session's queue and in-flight list, counted in the broker's
+ * st.queued and st.inflight as well. */
+void session_queue_add(struct broker *b, struct session *s, struct delivery *d);
+struct delivery *session_queue_pop(struct broker *b, struct session *s);
+void session_inflight_add(struct broker *b, struct session *s, struct delivery *d);
+/* Unlinks the in-flight delivery with pid; NULL if none. */
+struct delivery *session_inflight_take(struct broker *b, struct session *s, uint16_t pid);
+/* Any list, counted in nothing else. */
 void delivery_append(struct delivery_list *l, struct delivery *d);
 struct delivery *delivery_pop(struct delivery_list *l);
 /* Unlinks the in-flight delivery with pid; NULL if none. */

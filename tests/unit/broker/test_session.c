@@ -69,6 +69,40 @@ TEST(owner_anonymous_shared_named_copied)
     broker_free(b);
 }
 
+/* A session's queue and in-flight list keep the broker's counts; popping
+ * or taking what is not there changes nothing; ending a session takes
+ * what it still held off them. */
+TEST(session_lists_keep_the_broker_counts)
+{
+    struct broker *b = mkbroker();
+    struct session *s = session_new(b, "counted");
+    for (uint16_t i = 1; i <= 3; i++) {
+        struct delivery *d = calloc(1, sizeof(*d));
+        d->pid = i;
+        d->m = msg_new((const uint8_t *)"t", 1, NULL, 0, 1, false, NULL, "o", 0);
+        session_queue_add(b, s, d);
+    }
+    ASSERT_EQ(b->st.queued, 3);
+    ASSERT_EQ(b->st.inflight, 0);
+    struct delivery *d = session_queue_pop(b, s);
+    ASSERT(d && d->pid == 1);
+    session_inflight_add(b, s, d);
+    ASSERT_EQ(b->st.queued, 2);
+    ASSERT_EQ(b->st.inflight, 1);
+    ASSERT(session_inflight_take(b, s, 9) == NULL); /* not in flight */
+    ASSERT_EQ(b->st.inflight, 1);
+    d = session_inflight_take(b, s, 1);
+    ASSERT(d && d->pid == 1);
+    ASSERT_EQ(b->st.inflight, 0);
+    delivery_free(d);
+    struct session *e = session_new(b, "empty");
+    ASSERT(session_queue_pop(b, e) == NULL);
+    ASSERT_EQ(b->st.queued, 2);
+    session_end(b, s);
+    ASSERT_EQ(b->st.queued, 0);
+    broker_free(b);
+}
+
 TEST(many_sessions_hash)
 {
     struct broker *b = mkbroker();
@@ -502,5 +536,6 @@ int main(void)
     RUN(many_sessions_cost_per_tick);
     RUN(sessions_loaded_from_the_store_get_deadlines);
     RUN(owner_anonymous_shared_named_copied);
+    RUN(session_lists_keep_the_broker_counts);
     TEST_DONE();
 }
