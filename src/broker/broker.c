@@ -1008,7 +1008,7 @@ static size_t on_data(void *user, const uint8_t *data, size_t len)
         b->st.bytes_in += used;
         c->bytes_in += used;
     }
-    c->scanned = ahead > off ? ahead - off : 0;
+    c->scanned = ahead > off ? (uint32_t)(ahead - off) : 0;
     /* A packet begun and not finished starts mqtt.packet_timeout's clock. */
     if (off == len)
         c->partial_since_ms = 0;

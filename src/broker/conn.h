@@ -47,7 +47,6 @@ struct client {
     uint64_t opened_ms;
     uint64_t last_rx_ms;
     uint64_t partial_since_ms; /* when an unfinished packet began, 0 if none */
-    size_t scanned;            /* input bytes whose acknowledgements were handled ahead */
     char *owner;               /* identity owning this client's session (see broker.c); NULL: "" */
     struct client_extra *x;    /* NULL until something in it is used */
     /* broker.c: a password check in progress (owner only) */
@@ -66,6 +65,9 @@ struct client {
     struct mqtt_codec codec;
     enum auth_cause auth_cause; /* decided before the lock (may be slow) */
     uint32_t max_packet;        /* the client's Maximum Packet Size, 0 = protocol max */
+    /* Input bytes whose acknowledgements were handled ahead: at most the
+     * held input, which net bounds by the largest packet (< 256 MiB). */
+    uint32_t scanned;
     uint16_t keepalive;
     uint16_t recv_max;  /* the client's Receive Maximum: our outbound window */
     uint16_t alias_max; /* the client's Topic Alias Maximum */

@@ -201,12 +201,24 @@ static void drain(struct delivery_list *l, uint64_t *total)
     }
 }
 
+/* Room for one more subscription in subs and sub_opts, which share one
+ * capacity: both grow the same way from it, and it is raised only once
+ * both have grown, so after a failure each holds at least that much. */
+static bool subs_reserve(struct session *s)
+{
+    size_t need = (size_t)s->nsubs + 1, cap_subs = s->capsubs, cap_opts = s->capsubs;
+    if (!ward_ok(VEC_RESERVE(s->subs, cap_subs, need)) ||
+        !ward_ok(VEC_RESERVE(s->sub_opts, cap_opts, need)))
+        return false;
+    s->capsubs = cap_subs < cap_opts ? cap_subs : cap_opts;
+    return true;
+}
+
 /* see session.h */
 int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len,
                       uint8_t options, uint32_t sub_id)
 {
-    if (!ward_ok(VEC_RESERVE(s->subs, s->capsubs, (size_t)s->nsubs + 1)) ||
-        !ward_ok(VEC_RESERVE(s->sub_opts, s->capopts, (size_t)s->nsubs + 1)))
+    if (!subs_reserve(s))
         return -1;
     char *copy = strndup((const char *)filter, len);
     if (!copy)

@@ -69,14 +69,13 @@ struct session {
     uint16_t *rel_ids; /* inbound QoS 2 ids awaiting PUBREL */
     size_t caprel;
     struct msg *will;
-    uint64_t will_at; /* non-zero: a delayed will is pending */
-    char **subs;      /* its filters as subscribed ($share/GROUP/ included) */
-    size_t capsubs;
+    uint64_t will_at;  /* non-zero: a delayed will is pending */
+    char **subs;       /* its filters as subscribed ($share/GROUP/ included) */
     uint8_t *sub_opts; /* each filter's options byte, for inspection (inspect.h) */
-    size_t capopts;
-    char *owner;    /* the identity that made it ("" anonymous); only it may resume it */
-    char *username; /* for ACLs: the verified user name, or NULL */
-    char *cert_cn;  /* and its certificate's identity, when it had one */
+    size_t capsubs;    /* of both subs and sub_opts */
+    char *owner;       /* the identity that made it ("" anonymous); only it may resume it */
+    char *username;    /* for ACLs: the verified user name, or NULL */
+    char *cert_cn;     /* and its certificate's identity, when it had one */
     char *cert_ou;
     uint64_t blocking_since_ms;
     uint64_t next_seq;       /* persist.c: the last delivery's seq */

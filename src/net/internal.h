@@ -100,10 +100,9 @@ struct net_conn {
      * otherwise. */
     const struct transport_ops *under_ops;
     void *under;
-    void *tls_t; /* the TLS transport's state, whatever runs over it */
+    void *tls_t; /* the TLS transport's state, whatever runs over it; NULL: no TLS (any more) */
     struct worker *w;
     void *user;
-    struct tls_server *tls;
     struct listener *l;
     struct net_conn *prev, *next; /* owner's list of connections */
     /* On the owner's watched list: something sweep() must check (owner
@@ -119,24 +118,23 @@ struct net_conn {
     size_t out_limit;        /* the output bound (the buf itself is unbounded) */
     uint64_t out_full_since; /* guarded by out_lock: when a send was refused, 0 if not */
     uint64_t tag;            /* net_conn_set_tag */
-    uint64_t accepted_ms;
     uint64_t close_deadline; /* flushing before a close */
     uint64_t deadline;       /* PROXY header, handshake (from accept), or drain */
-    size_t linger_left;
-    uint32_t slow_ms;  /* slow-consumer timeout, 0: none */
-    uint32_t events;   /* registered with epoll */
-    enum phase phase;  /* owner only, as are the fields from here to hs_wants_write */
-    uint8_t addr[16];  /* the peer (after a PROXY header, the client) */
-    uint16_t port;     /* the peer's, with addr (PEER_V4, PEER_V6) */
-    uint8_t peer_form; /* enum peer_form */
-    bool opened;       /* on_open succeeded and on_close has not run */
-    bool failed;       /* an error: no graceful close */
-    bool in_gate;      /* has been through the handshake gate */
-    bool trusted;      /* the socket peer is a trusted proxy */
-    bool linger_done;  /* the peer closed, or the drain budget is spent */
-    bool rd_eof;       /* the peer closed its sending side */
-    bool released;     /* no longer counted in nconns */
-    bool greeted;      /* the listener's greeting was queued or written */
+    uint32_t linger_left;    /* input the drain may still read (LINGER_BYTES at most) */
+    uint32_t slow_ms;        /* slow-consumer timeout, 0: none */
+    uint32_t events;         /* registered with epoll */
+    enum phase phase;        /* owner only, as are the fields from here to hs_wants_write */
+    uint8_t addr[16];        /* the peer (after a PROXY header, the client) */
+    uint16_t port;           /* the peer's, with addr (PEER_V4, PEER_V6) */
+    uint8_t peer_form;       /* enum peer_form */
+    bool opened;             /* on_open succeeded and on_close has not run */
+    bool failed;             /* an error: no graceful close */
+    bool in_gate;            /* has been through the handshake gate */
+    bool trusted;            /* the socket peer is a trusted proxy */
+    bool linger_done;        /* the peer closed, or the drain budget is spent */
+    bool rd_eof;             /* the peer closed its sending side */
+    bool released;           /* no longer counted in nconns */
+    bool greeted;            /* the listener's greeting was queued or written */
     bool hs_wants_write;
     bool watched;
     bool held;               /* owner only: input held by net_conn_hold_input */

@@ -226,7 +226,7 @@ void net_conn_close(struct net_conn *c, const char *why)
 
 const struct tls_identity *net_conn_tls_identity(const struct net_conn *c)
 {
-    return c->tls ? tls_transport_identity(c->tls_t) : NULL;
+    return c->tls_t ? tls_transport_identity(c->tls_t) : NULL;
 }
 
 struct tls_server *net_conn_tls_server(const struct net_conn *c)
@@ -252,7 +252,7 @@ uint64_t net_conn_tag(const struct net_conn *c)
 
 bool net_conn_tls_revoked(const struct net_conn *c)
 {
-    return c->tls && tls_transport_revoked(c->tls_t, c->tls);
+    return c->tls_t && tls_transport_revoked(c->tls_t, c->l->tls);
 }
 
 const char *net_conn_peer_format(const struct net_conn *c, char *buf)
@@ -456,7 +456,7 @@ static void open_conn(struct net_conn *c)
     }
     c->opened = true;
     /* Bytes that came with the end of the handshake are waiting. */
-    if (c->tls || c->under_ops)
+    if (c->tls_t || c->under_ops)
         read_ready(c);
 }
 
@@ -545,7 +545,7 @@ static void after_proxy(struct net_conn *c)
     /* From accept: the greeting, if any, must be read within the
      * handshake's time; waiting for a slot and the handshake itself get
      * their own deadlines (gate_arrive, begin_handshake). */
-    c->deadline = c->accepted_ms + c->l->hs_timeout_ms;
+    c->deadline = c->deadline - PROXY_TIMEOUT_MS + c->l->hs_timeout_ms;
     /* On a WebSocket the greeting is the first frame after the upgrade. */
     if (!c->l->ws && !greet(c))
         return;
@@ -566,7 +566,6 @@ static void begin_handshake(struct net_conn *c)
         fail(c, "out of memory");
         return;
     }
-    c->tls = l->tls;
     c->ops = &tls_transport_ops;
     c->tstate = t;
     c->tls_t = t;
@@ -1020,12 +1019,12 @@ static void start_linger(struct net_conn *c, uint64_t now)
         c->tstate = c->under;
         c->under_ops = NULL;
     }
-    if (c->tls) {
+    if (c->tls_t) {
         /* TLS ends first (close_notify, best effort); the drain reads raw. */
         c->ops->destroy(c->tstate);
         c->ops = &tcp_transport_ops;
         c->tstate = &c->tcp;
-        c->tls = NULL;
+        c->tls_t = NULL;
     }
     /* Counted before the FIN: a peer that sees its end of file finds it
      * counted. */
@@ -1148,8 +1147,9 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
     w->conns = c;
     watch(c); /* the PROXY header or handshake deadline; off once open */
     c->linger_left = LINGER_BYTES;
-    c->accepted_ms = clock_mono_ms();
-    c->deadline = c->accepted_ms + PROXY_TIMEOUT_MS;
+    /* The PROXY phase's deadline, which after_proxy() turns into the
+     * handshake's: both count from accept, kept in this one field. */
+    c->deadline = clock_mono_ms() + PROXY_TIMEOUT_MS;
     c->events = l->proxy ? EPOLLIN | EPOLLET : EPOLLIN;
     struct epoll_event ev = {.events = c->events, .data.ptr = c};
     atomic_fetch_add(&l->st[NET_ST_ACCEPTED], 1);

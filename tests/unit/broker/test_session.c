@@ -103,6 +103,28 @@ TEST(session_lists_keep_the_broker_counts)
     broker_free(b);
 }
 
+/* subs and sub_opts grow together on one capacity: past several growths
+ * every filter still has its own options byte. */
+TEST(subscriptions_and_options_grow_together)
+{
+    struct broker *b = mkbroker();
+    struct session *s = session_new(b, "grows");
+    char f[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(f, sizeof(f), "g/%d", i);
+        ASSERT_EQ(session_subscribe(b, s, (const uint8_t *)f, strlen(f), (uint8_t)(i % 3), 0), 1);
+    }
+    ASSERT_EQ(s->nsubs, 100);
+    ASSERT(s->capsubs >= 100);
+    for (int i = 0; i < 100; i++) {
+        snprintf(f, sizeof(f), "g/%d", i);
+        ASSERT_STR_EQ(s->subs[i], f);
+        ASSERT_EQ(s->sub_opts[i], i % 3);
+    }
+    session_end(b, s);
+    broker_free(b);
+}
+
 TEST(many_sessions_hash)
 {
     struct broker *b = mkbroker();
@@ -537,5 +559,6 @@ int main(void)
     RUN(sessions_loaded_from_the_store_get_deadlines);
     RUN(owner_anonymous_shared_named_copied);
     RUN(session_lists_keep_the_broker_counts);
+    RUN(subscriptions_and_options_grow_together);
     TEST_DONE();
 }
