@@ -260,12 +260,14 @@ const char *net_conn_peer_format(const struct net_conn *c, char *buf)
     char ip[INET6_ADDRSTRLEN] = "?";
     switch (c->peer_form) {
     case PEER_V4:
-        inet_ntop(AF_INET, c->addr + 12, ip, sizeof(ip));
-        snprintf(buf, NET_PEER_MAX, "%s:%u", ip, c->port);
+        inet_ntop(AF_INET, c->addr + 12, ip, INET_ADDRSTRLEN);
+        snprintf(buf, NET_PEER_MAX, "%.*s:%u", INET_ADDRSTRLEN - 1, ip, c->port);
         break;
     case PEER_V6:
+        /* inet_ntop writes at most 39 characters (eight groups of four and
+         * seven colons; its dotted forms are shorter): "[v6]:port" fits. */
         inet_ntop(AF_INET6, c->addr, ip, sizeof(ip));
-        snprintf(buf, NET_PEER_MAX, "[%s]:%u", ip, c->port);
+        snprintf(buf, NET_PEER_MAX, "[%.39s]:%u", ip, c->port);
         break;
     default:
         snprintf(buf, NET_PEER_MAX, "%s", c->name ? c->name : "unknown");
