@@ -79,7 +79,7 @@ static void connack(struct client *c, bool present, uint8_t rc, const struct mqt
 /* Refuses a CONNECT: CONNACK with the v5 reason or 3.1.1 return code. */
 static void refuse(struct client *c, uint8_t rc5, uint8_t rc311, const char *why)
 {
-    log_notice("%s: connection refused: %s", c->id, why);
+    log_notice("%s: connection refused: %s", CLIENT_NAME(c), why);
     connack(c, false, c->codec.version == MQTT_V5 ? rc5 : rc311, NULL);
     client_close(c, why);
 }
@@ -97,9 +97,10 @@ static void end_session(struct broker *b, struct session *s)
 static void take_over(struct broker *b, struct session *s, bool clean)
 {
     struct client *old = s->c;
-    log_notice("%s: session taken over by a new connection", old->id);
+    log_notice("%s: session taken over by a new connection", CLIENT_NAME(old));
     /* MQTT-3.1.4-3: the existing connection is closed; v5 says why. */
     client_kick(old, MQTT_RC_SESSION_TAKEN_OVER, "session taken over");
+    client_label_keep(old); /* its label was made from the session */
     old->s = NULL;
     s->c = NULL;
     /* The old connection ended abnormally: its will goes out now unless the
@@ -130,8 +131,8 @@ static int make_will(struct client *c, struct session *s, const struct mqtt_conn
      * the log rather than refused, as a PUBLISH would be. */
     if (!session_allowed(b, s, ACL_PUBLISH, (const char *)ck->will_topic.p, ck->will_topic.len)) {
         b->st.acl_denied++;
-        log_notice("%s: will on '%.*s' not authorized; dropped", c->id, (int)ck->will_topic.len,
-                   ck->will_topic.p);
+        log_notice("%s: will on '%.*s' not authorized; dropped", CLIENT_NAME(c),
+                   (int)ck->will_topic.len, ck->will_topic.p);
         return 0;
     }
     s->will =
@@ -245,7 +246,7 @@ static struct session *attach(struct client *c, const char *id, bool clean, bool
         s->will = NULL;
     }
     s->will_at = 0;
-    if (!s->owner && !(s->owner = strdup(client_owner(c)))) {
+    if (!s->owner && !session_set_owner(s, client_owner(c))) {
         session_offline_add(b, s);
         return NULL;
     }
@@ -261,12 +262,12 @@ static struct session *attach(struct client *c, const char *id, bool clean, bool
 static const char *verified_user(struct client *c, const struct mqtt_connect *ck, char *buf,
                                  size_t cap)
 {
-    if (c->cert_user)
-        return c->cert_user;
+    if (client_cert_user(c))
+        return client_cert_user(c);
     if (!ck->has_username)
         return NULL;
     if (!c->user_verified) {
-        log_notice("%s: user name '%.*s' ignored: its password was not checked", c->id,
+        log_notice("%s: user name '%.*s' ignored: its password was not checked", CLIENT_NAME(c),
                    (int)ck->username.len, ck->username.p);
         return NULL;
     }
@@ -352,8 +353,8 @@ static void connect_packet(struct client *c, struct mqtt_packet *pkt)
         return refuse(c, MQTT_RC_NOT_AUTHORIZED, MQTT_RC311_NOT_AUTHORIZED,
                       "the certificate's names are ambiguous (a NUL or control character, a "
                       "repeated CN or OU, or too long): no identity can be taken from it");
-    if (c->cert_clientid) { /* peer_cert_as_clientid: the certificate names the client */
-        snprintf(id, sizeof(id), "%s", c->cert_clientid);
+    if (client_cert_clientid(c)) { /* peer_cert_as_clientid: the certificate names the client */
+        snprintf(id, sizeof(id), "%s", client_cert_clientid(c));
     } else if (ck->client_id.len == 0) {
         /* MQTT-3.1.3-8: 3.1.1 needs clean session for a server-made id. */
         if (!v5 && !ck->clean_start)
@@ -379,7 +380,7 @@ static void connect_packet(struct client *c, struct mqtt_packet *pkt)
                       "client ids starting with $bridge/ are reserved for bridges");
     if (b->auth && (!c->auth_done || c->auth_cause != AUTH_OK)) {
         b->st.auth_failures++;
-        recent_refusal(net_conn_listener(c->nc), c->id, auth_cause_text(c->auth_cause));
+        recent_refusal(net_conn_listener(c->nc), CLIENT_NAME(c), auth_cause_text(c->auth_cause));
         return refuse(c, auth_reason(c->auth_cause), auth_reason311(c->auth_cause),
                       auth_cause_text(c->auth_cause));
     }
@@ -421,14 +422,15 @@ static void connect_packet(struct client *c, struct mqtt_packet *pkt)
     struct mqtt_props pr;
     connack_props(c, ck, gave_id ? assigned : NULL, &pr);
     c->connected = true;
+    client_label_drop(c); /* client_name makes it from s->id from now on */
     b->st.connects++;
     b->st.clients_connected++;
     if (b->st.clients_connected > b->st.clients_max)
         b->st.clients_max = b->st.clients_connected;
     connack(c, present, 0, v5 ? &pr : NULL);
-    log_notice("%s connected: MQTT %s%s, clean start %d, keep alive %u, session present %d", c->id,
-               v5 ? "5.0" : "3.1.1", ck->bridge ? " (bridge)" : "", ck->clean_start, c->keepalive,
-               present);
+    log_notice("%s connected: MQTT %s%s, clean start %d, keep alive %u, session present %d",
+               CLIENT_NAME(c), v5 ? "5.0" : "3.1.1", ck->bridge ? " (bridge)" : "", ck->clean_start,
+               c->keepalive, present);
     persist_connected(b, c, s);
     route_resend(b, c);
 }
@@ -444,10 +446,13 @@ static int resolve_alias(struct client *c, struct mqtt_publish *pub)
     uint16_t a = pub->props.topic_alias;
     if (a == 0 || a > b->cfg.topic_alias_max)
         return MQTT_RC_TOPIC_ALIAS_INVALID;
-    if (!c->alias_in) {
-        c->alias_in = calloc(b->cfg.topic_alias_max + 1u, sizeof(*c->alias_in));
-        c->alias_in_len = calloc(b->cfg.topic_alias_max + 1u, sizeof(*c->alias_in_len));
-        if (!c->alias_in || !c->alias_in_len)
+    struct client_extra *x = client_extra(c);
+    if (!x)
+        return MQTT_RC_UNSPECIFIED;
+    if (!x->alias_in) {
+        x->alias_in = calloc(b->cfg.topic_alias_max + 1u, sizeof(*x->alias_in));
+        x->alias_in_len = calloc(b->cfg.topic_alias_max + 1u, sizeof(*x->alias_in_len));
+        if (!x->alias_in || !x->alias_in_len)
             return MQTT_RC_UNSPECIFIED;
     }
     if (pub->topic.len) {
@@ -455,14 +460,14 @@ static int resolve_alias(struct client *c, struct mqtt_publish *pub)
         if (!t)
             return MQTT_RC_UNSPECIFIED;
         memcpy(t, pub->topic.p, pub->topic.len);
-        free(c->alias_in[a]);
-        c->alias_in[a] = t;
-        c->alias_in_len[a] = pub->topic.len;
+        free(x->alias_in[a]);
+        x->alias_in[a] = t;
+        x->alias_in_len[a] = pub->topic.len;
         return 0;
     }
-    if (!c->alias_in[a])
+    if (!x->alias_in[a])
         return MQTT_RC_PROTOCOL_ERROR; /* an alias never set */
-    pub->topic = (struct mqtt_str){(const uint8_t *)c->alias_in[a], c->alias_in_len[a]};
+    pub->topic = (struct mqtt_str){(const uint8_t *)x->alias_in[a], x->alias_in_len[a]};
     return 0;
 }
 
@@ -489,7 +494,8 @@ static void publish_denied(struct client *c, const struct mqtt_publish *pub)
     struct broker *b = c->b;
     bool v5 = c->codec.version == MQTT_V5;
     b->st.acl_denied++;
-    log_info("%s: PUBLISH to '%.*s' not authorized", c->id, (int)pub->topic.len, pub->topic.p);
+    log_info("%s: PUBLISH to '%.*s' not authorized", CLIENT_NAME(c), (int)pub->topic.len,
+             pub->topic.p);
     if (auth_deny_disconnects(b->auth))
         return client_kick(c, MQTT_RC_NOT_AUTHORIZED, "PUBLISH not authorized");
     if (pub->qos == 1)
@@ -599,10 +605,10 @@ static void complete(struct client *c, uint16_t pid, uint8_t qos, bool need_pubr
     struct session *s = c->s;
     struct delivery *d = delivery_find(&s->inflight, pid);
     if (!d || d->qos != qos || d->pubrel_sent != need_pubrel) {
-        log_debug("%s: acknowledgement for unknown packet id %u ignored", c->id, pid);
+        log_debug("%s: acknowledgement for unknown packet id %u ignored", CLIENT_NAME(c), pid);
         return;
     }
-    delivery_take(&s->inflight, pid);
+    session_inflight_take(c->b, s, pid);
     session_pid_release(s, pid);
     persist_delivery_done(c->b, s, d);
     delivery_free(d);
@@ -669,7 +675,7 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_subscription *s
     /* MQTT-4.8.2-1/2, in both versions: a malformed "$share/" filter is
      * refused on its own. The ACL and the level limit see the plain filter. */
     if (!mqtt_share_split(sub->filter.p, sub->filter.len, &sh)) {
-        log_info("%s: SUBSCRIBE to '%.*s' refused: not a valid shared subscription", c->id,
+        log_info("%s: SUBSCRIBE to '%.*s' refused: not a valid shared subscription", CLIENT_NAME(c),
                  (int)sub->filter.len, sub->filter.p);
         return invalid;
     }
@@ -677,7 +683,7 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_subscription *s
         return invalid;
     if (!session_allowed(b, c->s, ACL_SUBSCRIBE, (const char *)sh.filter, sh.filter_len)) {
         b->st.acl_denied++;
-        log_info("%s: SUBSCRIBE to '%.*s' not authorized", c->id, (int)sub->filter.len,
+        log_info("%s: SUBSCRIBE to '%.*s' not authorized", CLIENT_NAME(c), (int)sub->filter.len,
                  sub->filter.p);
         /* MQTT-3.9.3: 0x87 in v5; 3.1.1 has only "failure" (0x80). */
         return c->codec.version == MQTT_V5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
@@ -689,8 +695,8 @@ static uint8_t subscribe_one(struct client *c, const struct mqtt_subscription *s
     if (c->s->nsubs >= b->cfg.max_subscriptions &&
         !session_has_sub(c->s, sub->filter.p, sub->filter.len)) {
         b->st.subs_refused++;
-        log_notice("%s: SUBSCRIBE to '%.*s' refused: mqtt.max_subscriptions (%u) reached", c->id,
-                   (int)sub->filter.len, sub->filter.p, b->cfg.max_subscriptions);
+        log_notice("%s: SUBSCRIBE to '%.*s' refused: mqtt.max_subscriptions (%u) reached",
+                   CLIENT_NAME(c), (int)sub->filter.len, sub->filter.p, b->cfg.max_subscriptions);
         return c->codec.version == MQTT_V5 ? MQTT_RC_QUOTA_EXCEEDED : 0x80;
     }
     /* A 3.1.1 bridge (protocol level 0x84, as Mosquitto's bridges send):
@@ -730,7 +736,7 @@ static void handle_subscribe(struct client *c, struct mqtt_packet *pkt)
         b->st.subs_refused += sp->count - b->cfg.max_filters_per_subscribe;
         log_notice("%s: SUBSCRIBE with %u filters: those past mqtt.max_filters_per_subscribe (%u) "
                    "refused",
-                   c->id, sp->count, b->cfg.max_filters_per_subscribe);
+                   CLIENT_NAME(c), sp->count, b->cfg.max_filters_per_subscribe);
     }
     struct mqtt_packet ack = {.type = MQTT_SUBACK};
     ack.u.suback.packet_id = sp->packet_id;
@@ -835,7 +841,7 @@ static void decode_failed(struct client *c, int rc, const struct mqtt_packet *pk
         c->codec.version = MQTT_V5;
         return refuse(c, (uint8_t)rc, 0, "bad CONNECT");
     }
-    log_notice("%s: %s before CONNECT (%s); closing", c->id, mqtt_type_name(pkt->type),
+    log_notice("%s: %s before CONNECT (%s); closing", CLIENT_NAME(c), mqtt_type_name(pkt->type),
                mqtt_rc_name((uint8_t)rc));
     client_close(c, "bad first packet");
 }
@@ -853,13 +859,13 @@ static void *on_open(void *ctx, struct net_conn *nc)
     c->codec.is_server = true;
     c->opened_ms = c->last_rx_ms = clock_mono_ms();
     client_label(c, "client from %s", net_conn_peer(nc));
-    if (!c->id) {
+    if (!c->label) {
         free(c);
         return NULL;
     }
     if (b->nats[net_conn_listener(nc) % 64] && !nats_open(b, c)) {
         nats_free(c);
-        free(c->id);
+        free(c->label);
         free(c);
         return NULL;
     }
@@ -873,7 +879,7 @@ static void *on_open(void *ctx, struct net_conn *nc)
     if (b->shutting_down) { /* a handshake that ended after broker_shutdown */
         pthread_mutex_unlock(&b->lock);
         nats_free(c);
-        free(c->id);
+        free(c->label);
         free(c);
         return NULL;
     }
@@ -1002,7 +1008,7 @@ static size_t on_data(void *user, const uint8_t *data, size_t len)
         b->st.bytes_in += used;
         c->bytes_in += used;
     }
-    c->scanned = ahead > off ? ahead - off : 0;
+    c->scanned = ahead > off ? (uint32_t)(ahead - off) : 0;
     /* A packet begun and not finished starts mqtt.packet_timeout's clock. */
     if (off == len)
         c->partial_since_ms = 0;
@@ -1046,18 +1052,22 @@ static void detach(struct broker *b, struct client *c)
 
 static void client_free(struct client *c)
 {
-    if (c->alias_in)
+    struct client_extra *x = c->x;
+    if (x && x->alias_in)
         for (uint32_t i = 0; i <= c->b->cfg.topic_alias_max; i++)
-            free(c->alias_in[i]);
-    free(c->alias_in);
-    free(c->alias_in_len);
-    for (uint16_t i = 0; i < c->nalias_out; i++)
-        free(c->alias_out[i]);
-    free(c->alias_out);
+            free(x->alias_in[i]);
+    if (x) {
+        free(x->alias_in);
+        free(x->alias_in_len);
+        for (uint16_t i = 0; i < x->nalias_out; i++)
+            free(x->alias_out[i]);
+        free(x->alias_out);
+    }
     client_drop_cert(c);
     free(c->owner);
-    free(c->id);
+    free(c->label);
     route_retained_forget(c);
+    free(c->x);
     nats_free(c);
     free(c);
 }
@@ -1082,7 +1092,7 @@ static void on_close(void *user, const char *why)
         b->st.clients_connected--;
         if (c->nats)
             b->st.nats_connected--;
-        log_notice("%s disconnected: %s", c->id, why);
+        log_notice("%s disconnected: %s", CLIENT_NAME(c), why);
     }
     if (c->nats)
         nats_closed(c);
@@ -1251,13 +1261,14 @@ static void check_client(struct broker *b, struct client *c, uint64_t now)
         if (!c->closing && c->partial_since_ms &&
             now - c->partial_since_ms > b->cfg.packet_timeout_ms) {
             b->st.packet_timeouts++;
-            log_notice("%s: command not completed within packet_timeout; closing", c->id);
+            log_notice("%s: command not completed within packet_timeout; closing", CLIENT_NAME(c));
             client_close(c, "packet timeout");
         }
         return;
     }
     if (!c->connected && now - c->opened_ms > b->cfg.connect_timeout_ms) {
-        log_notice("%s: no CONNECT within %u ms; closing", c->id, b->cfg.connect_timeout_ms);
+        log_notice("%s: no CONNECT within %u ms; closing", CLIENT_NAME(c),
+                   b->cfg.connect_timeout_ms);
         client_close(c, "connect timeout");
         return;
     }

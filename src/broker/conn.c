@@ -30,7 +30,8 @@ bool client_send(struct client *c, const struct mqtt_packet *p)
     if (p->type == MQTT_PUBLISH ? net_conn_send(c->nc, b->scratch, n) < 0
                                 : net_conn_send_control(c->nc, b->scratch, n) < 0) {
         if (p->type != MQTT_PUBLISH && !c->closing) {
-            log_notice("%s: output far over its bound (slow consumer); disconnecting", c->id);
+            log_notice("%s: output far over its bound (slow consumer); disconnecting",
+                       CLIENT_NAME(c));
             client_close(c, "output limit");
         }
         return false;
@@ -45,7 +46,7 @@ void client_kick(struct client *c, uint8_t rc, const char *why)
 {
     if (c->closing)
         return;
-    log_notice("%s: %s (%s); closing", c->id, why, mqtt_rc_name(rc));
+    log_notice("%s: %s (%s); closing", CLIENT_NAME(c), why, mqtt_rc_name(rc));
     /* MQTT 5 4.13: a DISCONNECT with the reason, once CONNACK has gone. */
     if (c->connected && c->codec.version == MQTT_V5) {
         struct mqtt_packet p = {.type = MQTT_DISCONNECT};
@@ -67,8 +68,47 @@ void client_label(struct client *c, const char *fmt, ...)
     char *label = strdup(buf);
     if (!label)
         return;
-    free(c->id);
-    c->id = label;
+    free(c->label);
+    c->label = label;
+}
+
+/* see conn.h */
+void client_label_drop(struct client *c)
+{
+    free(c->label);
+    c->label = NULL;
+}
+
+/* see conn.h */
+void client_label_keep(struct client *c)
+{
+    if (c->label || !c->s)
+        return;
+    char buf[CLIENT_LABEL_MAX];
+    /* Out of memory, the connection's later lines name it by its peer
+     * alone (client_name's last resort). */
+    c->label = strdup(client_name(c, buf));
+}
+
+/* see conn.h */
+const char *client_name(const struct client *c, char *buf)
+{
+    if (c->label)
+        return c->label;
+    /* The text client_label stored before the CONNECT was accepted. */
+    if (c->s)
+        snprintf(buf, CLIENT_LABEL_MAX, "client '%s' (%s)", c->s->id, net_conn_peer(c->nc));
+    else
+        snprintf(buf, CLIENT_LABEL_MAX, "client from %s", net_conn_peer(c->nc));
+    return buf;
+}
+
+/* see conn.h */
+struct client_extra *client_extra(struct client *c)
+{
+    if (!c->x)
+        c->x = calloc(1, sizeof(*c->x));
+    return c->x;
 }
 
 /* see conn.h */

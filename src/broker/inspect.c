@@ -326,6 +326,7 @@ int broker_end_session(struct broker *b, const char *id)
     if (c) {
         /* The connection goes; the session is no longer its to detach. */
         kick(c);
+        client_label_keep(c); /* its label was made from the session */
         c->s = NULL;
         s->c = NULL;
     }

@@ -10,6 +10,18 @@
 #include "broker/internal.h"
 #include "core/log.h"
 
+/* The copy client_read_cert keeps: the identity first, so that c->cert
+ * points at the whole, and what the listener's settings take from it. */
+struct client_cert {
+    struct tls_identity id;
+    const char *user, *clientid; /* into id, or NULL */
+};
+
+static const struct client_cert *cert_of(const struct client *c)
+{
+    return (const struct client_cert *)c->cert;
+}
+
 /* see login.h */
 void client_read_cert(struct client *c)
 {
@@ -20,26 +32,37 @@ void client_read_cert(struct client *c)
     struct tls_server *ts = net_conn_tls_server(c->nc);
     if (!id || !id->verified || !ts)
         return;
-    struct tls_identity *copy = malloc(sizeof(*copy));
+    struct client_cert *copy = malloc(sizeof(*copy));
     if (!copy) { /* no identity to take: as a connection without one */
-        log_error("%s: out of memory reading its certificate", c->id);
+        log_error("%s: out of memory reading its certificate", CLIENT_NAME(c));
         return;
     }
-    *copy = *id;
-    c->has_cert = true;
-    c->cert = copy;
+    copy->id = *id;
     const struct tls_server_config *tc = tls_server_config(ts);
-    c->cert_user = tls_identity_get(c->cert, tc->as_username);
-    c->cert_clientid = tls_identity_get(c->cert, tc->as_clientid);
+    copy->user = tls_identity_get(&copy->id, tc->as_username);
+    copy->clientid = tls_identity_get(&copy->id, tc->as_clientid);
+    c->has_cert = true;
+    c->cert = &copy->id;
 }
 
 /* see login.h */
 void client_drop_cert(struct client *c)
 {
-    free((struct tls_identity *)c->cert);
+    free((struct client_cert *)cert_of(c));
     c->cert = NULL;
-    c->cert_user = c->cert_clientid = NULL;
     c->cert_read = false;
+}
+
+/* see login.h */
+const char *client_cert_user(const struct client *c)
+{
+    return c->cert ? cert_of(c)->user : NULL;
+}
+
+/* see login.h */
+const char *client_cert_clientid(const struct client *c)
+{
+    return c->cert ? cert_of(c)->clientid : NULL;
 }
 
 /* A password check running on auth's hashing threads for one connection.

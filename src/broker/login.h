@@ -18,6 +18,11 @@ struct client;
  * reads the certificate again. */
 void client_read_cert(struct client *c);
 void client_drop_cert(struct client *c);
+/* What peer_cert_as_username / peer_cert_as_clientid make of the
+ * certificate read: NULL without one, when not configured, or when it has
+ * no such field. Kept with the copy, not in every client. */
+const char *client_cert_user(const struct client *c);
+const char *client_cert_clientid(const struct client *c);
 /* Hands a check to auth's hashing threads. Returns true when the verdict
  * is in c already (c->auth_cause, c->user_verified: no hash was needed,
  * or the queue is full), false when it will come: the caller holds the

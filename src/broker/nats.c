@@ -246,7 +246,7 @@ void nats_free(struct client *c)
         return;
     if (s) {
         free(s->id);
-        free(s->owner);
+        session_free_owner(s);
         free(s->username);
         free(s->cert_cn);
         free(s->cert_ou);
@@ -287,7 +287,7 @@ void nats_tick(struct broker *b, struct client *c, uint64_t now)
     if (c->closing)
         return;
     if (!st->got_connect && now - c->opened_ms >= o->auth_timeout_ms && auth_required(b, c->nc)) {
-        log_notice("%s: no CONNECT within %u ms", c->id, o->auth_timeout_ms);
+        log_notice("%s: no CONNECT within %u ms", CLIENT_NAME(c), o->auth_timeout_ms);
         fail(c, NATS_ERR_AUTH_TIMEOUT);
         return;
     }
@@ -299,7 +299,7 @@ void nats_tick(struct broker *b, struct client *c, uint64_t now)
         return;
     }
     if (st->pings_out >= o->ping_max) {
-        log_notice("%s: %u PINGs unanswered", c->id, st->pings_out);
+        log_notice("%s: %u PINGs unanswered", CLIENT_NAME(c), st->pings_out);
         b->st.packet_timeouts++;
         fail(c, NATS_ERR_STALE);
         return;
@@ -423,7 +423,7 @@ static bool login(struct client *c, const struct nats_connect *ck)
         return true;
     }
     if (!b->auth) { /* a table without the auth object to run its hashes: refuse */
-        log_error("%s: NATS users need the broker's authentication to be set up", c->id);
+        log_error("%s: NATS users need the broker's authentication to be set up", CLIENT_NAME(c));
         decided(c, AUTH_BUSY, NULL, NULL);
         return true;
     }
@@ -447,8 +447,8 @@ static int set_identity(struct client *c)
     const char *user = NULL;
     if (st->user[0] && (st->entry || c->user_verified))
         user = st->user;
-    else if (c->has_cert && c->cert_user)
-        user = c->cert_user;
+    else if (c->has_cert && client_cert_user(c))
+        user = client_cert_user(c);
     char owner[600];
     if (user)
         snprintf(owner, sizeof(owner), "user:%s", user);
@@ -458,16 +458,15 @@ static int set_identity(struct client *c)
         owner[0] = '\0';
     if (!client_set_owner(c, owner))
         return -1;
-    free(s->owner);
     free(s->username);
     free(s->cert_cn);
     free(s->cert_ou);
-    s->owner = strdup(owner);
+    bool owned = session_set_owner(s, owner);
     s->username = user ? strdup(user) : NULL;
     s->cert_cn = c->has_cert && c->cert->cn[0] ? strdup(c->cert->cn) : NULL;
     s->cert_ou = c->has_cert && c->cert->ou[0] ? strdup(c->cert->ou) : NULL;
     st->perms = st->entry ? auth_nats_entry_perms(st->entry) : NULL;
-    return s->owner && (!user || s->username) ? 0 : -1;
+    return owned && (!user || s->username) ? 0 : -1;
 }
 
 /* Before the lock: a CONNECT at the head of the input is authenticated
@@ -514,7 +513,7 @@ static void handle_connect(struct client *c, const struct nats_cmd *cmd)
     char why[128];
     if (!ck) {
         if (nats_connect_parse(cmd->arg.p, cmd->arg.len, &local, why, sizeof(why)) != 0) {
-            log_notice("%s: CONNECT refused: %s", c->id, why);
+            log_notice("%s: CONNECT refused: %s", CLIENT_NAME(c), why);
             fail(c, NATS_ERR_PARSER);
             return;
         }
@@ -532,7 +531,7 @@ static void handle_connect(struct client *c, const struct nats_cmd *cmd)
      * without a verdict is refused, never waved through. */
     if (!st->got_connect && (!c->auth_done || c->auth_cause != AUTH_OK)) {
         b->st.auth_failures++;
-        log_notice("%s: authentication failed: %s", c->id, auth_cause_text(c->auth_cause));
+        log_notice("%s: authentication failed: %s", CLIENT_NAME(c), auth_cause_text(c->auth_cause));
         fail(c, NATS_ERR_AUTH_VIOLATION);
         goto out;
     }
@@ -554,7 +553,7 @@ static void handle_connect(struct client *c, const struct nats_cmd *cmd)
             b->st.clients_max = b->st.clients_connected;
         client_label(c, "NATS client %" PRIu64 " '%s' (%s)", st->cid, ck->name,
                      net_conn_peer(c->nc));
-        log_info("%s connected%s%s", c->id, c->s->owner[0] ? " as " : "", c->s->owner);
+        log_info("%s connected%s%s", CLIENT_NAME(c), c->s->owner[0] ? " as " : "", c->s->owner);
     }
     ok(c);
 out:
@@ -605,8 +604,8 @@ static bool may_publish(struct client *c, const struct nats_str *subj, const cha
     size_t n = nats_err_perm(buf, sizeof(buf), true, subj->p, subj->len, NULL, 0);
     if (n)
         nats_out_raw(c, buf, n);
-    log_info("%s: publish to '%.*s' denied", c->id, (int)(subj->len > 200 ? 200 : subj->len),
-             (const char *)subj->p);
+    log_info("%s: publish to '%.*s' denied", CLIENT_NAME(c),
+             (int)(subj->len > 200 ? 200 : subj->len), (const char *)subj->p);
     return false;
 }
 
@@ -823,7 +822,8 @@ static void handle_sub(struct client *c, const struct nats_cmd *cmd)
     uint32_t limit = st->o->max_subscriptions ? st->o->max_subscriptions : b->cfg.max_subscriptions;
     if (limit && st->nsubs >= limit) {
         b->st.subs_refused++;
-        log_notice("%s: subscription refused: it has %u (max_subscriptions)", c->id, st->nsubs);
+        log_notice("%s: subscription refused: it has %u (max_subscriptions)", CLIENT_NAME(c),
+                   st->nsubs);
         fail(c, NATS_ERR_MAX_SUBSCRIPTIONS);
         return;
     }
@@ -940,7 +940,7 @@ size_t nats_data(struct client *c, const uint8_t *data, size_t len)
             if (rc == 0)
                 break;
             if (rc < 0) {
-                log_notice("%s: %s", c->id, nats_err_text(err));
+                log_notice("%s: %s", CLIENT_NAME(c), nats_err_text(err));
                 if (nats_err_sent(err))
                     nats_out_err(c, nats_err_text(err), true);
                 else

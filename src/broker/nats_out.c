@@ -203,7 +203,7 @@ bool nats_out_raw(struct client *c, const void *p, size_t n)
     if (c->closing)
         return false;
     if (net_conn_send_control(c->nc, p, n) < 0) {
-        log_notice("%s: output far over its bound (slow consumer); closing", c->id);
+        log_notice("%s: output far over its bound (slow consumer); closing", CLIENT_NAME(c));
         client_close(c, "output limit");
         return false;
     }

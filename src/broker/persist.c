@@ -405,7 +405,7 @@ void persist_queue_room(struct broker *b, struct session *s)
     if (b->cfg.queue_full_policy != PERSIST_DROP_OLDEST || online(s) ||
         s->queue.count < b->cfg.max_queued || !s->queue.head)
         return;
-    struct delivery *d = delivery_pop(&s->queue);
+    struct delivery *d = session_queue_pop(b, s);
     persist_delivery_done(b, s, d);
     log_debug("session '%s': queue full (%u); its oldest message, on '%s', dropped", s->id,
               b->cfg.max_queued, d->m->topic);
@@ -806,7 +806,7 @@ static int load_session(void *ctx, const struct store_session *r)
         return -1;
     uint64_t now = clock_mono_ms();
     s->persist = true;
-    s->owner = strdup(r->owner ? r->owner : "");
+    session_set_owner(s, r->owner ? r->owner : ""); /* checked below: NULL if it failed */
     s->username = dup_or_null(r->username);
     s->cert_cn = dup_or_null(r->cert_cn);
     s->cert_ou = dup_or_null(r->cert_ou);
@@ -888,9 +888,9 @@ static int load_delivery(void *ctx, const char *sid, const struct store_delivery
         d->pid = r->pid;
         d->sent = true;
         d->pubrel_sent = r->state == 2;
-        delivery_append(&s->inflight, d);
+        session_inflight_add(b, s, d);
     } else {
-        delivery_append(&s->queue, d);
+        session_queue_add(b, s, d);
     }
     p->loaded.deliveries++;
     return 0;

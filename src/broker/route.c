@@ -22,19 +22,22 @@ static uint16_t window(const struct broker *b, const struct client *c)
 static void apply_alias(struct client *c, struct mqtt_publish *pub, const struct msg *m)
 {
     uint16_t cap = c->alias_max < OUT_ALIAS_CAP ? c->alias_max : OUT_ALIAS_CAP;
-    for (uint16_t i = 0; i < c->nalias_out; i++)
-        if (strcmp(c->alias_out[i], m->topic) == 0) {
+    struct client_extra *x = client_extra(c);
+    if (!x)
+        return; /* sent with its topic, as to a client without aliases */
+    for (uint16_t i = 0; i < x->nalias_out; i++)
+        if (strcmp(x->alias_out[i], m->topic) == 0) {
             pub->topic.len = 0;
             pub->props.present |= MQTT_HAS(MQTT_PROP_TOPIC_ALIAS);
             pub->props.topic_alias = (uint16_t)(i + 1);
             return;
         }
-    if (c->nalias_out < cap && !c->alias_out &&
-        !(c->alias_out = calloc(OUT_ALIAS_CAP, sizeof(*c->alias_out))))
+    if (x->nalias_out < cap && !x->alias_out &&
+        !(x->alias_out = calloc(OUT_ALIAS_CAP, sizeof(*x->alias_out))))
         return;
-    if (c->nalias_out < cap && (c->alias_out[c->nalias_out] = strdup(m->topic))) {
+    if (x->nalias_out < cap && (x->alias_out[x->nalias_out] = strdup(m->topic))) {
         pub->props.present |= MQTT_HAS(MQTT_PROP_TOPIC_ALIAS);
-        pub->props.topic_alias = ++c->nalias_out;
+        pub->props.topic_alias = ++x->nalias_out;
     }
 }
 
@@ -66,7 +69,7 @@ static bool send_publish(struct broker *b, struct client *c, const struct msg *m
         b->st.dropped++;
         b->st.dropped_large++;
         log_debug("%s: message on '%s' larger than the client's maximum packet size; dropped",
-                  c->id, m->topic);
+                  CLIENT_NAME(c), m->topic);
         return false;
     }
     if (!client_send(c, &p)) {
@@ -146,55 +149,61 @@ static void retained_send(struct broker *b, struct client *c, struct msg *m, uin
 /* Sends from the backlog what fits now, in order. */
 static void retained_drain(struct broker *b, struct client *c)
 {
-    if (c->rb_draining || !c->rb_n)
+    struct client_extra *x = c->x;
+    if (!x || x->rb_draining || !x->rb_n)
         return;
-    c->rb_draining = true; /* route_deliver pumps, and the pump drains */
-    while (c->rb_n && online(c->s)) {
-        struct retained_item *it = &c->rb[c->rb_head];
+    x->rb_draining = true; /* route_deliver pumps, and the pump drains */
+    while (x->rb_n && online(c->s)) {
+        struct retained_item *it = &x->rb[x->rb_head];
         if (!retained_fits(b, c, it->m, it->qos))
             break;
         retained_send(b, c, it->m, it->qos, it->sub_id);
         msg_unref(it->m);
-        c->rb_head++;
-        c->rb_n--;
+        x->rb_head++;
+        x->rb_n--;
     }
-    if (!c->rb_n)
-        c->rb_head = 0;
-    c->rb_draining = false;
+    if (!x->rb_n)
+        x->rb_head = 0;
+    x->rb_draining = false;
 }
 
 /* see route.h */
 void route_retained(struct broker *b, struct client *c, struct msg *m, uint8_t qos, uint32_t sub_id)
 {
-    if (!c->rb_n && retained_fits(b, c, m, qos)) {
+    if ((!c->x || !c->x->rb_n) && retained_fits(b, c, m, qos)) {
         retained_send(b, c, m, qos, sub_id);
         return;
     }
+    struct client_extra *x = client_extra(c);
     size_t cap = b->cfg.max_retained_messages ? b->cfg.max_retained_messages : 1000000;
-    if (c->rb_n >= cap) {
+    if (!x || x->rb_n >= cap) {
         b->st.dropped++;
-        b->st.dropped_output++;
+        if (x)
+            b->st.dropped_output++;
         return;
     }
-    if (c->rb_head && c->rb_head + c->rb_n == c->rb_cap) { /* slide to the front */
-        memmove(c->rb, c->rb + c->rb_head, c->rb_n * sizeof(*c->rb));
-        c->rb_head = 0;
+    if (x->rb_head && x->rb_head + x->rb_n == x->rb_cap) { /* slide to the front */
+        memmove(x->rb, x->rb + x->rb_head, x->rb_n * sizeof(*x->rb));
+        x->rb_head = 0;
     }
-    if (!ward_ok(VEC_RESERVE(c->rb, c->rb_cap, c->rb_head + c->rb_n + 1))) {
+    if (!ward_ok(VEC_RESERVE(x->rb, x->rb_cap, x->rb_head + x->rb_n + 1))) {
         b->st.dropped++;
         return;
     }
-    c->rb[c->rb_head + c->rb_n++] = (struct retained_item){msg_ref(m), qos, sub_id};
+    x->rb[x->rb_head + x->rb_n++] = (struct retained_item){msg_ref(m), qos, sub_id};
 }
 
 /* see route.h */
 void route_retained_forget(struct client *c)
 {
-    for (size_t i = 0; i < c->rb_n; i++)
-        msg_unref(c->rb[c->rb_head + i].m);
-    free(c->rb);
-    c->rb = NULL;
-    c->rb_head = c->rb_n = c->rb_cap = 0;
+    struct client_extra *x = c->x;
+    if (!x)
+        return;
+    for (size_t i = 0; i < x->rb_n; i++)
+        msg_unref(x->rb[x->rb_head + i].m);
+    free(x->rb);
+    x->rb = NULL;
+    x->rb_head = x->rb_n = x->rb_cap = 0;
 }
 
 void route_pump(struct broker *b, struct client *c)
@@ -205,14 +214,14 @@ void route_pump(struct broker *b, struct client *c)
      * it waits in the queue (where backpressure sees it) for on_drain. */
     while (s->queue.head && s->inflight.count < window(b, c) &&
            net_conn_writable(c->nc, msg_wire_size(s->queue.head->m))) {
-        struct delivery *d = delivery_pop(&s->queue);
+        struct delivery *d = session_queue_pop(b, s);
         if (msg_expired(d->m, now) || !still_allowed(b, s, d->m) ||
             !(d->pid = session_pid_take(s))) {
             persist_delivery_done(b, s, d);
             delivery_free(d);
             continue;
         }
-        delivery_append(&s->inflight, d);
+        session_inflight_add(b, s, d);
         persist_delivery_update(b, s, d);
         persist_hold_publish(b, s, d);
         transmit(b, c, d);
@@ -228,7 +237,7 @@ void route_resend(struct broker *b, struct client *c)
     for (struct delivery *d = s->inflight.head, *next; d; d = next) {
         next = d->next;
         if (!d->pubrel_sent && !still_allowed(b, s, d->m)) {
-            delivery_take(&s->inflight, d->pid);
+            session_inflight_take(b, s, d->pid);
             session_pid_release(s, d->pid);
             persist_delivery_done(b, s, d);
             delivery_free(d);
@@ -303,7 +312,7 @@ void route_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t q
     if (nsub)
         memcpy(d->sub_ids, sub_ids, nsub * sizeof(*sub_ids));
     persist_delivery_new(b, s, d);
-    delivery_append(&s->queue, d);
+    session_queue_add(b, s, d);
     if (online(s))
         route_pump(b, s->c);
     persist_delivery_queued(b, s);

@@ -30,8 +30,6 @@ struct session *session_new(struct broker *b, const char *id)
         return NULL;
     }
     s->next_pid = 1;
-    s->queue.total = &b->st.queued;
-    s->inflight.total = &b->st.inflight;
     size_t h = hash_id(id) % b->nbuckets;
     s->hnext = b->buckets[h];
     b->buckets[h] = s;
@@ -193,19 +191,34 @@ void session_offline_remove(struct broker *b, struct session *s)
     b->noffline--;
 }
 
-static void drain(struct delivery_list *l)
+/* Frees a list's deliveries, taking them off the broker's count. */
+static void drain(struct delivery_list *l, uint64_t *total)
 {
     struct delivery *d;
-    while ((d = delivery_pop(l)))
+    while ((d = delivery_pop(l))) {
+        (*total)--;
         delivery_free(d);
+    }
+}
+
+/* Room for one more subscription in subs and sub_opts, which share one
+ * capacity: both grow the same way from it, and it is raised only once
+ * both have grown, so after a failure each holds at least that much. */
+static bool subs_reserve(struct session *s)
+{
+    size_t need = (size_t)s->nsubs + 1, cap_subs = s->capsubs, cap_opts = s->capsubs;
+    if (!ward_ok(VEC_RESERVE(s->subs, cap_subs, need)) ||
+        !ward_ok(VEC_RESERVE(s->sub_opts, cap_opts, need)))
+        return false;
+    s->capsubs = cap_subs < cap_opts ? cap_subs : cap_opts;
+    return true;
 }
 
 /* see session.h */
 int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len,
                       uint8_t options, uint32_t sub_id)
 {
-    if (!ward_ok(VEC_RESERVE(s->subs, s->capsubs, (size_t)s->nsubs + 1)) ||
-        !ward_ok(VEC_RESERVE(s->sub_opts, s->capopts, (size_t)s->nsubs + 1)))
+    if (!subs_reserve(s))
         return -1;
     char *copy = strndup((const char *)filter, len);
     if (!copy)
@@ -270,16 +283,38 @@ void session_end(struct broker *b, struct session *s)
     if (*pp)
         *pp = s->hnext;
     b->nsessions--;
-    drain(&s->inflight);
-    drain(&s->queue);
+    drain(&s->inflight, &b->st.inflight);
+    drain(&s->queue, &b->st.queued);
     free(s->pid_used);
     free(s->rel_ids);
-    free(s->owner);
+    session_free_owner(s);
     free(s->username);
     free(s->cert_cn);
     free(s->cert_ou);
     free(s->id);
     free(s);
+}
+
+/* The owner of every anonymous session. */
+static char anonymous[1];
+
+/* see session.h */
+bool session_set_owner(struct session *s, const char *owner)
+{
+    char *copy = owner[0] ? strdup(owner) : anonymous;
+    if (!copy)
+        return false;
+    session_free_owner(s);
+    s->owner = copy;
+    return true;
+}
+
+/* see session.h */
+void session_free_owner(struct session *s)
+{
+    if (s->owner != anonymous)
+        free(s->owner);
+    s->owner = NULL;
 }
 
 uint16_t session_pid_take(struct session *s)
@@ -312,8 +347,6 @@ void delivery_append(struct delivery_list *l, struct delivery *d)
         l->head = d;
     l->tail = d;
     l->count++;
-    if (l->total)
-        (*l->total)++;
 }
 
 struct delivery *delivery_pop(struct delivery_list *l)
@@ -325,8 +358,6 @@ struct delivery *delivery_pop(struct delivery_list *l)
     if (!l->head)
         l->tail = NULL;
     l->count--;
-    if (l->total)
-        (*l->total)--;
     d->next = NULL;
     return d;
 }
@@ -352,12 +383,42 @@ struct delivery *delivery_take(struct delivery_list *l, uint16_t pid)
         if (l->tail == d)
             l->tail = prev;
         l->count--;
-        if (l->total)
-            (*l->total)--;
         d->next = NULL;
         return d;
     }
     return NULL;
+}
+
+/* see session.h */
+void session_queue_add(struct broker *b, struct session *s, struct delivery *d)
+{
+    delivery_append(&s->queue, d);
+    b->st.queued++;
+}
+
+/* see session.h */
+struct delivery *session_queue_pop(struct broker *b, struct session *s)
+{
+    struct delivery *d = delivery_pop(&s->queue);
+    if (d)
+        b->st.queued--;
+    return d;
+}
+
+/* see session.h */
+void session_inflight_add(struct broker *b, struct session *s, struct delivery *d)
+{
+    delivery_append(&s->inflight, d);
+    b->st.inflight++;
+}
+
+/* see session.h */
+struct delivery *session_inflight_take(struct broker *b, struct session *s, uint16_t pid)
+{
+    struct delivery *d = delivery_take(&s->inflight, pid);
+    if (d)
+        b->st.inflight--;
+    return d;
 }
 
 void delivery_free(struct delivery *d)

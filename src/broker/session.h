@@ -36,10 +36,12 @@ struct delivery {
     uint32_t sub_ids[MQTT_MAX_SUB_IDS];
 };
 
+/* The broker's count across sessions (st.queued, st.inflight) is kept by
+ * the session_queue_ / session_inflight_ functions, not by the list, so
+ * that a session does not carry a pointer to it in each list. */
 struct delivery_list {
     struct delivery *head, *tail;
     uint32_t count;
-    uint64_t *total; /* the broker's count across sessions (st.queued, st.inflight), or NULL */
 };
 
 struct client;
@@ -67,14 +69,13 @@ struct session {
     uint16_t *rel_ids; /* inbound QoS 2 ids awaiting PUBREL */
     size_t caprel;
     struct msg *will;
-    uint64_t will_at; /* non-zero: a delayed will is pending */
-    char **subs;      /* its filters as subscribed ($share/GROUP/ included) */
-    size_t capsubs;
+    uint64_t will_at;  /* non-zero: a delayed will is pending */
+    char **subs;       /* its filters as subscribed ($share/GROUP/ included) */
     uint8_t *sub_opts; /* each filter's options byte, for inspection (inspect.h) */
-    size_t capopts;
-    char *owner;    /* the identity that made it ("" anonymous); only it may resume it */
-    char *username; /* for ACLs: the verified user name, or NULL */
-    char *cert_cn;  /* and its certificate's identity, when it had one */
+    size_t capsubs;    /* of both subs and sub_opts */
+    char *owner;       /* the identity that made it ("" anonymous); only it may resume it */
+    char *username;    /* for ACLs: the verified user name, or NULL */
+    char *cert_cn;     /* and its certificate's identity, when it had one */
     char *cert_ou;
     uint64_t blocking_since_ms;
     uint64_t next_seq;       /* persist.c: the last delivery's seq */
@@ -93,6 +94,13 @@ struct session {
     bool bridge;   /* MQTT 3.1.1 bridge flag: no local, retain as published */
     bool persist;  /* persist.c: kept in the store */
 };
+
+/* Sets the session's owner to a copy of owner ("" for an anonymous one:
+ * every anonymous session shares one empty string instead of allocating
+ * its own). False if memory runs out; the old owner is then kept. */
+bool session_set_owner(struct session *s, const char *owner);
+/* Frees the owner and leaves it NULL (session_end does this). */
+void session_free_owner(struct session *s);
 
 struct session *session_find(struct broker *b, const char *id);
 struct session *session_new(struct broker *b, const char *id);
@@ -135,6 +143,14 @@ int session_unsubscribe(struct broker *b, struct session *s, const uint8_t *filt
 /* A free outbound packet identifier, marked used. 0 if all are in use. */
 uint16_t session_pid_take(struct session *s);
 void session_pid_release(struct session *s, uint16_t pid);
+/* A session's queue and in-flight list, counted in the broker's
+ * st.queued and st.inflight as well. */
+void session_queue_add(struct broker *b, struct session *s, struct delivery *d);
+struct delivery *session_queue_pop(struct broker *b, struct session *s);
+void session_inflight_add(struct broker *b, struct session *s, struct delivery *d);
+/* Unlinks the in-flight delivery with pid; NULL if none. */
+struct delivery *session_inflight_take(struct broker *b, struct session *s, uint16_t pid);
+/* Any list, counted in nothing else. */
 void delivery_append(struct delivery_list *l, struct delivery *d);
 struct delivery *delivery_pop(struct delivery_list *l);
 /* Unlinks the in-flight delivery with pid; NULL if none. */

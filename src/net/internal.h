@@ -70,6 +70,23 @@ enum phase {
 
 struct worker;
 
+/* How net_conn_peer_format() writes a connection's peer. */
+enum peer_form {
+    PEER_NAME, /* the text in name (NULL: "unknown"): an in-process connection's, a forwarded one */
+    PEER_V4,   /* "a.b.c.d:port", from addr and port */
+    PEER_V6,   /* "[v6]:port", from addr and port */
+};
+
+/* What a TLS connection needs only until its handshake is over: its entry
+ * in the listener's handshake gate and the deadline for its first bytes.
+ * Allocated at accept and freed once the connection is open, so an idle
+ * open connection does not carry it. */
+struct net_preopen {
+    struct hsgate_entry gate; /* first: gate_conn() finds conn from it; guarded by l->gate_lock */
+    struct net_conn *conn;
+    uint64_t idle_deadline; /* handshake while nothing was received; 0: none */
+};
+
 /* Fields are ordered by size so the struct has no holes: an idle
  * connection costs this struct and nothing else in net (its buffers are
  * freed while empty). */
@@ -83,15 +100,16 @@ struct net_conn {
      * otherwise. */
     const struct transport_ops *under_ops;
     void *under;
-    void *tls_t; /* the TLS transport's state, whatever runs over it */
+    void *tls_t; /* the TLS transport's state, whatever runs over it; NULL: no TLS (any more) */
     struct worker *w;
     void *user;
-    struct tls_server *tls;
     struct listener *l;
     struct net_conn *prev, *next; /* owner's list of connections */
     /* On the owner's watched list: something sweep() must check (owner
      * only, as is the list). */
     struct net_conn *wprev, *wnext;
+    struct net_preopen *pre; /* a TLS listener's, before PH_OPEN; NULL otherwise */
+    char *name;              /* PEER_NAME: the peer's text (owned) */
     const char *_Atomic why;
     struct buf in;
     pthread_mutex_t out_lock;
@@ -100,25 +118,23 @@ struct net_conn {
     size_t out_limit;        /* the output bound (the buf itself is unbounded) */
     uint64_t out_full_since; /* guarded by out_lock: when a send was refused, 0 if not */
     uint64_t tag;            /* net_conn_set_tag */
-    uint64_t accepted_ms;
     uint64_t close_deadline; /* flushing before a close */
     uint64_t deadline;       /* PROXY header, handshake (from accept), or drain */
-    uint64_t idle_deadline;  /* handshake while nothing was received; 0: none */
-    size_t linger_left;
-    struct hsgate_entry gate; /* guarded by l->gate_lock */
-    uint32_t slow_ms;         /* slow-consumer timeout, 0: none */
-    uint32_t events;          /* registered with epoll */
-    enum phase phase;         /* owner only, as are the fields from here to hs_wants_write */
-    uint8_t addr[16];         /* the peer (after a PROXY header, the client) */
-    char peer[48];            /* "[IPv6]:port" at most */
-    bool opened;              /* on_open succeeded and on_close has not run */
-    bool failed;              /* an error: no graceful close */
-    bool in_gate;             /* has been through the handshake gate */
-    bool trusted;             /* the socket peer is a trusted proxy */
-    bool linger_done;         /* the peer closed, or the drain budget is spent */
-    bool rd_eof;              /* the peer closed its sending side */
-    bool released;            /* no longer counted in nconns */
-    bool greeted;             /* the listener's greeting was queued or written */
+    uint32_t linger_left;    /* input the drain may still read (LINGER_BYTES at most) */
+    uint32_t slow_ms;        /* slow-consumer timeout, 0: none */
+    uint32_t events;         /* registered with epoll */
+    enum phase phase;        /* owner only, as are the fields from here to hs_wants_write */
+    uint8_t addr[16];        /* the peer (after a PROXY header, the client) */
+    uint16_t port;           /* the peer's, with addr (PEER_V4, PEER_V6) */
+    uint8_t peer_form;       /* enum peer_form */
+    bool opened;             /* on_open succeeded and on_close has not run */
+    bool failed;             /* an error: no graceful close */
+    bool in_gate;            /* has been through the handshake gate */
+    bool trusted;            /* the socket peer is a trusted proxy */
+    bool linger_done;        /* the peer closed, or the drain budget is spent */
+    bool rd_eof;             /* the peer closed its sending side */
+    bool released;           /* no longer counted in nconns */
+    bool greeted;            /* the listener's greeting was queued or written */
     bool hs_wants_write;
     bool watched;
     bool held;               /* owner only: input held by net_conn_hold_input */
@@ -204,5 +220,11 @@ void listener_fd_budget(struct net_server *s);
 extern _Atomic uint64_t net_sweeps, net_sweep_visits;
 void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
                const struct sockaddr_storage *ss);
+/* The peer as net_conn_peer_format() writes it: from an IPv4 or IPv6
+ * socket address (false for another family, nothing changed), or a text
+ * of its own (cut at NET_PEER_MAX - 1; false if out of memory, the old one
+ * kept). */
+bool conn_peer_from_sockaddr(struct net_conn *c, const struct sockaddr_storage *ss);
+bool conn_peer_set_name(struct net_conn *c, const char *text);
 
 #endif

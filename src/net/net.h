@@ -268,8 +268,16 @@ void net_conn_resume_input(struct net_conn *c);
  * server's; 0 for in-process connections and when there is none), for the
  * layer above's own stalls. */
 uint32_t net_conn_slow_consumer_ms(const struct net_conn *c);
-/* "1.2.3.4:5678" or "[::1]:5678". Valid until on_close returns. */
-const char *net_conn_peer(const struct net_conn *c);
+/* The peer as text: "1.2.3.4:5678" or "[::1]:5678" (at most
+ * NET_PEER_MAX - 1 characters), an in-process connection's name, or the
+ * address a trusted proxy forwarded. It is written into buf (NET_PEER_MAX
+ * bytes) when asked for, not kept per connection; returns buf. Call until
+ * on_close returns. */
+#define NET_PEER_MAX 48
+const char *net_conn_peer_format(const struct net_conn *c, char *buf);
+/* net_conn_peer_format into a buffer that lives until the end of the
+ * enclosing block, for use as an argument: copy what you keep longer. */
+#define net_conn_peer(c) net_conn_peer_format((c), (char[NET_PEER_MAX]){0})
 /* Whether a greeting (net_listen_opts.greeting) was written to the peer
  * before its TLS handshake, or first on a plain connection. */
 bool net_conn_greeted(const struct net_conn *c);

@@ -226,7 +226,7 @@ void net_conn_close(struct net_conn *c, const char *why)
 
 const struct tls_identity *net_conn_tls_identity(const struct net_conn *c)
 {
-    return c->tls ? tls_transport_identity(c->tls_t) : NULL;
+    return c->tls_t ? tls_transport_identity(c->tls_t) : NULL;
 }
 
 struct tls_server *net_conn_tls_server(const struct net_conn *c)
@@ -252,12 +252,28 @@ uint64_t net_conn_tag(const struct net_conn *c)
 
 bool net_conn_tls_revoked(const struct net_conn *c)
 {
-    return c->tls && tls_transport_revoked(c->tls_t, c->tls);
+    return c->tls_t && tls_transport_revoked(c->tls_t, c->l->tls);
 }
 
-const char *net_conn_peer(const struct net_conn *c)
+const char *net_conn_peer_format(const struct net_conn *c, char *buf)
 {
-    return c->peer;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    switch (c->peer_form) {
+    case PEER_V4:
+        inet_ntop(AF_INET, c->addr + 12, ip, INET_ADDRSTRLEN);
+        snprintf(buf, NET_PEER_MAX, "%.*s:%u", INET_ADDRSTRLEN - 1, ip, c->port);
+        break;
+    case PEER_V6:
+        /* inet_ntop writes at most 39 characters (eight groups of four and
+         * seven colons; its dotted forms are shorter): "[v6]:port" fits. */
+        inet_ntop(AF_INET6, c->addr, ip, sizeof(ip));
+        snprintf(buf, NET_PEER_MAX, "[%.39s]:%u", ip, c->port);
+        break;
+    default:
+        snprintf(buf, NET_PEER_MAX, "%s", c->name ? c->name : "unknown");
+        break;
+    }
+    return buf;
 }
 
 bool net_conn_local(const struct net_conn *c, char *host, size_t cap, uint16_t *port)
@@ -297,7 +313,8 @@ static void set_events(struct net_conn *c, uint32_t events)
     struct epoll_event ev = {.events = events, .data.ptr = c};
     c->events = events; /* also on failure: the connection is closed, not retried */
     if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
-        log_error("%s: epoll_ctl(MOD): %s; closing the connection", c->peer, strerror(errno));
+        log_error("%s: epoll_ctl(MOD): %s; closing the connection", net_conn_peer(c),
+                  strerror(errno));
         fail(c, "epoll_ctl failed");
     }
 }
@@ -320,7 +337,7 @@ static void set_interest(struct net_conn *c, bool out)
 
 static struct net_conn *gate_conn(struct hsgate_entry *e)
 {
-    return (struct net_conn *)((char *)e - offsetof(struct net_conn, gate));
+    return ((struct net_preopen *)e)->conn; /* the entry is its first member */
 }
 
 /* Under l->gate_lock: `next` got a slot; its owner starts the handshake. */
@@ -339,16 +356,16 @@ static void gate_leave(struct net_conn *c)
     if (!c->in_gate)
         return;
     pthread_mutex_lock(&c->l->gate_lock);
-    gate_admitted(hsgate_leave(&c->l->gate, &c->gate));
+    gate_admitted(hsgate_leave(&c->l->gate, &c->pre->gate));
     pthread_mutex_unlock(&c->l->gate_lock);
 }
 
 /* The first bytes arrived: c is no longer an idle candidate for eviction. */
 static void gate_not_idle(struct net_conn *c)
 {
-    c->idle_deadline = 0;
+    c->pre->idle_deadline = 0;
     pthread_mutex_lock(&c->l->gate_lock);
-    c->gate.idle = false;
+    c->pre->gate.idle = false;
     pthread_mutex_unlock(&c->l->gate_lock);
 }
 
@@ -374,9 +391,20 @@ static void gate_evict(struct listener *l, struct hsgate_entry *v)
         return;
     struct net_conn *c = gate_conn(v);
     tls_server_count(l->tls, TLS_CAUSE_BUSY);
-    listener_note(l, NET_ST_HS_EVICTED, c->peer,
+    listener_note(l, NET_ST_HS_EVICTED, net_conn_peer(c),
                   "TLS handshake slot given to a source with fewer (busy)");
     net_conn_close(c, "TLS handshake slot given to another source");
+}
+
+/* The key for handshake fairness: the peer's address for IPv4, its /64
+ * for IPv6 (one host commonly holds a whole /64). */
+static void gate_source(struct net_conn *c)
+{
+    uint8_t *src = c->pre->gate.src;
+    memcpy(src, c->addr, 16);
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    if (memcmp(c->addr, mapped, 12) != 0)
+        memset(src + 8, 0, 8);
 }
 
 /* After any PROXY header: TLS connections ask the gate for a slot. */
@@ -384,10 +412,11 @@ static void gate_arrive(struct net_conn *c)
 {
     struct listener *l = c->l;
     struct hsgate_entry *evicted = NULL;
-    c->gate.idle = true;
+    gate_source(c);
+    c->pre->gate.idle = true;
     pthread_mutex_lock(&l->gate_lock);
     c->in_gate = true;
-    enum hsgate_verdict v = hsgate_arrive(&l->gate, &c->gate, &evicted);
+    enum hsgate_verdict v = hsgate_arrive(&l->gate, &c->pre->gate, &evicted);
     gate_evict(l, evicted);
     pthread_mutex_unlock(&l->gate_lock);
     if (v == HSGATE_ADMITTED) {
@@ -401,11 +430,11 @@ static void gate_arrive(struct net_conn *c)
         /* Nothing is read while waiting: only the peer giving up is seen. */
         set_events(c, EPOLLRDHUP);
         atomic_fetch_add(&l->st[NET_ST_HS_QUEUED], 1);
-        log_debug("%s: waiting for a TLS handshake slot", c->peer);
+        log_debug("%s: waiting for a TLS handshake slot", net_conn_peer(c));
         return;
     }
     tls_server_count(l->tls, TLS_CAUSE_BUSY);
-    listener_note(l, NET_ST_HS_REFUSED, c->peer, "TLS handshake refused: %s",
+    listener_note(l, NET_ST_HS_REFUSED, net_conn_peer(c), "TLS handshake refused: %s",
                   tls_cause_name(TLS_CAUSE_BUSY));
     fail(c, "TLS handshake refused: busy");
 }
@@ -417,6 +446,10 @@ static void open_conn(struct net_conn *c)
 {
     const struct net_handler *h = c->w->s->h;
     c->phase = PH_OPEN;
+    gate_leave(c); /* left already after the handshake; the entry goes now */
+    c->in_gate = false;
+    free(c->pre);
+    c->pre = NULL;
     set_interest(c, false);
     c->user = h->on_open(c->w->s->ctx, c);
     if (!c->user) {
@@ -425,7 +458,7 @@ static void open_conn(struct net_conn *c)
     }
     c->opened = true;
     /* Bytes that came with the end of the handshake are waiting. */
-    if (c->tls || c->under_ops)
+    if (c->tls_t || c->under_ops)
         read_ready(c);
 }
 
@@ -435,7 +468,7 @@ static void begin_upgrade(struct net_conn *c)
 {
     void *ws = ws_transport_new(&c->l->wss, c->ops, c->tstate);
     if (!ws) {
-        log_error("net: out of memory for a WebSocket from %s", c->peer);
+        log_error("net: out of memory for a WebSocket from %s", net_conn_peer(c));
         fail(c, "out of memory");
         return;
     }
@@ -470,7 +503,7 @@ static bool greet(struct net_conn *c)
     if (n == 0)
         return true;
     if (n > sizeof(buf)) {
-        log_error("%s: the greeting overran its buffer (%zu bytes); closing", c->peer, n);
+        log_error("%s: the greeting overran its buffer (%zu bytes); closing", net_conn_peer(c), n);
         fail(c, "greeting too long");
         return false;
     }
@@ -482,7 +515,7 @@ static bool greet(struct net_conn *c)
     pthread_mutex_unlock(&c->out_lock);
     c->greeted = ok;
     if (!ok) {
-        log_error("net: out of memory for the greeting of %s", c->peer);
+        log_error("net: out of memory for the greeting of %s", net_conn_peer(c));
         fail(c, "out of memory");
         return false;
     }
@@ -503,7 +536,7 @@ static void greeting_flush(struct net_conn *c)
         return;
     }
     if (c->phase != PH_GREETING)
-        log_debug("%s: the greeting waits for the peer to read (%zu bytes left)", c->peer,
+        log_debug("%s: the greeting waits for the peer to read (%zu bytes left)", net_conn_peer(c),
                   net_conn_pending(c));
     c->phase = PH_GREETING;
     set_events(c, EPOLLOUT | EPOLLRDHUP);
@@ -514,7 +547,7 @@ static void after_proxy(struct net_conn *c)
     /* From accept: the greeting, if any, must be read within the
      * handshake's time; waiting for a slot and the handshake itself get
      * their own deadlines (gate_arrive, begin_handshake). */
-    c->deadline = c->accepted_ms + c->l->hs_timeout_ms;
+    c->deadline = c->deadline - PROXY_TIMEOUT_MS + c->l->hs_timeout_ms;
     /* On a WebSocket the greeting is the first frame after the upgrade. */
     if (!c->l->ws && !greet(c))
         return;
@@ -529,26 +562,25 @@ static void after_proxy(struct net_conn *c)
 static void begin_handshake(struct net_conn *c)
 {
     struct listener *l = c->l;
-    void *t = tls_transport_new(l->tls, c->fd, c->peer);
+    void *t = tls_transport_new(l->tls, c->fd, net_conn_peer(c));
     if (!t) {
-        log_error("net: out of memory for a TLS connection from %s", c->peer);
+        log_error("net: out of memory for a TLS connection from %s", net_conn_peer(c));
         fail(c, "out of memory");
         return;
     }
-    c->tls = l->tls;
     c->ops = &tls_transport_ops;
     c->tstate = t;
     c->tls_t = t;
     c->phase = PH_HANDSHAKE;
     c->deadline = clock_mono_ms() + l->hs_timeout_ms;
     set_interest(c, false);
-    log_debug("%s: TLS handshake slot taken", c->peer);
+    log_debug("%s: TLS handshake slot taken", net_conn_peer(c));
     uint8_t b;
     if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
         gate_not_idle(c);
         read_ready(c);
     } else {
-        c->idle_deadline = clock_mono_ms() + l->hs_idle_ms;
+        c->pre->idle_deadline = clock_mono_ms() + l->hs_idle_ms;
     }
 }
 
@@ -574,11 +606,13 @@ static void forwarded_for(struct net_conn *c)
     if (inet_pton(family, ip, a) != 1) {
         char shown[64];
         log_escape(f, strlen(f), shown, sizeof(shown));
-        log_notice("%s: X-Forwarded-For '%s' is not an address; ignored", c->peer, shown);
+        log_notice("%s: X-Forwarded-For '%s' is not an address; ignored", net_conn_peer(c), shown);
         return;
     }
-    log_info("%s: X-Forwarded-For: client %s", c->peer, ip);
-    snprintf(c->peer, sizeof(c->peer), "%.47s", ip);
+    log_info("%s: X-Forwarded-For: client %s", net_conn_peer(c), ip);
+    /* Kept as the proxy wrote it (no port): the text is logged as it was. */
+    if (!conn_peer_set_name(c, ip))
+        return;
     set_address(c, family, a);
 }
 
@@ -592,7 +626,7 @@ static bool upgrade(struct net_conn *c)
         atomic_fetch_add(&l->st[NET_ST_WS_UPGRADES], 1);
         forwarded_for(c);
         const char *proto = ws_transport_protocol(c->tstate);
-        log_debug("%s: WebSocket upgrade of %s%s%s", c->peer, ws_transport_path(c->tstate),
+        log_debug("%s: WebSocket upgrade of %s%s%s", net_conn_peer(c), ws_transport_path(c->tstate),
                   proto ? ", subprotocol " : "", proto ? proto : "");
         if (!greet(c))
             return false;
@@ -607,10 +641,10 @@ static bool upgrade(struct net_conn *c)
     int status = ws_transport_status(c->tstate);
     const char *path = ws_transport_path(c->tstate);
     if (status)
-        listener_note(l, NET_ST_WS_REFUSED, c->peer, "%s%s%s%s", c->ops->cause(c->tstate),
+        listener_note(l, NET_ST_WS_REFUSED, net_conn_peer(c), "%s%s%s%s", c->ops->cause(c->tstate),
                       *path ? " (" : "", path, *path ? ")" : "");
     else
-        log_notice("%s: %s", c->peer, c->ops->cause(c->tstate));
+        log_notice("%s: %s", net_conn_peer(c), c->ops->cause(c->tstate));
     fail(c, status ? "WebSocket upgrade refused" : "WebSocket upgrade failed");
     return false;
 }
@@ -623,13 +657,13 @@ static bool handshake(struct net_conn *c)
         return upgrade(c);
     if (c->phase != PH_HANDSHAKE)
         return true;
-    if (c->idle_deadline)
+    if (c->pre->idle_deadline)
         gate_not_idle(c);
     ssize_t r = c->ops->handshake(c->tstate);
     if (r == 1) {
         gate_leave(c);
         c->in_gate = false;
-        log_debug("%s: %s", c->peer, tls_transport_describe(c->tls_t));
+        log_debug("%s: %s", net_conn_peer(c), tls_transport_describe(c->tls_t));
         ready(c);
         return false; /* open_conn (or the upgrade) read what was there */
     }
@@ -639,8 +673,8 @@ static bool handshake(struct net_conn *c)
         return false;
     }
     /* Every failed handshake is logged with the peer and the cause. */
-    log_notice("%s: %s", c->peer, c->ops->cause(c->tstate));
-    recent_refusal(c->l->index, c->peer, c->ops->cause(c->tstate));
+    log_notice("%s: %s", net_conn_peer(c), c->ops->cause(c->tstate));
+    recent_refusal(c->l->index, net_conn_peer(c), c->ops->cause(c->tstate));
     fail(c, "TLS handshake failed");
     return false;
 }
@@ -765,9 +799,7 @@ static void resume(struct net_conn *c)
     read_ready(c);
 }
 
-/* The peer's address as 16 bytes in c->addr (IPv4 as ::ffff:a.b.c.d), and
- * its key for handshake fairness in c->gate.src: the address for IPv4, its
- * /64 for IPv6 (one host commonly holds a whole /64). */
+/* The peer's address as 16 bytes in c->addr (IPv4 as ::ffff:a.b.c.d). */
 static void set_address(struct net_conn *c, int family, const void *addr)
 {
     memset(c->addr, 0, sizeof(c->addr));
@@ -777,10 +809,48 @@ static void set_address(struct net_conn *c, int family, const void *addr)
     } else {
         memcpy(c->addr, addr, 16);
     }
-    memcpy(c->gate.src, c->addr, 16);
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
-    if (memcmp(c->addr, mapped, 12) != 0)
-        memset(c->gate.src + 8, 0, 8);
+}
+
+/* The address and port of an IPv4 or IPv6 socket address; false for
+ * another family. */
+static bool sockaddr_address(struct net_conn *c, const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        set_address(c, AF_INET, &a->sin_addr);
+        c->port = ntohs(a->sin_port);
+        return true;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        set_address(c, AF_INET6, &a->sin6_addr);
+        c->port = ntohs(a->sin6_port);
+        return true;
+    }
+    return false;
+}
+
+/* see internal.h */
+bool conn_peer_from_sockaddr(struct net_conn *c, const struct sockaddr_storage *ss)
+{
+    if (!sockaddr_address(c, ss))
+        return false;
+    free(c->name);
+    c->name = NULL;
+    c->peer_form = ss->ss_family == AF_INET ? PEER_V4 : PEER_V6;
+    return true;
+}
+
+/* see internal.h */
+bool conn_peer_set_name(struct net_conn *c, const char *text)
+{
+    char *copy = strndup(text, NET_PEER_MAX - 1);
+    if (!copy)
+        return false;
+    free(c->name);
+    c->name = copy;
+    c->peer_form = PEER_NAME;
+    return true;
 }
 
 /* The PROXY phase: a trusted proxy's header is read (peeked, then exactly
@@ -801,7 +871,7 @@ static void proxy_ready(struct net_conn *c)
             after_proxy(c);
             return;
         }
-        listener_note(c->l, NET_ST_PROXY_REFUSED, c->peer,
+        listener_note(c->l, NET_ST_PROXY_REFUSED, net_conn_peer(c),
                       "PROXY header refused: not from a trusted proxy");
         fail(c, "PROXY header from an untrusted address");
         return;
@@ -810,7 +880,8 @@ static void proxy_ready(struct net_conn *c)
     if (r.status == PROXY_INCOMPLETE)
         return; /* edge-triggered: woken when more arrives */
     if (r.status == PROXY_ERROR) {
-        listener_note(c->l, NET_ST_PROXY_REFUSED, c->peer, "PROXY header refused: %s", r.error);
+        listener_note(c->l, NET_ST_PROXY_REFUSED, net_conn_peer(c), "PROXY header refused: %s",
+                      r.error);
         fail(c, "bad PROXY header");
         return;
     }
@@ -822,9 +893,10 @@ static void proxy_ready(struct net_conn *c)
     if (!r.local) {
         char real[64];
         proxy_addr_format(&r.src, real, sizeof(real));
-        log_info("%s: PROXY v%d: client %s", c->peer, r.version, real);
-        snprintf(c->peer, sizeof(c->peer), "%.47s", real);
+        log_info("%s: PROXY v%d: client %s", net_conn_peer(c), r.version, real);
         set_address(c, r.src.family, r.src.addr);
+        c->port = r.src.port;
+        c->peer_form = r.src.family == AF_INET6 ? PEER_V6 : PEER_V4;
     }
     after_proxy(c);
 }
@@ -899,7 +971,7 @@ static void destroy(struct net_conn *c)
     gate_leave(c);
     /* ENOENT: it was never added (epoll_ctl(ADD) failed, already logged). */
     if (epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL) < 0 && errno != ENOENT)
-        log_warn("%s: epoll_ctl(DEL): %s", c->peer, strerror(errno));
+        log_warn("%s: epoll_ctl(DEL): %s", net_conn_peer(c), strerror(errno));
     release(c);
     if (c->opened)
         w->s->h->on_close(c->user, why ? why : "closed");
@@ -928,6 +1000,8 @@ static void destroy(struct net_conn *c)
     buf_free(&c->in);
     buf_free(&c->out);
     pthread_mutex_destroy(&c->out_lock);
+    free(c->pre);
+    free(c->name);
     free(c);
 }
 
@@ -947,12 +1021,12 @@ static void start_linger(struct net_conn *c, uint64_t now)
         c->tstate = c->under;
         c->under_ops = NULL;
     }
-    if (c->tls) {
+    if (c->tls_t) {
         /* TLS ends first (close_notify, best effort); the drain reads raw. */
         c->ops->destroy(c->tstate);
         c->ops = &tcp_transport_ops;
         c->tstate = &c->tcp;
-        c->tls = NULL;
+        c->tls_t = NULL;
     }
     /* Counted before the FIN: a peer that sees its end of file finds it
      * counted. */
@@ -1011,6 +1085,22 @@ static void service(struct net_conn *c, uint64_t now)
         destroy(c);
 }
 
+/* The peer: a name given (an in-process connection), else accept's
+ * address, else the socket's own account of it. */
+static void conn_peer_name(struct net_conn *c, int fd, const char *name,
+                           const struct sockaddr_storage *ss)
+{
+    bool inet = ss && sockaddr_address(c, ss); /* for limits and fairness */
+    if (inet && !name) {
+        c->peer_form = ss->ss_family == AF_INET ? PEER_V4 : PEER_V6;
+        return;
+    }
+    char text[NET_PEER_MAX];
+    if (!name)
+        tcp_peer_name(fd, text, sizeof(text));
+    conn_peer_set_name(c, name ? name : text); /* out of memory, it reads "unknown" */
+}
+
 /* see internal.h */
 void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
                const struct sockaddr_storage *ss)
@@ -1033,14 +1123,16 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
     c->tstate = &c->tcp;
     c->w = w;
     c->l = l;
-    if (name)
-        snprintf(c->peer, sizeof(c->peer), "%.47s", name);
-    else
-        tcp_peer_name(fd, c->peer, sizeof(c->peer));
-    if (ss && ss->ss_family == AF_INET)
-        set_address(c, AF_INET, &((const struct sockaddr_in *)ss)->sin_addr);
-    else if (ss && ss->ss_family == AF_INET6)
-        set_address(c, AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr);
+    if (l->tls && !(c->pre = calloc(1, sizeof(*c->pre)))) {
+        free(c);
+        close(fd);
+        atomic_fetch_sub(&l->nconns, 1);
+        atomic_fetch_sub(&s->nconns, 1);
+        return;
+    }
+    if (c->pre)
+        c->pre->conn = c;
+    conn_peer_name(c, fd, name, ss);
     buf_init(&c->in, l->max_input ? l->max_input : s->cfg.max_input);
     buf_init(&c->out, 0); /* bounded by out_limit in send_bounded */
     c->out_limit = l->max_output ? l->max_output : s->cfg.max_output;
@@ -1057,14 +1149,16 @@ void conn_open(struct worker *w, struct listener *l, int fd, const char *name,
     w->conns = c;
     watch(c); /* the PROXY header or handshake deadline; off once open */
     c->linger_left = LINGER_BYTES;
-    c->accepted_ms = clock_mono_ms();
-    c->deadline = c->accepted_ms + PROXY_TIMEOUT_MS;
+    /* The PROXY phase's deadline, which after_proxy() turns into the
+     * handshake's: both count from accept, kept in this one field. */
+    c->deadline = clock_mono_ms() + PROXY_TIMEOUT_MS;
     c->events = l->proxy ? EPOLLIN | EPOLLET : EPOLLIN;
     struct epoll_event ev = {.events = c->events, .data.ptr = c};
     atomic_fetch_add(&l->st[NET_ST_ACCEPTED], 1);
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         /* It is on w->conns: the next sweep closes it. */
-        log_error("%s: epoll_ctl(ADD): %s; closing the connection", c->peer, strerror(errno));
+        log_error("%s: epoll_ctl(ADD): %s; closing the connection", net_conn_peer(c),
+                  strerror(errno));
         fail(c, "epoll_ctl failed");
         return;
     }
@@ -1127,31 +1221,32 @@ static bool timed_out(struct net_conn *c, uint64_t now)
 {
     struct listener *l = c->l;
     if (c->phase == PH_PROXY && now >= c->deadline) {
-        listener_note(l, NET_ST_PROXY_REFUSED, c->peer, "no PROXY header or first byte in %u ms",
-                      PROXY_TIMEOUT_MS);
+        listener_note(l, NET_ST_PROXY_REFUSED, net_conn_peer(c),
+                      "no PROXY header or first byte in %u ms", PROXY_TIMEOUT_MS);
         fail(c, "PROXY header timeout");
         return true;
     }
     if (c->phase == PH_UPGRADE) {
         if (now < c->deadline)
             return false;
-        listener_note(l, NET_ST_HS_TIMEOUTS, c->peer,
+        listener_note(l, NET_ST_HS_TIMEOUTS, net_conn_peer(c),
                       "WebSocket upgrade not done within %u ms of accept", l->hs_timeout_ms);
         fail(c, "WebSocket upgrade timeout");
         return true;
     }
     if (c->phase != PH_GREETING && c->phase != PH_QUEUED && c->phase != PH_HANDSHAKE)
         return false;
-    bool idle = c->phase == PH_HANDSHAKE && c->idle_deadline && now >= c->idle_deadline;
+    bool idle = c->phase == PH_HANDSHAKE && c->pre->idle_deadline && now >= c->pre->idle_deadline;
     if (!idle && now < c->deadline)
         return false;
     tls_server_count(l->tls, TLS_CAUSE_TIMEOUT);
     atomic_fetch_add(&l->st[idle ? NET_ST_HS_IDLE_TIMEOUTS : NET_ST_HS_TIMEOUTS], 1);
     if (idle)
-        log_notice("%s: TLS handshake failed: %s (nothing received in %u ms)", c->peer,
+        log_notice("%s: TLS handshake failed: %s (nothing received in %u ms)", net_conn_peer(c),
                    tls_cause_name(TLS_CAUSE_TIMEOUT), l->hs_idle_ms);
     else
-        log_notice("%s: TLS handshake failed: %s%s", c->peer, tls_cause_name(TLS_CAUSE_TIMEOUT),
+        log_notice("%s: TLS handshake failed: %s%s", net_conn_peer(c),
+                   tls_cause_name(TLS_CAUSE_TIMEOUT),
                    c->phase == PH_QUEUED     ? " (waiting for a slot: handshake_queue_timeout)"
                    : c->phase == PH_GREETING ? " (the peer did not read the greeting)"
                                              : "");
@@ -1171,7 +1266,7 @@ static bool slow_consumer(struct net_conn *c, uint64_t now)
     pthread_mutex_unlock(&c->out_lock);
     if (!since || now - since < c->slow_ms)
         return false;
-    listener_note(c->l, NET_ST_SLOW_CONSUMERS, c->peer,
+    listener_note(c->l, NET_ST_SLOW_CONSUMERS, net_conn_peer(c),
                   "slow consumer: output over its bound (%zu bytes queued) for %u ms; closing",
                   queued, c->slow_ms);
     net_conn_close(c, "slow consumer");

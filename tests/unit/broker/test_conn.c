@@ -94,12 +94,12 @@ TEST(label_and_owner_fit_their_text)
 {
     struct client c = {0};
     client_label(&c, "client '%s' (%s)", "a", "127.0.0.1:1");
-    ASSERT_STR_EQ(c.id, "client 'a' (127.0.0.1:1)");
+    ASSERT_STR_EQ(c.label, "client 'a' (127.0.0.1:1)");
     char big[1000];
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     client_label(&c, "client '%s'", big);
-    ASSERT_EQ(strlen(c.id), CLIENT_LABEL_MAX - 1);
+    ASSERT_EQ(strlen(c.label), CLIENT_LABEL_MAX - 1);
     ASSERT(client_set_owner(&c, "user:alice"));
     ASSERT_STR_EQ(client_owner(&c), "user:alice");
     ASSERT(client_set_owner(&c, ""));
@@ -107,7 +107,66 @@ TEST(label_and_owner_fit_their_text)
     ASSERT_STR_EQ(client_owner(&c), "");
     ASSERT(client_set_owner(&c, NULL));
     ASSERT_STR_EQ(client_owner(&c), "");
-    free(c.id);
+    free(c.label);
+}
+
+/* A connected MQTT client keeps no label: client_name makes the text the
+ * label had from its session's id and its peer. Kept before the session is
+ * taken away, it stays the same; dropped again, it is made again. */
+TEST(label_made_from_the_session_once_connected)
+{
+    struct broker_config cfg;
+    broker_config_defaults(&cfg);
+    struct rig r;
+    rig_start(&r, &cfg, 1 << 20, 0);
+    int fd = rig_connect(&r, "idle-one", 4);
+    struct client *c = rig_client(&r, "idle-one");
+    pthread_mutex_lock(&r.b->lock);
+    ASSERT(c->label == NULL);
+    char want[CLIENT_LABEL_MAX], buf[CLIENT_LABEL_MAX];
+    snprintf(want, sizeof(want), "client 'idle-one' (%s)", net_conn_peer(c->nc));
+    ASSERT_STR_EQ(client_name(c, buf), want);
+    ASSERT_STR_EQ(CLIENT_NAME(c), want);
+    client_label_keep(c);
+    ASSERT(c->label != NULL);
+    struct session *s = c->s;
+    c->s = NULL; /* as a takeover does */
+    ASSERT_STR_EQ(CLIENT_NAME(c), want);
+    ASSERT(client_name(c, buf) == c->label); /* the stored one, buf untouched */
+    c->s = s;
+    client_label_drop(c);
+    ASSERT(c->label == NULL);
+    ASSERT_STR_EQ(CLIENT_NAME(c), want);
+    /* Without a session nor a label, only the peer is known. */
+    c->s = NULL;
+    snprintf(want, sizeof(want), "client from %s", net_conn_peer(c->nc));
+    ASSERT_STR_EQ(CLIENT_NAME(c), want);
+    c->s = s;
+    pthread_mutex_unlock(&r.b->lock);
+    close(fd);
+    rig_stop(&r);
+}
+
+/* An idle connection has no rarely used part; the first use makes it,
+ * later uses get the same one, and closing the connection frees it (ASan
+ * finds it otherwise). */
+TEST(extra_part_made_at_first_use)
+{
+    struct broker_config cfg;
+    broker_config_defaults(&cfg);
+    struct rig r;
+    rig_start(&r, &cfg, 1 << 20, 0);
+    int fd = rig_connect(&r, "rare", 5);
+    struct client *c = rig_client(&r, "rare");
+    pthread_mutex_lock(&r.b->lock);
+    ASSERT(c->x == NULL);
+    struct client_extra *x = client_extra(c);
+    ASSERT(x != NULL);
+    ASSERT(client_extra(c) == x);
+    ASSERT(x->rb_n == 0 && x->nalias_out == 0 && x->alias_in == NULL);
+    pthread_mutex_unlock(&r.b->lock);
+    close(fd);
+    rig_stop(&r);
 }
 
 int main(void)
@@ -116,5 +175,7 @@ int main(void)
     RUN(kick_says_why_in_v5_only);
     RUN(close_after_what_is_queued);
     RUN(label_and_owner_fit_their_text);
+    RUN(label_made_from_the_session_once_connected);
+    RUN(extra_part_made_at_first_use);
     TEST_DONE();
 }

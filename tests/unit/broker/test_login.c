@@ -123,11 +123,25 @@ TEST(closing_lets_go_of_a_running_check)
     teardown(); /* auth_free waits for the pool */
 }
 
+/* Without a certificate read there is nothing peer_cert_as_username or
+ * _clientid could take; dropping no copy is harmless and lets a later
+ * CONNECT read again. (With one: test_identity.py.) */
+TEST(no_certificate_no_names)
+{
+    struct client c = {0};
+    ASSERT(client_cert_user(&c) == NULL);
+    ASSERT(client_cert_clientid(&c) == NULL);
+    c.cert_read = true;
+    client_drop_cert(&c);
+    ASSERT(!c.cert_read && c.cert == NULL);
+}
+
 int main(void)
 {
     RUN(anonymous_decided_at_once);
     RUN(refused_anonymous_decided_at_once);
     RUN(slow_check_answers_later);
     RUN(closing_lets_go_of_a_running_check);
+    RUN(no_certificate_no_names);
     TEST_DONE();
 }

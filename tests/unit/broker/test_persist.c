@@ -160,7 +160,7 @@ TEST(round_trip)
     ASSERT(d->seq < d->next->seq);
     ASSERT_EQ(retain_count(b->retained), 1);
     /* Delivered and acknowledged: gone after the next load. */
-    struct delivery *first = delivery_pop(&s->queue);
+    struct delivery *first = session_queue_pop(b, s);
     persist_delivery_done(b, s, first);
     delivery_free(first);
     close_broker(b, st);
@@ -195,9 +195,9 @@ TEST(in_flight_resumes_with_its_packet_id)
     route_publish(b, m, NULL);
     msg_unref(m);
     /* What route_pump and a PUBREC do to it, without the socket. */
-    struct delivery *d = delivery_pop(&s->queue);
+    struct delivery *d = session_queue_pop(b, s);
     d->pid = session_pid_take(s);
-    delivery_append(&s->inflight, d);
+    session_inflight_add(b, s, d);
     persist_delivery_update(b, s, d);
     d->pubrel_sent = true;
     persist_delivery_update(b, s, d);

@@ -41,6 +41,90 @@ TEST(table_find_new_end)
     broker_free(b);
 }
 
+/* Anonymous sessions share one empty owner instead of an allocation each;
+ * a named owner is a copy of its own. Ending either frees what it owns
+ * (ASan reports a leak or a bad free otherwise). */
+TEST(owner_anonymous_shared_named_copied)
+{
+    struct broker *b = mkbroker();
+    struct session *a = session_new(b, "a"), *c = session_new(b, "c"), *n = session_new(b, "n");
+    ASSERT(a->owner == NULL); /* not decided yet */
+    ASSERT(session_set_owner(a, ""));
+    ASSERT(session_set_owner(c, ""));
+    ASSERT_STR_EQ(a->owner, "");
+    ASSERT(a->owner == c->owner);
+    char name[] = "user:alice";
+    ASSERT(session_set_owner(n, name));
+    name[0] = 'X'; /* a copy: the caller's buffer may change */
+    ASSERT_STR_EQ(n->owner, "user:alice");
+    ASSERT(session_set_owner(n, "")); /* the copy is freed */
+    ASSERT(n->owner == a->owner);
+    ASSERT(session_set_owner(a, "user:bob"));
+    ASSERT_STR_EQ(a->owner, "user:bob");
+    ASSERT_STR_EQ(c->owner, ""); /* the shared one is untouched */
+    session_free_owner(a);
+    ASSERT(a->owner == NULL);
+    session_end(b, a);
+    session_end(b, c);
+    broker_free(b);
+}
+
+/* A session's queue and in-flight list keep the broker's counts; popping
+ * or taking what is not there changes nothing; ending a session takes
+ * what it still held off them. */
+TEST(session_lists_keep_the_broker_counts)
+{
+    struct broker *b = mkbroker();
+    struct session *s = session_new(b, "counted");
+    for (uint16_t i = 1; i <= 3; i++) {
+        struct delivery *d = calloc(1, sizeof(*d));
+        d->pid = i;
+        d->m = msg_new((const uint8_t *)"t", 1, NULL, 0, 1, false, NULL, "o", 0);
+        session_queue_add(b, s, d);
+    }
+    ASSERT_EQ(b->st.queued, 3);
+    ASSERT_EQ(b->st.inflight, 0);
+    struct delivery *d = session_queue_pop(b, s);
+    ASSERT(d && d->pid == 1);
+    session_inflight_add(b, s, d);
+    ASSERT_EQ(b->st.queued, 2);
+    ASSERT_EQ(b->st.inflight, 1);
+    ASSERT(session_inflight_take(b, s, 9) == NULL); /* not in flight */
+    ASSERT_EQ(b->st.inflight, 1);
+    d = session_inflight_take(b, s, 1);
+    ASSERT(d && d->pid == 1);
+    ASSERT_EQ(b->st.inflight, 0);
+    delivery_free(d);
+    struct session *e = session_new(b, "empty");
+    ASSERT(session_queue_pop(b, e) == NULL);
+    ASSERT_EQ(b->st.queued, 2);
+    session_end(b, s);
+    ASSERT_EQ(b->st.queued, 0);
+    broker_free(b);
+}
+
+/* subs and sub_opts grow together on one capacity: past several growths
+ * every filter still has its own options byte. */
+TEST(subscriptions_and_options_grow_together)
+{
+    struct broker *b = mkbroker();
+    struct session *s = session_new(b, "grows");
+    char f[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(f, sizeof(f), "g/%d", i);
+        ASSERT_EQ(session_subscribe(b, s, (const uint8_t *)f, strlen(f), (uint8_t)(i % 3), 0), 1);
+    }
+    ASSERT_EQ(s->nsubs, 100);
+    ASSERT(s->capsubs >= 100);
+    for (int i = 0; i < 100; i++) {
+        snprintf(f, sizeof(f), "g/%d", i);
+        ASSERT_STR_EQ(s->subs[i], f);
+        ASSERT_EQ(s->sub_opts[i], i % 3);
+    }
+    session_end(b, s);
+    broker_free(b);
+}
+
 TEST(many_sessions_hash)
 {
     struct broker *b = mkbroker();
@@ -473,5 +557,8 @@ int main(void)
     RUN(missed_insertion_is_refiled);
     RUN(many_sessions_cost_per_tick);
     RUN(sessions_loaded_from_the_store_get_deadlines);
+    RUN(owner_anonymous_shared_named_copied);
+    RUN(session_lists_keep_the_broker_counts);
+    RUN(subscriptions_and_options_grow_together);
     TEST_DONE();
 }

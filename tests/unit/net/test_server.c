@@ -459,6 +459,73 @@ TEST(accepted_not_internal)
     stop(s);
 }
 
+/* The peer's text is made from its address and port, as the socket's own
+ * account (tcp_peer_name) writes it; an address of another family changes
+ * nothing; a name is kept to NET_PEER_MAX - 1 characters; a connection
+ * with neither reads "unknown". */
+TEST(peer_text_from_address_or_name)
+{
+    struct net_conn c = {0};
+    char buf[NET_PEER_MAX];
+    ASSERT_STR_EQ(net_conn_peer_format(&c, buf), "unknown");
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons(1883);
+    inet_pton(AF_INET, "10.1.2.3", &a4->sin_addr);
+    ASSERT(conn_peer_set_name(&c, "bridge:x"));
+    ASSERT(conn_peer_from_sockaddr(&c, &ss)); /* the name goes (ASan: not leaked) */
+    ASSERT(c.name == NULL);
+    ASSERT_STR_EQ(net_conn_peer(&c), "10.1.2.3:1883");
+    ASSERT_EQ(c.addr[10], 0xFF); /* stored as ::ffff:10.1.2.3 */
+    ASSERT_EQ(c.addr[15], 3);
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    memset(&ss, 0, sizeof(ss));
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(8883);
+    inet_pton(AF_INET6, "::ffff:10.0.0.1", &a6->sin6_addr);
+    ASSERT(conn_peer_from_sockaddr(&c, &ss));
+    ASSERT_STR_EQ(net_conn_peer(&c), "[::ffff:10.0.0.1]:8883"); /* as a dual-stack socket says */
+    inet_pton(AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", &a6->sin6_addr);
+    a6->sin6_port = htons(65535);
+    ASSERT(conn_peer_from_sockaddr(&c, &ss));
+    ASSERT_STR_EQ(net_conn_peer(&c), "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
+    memset(&ss, 0, sizeof(ss));
+    ss.ss_family = AF_UNIX;
+    ASSERT(!conn_peer_from_sockaddr(&c, &ss));
+    ASSERT_STR_EQ(net_conn_peer(&c), "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
+    char longname[100];
+    memset(longname, 'n', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    ASSERT(conn_peer_set_name(&c, longname));
+    ASSERT_EQ(strlen(net_conn_peer(&c)), NET_PEER_MAX - 1);
+    free(c.name);
+}
+
+/* An accepted connection's peer reads exactly as getpeername() has it. */
+TEST(peer_text_matches_the_socket)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ASSERT_EQ(bind(ls, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ASSERT_EQ(listen(ls, 1), 0);
+    socklen_t sl = sizeof(sa);
+    ASSERT_EQ(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+    int fd = dial(ntohs(sa.sin_port));
+    struct sockaddr_storage ss;
+    sl = sizeof(ss);
+    int in = accept(ls, (struct sockaddr *)&ss, &sl);
+    ASSERT(in >= 0);
+    struct net_conn c = {0};
+    ASSERT(conn_peer_from_sockaddr(&c, &ss));
+    char want[NET_PEER_MAX];
+    tcp_peer_name(in, want, sizeof(want));
+    ASSERT_STR_EQ(net_conn_peer(&c), want);
+    close(in);
+    close(fd);
+    close(ls);
+}
+
 /* The handler closes after its last packet while the peer is still
  * sending: the peer reads that packet and an end of file, not a reset
  * (writing is shut down, unread input is drained, then the socket closes). */
@@ -614,6 +681,8 @@ int main(void)
     RUN(adopt_before_start_refused);
     RUN(accepted_not_internal);
     RUN(close_while_peer_sends_is_graceful);
+    RUN(peer_text_from_address_or_name);
+    RUN(peer_text_matches_the_socket);
     RUN(sweep_skips_idle_connections);
     RUN(stop_accepting_refuses_and_keeps_open_ones);
     TEST_DONE();

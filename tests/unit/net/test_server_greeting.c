@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "net/internal.h"
 #include "net/net.h"
 #include "net_fixture.h"
 #include "pki_fixture.h"
@@ -31,6 +32,9 @@ static _Atomic uint64_t seen_tag;
 static _Atomic bool seen_tls_in_greeting;
 static _Atomic size_t greeting_len; /* what the hook returns; 0: its INFO line */
 static _Atomic bool big_greeting;   /* a whole NET_GREETING_MAX of pattern */
+/* Whether the connection held its pre-open part (handshake gate entry,
+ * idle deadline) in the greeting hook and in on_open: -1 not seen. */
+static _Atomic int seen_pre_greeting = -1, seen_pre_open = -1;
 
 /* An INFO-like line naming the connection's tag, which the hook sets. */
 static size_t greeting(void *ctx, struct net_conn *c, uint8_t *buf, size_t cap)
@@ -38,6 +42,7 @@ static size_t greeting(void *ctx, struct net_conn *c, uint8_t *buf, size_t cap)
     (void)ctx;
     int n = atomic_fetch_add(&greetings, 1) + 1;
     net_conn_set_tag(c, (uint64_t)n);
+    atomic_store(&seen_pre_greeting, c->pre != NULL);
     atomic_store(&seen_tls_in_greeting, net_conn_tls_server(c) != NULL);
     if (atomic_load(&big_greeting)) {
         for (size_t i = 0; i < cap; i++)
@@ -62,6 +67,7 @@ static void *on_open(void *ctx, struct net_conn *c)
     (void)ctx;
     atomic_store(&seen_greeted, net_conn_greeted(c));
     atomic_store(&seen_tag, net_conn_tag(c));
+    atomic_store(&seen_pre_open, c->pre != NULL);
     /* What on_open sends comes after the greeting. */
     if (net_conn_send(c, "hello\n", 6) < 0)
         return NULL;
@@ -98,6 +104,8 @@ static void reset(void)
     atomic_store(&seen_tag, 0);
     atomic_store(&greeting_len, 0);
     atomic_store(&big_greeting, false);
+    atomic_store(&seen_pre_greeting, -1);
+    atomic_store(&seen_pre_open, -1);
 }
 
 static struct net_server *server(void)
@@ -205,6 +213,9 @@ TEST(plain_greeting_goes_first)
         ASSERT_EQ(atomic_load(&seen_greeted), 1);
         ASSERT_EQ(atomic_load(&seen_tag), (uint64_t)k);
         ASSERT(!atomic_load(&seen_tls_in_greeting));
+        /* A plain connection never has a pre-open part. */
+        ASSERT_EQ(atomic_load(&seen_pre_greeting), 0);
+        ASSERT_EQ(atomic_load(&seen_pre_open), 0);
         close(fd);
     }
     ASSERT(wait_for(&closes, 3));
@@ -279,6 +290,10 @@ TEST(tls_greeting_before_handshake)
     ASSERT_MEM_EQ(buf, "ping\n", 5);
     ASSERT_EQ(atomic_load(&seen_greeted), 1);
     ASSERT_EQ(atomic_load(&seen_tag), 1);
+    /* A TLS connection has its pre-open part until the handshake is over,
+     * and no longer once it is open (ASan finds it if it is not freed). */
+    ASSERT_EQ(atomic_load(&seen_pre_greeting), 1);
+    ASSERT_EQ(atomic_load(&seen_pre_open), 0);
     tls_transport_ops.destroy(ct);
     close(fd);
     stop(s);
