@@ -366,9 +366,14 @@ static SSL_CTX *build_server_ctx(struct tls_server *s, const struct tls_server_c
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"ward", 4);
-    /* One TLS 1.3 ticket per handshake is enough to resume (OpenSSL's
-     * default of two doubles the ticket work for nothing). */
-    SSL_CTX_set_num_tickets(ctx, 1);
+    /* One TLS 1.3 ticket per connection is enough to resume (OpenSSL's
+     * default of two doubles the ticket work for nothing), and it is made
+     * only once the client has sent application data (tls_read): a client
+     * that hangs up after the handshake (a load balancer's health check, a
+     * scanner, `openssl s_time -new`) never uses one, and a ticket costs
+     * about a tenth of a handshake (the session is encoded, decoded and
+     * encoded again, then encrypted): send_ticket. */
+    SSL_CTX_set_num_tickets(ctx, 0);
     /* Resumption rides on stateless tickets: no server-side session cache,
      * whose lock every handshake would otherwise take. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -747,8 +752,9 @@ struct tls_conn {
     char *host;  /* client side */
     int fd;
     bool done, client;
-    bool running; /* counted in srv->hs_running */
-    bool peeked;  /* the first byte was looked at */
+    bool running;    /* counted in srv->hs_running */
+    bool peeked;     /* the first byte was looked at */
+    bool ticket_due; /* TLS 1.3 server: a ticket goes with the first answer */
 };
 
 /* Replaces t->cause; out of memory leaves the generic one (tls_cause()). */
@@ -980,6 +986,7 @@ static ssize_t tls_handshake(void *arg)
     int r = t->client ? SSL_do_handshake(t->ssl) : server_handshake(t->ssl);
     if (r == 1) {
         t->done = true;
+        t->ticket_due = !t->client && SSL_version(t->ssl) == TLS1_3_VERSION;
         handshake_ended(t);
         return 1;
     }
@@ -1020,6 +1027,19 @@ static ssize_t map_io(struct tls_conn *t, int r)
     }
 }
 
+/* The connection's TLS 1.3 ticket, written now through server_handshake
+ * (which decodes the session copy the ticket is made from without the
+ * client key's decoder search). A full socket buffer leaves it to the
+ * next SSL_write, which sends it ahead of its data. */
+static void send_ticket(struct tls_conn *t)
+{
+    t->ticket_due = false;
+    ERR_clear_error();
+    if (SSL_new_session_ticket(t->ssl) == 1)
+        server_handshake(t->ssl);
+    ERR_clear_error();
+}
+
 static ssize_t tls_read(void *arg, void *buf, size_t len)
 {
     struct tls_conn *t = arg;
@@ -1044,6 +1064,8 @@ static ssize_t tls_read(void *arg, void *buf, size_t len)
             break;
         return got ? (ssize_t)got : m;
     }
+    if (t->ticket_due) /* see build_server_ctx */
+        send_ticket(t);
     return (ssize_t)got;
 }
 

@@ -668,6 +668,7 @@ def test_forwarded_for_from_trusted_proxy(ward_factory, tmp_path):
     c = ws.WSClient(b.ws_port, headers=["X-Forwarded-For: 203.0.113.7"])
     c.handshake("behind-proxy")
     c.disconnect()
+    b.ward.wait_log("client 'behind-proxy' (")  # the logger thread writes it a moment later
     line = [ln for ln in b.log().splitlines() if "'behind-proxy'" in ln and "connected" in ln]
     assert line and "203.0.113.7" in line[0], b.log()
     # A chain: the last entry is what the trusted proxy itself saw; the
@@ -675,6 +676,7 @@ def test_forwarded_for_from_trusted_proxy(ward_factory, tmp_path):
     c = ws.WSClient(b.ws_port, headers=["X-Forwarded-For: 198.51.100.9, 203.0.113.8"])
     c.handshake("chained")
     c.disconnect()
+    b.ward.wait_log("client 'chained' (")
     line = [ln for ln in b.log().splitlines() if "'chained'" in ln and "connected" in ln]
     assert line and "203.0.113.8" in line[0] and "198.51.100.9" not in line[0], b.log()
 
@@ -684,6 +686,7 @@ def test_forwarded_for_ignored_from_others(ward_factory, tmp_path):
     c = ws.WSClient(b.ws_port, headers=["X-Forwarded-For: 203.0.113.7"])
     c.handshake("not-a-proxy")
     c.disconnect()
+    b.ward.wait_log("client 'not-a-proxy' (")
     line = [ln for ln in b.log().splitlines() if "'not-a-proxy'" in ln and "connected" in ln]
     assert line and "203.0.113.7" not in line[0] and "127.0.0.1" in line[0], b.log()
 

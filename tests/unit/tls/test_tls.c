@@ -313,7 +313,26 @@ struct raw_result {
 };
 
 /* Handshakes cx with s over a socketpair, offering `offer` if not NULL. */
-static struct raw_result raw_handshake(struct tls_server *s, SSL_CTX *cx, SSL_SESSION *offer)
+/* One byte each way after the handshake: the client's first, then the
+ * server's answer (which a TLS 1.3 ticket precedes). */
+static void exchange(void *st, SSL *c)
+{
+    char b[8];
+    ASSERT_EQ(SSL_write(c, "x", 1), 1);
+    ssize_t n = TRANSPORT_WANT_READ;
+    for (int i = 0; i < 200 && n == TRANSPORT_WANT_READ; i++)
+        n = tls_transport_ops.read(st, b, sizeof(b));
+    ASSERT_EQ(n, 1);
+    ASSERT_EQ(tls_transport_ops.write(st, "y", 1), 1);
+    int r = -1;
+    for (int i = 0; i < 200 && r <= 0; i++)
+        r = SSL_read(c, b, sizeof(b));
+    ASSERT_EQ(r, 1);
+    ASSERT_EQ(b[0], 'y');
+}
+
+static struct raw_result raw_handshake_ex(struct tls_server *s, SSL_CTX *cx, SSL_SESSION *offer,
+                                          bool talk)
 {
     int sv[2];
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -337,8 +356,13 @@ static struct raw_result raw_handshake(struct tls_server *s, SSL_CTX *cx, SSL_SE
     ASSERT_EQ(rs, 1);
     ASSERT_EQ(rc, 1);
     ASSERT_EQ(SSL_get_verify_result(c), X509_V_OK);
-    char b[8];
-    SSL_read(c, b, sizeof(b)); /* takes in the TLS 1.3 ticket */
+    if (talk)
+        exchange(st, c); /* the TLS 1.3 ticket comes with the server's answer */
+    else {
+        char b[8];
+        ASSERT_EQ(SSL_read(c, b, sizeof(b)), -1); /* nothing came after the handshake */
+        ASSERT_EQ(SSL_get_error(c, -1), SSL_ERROR_WANT_READ);
+    }
     struct raw_result r = {.certs = sk_X509_num(SSL_get_peer_cert_chain(c)),
                            .reused = SSL_session_reused(c) == 1,
                            .session = SSL_get1_session(c),
@@ -349,6 +373,11 @@ static struct raw_result raw_handshake(struct tls_server *s, SSL_CTX *cx, SSL_SE
     close(sv[0]);
     close(sv[1]);
     return r;
+}
+
+static struct raw_result raw_handshake(struct tls_server *s, SSL_CTX *cx, SSL_SESSION *offer)
+{
+    return raw_handshake_ex(s, cx, offer, true);
 }
 
 static int certs_sent(struct tls_server *s)
@@ -425,6 +454,31 @@ TEST(tickets_resume_across_threads)
     SSL_SESSION *all[] = {a.session, b.session, c.session, d.session, e.session};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         SSL_SESSION_free(all[i]);
+    SSL_CTX_free(cx);
+    tls_server_free(s);
+}
+
+/* A TLS 1.3 ticket is made only for a client that sent application data
+ * (it comes ahead of the server's answer): a client that hangs up after
+ * the handshake (a health check, a scanner) costs no ticket, and has no
+ * session to resume. */
+TEST(ticket_only_after_application_data)
+{
+    struct tls_server_config sc = server_cfg(TLS_VERIFY_REQUIRED);
+    struct tls_server *s = tls_server_new(&sc, err, sizeof(err));
+    ASSERT(s);
+    SSL_CTX *cx = raw_client();
+    struct raw_result quiet = raw_handshake_ex(s, cx, NULL, false);
+    ASSERT(quiet.session);
+    ASSERT_EQ(SSL_SESSION_is_resumable(quiet.session), 0);
+    struct raw_result talked = raw_handshake_ex(s, cx, NULL, true);
+    ASSERT_EQ(SSL_SESSION_is_resumable(talked.session), 1);
+    struct raw_result again = raw_handshake_ex(s, cx, talked.session, false);
+    ASSERT(again.reused); /* and the resumed one, quiet, made none either */
+    ASSERT_EQ(SSL_SESSION_is_resumable(again.session), 1); /* the offered one */
+    SSL_SESSION_free(quiet.session);
+    SSL_SESSION_free(talked.session);
+    SSL_SESSION_free(again.session);
     SSL_CTX_free(cx);
     tls_server_free(s);
 }
@@ -1349,6 +1403,7 @@ int main(int argc, char **argv)
     RUN(reload_keeps_old_on_failure);
     RUN(chain_built_without_root);
     RUN(tickets_resume_across_threads);
+    RUN(ticket_only_after_application_data);
     RUN(threads_serve_loaded_files_until_reload);
     RUN(resumed_keeps_identity);
     RUN(names);
