@@ -153,14 +153,15 @@ static uint32_t share(const struct hsgate *g)
 }
 
 /* The oldest running handshake of a source above its share that has sent
- * nothing yet. One that is under way is never cut short: in a reconnect
- * storm every client sends its ClientHello at once, and a newcomer waits
- * for the next freed slot (which goes to the source holding the fewest)
- * instead of costing another client its handshake. */
-static struct hsgate_entry *victim_active(const struct hsgate *g, uint32_t fair)
+ * nothing for evict_idle_ms. One that is under way is never cut short: in
+ * a reconnect storm every client sends its ClientHello at once, and a
+ * newcomer waits for the next freed slot (which goes to the source holding
+ * the fewest) instead of costing another client its handshake. */
+static struct hsgate_entry *victim_active(const struct hsgate *g, uint32_t fair, int64_t now_ms)
 {
     for (struct hsgate_entry *e = g->act_head; e; e = e->next)
-        if (e->idle && find(g, e->src)->active > fair)
+        if (e->idle && now_ms - e->since >= (int64_t)g->evict_idle_ms &&
+            find(g, e->src)->active > fair)
             return e;
     return NULL;
 }
@@ -198,11 +199,12 @@ static struct hsgate_entry *next_waiting(const struct hsgate *g)
 
 /* ---- the interface ---- */
 
-void hsgate_init(struct hsgate *g, uint32_t cap, uint32_t qcap)
+void hsgate_init(struct hsgate *g, uint32_t cap, uint32_t qcap, uint32_t evict_idle_ms)
 {
     memset(g, 0, sizeof(*g));
     g->cap = cap ? cap : 1;
     g->qcap = qcap;
+    g->evict_idle_ms = evict_idle_ms;
 }
 
 void hsgate_free(struct hsgate *g)
@@ -237,12 +239,13 @@ static enum hsgate_verdict enqueue(struct hsgate *g, struct hsgate_entry *e,
 }
 
 /* see hsgate.h */
-enum hsgate_verdict hsgate_arrive(struct hsgate *g, struct hsgate_entry *e,
+enum hsgate_verdict hsgate_arrive(struct hsgate *g, struct hsgate_entry *e, int64_t now_ms,
                                   struct hsgate_entry **evicted)
 {
     *evicted = NULL;
     e->prev = e->next = NULL;
     e->state = HSGATE_OUT;
+    e->since = now_ms;
     struct hsgate_src *s = add(g, e->src);
     if (!s)
         return HSGATE_REFUSED;
@@ -253,7 +256,7 @@ enum hsgate_verdict hsgate_arrive(struct hsgate *g, struct hsgate_entry *e,
     /* Contended: a source below its share takes a slot from one above. */
     uint32_t fair = share(g);
     if (s->active < fair) {
-        struct hsgate_entry *v = victim_active(g, fair);
+        struct hsgate_entry *v = victim_active(g, fair, now_ms);
         if (v) {
             remove_entry(g, v);
             *evicted = v;
@@ -275,6 +278,30 @@ struct hsgate_entry *hsgate_leave(struct hsgate *g, struct hsgate_entry *e)
         return NULL;
     struct hsgate_entry *next = next_waiting(g);
     struct hsgate_src *s = find(g, next->src);
+    unlink_entry(&g->q_head, &g->q_tail, next);
+    g->waiting--;
+    s->waiting--;
+    admit(g, next, s);
+    return next;
+}
+
+/* see hsgate.h */
+struct hsgate_entry *hsgate_rebalance(struct hsgate *g, int64_t now_ms,
+                                      struct hsgate_entry **evicted)
+{
+    *evicted = NULL;
+    if (!g->waiting || g->active < g->cap)
+        return NULL;
+    uint32_t fair = share(g);
+    struct hsgate_entry *next = next_waiting(g); /* of the source holding the fewest */
+    if (find(g, next->src)->active >= fair)
+        return NULL;
+    struct hsgate_entry *v = victim_active(g, fair, now_ms);
+    if (!v)
+        return NULL;
+    remove_entry(g, v);
+    *evicted = v;
+    struct hsgate_src *s = find(g, next->src); /* the table may have shifted */
     unlink_entry(&g->q_head, &g->q_tail, next);
     g->waiting--;
     s->waiting--;

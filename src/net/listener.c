@@ -332,7 +332,10 @@ static int apply_opts(struct listener *l, const char *url, const struct net_list
     uint32_t qcap = m.handshake_queue       ? m.handshake_queue
                     : cap > UINT32_MAX / 16 ? UINT32_MAX
                                             : cap * 16;
-    hsgate_init(&l->gate, cap, qcap);
+    /* A slot's holder that has sent nothing for half the idle timeout
+     * (1.25 s by default) may lose it to a fairer source: a slow-loris
+     * soon does, a storm's client whose ClientHello is on its way does not. */
+    hsgate_init(&l->gate, cap, qcap, l->hs_idle_ms / 2);
     l->hs_queue_ms = either(m.handshake_queue_timeout_ms, 60000);
     l->proxy = m.proxy_protocol;
     /* A WebSocket listener trusts its proxies' X-Forwarded-For as well. */

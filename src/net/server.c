@@ -396,6 +396,26 @@ static void gate_evict(struct listener *l, struct hsgate_entry *v)
     net_conn_close(c, "TLS handshake slot given to another source");
 }
 
+/* Slots held by silent handshakes of a source above its share go to the
+ * waiting connections of sources below it, once the silence has lasted
+ * (hsgate_rebalance): a newcomer that arrived while they were still young
+ * is not left waiting for their idle timeout. A few per sweep. */
+static void gate_rebalance(struct listener *l, uint64_t now)
+{
+    if (!l->tls)
+        return;
+    pthread_mutex_lock(&l->gate_lock);
+    for (int i = 0; i < 64; i++) {
+        struct hsgate_entry *evicted = NULL;
+        struct hsgate_entry *next = hsgate_rebalance(&l->gate, (int64_t)now, &evicted);
+        if (!next)
+            break;
+        gate_evict(l, evicted);
+        gate_admitted(next);
+    }
+    pthread_mutex_unlock(&l->gate_lock);
+}
+
 /* The key for handshake fairness: the peer's address for IPv4, its /64
  * for IPv6 (one host commonly holds a whole /64). */
 static void gate_source(struct net_conn *c)
@@ -416,7 +436,7 @@ static void gate_arrive(struct net_conn *c)
     c->pre->gate.idle = true;
     pthread_mutex_lock(&l->gate_lock);
     c->in_gate = true;
-    enum hsgate_verdict v = hsgate_arrive(&l->gate, &c->pre->gate, &evicted);
+    enum hsgate_verdict v = hsgate_arrive(&l->gate, &c->pre->gate, clock_mono_ms(), &evicted);
     gate_evict(l, evicted);
     pthread_mutex_unlock(&l->gate_lock);
     if (v == HSGATE_ADMITTED) {
@@ -1325,8 +1345,10 @@ static void sweep(struct worker *w, bool all)
         atomic_fetch_add_explicit(&net_sweep_visits, visits, memory_order_relaxed);
     }
     if (w->index == 0)
-        for (unsigned i = 0; i < w->s->nlisteners; i++)
+        for (unsigned i = 0; i < w->s->nlisteners; i++) {
+            gate_rebalance(&w->s->listeners[i], now);
             listener_report_held(&w->s->listeners[i]);
+        }
 }
 
 static void handle_conn(struct net_conn *c, uint32_t events)

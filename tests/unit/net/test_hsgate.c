@@ -15,7 +15,7 @@ static void src(struct hsgate_entry *e, uint32_t addr)
 static enum hsgate_verdict arrive(struct hsgate *g, struct hsgate_entry *e)
 {
     struct hsgate_entry *ev = NULL;
-    enum hsgate_verdict v = hsgate_arrive(g, e, &ev);
+    enum hsgate_verdict v = hsgate_arrive(g, e, 0, &ev);
     ASSERT(ev == NULL);
     return v;
 }
@@ -33,7 +33,7 @@ static void drained_free(struct hsgate *g)
 TEST(cap_then_queue_then_refuse)
 {
     struct hsgate g;
-    hsgate_init(&g, 2, 2);
+    hsgate_init(&g, 2, 2, 0);
     struct hsgate_entry e[5];
     for (int i = 0; i < 5; i++)
         src(&e[i], 1);
@@ -60,7 +60,7 @@ TEST(cap_then_queue_then_refuse)
 TEST(newcomer_takes_a_slot_from_the_flooder)
 {
     struct hsgate g;
-    hsgate_init(&g, 4, 4);
+    hsgate_init(&g, 4, 4, 0);
     struct hsgate_entry f[4], real;
     for (int i = 0; i < 4; i++) {
         src(&f[i], 7);
@@ -69,7 +69,7 @@ TEST(newcomer_takes_a_slot_from_the_flooder)
     }
     src(&real, 9);
     struct hsgate_entry *ev = NULL;
-    ASSERT_EQ(hsgate_arrive(&g, &real, &ev), HSGATE_ADMITTED);
+    ASSERT_EQ(hsgate_arrive(&g, &real, 0, &ev), HSGATE_ADMITTED);
     ASSERT(ev == &f[1]); /* the oldest idle one, not f[0] */
     ASSERT_EQ(f[1].state, HSGATE_OUT);
     uint32_t a, w;
@@ -81,7 +81,7 @@ TEST(newcomer_takes_a_slot_from_the_flooder)
      * the flooder 3 > 2: another slot changes hands. */
     struct hsgate_entry real2;
     src(&real2, 9);
-    ASSERT_EQ(hsgate_arrive(&g, &real2, &ev), HSGATE_ADMITTED);
+    ASSERT_EQ(hsgate_arrive(&g, &real2, 0, &ev), HSGATE_ADMITTED);
     ASSERT(ev == &f[2]);
     /* Now 2 and 2: a third from 9 waits. */
     struct hsgate_entry real3;
@@ -90,13 +90,70 @@ TEST(newcomer_takes_a_slot_from_the_flooder)
     hsgate_free(&g);
 }
 
+/* A silent handshake loses its slot only once it has been silent for
+ * evict_idle_ms since it arrived: a newcomer arriving before that waits (a
+ * storm's ClientHello may be slow to come); rebalancing later, once the
+ * silence has lasted, gives it the slot; one that spoke in time keeps it. */
+TEST(a_slot_changes_hands_only_after_the_silence_lasted)
+{
+    struct hsgate g;
+    hsgate_init(&g, 2, 4, 1000);
+    struct hsgate_entry f[2], real;
+    struct hsgate_entry *ev = NULL;
+    for (int i = 0; i < 2; i++) {
+        src(&f[i], 7);
+        f[i].idle = true;
+        ASSERT_EQ(hsgate_arrive(&g, &f[i], 5000 + i * 500, &ev), HSGATE_ADMITTED);
+        ASSERT(ev == NULL);
+    }
+    src(&real, 9);
+    ASSERT_EQ(hsgate_arrive(&g, &real, 5999, &ev), HSGATE_QUEUED); /* f[0] silent 999 ms */
+    ASSERT(ev == NULL);
+    ASSERT(hsgate_rebalance(&g, 5999, &ev) == NULL);
+    ASSERT(ev == NULL);
+    ASSERT(hsgate_rebalance(&g, 6000, &ev) == &real); /* 1000 ms: the slot changes hands */
+    ASSERT(ev == &f[0]);
+    ASSERT_EQ(f[0].state, HSGATE_OUT);
+    ASSERT_EQ(real.state, HSGATE_ACTIVE);
+    ASSERT_EQ(f[1].state, HSGATE_ACTIVE);
+    /* Now 1 and 1 of 2: nobody is above the share, nothing moves. */
+    ASSERT(hsgate_rebalance(&g, 9000, &ev) == NULL);
+    hsgate_leave(&g, &real);
+    hsgate_leave(&g, &f[1]);
+    drained_free(&g);
+}
+
+/* A source at its share waiting, or a holder that has spoken: rebalancing
+ * changes nothing. */
+TEST(rebalance_leaves_fair_and_busy_slots_alone)
+{
+    struct hsgate g;
+    hsgate_init(&g, 2, 4, 0);
+    struct hsgate_entry a, b, c;
+    struct hsgate_entry *ev = NULL;
+    src(&a, 7);
+    src(&b, 9);
+    src(&c, 9);
+    a.idle = b.idle = true;
+    ASSERT_EQ(arrive(&g, &a), HSGATE_ADMITTED);
+    ASSERT_EQ(arrive(&g, &b), HSGATE_ADMITTED);
+    ASSERT_EQ(arrive(&g, &c), HSGATE_QUEUED); /* 9 already holds its share of 1 */
+    ASSERT(hsgate_rebalance(&g, 100000, &ev) == NULL);
+    ASSERT(ev == NULL);
+    hsgate_leave(&g, &a); /* the freed slot goes to c */
+    ASSERT_EQ(c.state, HSGATE_ACTIVE);
+    hsgate_leave(&g, &b);
+    hsgate_leave(&g, &c);
+    drained_free(&g);
+}
+
 /* Every handshake of the busy source is under way (a reconnect storm, not
  * a slow-loris): the newcomer waits instead of cutting one short, and the
  * next freed slot is its. */
 TEST(handshakes_under_way_are_not_cut_short)
 {
     struct hsgate g;
-    hsgate_init(&g, 2, 4);
+    hsgate_init(&g, 2, 4, 0);
     struct hsgate_entry f[2], real;
     for (int i = 0; i < 2; i++) {
         src(&f[i], 7);
@@ -109,7 +166,7 @@ TEST(handshakes_under_way_are_not_cut_short)
     ASSERT_EQ(arrive(&g, &more), HSGATE_QUEUED);
     src(&real, 9);
     struct hsgate_entry *ev = NULL;
-    ASSERT_EQ(hsgate_arrive(&g, &real, &ev), HSGATE_QUEUED);
+    ASSERT_EQ(hsgate_arrive(&g, &real, 0, &ev), HSGATE_QUEUED);
     ASSERT(ev == NULL);
     ASSERT_EQ(f[0].state, HSGATE_ACTIVE);
     ASSERT_EQ(f[1].state, HSGATE_ACTIVE);
@@ -126,7 +183,7 @@ TEST(handshakes_under_way_are_not_cut_short)
 TEST(full_queue_evicts_the_biggest_waiter)
 {
     struct hsgate g;
-    hsgate_init(&g, 1, 3);
+    hsgate_init(&g, 1, 3, 0);
     struct hsgate_entry busy, q[3], other;
     src(&busy, 5);
     ASSERT_EQ(arrive(&g, &busy), HSGATE_ADMITTED);
@@ -137,7 +194,7 @@ TEST(full_queue_evicts_the_biggest_waiter)
     src(&other, 9);
     struct hsgate_entry *ev = NULL;
     /* Source 9 has no slot, share is 1/3 -> 1; 5 holds 1 (not above): wait. */
-    ASSERT_EQ(hsgate_arrive(&g, &other, &ev), HSGATE_QUEUED);
+    ASSERT_EQ(hsgate_arrive(&g, &other, 0, &ev), HSGATE_QUEUED);
     ASSERT(ev == &q[0]);
     ASSERT_EQ(q[0].state, HSGATE_OUT);
     /* The freed slot goes to the source with the fewest slots: all hold 0
@@ -155,7 +212,7 @@ TEST(full_queue_evicts_the_biggest_waiter)
 TEST(freed_slot_goes_to_fewest_slots)
 {
     struct hsgate g;
-    hsgate_init(&g, 2, 4);
+    hsgate_init(&g, 2, 4, 0);
     struct hsgate_entry a7, a9, w7, w9;
     src(&a7, 7);
     src(&a9, 9);
@@ -179,7 +236,7 @@ TEST(table_churn)
     enum { N = 3000 };
     static struct hsgate_entry e[N];
     struct hsgate g;
-    hsgate_init(&g, N, 0);
+    hsgate_init(&g, N, 0, 0);
     for (uint32_t i = 0; i < N; i++) {
         src(&e[i], i % 1000);
         ASSERT_EQ(arrive(&g, &e[i]), HSGATE_ADMITTED);
@@ -204,7 +261,7 @@ TEST(table_churn)
 TEST(no_queue)
 {
     struct hsgate g;
-    hsgate_init(&g, 1, 0);
+    hsgate_init(&g, 1, 0, 0);
     struct hsgate_entry a, b;
     src(&a, 1);
     src(&b, 1);
@@ -220,6 +277,8 @@ int main(void)
     RUN(cap_then_queue_then_refuse);
     RUN(newcomer_takes_a_slot_from_the_flooder);
     RUN(handshakes_under_way_are_not_cut_short);
+    RUN(a_slot_changes_hands_only_after_the_silence_lasted);
+    RUN(rebalance_leaves_fair_and_busy_slots_alone);
     RUN(full_queue_evicts_the_biggest_waiter);
     RUN(freed_slot_goes_to_fewest_slots);
     RUN(table_churn);
