@@ -25,6 +25,19 @@ static inline int dial(uint16_t port)
     return fd;
 }
 
+/* A TCP port on 127.0.0.1 that nothing listens on (as the kernel gave it
+ * out and took it back): connecting to it is refused. */
+static inline uint16_t closed_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    ASSERT_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ASSERT_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
 /* Reads until n bytes came, the peer closed, or the read deadline passed;
  * returns how many came. */
 static inline size_t read_n(int fd, char *buf, size_t n)

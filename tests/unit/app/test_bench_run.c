@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "mqtt/mqtt.h"
 #include "net/net.h"
+#include "net_fixture.h"
 #include "pki_fixture.h"
 #include "scratch.h"
 #include "tls/tls.h"
@@ -269,18 +270,6 @@ TEST(websocket_refused)
     ASSERT_EQ(BENCH(main_broker.ws_port, "p2p", "-n", "1", "-c", "1"), -1);
     if (!strstr(r.error, " connection was closed by the broker"))
         TEST_FAIL_("error \"%s\"", r.error);
-}
-
-/* A TCP port on 127.0.0.1 that nothing listens on. */
-static uint16_t closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    ASSERT_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    ASSERT_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
 }
 
 TEST(nothing_listening)

@@ -17,6 +17,7 @@
 #include "broker/broker.h"
 #include "core/log.h"
 #include "net/net.h"
+#include "net_fixture.h"
 #include "pki_fixture.h"
 #include "scratch.h"
 #include "tls/tls.h"
@@ -233,19 +234,6 @@ TEST(file_that_cannot_be_read)
     OK(PUB("-t", "bad/marker", "-m", "m"));
     EXPECT_TEXT(w, "bad/marker", "m", 0); /* neither sent anything */
     unwatch(w);
-}
-
-/* A TCP port on 127.0.0.1 that nothing listens on (as the kernel gave it
- * out and took it back). */
-static uint16_t closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    ASSERT_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    ASSERT_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
 }
 
 TEST(nothing_listening)

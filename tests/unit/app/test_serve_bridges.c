@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "mqtt/mqtt.h"
 #include "net/net.h"
+#include "net_fixture.h"
 #include "test.h"
 
 #define WAIT_MS 5000
@@ -164,18 +165,6 @@ static struct ward_config config_of(struct cfg_bridge *all, const struct block *
     for (size_t i = 0; i < n; i++)
         all[i] = k[i].c;
     return (struct ward_config){.bridges = all, .nbridges = n};
-}
-
-/* A TCP port on 127.0.0.1 that nothing listens on. */
-static uint16_t closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    ASSERT_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    ASSERT_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
 }
 
 /* ---- tests --------------------------------------------------------------- */
