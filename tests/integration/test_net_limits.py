@@ -212,8 +212,22 @@ def test_listener_keys_from_a_config_file(tmp_path):
         assert closed_by_peer(sub)  # still full: the $SYS reader must wait its turn
         held.pop().close()
         b.wait_log("disconnected", timeout=DEADLINE)
-        reader = tcp(port)
-        assert mqtt_connect(reader, "reader")
+        # The broker logs the disconnect before net gives the slot back:
+        # the reader tries until the slot is free (a refusal closes it).
+        reader, tries, until = None, 0, time.monotonic() + DEADLINE
+        while reader is None and time.monotonic() < until:
+            s = tcp(port)
+            tries += 1
+            try:
+                ok = mqtt_connect(s, "reader")
+            except OSError:  # closed before the CONNECT went out
+                ok = False
+            if ok:
+                reader = s
+            else:
+                s.close()
+                time.sleep(0.05)
+        assert reader, "the freed slot never came back (%d tries)" % tries
         topic = "$SYS/broker/listeners/%d/refused/max_connections" % port
         reader.sendall(raw.subscribe(1, [(topic, 0)]))
         data = b""
